@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+mod source;
+mod statement;
+mod validate;
+mod value;
+
+pub use config::{
+    ConnectorConfig, DbKind, DsnOptions, PoolConfig, Protocol, Scalar, SecretSource, SslConfig,
+    expose,
+};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use source::{
+    Column, Columns, ExternalSource, QueryOptions, ResultSet, Row, RowStream, ServerInfo,
+    closed_error,
+};
+pub use statement::{Dialect, RenderedStatement, Statement};
+pub use validate::{
+    BackendSpec, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Endpoint, OptionCheck, OptionSpec,
+    Options, PoolSettings, Problem, Problems, Support, TlsSettings, TlsVerify, ValidConfig,
+    parse_bool, parse_duration,
+};
+pub use value::{Decimal, Interval, Value, ValueKind};
+
+/// Re-exported for implementing [`ExternalSource`].
+pub use async_trait::async_trait;
+/// Re-exported so that backends and users name the same secret type.
+pub use secrecy::{ExposeSecret, SecretString};

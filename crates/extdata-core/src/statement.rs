@@ -1,0 +1,523 @@
+//! [`Statement`]: SQL with named `:name` parameters, rendered per dialect.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// The SQL dialect a statement is rendered for: decides how the SQL is lexed (which
+/// quotes and comments exist) and how placeholders are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL: `$1`, `$$dollar quotes$$`, `E'…'` strings, nested block comments.
+    Postgres,
+    /// MySQL and MariaDB: `?`, backtick identifiers, backslash escapes in strings, `#`
+    /// comments.
+    MySql,
+    /// SQLite: `?NNN` (numbered, so a repeated name binds once).
+    Sqlite,
+    /// Microsoft SQL Server: `@P1`, `[bracket]` identifiers.
+    MsSql,
+    /// Oracle: `:1`.
+    Oracle,
+    /// ClickHouse: `?` (client-side binding), backtick identifiers, backslash escapes.
+    ClickHouse,
+    /// HiveQL: no server-side binding; literals are rendered client-side.
+    Hive,
+}
+
+impl Dialect {
+    fn backslash_escapes(self) -> bool {
+        matches!(self, Dialect::MySql | Dialect::ClickHouse | Dialect::Hive)
+    }
+    fn backtick_identifiers(self) -> bool {
+        matches!(
+            self,
+            Dialect::MySql | Dialect::ClickHouse | Dialect::Hive | Dialect::Sqlite
+        )
+    }
+    fn bracket_identifiers(self) -> bool {
+        matches!(self, Dialect::MsSql | Dialect::Sqlite)
+    }
+    fn hash_comments(self) -> bool {
+        matches!(self, Dialect::MySql | Dialect::ClickHouse)
+    }
+}
+
+/// A statement: SQL text with named parameters (`:name`) and their bound values.
+///
+/// The parser skips string literals, quoted identifiers, comments and `::` casts, so
+/// only real placeholders are replaced; values are always sent as bound parameters (or,
+/// for servers without binding, rendered by the backend's literal escaper).
+///
+/// ```
+/// use extdata_core::{Dialect, Statement};
+/// let stmt = Statement::new("SELECT * FROM t WHERE a = :a AND b::text = ':a' OR c = :a")
+///     .bind("a", 7_i64);
+/// let rendered = stmt.render(Dialect::Postgres).unwrap();
+/// assert_eq!(rendered.sql, "SELECT * FROM t WHERE a = $1 AND b::text = ':a' OR c = $1");
+/// assert_eq!(rendered.params.len(), 1);
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Statement {
+    sql: String,
+    params: BTreeMap<String, Value>,
+}
+
+impl Statement {
+    /// A statement with no parameters bound yet.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Statement {
+            sql: sql.into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// Binds `value` to `:name` (replacing an earlier value).
+    pub fn bind(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Binds `value` to `:name` in place.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.params.insert(name.into(), value.into());
+    }
+
+    /// The SQL as written, with `:name` placeholders.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The bound values by name.
+    pub fn params(&self) -> &BTreeMap<String, Value> {
+        &self.params
+    }
+
+    /// The parameter names the SQL uses, in order of first appearance.
+    pub fn placeholder_names(&self, dialect: Dialect) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for token in lex(&self.sql, dialect) {
+            if let Token::Param(name) = token
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names
+    }
+
+    /// Renders the SQL for `dialect` with positional placeholders, and the values in
+    /// placeholder order.
+    ///
+    /// Fails with [`ErrorKind::Parameter`](crate::ErrorKind::Parameter) when a
+    /// placeholder has no value or a bound value is not used (a likely typo).
+    pub fn render(&self, dialect: Dialect) -> Result<RenderedStatement> {
+        let mut sql = String::with_capacity(self.sql.len() + 8);
+        let mut order: Vec<&str> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        for token in lex(&self.sql, dialect) {
+            match token {
+                Token::Text(text) => sql.push_str(text),
+                Token::Param(name) => {
+                    let value = self.params.get(name).ok_or_else(|| {
+                        Error::parameter(format!("parameter `:{name}` has no value"))
+                    })?;
+                    let position = match dialect {
+                        // `?` cannot refer back: a name used twice is bound twice.
+                        Dialect::MySql | Dialect::ClickHouse | Dialect::Hive => {
+                            order.push(name);
+                            params.push(value.clone());
+                            order.len()
+                        }
+                        _ => match order.iter().position(|n| *n == name) {
+                            Some(i) => i + 1,
+                            None => {
+                                order.push(name);
+                                params.push(value.clone());
+                                order.len()
+                            }
+                        },
+                    };
+                    match dialect {
+                        Dialect::Postgres => sql.push_str(&format!("${position}")),
+                        Dialect::Sqlite => sql.push_str(&format!("?{position}")),
+                        Dialect::MsSql => sql.push_str(&format!("@P{position}")),
+                        Dialect::Oracle => sql.push_str(&format!(":{position}")),
+                        _ => sql.push('?'),
+                    }
+                }
+            }
+        }
+        if let Some(unused) = self
+            .params
+            .keys()
+            .find(|name| !order.iter().any(|n| n == name))
+        {
+            return Err(Error::parameter(format!(
+                "parameter `:{unused}` is bound but the statement does not use it"
+            )));
+        }
+        Ok(RenderedStatement { sql, params })
+    }
+
+    /// Renders the SQL with every placeholder replaced by a literal produced by
+    /// `literal` — for servers without parameter binding. `literal` must escape so that
+    /// no value can leave its literal.
+    pub fn render_inline(
+        &self,
+        dialect: Dialect,
+        mut literal: impl FnMut(&Value) -> Result<String>,
+    ) -> Result<String> {
+        let mut sql = String::with_capacity(self.sql.len() + 16);
+        let mut used = 0usize;
+        let mut seen: Vec<&str> = Vec::new();
+        for token in lex(&self.sql, dialect) {
+            match token {
+                Token::Text(text) => sql.push_str(text),
+                Token::Param(name) => {
+                    let value = self.params.get(name).ok_or_else(|| {
+                        Error::parameter(format!("parameter `:{name}` has no value"))
+                    })?;
+                    if !seen.contains(&name) {
+                        seen.push(name);
+                        used += 1;
+                    }
+                    sql.push_str(&literal(value)?);
+                }
+            }
+        }
+        if used != self.params.len()
+            && let Some(unused) = self.params.keys().find(|k| !seen.contains(&k.as_str()))
+        {
+            return Err(Error::parameter(format!(
+                "parameter `:{unused}` is bound but the statement does not use it"
+            )));
+        }
+        Ok(sql)
+    }
+}
+
+impl From<&str> for Statement {
+    fn from(sql: &str) -> Self {
+        Statement::new(sql)
+    }
+}
+
+impl From<String> for Statement {
+    fn from(sql: String) -> Self {
+        Statement::new(sql)
+    }
+}
+
+impl fmt::Debug for Statement {
+    // Values are left out: they may be personal data of a subscriber.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Statement")
+            .field("sql", &self.sql)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A statement rendered for one dialect: SQL with positional placeholders and the
+/// values in placeholder order.
+#[derive(Clone, PartialEq)]
+pub struct RenderedStatement {
+    /// SQL with the dialect's placeholders.
+    pub sql: String,
+    /// Values in placeholder order.
+    pub params: Vec<Value>,
+}
+
+impl fmt::Debug for RenderedStatement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedStatement")
+            .field("sql", &self.sql)
+            .field("params", &self.params.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    Text(&'a str),
+    Param(&'a str),
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+fn is_ident_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Splits SQL into text runs and `:name` placeholders.
+fn lex(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
+    let bytes = sql.as_bytes();
+    let mut tokens = Vec::new();
+    let mut start = 0; // start of the current text run
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\'' => {
+                let backslash = dialect.backslash_escapes()
+                    || (dialect == Dialect::Postgres
+                        && i > 0
+                        && matches!(bytes[i - 1], b'E' | b'e')
+                        && (i < 2 || !is_ident_char(bytes[i - 2])));
+                i = skip_quoted(bytes, i, b'\'', backslash);
+            }
+            b'"' => i = skip_quoted(bytes, i, b'"', dialect.backslash_escapes()),
+            b'`' if dialect.backtick_identifiers() => i = skip_quoted(bytes, i, b'`', false),
+            b'[' if dialect.bracket_identifiers() => i = skip_until(bytes, i + 1, b"]"),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i, b"\n"),
+            b'#' if dialect.hash_comments() => i = skip_until(bytes, i, b"\n"),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(bytes, i, dialect == Dialect::Postgres)
+            }
+            b'$' if dialect == Dialect::Postgres => i = skip_dollar_quoted(bytes, i),
+            b':' => {
+                let next = bytes.get(i + 1).copied();
+                if next == Some(b':') || next == Some(b'=') {
+                    // `::type` cast or `:=` assignment.
+                    i += 2;
+                } else if i > 0 && bytes[i - 1] == b':' {
+                    i += 1;
+                } else if next.is_some_and(is_ident_start) {
+                    let name_start = i + 1;
+                    let mut end = name_start;
+                    while end < bytes.len() && is_ident_char(bytes[end]) {
+                        end += 1;
+                    }
+                    if start < i {
+                        tokens.push(Token::Text(&sql[start..i]));
+                    }
+                    tokens.push(Token::Param(&sql[name_start..end]));
+                    i = end;
+                    start = end;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        tokens.push(Token::Text(&sql[start..]));
+    }
+    tokens
+}
+
+/// Skips a literal opened at `open` by `quote`; a doubled quote is an escaped quote.
+/// Returns the index after the closing quote (or the end for an unterminated one).
+fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> usize {
+    let mut i = open + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if backslash && b == b'\\' {
+            i += 2;
+        } else if b == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
+
+fn skip_until(bytes: &[u8], from: usize, end: &[u8]) -> usize {
+    let mut i = from;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(end) {
+            return i + end.len();
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+fn skip_block_comment(bytes: &[u8], open: usize, nested: bool) -> usize {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"/*") && (nested || depth == 0) {
+            depth += 1;
+            i += 2;
+        } else if bytes[i..].starts_with(b"*/") {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
+
+/// Skips a PostgreSQL dollar-quoted string (`$$…$$`, `$tag$…$tag$`); a `$1`-style or
+/// lone `$` is left as text.
+fn skip_dollar_quoted(bytes: &[u8], open: usize) -> usize {
+    let mut j = open + 1;
+    while j < bytes.len() && is_ident_char(bytes[j]) {
+        j += 1;
+    }
+    let tag_is_valid = bytes.get(j) == Some(&b'$')
+        && (j == open + 1 || !bytes[open + 1].is_ascii_digit())
+        && (open == 0 || !is_ident_char(bytes[open - 1]));
+    if !tag_is_valid {
+        return open + 1;
+    }
+    let tag = &bytes[open..=j];
+    skip_until(bytes, j + 1, tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sql: &str, dialect: Dialect) -> Vec<String> {
+        Statement::new(sql).placeholder_names(dialect)
+    }
+
+    #[test]
+    fn skips_literals_identifiers_comments_and_casts() {
+        let sql = r#"SELECT ':a', ":b", x::int, /* :c */ y -- :d
+            FROM t WHERE z = :real"#;
+        assert_eq!(names(sql, Dialect::Postgres), ["real"]);
+    }
+
+    #[test]
+    fn doubled_quotes_stay_inside_the_literal() {
+        let sql = "SELECT 'it''s :not' , :yes";
+        assert_eq!(names(sql, Dialect::Postgres), ["yes"]);
+        assert_eq!(names(sql, Dialect::MySql), ["yes"]);
+    }
+
+    #[test]
+    fn backslash_escapes_follow_the_dialect() {
+        // In MySQL `\'` escapes the quote, so `:no` is still inside the literal.
+        let sql = r"SELECT 'a\' :no', :yes";
+        assert_eq!(names(sql, Dialect::MySql), ["yes"]);
+        // In standard PostgreSQL strings a backslash is an ordinary character: the
+        // literal ends at `\'`, so `:no` is a parameter and `', :yes` opens a literal.
+        assert_eq!(names(sql, Dialect::Postgres), ["no"]);
+        // ... but not in E'' strings.
+        assert_eq!(
+            names(r"SELECT E'a\' :no', :yes", Dialect::Postgres),
+            ["yes"]
+        );
+    }
+
+    #[test]
+    fn dialect_specific_quotes_and_comments() {
+        assert_eq!(names("SELECT `:no`, :yes # :no\n", Dialect::MySql), ["yes"]);
+        assert_eq!(names("SELECT [:no], :yes", Dialect::MsSql), ["yes"]);
+        assert_eq!(
+            names("SELECT $$ :no $$, $tag$ :no $tag$, :yes", Dialect::Postgres),
+            ["yes"]
+        );
+        assert_eq!(
+            names(
+                "SELECT /* a /* nested :no */ :no */ :yes",
+                Dialect::Postgres
+            ),
+            ["yes"]
+        );
+    }
+
+    #[test]
+    fn assignment_and_time_literals_are_not_parameters() {
+        assert_eq!(names("SET @x := 1; SELECT :yes", Dialect::MySql), ["yes"]);
+        assert_eq!(names("SELECT '12:30:00', :yes", Dialect::MySql), ["yes"]);
+        assert_eq!(names("SELECT a ::text, :yes", Dialect::Postgres), ["yes"]);
+    }
+
+    #[test]
+    fn renders_each_dialect() {
+        let stmt = Statement::new("SELECT :a, :b, :a")
+            .bind("a", 1_i32)
+            .bind("b", "x");
+        let cases = [
+            (Dialect::Postgres, "SELECT $1, $2, $1", 2),
+            (Dialect::Sqlite, "SELECT ?1, ?2, ?1", 2),
+            (Dialect::MsSql, "SELECT @P1, @P2, @P1", 2),
+            (Dialect::Oracle, "SELECT :1, :2, :1", 2),
+            (Dialect::MySql, "SELECT ?, ?, ?", 3),
+        ];
+        for (dialect, sql, count) in cases {
+            let r = stmt.render(dialect).unwrap();
+            assert_eq!(r.sql, sql, "{dialect:?}");
+            assert_eq!(r.params.len(), count, "{dialect:?}");
+        }
+        let mysql = stmt.render(Dialect::MySql).unwrap();
+        assert_eq!(
+            mysql.params,
+            [Value::I32(1), Value::Text("x".into()), Value::I32(1)]
+        );
+    }
+
+    #[test]
+    fn missing_and_unused_parameters_are_errors() {
+        let err = Statement::new("SELECT :a")
+            .render(Dialect::Postgres)
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Parameter);
+        assert!(err.to_string().contains(":a"));
+        let err = Statement::new("SELECT 1")
+            .bind("typo", 1_i32)
+            .render(Dialect::Postgres)
+            .unwrap_err();
+        assert!(err.to_string().contains(":typo"));
+    }
+
+    #[test]
+    fn render_inline_uses_the_escaper() {
+        let stmt = Statement::new("SELECT :s, ':s'").bind("s", "o'k");
+        let sql = stmt
+            .render_inline(Dialect::Hive, |v| {
+                Ok(format!("'{}'", v.as_str().unwrap().replace('\'', "\\'")))
+            })
+            .unwrap();
+        assert_eq!(sql, r"SELECT 'o\'k', ':s'");
+    }
+
+    #[test]
+    fn unterminated_constructs_do_not_panic() {
+        for sql in [
+            "'", "\"", "/*", "$$", "$a", "[", "`", ":", "::", "--", "E'\\",
+        ] {
+            for dialect in [
+                Dialect::Postgres,
+                Dialect::MySql,
+                Dialect::MsSql,
+                Dialect::Sqlite,
+            ] {
+                let _ = Statement::new(sql).placeholder_names(dialect);
+            }
+        }
+    }
+
+    #[test]
+    fn lexing_round_trips_the_text() {
+        let sql = "SELECT 'a', :b, \"c\" -- d\n /* e */ $$f$$ :g::int";
+        let joined: String = lex(sql, Dialect::Postgres)
+            .into_iter()
+            .map(|t| match t {
+                Token::Text(t) => t.to_owned(),
+                Token::Param(p) => format!(":{p}"),
+            })
+            .collect();
+        assert_eq!(joined, sql);
+    }
+}

@@ -1,0 +1,714 @@
+#!/usr/bin/env bash
+# Bring up the local database servers the test suite needs and write the settings the
+# tests read to .services/env (source it: `. .services/env`).
+#
+#   scripts/services.sh [service...]      default: every known service
+#
+# Services: postgres (alias postgresql), mysql (alias mariadb).
+# Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
+# run changes nothing and says so. See ../shared/SERVICES.md for what works here.
+#
+# Adding a service: write setup_<name> (install, configure, start, create users, verify,
+# then `write_env_fragment <name>`), add <name> to KNOWN_SERVICES and to run_service.
+# Each service keeps its own fragment under .services/env.d/, so running the script for
+# one service leaves the settings of the others in .services/env alone.
+set -Eeuo pipefail
+umask 022
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE_DIR=$REPO/.services
+TLS_DIR=$STATE_DIR/tls
+ENV_DIR=$STATE_DIR/env.d
+ENV_FILE=$STATE_DIR/env
+
+KNOWN_SERVICES=(postgres mysql)
+
+TEST_DB=extdata_test
+PW_USER=extdata_pw
+PW_PASSWORD=extdata-secret-pw
+CERT_USER=extdata_cert          # logs in by client certificate only; CN = user name
+CA_CN=extdata-test-ca
+WRONG_CA_CN=extdata-wrong-ca
+
+PG_VERSION=15
+PG_CLUSTER=main
+PG_PORT=5432
+PG_SOCKET_DIR=/var/run/postgresql
+PG_CONF_DIR=/etc/postgresql/$PG_VERSION/$PG_CLUSTER
+PG_TLS_DIR=$PG_CONF_DIR/extdata-tls
+PG_LOG=/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log
+
+MY_PORT=3306
+MY_SOCKET=/run/mysqld/mysqld.sock
+MY_PIDFILE=/run/mysqld/mysqld.pid
+MY_CNF_DIR=/etc/mysql/mariadb.conf.d
+MY_CNF=$MY_CNF_DIR/99-extdata.cnf
+MY_TLS_DIR=/etc/mysql/extdata-tls
+MY_CONSOLE_LOG=/var/log/mysql/mariadbd.console.log
+
+CHANGES=()      # what this run changed, for the summary
+UP=()           # services brought up by this run
+
+# --------------------------------------------------------------------------- helpers
+
+log()  { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die()  { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
+changed() { CHANGES+=("$*"); note "changed: $*"; }
+# Inside $(...) and ( ... ) only pass the failure up, so it is reported once.
+on_error() {
+    ((BASH_SUBSHELL == 0)) || exit 1
+    die "unexpected failure at line $1: $2"
+}
+trap 'on_error $LINENO "$BASH_COMMAND"' ERR
+
+APT_UPDATED=0
+apt_install() {
+    # Only refresh the package lists when something is actually missing.
+    if (( ! APT_UPDATED )); then
+        apt-get update -qq || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" \
+        || die "apt-get install $* failed"
+    changed "installed $*"
+}
+
+# Replace FILE with stdin if the content differs, keeping FILE's owner and mode.
+# Succeeds when the file changed, fails (status 1) when it already had this content.
+update_file() {
+    local dest=$1 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    if [[ -f $dest ]]; then
+        cat "$tmp" >"$dest"
+        rm -f "$tmp"
+    else
+        mv "$tmp" "$dest"
+        chmod 644 "$dest"
+    fi
+    return 0
+}
+
+# Copy SRC to DEST owned by OWNER (user:group) with MODE (e.g. 600).
+# Succeeds when anything changed, fails when DEST was already identical.
+sync_file() {
+    local src=$1 dest=$2 owner=$3 mode=$4
+    if [[ -f $dest ]] && cmp -s "$src" "$dest" &&
+        [[ $(stat -c '%U:%G %a' "$dest") == "$owner $mode" ]]; then
+        return 1
+    fi
+    install -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$src" "$dest"
+    return 0
+}
+
+# check_ok WHAT EXPECTED CMD...: CMD must succeed and print exactly EXPECTED.
+check_ok() {
+    local what=$1 expected=$2 out
+    shift 2
+    out=$("$@" 2>&1) || die "check failed: $what: $out"
+    [[ $out == "$expected" ]] || die "check failed: $what: expected '$expected', got '$out'"
+    note "ok       $what"
+}
+
+# check_refused WHAT PATTERN CMD...: CMD must fail with a message matching PATTERN
+# (so a server that is simply down does not count as a correct refusal).
+check_refused() {
+    local what=$1 pattern=$2 out
+    shift 2
+    if out=$("$@" 2>&1); then
+        die "check failed: $what: was accepted ($out)"
+    fi
+    grep -qiE -- "$pattern" <<<"$out" ||
+        die "check failed: $what: refused for an unexpected reason: $out"
+    note "refused  $what"
+}
+
+# write_env_fragment SERVICE < KEY=VALUE lines
+write_env_fragment() {
+    mkdir -p "$ENV_DIR"
+    if update_file "$ENV_DIR/$1.env"; then changed "env settings for $1"; fi
+}
+
+# Quote a value for the env file only when the shell would need it.
+env_quote() {
+    if [[ $1 =~ ^[A-Za-z0-9_./:@,=+-]*$ ]]; then
+        printf '%s' "$1"
+    else
+        printf "'%s'" "${1//\'/\'\\\'\'}"
+    fi
+}
+
+write_env() {
+    local svc line required=()
+    for svc in "${KNOWN_SERVICES[@]}"; do
+        [[ -f $ENV_DIR/$svc.env ]] && required+=("$svc")
+    done
+    if {
+        echo "# Written by scripts/services.sh; do not edit. Load with: . .services/env"
+        for svc in tls "${required[@]}"; do
+            [[ -f $ENV_DIR/$svc.env ]] || continue
+            while IFS= read -r line; do
+                [[ -n $line ]] || continue
+                printf 'export %s=%s\n' "${line%%=*}" "$(env_quote "${line#*=}")"
+            done <"$ENV_DIR/$svc.env"
+        done
+        printf 'export EXTDATA_TEST_REQUIRE=%s\n' "$(IFS=,; echo "${required[*]-}")"
+    } | update_file "$ENV_FILE"; then
+        changed "$ENV_FILE"
+    fi
+}
+
+# ------------------------------------------------------------------------------ TLS
+
+# True when CERT exists, is not about to expire, matches KEY and (if CA is given)
+# was signed by CA. Anything else means: generate it again.
+cert_usable() {
+    local cert=$1 key=$2 ca=${3:-}
+    [[ -s $cert && -s $key ]] || return 1
+    openssl x509 -in "$cert" -noout -checkend 86400 >/dev/null 2>&1 || return 1
+    [[ $(openssl x509 -in "$cert" -noout -pubkey 2>/dev/null) == \
+        "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ]] || return 1
+    if [[ -n $ca ]]; then
+        openssl verify -CAfile "$ca" "$cert" >/dev/null 2>&1 || return 1
+    fi
+}
+
+gen_key() {
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null)
+    chmod 600 "$1"
+}
+
+# gen_ca CN CERT KEY: self-signed CA.
+gen_ca() {
+    local cn=$1 cert=$2 key=$3 cfg
+    cfg=$(mktemp)
+    cat >"$cfg" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = $cn
+[ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+    gen_key "$key"
+    openssl req -x509 -new -config "$cfg" -extensions ext -key "$key" \
+        -days 3650 -sha256 -out "$cert" 2>/dev/null
+    rm -f "$cfg"
+}
+
+# gen_leaf CN CERT KEY EXTENDED_KEY_USAGE [SUBJECT_ALT_NAME]: signed by ca.pem.
+gen_leaf() {
+    local cn=$1 cert=$2 key=$3 eku=$4 san=${5:-} cfg csr
+    cfg=$(mktemp)
+    csr=$(mktemp)
+    cat >"$cfg" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = $cn
+[ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = $eku
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+${san:+subjectAltName = $san}
+EOF
+    gen_key "$key"
+    openssl req -new -config "$cfg" -key "$key" -out "$csr" 2>/dev/null
+    openssl x509 -req -in "$csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+        -set_serial "0x$(openssl rand -hex 15)" -days 825 -sha256 \
+        -extfile "$cfg" -extensions ext -out "$cert" 2>/dev/null
+    rm -f "$cfg" "$csr"
+}
+
+setup_certs() {
+    log "TLS material in $TLS_DIR"
+    command -v openssl >/dev/null || apt_install openssl
+    mkdir -p "$TLS_DIR"
+    local d=$TLS_DIR
+    if ! cert_usable "$d/ca.pem" "$d/ca.key"; then
+        gen_ca "$CA_CN" "$d/ca.pem" "$d/ca.key"
+        rm -f "$d/server.pem" "$d/client.pem"     # signed by the old CA
+        changed "generated CA $d/ca.pem"
+    fi
+    if ! cert_usable "$d/server.pem" "$d/server.key" "$d/ca.pem"; then
+        gen_leaf localhost "$d/server.pem" "$d/server.key" serverAuth \
+            "DNS:localhost, IP:127.0.0.1, IP:::1"
+        changed "generated server certificate $d/server.pem"
+    fi
+    if ! cert_usable "$d/client.pem" "$d/client.key" "$d/ca.pem"; then
+        gen_leaf "$CERT_USER" "$d/client.pem" "$d/client.key" clientAuth
+        changed "generated client certificate $d/client.pem (CN=$CERT_USER)"
+    fi
+    if [[ ! -s $d/wrong-ca.pem ]]; then
+        # Only the certificate is needed (to show that trusting it fails); drop the key.
+        gen_ca "$WRONG_CA_CN" "$d/wrong-ca.pem" "$d/wrong-ca.key"
+        rm -f "$d/wrong-ca.key"
+        changed "generated unrelated CA $d/wrong-ca.pem"
+    fi
+    # libpq refuses a client key that group or others can read.
+    chmod 600 "$d/ca.key" "$d/server.key" "$d/client.key"
+    # Tests may run as the owner of the checkout rather than root.
+    if [[ $(stat -c %u:%g "$STATE_DIR") != $(stat -c %u:%g "$REPO") ]]; then
+        chown -R --reference="$REPO" "$STATE_DIR"
+    fi
+
+    write_env_fragment tls <<EOF
+EXTDATA_TEST_TLS_DIR=$d
+EXTDATA_TEST_CA=$d/ca.pem
+EXTDATA_TEST_WRONG_CA=$d/wrong-ca.pem
+EXTDATA_TEST_CLIENT_CERT=$d/client.pem
+EXTDATA_TEST_CLIENT_KEY=$d/client.key
+EOF
+}
+
+# ---------------------------------------------------------------------- PostgreSQL
+
+# psql as the postgres superuser over the socket: peer auth on a fresh machine, trust
+# on the prepared ones. `cd /` because postgres may not be allowed into the checkout.
+pg_admin() {
+    (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -At \
+        -h "$PG_SOCKET_DIR" -p "$PG_PORT" "$@")
+}
+
+pg_cluster_status() {
+    pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $4 }'
+}
+
+pg_wait_ready() {
+    local i
+    for ((i = 0; i < 60; i++)); do
+        pg_isready -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" && return 0
+        sleep 0.5
+    done
+    die "PostgreSQL did not accept connections within 30 s; see $PG_LOG:
+$(tail -n 20 "$PG_LOG" 2>/dev/null)"
+}
+
+pg_ctl_cluster() {
+    # --skip-systemctl-redirect: there is no systemd here; talk to pg_ctl directly.
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" "$1" ||
+        die "pg_ctlcluster $1 failed; see $PG_LOG:
+$(tail -n 20 "$PG_LOG" 2>/dev/null)"
+}
+
+# The client checks run with an empty environment so that PG* variables, ~/.pgpass or
+# a default client certificate of the caller cannot make them pass or fail.
+pg_client() {
+    env -i PATH="$PATH" PGCONNECT_TIMEOUT=5 PGPASSFILE=/dev/null \
+        psql -X -w -At "$1" \
+        -c "SELECT current_user || ' ssl=' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+}
+
+pg_hba_block() {
+    # pg_hba.conf is first-match: these lines must come before the generic trust/peer
+    # lines, or the test users would get in without a password / certificate.
+    # `host` matches both hostssl and hostnossl.
+    cat <<EOF
+# BEGIN extdata test users (managed by scripts/services.sh)
+local    all  $PW_USER    scram-sha-256
+host     all  $PW_USER    all  scram-sha-256
+hostssl  all  $CERT_USER  all  cert
+local    all  $CERT_USER  reject
+host     all  $CERT_USER  all  reject
+# END extdata test users
+EOF
+}
+
+setup_postgres() {
+    log "PostgreSQL $PG_VERSION"
+    local pgbin=/usr/lib/postgresql/$PG_VERSION/bin
+    if [[ ! -x $pgbin/postgres ]]; then
+        apt_install postgresql
+    fi
+    if [[ -z $(pg_cluster_status) ]]; then
+        pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+        changed "created cluster $PG_VERSION/$PG_CLUSTER"
+    fi
+
+    local conf_changed=0
+    # PostgreSQL insists that its key be owned by postgres with no group/other access.
+    install -d -o postgres -g postgres -m 700 "$PG_TLS_DIR"
+    local f
+    for f in ca.pem server.pem server.key; do
+        if sync_file "$TLS_DIR/$f" "$PG_TLS_DIR/$f" postgres:postgres 600; then
+            conf_changed=1
+            changed "$PG_TLS_DIR/$f"
+        fi
+    done
+
+    # conf.d is read in file-name order: extdata.conf sorts after 90-ci.conf, so ours wins.
+    if update_file "$PG_CONF_DIR/conf.d/extdata.conf" <<EOF
+# Managed by scripts/services.sh (extdata test server); rewritten on each run.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = '$PG_TLS_DIR/server.pem'
+ssl_key_file = '$PG_TLS_DIR/server.key'
+ssl_ca_file = '$PG_TLS_DIR/ca.pem'
+EOF
+    then
+        chown postgres:postgres "$PG_CONF_DIR/conf.d/extdata.conf"
+        conf_changed=1
+        changed "$PG_CONF_DIR/conf.d/extdata.conf"
+    fi
+
+    local hba=$PG_CONF_DIR/pg_hba.conf
+    if {
+        pg_hba_block
+        sed '/^# BEGIN extdata test users/,/^# END extdata test users/d' "$hba"
+    } | update_file "$hba"; then
+        conf_changed=1
+        changed "$hba (extdata block at the top)"
+    fi
+
+    if [[ $(pg_cluster_status) != online ]]; then
+        pg_ctl_cluster start
+        changed "started PostgreSQL"
+        pg_wait_ready
+    elif ((conf_changed)); then
+        pg_wait_ready
+        local errors
+        errors=$(pg_admin -d postgres -c "
+            SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL
+            UNION ALL
+            SELECT sourcefile || ':' || sourceline || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")
+        [[ -z $errors ]] || die "PostgreSQL configuration has errors:
+$errors"
+        # pg_reload_conf() only signals the postmaster: wait until a new session sees it.
+        local before i
+        before=$(pg_admin -d postgres -c "SELECT pg_conf_load_time()")
+        pg_admin -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+        for ((i = 0; i < 50; i++)); do
+            [[ $(pg_admin -d postgres -c "SELECT pg_conf_load_time()") != "$before" ]] && break
+            sleep 0.1
+        done
+        changed "reloaded PostgreSQL"
+    fi
+    pg_wait_ready
+
+    # Some settings (listen_addresses, port, and ssl when it was off at start on some
+    # setups) only take effect at a restart.
+    local pending ssl
+    pending=$(pg_admin -d postgres -c "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
+    ssl=$(pg_admin -d postgres -c "SHOW ssl")
+    if [[ -n $pending || $ssl != on ]]; then
+        pg_ctl_cluster restart
+        pg_wait_ready
+        changed "restarted PostgreSQL (ssl=$ssl, pending: ${pending:-none})"
+        [[ $(pg_admin -d postgres -c "SHOW ssl") == on ]] ||
+            die "PostgreSQL still has ssl off after a restart; see $PG_LOG"
+    fi
+
+    # Roles. A certificate login needs a role of its own: the same certificate cannot
+    # also serve password logins (see SERVICES.md).
+    pg_admin -d postgres -v pw="$PW_USER" -v cert="$CERT_USER" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'pw')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'pw') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'cert')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'cert') \gexec
+SELECT format('ALTER ROLE %I LOGIN', r) FROM unnest(ARRAY[:'pw', :'cert']) r
+ WHERE NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = r) \gexec
+SELECT format('ALTER ROLE %I PASSWORD NULL', :'cert')
+ WHERE (SELECT rolpassword FROM pg_authid WHERE rolname = :'cert') IS NOT NULL \gexec
+SQL
+    # A SCRAM hash is salted, so setting the same password again would still rewrite
+    # it: only set it when logging in with it does not work.
+    if ! pg_client "host=127.0.0.1 port=$PG_PORT dbname=postgres user=$PW_USER password=$PW_PASSWORD sslmode=disable" >/dev/null 2>&1; then
+        pg_admin -d postgres -v pw="$PW_USER" -v secret="$PW_PASSWORD" <<'SQL'
+SET password_encryption = 'scram-sha-256';
+SELECT format('ALTER ROLE %I PASSWORD %L', :'pw', :'secret') \gexec
+SQL
+        changed "set password of PostgreSQL role $PW_USER"
+    fi
+
+    if [[ -z $(pg_admin -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$TEST_DB'") ]]; then
+        pg_admin -d postgres -c "CREATE DATABASE $TEST_DB OWNER $PW_USER"
+        changed "created PostgreSQL database $TEST_DB"
+    fi
+    # Since PostgreSQL 15 only the database owner may create in schema public.
+    pg_admin -d "$TEST_DB" <<SQL
+ALTER DATABASE $TEST_DB OWNER TO $PW_USER;
+GRANT CONNECT, TEMPORARY ON DATABASE $TEST_DB TO $CERT_USER;
+GRANT USAGE, CREATE ON SCHEMA public TO $CERT_USER;
+SQL
+
+    local ca=$TLS_DIR/ca.pem base="host=127.0.0.1 port=$PG_PORT dbname=$TEST_DB"
+    local cert="sslcert=$TLS_DIR/client.pem sslkey=$TLS_DIR/client.key"
+    check_ok "postgres: $PW_USER, password, verify-full TLS" "$PW_USER ssl=true" \
+        pg_client "$base user=$PW_USER password=$PW_PASSWORD sslmode=verify-full sslrootcert=$ca"
+    check_ok "postgres: $PW_USER, password, no TLS" "$PW_USER ssl=false" \
+        pg_client "$base user=$PW_USER password=$PW_PASSWORD sslmode=disable"
+    check_ok "postgres: $PW_USER, password, socket" "$PW_USER ssl=false" \
+        pg_client "host=$PG_SOCKET_DIR port=$PG_PORT dbname=$TEST_DB user=$PW_USER password=$PW_PASSWORD"
+    check_ok "postgres: $CERT_USER, client certificate" "$CERT_USER ssl=true" \
+        pg_client "$base user=$CERT_USER sslmode=verify-full sslrootcert=$ca $cert"
+    check_refused "postgres: $PW_USER, wrong password" "password authentication failed" \
+        pg_client "$base user=$PW_USER password=wrong-$PW_PASSWORD sslmode=verify-full sslrootcert=$ca"
+    check_refused "postgres: $PW_USER, socket without password" "no password supplied" \
+        pg_client "host=$PG_SOCKET_DIR port=$PG_PORT dbname=$TEST_DB user=$PW_USER"
+    check_refused "postgres: server verified against the wrong CA" "certificate verify failed" \
+        pg_client "$base user=$PW_USER password=$PW_PASSWORD sslmode=verify-full sslrootcert=$TLS_DIR/wrong-ca.pem"
+    check_refused "postgres: $CERT_USER without a client certificate" "certificate|pg_hba.conf" \
+        pg_client "$base user=$CERT_USER sslmode=verify-full sslrootcert=$ca"
+    check_refused "postgres: $CERT_USER without TLS" "pg_hba.conf rejects" \
+        pg_client "$base user=$CERT_USER sslmode=disable $cert"
+    check_refused "postgres: $CERT_USER over the socket" "pg_hba.conf rejects" \
+        pg_client "host=$PG_SOCKET_DIR port=$PG_PORT dbname=$TEST_DB user=$CERT_USER"
+
+    write_env_fragment postgres <<EOF
+EXTDATA_TEST_POSTGRES_HOST=127.0.0.1
+EXTDATA_TEST_POSTGRES_PORT=$PG_PORT
+EXTDATA_TEST_POSTGRES_SOCKET=$PG_SOCKET_DIR
+EXTDATA_TEST_POSTGRES_DATABASE=$TEST_DB
+EXTDATA_TEST_POSTGRES_USER=$PW_USER
+EXTDATA_TEST_POSTGRES_PASSWORD=$PW_PASSWORD
+EXTDATA_TEST_POSTGRES_CERT_USER=$CERT_USER
+EXTDATA_TEST_POSTGRES_URL=postgres://$PW_USER:$PW_PASSWORD@127.0.0.1:$PG_PORT/$TEST_DB
+EOF
+}
+
+# ------------------------------------------------------------------------- MariaDB
+
+# Admin over the socket as root: unix_socket auth on a fresh install, an empty
+# password on the prepared machines.
+my_admin() {
+    mariadb --protocol=socket -S "$MY_SOCKET" -u root -N -B "$@"
+}
+
+my_running() {
+    mysqladmin --protocol=socket -S "$MY_SOCKET" --connect-timeout=2 ping >/dev/null 2>&1
+}
+
+my_log_tail() {
+    local f
+    for f in /var/log/mysql/error.log "$MY_CONSOLE_LOG"; do
+        [[ -s $f ]] && { echo "--- $f"; tail -n 15 "$f"; }
+    done
+    return 0
+}
+
+my_start() {
+    # /run is a tmpfs: the socket directory vanishes with every boot of the machine.
+    install -d -o mysql -g mysql -m 755 /run/mysqld
+    mkdir -p "$(dirname "$MY_CONSOLE_LOG")"
+    # No systemd here. --output keeps what mariadbd prints before its own error log is
+    # open (a bad option, say), which --background would otherwise throw away.
+    start-stop-daemon --start --oknodo --background --pidfile "$MY_PIDFILE" \
+        --output "$MY_CONSOLE_LOG" --exec /usr/sbin/mariadbd -- --user=mysql
+    local i
+    for ((i = 0; i < 120; i++)); do
+        if [[ -S $MY_SOCKET ]] && my_running; then return 0; fi
+        sleep 0.5
+    done
+    die "MariaDB did not come up within 60 s:
+$(my_log_tail)"
+}
+
+my_stop() {
+    local pid i
+    pid=$(cat "$MY_PIDFILE" 2>/dev/null || true)
+    mysqladmin --protocol=socket -S "$MY_SOCKET" -u root shutdown ||
+        die "mysqladmin shutdown failed"
+    if [[ -n $pid ]]; then
+        for ((i = 0; i < 120; i++)); do
+            kill -0 "$pid" 2>/dev/null || return 0
+            sleep 0.5
+        done
+        die "MariaDB (pid $pid) did not stop within 60 s"
+    fi
+}
+
+# Clients for the checks ignore every option file (--no-defaults must come first).
+my_client() {
+    mariadb --no-defaults --connect-timeout=5 -N -B "$@" -e "
+        SELECT CONCAT(SUBSTRING_INDEX(CURRENT_USER(), '@', 1), ' tls=',
+                      IF(VARIABLE_VALUE <> '', 'yes', 'no'))
+          FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_CIPHER'"
+}
+
+# The subject/issuer strings MariaDB compares are OpenSSL's X509_NAME_oneline form
+# ("/CN=..."), which `-nameopt compat` prints.
+x509_oneline() {
+    openssl x509 -in "$2" -noout "-$1" -nameopt compat | sed "s/^$1=//"
+}
+
+setup_mariadb() {
+    log "MariaDB"
+    local fresh=0
+    if [[ ! -x /usr/sbin/mariadbd ]]; then
+        apt_install mariadb-server
+        fresh=1
+    fi
+
+    local tls_changed=0 f mode
+    install -d -o mysql -g mysql -m 750 "$MY_TLS_DIR"
+    for f in ca.pem server.pem server.key; do
+        mode=644
+        [[ $f == *.key ]] && mode=600
+        if sync_file "$TLS_DIR/$f" "$MY_TLS_DIR/$f" mysql:mysql "$mode"; then
+            tls_changed=1
+            changed "$MY_TLS_DIR/$f"
+        fi
+    done
+
+    # Small-memory settings only on a server we installed ourselves (or that got them
+    # from an earlier run): a prepared machine keeps its own tuning.
+    if [[ -f $MY_CNF ]] && grep -q '^innodb_buffer_pool_size' "$MY_CNF"; then fresh=1; fi
+    mkdir -p "$MY_CNF_DIR"
+    local cnf_changed=0
+    if {
+        cat <<EOF
+# Managed by scripts/services.sh (extdata test server); rewritten on each run.
+[mariadbd]
+bind-address = 127.0.0.1
+ssl_ca = $MY_TLS_DIR/ca.pem
+ssl_cert = $MY_TLS_DIR/server.pem
+ssl_key = $MY_TLS_DIR/server.key
+EOF
+        if ((fresh)); then
+            printf 'innodb_buffer_pool_size = 64M\nperformance_schema = OFF\n'
+        fi
+    } | update_file "$MY_CNF"; then
+        cnf_changed=1
+        changed "$MY_CNF"
+    fi
+
+    # Debian's stock my.cnf includes mariadb.conf.d/, but a hand-written one (as on the
+    # prepared machines) may not, and then the file above is silently ignored.
+    if ! my_print_defaults --mysqld | grep -qxF -- "--ssl_cert=$MY_TLS_DIR/server.pem"; then
+        printf '\n# Added by extdata scripts/services.sh\n!includedir %s/\n' "$MY_CNF_DIR" >>/etc/mysql/my.cnf
+        changed "/etc/mysql/my.cnf now includes $MY_CNF_DIR/"
+        my_print_defaults --mysqld | grep -qxF -- "--ssl_cert=$MY_TLS_DIR/server.pem" ||
+            die "MariaDB does not read $MY_CNF (check /etc/mysql/my.cnf)"
+    fi
+
+    if ! my_running; then
+        my_start
+        changed "started MariaDB"
+    elif ((cnf_changed)) || [[ $(my_admin -e 'SELECT @@ssl_cert') != "$MY_TLS_DIR/server.pem" ]]; then
+        # ssl_* are read-only variables: a changed file needs a restart.
+        my_stop
+        my_start
+        changed "restarted MariaDB"
+    elif ((tls_changed)); then
+        my_admin -e 'FLUSH SSL'
+        changed "reloaded MariaDB TLS certificates"
+    fi
+    [[ $(my_admin -e 'SELECT @@have_ssl') == YES ]] ||
+        die "MariaDB has no TLS (have_ssl=$(my_admin -e 'SELECT @@have_ssl')):
+$(my_log_tail)"
+
+    local subject issuer host
+    subject=$(x509_oneline subject "$TLS_DIR/client.pem")
+    issuer=$(x509_oneline subject "$TLS_DIR/ca.pem")
+    # A TCP login from 127.0.0.1 is user@localhost when the server resolves names and
+    # user@127.0.0.1 with skip-name-resolve (as on the prepared machines); '%' covers ::1.
+    # KILL QUERY on a connection of the same user name needs no privilege; PROCESS
+    # lets the tests see every session in the process list.
+    {
+        echo "CREATE DATABASE IF NOT EXISTS $TEST_DB;"
+        for host in localhost 127.0.0.1 %; do
+            cat <<SQL
+CREATE USER IF NOT EXISTS '$PW_USER'@'$host' IDENTIFIED BY '$PW_PASSWORD';
+ALTER USER '$PW_USER'@'$host' IDENTIFIED BY '$PW_PASSWORD' REQUIRE NONE;
+GRANT ALL PRIVILEGES ON $TEST_DB.* TO '$PW_USER'@'$host';
+GRANT PROCESS ON *.* TO '$PW_USER'@'$host';
+CREATE USER IF NOT EXISTS '$CERT_USER'@'$host' REQUIRE SUBJECT '$subject' AND ISSUER '$issuer';
+ALTER USER '$CERT_USER'@'$host' IDENTIFIED BY '' REQUIRE SUBJECT '$subject' AND ISSUER '$issuer';
+GRANT ALL PRIVILEGES ON $TEST_DB.* TO '$CERT_USER'@'$host';
+SQL
+        done
+    } | my_admin || die "creating the MariaDB database and users failed"
+
+    local ca=$TLS_DIR/ca.pem tcp=(--protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -D "$TEST_DB")
+    local cert=(--ssl-cert="$TLS_DIR/client.pem" --ssl-key="$TLS_DIR/client.key")
+    check_ok "mysql: $PW_USER, password, verified TLS" "$PW_USER tls=yes" \
+        my_client "${tcp[@]}" -u "$PW_USER" --password="$PW_PASSWORD" --ssl-ca="$ca" --ssl-verify-server-cert
+    check_ok "mysql: $PW_USER, password, no TLS" "$PW_USER tls=no" \
+        my_client "${tcp[@]}" -u "$PW_USER" --password="$PW_PASSWORD" --skip-ssl
+    check_ok "mysql: $PW_USER, password, socket" "$PW_USER tls=no" \
+        my_client --protocol=socket -S "$MY_SOCKET" -D "$TEST_DB" -u "$PW_USER" --password="$PW_PASSWORD"
+    check_ok "mysql: $CERT_USER, client certificate" "$CERT_USER tls=yes" \
+        my_client "${tcp[@]}" -u "$CERT_USER" --ssl-ca="$ca" --ssl-verify-server-cert "${cert[@]}"
+    check_refused "mysql: $PW_USER, wrong password" "access denied" \
+        my_client "${tcp[@]}" -u "$PW_USER" --password="wrong-$PW_PASSWORD" --ssl-ca="$ca"
+    check_refused "mysql: server verified against the wrong CA" "certificate|SSL" \
+        my_client "${tcp[@]}" -u "$PW_USER" --password="$PW_PASSWORD" \
+        --ssl-ca="$TLS_DIR/wrong-ca.pem" --ssl-verify-server-cert
+    check_refused "mysql: $CERT_USER without a client certificate" "access denied" \
+        my_client "${tcp[@]}" -u "$CERT_USER" --ssl-ca="$ca" --ssl-verify-server-cert
+    check_refused "mysql: $CERT_USER without TLS" "access denied" \
+        my_client "${tcp[@]}" -u "$CERT_USER" --skip-ssl
+
+    write_env_fragment mysql <<EOF
+EXTDATA_TEST_MYSQL_HOST=127.0.0.1
+EXTDATA_TEST_MYSQL_PORT=$MY_PORT
+EXTDATA_TEST_MYSQL_SOCKET=$MY_SOCKET
+EXTDATA_TEST_MYSQL_DATABASE=$TEST_DB
+EXTDATA_TEST_MYSQL_USER=$PW_USER
+EXTDATA_TEST_MYSQL_PASSWORD=$PW_PASSWORD
+EXTDATA_TEST_MYSQL_CERT_USER=$CERT_USER
+EXTDATA_TEST_MYSQL_URL=mysql://$PW_USER:$PW_PASSWORD@127.0.0.1:$MY_PORT/$TEST_DB
+EOF
+}
+
+# ---------------------------------------------------------------------------- main
+
+run_service() {
+    case $1 in
+        postgres) setup_postgres ;;
+        mysql) setup_mariadb ;;
+    esac
+}
+
+main() {
+    [[ $(id -u) == 0 ]] || die "run as root: it installs packages and writes under /etc"
+
+    local args=("$@") requested=() svc k known
+    ((${#args[@]})) || args=("${KNOWN_SERVICES[@]}")
+    for svc in "${args[@]}"; do
+        case $svc in
+            postgresql | pg) svc=postgres ;;
+            mariadb) svc=mysql ;;
+        esac
+        known=0
+        for k in "${KNOWN_SERVICES[@]}"; do [[ $k == "$svc" ]] && known=1; done
+        ((known)) || die "unknown service '$svc' (known: ${KNOWN_SERVICES[*]})"
+        [[ " ${requested[*]-} " == *" $svc "* ]] || requested+=("$svc")
+    done
+
+    setup_certs
+    for svc in "${requested[@]}"; do
+        run_service "$svc"
+        UP+=("$svc")
+    done
+    write_env
+
+    echo
+    log "Summary"
+    note "up:       ${UP[*]}"
+    note "required: $(sed -n 's/^export EXTDATA_TEST_REQUIRE=//p' "$ENV_FILE")"
+    note "users:    $PW_USER (password $PW_PASSWORD), $CERT_USER (client certificate only)"
+    note "database: $TEST_DB"
+    note "env file: $ENV_FILE   (. .services/env)"
+    if ((${#CHANGES[@]})); then
+        note "changes:  ${#CHANGES[@]}"
+    else
+        note "changes:  none (everything was already in place)"
+    fi
+}
+
+main "$@"
