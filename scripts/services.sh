@@ -337,13 +337,11 @@ setup_postgres() {
         changed "created cluster $PG_VERSION/$PG_CLUSTER"
     fi
 
-    local conf_changed=0
     # PostgreSQL insists that its key be owned by postgres with no group/other access.
     install -d -o postgres -g postgres -m 700 "$PG_TLS_DIR"
     local f
     for f in ca.pem server.pem server.key; do
         if sync_file "$TLS_DIR/$f" "$PG_TLS_DIR/$f" postgres:postgres 600; then
-            conf_changed=1
             changed "$PG_TLS_DIR/$f"
         fi
     done
@@ -361,7 +359,6 @@ ssl_ca_file = '$PG_TLS_DIR/ca.pem'
 EOF
     then
         chown postgres:postgres "$PG_CONF_DIR/conf.d/extdata.conf"
-        conf_changed=1
         changed "$PG_CONF_DIR/conf.d/extdata.conf"
     fi
 
@@ -370,16 +367,20 @@ EOF
         pg_hba_block
         sed '/^# BEGIN extdata test users/,/^# END extdata test users/d' "$hba"
     } | update_file "$hba"; then
-        conf_changed=1
         changed "$hba (extdata block at the top)"
     fi
 
     if [[ $(pg_cluster_status) != online ]]; then
         pg_ctl_cluster start
         changed "started PostgreSQL"
-        pg_wait_ready
-    elif ((conf_changed)); then
-        pg_wait_ready
+    fi
+    pg_wait_ready
+    # Reload when our files are newer than the configuration the server has loaded, not
+    # merely when this run wrote them: an interrupted earlier run may have written them.
+    local newest loaded
+    newest=$(stat -c %Y "$PG_CONF_DIR/conf.d/extdata.conf" "$hba" "$PG_TLS_DIR"/* | sort -n | tail -n 1)
+    loaded=$(pg_admin -d postgres -c "SELECT floor(extract(epoch FROM pg_conf_load_time()))")
+    if ((newest >= loaded)); then
         local errors
         errors=$(pg_admin -d postgres -c "
             SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL
@@ -397,7 +398,6 @@ $errors"
         done
         changed "reloaded PostgreSQL"
     fi
-    pg_wait_ready
 
     # Some settings (listen_addresses, port, and ssl when it was off at start on some
     # setups) only take effect at a restart.
@@ -425,8 +425,10 @@ SELECT format('ALTER ROLE %I PASSWORD NULL', :'cert')
  WHERE (SELECT rolpassword FROM pg_authid WHERE rolname = :'cert') IS NOT NULL \gexec
 SQL
     # A SCRAM hash is salted, so setting the same password again would still rewrite
-    # it: only set it when logging in with it does not work.
-    if ! pg_client "host=127.0.0.1 port=$PG_PORT dbname=postgres user=$PW_USER password=$PW_PASSWORD sslmode=disable" >/dev/null 2>&1; then
+    # it: only set it when there is none or logging in with it does not work (our
+    # pg_hba block is active by now, so the login really checks the password).
+    if [[ $(pg_admin -d postgres -c "SELECT rolpassword LIKE 'SCRAM-SHA-256\$%' FROM pg_authid WHERE rolname = '$PW_USER'") != t ]] ||
+        ! pg_client "host=127.0.0.1 port=$PG_PORT dbname=postgres user=$PW_USER password=$PW_PASSWORD sslmode=disable" >/dev/null 2>&1; then
         pg_admin -d postgres -v pw="$PW_USER" -v secret="$PW_PASSWORD" <<'SQL'
 SET password_encryption = 'scram-sha-256';
 SELECT format('ALTER ROLE %I PASSWORD %L', :'pw', :'secret') \gexec
