@@ -1,1 +1,26 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod factory;
+mod instrument;
+mod registry;
+
+pub use extdata_core::*;
+pub use factory::{connect, connect_valid, not_compiled_in, spec, validate};
+pub use instrument::Instrumented;
+pub use registry::{ConfigDocument, REGISTRY_SECTIONS, Registry};
+
+/// The SQLite backend (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use extdata_sqlite as sqlite;
+
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use extdata_postgres as postgres;
+
+/// The MySQL/MariaDB backend (feature `mysql`).
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use extdata_mysql as mysql;

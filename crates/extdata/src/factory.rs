@@ -1,0 +1,78 @@
+//! Picks the backend for a connector's type.
+
+use std::sync::Arc;
+
+use extdata_core::{
+    BackendSpec, ConnectorConfig, DbKind, Error, ExternalSource, Problems, Result, ValidConfig,
+};
+
+use crate::instrument::Instrumented;
+
+/// The validation rules of `kind`'s backend, or `None` when its cargo feature is off.
+pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
+    match kind {
+        #[cfg(feature = "sqlite")]
+        DbKind::Sqlite => Some(&extdata_sqlite::SPEC),
+        #[cfg(feature = "postgres")]
+        DbKind::Postgres => Some(&extdata_postgres::SPEC),
+        #[cfg(feature = "mysql")]
+        DbKind::MySql => Some(&extdata_mysql::SPEC),
+        _ => None,
+    }
+}
+
+/// Validates a connector with its backend's rules, returning every problem at once.
+///
+/// A type whose backend is compiled out is reported on the `type` field, naming the
+/// cargo feature that enables it.
+pub fn validate(config: &ConnectorConfig) -> std::result::Result<ValidConfig, Problems> {
+    let kind = config.kind.parse::<DbKind>().ok();
+    config.validate_with(kind.and_then(spec))
+}
+
+/// Builds a source for a connector: validates it, picks the backend by type and wraps it
+/// in the instrumentation layer (tracing spans and metrics).
+///
+/// No I/O happens here: pools connect on first use, so this is cheap and works outside
+/// an async runtime.
+///
+/// ```
+/// use extdata::{ConnectorConfig, DbKind};
+/// let config = ConnectorConfig::new("local", DbKind::Sqlite).with_database(":memory:");
+/// let source = extdata::connect(&config).unwrap();
+/// assert_eq!(source.name(), "local");
+/// ```
+pub fn connect(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
+    if let Ok(kind) = config.kind.parse::<DbKind>()
+        && spec(kind).is_none()
+    {
+        return Err(not_compiled_in(kind).with_connector(config.name.clone()));
+    }
+    let valid = validate(config).map_err(Error::from)?;
+    connect_valid(valid)
+}
+
+/// Builds a source from an already validated connector.
+pub fn connect_valid(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
+    Ok(Arc::new(Instrumented::new(build_backend(config)?)))
+}
+
+fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
+    match config.kind {
+        #[cfg(feature = "sqlite")]
+        DbKind::Sqlite => Ok(Arc::new(extdata_sqlite::SqliteSource::build(config)?)),
+        #[cfg(feature = "postgres")]
+        DbKind::Postgres => Ok(Arc::new(extdata_postgres::PostgresSource::build(config)?)),
+        #[cfg(feature = "mysql")]
+        DbKind::MySql => Ok(Arc::new(extdata_mysql::MySqlSource::build(config)?)),
+        kind => Err(not_compiled_in(kind).with_connector(config.name)),
+    }
+}
+
+/// The error for a type whose backend's cargo feature is off.
+pub fn not_compiled_in(kind: DbKind) -> Error {
+    Error::unsupported(format!(
+        "the `{kind}` backend is not compiled in; enable the cargo feature `{}` of `extdata`",
+        kind.feature()
+    ))
+}

@@ -1,0 +1,234 @@
+//! The one instrumentation layer every source is wrapped in: tracing spans and metrics,
+//! so that no backend repeats them.
+//!
+//! Spans and metrics carry the connector, its type, the operation, the duration, the
+//! rows and the error kind — never parameter values, SQL parameters or secrets.
+//!
+//! Metrics (through the [`metrics`] facade; install any recorder to collect them):
+//! - `extdata_calls_total{connector, type, operation, outcome}` — counter; `outcome` is
+//!   `ok` or the error kind (`timeout`, `auth`, …).
+//! - `extdata_call_duration_seconds{connector, type, operation}` — histogram.
+//! - `extdata_rows_total{connector, type, operation}` — counter of rows returned or
+//!   affected.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use extdata_core::{
+    Column, DbKind, Error, ExternalSource, QueryOptions, ResultSet, Result, Row, RowStream,
+    ServerInfo, Statement,
+};
+use futures::Stream;
+use tracing::Instrument as _;
+
+/// A source wrapped with tracing spans and metrics. [`crate::connect`] returns sources
+/// already wrapped; wrap your own [`ExternalSource`] with [`Instrumented::new`].
+pub struct Instrumented {
+    inner: Arc<dyn ExternalSource>,
+}
+
+impl Instrumented {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn ExternalSource>) -> Self {
+        Instrumented { inner }
+    }
+
+    /// The wrapped source.
+    pub fn inner(&self) -> &Arc<dyn ExternalSource> {
+        &self.inner
+    }
+
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "extdata.call",
+            connector = self.inner.name(),
+            r#type = self.inner.kind().as_str(),
+            operation,
+            duration_ms = tracing::field::Empty,
+            rows = tracing::field::Empty,
+            error_kind = tracing::field::Empty,
+        )
+    }
+}
+
+/// Records the end of one call: span fields, a log event, metrics.
+struct CallRecord {
+    connector: String,
+    kind: DbKind,
+    operation: &'static str,
+    started: Instant,
+    span: tracing::Span,
+}
+
+impl CallRecord {
+    fn new(source: &dyn ExternalSource, operation: &'static str, span: tracing::Span) -> Self {
+        CallRecord {
+            connector: source.name().to_owned(),
+            kind: source.kind(),
+            operation,
+            started: Instant::now(),
+            span,
+        }
+    }
+
+    fn finish(&self, rows: Option<u64>, error: Option<&Error>) {
+        let elapsed = self.started.elapsed();
+        let millis = elapsed.as_secs_f64() * 1000.0;
+        self.span.record("duration_ms", millis);
+        if let Some(rows) = rows {
+            self.span.record("rows", rows);
+        }
+        let labels = [
+            ("connector", self.connector.clone()),
+            ("type", self.kind.as_str().to_owned()),
+            ("operation", self.operation.to_owned()),
+        ];
+        let outcome = match error {
+            Some(err) => {
+                self.span.record("error_kind", err.kind().as_str());
+                // The error's Display is safe to log: it never holds a secret.
+                tracing::warn!(parent: &self.span, error_kind = err.kind().as_str(), error = %err, duration_ms = millis, "extdata call failed");
+                err.kind().as_str()
+            }
+            None => {
+                tracing::debug!(parent: &self.span, duration_ms = millis, rows, "extdata call finished");
+                "ok"
+            }
+        };
+        let mut with_outcome = labels.to_vec();
+        with_outcome.push(("outcome", outcome.to_owned()));
+        metrics::counter!("extdata_calls_total", &with_outcome).increment(1);
+        metrics::histogram!("extdata_call_duration_seconds", &labels).record(elapsed.as_secs_f64());
+        if let Some(rows) = rows {
+            metrics::counter!("extdata_rows_total", &labels).increment(rows);
+        }
+    }
+}
+
+impl fmt::Debug for Instrumented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Instrumented").field(&self.inner).finish()
+    }
+}
+
+#[async_trait]
+impl ExternalSource for Instrumented {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> DbKind {
+        self.inner.kind()
+    }
+
+    async fn ping(&self) -> Result<ServerInfo> {
+        let span = self.span("ping");
+        let record = CallRecord::new(self.inner.as_ref(), "ping", span.clone());
+        let result = self.inner.ping().instrument(span).await;
+        record.finish(None, result.as_ref().err());
+        result
+    }
+
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        let span = self.span("query");
+        let record = CallRecord::new(self.inner.as_ref(), "query", span.clone());
+        let result = self.inner.query(statement, options).instrument(span).await;
+        match &result {
+            Ok(set) => record.finish(Some(set.rows.len() as u64), None),
+            Err(err) => record.finish(None, Some(err)),
+        }
+        result
+    }
+
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        let span = self.span("stream");
+        let record = CallRecord::new(self.inner.as_ref(), "stream", span.clone());
+        match self.inner.stream(statement, options).instrument(span).await {
+            Ok(stream) => {
+                let columns = stream.columns().clone();
+                Ok(RowStream::new(
+                    columns,
+                    CountingStream {
+                        inner: stream,
+                        rows: 0,
+                        record: Some(record),
+                    },
+                ))
+            }
+            Err(err) => {
+                record.finish(None, Some(&err));
+                Err(err)
+            }
+        }
+    }
+
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        let span = self.span("execute");
+        let record = CallRecord::new(self.inner.as_ref(), "execute", span.clone());
+        let result = self.inner.execute(statement, options).instrument(span).await;
+        match &result {
+            Ok(rows) => record.finish(Some(*rows), None),
+            Err(err) => record.finish(None, Some(err)),
+        }
+        result
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        let span = self.span("describe");
+        let record = CallRecord::new(self.inner.as_ref(), "describe", span.clone());
+        let result = self.inner.describe(statement, options).instrument(span).await;
+        record.finish(None, result.as_ref().err());
+        result
+    }
+
+    async fn close(&self) {
+        let span = self.span("close");
+        let record = CallRecord::new(self.inner.as_ref(), "close", span.clone());
+        self.inner.close().instrument(span).await;
+        record.finish(None, None);
+    }
+}
+
+/// Counts a stream's rows and records the call when it ends (or is dropped early).
+struct CountingStream {
+    inner: RowStream,
+    rows: u64,
+    record: Option<CallRecord>,
+}
+
+impl Stream for CountingStream {
+    type Item = Result<Row>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => this.rows += 1,
+            Poll::Ready(Some(Err(err))) => {
+                if let Some(record) = this.record.take() {
+                    record.finish(Some(this.rows), Some(err));
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(record) = this.record.take() {
+                    record.finish(Some(this.rows), None);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for CountingStream {
+    fn drop(&mut self) {
+        // Dropped before the end: the consumer stopped early, which is not an error.
+        if let Some(record) = self.record.take() {
+            record.finish(Some(self.rows), None);
+        }
+    }
+}

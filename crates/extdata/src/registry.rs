@@ -1,0 +1,561 @@
+//! [`Registry`]: connectors and accounts loaded from a TOML or JSON file, with the rule
+//! that an account reaches only the connectors assigned to it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use extdata_core::{
+    ConnectorConfig, DbKind, DsnOptions, Error, ErrorKind, ExternalSource, PoolConfig, Problems,
+    Result, Scalar, SecretSource, SslConfig, ValidConfig,
+};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// The file-level name used in problems that belong to no connector.
+const FILE: &str = "config";
+
+/// Top-level sections the registry reads itself.
+pub const REGISTRY_SECTIONS: &[&str] = &["connectors", "accounts"];
+
+/// A parsed configuration document (TOML or JSON), before its sections are read.
+///
+/// Other crates (e.g. `extdata-jobs`) read their own sections from the same document;
+/// [`Registry::from_document`] takes only `connectors` and `accounts`.
+#[derive(Debug, Clone)]
+pub struct ConfigDocument {
+    root: serde_json::Map<String, Json>,
+    base_dir: Option<PathBuf>,
+}
+
+impl ConfigDocument {
+    /// Reads a file; `.json` files are JSON, everything else TOML.
+    pub fn from_path(path: impl AsRef<Path>) -> std::result::Result<Self, Problems> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            problem(FILE, "file", format!("cannot read `{}`: {e}", path.display()))
+        })?;
+        let is_json = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+        let mut doc = if is_json {
+            Self::from_json_str(&text)?
+        } else {
+            Self::from_toml_str(&text)?
+        };
+        doc.base_dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(Path::to_path_buf);
+        Ok(doc)
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> std::result::Result<Self, Problems> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| problem(FILE, "syntax", format!("not valid TOML: {}", e.message().trim())).with_toml_span(text, &e))?;
+        let root = serde_json::to_value(table)
+            .map_err(|e| problem(FILE, "syntax", format!("unsupported TOML value: {e}")))?;
+        Self::from_json_value(root)
+    }
+
+    /// Parses JSON text.
+    pub fn from_json_str(text: &str) -> std::result::Result<Self, Problems> {
+        let root: Json = serde_json::from_str(text).map_err(|e| {
+            problem(
+                FILE,
+                "syntax",
+                format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+            )
+        })?;
+        Self::from_json_value(root)
+    }
+
+    fn from_json_value(root: Json) -> std::result::Result<Self, Problems> {
+        match root {
+            Json::Object(root) => Ok(ConfigDocument {
+                root,
+                base_dir: None,
+            }),
+            _ => Err(problem(FILE, "syntax", "the document must be a table/object")),
+        }
+    }
+
+    /// Resolves relative file paths against `dir` (by default the config file's folder).
+    pub fn with_base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
+    /// The folder relative paths are resolved against, when known.
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
+    /// A top-level section, e.g. `"imports"`.
+    pub fn section(&self, name: &str) -> Option<&Json> {
+        self.root.get(name)
+    }
+
+    /// Top-level keys not in `known`, each reported as a problem.
+    pub fn unknown_sections(&self, known: &[&str]) -> Problems {
+        let mut problems = Problems::default();
+        for key in self.root.keys() {
+            if !known.contains(&key.as_str()) {
+                problems.push(
+                    FILE,
+                    key.clone(),
+                    format!("unknown section; known sections: {}", known.join(", ")),
+                );
+            }
+        }
+        problems
+    }
+
+    /// Resolves a possibly relative path against the base folder.
+    pub fn resolve_path(&self, path: &str) -> String {
+        match &self.base_dir {
+            Some(dir) if Path::new(path).is_relative() => dir.join(path).to_string_lossy().into_owned(),
+            _ => path.to_owned(),
+        }
+    }
+}
+
+fn problem(connector: &str, field: impl Into<String>, message: impl Into<String>) -> Problems {
+    let mut p = Problems::default();
+    p.push(connector, field, message);
+    p
+}
+
+trait WithTomlSpan {
+    fn with_toml_span(self, text: &str, err: &toml::de::Error) -> Self;
+}
+
+impl WithTomlSpan for Problems {
+    fn with_toml_span(mut self, text: &str, err: &toml::de::Error) -> Self {
+        if let (Some(span), Some(p)) = (err.span(), self.0.first_mut()) {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            p.message = format!("{} (line {line})", p.message);
+        }
+        self
+    }
+}
+
+/// The fields of a `[[connectors]]` entry, each optional so that every field can be
+/// checked on its own and every mistake reported.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PartialConnector {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    database: Option<String>,
+    host: Option<String>,
+    port: Option<Scalar>,
+    protocol: Option<String>,
+    username: Option<String>,
+    password: Option<SecretSource>,
+    connect_timeout: Option<String>,
+    query_timeout: Option<String>,
+    options: Option<DsnOptions>,
+    read_only: Option<bool>,
+    ssl: Option<SslConfig>,
+    pool: Option<PoolConfig>,
+}
+
+const CONNECTOR_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "database",
+    "host",
+    "port",
+    "protocol",
+    "username",
+    "password",
+    "connect_timeout",
+    "query_timeout",
+    "options",
+    "read_only",
+    "ssl",
+    "pool",
+];
+
+/// What a field must look like, for type errors.
+fn expected(field: &str) -> &'static str {
+    match field {
+        "port" => "a port number",
+        "password" => "a string, { env = \"VAR\" } or { file = \"path\" }",
+        "options" => "a string like \"a=1&b=2\" or a table",
+        "read_only" => "true or false",
+        "ssl" => "a table with enabled, ca, ca_file, cert, cert_file, key, key_file, verify",
+        "pool" => "a table with max_size, min_idle, acquire_timeout, idle_timeout, max_lifetime",
+        _ => "a string",
+    }
+}
+
+/// Reads one `[[connectors]]` entry, field by field.
+fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option<ConnectorConfig> {
+    let Json::Object(map) = entry else {
+        problems.push(format!("connectors[{index}]"), "", "must be a table");
+        return None;
+    };
+    let label = map
+        .get("name")
+        .and_then(Json::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("connectors[{index}]"));
+    let mut partial = PartialConnector::default();
+    for (key, value) in map {
+        if !CONNECTOR_FIELDS.contains(&key.as_str()) {
+            problems.push(
+                &label,
+                key.clone(),
+                format!("unknown field; known fields: {}", CONNECTOR_FIELDS.join(", ")),
+            );
+            continue;
+        }
+        let single = Json::Object([(key.clone(), value.clone())].into_iter().collect());
+        match serde_json::from_value::<PartialConnector>(single) {
+            Ok(one) => merge(&mut partial, one),
+            Err(e) => {
+                let detail = e.to_string();
+                // Nested tables (ssl, pool) name their own unknown fields: keep serde's words.
+                let message = if detail.starts_with("unknown field") {
+                    detail
+                } else {
+                    format!("must be {} ({detail})", expected(key))
+                };
+                problems.push(&label, key.clone(), message);
+            }
+        }
+    }
+    if partial.kind.is_none() {
+        problems.push(&label, "type", format!("is missing; one of: {}", DbKind::ALL.map(DbKind::as_str).join(", ")));
+    }
+    if partial.name.is_none() {
+        problems.push(&label, "name", "is missing");
+    }
+    let config = ConnectorConfig {
+        name: partial.name.unwrap_or_default(),
+        kind: partial.kind.unwrap_or_default(),
+        database: partial.database,
+        host: partial.host,
+        port: partial.port,
+        protocol: partial.protocol,
+        username: partial.username,
+        password: partial.password,
+        connect_timeout: partial.connect_timeout,
+        query_timeout: partial.query_timeout,
+        options: partial.options.unwrap_or_default(),
+        read_only: partial.read_only.unwrap_or(false),
+        ssl: partial.ssl,
+        pool: partial.pool.unwrap_or_default(),
+    };
+    // Even with field errors, return what parsed so that validation reports the rest.
+    Some(config)
+}
+
+fn merge(into: &mut PartialConnector, one: PartialConnector) {
+    macro_rules! take {
+        ($($f:ident),*) => { $(if one.$f.is_some() { into.$f = one.$f; })* };
+    }
+    take!(
+        name,
+        kind,
+        database,
+        host,
+        port,
+        protocol,
+        username,
+        password,
+        connect_timeout,
+        query_timeout,
+        options,
+        read_only,
+        ssl,
+        pool
+    );
+}
+
+/// Makes the relative file paths of a connector relative to the config file's folder.
+fn resolve_paths(config: &mut ConnectorConfig, doc: &ConfigDocument) {
+    let resolve_secret = |s: &mut Option<SecretSource>| {
+        if let Some(SecretSource::File { file }) = s {
+            *file = doc.resolve_path(file);
+        }
+    };
+    resolve_secret(&mut config.password);
+    if let Some(ssl) = &mut config.ssl {
+        resolve_secret(&mut ssl.key);
+        for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
+            *file = doc.resolve_path(file);
+        }
+    }
+    let is_sqlite = config.kind.parse::<DbKind>().ok() == Some(DbKind::Sqlite);
+    if is_sqlite
+        && let Some(db) = &mut config.database
+        && db != ":memory:"
+        && !db.starts_with("file:")
+    {
+        *db = doc.resolve_path(db);
+    }
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountEntry {
+    id: Scalar,
+    #[serde(default)]
+    connectors: Vec<String>,
+}
+
+/// Connectors and the accounts they are assigned to.
+///
+/// One account may have several connectors; a connector may serve several accounts and
+/// its source (and pool) is then shared. [`Registry::source`] refuses, with
+/// [`ErrorKind::Forbidden`], a connector that is not assigned to the asking account.
+///
+/// ```
+/// let registry = extdata::Registry::from_toml_str(r#"
+///     [[connectors]]
+///     name = "local"
+///     type = "sqlite"
+///     database = ":memory:"
+///
+///     [[accounts]]
+///     id = "42"
+///     connectors = ["local"]
+/// "#).unwrap();
+/// assert!(registry.source("42", "local").is_ok());
+/// let err = registry.source("7", "local").unwrap_err();
+/// assert_eq!(err.kind(), extdata::ErrorKind::Forbidden);
+/// ```
+pub struct Registry {
+    connectors: BTreeMap<String, ValidConfig>,
+    accounts: BTreeMap<String, BTreeSet<String>>,
+    sources: Mutex<HashMap<String, Arc<dyn ExternalSource>>>,
+}
+
+impl Registry {
+    /// Loads a TOML or JSON file (`.json` is JSON). Unknown top-level sections are errors.
+    pub fn from_path(path: impl AsRef<Path>) -> std::result::Result<Self, Problems> {
+        let doc = ConfigDocument::from_path(path)?;
+        let mut problems = doc.unknown_sections(REGISTRY_SECTIONS);
+        match Self::from_document(&doc) {
+            Ok(registry) if problems.is_empty() => Ok(registry),
+            Ok(_) => Err(problems),
+            Err(more) => {
+                problems.extend(more);
+                Err(problems)
+            }
+        }
+    }
+
+    /// Parses TOML text (relative paths stay relative to the working directory).
+    pub fn from_toml_str(text: &str) -> std::result::Result<Self, Problems> {
+        Self::from_document(&ConfigDocument::from_toml_str(text)?)
+    }
+
+    /// Parses JSON text with the same shape as the TOML file.
+    pub fn from_json_str(text: &str) -> std::result::Result<Self, Problems> {
+        Self::from_document(&ConfigDocument::from_json_str(text)?)
+    }
+
+    /// Reads the `connectors` and `accounts` sections of a document, validating every
+    /// connector with its backend's rules and reporting every problem at once.
+    pub fn from_document(doc: &ConfigDocument) -> std::result::Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let mut connectors = BTreeMap::new();
+        let entries: &[Json] = match doc.section("connectors") {
+            None => &[],
+            Some(Json::Array(items)) => items,
+            Some(_) => {
+                problems.push(FILE, "connectors", "must be a list of tables ([[connectors]])");
+                &[]
+            }
+        };
+        let mut seen = BTreeSet::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(mut config) = read_connector(index, entry, &mut problems) else {
+                continue;
+            };
+            if !config.name.is_empty() && !seen.insert(config.name.clone()) {
+                problems.push(&config.name, "name", "is used by another connector; names must be unique");
+            }
+            resolve_paths(&mut config, doc);
+            match crate::validate(&config) {
+                Ok(valid) => {
+                    connectors.entry(valid.name.clone()).or_insert(valid);
+                }
+                Err(found) => problems.extend(found),
+            }
+        }
+
+        let mut accounts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let account_entries: &[Json] = match doc.section("accounts") {
+            None => &[],
+            Some(Json::Array(items)) => items,
+            Some(_) => {
+                problems.push(FILE, "accounts", "must be a list of tables ([[accounts]])");
+                &[]
+            }
+        };
+        for (index, entry) in account_entries.iter().enumerate() {
+            let label = format!("accounts[{index}]");
+            let account: AccountEntry = match serde_json::from_value(entry.clone()) {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.push(label, "", e.to_string());
+                    continue;
+                }
+            };
+            let id = account.id.to_string();
+            let label = format!("account {id}");
+            if id.trim().is_empty() {
+                problems.push(&label, "id", "must not be empty");
+            }
+            if accounts.contains_key(&id) {
+                problems.push(&label, "id", "is used by another account; ids must be unique");
+                continue;
+            }
+            let mut assigned = BTreeSet::new();
+            for name in account.connectors {
+                if !seen.contains(&name) {
+                    problems.push(&label, "connectors", format!("unknown connector `{name}`"));
+                }
+                assigned.insert(name);
+            }
+            accounts.insert(id, assigned);
+        }
+
+        if problems.is_empty() {
+            Ok(Registry {
+                connectors,
+                accounts,
+                sources: Mutex::new(HashMap::new()),
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Builds a registry in code.
+    pub fn new() -> Self {
+        Registry {
+            connectors: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds a connector (validated with its backend's rules).
+    pub fn add_connector(&mut self, config: &ConnectorConfig) -> std::result::Result<(), Problems> {
+        let valid = crate::validate(config)?;
+        if self.connectors.contains_key(&valid.name) {
+            return Err(problem(&valid.name, "name", "is used by another connector; names must be unique"));
+        }
+        self.connectors.insert(valid.name.clone(), valid);
+        Ok(())
+    }
+
+    /// Assigns a connector to an account (creating the account when new).
+    pub fn assign(&mut self, account: impl Into<String>, connector: impl Into<String>) -> Result<()> {
+        let connector = connector.into();
+        if !self.connectors.contains_key(&connector) {
+            return Err(Error::config(format!("unknown connector `{connector}`")));
+        }
+        self.accounts.entry(account.into()).or_default().insert(connector);
+        Ok(())
+    }
+
+    /// The source of `connector` for `account`: [`ErrorKind::Forbidden`] unless the
+    /// connector is assigned to the account (an unknown account or connector gets the
+    /// same answer, so the answer does not reveal which connectors exist).
+    pub fn source(&self, account: &str, connector: &str) -> Result<Arc<dyn ExternalSource>> {
+        let allowed = self
+            .accounts
+            .get(account)
+            .is_some_and(|assigned| assigned.contains(connector));
+        if !allowed {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("connector `{connector}` is not assigned to account `{account}`"),
+            ));
+        }
+        self.source_unchecked(connector)
+    }
+
+    /// The source of `connector` regardless of accounts (for administrators' tools).
+    pub fn source_unchecked(&self, connector: &str) -> Result<Arc<dyn ExternalSource>> {
+        let mut sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(source) = sources.get(connector) {
+            return Ok(source.clone());
+        }
+        let config = self
+            .connectors
+            .get(connector)
+            .ok_or_else(|| Error::config(format!("unknown connector `{connector}`")))?;
+        let source = crate::connect_valid(config.clone())?;
+        sources.insert(connector.to_owned(), source.clone());
+        Ok(source)
+    }
+
+    /// Whether `account` may use `connector`.
+    pub fn is_assigned(&self, account: &str, connector: &str) -> bool {
+        self.accounts
+            .get(account)
+            .is_some_and(|assigned| assigned.contains(connector))
+    }
+
+    /// The validated connectors by name.
+    pub fn connectors(&self) -> impl Iterator<Item = &ValidConfig> {
+        self.connectors.values()
+    }
+
+    /// A connector's validated config.
+    pub fn connector(&self, name: &str) -> Option<&ValidConfig> {
+        self.connectors.get(name)
+    }
+
+    /// The account ids.
+    pub fn accounts(&self) -> impl Iterator<Item = &str> {
+        self.accounts.keys().map(String::as_str)
+    }
+
+    /// The connectors assigned to `account`.
+    pub fn connectors_of(&self, account: &str) -> impl Iterator<Item = &str> {
+        self.accounts
+            .get(account)
+            .into_iter()
+            .flat_map(|set| set.iter().map(String::as_str))
+    }
+
+    /// Closes every source opened so far.
+    pub async fn close(&self) {
+        let sources: Vec<_> = {
+            let mut map = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.drain().map(|(_, s)| s).collect()
+        };
+        for source in sources {
+            source.close().await;
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("connectors", &self.connectors.keys().collect::<Vec<_>>())
+            .field("accounts", &self.accounts)
+            .finish()
+    }
+}
