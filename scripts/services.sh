@@ -64,14 +64,21 @@ trap 'on_error $LINENO "$BASH_COMMAND"' ERR
 
 APT_UPDATED=0
 apt_install() {
+    local aptlog
+    aptlog=$(mktemp)
+    note "installing $* (apt-get; takes a while)"
     # Only refresh the package lists when something is actually missing.
-    if (( ! APT_UPDATED )); then
-        apt-get update -qq || die "apt-get update failed"
+    if ((!APT_UPDATED)); then
+        apt-get update -q >"$aptlog" 2>&1 ||
+            die "apt-get update failed:
+$(tail -n 20 "$aptlog")"
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" \
-        || die "apt-get install $* failed"
+        >"$aptlog" 2>&1 || die "apt-get install $* failed:
+$(tail -n 20 "$aptlog")"
+    rm -f "$aptlog"
     changed "installed $*"
 }
 
@@ -259,10 +266,6 @@ setup_certs() {
     fi
     # libpq refuses a client key that group or others can read.
     chmod 600 "$d/ca.key" "$d/server.key" "$d/client.key"
-    # Tests may run as the owner of the checkout rather than root.
-    if [[ $(stat -c %u:%g "$STATE_DIR") != $(stat -c %u:%g "$REPO") ]]; then
-        chown -R --reference="$REPO" "$STATE_DIR"
-    fi
 
     write_env_fragment tls <<EOF
 EXTDATA_TEST_TLS_DIR=$d
@@ -306,7 +309,7 @@ $(tail -n 20 "$PG_LOG" 2>/dev/null)"
 # The client checks run with an empty environment so that PG* variables, ~/.pgpass or
 # a default client certificate of the caller cannot make them pass or fail.
 pg_client() {
-    env -i PATH="$PATH" PGCONNECT_TIMEOUT=5 PGPASSFILE=/dev/null \
+    env -i PATH="$PATH" PGCONNECT_TIMEOUT=5 PGPASSFILE=/nonexistent/.pgpass \
         psql -X -w -At "$1" \
         -c "SELECT current_user || ' ssl=' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 }
@@ -377,17 +380,9 @@ EOF
     pg_wait_ready
     # Reload when our files are newer than the configuration the server has loaded, not
     # merely when this run wrote them: an interrupted earlier run may have written them.
-    local newest loaded
-    newest=$(stat -c %Y "$PG_CONF_DIR/conf.d/extdata.conf" "$hba" "$PG_TLS_DIR"/* | sort -n | tail -n 1)
-    loaded=$(pg_admin -d postgres -c "SELECT floor(extract(epoch FROM pg_conf_load_time()))")
-    if ((newest >= loaded)); then
-        local errors
-        errors=$(pg_admin -d postgres -c "
-            SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL
-            UNION ALL
-            SELECT sourcefile || ':' || sourceline || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")
-        [[ -z $errors ]] || die "PostgreSQL configuration has errors:
-$errors"
+    local newest
+    newest=$(stat -c %.6Y "$PG_CONF_DIR/conf.d/extdata.conf" "$hba" "$PG_TLS_DIR"/* | sort -n | tail -n 1)
+    if [[ $(pg_admin -d postgres -c "SELECT to_timestamp($newest) >= pg_conf_load_time()") == t ]]; then
         # pg_reload_conf() only signals the postmaster: wait until a new session sees it.
         local before i
         before=$(pg_admin -d postgres -c "SELECT pg_conf_load_time()")
@@ -411,6 +406,15 @@ $errors"
         [[ $(pg_admin -d postgres -c "SHOW ssl") == on ]] ||
             die "PostgreSQL still has ssl off after a restart; see $PG_LOG"
     fi
+    # Checked only now: while ssl is still off, every hostssl line counts as an error, and
+    # a setting that needs a restart reports "could not be applied" until then.
+    local errors
+    errors=$(pg_admin -d postgres -c "
+        SELECT 'pg_hba.conf:' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL
+        UNION ALL
+        SELECT sourcefile || ':' || sourceline || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")
+    [[ -z $errors ]] || die "PostgreSQL configuration has errors:
+$errors"
 
     # Roles. A certificate login needs a role of its own: the same certificate cannot
     # also serve password logins (see SERVICES.md).
@@ -494,6 +498,20 @@ my_running() {
     mysqladmin --protocol=socket -S "$MY_SOCKET" --connect-timeout=2 ping >/dev/null 2>&1
 }
 
+# Captured first rather than piped into `grep -q`: an early grep exit would make the
+# writer die of SIGPIPE, which pipefail reports as a failure.
+my_reads_cnf() {
+    local defaults
+    defaults=$(my_print_defaults --mysqld)
+    grep -qxF -- "--ssl_cert=$MY_TLS_DIR/server.pem" <<<"$defaults"
+}
+
+mariadbd_alive() {
+    local states
+    states=$(ps -C mariadbd -o stat= || true)
+    grep -q '^[^Z]' <<<"$states"
+}
+
 my_log_tail() {
     local f
     for f in /var/log/mysql/error.log "$MY_CONSOLE_LOG"; do
@@ -513,9 +531,11 @@ my_start() {
     local i
     for ((i = 0; i < 120; i++)); do
         if [[ -S $MY_SOCKET ]] && my_running; then return 0; fi
+        # Give up early when mariadbd has already exited (a bad option, say).
+        if ((i >= 4)) && ! mariadbd_alive; then break; fi
         sleep 0.5
     done
-    die "MariaDB did not come up within 60 s:
+    die "MariaDB did not come up:
 $(my_log_tail)"
 }
 
@@ -526,7 +546,8 @@ my_stop() {
         die "mysqladmin shutdown failed"
     if [[ -n $pid ]]; then
         for ((i = 0; i < 120; i++)); do
-            kill -0 "$pid" 2>/dev/null || return 0
+            # A zombie counts as gone: PID 1 here may be slow to reap it.
+            [[ $(ps -o stat= -p "$pid" 2>/dev/null || true) == [^Z]* ]] || return 0
             sleep 0.5
         done
         die "MariaDB (pid $pid) did not stop within 60 s"
@@ -534,6 +555,8 @@ my_stop() {
 }
 
 # Clients for the checks ignore every option file (--no-defaults must come first).
+# The 10.11 client asks for TLS (unverified) by default, even over the socket: the
+# checks say --skip-ssl or --ssl-ca explicitly.
 my_client() {
     mariadb --no-defaults --connect-timeout=5 -N -B "$@" -e "
         SELECT CONCAT(SUBSTRING_INDEX(CURRENT_USER(), '@', 1), ' tls=',
@@ -590,11 +613,10 @@ EOF
 
     # Debian's stock my.cnf includes mariadb.conf.d/, but a hand-written one (as on the
     # prepared machines) may not, and then the file above is silently ignored.
-    if ! my_print_defaults --mysqld | grep -qxF -- "--ssl_cert=$MY_TLS_DIR/server.pem"; then
+    if ! my_reads_cnf; then
         printf '\n# Added by extdata scripts/services.sh\n!includedir %s/\n' "$MY_CNF_DIR" >>/etc/mysql/my.cnf
         changed "/etc/mysql/my.cnf now includes $MY_CNF_DIR/"
-        my_print_defaults --mysqld | grep -qxF -- "--ssl_cert=$MY_TLS_DIR/server.pem" ||
-            die "MariaDB does not read $MY_CNF (check /etc/mysql/my.cnf)"
+        my_reads_cnf || die "MariaDB does not read $MY_CNF (check /etc/mysql/my.cnf)"
     fi
 
     if ! my_running; then
@@ -618,8 +640,9 @@ $(my_log_tail)"
     issuer=$(x509_oneline subject "$TLS_DIR/ca.pem")
     # A TCP login from 127.0.0.1 is user@localhost when the server resolves names and
     # user@127.0.0.1 with skip-name-resolve (as on the prepared machines); '%' covers ::1.
-    # KILL QUERY on a connection of the same user name needs no privilege; PROCESS
-    # lets the tests see every session in the process list.
+    # KILL QUERY on a session of the same account needs no privilege (the account is
+    # user@host: under skip-name-resolve a socket session, @localhost, gets "not owner"
+    # killing a TCP one, @127.0.0.1). PROCESS lets the tests see all sessions.
     {
         echo "CREATE DATABASE IF NOT EXISTS $TEST_DB;"
         for host in localhost 127.0.0.1 %; do
@@ -642,7 +665,7 @@ SQL
     check_ok "mysql: $PW_USER, password, no TLS" "$PW_USER tls=no" \
         my_client "${tcp[@]}" -u "$PW_USER" --password="$PW_PASSWORD" --skip-ssl
     check_ok "mysql: $PW_USER, password, socket" "$PW_USER tls=no" \
-        my_client --protocol=socket -S "$MY_SOCKET" -D "$TEST_DB" -u "$PW_USER" --password="$PW_PASSWORD"
+        my_client --protocol=socket -S "$MY_SOCKET" -D "$TEST_DB" -u "$PW_USER" --password="$PW_PASSWORD" --skip-ssl
     check_ok "mysql: $CERT_USER, client certificate" "$CERT_USER tls=yes" \
         my_client "${tcp[@]}" -u "$CERT_USER" --ssl-ca="$ca" --ssl-verify-server-cert "${cert[@]}"
     check_refused "mysql: $PW_USER, wrong password" "access denied" \
@@ -698,6 +721,10 @@ main() {
         UP+=("$svc")
     done
     write_env
+    # Tests may run as the owner of the checkout rather than as root.
+    if [[ -n $(find "$STATE_DIR" \! -user "$(stat -c %u "$REPO")" -print -quit) ]]; then
+        chown -R --reference="$REPO" "$STATE_DIR"
+    fi
 
     echo
     log "Summary"
