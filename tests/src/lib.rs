@@ -1,1 +1,118 @@
 #![doc = include_str!("../README.md")]
+
+mod capabilities;
+pub mod cases;
+mod harness;
+pub mod support;
+
+pub use capabilities::{Capabilities, RunningProbe, TypeCase};
+pub use harness::{Harness, SourceFactory};
+pub use support::require_or_skip;
+
+/// Used by [`conformance_tests!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::harness::run_case;
+    pub use crate::support::block_on;
+}
+
+/// The names of the cases [`conformance_tests!`] generates, in order.
+pub const CASES: &[&str] = &[
+    "ping_returns_server_version",
+    "values_round_trip_exactly",
+    "nulls_round_trip_in_every_column_type",
+    "parameters_are_bound_by_name",
+    "missing_or_unused_parameter_is_rejected",
+    "hostile_parameter_is_bound_not_spliced",
+    "hostile_value_in_insert_cannot_drop_table",
+    "errors_have_kind_and_connector",
+    "timeout_returns_promptly_and_cancels_on_server",
+    "repeated_timeouts_do_not_leak_connections",
+    "connector_query_timeout_applies",
+    "stream_delivers_every_row_in_order",
+    "stream_starts_before_result_is_complete",
+    "dropped_stream_leaves_source_usable",
+    "query_max_rows_truncates",
+    "execute_reports_affected_rows",
+    "describe_reports_columns_without_running",
+    "read_only_connector_refuses_writes",
+    "wrong_password_is_auth_error_without_secret",
+    "closed_source_refuses_calls",
+    "concurrent_calls_get_their_own_results",
+];
+
+/// Generates one `#[test]` per conformance case in a module (`conformance` unless
+/// named), each running the case against the harness of `setup`.
+///
+/// `setup` is an `async fn() -> Option<Harness>` visible where the macro is invoked;
+/// `None` means the backend is not configured here (build it with
+/// [`require_or_skip`], which fails instead when `EXTDATA_TEST_REQUIRE` names the
+/// backend). Each test gets a fresh harness and its own runtime; tables a case
+/// created are dropped afterwards, whether the case passed or not.
+///
+/// ```no_run
+/// // crates/extdata-<db>/tests/conformance.rs
+/// use extdata_conformance::{Harness, require_or_skip};
+///
+/// async fn setup() -> Option<Harness> {
+///     // Read EXTDATA_TEST_* settings and build the harness; when they are missing:
+///     require_or_skip("example", "EXTDATA_TEST_EXAMPLE_HOST is not set")
+/// }
+/// extdata_conformance::conformance_tests!(setup);
+///
+/// // A second configuration of the same backend gets a module of its own:
+/// async fn setup_tls() -> Option<Harness> {
+///     require_or_skip("example", "no TLS server here")
+/// }
+/// extdata_conformance::conformance_tests!(over_tls => setup_tls);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($module:ident => $setup:path) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_test!($setup; ping_returns_server_version);
+            $crate::__conformance_test!($setup; values_round_trip_exactly);
+            $crate::__conformance_test!($setup; nulls_round_trip_in_every_column_type);
+            $crate::__conformance_test!($setup; parameters_are_bound_by_name);
+            $crate::__conformance_test!($setup; missing_or_unused_parameter_is_rejected);
+            $crate::__conformance_test!($setup; hostile_parameter_is_bound_not_spliced);
+            $crate::__conformance_test!($setup; hostile_value_in_insert_cannot_drop_table);
+            $crate::__conformance_test!($setup; errors_have_kind_and_connector);
+            $crate::__conformance_test!($setup; timeout_returns_promptly_and_cancels_on_server);
+            $crate::__conformance_test!($setup; repeated_timeouts_do_not_leak_connections);
+            $crate::__conformance_test!($setup; connector_query_timeout_applies);
+            $crate::__conformance_test!($setup; stream_delivers_every_row_in_order);
+            $crate::__conformance_test!($setup; stream_starts_before_result_is_complete);
+            $crate::__conformance_test!($setup; dropped_stream_leaves_source_usable);
+            $crate::__conformance_test!($setup; query_max_rows_truncates);
+            $crate::__conformance_test!($setup; execute_reports_affected_rows);
+            $crate::__conformance_test!($setup; describe_reports_columns_without_running);
+            $crate::__conformance_test!($setup; read_only_connector_refuses_writes);
+            $crate::__conformance_test!($setup; wrong_password_is_auth_error_without_secret);
+            $crate::__conformance_test!($setup; closed_source_refuses_calls);
+            $crate::__conformance_test!($setup; concurrent_calls_get_their_own_results);
+        }
+    };
+    ($setup:path) => {
+        $crate::conformance_tests!(conformance => $setup);
+    };
+}
+
+/// One test of [`conformance_tests!`]; not part of the API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test {
+    ($setup:path; $case:ident) => {
+        #[test]
+        pub(super) fn $case() {
+            $crate::__private::block_on(async {
+                if let ::std::option::Option::Some(harness) = $setup().await {
+                    $crate::__private::run_case(&harness, $crate::cases::$case(&harness)).await;
+                }
+            });
+        }
+    };
+}

@@ -1,0 +1,393 @@
+//! [`Capabilities`]: what a backend can do and how it spells things.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use extdata_core::{ExternalSource, Result, Value};
+use futures::future::BoxFuture;
+
+/// Asks the server whether a query whose text contains `marker` is still running.
+///
+/// Called with the harness's main source and the marker; returns `Ok(true)` while such
+/// a query runs. The conformance suite binds the marker as a parameter (e.g. a `LIKE`
+/// pattern) so the probe's own text never matches itself. The probe must not count its
+/// own session.
+pub type RunningProbe =
+    Arc<dyn Fn(Arc<dyn ExternalSource>, String) -> BoxFuture<'static, Result<bool>> + Send + Sync>;
+
+/// One SQL column type and the values that must survive a round trip through it.
+///
+/// Each pair is `(bound, expected)`: `bound` is inserted through a bound parameter,
+/// `expected` is what must come back, compared with `==` (NaN equals NaN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeCase {
+    /// The column type as written in `CREATE TABLE` (`BIGINT`, `NUMERIC(38,10)`, …).
+    pub sql_type: String,
+    /// `(bound, expected)` pairs; NULL is tested separately for every type.
+    pub values: Vec<(Value, Value)>,
+}
+
+impl TypeCase {
+    /// A type whose values come back exactly as bound.
+    ///
+    /// ```
+    /// use extdata_conformance::TypeCase;
+    /// use extdata_core::Value;
+    /// let case = TypeCase::exact("BIGINT", [Value::I64(i64::MIN), Value::I64(i64::MAX)]);
+    /// assert_eq!(case.values.len(), 2);
+    /// ```
+    pub fn exact(sql_type: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Self {
+        TypeCase {
+            sql_type: sql_type.into(),
+            values: values.into_iter().map(|v| (v.clone(), v)).collect(),
+        }
+    }
+
+    /// A type whose values come back as a different variant than the one bound
+    /// (e.g. an `I32` bound into a `BIGINT` column comes back as `I64`).
+    pub fn converted(
+        sql_type: impl Into<String>,
+        pairs: impl IntoIterator<Item = (Value, Value)>,
+    ) -> Self {
+        TypeCase {
+            sql_type: sql_type.into(),
+            values: pairs.into_iter().collect(),
+        }
+    }
+
+    /// Adds a value that comes back exactly.
+    pub fn with_value(mut self, value: impl Into<Value>) -> Self {
+        let value = value.into();
+        self.values.push((value.clone(), value));
+        self
+    }
+
+    /// Adds a value that comes back as `expected`.
+    pub fn with_conversion(mut self, bound: impl Into<Value>, expected: impl Into<Value>) -> Self {
+        self.values.push((bound.into(), expected.into()));
+        self
+    }
+}
+
+/// What a backend can do and how its SQL is spelled, for the conformance cases.
+///
+/// Defaults are the strict, standard-SQL answer: a new backend fills in only what
+/// differs, and every `false` it sets is a documented gap, not a weakened test.
+///
+/// ```
+/// use extdata_conformance::{Capabilities, TypeCase};
+/// use extdata_core::Value;
+/// let caps = Capabilities::new()
+///     .with_type_case(TypeCase::exact("BIGINT", [Value::I64(-1), Value::I64(i64::MAX)]))
+///     .with_sleep_sql(|secs| format!("SELECT pg_sleep({secs})"))
+///     .with_series_sql(|n| format!("SELECT generate_series(1, {n}) AS n"));
+/// assert!(caps.sleep_sql.is_some());
+/// ```
+#[derive(Clone)]
+pub struct Capabilities {
+    /// Type of the integer `id` columns the cases create (default `INTEGER`).
+    pub integer_type: String,
+    /// Type of the text columns the cases create (default `TEXT`); must hold long
+    /// Unicode strings.
+    pub text_type: String,
+    /// Column types and the values that round-trip through them. Must not be empty.
+    pub type_cases: Vec<TypeCase>,
+    /// `CREATE TABLE` for `(table, [(column, type)])`; columns must accept NULL
+    /// (default: `CREATE TABLE t (c1 T1, …)`).
+    pub create_table: fn(&str, &[(&str, &str)]) -> String,
+    /// Drops a table, without failing when it is missing (default `DROP TABLE IF EXISTS t`).
+    pub drop_table: fn(&str) -> String,
+    /// Turns a select list into a query (default `SELECT {list}`; Oracle adds `FROM dual`).
+    pub select: fn(&str) -> String,
+    /// The expression of a text parameter named `name` in a select list (default
+    /// `:name`; a server that cannot infer a parameter's type may need a `CAST`).
+    pub text_parameter: fn(&str) -> String,
+    /// A query that runs at least `secs` seconds unless cancelled (`None`: the backend
+    /// cannot express one and the timeout cases are skipped).
+    pub sleep_sql: Option<fn(u64) -> String>,
+    /// A query returning one integer column named `n` with the values `1..=count` in
+    /// that order (default: a standard recursive CTE).
+    pub series_sql: fn(u64) -> String,
+    /// Whether the first row of a billion-row series arrives long before the series is
+    /// complete (the server streams and the backend does not buffer).
+    pub streams_lazily: bool,
+    /// Rows streamed by the streaming case (default 200 000).
+    pub stream_rows: u64,
+    /// Asks the server whether a query is still running; lets the timeout case check
+    /// that the query was cancelled on the server, not only abandoned by the client.
+    pub running_probe: Option<RunningProbe>,
+    /// Timeouts in a row that must leave the pool serving (default 20; the case uses a
+    /// pool of 2 connections, so a leaked connection per timeout is caught).
+    pub timeout_repeats: usize,
+    /// Whether `execute` returns the number of rows affected.
+    pub reports_affected_rows: bool,
+    /// Whether `UPDATE` and `DELETE` are supported.
+    pub supports_update: bool,
+    /// Whether a `read_only` connector refuses writes with [`ErrorKind::ReadOnly`](extdata_core::ErrorKind::ReadOnly).
+    pub read_only_enforced: bool,
+    /// Whether the backend authenticates with a password (wrong-password case).
+    pub has_passwords: bool,
+    /// Whether text may contain U+0000.
+    pub text_allows_nul: bool,
+    /// Whether the server stores `''` as NULL (Oracle).
+    pub empty_string_is_null: bool,
+    /// Whether `describe` and result columns report each column's [`Value`] variant
+    /// (false: the server does not say before the values arrive).
+    pub describe_reports_kinds: bool,
+}
+
+impl Capabilities {
+    /// The strict defaults; see each field.
+    pub fn new() -> Self {
+        Capabilities {
+            integer_type: "INTEGER".to_owned(),
+            text_type: "TEXT".to_owned(),
+            type_cases: Vec::new(),
+            create_table: default_create_table,
+            drop_table: default_drop_table,
+            select: default_select,
+            text_parameter: default_text_parameter,
+            sleep_sql: None,
+            series_sql: default_series_sql,
+            streams_lazily: true,
+            stream_rows: 200_000,
+            running_probe: None,
+            timeout_repeats: 20,
+            reports_affected_rows: true,
+            supports_update: true,
+            read_only_enforced: true,
+            has_passwords: true,
+            text_allows_nul: true,
+            empty_string_is_null: false,
+            describe_reports_kinds: true,
+        }
+    }
+
+    /// Sets the type of integer `id` columns.
+    pub fn with_integer_type(mut self, sql_type: impl Into<String>) -> Self {
+        self.integer_type = sql_type.into();
+        self
+    }
+
+    /// Sets the type of text columns.
+    pub fn with_text_type(mut self, sql_type: impl Into<String>) -> Self {
+        self.text_type = sql_type.into();
+        self
+    }
+
+    /// Adds a type case.
+    pub fn with_type_case(mut self, case: TypeCase) -> Self {
+        self.type_cases.push(case);
+        self
+    }
+
+    /// Adds several type cases.
+    pub fn with_type_cases(mut self, cases: impl IntoIterator<Item = TypeCase>) -> Self {
+        self.type_cases.extend(cases);
+        self
+    }
+
+    /// Sets the `CREATE TABLE` spelling.
+    pub fn with_create_table(mut self, create: fn(&str, &[(&str, &str)]) -> String) -> Self {
+        self.create_table = create;
+        self
+    }
+
+    /// Sets the `DROP TABLE` spelling.
+    pub fn with_drop_table(mut self, drop: fn(&str) -> String) -> Self {
+        self.drop_table = drop;
+        self
+    }
+
+    /// Sets how a select list becomes a query.
+    pub fn with_select(mut self, select: fn(&str) -> String) -> Self {
+        self.select = select;
+        self
+    }
+
+    /// Sets how a text parameter is written in a select list.
+    pub fn with_text_parameter(mut self, parameter: fn(&str) -> String) -> Self {
+        self.text_parameter = parameter;
+        self
+    }
+
+    /// Sets the long-running query.
+    pub fn with_sleep_sql(mut self, sleep: fn(u64) -> String) -> Self {
+        self.sleep_sql = Some(sleep);
+        self
+    }
+
+    /// Sets the series query.
+    pub fn with_series_sql(mut self, series: fn(u64) -> String) -> Self {
+        self.series_sql = series;
+        self
+    }
+
+    /// Sets whether the first row of a huge result arrives early.
+    pub fn with_streams_lazily(mut self, lazily: bool) -> Self {
+        self.streams_lazily = lazily;
+        self
+    }
+
+    /// Sets the number of rows of the streaming case.
+    pub fn with_stream_rows(mut self, rows: u64) -> Self {
+        self.stream_rows = rows;
+        self
+    }
+
+    /// Sets the "is this query still running on the server" probe.
+    ///
+    /// ```
+    /// use extdata_conformance::Capabilities;
+    /// use extdata_core::{QueryOptions, Statement};
+    /// let caps = Capabilities::new().with_running_probe(|source, marker| async move {
+    ///     let probe = Statement::new(
+    ///         "SELECT count(*) AS n FROM pg_stat_activity \
+    ///          WHERE query LIKE :pattern AND pid <> pg_backend_pid()",
+    ///     )
+    ///     .bind("pattern", format!("%{marker}%"));
+    ///     let rows = source.query(&probe, &QueryOptions::default()).await?;
+    ///     Ok(rows.rows[0].get(0).and_then(|v| v.as_i64()) != Some(0))
+    /// });
+    /// assert!(caps.running_probe.is_some());
+    /// ```
+    pub fn with_running_probe<F, Fut>(mut self, probe: F) -> Self
+    where
+        F: Fn(Arc<dyn ExternalSource>, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool>> + Send + 'static,
+    {
+        self.running_probe = Some(Arc::new(move |source, marker| {
+            Box::pin(probe(source, marker)) as BoxFuture<'static, Result<bool>>
+        }));
+        self
+    }
+
+    /// Sets how many timeouts in a row must leave the pool serving.
+    pub fn with_timeout_repeats(mut self, repeats: usize) -> Self {
+        self.timeout_repeats = repeats;
+        self
+    }
+
+    /// Sets whether `execute` reports rows affected.
+    pub fn with_reports_affected_rows(mut self, reports: bool) -> Self {
+        self.reports_affected_rows = reports;
+        self
+    }
+
+    /// Sets whether `UPDATE`/`DELETE` are supported.
+    pub fn with_supports_update(mut self, supported: bool) -> Self {
+        self.supports_update = supported;
+        self
+    }
+
+    /// Sets whether `read_only` is enforced.
+    pub fn with_read_only_enforced(mut self, enforced: bool) -> Self {
+        self.read_only_enforced = enforced;
+        self
+    }
+
+    /// Sets whether the backend authenticates with a password.
+    pub fn with_passwords(mut self, has_passwords: bool) -> Self {
+        self.has_passwords = has_passwords;
+        self
+    }
+
+    /// Sets whether text may contain U+0000.
+    pub fn with_text_allows_nul(mut self, allows: bool) -> Self {
+        self.text_allows_nul = allows;
+        self
+    }
+
+    /// Sets whether `''` is stored as NULL.
+    pub fn with_empty_string_is_null(mut self, is_null: bool) -> Self {
+        self.empty_string_is_null = is_null;
+        self
+    }
+
+    /// Sets whether column descriptions carry value kinds.
+    pub fn with_describe_reports_kinds(mut self, reports: bool) -> Self {
+        self.describe_reports_kinds = reports;
+        self
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("integer_type", &self.integer_type)
+            .field("text_type", &self.text_type)
+            .field("type_cases", &self.type_cases.len())
+            .field("sleep_sql", &self.sleep_sql.map(|sleep| sleep(30)))
+            .field("series_sql", &(self.series_sql)(3))
+            .field("streams_lazily", &self.streams_lazily)
+            .field("stream_rows", &self.stream_rows)
+            .field("running_probe", &self.running_probe.is_some())
+            .field("timeout_repeats", &self.timeout_repeats)
+            .field("reports_affected_rows", &self.reports_affected_rows)
+            .field("supports_update", &self.supports_update)
+            .field("read_only_enforced", &self.read_only_enforced)
+            .field("has_passwords", &self.has_passwords)
+            .field("text_allows_nul", &self.text_allows_nul)
+            .field("empty_string_is_null", &self.empty_string_is_null)
+            .field("describe_reports_kinds", &self.describe_reports_kinds)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_create_table(table: &str, columns: &[(&str, &str)]) -> String {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|(name, sql_type)| format!("{name} {sql_type}"))
+        .collect();
+    format!("CREATE TABLE {table} ({})", columns.join(", "))
+}
+
+fn default_drop_table(table: &str) -> String {
+    format!("DROP TABLE IF EXISTS {table}")
+}
+
+fn default_select(list: &str) -> String {
+    format!("SELECT {list}")
+}
+
+fn default_text_parameter(name: &str) -> String {
+    format!(":{name}")
+}
+
+fn default_series_sql(count: u64) -> String {
+    format!(
+        "WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series \
+         WHERE n < {count}) SELECT n FROM series"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_create_table_lists_columns_in_order() {
+        let caps = Capabilities::new();
+        assert_eq!(
+            (caps.create_table)("t1", &[("id", "INTEGER"), ("v", "TEXT")]),
+            "CREATE TABLE t1 (id INTEGER, v TEXT)"
+        );
+    }
+
+    #[test]
+    fn builder_overrides_only_what_it_sets() {
+        let caps = Capabilities::new()
+            .with_passwords(false)
+            .with_type_case(TypeCase::exact("REAL", [Value::F64(1.5)]));
+        assert!(!caps.has_passwords);
+        assert!(caps.reports_affected_rows);
+        assert_eq!(caps.type_cases[0].values[0].1, Value::F64(1.5));
+    }
+}

@@ -1,0 +1,1428 @@
+//! The conformance cases. Each takes a [`Harness`] and panics when the backend does not
+//! conform; [`conformance_tests!`](crate::conformance_tests) turns each into a test.
+//!
+//! A case that needs something the backend's [`Capabilities`](crate::Capabilities) say
+//! it cannot do prints why and returns; everything else is asserted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use extdata_core::{
+    Column, ConnectorConfig, Error, ErrorKind, ExternalSource, QueryOptions, ResultSet, Scalar,
+    Statement, Value,
+};
+use futures::StreamExt;
+
+use crate::capabilities::TypeCase;
+use crate::harness::Harness;
+use crate::support::{self, SENTINEL_PASSWORD, expect_kind, int_of, ok, same_value};
+
+/// Slack allowed on top of a timeout before the call must have returned.
+const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+
+fn defaults() -> QueryOptions {
+    QueryOptions::default()
+}
+
+/// The only value of a one-row, one-column result.
+#[track_caller]
+fn single(result: &ResultSet, what: &str) -> Value {
+    assert_eq!(result.rows.len(), 1, "{what}: expected one row");
+    let values = result.rows[0].values();
+    assert_eq!(values.len(), 1, "{what}: expected one column");
+    values[0].clone()
+}
+
+#[track_caller]
+fn single_int(result: &ResultSet, what: &str) -> i128 {
+    let value = single(result, what);
+    int_of(&value).unwrap_or_else(|| panic!("{what}: expected an integer, got {value:?}"))
+}
+
+async fn count_rows(h: &Harness, table: &str, filter: Option<Statement>) -> i128 {
+    let statement = match filter {
+        Some(where_clause) => {
+            let mut statement = Statement::new(format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE {}",
+                where_clause.sql()
+            ));
+            for (name, value) in where_clause.params() {
+                statement.set(name.clone(), value.clone());
+            }
+            statement
+        }
+        None => Statement::new(format!("SELECT COUNT(*) AS n FROM {table}")),
+    };
+    let result = ok(
+        h.source().query(&statement, &defaults()).await,
+        &format!("counting rows of {table}"),
+    );
+    single_int(&result, "COUNT(*)")
+}
+
+/// Asserts `SELECT 1` answers on `source` within `within`.
+async fn assert_serves(
+    source: &Arc<dyn ExternalSource>,
+    h: &Harness,
+    within: Duration,
+    what: &str,
+) {
+    let started = Instant::now();
+    let result = ok(
+        source
+            .query(&Statement::new(h.select("1 AS one")), &defaults())
+            .await,
+        what,
+    );
+    support::assert_elapsed_below(started, within, what);
+    assert_eq!(single_int(&result, what), 1, "{what}: SELECT 1");
+}
+
+#[track_caller]
+fn assert_connector(error: &Error, h: &Harness, what: &str) {
+    assert_eq!(
+        error.connector(),
+        Some(h.config().name.as_str()),
+        "{what}: the error must name the connector: {error}"
+    );
+    assert!(
+        error.to_string().contains(&h.config().name),
+        "{what}: the error's text must name the connector: {error}"
+    );
+}
+
+/// A config whose pool has `size` connections and gives up waiting for one after 5 s.
+fn small_pool(mut config: ConnectorConfig, size: i64) -> ConnectorConfig {
+    config.pool.max_size = Some(Scalar::Int(size));
+    config.pool.min_idle = None;
+    config.pool.acquire_timeout = Some("5s".to_owned());
+    config
+}
+
+/// The text that hostile-string cases bind; `nul` adds strings with U+0000.
+pub fn hostile_strings(nul: bool) -> Vec<String> {
+    let mut strings: Vec<String> = [
+        "'",
+        "''",
+        "\\",
+        "\\'",
+        "'\\",
+        "\"",
+        "\"\"",
+        "`",
+        ";",
+        "--",
+        "-- comment",
+        "#",
+        "/*",
+        "*/",
+        "/* x */",
+        "${x}",
+        "$$",
+        "$tag$ x $tag$",
+        ":name",
+        "::text",
+        "?",
+        "??",
+        "?1",
+        "$1",
+        "@P1",
+        ":1",
+        "%",
+        "_",
+        "[x]",
+        "\\n",
+        "\\x27",
+        "\n",
+        "\r\n",
+        "\t",
+        "a\u{0008}b",
+        "' OR '1'='1",
+        "'; SELECT 1; --",
+        "E'\\''",
+        "N'x'",
+        "\u{00e9}\u{0301}",
+        "\u{1F600}\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+        "\u{05E9}\u{05DC}\u{05D5}\u{05DD} \u{202E}abc\u{202C}",
+        "\u{FEFF}bom",
+        "\u{FFFD}",
+        " leading and trailing ",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    strings.push("\u{4E2D}\u{6587}\u{00FC}\u{1F980}'\\".repeat(2_000));
+    if nul {
+        strings.push("a\0b".to_owned());
+        strings.push("\0".to_owned());
+        strings.push("'\0'".to_owned());
+    }
+    strings
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. ping
+
+/// `ping` makes a round trip and returns a non-empty server version.
+pub async fn ping_returns_server_version(h: &Harness) {
+    let info = ok(h.source().ping().await, "ping");
+    assert!(
+        !info.version.trim().is_empty(),
+        "ping returned an empty version"
+    );
+    let again = ok(h.source().ping().await, "second ping");
+    assert_eq!(
+        info.version, again.version,
+        "the version changed between pings"
+    );
+    assert_eq!(h.source().name(), h.config().name, "source name");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2–3. values
+
+/// Every `(sql_type, value)` of the capabilities, bound as a parameter into a column of
+/// that type, reads back as exactly the expected [`Value`]; `''` reads back as
+/// `Text("")`, not NULL; result columns announce the variant their values decode to.
+pub async fn values_round_trip_exactly(h: &Harness) {
+    let caps = h.capabilities();
+    assert!(
+        !caps.type_cases.is_empty(),
+        "the backend's capabilities list no type cases"
+    );
+    let mut cases = caps.type_cases.clone();
+    let empty = if caps.empty_string_is_null {
+        Value::Null
+    } else {
+        Value::Text(String::new())
+    };
+    cases.push(TypeCase::converted(
+        caps.text_type.clone(),
+        [
+            (Value::Text(String::new()), empty),
+            (Value::Text(" ".to_owned()), Value::Text(" ".to_owned())),
+            (Value::Text("0".to_owned()), Value::Text("0".to_owned())),
+        ],
+    ));
+    for case in &cases {
+        let table = h
+            .create_table(
+                "rt",
+                &[("id", caps.integer_type.as_str()), ("v", &case.sql_type)],
+            )
+            .await;
+        let insert = format!("INSERT INTO {table} (id, v) VALUES (:id, :v)");
+        for (i, (bound, _)) in case.values.iter().enumerate() {
+            let statement = Statement::new(insert.clone())
+                .bind("id", i as i64)
+                .bind("v", bound.clone());
+            let affected = ok(
+                h.source().execute(&statement, &defaults()).await,
+                &format!("inserting {bound:?} into a `{}` column", case.sql_type),
+            );
+            if caps.reports_affected_rows {
+                assert_eq!(affected, 1, "rows affected by one INSERT");
+            }
+        }
+        let result = ok(
+            h.source()
+                .query(
+                    &Statement::new(format!("SELECT id, v FROM {table} ORDER BY id")),
+                    &defaults(),
+                )
+                .await,
+            &format!("reading back the `{}` column", case.sql_type),
+        );
+        assert_eq!(
+            result.rows.len(),
+            case.values.len(),
+            "rows read back from the `{}` column",
+            case.sql_type
+        );
+        for (row, (bound, expected)) in result.rows.iter().zip(&case.values) {
+            let got = &row.values()[1];
+            assert!(
+                same_value(got, expected),
+                "`{}` column: bound {bound:?}, expected {expected:?}, read back {got:?}",
+                case.sql_type
+            );
+            if caps.describe_reports_kinds && !expected.is_null() {
+                assert_eq!(
+                    result.columns[1].value_kind,
+                    expected.kind(),
+                    "`{}` column: the result column announces `{}` but its values are {expected:?}",
+                    case.sql_type,
+                    result.columns[1].value_kind
+                );
+            }
+        }
+    }
+}
+
+/// A table with an `id` column and one column per type case (`c0`, `c1`, …) plus a text
+/// column `ct`; returns its name, the column names and the first expected value of each.
+async fn create_wide_table(h: &Harness) -> (String, Vec<String>, Vec<Value>) {
+    let caps = h.capabilities();
+    assert!(
+        !caps.type_cases.is_empty(),
+        "the backend's capabilities list no type cases"
+    );
+    let mut names = vec!["id".to_owned()];
+    let mut types = vec![caps.integer_type.clone()];
+    for (i, case) in caps.type_cases.iter().enumerate() {
+        names.push(format!("c{i}"));
+        types.push(case.sql_type.clone());
+    }
+    names.push("ct".to_owned());
+    types.push(caps.text_type.clone());
+    let columns: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&types)
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let table = h.create_table("wide", &columns).await;
+    let mut firsts = vec![Value::I64(0)];
+    for case in &caps.type_cases {
+        firsts.push(
+            case.values
+                .first()
+                .map(|(_, expected)| expected.clone())
+                .unwrap_or(Value::Null),
+        );
+    }
+    firsts.push(Value::Text("x".to_owned()));
+    (table, names, firsts)
+}
+
+/// A NULL bound into a column of every type reads back as `Value::Null`, next to a row
+/// of non-NULL values in the same columns.
+pub async fn nulls_round_trip_in_every_column_type(h: &Harness) {
+    let caps = h.capabilities();
+    let (table, names, _) = create_wide_table(h).await;
+    let placeholders: Vec<String> = names.iter().map(|n| format!(":{n}")).collect();
+    let insert = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        placeholders.join(", ")
+    );
+    let mut nulls = Statement::new(insert.clone()).bind("id", 1_i64);
+    let mut values = Statement::new(insert).bind("id", 2_i64);
+    let mut expected_values = Vec::new();
+    for (name, case) in names[1..].iter().zip(&caps.type_cases) {
+        nulls.set(name.clone(), Value::Null);
+        let (bound, expected) = case
+            .values
+            .first()
+            .cloned()
+            .unwrap_or((Value::Null, Value::Null));
+        values.set(name.clone(), bound);
+        expected_values.push(expected);
+    }
+    nulls.set("ct", Value::Null);
+    values.set("ct", "x");
+    expected_values.push(Value::Text("x".to_owned()));
+    ok(
+        h.source().execute(&nulls, &defaults()).await,
+        "inserting NULL into every column type",
+    );
+    ok(
+        h.source().execute(&values, &defaults()).await,
+        "inserting a value into every column type",
+    );
+    let result = ok(
+        h.source()
+            .query(
+                &Statement::new(format!(
+                    "SELECT {} FROM {table} ORDER BY id",
+                    names.join(", ")
+                )),
+                &defaults(),
+            )
+            .await,
+        "reading back NULLs",
+    );
+    assert_eq!(result.rows.len(), 2, "rows read back");
+    let types = caps
+        .type_cases
+        .iter()
+        .map(|c| c.sql_type.as_str())
+        .chain([caps.text_type.as_str()]);
+    for (value, sql_type) in result.rows[0].values()[1..].iter().zip(types) {
+        assert_eq!(value, &Value::Null, "NULL in a `{sql_type}` column");
+    }
+    for (got, expected) in result.rows[1].values()[1..].iter().zip(&expected_values) {
+        assert!(
+            same_value(got, expected),
+            "next to NULLs: expected {expected:?}, read back {got:?}"
+        );
+    }
+    // An untyped NULL parameter in a select list is NULL too, not text or zero.
+    let param = h.text_parameter("p");
+    let result = ok(
+        h.source()
+            .query(
+                &Statement::new(h.select(&format!("{param} AS v"))).bind("p", Value::Null),
+                &defaults(),
+            )
+            .await,
+        "selecting a NULL parameter",
+    );
+    assert_eq!(single(&result, "SELECT NULL parameter"), Value::Null);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. parameters
+
+/// A name used twice binds one value in both places, several parameters bind their own
+/// values, `:a` inside a string literal or comment is text, and a bound integer filters
+/// rows in a `WHERE` clause.
+pub async fn parameters_are_bound_by_name(h: &Harness) {
+    let a = h.text_parameter("a");
+    let b = h.text_parameter("b");
+    let sql = h.select(&format!("{a} AS x, {b} AS y, {a} AS z, ':a' AS lit"));
+    let result = ok(
+        h.source()
+            .query(
+                &Statement::new(sql).bind("a", "first").bind("b", "second"),
+                &defaults(),
+            )
+            .await,
+        "selecting named parameters",
+    );
+    assert_eq!(result.rows.len(), 1);
+    assert_eq!(
+        result.rows[0].values(),
+        &[
+            Value::Text("first".into()),
+            Value::Text("second".into()),
+            Value::Text("first".into()),
+            Value::Text(":a".into()),
+        ],
+        "values of `:a, :b, :a, ':a'`"
+    );
+    let names: Vec<String> = result
+        .columns
+        .iter()
+        .map(|c| c.name.to_ascii_lowercase())
+        .collect();
+    assert_eq!(names, ["x", "y", "z", "lit"], "column names");
+
+    let sql = format!("{} /* :b */ -- :c\n", h.select(&format!("{a} AS x")));
+    let result = ok(
+        h.source()
+            .query(&Statement::new(sql).bind("a", "only"), &defaults())
+            .await,
+        "a parameter name inside comments",
+    );
+    assert_eq!(single(&result, "comment"), Value::Text("only".into()));
+
+    let caps = h.capabilities();
+    let table = h
+        .create_table(
+            "params",
+            &[
+                ("id", caps.integer_type.as_str()),
+                ("v", caps.text_type.as_str()),
+            ],
+        )
+        .await;
+    for (id, v) in [(1_i64, "one"), (2, "two"), (3, "three")] {
+        ok(
+            h.source()
+                .execute(
+                    &Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+                        .bind("id", id)
+                        .bind("v", v),
+                    &defaults(),
+                )
+                .await,
+            "inserting a row",
+        );
+    }
+    let result = ok(
+        h.source()
+            .query(
+                &Statement::new(format!(
+                    "SELECT v FROM {table} WHERE id = :id OR (id > :id AND v = :v) ORDER BY id"
+                ))
+                .bind("id", 2_i64)
+                .bind("v", "three"),
+                &defaults(),
+            )
+            .await,
+        "filtering by bound parameters",
+    );
+    let got: Vec<&Value> = result.rows.iter().map(|r| &r.values()[0]).collect();
+    assert_eq!(
+        got,
+        [&Value::Text("two".into()), &Value::Text("three".into())],
+        "rows selected by `id = 2 OR (id > 2 AND v = 'three')`"
+    );
+}
+
+/// A placeholder without a value, or a bound value the SQL does not use, is an
+/// [`ErrorKind::Parameter`] error on every call, and the source keeps serving.
+pub async fn missing_or_unused_parameter_is_rejected(h: &Harness) {
+    let a = h.text_parameter("a");
+    let b = h.text_parameter("b");
+    let missing = Statement::new(h.select(&format!("{a} AS x, {b} AS y"))).bind("a", "x");
+    let unused = Statement::new(h.select("1 AS one")).bind("a", "x");
+    for (statement, what) in [
+        (&missing, "missing parameter"),
+        (&unused, "unused parameter"),
+    ] {
+        let error = expect_kind(
+            h.source().query(statement, &defaults()).await,
+            ErrorKind::Parameter,
+            &format!("query with a {what}"),
+        );
+        assert_connector(&error, h, what);
+        expect_kind(
+            h.source().execute(statement, &defaults()).await,
+            ErrorKind::Parameter,
+            &format!("execute with a {what}"),
+        );
+        expect_kind(
+            h.source().describe(statement, &defaults()).await,
+            ErrorKind::Parameter,
+            &format!("describe with a {what}"),
+        );
+        let streamed = match h.source().stream(statement, &defaults()).await {
+            Ok(stream) => stream.collect_limited(None).await.map(|r| r.rows.len()),
+            Err(error) => Err(error),
+        };
+        expect_kind(
+            streamed,
+            ErrorKind::Parameter,
+            &format!("stream with a {what}"),
+        );
+    }
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(5),
+        "SELECT 1 after parameter errors",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. hostile strings
+
+/// Strings full of quotes, escapes, comment markers, placeholders of every dialect,
+/// control characters and Unicode come back byte for byte from `SELECT :p`, and match
+/// themselves in a `WHERE` clause.
+pub async fn hostile_parameter_is_bound_not_spliced(h: &Harness) {
+    let caps = h.capabilities();
+    let param = h.text_parameter("p");
+    let select = h.select(&format!("{param} AS v"));
+    for text in hostile_strings(caps.text_allows_nul) {
+        let result = ok(
+            h.source()
+                .query(
+                    &Statement::new(select.clone()).bind("p", text.clone()),
+                    &defaults(),
+                )
+                .await,
+            &format!("SELECT of the bound string {:?}", preview(&text)),
+        );
+        let got = single(&result, "SELECT :p");
+        assert_eq!(
+            got,
+            Value::Text(text.clone()),
+            "the bound string {:?} came back changed",
+            preview(&text)
+        );
+    }
+}
+
+/// `'); DROP TABLE <t>; --` and the other hostile strings inserted as values are stored
+/// as text: the table still exists, holds every row, and each row reads back exactly.
+pub async fn hostile_value_in_insert_cannot_drop_table(h: &Harness) {
+    let caps = h.capabilities();
+    let table = h
+        .create_table(
+            "hostile",
+            &[
+                ("id", caps.integer_type.as_str()),
+                ("v", caps.text_type.as_str()),
+            ],
+        )
+        .await;
+    let mut strings = vec![
+        format!("'); DROP TABLE {table}; --"),
+        format!("\"); DROP TABLE {table}; --"),
+        format!("`); DROP TABLE {table}; --"),
+        format!("\\'); DROP TABLE {table}; --"),
+        format!("$$); DROP TABLE {table}; --"),
+    ];
+    strings.extend(hostile_strings(caps.text_allows_nul));
+    let insert = format!("INSERT INTO {table} (id, v) VALUES (:id, :v)");
+    for (i, text) in strings.iter().enumerate() {
+        ok(
+            h.source()
+                .execute(
+                    &Statement::new(insert.clone())
+                        .bind("id", i as i64)
+                        .bind("v", text.clone()),
+                    &defaults(),
+                )
+                .await,
+            &format!("inserting the string {:?}", preview(text)),
+        );
+    }
+    assert_eq!(
+        count_rows(h, &table, None).await,
+        strings.len() as i128,
+        "rows in the table after inserting hostile strings"
+    );
+    let result = ok(
+        h.source()
+            .query(
+                &Statement::new(format!("SELECT v FROM {table} ORDER BY id")),
+                &defaults(),
+            )
+            .await,
+        "reading back hostile strings",
+    );
+    for (row, text) in result.rows.iter().zip(&strings) {
+        assert_eq!(
+            row.values()[0],
+            Value::Text(text.clone()),
+            "the stored string {:?} came back changed",
+            preview(text)
+        );
+    }
+    let matches = count_rows(
+        h,
+        &table,
+        Some(Statement::new("v = :v").bind("v", strings[0].clone())),
+    )
+    .await;
+    assert_eq!(matches, 1, "WHERE v = :v with the DROP TABLE string");
+}
+
+fn preview(text: &str) -> String {
+    if text.chars().count() > 40 {
+        let head: String = text.chars().take(40).collect();
+        format!("{head}… ({} chars)", text.chars().count())
+    } else {
+        text.to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. errors
+
+/// A syntax error and a missing table are [`ErrorKind::Query`] errors from every call,
+/// name the connector, are not temporary, contain no password, and leave the source
+/// serving.
+pub async fn errors_have_kind_and_connector(h: &Harness) {
+    let missing_table = support::unique_name("missing");
+    let statements = [
+        (
+            Statement::new("SELEC 1 FORM nowhere"),
+            "a syntax error".to_owned(),
+        ),
+        (
+            Statement::new(format!("SELECT * FROM {missing_table}")),
+            "a missing table".to_owned(),
+        ),
+    ];
+    let password = h.password();
+    for (statement, what) in &statements {
+        let query = expect_kind(
+            h.source().query(statement, &defaults()).await,
+            ErrorKind::Query,
+            &format!("query with {what}"),
+        );
+        let execute = expect_kind(
+            h.source().execute(statement, &defaults()).await,
+            ErrorKind::Query,
+            &format!("execute with {what}"),
+        );
+        let describe = expect_kind(
+            h.source().describe(statement, &defaults()).await,
+            ErrorKind::Query,
+            &format!("describe with {what}"),
+        );
+        let streamed = match h.source().stream(statement, &defaults()).await {
+            Ok(stream) => stream.collect_limited(None).await.map(|r| r.rows.len()),
+            Err(error) => Err(error),
+        };
+        let stream = expect_kind(streamed, ErrorKind::Query, &format!("stream with {what}"));
+        for error in [&query, &execute, &describe, &stream] {
+            assert_connector(error, h, what);
+            assert!(!error.is_temporary(), "{what} is not temporary: {error}");
+            if let Some(password) = &password {
+                support::assert_error_has_no_secret(error, password, what);
+            }
+        }
+    }
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(5),
+        "SELECT 1 after query errors",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. timeouts
+
+fn sleep_statement(h: &Harness, marker: &str) -> Option<Statement> {
+    let sleep = h.capabilities().sleep_sql?;
+    // The marker lets the running-query probe find this query on the server.
+    Some(Statement::new(format!("{} /* {marker} */", sleep(30))))
+}
+
+/// A long query with a 1 s timeout fails with [`ErrorKind::Timeout`] within 2 s; with a
+/// probe, the query is seen running and then gone from the server within 1 s; the same
+/// source answers `SELECT 1` right after.
+pub async fn timeout_returns_promptly_and_cancels_on_server(h: &Harness) {
+    let marker = support::unique_name("sleep");
+    let Some(statement) = sleep_statement(h, &marker) else {
+        support::skip_case(
+            "timeout",
+            "the backend has no long-running query (sleep_sql)",
+        );
+        return;
+    };
+    let timeout = Duration::from_secs(1);
+    let source = h.source().clone();
+    let started = Instant::now();
+    let task = tokio::spawn({
+        let source = source.clone();
+        async move {
+            let result = source
+                .query(&statement, &QueryOptions::default().with_timeout(timeout))
+                .await;
+            (result.map(|r| r.rows.len()), started.elapsed())
+        }
+    });
+    let probe = h.capabilities().running_probe.clone();
+    let mut seen_running = false;
+    if let Some(probe) = &probe {
+        while !task.is_finished() {
+            if ok(
+                probe(source.clone(), marker.clone()).await,
+                "running-query probe",
+            ) {
+                seen_running = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (result, elapsed) = task.await.expect("the query task panicked");
+    let error = expect_kind(
+        result,
+        ErrorKind::Timeout,
+        "a query running past its timeout",
+    );
+    assert!(
+        elapsed < timeout + TIMEOUT_SLACK,
+        "the timed-out query returned after {elapsed:?}, expected less than {:?}",
+        timeout + TIMEOUT_SLACK
+    );
+    assert!(error.is_temporary(), "a timeout is temporary: {error}");
+    assert_connector(&error, h, "timeout");
+    if let Some(probe) = &probe {
+        assert!(
+            seen_running,
+            "the running-query probe never saw the query run, so it cannot prove the cancel"
+        );
+        let gone = support::eventually(Duration::from_secs(1), || {
+            let probe = probe.clone();
+            let source = source.clone();
+            let marker = marker.clone();
+            async move { matches!(probe(source, marker).await, Ok(false)) }
+        })
+        .await;
+        assert!(
+            gone,
+            "the query was still running on the server 1 s after its timeout"
+        );
+    }
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(2),
+        "SELECT 1 right after a timeout",
+    )
+    .await;
+}
+
+/// Many timeouts in a row on a 2-connection pool leave the pool serving: no
+/// connection is leaked or returned busy.
+pub async fn repeated_timeouts_do_not_leak_connections(h: &Harness) {
+    let marker = support::unique_name("sleep");
+    let Some(statement) = sleep_statement(h, &marker) else {
+        support::skip_case(
+            "timeout",
+            "the backend has no long-running query (sleep_sql)",
+        );
+        return;
+    };
+    let source = ok(
+        h.variant(|config| small_pool(config, 2)),
+        "building a 2-connection variant",
+    );
+    let timeout = Duration::from_millis(300);
+    let repeats = h.capabilities().timeout_repeats;
+    let started_all = Instant::now();
+    for i in 0..repeats {
+        let started = Instant::now();
+        let result = source
+            .query(&statement, &QueryOptions::default().with_timeout(timeout))
+            .await;
+        expect_kind(
+            result.map(|r| r.rows.len()),
+            ErrorKind::Timeout,
+            &format!("timeout #{}", i + 1),
+        );
+        support::assert_elapsed_below(
+            started,
+            timeout + TIMEOUT_SLACK,
+            &format!("timeout #{}", i + 1),
+        );
+    }
+    eprintln!(
+        "{repeats} timeouts of {timeout:?} took {:?}",
+        started_all.elapsed()
+    );
+    assert_serves(
+        &source,
+        h,
+        Duration::from_secs(3),
+        "SELECT 1 on a 2-connection pool after repeated timeouts",
+    )
+    .await;
+    source.close().await;
+}
+
+/// The connector's own `query_timeout` bounds `query`, `execute` and `stream` when the
+/// call sets none.
+pub async fn connector_query_timeout_applies(h: &Harness) {
+    let marker = support::unique_name("sleep");
+    let Some(statement) = sleep_statement(h, &marker) else {
+        support::skip_case(
+            "timeout",
+            "the backend has no long-running query (sleep_sql)",
+        );
+        return;
+    };
+    let timeout = Duration::from_secs(1);
+    let source = ok(
+        h.variant(|config| config.with_query_timeout(timeout)),
+        "building a variant with query_timeout = 1s",
+    );
+    let started = Instant::now();
+    let error = expect_kind(
+        source
+            .query(&statement, &defaults())
+            .await
+            .map(|r| r.rows.len()),
+        ErrorKind::Timeout,
+        "query past the connector's query_timeout",
+    );
+    support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "query timeout");
+    assert_connector(&error, h, "connector timeout");
+
+    let started = Instant::now();
+    expect_kind(
+        source.execute(&statement, &defaults()).await,
+        ErrorKind::Timeout,
+        "execute past the connector's query_timeout",
+    );
+    support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "execute timeout");
+
+    let started = Instant::now();
+    let streamed = match source.stream(&statement, &defaults()).await {
+        Ok(mut stream) => match stream.next().await {
+            Some(Ok(row)) => Ok(row.values().len()),
+            Some(Err(error)) => Err(error),
+            None => Ok(0),
+        },
+        Err(error) => Err(error),
+    };
+    expect_kind(
+        streamed,
+        ErrorKind::Timeout,
+        "stream past the connector's query_timeout",
+    );
+    support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "stream timeout");
+    assert_serves(
+        &source,
+        h,
+        Duration::from_secs(3),
+        "SELECT 1 after connector timeouts",
+    )
+    .await;
+    source.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. streaming
+
+fn series(h: &Harness, count: u64) -> Statement {
+    Statement::new((h.capabilities().series_sql)(count))
+}
+
+/// A long series streams every row, in order, with its columns known before the first
+/// row (count and sum checked).
+pub async fn stream_delivers_every_row_in_order(h: &Harness) {
+    let count = h.capabilities().stream_rows;
+    assert!(count > 0, "stream_rows must be positive");
+    let started = Instant::now();
+    let mut stream = ok(
+        h.source().stream(&series(h, count), &defaults()).await,
+        "starting a stream",
+    );
+    let columns = stream.columns().clone();
+    assert_eq!(columns.len(), 1, "the series has one column: {columns:?}");
+    assert!(
+        columns[0].name.eq_ignore_ascii_case("n"),
+        "the series column is named `n`: {columns:?}"
+    );
+    let mut seen: u64 = 0;
+    let mut sum: i128 = 0;
+    while let Some(row) = stream.next().await {
+        let row = ok(row, &format!("row {} of the stream", seen + 1));
+        let value = row
+            .get(0)
+            .and_then(int_of)
+            .unwrap_or_else(|| panic!("row {}: not an integer: {row:?}", seen + 1));
+        assert_eq!(value, i128::from(seen) + 1, "rows arrive in order");
+        assert_eq!(
+            row.columns(),
+            &columns,
+            "every row carries the stream's columns"
+        );
+        seen += 1;
+        sum += value;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(seen, count, "rows streamed");
+    let n = i128::from(count);
+    assert_eq!(sum, n * (n + 1) / 2, "sum of the streamed series");
+    eprintln!(
+        "streamed {count} rows in {elapsed:?} ({:.0} rows/s)",
+        count as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// The first row of a billion-row series arrives within seconds: the backend streams
+/// instead of buffering the result.
+pub async fn stream_starts_before_result_is_complete(h: &Harness) {
+    if !h.capabilities().streams_lazily {
+        support::skip_case(
+            "lazy stream",
+            "the server produces the series only as a whole",
+        );
+        return;
+    }
+    let started = Instant::now();
+    let mut stream = ok(
+        h.source()
+            .stream(&series(h, 1_000_000_000), &defaults())
+            .await,
+        "starting a billion-row stream",
+    );
+    let first = stream
+        .next()
+        .await
+        .expect("the stream ended before any row");
+    let first = ok(first, "first row of a billion-row stream");
+    support::assert_elapsed_below(
+        started,
+        Duration::from_secs(5),
+        "first row of a billion-row stream",
+    );
+    assert_eq!(first.get(0).and_then(int_of), Some(1), "first row");
+    drop(stream);
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(3),
+        "SELECT 1 after dropping a billion-row stream",
+    )
+    .await;
+}
+
+/// Dropping a stream after a few rows stops the query and frees its connection: a
+/// 1-connection pool serves the next call.
+pub async fn dropped_stream_leaves_source_usable(h: &Harness) {
+    let source = ok(
+        h.variant(|config| small_pool(config, 1)),
+        "building a 1-connection variant",
+    );
+    let count = if h.capabilities().streams_lazily {
+        1_000_000_000
+    } else {
+        h.capabilities().stream_rows
+    };
+    for round in 1..=3 {
+        let started = Instant::now();
+        let mut stream = ok(
+            source.stream(&series(h, count), &defaults()).await,
+            &format!("stream #{round} on a 1-connection pool"),
+        );
+        for i in 1..=10_i128 {
+            let row = stream.next().await.expect("the stream ended early");
+            let row = ok(row, "reading a row");
+            assert_eq!(row.get(0).and_then(int_of), Some(i), "row {i}");
+        }
+        drop(stream);
+        support::assert_elapsed_below(
+            started,
+            Duration::from_secs(5),
+            &format!("opening stream #{round} and reading 10 rows"),
+        );
+    }
+    assert_serves(
+        &source,
+        h,
+        Duration::from_secs(3),
+        "SELECT 1 on a 1-connection pool after dropped streams",
+    )
+    .await;
+    source.close().await;
+}
+
+/// `query` returns at most `max_rows` rows and says whether more were available.
+pub async fn query_max_rows_truncates(h: &Harness) {
+    let options = |max: usize| QueryOptions::default().with_max_rows(max);
+    let result = ok(
+        h.source().query(&series(h, 1000), &options(10)).await,
+        "query with max_rows = 10",
+    );
+    assert_eq!(result.rows.len(), 10, "rows with max_rows = 10");
+    assert!(
+        result.truncated,
+        "1000 rows with max_rows = 10 are truncated"
+    );
+    let values: Vec<Option<i128>> = result
+        .rows
+        .iter()
+        .map(|r| r.get(0).and_then(int_of))
+        .collect();
+    assert_eq!(
+        values,
+        (1..=10).map(Some).collect::<Vec<_>>(),
+        "the first 10 rows"
+    );
+
+    let result = ok(
+        h.source().query(&series(h, 1000), &options(1000)).await,
+        "query with max_rows = 1000",
+    );
+    assert_eq!(result.rows.len(), 1000);
+    assert!(!result.truncated, "exactly max_rows rows are not truncated");
+
+    let result = ok(
+        h.source().query(&series(h, 1000), &options(999)).await,
+        "query with max_rows = 999",
+    );
+    assert_eq!(result.rows.len(), 999);
+    assert!(result.truncated, "max_rows + 1 rows are truncated");
+
+    let default_max = QueryOptions::DEFAULT_MAX_ROWS;
+    let result = ok(
+        h.source()
+            .query(&series(h, default_max as u64 + 5), &defaults())
+            .await,
+        "query with the default max_rows",
+    );
+    assert_eq!(result.rows.len(), default_max, "default max_rows");
+    assert!(result.truncated);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. execute
+
+/// `execute` returns the rows affected by `INSERT`, `INSERT … SELECT`, `UPDATE` and
+/// `DELETE` (0 when nothing matched), and the table holds what the counts say.
+pub async fn execute_reports_affected_rows(h: &Harness) {
+    let caps = h.capabilities();
+    let table = h
+        .create_table(
+            "exec",
+            &[
+                ("id", caps.integer_type.as_str()),
+                ("v", caps.text_type.as_str()),
+            ],
+        )
+        .await;
+    let check = |affected: u64, expected: u64, what: &str| {
+        if caps.reports_affected_rows {
+            assert_eq!(affected, expected, "rows affected by {what}");
+        }
+    };
+    for id in 1..=3_i64 {
+        let affected = ok(
+            h.source()
+                .execute(
+                    &Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+                        .bind("id", id)
+                        .bind("v", format!("v{id}")),
+                    &defaults(),
+                )
+                .await,
+            "INSERT",
+        );
+        check(affected, 1, "a one-row INSERT");
+    }
+    let affected = ok(
+        h.source()
+            .execute(
+                &Statement::new(format!(
+                    "INSERT INTO {table} (id, v) SELECT id + 10, v FROM {table}"
+                )),
+                &defaults(),
+            )
+            .await,
+        "INSERT … SELECT",
+    );
+    check(affected, 3, "INSERT … SELECT of 3 rows");
+    assert_eq!(
+        count_rows(h, &table, None).await,
+        6,
+        "rows after the inserts"
+    );
+    if !caps.supports_update {
+        support::skip_case("UPDATE/DELETE", "the backend does not support them");
+        return;
+    }
+    let affected = ok(
+        h.source()
+            .execute(
+                &Statement::new(format!("UPDATE {table} SET v = :v WHERE id > :min"))
+                    .bind("v", "updated")
+                    .bind("min", 10_i64),
+                &defaults(),
+            )
+            .await,
+        "UPDATE",
+    );
+    check(affected, 3, "UPDATE of 3 rows");
+    let affected = ok(
+        h.source()
+            .execute(
+                &Statement::new(format!("UPDATE {table} SET v = :v WHERE id = :id"))
+                    .bind("v", "nothing")
+                    .bind("id", -1_i64),
+                &defaults(),
+            )
+            .await,
+        "UPDATE matching nothing",
+    );
+    check(affected, 0, "UPDATE matching no row");
+    let affected = ok(
+        h.source()
+            .execute(
+                &Statement::new(format!("DELETE FROM {table} WHERE id = :id")).bind("id", 1_i64),
+                &defaults(),
+            )
+            .await,
+        "DELETE",
+    );
+    check(affected, 1, "DELETE of one row");
+    assert_eq!(count_rows(h, &table, None).await, 5, "rows after DELETE");
+    assert_eq!(
+        count_rows(
+            h,
+            &table,
+            Some(Statement::new("v = :v").bind("v", "updated"))
+        )
+        .await,
+        3,
+        "rows updated"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. describe
+
+/// `describe` returns the names (and, where the server says, the value kinds) of a
+/// query's columns, returns promptly for a long query, and does not run an `INSERT`.
+pub async fn describe_reports_columns_without_running(h: &Harness) {
+    let caps = h.capabilities();
+    let (table, names, firsts) = create_wide_table(h).await;
+    let columns: Vec<Column> = ok(
+        h.source()
+            .describe(
+                &Statement::new(format!("SELECT {} FROM {table}", names.join(", "))),
+                &defaults(),
+            )
+            .await,
+        "describe of a SELECT",
+    );
+    let got: Vec<String> = columns
+        .iter()
+        .map(|c| c.name.to_ascii_lowercase())
+        .collect();
+    assert_eq!(got, names, "described column names");
+    if caps.describe_reports_kinds {
+        for ((column, expected), name) in columns.iter().zip(&firsts).zip(&names).skip(1) {
+            if !expected.is_null() {
+                assert_eq!(
+                    column.value_kind,
+                    expected.kind(),
+                    "described kind of `{name}` ({}), whose values read back as {expected:?}",
+                    column.database_type
+                );
+            }
+        }
+    }
+    assert_eq!(
+        count_rows(h, &table, None).await,
+        0,
+        "the table is still empty"
+    );
+
+    let insert = Statement::new(format!("INSERT INTO {table} (id) VALUES (:id)")).bind("id", 1_i64);
+    match h.source().describe(&insert, &defaults()).await {
+        Ok(columns) => assert!(
+            columns.is_empty(),
+            "an INSERT returns no columns: {columns:?}"
+        ),
+        Err(error) => assert!(
+            matches!(error.kind(), ErrorKind::Query | ErrorKind::Unsupported),
+            "describe of an INSERT may be refused as a query or unsupported, not: {error}"
+        ),
+    }
+    assert_eq!(
+        count_rows(h, &table, None).await,
+        0,
+        "describe must not run the INSERT it describes"
+    );
+
+    if let Some(sleep) = caps.sleep_sql {
+        let started = Instant::now();
+        ok(
+            h.source()
+                .describe(&Statement::new(sleep(30)), &defaults())
+                .await,
+            "describe of a long query",
+        );
+        support::assert_elapsed_below(
+            started,
+            Duration::from_secs(10),
+            "describe of a 30 s query (it must not run it)",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. read_only
+
+/// A `read_only` connector refuses `INSERT` (through `execute` and `query`) and
+/// `CREATE TABLE` with [`ErrorKind::ReadOnly`], still answers `SELECT`, and nothing was
+/// written.
+pub async fn read_only_connector_refuses_writes(h: &Harness) {
+    let caps = h.capabilities();
+    if !caps.read_only_enforced {
+        support::skip_case("read_only", "the backend cannot enforce read-only sessions");
+        return;
+    }
+    let table = h
+        .create_table(
+            "ro",
+            &[
+                ("id", caps.integer_type.as_str()),
+                ("v", caps.text_type.as_str()),
+            ],
+        )
+        .await;
+    let read_only = ok(
+        h.variant(|config| config.with_read_only(true)),
+        "building a read-only variant",
+    );
+    let insert = Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+        .bind("id", 1_i64)
+        .bind("v", "written");
+    let error = expect_kind(
+        read_only.execute(&insert, &defaults()).await,
+        ErrorKind::ReadOnly,
+        "INSERT through execute on a read-only connector",
+    );
+    assert_connector(&error, h, "read-only INSERT");
+    expect_kind(
+        read_only
+            .query(&insert, &defaults())
+            .await
+            .map(|r| r.rows.len()),
+        ErrorKind::ReadOnly,
+        "INSERT through query on a read-only connector",
+    );
+    let other = support::unique_name("rocreate");
+    let create = (caps.create_table)(&other, &[("id", caps.integer_type.as_str())]);
+    let created = read_only
+        .execute(&Statement::new(create), &defaults())
+        .await;
+    if created.is_ok() {
+        // Only a non-conforming backend gets here; drop what it wrongly created.
+        let _ = h
+            .source()
+            .execute(&Statement::new((caps.drop_table)(&other)), &defaults())
+            .await;
+    }
+    expect_kind(
+        created,
+        ErrorKind::ReadOnly,
+        "CREATE TABLE on a read-only connector",
+    );
+    let result = ok(
+        read_only
+            .query(
+                &Statement::new(format!("SELECT COUNT(*) AS n FROM {table}")),
+                &defaults(),
+            )
+            .await,
+        "SELECT on a read-only connector",
+    );
+    assert_eq!(
+        single_int(&result, "COUNT(*)"),
+        0,
+        "rows seen by the read-only connector"
+    );
+    assert_eq!(count_rows(h, &table, None).await, 0, "nothing was written");
+    read_only.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. secrets
+
+/// A wrong password is an [`ErrorKind::Auth`] error that is not temporary, and neither
+/// its `Display`, `Debug`, source chain, nor the source's `Debug` contains the password
+/// (the wrong one or the real one).
+pub async fn wrong_password_is_auth_error_without_secret(h: &Harness) {
+    if !h.capabilities().has_passwords {
+        support::skip_case("wrong password", "the backend has no passwords");
+        return;
+    }
+    let real = h.password();
+    if let Some(real) = &real {
+        support::assert_no_secret(&format!("{:?}", h.source()), real, "the source's Debug");
+        support::assert_no_secret(&format!("{:?}", h.config()), real, "the config's Debug");
+    }
+    let wrong = ok(
+        h.variant_with_password(SENTINEL_PASSWORD),
+        "building a wrong-password variant",
+    );
+    support::assert_no_secret(
+        &format!("{wrong:?}"),
+        SENTINEL_PASSWORD,
+        "the wrong-password source's Debug",
+    );
+    let ping = expect_kind(
+        wrong.ping().await,
+        ErrorKind::Auth,
+        "ping with a wrong password",
+    );
+    assert!(
+        !ping.is_temporary(),
+        "a wrong password is not temporary: {ping}"
+    );
+    assert_connector(&ping, h, "wrong password");
+    let query = expect_kind(
+        wrong
+            .query(&Statement::new(h.select("1 AS one")), &defaults())
+            .await
+            .map(|r| r.rows.len()),
+        ErrorKind::Auth,
+        "query with a wrong password",
+    );
+    for error in [&ping, &query] {
+        support::assert_error_has_no_secret(error, SENTINEL_PASSWORD, "wrong-password error");
+        if let Some(real) = &real {
+            support::assert_error_has_no_secret(error, real, "wrong-password error");
+        }
+    }
+    support::assert_no_secret(
+        &format!("{wrong:?}"),
+        SENTINEL_PASSWORD,
+        "the wrong-password source's Debug after connecting",
+    );
+    wrong.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. close
+
+/// After `close()`, every call fails with [`ErrorKind::Closed`]; closing twice is fine
+/// and other sources are not affected.
+pub async fn closed_source_refuses_calls(h: &Harness) {
+    let source = ok(h.variant(|config| config), "building a second source");
+    ok(source.ping().await, "ping before close");
+    source.close().await;
+    let statement = Statement::new(h.select("1 AS one"));
+    let errors = [
+        source.ping().await.map(|_| ()).err(),
+        source
+            .query(&statement, &defaults())
+            .await
+            .map(|_| ())
+            .err(),
+        source
+            .execute(&statement, &defaults())
+            .await
+            .map(|_| ())
+            .err(),
+        source
+            .describe(&statement, &defaults())
+            .await
+            .map(|_| ())
+            .err(),
+        match source.stream(&statement, &defaults()).await {
+            Ok(stream) => stream.collect_limited(None).await.map(|_| ()).err(),
+            Err(error) => Some(error),
+        },
+    ];
+    for (error, call) in errors
+        .into_iter()
+        .zip(["ping", "query", "execute", "describe", "stream"])
+    {
+        let error = error.unwrap_or_else(|| panic!("{call} succeeded after close()"));
+        assert_eq!(
+            error.kind(),
+            ErrorKind::Closed,
+            "{call} after close(): {error}"
+        );
+        assert_connector(&error, h, call);
+    }
+    source.close().await;
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(5),
+        "the main source after closing another",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 14. concurrency
+
+/// Many calls at once on one source each get their own result.
+pub async fn concurrent_calls_get_their_own_results(h: &Harness) {
+    let select = h.select(&format!("{} AS v", h.text_parameter("p")));
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let source = h.source().clone();
+            let statement = Statement::new(select.clone()).bind("p", format!("call-{i}"));
+            tokio::spawn(async move { (i, source.query(&statement, &defaults()).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (i, result) = task.await.expect("a concurrent call panicked");
+        let result = ok(result, &format!("concurrent call {i}"));
+        assert_eq!(
+            single(&result, "concurrent SELECT :p"),
+            Value::Text(format!("call-{i}")),
+            "concurrent call {i} got another call's result"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Helpers shared by the cases and by backends' own tests: environment settings, the
+//! require-or-skip rule, unique names, secret and timing assertions.
+
+use std::collections::hash_map::RandomState;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use extdata_core::{DbKind, Error, ErrorKind, Result, Value};
+
+/// The environment variable listing the backends whose servers must be reachable
+/// (comma-separated kinds, e.g. `sqlite,postgres,mysql`).
+pub const REQUIRE_VAR: &str = "EXTDATA_TEST_REQUIRE";
+
+/// A password no real server accepts, easy to search for in error texts.
+pub const SENTINEL_PASSWORD: &str = "extdata-sentinel-Pw-7f3a9c0e";
+
+/// Reads an `EXTDATA_TEST_*` setting; unset or empty is `None`.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// Whether the comma-separated `list` names `kind` (`postgres` matches `postgresql`
+/// and `pg`, `mysql` matches `mariadb`; `all` matches everything).
+pub fn list_requires(list: &str, kind: &str) -> bool {
+    let wanted = DbKind::from_str(kind).ok();
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| {
+            entry.eq_ignore_ascii_case("all")
+                || entry.eq_ignore_ascii_case(kind)
+                || (wanted.is_some() && DbKind::from_str(entry).ok() == wanted)
+        })
+}
+
+/// Whether [`REQUIRE_VAR`] names `kind`.
+pub fn is_required(kind: &str) -> bool {
+    env(REQUIRE_VAR).is_some_and(|list| list_requires(&list, kind))
+}
+
+/// The rule for a backend whose server is not configured here: panics when
+/// [`REQUIRE_VAR`] names `kind` (a required backend must not pass by skipping),
+/// otherwise prints why the test did not run and returns `None`.
+///
+/// ```no_run
+/// use extdata_conformance::{Harness, require_or_skip, support};
+/// async fn setup() -> Option<Harness> {
+///     let Some(url) = support::env("EXTDATA_TEST_POSTGRES_HOST") else {
+///         return require_or_skip("postgres", "EXTDATA_TEST_POSTGRES_HOST is not set");
+///     };
+///     # let _ = url;
+///     # None
+/// }
+/// ```
+pub fn require_or_skip<T>(kind: &str, reason: impl fmt::Display) -> Option<T> {
+    if is_required(kind) {
+        panic!("{REQUIRE_VAR} requires `{kind}`, but it cannot be tested: {reason}");
+    }
+    eprintln!(
+        "skipped: `{kind}` is not configured here ({reason}); set {REQUIRE_VAR}={kind} to make this a failure"
+    );
+    None
+}
+
+/// Prints that a case did not run for this backend and why (a capability says so).
+pub fn skip_case(case: &str, reason: impl fmt::Display) {
+    eprintln!("case `{case}` skipped for this backend: {reason}");
+}
+
+/// A name no other test (in this or a parallel process) uses: lower-case ASCII
+/// letters, digits and `_`, at most 30 characters, starting with `ect_`.
+pub fn unique_name(hint: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    let hint: String = hint
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    format!("ect_{hint}_{}", base36(hasher.finish()))
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(13);
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Every text a user could see of an error: its `Display`, its `Debug`, and the
+/// `Display` and `Debug` of each error in its source chain.
+pub fn error_texts(error: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut texts = vec![error.to_string(), format!("{error:?}")];
+    let mut source = error.source();
+    while let Some(inner) = source {
+        texts.push(inner.to_string());
+        texts.push(format!("{inner:?}"));
+        source = inner.source();
+    }
+    texts
+}
+
+/// Panics when `haystack` contains `secret` (as written or percent-encoded). `what`
+/// names the text in the failure message; the secret itself is never printed.
+pub fn assert_no_secret(haystack: &str, secret: &str, what: &str) {
+    assert!(
+        !secret.is_empty(),
+        "assert_no_secret needs a non-empty secret"
+    );
+    let encoded: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert!(
+        !haystack.contains(secret) && !haystack.contains(&encoded),
+        "{what} contains the password ({} characters of text checked)",
+        haystack.len()
+    );
+}
+
+/// Panics when any text of `error` (see [`error_texts`]) contains `secret`.
+pub fn assert_error_has_no_secret(error: &Error, secret: &str, what: &str) {
+    for (i, text) in error_texts(error).iter().enumerate() {
+        assert_no_secret(text, secret, &format!("{what} (error text #{i})"));
+    }
+}
+
+/// Panics when more than `bound` passed since `start`.
+pub fn assert_elapsed_below(start: Instant, bound: Duration, what: &str) -> Duration {
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < bound,
+        "{what} took {elapsed:?}, expected less than {bound:?}"
+    );
+    elapsed
+}
+
+/// The value of `result`, or a panic that shows the error's kind and message.
+#[track_caller]
+pub fn ok<T>(result: Result<T>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{what} failed: [{}] {error} ({error:?})", error.kind()),
+    }
+}
+
+/// The error of `result`, checked to be of `kind`.
+#[track_caller]
+pub fn expect_kind<T: fmt::Debug>(result: Result<T>, kind: ErrorKind, what: &str) -> Error {
+    match result {
+        Ok(value) => panic!("{what}: expected a `{kind}` error, got Ok({value:?})"),
+        Err(error) => {
+            assert_eq!(
+                error.kind(),
+                kind,
+                "{what}: expected a `{kind}` error, got `{}`: {error}",
+                error.kind()
+            );
+            error
+        }
+    }
+}
+
+/// An integer value of any width (and an integral decimal, for servers whose
+/// `COUNT(*)` is a `NUMBER`), or `None`.
+pub fn int_of(value: &Value) -> Option<i128> {
+    match value {
+        Value::I8(v) => Some((*v).into()),
+        Value::I16(v) => Some((*v).into()),
+        Value::I32(v) => Some((*v).into()),
+        Value::I64(v) => Some((*v).into()),
+        Value::I128(v) => Some(*v),
+        Value::U8(v) => Some((*v).into()),
+        Value::U16(v) => Some((*v).into()),
+        Value::U32(v) => Some((*v).into()),
+        Value::U64(v) => Some((*v).into()),
+        Value::U128(v) => i128::try_from(*v).ok(),
+        Value::Decimal(d) => {
+            let text = d.as_str();
+            let whole = match text.split_once('.') {
+                Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
+                Some(_) => return None,
+                None => text,
+            };
+            whole.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// `==` on values, except that NaN equals NaN (a round trip keeps NaN).
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::F32(x), Value::F32(y)) if x.is_nan() && y.is_nan() => true,
+        (Value::F64(x), Value::F64(y)) if x.is_nan() && y.is_nan() => true,
+        _ => a == b,
+    }
+}
+
+/// Runs a future on a fresh multi-threaded runtime (the conformance tests need no
+/// `tokio` dependency in the backend crate).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
+        .block_on(future)
+}
+
+/// Polls `check` every 50 ms until it returns `true` or `within` passes; returns
+/// whether it became true.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_list_matches_kind_and_aliases() {
+        assert!(list_requires("sqlite,postgres", "sqlite"));
+        assert!(list_requires(" postgres ", "postgresql"));
+        assert!(list_requires("pg", "postgres"));
+        assert!(list_requires("mariadb", "mysql"));
+        assert!(list_requires("all", "clickhouse"));
+        assert!(!list_requires("postgres,mysql", "sqlite"));
+        assert!(!list_requires("", "sqlite"));
+        assert!(!list_requires("sqlite3", "sqlite"));
+    }
+
+    #[test]
+    fn unique_names_differ_and_are_plain_identifiers() {
+        let a = unique_name("Types-Round!trip");
+        let b = unique_name("Types-Round!trip");
+        assert_ne!(a, b);
+        for name in [&a, &b] {
+            assert!(name.starts_with("ect_typesrou_"), "{name}");
+            assert!(name.len() <= 30, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn assert_no_secret_finds_plain_and_encoded_secret() {
+        assert_no_secret("connector `x`: auth failed", "p@ss word", "message");
+        let plain = std::panic::catch_unwind(|| assert_no_secret("pw=p@ss word", "p@ss word", "m"));
+        assert!(plain.is_err());
+        let encoded =
+            std::panic::catch_unwind(|| assert_no_secret("url p%40ss%20word", "p@ss word", "m"));
+        assert!(encoded.is_err());
+    }
+
+    #[test]
+    fn error_texts_walk_the_source_chain() {
+        let inner = std::io::Error::other("inner detail");
+        let error = Error::new(ErrorKind::Connect, "outer").with_source(inner);
+        let texts = error_texts(&error);
+        assert!(texts.iter().any(|t| t == "outer"));
+        assert!(texts.iter().filter(|t| t.contains("inner detail")).count() >= 2);
+    }
+
+    #[test]
+    fn int_of_reads_every_integer_and_integral_decimals() {
+        assert_eq!(int_of(&Value::U64(u64::MAX)), Some(u64::MAX.into()));
+        assert_eq!(int_of(&Value::I8(-3)), Some(-3));
+        let d: extdata_core::Decimal = "42.000".parse().unwrap();
+        assert_eq!(int_of(&Value::Decimal(d)), Some(42));
+        let d: extdata_core::Decimal = "42.5".parse().unwrap();
+        assert_eq!(int_of(&Value::Decimal(d)), None);
+        assert_eq!(int_of(&Value::Text("1".into())), None);
+    }
+
+    #[test]
+    fn same_value_treats_nan_as_equal_only_to_nan() {
+        assert!(same_value(&Value::F64(f64::NAN), &Value::F64(f64::NAN)));
+        assert!(!same_value(&Value::F64(f64::NAN), &Value::F64(1.0)));
+        assert!(!same_value(&Value::F64(1.0), &Value::F32(1.0)));
+    }
+}
