@@ -1,1 +1,302 @@
 #![doc = include_str!("../README.md")]
+
+mod connect;
+mod error;
+mod run;
+mod types;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use extdata_core::{
+    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions,
+    ResultSet, Result, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
+    closed_error,
+};
+use futures::FutureExt;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{ConnectOptions, Connection, SqlitePool};
+use tokio::sync::{Mutex, OnceCell, watch};
+
+use crate::connect::Settings;
+use crate::run::{Shared, StreamCall};
+
+/// The rules of SQLite connectors, for [`ConnectorConfig::validate_with`]
+/// (`extdata_core::ConnectorConfig::validate_with`).
+///
+/// SQLite is embedded: no host, port, TLS, unix socket or UDP. `database` is a file path
+/// or `:memory:`. The known options are listed in the crate's README.
+pub const SPEC: BackendSpec = BackendSpec {
+    kind: DbKind::Sqlite,
+    default_port: None,
+    needs_host: false,
+    needs_database: true,
+    tls: Support::No(
+        "SQLite is an embedded database: it runs inside this process and has no network \
+         connection to encrypt",
+    ),
+    unix: Support::No("SQLite is an embedded database: it opens a file, not a socket"),
+    udp: Support::No("SQLite is an embedded database: it opens a file, not a network address"),
+    options: connect::OPTIONS,
+    option_prefixes: &[],
+    check: Some(connect::check),
+    warn: Some(connect::warn),
+};
+
+/// A SQLite database (a file or `:memory:`) reached through a pool of sqlx connections.
+///
+/// Built without I/O by [`SqliteSource::build`]; the pool opens on first use. Every call
+/// is bounded by its timeout: a statement that runs too long is interrupted inside SQLite
+/// and its connection is reused (or discarded when it cannot be stopped, e.g. while it
+/// waits for another connection's lock).
+pub struct SqliteSource {
+    name: String,
+    query_timeout: Duration,
+    connect_timeout: Duration,
+    read_only: bool,
+    settings: Settings,
+    pools: OnceCell<Pools>,
+    shared: Shared,
+    close_signal: watch::Sender<bool>,
+}
+
+struct Pools {
+    pool: SqlitePool,
+    /// For `:memory:`: a connection outside the pool that keeps the database alive while
+    /// the pool has no connection open (the last one closing would drop every table).
+    keeper: Mutex<Option<SqliteConnection>>,
+}
+
+impl SqliteSource {
+    /// Builds a source from a configuration validated with [`SPEC`]. Does no I/O and
+    /// needs no async runtime.
+    pub fn build(config: ValidConfig) -> Result<Self> {
+        if config.kind != DbKind::Sqlite {
+            return Err(config.error(
+                ErrorKind::Config,
+                format!("a `{}` connector cannot be opened as SQLite", config.kind),
+            ));
+        }
+        // `ValidConfig` can be built by hand: keep the checks that protect the file name.
+        let mut problems = Vec::new();
+        connect::check(&config, &mut problems);
+        if let Some((field, message)) = problems.into_iter().next() {
+            return Err(config.error(ErrorKind::Config, format!("{field}: {message}")));
+        }
+        let settings = Settings::from_config(&config);
+        let (close_signal, close_receiver) = watch::channel(false);
+        Ok(SqliteSource {
+            shared: Shared {
+                connector: config.name.as_str().into(),
+                database: settings.display.as_str().into(),
+                closing: Arc::new(AtomicBool::new(false)),
+                close_signal: close_receiver,
+            },
+            name: config.name,
+            query_timeout: config.query_timeout,
+            connect_timeout: config.connect_timeout,
+            read_only: config.read_only,
+            settings,
+            pools: OnceCell::new(),
+            close_signal,
+        })
+    }
+
+    /// The database file, or `:memory:`.
+    pub fn database(&self) -> &str {
+        &self.settings.display
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            Err(closed_error(&self.name))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The pool, created on first use.
+    async fn pool(&self, operation: &'static str, timeout: Duration) -> Result<&SqlitePool> {
+        self.check_open()?;
+        let pools = self
+            .pools
+            .get_or_try_init(|| async {
+                let keeper = if self.settings.memory {
+                    let opened = tokio::time::timeout(
+                        self.connect_timeout,
+                        self.settings.connect.connect(),
+                    )
+                    .await
+                    .map_err(|_| {
+                        Error::timeout("opening the in-memory database", self.connect_timeout)
+                            .with_connector(&self.name)
+                    })?
+                    .map_err(|e| error::map(e, self.shared.context(operation, timeout)))?;
+                    Some(opened)
+                } else {
+                    None
+                };
+                let pool = self
+                    .settings
+                    .pool
+                    .clone()
+                    .connect_lazy_with(self.settings.connect.clone());
+                Ok::<_, Error>(Pools {
+                    pool,
+                    keeper: Mutex::new(keeper),
+                })
+            })
+            .await?;
+        Ok(&pools.pool)
+    }
+
+    async fn connection(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let pool = match tokio::time::timeout_at(deadline.into(), self.pool(operation, timeout))
+            .await
+        {
+            Ok(pool) => pool?,
+            Err(_) => {
+                return Err(Error::timeout(operation, timeout)
+                    .with_connector(&self.name)
+                    .context("opening the database"));
+            }
+        };
+        run::acquire(pool, &self.shared, operation, timeout, deadline).await
+    }
+
+    /// Renders `statement` for SQLite and binds its values.
+    fn prepare(&self, statement: &Statement) -> Result<(String, sqlx::sqlite::SqliteArguments)> {
+        let rendered = statement
+            .render(Dialect::Sqlite)
+            .map_err(|e| e.with_connector(&self.name))?;
+        let names = statement.placeholder_names(Dialect::Sqlite);
+        let args = types::bind_parameters(rendered.params, &names)
+            .map_err(|e| e.with_connector(&self.name))?;
+        Ok((rendered.sql, args))
+    }
+}
+
+impl fmt::Debug for SqliteSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteSource")
+            .field("name", &self.name)
+            .field("kind", &DbKind::Sqlite)
+            .field("database", &self.settings.display)
+            .field("read_only", &self.read_only)
+            .field("closed", &self.shared.closing.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ExternalSource for SqliteSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> DbKind {
+        DbKind::Sqlite
+    }
+
+    async fn ping(&self) -> Result<ServerInfo> {
+        let timeout = self.query_timeout;
+        let deadline = Instant::now() + timeout;
+        let conn = self.connection("ping", timeout, deadline).await?;
+        let version = run::bounded(conn, &self.shared, "ping", timeout, deadline, |conn| {
+            sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
+                .fetch_one(conn)
+                .boxed()
+        })
+        .await?;
+        Ok(ServerInfo { version })
+    }
+
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        // The whole call, not only each row, is bounded: `query` serves lookups that must
+        // answer in time. Dropping the stream at the deadline interrupts the statement.
+        let timeout = options.timeout_or(self.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let collected = tokio::time::timeout_at(deadline.into(), async {
+            self.stream(statement, options)
+                .await?
+                .collect_limited(Some(options.max_rows_or_default()))
+                .await
+        })
+        .await;
+        match collected {
+            Ok(result) => result,
+            Err(_) => {
+                self.check_open()?;
+                Err(Error::timeout("query", timeout).with_connector(&self.name))
+            }
+        }
+    }
+
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        let (sql, args) = self.prepare(statement)?;
+        let timeout = options.timeout_or(self.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self.connection("stream", timeout, deadline).await?;
+        run::stream(
+            conn,
+            self.shared.clone(),
+            StreamCall {
+                sql,
+                args,
+                timeout,
+                deadline,
+            },
+        )
+        .await
+    }
+
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        let (sql, args) = self.prepare(statement)?;
+        let timeout = options.timeout_or(self.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self.connection("execute", timeout, deadline).await?;
+        run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                .execute(conn)
+                .map(|done| done.map(|d| d.rows_affected()))
+                .boxed()
+        })
+        .await
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        // Parameters are not bound to prepare; rendering still checks they all have values.
+        let (sql, _) = self.prepare(statement)?;
+        let timeout = options.timeout_or(self.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self.connection("describe", timeout, deadline).await?;
+        run::bounded(conn, &self.shared, "describe", timeout, deadline, |conn| {
+            run::describe(conn, sql).boxed()
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = self.close_signal.send(true);
+        if let Some(pools) = self.pools.get() {
+            // Running statements see `closing` and stop; streams waiting on a consumer are
+            // woken by the signal. The bound only guards against a stuck lock wait.
+            let _ = tokio::time::timeout(
+                self.query_timeout.max(run::GRACE),
+                pools.pool.close(),
+            )
+            .await;
+            if let Some(keeper) = pools.keeper.lock().await.take() {
+                let _ = keeper.close().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! Running statements on pooled connections: interrupting them on time, and streaming
+//! their rows with back-pressure.
+//!
+//! sqlx has no cancel call for SQLite, so every call installs a progress handler on its
+//! connection before it runs anything: SQLite calls it every few thousand VM steps and
+//! interrupts the statement (`SQLITE_INTERRUPT`) as soon as it returns `false` — when the
+//! call's deadline passed, its cancel flag was set (timer, dropped stream) or the source
+//! is closing. Lock waits (`busy_timeout`) do not run the VM; a call that is still stuck a
+//! short grace after its deadline gives up and discards the connection instead of
+//! returning it busy to the pool.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use extdata_core::{
+    Column, Columns, Error, ErrorKind, Result, Row, RowStream, Value, closed_error,
+};
+use futures::StreamExt;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, Column as _, Executor, Row as _, Sqlite, SqlSafeStr, Statement as _};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{self, Context};
+use crate::types::{self, Declared, StorageClass};
+
+/// VM instructions between two progress-handler calls: the handler is an atomic load and
+/// a clock read, so checking often costs little and stops a statement within microseconds.
+const PROGRESS_STEPS: i32 = 1_000;
+
+/// How long a call waits, after its deadline, for the interrupted statement to end before
+/// it discards the connection.
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
+
+/// Rows a stream holds between the reading task and the consumer. With sqlx's own row
+/// buffer (see `connect.rs`) this bounds a stream's memory whatever the result's size.
+pub(crate) const STREAM_CAPACITY: usize = 16;
+
+/// What a call shares with the task and the progress handler that run it.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) connector: Arc<str>,
+    pub(crate) database: Arc<str>,
+    /// Set by `close()`: interrupts every running statement.
+    pub(crate) closing: Arc<AtomicBool>,
+    /// Wakes streams blocked on a slow consumer when the source closes.
+    pub(crate) close_signal: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn context(&self, operation: &'static str, timeout: Duration) -> Context<'_> {
+        Context {
+            connector: &self.connector,
+            operation,
+            timeout,
+            database: &self.database,
+            closing: self.closing.load(Ordering::Acquire),
+        }
+    }
+
+    fn map(&self, error: sqlx::Error, operation: &'static str, timeout: Duration) -> Error {
+        error::map(error, self.context(operation, timeout))
+    }
+
+    fn timeout(&self, operation: &'static str, timeout: Duration) -> Error {
+        if self.closing.load(Ordering::Acquire) {
+            return closed_error(&self.connector);
+        }
+        Error::timeout(operation, timeout).with_connector(&*self.connector)
+    }
+}
+
+/// Installs the progress handler of one call on `conn`.
+async fn arm(
+    conn: &mut SqliteConnection,
+    cancel: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+) -> std::result::Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    handle.set_progress_handler(PROGRESS_STEPS, move || {
+        let stop = cancel.load(Ordering::Relaxed)
+            || closing.load(Ordering::Relaxed)
+            || deadline.is_some_and(|d| Instant::now() >= d);
+        !stop
+    });
+    Ok(())
+}
+
+enum Outcome<T> {
+    Done(T),
+    /// The deadline passed and the work did not end within [`GRACE`] after the interrupt.
+    Abandoned,
+}
+
+/// Runs `work` until `deadline`; then sets `cancel` (the progress handler interrupts the
+/// statement) and waits at most [`GRACE`] for it to end.
+async fn finish_by<F: Future>(work: F, deadline: Instant, cancel: &AtomicBool) -> Outcome<F::Output> {
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        output = &mut work => return Outcome::Done(output),
+        () = tokio::time::sleep_until(deadline.into()) => {}
+    }
+    cancel.store(true, Ordering::Release);
+    match tokio::time::timeout(GRACE, work).await {
+        Ok(output) => Outcome::Done(output),
+        Err(_) => Outcome::Abandoned,
+    }
+}
+
+/// Waits for a pooled connection until `deadline`.
+pub(crate) async fn acquire(
+    pool: &sqlx::SqlitePool,
+    shared: &Shared,
+    operation: &'static str,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<PoolConnection<Sqlite>> {
+    match tokio::time::timeout_at(deadline.into(), pool.acquire()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(shared.map(e, operation, timeout)),
+        Err(_) => Err(shared
+            .timeout(operation, timeout)
+            .context("waiting for a free SQLite connection")),
+    }
+}
+
+/// Runs `work` on `conn` bounded by `timeout` (from `started`), interrupting it on time.
+pub(crate) async fn bounded<T, W>(
+    mut conn: PoolConnection<Sqlite>,
+    shared: &Shared,
+    operation: &'static str,
+    timeout: Duration,
+    deadline: Instant,
+    work: W,
+) -> Result<T>
+where
+    W: for<'c> FnOnce(
+        &'c mut SqliteConnection,
+    ) -> futures::future::BoxFuture<'c, std::result::Result<T, sqlx::Error>>,
+{
+    let cancel = Arc::new(AtomicBool::new(false));
+    let outcome = {
+        let conn: &mut SqliteConnection = &mut conn;
+        let cancel_flag = Arc::clone(&cancel);
+        let closing = Arc::clone(&shared.closing);
+        finish_by(
+            async move {
+                arm(conn, cancel_flag, closing, Some(deadline)).await?;
+                work(conn).await
+            },
+            deadline,
+            &cancel,
+        )
+        .await
+    };
+    match outcome {
+        Outcome::Done(Ok(value)) => Ok(value),
+        Outcome::Done(Err(e)) => Err(shared.map(e, operation, timeout)),
+        Outcome::Abandoned => {
+            // Still waiting on a lock (the VM is not running, so the handler is not
+            // called): do not hand a busy connection to the next caller.
+            drop(conn.detach());
+            Err(shared
+                .timeout(operation, timeout)
+                .context("the statement did not stop in time; its connection was discarded"))
+        }
+    }
+}
+
+/// The declared type of each column (`None`: an expression), read from the schema of
+/// the table each column comes from.
+pub(crate) async fn declared_types(
+    conn: &mut SqliteConnection,
+    columns: &[SqliteColumn],
+) -> std::result::Result<Vec<Option<String>>, sqlx::Error> {
+    // (table as sqlx reports it, its columns' (name, declared type))
+    let mut tables: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut declared = Vec::with_capacity(columns.len());
+    for column in columns {
+        let origin = column.origin();
+        let Some(origin) = origin.table_column() else {
+            declared.push(None);
+            continue;
+        };
+        let index = match tables.iter().position(|(t, _)| **t == *origin.table) {
+            Some(index) => index,
+            None => {
+                let schema = table_schema(conn, &origin.table).await?;
+                tables.push((origin.table.to_string(), schema));
+                tables.len() - 1
+            }
+        };
+        let found = tables[index]
+            .1
+            .iter()
+            .find(|(name, _)| *name == *origin.name)
+            .map(|(_, ty)| ty.clone());
+        declared.push(found);
+    }
+    Ok(declared)
+}
+
+/// `(column, declared type)` of a table; sqlx names a table outside `main` as
+/// `schema.table`.
+async fn table_schema(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> std::result::Result<Vec<(String, String)>, sqlx::Error> {
+    const SQL: &str = "SELECT name, type FROM pragma_table_xinfo(?1, ?2)";
+    let mut attempts = vec![("main", table)];
+    if let Some((schema, name)) = table.split_once('.') {
+        attempts.insert(0, (schema, name));
+    }
+    for (schema, name) in attempts {
+        let rows: Vec<(String, String)> = sqlx::query_as(SQL)
+            .bind(name)
+            .bind(schema)
+            .fetch_all(&mut *conn)
+            .await?;
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Prepares `sql` (without running it) and describes its columns.
+pub(crate) async fn describe(
+    conn: &mut SqliteConnection,
+    sql: String,
+) -> std::result::Result<Vec<Column>, sqlx::Error> {
+    let statement = conn.prepare(AssertSqlSafe(sql).into_sql_str()).await?;
+    let columns = statement.columns().to_vec();
+    let declared = declared_types(conn, &columns).await?;
+    Ok(columns
+        .iter()
+        .zip(&declared)
+        .map(|(c, d)| types::describe_column(c.name(), d.as_deref(), None))
+        .collect())
+}
+
+/// A message from the reading task to the consumer.
+enum Message {
+    Row(Row),
+    Failed(Error),
+    /// Every row was sent.
+    Done,
+}
+
+/// One stream call's inputs.
+pub(crate) struct StreamCall {
+    pub(crate) sql: String,
+    pub(crate) args: SqliteArguments,
+    pub(crate) timeout: Duration,
+    pub(crate) deadline: Instant,
+}
+
+/// Starts reading `call` on `conn` in a task and returns once the columns are known (the
+/// first row arrived or the result is empty).
+pub(crate) async fn stream(
+    conn: PoolConnection<Sqlite>,
+    shared: Shared,
+    call: StreamCall,
+) -> Result<RowStream> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (header_tx, header_rx) = oneshot::channel();
+    let (row_tx, row_rx) = mpsc::channel(STREAM_CAPACITY);
+    let timeout = call.timeout;
+    let deadline = call.deadline;
+    tokio::spawn(read_rows(
+        conn,
+        shared.clone(),
+        call,
+        Arc::clone(&cancel),
+        header_tx,
+        row_tx,
+    ));
+    let columns = match tokio::time::timeout_at(deadline.into(), header_rx).await {
+        Ok(Ok(Ok(columns))) => columns,
+        Ok(Ok(Err(e))) => return Err(e),
+        Ok(Err(_)) => {
+            return Err(Error::new(ErrorKind::Internal, "stream: the reading task stopped")
+                .with_connector(&*shared.connector));
+        }
+        Err(_) => {
+            cancel.store(true, Ordering::Release);
+            return Err(shared
+                .timeout("stream", timeout)
+                .context("waiting for the first row"));
+        }
+    };
+    let reader = Reader {
+        rows: row_rx,
+        timeout,
+        cancel: CancelOnDrop(cancel),
+        shared,
+        finished: false,
+    };
+    Ok(RowStream::new(columns, futures::stream::unfold(reader, Reader::next)))
+}
+
+/// The consumer's end of a stream.
+struct Reader {
+    rows: mpsc::Receiver<Message>,
+    timeout: Duration,
+    cancel: CancelOnDrop,
+    shared: Shared,
+    finished: bool,
+}
+
+impl Reader {
+    async fn next(mut self) -> Option<(Result<Row>, Self)> {
+        if self.finished {
+            return None;
+        }
+        let item = match tokio::time::timeout(self.timeout, self.rows.recv()).await {
+            Ok(Some(Message::Row(row))) => return Some((Ok(row), self)),
+            Ok(Some(Message::Done)) => return None,
+            Ok(Some(Message::Failed(e))) => Err(e),
+            // The task ended without `Done`: never let that look like the end of the rows.
+            Ok(None) if self.shared.closing.load(Ordering::Acquire) => {
+                Err(closed_error(&self.shared.connector))
+            }
+            Ok(None) => Err(Error::new(
+                ErrorKind::Internal,
+                "stream: the reading task stopped before the last row",
+            )
+            .with_connector(&*self.shared.connector)),
+            Err(_) => {
+                self.cancel.0.store(true, Ordering::Release);
+                Err(self
+                    .shared
+                    .timeout("stream", self.timeout)
+                    .context("waiting for the next row"))
+            }
+        };
+        self.finished = true;
+        Some((item, self))
+    }
+}
+
+/// Interrupts the statement when the consumer drops the stream.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// How the reading task's loop ended.
+enum End {
+    /// The result was read to its end (or failed): the connection is idle.
+    Finished,
+    /// The consumer went away or the source closes: the statement was interrupted.
+    Cancelled,
+}
+
+async fn read_rows(
+    mut conn: PoolConnection<Sqlite>,
+    shared: Shared,
+    call: StreamCall,
+    cancel: Arc<AtomicBool>,
+    mut header: oneshot::Sender<Result<Columns>>,
+    rows: mpsc::Sender<Message>,
+) {
+    let mut close_signal = shared.close_signal.clone();
+    let end = {
+        let conn: &mut SqliteConnection = &mut conn;
+        let prepared = async {
+            arm(conn, Arc::clone(&cancel), Arc::clone(&shared.closing), None).await?;
+            let statement = conn.prepare(AssertSqlSafe(call.sql.clone()).into_sql_str()).await?;
+            let columns = statement.columns().to_vec();
+            let declared = declared_types(conn, &columns).await?;
+            Ok::<_, sqlx::Error>((columns, declared))
+        };
+        let prepared = tokio::select! {
+            biased;
+            () = header.closed() => None,
+            prepared = prepared => Some(prepared),
+        };
+        match prepared {
+            None => End::Cancelled,
+            Some(Err(e)) => {
+                let _ = header.send(Err(shared.map(e, "stream", call.timeout)));
+                End::Finished
+            }
+            Some(Ok((sqlx_columns, declared))) => {
+                let plans: Vec<Declared> = declared
+                    .iter()
+                    .map(|d| d.as_deref().map_or(Declared::Dynamic, Declared::parse))
+                    .collect();
+                let names: Vec<String> = sqlx_columns.iter().map(|c| c.name().to_owned()).collect();
+                let mut fetched = conn.fetch(sqlx::query_with(AssertSqlSafe(call.sql), call.args));
+                let first = tokio::select! {
+                    biased;
+                    () = header.closed() => None,
+                    first = fetched.next() => Some(first),
+                };
+                match first {
+                    None => End::Cancelled,
+                    Some(Some(Err(e))) => {
+                        let _ = header.send(Err(shared.map(e, "stream", call.timeout)));
+                        End::Finished
+                    }
+                    Some(None) => {
+                        let columns: Columns = names
+                            .iter()
+                            .zip(&declared)
+                            .map(|(n, d)| types::describe_column(n, d.as_deref(), None))
+                            .collect();
+                        let _ = header.send(Ok(columns));
+                        let _ = rows.send(Message::Done).await;
+                        End::Finished
+                    }
+                    Some(Some(Ok(row))) => {
+                        let decoded = decode_first(&row, &names, &declared, &plans);
+                        match decoded {
+                            Err(message) => {
+                                let _ = header.send(Err(decode_error(&shared, message)));
+                                End::Finished
+                            }
+                            Ok((columns, values)) => {
+                                let first = Row::new(Arc::clone(&columns), values);
+                                if header.send(Ok(Arc::clone(&columns))).is_err()
+                                    || !send(&rows, Message::Row(first), &mut close_signal).await
+                                {
+                                    End::Cancelled
+                                } else {
+                                    forward(
+                                        &mut fetched,
+                                        &rows,
+                                        &mut close_signal,
+                                        &columns,
+                                        &plans,
+                                        &shared,
+                                        call.timeout,
+                                    )
+                                    .await
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if let End::Cancelled = end {
+        cancel.store(true, Ordering::Release);
+        // sqlx pings a returned connection, which waits for the interrupted statement; a
+        // statement that does not stop (a lock wait) costs the connection, not the pool.
+        let quiet = tokio::time::timeout(GRACE, sqlx::Connection::ping(&mut *conn)).await;
+        if !matches!(quiet, Ok(Ok(()))) {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Reads the rows after the first one and forwards them.
+async fn forward(
+    fetched: &mut (impl futures::Stream<Item = std::result::Result<SqliteRow, sqlx::Error>> + Unpin),
+    rows: &mpsc::Sender<Message>,
+    close_signal: &mut watch::Receiver<bool>,
+    columns: &Columns,
+    plans: &[Declared],
+    shared: &Shared,
+    timeout: Duration,
+) -> End {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = rows.closed() => return End::Cancelled,
+            _ = close_signal.wait_for(|closing| *closing) => return End::Cancelled,
+            next = fetched.next() => next,
+        };
+        let message = match next {
+            None => {
+                let _ = send(rows, Message::Done, close_signal).await;
+                return End::Finished;
+            }
+            Some(Err(e)) => Message::Failed(shared.map(e, "stream", timeout)),
+            Some(Ok(row)) => match decode_row(&row, plans, columns) {
+                Ok(values) => Message::Row(Row::new(Arc::clone(columns), values)),
+                Err(message) => Message::Failed(decode_error(shared, message)),
+            },
+        };
+        let failed = matches!(message, Message::Failed(_));
+        if !send(rows, message, close_signal).await {
+            return End::Cancelled;
+        }
+        if failed {
+            // An error ends the stream; the statement may still be running.
+            return End::Cancelled;
+        }
+    }
+}
+
+/// Sends `message` unless the consumer went away or the source closes.
+async fn send(
+    rows: &mpsc::Sender<Message>,
+    message: Message,
+    close_signal: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        sent = rows.send(message) => sent.is_ok(),
+        _ = close_signal.wait_for(|closing| *closing) => false,
+    }
+}
+
+fn decode_error(shared: &Shared, message: String) -> Error {
+    Error::new(ErrorKind::Decode, format!("stream: {message}")).with_connector(&*shared.connector)
+}
+
+/// Decodes the first row and describes the columns with its storage classes.
+fn decode_first(
+    row: &SqliteRow,
+    names: &[String],
+    declared: &[Option<String>],
+    plans: &[Declared],
+) -> std::result::Result<(Columns, Vec<Value>), String> {
+    let mut values = Vec::with_capacity(plans.len());
+    let mut columns = Vec::with_capacity(plans.len());
+    for (index, plan) in plans.iter().enumerate() {
+        let raw = row.try_get_raw(index).map_err(|e| e.to_string())?;
+        let (value, class) = types::decode(*plan, raw)
+            .map_err(|why| format!("column `{}`: {why}", names[index]))?;
+        values.push(value);
+        columns.push(types::describe_column(
+            &names[index],
+            declared[index].as_deref(),
+            Some(class).filter(|c| *c != StorageClass::Null),
+        ));
+    }
+    Ok((columns.into(), values))
+}
+
+fn decode_row(
+    row: &SqliteRow,
+    plans: &[Declared],
+    columns: &Columns,
+) -> std::result::Result<Vec<Value>, String> {
+    plans
+        .iter()
+        .zip(columns.iter())
+        .enumerate()
+        .map(|(index, (plan, column))| {
+            let raw = row.try_get_raw(index).map_err(|e| e.to_string())?;
+            types::decode(*plan, raw)
+                .map(|(value, _)| value)
+                .map_err(|why| format!("column `{}`: {why}", column.name))
+        })
+        .collect()
+}
