@@ -1,1 +1,704 @@
 #![doc = include_str!("../README.md")]
+
+mod connect;
+mod error;
+mod types;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use extdata_core::{
+    BackendSpec, Column, Columns, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions,
+    Result, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
+    closed_error,
+};
+use futures::{StreamExt, TryStreamExt};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Connection, Executor, Row as _, SqlSafeStr, Statement as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::connect::{Flavour, Session};
+use crate::error::{Stage, is_connection_broken, map_error};
+
+/// The rules of the MySQL / MariaDB backend, used by validation.
+pub const SPEC: BackendSpec = BackendSpec {
+    kind: DbKind::MySql,
+    default_port: Some(3306),
+    needs_host: true,
+    needs_database: false,
+    tls: Support::Yes,
+    unix: Support::Yes,
+    udp: Support::No(
+        "MySQL and MariaDB are reached over TCP or a unix socket; they do not speak UDP",
+    ),
+    options: connect::OPTIONS,
+    option_prefixes: &[],
+    check: Some(connect::check),
+    warn: Some(connect::warn),
+};
+
+/// Rows buffered between the connection and a [`RowStream`] consumer: the server is
+/// read no further ahead than this.
+const STREAM_BUFFER_ROWS: usize = 64;
+
+/// How long a connection whose query was cancelled may take to deliver the end of that
+/// query before it is closed instead of reused.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a timed-out call waits for `KILL QUERY` to be sent before returning (the
+/// rest of the clean-up carries on in the background).
+const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// A MySQL or MariaDB database reached through a sqlx pool.
+///
+/// [`build`](MySqlSource::build) does no I/O: the pool is created on first use.
+/// Every call is bounded by its timeout; when it fires, the statement is stopped on the
+/// server with `KILL QUERY` from another connection, and the pooled connection is
+/// reused only once it answers again (otherwise it is closed).
+#[derive(Clone)]
+pub struct MySqlSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ValidConfig,
+    options: MySqlConnectOptions,
+    session: Arc<Session>,
+    pool: OnceLock<MySqlPool>,
+    closed: AtomicBool,
+    /// Set when opening a connection failed: the next call probes the server directly
+    /// (one attempt, bounded by `connect_timeout`) instead of waiting out the pool.
+    unreachable: AtomicBool,
+}
+
+impl fmt::Debug for MySqlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.inner.config;
+        f.debug_struct("MySqlSource")
+            .field("name", &config.name)
+            .field("kind", &config.kind)
+            .field("endpoint", &connect::endpoint_text(config))
+            .field("database", &config.database)
+            .field("username", &config.username)
+            .field("tls", &config.tls.as_ref().map(|t| t.verify))
+            .field("read_only", &config.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection with its server-side id.
+struct Lease {
+    conn: PoolConnection<sqlx::MySql>,
+    id: u64,
+}
+
+/// How a call bounds its time.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// The whole call (query, execute, describe, ping).
+    Total(Duration),
+    /// Each wait for a row of a stream.
+    PerRow(Duration),
+}
+
+impl Bound {
+    fn duration(self) -> Duration {
+        match self {
+            Bound::Total(d) | Bound::PerRow(d) => d,
+        }
+    }
+}
+
+impl MySqlSource {
+    /// Builds a source from a validated config. No I/O, no runtime needed.
+    pub fn build(config: ValidConfig) -> Result<Self> {
+        if config.kind != DbKind::MySql {
+            return Err(config.error(
+                ErrorKind::Config,
+                format!("is a `{}` connector, not mysql", config.kind),
+            ));
+        }
+        let options = connect::connect_options(&config)?;
+        let session = Arc::new(Session::from_config(&config));
+        Ok(MySqlSource {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                session,
+                pool: OnceLock::new(),
+                closed: AtomicBool::new(false),
+                unreachable: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The validated config this source was built from.
+    pub fn config(&self) -> &ValidConfig {
+        &self.inner.config
+    }
+}
+
+impl Inner {
+    fn pool(&self) -> &MySqlPool {
+        self.pool.get_or_init(|| {
+            connect::pool_options(&self.config, self.session.clone())
+                .connect_lazy_with(self.options.clone())
+        })
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(closed_error(&self.config.name))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn timeout_error(&self, operation: &str, after: Duration) -> Error {
+        Error::timeout(operation, after).with_connector(self.config.name.clone())
+    }
+
+    fn map(&self, stage: Stage, err: sqlx::Error) -> Error {
+        map_error(&self.config, stage, err)
+    }
+
+    /// Opens a connection outside the pool, session setup included, bounded by
+    /// `connect_timeout`.
+    async fn open_direct(&self) -> Result<MySqlConnection> {
+        let timeout = self.config.connect_timeout;
+        let attempt = async {
+            let mut conn = MySqlConnection::connect_with(&self.options).await?;
+            if let Err(e) = self.session.setup(&mut conn).await {
+                let _ = conn.close_hard().await;
+                return Err(e);
+            }
+            Ok(conn)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.map(Stage::Connect, e)),
+            Err(_) => Err(self.timeout_error(
+                &format!("connecting to {}", connect::endpoint_text(&self.config)),
+                timeout,
+            )),
+        }
+    }
+
+    /// The pool gave up waiting: say why, from a direct attempt when nothing is open.
+    async fn explain_acquire_timeout(&self) -> Error {
+        let pool = self.pool();
+        let waited = self.config.pool.acquire_timeout;
+        if pool.size() > 0 {
+            return self.timeout_error(
+                &format!(
+                    "waiting for a free connection ({} of {} in use)",
+                    pool.size() as usize - pool.num_idle(),
+                    self.config.pool.max_size
+                ),
+                waited,
+            );
+        }
+        match self.open_direct().await {
+            Err(e) => {
+                self.unreachable.store(true, Ordering::Release);
+                let kind = e.kind();
+                Error::new(
+                    kind,
+                    format!(
+                        "no connection could be opened within {}; last attempt: {}",
+                        humantime_like(waited),
+                        e.message()
+                    ),
+                )
+                .with_connector(self.config.name.clone())
+            }
+            Ok(conn) => {
+                let _ = conn.close().await;
+                self.timeout_error(
+                    "opening a connection (the server answers again now)",
+                    waited,
+                )
+            }
+        }
+    }
+
+    /// A pooled connection, its server-side limit set for this call and its id known —
+    /// one round trip, which also proves the connection alive.
+    async fn lease(&self, deadline: Instant, guard: Duration) -> Result<Lease> {
+        self.check_open()?;
+        if self.unreachable.load(Ordering::Acquire) && self.pool().size() == 0 {
+            // Fail fast while the server is known to be down; on success the pool
+            // connects normally below.
+            let conn = self.open_direct().await?;
+            let _ = conn.close().await;
+            self.unreachable.store(false, Ordering::Release);
+        }
+        let pool = self.pool();
+        let flavour = self
+            .session
+            .flavour
+            .get()
+            .copied()
+            .unwrap_or(Flavour::MariaDb);
+        let total = deadline.saturating_duration_since(Instant::now());
+        // A stale idle connection is closed and replaced; at most one per pool slot.
+        for _ in 0..=self.config.pool.max_size {
+            let mut conn = match tokio::time::timeout_at(deadline, pool.acquire()).await {
+                Err(_) => return Err(self.timeout_error("waiting for a connection", total)),
+                Ok(Err(sqlx::Error::PoolTimedOut)) => {
+                    return Err(self.explain_acquire_timeout().await);
+                }
+                Ok(Err(e)) => {
+                    let err = self.map(Stage::Connect, e);
+                    if matches!(err.kind(), ErrorKind::Connect | ErrorKind::Tls) {
+                        self.unreachable.store(true, Ordering::Release);
+                    }
+                    return Err(err);
+                }
+                Ok(Ok(conn)) => conn,
+            };
+            self.unreachable.store(false, Ordering::Release);
+            // The flavour is known once the first connection is set up.
+            let flavour = self.session.flavour.get().copied().unwrap_or(flavour);
+            let sql = format!("{}; SELECT CONNECTION_ID()", flavour.guard_sql(guard));
+            let prepared = tokio::time::timeout_at(deadline, async {
+                let mut id = None;
+                let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn);
+                while let Some(item) = results.try_next().await? {
+                    if let sqlx::Either::Right(row) = item {
+                        id = Some(row.try_get::<u64, _>(0)?);
+                    }
+                }
+                Ok::<_, sqlx::Error>(id)
+            })
+            .await;
+            match prepared {
+                Ok(Ok(Some(id))) => return Ok(Lease { conn, id }),
+                Ok(Ok(None)) => {
+                    conn.close_on_drop();
+                    return Err(self.config.error(
+                        ErrorKind::Internal,
+                        "the server did not return CONNECTION_ID()",
+                    ));
+                }
+                Ok(Err(e)) if is_connection_broken(&e) => {
+                    tracing::debug!(connector = %self.config.name, "discarding a stale pooled connection");
+                    conn.close_on_drop();
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    conn.close_on_drop();
+                    return Err(self.map(Stage::Statement, e));
+                }
+                Err(_) => {
+                    conn.close_on_drop();
+                    return Err(self.timeout_error("preparing a connection", total));
+                }
+            }
+        }
+        Err(self.config.error(
+            ErrorKind::Connect,
+            "every pooled connection was found broken; the server may have restarted",
+        ))
+    }
+
+    /// Runs `KILL QUERY <id>` from another connection: an idle pooled one if there is
+    /// one, else a new direct one.
+    async fn kill_query(&self, id: u64) -> Result<()> {
+        let sql = format!("KILL QUERY {id}");
+        if let Some(mut helper) = self.pool().try_acquire() {
+            let done = tokio::time::timeout(
+                self.config.connect_timeout,
+                sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *helper),
+            )
+            .await;
+            match done {
+                Ok(Ok(_)) => return Ok(()),
+                // Already finished (unknown thread) counts as done.
+                Ok(Err(sqlx::Error::Database(e)))
+                    if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|e| e.number() == 1094) =>
+                {
+                    return Ok(());
+                }
+                _ => helper.close_on_drop(),
+            }
+        }
+        let mut conn = self.open_direct().await?;
+        let result = tokio::time::timeout(
+            self.config.connect_timeout,
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn),
+        )
+        .await;
+        let _ = conn.close().await;
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.map(Stage::Statement, e)),
+            Err(_) => Err(self.timeout_error("KILL QUERY", self.config.connect_timeout)),
+        }
+    }
+
+    /// After a timeout or an abandoned stream: stop the statement on the server, then
+    /// reuse the connection only if it answers a ping within [`DRAIN_TIMEOUT`].
+    async fn cancel(self: Arc<Self>, mut lease: Lease, killed: Option<oneshot::Sender<()>>) {
+        let kill = self.kill_query(lease.id).await;
+        if let Some(signal) = killed {
+            let _ = signal.send(());
+        }
+        let healthy = match kill {
+            Ok(()) => {
+                // The killed statement's error (or MariaDB's early SLEEP() result) is
+                // still on the wire: ping reads past it.
+                matches!(
+                    tokio::time::timeout(DRAIN_TIMEOUT, lease.conn.ping()).await,
+                    Ok(Ok(()))
+                )
+            }
+            Err(e) => {
+                tracing::warn!(connector = %self.config.name, error = %e, "could not cancel a timed-out statement on the server; closing its connection");
+                false
+            }
+        };
+        if !healthy {
+            lease.conn.close_on_drop();
+        }
+    }
+
+    /// Cancels in the background, waiting at most [`KILL_WAIT`] for `KILL QUERY` to go
+    /// out, so that the caller sees the query gone when it gets the error.
+    async fn cancel_and_wait(self: &Arc<Self>, lease: Lease) {
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(self.clone().cancel(lease, Some(tx)));
+        let _ = tokio::time::timeout(KILL_WAIT, rx).await;
+    }
+
+    fn render(&self, statement: &Statement) -> Result<(String, MySqlArguments)> {
+        let rendered = statement
+            .render(Dialect::MySql)
+            .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        let args = types::bind(&rendered.params, self.session.timestamps)
+            .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        Ok((rendered.sql, args))
+    }
+
+    /// Runs a statement and sends its columns, then its rows, to the channels.
+    async fn run_rows(
+        self: Arc<Self>,
+        mut lease: Lease,
+        (sql, args): (String, MySqlArguments),
+        bound: Bound,
+        started: Instant,
+        columns_tx: oneshot::Sender<Result<Columns>>,
+        rows_tx: mpsc::Sender<Result<Row>>,
+    ) {
+        enum End {
+            Done,
+            Failed { broken: bool },
+            Abandoned,
+            TimedOut,
+        }
+        let timestamps = self.session.timestamps;
+        let timeout = bound.duration();
+        let deadline_for_wait = |now: Instant| match bound {
+            Bound::Total(d) => started + d,
+            Bound::PerRow(d) => now + d,
+        };
+        let mut columns_tx = Some(columns_tx);
+        let mut columns: Option<Columns> = None;
+        let send_error = |columns_tx: &mut Option<oneshot::Sender<Result<Columns>>>, err: Error| {
+            let rows_tx = rows_tx.clone();
+            let columns_tx = columns_tx.take();
+            async move {
+                match columns_tx {
+                    Some(tx) => {
+                        let _ = tx.send(Err(err));
+                    }
+                    None => {
+                        let _ = rows_tx.send(Err(err)).await;
+                    }
+                }
+            }
+        };
+        let end = 'run: {
+            // Columns even for an empty result: prepare (cached per connection, so the
+            // query below does not prepare again).
+            let prepared = tokio::time::timeout_at(
+                deadline_for_wait(Instant::now()),
+                lease
+                    .conn
+                    .prepare(AssertSqlSafe(sql.clone()).into_sql_str()),
+            )
+            .await;
+            let prepared_columns: Columns = match prepared {
+                Err(_) => break 'run End::TimedOut,
+                Ok(Err(e)) => {
+                    let broken = is_connection_broken(&e);
+                    send_error(&mut columns_tx, self.map(Stage::Statement, e)).await;
+                    break 'run End::Failed { broken };
+                }
+                Ok(Ok(statement)) => statement
+                    .columns()
+                    .iter()
+                    .map(|c| types::column(c, timestamps))
+                    .collect::<Vec<Column>>()
+                    .into(),
+            };
+            let mut rows =
+                sqlx::query_with(AssertSqlSafe(sql.clone()), args).fetch(&mut *lease.conn);
+            loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline_for_wait(Instant::now()), rows.next()) => next,
+                    _ = rows_tx.closed() => break 'run End::Abandoned,
+                };
+                match next {
+                    Err(_) => break 'run End::TimedOut,
+                    Ok(None) => {
+                        if let Some(tx) = columns_tx.take() {
+                            let _ = tx.send(Ok(prepared_columns));
+                        }
+                        break 'run End::Done;
+                    }
+                    Ok(Some(Err(e))) => {
+                        let broken = is_connection_broken(&e);
+                        send_error(&mut columns_tx, self.map(Stage::Statement, e)).await;
+                        break 'run End::Failed { broken };
+                    }
+                    Ok(Some(Ok(row))) => {
+                        let cols = columns
+                            .get_or_insert_with(|| {
+                                // The executed statement's metadata is exact (`SELECT ?`
+                                // has its type only once the value is bound).
+                                row.columns()
+                                    .iter()
+                                    .map(|c| types::column(c, timestamps))
+                                    .collect::<Vec<Column>>()
+                                    .into()
+                            })
+                            .clone();
+                        if let Some(tx) = columns_tx.take()
+                            && tx.send(Ok(cols.clone())).is_err()
+                        {
+                            break 'run End::Abandoned;
+                        }
+                        let decoded = types::decode_row(&row, timestamps)
+                            .map(|values| Row::new(cols, values))
+                            .map_err(|e| e.with_connector(self.config.name.clone()));
+                        let failed = decoded.is_err();
+                        if rows_tx.send(decoded).await.is_err() {
+                            break 'run End::Abandoned;
+                        }
+                        if failed {
+                            // An error ends the stream; the rest of the result is dropped.
+                            break 'run End::Abandoned;
+                        }
+                    }
+                }
+            }
+        };
+        match end {
+            End::Done => {}
+            End::Failed { broken } => {
+                if broken {
+                    lease.conn.close_on_drop();
+                }
+            }
+            End::Abandoned => {
+                self.cancel(lease, None).await;
+            }
+            End::TimedOut => {
+                let what = match bound {
+                    Bound::Total(_) => "query",
+                    Bound::PerRow(_) => "waiting for the next row",
+                };
+                let err = self.timeout_error(what, timeout);
+                let (killed_tx, killed_rx) = oneshot::channel();
+                let cancel = tokio::spawn(self.clone().cancel(lease, Some(killed_tx)));
+                let _ = tokio::time::timeout(KILL_WAIT, killed_rx).await;
+                send_error(&mut columns_tx, err).await;
+                let _ = cancel.await;
+            }
+        }
+    }
+
+    /// Starts a statement whose rows are read by a task; returns once the columns are
+    /// known (the first row arrived, or the result is empty).
+    async fn start_rows(
+        self: &Arc<Self>,
+        statement: &Statement,
+        bound: Bound,
+        capacity: usize,
+    ) -> Result<(Columns, mpsc::Receiver<Result<Row>>)> {
+        self.check_open()?;
+        let started = Instant::now();
+        let (sql, args) = self.render(statement)?;
+        let guard = match bound {
+            Bound::Total(d) => self.session.guard_for(Some(d)),
+            Bound::PerRow(_) => self.session.guard_for(None),
+        };
+        let lease = self.lease(started + bound.duration(), guard).await?;
+        let (columns_tx, columns_rx) = oneshot::channel();
+        let (rows_tx, rows_rx) = mpsc::channel(capacity);
+        tokio::spawn(self.clone().run_rows(
+            lease,
+            (sql, args),
+            bound,
+            started,
+            columns_tx,
+            rows_tx,
+        ));
+        match columns_rx.await {
+            Ok(Ok(columns)) => Ok((columns, rows_rx)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.config.error(
+                ErrorKind::Internal,
+                "the statement's task ended unexpectedly",
+            )),
+        }
+    }
+}
+
+/// `1s`, `1m 30s`: durations in messages.
+fn humantime_like(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{secs:.3}s")
+    }
+}
+
+#[async_trait]
+impl ExternalSource for MySqlSource {
+    fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    fn kind(&self) -> DbKind {
+        DbKind::MySql
+    }
+
+    async fn ping(&self) -> Result<ServerInfo> {
+        let inner = &self.inner;
+        let timeout = inner.config.query_timeout;
+        let lease = inner
+            .lease(
+                Instant::now() + timeout,
+                inner.session.guard_for(Some(timeout)),
+            )
+            .await?;
+        drop(lease);
+        let version = inner.session.version.get().cloned().unwrap_or_default();
+        Ok(ServerInfo { version })
+    }
+
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        let timeout = options.timeout_or(self.inner.config.query_timeout);
+        let (columns, rows) = self
+            .inner
+            .start_rows(statement, Bound::Total(timeout), STREAM_BUFFER_ROWS)
+            .await?;
+        let stream = RowStream::new(columns, receiver_stream(rows));
+        stream
+            .collect_limited(Some(options.max_rows_or_default()))
+            .await
+    }
+
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        let timeout = options.timeout_or(self.inner.config.query_timeout);
+        let (columns, rows) = self
+            .inner
+            .start_rows(statement, Bound::PerRow(timeout), STREAM_BUFFER_ROWS)
+            .await?;
+        Ok(RowStream::new(columns, receiver_stream(rows)))
+    }
+
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let timeout = options.timeout_or(inner.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let (sql, args) = inner.render(statement)?;
+        let mut lease = inner
+            .lease(deadline, inner.session.guard_for(Some(timeout)))
+            .await?;
+        let result = tokio::time::timeout_at(
+            deadline,
+            sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *lease.conn),
+        )
+        .await;
+        match result {
+            Ok(Ok(done)) => Ok(done.rows_affected()),
+            Ok(Err(e)) => {
+                if is_connection_broken(&e) {
+                    lease.conn.close_on_drop();
+                }
+                Err(inner.map(Stage::Statement, e))
+            }
+            Err(_) => {
+                inner.cancel_and_wait(lease).await;
+                Err(inner.timeout_error("statement", timeout))
+            }
+        }
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let timeout = options.timeout_or(inner.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        // Parameters only need to exist: the statement is prepared, never run.
+        let rendered = statement
+            .render(Dialect::MySql)
+            .map_err(|e| e.with_connector(inner.config.name.clone()))?;
+        let mut lease = inner
+            .lease(deadline, inner.session.guard_for(Some(timeout)))
+            .await?;
+        let timestamps = inner.session.timestamps;
+        let result = tokio::time::timeout_at(deadline, async {
+            let prepared = lease
+                .conn
+                .prepare(AssertSqlSafe(rendered.sql).into_sql_str())
+                .await?;
+            Ok::<_, sqlx::Error>(
+                prepared
+                    .columns()
+                    .iter()
+                    .map(|c| types::column(c, timestamps))
+                    .collect(),
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(columns)) => Ok(columns),
+            Ok(Err(e)) => {
+                if is_connection_broken(&e) {
+                    lease.conn.close_on_drop();
+                }
+                Err(inner.map(Stage::Statement, e))
+            }
+            Err(_) => {
+                inner.cancel_and_wait(lease).await;
+                Err(inner.timeout_error("describe", timeout))
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        if let Some(pool) = self.inner.pool.get() {
+            pool.close().await;
+        }
+    }
+}
+
+fn receiver_stream(
+    rows: mpsc::Receiver<Result<Row>>,
+) -> impl futures::Stream<Item = Result<Row>> + Send + 'static {
+    futures::stream::unfold(rows, |mut rows| async move {
+        rows.recv().await.map(|row| (row, rows))
+    })
+}
