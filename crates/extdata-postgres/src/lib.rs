@@ -1,1 +1,607 @@
 #![doc = include_str!("../README.md")]
+
+mod connect;
+mod error;
+mod pool;
+mod types;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use extdata_core::{
+    BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
+    QueryOptions, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, Value,
+    async_trait, closed_error,
+};
+use futures::TryStreamExt;
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Executor, Postgres, Row as _, SqlSafeStr, Statement as _, ValueRef as _};
+use tokio::sync::{OnceCell, mpsc};
+use tokio::time::Instant;
+
+pub use pool::PoolState;
+
+use crate::error::{Phase, convert};
+use crate::pool::{Pool, PoolConfig, Pooled};
+use crate::types::{Decoder, Param};
+
+/// Rows buffered between the task reading the server and the [`RowStream`]'s reader.
+const STREAM_BUFFER: usize = 256;
+
+/// The rules of PostgreSQL connectors, for [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
+pub const SPEC: BackendSpec = BackendSpec {
+    kind: DbKind::Postgres,
+    default_port: Some(5432),
+    needs_host: true,
+    needs_database: false,
+    tls: Support::Yes,
+    unix: Support::Yes,
+    udp: Support::No(
+        "PostgreSQL speaks TCP or unix sockets only; use protocol = \"tcp\" (or \"unix\" with the socket directory as host)",
+    ),
+    options: connect::OPTIONS,
+    option_prefixes: &[],
+    check: Some(check),
+    warn: None,
+};
+
+fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
+    if config.tls.is_some() && matches!(config.endpoint, Endpoint::Unix { .. }) {
+        problems.push((
+            "ssl".into(),
+            "PostgreSQL does not use TLS over a unix socket; disable ssl or use protocol = \"tcp\""
+                .into(),
+        ));
+    }
+}
+
+/// A PostgreSQL database reached through sqlx.
+///
+/// ```no_run
+/// # async fn demo() -> extdata_core::Result<()> {
+/// use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement};
+/// use extdata_postgres::{PostgresSource, SPEC};
+///
+/// let config = ConnectorConfig::new("crm", DbKind::Postgres)
+///     .with_host("127.0.0.1")
+///     .with_database("crm")
+///     .with_username("reader")
+///     .with_password("s3cret")
+///     .validate_with(Some(&SPEC))?;
+/// let source = PostgresSource::build(config)?;
+/// let rows = source
+///     .query(
+///         &Statement::new("SELECT id, email FROM customers WHERE id = :id").bind("id", 42_i64),
+///         &QueryOptions::default(),
+///     )
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct PostgresSource {
+    config: Arc<ValidConfig>,
+    pool: OnceCell<Pool>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = match &self.config.endpoint {
+            Endpoint::Tcp { host, port } | Endpoint::Udp { host, port } => format!("{host}:{port}"),
+            Endpoint::Unix { path } => path.clone(),
+            Endpoint::Embedded => String::new(),
+        };
+        f.debug_struct("PostgresSource")
+            .field("name", &self.config.name)
+            .field("kind", &self.config.kind)
+            .field("endpoint", &endpoint)
+            .field("database", &self.config.database)
+            .field("tls", &self.config.tls.as_ref().map(|t| t.verify))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A statement ready to run: rendered SQL and its parameters.
+struct Prepared {
+    sql: String,
+    params: Vec<Param>,
+    types: Vec<PgTypeInfo>,
+}
+
+impl Prepared {
+    fn query(&self, sql: &str) -> Query<'static, Postgres, PgArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+        for param in &self.params {
+            query = query.bind(param.clone());
+        }
+        query
+    }
+}
+
+/// The result columns of a statement and how to read them.
+struct Shape {
+    columns: Columns,
+    decoders: Vec<Decoder>,
+    /// The SQL actually run (wrapped when some columns must come back as text).
+    sql: String,
+}
+
+impl PostgresSource {
+    /// Creates the source. Does no I/O and needs no runtime: the pool is created on
+    /// first use.
+    pub fn build(config: ValidConfig) -> extdata_core::Result<Self> {
+        if config.kind != DbKind::Postgres {
+            return Err(config.error(
+                ErrorKind::Config,
+                format!("a {} connector cannot be opened as PostgreSQL", config.kind),
+            ));
+        }
+        if matches!(config.endpoint, Endpoint::Udp { .. } | Endpoint::Embedded) {
+            return Err(config.error(ErrorKind::Config, "PostgreSQL needs protocol tcp or unix"));
+        }
+        Ok(PostgresSource {
+            config: Arc::new(config),
+            pool: OnceCell::new(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &ValidConfig {
+        &self.config
+    }
+
+    /// The pool's counters, or `None` before first use.
+    pub fn pool_state(&self) -> Option<PoolState> {
+        self.pool.get().map(Pool::state)
+    }
+
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn pool(&self) -> extdata_core::Result<&Pool> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed_error(self.name()));
+        }
+        Ok(self
+            .pool
+            .get_or_init(|| async {
+                let config = &self.config;
+                Pool::new(PoolConfig {
+                    connector: config.name.clone(),
+                    options: connect::connect_options(config),
+                    session: connect::session_settings(config),
+                    statement_timeout_ms: connect::statement_timeout_ms(config.query_timeout),
+                    settings: config.pool.clone(),
+                    connect_timeout: config.connect_timeout,
+                })
+            })
+            .await)
+    }
+
+    fn prepare_statement(&self, statement: &Statement) -> extdata_core::Result<Prepared> {
+        let rendered = statement
+            .render(Dialect::Postgres)
+            .map_err(|e| e.with_connector(self.name()))?;
+        let mut params = Vec::with_capacity(rendered.params.len());
+        let mut oids = Vec::with_capacity(rendered.params.len());
+        for (index, value) in rendered.params.into_iter().enumerate() {
+            let param = Param(value);
+            let type_oid = param.type_oid().map_err(|why| {
+                Error::parameter(format!("parameter ${}: {why}", index + 1))
+                    .with_connector(self.name())
+            })?;
+            oids.push(type_oid);
+            params.push(param);
+        }
+        // sqlx caches prepared statements by SQL text alone; the same text bound with
+        // other parameter types (an int now, a NULL or text later) must be a different
+        // statement, or the server would read the new values with the old types.
+        let sql = if oids.is_empty() {
+            rendered.sql
+        } else {
+            let signature: Vec<String> = oids.iter().map(u32::to_string).collect();
+            format!("{}\n-- extdata parameter types: {}", rendered.sql, signature.join(","))
+        };
+        Ok(Prepared {
+            sql,
+            params,
+            types: oids.into_iter().map(|o| PgTypeInfo::with_oid(Oid(o))).collect(),
+        })
+    }
+
+    fn timeout_error(&self, operation: &str, after: Duration) -> Error {
+        Error::timeout(operation, after)
+            .context("the query was cancelled on the server")
+            .with_connector(self.name())
+    }
+
+    /// Runs `work` on `conn` until `deadline`. On timeout the query is cancelled on the
+    /// server and the connection closed; on a lost connection it is closed; otherwise
+    /// the connection goes back to the pool.
+    async fn bounded<T>(
+        &self,
+        mut conn: Pooled,
+        deadline: Instant,
+        timeout: Duration,
+        operation: &str,
+        work: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, sqlx::Error>,
+    ) -> extdata_core::Result<(T, Pooled)> {
+        conn.begin();
+        let outcome = tokio::time::timeout_at(deadline, work(conn.conn())).await;
+        match outcome {
+            Ok(Ok(value)) => {
+                conn.finish();
+                Ok((value, conn))
+            }
+            Ok(Err(e)) => {
+                let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+                let err = convert(self.name(), Phase::Query, e);
+                if lost {
+                    conn.discard();
+                } else {
+                    // A server error leaves the connection in sync (sqlx reads up to the
+                    // next ReadyForQuery before its next use).
+                    conn.finish();
+                }
+                Err(err)
+            }
+            Err(_) => {
+                conn.abort().await;
+                Err(self.timeout_error(operation, timeout))
+            }
+        }
+    }
+
+    /// Sets the session's `statement_timeout` guard for a call when it differs.
+    async fn set_guard(conn: &mut pool::Conn, ms: u64) -> Result<(), sqlx::Error> {
+        if conn.statement_timeout_ms != ms {
+            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                .bind(ms.to_string())
+                .execute(&mut conn.raw)
+                .await?;
+            conn.statement_timeout_ms = ms;
+        }
+        Ok(())
+    }
+
+    /// Prepares (or finds in the cache) the statement and works out its columns,
+    /// wrapping it when some columns are of types without a binary decoder.
+    async fn shape(conn: &mut pool::Conn, prepared: &Prepared) -> Result<Shape, sqlx::Error> {
+        let statement = conn
+            .raw
+            .prepare_with(AssertSqlSafe(prepared.sql.clone()).into_sql_str(), &prepared.types)
+            .await?;
+        let mut decoders: Vec<Decoder> = statement
+            .columns()
+            .iter()
+            .map(|c| Decoder::for_type(sqlx::Column::type_info(c)))
+            .collect();
+        let columns: Columns = statement
+            .columns()
+            .iter()
+            .zip(&decoders)
+            .map(|(c, d)| {
+                Column::new(
+                    sqlx::Column::name(c),
+                    types::type_name(sqlx::Column::type_info(c)),
+                    d.value_kind(),
+                )
+            })
+            .collect();
+        let mut sql = prepared.sql.clone();
+        if let Some(wrapped) = types::text_wrapper(&prepared.sql, &decoders) {
+            match conn
+                .raw
+                .prepare_with(AssertSqlSafe(wrapped.clone()).into_sql_str(), &prepared.types)
+                .await
+            {
+                Ok(statement) => {
+                    decoders = statement
+                        .columns()
+                        .iter()
+                        .map(|c| Decoder::for_type(sqlx::Column::type_info(c)))
+                        .collect();
+                    sql = wrapped;
+                }
+                // Not every statement can be a CTE (e.g. `SHOW`, `EXPLAIN`): run it as
+                // it is and read the unknown columns as best we can.
+                Err(sqlx::Error::Database(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Shape {
+            columns,
+            decoders,
+            sql,
+        })
+    }
+}
+
+fn decode_row(row: &PgRow, shape: &Shape) -> extdata_core::Result<Row> {
+    let mut values = Vec::with_capacity(shape.decoders.len());
+    for (index, decoder) in shape.decoders.iter().enumerate() {
+        let raw = row
+            .try_get_raw(index)
+            .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let bytes = raw
+            .as_bytes()
+            .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
+        let value = decoder.decode(bytes).map_err(|why| {
+            let column = shape.columns.get(index);
+            Error::decode(format!(
+                "column `{}` ({}): {why}",
+                column.map_or("?", |c| c.name.as_str()),
+                column.map_or("?", |c| c.database_type.as_str()),
+            ))
+        })?;
+        values.push(value);
+    }
+    Ok(Row::new(shape.columns.clone(), values))
+}
+
+#[async_trait]
+impl ExternalSource for PostgresSource {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> DbKind {
+        DbKind::Postgres
+    }
+
+    async fn ping(&self) -> extdata_core::Result<ServerInfo> {
+        let timeout = self.config.query_timeout;
+        let deadline = Instant::now() + timeout;
+        let conn = self.pool().await?.acquire(deadline).await?;
+        let (version, _conn) = self
+            .bounded(conn, deadline, timeout, "ping", async |c: &mut pool::Conn| {
+                sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
+                    .fetch_one(&mut c.raw)
+                    .await
+            })
+            .await?;
+        Ok(ServerInfo { version })
+    }
+
+    async fn query(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+    ) -> extdata_core::Result<ResultSet> {
+        let prepared = self.prepare_statement(statement)?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let max_rows = options.max_rows_or_default();
+        let guard = connect::statement_timeout_ms(timeout);
+        let conn = self.pool().await?.acquire(deadline).await?;
+        let ((shape, rows, truncated), conn) = self
+            .bounded(conn, deadline, timeout, "query", async |c: &mut pool::Conn| {
+                Self::set_guard(c, guard).await?;
+                let shape = Self::shape(c, &prepared).await?;
+                let mut rows = Vec::new();
+                let mut truncated = false;
+                let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
+                while let Some(row) = stream.try_next().await? {
+                    if rows.len() >= max_rows {
+                        truncated = true;
+                        break;
+                    }
+                    rows.push(row);
+                }
+                Ok((shape, rows, truncated))
+            })
+            .await?;
+        if truncated {
+            // Rows are still coming: stop the query rather than read them all.
+            conn.abort().await;
+        } else {
+            drop(conn);
+        }
+        let rows = rows
+            .iter()
+            .map(|row| decode_row(row, &shape))
+            .collect::<extdata_core::Result<Vec<_>>>()
+            .map_err(|e| e.with_connector(self.name()))?;
+        Ok(ResultSet {
+            columns: shape.columns,
+            rows,
+            truncated,
+        })
+    }
+
+    async fn stream(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+    ) -> extdata_core::Result<RowStream> {
+        let prepared = self.prepare_statement(statement)?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self.pool().await?.acquire(deadline).await?;
+        // An import may stream for longer than the query timeout, which bounds the wait
+        // for each row instead: no statement_timeout on the server for streams.
+        let (shape, mut conn) = self
+            .bounded(conn, deadline, timeout, "query", async |c: &mut pool::Conn| {
+                Self::set_guard(c, 0).await?;
+                Self::shape(c, &prepared).await
+            })
+            .await?;
+        let columns = shape.columns.clone();
+        let connector = self.config.name.clone();
+        let (tx, mut rx) = mpsc::channel::<extdata_core::Result<Row>>(STREAM_BUFFER);
+        tokio::spawn(async move {
+            let first_deadline = deadline;
+            conn.begin();
+            let mut reader_gone = false;
+            let mut failed: Option<Error> = None;
+            let mut lost = false;
+            {
+                let query = prepared.query(&shape.sql);
+                let mut rows = query.fetch(&mut conn.conn().raw);
+                let mut next_deadline = first_deadline;
+                loop {
+                    let next = tokio::select! {
+                        biased;
+                        _ = tx.closed() => { reader_gone = true; break; }
+                        next = tokio::time::timeout_at(next_deadline, rows.try_next()) => next,
+                    };
+                    match next {
+                        Ok(Ok(Some(row))) => {
+                            let row = decode_row(&row, &shape).map_err(|e| e.with_connector(&connector));
+                            let is_err = row.is_err();
+                            if tx.send(row).await.is_err() {
+                                reader_gone = true;
+                                break;
+                            }
+                            if is_err {
+                                // The rest of the result is not read: stop the query.
+                                reader_gone = true;
+                                break;
+                            }
+                            next_deadline = Instant::now() + timeout;
+                        }
+                        Ok(Ok(None)) => break,
+                        Ok(Err(e)) => {
+                            lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+                            failed = Some(convert(&connector, Phase::Query, e));
+                            break;
+                        }
+                        Err(_) => {
+                            failed = Some(
+                                Error::timeout("waiting for the next row", timeout)
+                                    .context("the query was cancelled on the server")
+                                    .with_connector(&connector),
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            let timed_out = failed.as_ref().is_some_and(|e| e.kind() == ErrorKind::Timeout && !lost);
+            if reader_gone || timed_out {
+                conn.abort().await;
+            } else if lost {
+                conn.discard();
+            } else {
+                conn.finish();
+                drop(conn);
+            }
+            if let Some(err) = failed {
+                let _ = tx.send(Err(err)).await;
+            }
+        });
+        let rows = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(RowStream::new(columns, rows))
+    }
+
+    async fn execute(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+    ) -> extdata_core::Result<u64> {
+        let prepared = self.prepare_statement(statement)?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let guard = connect::statement_timeout_ms(timeout);
+        let conn = self.pool().await?.acquire(deadline).await?;
+        let (affected, _conn) = self
+            .bounded(conn, deadline, timeout, "statement", async |c: &mut pool::Conn| {
+                Self::set_guard(c, guard).await?;
+                let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
+                Ok(result.rows_affected())
+            })
+            .await?;
+        Ok(affected)
+    }
+
+    async fn describe(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+    ) -> extdata_core::Result<Vec<Column>> {
+        // Placeholders without a value are described as untyped (the server infers).
+        let mut statement = statement.clone();
+        for name in statement.placeholder_names(Dialect::Postgres) {
+            if !statement.params().contains_key(&name) {
+                statement.set(name, Value::Null);
+            }
+        }
+        let prepared = self.prepare_statement(&statement)?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self.pool().await?.acquire(deadline).await?;
+        let (shape, _conn) = self
+            .bounded(conn, deadline, timeout, "describe", async |c: &mut pool::Conn| {
+                Self::shape(c, &prepared).await
+            })
+            .await?;
+        Ok(shape.columns.to_vec())
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(pool) = self.pool.get() {
+            pool.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extdata_core::{ConnectorConfig, Protocol, SslConfig};
+
+    #[test]
+    fn build_needs_no_runtime_and_debug_hides_the_password() {
+        let config = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_host("db.example")
+            .with_password("hunter2-sentinel")
+            .validate_with(Some(&SPEC))
+            .unwrap();
+        let source = PostgresSource::build(config).unwrap();
+        let debug = format!("{source:?}");
+        assert!(debug.contains("db.example:5432"), "{debug}");
+        assert!(!debug.contains("hunter2-sentinel"), "{debug}");
+        assert!(source.pool_state().is_none());
+    }
+
+    #[test]
+    fn udp_and_tls_over_unix_are_refused_with_a_reason() {
+        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_host("db")
+            .with_protocol(Protocol::Udp)
+            .validate_with(Some(&SPEC))
+            .unwrap_err();
+        assert!(problems.to_string().contains("TCP or unix sockets"), "{problems}");
+        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_host("/var/run/postgresql")
+            .with_protocol(Protocol::Unix)
+            .with_ssl(SslConfig::default())
+            .validate_with(Some(&SPEC))
+            .unwrap_err();
+        assert!(problems.to_string().contains("unix socket"), "{problems}");
+    }
+
+    #[test]
+    fn unknown_options_list_the_known_ones() {
+        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_host("db")
+            .with_options("sslmode=require&options=-c%20work_mem%3D1MB&lock_timeout=soon")
+            .validate_with(Some(&SPEC))
+            .unwrap_err();
+        let text = problems.to_string();
+        assert!(text.contains("unknown option `sslmode`"), "{text}");
+        assert!(text.contains("application_name, search_path"), "{text}");
+        assert!(text.contains("options.lock_timeout"), "{text}");
+        assert!(!text.contains("options.options"), "{text}");
+    }
+}
