@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use extdata_core::{OptionCheck, OptionSpec, ValidConfig, parse_duration};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// The `database` value that selects a private in-memory database.
 pub(crate) const MEMORY: &str = ":memory:";
@@ -62,7 +60,9 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
 fn check_busy_timeout(value: &str) -> Result<(), String> {
     let timeout = parse_duration(value)?;
     if timeout > MAX_BUSY_TIMEOUT {
-        return Err(format!("`{value}` is longer than SQLite allows (about 24 days)"));
+        return Err(format!(
+            "`{value}` is longer than SQLite allows (about 24 days)"
+        ));
     }
     Ok(())
 }
@@ -85,10 +85,7 @@ pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) 
             ));
         }
         if database.contains('\0') {
-            problems.push((
-                "database".into(),
-                "must not contain a NUL character".into(),
-            ));
+            problems.push(("database".into(), "must not contain a NUL character".into()));
         }
     }
 }
@@ -250,7 +247,9 @@ mod tests {
 
     #[test]
     fn every_option_value_maps_to_a_driver_setting() {
-        for value in ["delete", "truncate", "persist", "memory", "wal", "off", "WAL"] {
+        for value in [
+            "delete", "truncate", "persist", "memory", "wal", "off", "WAL",
+        ] {
             assert!(journal_mode(value).is_some(), "{value}");
         }
         for value in ["off", "normal", "full", "extra"] {
@@ -283,7 +282,10 @@ mod tests {
             "unknown option `journal`",
             "ssl",
         ] {
-            assert!(problems.contains(expected), "{expected} missing in {problems}");
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in {problems}"
+            );
         }
     }
 
@@ -300,8 +302,8 @@ mod tests {
 
     #[test]
     fn memory_databases_get_distinct_names_and_are_never_recycled() {
-        let config = validate(ConnectorConfig::new("m", DbKind::Sqlite).with_database(MEMORY))
-            .unwrap();
+        let config =
+            validate(ConnectorConfig::new("m", DbKind::Sqlite).with_database(MEMORY)).unwrap();
         let a = Settings::from_config(&config);
         let b = Settings::from_config(&config);
         assert!(a.memory && b.memory);

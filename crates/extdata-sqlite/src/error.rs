@@ -81,24 +81,26 @@ pub(crate) fn map(error: sqlx::Error, context: Context<'_>) -> Error {
             ErrorKind::Connect,
             format!("cannot open SQLite database `{}`: {io}", context.database),
         ),
-        sqlx::Error::Configuration(e) => Error::new(
-            ErrorKind::Config,
-            format!("invalid SQLite setting: {e}"),
+        sqlx::Error::Configuration(e) => {
+            Error::new(ErrorKind::Config, format!("invalid SQLite setting: {e}"))
+        }
+        sqlx::Error::Decode(e) | sqlx::Error::ColumnDecode { source: e, .. } => Error::new(
+            ErrorKind::Decode,
+            format!("cannot decode a SQLite value: {e}"),
         ),
-        sqlx::Error::Decode(e) | sqlx::Error::ColumnDecode { source: e, .. } => {
-            Error::new(ErrorKind::Decode, format!("cannot decode a SQLite value: {e}"))
-        }
-        sqlx::Error::Encode(e) => {
-            Error::new(ErrorKind::Parameter, format!("cannot bind a parameter: {e}"))
-        }
+        sqlx::Error::Encode(e) => Error::new(
+            ErrorKind::Parameter,
+            format!("cannot bind a parameter: {e}"),
+        ),
         other => Error::new(
             ErrorKind::Internal,
-            format!("{}: unexpected SQLite driver error: {other}", context.operation),
+            format!(
+                "{}: unexpected SQLite driver error: {other}",
+                context.operation
+            ),
         ),
     };
-    mapped
-        .with_connector(context.connector)
-        .with_source(error)
+    mapped.with_connector(context.connector).with_source(error)
 }
 
 fn classify(primary: Option<i32>, message: &str, context: Context<'_>) -> Error {
@@ -120,7 +122,10 @@ fn classify(primary: Option<i32>, message: &str, context: Context<'_>) -> Error 
         Some(code::READONLY) => Error::new(ErrorKind::ReadOnly, format!("{op}: {message}")),
         Some(code::CANTOPEN) => Error::new(
             ErrorKind::Database,
-            format!("cannot open SQLite database `{}`: {message}", context.database),
+            format!(
+                "cannot open SQLite database `{}`: {message}",
+                context.database
+            ),
         ),
         Some(code::NOTADB | code::CORRUPT | code::PERM | code::IOERR | code::FULL) => Error::new(
             ErrorKind::Database,
@@ -166,7 +171,11 @@ mod tests {
             (None, ErrorKind::Query),
         ];
         for (code, kind) in cases {
-            assert_eq!(classify(code, "msg", context(false)).kind(), kind, "{code:?}");
+            assert_eq!(
+                classify(code, "msg", context(false)).kind(),
+                kind,
+                "{code:?}"
+            );
         }
         assert_eq!(
             classify(Some(code::INTERRUPT), "interrupted", context(true)).kind(),
@@ -179,7 +188,11 @@ mod tests {
         let err = classify(Some(code::INTERRUPT), "interrupted", context(false));
         assert!(err.is_temporary());
         assert!(err.message().contains("2s"), "{err}");
-        let err = classify(Some(code::CANTOPEN), "unable to open database file", context(false));
+        let err = classify(
+            Some(code::CANTOPEN),
+            "unable to open database file",
+            context(false),
+        );
         assert!(err.message().contains("data.db"), "{err}");
         assert!(err.message().contains("unable to open"), "{err}");
     }
@@ -189,6 +202,9 @@ mod tests {
         let err = map(sqlx::Error::PoolTimedOut, context(false));
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert_eq!(err.connector(), Some("local"));
-        assert_eq!(map(sqlx::Error::PoolClosed, context(false)).kind(), ErrorKind::Closed);
+        assert_eq!(
+            map(sqlx::Error::PoolClosed, context(false)).kind(),
+            ErrorKind::Closed
+        );
     }
 }

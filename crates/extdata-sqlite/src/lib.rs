@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use extdata_core::{
-    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions,
-    ResultSet, Result, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
-    closed_error,
+    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions, Result,
+    ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait, closed_error,
 };
 use futures::FutureExt;
 use sqlx::sqlite::SqliteConnection;
@@ -120,35 +119,35 @@ impl SqliteSource {
     /// The pool, created on first use.
     async fn pool(&self, operation: &'static str, timeout: Duration) -> Result<&SqlitePool> {
         self.check_open()?;
-        let pools = self
-            .pools
-            .get_or_try_init(|| async {
-                let keeper = if self.settings.memory {
-                    let opened = tokio::time::timeout(
-                        self.connect_timeout,
-                        self.settings.connect.connect(),
-                    )
-                    .await
-                    .map_err(|_| {
-                        Error::timeout("opening the in-memory database", self.connect_timeout)
-                            .with_connector(&self.name)
-                    })?
-                    .map_err(|e| error::map(e, self.shared.context(operation, timeout)))?;
-                    Some(opened)
-                } else {
-                    None
-                };
-                let pool = self
-                    .settings
-                    .pool
-                    .clone()
-                    .connect_lazy_with(self.settings.connect.clone());
-                Ok::<_, Error>(Pools {
-                    pool,
-                    keeper: Mutex::new(keeper),
+        let pools =
+            self.pools
+                .get_or_try_init(|| async {
+                    let keeper = if self.settings.memory {
+                        let opened = tokio::time::timeout(
+                            self.connect_timeout,
+                            self.settings.connect.connect(),
+                        )
+                        .await
+                        .map_err(|_| {
+                            Error::timeout("opening the in-memory database", self.connect_timeout)
+                                .with_connector(&self.name)
+                        })?
+                        .map_err(|e| error::map(e, self.shared.context(operation, timeout)))?;
+                        Some(opened)
+                    } else {
+                        None
+                    };
+                    let pool = self
+                        .settings
+                        .pool
+                        .clone()
+                        .connect_lazy_with(self.settings.connect.clone());
+                    Ok::<_, Error>(Pools {
+                        pool,
+                        keeper: Mutex::new(keeper),
+                    })
                 })
-            })
-            .await?;
+                .await?;
         Ok(&pools.pool)
     }
 
@@ -158,16 +157,15 @@ impl SqliteSource {
         timeout: Duration,
         deadline: Instant,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
-        let pool = match tokio::time::timeout_at(deadline.into(), self.pool(operation, timeout))
-            .await
-        {
-            Ok(pool) => pool?,
-            Err(_) => {
-                return Err(Error::timeout(operation, timeout)
-                    .with_connector(&self.name)
-                    .context("opening the database"));
-            }
-        };
+        let pool =
+            match tokio::time::timeout_at(deadline.into(), self.pool(operation, timeout)).await {
+                Ok(pool) => pool?,
+                Err(_) => {
+                    return Err(Error::timeout(operation, timeout)
+                        .with_connector(&self.name)
+                        .context("opening the database"));
+                }
+            };
         run::acquire(pool, &self.shared, operation, timeout, deadline).await
     }
 
@@ -289,11 +287,8 @@ impl ExternalSource for SqliteSource {
         if let Some(pools) = self.pools.get() {
             // Running statements see `closing` and stop; streams waiting on a consumer are
             // woken by the signal. The bound only guards against a stuck lock wait.
-            let _ = tokio::time::timeout(
-                self.query_timeout.max(run::GRACE),
-                pools.pool.close(),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(self.query_timeout.max(run::GRACE), pools.pool.close()).await;
             if let Some(keeper) = pools.keeper.lock().await.take() {
                 let _ = keeper.close().await;
             }

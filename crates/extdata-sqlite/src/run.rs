@@ -20,11 +20,11 @@ use extdata_core::{
 use futures::StreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteConnection, SqliteRow};
-use sqlx::{AssertSqlSafe, Column as _, Executor, Row as _, Sqlite, SqlSafeStr, Statement as _};
+use sqlx::{AssertSqlSafe, Column as _, Executor, Row as _, SqlSafeStr, Sqlite, Statement as _};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{self, Context};
-use crate::types::{self, Declared, StorageClass};
+use crate::types::{self, Declared};
 
 /// VM instructions between two progress-handler calls: the handler is an atomic load and
 /// a clock read, so checking often costs little and stops a statement within microseconds.
@@ -97,7 +97,11 @@ enum Outcome<T> {
 
 /// Runs `work` until `deadline`; then sets `cancel` (the progress handler interrupts the
 /// statement) and waits at most [`GRACE`] for it to end.
-async fn finish_by<F: Future>(work: F, deadline: Instant, cancel: &AtomicBool) -> Outcome<F::Output> {
+async fn finish_by<F: Future>(
+    work: F,
+    deadline: Instant,
+    cancel: &AtomicBool,
+) -> Outcome<F::Output> {
     let mut work = std::pin::pin!(work);
     tokio::select! {
         output = &mut work => return Outcome::Done(output),
@@ -282,8 +286,10 @@ pub(crate) async fn stream(
         Ok(Ok(Ok(columns))) => columns,
         Ok(Ok(Err(e))) => return Err(e),
         Ok(Err(_)) => {
-            return Err(Error::new(ErrorKind::Internal, "stream: the reading task stopped")
-                .with_connector(&*shared.connector));
+            return Err(
+                Error::new(ErrorKind::Internal, "stream: the reading task stopped")
+                    .with_connector(&*shared.connector),
+            );
         }
         Err(_) => {
             cancel.store(true, Ordering::Release);
@@ -299,7 +305,10 @@ pub(crate) async fn stream(
         shared,
         finished: false,
     };
-    Ok(RowStream::new(columns, futures::stream::unfold(reader, Reader::next)))
+    Ok(RowStream::new(
+        columns,
+        futures::stream::unfold(reader, Reader::next),
+    ))
 }
 
 /// The consumer's end of a stream.
@@ -372,7 +381,9 @@ async fn read_rows(
         let conn: &mut SqliteConnection = &mut conn;
         let prepared = async {
             arm(conn, Arc::clone(&cancel), Arc::clone(&shared.closing), None).await?;
-            let statement = conn.prepare(AssertSqlSafe(call.sql.clone()).into_sql_str()).await?;
+            let statement = conn
+                .prepare(AssertSqlSafe(call.sql.clone()).into_sql_str())
+                .await?;
             let columns = statement.columns().to_vec();
             let declared = declared_types(conn, &columns).await?;
             Ok::<_, sqlx::Error>((columns, declared))
@@ -525,14 +536,14 @@ fn decode_first(
     let mut columns = Vec::with_capacity(plans.len());
     for (index, plan) in plans.iter().enumerate() {
         let raw = row.try_get_raw(index).map_err(|e| e.to_string())?;
-        let (value, class) = types::decode(*plan, raw)
-            .map_err(|why| format!("column `{}`: {why}", names[index]))?;
-        values.push(value);
+        let (value, class) =
+            types::decode(*plan, raw).map_err(|why| format!("column `{}`: {why}", names[index]))?;
         columns.push(types::describe_column(
             &names[index],
             declared[index].as_deref(),
-            Some(class).filter(|c| *c != StorageClass::Null),
+            Some((class, value.kind())),
         ));
+        values.push(value);
     }
     Ok((columns.into(), values))
 }

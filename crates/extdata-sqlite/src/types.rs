@@ -192,7 +192,9 @@ pub(crate) fn decode(
     let class = StorageClass::of(&value);
     let cell = match class {
         StorageClass::Null => Cell::Null,
-        StorageClass::Integer => Cell::Integer(<i64 as Decode<Sqlite>>::decode(value).map_err(text)?),
+        StorageClass::Integer => {
+            Cell::Integer(<i64 as Decode<Sqlite>>::decode(value).map_err(text)?)
+        }
         StorageClass::Real => Cell::Real(<f64 as Decode<Sqlite>>::decode(value).map_err(text)?),
         StorageClass::Text => {
             let text = <&str as Decode<Sqlite>>::decode(value)
@@ -222,13 +224,14 @@ pub(crate) fn to_value(declared: Declared, cell: Cell<'_>) -> Value {
             parse_timestamp(t).unwrap_or_else(|| text_value(t))
         }
 
-        (Declared::Decimal, Cell::Integer(i)) => Value::Decimal(Decimal::from_mantissa(i.into(), 0)),
+        (Declared::Decimal, Cell::Integer(i)) => {
+            Value::Decimal(Decimal::from_mantissa(i.into(), 0))
+        }
         // NUMERIC affinity stores `1.10` as the REAL 1.1: its shortest round-trip text is
         // the decimal the user wrote, minus trailing zeros.
-        (Declared::Decimal, Cell::Real(f)) if f.is_finite() => f
-            .to_string()
-            .parse()
-            .map_or(Value::F64(f), Value::Decimal),
+        (Declared::Decimal, Cell::Real(f)) if f.is_finite() => {
+            f.to_string().parse().map_or(Value::F64(f), Value::Decimal)
+        }
         (Declared::Decimal, Cell::Text(t)) if looks_numeric(t) => {
             t.parse().map_or_else(|_| text_value(t), Value::Decimal)
         }
@@ -241,7 +244,9 @@ pub(crate) fn to_value(declared: Declared, cell: Cell<'_>) -> Value {
             serde_json::from_str(t).map_or_else(|_| text_value(t), Value::Json)
         }
 
-        (Declared::Uuid, Cell::Text(t)) => Uuid::try_parse(t).map_or_else(|_| text_value(t), Value::Uuid),
+        (Declared::Uuid, Cell::Text(t)) => {
+            Uuid::try_parse(t).map_or_else(|_| text_value(t), Value::Uuid)
+        }
         (Declared::Uuid, Cell::Blob(b)) if b.len() == 16 => {
             Uuid::from_slice(&b).map_or(Value::Bytes(b), Value::Uuid)
         }
@@ -338,27 +343,30 @@ fn split_offset(rest: &str) -> Option<(&str, Option<FixedOffset>)> {
 }
 
 /// Describes a result column from its declared type (`None`: an expression) and, when a
-/// row was read, the storage class of its first value.
+/// row was read, the storage class and kind of its first value.
 pub(crate) fn describe_column(
     name: &str,
     declared: Option<&str>,
-    first: Option<StorageClass>,
+    first: Option<(StorageClass, ValueKind)>,
 ) -> Column {
-    let from_values = first
-        .filter(|c| *c != StorageClass::Null)
-        .map(StorageClass::value_kind);
+    let first = first.filter(|(class, _)| *class != StorageClass::Null);
     match declared.filter(|d| !d.trim().is_empty()) {
         Some(declared) => {
-            let kind = Declared::parse(declared)
-                .value_kind()
-                .or(from_values)
-                .unwrap_or(ValueKind::Null);
+            let kind = match (Declared::parse(declared), first) {
+                // DATETIME / TIMESTAMP hold texts with or without an offset: the values
+                // tell which.
+                (Declared::Timestamp, Some((_, ValueKind::TimestampTz))) => ValueKind::TimestampTz,
+                (plan, first) => plan
+                    .value_kind()
+                    .or(first.map(|(class, _)| class.value_kind()))
+                    .unwrap_or(ValueKind::Null),
+            };
             Column::new(name, declared, kind)
         }
         None => Column::new(
             name,
-            first.map_or("", StorageClass::name),
-            from_values.unwrap_or(ValueKind::Null),
+            first.map_or("", |(class, _)| class.name()),
+            first.map_or(ValueKind::Null, |(class, _)| class.value_kind()),
         ),
     }
 }
@@ -506,19 +514,33 @@ mod tests {
 
     #[test]
     fn storage_class_decides_without_an_exact_declared_type() {
-        for declared in [Declared::Dynamic, Declared::Integer, Declared::Text, Declared::Numeric] {
+        for declared in [
+            Declared::Dynamic,
+            Declared::Integer,
+            Declared::Text,
+            Declared::Numeric,
+        ] {
             assert_eq!(to_value(declared, Cell::Integer(7)), Value::I64(7));
             assert_eq!(to_value(declared, Cell::Real(1.5)), Value::F64(1.5));
             assert_eq!(to_value(declared, Cell::Text("x")), Value::Text("x".into()));
-            assert_eq!(to_value(declared, Cell::Blob(vec![0, 1])), Value::Bytes(vec![0, 1]));
+            assert_eq!(
+                to_value(declared, Cell::Blob(vec![0, 1])),
+                Value::Bytes(vec![0, 1])
+            );
             assert_eq!(to_value(declared, Cell::Null), Value::Null);
         }
     }
 
     #[test]
     fn booleans_are_zero_and_one_only() {
-        assert_eq!(to_value(Declared::Bool, Cell::Integer(1)), Value::Bool(true));
-        assert_eq!(to_value(Declared::Bool, Cell::Integer(0)), Value::Bool(false));
+        assert_eq!(
+            to_value(Declared::Bool, Cell::Integer(1)),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            to_value(Declared::Bool, Cell::Integer(0)),
+            Value::Bool(false)
+        );
         assert_eq!(to_value(Declared::Bool, Cell::Integer(2)), Value::I64(2));
         assert_eq!(
             to_value(Declared::Bool, Cell::Text("true")),
@@ -532,7 +554,13 @@ mod tests {
             to_value(Declared::Date, Cell::Text("2024-02-29")),
             Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
         );
-        for bad in ["2023-02-29", "24-01-01", "2024-1-01", "yesterday", "2024-01-01 10:00"] {
+        for bad in [
+            "2023-02-29",
+            "24-01-01",
+            "2024-1-01",
+            "yesterday",
+            "2024-01-01 10:00",
+        ] {
             assert_eq!(
                 to_value(Declared::Date, Cell::Text(bad)),
                 Value::Text(bad.into()),
@@ -551,8 +579,14 @@ mod tests {
             .unwrap()
             .and_hms_micro_opt(10, 20, 30, 123_456)
             .unwrap();
-        assert_eq!(ts("2024-03-01 10:20:30.123456"), Some(Value::Timestamp(naive)));
-        assert_eq!(ts("2024-03-01T10:20:30.123456"), Some(Value::Timestamp(naive)));
+        assert_eq!(
+            ts("2024-03-01 10:20:30.123456"),
+            Some(Value::Timestamp(naive))
+        );
+        assert_eq!(
+            ts("2024-03-01T10:20:30.123456"),
+            Some(Value::Timestamp(naive))
+        );
         assert_eq!(
             ts("2024-03-01 10:20"),
             Some(Value::Timestamp(
@@ -624,7 +658,10 @@ mod tests {
         );
         let uuid = Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
         assert_eq!(
-            to_value(Declared::Uuid, Cell::Text("67e55044-10b1-426f-9247-bb680e5fe0c8")),
+            to_value(
+                Declared::Uuid,
+                Cell::Text("67e55044-10b1-426f-9247-bb680e5fe0c8")
+            ),
             Value::Uuid(uuid)
         );
         assert_eq!(
@@ -643,23 +680,58 @@ mod tests {
 
     #[test]
     fn columns_use_the_declared_type_or_the_first_value() {
-        let c = describe_column("price", Some("DECIMAL(10,2)"), Some(StorageClass::Real));
-        assert_eq!((c.database_type.as_str(), c.value_kind), ("DECIMAL(10,2)", ValueKind::Decimal));
-        let c = describe_column("n", None, Some(StorageClass::Integer));
-        assert_eq!((c.database_type.as_str(), c.value_kind), ("INTEGER", ValueKind::I64));
+        let real = Some((StorageClass::Real, ValueKind::Decimal));
+        let c = describe_column("price", Some("DECIMAL(10,2)"), real);
+        assert_eq!(
+            (c.database_type.as_str(), c.value_kind),
+            ("DECIMAL(10,2)", ValueKind::Decimal)
+        );
+        let c = describe_column("n", None, Some((StorageClass::Integer, ValueKind::I64)));
+        assert_eq!(
+            (c.database_type.as_str(), c.value_kind),
+            ("INTEGER", ValueKind::I64)
+        );
         let c = describe_column("n", None, None);
-        assert_eq!((c.database_type.as_str(), c.value_kind), ("", ValueKind::Null));
-        let c = describe_column("m", Some("MONEY"), Some(StorageClass::Text));
+        assert_eq!(
+            (c.database_type.as_str(), c.value_kind),
+            ("", ValueKind::Null)
+        );
+        let c = describe_column(
+            "m",
+            Some("MONEY"),
+            Some((StorageClass::Text, ValueKind::Text)),
+        );
         assert_eq!(c.value_kind, ValueKind::Text);
+        let tz = Some((StorageClass::Text, ValueKind::TimestampTz));
+        assert_eq!(
+            describe_column("t", Some("DATETIME"), tz).value_kind,
+            ValueKind::TimestampTz
+        );
+        assert_eq!(
+            describe_column("t", Some("DATETIME"), None).value_kind,
+            ValueKind::Timestamp
+        );
     }
 
     #[test]
     fn binding_rules() {
         assert_eq!(to_sqlite(Value::Bool(true)), Ok(Bound::Integer(1)));
-        assert_eq!(to_sqlite(Value::U64(i64::MAX as u64)), Ok(Bound::Integer(i64::MAX)));
-        assert!(matches!(to_sqlite(Value::U64(u64::MAX)), Err(BindError::Invalid(_))));
-        assert!(matches!(to_sqlite(Value::I128(i128::MIN)), Err(BindError::Invalid(_))));
-        assert!(matches!(to_sqlite(Value::F64(f64::NAN)), Err(BindError::Invalid(_))));
+        assert_eq!(
+            to_sqlite(Value::U64(i64::MAX as u64)),
+            Ok(Bound::Integer(i64::MAX))
+        );
+        assert!(matches!(
+            to_sqlite(Value::U64(u64::MAX)),
+            Err(BindError::Invalid(_))
+        ));
+        assert!(matches!(
+            to_sqlite(Value::I128(i128::MIN)),
+            Err(BindError::Invalid(_))
+        ));
+        assert!(matches!(
+            to_sqlite(Value::F64(f64::NAN)),
+            Err(BindError::Invalid(_))
+        ));
         assert_eq!(
             to_sqlite(Value::Decimal("-1.50".parse().unwrap())),
             Ok(Bound::Text("-1.50".into()))
