@@ -184,6 +184,15 @@ impl PostgresSource {
     }
 
     fn prepare_statement(&self, statement: &Statement) -> extdata_core::Result<Prepared> {
+        if opens_transaction(statement.sql()) {
+            // Each call takes some pooled connection and runs in its own transaction: a
+            // BEGIN would leave the next, unrelated call inside this transaction.
+            return Err(Error::unsupported(
+                "transaction control (BEGIN / START TRANSACTION) is not supported: each call \
+                 runs on its own pooled connection in its own transaction",
+            )
+            .with_connector(self.name()));
+        }
         let rendered = statement
             .render(Dialect::Postgres)
             .map_err(|e| e.with_connector(self.name()))?;
@@ -320,6 +329,49 @@ impl PostgresSource {
             sql,
         })
     }
+}
+
+/// Whether the statement's first keyword opens a transaction block.
+fn opens_transaction(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, tail)| tail);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            // Block comments nest in PostgreSQL.
+            let mut depth = 1;
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                let next = after[i + c.len_utf8()..].chars().next();
+                match (c, next) {
+                    ('/', Some('*')) => {
+                        depth += 1;
+                        chars.next();
+                    }
+                    ('*', Some('/')) => {
+                        depth -= 1;
+                        chars.next();
+                        if depth == 0 {
+                            end = i + 2;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            rest = &after[end.min(after.len())..];
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    word == "begin" || word == "start"
 }
 
 fn decode_row(row: &PgRow, shape: &Shape) -> extdata_core::Result<Row> {
@@ -589,6 +641,16 @@ mod tests {
             .validate_with(Some(&SPEC))
             .unwrap_err();
         assert!(problems.to_string().contains("unix socket"), "{problems}");
+    }
+
+    #[test]
+    fn transaction_openers_are_recognised() {
+        for sql in ["BEGIN", " begin;", "/* a /* b */ */ START TRANSACTION", "-- c\nBEGIN WORK"] {
+            assert!(opens_transaction(sql), "{sql}");
+        }
+        for sql in ["SELECT 1", "COMMIT", "DO $$ BEGIN END $$", "/* BEGIN */ SELECT", "beginx", ""] {
+            assert!(!opens_transaction(sql), "{sql}");
+        }
     }
 
     #[test]
