@@ -1,0 +1,602 @@
+//! SQLite-specific behaviour: interrupts, lock waits, streaming memory, in-memory
+//! databases, read-only modes, the declared-type table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use extdata_core::{
+    ConnectorConfig, DbKind, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar,
+    Statement, Value, ValueKind,
+};
+use extdata_sqlite::{SPEC, SqliteSource};
+use futures::StreamExt;
+
+/// Counts to 10^12: runs for hours unless interrupted.
+const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                       WHERE x < 1000000000000) SELECT count(*) AS n FROM c";
+
+fn series(count: u64) -> String {
+    format!(
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) \
+         SELECT n FROM s"
+    )
+}
+
+fn source(config: ConnectorConfig) -> Arc<SqliteSource> {
+    let valid = config.validate_with(Some(&SPEC)).expect("valid config");
+    Arc::new(SqliteSource::build(valid).expect("build"))
+}
+
+fn pool(max_size: i64) -> PoolConfig {
+    PoolConfig {
+        max_size: Some(Scalar::Int(max_size)),
+        ..PoolConfig::default()
+    }
+}
+
+fn memory(name: &str) -> ConnectorConfig {
+    ConnectorConfig::new(name, DbKind::Sqlite).with_database(":memory:")
+}
+
+fn file(dir: &tempfile::TempDir, name: &str) -> ConnectorConfig {
+    let path = dir.path().join(format!("{name}.db"));
+    ConnectorConfig::new(name, DbKind::Sqlite).with_database(path.to_str().expect("UTF-8 path"))
+}
+
+fn opts() -> QueryOptions {
+    QueryOptions::default()
+}
+
+async fn exec(source: &SqliteSource, sql: &str) -> u64 {
+    source
+        .execute(&Statement::new(sql), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
+}
+
+async fn scalar(source: &SqliteSource, sql: &str) -> Value {
+    let result = source
+        .query(&Statement::new(sql), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+    result.rows[0].values()[0].clone()
+}
+
+/// Resident memory of this process in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages");
+    pages * 4096
+}
+
+#[tokio::test]
+async fn timeout_interrupts_a_running_statement_and_the_next_query_works() {
+    // One connection: the query after the timeout runs on the interrupted connection.
+    let source = source(
+        memory("interrupt")
+            .with_pool(pool(1))
+            .with_query_timeout(Duration::from_secs(1)),
+    );
+    for operation in ["query", "execute", "stream"] {
+        let started = Instant::now();
+        let statement = Statement::new(ENDLESS);
+        let error = match operation {
+            "query" => source.query(&statement, &opts()).await.map(|_| ()),
+            "execute" => source.execute(&statement, &opts()).await.map(|_| ()),
+            _ => source.stream(&statement, &opts()).await.map(|_| ()),
+        }
+        .expect_err("an endless statement cannot succeed");
+        let elapsed = started.elapsed();
+        eprintln!("{operation}: timed out after {elapsed:?}");
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{operation}: {error}");
+        assert!(error.is_temporary());
+        assert_eq!(error.connector(), Some("interrupt"));
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "{operation}: took {elapsed:?} with a 1s timeout"
+        );
+        let started = Instant::now();
+        assert_eq!(scalar(&source, "SELECT 41 + 1").await, Value::I64(42));
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "the next query waited {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn per_call_timeout_overrides_the_connector_timeout() {
+    let source = source(memory("override").with_query_timeout(Duration::from_secs(60)));
+    let started = Instant::now();
+    let error = source
+        .query(
+            &Statement::new(ENDLESS),
+            &opts().with_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .expect_err("interrupted");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(1300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.message().contains("300ms"), "{error}");
+}
+
+#[tokio::test]
+async fn lock_waits_are_bounded_by_the_call_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = source(file(&dir, "locks").with_pool(pool(1)));
+    exec(&holder, "CREATE TABLE t (v INTEGER)").await;
+    // The transaction stays open on the holder's only connection: the file is locked.
+    exec(&holder, "BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").await;
+
+    // busy_timeout longer than the call: SQLite sleeps in its busy handler (no VM steps,
+    // so no progress handler); the call gives up on time and discards the connection.
+    let patient = source(
+        file(&dir, "locks")
+            .with_options("busy_timeout=30s")
+            .with_query_timeout(Duration::from_secs(1)),
+    );
+    let started = Instant::now();
+    let error = patient
+        .execute(&Statement::new("INSERT INTO t VALUES (2)"), &opts())
+        .await
+        .expect_err("the file is locked");
+    let elapsed = started.elapsed();
+    eprintln!("lock wait with busy_timeout=30s: {elapsed:?}");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+
+    // Default busy_timeout = the query timeout: SQLITE_BUSY itself is a Timeout.
+    let default = source(file(&dir, "locks").with_query_timeout(Duration::from_millis(500)));
+    let error = default
+        .execute(&Statement::new("INSERT INTO t VALUES (3)"), &opts())
+        .await
+        .expect_err("the file is locked");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(error.message().contains("locked"), "{error}");
+
+    exec(&holder, "ROLLBACK").await;
+    assert_eq!(
+        patient
+            .execute(&Statement::new("INSERT INTO t VALUES (4)"), &opts())
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn stream_of_a_million_rows_delivers_every_row() {
+    let source = source(memory("million"));
+    let started = Instant::now();
+    let mut stream = source
+        .stream(&Statement::new(series(1_000_000)), &opts())
+        .await
+        .unwrap();
+    assert_eq!(stream.columns()[0].name, "n");
+    let (mut count, mut sum, mut previous) = (0_u64, 0_i64, 0_i64);
+    while let Some(row) = stream.next().await {
+        let Value::I64(n) = row.unwrap().values()[0] else {
+            panic!("not an integer")
+        };
+        assert_eq!(n, previous + 1, "rows out of order");
+        previous = n;
+        count += 1;
+        sum += n;
+    }
+    eprintln!("1,000,000 rows streamed in {:?}", started.elapsed());
+    assert_eq!(count, 1_000_000);
+    assert_eq!(sum, 500_000_500_000);
+}
+
+#[tokio::test]
+async fn stream_memory_stays_bounded_while_the_consumer_waits() {
+    // 10 KB per row, a practically endless result: buffering it would take gigabytes.
+    let source = source(memory("bounded").with_pool(pool(1)));
+    let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s \
+               WHERE n < 1000000000000) SELECT n, zeroblob(10000) AS payload FROM s";
+    let started = Instant::now();
+    let mut stream = source.stream(&Statement::new(sql), &opts()).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(first.values()[0], Value::I64(1));
+    let before = resident_bytes();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut read = 1;
+    while read < 1_000 {
+        stream.next().await.unwrap().unwrap();
+        read += 1;
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    eprintln!(
+        "resident memory grew by {} KB during the pause",
+        grown / 1024
+    );
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "memory grew by {grown} bytes while the consumer paused"
+    );
+    // Dropping the stream interrupts the statement: the only connection is free again.
+    drop(stream);
+    let started = Instant::now();
+    assert_eq!(scalar(&source, "SELECT 1").await, Value::I64(1));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn empty_results_still_have_their_columns() {
+    let source = source(memory("empty"));
+    exec(&source, "CREATE TABLE t (id INTEGER, born DATE)").await;
+    let result = source
+        .query(
+            &Statement::new("SELECT id, born, 1 + 1 AS two FROM t"),
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert!(result.rows.is_empty());
+    let described: Vec<(&str, &str, ValueKind)> = result
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.database_type.as_str(), c.value_kind))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("id", "INTEGER", ValueKind::I64),
+            ("born", "DATE", ValueKind::Date),
+            ("two", "", ValueKind::Null),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn read_only_refuses_writes_for_files_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = source(file(&dir, "ro"));
+    exec(&writer, "CREATE TABLE customers (email TEXT)").await;
+    exec(&writer, "INSERT INTO customers VALUES ('a@example.com')").await;
+
+    for reader in [
+        source(file(&dir, "ro").with_read_only(true)),
+        source(file(&dir, "ro").with_options("mode=ro")),
+    ] {
+        for sql in [
+            "INSERT INTO customers VALUES ('b@example.com')",
+            "DELETE FROM customers",
+            "CREATE TABLE other (x INTEGER)",
+        ] {
+            let error = reader
+                .execute(&Statement::new(sql), &opts())
+                .await
+                .expect_err("read-only");
+            assert_eq!(error.kind(), ErrorKind::ReadOnly, "{sql}: {error}");
+            assert_eq!(error.connector(), Some("ro"));
+        }
+        assert_eq!(
+            scalar(&reader, "SELECT count(*) FROM customers").await,
+            Value::I64(1)
+        );
+    }
+    // A read-only connector never creates a missing file.
+    let missing = source(file(&dir, "missing").with_read_only(true));
+    let error = missing.ping().await.expect_err("no such file");
+    assert_eq!(error.kind(), ErrorKind::Database, "{error}");
+    assert!(!dir.path().join("missing.db").exists());
+
+    let memory = source(memory("ro-memory").with_read_only(true));
+    let error = memory
+        .execute(&Statement::new("CREATE TABLE t (x INTEGER)"), &opts())
+        .await
+        .expect_err("query_only");
+    assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
+}
+
+#[tokio::test]
+async fn mode_rw_does_not_create_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(file(&dir, "absent").with_options("mode=rw"));
+    let error = source.ping().await.expect_err("missing file");
+    assert_eq!(error.kind(), ErrorKind::Database);
+    assert!(error.message().contains("absent.db"), "{error}");
+    assert!(!dir.path().join("absent.db").exists());
+    // The default (rwc) creates it.
+    let created = self::source(file(&dir, "absent"));
+    assert!(!created.ping().await.unwrap().version.is_empty());
+    assert!(dir.path().join("absent.db").exists());
+}
+
+#[tokio::test]
+async fn memory_database_is_shared_by_every_pool_connection() {
+    let source = source(memory("shared").with_pool(PoolConfig {
+        max_size: Some(Scalar::Int(4)),
+        idle_timeout: Some("1s".into()),
+        ..PoolConfig::default()
+    }));
+    exec(&source, "CREATE TABLE t (v INTEGER)").await;
+    exec(&source, "INSERT INTO t VALUES (1), (2), (3)").await;
+    // Three streams hold three connections; a fourth call must see the same table.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = source
+            .stream(&Statement::new("SELECT v FROM t ORDER BY v"), &opts())
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.next().await.unwrap().unwrap().values()[0],
+            Value::I64(1)
+        );
+        held.push(stream);
+    }
+    assert_eq!(scalar(&source, "SELECT sum(v) FROM t").await, Value::I64(6));
+    drop(held);
+    // Idle connections would have been closed by now if the pool recycled them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM t").await,
+        Value::I64(3)
+    );
+    // Two sources never share an in-memory database.
+    let other = self::source(memory("shared"));
+    let error = other
+        .query(&Statement::new("SELECT * FROM t"), &opts())
+        .await
+        .expect_err("another database");
+    assert_eq!(error.kind(), ErrorKind::Query);
+}
+
+#[tokio::test]
+async fn describe_prepares_without_running() {
+    let source = source(memory("describe"));
+    exec(
+        &source,
+        "CREATE TABLE typed (id INTEGER PRIMARY KEY, price DECIMAL(10,2), seen TIMESTAMP, \
+         doc JSON, flag BOOLEAN, photo BLOB, note VARCHAR(20), misc)",
+    )
+    .await;
+    let started = Instant::now();
+    let columns = source
+        .describe(&Statement::new(ENDLESS), &opts())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(columns[0].name, "n");
+
+    let columns = source
+        .describe(
+            &Statement::new("SELECT *, id * 2 AS twice FROM typed"),
+            &opts(),
+        )
+        .await
+        .unwrap();
+    let described: Vec<(&str, &str, ValueKind)> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.database_type.as_str(), c.value_kind))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("id", "INTEGER", ValueKind::I64),
+            ("price", "DECIMAL(10,2)", ValueKind::Decimal),
+            ("seen", "TIMESTAMP", ValueKind::Timestamp),
+            ("doc", "JSON", ValueKind::Json),
+            ("flag", "BOOLEAN", ValueKind::Bool),
+            ("photo", "BLOB", ValueKind::Bytes),
+            ("note", "VARCHAR(20)", ValueKind::Text),
+            ("misc", "", ValueKind::Null),
+            ("twice", "", ValueKind::Null),
+        ]
+    );
+
+    let insert = Statement::new("INSERT INTO typed (id) VALUES (:id)").bind("id", 1_i64);
+    let columns = source.describe(&insert, &opts()).await.unwrap();
+    assert!(columns.is_empty());
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM typed").await,
+        Value::I64(0)
+    );
+}
+
+#[tokio::test]
+async fn declared_types_choose_the_value_only_when_exact() {
+    let source = source(memory("types"));
+    exec(
+        &source,
+        "CREATE TABLE v (flag BOOLEAN, born DATE, at DATETIME, price NUMERIC, doc JSON, \
+         id UUID, n INTEGER, note TEXT)",
+    )
+    .await;
+    let insert = "INSERT INTO v VALUES (:flag, :born, :at, :price, :doc, :id, :n, :note)";
+    let uuid = uuid::Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
+    let exact = Statement::new(insert)
+        .bind("flag", true)
+        .bind("born", NaiveDate::from_ymd_opt(1990, 12, 31).unwrap())
+        .bind(
+            "at",
+            NaiveDate::from_ymd_opt(2024, 1, 2)
+                .unwrap()
+                .and_hms_milli_opt(3, 4, 5, 600)
+                .unwrap(),
+        )
+        .bind("price", Value::Decimal("19.99".parse().unwrap()))
+        .bind("doc", serde_json::json!({"tags": ["a"]}))
+        .bind("id", uuid)
+        .bind("n", 7_i64)
+        .bind("note", "plain");
+    source.execute(&exact, &opts()).await.unwrap();
+    // What SQLite's dynamic typing lets through: the text stays text, never a guess.
+    let loose = Statement::new(insert)
+        .bind("flag", 2_i64)
+        .bind("born", "last tuesday")
+        .bind("at", "2024-13-01 00:00:00")
+        .bind("price", "about ten")
+        .bind("doc", "{broken")
+        .bind("id", "not-a-uuid")
+        .bind("n", "seven")
+        .bind("note", 12_i64);
+    source.execute(&loose, &opts()).await.unwrap();
+    let nulls = Statement::new("INSERT INTO v DEFAULT VALUES");
+    source.execute(&nulls, &opts()).await.unwrap();
+
+    let result = source
+        .query(&Statement::new("SELECT * FROM v ORDER BY rowid"), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        result.rows[0].values(),
+        [
+            Value::Bool(true),
+            Value::Date(NaiveDate::from_ymd_opt(1990, 12, 31).unwrap()),
+            Value::Timestamp(
+                NaiveDate::from_ymd_opt(2024, 1, 2)
+                    .unwrap()
+                    .and_hms_milli_opt(3, 4, 5, 600)
+                    .unwrap()
+            ),
+            Value::Decimal("19.99".parse().unwrap()),
+            Value::Json(serde_json::json!({"tags": ["a"]})),
+            Value::Uuid(uuid),
+            Value::I64(7),
+            Value::Text("plain".into()),
+        ]
+    );
+    assert_eq!(
+        result.rows[1].values(),
+        [
+            Value::I64(2),
+            Value::Text("last tuesday".into()),
+            Value::Text("2024-13-01 00:00:00".into()),
+            Value::Text("about ten".into()),
+            Value::Text("{broken".into()),
+            Value::Text("not-a-uuid".into()),
+            Value::Text("seven".into()),
+            // TEXT affinity stores the bound integer as text.
+            Value::Text("12".into()),
+        ]
+    );
+    assert!(result.rows[2].values().iter().all(Value::is_null));
+}
+
+#[tokio::test]
+async fn hostile_parameter_is_data_not_sql() {
+    let source = source(memory("hostile"));
+    exec(&source, "CREATE TABLE customers (name TEXT)").await;
+    let hostile = "'); DROP TABLE customers; --";
+    let insert = Statement::new("INSERT INTO customers (name) VALUES (:p)").bind("p", hostile);
+    assert_eq!(source.execute(&insert, &opts()).await.unwrap(), 1);
+    let found = source
+        .query(
+            &Statement::new("SELECT name FROM customers WHERE name = :p").bind("p", hostile),
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.rows.len(), 1);
+    assert_eq!(found.rows[0].values()[0], Value::Text(hostile.into()));
+}
+
+#[tokio::test]
+async fn unbindable_parameters_are_refused_by_name() {
+    let source = source(memory("params"));
+    let error = source
+        .query(
+            &Statement::new("SELECT :big").bind("big", u64::MAX),
+            &opts(),
+        )
+        .await
+        .expect_err("does not fit");
+    assert_eq!(error.kind(), ErrorKind::Parameter);
+    assert!(error.message().contains(":big"), "{error}");
+    let error = source
+        .execute(
+            &Statement::new("SELECT :ids").bind("ids", Value::Array(vec![Value::I64(1)])),
+            &opts(),
+        )
+        .await
+        .expect_err("arrays");
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert!(error.message().contains(":ids"), "{error}");
+    assert_eq!(error.connector(), Some("params"));
+}
+
+#[tokio::test]
+async fn server_errors_are_classified() {
+    let source = source(memory("errors"));
+    exec(
+        &source,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+    )
+    .await;
+    for (sql, kind) in [
+        ("SELEC 1", ErrorKind::Query),
+        ("SELECT * FROM nowhere", ErrorKind::Query),
+        ("INSERT INTO t (id, v) VALUES (1, NULL)", ErrorKind::Query),
+    ] {
+        let error = source
+            .execute(&Statement::new(sql), &opts())
+            .await
+            .expect_err(sql);
+        assert_eq!(error.kind(), kind, "{sql}: {error}");
+        assert!(error.sql_state().is_some(), "{sql}: no result code");
+        assert!(!error.is_temporary());
+    }
+    let error = source
+        .query(&Statement::new("SELECT * FROM nowhere"), &opts())
+        .await
+        .expect_err("missing table");
+    assert!(
+        error.message().contains("no such table: nowhere"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn close_stops_streams_and_refuses_calls() {
+    let source = source(memory("closing").with_pool(pool(2)));
+    let mut slow = source
+        .stream(&Statement::new(series(1_000_000)), &opts())
+        .await
+        .unwrap();
+    slow.next().await.unwrap().unwrap();
+    let started = Instant::now();
+    source.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "close waited {:?} for an unread stream",
+        started.elapsed()
+    );
+    // The open stream ends with an error, never as a silently shorter result.
+    let mut ended_with_error = false;
+    while let Some(item) = slow.next().await {
+        if let Err(error) = item {
+            assert_eq!(error.kind(), ErrorKind::Closed, "{error}");
+            ended_with_error = true;
+        }
+    }
+    assert!(ended_with_error);
+    let error = source.ping().await.expect_err("closed");
+    assert_eq!(error.kind(), ErrorKind::Closed);
+    source.close().await;
+}
+
+#[test]
+fn build_needs_no_runtime_and_debug_shows_no_secret() {
+    let source = source(
+        ConnectorConfig::new("local", DbKind::Sqlite)
+            .with_database("/nonexistent/dir/x.db")
+            .with_password("hunter2-sentinel"),
+    );
+    let debug = format!("{source:?}");
+    assert!(debug.contains("/nonexistent/dir/x.db"), "{debug}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert_eq!(source.database(), "/nonexistent/dir/x.db");
+}
