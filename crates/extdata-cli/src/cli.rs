@@ -1,0 +1,182 @@
+//! The command line: global flags and one subcommand per job.
+//!
+//! A new subcommand is a variant of [`Command`], its arguments struct here, and a module
+//! in `commands/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+use crate::params::{Param, parse_param};
+
+/// Check, ping, query and describe the external SQL databases named in a connector file.
+#[derive(Debug, Parser)]
+#[command(name = "extdata", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The configuration file (TOML; JSON when the name ends in `.json`).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "EXTDATA_CONFIG",
+        default_value = "extdata.toml",
+        value_name = "FILE"
+    )]
+    pub(crate) config: PathBuf,
+
+    /// Act as this account: a connector not assigned to it is refused.
+    #[arg(long, global = true, value_name = "ID")]
+    pub(crate) account: Option<String>,
+
+    /// Log to stderr; `-vv` also logs the drivers. `EXTDATA_LOG` sets the filter
+    /// (e.g. `EXTDATA_LOG=extdata=trace`). Logs never contain secrets or parameter values.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Validate the whole configuration file and report every problem
+    /// (exit 0 when valid, 2 when not).
+    Check,
+    /// Make a real round trip to a connector's server: prints its version and the time
+    /// taken, or the stage that failed (resolve, connect, TLS, authentication, database).
+    Ping(PingArgs),
+    /// Run a query and print its rows.
+    Query(QueryArgs),
+    /// Print the columns a query returns (name, database type, value type, nullable)
+    /// without fetching its rows.
+    Describe(DescribeArgs),
+}
+
+/// `extdata ping NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct PingArgs {
+    /// The connector's name.
+    pub(crate) name: String,
+}
+
+/// `extdata query NAME SQL`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The connector's name.
+    pub(crate) name: String,
+
+    /// The SQL, with `:name` placeholders for the parameters.
+    pub(crate) sql: String,
+
+    /// A parameter: `name=value` (text), `name:type=value` with type one of int, float,
+    /// bool, decimal, date, timestamp, bytes (base64), text; or `name:null`.
+    #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<Param>,
+
+    /// Output format; `csv` and `jsonl` stream the rows as they arrive.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+
+    /// Print at most this many rows (default 10000 for table and json, no bound for the
+    /// streamed formats). A cut result is reported on stderr.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_rows: Option<usize>,
+
+    /// Bound on the query (default: the connector's `query_timeout`); for csv and
+    /// jsonl, on the wait for each row.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `extdata describe NAME SQL`.
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The connector's name.
+    pub(crate) name: String,
+
+    /// The SQL, with `:name` placeholders. A placeholder without a `--param` is
+    /// described with NULL bound to it.
+    pub(crate) sql: String,
+
+    /// A parameter, as for `query`.
+    #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<Param>,
+
+    /// Output format of the column list.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+
+    /// Bound on the call (default: the connector's `query_timeout`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `"5s"`, `"500ms"`, `"2m"`; zero is refused (it would fail every call).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = extdata::parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("the timeout must be greater than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn query_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "extdata",
+            "--config",
+            "x.toml",
+            "--account",
+            "42",
+            "query",
+            "crm",
+            "SELECT :a",
+            "--param",
+            "a:int=5",
+            "-p",
+            "b=x",
+            "--format",
+            "jsonl",
+            "--max-rows",
+            "3",
+            "--timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.account.as_deref(), Some("42"));
+        let Command::Query(q) = cli.command else {
+            panic!("not a query")
+        };
+        assert_eq!(q.params.len(), 2);
+        assert_eq!(q.format, Format::Jsonl);
+        assert_eq!(q.max_rows, Some(3));
+        assert_eq!(q.timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn bad_param_and_timeout_are_usage_errors() {
+        for args in [
+            &["extdata", "query", "crm", "SELECT 1", "--param", "a:int=x"][..],
+            &["extdata", "query", "crm", "SELECT 1", "--timeout", "soon"][..],
+            &["extdata", "query", "crm", "SELECT 1", "--timeout", "0s"][..],
+            &["extdata", "query", "crm", "SELECT 1", "--format", "xml"][..],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `extdata check`: validate the whole file, report every problem at once.
+
+use std::path::Path;
+
+use crate::failure::{Failure, USAGE};
+
+/// Prints each problem as `<connector>: <field>: <problem>` on stdout and fails with exit
+/// 2; when valid, prints the warnings (`warning: …`) and a summary.
+pub(super) fn run(config: &Path) -> Result<(), Failure> {
+    match super::load(config) {
+        Ok(registry) => {
+            for connector in registry.connectors() {
+                for warning in &connector.warnings {
+                    println!("warning: {warning}");
+                }
+            }
+            let connectors = registry.connectors().count();
+            let accounts = registry.accounts().count();
+            println!(
+                "ok: `{}` is valid: {connectors} connector{}, {accounts} account{}",
+                config.display(),
+                plural(connectors),
+                plural(accounts)
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            for problem in problems.iter() {
+                println!("{problem}");
+            }
+            let count = problems.0.len();
+            eprintln!(
+                "error: `{}` has {count} problem{}",
+                config.display(),
+                plural(count)
+            );
+            Err(Failure::silent(USAGE))
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,222 @@
+//! `extdata query NAME SQL`: run a query and print its rows.
+//!
+//! `table` and `json` read a bounded result with `query`; `csv` and `jsonl` read with
+//! `stream` and write each row as it arrives, so memory stays flat however many rows
+//! come back.
+
+use std::io::{self, BufWriter, IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
+use futures::{FutureExt as _, StreamExt as _};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Context;
+use crate::cli::QueryArgs;
+use crate::failure::Failure;
+use crate::output::{self, Format, RowWriter};
+use crate::params;
+
+/// How long written rows may wait in the buffer while the server is slow.
+const FLUSH_AFTER: Duration = Duration::from_millis(200);
+/// Rows between progress updates (updating on every row costs more than writing it).
+const PROGRESS_EVERY: u64 = 1024;
+/// Output buffer: large writes for millions of rows.
+const BUFFER: usize = 64 * 1024;
+
+/// Runs the query and prints it in the asked format.
+pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failure> {
+    let statement = params::bind_all(&args.sql, &args.params).map_err(Failure::usage)?;
+    let source = context.source(&args.name)?;
+    let mut options = QueryOptions {
+        timeout: args.timeout,
+        ..QueryOptions::default()
+    };
+    if args.format.streams() {
+        stream_rows(source.as_ref(), &statement, options, &args).await
+    } else {
+        options.max_rows = Some(args.max_rows.unwrap_or(QueryOptions::DEFAULT_MAX_ROWS));
+        bounded_rows(source.as_ref(), &statement, &options, args.format).await
+    }
+}
+
+/// `table` and `json`: one bounded `query`, then print.
+async fn bounded_rows(
+    source: &dyn ExternalSource,
+    statement: &Statement,
+    options: &QueryOptions,
+    format: Format,
+) -> Result<(), Failure> {
+    let result = source.query(statement, options).await?;
+    let written = (|| {
+        let mut writer = output::writer(
+            format,
+            BufWriter::with_capacity(BUFFER, io::stdout().lock()),
+        );
+        writer.begin(&result.columns)?;
+        for row in &result.rows {
+            writer.row(row.values())?;
+        }
+        writer.finish()
+    })();
+    finish_output(written)?;
+    if result.truncated {
+        eprintln!(
+            "warning: the result was cut at {} rows; more rows are available (raise --max-rows, or use --format csv/jsonl to stream them all)",
+            result.rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// `csv` and `jsonl`: stream the rows, write each as it arrives.
+async fn stream_rows(
+    source: &dyn ExternalSource,
+    statement: &Statement,
+    options: QueryOptions,
+    args: &QueryArgs,
+) -> Result<(), Failure> {
+    let mut stream = source.stream(statement, &options).await?;
+    let progress = Progress::start(!crate::logging::is_enabled());
+    let mut writer = output::writer(
+        args.format,
+        BufWriter::with_capacity(BUFFER, io::stdout().lock()),
+    );
+    let outcome = copy_rows(&mut stream, writer.as_mut(), args.max_rows, &progress).await;
+    progress.finish();
+    match outcome {
+        Ok(Copied { rows, truncated }) => {
+            finish_output(writer.finish())?;
+            progress.summary(rows);
+            if truncated {
+                eprintln!(
+                    "warning: the result was cut at {rows} rows (--max-rows); more rows are available"
+                );
+            }
+            Ok(())
+        }
+        Err(CopyError::Output(error)) => finish_output(Err(error)),
+        Err(CopyError::Source(error)) => {
+            // Rows written so far stay written; the error says the result is incomplete.
+            let _ = writer.flush();
+            Err(Failure::from(error.context("the result is incomplete")))
+        }
+    }
+}
+
+struct Copied {
+    rows: u64,
+    truncated: bool,
+}
+
+enum CopyError {
+    Output(io::Error),
+    Source(extdata::Error),
+}
+
+/// Writes rows until the stream ends or `max_rows` were written (then peeks one more
+/// row to tell whether the result was cut).
+async fn copy_rows(
+    stream: &mut RowStream,
+    writer: &mut dyn RowWriter,
+    max_rows: Option<usize>,
+    progress: &Progress,
+) -> Result<Copied, CopyError> {
+    writer.begin(stream.columns()).map_err(CopyError::Output)?;
+    let max_rows = max_rows.map(|n| n as u64);
+    let mut rows: u64 = 0;
+    let mut dirty = false;
+    loop {
+        // Rows that are ready are written at once; when the server makes us wait, what
+        // was written so far is flushed soon, so a reader of a slow query sees it.
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None if dirty => match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    writer.flush().map_err(CopyError::Output)?;
+                    stream.next().await
+                }
+            },
+            None => stream.next().await,
+        };
+        let Some(row) = next else {
+            return Ok(Copied {
+                rows,
+                truncated: false,
+            });
+        };
+        let row = row.map_err(CopyError::Source)?;
+        if max_rows.is_some_and(|max| rows >= max) {
+            return Ok(Copied {
+                rows,
+                truncated: true,
+            });
+        }
+        writer.row(row.values()).map_err(CopyError::Output)?;
+        rows += 1;
+        dirty = true;
+        if rows.is_multiple_of(PROGRESS_EVERY) {
+            progress.set(rows);
+        }
+    }
+}
+
+/// Ends the output; a reader that went away (`| head`) is not a failure.
+fn finish_output(written: io::Result<()>) -> Result<(), Failure> {
+    match written {
+        Ok(()) => Ok(()),
+        Err(error) if output::is_broken_pipe(&error) => Ok(()),
+        Err(error) => Err(Failure::output(&error)),
+    }
+}
+
+/// A spinner with rows and rate on stderr, shown only when stderr is a terminal (and
+/// logs are not being written there).
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    fn start(allowed: bool) -> Self {
+        let bar = (allowed && io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} {human_pos} rows  {per_sec}  {elapsed}")
+            {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    fn set(&self, rows: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(rows);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// A closing line on the terminal; nothing when stderr is redirected.
+    fn summary(&self, rows: u64) {
+        if self.bar.is_some() {
+            let seconds = self.started.elapsed().as_secs_f64();
+            let _ = writeln!(
+                io::stderr(),
+                "{rows} rows in {seconds:.2} s ({:.0} rows/s)",
+                rows as f64 / seconds.max(1e-9)
+            );
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! The `extdata` binary, run for real against SQLite files in a temporary folder (and a
+//! PostgreSQL connector pointed at a closed port for the failure paths).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use extdata::{ConnectorConfig, DbKind, QueryOptions, Statement};
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+
+/// A password that must never be printed.
+const SENTINEL: &str = "S3ntinel-Pa55-never-print-me";
+
+/// A folder with a SQLite database `crm.db` (table `customers`) and `extdata.toml`.
+struct Fixture {
+    _dir: TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().to_path_buf();
+        create_database(&path.join("crm.db"));
+        let config = path.join("extdata.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[[connectors]]
+name = "local"
+type = "sqlite"
+database = "crm.db"
+query_timeout = "20s"
+
+[[connectors]]
+name = "other"
+type = "sqlite"
+database = ":memory:"
+
+[[connectors]]
+name = "pg"
+type = "postgresql"
+host = "127.0.0.1"
+port = 1
+database = "crm"
+username = "reader"
+password = "{SENTINEL}"
+connect_timeout = "3s"
+
+[[accounts]]
+id = "42"
+connectors = ["local", "pg"]
+
+[[accounts]]
+id = "7"
+connectors = ["other"]
+"#
+            ),
+        )
+        .expect("write config");
+        Fixture {
+            _dir: dir,
+            dir: path,
+            config,
+        }
+    }
+
+    /// The binary with `--config` set and no stray environment.
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("EXTDATA_CONFIG")
+            .env_remove("EXTDATA_LOG")
+            .arg("--config")
+            .arg(&self.config)
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+/// Creates the demo table through the library itself.
+fn create_database(path: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = ConnectorConfig::new("setup", DbKind::Sqlite)
+            .with_database(path.to_string_lossy().into_owned());
+        let source = extdata::connect(&config).expect("sqlite source");
+        let options = QueryOptions::default();
+        source
+            .execute(
+                &Statement::new(
+                    "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT NOT NULL, \
+                     city TEXT, balance TEXT, photo BLOB)",
+                ),
+                &options,
+            )
+            .await
+            .expect("create table");
+        for (id, email, city) in [
+            (1, "ann@example.com", Some("Oslo")),
+            (2, "bob@example.com", None),
+            (3, "cy@example.com", Some("Lyon")),
+        ] {
+            source
+                .execute(
+                    &Statement::new(
+                        "INSERT INTO customers (id, email, city, photo) VALUES (:id, :email, :city, x'00ff10')",
+                    )
+                    .bind("id", id as i64)
+                    .bind("email", email)
+                    .bind("city", city),
+                    &options,
+                )
+                .await
+                .expect("insert");
+        }
+        source.close().await;
+    });
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+// ---------------------------------------------------------------------------- check
+
+#[test]
+fn check_reports_every_mistake_in_one_run() {
+    let fixture = Fixture::new();
+    let bad = fixture.write(
+        "bad.toml",
+        r#"
+[[connectors]]
+name = "crm"
+type = "postgresql"
+host = "127.0.0.1"
+port = 70000
+database = "crm"
+username = "reader"
+password = { env = "EXTDATA_CLI_TEST_UNSET_PASSWORD" }
+options = { colation = "utf8" }
+
+[[connectors]]
+name = "local"
+type = "sqlite"
+database = ":memory:"
+ssl = { enabled = true }
+
+[[connectors]]
+name = ""
+type = "sqlite"
+database = ":memory:"
+
+[[connectors]]
+name = "dup"
+type = "sqlite"
+database = ":memory:"
+
+[[connectors]]
+name = "dup"
+type = "sqlite"
+database = ":memory:"
+"#,
+    );
+    let output = Command::new(BIN)
+        .env_remove("EXTDATA_CLI_TEST_UNSET_PASSWORD")
+        .args(["--config"])
+        .arg(&bad)
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stdout:\n{stdout}");
+    for expected in [
+        "crm: port: ",
+        "crm: options",
+        "colation",
+        "local: ssl",
+        "name: must not be empty",
+        "dup: name: is used by another connector",
+        "crm: password: environment variable `EXTDATA_CLI_TEST_UNSET_PASSWORD` is not set",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from:\n{stdout}"
+        );
+    }
+    // One problem per line, each `<connector>: <field>: <problem>`.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 6, "{stdout}");
+    assert!(
+        lines.iter().all(|l| l.splitn(3, ": ").count() == 3),
+        "{stdout}"
+    );
+    assert!(stderr_of(&output).contains("problems"));
+}
+
+#[test]
+fn check_accepts_a_valid_file() {
+    let fixture = Fixture::new();
+    fixture
+        .cmd()
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("3 connectors, 2 accounts"));
+}
+
+#[test]
+fn check_refuses_unknown_section_and_missing_file() {
+    let fixture = Fixture::new();
+    let typo = fixture.write(
+        "typo.toml",
+        "[[connector]]\nname = \"x\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\n",
+    );
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&typo)
+        .arg("check")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "config: connector: unknown section",
+        ));
+    Command::new(BIN)
+        .arg("--config")
+        .arg(fixture.dir.join("absent.toml"))
+        .arg("check")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("cannot read"));
+}
+
+#[test]
+fn config_comes_from_the_environment() {
+    let fixture = Fixture::new();
+    Command::new(BIN)
+        .env("EXTDATA_CONFIG", &fixture.config)
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok:"));
+}
+
+#[test]
+fn invalid_config_stops_other_commands_with_exit_2() {
+    let fixture = Fixture::new();
+    let bad = fixture.write(
+        "bad.toml",
+        "[[connectors]]\nname = \"local\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\nport = 0\n",
+    );
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&bad)
+        .args(["query", "local", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: "))
+        .stderr(predicate::str::contains("local: port"));
+}
+
+// ---------------------------------------------------------------------------- query
+
+/// Typed parameters echoed back, so that every format shows the same exact values.
+const ECHO_SQL: &str = "SELECT 9223372036854775807 AS max_i64, -9223372036854775807 - 1 AS min_i64, \
+     :d AS amount, NULL AS no_value, x'00ff10' AS raw, :day AS day, :n AS n, :flag AS flag, \
+     :blob AS blob";
+
+fn echo_params(cmd: &mut Command) -> &mut Command {
+    cmd.args([
+        "--param",
+        "d:decimal=12345678901234567890.000000000000000001",
+        "--param",
+        "day:date=2024-02-29",
+        "--param",
+        "n:int=-42",
+        "--param",
+        "flag:bool=true",
+        "--param",
+        "blob:bytes=AP8Q",
+    ])
+}
+
+#[test]
+fn query_jsonl_prints_exact_values() {
+    let fixture = Fixture::new();
+    let mut cmd = fixture.cmd();
+    cmd.args(["query", "local", ECHO_SQL, "--format", "jsonl"]);
+    let output = echo_params(&mut cmd).output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    // Extremes in full, as numbers; decimals with every digit; NULL; base64; dates.
+    for expected in [
+        "\"max_i64\":9223372036854775807",
+        "\"min_i64\":-9223372036854775808",
+        "\"amount\":\"12345678901234567890.000000000000000001\"",
+        "\"no_value\":null",
+        "\"raw\":\"AP8Q\"",
+        "\"day\":\"2024-02-29\"",
+        "\"blob\":\"AP8Q\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from {stdout}"
+        );
+    }
+    let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(row["max_i64"].as_i64(), Some(i64::MAX));
+    assert_eq!(row["min_i64"].as_i64(), Some(i64::MIN));
+    assert_eq!(row["n"].as_i64(), Some(-42));
+    // Columns keep their order.
+    let keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let max_at = stdout.find("max_i64").unwrap();
+    let blob_at = stdout.find("\"blob\"").unwrap();
+    assert!(max_at < blob_at, "{keys:?}");
+}
+
+#[test]
+fn query_json_prints_one_array_of_objects() {
+    let fixture = Fixture::new();
+    let output = fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT id, email, city FROM customers ORDER BY id",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"id": 1, "email": "ann@example.com", "city": "Oslo"},
+            {"id": 2, "email": "bob@example.com", "city": null},
+            {"id": 3, "email": "cy@example.com", "city": "Lyon"},
+        ])
+    );
+}
+
+#[test]
+fn query_csv_and_table_render_text() {
+    let fixture = Fixture::new();
+    fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT id, city, photo FROM customers ORDER BY id",
+            "--format",
+            "csv",
+        ])
+        .assert()
+        .code(0)
+        .stdout("id,city,photo\n1,Oslo,AP8Q\n2,,AP8Q\n3,Lyon,AP8Q\n");
+    let mut cmd = fixture.cmd();
+    cmd.args(["query", "local", ECHO_SQL]);
+    let output = echo_params(&mut cmd).output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    for expected in [
+        "max_i64",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "12345678901234567890.000000000000000001",
+        "2024-02-29",
+        "AP8Q",
+        "(1 row)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn hostile_parameter_is_bound_not_spliced() {
+    let fixture = Fixture::new();
+    let hostile = "x'); DROP TABLE customers; --";
+    fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT count(*) AS n FROM customers WHERE email = :email OR city = :email",
+            "--format",
+            "jsonl",
+            "--param",
+        ])
+        .arg(format!("email={hostile}"))
+        .assert()
+        .code(0)
+        .stdout("{\"n\":0}\n");
+    // The parameter came back as the very text given, and the table is still there.
+    fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT :v AS v, (SELECT count(*) FROM customers) AS n",
+            "-f",
+            "jsonl",
+            "-p",
+        ])
+        .arg(format!("v={hostile}"))
+        .assert()
+        .code(0)
+        .stdout(format!(
+            "{{\"v\":{},\"n\":3}}\n",
+            serde_json::json!(hostile)
+        ));
+}
+
+#[test]
+fn bad_parameters_are_usage_errors_naming_the_parameter() {
+    let fixture = Fixture::new();
+    fixture
+        .cmd()
+        .args(["query", "local", "SELECT :age", "--param", "age:int=abc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("age").and(predicate::str::contains("not an integer")));
+    fixture
+        .cmd()
+        .args(["query", "local", "SELECT :a", "--param", "a:uint=1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown type `uint`"));
+    fixture
+        .cmd()
+        .args(["query", "local", "SELECT :a", "-p", "a=1", "-p", "a=2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "error: parameter `a` is given more than once",
+        ));
+    // A placeholder without a value is caught before the query runs.
+    fixture
+        .cmd()
+        .args(["query", "local", "SELECT :missing"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing"));
+}
+
+#[test]
+fn unknown_connector_is_a_usage_error_and_sql_error_a_runtime_one() {
+    let fixture = Fixture::new();
+    fixture
+        .cmd()
+        .args(["query", "nope", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("no connector named `nope`")
+                .and(predicate::str::contains("local")),
+        );
+    fixture
+        .cmd()
+        .args(["query", "local", "SELECT * FROM no_such_table"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::starts_with("error: ").and(predicate::str::contains("no_such_table")),
+        );
+}
+
+#[test]
+fn max_rows_cuts_and_says_so() {
+    let fixture = Fixture::new();
+    for format in ["table", "json", "csv", "jsonl"] {
+        let output = fixture
+            .cmd()
+            .args([
+                "query",
+                "local",
+                "SELECT id FROM customers ORDER BY id",
+                "--max-rows",
+                "2",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{format}: {}",
+            stderr_of(&output)
+        );
+        let stdout = stdout_of(&output);
+        assert!(
+            stdout.contains('2') && !stdout.contains('3'),
+            "{format}: {stdout}"
+        );
+        assert!(
+            stderr_of(&output).contains("cut at 2 rows"),
+            "{format}: {}",
+            stderr_of(&output)
+        );
+    }
+    // Exactly as many rows as allowed is not a cut result.
+    fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT id FROM customers",
+            "--max-rows",
+            "3",
+            "-f",
+            "csv",
+        ])
+        .assert()
+        .code(0)
+        .stderr("");
+}
+
+#[test]
+fn query_timeout_stops_a_runaway_query() {
+    let fixture = Fixture::new();
+    let started = Instant::now();
+    fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            "--timeout",
+            "1s",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("timed out"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Runs a streaming query and counts the lines of its output as they come.
+fn count_streamed_lines(fixture: &Fixture, format: &str) -> (u64, String) {
+    let mut child = StdCommand::new(BIN)
+        .env_remove("EXTDATA_LOG")
+        .arg("--config")
+        .arg(&fixture.config)
+        .args([
+            "query",
+            "local",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+             SELECT x, 'row ' || x AS label FROM c",
+            "--format",
+            format,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = 0;
+    let mut last = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        last = line.unwrap();
+        lines += 1;
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    (lines, last)
+}
+
+#[test]
+fn csv_streams_a_million_rows() {
+    let fixture = Fixture::new();
+    let (lines, last) = count_streamed_lines(&fixture, "csv");
+    assert_eq!(lines, 1_000_001);
+    assert_eq!(last, "1000000,row 1000000");
+}
+
+#[test]
+fn jsonl_streams_a_million_rows() {
+    let fixture = Fixture::new();
+    let (lines, last) = count_streamed_lines(&fixture, "jsonl");
+    assert_eq!(lines, 1_000_000);
+    assert_eq!(last, r#"{"x":1000000,"label":"row 1000000"}"#);
+}
+
+#[test]
+fn a_closed_reader_stops_the_stream_quietly() {
+    let fixture = Fixture::new();
+    let mut child = StdCommand::new(BIN)
+        .arg("--config")
+        .arg(&fixture.config)
+        .args([
+            "query",
+            "local",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+            "-f",
+            "csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first, "x\n");
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+}
+
+// ---------------------------------------------------------------------------- describe
+
+#[test]
+fn describe_lists_columns_without_rows() {
+    let fixture = Fixture::new();
+    let output = fixture
+        .cmd()
+        .args([
+            "describe",
+            "local",
+            "SELECT id, email, photo FROM customers WHERE id = :id",
+        ])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    for expected in [
+        "name",
+        "database type",
+        "value type",
+        "nullable",
+        "email",
+        "photo",
+        "(3 columns)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("ann@example.com"), "{stdout}");
+
+    let output = fixture
+        .cmd()
+        .args([
+            "describe",
+            "local",
+            "SELECT id, email FROM customers",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let columns: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let columns = columns.as_array().unwrap();
+    assert_eq!(columns.len(), 2);
+    assert_eq!(columns[0]["name"], "id");
+    assert_eq!(columns[0]["value_type"], "i64");
+    assert_eq!(columns[1]["name"], "email");
+    assert_eq!(columns[1]["value_type"], "text");
+    for column in columns {
+        let keys: Vec<&String> = column.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4, "{column}");
+    }
+}
+
+// ---------------------------------------------------------------------------- accounts
+
+#[test]
+fn account_reaches_only_its_connectors() {
+    let fixture = Fixture::new();
+    fixture
+        .cmd()
+        .args([
+            "--account",
+            "42",
+            "query",
+            "local",
+            "SELECT count(*) AS n FROM customers",
+            "-f",
+            "jsonl",
+        ])
+        .assert()
+        .code(0)
+        .stdout("{\"n\":3}\n");
+    for args in [
+        &["--account", "42", "query", "other", "SELECT 1"][..],
+        &["--account", "42", "describe", "other", "SELECT 1"][..],
+        &["--account", "42", "ping", "other"][..],
+        &["--account", "nobody", "query", "local", "SELECT 1"][..],
+    ] {
+        fixture
+            .cmd()
+            .args(args)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains("is not assigned to account"));
+    }
+}
+
+// ---------------------------------------------------------------------------- ping
+
+#[test]
+fn ping_prints_version_and_time() {
+    let fixture = Fixture::new();
+    let output = fixture.cmd().args(["ping", "local"]).output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let version = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("server version: "))
+        .unwrap_or_else(|| panic!("no version in\n{stdout}"));
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{version}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("time: ") && l.ends_with(" ms")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn ping_failure_names_the_stage_and_never_the_password() {
+    let fixture = Fixture::new();
+    for verbosity in [None, Some("-v"), Some("-vv")] {
+        let mut cmd = fixture.cmd();
+        if let Some(flag) = verbosity {
+            cmd.arg(flag);
+        }
+        let output = cmd
+            .args(["--account", "42", "ping", "pg"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+        assert_eq!(output.status.code(), Some(1), "{verbosity:?}: {stderr}");
+        assert!(stderr.contains("error: ping failed"), "{stderr}");
+        assert!(
+            stderr.contains("(stage: connect)"),
+            "{verbosity:?}: {stderr}"
+        );
+        assert!(
+            !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
+            "{verbosity:?}: password leaked:\n{stdout}\n{stderr}"
+        );
+        if verbosity.is_some() {
+            // The logs were on: the failed call was logged, still without the secret.
+            assert!(
+                stderr.contains("extdata call failed"),
+                "{verbosity:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn verbose_logs_calls_without_parameter_values() {
+    let fixture = Fixture::new();
+    let output = fixture
+        .cmd()
+        .args([
+            "-v",
+            "query",
+            "local",
+            "SELECT count(*) AS n FROM customers WHERE email = :email",
+            "-f",
+            "jsonl",
+            "-p",
+        ])
+        .arg(format!("email={SENTINEL}"))
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("extdata"), "no log line in {stderr:?}");
+    assert!(
+        !stderr.contains(SENTINEL),
+        "parameter value logged:\n{stderr}"
+    );
+}
