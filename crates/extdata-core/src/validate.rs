@@ -208,8 +208,10 @@ pub struct BackendSpec {
     /// Option key prefixes passed through as they are (e.g. `hive.`, `spark.`).
     pub option_prefixes: &'static [&'static str],
     /// Extra checks on the validated config; push `(field, message)` for each problem.
+    #[allow(clippy::type_complexity)] // a plain fn pointer keeps `BackendSpec` a `const`
     pub check: Option<fn(&ValidConfig, &mut Vec<(String, String)>)>,
     /// Warnings on the validated config (valid, but the administrator should know).
+    #[allow(clippy::type_complexity)]
     pub warn: Option<fn(&ValidConfig, &mut Vec<(String, String)>)>,
 }
 
@@ -700,7 +702,7 @@ fn validate_options(
             }
         } else if !spec.option_prefixes.iter().any(|p| key.starts_with(p)) {
             let mut known: Vec<&str> = spec.options.iter().map(|o| o.key).collect();
-            known.extend(spec.option_prefixes.iter().map(|p| *p));
+            known.extend(spec.option_prefixes.iter().copied());
             let list = if known.is_empty() {
                 "this type takes no options".to_owned()
             } else {
