@@ -80,6 +80,9 @@ impl fmt::Display for Problems {
     }
 }
 
+/// So that `?` can turn problems into `Box<dyn std::error::Error>` (examples, binaries).
+impl std::error::Error for Problems {}
+
 impl From<Problems> for Error {
     fn from(problems: Problems) -> Self {
         let count = problems.0.len();
