@@ -22,8 +22,8 @@ use tokio::sync::{Mutex, OnceCell, watch};
 use crate::connect::Settings;
 use crate::run::{Shared, StreamCall};
 
-/// The rules of SQLite connectors, for [`ConnectorConfig::validate_with`]
-/// (`extdata_core::ConnectorConfig::validate_with`).
+/// The rules of SQLite connectors, for
+/// [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
 ///
 /// SQLite is embedded: no host, port, TLS, unix socket or UDP. `database` is a file path
 /// or `:memory:`. The known options are listed in the crate's README.
