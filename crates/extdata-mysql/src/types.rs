@@ -4,7 +4,7 @@
 //!
 //! | server type | `Value` |
 //! |---|---|
-//! | TINYINT(1) / BOOL | `Bool` for 0 and 1; any other value as `I8` (`U8` if unsigned) — never a wrong value |
+//! | TINYINT(1) / BOOL | `I8` (`U8` if unsigned): MySQL's BOOL is a TINYINT that may hold any of its values |
 //! | TINYINT, SMALLINT, MEDIUMINT, INT, BIGINT | `I8`, `I16`, `I32`, `I32`, `I64` |
 //! | … UNSIGNED | `U8`, `U16`, `U32`, `U32`, `U64` |
 //! | YEAR | `U16` |
@@ -16,14 +16,14 @@
 //! | JSON (MySQL) | `Json` |
 //! | JSON (MariaDB: a LONGTEXT alias, the protocol cannot tell) | `Text` |
 //! | DATE | `Date` |
-//! | TIME | `Time` within 00:00:00–23:59:59.999999; negative or ≥ 24 h as `Interval` (microseconds) |
+//! | TIME(fsp) | `Interval` (microseconds): TIME is a signed duration up to ±838:59:59, not only a time of day |
 //! | DATETIME(fsp) | `Timestamp` |
 //! | TIMESTAMP(fsp) | `TimestampTz` with the session's offset (`+00:00` by default); `Timestamp` when `timezone` is a named zone |
 //! | NULL, zero dates (`0000-00-00`) | `Null` |
 //!
 //! Binding: see [`bind`].
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use extdata_core::{Column, Decimal, Error, Interval, Result, Value, ValueKind};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -36,7 +36,6 @@ use crate::connect::TimestampMode;
 /// The server type of a column, as far as the protocol tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Native {
-    TinyBool { unsigned: bool },
     I8,
     I16,
     I32,
@@ -67,7 +66,9 @@ impl Native {
         // collation are read through sqlx's own compatibility checks.
         let unsigned = <u64 as Type<MySql>>::compatible(info);
         match info.name() {
-            "BOOLEAN" => Native::TinyBool { unsigned },
+            // sqlx calls TINYINT(1) "BOOLEAN".
+            "BOOLEAN" if unsigned => Native::U8,
+            "BOOLEAN" => Native::I8,
             "TINYINT" => Native::I8,
             "TINYINT UNSIGNED" => Native::U8,
             "SMALLINT" => Native::I16,
@@ -104,7 +105,6 @@ impl Native {
     /// The `Value` variant non-NULL values of this type decode to.
     pub(crate) fn value_kind(self, timestamps: TimestampMode) -> ValueKind {
         match self {
-            Native::TinyBool { .. } => ValueKind::Bool,
             Native::I8 => ValueKind::I8,
             Native::I16 => ValueKind::I16,
             Native::I32 => ValueKind::I32,
@@ -120,7 +120,7 @@ impl Native {
             Native::Bytes => ValueKind::Bytes,
             Native::Json => ValueKind::Json,
             Native::Date => ValueKind::Date,
-            Native::Time => ValueKind::Time,
+            Native::Time => ValueKind::Interval,
             Native::DateTime => ValueKind::Timestamp,
             Native::Timestamp => match timestamps {
                 TimestampMode::Offset(_) => ValueKind::TimestampTz,
@@ -164,16 +164,6 @@ fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Val
         };
     }
     Ok(match native {
-        Native::TinyBool { unsigned: false } => match get!(i8) {
-            0 => Value::Bool(false),
-            1 => Value::Bool(true),
-            other => Value::I8(other),
-        },
-        Native::TinyBool { unsigned: true } => match get!(u8) {
-            0 => Value::Bool(false),
-            1 => Value::Bool(true),
-            other => Value::U8(other),
-        },
         Native::I8 => Value::I8(get!(i8)),
         Native::I16 => Value::I16(get!(i16)),
         Native::I32 => Value::I32(get!(i32)),
@@ -220,20 +210,8 @@ fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Val
     })
 }
 
-/// TIME is a signed duration of up to ±838:59:59: a time of day when it is one.
+/// TIME is a signed duration of up to ±838:59:59.999999.
 fn time_value(time: MySqlTime) -> Value {
-    let negative = time.sign().is_negative();
-    if !negative
-        && time.hours() < 24
-        && let Some(t) = NaiveTime::from_hms_micro_opt(
-            time.hours(),
-            time.minutes().into(),
-            time.seconds().into(),
-            time.microseconds(),
-        )
-    {
-        return Value::Time(t);
-    }
     let magnitude = (i64::from(time.hours()) * 3600
         + i64::from(time.minutes()) * 60
         + i64::from(time.seconds()))
@@ -242,7 +220,11 @@ fn time_value(time: MySqlTime) -> Value {
     Value::Interval(Interval {
         months: 0,
         days: 0,
-        microseconds: if negative { -magnitude } else { magnitude },
+        microseconds: if time.sign().is_negative() {
+            -magnitude
+        } else {
+            magnitude
+        },
     })
 }
 
@@ -371,7 +353,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_of_day_times_become_intervals() {
+    fn times_are_intervals() {
         let t = MySqlTime::new(MySqlTimeSign::Negative, 838, 59, 59, 0).unwrap();
         assert_eq!(
             time_value(t),
@@ -384,7 +366,11 @@ mod tests {
         let t = MySqlTime::new(MySqlTimeSign::Positive, 23, 59, 59, 999_999).unwrap();
         assert_eq!(
             time_value(t),
-            Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap())
+            Value::Interval(Interval {
+                months: 0,
+                days: 0,
+                microseconds: 86_400_000_000 - 1
+            })
         );
     }
 
