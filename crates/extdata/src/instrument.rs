@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use extdata_core::{
-    Column, DbKind, Error, ExternalSource, QueryOptions, ResultSet, Result, Row, RowStream,
+    Column, DbKind, Error, ExternalSource, QueryOptions, Result, ResultSet, Row, RowStream,
     ServerInfo, Statement,
 };
 use futures::Stream;
@@ -169,7 +169,11 @@ impl ExternalSource for Instrumented {
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         let span = self.span("execute");
         let record = CallRecord::new(self.inner.as_ref(), "execute", span.clone());
-        let result = self.inner.execute(statement, options).instrument(span).await;
+        let result = self
+            .inner
+            .execute(statement, options)
+            .instrument(span)
+            .await;
         match &result {
             Ok(rows) => record.finish(Some(*rows), None),
             Err(err) => record.finish(None, Some(err)),
@@ -180,7 +184,11 @@ impl ExternalSource for Instrumented {
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         let span = self.span("describe");
         let record = CallRecord::new(self.inner.as_ref(), "describe", span.clone());
-        let result = self.inner.describe(statement, options).instrument(span).await;
+        let result = self
+            .inner
+            .describe(statement, options)
+            .instrument(span)
+            .await;
         record.finish(None, result.as_ref().err());
         result
     }

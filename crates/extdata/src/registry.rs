@@ -34,7 +34,11 @@ impl ConfigDocument {
     pub fn from_path(path: impl AsRef<Path>) -> std::result::Result<Self, Problems> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            problem(FILE, "file", format!("cannot read `{}`: {e}", path.display()))
+            problem(
+                FILE,
+                "file",
+                format!("cannot read `{}`: {e}", path.display()),
+            )
         })?;
         let is_json = path
             .extension()
@@ -46,15 +50,27 @@ impl ConfigDocument {
         };
         doc.base_dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .map(Path::to_path_buf);
         Ok(doc)
     }
 
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> std::result::Result<Self, Problems> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| problem(FILE, "syntax", format!("not valid TOML: {}", e.message().trim())).with_toml_span(text, &e))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            problem(
+                FILE,
+                "syntax",
+                format!("not valid TOML: {}", e.message().trim()),
+            )
+            .with_toml_span(text, &e)
+        })?;
         let root = serde_json::to_value(table)
             .map_err(|e| problem(FILE, "syntax", format!("unsupported TOML value: {e}")))?;
         Self::from_json_value(root)
@@ -66,7 +82,11 @@ impl ConfigDocument {
             problem(
                 FILE,
                 "syntax",
-                format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+                format!(
+                    "not valid JSON (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
             )
         })?;
         Self::from_json_value(root)
@@ -78,7 +98,11 @@ impl ConfigDocument {
                 root,
                 base_dir: None,
             }),
-            _ => Err(problem(FILE, "syntax", "the document must be a table/object")),
+            _ => Err(problem(
+                FILE,
+                "syntax",
+                "the document must be a table/object",
+            )),
         }
     }
 
@@ -116,7 +140,9 @@ impl ConfigDocument {
     /// Resolves a possibly relative path against the base folder.
     pub fn resolve_path(&self, path: &str) -> String {
         match &self.base_dir {
-            Some(dir) if Path::new(path).is_relative() => dir.join(path).to_string_lossy().into_owned(),
+            Some(dir) if Path::new(path).is_relative() => {
+                dir.join(path).to_string_lossy().into_owned()
+            }
             _ => path.to_owned(),
         }
     }
@@ -212,7 +238,10 @@ fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option
             problems.push(
                 &label,
                 key.clone(),
-                format!("unknown field; known fields: {}", CONNECTOR_FIELDS.join(", ")),
+                format!(
+                    "unknown field; known fields: {}",
+                    CONNECTOR_FIELDS.join(", ")
+                ),
             );
             continue;
         }
@@ -232,7 +261,14 @@ fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option
         }
     }
     if partial.kind.is_none() {
-        problems.push(&label, "type", format!("is missing; one of: {}", DbKind::ALL.map(DbKind::as_str).join(", ")));
+        problems.push(
+            &label,
+            "type",
+            format!(
+                "is missing; one of: {}",
+                DbKind::ALL.map(DbKind::as_str).join(", ")
+            ),
+        );
     }
     if partial.name.is_none() {
         problems.push(&label, "name", "is missing");
@@ -289,7 +325,10 @@ fn resolve_paths(config: &mut ConnectorConfig, doc: &ConfigDocument) {
     resolve_secret(&mut config.password);
     if let Some(ssl) = &mut config.ssl {
         resolve_secret(&mut ssl.key);
-        for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
+        for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file]
+            .into_iter()
+            .flatten()
+        {
             *file = doc.resolve_path(file);
         }
     }
@@ -373,7 +412,11 @@ impl Registry {
             None => &[],
             Some(Json::Array(items)) => items,
             Some(_) => {
-                problems.push(FILE, "connectors", "must be a list of tables ([[connectors]])");
+                problems.push(
+                    FILE,
+                    "connectors",
+                    "must be a list of tables ([[connectors]])",
+                );
                 &[]
             }
         };
@@ -383,7 +426,11 @@ impl Registry {
                 continue;
             };
             if !config.name.is_empty() && !seen.insert(config.name.clone()) {
-                problems.push(&config.name, "name", "is used by another connector; names must be unique");
+                problems.push(
+                    &config.name,
+                    "name",
+                    "is used by another connector; names must be unique",
+                );
             }
             resolve_paths(&mut config, doc);
             match crate::validate(&config) {
@@ -418,7 +465,11 @@ impl Registry {
                 problems.push(&label, "id", "must not be empty");
             }
             if accounts.contains_key(&id) {
-                problems.push(&label, "id", "is used by another account; ids must be unique");
+                problems.push(
+                    &label,
+                    "id",
+                    "is used by another account; ids must be unique",
+                );
                 continue;
             }
             let mut assigned = BTreeSet::new();
@@ -455,19 +506,30 @@ impl Registry {
     pub fn add_connector(&mut self, config: &ConnectorConfig) -> std::result::Result<(), Problems> {
         let valid = crate::validate(config)?;
         if self.connectors.contains_key(&valid.name) {
-            return Err(problem(&valid.name, "name", "is used by another connector; names must be unique"));
+            return Err(problem(
+                &valid.name,
+                "name",
+                "is used by another connector; names must be unique",
+            ));
         }
         self.connectors.insert(valid.name.clone(), valid);
         Ok(())
     }
 
     /// Assigns a connector to an account (creating the account when new).
-    pub fn assign(&mut self, account: impl Into<String>, connector: impl Into<String>) -> Result<()> {
+    pub fn assign(
+        &mut self,
+        account: impl Into<String>,
+        connector: impl Into<String>,
+    ) -> Result<()> {
         let connector = connector.into();
         if !self.connectors.contains_key(&connector) {
             return Err(Error::config(format!("unknown connector `{connector}`")));
         }
-        self.accounts.entry(account.into()).or_default().insert(connector);
+        self.accounts
+            .entry(account.into())
+            .or_default()
+            .insert(connector);
         Ok(())
     }
 
@@ -490,7 +552,10 @@ impl Registry {
 
     /// The source of `connector` regardless of accounts (for administrators' tools).
     pub fn source_unchecked(&self, connector: &str) -> Result<Arc<dyn ExternalSource>> {
-        let mut sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(source) = sources.get(connector) {
             return Ok(source.clone());
         }
@@ -536,7 +601,10 @@ impl Registry {
     /// Closes every source opened so far.
     pub async fn close(&self) {
         let sources: Vec<_> = {
-            let mut map = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self
+                .sources
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             map.drain().map(|(_, s)| s).collect()
         };
         for source in sources {

@@ -1,0 +1,245 @@
+//! The facade: validation of whole files, account scoping, disabled backends, secrets.
+
+use std::sync::{Arc, Mutex};
+
+use extdata::{ConnectorConfig, DbKind, ErrorKind, QueryOptions, Registry, Statement};
+
+const SENTINEL: &str = "sentinel-pw-7f3a9c";
+
+fn problems_of(text: &str) -> Vec<String> {
+    match Registry::from_toml_str(text) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn every_mistake_in_a_file_is_reported_at_once() {
+    let text = r#"
+        [[connectors]]
+        name = "crm"
+        type = "postgresql"
+        host = "127.0.0.1"
+        port = 70000
+        options = "application_name=x&colation=utf8"
+        password = { env = "EXTDATA_SURELY_UNSET_PASSWORD_VAR" }
+
+        [[connectors]]
+        name = "local"
+        type = "sqlite"
+        database = ":memory:"
+        ssl = { enabled = true }
+
+        [[connectors]]
+        name = ""
+        type = "sqlite"
+        database = ":memory:"
+
+        [[connectors]]
+        name = "local"
+        type = "sqlite"
+        database = "other.db"
+        hots = "typo"
+
+        [[accounts]]
+        id = "42"
+        connectors = ["crm", "missing"]
+    "#;
+    let problems = problems_of(text);
+    let expect = [
+        "crm: port: `70000` is not a port number",
+        "crm: options: unknown option `colation`",
+        "crm: password: environment variable `EXTDATA_SURELY_UNSET_PASSWORD_VAR` is not set",
+        "local: ssl: sqlite connectors do not support SSL",
+        "<unnamed>: name: must not be empty",
+        "local: name: is used by another connector",
+        "local: hots: unknown field",
+        "account 42: connectors: unknown connector `missing`",
+    ];
+    for needle in expect {
+        assert!(
+            problems.iter().any(|p| p.starts_with(needle)),
+            "missing `{needle}` in:\n{}",
+            problems.join("\n")
+        );
+    }
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("known options: application_name")),
+        "the unknown option's problem lists the known ones:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn wrong_value_types_name_their_field() {
+    let problems = problems_of(
+        r#"
+        [[connectors]]
+        name = "x"
+        type = "sqlite"
+        database = ":memory:"
+        read_only = "yes"
+        pool = { max_size = 5, maximum = 3 }
+        "#,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("x: read_only: must be true or false")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("x: pool: unknown field `maximum`")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn json_has_the_same_shape() {
+    let registry = Registry::from_json_str(
+        r#"{"connectors": [{"name": "local", "type": "sqlite", "database": ":memory:"}],
+            "accounts": [{"id": 42, "connectors": ["local"]}]}"#,
+    )
+    .unwrap();
+    assert!(registry.is_assigned("42", "local"));
+}
+
+#[tokio::test]
+async fn an_account_reaches_only_its_own_connectors() {
+    let registry = Registry::from_toml_str(
+        r#"
+        [[connectors]]
+        name = "a"
+        type = "sqlite"
+        database = ":memory:"
+
+        [[connectors]]
+        name = "b"
+        type = "sqlite"
+        database = ":memory:"
+
+        [[accounts]]
+        id = "1"
+        connectors = ["a", "b"]
+
+        [[accounts]]
+        id = "2"
+        connectors = ["b"]
+        "#,
+    )
+    .unwrap();
+    for (account, connector, allowed) in [
+        ("1", "a", true),
+        ("1", "b", true),
+        ("2", "b", true),
+        ("2", "a", false),
+        ("3", "a", false),
+        ("1", "nope", false),
+    ] {
+        match registry.source(account, connector) {
+            Ok(source) => {
+                assert!(allowed, "account {account} reached {connector}");
+                source.ping().await.unwrap();
+            }
+            Err(err) => {
+                assert!(!allowed, "account {account} refused {connector}: {err}");
+                assert_eq!(err.kind(), ErrorKind::Forbidden);
+            }
+        }
+    }
+    // Sources are shared between accounts: one pool per connector.
+    let one = registry.source("1", "b").unwrap();
+    let two = registry.source("2", "b").unwrap();
+    assert!(Arc::ptr_eq(&one, &two));
+}
+
+#[test]
+fn a_backend_whose_feature_is_off_names_the_feature() {
+    // No feature of this build enables Oracle.
+    let config = ConnectorConfig::new("erp", DbKind::Oracle).with_host("db");
+    let err = extdata::connect(&config).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.to_string().contains("feature `oracle`"), "{err}");
+}
+
+#[test]
+fn connect_does_no_io() {
+    // Nothing listens on port 1; building the source must still succeed.
+    let config = ConnectorConfig::new("later", DbKind::Postgres)
+        .with_host("127.0.0.1")
+        .with_port(1)
+        .with_password(SENTINEL);
+    let source = extdata::connect(&config).unwrap();
+    assert!(!format!("{source:?}").contains(SENTINEL));
+}
+
+/// Collects every log line, at every level, to look for secrets in them.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_connectors_password_is_in_no_error_debug_or_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let config = ConnectorConfig::new("crm", DbKind::Postgres)
+        .with_host("127.0.0.1")
+        .with_port(1)
+        .with_username("reader")
+        .with_password(SENTINEL)
+        .with_connect_timeout(std::time::Duration::from_secs(2));
+    let source = extdata::connect(&config).unwrap();
+    let err = source.ping().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
+    let err2 = source
+        .query(&Statement::new("SELECT 1"), &QueryOptions::default())
+        .await
+        .unwrap_err();
+
+    let mut texts = vec![
+        err.to_string(),
+        format!("{err:?}"),
+        err2.to_string(),
+        format!("{err2:?}"),
+        format!("{source:?}"),
+        format!("{config:?}"),
+    ];
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        texts.push(c.to_string());
+        texts.push(format!("{c:?}"));
+        cause = c.source();
+    }
+    texts.push(String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned());
+    for text in &texts {
+        assert!(!text.contains(SENTINEL), "password leaked: {text}");
+    }
+    let logs = texts.last().unwrap();
+    assert!(
+        logs.contains("extdata.call"),
+        "the call was not logged: {logs}"
+    );
+    assert!(
+        logs.contains("error_kind"),
+        "the error kind was not logged: {logs}"
+    );
+}
