@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use extdata::{ConnectorConfig, DbKind, QueryOptions, Statement};
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::{self, SENTINEL_PASSWORD as SENTINEL};
 use predicates::prelude::*;
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_extdata");
-
-/// A password that must never be printed.
-const SENTINEL: &str = "S3ntinel-Pa55-never-print-me";
 
 /// A folder with a SQLite database `crm.db` (table `customers`) and `extdata.toml`.
 struct Fixture {
@@ -811,5 +810,103 @@ fn verbose_logs_calls_without_parameter_values() {
     assert!(
         !stderr.contains(SENTINEL),
         "parameter value logged:\n{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------- servers
+
+/// A config file for the local server of `kind` from the `EXTDATA_TEST_<KIND>_*`
+/// settings, with a second connector `<kind>_bad` whose password is the sentinel.
+fn server_config(fixture: &Fixture, kind: &str, prefix: &str, db_type: &str) -> Option<PathBuf> {
+    let setting = |name: &str| support::env(&format!("EXTDATA_TEST_{prefix}_{name}"));
+    let (Some(host), Some(port), Some(database), Some(user)) = (
+        setting("HOST"),
+        setting("PORT"),
+        setting("DATABASE"),
+        setting("USER"),
+    ) else {
+        return require_or_skip(
+            kind,
+            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
+        );
+    };
+    let common = format!(
+        "type = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\nconnect_timeout = \"5s\"\n"
+    );
+    Some(fixture.write(
+        &format!("{kind}.toml"),
+        &format!(
+            "[[connectors]]\nname = \"{kind}\"\n{common}password = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\n\n\
+             [[connectors]]\nname = \"{kind}_bad\"\n{common}password = \"{SENTINEL}\"\n"
+        ),
+    ))
+}
+
+#[test]
+fn mysql_u64_and_i64_extremes_print_in_full() {
+    let fixture = Fixture::new();
+    let Some(config) = server_config(&fixture, "mysql", "MYSQL", "mysql") else {
+        return;
+    };
+    for format in ["jsonl", "json"] {
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "query",
+                "mysql",
+                "SELECT CAST(18446744073709551615 AS UNSIGNED) AS u, \
+                 CAST(-9223372036854775808 AS SIGNED) AS i, \
+                 CAST(:d AS DECIMAL(40,20)) AS d",
+                "-p",
+                "d:decimal=12345678901234567890.00000000000000000001",
+                "-f",
+                format,
+            ])
+            .output()
+            .unwrap();
+        let stdout = stdout_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        assert!(
+            stdout.contains(
+                r#"{"u":18446744073709551615,"i":-9223372036854775808,"d":"12345678901234567890.00000000000000000001"}"#
+            ),
+            "{format}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn postgres_ping_reports_version_and_wrong_password_is_the_authentication_stage() {
+    let fixture = Fixture::new();
+    let Some(config) = server_config(&fixture, "postgres", "POSTGRES", "postgresql") else {
+        return;
+    };
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["ping", "postgres"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("server version: 1"),
+        "{}",
+        stdout_of(&output)
+    );
+
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["-v", "ping", "postgres_bad"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(stage: authentication)"), "{stderr}");
+    assert!(stderr.contains("extdata call failed"), "{stderr}");
+    assert!(
+        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
+        "password leaked:\n{stdout}\n{stderr}"
     );
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
 use futures::{FutureExt as _, StreamExt as _};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::Context;
 use crate::cli::QueryArgs;
@@ -183,9 +183,14 @@ impl Progress {
         let bar = (allowed && io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {human_pos} rows  {per_sec}  {elapsed}")
+                ProgressStyle::with_template("{spinner} {human_pos} rows  {rate}  {elapsed}")
             {
-                bar.set_style(style);
+                bar.set_style(style.with_key(
+                    "rate",
+                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = write!(out, "{:.0} rows/s", state.per_sec());
+                    },
+                ));
             }
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
