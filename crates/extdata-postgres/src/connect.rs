@@ -98,7 +98,10 @@ pub(crate) fn parse_server_options(value: &str) -> Result<Vec<(String, String)>,
             .split_once('=')
             .ok_or_else(|| format!("`{setting}` is not of the form name=value"))?;
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         {
             return Err(format!("`{name}` is not a server setting name"));
         }
@@ -235,15 +238,15 @@ mod tests {
 
     #[test]
     fn socket_path_or_directory() {
-        let o = unix_socket(PgConnectOptions::new_without_pgpass(), "/var/run/postgresql/");
+        let o = unix_socket(
+            PgConnectOptions::new_without_pgpass(),
+            "/var/run/postgresql/",
+        );
         assert_eq!(
             o.get_socket().map(|p| p.display().to_string()).as_deref(),
             Some("/var/run/postgresql")
         );
-        let o = unix_socket(
-            PgConnectOptions::new_without_pgpass(),
-            "/tmp/.s.PGSQL.6543",
-        );
+        let o = unix_socket(PgConnectOptions::new_without_pgpass(), "/tmp/.s.PGSQL.6543");
         assert_eq!(o.get_port(), 6543);
         assert_eq!(
             o.get_socket().map(|p| p.display().to_string()).as_deref(),

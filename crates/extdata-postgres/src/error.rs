@@ -45,7 +45,10 @@ pub(crate) fn convert(connector: &str, phase: Phase, err: sqlx::Error) -> Error 
     let error = match &err {
         sqlx::Error::Database(db) => match db.try_downcast_ref::<PgDatabaseError>() {
             Some(pg) => from_server(phase, pg),
-            None => Error::new(ErrorKind::Query, format!("{}: {}", phase.verb(), db.message())),
+            None => Error::new(
+                ErrorKind::Query,
+                format!("{}: {}", phase.verb(), db.message()),
+            ),
         },
         sqlx::Error::Io(io) => from_io(phase, io),
         sqlx::Error::Tls(e) => Error::new(
@@ -64,9 +67,10 @@ pub(crate) fn convert(connector: &str, phase: Phase, err: sqlx::Error) -> Error 
         sqlx::Error::Decode(e) | sqlx::Error::ColumnDecode { source: e, .. } => {
             Error::decode(format!("cannot decode a PostgreSQL value: {e}"))
         }
-        sqlx::Error::TypeNotFound { type_name } => {
-            Error::new(ErrorKind::Query, format!("unknown PostgreSQL type `{type_name}`"))
-        }
+        sqlx::Error::TypeNotFound { type_name } => Error::new(
+            ErrorKind::Query,
+            format!("unknown PostgreSQL type `{type_name}`"),
+        ),
         sqlx::Error::PoolTimedOut => Error::new(
             ErrorKind::Timeout,
             "timed out waiting for a PostgreSQL connection",

@@ -19,7 +19,9 @@ use futures::TryStreamExt;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Executor, Postgres, Row as _, SqlSafeStr, Statement as _, ValueRef as _};
+use sqlx::{
+    AssertSqlSafe, Executor, Postgres, Row as _, SqlSafeStr, Statement as _, ValueRef as _,
+};
 use tokio::sync::{OnceCell, mpsc};
 use tokio::time::Instant;
 
@@ -214,12 +216,19 @@ impl PostgresSource {
             rendered.sql
         } else {
             let signature: Vec<String> = oids.iter().map(u32::to_string).collect();
-            format!("{}\n-- extdata parameter types: {}", rendered.sql, signature.join(","))
+            format!(
+                "{}\n-- extdata parameter types: {}",
+                rendered.sql,
+                signature.join(",")
+            )
         };
         Ok(Prepared {
             sql,
             params,
-            types: oids.into_iter().map(|o| PgTypeInfo::with_oid(Oid(o))).collect(),
+            types: oids
+                .into_iter()
+                .map(|o| PgTypeInfo::with_oid(Oid(o)))
+                .collect(),
         })
     }
 
@@ -283,7 +292,10 @@ impl PostgresSource {
     async fn shape(conn: &mut pool::Conn, prepared: &Prepared) -> Result<Shape, sqlx::Error> {
         let statement = conn
             .raw
-            .prepare_with(AssertSqlSafe(prepared.sql.clone()).into_sql_str(), &prepared.types)
+            .prepare_with(
+                AssertSqlSafe(prepared.sql.clone()).into_sql_str(),
+                &prepared.types,
+            )
             .await?;
         let mut decoders: Vec<Decoder> = statement
             .columns()
@@ -306,7 +318,10 @@ impl PostgresSource {
         if let Some(wrapped) = types::text_wrapper(&prepared.sql, &decoders) {
             match conn
                 .raw
-                .prepare_with(AssertSqlSafe(wrapped.clone()).into_sql_str(), &prepared.types)
+                .prepare_with(
+                    AssertSqlSafe(wrapped.clone()).into_sql_str(),
+                    &prepared.types,
+                )
                 .await
             {
                 Ok(statement) => {
@@ -415,11 +430,17 @@ impl ExternalSource for PostgresSource {
         let deadline = Instant::now() + timeout;
         let conn = self.pool().await?.acquire(deadline).await?;
         let (version, _conn) = self
-            .bounded(conn, deadline, timeout, "ping", async |c: &mut pool::Conn| {
-                sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
-                    .fetch_one(&mut c.raw)
-                    .await
-            })
+            .bounded(
+                conn,
+                deadline,
+                timeout,
+                "ping",
+                async |c: &mut pool::Conn| {
+                    sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
+                        .fetch_one(&mut c.raw)
+                        .await
+                },
+            )
             .await?;
         Ok(ServerInfo { version })
     }
@@ -436,21 +457,27 @@ impl ExternalSource for PostgresSource {
         let guard = connect::statement_timeout_ms(timeout);
         let conn = self.pool().await?.acquire(deadline).await?;
         let ((shape, rows, truncated), conn) = self
-            .bounded(conn, deadline, timeout, "query", async |c: &mut pool::Conn| {
-                Self::set_guard(c, guard).await?;
-                let shape = Self::shape(c, &prepared).await?;
-                let mut rows = Vec::new();
-                let mut truncated = false;
-                let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
-                while let Some(row) = stream.try_next().await? {
-                    if rows.len() >= max_rows {
-                        truncated = true;
-                        break;
+            .bounded(
+                conn,
+                deadline,
+                timeout,
+                "query",
+                async |c: &mut pool::Conn| {
+                    Self::set_guard(c, guard).await?;
+                    let shape = Self::shape(c, &prepared).await?;
+                    let mut rows = Vec::new();
+                    let mut truncated = false;
+                    let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
+                    while let Some(row) = stream.try_next().await? {
+                        if rows.len() >= max_rows {
+                            truncated = true;
+                            break;
+                        }
+                        rows.push(row);
                     }
-                    rows.push(row);
-                }
-                Ok((shape, rows, truncated))
-            })
+                    Ok((shape, rows, truncated))
+                },
+            )
             .await?;
         if truncated {
             // Rows are still coming: stop the query rather than read them all.
@@ -482,10 +509,16 @@ impl ExternalSource for PostgresSource {
         // An import may stream for longer than the query timeout, which bounds the wait
         // for each row instead: no statement_timeout on the server for streams.
         let (shape, mut conn) = self
-            .bounded(conn, deadline, timeout, "query", async |c: &mut pool::Conn| {
-                Self::set_guard(c, 0).await?;
-                Self::shape(c, &prepared).await
-            })
+            .bounded(
+                conn,
+                deadline,
+                timeout,
+                "query",
+                async |c: &mut pool::Conn| {
+                    Self::set_guard(c, 0).await?;
+                    Self::shape(c, &prepared).await
+                },
+            )
             .await?;
         let columns = shape.columns.clone();
         let connector = self.config.name.clone();
@@ -508,7 +541,8 @@ impl ExternalSource for PostgresSource {
                     };
                     match next {
                         Ok(Ok(Some(row))) => {
-                            let row = decode_row(&row, &shape).map_err(|e| e.with_connector(&connector));
+                            let row =
+                                decode_row(&row, &shape).map_err(|e| e.with_connector(&connector));
                             let is_err = row.is_err();
                             if tx.send(row).await.is_err() {
                                 reader_gone = true;
@@ -538,7 +572,9 @@ impl ExternalSource for PostgresSource {
                     }
                 }
             }
-            let timed_out = failed.as_ref().is_some_and(|e| e.kind() == ErrorKind::Timeout && !lost);
+            let timed_out = failed
+                .as_ref()
+                .is_some_and(|e| e.kind() == ErrorKind::Timeout && !lost);
             if reader_gone || timed_out {
                 conn.abort().await;
             } else if lost {
@@ -566,11 +602,17 @@ impl ExternalSource for PostgresSource {
         let guard = connect::statement_timeout_ms(timeout);
         let conn = self.pool().await?.acquire(deadline).await?;
         let (affected, _conn) = self
-            .bounded(conn, deadline, timeout, "statement", async |c: &mut pool::Conn| {
-                Self::set_guard(c, guard).await?;
-                let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
-                Ok(result.rows_affected())
-            })
+            .bounded(
+                conn,
+                deadline,
+                timeout,
+                "statement",
+                async |c: &mut pool::Conn| {
+                    Self::set_guard(c, guard).await?;
+                    let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
+                    Ok(result.rows_affected())
+                },
+            )
             .await?;
         Ok(affected)
     }
@@ -580,21 +622,18 @@ impl ExternalSource for PostgresSource {
         statement: &Statement,
         options: &QueryOptions,
     ) -> extdata_core::Result<Vec<Column>> {
-        // Placeholders without a value are described as untyped (the server infers).
-        let mut statement = statement.clone();
-        for name in statement.placeholder_names(Dialect::Postgres) {
-            if !statement.params().contains_key(&name) {
-                statement.set(name, Value::Null);
-            }
-        }
-        let prepared = self.prepare_statement(&statement)?;
+        let prepared = self.prepare_statement(statement)?;
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;
         let conn = self.pool().await?.acquire(deadline).await?;
         let (shape, _conn) = self
-            .bounded(conn, deadline, timeout, "describe", async |c: &mut pool::Conn| {
-                Self::shape(c, &prepared).await
-            })
+            .bounded(
+                conn,
+                deadline,
+                timeout,
+                "describe",
+                async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
+            )
             .await?;
         Ok(shape.columns.to_vec())
     }
@@ -633,7 +672,10 @@ mod tests {
             .with_protocol(Protocol::Udp)
             .validate_with(Some(&SPEC))
             .unwrap_err();
-        assert!(problems.to_string().contains("TCP or unix sockets"), "{problems}");
+        assert!(
+            problems.to_string().contains("TCP or unix sockets"),
+            "{problems}"
+        );
         let problems = ConnectorConfig::new("crm", DbKind::Postgres)
             .with_host("/var/run/postgresql")
             .with_protocol(Protocol::Unix)
@@ -645,10 +687,22 @@ mod tests {
 
     #[test]
     fn transaction_openers_are_recognised() {
-        for sql in ["BEGIN", " begin;", "/* a /* b */ */ START TRANSACTION", "-- c\nBEGIN WORK"] {
+        for sql in [
+            "BEGIN",
+            " begin;",
+            "/* a /* b */ */ START TRANSACTION",
+            "-- c\nBEGIN WORK",
+        ] {
             assert!(opens_transaction(sql), "{sql}");
         }
-        for sql in ["SELECT 1", "COMMIT", "DO $$ BEGIN END $$", "/* BEGIN */ SELECT", "beginx", ""] {
+        for sql in [
+            "SELECT 1",
+            "COMMIT",
+            "DO $$ BEGIN END $$",
+            "/* BEGIN */ SELECT",
+            "beginx",
+            "",
+        ] {
             assert!(!opens_transaction(sql), "{sql}");
         }
     }

@@ -23,6 +23,8 @@ use crate::error::{Phase, convert};
 /// Idle connections older than this are pinged before they are handed out (a server
 /// restart or a dropped NAT mapping would otherwise fail the next call).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+/// How long a timed-out call waits for its cancel request before returning.
+const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// Bound on the cancel request itself.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -148,7 +150,11 @@ impl Inner {
     }
 
     fn last_error_note(&self) -> String {
-        match &*self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self
+            .last_connect_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
             Some(last) => format!("; the last connection attempt failed: {last}"),
             None => String::new(),
         }
@@ -159,9 +165,9 @@ impl Inner {
         self.settings
             .max_lifetime
             .is_some_and(|max| now.duration_since(conn.created) >= max)
-            || idle_since.zip(self.settings.idle_timeout).is_some_and(|(since, max)| {
-                now.duration_since(since) >= max
-            })
+            || idle_since
+                .zip(self.settings.idle_timeout)
+                .is_some_and(|(since, max)| now.duration_since(since) >= max)
     }
 
     async fn acquire(self: Arc<Self>, deadline: Instant) -> Result<Pooled> {
@@ -172,8 +178,7 @@ impl Inner {
             .settings
             .acquire_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
-        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await
-        {
+        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(closed_error(&self.connector)),
             Err(_) => {
@@ -235,8 +240,10 @@ impl Inner {
                 } else {
                     "connect_timeout"
                 };
-                let message =
-                    format!("connecting to PostgreSQL took longer than {} ({why})", humanize(wait));
+                let message = format!(
+                    "connecting to PostgreSQL took longer than {} ({why})",
+                    humanize(wait)
+                );
                 *self
                     .last_connect_error
                     .lock()
@@ -256,7 +263,11 @@ impl Inner {
             .map_err(|e| convert(&self.connector, Phase::Connect, e))?;
         let mut sql = String::from("SELECT pg_backend_pid()");
         for i in 0..self.session.len() {
-            sql.push_str(&format!(", set_config(${}, ${}, false)", 2 * i + 1, 2 * i + 2));
+            sql.push_str(&format!(
+                ", set_config(${}, ${}, false)",
+                2 * i + 1,
+                2 * i + 2
+            ));
         }
         let mut query = sqlx::query_scalar::<_, i32>(AssertSqlSafe(sql)).persistent(false);
         for (name, value) in &self.session {
@@ -384,7 +395,8 @@ impl Inner {
                 Ok(Ok(sent)) => return Ok(sent),
                 Ok(Err(e)) => last_error = Some(convert(&self.connector, Phase::Query, e)),
                 Err(_) => {
-                    last_error = Some(self.error(ErrorKind::Timeout, "the cancel request timed out"))
+                    last_error =
+                        Some(self.error(ErrorKind::Timeout, "the cancel request timed out"))
                 }
             }
             // Whatever went wrong, a new connection gets the second try.
@@ -468,21 +480,30 @@ impl Pooled {
     }
 
     /// The query on this connection ran out of time (or its reader went away): cancel
-    /// it on the server, then close the connection. Waits until the cancel request was
-    /// delivered, so that the server has stopped the query when this returns.
+    /// it on the server, then close the connection. Waits (at most [`ABORT_WAIT`])
+    /// until the cancel request was delivered, so that normally the server has stopped
+    /// the query when this returns; a slow cancel finishes in the background, still
+    /// holding this connection's pool slot.
     pub(crate) async fn abort(mut self) {
-        if let Some(conn) = self.conn.take() {
-            if let Err(e) = self.pool.cancel(conn.pid).await {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let permit = self.permit.take();
+        let task = tokio::spawn(async move {
+            if let Err(e) = pool.cancel(conn.pid).await {
                 tracing::warn!(
-                    connector = %self.pool.connector,
+                    connector = %pool.connector,
                     pid = conn.pid,
                     error = %e,
                     "could not cancel a timed-out PostgreSQL query; closing its connection"
                 );
             }
-            self.pool.forget(conn);
-            self.pool.fill_min_idle();
-        }
+            pool.forget(conn);
+            drop(permit);
+            pool.fill_min_idle();
+        });
+        let _ = tokio::time::timeout(ABORT_WAIT, task).await;
     }
 
     /// Closes the connection without returning it to the pool (e.g. after an I/O error).

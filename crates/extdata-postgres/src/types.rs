@@ -262,7 +262,9 @@ impl Decoder {
                     days => Value::Date(
                         pg_epoch_date()
                             .checked_add_signed(ChronoDuration::days(days.into()))
-                            .ok_or_else(|| format!("date {days} days from 2000-01-01 is out of range"))?,
+                            .ok_or_else(|| {
+                                format!("date {days} days from 2000-01-01 is out of range")
+                            })?,
                     ),
                 }
             }
@@ -292,7 +294,9 @@ impl Decoder {
                     let naive = pg_epoch()
                         .checked_add_signed(ChronoDuration::microseconds(micros))
                         .ok_or_else(|| "timestamp out of range".to_owned())?;
-                    Value::TimestampTz(DateTime::<Utc>::from_naive_utc_and_offset(naive, Utc).fixed_offset())
+                    Value::TimestampTz(
+                        DateTime::<Utc>::from_naive_utc_and_offset(naive, Utc).fixed_offset(),
+                    )
                 }
             },
             Decoder::Interval => {
@@ -356,7 +360,8 @@ fn time_from_micros(micros: i64) -> Result<NaiveTime, String> {
             .ok_or_else(|| "time 24:00:00 is out of range".to_owned());
     }
     let secs = u32::try_from(micros.div_euclid(1_000_000)).map_err(|_| "time out of range")?;
-    let nanos = u32::try_from(micros.rem_euclid(1_000_000) * 1000).map_err(|_| "time out of range")?;
+    let nanos =
+        u32::try_from(micros.rem_euclid(1_000_000) * 1000).map_err(|_| "time out of range")?;
     NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)
         .ok_or_else(|| format!("time of {micros} µs is out of range"))
 }
@@ -698,7 +703,9 @@ impl Encode<'_, Postgres> for Param {
 
     fn produces(&self) -> Option<PgTypeInfo> {
         // An unbindable value was already refused before the query was built.
-        Some(PgTypeInfo::with_oid(Oid(self.type_oid().unwrap_or(oid::UNSPECIFIED))))
+        Some(PgTypeInfo::with_oid(Oid(self
+            .type_oid()
+            .unwrap_or(oid::UNSPECIFIED))))
     }
 }
 
@@ -748,7 +755,11 @@ fn encode_scalar(value: &Value, buf: &mut Vec<u8>) -> Result<(), BoxDynError> {
         Value::Bytes(b) => buf.extend(b),
         Value::Date(d) => {
             let days = d.signed_duration_since(pg_epoch_date()).num_days();
-            buf.extend(i32::try_from(days).map_err(|_| "date out of range")?.to_be_bytes())
+            buf.extend(
+                i32::try_from(days)
+                    .map_err(|_| "date out of range")?
+                    .to_be_bytes(),
+            )
         }
         Value::Time(t) => buf.extend(micros_of_day(*t).to_be_bytes()),
         Value::TimeTz(t, offset) => {
@@ -893,7 +904,9 @@ mod tests {
             buf.extend(v.to_be_bytes());
         }
         assert_eq!(
-            Decoder::Array(Box::new(Decoder::Int4)).decode(&buf).unwrap(),
+            Decoder::Array(Box::new(Decoder::Int4))
+                .decode(&buf)
+                .unwrap(),
             Value::Array(vec![
                 Value::Array(vec![Value::I32(1), Value::I32(2)]),
                 Value::Array(vec![Value::I32(3), Value::I32(4)]),
@@ -919,7 +932,10 @@ mod tests {
 
     #[test]
     fn parameter_types() {
-        assert_eq!(Param(Value::U64(u64::MAX)).type_oid().unwrap(), oid::NUMERIC);
+        assert_eq!(
+            Param(Value::U64(u64::MAX)).type_oid().unwrap(),
+            oid::NUMERIC
+        );
         assert_eq!(Param(Value::U64(5)).type_oid().unwrap(), oid::INT8);
         assert_eq!(Param(Value::Null).type_oid().unwrap(), oid::UNSPECIFIED);
         assert_eq!(
@@ -928,9 +944,11 @@ mod tests {
                 .unwrap(),
             1016
         );
-        assert!(Param(Value::Array(vec![Value::I64(1), Value::Text("x".into())]))
-            .type_oid()
-            .is_err());
+        assert!(
+            Param(Value::Array(vec![Value::I64(1), Value::Text("x".into())]))
+                .type_oid()
+                .is_err()
+        );
         assert!(Param(Value::Tuple(vec![])).type_oid().is_err());
     }
 

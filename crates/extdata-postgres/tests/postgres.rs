@@ -93,12 +93,18 @@ async fn host_name_mismatch_fails_full_verification_but_passes_ca_mode() {
         return;
     };
     let mut config = server.tls().with_host(alias.clone());
-    let full = source(config.clone()).ping().await.expect_err("wrong host name");
+    let full = source(config.clone())
+        .ping()
+        .await
+        .expect_err("wrong host name");
     assert_eq!(full.kind(), ErrorKind::Tls, "{alias}: {full}");
     if let Some(ssl) = config.ssl.as_mut() {
         ssl.verify = Some("ca".into());
     }
-    source(config).ping().await.expect("verify = ca ignores the host name");
+    source(config)
+        .ping()
+        .await
+        .expect("verify = ca ignores the host name");
 }
 
 #[tokio::test]
@@ -111,7 +117,10 @@ async fn wrong_password_is_auth_error_without_the_password() {
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert_eq!(err.sql_state(), Some("28P01"));
     assert_error_has_no_secret(&err, SENTINEL_PASSWORD, "wrong-password error");
-    let debug = format!("{:?}", source(server.tcp().with_password(SENTINEL_PASSWORD)));
+    let debug = format!(
+        "{:?}",
+        source(server.tcp().with_password(SENTINEL_PASSWORD))
+    );
     assert!(!debug.contains(SENTINEL_PASSWORD));
 }
 
@@ -198,7 +207,9 @@ async fn timeout_cancels_query_on_server() {
     let gone = time_until_gone(&observer, &marker, Duration::from_secs(5))
         .await
         .expect("the query still runs on the server 5 s after the timeout");
-    eprintln!("timeout returned after {elapsed:?}; query gone from pg_stat_activity after {gone:?}");
+    eprintln!(
+        "timeout returned after {elapsed:?}; query gone from pg_stat_activity after {gone:?}"
+    );
     assert!(gone < Duration::from_secs(1), "gone after {gone:?}");
     // The source serves again.
     assert_eq!(scalar(&pg, "SELECT 1").await, Value::I32(1));
@@ -248,7 +259,10 @@ async fn connector_query_timeout_applies_and_statement_timeout_guards_the_server
     );
     let started = Instant::now();
     let err = pg
-        .execute(&Statement::new("SELECT pg_sleep(10)"), &QueryOptions::default())
+        .execute(
+            &Statement::new("SELECT pg_sleep(10)"),
+            &QueryOptions::default(),
+        )
         .await
         .expect_err("timeout");
     assert_eq!(err.kind(), ErrorKind::Timeout);
@@ -586,8 +600,14 @@ async fn execute_returns_rows_affected_and_describe_does_not_run() {
         )
         .await
         .expect("describe");
-    assert!(started.elapsed() < Duration::from_secs(2), "describe ran the query");
-    let names: Vec<_> = columns.iter().map(|c| (c.name.as_str(), c.value_kind)).collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "describe ran the query"
+    );
+    let names: Vec<_> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.value_kind))
+        .collect();
     assert_eq!(
         names,
         vec![
@@ -671,7 +691,11 @@ async fn transaction_control_is_refused_not_leaked_into_the_pool() {
         max_size: Some(Scalar::Int(1)),
         ..Default::default()
     }));
-    for sql in ["BEGIN", "  /* c */ start transaction", "-- x\nBegin Isolation Level Serializable"] {
+    for sql in [
+        "BEGIN",
+        "  /* c */ start transaction",
+        "-- x\nBegin Isolation Level Serializable",
+    ] {
         let err = pg
             .execute(&Statement::new(sql), &QueryOptions::default())
             .await
