@@ -1,0 +1,560 @@
+#![doc = include_str!("../README.md")]
+
+mod connect;
+mod error;
+#[cfg(any(feature = "gssapi", test))]
+mod gssapi;
+mod pool;
+mod sasl;
+mod transport;
+mod types;
+
+use std::fmt;
+use std::time::Duration;
+
+use extdata_core::{
+    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, OptionCheck,
+    OptionSpec, QueryOptions, Result, Row, RowStream, ServerInfo, Statement, Support, ValidConfig,
+    async_trait,
+};
+use futures::StreamExt;
+use hive::service::rpc::thrift::{TGetInfoType, TOperationHandle};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use connect::{Auth, DEFAULT_FETCH_SIZE};
+pub use types::{literal, string_literal};
+
+use connect::Settings;
+use pool::{Lease, Pool};
+
+/// Option keys (besides the `hive.`/`spark.` session settings) a Hive connector knows.
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new(
+        "auth",
+        OptionCheck::OneOf(&[
+            "NOSASL", "NONE", "PLAIN", "LDAP", "CUSTOM", "GSSAPI", "KERBEROS",
+        ]),
+        "authentication, matching the server's hive.server2.authentication: NOSASL (raw \
+         Thrift), NONE/PLAIN/LDAP/CUSTOM (SASL PLAIN with username and password; the \
+         default), GSSAPI/KERBEROS (needs the `gssapi` feature)",
+    ),
+    OptionSpec::new(
+        "fetch_size",
+        OptionCheck::Custom(check_fetch_size),
+        "rows per FetchResults call (default 10000, 1 to 1000000)",
+    ),
+    OptionSpec::new(
+        "principal",
+        OptionCheck::Custom(check_principal),
+        "Kerberos principal of the server, e.g. hive/_HOST@EXAMPLE.COM (_HOST: the host \
+         connected to)",
+    ),
+    OptionSpec::new(
+        "kerberos_service_name",
+        OptionCheck::Any,
+        "Kerberos service name when no principal is given (default hive)",
+    ),
+];
+
+fn check_fetch_size(value: &str) -> std::result::Result<(), String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(()),
+        _ => Err(format!(
+            "`{value}` is not a number of rows from 1 to 1000000"
+        )),
+    }
+}
+
+fn check_principal(value: &str) -> std::result::Result<(), String> {
+    let service = value.split(['/', '@']).next().unwrap_or_default();
+    if service.is_empty() || value.contains(char::is_whitespace) {
+        Err(format!(
+            "`{value}` is not a principal like hive/_HOST@EXAMPLE.COM"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
+    let auth = config.options.get("auth").and_then(Auth::parse);
+    if auth == Some(Auth::Gssapi) && !cfg!(feature = "gssapi") {
+        problems.push((
+            "options.auth".to_owned(),
+            "GSSAPI needs extdata-hive built with its `gssapi` cargo feature".to_owned(),
+        ));
+    }
+    if config
+        .options
+        .get("spark.sql.parser.escapedStringLiterals")
+        .and_then(extdata_core::parse_bool)
+        == Some(true)
+    {
+        // Parameters are rendered as escaped literals; this setting would change
+        // their meaning.
+        problems.push((
+            "options.spark.sql.parser.escapedStringLiterals".to_owned(),
+            "must stay false: parameters are sent as escaped string literals".to_owned(),
+        ));
+    }
+}
+
+fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
+    let auth = config.options.get("auth").and_then(Auth::parse);
+    if auth != Some(Auth::NoSasl) && auth != Some(Auth::Gssapi) && config.password.is_some() {
+        warnings.push((
+            "password".to_owned(),
+            "SASL PLAIN sends the password unencrypted (Hive connectors have no TLS yet)"
+                .to_owned(),
+        ));
+    }
+}
+
+/// The rules of Hive connectors, for validation.
+pub const SPEC: BackendSpec = BackendSpec {
+    kind: DbKind::Hive,
+    default_port: Some(10000),
+    needs_host: true,
+    needs_database: false,
+    tls: Support::No("TLS to HiveServer2 is not implemented yet"),
+    unix: Support::No("HiveServer2 listens on TCP only"),
+    udp: Support::No("HiveServer2 listens on TCP only"),
+    options: OPTIONS,
+    option_prefixes: &["hive.", "spark."],
+    check: Some(check),
+    warn: Some(warn),
+};
+
+/// A Hive (HiveServer2 protocol) source: Apache Hive, Spark's Thrift server, and other
+/// servers speaking TCLIService.
+pub struct HiveSource {
+    pool: Pool,
+}
+
+impl fmt::Debug for HiveSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = self.pool.settings();
+        f.debug_struct("HiveSource")
+            .field("name", &settings.name)
+            .field("kind", &DbKind::Hive)
+            .field("endpoint", &format!("{}:{}", settings.host, settings.port))
+            .field("auth", &settings.auth)
+            .field("database", &settings.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started statement whose session is on loan.
+struct Running {
+    lease: Lease,
+    operation: TOperationHandle,
+    has_result_set: bool,
+    modified_rows: Option<i64>,
+}
+
+impl HiveSource {
+    /// Builds the source; no I/O (sessions open on first use).
+    pub fn build(config: ValidConfig) -> Result<Self> {
+        if config.kind != DbKind::Hive {
+            return Err(config.error(
+                ErrorKind::Config,
+                format!("a {} connector cannot be built as Hive", config.kind),
+            ));
+        }
+        let settings = Settings::from_config(&config)?;
+        Ok(HiveSource {
+            pool: Pool::new(settings, config.pool.clone()),
+        })
+    }
+
+    fn settings(&self) -> &Settings {
+        self.pool.settings()
+    }
+
+    fn render(&self, statement: &Statement) -> Result<String> {
+        let sql = statement
+            .render_inline(Dialect::Hive, types::literal)
+            .map_err(|e| e.with_connector(self.settings().name.clone()))?;
+        // A trailing `;` is a client-side separator, not HiveQL.
+        Ok(sql.trim_end().trim_end_matches(';').trim_end().to_owned())
+    }
+
+    fn refuse_writes(&self, sql: &str) -> Result<()> {
+        if self.settings().read_only && !is_read_only(sql) {
+            return Err(self.settings().error(
+                ErrorKind::ReadOnly,
+                "the connector is read-only; only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN \
+                 and VALUES statements run",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` to completion of its execution (results not fetched yet).
+    async fn start(&self, sql: &str, timeout: Duration) -> Result<Running> {
+        let deadline = Instant::now() + timeout;
+        let mut lease = self.pool.acquire(deadline).await?;
+        let server_timeout = timeout.as_secs_f64().ceil() as i64;
+        let operation = lease
+            .execute(sql, server_timeout, deadline, timeout)
+            .await?;
+        match lease.wait(&operation, deadline, timeout).await {
+            Ok(Some(status)) => Ok(Running {
+                has_result_set: status.has_result_set.unwrap_or(operation.has_result_set),
+                modified_rows: status.num_modified_rows,
+                lease,
+                operation,
+            }),
+            Ok(None) => {
+                self.abandon(&mut lease, &operation).await;
+                Err(Error::timeout("the statement", timeout)
+                    .with_connector(self.settings().name.clone()))
+            }
+            Err(error) => {
+                if !lease.broken {
+                    let grace = self.grace();
+                    let _ = lease
+                        .close_operation(&operation, Instant::now() + grace, grace)
+                        .await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        self.settings().connect_timeout.min(Duration::from_secs(5))
+    }
+
+    /// Cancels and closes an operation that ran out of time.
+    async fn abandon(&self, lease: &mut Lease, operation: &TOperationHandle) {
+        let grace = self.grace();
+        let deadline = Instant::now() + grace;
+        if lease.cancel(operation, deadline, grace).await.is_ok() {
+            let _ = lease.close_operation(operation, deadline, grace).await;
+        }
+    }
+
+    async fn finish(&self, mut running: Running) {
+        let grace = self.grace();
+        let _ = running
+            .lease
+            .close_operation(&running.operation, Instant::now() + grace, grace)
+            .await;
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.pool.is_closed() {
+            return Err(extdata_core::closed_error(&self.settings().name));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `sql` starts with a statement that only reads.
+fn is_read_only(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    // Skip leading comments.
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match word.as_str() {
+        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "VALUES" => true,
+        // `WITH … INSERT` writes: refuse a WITH whose text has a write keyword.
+        "WITH" => !rest
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|w| {
+                ["INSERT", "UPDATE", "DELETE", "MERGE", "OVERWRITE"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+            }),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl ExternalSource for HiveSource {
+    fn name(&self) -> &str {
+        &self.settings().name
+    }
+
+    fn kind(&self) -> DbKind {
+        DbKind::Hive
+    }
+
+    async fn ping(&self) -> Result<ServerInfo> {
+        self.check_open()?;
+        let timeout = self.settings().query_timeout;
+        let deadline = Instant::now() + timeout;
+        let mut lease = self.pool.acquire(deadline).await?;
+        let version = lease
+            .info(TGetInfoType::CLI_DBMS_VER, deadline, timeout)
+            .await?;
+        Ok(ServerInfo { version })
+    }
+
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        self.check_open()?;
+        let sql = self.render(statement)?;
+        self.refuse_writes(&sql)?;
+        let timeout = options.timeout_or(self.settings().query_timeout);
+        let mut running = self.start(&sql, timeout).await?;
+        if !running.has_result_set {
+            self.finish(running).await;
+            return Ok(RowStream::new(Vec::new().into(), futures::stream::empty()));
+        }
+        let deadline = Instant::now() + timeout;
+        let schema = match running
+            .lease
+            .metadata(&running.operation, deadline, timeout)
+            .await
+        {
+            Ok(table) => types::schema(&table),
+            Err(error) => {
+                if !running.lease.broken {
+                    self.finish(running).await;
+                }
+                return Err(error);
+            }
+        };
+        let columns = schema.columns.clone();
+        let fetch_size = self.settings().fetch_size;
+        let grace = self.grace();
+        let connector = self.settings().name.clone();
+        // One batch in flight and one queued: memory stays at two batches however
+        // long the result.
+        let (sender, receiver) = mpsc::channel::<Result<Vec<Row>>>(1);
+        tokio::spawn(async move {
+            let Running {
+                mut lease,
+                operation,
+                ..
+            } = running;
+            loop {
+                let deadline = Instant::now() + timeout;
+                let batch = tokio::select! {
+                    batch = lease.fetch(&operation, fetch_size, deadline, timeout) => batch,
+                    // The reader went away: stop the query.
+                    () = sender.closed() => {
+                        let until = Instant::now() + grace;
+                        if lease.cancel(&operation, until, grace).await.is_ok() {
+                            let _ = lease.close_operation(&operation, until, grace).await;
+                        }
+                        return;
+                    }
+                };
+                let rows = batch.and_then(|set| {
+                    types::rows(&schema, set).map_err(|e| e.with_connector(connector.clone()))
+                });
+                match rows {
+                    Ok(rows) if rows.is_empty() => {
+                        let _ = lease
+                            .close_operation(&operation, Instant::now() + grace, grace)
+                            .await;
+                        return;
+                    }
+                    Ok(rows) => {
+                        if sender.send(Ok(rows)).await.is_err() {
+                            let until = Instant::now() + grace;
+                            if lease.cancel(&operation, until, grace).await.is_ok() {
+                                let _ = lease.close_operation(&operation, until, grace).await;
+                            }
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        if !lease.broken {
+                            let until = Instant::now() + grace;
+                            let _ = lease.close_operation(&operation, until, grace).await;
+                        }
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let rows = futures::stream::unfold(receiver, |mut receiver| async move {
+            let batch = receiver.recv().await?;
+            Some((batch, receiver))
+        })
+        .flat_map(|batch| {
+            let items: Vec<Result<Row>> = match batch {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures::stream::iter(items)
+        });
+        Ok(RowStream::new(columns, rows))
+    }
+
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        self.check_open()?;
+        let sql = self.render(statement)?;
+        self.refuse_writes(&sql)?;
+        let timeout = options.timeout_or(self.settings().query_timeout);
+        let running = self.start(&sql, timeout).await?;
+        let modified = running.modified_rows.unwrap_or(0).max(0) as u64;
+        self.finish(running).await;
+        Ok(modified)
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        self.check_open()?;
+        let sql = self.render(statement)?;
+        let timeout = options.timeout_or(self.settings().query_timeout);
+        // HiveServer2 cannot prepare; a query with no rows gives the columns cheaply.
+        let probe = if is_read_only(&sql) && starts_with_select_or_with(&sql) {
+            format!("SELECT * FROM (\n{sql}\n) extdata_describe LIMIT 0")
+        } else {
+            return Err(self.settings().error(
+                ErrorKind::Unsupported,
+                "describe works on SELECT and WITH queries only (HiveServer2 cannot \
+                 prepare a statement without running it)",
+            ));
+        };
+        let mut running = self.start(&probe, timeout).await?;
+        let deadline = Instant::now() + timeout;
+        let result = running
+            .lease
+            .metadata(&running.operation, deadline, timeout)
+            .await;
+        if !running.lease.broken {
+            self.finish(running).await;
+        }
+        Ok(types::schema(&result?).columns.to_vec())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn starts_with_select_or_with(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    word == "SELECT" || word == "WITH" || word == "VALUES"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extdata_core::ConnectorConfig;
+
+    fn config() -> ConnectorConfig {
+        ConnectorConfig::new("warehouse", DbKind::Hive)
+            .with_host("127.0.0.1")
+            .with_username("ann")
+            .with_password("pw-secret-42")
+    }
+
+    #[test]
+    fn validation_knows_options_and_prefixes() {
+        let valid = config()
+            .with_options("auth=NOSASL&fetch_size=500&spark.sql.session.timeZone=UTC")
+            .validate_with(Some(&SPEC))
+            .unwrap();
+        let settings = Settings::from_config(&valid).unwrap();
+        assert_eq!(settings.auth, Auth::NoSasl);
+        assert_eq!(settings.fetch_size, 500);
+        assert_eq!(settings.port, 10000);
+        assert_eq!(
+            settings
+                .session_conf
+                .get("set:hiveconf:spark.sql.session.timeZone")
+                .map(String::as_str),
+            Some("UTC")
+        );
+        let problems = config()
+            .with_options("auth=DIGEST&fetch_size=0&colour=blue")
+            .validate_with(Some(&SPEC))
+            .unwrap_err();
+        let text = problems.to_string();
+        assert!(text.contains("options.auth"), "{text}");
+        assert!(text.contains("options.fetch_size"), "{text}");
+        assert!(text.contains("unknown option `colour`"), "{text}");
+        assert!(text.contains("hive."), "lists the prefixes: {text}");
+    }
+
+    #[test]
+    fn ssl_and_unix_are_validation_errors() {
+        let problems = config()
+            .with_ssl(extdata_core::SslConfig::default())
+            .with_protocol(extdata_core::Protocol::Unix)
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("ssl"), "{problems}");
+        assert!(problems.contains("protocol"), "{problems}");
+    }
+
+    #[test]
+    fn escaped_string_literals_setting_is_refused() {
+        let problems = config()
+            .with_options("spark.sql.parser.escapedStringLiterals=true")
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("escapedStringLiterals"), "{problems}");
+    }
+
+    #[test]
+    fn debug_shows_no_password() {
+        let source = HiveSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
+        let text = format!("{source:?}");
+        assert!(
+            text.contains("warehouse") && text.contains("127.0.0.1:10000"),
+            "{text}"
+        );
+        assert!(!text.contains("pw-secret-42"), "{text}");
+    }
+
+    #[test]
+    fn read_only_allows_reads_only() {
+        for sql in [
+            "SELECT 1",
+            "  -- note\n select * from t",
+            "/* x */ WITH a AS (SELECT 1) SELECT * FROM a",
+            "show tables",
+            "DESCRIBE t",
+        ] {
+            assert!(is_read_only(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a",
+            "DROP TABLE t",
+            "CREATE TABLE t (a INT)",
+            "SET x=1",
+        ] {
+            assert!(!is_read_only(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn parameters_render_through_the_escaper() {
+        let source = HiveSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
+        let statement = Statement::new("SELECT :a, ':a' FROM t WHERE x = :b;")
+            .bind("a", "it's ${env:HOME}")
+            .bind("b", 5_i64);
+        assert_eq!(
+            source.render(&statement).unwrap(),
+            r"SELECT 'it\'s \u0024{env:HOME}', ':a' FROM t WHERE x = CAST(5 AS BIGINT)"
+        );
+    }
+}
