@@ -4,7 +4,7 @@
 #
 #   scripts/services.sh [service...]      default: every known service
 #
-# Services: postgres (alias postgresql), mysql (alias mariadb).
+# Services: postgres (alias postgresql), mysql (alias mariadb), hive (two Spark Thrift servers).
 # Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
 # run changes nothing and says so. See ../shared/SERVICES.md for what works here.
 #
@@ -21,7 +21,7 @@ TLS_DIR=$STATE_DIR/tls
 ENV_DIR=$STATE_DIR/env.d
 ENV_FILE=$STATE_DIR/env
 
-KNOWN_SERVICES=(postgres mysql)
+KNOWN_SERVICES=(postgres mysql hive)
 
 TEST_DB=extdata_test
 PW_USER=extdata_pw
@@ -690,12 +690,347 @@ EXTDATA_TEST_MYSQL_URL=mysql://$PW_USER:$PW_PASSWORD@127.0.0.1:$MY_PORT/$TEST_DB
 EOF
 }
 
+# --------------------------------------------------------------------------- Hive
+
+# Two Spark Thrift servers (HiveServer2 protocol) from PyPI pyspark: one with
+# authentication NONE (SASL PLAIN; any user and password) and one NOSASL (raw binary
+# Thrift), so that both transports are tested. Under /opt so that a fresh clone of the
+# checkout (as CI makes) reuses the virtualenv instead of installing it again.
+HIVE_HOME=/opt/extdata-hive
+HIVE_VENV=$HIVE_HOME/venv
+HIVE_PYSPARK_VERSION=4.3.0
+HIVE_PLAIN_PORT=10000
+HIVE_NOSASL_PORT=10001
+HIVE_USER=extdata
+HIVE_PASSWORD=extdata-hive-pw     # NONE accepts any password; the tests still send one
+
+hive_spark_home() {
+    local d
+    d=$(echo "$HIVE_VENV"/lib/python3*/site-packages/pyspark)
+    [[ -x $d/bin/spark-submit ]] || return 1
+    printf '%s' "$d"
+}
+
+hive_port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# hive_query_ok PORT MODE: a real query through beeline (hive-jdbc from the pyspark jars).
+hive_query_ok() {
+    local port=$1 mode=$2 url out spark_home
+    spark_home=$(hive_spark_home) || return 1
+    url="jdbc:hive2://127.0.0.1:$port/default"
+    [[ $mode == NOSASL ]] && url="$url;auth=noSasl"
+    out=$(cd / && env -i PATH="$PATH" SPARK_HOME="$spark_home" \
+        timeout 90 "$spark_home/bin/beeline" -u "$url" -n "$HIVE_USER" -p "$HIVE_PASSWORD" \
+        --silent=true --outputformat=csv2 --showHeader=false \
+        -e "SELECT concat('extdata-ok-', 40 + 2) AS answer" 2>&1) || return 1
+    # beeline prints its prompt on the same line as the answer.
+    grep -q 'extdata-ok-42' <<<"$out"
+}
+
+hive_server_dir() {
+    printf '%s/%s' "$HIVE_HOME" "${1,,}"
+}
+
+# hive_start MODE PORT: start one server in the background (setsid: it outlives us).
+hive_start() {
+    local mode=$1 port=$2 dir spark_home
+    dir=$(hive_server_dir "$mode")
+    spark_home=$(hive_spark_home)
+    mkdir -p "$dir"
+    note "starting Spark Thrift server ($mode) on 127.0.0.1:$port (takes ~15 s)"
+    (
+        cd "$dir"
+        SPARK_HOME=$spark_home SPARK_LOCAL_IP=127.0.0.1 \
+            setsid "$spark_home/bin/spark-submit" --master 'local[2]' --driver-memory 1g \
+            --conf spark.ui.enabled=false \
+            --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
+            --conf "spark.sql.warehouse.dir=$dir/warehouse" \
+            --conf spark.sql.catalogImplementation=hive \
+            --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
+            --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
+            --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
+            --hiveconf "hive.server2.thrift.port=$port" \
+            --hiveconf "hive.server2.authentication=$mode" \
+            --hiveconf hive.server2.enable.doAs=false \
+            </dev/null >"$dir/server.log" 2>&1 &
+        echo $! >"$dir/server.pid"
+    )
+}
+
+hive_stop() {
+    local dir pid i
+    dir=$(hive_server_dir "$1")
+    pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    # setsid made the server the leader of its own process group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    rm -f "$dir/server.pid"
+}
+
+# hive_ensure MODE PORT: leaves a healthy server alone; otherwise (re)starts it without
+# waiting (hive_wait does), so that both servers boot at the same time.
+hive_ensure() {
+    local mode=$1 port=$2
+    if hive_port_open "$port"; then
+        if hive_query_ok "$port" "$mode"; then
+            note "ok       hive $mode server on $port is up and answers queries"
+            return 0
+        fi
+        note "hive $mode server on $port does not answer queries: restarting it"
+        hive_stop "$mode"
+        ! hive_port_open "$port" ||
+            die "port $port is taken by something that is not a working $mode Spark Thrift server"
+    fi
+    hive_start "$mode" "$port"
+    HIVE_STARTED+=("$mode:$port")
+}
+
+hive_wait() {
+    local mode=$1 port=$2 dir pid i
+    dir=$(hive_server_dir "$mode")
+    for ((i = 0; i < 240; i++)); do
+        hive_port_open "$port" && break
+        pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            die "the hive $mode server exited; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+        fi
+        sleep 0.5
+    done
+    hive_port_open "$port" || die "the hive $mode server did not open port $port within 120 s; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+    hive_query_ok "$port" "$mode" || die "the hive $mode server on $port does not answer a query; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+    changed "started hive $mode server on $port"
+}
+
+setup_hive() {
+    log "Hive (Spark Thrift server from pyspark $HIVE_PYSPARK_VERSION)"
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    if ! hive_spark_home >/dev/null ||
+        [[ $("$HIVE_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pyspark"))' 2>/dev/null) != "$HIVE_PYSPARK_VERSION" ]]; then
+        python3 -m venv "$HIVE_VENV" >/dev/null 2>&1 || {
+            apt_install python3-venv
+            python3 -m venv "$HIVE_VENV"
+        }
+        note "installing pyspark $HIVE_PYSPARK_VERSION into $HIVE_VENV (pip; ~50 s the first time)"
+        "$HIVE_VENV/bin/pip" install -q "pyspark==$HIVE_PYSPARK_VERSION" ||
+            die "pip install pyspark==$HIVE_PYSPARK_VERSION failed"
+        changed "installed pyspark $HIVE_PYSPARK_VERSION into $HIVE_VENV"
+    fi
+    HIVE_STARTED=()
+    hive_ensure NONE "$HIVE_PLAIN_PORT"
+    hive_ensure NOSASL "$HIVE_NOSASL_PORT"
+    local started
+    for started in "${HIVE_STARTED[@]}"; do
+        hive_wait "${started%%:*}" "${started##*:}"
+    done
+
+    write_env_fragment hive <<EOF
+EXTDATA_TEST_HIVE_HOST=127.0.0.1
+EXTDATA_TEST_HIVE_PORT=$HIVE_PLAIN_PORT
+EXTDATA_TEST_HIVE_NOSASL_PORT=$HIVE_NOSASL_PORT
+EXTDATA_TEST_HIVE_DATABASE=default
+EXTDATA_TEST_HIVE_USER=$HIVE_USER
+EXTDATA_TEST_HIVE_PASSWORD=$HIVE_PASSWORD
+EOF
+}
+
+# ---------------------------------------------------------------------- ClickHouse
+
+CH_HTTP_PORT=8123
+CH_HTTPS_PORT=8443
+CH_ETC=/etc/clickhouse-server
+CH_TLS_DIR=$CH_ETC/extdata-tls
+CH_PIDFILE=/run/clickhouse-server/clickhouse-server.pid
+CH_LOG_DIR=/var/log/clickhouse-server
+CH_CONSOLE_LOG=$CH_LOG_DIR/console.log
+
+ch_ping() {
+    [[ $(curl -s --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]
+}
+
+ch_log_tail() {
+    local f
+    for f in "$CH_LOG_DIR/clickhouse-server.err.log" "$CH_CONSOLE_LOG"; do
+        [[ -s $f ]] && { echo "--- $f"; tail -n 15 "$f"; }
+    done
+    return 0
+}
+
+ch_alive() {
+    [[ -s $CH_PIDFILE ]] && kill -0 "$(cat "$CH_PIDFILE")" 2>/dev/null
+}
+
+ch_start() {
+    # /run is a tmpfs: recreate the pid directory on every start.
+    install -d -o clickhouse -g clickhouse -m 755 "$(dirname "$CH_PIDFILE")"
+    install -d -o clickhouse -g clickhouse -m 755 "$CH_LOG_DIR" /var/lib/clickhouse
+    # No systemd here; --output keeps what the server prints before its log is open.
+    start-stop-daemon --start --oknodo --background --chuid clickhouse:clickhouse \
+        --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_CONSOLE_LOG" \
+        --chdir /var/lib/clickhouse \
+        --exec /usr/sbin/clickhouse-server -- --config-file="$CH_ETC/config.xml"
+    local i
+    for ((i = 0; i < 120; i++)); do
+        ch_ping && return 0
+        if ((i >= 6)) && ! ch_alive; then break; fi
+        sleep 0.5
+    done
+    die "ClickHouse did not answer /ping within 60 s:
+$(ch_log_tail)"
+}
+
+ch_stop() {
+    local pid i
+    pid=$(cat "$CH_PIDFILE" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 120; i++)); do
+        [[ $(ps -o stat= -p "$pid" 2>/dev/null || true) == [^Z]* ]] || return 0
+        sleep 0.5
+    done
+    die "ClickHouse (pid $pid) did not stop within 60 s"
+}
+
+# ch_query USER PASSWORD SQL [curl options...]: one query over HTTP(S), body on stdout.
+# The URL is $CH_URL (default: plain HTTP on 127.0.0.1).
+ch_query() {
+    local user=$1 password=$2 sql=$3
+    shift 3
+    curl -sS --fail-with-body --max-time 10 -u "$user:$password" --data-binary "$sql" "$@" \
+        "${CH_URL:-http://127.0.0.1:$CH_HTTP_PORT/}"
+}
+
+ch_admin() {
+    ch_query default "" "$1"
+}
+
+setup_clickhouse() {
+    log "ClickHouse"
+    if [[ ! -x /usr/sbin/clickhouse-server || ! -x /usr/bin/clickhouse-client ]]; then
+        apt_install clickhouse-server clickhouse-client
+    fi
+    command -v curl >/dev/null || apt_install curl
+
+    local f mode conf_changed=0
+    install -d -o clickhouse -g clickhouse -m 750 "$CH_TLS_DIR"
+    for f in ca.pem server.pem server.key; do
+        mode=644
+        [[ $f == *.key ]] && mode=600
+        if sync_file "$TLS_DIR/$f" "$CH_TLS_DIR/$f" clickhouse:clickhouse "$mode"; then
+            conf_changed=1
+            changed "$CH_TLS_DIR/$f"
+        fi
+    done
+
+    # 18.x reads overrides with the root tag <yandex>. The packaged config points at a
+    # dhparam.pem that does not exist: an empty dhParamsFile skips it. Small caches: the
+    # packaged ones are sized for a dedicated machine (5 GiB marks, 8 GiB uncompressed).
+    mkdir -p "$CH_ETC/config.d" "$CH_ETC/users.d"
+    if update_file "$CH_ETC/config.d/extdata.xml" <<EOF; then
+<?xml version="1.0"?>
+<!-- Managed by scripts/services.sh (extdata test server); rewritten on each run. -->
+<yandex>
+    <listen_host replace="replace">127.0.0.1</listen_host>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <https_port>$CH_HTTPS_PORT</https_port>
+    <mark_cache_size>67108864</mark_cache_size>
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <openSSL>
+        <server>
+            <certificateFile>$CH_TLS_DIR/server.pem</certificateFile>
+            <privateKeyFile>$CH_TLS_DIR/server.key</privateKeyFile>
+            <caConfig>$CH_TLS_DIR/ca.pem</caConfig>
+            <dhParamsFile></dhParamsFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+        </server>
+    </openSSL>
+</yandex>
+EOF
+        conf_changed=1
+        changed "$CH_ETC/config.d/extdata.xml"
+    fi
+    local pw_hash
+    pw_hash=$(printf '%s' "$PW_PASSWORD" | sha256sum | cut -d' ' -f1)
+    # users.d is re-read by the running server: no restart for a change here.
+    if update_file "$CH_ETC/users.d/extdata.xml" <<EOF; then
+<?xml version="1.0"?>
+<!-- Managed by scripts/services.sh (extdata test server); rewritten on each run. -->
+<yandex>
+    <profiles>
+        <extdata>
+            <max_memory_usage>1000000000</max_memory_usage>
+        </extdata>
+    </profiles>
+    <users>
+        <$PW_USER>
+            <password_sha256_hex>$pw_hash</password_sha256_hex>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>extdata</profile>
+            <quota>default</quota>
+        </$PW_USER>
+    </users>
+</yandex>
+EOF
+        changed "$CH_ETC/users.d/extdata.xml"
+    fi
+
+    if ! ch_ping; then
+        ch_start
+        changed "started ClickHouse"
+    elif ((conf_changed)); then
+        ch_stop
+        ch_start
+        changed "restarted ClickHouse"
+    fi
+
+    local i
+    for ((i = 0; i < 40; i++)); do
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    ch_admin "CREATE DATABASE IF NOT EXISTS $TEST_DB" >/dev/null ||
+        die "creating the ClickHouse database $TEST_DB failed"
+
+    # 18.16 has neither user() nor currentUser(): the login itself shows the user works.
+    CH_URL="http://127.0.0.1:$CH_HTTP_PORT/?database=$TEST_DB" check_ok "clickhouse: $PW_USER, password, HTTP" "$TEST_DB" \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT currentDatabase()"
+    CH_URL=https://localhost:$CH_HTTPS_PORT/ check_ok "clickhouse: $PW_USER, password, verified HTTPS" 1 \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" --cacert "$TLS_DIR/ca.pem"
+    check_refused "clickhouse: $PW_USER, wrong password" "Code: (516|192|193)" \
+        ch_query "$PW_USER" "wrong-$PW_PASSWORD" "SELECT 1"
+    CH_URL=https://localhost:$CH_HTTPS_PORT/ check_refused "clickhouse: server verified against the wrong CA" "certificate" \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" --cacert "$TLS_DIR/wrong-ca.pem"
+    note "ClickHouse $(ch_admin 'SELECT version()')"
+
+    write_env_fragment clickhouse <<EOF
+EXTDATA_TEST_CLICKHOUSE_HOST=127.0.0.1
+EXTDATA_TEST_CLICKHOUSE_PORT=$CH_HTTP_PORT
+EXTDATA_TEST_CLICKHOUSE_HTTPS_PORT=$CH_HTTPS_PORT
+EXTDATA_TEST_CLICKHOUSE_DATABASE=$TEST_DB
+EXTDATA_TEST_CLICKHOUSE_USER=$PW_USER
+EXTDATA_TEST_CLICKHOUSE_PASSWORD=$PW_PASSWORD
+EOF
+}
+
 # ---------------------------------------------------------------------------- main
 
 run_service() {
     case $1 in
         postgres) setup_postgres ;;
         mysql) setup_mariadb ;;
+        hive) setup_hive ;;
     esac
 }
 
