@@ -357,6 +357,12 @@ async fn read_only_refuses_writes_with_the_servers_error() {
     assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
     assert_eq!(err.sql_state(), Some("25006"), "{err:?}");
     assert!(err.to_string().contains("1792"), "{err}");
+    // Autocommit DDL is refused too (MariaDB 10.11).
+    let err = reader
+        .execute(&Statement::new("CREATE TABLE ro_check_ddl (id INT)"), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
     // Reads work.
     reader
         .query(&Statement::new("SELECT COUNT(*) FROM ro_check"), &opts)
