@@ -13,6 +13,8 @@ use extdata::{Error, ErrorKind, Problems};
 pub(crate) const RUNTIME: u8 = 1;
 /// Exit code of a usage or configuration problem.
 pub(crate) const USAGE: u8 = 2;
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// A failed command: what to print (already secret-free) and the exit code.
 #[derive(Debug)]
@@ -38,6 +40,14 @@ impl Failure {
         }
     }
 
+    /// The user pressed Ctrl-C.
+    pub(crate) fn interrupted() -> Self {
+        Failure {
+            code: INTERRUPTED,
+            message: Some("interrupted".to_owned()),
+        }
+    }
+
     /// A failure whose details were already printed.
     pub(crate) fn silent(code: u8) -> Self {
         Failure {
@@ -50,7 +60,7 @@ impl Failure {
     pub(crate) fn config(file: &std::path::Path, problems: &Problems) -> Self {
         let count = problems.0.len();
         Failure::usage(format!(
-            "`{}` has {count} problem{}; run `extdata check` for details:\n{problems}",
+            "`{}` has {count} problem{}:\n{problems}",
             file.display(),
             if count == 1 { "" } else { "s" }
         ))

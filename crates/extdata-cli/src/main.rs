@@ -24,7 +24,15 @@ fn main() -> ExitCode {
             return ExitCode::from(failure::RUNTIME);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = commands::run(cli) => outcome,
+            // Dropping the command drops its row stream and sources, which stops the
+            // query on the server instead of leaving it running behind a dead client.
+            _ = tokio::signal::ctrl_c() => Err(failure::Failure::interrupted()),
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             failure.report();

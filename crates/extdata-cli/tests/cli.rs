@@ -225,6 +225,23 @@ fn check_accepts_a_valid_file() {
 }
 
 #[test]
+fn check_prints_warnings_without_failing() {
+    let fixture = Fixture::new();
+    let config = fixture.write(
+        "warn.toml",
+        "[[connectors]]\nname = \"w\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\nusername = \"nobody\"\n",
+    );
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("warning: w: username: "))
+        .stdout(predicate::str::contains("ok: "));
+}
+
+#[test]
 fn check_refuses_unknown_section_and_missing_file() {
     let fixture = Fixture::new();
     let typo = fixture.write(
@@ -638,6 +655,47 @@ fn a_closed_reader_stops_the_stream_quietly() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
 }
 
+#[test]
+fn ctrl_c_stops_a_running_query_with_exit_130() {
+    let fixture = Fixture::new();
+    let mut child = StdCommand::new(BIN)
+        .arg("--config")
+        .arg(&fixture.config)
+        .args([
+            "query",
+            "local",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+            "-f",
+            "jsonl",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Rows are flowing: the query is running.
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first, "{\"x\":1}\n");
+    let interrupted = Instant::now();
+    let status = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Keep reading so that a full pipe cannot hold the command up.
+    let drained = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let output = child.wait_with_output().unwrap();
+    let _ = drained.join();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("error: interrupted"));
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        interrupted.elapsed()
+    );
+}
+
 // ---------------------------------------------------------------------------- describe
 
 #[test]
@@ -806,7 +864,10 @@ fn verbose_logs_calls_without_parameter_values() {
         .unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("extdata"), "no log line in {stderr:?}");
+    assert!(
+        stderr.contains("extdata call finished") && stderr.contains("operation=\"stream\""),
+        "no log line for the call in {stderr:?}"
+    );
     assert!(
         !stderr.contains(SENTINEL),
         "parameter value logged:\n{stderr}"
