@@ -1,0 +1,826 @@
+#![doc = include_str!("../README.md")]
+
+mod connect;
+mod error;
+mod types;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use clickhouse::Client;
+use clickhouse::native::{Block, DataTypeNode};
+use clickhouse::query::NativeCursor;
+use extdata_core::{
+    BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
+    OptionCheck, OptionSpec, QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo,
+    Statement, Support, ValidConfig, Value, ValueKind, async_trait, closed_error,
+};
+use tokio::sync::OnceCell;
+
+use crate::types::ServerFeatures;
+
+/// Options given as `setting.<name>` are passed to the server as the ClickHouse setting
+/// `<name>` on every query.
+pub const SETTING_PREFIX: &str = "setting.";
+
+/// ClickHouse settings that may be given by their own name in `options`, passed on every
+/// query.
+const SETTING_OPTIONS: &[&str] = &[
+    "max_memory_usage",
+    "max_threads",
+    "max_block_size",
+    "max_result_bytes",
+    "max_rows_to_read",
+    "max_bytes_to_read",
+    "max_execution_time",
+    "join_use_nulls",
+    "join_algorithm",
+    "session_timezone",
+];
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new(
+        "wait_end_of_query",
+        OptionCheck::Bool,
+        "buffer the whole result on the server before sending it, for `stream` too (default \
+         false for `stream`, always on for `query`, `execute` and `describe`); makes an error \
+         that happens late in a long result arrive with its message instead of as a broken stream",
+    ),
+    OptionSpec::new(
+        "server_parameters",
+        OptionCheck::OneOf(&["auto", "never"]),
+        "`auto` (default): bind values as server-side `{name:Type}` parameters on servers that \
+         have them (24.1 and later); `never`: always render escaped literals",
+    ),
+    OptionSpec::new(
+        "max_memory_usage",
+        OptionCheck::UInt,
+        "ClickHouse setting: memory limit of one query, in bytes",
+    ),
+    OptionSpec::new(
+        "max_threads",
+        OptionCheck::UInt,
+        "ClickHouse setting: threads one query may use",
+    ),
+    OptionSpec::new(
+        "max_block_size",
+        OptionCheck::UInt,
+        "ClickHouse setting: rows per block (also the granularity of streaming)",
+    ),
+    OptionSpec::new(
+        "max_result_bytes",
+        OptionCheck::UInt,
+        "ClickHouse setting: bytes a result may have",
+    ),
+    OptionSpec::new(
+        "max_rows_to_read",
+        OptionCheck::UInt,
+        "ClickHouse setting: rows a query may read from tables",
+    ),
+    OptionSpec::new(
+        "max_bytes_to_read",
+        OptionCheck::UInt,
+        "ClickHouse setting: bytes a query may read from tables",
+    ),
+    OptionSpec::new(
+        "max_execution_time",
+        OptionCheck::UInt,
+        "ClickHouse setting, seconds: server-side limit for `stream` (for the other calls the \
+         query timeout sets it)",
+    ),
+    OptionSpec::new(
+        "join_use_nulls",
+        OptionCheck::Bool,
+        "ClickHouse setting: outer joins fill missing columns with NULL instead of defaults",
+    ),
+    OptionSpec::new(
+        "join_algorithm",
+        OptionCheck::Any,
+        "ClickHouse setting (newer servers): `hash`, `partial_merge`, `auto`, …",
+    ),
+    OptionSpec::new(
+        "session_timezone",
+        OptionCheck::Any,
+        "ClickHouse setting (23.x and later): zone of DateTime values without one",
+    ),
+];
+
+/// The rules of ClickHouse connectors.
+pub const SPEC: BackendSpec = BackendSpec {
+    kind: DbKind::ClickHouse,
+    default_port: Some(8123),
+    needs_host: true,
+    needs_database: false,
+    tls: Support::Yes,
+    unix: Support::No(
+        "the ClickHouse HTTP interface listens on TCP only; use protocol = \"tcp\" with the \
+         server's HTTP (8123) or HTTPS (8443) port",
+    ),
+    udp: Support::No(
+        "ClickHouse speaks HTTP over TCP; use protocol = \"tcp\" with port 8123 (HTTP) or 8443 \
+         (HTTPS)",
+    ),
+    options: OPTIONS,
+    option_prefixes: &[SETTING_PREFIX],
+    check: Some(check_config),
+    warn: Some(warn_config),
+};
+
+fn check_config(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
+    for (key, _) in config.options.iter() {
+        if let Some(name) = key.strip_prefix(SETTING_PREFIX)
+            && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            problems.push((
+                format!("options.{key}"),
+                "a ClickHouse setting name has only letters, digits and `_`".to_owned(),
+            ));
+        }
+    }
+}
+
+fn warn_config(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
+    if config.tls.is_some() && matches!(config.endpoint, Endpoint::Tcp { port: 8123, .. }) {
+        warnings.push((
+            "port".to_owned(),
+            "SSL is on but the port is 8123, ClickHouse's plain HTTP port; HTTPS is usually 8443"
+                .to_owned(),
+        ));
+    }
+}
+
+/// What was learned from the server once per source.
+#[derive(Debug, Clone)]
+struct ServerState {
+    version: String,
+    features: ServerFeatures,
+    server_parameters: bool,
+    zone: Tz,
+}
+
+/// How a call reads: the settings it sends differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// `query` / `describe`: bounded, buffered on the server so errors are exact.
+    Buffered,
+    /// `stream`: rows as the server produces them.
+    Stream,
+}
+
+/// A ClickHouse server reached over its HTTP interface with the official `clickhouse`
+/// client; rows are read in the Native format, so any query's columns decode without
+/// knowing their types in advance.
+pub struct ClickHouseSource {
+    config: ValidConfig,
+    client: Client,
+    server: OnceCell<ServerState>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for ClickHouseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClickHouseSource")
+            .field("name", &self.config.name)
+            .field("kind", &self.config.kind)
+            .field("endpoint", &self.config.endpoint)
+            .field("database", &self.config.database)
+            .field("tls", &self.config.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClickHouseSource {
+    /// Builds the source. No I/O: connections are opened on first use.
+    pub fn build(config: ValidConfig) -> Result<Self> {
+        if config.kind != DbKind::ClickHouse {
+            return Err(config.error(
+                ErrorKind::Config,
+                format!(
+                    "a {} connector was given to the ClickHouse backend",
+                    config.kind
+                ),
+            ));
+        }
+        let client = connect::build_client(&config)?;
+        Ok(ClickHouseSource {
+            config,
+            client,
+            server: OnceCell::new(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn error(&self, error: clickhouse::error::Error, operation: &str) -> Error {
+        error::convert(error, operation, self.config.password_text())
+            .with_connector(self.config.name.clone())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error(&self.config.name));
+        }
+        Ok(())
+    }
+
+    /// The server's version, zone and features, asked once per source.
+    async fn server(&self) -> Result<&ServerState> {
+        self.server
+            .get_or_try_init(|| async {
+                let timeout = self.config.connect_timeout.max(Duration::from_secs(1))
+                    + Duration::from_secs(5);
+                let cursor = self
+                    .client
+                    .query_raw("SELECT version(), timezone()")
+                    .with_setting("max_execution_time", "10")
+                    .fetch_native()
+                    .map_err(|e| self.error(e, "connect"))?;
+                let rows = tokio::time::timeout(timeout, read_all(cursor, Tz::UTC))
+                    .await
+                    .map_err(|_| {
+                        Error::timeout("connect", timeout).with_connector(self.config.name.clone())
+                    })?
+                    .map_err(|e| self.classify(e, "connect"))?;
+                let (version, zone) = match rows.first().map(Vec::as_slice) {
+                    Some([Value::Text(version), Value::Text(zone)]) => {
+                        (version.clone(), zone.clone())
+                    }
+                    _ => {
+                        return Err(self.config.error(
+                            ErrorKind::Internal,
+                            "the server did not answer `SELECT version(), timezone()`",
+                        ));
+                    }
+                };
+                let (major, minor) = parse_version(&version);
+                let never = self.config.options.get("server_parameters") == Some("never");
+                Ok(ServerState {
+                    features: ServerFeatures {
+                        modern_types: major >= 21,
+                    },
+                    // 0.15 sends parameters in a multipart/form-data body, which the
+                    // HTTP interface reads from 24.1 on; 18.x has no parameters at all.
+                    server_parameters: !never && (major, minor) >= (24, 1),
+                    zone: types::parse_zone(&zone).unwrap_or(Tz::UTC),
+                    version,
+                })
+            })
+            .await
+    }
+
+    fn classify(&self, error: ReadError, operation: &str) -> Error {
+        match error {
+            ReadError::Driver(e) => self.error(e, operation),
+            ReadError::Decode(e) => e.with_connector(self.config.name.clone()),
+        }
+    }
+
+    /// SQL with every placeholder bound: server parameters where the server has them,
+    /// escaped literals elsewhere.
+    fn render(
+        &self,
+        statement: &Statement,
+        server: &ServerState,
+    ) -> Result<(String, Vec<(String, String)>)> {
+        let mut params = Vec::new();
+        let sql = statement
+            .render_inline(Dialect::ClickHouse, |value| {
+                if server.server_parameters
+                    && let Some((data_type, text)) = types::server_parameter(value)
+                {
+                    let name = format!("extdata_p{}", params.len() + 1);
+                    let placeholder = format!("{{{name}:{data_type}}}");
+                    params.push((name, text));
+                    return Ok(placeholder);
+                }
+                types::literal(value, server.features)
+            })
+            .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        Ok((sql, params))
+    }
+
+    /// The settings of one call.
+    fn settings(
+        &self,
+        call: Call,
+        timeout: Duration,
+        max_rows: Option<usize>,
+    ) -> Vec<(String, String)> {
+        let mut settings: Vec<(String, String)> = Vec::new();
+        for (key, value) in self.config.options.iter() {
+            if let Some(name) = key.strip_prefix(SETTING_PREFIX) {
+                settings.push((name.to_owned(), value.to_owned()));
+            } else if SETTING_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(key)) {
+                let value = match self.config.options.get_bool(key) {
+                    Some(b) if key.eq_ignore_ascii_case("join_use_nulls") => {
+                        u8::from(b).to_string()
+                    }
+                    _ => value.to_owned(),
+                };
+                settings.push((key.to_ascii_lowercase(), value));
+            }
+        }
+        let wait_option = self.config.options.get_bool("wait_end_of_query");
+        if call == Call::Buffered || wait_option == Some(true) {
+            settings.push(("wait_end_of_query".into(), "1".into()));
+        }
+        if call == Call::Buffered {
+            // Whole seconds: 18.x reads this setting as an integer.
+            let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+            settings.retain(|(k, _)| k != "max_execution_time");
+            settings.push(("max_execution_time".into(), seconds.max(1).to_string()));
+        }
+        if let Some(max_rows) = max_rows {
+            // One row more than asked, so that `truncated` can be told; `break` stops the
+            // server instead of failing the query.
+            settings.push(("max_result_rows".into(), (max_rows as u64 + 1).to_string()));
+            settings.push(("result_overflow_mode".into(), "break".into()));
+        }
+        if self.config.read_only {
+            // 2, not 1: readonly = 1 would also refuse the settings sent with the query.
+            settings.push(("readonly".into(), "2".into()));
+        }
+        settings
+    }
+
+    fn new_query_id() -> String {
+        format!("extdata-{}", uuid::Uuid::new_v4())
+    }
+
+    fn cursor(
+        &self,
+        sql: &str,
+        params: &[(String, String)],
+        settings: &[(String, String)],
+        query_id: &str,
+    ) -> Result<NativeCursor> {
+        let mut query = self
+            .client
+            .query_raw(sql)
+            .with_setting("query_id", query_id);
+        for (name, value) in settings {
+            query = query.with_setting(name.clone(), value.clone());
+        }
+        for (name, text) in params {
+            query = query.param(name, text.as_str());
+        }
+        query.fetch_native().map_err(|e| self.error(e, "query"))
+    }
+
+    /// Opens a query and reads up to its first block (to learn the columns).
+    async fn open_stream(
+        &self,
+        statement: &Statement,
+        call: Call,
+        timeout: Duration,
+        max_rows: Option<usize>,
+        query_id: String,
+    ) -> Result<RowStream> {
+        self.check_open()?;
+        let server = self.server().await?.clone();
+        let (sql, params) = self.render(statement, &server)?;
+        let settings = self.settings(call, timeout, max_rows);
+        let mut guard = KillGuard {
+            client: self.client.clone(),
+            query_id,
+            armed: true,
+        };
+        let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
+        let first = match tokio::time::timeout(timeout, cursor.next()).await {
+            Err(_) => {
+                guard.kill().await;
+                return Err(
+                    Error::timeout("query", timeout).with_connector(self.config.name.clone())
+                );
+            }
+            Ok(Err(e)) => {
+                guard.armed = false;
+                return Err(self.error(e, "query"));
+            }
+            Ok(Ok(block)) => block,
+        };
+        let Some(first) = first else {
+            guard.armed = false;
+            // An empty result sends no block at all: ask the server for the columns.
+            let columns = self
+                .describe_sql(&sql, &params, timeout)
+                .await
+                .unwrap_or_default();
+            return Ok(RowStream::new(columns.into(), futures::stream::empty()));
+        };
+        let columns = block_columns(&first);
+        let rows = block_rows(&first, &columns, server.zone)
+            .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        let state = StreamState {
+            cursor,
+            pending: rows.into(),
+            columns: columns.clone(),
+            zone: server.zone,
+            timeout,
+            guard,
+            done: false,
+            connector: self.config.name.clone(),
+            password: self.config.password_text().map(str::to_owned),
+        };
+        Ok(RowStream::new(
+            columns,
+            futures::stream::unfold(state, next_row),
+        ))
+    }
+
+    async fn describe_sql(
+        &self,
+        sql: &str,
+        params: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Vec<Column>> {
+        let server = self.server().await?.clone();
+        let settings = self.settings(Call::Buffered, timeout, None);
+        let query_id = Self::new_query_id();
+        let describe = format!("DESCRIBE TABLE ({sql})");
+        let cursor = self.cursor(&describe, params, &settings, &query_id)?;
+        let rows = match tokio::time::timeout(timeout, read_all(cursor, server.zone)).await {
+            Err(_) => {
+                kill_query(&self.client, &query_id).await;
+                return Err(
+                    Error::timeout("describe", timeout).with_connector(self.config.name.clone())
+                );
+            }
+            Ok(rows) => rows.map_err(|e| self.classify(e, "describe"))?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| match (row.first(), row.get(1)) {
+                (Some(Value::Text(name)), Some(Value::Text(type_name))) => {
+                    let (kind, nullable) = DataTypeNode::new(type_name)
+                        .map(|t| types::value_kind(&t))
+                        .unwrap_or((ValueKind::Text, false));
+                    Some(
+                        Column::new(name.clone(), type_name.clone(), kind)
+                            .with_nullable(Some(nullable)),
+                    )
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+fn parse_version(version: &str) -> (u32, u32) {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// An error while reading a result: from the driver, or from our decoding.
+enum ReadError {
+    Driver(clickhouse::error::Error),
+    Decode(Error),
+}
+
+/// Reads a whole (small) result as rows of values.
+async fn read_all(
+    mut cursor: NativeCursor,
+    zone: Tz,
+) -> std::result::Result<Vec<Vec<Value>>, ReadError> {
+    let mut rows = Vec::new();
+    while let Some(block) = cursor.next().await.map_err(ReadError::Driver)? {
+        let columns = block_columns(&block);
+        for row in block_rows(&block, &columns, zone).map_err(ReadError::Decode)? {
+            rows.push(row.into_values());
+        }
+    }
+    Ok(rows)
+}
+
+fn block_columns(block: &Block) -> Columns {
+    block
+        .columns()
+        .iter()
+        .map(|column| {
+            let (kind, nullable) = types::value_kind(column.data_type());
+            Column::new(
+                String::from_utf8_lossy(column.name_bytes()).into_owned(),
+                column.data_type().to_string(),
+                kind,
+            )
+            .with_nullable(Some(nullable))
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// Decodes a block column by column, then turns it into rows.
+fn block_rows(block: &Block, columns: &Columns, zone: Tz) -> Result<Vec<Row>> {
+    if block.columns().len() != columns.len() {
+        return Err(Error::decode(format!(
+            "a block has {} columns, the first had {}",
+            block.columns().len(),
+            columns.len()
+        )));
+    }
+    let decoded: Vec<Vec<Value>> = types::with_server_zone(zone, || {
+        block
+            .columns()
+            .iter()
+            .map(types::decode_column)
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut iters: Vec<_> = decoded.into_iter().map(Vec::into_iter).collect();
+    let mut rows = Vec::with_capacity(block.num_rows());
+    for _ in 0..block.num_rows() {
+        let values: Vec<Value> = iters
+            .iter_mut()
+            .map(|it| it.next().unwrap_or(Value::Null))
+            .collect();
+        rows.push(Row::new(columns.clone(), values));
+    }
+    Ok(rows)
+}
+
+/// Asks the server to stop `query_id`, waiting at most a second for its answer.
+async fn kill_query(client: &Client, query_id: &str) {
+    let sql = format!(
+        "KILL QUERY WHERE query_id = {} ASYNC",
+        types::quote_string(query_id)
+    );
+    let kill = client
+        .query_raw(&sql)
+        .with_setting("max_execution_time", "5")
+        .execute();
+    match tokio::time::timeout(Duration::from_secs(1), kill).await {
+        Ok(Ok(())) => tracing::debug!(query_id, "killed query after a timeout"),
+        Ok(Err(e)) => tracing::warn!(query_id, error = %e, "KILL QUERY failed"),
+        Err(_) => tracing::warn!(query_id, "KILL QUERY did not answer within 1 s"),
+    }
+}
+
+/// Stops the query on the server when a stream is given up before its end.
+struct KillGuard {
+    client: Client,
+    query_id: String,
+    armed: bool,
+}
+
+impl KillGuard {
+    async fn kill(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            kill_query(&self.client, &self.query_id).await;
+        }
+    }
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let client = self.client.clone();
+            let query_id = std::mem::take(&mut self.query_id);
+            runtime.spawn(async move { kill_query(&client, &query_id).await });
+        }
+    }
+}
+
+struct StreamState {
+    cursor: NativeCursor,
+    pending: VecDeque<Row>,
+    columns: Columns,
+    zone: Tz,
+    timeout: Duration,
+    guard: KillGuard,
+    done: bool,
+    connector: String,
+    password: Option<String>,
+}
+
+async fn next_row(mut state: StreamState) -> Option<(Result<Row>, StreamState)> {
+    loop {
+        if let Some(row) = state.pending.pop_front() {
+            return Some((Ok(row), state));
+        }
+        if state.done {
+            return None;
+        }
+        match tokio::time::timeout(state.timeout, state.cursor.next()).await {
+            Err(_) => {
+                state.done = true;
+                state.guard.kill().await;
+                let error = Error::timeout("reading the next row", state.timeout)
+                    .with_connector(state.connector.clone());
+                return Some((Err(error), state));
+            }
+            Ok(Err(e)) => {
+                state.done = true;
+                // The server may still be running it (a broken stream); stopping a query
+                // that already ended is harmless.
+                state.guard.kill().await;
+                let error = error::convert(e, "reading the result", state.password.as_deref())
+                    .with_connector(state.connector.clone());
+                return Some((Err(error), state));
+            }
+            Ok(Ok(None)) => {
+                state.done = true;
+                state.guard.armed = false;
+                return None;
+            }
+            Ok(Ok(Some(block))) => match block_rows(&block, &state.columns, state.zone) {
+                Ok(rows) => state.pending.extend(rows),
+                Err(e) => {
+                    state.done = true;
+                    state.guard.kill().await;
+                    return Some((Err(e.with_connector(state.connector.clone())), state));
+                }
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ExternalSource for ClickHouseSource {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> DbKind {
+        DbKind::ClickHouse
+    }
+
+    async fn ping(&self) -> Result<ServerInfo> {
+        self.check_open()?;
+        let server = self.server().await?;
+        // The first call asked already; later ones make a real round trip.
+        let version = self
+            .query(
+                &Statement::new("SELECT version()"),
+                &QueryOptions::default(),
+            )
+            .await?;
+        let version = match version.rows.first().and_then(|r| r.get(0)) {
+            Some(Value::Text(v)) => v.clone(),
+            _ => server.version.clone(),
+        };
+        Ok(ServerInfo { version })
+    }
+
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let max_rows = options.max_rows_or_default();
+        let query_id = Self::new_query_id();
+        let run = async {
+            self.open_stream(
+                statement,
+                Call::Buffered,
+                timeout,
+                Some(max_rows),
+                query_id.clone(),
+            )
+            .await?
+            .collect_limited(Some(max_rows))
+            .await
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => {
+                kill_query(&self.client, &query_id).await;
+                Err(Error::timeout("query", timeout).with_connector(self.config.name.clone()))
+            }
+        }
+    }
+
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        let timeout = options.timeout_or(self.config.query_timeout);
+        self.open_stream(statement, Call::Stream, timeout, None, Self::new_query_id())
+            .await
+    }
+
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        self.check_open()?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let server = self.server().await?.clone();
+        let (sql, params) = self.render(statement, &server)?;
+        let settings = self.settings(Call::Buffered, timeout, None);
+        let query_id = Self::new_query_id();
+        let mut query = self
+            .client
+            .query_raw(&sql)
+            .with_setting("query_id", query_id.as_str());
+        for (name, value) in &settings {
+            query = query.with_setting(name.clone(), value.clone());
+        }
+        for (name, text) in &params {
+            query = query.param(name, text.as_str());
+        }
+        match tokio::time::timeout(timeout, query.execute()).await {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(e)) => Err(self.error(e, "execute")),
+            Err(_) => {
+                kill_query(&self.client, &query_id).await;
+                Err(Error::timeout("execute", timeout).with_connector(self.config.name.clone()))
+            }
+        }
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        self.check_open()?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let server = self.server().await?.clone();
+        let (sql, params) = self.render(statement, &server)?;
+        self.describe_sql(&sql, &params, timeout).await
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extdata_core::{ConnectorConfig, Protocol};
+
+    fn config() -> ConnectorConfig {
+        ConnectorConfig::new("ch", DbKind::ClickHouse)
+            .with_host("127.0.0.1")
+            .with_username("u")
+            .with_password("secret-pw-sentinel")
+    }
+
+    #[test]
+    fn udp_and_unix_are_refused_with_reasons() {
+        let problems = config()
+            .with_protocol(Protocol::Udp)
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("HTTP over TCP"), "{problems}");
+        let problems = config()
+            .with_protocol(Protocol::Unix)
+            .with_host("/tmp/ch.sock")
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("TCP only"), "{problems}");
+    }
+
+    #[test]
+    fn unknown_options_list_the_known_ones() {
+        let problems = config()
+            .with_options("max_memroy_usage=1")
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            problems.contains("unknown option `max_memroy_usage`"),
+            "{problems}"
+        );
+        assert!(problems.contains("max_memory_usage"), "{problems}");
+        assert!(problems.contains("setting."), "{problems}");
+        let problems = config()
+            .with_options("setting.bad-name=1")
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("options.setting.bad-name"), "{problems}");
+    }
+
+    #[test]
+    fn settings_follow_the_call_and_the_options() {
+        let valid = config()
+            .with_options("max_memory_usage=1000&setting.max_threads=2&join_use_nulls=true")
+            .with_read_only(true)
+            .validate_with(Some(&SPEC))
+            .unwrap();
+        let source = ClickHouseSource::build(valid).unwrap();
+        let buffered = source.settings(Call::Buffered, Duration::from_millis(1500), Some(10));
+        let get = |s: &[(String, String)], k: &str| {
+            s.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&buffered, "max_memory_usage").as_deref(), Some("1000"));
+        assert_eq!(get(&buffered, "max_threads").as_deref(), Some("2"));
+        assert_eq!(get(&buffered, "join_use_nulls").as_deref(), Some("1"));
+        assert_eq!(get(&buffered, "max_execution_time").as_deref(), Some("2"));
+        assert_eq!(get(&buffered, "wait_end_of_query").as_deref(), Some("1"));
+        assert_eq!(get(&buffered, "max_result_rows").as_deref(), Some("11"));
+        assert_eq!(get(&buffered, "readonly").as_deref(), Some("2"));
+        let stream = source.settings(Call::Stream, Duration::from_secs(1), None);
+        assert_eq!(get(&stream, "wait_end_of_query"), None);
+        assert_eq!(get(&stream, "max_execution_time"), None);
+    }
+
+    #[test]
+    fn debug_has_no_password() {
+        let source = ClickHouseSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
+        let text = format!("{source:?}");
+        assert!(!text.contains("secret-pw-sentinel"), "{text}");
+        assert!(text.contains("127.0.0.1"), "{text}");
+    }
+
+    #[test]
+    fn versions_are_parsed() {
+        assert_eq!(parse_version("18.16.1"), (18, 16));
+        assert_eq!(parse_version("24.3.2.23"), (24, 3));
+        assert_eq!(parse_version("garbage"), (0, 0));
+    }
+}

@@ -1,0 +1,831 @@
+//! The ClickHouse type → [`Value`] table, and [`Value`] → SQL literal / server parameter.
+//!
+//! | ClickHouse | `Value` |
+//! |---|---|
+//! | `Bool` | `Bool` |
+//! | `Int8` … `Int128` | `I8` … `I128` |
+//! | `UInt8` … `UInt128` | `U8` … `U128` |
+//! | `Int256`, `UInt256` | `Decimal` with scale 0 (every digit) |
+//! | `Float32`, `Float64` | `F32`, `F64`; `BFloat16` → `F32` |
+//! | `Decimal(P, S)`, `Decimal32/64/128/256(S)` | `Decimal` (mantissa and scale, exact) |
+//! | `String`, `FixedString(N)` | `Text` when UTF-8 (NUL padding kept), else `Bytes` |
+//! | `UUID` | `Uuid` |
+//! | `Date`, `Date32` | `Date` |
+//! | `DateTime`, `DateTime64(P)` without zone | `Timestamp`: wall clock in the server's zone |
+//! | `DateTime('Zone')`, `DateTime64(P, 'Zone')` | `TimestampTz` with the zone's offset at that instant |
+//! | `Enum8`, `Enum16` | `Text` (the name) |
+//! | `IPv4`, `IPv6` | `Ip` |
+//! | `Nullable(T)` | `Null` or T's value |
+//! | `LowCardinality(T)`, `SimpleAggregateFunction(f, T)` | T's value |
+//! | `Array(T)` | `Array` |
+//! | `Tuple(…)`, `Point` | `Tuple` |
+//! | `Map(K, V)` | `Map` in server order |
+//! | `Interval*` | `Interval` |
+//! | `Time`, `Time64` | `Time` (a `Decode` error outside 00:00–24:00) |
+//! | `Nothing`, `AggregateFunction`, `Variant`, `Dynamic`, `JSON`, geo arrays | `Decode` error naming the type |
+
+use std::cell::Cell as StdCell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use clickhouse::native::DataTypeNode;
+use clickhouse::native::decode::{Decode, ValueReader};
+use clickhouse::native::{ArrayData, ArrayReader};
+use clickhouse_types::data_types::{DateTimePrecision, DecimalType, EnumType, IntervalType};
+use extdata_core::{Decimal, Error, Interval, Result, Value, ValueKind};
+use uuid::Uuid;
+
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+thread_local! {
+    // The server's zone for DateTime columns without one. Decoding is synchronous, so a
+    // thread-local set around one block's decoding is enough (see `with_server_zone`).
+    static SERVER_ZONE: StdCell<Tz> = const { StdCell::new(Tz::UTC) };
+}
+
+/// Runs `f` with `zone` as the zone of DateTime columns that do not name one.
+pub(crate) fn with_server_zone<T>(zone: Tz, f: impl FnOnce() -> T) -> T {
+    let previous = SERVER_ZONE.with(|z| z.replace(zone));
+    let result = f();
+    SERVER_ZONE.with(|z| z.set(previous));
+    result
+}
+
+/// One decoded cell: the `Decode` implementation that turns any Native column into
+/// [`Value`]s.
+pub(crate) struct Cell(pub(crate) Value);
+
+impl<'a> Decode<'a> for Cell {
+    fn compatible(_data_type: &DataTypeNode) -> bool {
+        true
+    }
+
+    fn decode(reader: &mut ValueReader<'a>) -> std::result::Result<Self, BoxedError> {
+        decode_scalar(reader.data_type(), reader.native_bytes())
+            .map(Cell)
+            .map_err(|e| e.message().to_owned().into())
+    }
+
+    fn decode_null(_data_type: &DataTypeNode) -> std::result::Result<Self, BoxedError> {
+        Ok(Cell(Value::Null))
+    }
+
+    fn decode_array(data: ArrayData<'a>) -> std::result::Result<Self, BoxedError> {
+        Ok(Cell(Value::Array(collect(data.into_reader::<Cell>()?)?)))
+    }
+
+    fn decode_map(
+        key_data: ArrayData<'a>,
+        value_data: ArrayData<'a>,
+    ) -> std::result::Result<Self, BoxedError> {
+        let keys = collect(key_data.into_reader::<Cell>()?)?;
+        let values = collect(value_data.into_reader::<Cell>()?)?;
+        Ok(Cell(Value::Map(keys.into_iter().zip(values).collect())))
+    }
+}
+
+fn collect(reader: ArrayReader<'_, Cell>) -> std::result::Result<Vec<Value>, BoxedError> {
+    reader
+        .map(|cell| cell.map(|c| c.0).map_err(BoxedError::from))
+        .collect()
+}
+
+/// Removes the wrappers that do not change how a value is stored.
+fn unwrap_type(data_type: &DataTypeNode) -> &DataTypeNode {
+    match data_type {
+        DataTypeNode::Nullable(inner)
+        | DataTypeNode::LowCardinality(inner)
+        | DataTypeNode::SimpleAggregateFunction(_, inner) => unwrap_type(inner),
+        other => other,
+    }
+}
+
+fn fixed<const N: usize>(bytes: &[u8], data_type: &DataTypeNode) -> Result<[u8; N]> {
+    bytes
+        .get(..N)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::decode(format!(
+                "{data_type}: expected {N} bytes, got {}",
+                bytes.len()
+            ))
+        })
+}
+
+/// Decodes one non-NULL value of `data_type` from its Native bytes.
+pub(crate) fn decode_scalar(data_type: &DataTypeNode, bytes: &[u8]) -> Result<Value> {
+    let t = unwrap_type(data_type);
+    Ok(match t {
+        DataTypeNode::Bool => Value::Bool(fixed::<1>(bytes, t)?[0] != 0),
+        DataTypeNode::Int8 => Value::I8(i8::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Int16 => Value::I16(i16::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Int32 => Value::I32(i32::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Int64 => Value::I64(i64::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Int128 => Value::I128(i128::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::UInt8 => Value::U8(fixed::<1>(bytes, t)?[0]),
+        DataTypeNode::UInt16 => Value::U16(u16::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::UInt32 => Value::U32(u32::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::UInt64 => Value::U64(u64::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::UInt128 => Value::U128(u128::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Int256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, true, 0)),
+        DataTypeNode::UInt256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, false, 0)),
+        DataTypeNode::Float32 => Value::F32(f32::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::Float64 => Value::F64(f64::from_le_bytes(fixed(bytes, t)?)),
+        DataTypeNode::BFloat16 => {
+            let bits = u16::from_le_bytes(fixed(bytes, t)?);
+            Value::F32(f32::from_bits(u32::from(bits) << 16))
+        }
+        DataTypeNode::Decimal(_, scale, width) => {
+            let scale = u32::from(*scale);
+            Value::Decimal(match width {
+                DecimalType::Decimal32 => {
+                    Decimal::from_mantissa(i32::from_le_bytes(fixed(bytes, t)?).into(), scale)
+                }
+                DecimalType::Decimal64 => {
+                    Decimal::from_mantissa(i64::from_le_bytes(fixed(bytes, t)?).into(), scale)
+                }
+                DecimalType::Decimal128 => {
+                    Decimal::from_mantissa(i128::from_le_bytes(fixed(bytes, t)?), scale)
+                }
+                DecimalType::Decimal256 => wide_decimal(&fixed::<32>(bytes, t)?, true, scale),
+            })
+        }
+        DataTypeNode::String | DataTypeNode::FixedString(_) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_owned()),
+            Err(_) => Value::Bytes(bytes.to_vec()),
+        },
+        DataTypeNode::UUID => {
+            let high = u64::from_le_bytes(fixed(bytes, t)?);
+            let low = u64::from_le_bytes(fixed(&bytes[8..], t)?);
+            Value::Uuid(Uuid::from_u64_pair(high, low))
+        }
+        DataTypeNode::Date => {
+            let days = u16::from_le_bytes(fixed(bytes, t)?);
+            epoch_date(i64::from(days), t)?
+        }
+        DataTypeNode::Date32 => {
+            let days = i32::from_le_bytes(fixed(bytes, t)?);
+            epoch_date(i64::from(days), t)?
+        }
+        DataTypeNode::DateTime(zone) => {
+            let seconds = u32::from_le_bytes(fixed(bytes, t)?);
+            instant(i64::from(seconds), 0, zone.as_deref(), t)?
+        }
+        DataTypeNode::DateTime64(precision, zone) => {
+            let ticks = i64::from_le_bytes(fixed(bytes, t)?);
+            let digits = precision_digits(precision);
+            let per_second = 10_i64.pow(digits);
+            let seconds = ticks.div_euclid(per_second);
+            let fraction = ticks.rem_euclid(per_second);
+            let nanos = u32::try_from(fraction * 10_i64.pow(9 - digits))
+                .map_err(|_| Error::decode(format!("{t}: fraction out of range")))?;
+            instant(seconds, nanos, zone.as_deref(), t)?
+        }
+        DataTypeNode::Time => {
+            let seconds = i32::from_le_bytes(fixed(bytes, t)?);
+            time_of_day(i64::from(seconds), 0, t)?
+        }
+        DataTypeNode::Time64(precision) => {
+            let ticks = i64::from_le_bytes(fixed(bytes, t)?);
+            let digits = precision_digits(precision);
+            let per_second = 10_i64.pow(digits);
+            let nanos = ticks.rem_euclid(per_second) * 10_i64.pow(9 - digits);
+            time_of_day(ticks.div_euclid(per_second), nanos as u32, t)?
+        }
+        DataTypeNode::Interval(unit) => {
+            let count = i64::from_le_bytes(fixed(bytes, t)?);
+            interval(count, unit, t)?
+        }
+        DataTypeNode::IPv4 => Value::Ip(IpAddr::V4(Ipv4Addr::from_bits(u32::from_le_bytes(
+            fixed(bytes, t)?,
+        )))),
+        DataTypeNode::IPv6 => Value::Ip(IpAddr::V6(Ipv6Addr::from(fixed::<16>(bytes, t)?))),
+        DataTypeNode::Enum(width, names) => {
+            let number = match width {
+                EnumType::Enum8 => i16::from(i8::from_le_bytes(fixed(bytes, t)?)),
+                EnumType::Enum16 => i16::from_le_bytes(fixed(bytes, t)?),
+            };
+            match names.get(&number) {
+                Some(name) => Value::Text(name.clone()),
+                None => {
+                    return Err(Error::decode(format!(
+                        "{t}: value {number} has no name in the enum"
+                    )));
+                }
+            }
+        }
+        DataTypeNode::Point => {
+            let x = f64::from_le_bytes(fixed(bytes, t)?);
+            let y = f64::from_le_bytes(fixed(&bytes[8..], t)?);
+            Value::Tuple(vec![Value::F64(x), Value::F64(y)])
+        }
+        other => {
+            return Err(Error::decode(format!(
+                "the ClickHouse type {other} is not supported; CAST it to a supported type"
+            )));
+        }
+    })
+}
+
+fn precision_digits(precision: &DateTimePrecision) -> u32 {
+    // The enum's variants are Precision0 … Precision9, in order.
+    let text = format!("{precision:?}");
+    text.trim_start_matches("Precision").parse().unwrap_or(0)
+}
+
+fn epoch_date(days: i64, t: &DataTypeNode) -> Result<Value> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let offset = chrono::Days::new(days.unsigned_abs());
+    let date = if days >= 0 {
+        epoch.checked_add_days(offset)
+    } else {
+        epoch.checked_sub_days(offset)
+    };
+    date.map(Value::Date)
+        .ok_or_else(|| Error::decode(format!("{t}: {days} days is out of range")))
+}
+
+fn instant(seconds: i64, nanos: u32, zone: Option<&str>, t: &DataTypeNode) -> Result<Value> {
+    let utc = DateTime::<Utc>::from_timestamp(seconds, nanos)
+        .ok_or_else(|| Error::decode(format!("{t}: {seconds} s is out of range")))?;
+    match zone {
+        Some(name) => {
+            let tz: Tz = name
+                .parse()
+                .map_err(|_| Error::decode(format!("{t}: unknown time zone `{name}`")))?;
+            let local = utc.with_timezone(&tz);
+            Ok(Value::TimestampTz(local.fixed_offset()))
+        }
+        None => {
+            let tz = SERVER_ZONE.with(StdCell::get);
+            Ok(Value::Timestamp(utc.with_timezone(&tz).naive_local()))
+        }
+    }
+}
+
+fn time_of_day(seconds: i64, nanos: u32, t: &DataTypeNode) -> Result<Value> {
+    u32::try_from(seconds)
+        .ok()
+        .and_then(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, nanos))
+        .map(Value::Time)
+        .ok_or_else(|| Error::decode(format!("{t}: {seconds} s is not a time of day")))
+}
+
+fn interval(count: i64, unit: &IntervalType, t: &DataTypeNode) -> Result<Value> {
+    let overflow = || Error::decode(format!("{t}: {count} is out of range"));
+    let months = |factor: i64| -> Result<Value> {
+        let months = i32::try_from(count.checked_mul(factor).ok_or_else(overflow)?)
+            .map_err(|_| overflow())?;
+        Ok(Value::Interval(Interval {
+            months,
+            ..Interval::default()
+        }))
+    };
+    let days = |factor: i64| -> Result<Value> {
+        let days = i32::try_from(count.checked_mul(factor).ok_or_else(overflow)?)
+            .map_err(|_| overflow())?;
+        Ok(Value::Interval(Interval {
+            days,
+            ..Interval::default()
+        }))
+    };
+    let micros = |factor: i64| -> Result<Value> {
+        Ok(Value::Interval(Interval {
+            microseconds: count.checked_mul(factor).ok_or_else(overflow)?,
+            ..Interval::default()
+        }))
+    };
+    match unit {
+        IntervalType::Year => months(12),
+        IntervalType::Quarter => months(3),
+        IntervalType::Month => months(1),
+        IntervalType::Week => days(7),
+        IntervalType::Day => days(1),
+        IntervalType::Hour => micros(3_600_000_000),
+        IntervalType::Minute => micros(60_000_000),
+        IntervalType::Second => micros(1_000_000),
+        IntervalType::Millisecond => micros(1_000),
+        IntervalType::Microsecond => micros(1),
+        IntervalType::Nanosecond if count % 1_000 == 0 => micros(1).map(|v| match v {
+            Value::Interval(mut i) => {
+                i.microseconds /= 1_000;
+                Value::Interval(i)
+            }
+            other => other,
+        }),
+        IntervalType::Nanosecond => Err(Error::decode(format!(
+            "{t}: {count} ns is not a whole number of microseconds"
+        ))),
+    }
+}
+
+/// A 256-bit little-endian integer (two's complement when `signed`) as a decimal with
+/// `scale` digits after the point.
+pub(crate) fn wide_decimal(bytes: &[u8; 32], signed: bool, scale: u32) -> Decimal {
+    let mut limbs = [0u64; 4];
+    for (i, limb) in limbs.iter_mut().enumerate() {
+        *limb = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    }
+    let negative = signed && limbs[3] >> 63 == 1;
+    if negative {
+        // Two's complement: invert and add one.
+        let mut carry = true;
+        for limb in &mut limbs {
+            *limb = !*limb;
+            if carry {
+                let (sum, overflow) = limb.overflowing_add(1);
+                *limb = sum;
+                carry = overflow;
+            }
+        }
+    }
+    // Repeated division by 10^19 (the largest power of ten in a u64), most significant
+    // limb first.
+    const CHUNK: u64 = 10_000_000_000_000_000_000;
+    let mut chunks: Vec<u64> = Vec::new();
+    while limbs.iter().any(|l| *l != 0) {
+        let mut remainder: u128 = 0;
+        for limb in limbs.iter_mut().rev() {
+            let current = (remainder << 64) | u128::from(*limb);
+            *limb = (current / u128::from(CHUNK)) as u64;
+            remainder = current % u128::from(CHUNK);
+        }
+        chunks.push(remainder as u64);
+    }
+    let mut digits = String::new();
+    for (i, chunk) in chunks.iter().rev().enumerate() {
+        if i == 0 {
+            digits.push_str(&chunk.to_string());
+        } else {
+            digits.push_str(&format!("{chunk:019}"));
+        }
+    }
+    if digits.is_empty() {
+        digits.push('0');
+    }
+    Decimal::from_digits(negative, &digits, scale)
+}
+
+/// The [`ValueKind`] non-NULL values of `data_type` decode to, and whether it is nullable.
+pub(crate) fn value_kind(data_type: &DataTypeNode) -> (ValueKind, bool) {
+    let nullable = matches!(data_type, DataTypeNode::Nullable(_))
+        || matches!(data_type, DataTypeNode::LowCardinality(inner) if matches!(**inner, DataTypeNode::Nullable(_)));
+    let kind = match unwrap_type(data_type) {
+        DataTypeNode::Bool => ValueKind::Bool,
+        DataTypeNode::Int8 => ValueKind::I8,
+        DataTypeNode::Int16 => ValueKind::I16,
+        DataTypeNode::Int32 => ValueKind::I32,
+        DataTypeNode::Int64 => ValueKind::I64,
+        DataTypeNode::Int128 => ValueKind::I128,
+        DataTypeNode::UInt8 => ValueKind::U8,
+        DataTypeNode::UInt16 => ValueKind::U16,
+        DataTypeNode::UInt32 => ValueKind::U32,
+        DataTypeNode::UInt64 => ValueKind::U64,
+        DataTypeNode::UInt128 => ValueKind::U128,
+        DataTypeNode::Int256 | DataTypeNode::UInt256 | DataTypeNode::Decimal(..) => {
+            ValueKind::Decimal
+        }
+        DataTypeNode::Float32 | DataTypeNode::BFloat16 => ValueKind::F32,
+        DataTypeNode::Float64 => ValueKind::F64,
+        DataTypeNode::String | DataTypeNode::FixedString(_) | DataTypeNode::Enum(..) => {
+            ValueKind::Text
+        }
+        DataTypeNode::UUID => ValueKind::Uuid,
+        DataTypeNode::Date | DataTypeNode::Date32 => ValueKind::Date,
+        DataTypeNode::DateTime(None) | DataTypeNode::DateTime64(_, None) => ValueKind::Timestamp,
+        DataTypeNode::DateTime(Some(_)) | DataTypeNode::DateTime64(_, Some(_)) => {
+            ValueKind::TimestampTz
+        }
+        DataTypeNode::Time | DataTypeNode::Time64(_) => ValueKind::Time,
+        DataTypeNode::Interval(_) => ValueKind::Interval,
+        DataTypeNode::IPv4 | DataTypeNode::IPv6 => ValueKind::Ip,
+        DataTypeNode::Array(_) => ValueKind::Array,
+        DataTypeNode::Tuple(_) | DataTypeNode::Point => ValueKind::Tuple,
+        DataTypeNode::Map(_) => ValueKind::Map,
+        _ => ValueKind::Text,
+    };
+    (kind, nullable)
+}
+
+// ------------------------------------------------------------------ Value → ClickHouse
+
+/// Writes `text` as a ClickHouse string literal: quotes and backslashes escaped, every
+/// control byte as `\xHH`, so no value can leave its literal.
+pub(crate) fn quote_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn float_literal(value: f64, function: &str) -> String {
+    let text = if value.is_nan() {
+        "nan".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        // `{:?}` is the shortest text that reads back as the same float.
+        format!("{value:?}")
+    };
+    format!("{function}('{text}')")
+}
+
+/// What the server can do, for rendering values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerFeatures {
+    /// `Bool`, `DateTime64`, `Int128`… (21.x and later).
+    pub(crate) modern_types: bool,
+}
+
+/// Renders `value` as a ClickHouse expression of the same value.
+///
+/// Used where the server has no binding (18.x) and for the values that have no server
+/// parameter type below.
+pub(crate) fn literal(value: &Value, features: ServerFeatures) -> Result<String> {
+    Ok(match value {
+        Value::Null => "NULL".to_owned(),
+        Value::Bool(b) if features.modern_types => b.to_string(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::I8(v) => format!("toInt8({v})"),
+        Value::I16(v) => format!("toInt16({v})"),
+        Value::I32(v) => format!("toInt32({v})"),
+        Value::I64(v) => format!("toInt64('{v}')"),
+        Value::I128(v) => format!("toInt128('{v}')"),
+        Value::U8(v) => format!("toUInt8({v})"),
+        Value::U16(v) => format!("toUInt16({v})"),
+        Value::U32(v) => format!("toUInt32({v})"),
+        Value::U64(v) => format!("toUInt64('{v}')"),
+        Value::U128(v) => format!("toUInt128('{v}')"),
+        Value::F32(v) => float_literal(f64::from(*v), "toFloat32"),
+        Value::F64(v) => float_literal(*v, "toFloat64"),
+        Value::Decimal(d) => {
+            let (digits, scale) = d.mantissa_digits().ok_or_else(|| {
+                Error::parameter(format!("ClickHouse has no decimal value `{d}`"))
+            })?;
+            if !features.modern_types {
+                // 18.x refuses a typed Decimal in INSERT … VALUES ("Expected Decimal(38, 10).
+                // Got: Decimal128") but parses the column's text form.
+                return Ok(quote_string(d.as_str()));
+            }
+            let function = match digits.len() {
+                0..=9 => "toDecimal32",
+                10..=18 => "toDecimal64",
+                19..=38 => "toDecimal128",
+                _ => "toDecimal256",
+            };
+            format!("{function}('{d}', {scale})")
+        }
+        Value::Text(s) => quote_string(s),
+        Value::Bytes(b) => format!("unhex('{}')", hex(b)),
+        Value::Date(d) => format!("toDate('{}')", d.format("%Y-%m-%d")),
+        Value::Timestamp(ts) if ts.and_utc().timestamp_subsec_nanos() == 0 => {
+            format!("toDateTime('{}')", ts.format("%Y-%m-%d %H:%M:%S"))
+        }
+        Value::Timestamp(ts) => {
+            format!("toDateTime64('{}', 9)", ts.format("%Y-%m-%d %H:%M:%S%.9f"))
+        }
+        Value::TimestampTz(ts) => {
+            let utc = ts.with_timezone(&Utc);
+            if utc.timestamp_subsec_nanos() == 0 {
+                format!("toDateTime('{}', 'UTC')", utc.format("%Y-%m-%d %H:%M:%S"))
+            } else {
+                format!(
+                    "toDateTime64('{}', 9, 'UTC')",
+                    utc.format("%Y-%m-%d %H:%M:%S%.9f")
+                )
+            }
+        }
+        Value::Uuid(u) if features.modern_types => format!("toUUID('{}')", u.hyphenated()),
+        // 18.x refuses a typed UUID in INSERT … VALUES ("Expected: UUID. Got: UInt128").
+        Value::Uuid(u) => quote_string(&u.hyphenated().to_string()),
+        Value::Json(j) => quote_string(&j.to_string()),
+        Value::Ip(IpAddr::V4(ip)) if features.modern_types => format!("toIPv4('{ip}')"),
+        Value::Ip(IpAddr::V6(ip)) if features.modern_types => format!("toIPv6('{ip}')"),
+        Value::Ip(ip) => quote_string(&ip.to_string()),
+        Value::Array(items) => {
+            let items: Result<Vec<String>> = items.iter().map(|v| literal(v, features)).collect();
+            format!("[{}]", items?.join(", "))
+        }
+        Value::Tuple(items) => {
+            let items: Result<Vec<String>> = items.iter().map(|v| literal(v, features)).collect();
+            format!("tuple({})", items?.join(", "))
+        }
+        Value::Map(entries) => {
+            let mut parts = Vec::with_capacity(entries.len() * 2);
+            for (k, v) in entries {
+                parts.push(literal(k, features)?);
+                parts.push(literal(v, features)?);
+            }
+            format!("map({})", parts.join(", "))
+        }
+        other => {
+            return Err(Error::parameter(format!(
+                "a {} value cannot be bound to a ClickHouse query",
+                other.kind()
+            )));
+        }
+    })
+}
+
+/// The server parameter `{name:Type}` type and text for `value`, when it has one
+/// (servers with server-side parameters only). `None`: render it as a literal.
+pub(crate) fn server_parameter(value: &Value) -> Option<(String, String)> {
+    let typed = |t: &str, text: String| Some((t.to_owned(), text));
+    match value {
+        Value::Bool(b) => typed("Bool", b.to_string()),
+        Value::I8(v) => typed("Int8", v.to_string()),
+        Value::I16(v) => typed("Int16", v.to_string()),
+        Value::I32(v) => typed("Int32", v.to_string()),
+        Value::I64(v) => typed("Int64", v.to_string()),
+        Value::I128(v) => typed("Int128", v.to_string()),
+        Value::U8(v) => typed("UInt8", v.to_string()),
+        Value::U16(v) => typed("UInt16", v.to_string()),
+        Value::U32(v) => typed("UInt32", v.to_string()),
+        Value::U64(v) => typed("UInt64", v.to_string()),
+        Value::U128(v) => typed("UInt128", v.to_string()),
+        Value::F64(v) if v.is_finite() => typed("Float64", format!("{v:?}")),
+        Value::F32(v) if v.is_finite() => typed("Float32", format!("{v:?}")),
+        Value::Decimal(d) if !d.is_special() => {
+            let (digits, scale) = d.mantissa_digits()?;
+            (digits.len() <= 76).then(|| (format!("Decimal(76, {scale})"), d.to_string()))
+        }
+        Value::Text(s) => typed("String", s.clone()),
+        Value::Date(d) => typed("Date32", d.format("%Y-%m-%d").to_string()),
+        Value::Uuid(u) => typed("UUID", u.hyphenated().to_string()),
+        _ => None,
+    }
+}
+
+/// The zone `name` names (`None`: unknown to the zone database, UTC is used).
+pub(crate) fn parse_zone(name: &str) -> Option<Tz> {
+    name.parse().ok()
+}
+
+/// Today's offset of `zone`, for tests and diagnostics.
+/// Decodes a whole column into values. Top-level `Tuple` columns go through the crate's
+/// tuple decoding (its tuple iterator type is not public, so a tuple nested in an array
+/// or map cannot be decoded by [`Cell`] and is reported as a `Decode` error).
+pub(crate) fn decode_column(column: &clickhouse::native::Column) -> Result<Vec<Value>> {
+    let name = String::from_utf8_lossy(column.name_bytes()).into_owned();
+    let wrap = |e: clickhouse::error::Error| {
+        let text = e.to_string();
+        if text.contains("unexpected data type Tuple") {
+            Error::decode(format!(
+                "column `{name}`: a Tuple inside an Array or Map cannot be read with the \
+                 clickhouse crate 0.15; select its elements with tupleElement() instead"
+            ))
+        } else {
+            Error::decode(format!("column `{name}`: {text}"))
+        }
+    };
+    macro_rules! cell_of {
+        ($v:ident) => {
+            Cell
+        };
+    }
+    macro_rules! tuple_column {
+        ($($v:ident),+) => {{
+            column
+                .iter::<($(cell_of!($v),)+)>()
+                .map_err(wrap)?
+                .map(|item| item.map(|($($v,)+)| Value::Tuple(vec![$($v.0),+])).map_err(wrap))
+                .collect()
+        }};
+    }
+    if let DataTypeNode::Tuple(elements) = unwrap_type(column.data_type()) {
+        return match elements.len() {
+            1 => tuple_column!(a),
+            2 => tuple_column!(a, b),
+            3 => tuple_column!(a, b, c),
+            4 => tuple_column!(a, b, c, d),
+            5 => tuple_column!(a, b, c, d, e),
+            6 => tuple_column!(a, b, c, d, e, f),
+            7 => tuple_column!(a, b, c, d, e, f, g),
+            8 => tuple_column!(a, b, c, d, e, f, g, h),
+            n => Err(Error::decode(format!(
+                "column `{name}`: a Tuple of {n} elements is wider than the 8 this backend reads"
+            ))),
+        };
+    }
+    column
+        .iter::<Cell>()
+        .map_err(wrap)?
+        .map(|cell| cell.map(|c| c.0).map_err(wrap))
+        .collect()
+}
+
+#[cfg(test)]
+fn offset_seconds(zone: Tz, at: DateTime<Utc>) -> i32 {
+    use chrono::{Offset, TimeZone};
+    zone.offset_from_utc_datetime(&at.naive_utc())
+        .fix()
+        .local_minus_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDateTime;
+
+    fn dt(text: &str) -> DataTypeNode {
+        DataTypeNode::new(text).unwrap()
+    }
+
+    #[test]
+    fn wide_integers_keep_every_digit() {
+        let mut max = [0xFFu8; 32];
+        assert_eq!(
+            wide_decimal(&max, false, 0).as_str(),
+            "115792089237316195423570985008687907853269984665640564039457584007913129639935"
+        );
+        assert_eq!(wide_decimal(&max, true, 0).as_str(), "-1");
+        max[31] = 0x7F;
+        assert_eq!(
+            wide_decimal(&max, true, 0).as_str(),
+            "57896044618658097711785492504343953926634992332820282019728792003956564819967"
+        );
+        let mut min = [0u8; 32];
+        min[31] = 0x80;
+        assert_eq!(
+            wide_decimal(&min, true, 0).as_str(),
+            "-57896044618658097711785492504343953926634992332820282019728792003956564819968"
+        );
+        let mut small = [0u8; 32];
+        small[0] = 0x39;
+        small[1] = 0x30; // 12345
+        assert_eq!(wide_decimal(&small, true, 3).as_str(), "12.345");
+        assert_eq!(wide_decimal(&[0; 32], true, 2).as_str(), "0.00");
+    }
+
+    #[test]
+    fn scalars_decode_exactly() {
+        assert_eq!(
+            decode_scalar(&dt("UInt64"), &u64::MAX.to_le_bytes()).unwrap(),
+            Value::U64(u64::MAX)
+        );
+        assert_eq!(
+            decode_scalar(&dt("Decimal(18, 4)"), &(-12345_i64).to_le_bytes()).unwrap(),
+            Value::Decimal("-1.2345".parse().unwrap())
+        );
+        assert_eq!(
+            decode_scalar(&dt("Nullable(Int8)"), &[0xFF]).unwrap(),
+            Value::I8(-1)
+        );
+        assert_eq!(
+            decode_scalar(&dt("IPv4"), &0x01020304_u32.to_le_bytes()).unwrap(),
+            Value::Ip("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            decode_scalar(&dt("Enum8('a' = 1, 'b' = -2)"), &[0xFE]).unwrap(),
+            Value::Text("b".into())
+        );
+        assert!(decode_scalar(&dt("Enum8('a' = 1)"), &[7]).is_err());
+        assert_eq!(
+            decode_scalar(&dt("FixedString(3)"), b"ab\0").unwrap(),
+            Value::Text("ab\0".into())
+        );
+        assert_eq!(
+            decode_scalar(&dt("String"), &[0xFF, 0x00]).unwrap(),
+            Value::Bytes(vec![0xFF, 0x00])
+        );
+        assert_eq!(
+            decode_scalar(&dt("Date"), &1_u16.to_le_bytes()).unwrap(),
+            Value::Date(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap())
+        );
+        assert_eq!(
+            decode_scalar(&dt("Date32"), &(-1_i32).to_le_bytes()).unwrap(),
+            Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap())
+        );
+        assert!(decode_scalar(&dt("Int32"), &[1, 2]).is_err(), "short input");
+    }
+
+    #[test]
+    fn datetimes_keep_zone_and_precision() {
+        let ticks: i64 = 1_700_000_000_123_456;
+        let value =
+            decode_scalar(&dt("DateTime64(6, 'Asia/Tokyo')"), &ticks.to_le_bytes()).unwrap();
+        let Value::TimestampTz(ts) = value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(ts.offset().local_minus_utc(), 9 * 3600);
+        assert_eq!(ts.timestamp_micros(), ticks);
+        let naive = with_server_zone(Tz::UTC, || {
+            decode_scalar(&dt("DateTime"), &1_700_000_000_u32.to_le_bytes()).unwrap()
+        });
+        assert_eq!(
+            naive,
+            Value::Timestamp(
+                NaiveDateTime::parse_from_str("2023-11-14 22:13:20", "%Y-%m-%d %H:%M:%S").unwrap()
+            )
+        );
+        let moscow: Tz = "Europe/Moscow".parse().unwrap();
+        let local = with_server_zone(moscow, || {
+            decode_scalar(&dt("DateTime"), &1_700_000_000_u32.to_le_bytes()).unwrap()
+        });
+        assert_eq!(
+            local,
+            Value::Timestamp(
+                NaiveDateTime::parse_from_str("2023-11-15 01:13:20", "%Y-%m-%d %H:%M:%S").unwrap()
+            )
+        );
+        assert_eq!(
+            offset_seconds(moscow, DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
+            3 * 3600
+        );
+        let negative = decode_scalar(&dt("DateTime64(3, 'UTC')"), &(-1_i64).to_le_bytes()).unwrap();
+        let Value::TimestampTz(ts) = negative else {
+            panic!()
+        };
+        assert_eq!(ts.timestamp_millis(), -1);
+    }
+
+    #[test]
+    fn kinds_follow_the_table() {
+        assert_eq!(value_kind(&dt("Nullable(UInt64)")), (ValueKind::U64, true));
+        assert_eq!(
+            value_kind(&dt("LowCardinality(Nullable(String))")),
+            (ValueKind::Text, true)
+        );
+        assert_eq!(
+            value_kind(&dt("Decimal(76, 10)")),
+            (ValueKind::Decimal, false)
+        );
+        assert_eq!(
+            value_kind(&dt("DateTime64(3, 'UTC')")),
+            (ValueKind::TimestampTz, false)
+        );
+        assert_eq!(
+            value_kind(&dt("Map(String, UInt8)")),
+            (ValueKind::Map, false)
+        );
+    }
+
+    #[test]
+    fn literals_render_each_value() {
+        let f = ServerFeatures {
+            modern_types: false,
+        };
+        assert_eq!(literal(&Value::Null, f).unwrap(), "NULL");
+        assert_eq!(
+            literal(&Value::I64(i64::MIN), f).unwrap(),
+            "toInt64('-9223372036854775808')"
+        );
+        assert_eq!(
+            literal(&Value::U64(u64::MAX), f).unwrap(),
+            "toUInt64('18446744073709551615')"
+        );
+        assert_eq!(literal(&Value::F64(0.1), f).unwrap(), "toFloat64('0.1')");
+        assert_eq!(
+            literal(&Value::F64(f64::NAN), f).unwrap(),
+            "toFloat64('nan')"
+        );
+        assert_eq!(
+            literal(&Value::Decimal("-1.50".parse().unwrap()), f).unwrap(),
+            "'-1.50'"
+        );
+        let modern = ServerFeatures { modern_types: true };
+        assert_eq!(
+            literal(&Value::Decimal("-1.50".parse().unwrap()), modern).unwrap(),
+            "toDecimal32('-1.50', 2)"
+        );
+        assert_eq!(
+            literal(&Value::Bytes(vec![0, 255]), f).unwrap(),
+            "unhex('00FF')"
+        );
+        assert_eq!(
+            literal(
+                &Value::Array(vec![Value::I8(1), Value::Text("a'".into())]),
+                f
+            )
+            .unwrap(),
+            "[toInt8(1), 'a\\'']"
+        );
+        assert!(literal(&Value::Interval(Interval::default()), f).is_err());
+    }
+
+    #[test]
+    fn string_literal_escapes_everything_that_could_end_it() {
+        assert_eq!(quote_string("a'b\\c"), "'a\\'b\\\\c'");
+        assert_eq!(quote_string("\0\n\r\t\x01\x7f"), "'\\0\\n\\r\\t\\x01\\x7F'");
+        assert_eq!(quote_string("日本 🎉"), "'日本 🎉'");
+    }
+}
