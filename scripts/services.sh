@@ -4,7 +4,7 @@
 #
 #   scripts/services.sh [service...]      default: every known service
 #
-# Services: postgres (alias postgresql), mysql (alias mariadb), hive (two Spark Thrift servers).
+# Services: postgres (alias postgresql), mysql (alias mariadb), clickhouse, hive (two Spark Thrift servers).
 # Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
 # run changes nothing and says so. See ../shared/SERVICES.md for what works here.
 #
@@ -21,7 +21,7 @@ TLS_DIR=$STATE_DIR/tls
 ENV_DIR=$STATE_DIR/env.d
 ENV_FILE=$STATE_DIR/env
 
-KNOWN_SERVICES=(postgres mysql hive)
+KNOWN_SERVICES=(postgres mysql hive clickhouse)
 
 TEST_DB=extdata_test
 PW_USER=extdata_pw
@@ -842,12 +842,195 @@ EXTDATA_TEST_HIVE_PASSWORD=$HIVE_PASSWORD
 EOF
 }
 
+# ---------------------------------------------------------------------- ClickHouse
+
+CH_HTTP_PORT=8123
+CH_HTTPS_PORT=8443
+CH_ETC=/etc/clickhouse-server
+CH_TLS_DIR=$CH_ETC/extdata-tls
+CH_PIDFILE=/run/clickhouse-server/clickhouse-server.pid
+CH_LOG_DIR=/var/log/clickhouse-server
+CH_CONSOLE_LOG=$CH_LOG_DIR/console.log
+
+ch_ping() {
+    [[ $(curl -s --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]
+}
+
+ch_log_tail() {
+    local f
+    for f in "$CH_LOG_DIR/clickhouse-server.err.log" "$CH_CONSOLE_LOG"; do
+        [[ -s $f ]] && { echo "--- $f"; tail -n 15 "$f"; }
+    done
+    return 0
+}
+
+ch_alive() {
+    [[ -s $CH_PIDFILE ]] && kill -0 "$(cat "$CH_PIDFILE")" 2>/dev/null
+}
+
+ch_start() {
+    # /run is a tmpfs: recreate the pid directory on every start.
+    install -d -o clickhouse -g clickhouse -m 755 "$(dirname "$CH_PIDFILE")"
+    install -d -o clickhouse -g clickhouse -m 755 "$CH_LOG_DIR" /var/lib/clickhouse
+    # No systemd here; --output keeps what the server prints before its log is open.
+    start-stop-daemon --start --oknodo --background --chuid clickhouse:clickhouse \
+        --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_CONSOLE_LOG" \
+        --chdir /var/lib/clickhouse \
+        --exec /usr/sbin/clickhouse-server -- --config-file="$CH_ETC/config.xml"
+    local i
+    for ((i = 0; i < 120; i++)); do
+        ch_ping && return 0
+        if ((i >= 6)) && ! ch_alive; then break; fi
+        sleep 0.5
+    done
+    die "ClickHouse did not answer /ping within 60 s:
+$(ch_log_tail)"
+}
+
+ch_stop() {
+    local pid i
+    pid=$(cat "$CH_PIDFILE" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 120; i++)); do
+        [[ $(ps -o stat= -p "$pid" 2>/dev/null || true) == [^Z]* ]] || return 0
+        sleep 0.5
+    done
+    die "ClickHouse (pid $pid) did not stop within 60 s"
+}
+
+# ch_query USER PASSWORD SQL [curl options...]: one query over HTTP(S), body on stdout.
+# The URL is $CH_URL (default: plain HTTP on 127.0.0.1).
+ch_query() {
+    local user=$1 password=$2 sql=$3
+    shift 3
+    curl -sS --fail-with-body --max-time 10 -u "$user:$password" --data-binary "$sql" "$@" \
+        "${CH_URL:-http://127.0.0.1:$CH_HTTP_PORT/}"
+}
+
+ch_admin() {
+    ch_query default "" "$1"
+}
+
+setup_clickhouse() {
+    log "ClickHouse"
+    if [[ ! -x /usr/sbin/clickhouse-server || ! -x /usr/bin/clickhouse-client ]]; then
+        apt_install clickhouse-server clickhouse-client
+    fi
+    command -v curl >/dev/null || apt_install curl
+
+    local f mode conf_changed=0
+    install -d -o clickhouse -g clickhouse -m 750 "$CH_TLS_DIR"
+    for f in ca.pem server.pem server.key; do
+        mode=644
+        [[ $f == *.key ]] && mode=600
+        if sync_file "$TLS_DIR/$f" "$CH_TLS_DIR/$f" clickhouse:clickhouse "$mode"; then
+            conf_changed=1
+            changed "$CH_TLS_DIR/$f"
+        fi
+    done
+
+    # 18.x reads overrides with the root tag <yandex>. The packaged config points at a
+    # dhparam.pem that does not exist: an empty dhParamsFile skips it. Small caches: the
+    # packaged ones are sized for a dedicated machine (5 GiB marks, 8 GiB uncompressed).
+    mkdir -p "$CH_ETC/config.d" "$CH_ETC/users.d"
+    if update_file "$CH_ETC/config.d/extdata.xml" <<EOF; then
+<?xml version="1.0"?>
+<!-- Managed by scripts/services.sh (extdata test server); rewritten on each run. -->
+<yandex>
+    <listen_host replace="replace">127.0.0.1</listen_host>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <https_port>$CH_HTTPS_PORT</https_port>
+    <mark_cache_size>67108864</mark_cache_size>
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <openSSL>
+        <server>
+            <certificateFile>$CH_TLS_DIR/server.pem</certificateFile>
+            <privateKeyFile>$CH_TLS_DIR/server.key</privateKeyFile>
+            <caConfig>$CH_TLS_DIR/ca.pem</caConfig>
+            <dhParamsFile></dhParamsFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+        </server>
+    </openSSL>
+</yandex>
+EOF
+        conf_changed=1
+        changed "$CH_ETC/config.d/extdata.xml"
+    fi
+    local pw_hash
+    pw_hash=$(printf '%s' "$PW_PASSWORD" | sha256sum | cut -d' ' -f1)
+    # users.d is re-read by the running server: no restart for a change here.
+    if update_file "$CH_ETC/users.d/extdata.xml" <<EOF; then
+<?xml version="1.0"?>
+<!-- Managed by scripts/services.sh (extdata test server); rewritten on each run. -->
+<yandex>
+    <profiles>
+        <extdata>
+            <max_memory_usage>1000000000</max_memory_usage>
+        </extdata>
+    </profiles>
+    <users>
+        <$PW_USER>
+            <password_sha256_hex>$pw_hash</password_sha256_hex>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>extdata</profile>
+            <quota>default</quota>
+        </$PW_USER>
+    </users>
+</yandex>
+EOF
+        changed "$CH_ETC/users.d/extdata.xml"
+    fi
+
+    if ! ch_ping; then
+        ch_start
+        changed "started ClickHouse"
+    elif ((conf_changed)); then
+        ch_stop
+        ch_start
+        changed "restarted ClickHouse"
+    fi
+
+    local i
+    for ((i = 0; i < 40; i++)); do
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    ch_admin "CREATE DATABASE IF NOT EXISTS $TEST_DB" >/dev/null ||
+        die "creating the ClickHouse database $TEST_DB failed"
+
+    # 18.16 has neither user() nor currentUser(): the login itself shows the user works.
+    CH_URL="http://127.0.0.1:$CH_HTTP_PORT/?database=$TEST_DB" check_ok "clickhouse: $PW_USER, password, HTTP" "$TEST_DB" \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT currentDatabase()"
+    CH_URL=https://localhost:$CH_HTTPS_PORT/ check_ok "clickhouse: $PW_USER, password, verified HTTPS" 1 \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" --cacert "$TLS_DIR/ca.pem"
+    check_refused "clickhouse: $PW_USER, wrong password" "Code: (516|192|193)" \
+        ch_query "$PW_USER" "wrong-$PW_PASSWORD" "SELECT 1"
+    CH_URL=https://localhost:$CH_HTTPS_PORT/ check_refused "clickhouse: server verified against the wrong CA" "certificate" \
+        ch_query "$PW_USER" "$PW_PASSWORD" "SELECT 1" --cacert "$TLS_DIR/wrong-ca.pem"
+    note "ClickHouse $(ch_admin 'SELECT version()')"
+
+    write_env_fragment clickhouse <<EOF
+EXTDATA_TEST_CLICKHOUSE_HOST=127.0.0.1
+EXTDATA_TEST_CLICKHOUSE_PORT=$CH_HTTP_PORT
+EXTDATA_TEST_CLICKHOUSE_HTTPS_PORT=$CH_HTTPS_PORT
+EXTDATA_TEST_CLICKHOUSE_DATABASE=$TEST_DB
+EXTDATA_TEST_CLICKHOUSE_USER=$PW_USER
+EXTDATA_TEST_CLICKHOUSE_PASSWORD=$PW_PASSWORD
+EOF
+}
+
 # ---------------------------------------------------------------------------- main
 
 run_service() {
     case $1 in
         postgres) setup_postgres ;;
         mysql) setup_mariadb ;;
+        clickhouse) setup_clickhouse ;;
         hive) setup_hive ;;
     esac
 }
