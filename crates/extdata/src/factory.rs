@@ -17,6 +17,8 @@ pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
         DbKind::Postgres => Some(&extdata_postgres::SPEC),
         #[cfg(feature = "mysql")]
         DbKind::MySql => Some(&extdata_mysql::SPEC),
+        #[cfg(feature = "clickhouse")]
+        DbKind::ClickHouse => Some(&extdata_clickhouse::SPEC),
         _ => None,
     }
 }
@@ -65,6 +67,10 @@ fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
         DbKind::Postgres => Ok(Arc::new(extdata_postgres::PostgresSource::build(config)?)),
         #[cfg(feature = "mysql")]
         DbKind::MySql => Ok(Arc::new(extdata_mysql::MySqlSource::build(config)?)),
+        #[cfg(feature = "clickhouse")]
+        DbKind::ClickHouse => Ok(Arc::new(extdata_clickhouse::ClickHouseSource::build(
+            config,
+        )?)),
         kind => Err(not_compiled_in(kind).with_connector(config.name)),
     }
 }

@@ -24,3 +24,8 @@ pub use extdata_postgres as postgres;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use extdata_mysql as mysql;
+
+/// The ClickHouse backend (feature `clickhouse`).
+#[cfg(feature = "clickhouse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "clickhouse")))]
+pub use extdata_clickhouse as clickhouse;
