@@ -426,14 +426,10 @@ async fn reaper(weak: Weak<Inner>) {
     }
 }
 
+/// `1s`, `1.500s` or `300ms`: whole milliseconds, for messages.
 fn humanize(d: Duration) -> String {
-    // Whole milliseconds: "1s 500ms", not "1s 499ms 998us 123ns".
-    humantime_like(Duration::from_millis(d.as_millis() as u64))
-}
-
-fn humantime_like(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms >= 1000 {
         format!("{:.3}s", d.as_secs_f64())

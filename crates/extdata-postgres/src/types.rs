@@ -822,7 +822,7 @@ pub(crate) fn type_name(ty: &PgTypeInfo) -> String {
 /// A CTE (not a subquery) so that `INSERT … RETURNING` works too. `None` when every
 /// column can be decoded.
 pub(crate) fn text_wrapper(sql: &str, decoders: &[Decoder]) -> Option<String> {
-    if !decoders.iter().any(|d| *d == Decoder::AsText) {
+    if !decoders.contains(&Decoder::AsText) {
         return None;
     }
     let body = sql.trim_end().trim_end_matches(';');

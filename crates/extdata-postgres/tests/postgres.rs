@@ -595,7 +595,8 @@ async fn execute_returns_rows_affected_and_describe_does_not_run() {
         .describe(
             &Statement::new(format!(
                 "SELECT id, name, pg_sleep(5) AS s FROM {table} WHERE id = :id"
-            )),
+            ))
+            .bind("id", 1_i64),
             &opts,
         )
         .await
