@@ -13,7 +13,7 @@ pub use support::require_or_skip;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::harness::run_case;
-    pub use crate::support::block_on;
+    pub use crate::support::{block_on, exclusive};
 }
 
 /// The names of the cases [`conformance_tests!`] generates, in order.
@@ -43,6 +43,9 @@ pub const CASES: &[&str] = &[
 
 /// Generates one `#[test]` per conformance case in a module (`conformance` unless
 /// named), each running the case against the harness of `setup`.
+///
+/// The cases that assert wall-clock bounds or burn CPU (see [`support::TIMING_CASES`])
+/// run one at a time within a test process, so they do not slow each other down.
 ///
 /// `setup` is an `async fn() -> Option<Harness>` visible where the macro is invoked;
 /// `None` means the backend is not configured here (build it with
@@ -108,6 +111,7 @@ macro_rules! __conformance_test {
     ($setup:path; $case:ident) => {
         #[test]
         pub(super) fn $case() {
+            let _exclusive = $crate::__private::exclusive(stringify!($case));
             $crate::__private::block_on(async {
                 if let ::std::option::Option::Some(harness) = $setup().await {
                     $crate::__private::run_case(&harness, $crate::cases::$case(&harness)).await;

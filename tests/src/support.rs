@@ -8,6 +8,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use extdata_core::{DbKind, Error, ErrorKind, Result, Value};
@@ -225,6 +226,29 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The cases that assert wall-clock bounds or keep the CPU busy (endless queries,
+/// long streams). Run concurrently on a small machine they would stretch each other's
+/// timings, so [`exclusive`] runs them one at a time.
+pub const TIMING_CASES: &[&str] = &[
+    "timeout_returns_promptly_and_cancels_on_server",
+    "repeated_timeouts_do_not_leak_connections",
+    "connector_query_timeout_applies",
+    "stream_delivers_every_row_in_order",
+    "stream_starts_before_result_is_complete",
+    "dropped_stream_leaves_source_usable",
+];
+
+/// For a case of [`TIMING_CASES`]: waits until no other such case runs in this
+/// process and returns the guard that keeps the others waiting; `None` for other cases.
+pub fn exclusive(case: &str) -> Option<MutexGuard<'static, ()>> {
+    static TIMING: Mutex<()> = Mutex::new(());
+    TIMING_CASES.contains(&case).then(|| {
+        TIMING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    })
+}
+
 /// Runs a future on a fresh multi-threaded runtime (the conformance tests need no
 /// `tokio` dependency in the backend crate).
 pub fn block_on<F: Future>(future: F) -> F::Output {
@@ -315,6 +339,32 @@ mod tests {
         let d: extdata_core::Decimal = "42.5".parse().unwrap();
         assert_eq!(int_of(&Value::Decimal(d)), None);
         assert_eq!(int_of(&Value::Text("1".into())), None);
+    }
+
+    #[test]
+    fn timing_cases_exist_and_exclude_each_other() {
+        for case in TIMING_CASES {
+            assert!(crate::CASES.contains(case), "{case}");
+        }
+        assert!(exclusive("ping_returns_server_version").is_none());
+        let first = exclusive(TIMING_CASES[0]);
+        assert!(first.is_some());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _second = exclusive(TIMING_CASES[1]);
+            sender.send(()).unwrap();
+        });
+        assert!(
+            receiver
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "a second timing case ran while the first held the lock"
+        );
+        drop(first);
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the second timing case runs once the first is done");
+        waiter.join().unwrap();
     }
 
     #[test]
