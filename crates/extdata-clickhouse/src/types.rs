@@ -307,7 +307,7 @@ fn interval(count: i64, unit: &IntervalType, t: &DataTypeNode) -> Result<Value> 
         IntervalType::Second => micros(1_000_000),
         IntervalType::Millisecond => micros(1_000),
         IntervalType::Microsecond => micros(1),
-        IntervalType::Nanosecond if count % 1_000 == 0 => micros(1).map(|v| match v {
+        IntervalType::Nanosecond if count.rem_euclid(1_000) == 0 => micros(1).map(|v| match v {
             Value::Interval(mut i) => {
                 i.microseconds /= 1_000;
                 Value::Interval(i)

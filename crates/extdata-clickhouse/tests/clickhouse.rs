@@ -122,7 +122,7 @@ fn streaming_ten_million_rows_keeps_memory_flat() {
         let mut peak = 0;
         while let Some(row) = stream.next().await {
             let row = row.expect("row");
-            if count % 1_000_000 == 0 {
+            if count.is_multiple_of(1_000_000) {
                 assert_eq!(row.get(0), Some(&Value::U64(count)));
                 assert_eq!(row.get(1), Some(&Value::Text(count.to_string())));
                 let rss = rss_kib();
