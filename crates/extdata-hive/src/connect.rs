@@ -53,6 +53,11 @@ impl Auth {
     }
 }
 
+/// How long a status call may run past the query deadline.
+const STATUS_GRACE: Duration = Duration::from_millis(300);
+
+const LONG_POLLING: &str = "hive.server2.long.polling.timeout";
+
 /// Rows per `FetchResults` when the `fetch_size` option is not given.
 pub const DEFAULT_FETCH_SIZE: u64 = 10_000;
 
@@ -126,6 +131,12 @@ impl Settings {
                 session_conf.insert(format!("set:hiveconf:{key}"), value.to_owned());
             }
         }
+        // GetOperationStatus long-polls on the server (5 s by default): a short poll
+        // keeps the client's deadline between two calls, where it can cancel the
+        // statement and keep the session.
+        session_conf
+            .entry(format!("set:hiveconf:{LONG_POLLING}"))
+            .or_insert_with(|| "200ms".to_owned());
         let (kerberos_service, kerberos_host) = match config.options.get("principal") {
             Some(principal) => {
                 let (service, host) = parse_principal(principal, &host);
@@ -471,12 +482,20 @@ impl Session {
     ) -> Result<Option<TGetOperationStatusResp>> {
         let mut pause = Duration::from_millis(5);
         loop {
+            // At the deadline the session is in sync: the caller cancels the
+            // operation. A status call started now would be cut off midway.
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
             let request = TGetOperationStatusReq::new(operation.clone(), None);
+            // A busy server may answer a status call late: a short grace past the
+            // deadline keeps the session in sync so the statement can be cancelled
+            // on it (cutting the call off would drop the session instead).
             let response: TGetOperationStatusResp = self
                 .rpc(
                     "GetOperationStatus",
                     &request,
-                    deadline,
+                    deadline + STATUS_GRACE,
                     "waiting for the statement",
                     budget,
                 )
@@ -518,9 +537,6 @@ impl Session {
                 _ => {}
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
             tokio::time::sleep_until((now + pause).min(deadline)).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }

@@ -207,7 +207,14 @@ impl HiveSource {
                 operation,
             }),
             Ok(None) => {
+                let cancelled = Instant::now();
                 self.abandon(&mut lease, &operation).await;
+                tracing::debug!(
+                    connector = %self.settings().name,
+                    took = ?cancelled.elapsed(),
+                    session_kept = !lease.broken,
+                    "statement cancelled at its deadline"
+                );
                 Err(Error::timeout("the statement", timeout)
                     .with_connector(self.settings().name.clone()))
             }
@@ -415,15 +422,9 @@ impl ExternalSource for HiveSource {
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
         // HiveServer2 cannot prepare; a query with no rows gives the columns cheaply.
-        let probe = if is_read_only(&sql) && starts_with_select_or_with(&sql) {
-            format!("SELECT * FROM (\n{sql}\n) extdata_describe LIMIT 0")
-        } else {
-            return Err(self.settings().error(
-                ErrorKind::Unsupported,
-                "describe works on SELECT and WITH queries only (HiveServer2 cannot \
-                 prepare a statement without running it)",
-            ));
-        };
+        // Wrapping also keeps a non-query (a write) from running: it is a syntax
+        // error inside a subquery.
+        let probe = format!("SELECT * FROM (\n{sql}\n) extdata_describe LIMIT 0");
         let mut running = self.start(&probe, timeout).await?;
         let deadline = Instant::now() + timeout;
         let result = running
@@ -439,16 +440,6 @@ impl ExternalSource for HiveSource {
     async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-fn starts_with_select_or_with(sql: &str) -> bool {
-    let word: String = sql
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    word == "SELECT" || word == "WITH" || word == "VALUES"
 }
 
 #[cfg(test)]

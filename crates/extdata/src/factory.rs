@@ -19,6 +19,8 @@ pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
         DbKind::MySql => Some(&extdata_mysql::SPEC),
         #[cfg(feature = "clickhouse")]
         DbKind::ClickHouse => Some(&extdata_clickhouse::SPEC),
+        #[cfg(feature = "hive")]
+        DbKind::Hive => Some(&extdata_hive::SPEC),
         _ => None,
     }
 }
@@ -71,6 +73,8 @@ fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
         DbKind::ClickHouse => Ok(Arc::new(extdata_clickhouse::ClickHouseSource::build(
             config,
         )?)),
+        #[cfg(feature = "hive")]
+        DbKind::Hive => Ok(Arc::new(extdata_hive::HiveSource::build(config)?)),
         kind => Err(not_compiled_in(kind).with_connector(config.name)),
     }
 }

@@ -29,3 +29,8 @@ pub use extdata_mysql as mysql;
 #[cfg(feature = "clickhouse")]
 #[cfg_attr(docsrs, doc(cfg(feature = "clickhouse")))]
 pub use extdata_clickhouse as clickhouse;
+
+/// The Hive backend (feature `hive`): HiveServer2 over Thrift.
+#[cfg(feature = "hive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hive")))]
+pub use extdata_hive as hive;

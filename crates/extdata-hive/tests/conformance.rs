@@ -1,0 +1,130 @@
+//! The conformance suite against both live servers: Spark's Thrift server with
+//! `hive.server2.authentication=NONE` (SASL PLAIN) and with `NOSASL` (raw Thrift).
+
+mod common;
+
+use chrono::NaiveDate;
+use common::{Mode, build, config};
+use extdata_conformance::{Capabilities, Harness, TypeCase};
+use extdata_core::{Decimal, Value};
+
+fn decimal(text: &str) -> Value {
+    Value::Decimal(text.parse::<Decimal>().expect("a decimal"))
+}
+
+/// What Spark's Thrift server can do, and how its SQL is spelled.
+pub fn capabilities() -> Capabilities {
+    let timestamp = |s: &str| {
+        Value::Timestamp(
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").expect("timestamp"),
+        )
+    };
+    Capabilities::new()
+        .with_integer_type("INT")
+        .with_text_type("STRING")
+        // Parquet: Hive's default text format cannot hold newlines in values.
+        .with_create_table(|table, columns| {
+            let columns: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+            format!(
+                "CREATE TABLE {table} ({}) USING parquet",
+                columns.join(", ")
+            )
+        })
+        // Counting a range: ~1e9 rows a second on two cores, and the range operator
+        // checks for a kill, so a cancel stops it at once.
+        .with_sleep_sql(|secs| {
+            format!(
+                "SELECT count(*) AS n FROM range({})",
+                secs.max(1) * 1_000_000_000
+            )
+        })
+        // One partition: rows arrive in order.
+        .with_series_sql(|count| format!("SELECT id + 1 AS n FROM range(0, {count}, 1, 1)"))
+        // Spark computes the whole result before the operation is FINISHED
+        // (unless spark.sql.thriftServer.incrementalCollect=true).
+        .with_streams_lazily(false)
+        .with_timeout_repeats(5)
+        // Spark's Thrift server does not report modified rows; Parquet tables have no
+        // UPDATE/DELETE.
+        .with_reports_affected_rows(false)
+        .with_supports_update(false)
+        // NONE and NOSASL accept any password.
+        .with_passwords(false)
+        .with_type_cases([
+            TypeCase::exact("BOOLEAN", [Value::Bool(true), Value::Bool(false)]),
+            TypeCase::exact(
+                "TINYINT",
+                [Value::I8(i8::MIN), Value::I8(0), Value::I8(i8::MAX)],
+            ),
+            TypeCase::exact("SMALLINT", [Value::I16(i16::MIN), Value::I16(i16::MAX)]),
+            TypeCase::exact(
+                "INT",
+                [Value::I32(i32::MIN), Value::I32(-1), Value::I32(i32::MAX)],
+            ),
+            TypeCase::exact("BIGINT", [Value::I64(i64::MIN), Value::I64(i64::MAX)]),
+            TypeCase::exact(
+                "FLOAT",
+                [Value::F32(1.1), Value::F32(-3.4e38), Value::F32(f32::NAN)],
+            ),
+            TypeCase::exact(
+                "DOUBLE",
+                [
+                    Value::F64(0.1),
+                    Value::F64(-1.7976931348623157e308),
+                    Value::F64(f64::INFINITY),
+                ],
+            ),
+            TypeCase::exact(
+                "DECIMAL(38,10)",
+                [
+                    decimal("1234567890123456789012345678.1234567890"),
+                    decimal("-9999999999999999999999999999.9999999999"),
+                    decimal("0.0000000001"),
+                    decimal("0.0000000000"),
+                ],
+            )
+            .with_conversion(decimal("1.5"), decimal("1.5000000000")),
+            TypeCase::exact(
+                "STRING",
+                [
+                    Value::Text(String::new()),
+                    Value::Text("it's \\ \"q\" ${x} ✓ 🦀\n\ttab".into()),
+                ],
+            ),
+            TypeCase::exact("VARCHAR(20)", [Value::Text("varchar ✓".into())]),
+            TypeCase::exact("BINARY", [Value::Bytes(vec![0, 1, 0xff, b'\'', b'\\'])]),
+            TypeCase::exact(
+                "DATE",
+                [
+                    Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).expect("date")),
+                    Value::Date(NaiveDate::from_ymd_opt(1, 1, 1).expect("date")),
+                ],
+            ),
+            TypeCase::exact(
+                "TIMESTAMP",
+                [
+                    timestamp("2024-02-29 23:59:59.123456"),
+                    timestamp("1999-12-31 00:00:00"),
+                ],
+            ),
+        ])
+}
+
+fn harness(mode: Mode) -> Option<Harness> {
+    let config = config(mode)?;
+    Some(
+        Harness::new(config, capabilities(), build)
+            .unwrap_or_else(|e| panic!("the hive {mode:?} config is invalid: {e}")),
+    )
+}
+
+async fn setup_plain() -> Option<Harness> {
+    harness(Mode::Plain)
+}
+
+async fn setup_nosasl() -> Option<Harness> {
+    harness(Mode::NoSasl)
+}
+
+extdata_conformance::conformance_tests!(sasl_plain => setup_plain);
+extdata_conformance::conformance_tests!(nosasl => setup_nosasl);
