@@ -15,7 +15,7 @@ pub(crate) const MEMORY: &str = ":memory:";
 
 /// Rows sqlx's worker thread may read ahead of the consumer, per statement. Small, so that
 /// a stream's memory stays bounded; large enough that the worker rarely waits.
-const ROW_BUFFER: usize = 32;
+const ROW_BUFFER: usize = 64;
 
 /// SQLite keeps the busy timeout in a C `int` of milliseconds; sqlx panics beyond it.
 const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);

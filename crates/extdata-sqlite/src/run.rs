@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use extdata_core::{
     Column, Columns, Error, ErrorKind, Result, Row, RowStream, Value, closed_error,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Column as _, Executor, Row as _, SqlSafeStr, Sqlite, Statement as _};
@@ -34,9 +34,10 @@ const PROGRESS_STEPS: i32 = 1_000;
 /// it discards the connection.
 pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
-/// Rows a stream holds between the reading task and the consumer. With sqlx's own row
-/// buffer (see `connect.rs`) this bounds a stream's memory whatever the result's size.
-pub(crate) const STREAM_CAPACITY: usize = 16;
+/// Batches (of at most [`BATCH_ROWS`] rows or about [`BATCH_BYTES`]) a stream holds
+/// between the reading task and the consumer. With sqlx's own row buffer (see
+/// `connect.rs`) this bounds a stream's memory whatever the result's size.
+pub(crate) const STREAM_CAPACITY: usize = 4;
 
 /// What a call shares with the task and the progress handler that run it.
 #[derive(Clone)]
@@ -248,7 +249,8 @@ pub(crate) async fn describe(
 
 /// A message from the reading task to the consumer.
 enum Message {
-    Row(Row),
+    /// The next rows (never empty).
+    Rows(Vec<Row>),
     Failed(Error),
     /// Every row was sent.
     Done,
@@ -299,7 +301,8 @@ pub(crate) async fn stream(
         }
     };
     let reader = Reader {
-        rows: row_rx,
+        messages: row_rx,
+        buffered: Vec::new().into_iter(),
         timeout,
         cancel: CancelOnDrop(cancel),
         shared,
@@ -313,7 +316,9 @@ pub(crate) async fn stream(
 
 /// The consumer's end of a stream.
 struct Reader {
-    rows: mpsc::Receiver<Message>,
+    messages: mpsc::Receiver<Message>,
+    /// The rest of the last batch received.
+    buffered: std::vec::IntoIter<Row>,
     timeout: Duration,
     cancel: CancelOnDrop,
     shared: Shared,
@@ -322,32 +327,42 @@ struct Reader {
 
 impl Reader {
     async fn next(mut self) -> Option<(Result<Row>, Self)> {
-        if self.finished {
-            return None;
+        loop {
+            if let Some(row) = self.buffered.next() {
+                return Some((Ok(row), self));
+            }
+            if self.finished {
+                return None;
+            }
+            let error = match tokio::time::timeout(self.timeout, self.messages.recv()).await {
+                Ok(Some(Message::Rows(rows))) => {
+                    self.buffered = rows.into_iter();
+                    continue;
+                }
+                Ok(Some(Message::Done)) => {
+                    self.finished = true;
+                    continue;
+                }
+                Ok(Some(Message::Failed(e))) => e,
+                // The task ended without `Done`: never let that look like the end of the rows.
+                Ok(None) if self.shared.closing.load(Ordering::Acquire) => {
+                    closed_error(&self.shared.connector)
+                }
+                Ok(None) => Error::new(
+                    ErrorKind::Internal,
+                    "stream: the reading task stopped before the last row",
+                )
+                .with_connector(&*self.shared.connector),
+                Err(_) => {
+                    self.cancel.0.store(true, Ordering::Release);
+                    self.shared
+                        .timeout("stream", self.timeout)
+                        .context("waiting for the next row")
+                }
+            };
+            self.finished = true;
+            return Some((Err(error), self));
         }
-        let item = match tokio::time::timeout(self.timeout, self.rows.recv()).await {
-            Ok(Some(Message::Row(row))) => return Some((Ok(row), self)),
-            Ok(Some(Message::Done)) => return None,
-            Ok(Some(Message::Failed(e))) => Err(e),
-            // The task ended without `Done`: never let that look like the end of the rows.
-            Ok(None) if self.shared.closing.load(Ordering::Acquire) => {
-                Err(closed_error(&self.shared.connector))
-            }
-            Ok(None) => Err(Error::new(
-                ErrorKind::Internal,
-                "stream: the reading task stopped before the last row",
-            )
-            .with_connector(&*self.shared.connector)),
-            Err(_) => {
-                self.cancel.0.store(true, Ordering::Release);
-                Err(self
-                    .shared
-                    .timeout("stream", self.timeout)
-                    .context("waiting for the next row"))
-            }
-        };
-        self.finished = true;
-        Some((item, self))
     }
 }
 
@@ -362,10 +377,18 @@ impl Drop for CancelOnDrop {
 
 /// How the reading task's loop ended.
 enum End {
-    /// The result was read to its end (or failed): the connection is idle.
+    /// The statement ended (every row read, or SQLite failed it): the connection is idle.
     Finished,
-    /// The consumer went away or the source closes: the statement was interrupted.
+    /// The consumer went away, the source closes, or a row could not be decoded: the
+    /// statement may still be running and is interrupted.
     Cancelled,
+}
+
+/// What the columns need to be described and the rows decoded.
+struct Plan {
+    names: Vec<String>,
+    declared: Vec<Option<String>>,
+    plans: Vec<Declared>,
 }
 
 async fn read_rows(
@@ -374,7 +397,7 @@ async fn read_rows(
     call: StreamCall,
     cancel: Arc<AtomicBool>,
     mut header: oneshot::Sender<Result<Columns>>,
-    rows: mpsc::Sender<Message>,
+    messages: mpsc::Sender<Message>,
 ) {
     let mut close_signal = shared.close_signal.clone();
     let end = {
@@ -386,7 +409,14 @@ async fn read_rows(
                 .await?;
             let columns = statement.columns().to_vec();
             let declared = declared_types(conn, &columns).await?;
-            Ok::<_, sqlx::Error>((columns, declared))
+            Ok::<_, sqlx::Error>(Plan {
+                names: columns.iter().map(|c| c.name().to_owned()).collect(),
+                plans: declared
+                    .iter()
+                    .map(|d| d.as_deref().map_or(Declared::Dynamic, Declared::parse))
+                    .collect(),
+                declared,
+            })
         };
         let prepared = tokio::select! {
             biased;
@@ -399,12 +429,7 @@ async fn read_rows(
                 let _ = header.send(Err(shared.map(e, "stream", call.timeout)));
                 End::Finished
             }
-            Some(Ok((sqlx_columns, declared))) => {
-                let plans: Vec<Declared> = declared
-                    .iter()
-                    .map(|d| d.as_deref().map_or(Declared::Dynamic, Declared::parse))
-                    .collect();
-                let names: Vec<String> = sqlx_columns.iter().map(|c| c.name().to_owned()).collect();
+            Some(Ok(plan)) => {
                 let mut fetched = conn.fetch(sqlx::query_with(AssertSqlSafe(call.sql), call.args));
                 let first = tokio::select! {
                     biased;
@@ -418,43 +443,38 @@ async fn read_rows(
                         End::Finished
                     }
                     Some(None) => {
-                        let columns: Columns = names
+                        let columns: Columns = plan
+                            .names
                             .iter()
-                            .zip(&declared)
+                            .zip(&plan.declared)
                             .map(|(n, d)| types::describe_column(n, d.as_deref(), None))
                             .collect();
                         let _ = header.send(Ok(columns));
-                        let _ = rows.send(Message::Done).await;
+                        let _ = messages.send(Message::Done).await;
                         End::Finished
                     }
-                    Some(Some(Ok(row))) => {
-                        let decoded = decode_first(&row, &names, &declared, &plans);
-                        match decoded {
-                            Err(message) => {
-                                let _ = header.send(Err(decode_error(&shared, message)));
-                                End::Finished
-                            }
-                            Ok((columns, values)) => {
-                                let first = Row::new(Arc::clone(&columns), values);
-                                if header.send(Ok(Arc::clone(&columns))).is_err()
-                                    || !send(&rows, Message::Row(first), &mut close_signal).await
-                                {
-                                    End::Cancelled
-                                } else {
-                                    forward(
-                                        &mut fetched,
-                                        &rows,
-                                        &mut close_signal,
-                                        &columns,
-                                        &plans,
-                                        &shared,
-                                        call.timeout,
-                                    )
-                                    .await
-                                }
+                    Some(Some(Ok(row))) => match decode_first(&row, &plan) {
+                        Err(message) => {
+                            let _ = header.send(Err(decode_error(&shared, message)));
+                            End::Cancelled
+                        }
+                        Ok((columns, values)) => {
+                            let first = Row::new(Arc::clone(&columns), values);
+                            if header.send(Ok(Arc::clone(&columns))).is_err() {
+                                End::Cancelled
+                            } else {
+                                let mut forwarder = Forwarder {
+                                    messages: &messages,
+                                    close_signal: &mut close_signal,
+                                    columns: &columns,
+                                    plans: &plan.plans,
+                                    shared: &shared,
+                                    timeout: call.timeout,
+                                };
+                                forwarder.run(&mut fetched, first).await
                             }
                         }
-                    }
+                    },
                 }
             }
         }
@@ -470,43 +490,98 @@ async fn read_rows(
     }
 }
 
-/// Reads the rows after the first one and forwards them.
-async fn forward(
-    fetched: &mut (impl futures::Stream<Item = std::result::Result<SqliteRow, sqlx::Error>> + Unpin),
-    rows: &mpsc::Sender<Message>,
-    close_signal: &mut watch::Receiver<bool>,
-    columns: &Columns,
-    plans: &[Declared],
-    shared: &Shared,
+/// Rows per message: batching saves a channel hand-over per row.
+const BATCH_ROWS: usize = 64;
+/// A batch also ends at about this many bytes of text and blobs, to bound memory with
+/// wide rows.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Reads the rows after the first and sends them in batches.
+struct Forwarder<'a> {
+    messages: &'a mpsc::Sender<Message>,
+    close_signal: &'a mut watch::Receiver<bool>,
+    columns: &'a Columns,
+    plans: &'a [Declared],
+    shared: &'a Shared,
     timeout: Duration,
-) -> End {
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = rows.closed() => return End::Cancelled,
-            _ = close_signal.wait_for(|closing| *closing) => return End::Cancelled,
-            next = fetched.next() => next,
-        };
-        let message = match next {
-            None => {
-                let _ = send(rows, Message::Done, close_signal).await;
-                return End::Finished;
+}
+
+impl Forwarder<'_> {
+    async fn run(
+        &mut self,
+        fetched: &mut (impl futures::Stream<Item = std::result::Result<SqliteRow, sqlx::Error>> + Unpin),
+        first: Row,
+    ) -> End {
+        let mut bytes = approximate_size(first.values());
+        let mut batch = vec![first];
+        loop {
+            // Take what is ready without waiting once the batch has a row: the consumer
+            // gets rows as soon as there are any.
+            let mut last: Option<(Message, End)> = None;
+            while batch.len() < BATCH_ROWS && bytes < BATCH_BYTES {
+                let next = if batch.is_empty() {
+                    tokio::select! {
+                        biased;
+                        () = self.messages.closed() => return End::Cancelled,
+                        _ = self.close_signal.wait_for(|closing| *closing) => return End::Cancelled,
+                        next = fetched.next() => next,
+                    }
+                } else {
+                    match fetched.next().now_or_never() {
+                        Some(next) => next,
+                        None => break,
+                    }
+                };
+                match next {
+                    None => {
+                        last = Some((Message::Done, End::Finished));
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        let error = self.shared.map(e, "stream", self.timeout);
+                        last = Some((Message::Failed(error), End::Finished));
+                        break;
+                    }
+                    Some(Ok(row)) => match decode_row(&row, self.plans, self.columns) {
+                        Ok(values) => {
+                            bytes += approximate_size(&values);
+                            batch.push(Row::new(Arc::clone(self.columns), values));
+                        }
+                        Err(message) => {
+                            let error = decode_error(self.shared, message);
+                            last = Some((Message::Failed(error), End::Cancelled));
+                            break;
+                        }
+                    },
+                }
             }
-            Some(Err(e)) => Message::Failed(shared.map(e, "stream", timeout)),
-            Some(Ok(row)) => match decode_row(&row, plans, columns) {
-                Ok(values) => Message::Row(Row::new(Arc::clone(columns), values)),
-                Err(message) => Message::Failed(decode_error(shared, message)),
-            },
-        };
-        let failed = matches!(message, Message::Failed(_));
-        if !send(rows, message, close_signal).await {
-            return End::Cancelled;
-        }
-        if failed {
-            // An error ends the stream; the statement may still be running.
-            return End::Cancelled;
+            if !batch.is_empty() {
+                let rows = Message::Rows(std::mem::take(&mut batch));
+                bytes = 0;
+                if !send(self.messages, rows, self.close_signal).await {
+                    return End::Cancelled;
+                }
+            }
+            if let Some((message, end)) = last {
+                if !send(self.messages, message, self.close_signal).await {
+                    return End::Cancelled;
+                }
+                return end;
+            }
         }
     }
+}
+
+/// Bytes a row's values hold, roughly (text and blobs count; the rest is small).
+fn approximate_size(values: &[Value]) -> usize {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 16,
+        })
+        .sum()
 }
 
 /// Sends `message` unless the consumer went away or the source closes.
@@ -528,10 +603,9 @@ fn decode_error(shared: &Shared, message: String) -> Error {
 /// Decodes the first row and describes the columns with its storage classes.
 fn decode_first(
     row: &SqliteRow,
-    names: &[String],
-    declared: &[Option<String>],
-    plans: &[Declared],
+    plan: &Plan,
 ) -> std::result::Result<(Columns, Vec<Value>), String> {
+    let (names, declared, plans) = (&plan.names, &plan.declared, &plan.plans);
     let mut values = Vec::with_capacity(plans.len());
     let mut columns = Vec::with_capacity(plans.len());
     for (index, plan) in plans.iter().enumerate() {
