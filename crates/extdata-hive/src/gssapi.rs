@@ -140,14 +140,14 @@ mod system {
         /// A mechanism for `service@host` (e.g. `hive@db1.example.com`).
         pub(crate) fn kerberos(service: &str, host: &str) -> Result<Self, String> {
             let target = format!("{service}@{host}");
-            let name = Name::new(target.as_bytes(), Some(&GSS_NT_HOSTBASED_SERVICE))
-                .and_then(|n| n.canonicalize(Some(&GSS_MECH_KRB5)))
+            let name = Name::new(target.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+                .and_then(|n| n.canonicalize(Some(GSS_MECH_KRB5)))
                 .map_err(|e| format!("Kerberos service name `{target}`: {e}"))?;
             let context = ClientCtx::new(
                 None,
                 name,
                 CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_SEQUENCE_FLAG,
-                Some(&GSS_MECH_KRB5),
+                Some(GSS_MECH_KRB5),
             );
             Ok(Gssapi::new(Kerberos { context }))
         }
