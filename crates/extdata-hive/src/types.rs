@@ -625,6 +625,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_string_stays_inside_its_literal(value in "\\PC*|[\\\\'$\\{\\}\\x00-\\x1f\"`;]*") {
+            let rendered = string_literal(&value);
+            let opens_variable = rendered.contains("${");
+            proptest::prop_assert!(!opens_variable, "variable opener in {}", rendered);
+            let (decoded, consumed) = read_literal(&rendered).expect("a closed literal");
+            proptest::prop_assert_eq!(consumed, rendered.len());
+            proptest::prop_assert_eq!(decoded, value);
+        }
+
+        #[test]
+        fn any_string_parameter_leaves_the_rest_of_the_statement_alone(value in any_text()) {
+            let statement = extdata_core::Statement::new("SELECT :v, 'tail'").bind("v", value.as_str());
+            let sql = statement.render_inline(extdata_core::Dialect::Hive, literal).unwrap();
+            let rest = sql.strip_prefix("SELECT ").expect("prefix kept");
+            let (decoded, consumed) = read_literal(rest).expect("a closed literal");
+            proptest::prop_assert_eq!(decoded, value);
+            proptest::prop_assert_eq!(&rest[consumed..], ", 'tail'");
+        }
+    }
+
+    fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy as _;
+        proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::char::any(),
+                proptest::sample::select(vec![
+                    '\\', '\'', '$', '{', '}', '\0', '\n', '"', ';', 'u'
+                ]),
+            ],
+            0..40,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
     #[test]
     fn typed_literals_keep_their_width() {
         assert_eq!(literal(&Value::I8(-128)).unwrap(), "CAST(-128 AS TINYINT)");
