@@ -94,6 +94,10 @@ fn series(n: u64) -> String {
     format!("SELECT number + 1 AS n FROM system.numbers LIMIT {n}")
 }
 
+fn text_parameter(name: &str) -> String {
+    format!("CAST(:{name} AS Nullable(String))")
+}
+
 fn capabilities() -> Capabilities {
     Capabilities::new()
         .with_integer_type("Int64")
@@ -107,6 +111,10 @@ fn capabilities() -> Capabilities {
         .with_reports_affected_rows(false)
         // 18.16 has no UPDATE/DELETE statements (only ALTER … mutations).
         .with_supports_update(false)
+        // A bare NULL parameter in a select list has the type `Nullable(Nothing)`, which
+        // the clickhouse crate cannot decode; a text parameter is written with its type,
+        // as ClickHouse users do.
+        .with_text_parameter(text_parameter)
     // No running-query probe: 18.16 keeps only the parsed part of a query in
     // system.processes, so the suite's trailing `/* marker */` is not there. The
     // server-side cancel is checked in tests/clickhouse.rs with a marker inside the
