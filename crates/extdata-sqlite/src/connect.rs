@@ -195,7 +195,10 @@ impl Settings {
         let mut pool_options = SqlitePoolOptions::new()
             .max_connections(pool.max_size)
             .min_connections(pool.min_idle)
-            .acquire_timeout(pool.acquire_timeout);
+            .acquire_timeout(pool.acquire_timeout)
+            // The test is a round trip to the connection's worker thread, which only fails
+            // if that thread died; sqlx pings every connection returned to the pool anyway.
+            .test_before_acquire(false);
         pool_options = if memory {
             // Nothing to gain from recycling in-process memory connections.
             pool_options.idle_timeout(None).max_lifetime(None)

@@ -260,13 +260,29 @@ impl ExternalSource for SqliteSource {
         let timeout = options.timeout_or(self.query_timeout);
         let deadline = Instant::now() + timeout;
         let conn = self.connection("execute", timeout, deadline).await?;
-        run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
-            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                .execute(conn)
-                .map(|done| done.map(|d| d.rows_affected()))
+        let may_open_transaction = run::may_open_transaction(&sql);
+        let (affected, left_open) =
+            run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
+                async move {
+                    let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                        .execute(&mut *conn)
+                        .await?;
+                    let left_open =
+                        may_open_transaction && run::roll_back_open_transaction(conn).await?;
+                    Ok((done.rows_affected(), left_open))
+                }
                 .boxed()
-        })
-        .await
+            })
+            .await?;
+        if left_open {
+            // The next call may run on another connection: a transaction cannot span calls.
+            return Err(Error::new(
+                ErrorKind::Query,
+                "execute: the statement left a transaction open; it was rolled back (put                  BEGIN and COMMIT in the same call)",
+            )
+            .with_connector(&self.name));
+        }
+        Ok(affected)
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {

@@ -232,6 +232,28 @@ async fn table_schema(
     Ok(Vec::new())
 }
 
+/// Whether `sql` might start a transaction that outlives it (`BEGIN`, `SAVEPOINT`). A
+/// cheap over-approximation: a match only costs a check after the call.
+pub(crate) fn may_open_transaction(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("begin") || lower.contains("savepoint")
+}
+
+/// Rolls back a transaction the last statement left open on `conn`; returns whether
+/// there was one. sqlx does not expose `sqlite3_get_autocommit`, so this asks SQLite by
+/// trying to start one.
+pub(crate) async fn roll_back_open_transaction(
+    conn: &mut SqliteConnection,
+) -> std::result::Result<bool, sqlx::Error> {
+    let open = match conn.execute("BEGIN").await {
+        Ok(_) => false,
+        Err(sqlx::Error::Database(e)) if e.message().contains("within a transaction") => true,
+        Err(e) => return Err(e),
+    };
+    conn.execute("ROLLBACK").await?;
+    Ok(open)
+}
+
 /// Prepares `sql` (without running it) and describes its columns.
 pub(crate) async fn describe(
     conn: &mut SqliteConnection,
@@ -400,6 +422,7 @@ async fn read_rows(
     messages: mpsc::Sender<Message>,
 ) {
     let mut close_signal = shared.close_signal.clone();
+    let may_open = may_open_transaction(&call.sql);
     let end = {
         let conn: &mut SqliteConnection = &mut conn;
         let prepared = async {
@@ -479,6 +502,15 @@ async fn read_rows(
             }
         }
     };
+    if let End::Finished = end
+        && may_open
+        && matches!(roll_back_open_transaction(&mut conn).await, Ok(true))
+    {
+        tracing::warn!(
+            connector = %shared.connector,
+            "a streamed statement left a transaction open; it was rolled back"
+        );
+    }
     if let End::Cancelled = end {
         cancel.store(true, Ordering::Release);
         // sqlx pings a returned connection, which waits for the interrupted statement; a

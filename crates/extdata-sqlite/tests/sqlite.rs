@@ -133,10 +133,18 @@ async fn per_call_timeout_overrides_the_connector_timeout() {
 #[tokio::test]
 async fn lock_waits_are_bounded_by_the_call_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let holder = source(file(&dir, "locks").with_pool(pool(1)));
-    exec(&holder, "CREATE TABLE t (v INTEGER)").await;
-    // The transaction stays open on the holder's only connection: the file is locked.
-    exec(&holder, "BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").await;
+    let setup = source(file(&dir, "locks"));
+    exec(&setup, "CREATE TABLE t (v INTEGER)").await;
+    // Another program holds the write lock.
+    let mut holder = sqlx::ConnectOptions::connect(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("locks.db")),
+    )
+    .await
+    .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
 
     // busy_timeout longer than the call: SQLite sleeps in its busy handler (no VM steps,
     // so no progress handler); the call gives up on time and discards the connection.
@@ -164,7 +172,7 @@ async fn lock_waits_are_bounded_by_the_call_timeout() {
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert!(error.message().contains("locked"), "{error}");
 
-    exec(&holder, "ROLLBACK").await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     assert_eq!(
         patient
             .execute(&Statement::new("INSERT INTO t VALUES (4)"), &opts())
@@ -599,4 +607,37 @@ fn build_needs_no_runtime_and_debug_shows_no_secret() {
     assert!(debug.contains("/nonexistent/dir/x.db"), "{debug}");
     assert!(!debug.contains("hunter2"), "{debug}");
     assert_eq!(source.database(), "/nonexistent/dir/x.db");
+}
+
+#[tokio::test]
+async fn a_transaction_cannot_outlive_its_call() {
+    let source = source(memory("transactions").with_pool(pool(1)));
+    exec(&source, "CREATE TABLE t (v INTEGER)").await;
+    let error = source
+        .execute(&Statement::new("BEGIN; INSERT INTO t VALUES (1)"), &opts())
+        .await
+        .expect_err("left open");
+    assert_eq!(error.kind(), ErrorKind::Query);
+    assert!(error.message().contains("rolled back"), "{error}");
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM t").await,
+        Value::I64(0)
+    );
+    // A transaction that ends in its call is fine, and the connection is not in one.
+    exec(
+        &source,
+        "BEGIN; INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); COMMIT",
+    )
+    .await;
+    exec(&source, "INSERT INTO t VALUES (3)").await;
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM t").await,
+        Value::I64(3)
+    );
+    // A column named like the keyword costs a check, nothing else.
+    exec(&source, "CREATE TABLE s (begin_date TEXT)").await;
+    assert_eq!(
+        exec(&source, "INSERT INTO s (begin_date) VALUES ('x')").await,
+        1
+    );
 }
