@@ -1,0 +1,180 @@
+//! The Oracle backend against a real server (named by `EXTDATA_TEST_ORACLE_URL` or
+//! `EXTDATA_TEST_ORACLE_{HOST,PORT,SERVICE,USER,PASSWORD}`): errors and their kinds,
+//! break on timeout, read-only calls, describe, streaming in batches.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
+use futures::StreamExt;
+
+macro_rules! server {
+    ($test:literal) => {
+        match support::server($test) {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+fn source(config: extdata_core::ConnectorConfig) -> std::sync::Arc<dyn ExternalSource> {
+    support::build(&config).expect("valid config")
+}
+
+#[tokio::test]
+async fn server_errors_have_their_kinds() {
+    let server = server!("server_errors_have_their_kinds");
+    let ora = source(server.config("ora-errors"));
+    let missing = ora
+        .query(
+            &Statement::new("SELECT * FROM extdata_no_such_table"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect_err("ORA-00942");
+    assert_eq!(missing.kind(), ErrorKind::Query, "{missing}");
+    assert_eq!(missing.sql_state(), Some("ORA-00942"));
+    let syntax = ora
+        .execute(
+            &Statement::new("SELEKT 1 FROM dual"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect_err("ORA-00900");
+    assert_eq!(syntax.kind(), ErrorKind::Query, "{syntax}");
+    let wrong = source(server.config("ora-wrong").with_password("not-the-Pw-1"))
+        .ping()
+        .await
+        .expect_err("ORA-01017");
+    assert_eq!(wrong.kind(), ErrorKind::Auth, "{wrong}");
+    assert!(!wrong.to_string().contains("not-the-Pw-1"));
+    let refused = source(server.config("ora-refused").with_port(9))
+        .ping()
+        .await
+        .expect_err("ORA-12541");
+    assert_eq!(refused.kind(), ErrorKind::Connect, "{refused}");
+}
+
+#[tokio::test]
+async fn timeout_breaks_the_call_and_discards_the_connection() {
+    let server = server!("timeout_breaks_the_call_and_discards_the_connection");
+    let ora = source(server.config("ora-timeout"));
+    let sleep = Statement::new(
+        "WITH FUNCTION s(n NUMBER) RETURN NUMBER IS BEGIN DBMS_SESSION.SLEEP(n); RETURN n; END; \
+         SELECT s(30) AS n FROM dual",
+    );
+    let started = Instant::now();
+    let error = ora
+        .query(
+            &sleep,
+            &QueryOptions::default().with_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .expect_err("timeout");
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    for _ in 0..5 {
+        let error = ora
+            .execute(
+                &Statement::new("BEGIN DBMS_SESSION.SLEEP(30); END;"),
+                &QueryOptions::default().with_timeout(Duration::from_millis(500)),
+            )
+            .await
+            .expect_err("timeout");
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    }
+    let one = ora
+        .query(
+            &Statement::new("SELECT 1 AS n FROM dual"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("the pool still serves");
+    let n = one.rows[0]
+        .get(0)
+        .and_then(extdata_conformance::support::int_of);
+    assert_eq!(n, Some(1));
+}
+
+#[tokio::test]
+async fn read_only_connector_refuses_dml_ddl_and_plsql() {
+    let server = server!("read_only_connector_refuses_dml_ddl_and_plsql");
+    let ora = source(server.config("ora-ro").with_read_only(true));
+    for sql in [
+        "CREATE TABLE extdata_ro_probe (id NUMBER)",
+        "BEGIN NULL; END;",
+        "INSERT INTO extdata_ro_probe (id) VALUES (1)",
+    ] {
+        let error = ora
+            .execute(&Statement::new(sql), &QueryOptions::default())
+            .await
+            .expect_err(sql);
+        assert!(
+            matches!(error.kind(), ErrorKind::ReadOnly | ErrorKind::Query),
+            "{sql}: {error}"
+        );
+    }
+    let rows = ora
+        .query(
+            &Statement::new("SELECT 1 AS n FROM dual"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("reads work");
+    assert_eq!(rows.rows.len(), 1);
+}
+
+#[tokio::test]
+async fn stream_arrives_in_batches_and_stops_when_dropped() {
+    let server = server!("stream_arrives_in_batches_and_stops_when_dropped");
+    let ora = source(
+        server
+            .config("ora-stream")
+            .with_options("fetch_array_size=50"),
+    );
+    let mut stream = ora
+        .stream(
+            &Statement::new("SELECT LEVEL AS n FROM dual CONNECT BY LEVEL <= 100000"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("stream");
+    let mut seen = 0_i64;
+    while let Some(row) = stream.next().await {
+        let row = row.expect("row");
+        seen += 1;
+        assert!(matches!(
+            row.get(0),
+            Some(Value::Decimal(_) | Value::I128(_) | Value::I64(_))
+        ));
+        if seen == 120 {
+            break;
+        }
+    }
+    drop(stream);
+    ora.ping()
+        .await
+        .expect("source usable after a dropped stream");
+}
+
+#[tokio::test]
+async fn describe_reports_oracle_types() {
+    let server = server!("describe_reports_oracle_types");
+    let ora = source(server.config("ora-describe"));
+    let columns = ora
+        .describe(
+            &Statement::new(
+                "SELECT CAST(1 AS NUMBER(10)) AS a, CAST('x' AS VARCHAR2(5)) AS b, SYSTIMESTAMP AS c FROM dual",
+            ),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("describe");
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["A", "B", "C"]);
+    assert_eq!(columns[0].value_kind, extdata_core::ValueKind::I64);
+    assert_eq!(columns[1].value_kind, extdata_core::ValueKind::Text);
+    assert_eq!(columns[2].value_kind, extdata_core::ValueKind::TimestampTz);
+}
