@@ -261,6 +261,30 @@ pub trait ExternalSource: Send + Sync + fmt::Debug {
     /// Runs a statement that writes; returns the rows affected.
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64>;
 
+    /// Runs several writing statements (e.g. a segment sync's batch); returns the rows
+    /// affected by each.
+    ///
+    /// A backend with transactions overrides this to run them in one transaction (all
+    /// or none); the default runs them one after another and stops at the first error,
+    /// so statements before it stay applied. [`ExternalSource::batches_are_atomic`] tells
+    /// which.
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        let mut affected = Vec::with_capacity(statements.len());
+        for statement in statements {
+            affected.push(self.execute(statement, options).await?);
+        }
+        Ok(affected)
+    }
+
+    /// Whether [`execute_batch`](ExternalSource::execute_batch) runs in one transaction.
+    fn batches_are_atomic(&self) -> bool {
+        false
+    }
+
     /// The columns a query would return, without running it for its rows.
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>>;
 

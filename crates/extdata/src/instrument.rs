@@ -181,6 +181,29 @@ impl ExternalSource for Instrumented {
         result
     }
 
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        let span = self.span("execute_batch");
+        let record = CallRecord::new(self.inner.as_ref(), "execute_batch", span.clone());
+        let result = self
+            .inner
+            .execute_batch(statements, options)
+            .instrument(span)
+            .await;
+        match &result {
+            Ok(rows) => record.finish(Some(rows.iter().sum()), None),
+            Err(err) => record.finish(None, Some(err)),
+        }
+        result
+    }
+
+    fn batches_are_atomic(&self) -> bool {
+        self.inner.batches_are_atomic()
+    }
+
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         let span = self.span("describe");
         let record = CallRecord::new(self.inner.as_ref(), "describe", span.clone());

@@ -1,0 +1,1014 @@
+//! The jobs sections of the configuration file (`state`, `[[imports]]`, `[[segments]]`,
+//! `[[segment_sync]]`, `[[lookups]]`), read field by field so that every mistake is
+//! reported at once, like connectors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use extdata::{
+    ConfigDocument, DbKind, Dialect, Problems, Registry, SecretSource, Statement, Value,
+    parse_duration,
+};
+use serde_json::{Map, Value as Json};
+
+use crate::schedule::Schedule;
+use crate::state::parse_cursor_initial;
+
+/// Top-level sections this crate reads (next to the registry's `connectors` and
+/// `accounts`).
+pub const JOBS_SECTIONS: &[&str] = &["state", "imports", "segments", "segment_sync", "lookups"];
+
+/// The state store's file name when the config file does not name one.
+pub const DEFAULT_STATE_FILE: &str = "extdata-state.db";
+
+/// Rows per batch of an import when the config does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 5000;
+/// Statements per batch of a segment sync when the config does not say.
+pub const DEFAULT_SYNC_BATCH_SIZE: usize = 500;
+/// A lookup's timeout when the config does not say.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+/// Rows a `result = "rows"` lookup returns at most when the config does not say.
+pub const DEFAULT_LOOKUP_MAX_ROWS: usize = 100;
+
+/// How imported rows meet the rows already in the sink, by key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImportMode {
+    /// Upsert: new keys are inserted, existing keys updated.
+    AddAndUpdate,
+    /// Insert if absent: existing keys are left as they are.
+    AddOnly,
+    /// Update if present: new keys are skipped.
+    UpdateOnly,
+}
+
+impl ImportMode {
+    /// The config spelling (`add_and_update`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMode::AddAndUpdate => "add_and_update",
+            ImportMode::AddOnly => "add_only",
+            ImportMode::UpdateOnly => "update_only",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "add_and_update" => Some(ImportMode::AddAndUpdate),
+            "add_only" => Some(ImportMode::AddOnly),
+            "update_only" => Some(ImportMode::UpdateOnly),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ImportMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The incremental cursor of an import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CursorSpec {
+    /// The column whose largest imported value is remembered.
+    pub column: String,
+    /// The value bound to `:cursor` before the first run.
+    pub initial: Value,
+}
+
+/// Where an import writes.
+#[derive(Clone)]
+pub enum SinkConfig {
+    /// A SQLite table keyed by the import's key.
+    Sqlite {
+        /// The database file (created when missing).
+        path: PathBuf,
+        /// The table (created from the query's columns when missing).
+        table: String,
+    },
+    /// A PostgreSQL table keyed by the import's key.
+    Postgres {
+        /// `postgres://…` URL; a secret (literal, `{ env }` or `{ file }`).
+        url: SecretSource,
+        /// The table, optionally `schema.table`.
+        table: String,
+    },
+    /// A JSON-lines file, one object per row version.
+    Jsonl {
+        /// The file (created when missing).
+        path: PathBuf,
+    },
+    /// A CSV file with a header row, one record per row version.
+    Csv {
+        /// The file (created when missing).
+        path: PathBuf,
+    },
+}
+
+impl SinkConfig {
+    /// The sink type as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Sqlite { .. } => "sqlite",
+            SinkConfig::Postgres { .. } => "postgresql",
+            SinkConfig::Jsonl { .. } => "jsonl",
+            SinkConfig::Csv { .. } => "csv",
+        }
+    }
+}
+
+impl fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The PostgreSQL URL may hold a password: never printed.
+        match self {
+            SinkConfig::Sqlite { path, table } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("table", table)
+                .finish(),
+            SinkConfig::Postgres { table, .. } => f
+                .debug_struct("Postgres")
+                .field("table", table)
+                .finish_non_exhaustive(),
+            SinkConfig::Jsonl { path } => f.debug_struct("Jsonl").field("path", path).finish(),
+            SinkConfig::Csv { path } => f.debug_struct("Csv").field("path", path).finish(),
+        }
+    }
+}
+
+/// One `[[imports]]` entry.
+#[derive(Debug, Clone)]
+pub struct ImportJob {
+    /// Unique name.
+    pub name: String,
+    /// The account that owns it.
+    pub account: String,
+    /// The connector it reads (assigned to the account).
+    pub connector: String,
+    /// The query; with a cursor it uses `:cursor`.
+    pub query: String,
+    /// The column that identifies a profile.
+    pub key: String,
+    /// The incremental cursor, when the import is incremental.
+    pub cursor: Option<CursorSpec>,
+    /// How rows meet existing rows.
+    pub mode: ImportMode,
+    /// When it runs (`extdata run`); none: only on demand.
+    pub schedule: Option<Schedule>,
+    /// Rows per committed batch.
+    pub batch_size: usize,
+    /// Whether `extdata run` runs it at once when it starts.
+    pub run_on_start: bool,
+    /// Bound on the wait for each row (default: the connector's `query_timeout`).
+    pub timeout: Option<Duration>,
+    /// Where rows go.
+    pub sink: SinkConfig,
+}
+
+/// One `[[segments]]` entry.
+#[derive(Debug, Clone)]
+pub struct SegmentDef {
+    /// Unique short name.
+    pub name: String,
+    /// The account that owns it.
+    pub account: String,
+    /// The connector it reads.
+    pub connector: String,
+    /// The query returning the members.
+    pub query: String,
+    /// The column holding a member's key.
+    pub key: String,
+    /// How long an evaluation is reused.
+    pub cache_ttl: Duration,
+    /// Bound on the wait for each row (default: the connector's `query_timeout`).
+    pub timeout: Option<Duration>,
+}
+
+/// One `[[segment_sync]]` entry: statements run on the external database when a key
+/// joins or leaves a segment.
+#[derive(Debug, Clone)]
+pub struct SegmentSyncDef {
+    /// Unique name (default: the segment's name).
+    pub name: String,
+    /// The segment whose changes are written.
+    pub segment: String,
+    /// The account (the segment's).
+    pub account: String,
+    /// The connector written to (default: the segment's connector).
+    pub connector: String,
+    /// Run for each key that joined, with `:key` bound.
+    pub on_add: Option<String>,
+    /// Run for each key that left, with `:key` bound.
+    pub on_remove: Option<String>,
+    /// Statements per batch (one transaction where the backend has them).
+    pub batch_size: usize,
+    /// Bound on each batch.
+    pub timeout: Option<Duration>,
+}
+
+/// What a lookup returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult {
+    /// The first row as an object (none when there is no row).
+    Row,
+    /// All rows as a list of objects, at most `max_rows`.
+    Rows,
+}
+
+/// What a failed or timed-out lookup does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// The render fails.
+    Fail,
+    /// The lookup returns nothing (none for `row`, an empty list for `rows`).
+    Empty,
+}
+
+/// One `[[lookups]]` entry.
+#[derive(Debug, Clone)]
+pub struct LookupDef {
+    /// Unique name, used in templates.
+    pub name: String,
+    /// The account that owns it.
+    pub account: String,
+    /// The connector it reads.
+    pub connector: String,
+    /// The query; its `:name` parameters come from the template call.
+    pub query: String,
+    /// Row or rows.
+    pub result: LookupResult,
+    /// Bound on the rows of `result = "rows"`.
+    pub max_rows: usize,
+    /// How long a result is reused (zero: not cached, but concurrent calls still share
+    /// one query).
+    pub cache_ttl: Duration,
+    /// Bound on the whole lookup.
+    pub timeout: Duration,
+    /// What a failure does.
+    pub on_error: OnError,
+}
+
+/// The jobs sections of one configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// The state store file.
+    pub state: PathBuf,
+    /// Imports by name.
+    pub imports: BTreeMap<String, ImportJob>,
+    /// Segments by name.
+    pub segments: BTreeMap<String, SegmentDef>,
+    /// Segment syncs by name.
+    pub segment_syncs: BTreeMap<String, SegmentSyncDef>,
+    /// Lookups by name.
+    pub lookups: BTreeMap<String, LookupDef>,
+}
+
+impl JobsConfig {
+    /// Reads and validates the jobs sections. With a registry, each entry's connector
+    /// must exist and be assigned to the entry's account; without one (the connectors
+    /// have problems of their own) those checks are left out.
+    pub fn from_document(
+        doc: &ConfigDocument,
+        registry: Option<&Registry>,
+    ) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let state = match doc.section("state") {
+            None => PathBuf::from(doc.resolve_path(DEFAULT_STATE_FILE)),
+            Some(Json::String(path)) if !path.trim().is_empty() => {
+                PathBuf::from(doc.resolve_path(path))
+            }
+            Some(_) => {
+                problems.push(CONFIG, "state", "must be the path of the state store file");
+                PathBuf::from(DEFAULT_STATE_FILE)
+            }
+        };
+        let checker = Checker { registry };
+        let mut config = JobsConfig {
+            state,
+            imports: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            segment_syncs: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+        };
+        for (index, map) in entries(doc, "imports", &mut problems) {
+            let mut entry = Entry::new("imports", index, map, IMPORT_FIELDS, &mut problems);
+            if let Some(job) = read_import(&mut entry, doc, &checker) {
+                insert_unique(
+                    &mut config.imports,
+                    job.name.clone(),
+                    job,
+                    "import",
+                    &mut problems,
+                );
+            }
+        }
+        for (index, map) in entries(doc, "segments", &mut problems) {
+            let mut entry = Entry::new("segments", index, map, SEGMENT_FIELDS, &mut problems);
+            if let Some(segment) = read_segment(&mut entry, &checker) {
+                insert_unique(
+                    &mut config.segments,
+                    segment.name.clone(),
+                    segment,
+                    "segment",
+                    &mut problems,
+                );
+            }
+        }
+        for (index, map) in entries(doc, "segment_sync", &mut problems) {
+            let mut entry = Entry::new("segment_sync", index, map, SYNC_FIELDS, &mut problems);
+            if let Some(sync) = read_sync(&mut entry, &config.segments, &checker) {
+                insert_unique(
+                    &mut config.segment_syncs,
+                    sync.name.clone(),
+                    sync,
+                    "segment sync",
+                    &mut problems,
+                );
+            }
+        }
+        for (index, map) in entries(doc, "lookups", &mut problems) {
+            let mut entry = Entry::new("lookups", index, map, LOOKUP_FIELDS, &mut problems);
+            if let Some(lookup) = read_lookup(&mut entry, &checker) {
+                insert_unique(
+                    &mut config.lookups,
+                    lookup.name.clone(),
+                    lookup,
+                    "lookup",
+                    &mut problems,
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The number of entries of each kind: imports, segments, syncs, lookups.
+    pub fn counts(&self) -> [usize; 4] {
+        [
+            self.imports.len(),
+            self.segments.len(),
+            self.segment_syncs.len(),
+            self.lookups.len(),
+        ]
+    }
+}
+
+const CONFIG: &str = "config";
+
+const IMPORT_FIELDS: &[&str] = &[
+    "name",
+    "account",
+    "connector",
+    "query",
+    "key",
+    "cursor",
+    "mode",
+    "schedule",
+    "batch_size",
+    "run_on_start",
+    "timeout",
+    "sink",
+];
+const SEGMENT_FIELDS: &[&str] = &[
+    "name",
+    "account",
+    "connector",
+    "query",
+    "key",
+    "cache_ttl",
+    "timeout",
+];
+const SYNC_FIELDS: &[&str] = &[
+    "name",
+    "segment",
+    "connector",
+    "on_add",
+    "on_remove",
+    "batch_size",
+    "timeout",
+];
+const LOOKUP_FIELDS: &[&str] = &[
+    "name",
+    "account",
+    "connector",
+    "query",
+    "result",
+    "max_rows",
+    "cache_ttl",
+    "timeout",
+    "on_error",
+];
+
+fn entries<'d>(
+    doc: &'d ConfigDocument,
+    section: &str,
+    problems: &mut Problems,
+) -> Vec<(usize, &'d Map<String, Json>)> {
+    match doc.section(section) {
+        None => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| match item {
+                Json::Object(map) => Some((index, map)),
+                _ => {
+                    problems.push(format!("{section}[{index}]"), "", "must be a table");
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            problems.push(
+                CONFIG,
+                section,
+                format!("must be a list of tables ([[{section}]])"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn insert_unique<T>(
+    map: &mut BTreeMap<String, T>,
+    name: String,
+    value: T,
+    what: &str,
+    problems: &mut Problems,
+) {
+    if map.contains_key(&name) {
+        problems.push(
+            &name,
+            "name",
+            format!("is used by another {what}; names must be unique"),
+        );
+    } else {
+        map.insert(name, value);
+    }
+}
+
+/// One entry being read: its label for problems and the fields not yet taken.
+struct Entry<'a> {
+    label: String,
+    map: &'a Map<String, Json>,
+    problems: &'a mut Problems,
+    /// Problems count when the entry started: an entry with new problems is dropped.
+    start: usize,
+}
+
+impl<'a> Entry<'a> {
+    fn new(
+        section: &str,
+        index: usize,
+        map: &'a Map<String, Json>,
+        known: &[&str],
+        problems: &'a mut Problems,
+    ) -> Self {
+        let label = map
+            .get("name")
+            .and_then(Json::as_str)
+            .filter(|n| !n.trim().is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{section}[{index}]"));
+        let start = problems.0.len();
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                problems.push(
+                    &label,
+                    key.clone(),
+                    format!("unknown field; known fields: {}", known.join(", ")),
+                );
+            }
+        }
+        Entry {
+            label,
+            map,
+            problems,
+            start,
+        }
+    }
+
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(&self.label, field, message);
+    }
+
+    fn ok(&self) -> bool {
+        self.problems.0.len() == self.start
+    }
+
+    fn required(&mut self, field: &str) -> Option<String> {
+        let value = self.optional(field);
+        if value.is_none() && !self.map.contains_key(field) {
+            self.problem(field, "is missing");
+        }
+        value
+    }
+
+    fn optional(&mut self, field: &str) -> Option<String> {
+        match self.map.get(field)? {
+            Json::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            Json::String(_) => {
+                self.problem(field, "must not be empty");
+                None
+            }
+            _ => {
+                self.problem(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// An account id: a string or a whole number.
+    fn account(&mut self) -> Option<String> {
+        match self.map.get("account") {
+            Some(Json::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            Some(_) => self.required("account"),
+            None => {
+                self.problem("account", "is missing");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, field: &str, allow_zero: bool) -> Option<Duration> {
+        let text = self.optional(field)?;
+        match parse_duration(&text) {
+            Ok(d) if d.is_zero() && !allow_zero => {
+                self.problem(field, "must be greater than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.problem(field, message);
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, field: &str, default: usize) -> usize {
+        match self.map.get(field) {
+            None => default,
+            Some(Json::Number(n)) => match n.as_u64() {
+                Some(v) if v > 0 && v <= 1_000_000 => v as usize,
+                _ => {
+                    self.problem(field, "must be a whole number from 1 to 1000000");
+                    default
+                }
+            },
+            Some(_) => {
+                self.problem(field, "must be a whole number");
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, field: &str) -> bool {
+        match self.map.get(field) {
+            None => false,
+            Some(Json::Bool(b)) => *b,
+            Some(_) => {
+                self.problem(field, "must be true or false");
+                false
+            }
+        }
+    }
+
+    fn table(&mut self, field: &str) -> Option<&'a Map<String, Json>> {
+        match self.map.get(field)? {
+            Json::Object(map) => Some(map),
+            _ => {
+                self.problem(field, "must be a table");
+                None
+            }
+        }
+    }
+
+    /// Unknown keys of a nested table.
+    fn nested_unknown(&mut self, field: &str, map: &Map<String, Json>, known: &[&str]) {
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.problem(
+                    &format!("{field}.{key}"),
+                    format!("unknown field; known fields: {}", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn nested_string(
+        &mut self,
+        field: &str,
+        map: &Map<String, Json>,
+        key: &str,
+        required: bool,
+    ) -> Option<String> {
+        match map.get(key) {
+            Some(Json::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(_) => {
+                self.problem(&format!("{field}.{key}"), "must be a non-empty string");
+                None
+            }
+            None if required => {
+                self.problem(&format!("{field}.{key}"), "is missing");
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// Cross-checks against the registry.
+struct Checker<'r> {
+    registry: Option<&'r Registry>,
+}
+
+impl Checker<'_> {
+    /// The connector's dialect; problems when it does not exist or is not the account's.
+    fn connector(&self, entry: &mut Entry<'_>, account: &str, connector: &str) -> Option<Dialect> {
+        let registry = self.registry?;
+        let Some(config) = registry.connector(connector) else {
+            entry.problem("connector", format!("unknown connector `{connector}`"));
+            return None;
+        };
+        if !registry.is_assigned(account, connector) {
+            entry.problem(
+                "connector",
+                format!("connector `{connector}` is not assigned to account `{account}`"),
+            );
+        }
+        Some(config.kind.dialect())
+    }
+}
+
+/// The placeholders of `sql`: with the connector's dialect when known, else the most
+/// common lexing (PostgreSQL's).
+fn placeholders(sql: &str, dialect: Option<Dialect>) -> Vec<String> {
+    Statement::new(sql).placeholder_names(dialect.unwrap_or(DbKind::Postgres.dialect()))
+}
+
+fn read_import(
+    entry: &mut Entry<'_>,
+    doc: &ConfigDocument,
+    checker: &Checker<'_>,
+) -> Option<ImportJob> {
+    let name = entry.required("name");
+    let account = entry.account();
+    let connector = entry.required("connector");
+    let query = entry.required("query");
+    let key = entry.required("key");
+    let dialect = match (&account, &connector) {
+        (Some(a), Some(c)) => checker.connector(entry, a, c),
+        _ => None,
+    };
+    let mode = match entry.optional("mode") {
+        None => ImportMode::AddAndUpdate,
+        Some(text) => ImportMode::parse(&text).unwrap_or_else(|| {
+            entry.problem(
+                "mode",
+                format!("`{text}` is not a mode; one of: add_and_update, add_only, update_only"),
+            );
+            ImportMode::AddAndUpdate
+        }),
+    };
+    let cursor = entry.table("cursor").and_then(|map| {
+        entry.nested_unknown("cursor", map, &["column", "initial"]);
+        let column = entry.nested_string("cursor", map, "column", true);
+        let initial = match map.get("initial") {
+            None => {
+                entry.problem("cursor.initial", "is missing");
+                None
+            }
+            Some(json) => match parse_cursor_initial(json) {
+                Ok(v) => Some(v),
+                Err(message) => {
+                    entry.problem("cursor.initial", message);
+                    None
+                }
+            },
+        };
+        Some(CursorSpec {
+            column: column?,
+            initial: initial?,
+        })
+    });
+    if let Some(query) = &query {
+        let names = placeholders(query, dialect);
+        let has_cursor = names.iter().any(|n| n == "cursor");
+        if entry.map.contains_key("cursor") && !has_cursor {
+            entry.problem(
+                "query",
+                "has a cursor but does not use `:cursor` (e.g. `WHERE updated_at > :cursor ORDER BY updated_at`)",
+            );
+        }
+        if !entry.map.contains_key("cursor") && has_cursor {
+            entry.problem(
+                "query",
+                "uses `:cursor` but the import has no `cursor` table",
+            );
+        }
+        let others: Vec<_> = names.iter().filter(|n| *n != "cursor").collect();
+        if !others.is_empty() {
+            entry.problem(
+                "query",
+                format!(
+                    "uses parameters that nothing binds: {}; an import binds only `:cursor`",
+                    others
+                        .iter()
+                        .map(|n| format!(":{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+    let schedule = entry.table("schedule").and_then(|map| {
+        entry.nested_unknown("schedule", map, &["cron", "timezone"]);
+        let cron = entry.nested_string("schedule", map, "cron", true)?;
+        let zone = entry
+            .nested_string("schedule", map, "timezone", false)
+            .unwrap_or_else(|| "UTC".to_owned());
+        match Schedule::parse(&cron, &zone) {
+            Ok(s) => Some(s),
+            Err((field, message)) => {
+                entry.problem(&format!("schedule.{field}"), message);
+                None
+            }
+        }
+    });
+    let batch_size = entry.positive("batch_size", DEFAULT_BATCH_SIZE);
+    let run_on_start = entry.bool("run_on_start");
+    let timeout = entry.duration("timeout", false);
+    let sink = match entry.table("sink") {
+        None => {
+            if !entry.map.contains_key("sink") {
+                entry.problem("sink", "is missing");
+            }
+            None
+        }
+        Some(map) => read_sink(entry, doc, map),
+    };
+    if !entry.ok() {
+        return None;
+    }
+    Some(ImportJob {
+        name: name?,
+        account: account?,
+        connector: connector?,
+        query: query?,
+        key: key?,
+        cursor,
+        mode,
+        schedule,
+        batch_size,
+        run_on_start,
+        timeout,
+        sink: sink?,
+    })
+}
+
+fn read_sink(
+    entry: &mut Entry<'_>,
+    doc: &ConfigDocument,
+    map: &Map<String, Json>,
+) -> Option<SinkConfig> {
+    let kind = entry.nested_string("sink", map, "type", true)?;
+    let path = |entry: &mut Entry<'_>| {
+        entry
+            .nested_string("sink", map, "path", true)
+            .map(|p| PathBuf::from(doc.resolve_path(&p)))
+    };
+    match kind.as_str() {
+        "sqlite" => {
+            entry.nested_unknown("sink", map, &["type", "path", "table"]);
+            let path = path(entry);
+            let table = entry.nested_string("sink", map, "table", true);
+            Some(SinkConfig::Sqlite {
+                path: path?,
+                table: table?,
+            })
+        }
+        "postgresql" | "postgres" => {
+            entry.nested_unknown("sink", map, &["type", "url", "table"]);
+            let table = entry.nested_string("sink", map, "table", true);
+            let url = match map.get("url") {
+                None => {
+                    entry.problem("sink.url", "is missing");
+                    None
+                }
+                Some(json) => match serde_json::from_value::<SecretSource>(json.clone()) {
+                    Ok(SecretSource::File { file }) => Some(SecretSource::File {
+                        file: doc.resolve_path(&file),
+                    }),
+                    Ok(url) => Some(url),
+                    Err(_) => {
+                        entry.problem(
+                            "sink.url",
+                            "must be a string, { env = \"VAR\" } or { file = \"path\" }",
+                        );
+                        None
+                    }
+                },
+            };
+            Some(SinkConfig::Postgres {
+                url: url?,
+                table: table?,
+            })
+        }
+        "jsonl" => {
+            entry.nested_unknown("sink", map, &["type", "path"]);
+            Some(SinkConfig::Jsonl { path: path(entry)? })
+        }
+        "csv" => {
+            entry.nested_unknown("sink", map, &["type", "path"]);
+            Some(SinkConfig::Csv { path: path(entry)? })
+        }
+        other => {
+            entry.problem(
+                "sink.type",
+                format!("`{other}` is not a sink type; one of: sqlite, postgresql, jsonl, csv"),
+            );
+            None
+        }
+    }
+}
+
+fn read_segment(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<SegmentDef> {
+    let name = entry.required("name");
+    if let Some(name) = &name
+        && !is_short_name(name)
+    {
+        entry.problem(
+            "name",
+            "must be a short name: letters, digits, `_` and `-`, at most 64 characters",
+        );
+    }
+    let account = entry.account();
+    let connector = entry.required("connector");
+    let query = entry.required("query");
+    let key = entry.required("key");
+    let dialect = match (&account, &connector) {
+        (Some(a), Some(c)) => checker.connector(entry, a, c),
+        _ => None,
+    };
+    if let Some(query) = &query {
+        let names = placeholders(query, dialect);
+        if !names.is_empty() {
+            entry.problem(
+                "query",
+                format!(
+                    "uses parameters that nothing binds: {}",
+                    names
+                        .iter()
+                        .map(|n| format!(":{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+    let cache_ttl = entry.duration("cache_ttl", true).unwrap_or_default();
+    let timeout = entry.duration("timeout", false);
+    if !entry.ok() {
+        return None;
+    }
+    Some(SegmentDef {
+        name: name?,
+        account: account?,
+        connector: connector?,
+        query: query?,
+        key: key?,
+        cache_ttl,
+        timeout,
+    })
+}
+
+fn is_short_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn read_sync(
+    entry: &mut Entry<'_>,
+    segments: &BTreeMap<String, SegmentDef>,
+    checker: &Checker<'_>,
+) -> Option<SegmentSyncDef> {
+    let segment_name = entry.required("segment");
+    let segment = segment_name.as_ref().and_then(|name| {
+        let found = segments.get(name);
+        if found.is_none() {
+            entry.problem("segment", format!("unknown segment `{name}`"));
+        }
+        found
+    });
+    let name = entry.optional("name").or_else(|| segment_name.clone());
+    let connector = entry
+        .optional("connector")
+        .or_else(|| segment.map(|s| s.connector.clone()));
+    let dialect = match (segment, &connector) {
+        (Some(s), Some(c)) => checker.connector(entry, &s.account, c),
+        _ => None,
+    };
+    let on_add = entry.optional("on_add");
+    let on_remove = entry.optional("on_remove");
+    if on_add.is_none() && on_remove.is_none() {
+        entry.problem("on_add", "on_add or on_remove (or both) must be given");
+    }
+    for (field, sql) in [("on_add", &on_add), ("on_remove", &on_remove)] {
+        if let Some(sql) = sql {
+            let names = placeholders(sql, dialect);
+            if names != ["key"] {
+                entry.problem(
+                    field,
+                    "must use the parameter `:key` and no other (e.g. `DELETE FROM vip WHERE email = :key`)",
+                );
+            }
+        }
+    }
+    let batch_size = entry.positive("batch_size", DEFAULT_SYNC_BATCH_SIZE);
+    let timeout = entry.duration("timeout", false);
+    if !entry.ok() {
+        return None;
+    }
+    let segment = segment?;
+    Some(SegmentSyncDef {
+        name: name?,
+        segment: segment.name.clone(),
+        account: segment.account.clone(),
+        connector: connector?,
+        on_add,
+        on_remove,
+        batch_size,
+        timeout,
+    })
+}
+
+fn read_lookup(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<LookupDef> {
+    let name = entry.required("name");
+    let account = entry.account();
+    let connector = entry.required("connector");
+    let query = entry.required("query");
+    if let (Some(a), Some(c)) = (&account, &connector) {
+        checker.connector(entry, a, c);
+    }
+    let result = match entry.optional("result").as_deref() {
+        None | Some("row") => LookupResult::Row,
+        Some("rows") => LookupResult::Rows,
+        Some(other) => {
+            entry.problem(
+                "result",
+                format!("`{other}` is not a result; one of: row, rows"),
+            );
+            LookupResult::Row
+        }
+    };
+    let on_error = match entry.optional("on_error").as_deref() {
+        None | Some("fail") => OnError::Fail,
+        Some("empty") => OnError::Empty,
+        Some(other) => {
+            entry.problem(
+                "on_error",
+                format!("`{other}` is not allowed; one of: fail, empty"),
+            );
+            OnError::Fail
+        }
+    };
+    let max_rows = entry.positive("max_rows", DEFAULT_LOOKUP_MAX_ROWS);
+    let cache_ttl = entry.duration("cache_ttl", true).unwrap_or_default();
+    let timeout = entry
+        .duration("timeout", false)
+        .unwrap_or(DEFAULT_LOOKUP_TIMEOUT);
+    if !entry.ok() {
+        return None;
+    }
+    Some(LookupDef {
+        name: name?,
+        account: account?,
+        connector: connector?,
+        query: query?,
+        result,
+        max_rows,
+        cache_ttl,
+        timeout,
+        on_error,
+    })
+}
+
+/// The names of entries of every kind, for messages listing what exists.
+pub(crate) fn names<T>(map: &BTreeMap<String, T>) -> String {
+    if map.is_empty() {
+        "none".to_owned()
+    } else {
+        map.keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

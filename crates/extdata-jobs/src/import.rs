@@ -1,0 +1,385 @@
+//! Running an import: stream the query, write batches to the sink, checkpoint the
+//! cursor after each durable batch.
+//!
+//! A batch is cut only where the cursor value changes, so that every row with the
+//! checkpointed cursor value is in the sink when `> :cursor` resumes after it (rows
+//! sharing a timestamp are never split between a committed and a lost batch).
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use extdata::{Error, ErrorKind, QueryOptions, Result, Row, Statement, Value};
+use futures::StreamExt as _;
+use tokio::sync::watch;
+
+use crate::Jobs;
+use crate::config::{ImportJob, ImportMode};
+use crate::sink::{self, Sink, dedupe_by_key, key_position, key_text};
+use crate::state::{Checkpoint, RunCounts, StateStore};
+
+/// Rows between progress events.
+const PROGRESS_EVERY: u64 = 256;
+
+/// A stop request shared by the scheduler and the running imports (SIGINT/SIGTERM).
+#[derive(Debug, Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// A stop signal and the handle that raises it.
+    pub fn channel() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop(rx))
+    }
+
+    /// A signal that is never raised.
+    pub fn never() -> Stop {
+        let (tx, rx) = watch::channel(false);
+        // The sender is leaked so that the receiver never reports it closed.
+        std::mem::forget(tx);
+        Stop(rx)
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when a stop is asked for (never when the sender is gone without one).
+    pub async fn stopped(&mut self) {
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What an import reports while it runs (for progress bars and logs).
+#[derive(Debug, Clone)]
+pub enum ImportEvent {
+    /// Rows read so far in this run.
+    Rows(u64),
+    /// A batch was committed; the run's totals so far.
+    Committed(RunCounts),
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    /// The run's id in the history.
+    pub run: i64,
+    /// What it did.
+    pub counts: RunCounts,
+    /// Whether a stop request ended it before the end of the result.
+    pub stopped: bool,
+    /// The cursor after the run.
+    pub cursor: Option<Value>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Holds the per-job lock file: one run of a job at a time, across processes. The OS
+/// releases it when the process dies, so a crash never leaves a job locked.
+#[derive(Debug)]
+struct JobLock {
+    _file: File,
+}
+
+impl JobLock {
+    fn acquire(state: &std::path::Path, job: &str) -> Result<Self> {
+        let safe: String = job
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut path = PathBuf::from(state.as_os_str());
+        path.as_mut_os_string().push(format!(".{safe}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot open the lock file `{}`: {e}", path.display()),
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(JobLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+                ErrorKind::Query,
+                format!(
+                    "import `{job}` is already running (another run holds `{}`)",
+                    path.display()
+                ),
+            )
+            .with_temporary(true)),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::new(
+                ErrorKind::Internal,
+                format!("cannot lock `{}`: {e}", path.display()),
+            )),
+        }
+    }
+}
+
+impl Jobs {
+    /// Runs import `name` once for `account` (see [`Jobs`] for accounts), reporting
+    /// progress to `on_event`. A stop request ends the run after the batch being
+    /// committed; rows read after the last commit are read again by the next run.
+    pub async fn run_import(
+        &self,
+        account: Option<&str>,
+        name: &str,
+        stop: Stop,
+        on_event: &(dyn Fn(&ImportEvent) + Send + Sync),
+    ) -> Result<ImportSummary> {
+        let job = self.import(account, name)?;
+        let source = self.source(&job.account, &job.connector)?;
+        let state = self.state().await?;
+        let _lock = JobLock::acquire(state.path(), &job.name)?;
+        let checkpoint = state.checkpoint(&job.name).await?.unwrap_or_default();
+        let mut sink = sink::build(&job.sink)?;
+        let run = state.begin_run(&job.name).await?;
+        let started = Instant::now();
+        let mut runner = Runner {
+            job,
+            state,
+            run,
+            counts: RunCounts::default(),
+            checkpoint,
+            on_event,
+        };
+        let outcome = runner.run(source.as_ref(), sink.as_mut(), stop).await;
+        sink.close().await;
+        let counts = runner.counts.clone();
+        match outcome {
+            Ok(stopped) => {
+                let note = stopped
+                    .then_some("stopped on request; the next run resumes at the last checkpoint");
+                state.finish_run(run, &counts, note).await?;
+                Ok(ImportSummary {
+                    run,
+                    counts,
+                    stopped,
+                    cursor: runner.checkpoint.cursor.clone(),
+                    elapsed: started.elapsed(),
+                })
+            }
+            Err(error) => {
+                let message = error.to_string();
+                // The run's own error matters more than a failure to record it.
+                let _ = state.finish_run(run, &counts, Some(&message)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The runs of import `name`, newest first.
+    pub async fn history(
+        &self,
+        account: Option<&str>,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::RunRecord>> {
+        let job = self.import(account, name)?;
+        self.state().await?.history(&job.name, limit).await
+    }
+}
+
+struct Runner<'a> {
+    job: &'a ImportJob,
+    state: &'a StateStore,
+    run: i64,
+    counts: RunCounts,
+    checkpoint: Checkpoint,
+    on_event: &'a (dyn Fn(&ImportEvent) + Send + Sync),
+}
+
+impl Runner<'_> {
+    /// Returns whether a stop request ended the run.
+    async fn run(
+        &mut self,
+        source: &dyn extdata::ExternalSource,
+        sink: &mut dyn Sink,
+        mut stop: Stop,
+    ) -> Result<bool> {
+        let job = self.job;
+        let mut statement = Statement::new(job.query.clone());
+        if let Some(cursor) = &job.cursor {
+            let value = self
+                .checkpoint
+                .cursor
+                .clone()
+                .unwrap_or_else(|| cursor.initial.clone());
+            statement.set("cursor", value);
+        }
+        let options = QueryOptions {
+            timeout: job.timeout,
+            ..QueryOptions::default()
+        };
+        let mut stream = tokio::select! {
+            biased;
+            _ = stop.stopped() => return Ok(true),
+            stream = source.stream(&statement, &options) => stream?,
+        };
+        let columns = stream.columns().clone();
+        let key_index = key_position(&columns, &job.key)?;
+        let cursor_index = match &job.cursor {
+            Some(c) => Some(key_position(&columns, &c.column).map_err(|_| {
+                Error::config(format!(
+                    "cursor column `{}` is not among the query's columns",
+                    c.column
+                ))
+            })?),
+            None => None,
+        };
+        sink.open(
+            &columns,
+            &columns[key_index].name.clone(),
+            self.checkpoint.position,
+        )
+        .await?;
+        let mut batch: Vec<Row> = Vec::with_capacity(job.batch_size.min(100_000));
+        let mut read: u64 = 0;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.stopped() => return Ok(true),
+                next = stream.next() => next,
+            };
+            let Some(row) = next else { break };
+            let row = row?;
+            read += 1;
+            if read.is_multiple_of(PROGRESS_EVERY) {
+                (self.on_event)(&ImportEvent::Rows(read));
+            }
+            if let Some(i) = cursor_index
+                && let Some(last) = batch.last()
+            {
+                let (before, now) = (&last.values()[i], &row.values()[i]);
+                if compare(before, now) == Some(Ordering::Greater) {
+                    return Err(Error::config(format!(
+                        "import `{}`: rows are not ordered by the cursor column `{}` ({} came after {}); add `ORDER BY {}` to the query",
+                        job.name,
+                        columns[i].name,
+                        now.to_text_lossless(),
+                        before.to_text_lossless(),
+                        columns[i].name
+                    )));
+                }
+            }
+            if batch.len() >= job.batch_size {
+                // Rows sharing the last cursor value stay in one batch.
+                let tied = cursor_index.is_some_and(|i| {
+                    batch
+                        .last()
+                        .is_some_and(|last| last.values()[i] == row.values()[i])
+                });
+                if !tied {
+                    let full = std::mem::take(&mut batch);
+                    self.commit(sink, full, key_index, cursor_index).await?;
+                }
+            }
+            batch.push(row);
+        }
+        if !batch.is_empty() {
+            self.commit(sink, batch, key_index, cursor_index).await?;
+        }
+        (self.on_event)(&ImportEvent::Rows(read));
+        Ok(false)
+    }
+
+    async fn commit(
+        &mut self,
+        sink: &mut dyn Sink,
+        batch: Vec<Row>,
+        key_index: usize,
+        cursor_index: Option<usize>,
+    ) -> Result<()> {
+        let job = self.job;
+        let read = batch.len() as u64;
+        let cursor = cursor_index.and_then(|i| {
+            batch
+                .iter()
+                .rev()
+                .map(|row| &row.values()[i])
+                .find(|v| !v.is_null())
+                .cloned()
+        });
+        let (rows, dropped) = dedupe_by_key(batch, key_index);
+        let (existing, new_keys) = if sink.keeps_keys() {
+            (vec![false; rows.len()], Vec::new())
+        } else {
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|r| key_text(&r.values()[key_index]))
+                .collect();
+            let known = self.state.existing_keys(&job.name, &keys).await?;
+            let existing: Vec<bool> = keys.iter().map(|k| known.contains(k)).collect();
+            let new_keys = if job.mode == ImportMode::UpdateOnly {
+                Vec::new()
+            } else {
+                keys.into_iter()
+                    .zip(&existing)
+                    .filter(|(_, e)| !**e)
+                    .map(|(k, _)| k)
+                    .collect()
+            };
+            (existing, new_keys)
+        };
+        let outcome = sink.write(&rows, job.mode, &existing).await?;
+        self.counts.add(&RunCounts {
+            read,
+            inserted: outcome.inserted,
+            updated: outcome.updated,
+            skipped: outcome.skipped + dropped,
+        });
+        let checkpoint = Checkpoint {
+            cursor: cursor.or_else(|| self.checkpoint.cursor.clone()),
+            position: sink.position(),
+        };
+        self.state
+            .commit_batch(&job.name, self.run, &checkpoint, &self.counts, &new_keys)
+            .await?;
+        self.checkpoint = checkpoint;
+        (self.on_event)(&ImportEvent::Committed(self.counts.clone()));
+        Ok(())
+    }
+}
+
+/// Orders two cursor values of the same kind; `None` when they cannot be compared (text
+/// follows the database's collation, which may not be byte order) and the
+/// order check is then left out.
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    use Value::*;
+    match (a, b) {
+        (I8(_) | I16(_) | I32(_) | I64(_) | U8(_) | U16(_) | U32(_) | U64(_), _) => {
+            Some(as_i128(a)?.cmp(&as_i128(b)?))
+        }
+        (Date(x), Date(y)) => Some(x.cmp(y)),
+        (Timestamp(x), Timestamp(y)) => Some(x.cmp(y)),
+        (TimestampTz(x), TimestampTz(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn as_i128(v: &Value) -> Option<i128> {
+    use Value::*;
+    Some(match v {
+        I8(x) => i128::from(*x),
+        I16(x) => i128::from(*x),
+        I32(x) => i128::from(*x),
+        I64(x) => i128::from(*x),
+        U8(x) => i128::from(*x),
+        U16(x) => i128::from(*x),
+        U32(x) => i128::from(*x),
+        U64(x) => i128::from(*x),
+        _ => return None,
+    })
+}

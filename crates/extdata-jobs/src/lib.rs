@@ -1,0 +1,208 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod import;
+mod lookup;
+mod schedule;
+mod scheduler;
+mod segment;
+mod sink;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use extdata::{
+    ConfigDocument, Error, ErrorKind, ExternalSource, Problems, REGISTRY_SECTIONS, Registry, Result,
+};
+use tokio::sync::OnceCell;
+
+pub use config::{
+    CursorSpec, DEFAULT_BATCH_SIZE, DEFAULT_LOOKUP_MAX_ROWS, DEFAULT_LOOKUP_TIMEOUT,
+    DEFAULT_STATE_FILE, DEFAULT_SYNC_BATCH_SIZE, ImportJob, ImportMode, JOBS_SECTIONS, JobsConfig,
+    LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig,
+};
+pub use import::{ImportEvent, ImportSummary, Stop};
+pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render};
+pub use schedule::Schedule;
+pub use scheduler::{SchedulerEvent, run_scheduler};
+pub use segment::{SegmentMembers, SyncSummary};
+pub use sink::{FileSink, Sink, TableSink, WriteOutcome, build as build_sink};
+pub use state::{CachedSegment, Checkpoint, RunCounts, RunRecord, StateStore};
+
+/// Every top-level section of a file that holds connectors, accounts and jobs.
+pub fn known_sections() -> Vec<&'static str> {
+    REGISTRY_SECTIONS
+        .iter()
+        .chain(JOBS_SECTIONS)
+        .copied()
+        .collect()
+}
+
+/// The registry and the jobs of one configuration file, with the state store opened on
+/// first use.
+///
+/// Every entry point takes the account the caller acts for: `Some(id)` may use only that
+/// account's imports, segments, syncs and lookups (anything else is
+/// [`ErrorKind::Forbidden`], with the same answer for an unknown name so that the answer
+/// does not reveal what exists); `None` is an administrator acting for each entry's own
+/// account.
+pub struct Jobs {
+    registry: Arc<Registry>,
+    config: JobsConfig,
+    state: OnceCell<StateStore>,
+    layer: Option<SourceLayer>,
+}
+
+/// Wraps every source the jobs use (metrics, tracing, tests that count queries).
+pub type SourceLayer =
+    Arc<dyn Fn(Arc<dyn ExternalSource>) -> Arc<dyn ExternalSource> + Send + Sync>;
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("registry", &self.registry)
+            .field("config", &self.config)
+            .field("layered", &self.layer.is_some())
+            .finish()
+    }
+}
+
+impl Jobs {
+    /// Loads a file: connectors, accounts and jobs, every problem at once (unknown
+    /// top-level sections included).
+    pub fn from_path(path: impl AsRef<Path>) -> std::result::Result<Self, Problems> {
+        let doc = ConfigDocument::from_path(path)?;
+        let sections = known_sections();
+        let mut problems = doc.unknown_sections(&sections);
+        let registry = match Registry::from_document(&doc) {
+            Ok(registry) => Some(registry),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        };
+        match JobsConfig::from_document(&doc, registry.as_ref()) {
+            Ok(config) if problems.is_empty() => {
+                Ok(Jobs::new(Arc::new(registry.unwrap_or_default()), config))
+            }
+            Ok(_) => Err(problems),
+            Err(found) => {
+                problems.extend(found);
+                Err(problems)
+            }
+        }
+    }
+
+    /// Reads the jobs sections of `doc` against an already loaded registry.
+    pub fn from_document(
+        doc: &ConfigDocument,
+        registry: Arc<Registry>,
+    ) -> std::result::Result<Self, Problems> {
+        let config = JobsConfig::from_document(doc, Some(&registry))?;
+        Ok(Jobs::new(registry, config))
+    }
+
+    /// Jobs from parts.
+    pub fn new(registry: Arc<Registry>, config: JobsConfig) -> Self {
+        Jobs {
+            registry,
+            config,
+            state: OnceCell::new(),
+            layer: None,
+        }
+    }
+
+    /// Wraps every source the jobs use with `layer`.
+    pub fn with_source_layer(mut self, layer: SourceLayer) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The validated jobs sections.
+    pub fn config(&self) -> &JobsConfig {
+        &self.config
+    }
+
+    /// The state store, opened (and created) on first use.
+    pub async fn state(&self) -> Result<&StateStore> {
+        self.state
+            .get_or_try_init(|| StateStore::open(&self.config.state))
+            .await
+    }
+
+    /// The import `name` for `account`.
+    pub fn import(&self, account: Option<&str>, name: &str) -> Result<&ImportJob> {
+        owned(&self.config.imports, account, "import", name, |j| {
+            &j.account
+        })
+    }
+
+    /// The segment `name` for `account`.
+    pub fn segment(&self, account: Option<&str>, name: &str) -> Result<&SegmentDef> {
+        owned(&self.config.segments, account, "segment", name, |s| {
+            &s.account
+        })
+    }
+
+    /// The segment sync `name` for `account`.
+    pub fn segment_sync(&self, account: Option<&str>, name: &str) -> Result<&SegmentSyncDef> {
+        owned(
+            &self.config.segment_syncs,
+            account,
+            "segment sync",
+            name,
+            |s| &s.account,
+        )
+    }
+
+    /// The lookup `name` for `account`.
+    pub fn lookup(&self, account: Option<&str>, name: &str) -> Result<&LookupDef> {
+        owned(&self.config.lookups, account, "lookup", name, |l| {
+            &l.account
+        })
+    }
+
+    /// The source of an entry's connector, checked against the entry's account.
+    pub(crate) fn source(&self, account: &str, connector: &str) -> Result<Arc<dyn ExternalSource>> {
+        let source = self.registry.source(account, connector)?;
+        Ok(match &self.layer {
+            Some(layer) => layer(source),
+            None => source,
+        })
+    }
+
+    /// Closes the sources and the state store.
+    pub async fn close(&self) {
+        self.registry.close().await;
+        if let Some(state) = self.state.get() {
+            state.close().await;
+        }
+    }
+}
+
+fn owned<'a, T>(
+    map: &'a std::collections::BTreeMap<String, T>,
+    account: Option<&str>,
+    what: &str,
+    name: &str,
+    account_of: impl Fn(&T) -> &String,
+) -> Result<&'a T> {
+    match (map.get(name), account) {
+        (Some(entry), None) => Ok(entry),
+        (Some(entry), Some(account)) if account_of(entry) == account => Ok(entry),
+        (_, Some(account)) => Err(Error::new(
+            ErrorKind::Forbidden,
+            format!("{what} `{name}` is not available to account `{account}`"),
+        )),
+        (None, None) => Err(Error::config(format!(
+            "no {what} named `{name}`; known: {}",
+            config::names(map)
+        ))),
+    }
+}

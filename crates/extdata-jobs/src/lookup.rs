@@ -1,0 +1,243 @@
+//! [`Lookups`]: parametrised queries for dynamic content, with a bounded cache and
+//! single-flight, and [`render`]: a minijinja template with a `lookup()` function.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use extdata::{Error, ErrorKind, QueryOptions, Result, Statement, Value};
+use minijinja::value::Kwargs;
+use moka::Expiry;
+use moka::future::Cache;
+use serde_json::{Map, Value as Json};
+
+use crate::Jobs;
+use crate::config::{LookupResult, OnError};
+
+/// Entries the cache holds at most by default.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+
+/// A cache key: the lookup's name and its bound parameters (canonical JSON).
+type Key = (String, String);
+
+#[derive(Clone)]
+struct Cached {
+    value: Arc<Json>,
+    ttl: Duration,
+}
+
+struct PerLookupTtl;
+
+impl Expiry<Key, Cached> for PerLookupTtl {
+    fn expire_after_create(
+        &self,
+        _key: &Key,
+        value: &Cached,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Runs `[[lookups]]` for templates.
+///
+/// Results are cached per lookup and parameters for the lookup's `cache_ttl` in a
+/// bounded in-memory cache; concurrent identical lookups (same name, same parameters)
+/// share one query, also when nothing is cached. Parameters are always bound, never
+/// spliced into the SQL. Each lookup is bounded by its `timeout`; a failure or timeout
+/// fails the call or, with `on_error = "empty"`, returns nothing.
+#[derive(Clone)]
+pub struct Lookups {
+    jobs: Arc<Jobs>,
+    cache: Cache<Key, Cached>,
+}
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookups")
+            .field(
+                "lookups",
+                &self.jobs.config().lookups.keys().collect::<Vec<_>>(),
+            )
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Lookups {
+    /// A service over the lookups of `jobs`, caching at most `capacity` results.
+    pub fn new(jobs: Arc<Jobs>, capacity: u64) -> Self {
+        Lookups {
+            jobs,
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerLookupTtl)
+                .build(),
+        }
+    }
+
+    /// Runs lookup `name` for `account` with `params` (a value for each `:name` of its
+    /// query; a missing or unknown parameter is an [`ErrorKind::Parameter`] error).
+    /// Returns the first row as an object (`null` when none) or all rows as a list.
+    pub async fn get(
+        &self,
+        account: Option<&str>,
+        name: &str,
+        params: &Map<String, Json>,
+    ) -> Result<Json> {
+        let def = self.jobs.lookup(account, name)?;
+        let source = self.jobs.source(&def.account, &def.connector)?;
+        let mut statement = Statement::new(def.query.clone());
+        let wanted = statement.placeholder_names(source.kind().dialect());
+        let mut bound = Map::new();
+        for param in &wanted {
+            let Some(value) = params.get(param) else {
+                return Err(Error::parameter(format!(
+                    "lookup `{name}` needs the parameter `{param}`"
+                )));
+            };
+            statement.set(param.clone(), json_to_value(value));
+            bound.insert(param.clone(), value.clone());
+        }
+        if let Some(extra) = params.keys().find(|k| !wanted.contains(k)) {
+            return Err(Error::parameter(format!(
+                "lookup `{name}` has no parameter `{extra}`; its parameters: {}",
+                if wanted.is_empty() {
+                    "none".to_owned()
+                } else {
+                    wanted.join(", ")
+                }
+            )));
+        }
+        let key = (def.name.clone(), Json::Object(bound).to_string());
+        let (result, max_rows, timeout, ttl) =
+            (def.result, def.max_rows, def.timeout, def.cache_ttl);
+        let load = async move {
+            let options = QueryOptions::default().with_timeout(timeout).with_max_rows(
+                if result == LookupResult::Row {
+                    1
+                } else {
+                    max_rows
+                },
+            );
+            let rows = tokio::time::timeout(timeout, source.query(&statement, &options))
+                .await
+                .map_err(|_| Error::timeout("lookup", timeout))??;
+            let value = match result {
+                LookupResult::Row => rows.rows.first().map(|r| r.to_json()).unwrap_or(Json::Null),
+                LookupResult::Rows => Json::Array(rows.rows.iter().map(|r| r.to_json()).collect()),
+            };
+            Ok::<_, Error>(Cached {
+                value: Arc::new(value),
+                ttl,
+            })
+        };
+        match self.cache.try_get_with(key, load).await {
+            Ok(cached) => Ok((*cached.value).clone()),
+            Err(error) => match def.on_error {
+                OnError::Fail => Err(copy_error(&error).context(format!("lookup `{name}`"))),
+                OnError::Empty => {
+                    tracing::warn!(lookup = name, error = %error, "lookup failed; returning nothing (on_error = empty)");
+                    Ok(empty(def.result))
+                }
+            },
+        }
+    }
+}
+
+fn empty(result: LookupResult) -> Json {
+    match result {
+        LookupResult::Row => Json::Null,
+        LookupResult::Rows => Json::Array(Vec::new()),
+    }
+}
+
+/// The shared error of a single-flight load, for one caller.
+fn copy_error(error: &Error) -> Error {
+    let mut copy =
+        Error::new(error.kind(), error.message().to_owned()).with_temporary(error.is_temporary());
+    if let Some(connector) = error.connector() {
+        copy = copy.with_connector(connector.to_owned());
+    }
+    copy
+}
+
+/// A subscriber's field as a bound value: strings are text, whole numbers integers,
+/// other numbers floats; arrays and objects are JSON.
+fn json_to_value(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::I64)
+            .or_else(|| n.as_u64().map(Value::U64))
+            .or_else(|| n.as_f64().map(Value::F64))
+            .unwrap_or(Value::Null),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Json(other.clone()),
+    }
+}
+
+/// Renders a minijinja `template` with `subscriber` in its context and a `lookup(name,
+/// param=value, …)` function backed by `lookups`, acting for `account`.
+///
+/// ```text
+/// Your last order: {{ lookup("last_order", email=subscriber.email).total }}
+/// ```
+///
+/// Attributes of a missing row render as nothing (chainable undefined). A failing
+/// lookup (with `on_error = "fail"`) fails the render with the lookup's error kind.
+pub async fn render(
+    lookups: Lookups,
+    account: Option<String>,
+    template: String,
+    subscriber: Json,
+) -> Result<String> {
+    let handle = tokio::runtime::Handle::current();
+    // minijinja calls functions synchronously: render on a blocking thread and wait for
+    // each lookup there, so the runtime's workers stay free.
+    tokio::task::spawn_blocking(move || {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.add_function(
+            "lookup",
+            move |name: &str,
+                  kwargs: Kwargs|
+                  -> std::result::Result<minijinja::Value, minijinja::Error> {
+                let mut params = Map::new();
+                for key in kwargs.args() {
+                    let value: minijinja::Value = kwargs.get(key)?;
+                    let json = serde_json::to_value(&value).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                    })?;
+                    params.insert(key.to_owned(), json);
+                }
+                match handle.block_on(lookups.get(account.as_deref(), name, &params)) {
+                    Ok(Json::Null) => Ok(minijinja::Value::UNDEFINED),
+                    Ok(json) => Ok(minijinja::Value::from_serialize(&json)),
+                    Err(error) => Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        error.to_string(),
+                    )
+                    .with_source(error)),
+                }
+            },
+        );
+        env.render_str(&template, minijinja::context! { subscriber => subscriber })
+            .map_err(|error| template_error(&error))
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("the render task failed: {e}")))?
+}
+
+/// The lookup's own error when a lookup failed, else a template error.
+fn template_error(error: &minijinja::Error) -> Error {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(found) = inner.downcast_ref::<Error>() {
+            return copy_error(found);
+        }
+        source = inner.source();
+    }
+    Error::new(ErrorKind::Parameter, format!("template: {error}"))
+}

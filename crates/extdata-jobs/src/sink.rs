@@ -1,0 +1,861 @@
+//! [`Sink`]: where an import writes, and the built-in sinks.
+//!
+//! Table sinks (SQLite, PostgreSQL) keep one row per key (a UNIQUE column) and apply
+//! the mode in SQL inside one transaction per batch: upsert, insert-if-absent,
+//! update-if-present. Writing a batch again after a crash changes nothing, so the
+//! cursor may be saved after the commit.
+//!
+//! File sinks (JSON lines, CSV) append one line per row version. A file cannot be
+//! rolled back, so the import records the file's length with the cursor after each
+//! `fsync`ed batch and cuts the file back to it on the next run; the keys already
+//! written are kept in the state store (for `add_only` and `update_only`).
+//!
+//! Both talk to their database with sqlx directly, not through `ExternalSource`: a
+//! sink needs a transaction around a batch, DDL and many-row statements, none of which
+//! the connector trait offers, and the sink's database is the platform's own, not a
+//! customer's connector.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use extdata::{
+    Column, Columns, Error, ErrorKind, ExposeSecret as _, Result, Row, Value, ValueKind,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Sqlite, SqlitePool};
+
+use crate::config::{ImportMode, SinkConfig};
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows with a new key.
+    pub inserted: u64,
+    /// Rows whose key was present.
+    pub updated: u64,
+    /// Rows the mode left out.
+    pub skipped: u64,
+}
+
+/// A destination of imported rows.
+///
+/// The import calls [`open`](Sink::open) once per run, then [`write`](Sink::write) once
+/// per batch; when `write` returns, the batch must be durable (committed, or written and
+/// `fsync`ed), because the cursor is saved right after.
+#[async_trait]
+pub trait Sink: Send + fmt::Debug {
+    /// Whether the sink applies modes by key itself (tables). When not (files), the import
+    /// keeps the index of written keys and hands over only the rows the mode lets through.
+    fn keeps_keys(&self) -> bool;
+
+    /// Prepares for a run: `columns` of the query, the name of the key column and, for
+    /// files, the length recorded with the last checkpoint (the file is cut back to it).
+    async fn open(&mut self, columns: &Columns, key: &str, resume_at: Option<u64>) -> Result<()>;
+
+    /// Writes one batch (rows with distinct, non-NULL keys) and makes it durable.
+    /// `existing` tells a sink that does not keep keys which rows' keys it wrote before.
+    async fn write(
+        &mut self,
+        rows: &[Row],
+        mode: ImportMode,
+        existing: &[bool],
+    ) -> Result<WriteOutcome>;
+
+    /// The position to record with the cursor (files: the length after the last write).
+    fn position(&self) -> Option<u64>;
+
+    /// Releases connections and files.
+    async fn close(&mut self);
+}
+
+/// Builds the sink of a config.
+pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>> {
+    Ok(match config {
+        SinkConfig::Sqlite { path, table } => Box::new(TableSink::sqlite(path.clone(), table)?),
+        SinkConfig::Postgres { url, table } => {
+            let url = url
+                .resolve()
+                .map_err(|e| Error::config(format!("sink.url: {e}")))?;
+            let options: PgConnectOptions = url.expose_secret().parse().map_err(|_| {
+                // sqlx's message may quote the URL with its password: not passed on.
+                Error::config("sink.url: not a valid postgres:// URL")
+            })?;
+            Box::new(TableSink::postgres(options, table)?)
+        }
+        SinkConfig::Jsonl { path } => Box::new(FileSink::new(path.clone(), FileFormat::Jsonl)),
+        SinkConfig::Csv { path } => Box::new(FileSink::new(path.clone(), FileFormat::Csv)),
+    })
+}
+
+// ------------------------------------------------------------------------------ files
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileFormat {
+    Jsonl,
+    Csv,
+}
+
+/// A JSON-lines or CSV file sink (see the module documentation).
+pub struct FileSink {
+    path: PathBuf,
+    format: FileFormat,
+    file: Option<std::fs::File>,
+    position: u64,
+    columns: Columns,
+}
+
+impl fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSink")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+impl FileSink {
+    fn new(path: PathBuf, format: FileFormat) -> Self {
+        FileSink {
+            path,
+            format,
+            file: None,
+            position: 0,
+            columns: Columns::from(Vec::<Column>::new()),
+        }
+    }
+
+    fn io_error(&self, what: &str, error: std::io::Error) -> Error {
+        Error::new(
+            ErrorKind::Internal,
+            format!("sink `{}`: {what}: {error}", self.path.display()),
+        )
+        .with_source(error)
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    fn keeps_keys(&self) -> bool {
+        false
+    }
+
+    async fn open(&mut self, columns: &Columns, _key: &str, resume_at: Option<u64>) -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(|e| self.io_error("cannot open", e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| self.io_error("cannot read its length", e))?
+            .len();
+        let position = match resume_at {
+            // A crash after the write but before the checkpoint leaves rows the next run
+            // writes again: cut them off.
+            Some(at) if at < length => {
+                file.set_len(at)
+                    .map_err(|e| self.io_error("cannot cut back to the checkpoint", e))?;
+                file.sync_all()
+                    .map_err(|e| self.io_error("cannot sync", e))?;
+                at
+            }
+            Some(at) if at > length => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "sink `{}` is shorter ({length} bytes) than at the last checkpoint ({at} bytes): it was changed outside the import",
+                        self.path.display()
+                    ),
+                ));
+            }
+            Some(at) => at,
+            None => length,
+        };
+        self.position = position;
+        self.columns = columns.clone();
+        self.file = Some(file);
+        if self.format == FileFormat::Csv && position == 0 {
+            let mut header = csv::Writer::from_writer(Vec::new());
+            header
+                .write_record(columns.iter().map(|c| c.name.as_str()))
+                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+            let bytes = header
+                .into_inner()
+                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+            self.append(&bytes)?;
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        rows: &[Row],
+        mode: ImportMode,
+        existing: &[bool],
+    ) -> Result<WriteOutcome> {
+        let mut outcome = WriteOutcome::default();
+        let mut buffer = Vec::with_capacity(rows.len() * 64);
+        let mut csv_writer =
+            (self.format == FileFormat::Csv).then(|| csv::Writer::from_writer(Vec::new()));
+        for (row, &exists) in rows.iter().zip(existing) {
+            let wanted = match mode {
+                ImportMode::AddAndUpdate => true,
+                ImportMode::AddOnly => !exists,
+                ImportMode::UpdateOnly => exists,
+            };
+            if !wanted {
+                outcome.skipped += 1;
+                continue;
+            }
+            if exists {
+                outcome.updated += 1;
+            } else {
+                outcome.inserted += 1;
+            }
+            match &mut csv_writer {
+                Some(writer) => writer
+                    .write_record(row.values().iter().map(Value::to_text_lossless))
+                    .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
+                None => {
+                    serde_json::to_writer(&mut buffer, &row.to_json())
+                        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+                    buffer.push(b'\n');
+                }
+            }
+        }
+        if let Some(writer) = csv_writer {
+            buffer = writer
+                .into_inner()
+                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+        }
+        self.append(&buffer)?;
+        Ok(outcome)
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.position)
+    }
+
+    async fn close(&mut self) {
+        self.file = None;
+    }
+}
+
+impl FileSink {
+    /// Appends at the recorded position and `fsync`s: the bytes are on disk before the
+    /// checkpoint that covers them is written.
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::{Seek as _, SeekFrom};
+        let Some(file) = self.file.as_mut() else {
+            return Err(Error::new(ErrorKind::Internal, "the sink is not open"));
+        };
+        let result = file
+            .seek(SeekFrom::Start(self.position))
+            .and_then(|_| file.write_all(bytes))
+            .and_then(|_| file.sync_data());
+        result.map_err(|e| self.io_error("cannot write", e))?;
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+// ----------------------------------------------------------------------------- tables
+
+#[derive(Clone)]
+enum TablePool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A SQLite or PostgreSQL table keyed by the import's key (see the module docs).
+pub struct TableSink {
+    label: String,
+    table: Vec<String>,
+    pool: TablePool,
+    columns: Columns,
+    key_index: usize,
+}
+
+impl fmt::Debug for TableSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableSink")
+            .field("sink", &self.label)
+            .field("table", &self.table.join("."))
+            .finish()
+    }
+}
+
+/// Bound values per statement (SQLite allows 32766, PostgreSQL 65535).
+const SQLITE_PARAMS: usize = 30_000;
+const POSTGRES_PARAMS: usize = 60_000;
+
+fn split_table(table: &str) -> Vec<String> {
+    table.split('.').map(str::to_owned).collect()
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+impl TableSink {
+    fn sqlite(path: PathBuf, table: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        Ok(TableSink {
+            label: format!("sqlite `{}`", path.display()),
+            table: split_table(table),
+            pool: TablePool::Sqlite(pool),
+            columns: Columns::from(Vec::<Column>::new()),
+            key_index: 0,
+        })
+    }
+
+    fn postgres(options: PgConnectOptions, table: &str) -> Result<Self> {
+        let label = format!(
+            "postgresql `{}:{}/{}`",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy_with(options);
+        Ok(TableSink {
+            label,
+            table: split_table(table),
+            pool: TablePool::Postgres(pool),
+            columns: Columns::from(Vec::<Column>::new()),
+            key_index: 0,
+        })
+    }
+
+    fn error(&self, what: &str, error: sqlx::Error) -> Error {
+        let kind = match &error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+                ErrorKind::Connect
+            }
+            sqlx::Error::Database(_) => ErrorKind::Query,
+            _ => ErrorKind::Internal,
+        };
+        // The sqlx error's Display names the server's message; connect options (with the
+        // password) are never formatted.
+        Error::new(kind, format!("sink {}: {what}: {error}", self.label))
+    }
+
+    fn table_sql(&self) -> String {
+        self.table
+            .iter()
+            .map(|p| quote(p))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.pool, TablePool::Postgres(_))
+    }
+
+    fn column_type(&self, kind: ValueKind) -> &'static str {
+        if self.is_postgres() {
+            postgres_type(kind)
+        } else {
+            sqlite_type(kind)
+        }
+    }
+
+    fn create_sql(&self) -> String {
+        let key = &self.columns[self.key_index].name;
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), self.column_type(c.value_kind)))
+            .collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}, UNIQUE ({}))",
+            self.table_sql(),
+            columns.join(", "),
+            quote(key)
+        )
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        if self.is_postgres() {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    }
+
+    /// `(p1, p2, …), (…)` for `rows` rows, starting at placeholder `first`.
+    fn values_sql(&self, rows: usize, first: usize) -> String {
+        let width = self.columns.len();
+        (0..rows)
+            .map(|r| {
+                let items: Vec<String> = (0..width)
+                    .map(|c| self.placeholder(first + r * width + c))
+                    .collect();
+                format!("({})", items.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn insert_sql(&self, rows: usize, mode: ImportMode) -> String {
+        let key = quote(&self.columns[self.key_index].name);
+        let updates: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.key_index)
+            .map(|(_, c)| format!("{0} = excluded.{0}", quote(&c.name)))
+            .collect();
+        let conflict = if mode == ImportMode::AddOnly || updates.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        format!(
+            "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({key}) {conflict}",
+            self.table_sql(),
+            self.column_list(),
+            self.values_sql(rows, 1)
+        )
+    }
+
+    fn update_sql(&self, rows: usize) -> String {
+        let sets: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.key_index)
+            .map(|(i, c)| format!("{} = v.column{}", quote(&c.name), i + 1))
+            .collect();
+        let table = self.table_sql();
+        let key = quote(&self.columns[self.key_index].name);
+        if sets.is_empty() {
+            // Only a key: "updating" it changes nothing; count the matches.
+            return format!(
+                "UPDATE {table} SET {key} = {key} WHERE {key} IN (SELECT column1 FROM (VALUES {}) AS v)",
+                self.key_values_sql(rows, 1)
+            );
+        }
+        format!(
+            "UPDATE {table} SET {} FROM (VALUES {}) AS v WHERE {table}.{key} = v.column{}",
+            sets.join(", "),
+            self.values_sql(rows, 1),
+            self.key_index + 1
+        )
+    }
+
+    fn key_values_sql(&self, rows: usize, first: usize) -> String {
+        (0..rows)
+            .map(|r| format!("({})", self.placeholder(first + r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn count_existing_sql(&self, rows: usize) -> String {
+        let key = quote(&self.columns[self.key_index].name);
+        let list: Vec<String> = (1..=rows).map(|n| self.placeholder(n)).collect();
+        format!(
+            "SELECT COUNT(*) FROM {} WHERE {key} IN ({})",
+            self.table_sql(),
+            list.join(", ")
+        )
+    }
+
+    fn rows_per_statement(&self) -> usize {
+        let limit = if self.is_postgres() {
+            POSTGRES_PARAMS
+        } else {
+            SQLITE_PARAMS
+        };
+        (limit / self.columns.len().max(1)).max(1)
+    }
+}
+
+#[async_trait]
+impl Sink for TableSink {
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
+    async fn open(&mut self, columns: &Columns, key: &str, _resume_at: Option<u64>) -> Result<()> {
+        self.columns = columns.clone();
+        self.key_index = key_position(columns, key)?;
+        let sql = self.create_sql();
+        let result = match &self.pool {
+            TablePool::Sqlite(pool) => sqlx::query(AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(drop),
+            TablePool::Postgres(pool) => sqlx::query(AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(drop),
+        };
+        result.map_err(|e| self.error("cannot create the table", e))
+    }
+
+    async fn write(
+        &mut self,
+        rows: &[Row],
+        mode: ImportMode,
+        _existing: &[bool],
+    ) -> Result<WriteOutcome> {
+        let chunk = self.rows_per_statement();
+        let mut outcome = WriteOutcome::default();
+        match self.pool.clone() {
+            TablePool::Sqlite(pool) => {
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(|e| self.error("cannot begin", e))?;
+                for part in rows.chunks(chunk) {
+                    outcome = add(
+                        outcome,
+                        self.write_part::<Sqlite>(&mut tx, part, mode).await?,
+                    );
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| self.error("cannot commit", e))?;
+            }
+            TablePool::Postgres(pool) => {
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(|e| self.error("cannot begin", e))?;
+                for part in rows.chunks(chunk) {
+                    outcome = add(
+                        outcome,
+                        self.write_part::<Postgres>(&mut tx, part, mode).await?,
+                    );
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| self.error("cannot commit", e))?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn position(&self) -> Option<u64> {
+        None
+    }
+
+    async fn close(&mut self) {
+        match &self.pool {
+            TablePool::Sqlite(pool) => pool.close().await,
+            TablePool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn add(a: WriteOutcome, b: WriteOutcome) -> WriteOutcome {
+    WriteOutcome {
+        inserted: a.inserted + b.inserted,
+        updated: a.updated + b.updated,
+        skipped: a.skipped + b.skipped,
+    }
+}
+
+/// Binding of [`Value`]s for one sqlx database.
+trait BindValues: sqlx::Database {
+    fn bind_value<'q>(
+        query: sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments>,
+        value: &Value,
+        kind: ValueKind,
+    ) -> sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments>;
+}
+
+impl TableSink {
+    async fn write_part<DB>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        rows: &[Row],
+        mode: ImportMode,
+    ) -> Result<WriteOutcome>
+    where
+        DB: BindValues,
+        for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+        i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+        usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+        <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    {
+        use sqlx::Row as _;
+        let n = rows.len() as u64;
+        let bind_rows = |sql: String| {
+            let mut query = sqlx::query::<DB>(AssertSqlSafe(sql));
+            for row in rows {
+                for (value, column) in row.values().iter().zip(self.columns.iter()) {
+                    query = DB::bind_value(query, value, column.value_kind);
+                }
+            }
+            query
+        };
+        match mode {
+            ImportMode::AddAndUpdate => {
+                let mut count =
+                    sqlx::query::<DB>(AssertSqlSafe(self.count_existing_sql(rows.len())));
+                let key_kind = self.columns[self.key_index].value_kind;
+                for row in rows {
+                    count = DB::bind_value(count, &row.values()[self.key_index], key_kind);
+                }
+                let existing: i64 = count
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| self.error("cannot count existing keys", e))?
+                    .try_get(0)
+                    .map_err(|e| self.error("cannot count existing keys", e))?;
+                bind_rows(self.insert_sql(rows.len(), mode))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| self.error("cannot upsert", e))?;
+                let existing = (existing as u64).min(n);
+                Ok(WriteOutcome {
+                    inserted: n - existing,
+                    updated: existing,
+                    skipped: 0,
+                })
+            }
+            ImportMode::AddOnly => {
+                let done = bind_rows(self.insert_sql(rows.len(), mode))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| self.error("cannot insert", e))?;
+                let inserted = rows_affected::<DB>(&done).min(n);
+                Ok(WriteOutcome {
+                    inserted,
+                    updated: 0,
+                    skipped: n - inserted,
+                })
+            }
+            ImportMode::UpdateOnly => {
+                let query = if self.columns.len() == 1 {
+                    let mut query = sqlx::query::<DB>(AssertSqlSafe(self.update_sql(rows.len())));
+                    for row in rows {
+                        query = DB::bind_value(query, &row.values()[0], self.columns[0].value_kind);
+                    }
+                    query
+                } else {
+                    bind_rows(self.update_sql(rows.len()))
+                };
+                let done = query
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| self.error("cannot update", e))?;
+                let updated = rows_affected::<DB>(&done).min(n);
+                Ok(WriteOutcome {
+                    inserted: 0,
+                    updated,
+                    skipped: n - updated,
+                })
+            }
+        }
+    }
+}
+
+fn rows_affected<DB: sqlx::Database>(result: &<DB as sqlx::Database>::QueryResult) -> u64 {
+    // Both databases' results say how many rows changed; sqlx has no shared trait for it.
+    let any: &dyn std::any::Any = result;
+    if let Some(r) = any.downcast_ref::<sqlx::sqlite::SqliteQueryResult>() {
+        return r.rows_affected();
+    }
+    if let Some(r) = any.downcast_ref::<sqlx::postgres::PgQueryResult>() {
+        return r.rows_affected();
+    }
+    0
+}
+
+/// The index of the key column; an error naming the columns when it is not there.
+pub(crate) fn key_position(columns: &[Column], key: &str) -> Result<usize> {
+    columns
+        .iter()
+        .position(|c| c.name == key)
+        .or_else(|| {
+            columns
+                .iter()
+                .position(|c| c.name.eq_ignore_ascii_case(key))
+        })
+        .ok_or_else(|| {
+            Error::config(format!(
+                "key column `{key}` is not among the query's columns ({})",
+                columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+fn sqlite_type(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Bool
+        | ValueKind::I8
+        | ValueKind::I16
+        | ValueKind::I32
+        | ValueKind::I64
+        | ValueKind::U8
+        | ValueKind::U16
+        | ValueKind::U32 => "INTEGER",
+        ValueKind::F32 | ValueKind::F64 => "REAL",
+        ValueKind::Bytes => "BLOB",
+        // u64, i128, u128 and decimals keep every digit as text.
+        _ => "TEXT",
+    }
+}
+
+fn postgres_type(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Bool => "boolean",
+        ValueKind::I8 | ValueKind::I16 | ValueKind::U8 => "smallint",
+        ValueKind::I32 | ValueKind::U16 => "integer",
+        ValueKind::I64 | ValueKind::U32 => "bigint",
+        ValueKind::U64 | ValueKind::I128 | ValueKind::U128 | ValueKind::Decimal => "numeric",
+        ValueKind::F32 => "real",
+        ValueKind::F64 => "double precision",
+        ValueKind::Bytes => "bytea",
+        ValueKind::Date => "date",
+        ValueKind::Time => "time",
+        ValueKind::Timestamp => "timestamp",
+        ValueKind::TimestampTz => "timestamptz",
+        ValueKind::Uuid => "uuid",
+        ValueKind::Json | ValueKind::Array | ValueKind::Tuple | ValueKind::Map => "jsonb",
+        _ => "text",
+    }
+}
+
+impl BindValues for Sqlite {
+    fn bind_value<'q>(
+        query: sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments>,
+        value: &Value,
+        _kind: ValueKind,
+    ) -> sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments> {
+        match value {
+            Value::Null => query.bind(None::<String>),
+            Value::Bool(v) => query.bind(*v),
+            Value::I8(v) => query.bind(i64::from(*v)),
+            Value::I16(v) => query.bind(i64::from(*v)),
+            Value::I32(v) => query.bind(i64::from(*v)),
+            Value::I64(v) => query.bind(*v),
+            Value::U8(v) => query.bind(i64::from(*v)),
+            Value::U16(v) => query.bind(i64::from(*v)),
+            Value::U32(v) => query.bind(i64::from(*v)),
+            Value::F32(v) => query.bind(f64::from(*v)),
+            Value::F64(v) => query.bind(*v),
+            Value::Bytes(v) => query.bind(v.clone()),
+            Value::Timestamp(t) => query.bind(t.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
+            other => query.bind(other.to_text_lossless()),
+        }
+    }
+}
+
+impl BindValues for Postgres {
+    fn bind_value<'q>(
+        query: sqlx::query::Query<'q, Postgres, <Postgres as sqlx::Database>::Arguments>,
+        value: &Value,
+        kind: ValueKind,
+    ) -> sqlx::query::Query<'q, Postgres, <Postgres as sqlx::Database>::Arguments> {
+        use sqlx::types::{BigDecimal, Json, Uuid};
+        use std::str::FromStr as _;
+        let numeric = |text: String| BigDecimal::from_str(&text).ok();
+        match value {
+            // A NULL is sent with the column's type: PostgreSQL does not cast text to
+            // most types on assignment.
+            Value::Null => match postgres_type(kind) {
+                "boolean" => query.bind(None::<bool>),
+                "smallint" => query.bind(None::<i16>),
+                "integer" => query.bind(None::<i32>),
+                "bigint" => query.bind(None::<i64>),
+                "numeric" => query.bind(None::<BigDecimal>),
+                "real" => query.bind(None::<f32>),
+                "double precision" => query.bind(None::<f64>),
+                "bytea" => query.bind(None::<Vec<u8>>),
+                "date" => query.bind(None::<chrono::NaiveDate>),
+                "time" => query.bind(None::<chrono::NaiveTime>),
+                "timestamp" => query.bind(None::<chrono::NaiveDateTime>),
+                "timestamptz" => query.bind(None::<chrono::DateTime<chrono::Utc>>),
+                "uuid" => query.bind(None::<Uuid>),
+                "jsonb" => query.bind(None::<Json<serde_json::Value>>),
+                _ => query.bind(None::<String>),
+            },
+            Value::Bool(v) => query.bind(*v),
+            Value::I8(v) => query.bind(i16::from(*v)),
+            Value::I16(v) => query.bind(*v),
+            Value::U8(v) => query.bind(i16::from(*v)),
+            Value::I32(v) => query.bind(*v),
+            Value::U16(v) => query.bind(i32::from(*v)),
+            Value::I64(v) => query.bind(*v),
+            Value::U32(v) => query.bind(i64::from(*v)),
+            Value::U64(_) | Value::I128(_) | Value::U128(_) | Value::Decimal(_) => {
+                query.bind(numeric(value.to_text_lossless()))
+            }
+            Value::F32(v) => query.bind(*v),
+            Value::F64(v) => query.bind(*v),
+            Value::Bytes(v) => query.bind(v.clone()),
+            Value::Date(v) => query.bind(*v),
+            Value::Time(v) => query.bind(*v),
+            Value::Timestamp(v) => query.bind(*v),
+            Value::TimestampTz(v) => query.bind(*v),
+            Value::Uuid(v) => query.bind(*v),
+            Value::Json(v) => query.bind(Json(v.clone())),
+            Value::Array(_) | Value::Tuple(_) | Value::Map(_) => query.bind(Json(value.to_json())),
+            other => query.bind(other.to_text_lossless()),
+        }
+    }
+}
+
+/// Keeps the last row of each key and drops rows with a NULL key; returns the rows and
+/// how many were dropped.
+pub(crate) fn dedupe_by_key(rows: Vec<Row>, key_index: usize) -> (Vec<Row>, u64) {
+    let total = rows.len();
+    let mut last: HashMap<String, usize> = HashMap::with_capacity(total);
+    for (i, row) in rows.iter().enumerate() {
+        match row.get(key_index) {
+            Some(Value::Null) | None => {}
+            Some(v) => {
+                last.insert(key_text(v), i);
+            }
+        }
+    }
+    let kept: Vec<Row> = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, row)| {
+            row.get(key_index)
+                .filter(|v| !v.is_null())
+                .is_some_and(|v| last.get(&key_text(v)) == Some(i))
+        })
+        .map(|(_, row)| row)
+        .collect();
+    let dropped = (total - kept.len()) as u64;
+    (kept, dropped)
+}
+
+/// The text a key is compared and remembered by.
+pub(crate) fn key_text(value: &Value) -> String {
+    value.to_text_lossless()
+}
