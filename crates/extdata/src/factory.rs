@@ -21,6 +21,8 @@ pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
         DbKind::ClickHouse => Some(&extdata_clickhouse::SPEC),
         #[cfg(feature = "hive")]
         DbKind::Hive => Some(&extdata_hive::SPEC),
+        #[cfg(feature = "oracle")]
+        DbKind::Oracle => Some(&extdata_oracle::SPEC),
         _ => None,
     }
 }
@@ -75,6 +77,8 @@ fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
         )?)),
         #[cfg(feature = "hive")]
         DbKind::Hive => Ok(Arc::new(extdata_hive::HiveSource::build(config)?)),
+        #[cfg(feature = "oracle")]
+        DbKind::Oracle => Ok(Arc::new(extdata_oracle::OracleSource::build(config)?)),
         kind => Err(not_compiled_in(kind).with_connector(config.name)),
     }
 }

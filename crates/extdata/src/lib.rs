@@ -34,3 +34,9 @@ pub use extdata_clickhouse as clickhouse;
 #[cfg(feature = "hive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hive")))]
 pub use extdata_hive as hive;
+
+/// The Oracle backend (feature `oracle`, opt-in): ODPI-C, needs Oracle Instant Client
+/// at run time.
+#[cfg(feature = "oracle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oracle")))]
+pub use extdata_oracle as oracle;
