@@ -543,6 +543,10 @@ impl Inner {
             }
             end_call(&conn, read_only)
         })();
+        if read_only && result.is_err() {
+            // Leave no read-only transaction open: the next call starts its own.
+            let _ = conn.rollback();
+        }
         let broken = guard.finish();
         discard_if(&mut object, broken, &result);
         if let Err(failure) = result {
@@ -591,6 +595,7 @@ impl StreamState {
             }
             Ok(Some(Err(e))) => {
                 self.done = true;
+                self.rows.close();
                 Some(Err(e))
             }
             Ok(None) => {
@@ -599,6 +604,8 @@ impl StreamState {
             }
             Err(_) => {
                 self.done = true;
+                // The fetching thread must not wait to hand over more rows.
+                self.rows.close();
                 if self.guard.try_break() {
                     break_call(self.conn.clone());
                 }
