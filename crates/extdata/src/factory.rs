@@ -23,6 +23,8 @@ pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
         DbKind::Hive => Some(&extdata_hive::SPEC),
         #[cfg(feature = "oracle")]
         DbKind::Oracle => Some(&extdata_oracle::SPEC),
+        #[cfg(feature = "mssql")]
+        DbKind::MsSql => Some(&extdata_mssql::SPEC),
         _ => None,
     }
 }
@@ -79,6 +81,8 @@ fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
         DbKind::Hive => Ok(Arc::new(extdata_hive::HiveSource::build(config)?)),
         #[cfg(feature = "oracle")]
         DbKind::Oracle => Ok(Arc::new(extdata_oracle::OracleSource::build(config)?)),
+        #[cfg(feature = "mssql")]
+        DbKind::MsSql => Ok(Arc::new(extdata_mssql::MsSqlSource::build(config)?)),
         kind => Err(not_compiled_in(kind).with_connector(config.name)),
     }
 }

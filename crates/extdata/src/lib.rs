@@ -40,3 +40,9 @@ pub use extdata_hive as hive;
 #[cfg(feature = "oracle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oracle")))]
 pub use extdata_oracle as oracle;
+
+/// The Microsoft SQL Server backend (feature `mssql`, opt-in): tiberius pooled with
+/// deadpool.
+#[cfg(feature = "mssql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mssql")))]
+pub use extdata_mssql as mssql;

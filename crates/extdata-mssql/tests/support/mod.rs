@@ -1,0 +1,224 @@
+//! Settings of the SQL Server test server and connector builders shared by the
+//! integration tests.
+//!
+//! No SQL Server can run on the project's machines (see the crate README): these tests
+//! run only when `EXTDATA_TEST_MSSQL_URL` (or `EXTDATA_TEST_MSSQL_HOST` and friends)
+//! names a server, e.g. the one of the repository's `docker-compose.yml`. Otherwise
+//! every test prints `skipped: … (<test name>: …)` and returns — a skipped test is not
+//! evidence that the backend works. `EXTDATA_TEST_REQUIRE=mssql` turns the skip into
+//! a failure.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use extdata_conformance::support as shared;
+use extdata_core::{ConnectorConfig, DbKind, QueryOptions, SslConfig, Statement, Value};
+use extdata_mssql::{MsSqlSource, SPEC};
+
+/// Where the SQL Server test server is and who may log in.
+#[derive(Debug, Clone)]
+pub struct TestServer {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: Option<String>,
+    /// Extra connector options (`encrypt=…&trust_server_certificate=…`).
+    pub options: String,
+    /// CA (PEM text) that signed the server's certificate, when TLS is to be verified.
+    pub ca_pem: Option<String>,
+}
+
+/// The running test's name (libtest names each test's thread after it).
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned()
+}
+
+/// `mssql://user:password@host:port/database?option=value&…` (also `sqlserver://`);
+/// user and password percent-encoded.
+pub fn parse_url(url: &str) -> Result<TestServer, String> {
+    let rest = url
+        .strip_prefix("mssql://")
+        .or_else(|| url.strip_prefix("sqlserver://"))
+        .ok_or("the URL must start with mssql:// or sqlserver://")?;
+    let (rest, options) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = authority
+        .rsplit_once('@')
+        .ok_or("the URL needs user:password@host")?;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| "the URL's user or password is not UTF-8".to_owned())
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port.parse::<u16>()
+                .map_err(|_| format!("`{port}` is not a port"))?,
+        ),
+        _ => (hostport.to_owned(), 1433),
+    };
+    Ok(TestServer {
+        host,
+        port,
+        user: decode(user)?,
+        password: decode(password)?,
+        database: Some(database.to_owned()).filter(|d| !d.is_empty()),
+        options: options.to_owned(),
+        ca_pem: None,
+    })
+}
+
+/// The configured server, without checking it answers.
+fn configured() -> Result<Option<TestServer>, String> {
+    let var = |name: &str| shared::env(&format!("EXTDATA_TEST_MSSQL_{name}"));
+    let mut server = match (var("URL"), var("HOST")) {
+        (Some(url), _) => parse_url(&url).map_err(|e| format!("EXTDATA_TEST_MSSQL_URL: {e}"))?,
+        (None, Some(host)) => TestServer {
+            host,
+            port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1433),
+            user: var("USER").unwrap_or_else(|| "sa".into()),
+            password: var("PASSWORD").unwrap_or_default(),
+            database: var("DATABASE"),
+            options: var("OPTIONS").unwrap_or_default(),
+            ca_pem: None,
+        },
+        (None, None) => return Ok(None),
+    };
+    if let Some(path) = var("CA") {
+        server.ca_pem = Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("EXTDATA_TEST_MSSQL_CA: cannot read {path}: {e}"))?,
+        );
+    }
+    Ok(Some(server))
+}
+
+/// The server, or `None` (with the test's name and the reason printed) when it is not
+/// configured or not reachable and the run does not require it. Panics when
+/// `EXTDATA_TEST_REQUIRE` names mssql.
+pub async fn server() -> Option<TestServer> {
+    let server = match configured() {
+        Ok(Some(server)) => server,
+        Ok(None) => {
+            return shared::require_or_skip(
+                "mssql",
+                format!(
+                    "{}: EXTDATA_TEST_MSSQL_URL (or EXTDATA_TEST_MSSQL_HOST) is not set; see crates/extdata-mssql/README.md, \"Live tests with Docker\"",
+                    test_name()
+                ),
+            );
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((server.host.as_str(), server.port)),
+    )
+    .await;
+    match reachable {
+        Ok(Ok(_)) => Some(server),
+        Ok(Err(e)) => shared::require_or_skip(
+            "mssql",
+            format!(
+                "{}: {}:{} is unreachable: {e}",
+                test_name(),
+                server.host,
+                server.port
+            ),
+        ),
+        Err(_) => shared::require_or_skip(
+            "mssql",
+            format!(
+                "{}: {}:{} did not answer",
+                test_name(),
+                server.host,
+                server.port
+            ),
+        ),
+    }
+}
+
+/// `let server = server!();` — the server, or return from the test (skipped).
+#[macro_export]
+macro_rules! server {
+    () => {
+        match support::server().await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+impl TestServer {
+    /// SQL authentication over TCP with the URL's options.
+    pub fn tcp(&self) -> ConnectorConfig {
+        let mut config = ConnectorConfig::new("mssql-test", DbKind::MsSql)
+            .with_host(self.host.clone())
+            .with_port(self.port)
+            .with_username(self.user.clone())
+            .with_password(self.password.clone())
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_query_timeout(Duration::from_secs(30));
+        if let Some(database) = &self.database {
+            config = config.with_database(database.clone());
+        }
+        if !self.options.is_empty() {
+            config = config.with_options(self.options.as_str());
+        }
+        config
+    }
+
+    /// TLS verified against `EXTDATA_TEST_MSSQL_CA`, when it is set.
+    pub fn tls(&self) -> Option<ConnectorConfig> {
+        let ca = self.ca_pem.clone()?;
+        Some(self.tcp().with_ssl(SslConfig {
+            ca: Some(ca),
+            verify: Some("full".into()),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Validates and builds (panics on a config mistake: tests build valid configs).
+pub fn source(config: ConnectorConfig) -> MsSqlSource {
+    let valid = config
+        .validate_with(Some(&SPEC))
+        .unwrap_or_else(|p| panic!("invalid test config: {p}"));
+    MsSqlSource::build(valid).expect("build")
+}
+
+/// The first value of the first row.
+pub async fn scalar(source: &MsSqlSource, statement: impl Into<Statement>) -> Value {
+    use extdata_core::ExternalSource;
+    let statement = statement.into();
+    let result = source
+        .query(&statement, &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    result.rows[0].values()[0].clone()
+}
+
+#[test]
+fn urls_parse() {
+    let server = parse_url("mssql://sa:p%40ss%3Aword@127.0.0.1:14330/extdata_test?encrypt=off")
+        .expect("url");
+    assert_eq!(server.host, "127.0.0.1");
+    assert_eq!(server.port, 14330);
+    assert_eq!(server.user, "sa");
+    assert_eq!(server.password, "p@ss:word");
+    assert_eq!(server.database.as_deref(), Some("extdata_test"));
+    assert_eq!(server.options, "encrypt=off");
+    let server = parse_url("sqlserver://sa:x@db.example").expect("url");
+    assert_eq!((server.host.as_str(), server.port), ("db.example", 1433));
+    assert_eq!(server.database, None);
+    assert!(parse_url("postgres://x@y").is_err());
+}
