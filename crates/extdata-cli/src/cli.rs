@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::output::Format;
 use crate::params::{Param, parse_param};
 
-/// Check, ping, query and describe the external SQL databases named in a connector file.
+/// Check, ping, query and describe the external SQL databases named in a connector file,
+/// and run its imports, segments and lookups.
 #[derive(Debug, Parser)]
 #[command(name = "extdata", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -54,6 +55,80 @@ pub(crate) enum Command {
     /// Print the columns a query returns (name, database type, value type, nullable)
     /// without fetching its rows.
     Describe(DescribeArgs),
+    /// Run an import (`[[imports]]`): with `--once`, one run now; without, on its
+    /// schedule until Ctrl-C or SIGTERM (the batch being committed is finished first).
+    Import(ImportArgs),
+    /// Run the scheduler: every scheduled import (of `--account`, or all), until Ctrl-C
+    /// or SIGTERM.
+    Run,
+    /// Print the runs of an import, newest first, one per line.
+    History(HistoryArgs),
+    /// Print a segment's member keys, one per line (cached for its `cache_ttl`); the
+    /// count goes to stderr.
+    Segment(SegmentArgs),
+    /// Render a template with `{{ lookup("name", param=subscriber.field) }}` calls.
+    Render(RenderArgs),
+}
+
+/// `extdata import NAME [--once]`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The import's name.
+    pub(crate) name: String,
+
+    /// Run once now and exit, instead of following the schedule.
+    #[arg(long)]
+    pub(crate) once: bool,
+}
+
+/// `extdata history NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// The import's name.
+    pub(crate) name: String,
+
+    /// Print at most this many runs.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub(crate) limit: usize,
+}
+
+/// `extdata segment NAME [--output FILE] [--refresh] [--sync]`.
+#[derive(Debug, Args)]
+pub(crate) struct SegmentArgs {
+    /// The segment's name (with `--sync`: the segment sync's name).
+    pub(crate) name: String,
+
+    /// Write the keys to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Run the query even when a cached result is still fresh.
+    #[arg(long)]
+    pub(crate) refresh: bool,
+
+    /// Run the segment sync NAME (`[[segment_sync]]`): on_add / on_remove for the keys
+    /// that joined or left since its last run.
+    #[arg(long, conflicts_with_all = ["output", "refresh"])]
+    pub(crate) sync: bool,
+}
+
+/// `extdata render TEMPLATE --subscriber FILE`.
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// The template file (minijinja).
+    pub(crate) template: PathBuf,
+
+    /// The subscriber, a JSON object file (`-` reads stdin); the template sees it as
+    /// `subscriber`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) subscriber: PathBuf,
+}
+
+impl Command {
+    /// Whether the command handles Ctrl-C and SIGTERM itself (to stop cleanly).
+    pub(crate) fn handles_signals(&self) -> bool {
+        matches!(self, Command::Import(_) | Command::Run)
+    }
 }
 
 /// `extdata ping NAME`.

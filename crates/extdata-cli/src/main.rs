@@ -6,6 +6,7 @@ mod failure;
 mod logging;
 mod output;
 mod params;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -24,7 +25,13 @@ fn main() -> ExitCode {
             return ExitCode::from(failure::RUNTIME);
         }
     };
+    // Imports and the scheduler stop on Ctrl-C/SIGTERM themselves, after the batch
+    // being committed; the other commands are simply dropped.
+    let handles_signals = cli.command.handles_signals();
     let outcome = runtime.block_on(async {
+        if handles_signals {
+            return commands::run(cli).await;
+        }
         tokio::select! {
             outcome = commands::run(cli) => outcome,
             // Dropping the command drops its row stream and sources, which stops the

@@ -292,7 +292,9 @@ impl JobsConfig {
             segment_syncs: BTreeMap::new(),
             lookups: BTreeMap::new(),
         };
+        let mut seen = BTreeSet::new();
         for (index, map) in entries(doc, "imports", &mut problems) {
+            duplicate_name(&mut seen, map, "import", &mut problems);
             let mut entry = Entry::new("imports", index, map, IMPORT_FIELDS, &mut problems);
             if let Some(job) = read_import(&mut entry, doc, &checker) {
                 insert_unique(
@@ -304,7 +306,9 @@ impl JobsConfig {
                 );
             }
         }
+        let mut seen = BTreeSet::new();
         for (index, map) in entries(doc, "segments", &mut problems) {
+            duplicate_name(&mut seen, map, "segment", &mut problems);
             let mut entry = Entry::new("segments", index, map, SEGMENT_FIELDS, &mut problems);
             if let Some(segment) = read_segment(&mut entry, &checker) {
                 insert_unique(
@@ -328,7 +332,9 @@ impl JobsConfig {
                 );
             }
         }
+        let mut seen = BTreeSet::new();
         for (index, map) in entries(doc, "lookups", &mut problems) {
+            duplicate_name(&mut seen, map, "lookup", &mut problems);
             let mut entry = Entry::new("lookups", index, map, LOOKUP_FIELDS, &mut problems);
             if let Some(lookup) = read_lookup(&mut entry, &checker) {
                 insert_unique(
@@ -433,6 +439,24 @@ fn entries<'d>(
     }
 }
 
+/// Reports a name used twice in a section, whether or not the entries are valid.
+fn duplicate_name(
+    seen: &mut BTreeSet<String>,
+    map: &Map<String, Json>,
+    what: &str,
+    problems: &mut Problems,
+) {
+    if let Some(name) = map.get("name").and_then(Json::as_str)
+        && !seen.insert(name.to_owned())
+    {
+        problems.push(
+            name,
+            "name",
+            format!("is used by another {what}; names must be unique"),
+        );
+    }
+}
+
 fn insert_unique<T>(
     map: &mut BTreeMap<String, T>,
     name: String,
@@ -441,6 +465,9 @@ fn insert_unique<T>(
     problems: &mut Problems,
 ) {
     if map.contains_key(&name) {
+        if what != "segment sync" {
+            return; // already reported by `duplicate_name`
+        }
         problems.push(
             &name,
             "name",

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike as _, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -56,6 +56,8 @@ impl Schedule {
     /// The first fire time strictly after `after`; `None` when the expression never
     /// fires again (e.g. a past year).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Fire times are whole seconds: a fraction of `after` must not leak into them.
+        let after = after.with_nanosecond(0).unwrap_or(after);
         let local = after.with_timezone(&self.zone);
         self.cron
             .find_next_occurrence(&local, false)
@@ -170,6 +172,14 @@ mod tests {
         assert_eq!(
             fires("*/15 * * * *", "Europe/Moscow", "2024-03-31T00:07:00Z", 2),
             ["2024-03-31T00:15:00+00:00", "2024-03-31T00:30:00+00:00"]
+        );
+    }
+
+    #[test]
+    fn fire_times_are_whole_seconds() {
+        assert_eq!(
+            fires("*/2 * * * * *", "UTC", "2024-01-01T00:00:00.664Z", 2),
+            ["2024-01-01T00:00:02+00:00", "2024-01-01T00:00:04+00:00"]
         );
     }
 

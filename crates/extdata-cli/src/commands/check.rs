@@ -8,7 +8,7 @@ use crate::failure::{Failure, USAGE};
 /// 2; when valid, prints the warnings (`warning: …`) and a summary.
 pub(super) fn run(config: &Path) -> Result<(), Failure> {
     match super::load(config) {
-        Ok(registry) => {
+        Ok((registry, jobs)) => {
             for connector in registry.connectors() {
                 for warning in &connector.warnings {
                     println!("warning: {warning}");
@@ -16,8 +16,20 @@ pub(super) fn run(config: &Path) -> Result<(), Failure> {
             }
             let connectors = registry.connectors().count();
             let accounts = registry.accounts().count();
+            let [imports, segments, syncs, lookups] = jobs.counts();
+            let mut jobs_summary = String::new();
+            for (count, what) in [
+                (imports, "import"),
+                (segments, "segment"),
+                (syncs, "segment sync"),
+                (lookups, "lookup"),
+            ] {
+                if count > 0 {
+                    jobs_summary.push_str(&format!(", {count} {what}{}", plural(count)));
+                }
+            }
             println!(
-                "ok: `{}` is valid: {connectors} connector{}, {accounts} account{}",
+                "ok: `{}` is valid: {connectors} connector{}, {accounts} account{}{jobs_summary}",
                 config.display(),
                 plural(connectors),
                 plural(accounts)

@@ -3,20 +3,23 @@
 
 mod check;
 mod describe;
+mod jobs;
 mod ping;
 mod query;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use extdata::{ConfigDocument, ExternalSource, Problems, REGISTRY_SECTIONS, Registry};
+use extdata::{ConfigDocument, ExternalSource, Problems, Registry};
+use extdata_jobs::{Jobs, JobsConfig};
 
 use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
-/// The top-level sections this command understands; commands that read more sections
-/// (imports, segments) add theirs here.
-const KNOWN_SECTIONS: &[&str] = REGISTRY_SECTIONS;
+/// The top-level sections this command understands: the registry's and the jobs'.
+fn known_sections() -> Vec<&'static str> {
+    extdata_jobs::known_sections()
+}
 
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
@@ -40,21 +43,38 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             context.close().await;
             outcome
         }
+        command => {
+            let context = Context::load(&cli.config, cli.account)?;
+            let outcome = jobs::run(&context, command).await;
+            context.close().await;
+            outcome
+        }
     }
 }
 
 /// Reads and validates the file: every problem of the document (unknown sections,
-/// connectors, accounts), the registry when there is none.
-fn load(path: &Path) -> Result<Registry, Problems> {
+/// connectors, accounts, jobs), the registry and the jobs when there is none.
+fn load(path: &Path) -> Result<(Registry, JobsConfig), Problems> {
     let document = ConfigDocument::from_path(path)?;
-    let mut problems = document.unknown_sections(KNOWN_SECTIONS);
-    match Registry::from_document(&document) {
-        Ok(registry) if problems.is_empty() => Ok(registry),
-        Ok(_) => Err(problems),
+    let mut problems = document.unknown_sections(&known_sections());
+    let registry = match Registry::from_document(&document) {
+        Ok(registry) => Some(registry),
         Err(more) => {
             problems.extend(more);
-            Err(problems)
+            None
         }
+    };
+    // Jobs are checked even when connectors have problems, so one run reports all.
+    let jobs = match JobsConfig::from_document(&document, registry.as_ref()) {
+        Ok(jobs) => Some(jobs),
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
+    match (registry, jobs) {
+        (Some(registry), Some(jobs)) if problems.is_empty() => Ok((registry, jobs)),
+        _ => Err(problems),
     }
 }
 
@@ -62,17 +82,18 @@ fn load(path: &Path) -> Result<Registry, Problems> {
 #[derive(Debug)]
 pub(crate) struct Context {
     config: PathBuf,
-    registry: Registry,
+    jobs: Arc<Jobs>,
     account: Option<String>,
 }
 
 impl Context {
     /// Loads the file; an invalid file is a usage failure listing every problem.
     fn load(config: &Path, account: Option<String>) -> Result<Self, Failure> {
-        let registry = load(config).map_err(|problems| Failure::config(config, &problems))?;
+        let (registry, jobs) =
+            load(config).map_err(|problems| Failure::config(config, &problems))?;
         Ok(Context {
             config: config.to_path_buf(),
-            registry,
+            jobs: Arc::new(Jobs::new(Arc::new(registry), jobs)),
             account,
         })
     }
@@ -80,15 +101,15 @@ impl Context {
     /// The source of connector `name`: with `--account`, only a connector assigned to
     /// that account ([`extdata::ErrorKind::Forbidden`] otherwise, exit 1).
     fn source(&self, name: &str) -> Result<Arc<dyn ExternalSource>, Failure> {
+        let registry = self.jobs.registry();
         let source = match &self.account {
-            Some(account) => self.registry.source(account, name),
-            None => self.registry.source_unchecked(name),
+            Some(account) => registry.source(account, name),
+            None => registry.source_unchecked(name),
         };
         source.map_err(|error| {
             // Without an account, an unknown name is a typo on the command line.
-            if self.account.is_none() && self.registry.connector(name).is_none() {
-                let known: Vec<&str> = self
-                    .registry
+            if self.account.is_none() && registry.connector(name).is_none() {
+                let known: Vec<&str> = registry
                     .connectors()
                     .map(|c| c.name.as_str())
                     .collect();
@@ -107,8 +128,8 @@ impl Context {
         })
     }
 
-    /// Closes every source the command opened (pools, SQLite files).
+    /// Closes every source the command opened (pools, SQLite files, the state store).
     async fn close(&self) {
-        self.registry.close().await;
+        self.jobs.close().await;
     }
 }

@@ -4,18 +4,18 @@
 //! `stream` and write each row as it arrives, so memory stays flat however many rows
 //! come back.
 
-use std::io::{self, BufWriter, IsTerminal as _, Write as _};
-use std::time::{Duration, Instant};
+use std::io::{self, BufWriter};
+use std::time::Duration;
 
 use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
 use futures::{FutureExt as _, StreamExt as _};
-use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::Context;
 use crate::cli::QueryArgs;
 use crate::failure::Failure;
 use crate::output::{self, Format, RowWriter};
 use crate::params;
+use crate::progress::Progress;
 
 /// How long written rows may wait in the buffer while the server is slow.
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
@@ -168,60 +168,5 @@ fn finish_output(written: io::Result<()>) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         Err(error) if output::is_broken_pipe(&error) => Ok(()),
         Err(error) => Err(Failure::output(&error)),
-    }
-}
-
-/// A spinner with rows and rate on stderr, shown only when stderr is a terminal (and
-/// logs are not being written there).
-struct Progress {
-    bar: Option<ProgressBar>,
-    started: Instant,
-}
-
-impl Progress {
-    fn start(allowed: bool) -> Self {
-        let bar = (allowed && io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {human_pos} rows  {rate}  {elapsed}")
-            {
-                bar.set_style(style.with_key(
-                    "rate",
-                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
-                        let _ = write!(out, "{:.0} rows/s", state.per_sec());
-                    },
-                ));
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Progress {
-            bar,
-            started: Instant::now(),
-        }
-    }
-
-    fn set(&self, rows: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(rows);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-
-    /// A closing line on the terminal; nothing when stderr is redirected.
-    fn summary(&self, rows: u64) {
-        if self.bar.is_some() {
-            let seconds = self.started.elapsed().as_secs_f64();
-            let _ = writeln!(
-                io::stderr(),
-                "{rows} rows in {seconds:.2} s ({:.0} rows/s)",
-                rows as f64 / seconds.max(1e-9)
-            );
-        }
     }
 }

@@ -1,0 +1,310 @@
+//! `import`, `run`, `history`, `segment` and `render`: the jobs of `extdata-jobs`
+//! (`[[imports]]`, `[[segments]]`, `[[segment_sync]]`, `[[lookups]]`) from the same file.
+
+use std::io::{self, BufWriter, Read as _, Write as _};
+use std::sync::Arc;
+use std::time::Instant;
+
+use extdata::Error;
+use extdata_jobs::{
+    DEFAULT_CACHE_CAPACITY, ImportEvent, ImportSummary, Lookups, RunRecord, SchedulerEvent, Stop,
+};
+
+use super::Context;
+use crate::cli::{Command, HistoryArgs, ImportArgs, RenderArgs, SegmentArgs};
+use crate::failure::Failure;
+use crate::progress::Progress;
+
+/// Runs one of the jobs commands.
+pub(super) async fn run(context: &Context, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Import(args) => import(context, args).await,
+        Command::Run => daemon(context).await,
+        Command::History(args) => history(context, args).await,
+        Command::Segment(args) if args.sync => sync(context, args).await,
+        Command::Segment(args) => segment(context, args).await,
+        Command::Render(args) => render(context, args).await,
+        other => Err(Failure::usage(format!("not a jobs command: {other:?}"))),
+    }
+}
+
+/// A stop signal raised by Ctrl-C or SIGTERM.
+fn stop_on_signals() -> Stop {
+    let (raise, stop) = Stop::channel();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("stopping: finishing the batch being committed (Ctrl-C again to abort)");
+        let _ = raise.send(true);
+        // A second signal ends the process at once; the checkpoint keeps it safe.
+        wait_for_signal().await;
+        std::process::exit(i32::from(crate::failure::INTERRUPTED));
+    });
+    stop
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn account(context: &Context) -> Option<&str> {
+    context.account.as_deref()
+}
+
+/// `extdata import NAME [--once]`.
+async fn import(context: &Context, args: ImportArgs) -> Result<(), Failure> {
+    let stop = stop_on_signals();
+    if !args.once {
+        // The job must exist for this account before the scheduler waits for it.
+        context.jobs.import(account(context), &args.name)?;
+        return schedule(context, Some(args.name), stop).await;
+    }
+    let progress = Progress::start(!crate::logging::is_enabled());
+    let outcome = context
+        .jobs
+        .run_import(account(context), &args.name, stop, &|event| match event {
+            ImportEvent::Rows(rows) => progress.set(*rows),
+            ImportEvent::Committed(_) => {}
+        })
+        .await;
+    progress.finish();
+    let summary = outcome?;
+    if progress.is_shown() {
+        progress.summary(summary.counts.read);
+    }
+    println!("{}", summary_line(&args.name, &summary));
+    if summary.stopped {
+        return Err(Failure::interrupted());
+    }
+    Ok(())
+}
+
+fn summary_line(name: &str, summary: &ImportSummary) -> String {
+    let c = &summary.counts;
+    let cursor = summary
+        .cursor
+        .as_ref()
+        .map(|v| format!(", cursor {}", v.to_text_lossless()))
+        .unwrap_or_default();
+    format!(
+        "import `{name}` run {}: read {}, inserted {}, updated {}, skipped {} in {:.2} s{cursor}{}",
+        summary.run,
+        c.read,
+        c.inserted,
+        c.updated,
+        c.skipped,
+        summary.elapsed.as_secs_f64(),
+        if summary.stopped { " (stopped)" } else { "" }
+    )
+}
+
+/// `extdata run`.
+async fn daemon(context: &Context) -> Result<(), Failure> {
+    schedule(context, None, stop_on_signals()).await
+}
+
+/// Runs the scheduler for one import (`only`) or all of the account's.
+async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result<(), Failure> {
+    let filter = only.clone();
+    let on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync> = Arc::new(move |event| {
+        let line = match event {
+            SchedulerEvent::Scheduled { job, at } => {
+                format!("import `{job}`: next run at {}", at.to_rfc3339())
+            }
+            SchedulerEvent::Started { job } => format!("import `{job}`: started"),
+            SchedulerEvent::Finished { job, summary } => summary_line(&job, &summary),
+            SchedulerEvent::Failed { job, error } => format!("import `{job}`: failed: {error}"),
+        };
+        eprintln!("{line}");
+    });
+    let jobs = context.jobs.clone();
+    let count = match filter {
+        Some(name) => {
+            // One job on its own schedule: a scheduler over just that import.
+            let job = jobs.import(account(context), &name)?;
+            if job.schedule.is_none() {
+                return Err(Failure::usage(format!(
+                    "import `{name}` has no schedule; run it with --once"
+                )));
+            }
+            run_one_scheduled(jobs, context.account.clone(), name, stop, on_event).await
+        }
+        None => extdata_jobs::run_scheduler(jobs, context.account.clone(), stop, on_event).await,
+    };
+    if count == 0 {
+        return Err(Failure::usage(
+            "no import has a schedule or run_on_start; nothing to run",
+        ));
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn run_one_scheduled(
+    jobs: Arc<extdata_jobs::Jobs>,
+    account: Option<String>,
+    name: String,
+    stop: Stop,
+    on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
+) -> usize {
+    // The scheduler filters by account; narrowing it to one import is done by running
+    // it over a copy of the config that holds only that import.
+    let mut config = jobs.config().clone();
+    config.imports.retain(|n, _| *n == name);
+    let single = Arc::new(extdata_jobs::Jobs::new(jobs.registry().clone(), config));
+    let count = extdata_jobs::run_scheduler(single.clone(), account, stop, on_event).await;
+    single.close().await;
+    count
+}
+
+/// `extdata history NAME`.
+async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
+    let runs = context
+        .jobs
+        .history(account(context), &args.name, args.limit)
+        .await?;
+    let mut out = io::stdout().lock();
+    for run in &runs {
+        let _ = writeln!(out, "{}", history_line(run));
+    }
+    if runs.is_empty() {
+        eprintln!("import `{}` has not run yet", args.name);
+    }
+    Ok(())
+}
+
+fn history_line(run: &RunRecord) -> String {
+    let c = &run.counts;
+    let (ended, took) = match run.ended_at {
+        Some(end) => (
+            end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            format!("{:.2}s", (end - run.started_at).num_milliseconds() as f64 / 1000.0),
+        ),
+        None => ("-".to_owned(), "unfinished".to_owned()),
+    };
+    let status = match (&run.error, run.ended_at) {
+        (Some(error), _) => format!("error: {error}"),
+        (None, Some(_)) => "ok".to_owned(),
+        (None, None) => "running or killed".to_owned(),
+    };
+    format!(
+        "{}  {}  {ended}  {took}  read={} inserted={} updated={} skipped={}  {status}",
+        run.id,
+        run.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+        c.read,
+        c.inserted,
+        c.updated,
+        c.skipped
+    )
+}
+
+/// `extdata segment NAME [--output FILE] [--refresh]`.
+async fn segment(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
+    let progress = Progress::start(!crate::logging::is_enabled());
+    let started = Instant::now();
+    let outcome = context
+        .jobs
+        .evaluate_segment(account(context), &args.name, args.refresh, &|rows| progress.set(rows))
+        .await;
+    progress.finish();
+    let members = outcome?;
+    if progress.is_shown() && !members.from_cache {
+        progress.summary(members.rows_read);
+    }
+    let written = match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|file| write_keys(BufWriter::new(file), &members.keys))
+            .map_err(|e| Failure::runtime(format!("cannot write `{}`: {e}", path.display()))),
+        None => match write_keys(BufWriter::new(io::stdout().lock()), &members.keys) {
+            Err(e) if crate::output::is_broken_pipe(&e) => Ok(()),
+            other => other.map_err(|e| Failure::output(&e)),
+        },
+    };
+    written?;
+    let origin = if members.from_cache {
+        format!(
+            "from the cache, evaluated at {}",
+            members.evaluated_at.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    } else {
+        format!(
+            "queried: {} rows in {:.2} s",
+            members.rows_read,
+            started.elapsed().as_secs_f64()
+        )
+    };
+    eprintln!(
+        "segment `{}`: {} members ({origin})",
+        members.segment,
+        members.keys.len()
+    );
+    Ok(())
+}
+
+fn write_keys(mut out: impl io::Write, keys: &[String]) -> io::Result<()> {
+    for key in keys {
+        out.write_all(key.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// `extdata segment NAME --sync`.
+async fn sync(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
+    let summary = context.jobs.sync_segment(account(context), &args.name).await?;
+    println!(
+        "segment sync `{}`: {} added, {} removed in {} batches",
+        args.name, summary.added, summary.removed, summary.batches
+    );
+    Ok(())
+}
+
+/// `extdata render TEMPLATE --subscriber FILE`.
+async fn render(context: &Context, args: RenderArgs) -> Result<(), Failure> {
+    let template = std::fs::read_to_string(&args.template).map_err(|e| {
+        Failure::usage(format!("cannot read `{}`: {e}", args.template.display()))
+    })?;
+    let text = if args.subscriber.as_os_str() == "-" {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure::usage(format!("cannot read the subscriber from stdin: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.subscriber).map_err(|e| {
+            Failure::usage(format!("cannot read `{}`: {e}", args.subscriber.display()))
+        })?
+    };
+    let subscriber: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("the subscriber is not valid JSON: {e}")))?;
+    if !subscriber.is_object() {
+        return Err(Failure::usage("the subscriber must be a JSON object"));
+    }
+    let lookups = Lookups::new(context.jobs.clone(), DEFAULT_CACHE_CAPACITY);
+    let rendered = extdata_jobs::render(lookups, context.account.clone(), template, subscriber)
+        .await
+        .map_err(|e: Error| Failure::from(e))?;
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(rendered.as_bytes());
+    if !rendered.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    Ok(())
+}

@@ -1,0 +1,914 @@
+//! The jobs against real databases: SQLite files always; PostgreSQL, ClickHouse and Hive
+//! when their servers are configured (`EXTDATA_TEST_*`, required by `EXTDATA_TEST_REQUIRE`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use extdata::{
+    Column, DbKind, ErrorKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream,
+    ServerInfo, Statement, async_trait,
+};
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::{env, unique_name};
+use extdata_jobs::{Jobs, Lookups, Stop};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// Counts the queries that reach the database, after an optional delay.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn ExternalSource>,
+    queries: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl ExternalSource for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> DbKind {
+        self.inner.kind()
+    }
+    async fn ping(&self) -> Result<ServerInfo> {
+        self.inner.ping().await
+    }
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.query(statement, options).await
+    }
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.stream(statement, options).await
+    }
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        self.inner.execute(statement, options).await
+    }
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        self.inner.describe(statement, options).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
+    let queries = Arc::new(AtomicUsize::new(0));
+    let counter = queries.clone();
+    let jobs = jobs.with_source_layer(Arc::new(move |inner| {
+        Arc::new(Counting {
+            inner,
+            queries: counter.clone(),
+            delay,
+        }) as Arc<dyn ExternalSource>
+    }));
+    (jobs, queries)
+}
+
+/// A folder with `crm.db` (customers, orders) and a config file written per test.
+struct Fixture {
+    _dir: TempDir,
+    dir: PathBuf,
+}
+
+const SQLITE_CONNECTORS: &str = r#"
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[connectors]]
+name = "other"
+type = "sqlite"
+database = "other.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+
+[[accounts]]
+id = "7"
+connectors = ["other"]
+"#;
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Fixture {
+            _dir: dir,
+            dir: path,
+        }
+    }
+
+    fn jobs(&self, body: &str) -> Jobs {
+        let config = self.dir.join("extdata.toml");
+        std::fs::write(&config, format!("{SQLITE_CONNECTORS}\n{body}")).unwrap();
+        Jobs::from_path(&config).unwrap_or_else(|p| panic!("invalid config:\n{p}"))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+async fn sql(source: &dyn ExternalSource, text: &str) {
+    source
+        .execute(&Statement::new(text), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+}
+
+async fn rows(source: &dyn ExternalSource, text: &str) -> Vec<String> {
+    source
+        .query(&Statement::new(text), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .rows
+        .iter()
+        .map(|r| {
+            r.values()
+                .iter()
+                .map(|v| v.to_text_lossless())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+fn sqlite_file(path: &Path) -> Arc<dyn ExternalSource> {
+    extdata::connect(
+        &extdata::ConnectorConfig::new("check", DbKind::Sqlite)
+            .with_database(path.to_string_lossy()),
+    )
+    .unwrap()
+}
+
+async fn seed_orders(jobs: &Jobs) {
+    let source = jobs.registry().source("42", "crm").unwrap();
+    sql(
+        source.as_ref(),
+        "CREATE TABLE orders (id INTEGER, email TEXT, total INTEGER, created_at INTEGER)",
+    )
+    .await;
+    sql(
+        source.as_ref(),
+        "INSERT INTO orders VALUES (1,'a@x.io',500,1),(2,'a@x.io',700,2),(3,'b@x.io',100,3),(4,'c@x.io',2000,4)",
+    )
+    .await;
+}
+
+// ------------------------------------------------------------------- imports (generic)
+
+/// How one backend writes the source table of the import tests.
+struct SourceKind {
+    /// `[[connectors]]` body for the server (name `src`).
+    connector: String,
+    create: fn(&str) -> String,
+    /// The `updated_at` literal of version `n`.
+    stamp: fn(u32) -> String,
+    initial: &'static str,
+    drop: fn(&str) -> String,
+}
+
+/// Imports the source table into four SQLite sink tables (one per mode, one created by
+/// the import), changes two rows, imports again: the second run reads only those two.
+async fn modes_and_increments(fixture: &Fixture, kind: SourceKind) {
+    let table = unique_name("imp");
+    let sink = fixture.path("sink.db");
+    let check = sqlite_file(&sink);
+    for t in ["upsert", "addonly", "updateonly"] {
+        sql(
+            check.as_ref(),
+            &format!(
+                "CREATE TABLE {t} (id INTEGER, email TEXT UNIQUE, name TEXT, updated_at TEXT)"
+            ),
+        )
+        .await;
+        sql(
+            check.as_ref(),
+            &format!("INSERT INTO {t} (email, name) VALUES ('e1','old'),('e2','old'),('e3','old')"),
+        )
+        .await;
+    }
+    let mut body = format!(
+        "{}\n[[accounts]]\nid = \"9\"\nconnectors = [\"src\"]\n",
+        kind.connector
+    );
+    for (name, mode, sink_table) in [
+        ("upsert", "add_and_update", "upsert"),
+        ("addonly", "add_only", "addonly"),
+        ("updateonly", "update_only", "updateonly"),
+        ("fresh", "add_and_update", "fresh"),
+    ] {
+        body.push_str(&format!(
+            r#"
+[[imports]]
+name = "{name}"
+account = "9"
+connector = "src"
+query = "SELECT id, email, name, updated_at FROM {table} WHERE updated_at > :cursor ORDER BY updated_at"
+key = "email"
+cursor = {{ column = "updated_at", initial = {initial} }}
+mode = "{mode}"
+batch_size = 2
+sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
+"#,
+            initial = kind.initial
+        ));
+    }
+    let jobs = fixture.jobs(&body);
+    let source = jobs.registry().source("9", "src").unwrap();
+    sql(source.as_ref(), &(kind.create)(&table)).await;
+    let values: Vec<String> = (1..=6)
+        .map(|i| format!("({i}, 'e{i}', 'A{i}', {})", (kind.stamp)(i)))
+        .collect();
+    sql(
+        source.as_ref(),
+        &format!("INSERT INTO {table} VALUES {}", values.join(", ")),
+    )
+    .await;
+
+    for name in ["upsert", "addonly", "updateonly", "fresh"] {
+        let summary = jobs
+            .run_import(None, name, Stop::never(), &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(summary.counts.read, 6, "{name}: first run reads everything");
+    }
+    // New versions of e2 and a new key e7, later than everything imported.
+    sql(
+        source.as_ref(),
+        &format!(
+            "INSERT INTO {table} VALUES (2, 'e2', 'B2', {}), (7, 'e7', 'B7', {})",
+            (kind.stamp)(7),
+            (kind.stamp)(8)
+        ),
+    )
+    .await;
+    for name in ["upsert", "addonly", "updateonly", "fresh"] {
+        let summary = jobs
+            .run_import(None, name, Stop::never(), &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts.read, 2,
+            "{name}: the second run reads only the changed rows"
+        );
+    }
+    let names = |t: &'static str| {
+        let check = check.clone();
+        async move {
+            rows(
+                check.as_ref(),
+                &format!("SELECT email, name FROM {t} ORDER BY email"),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        names("upsert").await,
+        [
+            "e1|A1", "e2|B2", "e3|A3", "e4|A4", "e5|A5", "e6|A6", "e7|B7"
+        ]
+    );
+    assert_eq!(
+        names("addonly").await,
+        [
+            "e1|old", "e2|old", "e3|old", "e4|A4", "e5|A5", "e6|A6", "e7|B7"
+        ]
+    );
+    assert_eq!(names("updateonly").await, ["e1|A1", "e2|B2", "e3|A3"]);
+    assert_eq!(
+        names("fresh").await,
+        [
+            "e1|A1", "e2|B2", "e3|A3", "e4|A4", "e5|A5", "e6|A6", "e7|B7"
+        ]
+    );
+    let history = jobs.history(None, "upsert", 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (
+            history[0].counts.read,
+            history[0].counts.inserted,
+            history[0].counts.updated
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (
+            history[1].counts.read,
+            history[1].counts.inserted,
+            history[1].counts.updated
+        ),
+        (6, 3, 3)
+    );
+    sql(source.as_ref(), &(kind.drop)(&table)).await;
+    jobs.close().await;
+    check.close().await;
+}
+
+fn server_connector(prefix: &str, kind: &str, db_type: &str, extra: &str) -> Option<String> {
+    let setting = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
+    let (Some(host), Some(port), Some(database), Some(user)) = (
+        setting("HOST"),
+        setting("PORT"),
+        setting("DATABASE"),
+        setting("USER"),
+    ) else {
+        return require_or_skip(
+            kind,
+            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
+        );
+    };
+    Some(format!(
+        "[[connectors]]\nname = \"src\"\ntype = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\npassword = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\nconnect_timeout = \"10s\"\n{extra}"
+    ))
+}
+
+#[tokio::test]
+async fn sqlite_import_modes_and_second_run_reads_only_changes() {
+    let fixture = Fixture::new();
+    modes_and_increments(
+        &fixture,
+        SourceKind {
+            connector: "[[connectors]]\nname = \"src\"\ntype = \"sqlite\"\ndatabase = \"src.db\"\n"
+                .into(),
+            create: |t| {
+                format!("CREATE TABLE {t} (id INTEGER, email TEXT, name TEXT, updated_at INTEGER)")
+            },
+            stamp: |n| n.to_string(),
+            initial: "0",
+            drop: |t| format!("DROP TABLE {t}"),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_import_into_sqlite_modes_and_increments() {
+    let Some(connector) = server_connector("POSTGRES", "postgres", "postgresql", "") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    modes_and_increments(
+        &fixture,
+        SourceKind {
+            connector,
+            create: |t| {
+                format!(
+                    "CREATE TABLE {t} (id BIGINT, email TEXT, name TEXT, updated_at TIMESTAMPTZ)"
+                )
+            },
+            stamp: |n| format!("TIMESTAMPTZ '2024-03-31 01:00:{n:02}.5+00'"),
+            initial: "\"1970-01-01T00:00:00Z\"",
+            drop: |t| format!("DROP TABLE {t}"),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn clickhouse_import_into_sqlite_modes_and_increments() {
+    let Some(connector) = server_connector("CLICKHOUSE", "clickhouse", "clickhouse", "") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    modes_and_increments(
+        &fixture,
+        SourceKind {
+            connector,
+            create: |t| format!("CREATE TABLE {t} (id Int64, email String, name String, updated_at Int64) ENGINE = Memory"),
+            stamp: |n| n.to_string(),
+            initial: "0",
+            drop: |t| format!("DROP TABLE {t}"),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hive_import_into_sqlite_modes_and_increments() {
+    let Some(connector) = server_connector(
+        "HIVE",
+        "hive",
+        "hive",
+        "query_timeout = \"120s\"\noptions = { auth = \"NONE\" }\n",
+    ) else {
+        return;
+    };
+    let fixture = Fixture::new();
+    modes_and_increments(
+        &fixture,
+        SourceKind {
+            connector,
+            create: |t| format!("CREATE TABLE {t} (id BIGINT, email STRING, name STRING, updated_at BIGINT) USING parquet"),
+            stamp: |n| n.to_string(),
+            initial: "0",
+            drop: |t| format!("DROP TABLE {t}"),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_sink_applies_the_modes_in_its_own_table() {
+    let Some(url) = env("EXTDATA_TEST_POSTGRES_URL") else {
+        require_or_skip::<()>("postgres", "EXTDATA_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let _ = url;
+    let fixture = Fixture::new();
+    let table = unique_name("sink");
+    let jobs = fixture.jobs(&format!(
+        r#"
+[[imports]]
+name = "to-pg"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, total, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+key = "id"
+cursor = {{ column = "created_at", initial = 0 }}
+sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{table}" }}
+"#
+    ));
+    seed_orders(&jobs).await;
+    let summary = jobs
+        .run_import(None, "to-pg", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.counts.read, summary.counts.inserted), (4, 4));
+    let crm = jobs.registry().source("42", "crm").unwrap();
+    sql(crm.as_ref(), "INSERT INTO orders VALUES (3,'b@x.io',150,5)").await;
+    let summary = jobs
+        .run_import(None, "to-pg", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.counts.read, summary.counts.updated), (1, 1));
+    let pg = extdata::connect(
+        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
+            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
+            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
+            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
+            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
+            .with_password(extdata::SecretSource::Env {
+                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
+            }),
+    )
+    .unwrap();
+    assert_eq!(
+        rows(
+            pg.as_ref(),
+            &format!("SELECT id, total FROM {table} ORDER BY id")
+        )
+        .await,
+        ["1|500", "2|700", "3|150", "4|2000"]
+    );
+    sql(pg.as_ref(), &format!("DROP TABLE {table}")).await;
+    pg.close().await;
+    jobs.close().await;
+}
+
+#[tokio::test]
+async fn file_sinks_apply_modes_with_the_key_index() {
+    let fixture = Fixture::new();
+    let jobs = fixture.jobs(
+        r#"
+[[imports]]
+name = "all"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, total FROM orders WHERE id > :cursor ORDER BY id"
+key = "email"
+cursor = { column = "id", initial = 0 }
+sink = { type = "jsonl", path = "all.jsonl" }
+
+[[imports]]
+name = "first"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, total FROM orders WHERE id > :cursor ORDER BY id"
+key = "email"
+cursor = { column = "id", initial = 0 }
+mode = "add_only"
+batch_size = 1
+sink = { type = "csv", path = "first.csv" }
+"#,
+    );
+    seed_orders(&jobs).await;
+    jobs.run_import(None, "all", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    let summary = jobs
+        .run_import(None, "first", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.counts.inserted, summary.counts.skipped), (3, 1));
+    let all = std::fs::read_to_string(fixture.path("all.jsonl")).unwrap();
+    // One batch: a@x.io's two versions collapse to the last.
+    assert_eq!(all.lines().count(), 3, "{all}");
+    assert!(
+        all.contains(r#"{"id":2,"email":"a@x.io","total":700}"#),
+        "{all}"
+    );
+    let first = std::fs::read_to_string(fixture.path("first.csv")).unwrap();
+    assert_eq!(
+        first,
+        "id,email,total\n1,a@x.io,500\n3,b@x.io,100\n4,c@x.io,2000\n"
+    );
+    jobs.close().await;
+}
+
+// ----------------------------------------------------------------------------- segments
+
+const SEGMENT: &str = r#"
+[[segments]]
+name = "vip"
+account = "42"
+connector = "crm"
+query = "SELECT email FROM orders WHERE total >= 500 ORDER BY id"
+key = "email"
+cache_ttl = "700ms"
+"#;
+
+#[tokio::test]
+async fn segment_is_cached_across_instances_until_the_ttl() {
+    let fixture = Fixture::new();
+    let (jobs, queries) = counting(fixture.jobs(SEGMENT), Duration::ZERO);
+    seed_orders(&jobs).await;
+    let first = jobs
+        .evaluate_segment(Some("42"), "vip", false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        first.keys,
+        ["a@x.io", "c@x.io"],
+        "streamed and de-duplicated"
+    );
+    assert!(!first.from_cache);
+    assert_eq!(queries.load(Ordering::SeqCst), 1);
+    let second = jobs
+        .evaluate_segment(Some("42"), "vip", false, &|_| {})
+        .await
+        .unwrap();
+    assert!(second.from_cache);
+    assert_eq!(
+        queries.load(Ordering::SeqCst),
+        1,
+        "inside the TTL: no query"
+    );
+    // Another process: a new instance over the same state store file.
+    let (other, other_queries) = counting(fixture.jobs(SEGMENT), Duration::ZERO);
+    let third = other
+        .evaluate_segment(None, "vip", false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((third.from_cache, third.keys.len()), (true, 2));
+    assert_eq!(
+        other_queries.load(Ordering::SeqCst),
+        0,
+        "the cache is in the state store"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let fourth = jobs
+        .evaluate_segment(Some("42"), "vip", false, &|_| {})
+        .await
+        .unwrap();
+    assert!(!fourth.from_cache);
+    assert_eq!(queries.load(Ordering::SeqCst), 2, "after the TTL: a query");
+    jobs.evaluate_segment(None, "vip", true, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(queries.load(Ordering::SeqCst), 3, "refresh always queries");
+    jobs.close().await;
+    other.close().await;
+}
+
+#[tokio::test]
+async fn segment_sync_adds_and_removes_in_batches() {
+    let fixture = Fixture::new();
+    let jobs = fixture.jobs(&format!(
+        "{SEGMENT}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"INSERT INTO vip_flags (email) VALUES (:key)\"\non_remove = \"DELETE FROM vip_flags WHERE email = :key\"\nbatch_size = 1\n"
+    ));
+    seed_orders(&jobs).await;
+    let crm = jobs.registry().source("42", "crm").unwrap();
+    sql(
+        crm.as_ref(),
+        "CREATE TABLE vip_flags (email TEXT PRIMARY KEY)",
+    )
+    .await;
+    let summary = jobs.sync_segment(Some("42"), "vip").await.unwrap();
+    assert_eq!((summary.added, summary.removed, summary.batches), (2, 0, 2));
+    assert_eq!(
+        rows(crm.as_ref(), "SELECT email FROM vip_flags ORDER BY email").await,
+        ["a@x.io", "c@x.io"]
+    );
+    sql(
+        crm.as_ref(),
+        "UPDATE orders SET total = 1 WHERE email = 'c@x.io'",
+    )
+    .await;
+    sql(
+        crm.as_ref(),
+        "UPDATE orders SET total = 900 WHERE email = 'b@x.io'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let summary = jobs.sync_segment(None, "vip").await.unwrap();
+    assert_eq!((summary.added, summary.removed), (1, 1));
+    assert_eq!(
+        rows(crm.as_ref(), "SELECT email FROM vip_flags ORDER BY email").await,
+        ["a@x.io", "b@x.io"]
+    );
+    let nothing = jobs.sync_segment(None, "vip").await.unwrap();
+    assert_eq!((nothing.added, nothing.removed, nothing.batches), (0, 0, 0));
+    jobs.close().await;
+}
+
+// ------------------------------------------------------------------------------ lookups
+
+fn lookup_config(ttl: &str, timeout: &str, on_error: &str) -> String {
+    format!(
+        r#"
+[[lookups]]
+name = "last_order"
+account = "42"
+connector = "crm"
+query = "SELECT id, total, created_at FROM orders WHERE email = :email ORDER BY created_at DESC LIMIT 1"
+cache_ttl = "{ttl}"
+timeout = "{timeout}"
+on_error = "{on_error}"
+
+[[lookups]]
+name = "orders"
+account = "42"
+connector = "crm"
+query = "SELECT id FROM orders WHERE email = :email ORDER BY id"
+result = "rows"
+max_rows = 1
+"#
+    )
+}
+
+fn email(value: &str) -> serde_json::Map<String, serde_json::Value> {
+    json!({ "email": value }).as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn hundred_concurrent_identical_lookups_make_one_query() {
+    let fixture = Fixture::new();
+    // No cache: only single-flight can keep the 100 calls to one query.
+    let (jobs, queries) = counting(
+        fixture.jobs(&lookup_config("0s", "5s", "fail")),
+        Duration::from_millis(300),
+    );
+    seed_orders(&jobs).await;
+    let lookups = Lookups::new(Arc::new(jobs), 1000);
+    let calls = (0..100).map(|_| {
+        let lookups = lookups.clone();
+        tokio::spawn(async move {
+            lookups
+                .get(Some("42"), "last_order", &email("a@x.io"))
+                .await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    for result in results {
+        assert_eq!(
+            result.unwrap().unwrap(),
+            json!({"id": 2, "total": 700, "created_at": 2})
+        );
+    }
+    assert_eq!(queries.load(Ordering::SeqCst), 1);
+    let many = lookups.get(None, "orders", &email("a@x.io")).await.unwrap();
+    assert_eq!(many, json!([{ "id": 1 }]), "rows, capped at max_rows");
+}
+
+#[tokio::test]
+async fn lookup_over_its_timeout_follows_on_error() {
+    for (on_error, expect_empty) in [("empty", true), ("fail", false)] {
+        let fixture = Fixture::new();
+        let (jobs, _) = counting(
+            fixture.jobs(&lookup_config("1m", "100ms", on_error)),
+            Duration::from_millis(400),
+        );
+        seed_orders(&jobs).await;
+        let lookups = Lookups::new(Arc::new(jobs), 1000);
+        let started = std::time::Instant::now();
+        let result = lookups
+            .get(Some("42"), "last_order", &email("a@x.io"))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            started.elapsed()
+        );
+        if expect_empty {
+            assert_eq!(result.unwrap(), serde_json::Value::Null);
+        } else {
+            assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_subscriber_field_is_bound_not_injected() {
+    let fixture = Fixture::new();
+    let jobs = Arc::new(fixture.jobs(&lookup_config("1m", "5s", "fail")));
+    seed_orders(&jobs).await;
+    let lookups = Lookups::new(jobs.clone(), 1000);
+    for hostile in [
+        "' OR '1'='1",
+        "a@x.io'; DROP TABLE orders; --",
+        "\" OR 1=1 --",
+    ] {
+        let found = lookups
+            .get(Some("42"), "last_order", &email(hostile))
+            .await
+            .unwrap();
+        assert_eq!(found, serde_json::Value::Null, "{hostile}");
+        let rendered = extdata_jobs::render(
+            lookups.clone(),
+            Some("42".into()),
+            "[{{ lookup('last_order', email=subscriber.email).total }}]".into(),
+            json!({ "email": hostile }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rendered, "[]");
+    }
+    let crm = jobs.registry().source("42", "crm").unwrap();
+    assert_eq!(
+        rows(crm.as_ref(), "SELECT COUNT(*) FROM orders").await,
+        ["4"]
+    );
+}
+
+#[tokio::test]
+async fn template_prints_lookup_fields() {
+    let fixture = Fixture::new();
+    let jobs = Arc::new(fixture.jobs(&lookup_config("1m", "5s", "fail")));
+    seed_orders(&jobs).await;
+    let lookups = Lookups::new(jobs, 1000);
+    let rendered = extdata_jobs::render(
+        lookups.clone(),
+        Some("42".into()),
+        "Hi {{ subscriber.name }}, your last order: {{ lookup(\"last_order\", email=subscriber.email).total }}".into(),
+        json!({ "name": "Ann", "email": "a@x.io" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rendered, "Hi Ann, your last order: 700");
+    let error = extdata_jobs::render(
+        lookups.clone(),
+        Some("42".into()),
+        "{{ lookup(\"last_order\", mail=subscriber.email) }}".into(),
+        json!({ "email": "a@x.io" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Parameter, "{error}");
+    let forbidden = extdata_jobs::render(
+        lookups,
+        Some("7".into()),
+        "{{ lookup(\"last_order\", email=subscriber.email) }}".into(),
+        json!({ "email": "a@x.io" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(forbidden.kind(), ErrorKind::Forbidden, "{forbidden}");
+}
+
+// ----------------------------------------------------------------- accounts, validation
+
+#[tokio::test]
+async fn an_account_reaches_only_its_own_jobs() {
+    let fixture = Fixture::new();
+    let jobs = Arc::new(fixture.jobs(&format!(
+        "{SEGMENT}\n{}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"SELECT :key\"\n\n[[imports]]\nname = \"imp\"\naccount = \"42\"\nconnector = \"crm\"\nquery = \"SELECT id, email FROM orders\"\nkey = \"email\"\nsink = {{ type = \"jsonl\", path = \"x.jsonl\" }}\n",
+        lookup_config("1m", "5s", "fail")
+    )));
+    seed_orders(&jobs).await;
+    let forbidden = |r: std::result::Result<(), extdata::Error>| {
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Forbidden)
+    };
+    forbidden(
+        jobs.run_import(Some("7"), "imp", Stop::never(), &|_| {})
+            .await
+            .map(drop),
+    );
+    forbidden(jobs.history(Some("7"), "imp", 5).await.map(drop));
+    forbidden(
+        jobs.evaluate_segment(Some("7"), "vip", false, &|_| {})
+            .await
+            .map(drop),
+    );
+    forbidden(jobs.sync_segment(Some("7"), "vip").await.map(drop));
+    let lookups = Lookups::new(jobs.clone(), 10);
+    forbidden(
+        lookups
+            .get(Some("7"), "last_order", &email("a@x.io"))
+            .await
+            .map(drop),
+    );
+    // An unknown name gets the same answer as someone else's.
+    forbidden(
+        jobs.evaluate_segment(Some("7"), "nope", false, &|_| {})
+            .await
+            .map(drop),
+    );
+    assert!(
+        jobs.run_import(Some("42"), "imp", Stop::never(), &|_| {})
+            .await
+            .is_ok()
+    );
+}
+
+#[test]
+fn validation_reports_every_problem_at_once() {
+    let fixture = Fixture::new();
+    let config = fixture.path("bad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state = 5
+{SQLITE_CONNECTORS}
+
+[[imports]]
+name = "a"
+account = "7"
+connector = "crm"
+query = "SELECT * FROM t WHERE x > :since"
+key = "email"
+cursor = {{ column = "x", initial = [1] }}
+mode = "upsert"
+schedule = {{ cron = "0 61 * * *", timezone = "Mars/Base" }}
+batch_size = 0
+sink = {{ type = "parquet" }}
+colour = "red"
+
+[[segments]]
+name = "bad name!"
+account = "42"
+connector = "crm"
+query = "SELECT email FROM t"
+cache_ttl = "soon"
+
+[[segment_sync]]
+segment = "ghost"
+on_add = "INSERT INTO t VALUES (:email)"
+
+[[lookups]]
+name = "l"
+account = "42"
+connector = "nope"
+query = "SELECT 1"
+result = "all"
+on_error = "ignore"
+timeout = "0s"
+
+[[lookups]]
+name = "l"
+account = "42"
+connector = "crm"
+query = "SELECT 1"
+"#
+        ),
+    )
+    .unwrap();
+    let problems = Jobs::from_path(&config).unwrap_err().to_string();
+    for expected in [
+        "config: state: ",
+        "a: colour: unknown field",
+        "a: connector: connector `crm` is not assigned to account `7`",
+        "a: query: has a cursor but does not use `:cursor`",
+        "a: query: uses parameters that nothing binds: :since",
+        "a: cursor.initial: must be",
+        "a: mode: `upsert` is not a mode",
+        "a: schedule.cron: ",
+        "a: batch_size: must be a whole number from 1",
+        "a: sink.type: `parquet` is not a sink type",
+        "bad name!: name: must be a short name",
+        "bad name!: key: is missing",
+        "bad name!: cache_ttl: ",
+        "segment_sync[0]: segment: unknown segment `ghost`",
+        "segment_sync[0]: on_add: must use the parameter `:key`",
+        "l: connector: unknown connector `nope`",
+        "l: result: `all` is not a result",
+        "l: on_error: `ignore` is not allowed",
+        "l: timeout: must be greater than zero",
+        "l: name: is used by another lookup",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "missing `{expected}` in:\n{problems}"
+        );
+    }
+    // The timezone is a second problem of the same schedule: reported once the cron is
+    // fixed, since the schedule cannot be read without both.
+    assert!(problems.lines().count() >= 20, "{problems}");
+}
