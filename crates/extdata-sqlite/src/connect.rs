@@ -122,8 +122,13 @@ pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
 /// Everything needed to open connections, derived from a [`ValidConfig`] without I/O.
 #[derive(Clone)]
 pub(crate) struct Settings {
-    /// Options of every pooled connection (and of the in-memory keeper).
+    /// Options of the connection that opens the database before the pool does (and, for
+    /// `:memory:`, keeps it alive): it alone switches the journal mode to WAL.
+    pub(crate) setup: SqliteConnectOptions,
+    /// Options of every pooled connection.
     pub(crate) connect: SqliteConnectOptions,
+    /// How long SQLite waits for another connection's lock.
+    pub(crate) busy_timeout: Duration,
     /// Pool sizing and lifetimes.
     pub(crate) pool: SqlitePoolOptions,
     /// Whether this is a `:memory:` database (kept alive by a dedicated connection).
@@ -179,9 +184,6 @@ impl Settings {
                 .read_only(read_only)
                 .create_if_missing(create);
         }
-        if let Some(mode) = options.get("journal_mode").and_then(journal_mode) {
-            connect = connect.journal_mode(mode);
-        }
         if let Some(level) = options.get("synchronous").and_then(synchronous) {
             connect = connect.synchronous(level);
         }
@@ -190,6 +192,21 @@ impl Settings {
             // opened read-only), is the only guard.
             connect = connect.pragma("query_only", "ON");
         }
+        // Switching a file into (or out of) WAL upgrades a read to a write, which SQLite
+        // does not wait for: pool connections switching at once fail with SQLITE_BUSY.
+        // So the first connection sets the mode; WAL is stored in the file, and the other
+        // modes are per connection but change without a lock once the file is out of WAL.
+        let (setup, connect) = match options.get("journal_mode").and_then(journal_mode) {
+            Some(SqliteJournalMode::Wal) if !memory => (
+                connect.clone().journal_mode(SqliteJournalMode::Wal),
+                connect,
+            ),
+            Some(mode) => {
+                let connect = connect.journal_mode(mode);
+                (connect.clone(), connect)
+            }
+            None => (connect.clone(), connect),
+        };
 
         let pool = config.pool.clone();
         let mut pool_options = SqlitePoolOptions::new()
@@ -209,7 +226,9 @@ impl Settings {
         };
 
         Settings {
+            setup,
             connect,
+            busy_timeout,
             pool: pool_options,
             memory,
             display: database,

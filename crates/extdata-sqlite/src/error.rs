@@ -3,12 +3,19 @@
 //! | SQLite result code (primary)                        | `ErrorKind`                                 |
 //! |-----------------------------------------------------|---------------------------------------------|
 //! | `SQLITE_INTERRUPT` (our deadline or cancel fired)   | `Timeout` (`Closed` while the source closes) |
-//! | `SQLITE_BUSY`, `SQLITE_LOCKED`                      | `Timeout` (a lock was not released in time) |
+//! | `SQLITE_BUSY`, `SQLITE_LOCKED` after waiting `busy_timeout` | `Timeout` (a lock was not released in time) |
+//! | `SQLITE_BUSY`, `SQLITE_LOCKED` sooner (no wait: see below) | `Query`, temporary                   |
 //! | `SQLITE_READONLY`                                   | `ReadOnly`                                  |
 //! | `SQLITE_CANTOPEN`, `SQLITE_NOTADB`, `SQLITE_CORRUPT`, `SQLITE_PERM`, `SQLITE_IOERR`, `SQLITE_FULL` | `Database` |
 //! | `SQLITE_RANGE`, `SQLITE_MISMATCH`                   | `Parameter`                                 |
 //! | `SQLITE_ERROR` (syntax, missing table), `SQLITE_CONSTRAINT`, `SQLITE_TOOBIG`, `SQLITE_ABORT`, `SQLITE_AUTH`, others | `Query` |
 //! | `SQLITE_NOMEM`, `SQLITE_INTERNAL`, `SQLITE_MISUSE`  | `Internal`                                  |
+//!
+//! SQLite answers some lock conflicts at once, without its busy handler: a journal-mode
+//! switch into or out of WAL, a read transaction that cannot become a write one
+//! (deadlock avoidance, `SQLITE_BUSY_SNAPSHOT`), a shared-cache table lock
+//! (`SQLITE_LOCKED_SHAREDCACHE`). No timeout ran out, so those are not `Timeout`; the call
+//! may succeed when retried.
 //!
 //! sqlx's own errors: pool timed out → `Timeout`, pool closed → `Closed`, worker thread
 //! gone → `Connect`, decode → `Decode`, encode → `Parameter`.
@@ -49,6 +56,23 @@ pub(crate) struct Context<'a> {
     pub(crate) database: &'a str,
     /// Whether the source is closing (an interrupt then means `Closed`).
     pub(crate) closing: bool,
+    /// How long the failed work had run: tells a lock wait that ran out from a lock
+    /// conflict SQLite reported at once.
+    pub(crate) waited: Duration,
+    /// How long SQLite waits for another connection's lock.
+    pub(crate) busy_timeout: Duration,
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+pub(crate) fn is_lock_conflict(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    let primary = db
+        .code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
+    matches!(primary, Some(code::BUSY | code::LOCKED))
 }
 
 /// Maps a sqlx error.
@@ -112,13 +136,29 @@ fn classify(primary: Option<i32>, message: &str, context: Context<'_>) -> Error 
         Some(code::INTERRUPT) => Error::timeout(op, context.timeout)
             .context("SQLite interrupted the statement")
             .with_temporary(true),
+        // SQLite's busy handler sleeps until the busy timeout is nearly used up (it may
+        // skip the last short sleep): a tenth of slack.
+        Some(code::BUSY | code::LOCKED)
+            if !context.busy_timeout.is_zero()
+                && context.waited >= context.busy_timeout.mul_f32(0.9) =>
+        {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{op}: {message} (another connection held a lock for longer than the busy \
+                     timeout of {:?}; raise options.busy_timeout or use journal_mode=wal)",
+                    context.busy_timeout
+                ),
+            )
+        }
         Some(code::BUSY | code::LOCKED) => Error::new(
-            ErrorKind::Timeout,
+            ErrorKind::Query,
             format!(
-                "{op}: {message} (another connection holds a lock; raise options.busy_timeout \
-                 or use journal_mode=wal)"
+                "{op}: {message} (a lock conflict with another connection that SQLite does not \
+                 wait out, e.g. two transactions that both read and then write; retry the call)"
             ),
-        ),
+        )
+        .with_temporary(true),
         Some(code::READONLY) => Error::new(ErrorKind::ReadOnly, format!("{op}: {message}")),
         Some(code::CANTOPEN) => Error::new(
             ErrorKind::Database,
@@ -152,6 +192,8 @@ mod tests {
             timeout: Duration::from_secs(2),
             database: "data.db",
             closing,
+            waited: Duration::from_millis(1),
+            busy_timeout: Duration::from_secs(2),
         }
     }
 
@@ -159,8 +201,8 @@ mod tests {
     fn result_codes_map_to_kinds() {
         let cases = [
             (Some(code::INTERRUPT), ErrorKind::Timeout),
-            (Some(code::BUSY), ErrorKind::Timeout),
-            (Some(code::LOCKED), ErrorKind::Timeout),
+            (Some(code::BUSY), ErrorKind::Query),
+            (Some(code::LOCKED), ErrorKind::Query),
             (Some(code::READONLY), ErrorKind::ReadOnly),
             (Some(code::CANTOPEN), ErrorKind::Database),
             (Some(code::NOTADB), ErrorKind::Database),
@@ -181,6 +223,45 @@ mod tests {
             classify(Some(code::INTERRUPT), "interrupted", context(true)).kind(),
             ErrorKind::Closed
         );
+    }
+
+    #[test]
+    fn lock_conflicts_are_timeouts_only_when_the_busy_timeout_ran_out() {
+        let waited = |waited: Duration, busy_timeout: Duration| Context {
+            waited,
+            busy_timeout,
+            ..context(false)
+        };
+        let two = Duration::from_secs(2);
+        for code in [
+            code::BUSY,
+            code::LOCKED,
+            517, /* SQLITE_BUSY_SNAPSHOT */
+        ] {
+            let at_once = classify(
+                Some(code & 0xff),
+                "database is locked",
+                waited(Duration::ZERO, two),
+            );
+            assert_eq!(at_once.kind(), ErrorKind::Query, "{at_once}");
+            assert!(at_once.is_temporary());
+            assert!(
+                at_once.message().contains("database is locked"),
+                "{at_once}"
+            );
+
+            let ran_out = classify(Some(code & 0xff), "database is locked", waited(two, two));
+            assert_eq!(ran_out.kind(), ErrorKind::Timeout, "{ran_out}");
+            assert!(ran_out.is_temporary());
+            assert!(ran_out.message().contains("2s"), "{ran_out}");
+        }
+        // busy_timeout=0: SQLite never waits, so no timeout ran out.
+        let never = classify(
+            Some(code::BUSY),
+            "database is locked",
+            waited(two, Duration::ZERO),
+        );
+        assert_eq!(never.kind(), ErrorKind::Query, "{never}");
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl SqliteSource {
             shared: Shared {
                 connector: config.name.as_str().into(),
                 database: settings.display.as_str().into(),
+                busy_timeout: settings.busy_timeout,
                 closing: Arc::new(AtomicBool::new(false)),
                 close_signal: close_receiver,
             },
@@ -119,36 +120,70 @@ impl SqliteSource {
     /// The pool, created on first use.
     async fn pool(&self, operation: &'static str, timeout: Duration) -> Result<&SqlitePool> {
         self.check_open()?;
-        let pools =
-            self.pools
-                .get_or_try_init(|| async {
-                    let keeper = if self.settings.memory {
-                        let opened = tokio::time::timeout(
-                            self.connect_timeout,
-                            self.settings.connect.connect(),
-                        )
-                        .await
-                        .map_err(|_| {
-                            Error::timeout("opening the in-memory database", self.connect_timeout)
-                                .with_connector(&self.name)
-                        })?
-                        .map_err(|e| error::map(e, self.shared.context(operation, timeout)))?;
-                        Some(opened)
-                    } else {
-                        None
-                    };
-                    let pool = self
-                        .settings
-                        .pool
-                        .clone()
-                        .connect_lazy_with(self.settings.connect.clone());
-                    Ok::<_, Error>(Pools {
-                        pool,
-                        keeper: Mutex::new(keeper),
-                    })
+        let pools = self
+            .pools
+            .get_or_try_init(|| async {
+                let first = self.open_first(operation, timeout).await?;
+                let keeper = if self.settings.memory {
+                    Some(first)
+                } else {
+                    // Only there to set the file up; the pool opens its own.
+                    let _ = first.close().await;
+                    None
+                };
+                let pool = self
+                    .settings
+                    .pool
+                    .clone()
+                    .connect_lazy_with(self.settings.connect.clone());
+                Ok::<_, Error>(Pools {
+                    pool,
+                    keeper: Mutex::new(keeper),
                 })
-                .await?;
+            })
+            .await?;
         Ok(&pools.pool)
+    }
+
+    /// Opens the database once before the pool does, with the settings that must not be
+    /// applied by several connections at once (the switch to WAL).
+    ///
+    /// A journal-mode change into or out of WAL reads the file header and then writes it;
+    /// SQLite does not wait for a read to become a write while another connection holds
+    /// the write lock (it could deadlock), so pooled connections switching at once, or a
+    /// switch while another program writes, fail at once with `SQLITE_BUSY`. One
+    /// connection switches, retrying for up to the busy timeout.
+    async fn open_first(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<SqliteConnection> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let opened = tokio::time::timeout(self.connect_timeout, self.settings.setup.connect())
+                .await
+                .map_err(|_| {
+                    Error::timeout("opening the database", self.connect_timeout)
+                        .with_connector(&self.name)
+                })?;
+            match opened {
+                Ok(conn) => return Ok(conn),
+                Err(e)
+                    if error::is_lock_conflict(&e)
+                        && started.elapsed() + pause < self.settings.busy_timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(error::map(
+                        e,
+                        self.shared.context(operation, timeout, started),
+                    ));
+                }
+            }
+        }
     }
 
     async fn connection(
@@ -264,9 +299,21 @@ impl ExternalSource for SqliteSource {
         let (affected, left_open) =
             run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
                 async move {
-                    let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    let done = match sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
                         .execute(&mut *conn)
-                        .await?;
+                        .await
+                    {
+                        Ok(done) => done,
+                        Err(e) => {
+                            // A statement after `BEGIN` failed (e.g. a stale snapshot): the
+                            // transaction must not stay open on the pooled connection. The
+                            // statement's own error is the one to report.
+                            if may_open_transaction {
+                                let _ = run::roll_back_open_transaction(conn).await;
+                            }
+                            return Err(e);
+                        }
+                    };
                     let left_open =
                         may_open_transaction && run::roll_back_open_transaction(conn).await?;
                     Ok((done.rows_affected(), left_open))

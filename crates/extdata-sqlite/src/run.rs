@@ -44,6 +44,8 @@ pub(crate) const STREAM_CAPACITY: usize = 4;
 pub(crate) struct Shared {
     pub(crate) connector: Arc<str>,
     pub(crate) database: Arc<str>,
+    /// How long SQLite waits for another connection's lock (`busy_timeout`).
+    pub(crate) busy_timeout: Duration,
     /// Set by `close()`: interrupts every running statement.
     pub(crate) closing: Arc<AtomicBool>,
     /// Wakes streams blocked on a slow consumer when the source closes.
@@ -51,18 +53,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn context(&self, operation: &'static str, timeout: Duration) -> Context<'_> {
+    /// What `error::map` needs to word and classify an error of a call that began at
+    /// `started`.
+    pub(crate) fn context(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+        started: Instant,
+    ) -> Context<'_> {
         Context {
             connector: &self.connector,
             operation,
             timeout,
             database: &self.database,
             closing: self.closing.load(Ordering::Acquire),
+            waited: started.elapsed(),
+            busy_timeout: self.busy_timeout,
         }
     }
 
-    fn map(&self, error: sqlx::Error, operation: &'static str, timeout: Duration) -> Error {
-        error::map(error, self.context(operation, timeout))
+    fn map(
+        &self,
+        error: sqlx::Error,
+        operation: &'static str,
+        timeout: Duration,
+        started: Instant,
+    ) -> Error {
+        error::map(error, self.context(operation, timeout, started))
     }
 
     fn timeout(&self, operation: &'static str, timeout: Duration) -> Error {
@@ -123,9 +140,10 @@ pub(crate) async fn acquire(
     timeout: Duration,
     deadline: Instant,
 ) -> Result<PoolConnection<Sqlite>> {
+    let started = Instant::now();
     match tokio::time::timeout_at(deadline.into(), pool.acquire()).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(shared.map(e, operation, timeout)),
+        Ok(Err(e)) => Err(shared.map(e, operation, timeout, started)),
         Err(_) => Err(shared
             .timeout(operation, timeout)
             .context("waiting for a free SQLite connection")),
@@ -146,6 +164,7 @@ where
         &'c mut SqliteConnection,
     ) -> futures::future::BoxFuture<'c, std::result::Result<T, sqlx::Error>>,
 {
+    let started = Instant::now();
     let cancel = Arc::new(AtomicBool::new(false));
     let outcome = {
         let conn: &mut SqliteConnection = &mut conn;
@@ -163,7 +182,7 @@ where
     };
     match outcome {
         Outcome::Done(Ok(value)) => Ok(value),
-        Outcome::Done(Err(e)) => Err(shared.map(e, operation, timeout)),
+        Outcome::Done(Err(e)) => Err(shared.map(e, operation, timeout, started)),
         Outcome::Abandoned => {
             // Still waiting on a lock (the VM is not running, so the handler is not
             // called): do not hand a busy connection to the next caller.
@@ -421,6 +440,7 @@ async fn read_rows(
     mut header: oneshot::Sender<Result<Columns>>,
     messages: mpsc::Sender<Message>,
 ) {
+    let started = Instant::now();
     let mut close_signal = shared.close_signal.clone();
     let may_open = may_open_transaction(&call.sql);
     let end = {
@@ -449,7 +469,7 @@ async fn read_rows(
         match prepared {
             None => End::Cancelled,
             Some(Err(e)) => {
-                let _ = header.send(Err(shared.map(e, "stream", call.timeout)));
+                let _ = header.send(Err(shared.map(e, "stream", call.timeout, started)));
                 End::Finished
             }
             Some(Ok(plan)) => {
@@ -462,7 +482,7 @@ async fn read_rows(
                 match first {
                     None => End::Cancelled,
                     Some(Some(Err(e))) => {
-                        let _ = header.send(Err(shared.map(e, "stream", call.timeout)));
+                        let _ = header.send(Err(shared.map(e, "stream", call.timeout, started)));
                         End::Finished
                     }
                     Some(None) => {
@@ -547,6 +567,8 @@ impl Forwarder<'_> {
         let mut bytes = approximate_size(first.values());
         let mut batch = vec![first];
         loop {
+            // Bounds how long a failed row waited (per batch: a clock read per row costs).
+            let batch_started = Instant::now();
             // Take what is ready without waiting once the batch has a row: the consumer
             // gets rows as soon as there are any.
             let mut last: Option<(Message, End)> = None;
@@ -570,7 +592,7 @@ impl Forwarder<'_> {
                         break;
                     }
                     Some(Err(e)) => {
-                        let error = self.shared.map(e, "stream", self.timeout);
+                        let error = self.shared.map(e, "stream", self.timeout, batch_started);
                         last = Some((Message::Failed(error), End::Finished));
                         break;
                     }

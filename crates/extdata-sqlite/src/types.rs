@@ -13,9 +13,10 @@
 //! | `DATE`                                             | TEXT `YYYY-MM-DD`  | `Date`                                   |
 //! | `TIME`                                             | TEXT `HH:MM[:SS[.f]]` | `Time`                                |
 //! | `DATETIME`, `TIMESTAMP`, `TIMESTAMPTZ`, `TIMESTAMP WITH[OUT] TIME ZONE` | TEXT `YYYY-MM-DD HH:MM[:SS[.f]]` (or `T`) | `Timestamp`; with `Z` / `±HH:MM`: `TimestampTz` |
-//! | `DECIMAL`, `NUMERIC`                               | TEXT (a number)    | `Decimal` (every digit)                  |
+//! | `DECIMAL`, `NUMERIC` (`DECIMAL TEXT` too)          | TEXT (a number)    | `Decimal` (every digit)                  |
 //! | `DECIMAL`, `NUMERIC`                               | INTEGER            | `Decimal` (exact)                        |
-//! | `DECIMAL`, `NUMERIC`                               | REAL (finite)      | `Decimal`: shortest text that reads back as the same double |
+//! | `DECIMAL`, `NUMERIC`                               | REAL, ≤ 15 significant digits | `Decimal`: shortest text that reads back as the same double |
+//! | `DECIMAL`, `NUMERIC`                               | REAL, longer       | `F64` (its digits were lost when stored) |
 //! | `JSON`, `JSONB`                                    | TEXT (valid JSON)  | `Json`                                   |
 //! | `JSON`, `JSONB`                                    | INTEGER, REAL      | `Json` (a number)                        |
 //! | `UUID`, `GUID`                                     | TEXT (a UUID)      | `Uuid`                                   |
@@ -24,6 +25,10 @@
 //! |                                                    | REAL               | `F64`                                    |
 //! |                                                    | TEXT               | `Text`                                   |
 //! |                                                    | BLOB               | `Bytes`                                  |
+//!
+//! A `DECIMAL`/`NUMERIC` column has NUMERIC affinity: SQLite stores a bound decimal text
+//! as an INTEGER or a REAL of 15 significant digits. Only a column with TEXT affinity
+//! (`DECIMAL TEXT`, `TEXT`) or none keeps every digit.
 //!
 //! Parameters are bound by [`bind_parameters`]; the rules are in the crate README.
 
@@ -84,7 +89,9 @@ impl Declared {
                 Some(Declared::Timestamp)
             }
             ["TIMESTAMPTZ"] | ["TIMESTAMP", "WITH", "TIME", "ZONE"] => Some(Declared::TimestampTz),
-            ["DECIMAL" | "NUMERIC"] => Some(Declared::Decimal),
+            // `DECIMAL TEXT`: SQLite's affinity rules make it a TEXT column, which keeps
+            // every digit of a bound decimal; the first word still says what it holds.
+            ["DECIMAL" | "NUMERIC", ..] => Some(Declared::Decimal),
             ["JSON" | "JSONB"] => Some(Declared::Json),
             ["UUID" | "GUID"] => Some(Declared::Uuid),
             _ => None,
@@ -228,9 +235,17 @@ pub(crate) fn to_value(declared: Declared, cell: Cell<'_>) -> Value {
             Value::Decimal(Decimal::from_mantissa(i.into(), 0))
         }
         // NUMERIC affinity stores `1.10` as the REAL 1.1: its shortest round-trip text is
-        // the decimal the user wrote, minus trailing zeros.
+        // the decimal the user wrote, minus trailing zeros — for up to 15 significant
+        // digits. Longer decimals lost digits when they were stored; a `Decimal` would
+        // pretend to know them, so those stay the `F64` SQLite holds.
         (Declared::Decimal, Cell::Real(f)) if f.is_finite() => {
-            f.to_string().parse().map_or(Value::F64(f), Value::Decimal)
+            let shortest = f.to_string();
+            match shortest.parse() {
+                Ok(decimal) if significant_digits(&shortest) <= REAL_EXACT_DIGITS => {
+                    Value::Decimal(decimal)
+                }
+                _ => Value::F64(f),
+            }
         }
         (Declared::Decimal, Cell::Text(t)) if looks_numeric(t) => {
             t.parse().map_or_else(|_| text_value(t), Value::Decimal)
@@ -257,6 +272,16 @@ pub(crate) fn to_value(declared: Declared, cell: Cell<'_>) -> Value {
         (_, Cell::Text(t)) => text_value(t),
         (_, Cell::Blob(b)) => Value::Bytes(b),
     }
+}
+
+/// Significant decimal digits a REAL is guaranteed to keep: every decimal of up to 15
+/// significant digits reads back from a double unchanged (`DBL_DIG`).
+const REAL_EXACT_DIGITS: usize = 15;
+
+/// Significant digits of a plain decimal text (`-0.00120` → 2).
+fn significant_digits(decimal: &str) -> usize {
+    let digits: String = decimal.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len()
 }
 
 fn text_value(text: &str) -> Value {
@@ -418,8 +443,8 @@ pub(crate) enum BindError {
 pub(crate) fn to_sqlite(value: Value) -> Result<Bound, BindError> {
     let too_big = |v: &dyn std::fmt::Display| {
         BindError::Invalid(format!(
-            "{v} does not fit SQLite's 64-bit signed INTEGER (bind it as text or decimal to \
-             store the digits)"
+            "{v} does not fit SQLite's 64-bit signed INTEGER (to keep every digit, bind it as \
+             text or a decimal into a column declared TEXT or DECIMAL TEXT)"
         ))
     };
     Ok(match value {
@@ -503,6 +528,8 @@ mod tests {
             ("TIMESTAMP WITH TIME ZONE", Declared::TimestampTz),
             ("DECIMAL(10,2)", Declared::Decimal),
             ("NUMERIC", Declared::Decimal),
+            ("DECIMAL TEXT", Declared::Decimal),
+            ("numeric text(38, 10)", Declared::Decimal),
             ("JSON", Declared::Json),
             ("UUID", Declared::Uuid),
             ("MONEY", Declared::Numeric),
@@ -640,6 +667,36 @@ mod tests {
                 Value::Text(text.into())
             );
         }
+    }
+
+    #[test]
+    fn reals_are_decimals_only_up_to_fifteen_significant_digits() {
+        for (real, decimal) in [
+            (-123.45, "-123.45"),
+            (0.001_2, "0.0012"),
+            (123_456_789_012_345.0, "123456789012345"),
+            (0.123_456_789_012_345, "0.123456789012345"),
+            (1e20, "100000000000000000000"),
+        ] {
+            assert_eq!(
+                to_value(Declared::Decimal, Cell::Real(real)),
+                Value::Decimal(decimal.parse().unwrap()),
+                "{real}"
+            );
+        }
+        // What SQLite makes of `12345678901234567890.1234567890` in a NUMERIC column: its
+        // shortest text (12345678901234567000) has digits nobody wrote.
+        let lossy: f64 = "12345678901234567890.1234567890".parse().unwrap();
+        for real in [lossy, 0.1 + 0.2, 1_234_567_890_123_456.0] {
+            assert_eq!(
+                to_value(Declared::Decimal, Cell::Real(real)),
+                Value::F64(real),
+                "{real}"
+            );
+        }
+        assert_eq!(significant_digits("-0.00120"), 2);
+        assert_eq!(significant_digits("1200"), 2);
+        assert_eq!(significant_digits("0"), 0);
     }
 
     #[test]

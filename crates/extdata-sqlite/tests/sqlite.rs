@@ -641,3 +641,195 @@ async fn a_transaction_cannot_outlive_its_call() {
         1
     );
 }
+
+/// 48 first calls at once on a fresh file with `journal_mode=wal`: pooled connections
+/// that each switched the file to WAL failed now and then with an immediate `SQLITE_BUSY`
+/// (about one call in 2 500; 150 rounds make a miss unlikely).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_on_a_fresh_wal_file_all_succeed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut failures = Vec::new();
+    for round in 0..150 {
+        let mut config = file(&dir, &format!("fresh-{round}")).with_options("journal_mode=wal");
+        config.pool = pool(16);
+        let source = source(config);
+        let tasks: Vec<_> = (0..48)
+            .map(|i| {
+                let source = Arc::clone(&source);
+                tokio::spawn(async move {
+                    let statement = Statement::new("SELECT :p AS v").bind("p", i64::from(i));
+                    let started = Instant::now();
+                    (source.query(&statement, &opts()).await, started.elapsed())
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.expect("a call panicked") {
+                (Ok(result), _) => assert_eq!(result.rows[0].values()[0], Value::I64(i as i64)),
+                (Err(e), elapsed) => failures.push(format!(
+                    "round {round} call {i} after {elapsed:?}: {e} (kind {:?}, code {:?})",
+                    e.kind(),
+                    e.sql_state()
+                )),
+            }
+        }
+        source.close().await;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
+    );
+}
+
+/// Switching to WAL is a write that starts as a read, and SQLite does not wait for a
+/// read to become a write while another connection holds the write lock (it could be a
+/// deadlock): the switch fails at once with `SQLITE_BUSY`. The source retries it (up to
+/// the busy timeout) instead of failing the call.
+#[tokio::test]
+async fn switching_to_wal_waits_for_another_programs_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let mut writer = sqlx::ConnectOptions::connect(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    // A RESERVED lock on the (rollback-journal) file: another program is writing.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+
+    let source = source(file(&dir, "shared").with_options("journal_mode=wal&busy_timeout=5s"));
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+        writer
+    });
+    let started = Instant::now();
+    let value = source
+        .query(&Statement::new("SELECT v FROM t"), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("the switch to WAL failed instead of waiting: {e}"));
+    assert_eq!(value.rows[0].values()[0], Value::I64(1));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(release.await.unwrap());
+    assert_eq!(
+        scalar(&source, "PRAGMA journal_mode").await,
+        Value::Text("wal".into())
+    );
+}
+
+/// A lock conflict that SQLite reports at once is not a timeout: a transaction that read
+/// a snapshot cannot write once another connection committed after it
+/// (`SQLITE_BUSY_SNAPSHOT`, no busy wait). Its transaction is rolled back, not left open
+/// on the pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_snapshot_is_a_temporary_query_error_and_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = file(&dir, "snapshot").with_options("journal_mode=wal&busy_timeout=5s");
+    config.pool = pool(1);
+    let source = source(config);
+    exec(&source, "CREATE TABLE t (v INTEGER)").await;
+    let writer = self::source(file(&dir, "snapshot"));
+    exec(&writer, "INSERT INTO t VALUES (1)").await;
+
+    // Commits while the transaction below reads (its pause takes far longer than 20 ms).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                exec(&writer, "INSERT INTO t VALUES (2)").await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            writer
+        }
+    });
+    let pause = format!("SELECT count(*) FROM ({})", series(300_000));
+    let started = Instant::now();
+    let error = source
+        .execute(
+            &Statement::new(format!(
+                "BEGIN; SELECT count(*) FROM t; {pause}; INSERT INTO t VALUES (3); COMMIT"
+            )),
+            &opts(),
+        )
+        .await
+        .expect_err("the snapshot went stale while the transaction read");
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writer = writing.await.unwrap();
+    eprintln!("stale snapshot after {elapsed:?}: {error}");
+    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
+    assert!(error.is_temporary(), "{error}");
+    assert_eq!(error.sql_state(), Some("517"), "{error}"); // SQLITE_BUSY_SNAPSHOT
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+
+    // The one pooled connection is out of that transaction: this write commits.
+    assert_eq!(exec(&source, "INSERT INTO t VALUES (4)").await, 1);
+    assert_eq!(
+        scalar(&writer, "SELECT count(*) FROM t WHERE v IN (3, 4)").await,
+        Value::I64(1)
+    );
+}
+
+/// A decimal keeps every digit only where SQLite stores it as text: NUMERIC affinity
+/// (`DECIMAL`) turns it into a REAL of 15 significant digits, and what is read back then
+/// is that REAL, never a `Decimal` with invented digits.
+#[tokio::test]
+async fn long_decimals_keep_their_digits_only_in_text_columns() {
+    let source = source(memory("decimals"));
+    exec(
+        &source,
+        "CREATE TABLE d (numeric DECIMAL(38,10), exact DECIMAL TEXT(38,10), text TEXT, \
+         untyped)",
+    )
+    .await;
+    let long: extdata_core::Decimal = "12345678901234567890.1234567890".parse().unwrap();
+    let short: extdata_core::Decimal = "-1234567.25".parse().unwrap();
+    let insert = "INSERT INTO d VALUES (:v, :v, :v, :v)";
+    for value in [&long, &short] {
+        let statement = Statement::new(insert).bind("v", Value::Decimal(value.clone()));
+        source.execute(&statement, &opts()).await.unwrap();
+    }
+    let result = source
+        .query(
+            &Statement::new("SELECT numeric, exact, text, untyped FROM d ORDER BY rowid"),
+            &opts(),
+        )
+        .await
+        .unwrap();
+    let lossy = 12_345_678_901_234_567_890.123_456_789_f64;
+    assert_eq!(
+        result.rows[0].values(),
+        [
+            Value::F64(lossy),
+            Value::Decimal(long.clone()),
+            Value::Text(long.to_string()),
+            Value::Text(long.to_string()),
+        ]
+    );
+    assert_eq!(
+        result.rows[1].values(),
+        [
+            Value::Decimal(short.clone()),
+            Value::Decimal(short.clone()),
+            Value::Text(short.to_string()),
+            Value::Text(short.to_string()),
+        ]
+    );
+    let columns = result.columns;
+    assert_eq!(columns[1].value_kind, ValueKind::Decimal);
+}
