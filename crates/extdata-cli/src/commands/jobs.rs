@@ -195,7 +195,10 @@ fn history_line(run: &RunRecord) -> String {
     let (ended, took) = match run.ended_at {
         Some(end) => (
             end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            format!("{:.2}s", (end - run.started_at).num_milliseconds() as f64 / 1000.0),
+            format!(
+                "{:.2}s",
+                (end - run.started_at).num_milliseconds() as f64 / 1000.0
+            ),
         ),
         None => ("-".to_owned(), "unfinished".to_owned()),
     };
@@ -221,7 +224,9 @@ async fn segment(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let outcome = context
         .jobs
-        .evaluate_segment(account(context), &args.name, args.refresh, &|rows| progress.set(rows))
+        .evaluate_segment(account(context), &args.name, args.refresh, &|rows| {
+            progress.set(rows)
+        })
         .await;
     progress.finish();
     let members = outcome?;
@@ -268,7 +273,10 @@ fn write_keys(mut out: impl io::Write, keys: &[String]) -> io::Result<()> {
 
 /// `extdata segment NAME --sync`.
 async fn sync(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
-    let summary = context.jobs.sync_segment(account(context), &args.name).await?;
+    let summary = context
+        .jobs
+        .sync_segment(account(context), &args.name)
+        .await?;
     println!(
         "segment sync `{}`: {} added, {} removed in {} batches",
         args.name, summary.added, summary.removed, summary.batches
@@ -278,9 +286,8 @@ async fn sync(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
 
 /// `extdata render TEMPLATE --subscriber FILE`.
 async fn render(context: &Context, args: RenderArgs) -> Result<(), Failure> {
-    let template = std::fs::read_to_string(&args.template).map_err(|e| {
-        Failure::usage(format!("cannot read `{}`: {e}", args.template.display()))
-    })?;
+    let template = std::fs::read_to_string(&args.template)
+        .map_err(|e| Failure::usage(format!("cannot read `{}`: {e}", args.template.display())))?;
     let text = if args.subscriber.as_os_str() == "-" {
         let mut text = String::new();
         io::stdin()

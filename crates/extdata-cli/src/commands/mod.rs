@@ -109,10 +109,7 @@ impl Context {
         source.map_err(|error| {
             // Without an account, an unknown name is a typo on the command line.
             if self.account.is_none() && registry.connector(name).is_none() {
-                let known: Vec<&str> = registry
-                    .connectors()
-                    .map(|c| c.name.as_str())
-                    .collect();
+                let known: Vec<&str> = registry.connectors().map(|c| c.name.as_str()).collect();
                 Failure::usage(format!(
                     "no connector named `{name}` in `{}`; known connectors: {}",
                     self.config.display(),

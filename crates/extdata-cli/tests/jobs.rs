@@ -1,0 +1,376 @@
+//! `extdata import`, `history`, `segment` and `render`, run for real: a SIGKILL in the
+//! middle of an import loses and duplicates nothing; progress bars appear on a terminal
+//! and not in pipes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use extdata::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+const ROWS: u64 = 300_000;
+
+struct Fixture {
+    _dir: TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+fn sqlite(path: &Path) -> Arc<dyn ExternalSource> {
+    extdata::connect(
+        &ConnectorConfig::new("t", DbKind::Sqlite).with_database(path.to_string_lossy()),
+    )
+    .unwrap()
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn scalar(path: &Path, sql: &str) -> String {
+    block_on(async {
+        let source = sqlite(path);
+        let result = source
+            .query(&Statement::new(sql), &QueryOptions::default())
+            .await;
+        source.close().await;
+        result
+            .map(|r| {
+                r.rows
+                    .first()
+                    .map(|row| row.values()[0].to_text_lossless())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    })
+}
+
+impl Fixture {
+    /// `crm.db` with `rows` customers (unique emails, `updated_at` = id) and a config
+    /// with a table import, a JSONL import, a segment and a lookup.
+    fn new(rows: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        block_on(async {
+            let source = sqlite(&path.join("crm.db"));
+            for sql in [
+                "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, name TEXT, updated_at INTEGER)".to_owned(),
+                format!(
+                    "INSERT INTO customers WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+                     SELECT i, 'u' || i || '@x.io', 'n' || i, i FROM n"
+                ),
+            ] {
+                source.execute(&Statement::new(sql), &QueryOptions::default()).await.unwrap();
+            }
+            source.close().await;
+        });
+        let config = path.join("extdata.toml");
+        let import = |name: &str, sink: &str| {
+            format!(
+                r#"
+[[imports]]
+name = "{name}"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at > :cursor ORDER BY updated_at"
+key = "email"
+cursor = {{ column = "updated_at", initial = 0 }}
+batch_size = 2000
+sink = {sink}
+"#
+            )
+        };
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+
+[[accounts]]
+id = "7"
+connectors = []
+{}{}
+[[segments]]
+name = "tens"
+account = "42"
+connector = "crm"
+query = "SELECT email FROM customers WHERE id % 10 = 0"
+key = "email"
+cache_ttl = "10m"
+
+[[lookups]]
+name = "customer"
+account = "42"
+connector = "crm"
+query = "SELECT name FROM customers WHERE email = :email"
+"#,
+                import(
+                    "table",
+                    r#"{ type = "sqlite", path = "profiles.db", table = "profiles" }"#
+                ),
+                import("file", r#"{ type = "jsonl", path = "profiles.jsonl" }"#),
+            ),
+        )
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            dir: path,
+            config,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("EXTDATA_CONFIG")
+            .env_remove("EXTDATA_LOG")
+            .arg("--config")
+            .arg(&self.config);
+        cmd
+    }
+
+    fn rows_committed(&self, job: &str) -> u64 {
+        scalar(
+            &self.dir.join("extdata-state.db"),
+            &format!("SELECT COALESCE(MAX(rows_read), 0) FROM import_run WHERE job = '{job}'"),
+        )
+        .parse()
+        .unwrap_or(0)
+    }
+
+    /// Starts `import JOB --once`, SIGKILLs it after some committed batches, returns
+    /// the rows committed when it died.
+    fn kill_mid_import(&self, job: &str) -> u64 {
+        let mut child = StdCommand::new(BIN)
+            .env_remove("EXTDATA_LOG")
+            .arg("--config")
+            .arg(&self.config)
+            .args(["import", job, "--once"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.rows_committed(job) < 10_000 {
+            assert!(Instant::now() < deadline, "the import made no progress");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the import ended before it was killed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        let committed = self.rows_committed(job);
+        assert!(
+            committed < ROWS,
+            "killed too late: {committed} rows were already committed"
+        );
+        committed
+    }
+}
+
+#[test]
+fn sigkill_mid_import_loses_and_duplicates_nothing() {
+    let fixture = Fixture::new(ROWS);
+
+    let committed = fixture.kill_mid_import("table");
+    fixture
+        .cmd()
+        .args(["import", "table", "--once"])
+        .assert()
+        .code(0);
+    let profiles = fixture.dir.join("profiles.db");
+    assert_eq!(
+        scalar(
+            &profiles,
+            "SELECT COUNT(*) || '/' || COUNT(DISTINCT email) FROM profiles"
+        ),
+        format!("{ROWS}/{ROWS}"),
+        "killed after {committed} rows"
+    );
+    assert_eq!(
+        scalar(
+            &profiles,
+            "SELECT COUNT(*) FROM profiles p WHERE name <> 'n' || id OR updated_at <> id"
+        ),
+        "0"
+    );
+
+    let committed = fixture.kill_mid_import("file");
+    fixture
+        .cmd()
+        .args(["import", "file", "--once"])
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(fixture.dir.join("profiles.jsonl")).unwrap();
+    let mut ids: Vec<u64> = text
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            row["id"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids.len() as u64,
+        ROWS,
+        "killed after {committed} rows: no line twice"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, ROWS, "no key missing");
+
+    // History: newest first; the killed run has no end.
+    let output = fixture.cmd().args(["history", "file"]).output().unwrap();
+    let history = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 2, "{history}");
+    assert!(
+        lines[0].contains(" ok") && lines[1].contains("running or killed"),
+        "{history}"
+    );
+    let id = |line: &str| {
+        line.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(id(lines[0]) > id(lines[1]));
+}
+
+/// Runs the command on a pseudo-terminal (`script`), returns everything it printed.
+fn on_terminal(fixture: &Fixture, args: &str) -> String {
+    let command = format!("{BIN} --config {} {args}", fixture.config.display());
+    let output = StdCommand::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("EXTDATA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs commands on a pseudo-terminal");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn progress_bars_appear_on_a_terminal_and_not_in_pipes() {
+    let fixture = Fixture::new(50_000);
+    let terminal = on_terminal(&fixture, "import table --once");
+    assert!(terminal.contains("50000 rows in "), "{terminal}");
+    assert!(terminal.contains("rows/s"), "{terminal}");
+
+    let fixture = Fixture::new(50_000);
+    let output = fixture
+        .cmd()
+        .args(["import", "table", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("rows/s") && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("read 50000, inserted 50000"));
+
+    let terminal = on_terminal(&fixture, "segment tens --refresh --output tens.txt");
+    assert!(
+        terminal.contains("rows in ") && terminal.contains("5000 members"),
+        "{terminal}"
+    );
+    let output = fixture.cmd().args(["segment", "tens"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("rows/s"), "{stderr}");
+    assert!(stderr.contains("5000 members (from the cache"), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        5000
+    );
+}
+
+#[test]
+fn render_check_and_accounts_through_the_command() {
+    let fixture = Fixture::new(10);
+    fixture
+        .cmd()
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("2 imports, 1 segment, 1 lookup"));
+    std::fs::write(
+        fixture.dir.join("t.j2"),
+        "Hello {{ lookup('customer', email=subscriber.email).name }}!",
+    )
+    .unwrap();
+    std::fs::write(fixture.dir.join("s.json"), r#"{"email": "u3@x.io"}"#).unwrap();
+    let t = fixture.dir.join("t.j2");
+    let s = fixture.dir.join("s.json");
+    fixture
+        .cmd()
+        .args(["--account", "42", "render"])
+        .arg(&t)
+        .arg("--subscriber")
+        .arg(&s)
+        .assert()
+        .code(0)
+        .stdout("Hello n3!\n");
+    for args in [
+        vec!["--account", "7", "import", "table", "--once"],
+        vec!["--account", "7", "history", "table"],
+        vec!["--account", "7", "segment", "tens"],
+    ] {
+        fixture
+            .cmd()
+            .args(&args)
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("is not available to account `7`"));
+    }
+    fixture
+        .cmd()
+        .args(["--account", "7", "render"])
+        .arg(&t)
+        .arg("--subscriber")
+        .arg(&s)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "lookup `customer` is not available to account `7`",
+        ));
+    // A mistake in a jobs section fails `check`, naming the entry and field.
+    let bad = fixture.dir.join("bad.toml");
+    let text = std::fs::read_to_string(&fixture.config)
+        .unwrap()
+        .replace("cache_ttl = \"10m\"", "cache_ttl = \"often\"");
+    std::fs::write(&bad, format!("{text}\n[[extras]]\n")).unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&bad)
+        .arg("check")
+        .assert()
+        .code(2)
+        .stdout(predicates::str::contains(
+            "tens: cache_ttl: `often` is not a duration",
+        ))
+        .stdout(predicates::str::contains("config: extras: unknown section"));
+}
