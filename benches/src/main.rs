@@ -1,95 +1,303 @@
-//! Benchmarks of extdata (run with `--release`).
-//!
-//! `stream-sqlite`: streams a generated result of N rows from SQLite through
-//! `ExternalSource::stream` and reports rows/s and the process's peak RSS. Each row
-//! count runs in a fresh child process, so each peak is that size's own:
+//! Benchmarks of extdata against the raw drivers and the servers' command-line clients
+//! (run with `--release`; servers from `scripts/services.sh`, settings from
+//! `.services/env`). See `BENCHMARKS.md` for the results and the exact commands.
 //!
 //! ```sh
+//! set -a; . .services/env; set +a
+//! cargo run --release -p extdata-bench -- seed --backend pg --rows 1000000
+//! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 --reps 3
+//! cargo run --release -p extdata-bench -- w2 --backend pg --rows 1000000,10000000
+//! cargo run --release -p extdata-bench -- lookup --backend pg --rows 1000000
 //! cargo run --release -p extdata-bench -- stream-sqlite 100000 1000000
 //! ```
 //!
-//! Memory must not grow with the row count: the stream is back-pressured.
+//! Every measurement of a whole-table read runs in a fresh child process (this program
+//! again, `measure …`), so CPU seconds and peak RSS are that method's own.
 
-use std::process::Command;
-use std::time::Instant;
+mod backend;
+mod lookup;
+mod measure;
+mod sqlite;
+mod stream;
 
-use extdata::{ConnectorConfig, DbKind, QueryOptions, Statement, Value};
-use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-fn usage() -> ! {
-    eprintln!("usage: extdata-bench stream-sqlite ROWS [ROWS...]");
-    std::process::exit(2);
-}
+use extdata::{QueryOptions, Statement};
+
+use crate::backend::Backend;
+use crate::measure::{Measurement, load, median, run_child};
+
+const USAGE: &str = "usage:
+  extdata-bench seed    --backend pg|mysql|clickhouse|hive --rows N
+  extdata-bench w1      --backend B --rows N [--reps 3] [--methods cli,sqlx,…,extdata]
+  extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
+  extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16]
+  extdata-bench measure --backend B --method M --rows N      (one child measurement)
+  extdata-bench stream-sqlite ROWS [ROWS…]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("stream-sqlite") if args.len() > 1 => compare_sizes(&args[1..]),
-        Some("stream-sqlite-once") if args.len() == 2 => {
-            let rows: u64 = args[1].parse().unwrap_or_else(|_| usage());
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            runtime.block_on(stream_once(rows));
-        }
-        _ => usage(),
+    if let Err(message) = run(&args) {
+        eprintln!("extdata-bench: {message}");
+        std::process::exit(1);
     }
 }
 
-/// Runs one child process per size and prints a table.
-fn compare_sizes(sizes: &[String]) {
-    let exe = std::env::current_exe().expect("own path");
-    println!("| rows | seconds | rows/s | peak RSS (MiB) |");
-    println!("|---:|---:|---:|---:|");
-    for size in sizes {
-        let output = Command::new(&exe)
-            .args(["stream-sqlite-once", size])
-            .output()
-            .expect("run child");
-        if !output.status.success() {
-            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-            std::process::exit(1);
+/// `--key value` pairs after the subcommand.
+fn flags(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut flags = BTreeMap::new();
+    let mut iter = args.iter();
+    while let Some(key) = iter.next() {
+        let name = key
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected `{key}`\n{USAGE}"))?;
+        let value = iter
+            .next()
+            .ok_or_else(|| format!("--{name} needs a value"))?;
+        flags.insert(name.to_owned(), value.clone());
+    }
+    Ok(flags)
+}
+
+fn flag<'a>(flags: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, String> {
+    flags
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| format!("--{name} is required\n{USAGE}"))
+}
+
+fn numbers(text: &str) -> Result<Vec<u64>, String> {
+    text.split(',')
+        .map(|n| {
+            n.trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("`{n}` is not a number"))
+        })
+        .collect()
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let command = args.first().map(String::as_str).unwrap_or("");
+    if command == "stream-sqlite" || command == "stream-sqlite-once" {
+        return sqlite::main(command, &args[1..]);
+    }
+    let flags = flags(args.get(1..).unwrap_or_default())?;
+    match command {
+        "seed" => seed(
+            Backend::parse(flag(&flags, "backend")?)?,
+            numbers(flag(&flags, "rows")?)?,
+        ),
+        "measure" => {
+            let backend = Backend::parse(flag(&flags, "backend")?)?;
+            let rows = numbers(flag(&flags, "rows")?)?[0];
+            let m = stream::measure(backend, flag(&flags, "method")?, rows)?;
+            println!("{}", m.line());
+            Ok(())
         }
-        print!("{}", String::from_utf8_lossy(&output.stdout));
+        "w1" => {
+            let backend = Backend::parse(flag(&flags, "backend")?)?;
+            let rows = numbers(flag(&flags, "rows")?)?[0];
+            let reps = flags.get("reps").map_or(Ok(vec![3]), |r| numbers(r))?[0];
+            let methods = flags
+                .get("methods")
+                .map_or_else(|| default_methods(backend), |m| m.clone());
+            w1(backend, rows, reps, &methods)
+        }
+        "w2" => {
+            let backend = Backend::parse(flag(&flags, "backend")?)?;
+            let sizes = numbers(flag(&flags, "rows")?)?;
+            let methods = flags
+                .get("methods")
+                .cloned()
+                .unwrap_or_else(|| "extdata".into());
+            w2(backend, &sizes, &methods)
+        }
+        "lookup" => {
+            let backend = Backend::parse(flag(&flags, "backend")?)?;
+            let rows = numbers(flag(&flags, "rows")?)?[0];
+            let iterations = flags
+                .get("iterations")
+                .map_or(Ok(vec![10_000]), |r| numbers(r))?[0];
+            let concurrency = flags
+                .get("concurrency")
+                .map_or(Ok(vec![1, 16]), |r| numbers(r))?;
+            lookup::lookups(backend, rows, iterations, &concurrency)
+        }
+        _ => Err(USAGE.into()),
     }
 }
 
-async fn stream_once(rows: u64) {
-    let config = ConnectorConfig::new("bench", DbKind::Sqlite).with_database(":memory:");
-    let source = extdata::connect(&config).expect("connect");
-    let statement = Statement::new(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows) \
-         SELECT i AS id, 'customer' || i || '@example.com' AS email, i * 0.5 AS score, \
-                CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ' || i END AS note FROM n",
-    )
-    .bind("rows", rows as i64);
-    let options = QueryOptions::default().with_timeout(std::time::Duration::from_secs(600));
-    let started = Instant::now();
-    let mut stream = source.stream(&statement, &options).await.expect("stream");
-    let mut count = 0u64;
-    let mut checksum = 0i64;
-    while let Some(row) = stream.next().await {
-        let row = row.expect("row");
-        if let Some(Value::I64(id)) = row.get(0) {
-            checksum = checksum.wrapping_add(*id);
-        }
-        count += 1;
+fn default_methods(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => "cli,sqlx,tokio-postgres,extdata",
+        Backend::Mysql => "cli,sqlx,extdata",
+        Backend::ClickHouse => "cli,rowbinary,native,extdata",
+        Backend::Hive => "cli,extdata",
     }
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(count, rows, "every row must arrive");
-    let expected = (rows as i64) * (rows as i64 + 1) / 2;
-    assert_eq!(checksum, expected, "rows must arrive intact");
+    .into()
+}
+
+/// Creates and fills the standard table of each size on the server.
+fn seed(backend: Backend, sizes: Vec<u64>) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async {
+        let source = stream::connect(backend, 1).await?;
+        let options = QueryOptions::default().with_timeout(Duration::from_secs(3600));
+        for rows in sizes {
+            let started = Instant::now();
+            for sql in backend.seed_statements(rows) {
+                source
+                    .execute(&Statement::new(sql.clone()), &options)
+                    .await
+                    .map_err(|e| format!("{e}\nin: {sql}"))?;
+            }
+            let count = source
+                .query(
+                    &Statement::new(format!("SELECT count(*) FROM {}", backend.table(rows))),
+                    &options,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let counted = count
+                .rows
+                .first()
+                .and_then(|r| r.get(0))
+                .and_then(|v| v.as_i64().or_else(|| v.to_text_lossless().parse().ok()));
+            if counted != Some(rows as i64) {
+                return Err(format!(
+                    "{} holds {counted:?} rows after seeding, not {rows}",
+                    backend.table(rows)
+                ));
+            }
+            println!(
+                "seeded {} {} ({rows} rows) in {:.1} s",
+                backend.name(),
+                backend.table(rows),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        source.close().await;
+        Ok(())
+    })
+}
+
+fn child_args(backend: Backend, method: &str, rows: u64) -> Vec<String> {
+    vec![
+        "measure".into(),
+        "--backend".into(),
+        backend.name().into(),
+        "--method".into(),
+        method.into(),
+        "--rows".into(),
+        rows.to_string(),
+    ]
+}
+
+/// W1: every method `reps` times, interleaved; medians; ratios of extdata to the others.
+fn w1(backend: Backend, rows: u64, reps: u64, methods: &str) -> Result<(), String> {
+    let methods: Vec<&str> = methods.split(',').collect();
+    let load_before = load();
+    let mut results: BTreeMap<&str, Vec<Measurement>> = BTreeMap::new();
+    for _ in 0..reps {
+        for method in &methods {
+            let m = run_child(&child_args(backend, method, rows))?;
+            eprintln!("{}", m.line());
+            results.entry(method).or_default().push(m);
+        }
+    }
+    let load_after = load();
+    let summary = |method: &str, key: &str| -> f64 {
+        let mut values: Vec<f64> = results
+            .get(method)
+            .map(|ms| ms.iter().map(|m| m.num(key)).collect())
+            .unwrap_or_default();
+        median(&mut values)
+    };
+    // The payload of the decoded values (the same table for every method).
+    let payload = summary("extdata", "payload");
     println!(
-        "| {rows} | {seconds:.2} | {:.0} | {:.1} |",
-        rows as f64 / seconds,
-        peak_rss_mib()
+        "W1 {} streaming {} ({rows} rows, payload {:.1} MB), median of {reps}, load {load_before} → {load_after}",
+        backend.name(),
+        backend.table(rows),
+        payload / 1e6
     );
+    println!();
+    println!(
+        "| method | wall s | rows/s | MB/s | CPU s per 1M rows | peak RSS MiB | wall extdata/this | CPU extdata/this |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let (ext_wall, ext_cpu) = (summary("extdata", "wall"), summary("extdata", "cpu"));
+    for method in &methods {
+        let wall = summary(method, "wall");
+        let cpu = summary(method, "cpu");
+        let rss = summary(method, "hwm_kib") / 1024.0;
+        let rss = if *method == "cli" {
+            "—".to_owned()
+        } else {
+            format!("{rss:.1}")
+        };
+        let label = if *method == "cli" {
+            format!("(a) {}", cli_label(backend))
+        } else if *method == "extdata" {
+            "(c) extdata stream".to_owned()
+        } else {
+            format!("(b) {method}")
+        };
+        println!(
+            "| {label} | {wall:.2} | {:.0} | {:.1} | {:.2} | {rss} | {:.2} | {:.2} |",
+            rows as f64 / wall,
+            payload / 1e6 / wall,
+            cpu / (rows as f64 / 1e6),
+            ext_wall / wall,
+            ext_cpu / cpu,
+        );
+    }
+    Ok(())
 }
 
-/// The process's peak resident set size (`VmHWM`), in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+fn cli_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "psql COPY binary",
+        Backend::Mysql => "mariadb --quick",
+        Backend::ClickHouse => "clickhouse-client Native",
+        Backend::Hive => "beeline tsv2",
+    }
+}
+
+/// W2: peak RSS of one child streaming each table size.
+fn w2(backend: Backend, sizes: &[u64], methods: &str) -> Result<(), String> {
+    println!(
+        "W2 {} peak RSS (VmHWM of the child), load {}",
+        backend.name(),
+        load()
+    );
+    println!();
+    println!("| method | rows | wall s | rows/s | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut peaks: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for method in methods.split(',') {
+        for &rows in sizes {
+            let m = run_child(&child_args(backend, method, rows))?;
+            let wall = m.num("wall");
+            let rss = m.num("hwm_kib") / 1024.0;
+            println!(
+                "| {method} | {rows} | {wall:.2} | {:.0} | {rss:.1} |",
+                rows as f64 / wall
+            );
+            peaks.entry(method.to_owned()).or_default().push(rss);
+        }
+    }
+    println!();
+    for (method, rss) in peaks {
+        if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
+            println!(
+                "{method}: RSS(largest) − RSS(smallest) = {:.1} MiB",
+                last - first
+            );
+        }
+    }
+    println!("load after: {}", load());
+    Ok(())
 }

@@ -1,0 +1,244 @@
+//! W3: a parametrised point query (`WHERE id = :id`) through a pool of 16 connections,
+//! extdata's `query` against the raw driver's own pool, at a given concurrency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use extdata::{ExternalSource, QueryOptions, Statement};
+use sqlx::AssertSqlSafe;
+
+use crate::backend::{Backend, COLUMNS};
+use crate::measure::{load, quantile};
+use crate::stream::{self, sqlx_mysql_payload, sqlx_postgres_payload};
+
+/// Connections in each pool.
+const POOL_SIZE: u32 = 16;
+
+/// One way to run the point query.
+#[derive(Clone)]
+enum Client {
+    Extdata(Arc<dyn ExternalSource>, Arc<str>),
+    SqlxPostgres(sqlx::PgPool, Arc<str>),
+    SqlxMysql(sqlx::MySqlPool, Arc<str>),
+    ClickHouse(clickhouse::Client, Arc<str>),
+}
+
+impl Client {
+    fn label(&self) -> &'static str {
+        match self {
+            Client::Extdata(..) => "extdata",
+            Client::SqlxPostgres(..) | Client::SqlxMysql(..) => "sqlx pool",
+            Client::ClickHouse(..) => "clickhouse crate",
+        }
+    }
+
+    /// One lookup; checks that exactly the row asked for came back.
+    async fn lookup(&self, id: i32) -> Result<(), String> {
+        match self {
+            Client::Extdata(source, sql) => {
+                let statement = Statement::new(sql.as_ref()).bind("id", id);
+                let result = source
+                    .query(&statement, &QueryOptions::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match result.rows.as_slice() {
+                    [row] if row.get(0).and_then(|v| v.as_i64()) == Some(i64::from(id)) => Ok(()),
+                    _ => Err(format!("id {id}: {} rows", result.rows.len())),
+                }
+            }
+            Client::SqlxPostgres(pool, sql) => {
+                let row = sqlx::query(AssertSqlSafe(sql.to_string()))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx_postgres_payload(&row).map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            Client::SqlxMysql(pool, sql) => {
+                let row = sqlx::query(AssertSqlSafe(sql.to_string()))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx_mysql_payload(&row).map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            Client::ClickHouse(client, sql) => {
+                let row = client
+                    .query(sql)
+                    .bind(id)
+                    .fetch_one::<stream::ClickHouseRow>()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                std::hint::black_box(row);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn raw_client(backend: Backend, rows: u64) -> Result<Client, String> {
+    let server = backend.server()?;
+    let table = backend.table(rows);
+    match backend {
+        Backend::Postgres => {
+            let options = sqlx::postgres::PgConnectOptions::new()
+                .host(&server.host)
+                .port(server.port)
+                .username(&server.user)
+                .password(&server.password)
+                .database(&server.database)
+                .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = $1");
+            Ok(Client::SqlxPostgres(pool, sql.into()))
+        }
+        Backend::Mysql => {
+            let options = sqlx::mysql::MySqlConnectOptions::new()
+                .host(&server.host)
+                .port(server.port)
+                .username(&server.user)
+                .password(&server.password)
+                .database(&server.database)
+                .ssl_mode(sqlx::mysql::MySqlSslMode::Disabled);
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ?");
+            Ok(Client::SqlxMysql(pool, sql.into()))
+        }
+        Backend::ClickHouse => {
+            let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ?");
+            Ok(Client::ClickHouse(
+                stream::clickhouse_client(&server),
+                sql.into(),
+            ))
+        }
+        Backend::Hive => Err("no point-query benchmark for Hive (seconds per query)".into()),
+    }
+}
+
+/// Runs `iterations` lookups with `concurrency` tasks; returns each one's latency (µs).
+async fn run(
+    client: &Client,
+    rows: u64,
+    iterations: u64,
+    concurrency: u64,
+    seed: u64,
+) -> Result<Vec<f64>, String> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= iterations {
+                    break;
+                }
+                // A fixed pseudo-random walk over the table, the same for every client.
+                let id = ((n + seed).wrapping_mul(2_654_435_761) % rows) as i32 + 1;
+                let started = Instant::now();
+                client.lookup(id).await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(iterations as usize);
+    for task in tasks {
+        all.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    Ok(all)
+}
+
+/// Prints the W3 table for `backend`.
+pub(crate) fn lookups(
+    backend: Backend,
+    rows: u64,
+    iterations: u64,
+    concurrencies: &[u64],
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async {
+        let source = stream::connect(backend, i64::from(POOL_SIZE)).await?;
+        let extdata = Client::Extdata(source, backend.point_query(rows).into());
+        let raw = raw_client(backend, rows).await?;
+        println!(
+            "W3 {} lookups on {} ({} rows), load before: {}",
+            backend.name(),
+            backend.table(rows),
+            rows,
+            load()
+        );
+        println!();
+        println!("| concurrency | client | lookups | p50 µs | p99 µs | p99.9 µs | lookups/s |");
+        println!("|---:|---|---:|---:|---:|---:|---:|");
+        let mut p99 = Vec::new();
+        for &concurrency in concurrencies {
+            let warm_up = (iterations / 10).max(1000);
+            for client in [&extdata, &raw] {
+                run(client, rows, warm_up, concurrency, 7).await?;
+            }
+            // Alternate the two clients in rounds, so that a noisy moment hits both.
+            let rounds = 4;
+            let mut samples = [Vec::new(), Vec::new()];
+            let mut seconds = [Duration::ZERO, Duration::ZERO];
+            for round in 0..rounds {
+                for (slot, client) in [&extdata, &raw].into_iter().enumerate() {
+                    let started = Instant::now();
+                    let latencies = run(
+                        client,
+                        rows,
+                        iterations / rounds,
+                        concurrency,
+                        round * 1_000_003,
+                    )
+                    .await?;
+                    seconds[slot] += started.elapsed();
+                    samples[slot].extend(latencies);
+                }
+            }
+            for (slot, client) in [&extdata, &raw].into_iter().enumerate() {
+                let sorted = &mut samples[slot];
+                sorted.sort_by(f64::total_cmp);
+                let (p50, p99v, p999) = (
+                    quantile(sorted, 0.5),
+                    quantile(sorted, 0.99),
+                    quantile(sorted, 0.999),
+                );
+                println!(
+                    "| {concurrency} | {} | {} | {p50:.0} | {p99v:.0} | {p999:.0} | {:.0} |",
+                    client.label(),
+                    sorted.len(),
+                    sorted.len() as f64 / seconds[slot].as_secs_f64()
+                );
+                p99.push((concurrency, slot, p99v));
+            }
+        }
+        println!();
+        for &concurrency in concurrencies {
+            let get = |slot| {
+                p99.iter()
+                    .find(|(c, s, _)| *c == concurrency && *s == slot)
+                    .map_or(f64::NAN, |(_, _, v)| *v)
+            };
+            println!(
+                "concurrency {concurrency}: p99 extdata / raw = {:.2}",
+                get(0) / get(1)
+            );
+        }
+        println!("load after: {}", load());
+        Ok(())
+    })
+}

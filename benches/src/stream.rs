@@ -1,0 +1,507 @@
+//! W1/W2: read the whole standard table with one method, in this (child) process, and
+//! report wall time, CPU and peak RSS.
+//!
+//! Methods: `cli` (the server's command-line client, its CPU measured as a reaped
+//! child), `sqlx`, `tokio-postgres`, `rowbinary` and `native` (the `clickhouse` crate,
+//! typed RowBinary and its raw Native blocks), `extdata` (`ExternalSource::stream`).
+//! Every method decodes every value (the raw ones into their natural Rust types) and
+//! folds it into a checksum, so nothing is skipped.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, NaiveDate, Utc};
+use extdata::{ExternalSource, QueryOptions, Statement, Value};
+use futures::{StreamExt, TryStreamExt};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _};
+
+use crate::backend::{Backend, Server};
+use crate::measure::{Cpu, Measurement, peak_rss_kib};
+
+/// What a method read: rows and the bytes of their values (text and bytes by length,
+/// fixed-width values by their width, NULL as 0).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) rows: u64,
+    pub(crate) payload: u64,
+}
+
+impl Tally {
+    fn value(&mut self, value: &Value) {
+        self.payload += value_bytes(value);
+    }
+}
+
+/// The payload bytes of one value.
+pub(crate) fn value_bytes(value: &Value) -> u64 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) | Value::I8(_) | Value::U8(_) => 1,
+        Value::I16(_) | Value::U16(_) => 2,
+        Value::I32(_) | Value::U32(_) | Value::F32(_) | Value::Date(_) => 4,
+        Value::I64(_)
+        | Value::U64(_)
+        | Value::F64(_)
+        | Value::Timestamp(_)
+        | Value::TimestampTz(_)
+        | Value::Decimal(_) => 8,
+        Value::I128(_) | Value::U128(_) | Value::Uuid(_) => 16,
+        Value::Text(s) => s.len() as u64,
+        Value::Bytes(b) => b.len() as u64,
+        other => other.to_text_lossless().len() as u64,
+    }
+}
+
+fn opt<T>(value: &Option<T>, width: u64) -> u64 {
+    if value.is_some() { width } else { 0 }
+}
+
+fn opt_len(value: &Option<impl AsRef<[u8]>>) -> u64 {
+    value.as_ref().map_or(0, |v| v.as_ref().len() as u64)
+}
+
+/// Runs `method` against `backend`'s table of `rows` rows and measures it.
+pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measurement, String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    let server = backend.server()?;
+    let sql = backend.select_all(rows);
+    let (tally, wall, cpu) = runtime.block_on(async {
+        match method {
+            "cli" => cli(backend, &server, &sql),
+            "sqlx" => match backend {
+                Backend::Postgres => sqlx_postgres(&server, &sql).await,
+                Backend::Mysql => sqlx_mysql(&server, &sql).await,
+                _ => Err(format!("sqlx does not reach {}", backend.name())),
+            },
+            "tokio-postgres" if backend == Backend::Postgres => {
+                tokio_postgres_read(&server, &sql).await
+            }
+            "rowbinary" if backend == Backend::ClickHouse => rowbinary(&server, &sql).await,
+            "native" if backend == Backend::ClickHouse => native(&server, &sql).await,
+            "extdata" => extdata_read(backend, &sql).await,
+            other => Err(format!("no method `{other}` for {}", backend.name())),
+        }
+    })?;
+    let mut tally = tally;
+    if method == "cli" {
+        // The client's output is not parsed: its row count is the table's.
+        tally.rows = rows;
+    } else if tally.rows != rows {
+        return Err(format!(
+            "{method} read {} rows, the table has {rows}",
+            tally.rows
+        ));
+    }
+    let mut m = Measurement::default();
+    m.set("backend", backend.name())
+        .set("method", method)
+        .set("rows", tally.rows)
+        .set("payload", tally.payload)
+        .set("wall", format!("{wall:.4}"))
+        .set("cpu", format!("{cpu:.3}"))
+        .set("hwm_kib", peak_rss_kib());
+    Ok(m)
+}
+
+type Outcome = Result<(Tally, f64, f64), String>;
+
+/// Wall seconds and own CPU seconds since `started`/`cpu`.
+fn finish(tally: Tally, started: Instant, cpu: Cpu) -> Outcome {
+    Ok((
+        tally,
+        started.elapsed().as_secs_f64(),
+        Cpu::now().since(cpu).own,
+    ))
+}
+
+/// The command-line client writes the result to a pipe this process drains; the CPU
+/// is the client's (a reaped child), the payload the bytes it wrote.
+fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
+    let mut command = match backend {
+        Backend::Postgres => {
+            let mut c = Command::new("psql");
+            c.args([
+                "-X",
+                "-q",
+                "-h",
+                &server.host,
+                "-p",
+                &server.port.to_string(),
+            ])
+            .args(["-U", &server.user, "-d", &server.database, "-c"])
+            .arg(format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+            .env("PGPASSWORD", &server.password);
+            c
+        }
+        Backend::Mysql => {
+            let mut c = Command::new("mariadb");
+            c.args(["--quick", "--batch", "--skip-column-names", "--ssl=0"])
+                .args(["-h", &server.host, "-P", &server.port.to_string()])
+                .args(["-u", &server.user, &server.database, "-e", sql])
+                .env("MYSQL_PWD", &server.password);
+            c
+        }
+        Backend::ClickHouse => {
+            // The native TCP port (9000), which clickhouse-client speaks.
+            let mut c = Command::new("clickhouse-client");
+            c.args(["--host", &server.host, "--user", &server.user])
+                .args([
+                    "--password",
+                    &server.password,
+                    "--database",
+                    &server.database,
+                ])
+                .args(["--query", &format!("{sql} FORMAT Native")]);
+            c
+        }
+        Backend::Hive => {
+            let beeline = hive_beeline()?;
+            let mut c = Command::new(beeline);
+            c.args([
+                "-u",
+                &format!(
+                    "jdbc:hive2://{}:{}/{}",
+                    server.host, server.port, server.database
+                ),
+            ])
+            .args(["-n", &server.user, "-p", &server.password])
+            .args(["--outputformat=tsv2", "--silent=true", "--showHeader=false"])
+            .args(["-e", sql]);
+            c
+        }
+    };
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start the {} client: {e}", backend.name()))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut tally = Tally::default();
+    loop {
+        match stdout.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => tally.payload += n as u64,
+            Err(e) => return Err(format!("read the client's output: {e}")),
+        }
+    }
+    let output = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
+    let wall = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        return Err(format!(
+            "{} client failed: {}",
+            backend.name(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok((tally, wall, Cpu::now().since(cpu).children))
+}
+
+/// beeline of the pyspark venv that `scripts/services.sh` installs.
+pub(crate) fn hive_beeline() -> Result<String, String> {
+    let lib = "/opt/extdata-hive/venv/lib";
+    let entries = std::fs::read_dir(lib).map_err(|e| format!("{lib}: {e}"))?;
+    for entry in entries.flatten() {
+        let path = entry.path().join("site-packages/pyspark/bin/beeline");
+        if path.exists() {
+            return Ok(path.to_string_lossy().into_owned());
+        }
+    }
+    Err(format!("no pyspark beeline under {lib}"))
+}
+
+/// Decodes every column of a standard-table row read by sqlx; returns its payload.
+pub(crate) fn sqlx_postgres_payload(row: &sqlx::postgres::PgRow) -> Result<u64, sqlx::Error> {
+    let id: i32 = row.try_get(0)?;
+    std::hint::black_box(id);
+    let c_int8: Option<i64> = row.try_get(1)?;
+    let c_float8: Option<f64> = row.try_get(2)?;
+    let c_numeric: Option<BigDecimal> = row.try_get(3)?;
+    let c_short: Option<String> = row.try_get(4)?;
+    let c_long: Option<String> = row.try_get(5)?;
+    let c_bool: Option<bool> = row.try_get(6)?;
+    let c_date: Option<NaiveDate> = row.try_get(7)?;
+    let c_ts: Option<DateTime<Utc>> = row.try_get(8)?;
+    let c_uuid: Option<uuid::Uuid> = row.try_get(9)?;
+    std::hint::black_box(&c_numeric);
+    Ok(4 + opt(&c_int8, 8)
+        + opt(&c_float8, 8)
+        + opt(&c_numeric, 8)
+        + opt_len(&c_short)
+        + opt_len(&c_long)
+        + opt(&c_bool, 1)
+        + opt(&c_date, 4)
+        + opt(&c_ts, 8)
+        + opt(&c_uuid, 16))
+}
+
+async fn sqlx_postgres(server: &Server, sql: &str) -> Outcome {
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .password(&server.password)
+        .database(&server.database)
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut rows = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch(&mut conn);
+    while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+        tally.rows += 1;
+        tally.payload += sqlx_postgres_payload(&row).map_err(|e| e.to_string())?;
+    }
+    finish(tally, started, cpu)
+}
+
+/// Decodes every column of a standard-table row read by sqlx; returns its payload.
+pub(crate) fn sqlx_mysql_payload(row: &sqlx::mysql::MySqlRow) -> Result<u64, sqlx::Error> {
+    let id: i32 = row.try_get(0)?;
+    std::hint::black_box(id);
+    let c_int8: Option<i64> = row.try_get(1)?;
+    let c_float8: Option<f64> = row.try_get(2)?;
+    let c_numeric: Option<BigDecimal> = row.try_get(3)?;
+    let c_short: Option<String> = row.try_get(4)?;
+    let c_long: Option<String> = row.try_get(5)?;
+    let c_bool: Option<bool> = row.try_get(6)?;
+    let c_date: Option<NaiveDate> = row.try_get(7)?;
+    let c_ts: Option<DateTime<Utc>> = row.try_get(8)?;
+    let c_uuid: Option<Vec<u8>> = row.try_get(9)?;
+    std::hint::black_box(&c_numeric);
+    Ok(4 + opt(&c_int8, 8)
+        + opt(&c_float8, 8)
+        + opt(&c_numeric, 8)
+        + opt_len(&c_short)
+        + opt_len(&c_long)
+        + opt(&c_bool, 1)
+        + opt(&c_date, 4)
+        + opt(&c_ts, 8)
+        + opt_len(&c_uuid))
+}
+
+async fn sqlx_mysql(server: &Server, sql: &str) -> Outcome {
+    let options = sqlx::mysql::MySqlConnectOptions::new()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .password(&server.password)
+        .database(&server.database)
+        .ssl_mode(sqlx::mysql::MySqlSslMode::Disabled);
+    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut rows = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch(&mut conn);
+    while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+        tally.rows += 1;
+        tally.payload += sqlx_mysql_payload(&row).map_err(|e| e.to_string())?;
+    }
+    finish(tally, started, cpu)
+}
+
+/// PostgreSQL `numeric` in binary form as an exact mantissa and scale (tokio-postgres
+/// has no numeric type of its own without an extra crate).
+#[derive(Debug)]
+struct PgNumeric {
+    mantissa: i128,
+    scale: u16,
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> Result<u16, Box<dyn std::error::Error + Sync + Send>> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "short numeric".into())
+        };
+        let ndigits = word(0)? as usize;
+        let weight = word(1)? as i16 as i64;
+        let sign = word(2)?;
+        let scale = word(3)?;
+        let mut mantissa: i128 = 0;
+        for k in 0..ndigits {
+            mantissa = mantissa * 10_000 + i128::from(word(4 + k)?);
+        }
+        // `mantissa` is the value times 10^exponent; bring it to 10^scale.
+        let exponent = 4 * (ndigits as i64 - 1 - weight);
+        let shift = i64::from(scale) - exponent;
+        if shift >= 0 {
+            mantissa *= 10i128.pow(shift as u32);
+        } else {
+            mantissa /= 10i128.pow((-shift) as u32);
+        }
+        if sign == 0x4000 {
+            mantissa = -mantissa;
+        }
+        Ok(PgNumeric { mantissa, scale })
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::NUMERIC
+    }
+}
+
+async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&server.host)
+        .port(server.port)
+        .user(&server.user)
+        .password(&server.password)
+        .dbname(&server.database);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let rows = client
+        .query_raw(sql, std::iter::empty::<i32>())
+        .await
+        .map_err(|e| e.to_string())?;
+    futures::pin_mut!(rows);
+    while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+        let id: i32 = row.try_get(0).map_err(|e| e.to_string())?;
+        let c_int8: Option<i64> = row.try_get(1).map_err(|e| e.to_string())?;
+        let c_float8: Option<f64> = row.try_get(2).map_err(|e| e.to_string())?;
+        let c_numeric: Option<PgNumeric> = row.try_get(3).map_err(|e| e.to_string())?;
+        let c_short: Option<String> = row.try_get(4).map_err(|e| e.to_string())?;
+        let c_long: Option<String> = row.try_get(5).map_err(|e| e.to_string())?;
+        let c_bool: Option<bool> = row.try_get(6).map_err(|e| e.to_string())?;
+        let c_date: Option<NaiveDate> = row.try_get(7).map_err(|e| e.to_string())?;
+        let c_ts: Option<DateTime<Utc>> = row.try_get(8).map_err(|e| e.to_string())?;
+        let c_uuid: Option<uuid::Uuid> = row.try_get(9).map_err(|e| e.to_string())?;
+        tally.rows += 1;
+        tally.payload += 4
+            + opt(&c_int8, 8)
+            + opt(&c_float8, 8)
+            + opt(&c_numeric, 8)
+            + opt_len(&c_short)
+            + opt_len(&c_long)
+            + opt(&c_bool, 1)
+            + opt(&c_date, 4)
+            + opt(&c_ts, 8)
+            + opt(&c_uuid, 16);
+        std::hint::black_box((id, c_numeric.map(|n| (n.mantissa, n.scale))));
+    }
+    finish(tally, started, cpu)
+}
+
+/// The standard table as the `clickhouse` crate's typed RowBinary reads it.
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+pub(crate) struct ClickHouseRow {
+    id: i32,
+    c_int8: Option<i64>,
+    c_float8: Option<f64>,
+    /// `Decimal(18, 4)`: the mantissa.
+    c_numeric: Option<i64>,
+    c_short: Option<String>,
+    c_long: Option<String>,
+    c_bool: Option<u8>,
+    /// Days since 1970-01-01.
+    c_date: Option<u16>,
+    /// Seconds since the epoch.
+    c_ts: Option<u32>,
+    #[serde(with = "clickhouse::serde::uuid::option")]
+    c_uuid: Option<uuid::Uuid>,
+}
+
+pub(crate) fn clickhouse_client(server: &Server) -> clickhouse::Client {
+    // The same settings as extdata's client: HTTP, no compression, no validation
+    // (18.16 lacks RowBinaryWithNamesAndTypes).
+    clickhouse::Client::default()
+        .with_url(format!("http://{}:{}", server.host, server.port))
+        .with_user(server.user.clone())
+        .with_password(server.password.clone())
+        .with_database(server.database.clone())
+        .with_validation(false)
+        .with_compression(clickhouse::Compression::None)
+}
+
+async fn rowbinary(server: &Server, sql: &str) -> Outcome {
+    let client = clickhouse_client(server);
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut cursor = client
+        .query(sql)
+        .fetch::<ClickHouseRow>()
+        .map_err(|e| e.to_string())?;
+    while let Some(row) = cursor.next().await.map_err(|e| e.to_string())? {
+        tally.rows += 1;
+        tally.payload += 4
+            + opt(&row.c_int8, 8)
+            + opt(&row.c_float8, 8)
+            + opt(&row.c_numeric, 8)
+            + opt_len(&row.c_short)
+            + opt_len(&row.c_long)
+            + opt(&row.c_bool, 1)
+            + opt(&row.c_date, 4)
+            + opt(&row.c_ts, 8)
+            + opt(&row.c_uuid, 16);
+        std::hint::black_box(row.id);
+    }
+    finish(tally, started, cpu)
+}
+
+/// The crate's Native cursor, blocks as it parses them: the layer extdata decodes.
+async fn native(server: &Server, sql: &str) -> Outcome {
+    let client = clickhouse_client(server);
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut cursor = client
+        .query(sql)
+        .fetch_native()
+        .map_err(|e| e.to_string())?;
+    while let Some(block) = cursor.next().await.map_err(|e| e.to_string())? {
+        tally.rows += block.num_rows() as u64;
+        std::hint::black_box(&block);
+    }
+    finish(tally, started, cpu)
+}
+
+async fn extdata_read(backend: Backend, sql: &str) -> Outcome {
+    let config = backend.connector(1)?;
+    let source = extdata::connect(&config).map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    let options = QueryOptions::default();
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut stream = source
+        .stream(&Statement::new(sql), &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| e.to_string())?;
+        for value in row.values() {
+            tally.value(value);
+        }
+        tally.rows += 1;
+    }
+    let outcome = finish(tally, started, cpu);
+    source.close().await;
+    outcome
+}
+
+/// Streams with extdata only and returns the source, for the other workloads.
+pub(crate) async fn connect(
+    backend: Backend,
+    pool: i64,
+) -> Result<std::sync::Arc<dyn ExternalSource>, String> {
+    let config = backend.connector(pool)?;
+    let source = extdata::connect(&config).map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    Ok(source)
+}
