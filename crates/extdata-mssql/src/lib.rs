@@ -49,6 +49,9 @@ const STREAM_BUFFER_ROWS: usize = 64;
 /// cancel) before returning; the rest of the clean-up carries on in the background.
 const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
+/// How long the rest of an abandoned result is read before it is cancelled instead.
+const DRAIN_BUDGET: Duration = Duration::from_millis(50);
+
 /// How long the server may take to acknowledge an ATTENTION before the connection is
 /// closed instead of reused.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -143,6 +146,38 @@ impl managed::Manager for ConnectionManager {
                 Stage::Statement,
                 e,
             ))),
+        }
+    }
+}
+
+/// How a statement's rows task ended.
+enum End {
+    /// Every token was read: the connection is clean.
+    Done,
+    /// The server or the driver failed; `broken` when the connection is unusable.
+    Failed { broken: bool },
+    /// The consumer went away with the request still running: cancel it.
+    Abandoned,
+    /// The call's time ran out: cancel it and report the timeout.
+    TimedOut,
+}
+
+/// Reads and drops what is left of an abandoned result for up to [`DRAIN_BUDGET`]: a
+/// result that ends within it leaves the connection clean without a cancel. tiberius
+/// only reads an ATTENTION acknowledgement inside the response it cancels, so a cancel
+/// sent after the last packet already arrived fails and costs the connection.
+async fn drain(stream: &mut tiberius::QueryStream<'_>) -> End {
+    let deadline = Instant::now() + DRAIN_BUDGET;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.try_next()).await {
+            Ok(Ok(None)) => return End::Done,
+            Ok(Ok(Some(_))) => {}
+            Ok(Err(e)) => {
+                return End::Failed {
+                    broken: is_connection_broken(&e),
+                };
+            }
+            Err(_) => return End::Abandoned,
         }
     }
 }
@@ -330,12 +365,6 @@ impl Inner {
         columns_tx: oneshot::Sender<Result<Columns>>,
         rows_tx: mpsc::Sender<Result<Row>>,
     ) {
-        enum End {
-            Done,
-            Failed { broken: bool },
-            Abandoned,
-            TimedOut,
-        }
         let deadline_for_wait = |now: Instant| match bound {
             Bound::Total(d) => started + d,
             Bound::PerRow(d) => now + d,
@@ -395,7 +424,7 @@ impl Inner {
             loop {
                 let next = tokio::select! {
                     next = tokio::time::timeout_at(deadline_for_wait(Instant::now()), stream.try_next()) => next,
-                    _ = rows_tx.closed() => break 'run End::Abandoned,
+                    _ = rows_tx.closed() => break 'run drain(&mut stream).await,
                 };
                 match next {
                     Err(_) => break 'run End::TimedOut,
@@ -426,7 +455,7 @@ impl Inner {
                         let failed = decoded.is_err();
                         if rows_tx.send(decoded).await.is_err() || failed {
                             // An error ends the stream; the rest of the result is dropped.
-                            break 'run End::Abandoned;
+                            break 'run drain(&mut stream).await;
                         }
                     }
                 }
