@@ -464,17 +464,19 @@ fn insert_unique<T>(
     what: &str,
     problems: &mut Problems,
 ) {
-    if map.contains_key(&name) {
-        if what != "segment sync" {
-            return; // already reported by `duplicate_name`
+    match map.entry(name) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(value);
         }
-        problems.push(
-            &name,
-            "name",
-            format!("is used by another {what}; names must be unique"),
-        );
-    } else {
-        map.insert(name, value);
+        // Imports, segments and lookups were reported by `duplicate_name`.
+        std::collections::btree_map::Entry::Occupied(slot) if what == "segment sync" => {
+            problems.push(
+                slot.key(),
+                "name",
+                format!("is used by another {what}; names must be unique"),
+            );
+        }
+        std::collections::btree_map::Entry::Occupied(_) => {}
     }
 }
 
