@@ -95,23 +95,18 @@ pub(crate) fn is_connection_broken(err: &tiberius::error::Error) -> bool {
 
 /// The kind of a tiberius error that is not a server error, and whether retrying may
 /// help. Server errors go through [`kind_of_code`].
-pub(crate) fn kind_of(err: &tiberius::error::Error, stage: Stage) -> (ErrorKind, bool) {
+pub(crate) fn kind_of(err: &tiberius::error::Error) -> (ErrorKind, bool) {
     use tiberius::error::{Error as E, IoErrorKind};
     match err {
         E::Server(token) => kind_of_code(token.code()),
         E::Tls(_) => (ErrorKind::Tls, false),
-        E::Io { kind, message } => {
-            if looks_like_tls(message) {
-                (ErrorKind::Tls, false)
-            } else if *kind == IoErrorKind::TimedOut {
-                (ErrorKind::Timeout, true)
-            } else {
-                (ErrorKind::Connect, true)
-            }
-        }
-        E::Routing { .. } => (ErrorKind::Connect, true),
-        E::Protocol(_) if stage == Stage::Connect => (ErrorKind::Connect, true),
-        E::Protocol(_) => (ErrorKind::Connect, true),
+        // tiberius' handshake timeout names the TLS negotiation among its stages: the
+        // timer wins over the TLS words.
+        E::Io { kind, .. } if *kind == IoErrorKind::TimedOut => (ErrorKind::Timeout, true),
+        E::Io { message, .. } if looks_like_tls(message) => (ErrorKind::Tls, false),
+        E::Io { .. } => (ErrorKind::Connect, true),
+        // A protocol error leaves the connection out of step: like a lost connection.
+        E::Routing { .. } | E::Protocol(_) => (ErrorKind::Connect, true),
         E::Encoding(_) | E::Conversion(_) | E::Utf8 | E::Utf16 | E::ParseInt(_) => {
             (ErrorKind::Decode, false)
         }
@@ -145,7 +140,7 @@ pub(crate) fn map_error(
     use tiberius::error::Error as E;
     let scrub = |text: String| scrub_secret(config, text);
     let endpoint = settings.endpoint_text();
-    let (kind, temporary) = kind_of(&err, stage);
+    let (kind, temporary) = kind_of(&err);
     let error = match &err {
         E::Server(token) => {
             let message = scrub(token.message().to_owned());
@@ -294,16 +289,27 @@ mod tests {
                 Stage::Connect,
                 ErrorKind::Connect,
                 true,
+                true,
             ),
             (
                 E::Io {
                     kind: IoErrorKind::TimedOut,
-                    message: "handshake stalled".into(),
+                    message: "the connection handshake (prelogin, TLS negotiation and login) did not complete".into(),
                 },
                 Stage::Connect,
-                // "handshake" is how rustls failures read: TLS wins over the timer.
+                ErrorKind::Timeout,
+                true,
+                true,
+            ),
+            (
+                E::Io {
+                    kind: IoErrorKind::InvalidData,
+                    message: "invalid peer certificate: UnknownIssuer".into(),
+                },
+                Stage::Connect,
                 ErrorKind::Tls,
                 false,
+                true,
             ),
             (
                 E::Io {
@@ -313,30 +319,35 @@ mod tests {
                 Stage::Statement,
                 ErrorKind::Timeout,
                 true,
+                true,
             ),
             (
                 E::Tls("invalid peer certificate: UnknownIssuer".into()),
                 Stage::Connect,
                 ErrorKind::Tls,
                 false,
+                true,
             ),
             (
                 E::Protocol("unexpected token".into()),
                 Stage::Statement,
                 ErrorKind::Connect,
                 true,
+                true,
             ),
-            (E::Utf16, Stage::Statement, ErrorKind::Decode, false),
+            (E::Utf16, Stage::Statement, ErrorKind::Decode, false, false),
             (
                 E::Conversion("bad value".into()),
                 Stage::Statement,
                 ErrorKind::Decode,
+                false,
                 false,
             ),
             (
                 E::BulkInput("too long".into()),
                 Stage::Statement,
                 ErrorKind::Parameter,
+                false,
                 false,
             ),
             (
@@ -347,20 +358,16 @@ mod tests {
                 Stage::Connect,
                 ErrorKind::Connect,
                 true,
+                true,
             ),
         ];
-        for (err, stage, kind, temporary) in cases {
+        for (err, stage, kind, temporary, broken) in cases {
             let text = err.to_string();
-            let broken = is_connection_broken(&err);
+            assert_eq!(is_connection_broken(&err), broken, "{text}");
             let mapped = map_error(&config, &settings, stage, err);
             assert_eq!(mapped.kind(), kind, "{text}");
             assert_eq!(mapped.is_temporary(), temporary, "{text}");
             assert_eq!(mapped.connector(), Some("crm"));
-            assert_eq!(
-                broken,
-                matches!(kind, ErrorKind::Connect | ErrorKind::Tls) || text.contains("deadline"),
-                "{text}"
-            );
         }
     }
 

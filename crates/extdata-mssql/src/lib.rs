@@ -636,7 +636,11 @@ impl ExternalSource for MsSqlSource {
                         "EXEC sp_describe_first_result_set @tsql = @P1, @params = @P2, @browse_information_mode = 0",
                     );
                     query.bind(sql);
-                    query.bind(declarations);
+                    if declarations.is_empty() {
+                        query.bind(ColumnData::String(None));
+                    } else {
+                        query.bind(declarations);
+                    }
                     let rows = query.query(conn).await?.into_first_result().await?;
                     let mut columns = Vec::with_capacity(rows.len());
                     for row in rows {

@@ -34,6 +34,11 @@ enum Mode {
     RejectLogin,
     /// Logins succeed; ATTENTION is never acknowledged.
     IgnoreAttention,
+    /// Connections are accepted and never answered.
+    Silent,
+    /// Logins are routed to 127.0.0.1 at this port (availability group read-only
+    /// routing, Azure gateways).
+    RouteTo(u16),
 }
 
 /// What the fake server saw.
@@ -221,6 +226,11 @@ fn request_text(payload: &[u8]) -> String {
 }
 
 async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Result<()> {
+    if mode == Mode::Silent {
+        let mut sink = Vec::new();
+        socket.read_to_end(&mut sink).await?;
+        return Ok(());
+    }
     loop {
         let (kind, payload) = read_message(&mut socket).await?;
         match kind {
@@ -236,6 +246,21 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                 if mode == Mode::RejectLogin {
                     let mut out = error_token(18456, 14, "Login failed for user 'sa'.");
                     out.extend(done(0x0002, 0));
+                    reply(&mut socket, &out).await?;
+                } else if let Mode::RouteTo(port) = mode {
+                    let host = utf16("127.0.0.1");
+                    let mut value = vec![0x00];
+                    value.extend(port.to_le_bytes());
+                    value.extend(9_u16.to_le_bytes());
+                    value.extend(host);
+                    let mut body = vec![20];
+                    body.extend((value.len() as u16).to_le_bytes());
+                    body.extend(value);
+                    body.extend([0, 0]);
+                    let mut out = vec![0xE3];
+                    out.extend((body.len() as u16).to_le_bytes());
+                    out.extend(body);
+                    out.extend(done(0, 0));
                     reply(&mut socket, &out).await?;
                 } else {
                     reply(&mut socket, &done(0, 0)).await?;
@@ -504,4 +529,44 @@ async fn closed_source_refuses_calls_and_closes_the_pool() {
         ErrorKind::Closed,
         "query after close",
     );
+}
+
+#[tokio::test]
+async fn a_routed_login_follows_the_redirect_once() {
+    let replica = FakeServer::start(Mode::Normal).await;
+    let listener = FakeServer::start(Mode::RouteTo(replica.port)).await;
+    let source = listener.source(listener.config().with_read_only(true));
+    let info = source.ping().await.expect("ping through the redirect");
+    assert!(info.version.contains("fake TDS"));
+    assert_eq!(listener.seen.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(replica.seen.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(listener.seen.requests.load(Ordering::SeqCst), 0);
+
+    // A redirect to a server that redirects again is not followed.
+    let third = FakeServer::start(Mode::Normal).await;
+    let second = FakeServer::start(Mode::RouteTo(third.port)).await;
+    let first = FakeServer::start(Mode::RouteTo(second.port)).await;
+    let err = expect_kind(
+        first.source(first.config()).ping().await,
+        ErrorKind::Connect,
+        "routed twice",
+    );
+    assert!(err.message().contains("more than once"), "{err}");
+    assert_eq!(third.seen.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout_within_connect_timeout() {
+    let server = FakeServer::start(Mode::Silent).await;
+    let source = server.source(
+        server
+            .config()
+            .with_connect_timeout(Duration::from_millis(500)),
+    );
+    let started = Instant::now();
+    let err = expect_kind(source.ping().await, ErrorKind::Timeout, "silent server");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
+    assert!(err.is_temporary());
+    assert_eq!(err.connector(), Some("fake-mssql"));
 }
