@@ -293,7 +293,15 @@ fn progress_bars_appear_on_a_terminal_and_not_in_pipes() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("read 50000, inserted 50000"));
 
-    let terminal = on_terminal(&fixture, "segment tens --refresh --output tens.txt");
+    let keys = fixture.dir.join("tens.txt");
+    let terminal = on_terminal(
+        &fixture,
+        &format!("segment tens --refresh --output {}", keys.display()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap().lines().count(),
+        5000
+    );
     assert!(
         terminal.contains("rows in ") && terminal.contains("5000 members"),
         "{terminal}"
