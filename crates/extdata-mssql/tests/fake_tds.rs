@@ -570,3 +570,39 @@ async fn a_server_that_never_answers_is_a_timeout_within_connect_timeout() {
     assert!(err.is_temporary());
     assert_eq!(err.connector(), Some("fake-mssql"));
 }
+
+#[tokio::test]
+async fn udp_protocol_asks_the_browser_then_connects_over_tcp() {
+    let server = FakeServer::start(Mode::Normal).await;
+    // A fake SQL Server Browser that knows one instance, on the fake server's port.
+    let browser = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let browser_port = browser.local_addr().expect("addr").port();
+    let tds_port = server.port;
+    let answered = tokio::spawn(async move {
+        let mut buffer = [0u8; 256];
+        let (len, from) = browser.recv_from(&mut buffer).await.expect("request");
+        let text = format!(
+            "ServerName;FAKE;InstanceName;SQLEXPRESS;IsClustered;No;Version;16.0.1000.6;tcp;{tds_port};;"
+        );
+        let mut reply = vec![0x05];
+        reply.extend((text.len() as u16).to_le_bytes());
+        reply.extend(text.as_bytes());
+        browser.send_to(&reply, from).await.expect("reply");
+        buffer[..len].to_vec()
+    });
+    let mut config = server
+        .config()
+        .with_protocol(extdata_core::Protocol::Udp)
+        .with_options(
+            format!("encrypt=not_supported&instance=SQLEXPRESS&browser_port={browser_port}")
+                .as_str(),
+        );
+    config.port = None;
+    let source = server.source(config);
+    assert!(format!("{source:?}").contains("SQL Server Browser on UDP"));
+    source.ping().await.expect("ping through the Browser");
+    assert_eq!(answered.await.expect("browser"), b"\x04SQLEXPRESS\x00");
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+}
