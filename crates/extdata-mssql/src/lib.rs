@@ -678,3 +678,69 @@ fn receiver_stream(
         rows.recv().await.map(|row| (row, rows))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extdata_core::{ConnectorConfig, SecretSource};
+
+    fn config() -> ConnectorConfig {
+        ConnectorConfig::new("crm", DbKind::MsSql)
+            .with_host("sql.example")
+            .with_username("reader")
+            .with_password(SecretSource::literal("Very-Secret-Pw-9"))
+    }
+
+    #[test]
+    fn build_needs_no_runtime_and_debug_hides_the_password() {
+        // Not inside a tokio runtime: build must not touch the network or spawn.
+        let source = MsSqlSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
+        let debug = format!("{source:?}");
+        assert!(debug.contains("sql.example:1433"), "{debug}");
+        assert!(!debug.contains("Very-Secret-Pw-9"), "{debug}");
+        assert_eq!(source.name(), "crm");
+        assert_eq!(source.kind(), DbKind::MsSql);
+        assert!(
+            source.inner.pool.get().is_none(),
+            "the pool is created on first use"
+        );
+    }
+
+    #[test]
+    fn build_refuses_a_config_of_another_kind() {
+        let mut valid = config().validate_with(Some(&SPEC)).unwrap();
+        valid.kind = DbKind::Postgres;
+        let err = MsSqlSource::build(valid).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn calls_after_close_are_closed_errors_without_io() {
+        let source = MsSqlSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
+        source.close().await;
+        let statement = Statement::new("SELECT 1");
+        let options = QueryOptions::default();
+        assert_eq!(source.ping().await.unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(
+            source.query(&statement, &options).await.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            source
+                .execute(&statement, &options)
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            source
+                .describe(&statement, &options)
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Closed
+        );
+        assert!(source.stream(&statement, &options).await.is_err());
+    }
+}
