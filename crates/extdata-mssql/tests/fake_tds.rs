@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use extdata_conformance::support::{assert_error_has_no_secret, expect_kind};
 use extdata_core::{
     ConnectorConfig, DbKind, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar,
-    Statement, Value,
+    Statement, Value, ValueKind,
 };
 use extdata_mssql::{MsSqlSource, SPEC};
 use futures::StreamExt;
@@ -44,6 +44,8 @@ enum Mode {
 /// What the fake server saw.
 #[derive(Debug, Default)]
 struct Seen {
+    /// The text of the last SQL request (UTF-16 decoded, both alignments).
+    last_request: std::sync::Mutex<String>,
     connections: AtomicUsize,
     closed: AtomicUsize,
     attentions: AtomicUsize,
@@ -175,7 +177,8 @@ fn error_token(number: i32, class: u8, message: &str) -> Vec<u8> {
     out
 }
 
-/// COLMETADATA for `columns` of (name, INTN width 4 or 8, or 0 for NVARCHAR(4000)).
+/// COLMETADATA for `columns` of (name, INTN width 4 or 8, 1 for BITN, or 0 for
+/// NVARCHAR(4000)).
 fn columns(columns: &[(&str, u8)]) -> Vec<u8> {
     let mut out = vec![0x81];
     out.extend((columns.len() as u16).to_le_bytes());
@@ -186,6 +189,8 @@ fn columns(columns: &[(&str, u8)]) -> Vec<u8> {
             out.push(0xE7);
             out.extend(8000_u16.to_le_bytes());
             out.extend([0x09, 0x04, 0xD0, 0x00, 0x34]); // collation
+        } else if *width == 1 {
+            out.extend([0x68, 1]);
         } else {
             out.extend([0x26, *width]);
         }
@@ -277,6 +282,7 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
             _ => {
                 seen.requests.fetch_add(1, Ordering::SeqCst);
                 let text = request_text(&payload);
+                *seen.last_request.lock().expect("lock") = text.clone();
                 if text.contains("WAITFOR") {
                     // Run "forever": only an ATTENTION ends it.
                     let (kind, _) = read_message(&mut socket).await?;
@@ -285,6 +291,38 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                     if mode != Mode::IgnoreAttention {
                         reply(&mut socket, &done(0x0020, 0)).await?;
                     }
+                } else if text.contains("sp_describe_first_result_set") {
+                    // is_hidden, column_ordinal, name, is_nullable, system_type_name
+                    let mut out = columns(&[
+                        ("is_hidden", 1),
+                        ("column_ordinal", 4),
+                        ("name", 0),
+                        ("is_nullable", 1),
+                        ("system_type_name", 0),
+                    ]);
+                    for (hidden, ordinal, name, nullable, type_name) in [
+                        (0, 1, Some("d"), 1, "decimal(38,10)"),
+                        (0, 2, None, 0, "int"),
+                        (1, 3, Some("browse_key"), 1, "int"),
+                    ] {
+                        out.extend([0xD1, 1, hidden]);
+                        out.extend([4]);
+                        out.extend(i32::to_le_bytes(ordinal));
+                        match name {
+                            Some(name) => {
+                                let bytes = utf16(name);
+                                out.extend((bytes.len() as u16).to_le_bytes());
+                                out.extend(bytes);
+                            }
+                            None => out.extend(0xFFFF_u16.to_le_bytes()),
+                        }
+                        out.extend([1, nullable]);
+                        let bytes = utf16(type_name);
+                        out.extend((bytes.len() as u16).to_le_bytes());
+                        out.extend(bytes);
+                    }
+                    out.extend(done(0x0010, 3));
+                    reply(&mut socket, &out).await?;
                 } else if text.contains("@@VERSION") {
                     let mut out = columns(&[("", 0)]);
                     out.extend(text_row("Microsoft SQL Server 2022 (fake TDS)\n\tline two"));
@@ -605,4 +643,42 @@ async fn udp_protocol_asks_the_browser_then_connects_over_tcp() {
     source.ping().await.expect("ping through the Browser");
     assert_eq!(answered.await.expect("browser"), b"\x04SQLEXPRESS\x00");
     assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn describe_reads_sp_describe_first_result_set() {
+    let server = FakeServer::start(Mode::Normal).await;
+    let source = server.source(server.config());
+    let columns = source
+        .describe(
+            &Statement::new("SELECT CAST(1 AS decimal(38,10)) AS d, :p + 1").bind("p", 5_i64),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("describe");
+    let seen: Vec<(&str, &str, ValueKind, Option<bool>)> = columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.database_type.as_str(),
+                c.value_kind,
+                c.nullable,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("d", "decimal(38,10)", ValueKind::Decimal, Some(true)),
+            ("", "int", ValueKind::I32, Some(false)),
+        ]
+    );
+    // The statement and its parameter declarations went as parameters, not spliced.
+    let request = server.seen.last_request.lock().expect("lock").clone();
+    assert!(
+        request.contains("SELECT CAST(1 AS decimal(38,10)) AS d, @P1 + 1"),
+        "{request}"
+    );
+    assert!(request.contains("@P1 bigint"), "{request}");
 }
