@@ -4,7 +4,8 @@
 #
 #   scripts/services.sh [service...]      default: every known service
 #
-# Services: postgres (alias postgresql), mysql (alias mariadb), clickhouse, hive (two Spark Thrift servers).
+# Services: postgres (alias postgresql), mysql (alias mariadb), clickhouse, hive (two Spark Thrift servers),
+# reliability (restartable PostgreSQL and MariaDB instances for the restart tests; scripts/reliability.sh).
 # Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
 # run changes nothing and says so. See ../shared/SERVICES.md for what works here.
 #
@@ -21,7 +22,7 @@ TLS_DIR=$STATE_DIR/tls
 ENV_DIR=$STATE_DIR/env.d
 ENV_FILE=$STATE_DIR/env
 
-KNOWN_SERVICES=(postgres mysql hive clickhouse)
+KNOWN_SERVICES=(postgres mysql hive clickhouse reliability)
 
 TEST_DB=extdata_test
 PW_USER=extdata_pw
@@ -1025,6 +1026,19 @@ EXTDATA_TEST_CLICKHOUSE_PASSWORD=$PW_PASSWORD
 EOF
 }
 
+# --------------------------------------------------------------------- reliability
+
+# Dedicated PostgreSQL (5433) and MariaDB (3307) instances that the restart tests of
+# crates/extdata-reliability stop and start; the shared servers above are never
+# restarted by tests. scripts/reliability.sh does the work and prints the settings.
+setup_reliability() {
+    log "Reliability instances (restartable PostgreSQL and MariaDB)"
+    local settings
+    settings=$(bash "$REPO/scripts/reliability.sh" setup) ||
+        die "setting up the reliability instances failed"
+    write_env_fragment reliability <<<"$settings"
+}
+
 # ---------------------------------------------------------------------------- main
 
 run_service() {
@@ -1033,6 +1047,7 @@ run_service() {
         mysql) setup_mariadb ;;
         clickhouse) setup_clickhouse ;;
         hive) setup_hive ;;
+        reliability) setup_reliability ;;
     esac
 }
 

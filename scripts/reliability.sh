@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Dedicated, restartable database instances for the restart-under-load tests of
+# crates/extdata-reliability. The shared servers (scripts/services.sh) are never
+# restarted by tests: other people and CI use them at the same time.
+#
+#   scripts/reliability.sh setup            create and start both; print KEY=VALUE settings
+#   scripts/reliability.sh start|stop NAME  NAME = postgres | mysql (bounded waits)
+#   scripts/reliability.sh status
+#
+# PostgreSQL: cluster 15/reliability on 127.0.0.1:5433, role extdata_rel (trust on
+# loopback only). MariaDB: its own datadir, socket and pid file on 127.0.0.1:3307, user
+# extdata_rel with a password. Both listen on loopback only. Needs root.
+set -Eeuo pipefail
+
+PG_VERSION=15
+PG_CLUSTER=reliability
+PG_PORT=5433
+MY_PORT=3307
+MY_BASE=/var/lib/extdata-reliability
+MY_DATADIR=$MY_BASE/mysql
+MY_RUN=/run/extdata-reliability
+MY_SOCKET=$MY_RUN/mysqld.sock
+MY_PIDFILE=$MY_RUN/mysqld.pid
+MY_LOG=$MY_BASE/mysqld.log
+REL_USER=extdata_rel
+REL_PASSWORD=extdata-rel-pw
+REL_DB=extdata_rel
+
+die() { printf 'reliability.sh: error: %s\n' "$*" >&2; exit 1; }
+note() { printf '    %s\n' "$*" >&2; }
+
+# Replaces FILE with stdin when the content differs; succeeds when it changed.
+replace_if_different() {
+    local new
+    new=$(cat)
+    [[ -f $1 && $(cat "$1") == "$new" ]] && return 1
+    printf '%s\n' "$new" >"$1"
+}
+
+# ------------------------------------------------------------------------ PostgreSQL
+
+pg_status() {
+    pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $4 }'
+}
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+pg_start() {
+    [[ $(pg_status) == online ]] || pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
+    for _ in $(seq 100); do pg_ready && return 0; sleep 0.1; done
+    die "PostgreSQL $PG_VERSION/$PG_CLUSTER did not accept connections within 10 s"
+}
+
+pg_stop() {
+    [[ $(pg_status) != online ]] && return 0
+    # -m fast: sessions are disconnected, as in a real restart under load.
+    timeout 30 pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" stop -m fast
+}
+
+pg_setup() {
+    command -v pg_createcluster >/dev/null || die "PostgreSQL is not installed (run scripts/services.sh postgres first)"
+    if [[ -z $(pg_status) ]]; then
+        pg_createcluster "$PG_VERSION" "$PG_CLUSTER" --port "$PG_PORT" >/dev/null
+        note "created PostgreSQL cluster $PG_VERSION/$PG_CLUSTER on port $PG_PORT"
+    fi
+    local conf=/etc/postgresql/$PG_VERSION/$PG_CLUSTER changed=0
+    if replace_if_different "$conf/conf.d/extdata-reliability.conf" < <(
+        printf "listen_addresses = '127.0.0.1'\nport = %s\nmax_connections = 50\nshared_buffers = 16MB\n" "$PG_PORT"
+    ); then changed=1; fi
+    # Loopback only, one test role, one database; first match wins.
+    if replace_if_different "$conf/pg_hba.conf" <<EOF; then changed=1; fi
+# Managed by scripts/reliability.sh: restart tests only.
+local   all             postgres                                peer
+host    $REL_DB     $REL_USER     127.0.0.1/32            trust
+EOF
+    if ((changed)); then pg_stop; fi
+    pg_start
+    local admin=(runuser -u postgres -- psql -h /var/run/postgresql -p "$PG_PORT" -XAtq -v ON_ERROR_STOP=1 -d postgres)
+    (cd / && "${admin[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$REL_USER'" | grep -q 1) ||
+        (cd / && "${admin[@]}" -c "CREATE ROLE $REL_USER LOGIN")
+    (cd / && "${admin[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$REL_DB'" | grep -q 1) ||
+        (cd / && "${admin[@]}" -c "CREATE DATABASE $REL_DB OWNER $REL_USER")
+    [[ $(env -i PATH="$PATH" psql "host=127.0.0.1 port=$PG_PORT dbname=$REL_DB user=$REL_USER sslmode=disable" -XAtc 'SELECT 1') == 1 ]] ||
+        die "the reliability PostgreSQL instance does not answer $REL_USER"
+    note "ok       PostgreSQL $PG_VERSION/$PG_CLUSTER answers $REL_USER on 127.0.0.1:$PG_PORT"
+}
+
+# --------------------------------------------------------------------------- MariaDB
+
+my_pid() { [[ -s $MY_PIDFILE ]] && kill -0 "$(cat "$MY_PIDFILE")" 2>/dev/null && cat "$MY_PIDFILE"; }
+
+my_ready() { mariadb-admin --no-defaults --socket="$MY_SOCKET" -uroot ping >/dev/null 2>&1; }
+
+my_start() {
+    if [[ -z $(my_pid || true) ]]; then
+        install -d -o mysql -g mysql -m 755 "$MY_RUN"
+        setsid nohup mariadbd --no-defaults --user=mysql --datadir="$MY_DATADIR" \
+            --socket="$MY_SOCKET" --pid-file="$MY_PIDFILE" --port="$MY_PORT" \
+            --bind-address=127.0.0.1 --skip-name-resolve --log-error="$MY_LOG" \
+            --innodb-buffer-pool-size=32M --performance-schema=OFF --max-connections=50 \
+            </dev/null >/dev/null 2>&1 &
+    fi
+    for _ in $(seq 200); do my_ready && return 0; sleep 0.1; done
+    die "MariaDB on $MY_PORT did not start within 20 s; see $MY_LOG"
+}
+
+my_stop() {
+    local pid
+    pid=$(my_pid || true)
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    die "MariaDB on $MY_PORT did not stop within 30 s"
+}
+
+my_setup() {
+    command -v mariadbd >/dev/null || die "MariaDB is not installed (run scripts/services.sh mysql first)"
+    install -d -o mysql -g mysql -m 750 "$MY_BASE"
+    if [[ ! -d $MY_DATADIR/mysql ]]; then
+        mariadb-install-db --no-defaults --user=mysql --datadir="$MY_DATADIR" \
+            --skip-test-db >/dev/null || die "mariadb-install-db failed"
+        note "created MariaDB datadir $MY_DATADIR"
+    fi
+    my_start
+    mariadb --no-defaults --socket="$MY_SOCKET" -uroot <<SQL || die "creating the MariaDB user failed"
+CREATE DATABASE IF NOT EXISTS $REL_DB;
+CREATE USER IF NOT EXISTS '$REL_USER'@'127.0.0.1' IDENTIFIED BY '$REL_PASSWORD';
+ALTER USER '$REL_USER'@'127.0.0.1' IDENTIFIED BY '$REL_PASSWORD';
+GRANT ALL PRIVILEGES ON $REL_DB.* TO '$REL_USER'@'127.0.0.1';
+GRANT PROCESS ON *.* TO '$REL_USER'@'127.0.0.1';
+SQL
+    [[ $(mariadb --no-defaults -h 127.0.0.1 -P "$MY_PORT" -u "$REL_USER" -p"$REL_PASSWORD" -NBe 'SELECT 1' "$REL_DB") == 1 ]] ||
+        die "the reliability MariaDB instance does not answer $REL_USER"
+    note "ok       MariaDB answers $REL_USER on 127.0.0.1:$MY_PORT"
+}
+
+# ----------------------------------------------------------------------------- main
+
+[[ $(id -u) == 0 ]] || die "run as root: it starts and stops database servers"
+case ${1:-} in
+    setup)
+        pg_setup
+        my_setup
+        cat <<EOF
+EXTDATA_TEST_RELIABILITY_CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/reliability.sh
+EXTDATA_TEST_RELIABILITY_POSTGRES_HOST=127.0.0.1
+EXTDATA_TEST_RELIABILITY_POSTGRES_PORT=$PG_PORT
+EXTDATA_TEST_RELIABILITY_POSTGRES_DATABASE=$REL_DB
+EXTDATA_TEST_RELIABILITY_POSTGRES_USER=$REL_USER
+EXTDATA_TEST_RELIABILITY_MYSQL_HOST=127.0.0.1
+EXTDATA_TEST_RELIABILITY_MYSQL_PORT=$MY_PORT
+EXTDATA_TEST_RELIABILITY_MYSQL_DATABASE=$REL_DB
+EXTDATA_TEST_RELIABILITY_MYSQL_USER=$REL_USER
+EXTDATA_TEST_RELIABILITY_MYSQL_PASSWORD=$REL_PASSWORD
+EOF
+        ;;
+    start | stop)
+        case ${2:-} in
+            postgres) "pg_$1" ;;
+            mysql) "my_$1" ;;
+            *) die "usage: $0 $1 postgres|mysql" ;;
+        esac
+        ;;
+    status)
+        printf 'postgres %s\nmysql %s\n' "$(pg_status)" "$(if [[ -n $(my_pid || true) ]]; then echo online; else echo down; fi)"
+        ;;
+    *) die "usage: $0 setup | start NAME | stop NAME | status" ;;
+esac
