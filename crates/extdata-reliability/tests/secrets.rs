@@ -1,0 +1,327 @@
+//! A sentinel password and a sentinel private key through every failure path of every
+//! live backend — wrong password, unreachable host, silent server (connect timeout),
+//! TLS failure, query timeout, bad configuration — and through `extdata check` and
+//! `extdata -vv ping`: the sentinels appear in no `Display`, `Debug`, error chain or log
+//! line (all tracing events at TRACE level, the drivers' included).
+//!
+//! Builds on the conformance suite's helpers (`SENTINEL_PASSWORD`, `error_texts`,
+//! `assert_no_secret`) and on the facade's single-path test in
+//! `crates/extdata/tests/registry.rs`.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use extdata::{
+    ConnectorConfig, Error, ExternalSource, QueryOptions, Registry, SecretSource, SslConfig,
+    Statement,
+};
+use extdata_conformance::support::{
+    SENTINEL_PASSWORD, assert_no_secret, block_on, env, error_texts,
+};
+use extdata_reliability::{Backend, Fault, source};
+
+/// A private key nobody has: PEM armour around a searchable body.
+const SENTINEL_KEY_BODY: &str = "ZXh0ZGF0YS1zZW50aW5lbC1rZXktOWYyYg";
+
+fn sentinel_key() -> String {
+    format!("-----BEGIN PRIVATE KEY-----\n{SENTINEL_KEY_BODY}\n-----END PRIVATE KEY-----\n")
+}
+
+/// Every log line of this test process, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process-wide subscriber once (tasks run on the runtime's worker
+/// threads, which a thread-local subscriber would miss) and returns its buffer.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("no other subscriber in this test binary");
+        captured
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// The secrets of this process: the sentinels, and the real test passwords.
+fn secrets() -> Vec<String> {
+    let mut secrets = vec![SENTINEL_PASSWORD.to_owned(), SENTINEL_KEY_BODY.to_owned()];
+    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE"] {
+        if let Some(password) = env(&format!("EXTDATA_TEST_{backend}_PASSWORD")) {
+            secrets.push(password);
+        }
+    }
+    secrets
+}
+
+fn assert_clean(text: &str, what: &str) {
+    for secret in secrets() {
+        assert_no_secret(text, &secret, what);
+    }
+}
+
+fn assert_error_clean(error: &Error, what: &str) {
+    for (i, text) in error_texts(error).iter().enumerate() {
+        assert_clean(text, &format!("{what}, error text #{i}"));
+    }
+}
+
+/// Runs `call` on a source of `config`; its error (if any) and the source's `Debug`
+/// must be clean. Returns the error for further checks.
+async fn failing_path(config: &ConnectorConfig, what: &str) -> Option<Error> {
+    assert_clean(&format!("{config:?}"), &format!("{what}: config Debug"));
+    let source = match extdata::connect(config) {
+        Ok(source) => source,
+        Err(error) => {
+            assert_error_clean(&error, &format!("{what}: building"));
+            return Some(error);
+        }
+    };
+    assert_clean(&format!("{source:?}"), &format!("{what}: source Debug"));
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        source.query(&Statement::new("SELECT 1"), &QueryOptions::default()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: the call hung"));
+    let error = outcome.err();
+    if let Some(error) = &error {
+        assert_error_clean(error, what);
+    }
+    source.close().await;
+    error
+}
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    port
+}
+
+async fn every_failure_path(backend: Backend) {
+    let _logs = logs();
+    let Some(server) = backend.server() else {
+        return;
+    };
+    let with_sentinel = server
+        .config()
+        .with_password(SENTINEL_PASSWORD)
+        .with_connect_timeout(Duration::from_secs(2));
+
+    // Wrong password (Hive's NONE mode accepts any password: the call may succeed).
+    let error = failing_path(&with_sentinel, "wrong password").await;
+    if backend != Backend::Hive {
+        assert!(error.is_some(), "a wrong password was accepted");
+    }
+
+    // Unreachable host.
+    let refused = with_sentinel.clone().with_port(closed_port());
+    assert!(failing_path(&refused, "closed port").await.is_some());
+
+    // A server that never answers: the connect timeout fires.
+    let proxy = server.proxy().await;
+    proxy.set(Fault::Blackhole);
+    let silent = server
+        .through(&proxy)
+        .with_password(SENTINEL_PASSWORD)
+        .with_connect_timeout(Duration::from_secs(1));
+    assert!(failing_path(&silent, "silent server").await.is_some());
+    drop(proxy);
+
+    // TLS: the server verified against the wrong CA, and a client key that is the
+    // sentinel (a bad key is a configuration problem, reported without the key).
+    if let Some(wrong_ca) = env("EXTDATA_TEST_WRONG_CA") {
+        let mut tls = with_sentinel
+            .clone()
+            .with_host("localhost")
+            .with_ssl(SslConfig {
+                ca_file: Some(wrong_ca),
+                ..SslConfig::default()
+            });
+        if backend == Backend::ClickHouse
+            && let Some(port) =
+                env("EXTDATA_TEST_CLICKHOUSE_HTTPS_PORT").and_then(|p| p.parse().ok())
+        {
+            tls = tls.with_port(port);
+        }
+        assert!(failing_path(&tls, "TLS with the wrong CA").await.is_some());
+    }
+    let bad_key = with_sentinel.clone().with_ssl(SslConfig {
+        cert: Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into()),
+        key: Some(SecretSource::literal(sentinel_key())),
+        ..SslConfig::default()
+    });
+    assert!(
+        failing_path(&bad_key, "sentinel client key")
+            .await
+            .is_some()
+    );
+
+    // A query timeout, with the real password: it must not show up either.
+    let source: Arc<dyn ExternalSource> = source(&server.config());
+    let error = source
+        .query(
+            &Statement::new(backend.sleep_sql(10, "secrets")),
+            &QueryOptions::default().with_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .expect_err("a 10 s query with a 0.5 s timeout");
+    assert_error_clean(&error, "query timeout");
+
+    assert_clean(&log_text(), "the logs");
+    assert!(
+        log_text().contains("extdata.call"),
+        "the calls were not logged, so the log check proves nothing"
+    );
+}
+
+#[test]
+fn postgres_failure_paths_keep_secrets() {
+    block_on(every_failure_path(Backend::Postgres));
+}
+
+#[test]
+fn mariadb_failure_paths_keep_secrets() {
+    block_on(every_failure_path(Backend::MySql));
+}
+
+#[test]
+fn clickhouse_failure_paths_keep_secrets() {
+    block_on(every_failure_path(Backend::ClickHouse));
+}
+
+#[test]
+fn hive_failure_paths_keep_secrets() {
+    block_on(every_failure_path(Backend::Hive));
+}
+
+fn bad_file() -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "crm"
+type = "postgresql"
+host = "127.0.0.1"
+port = 70000
+password = "{SENTINEL_PASSWORD}"
+options = "sslmode=require&password={SENTINEL_PASSWORD}"
+ssl = {{ cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key = """{key}""" }}
+
+[[connectors]]
+name = "dw"
+type = "mysql"
+host = "127.0.0.1"
+password = {{ literal = "{SENTINEL_PASSWORD}" }}
+pool = {{ max_size = 0 }}
+"#,
+        key = sentinel_key()
+    )
+}
+
+#[test]
+fn bad_configuration_keeps_secrets() {
+    let _logs = logs();
+    let problems = Registry::from_toml_str(&bad_file()).expect_err("mistakes");
+    assert!(problems.iter().count() >= 3, "{problems}");
+    assert_clean(&problems.to_string(), "problems Display");
+    assert_clean(&format!("{problems:?}"), "problems Debug");
+    assert_error_clean(&Error::from(problems), "problems as an error");
+}
+
+/// The `extdata` binary of this build (built by `cargo test --workspace`; for this
+/// package alone, `cargo build -p extdata-cli` first).
+fn extdata_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let binary = exe.parent()?.parent()?.join("extdata");
+    if binary.is_file() {
+        Some(binary)
+    } else {
+        extdata_conformance::require_or_skip(
+            "reliability",
+            format!(
+                "{} is not built (cargo build -p extdata-cli)",
+                binary.display()
+            ),
+        )
+    }
+}
+
+#[test]
+fn check_and_verbose_ping_output_keep_secrets() {
+    let Some(binary) = extdata_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, bad_file()).expect("write");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(&binary)
+            .env_remove("EXTDATA_CONFIG")
+            .env("EXTDATA_LOG", "trace")
+            .args(args)
+            .output()
+            .expect("run extdata");
+        (
+            output.status.code(),
+            format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let bad_path = bad.to_string_lossy().into_owned();
+    let (code, text) = run(&["--config", &bad_path, "check"]);
+    assert_eq!(code, Some(2), "check of a bad file: {text}");
+    assert!(text.contains("port"), "check names the problems: {text}");
+    assert_clean(&text, "`extdata check` output");
+
+    let Some(server) = Backend::Postgres.server() else {
+        return;
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[[connectors]]\nname = \"pg\"\ntype = \"postgresql\"\nhost = \"{}\"\nport = {}\n\
+             database = \"extdata_test\"\nusername = \"extdata_pw\"\npassword = \"{SENTINEL_PASSWORD}\"\n\
+             connect_timeout = \"3s\"\n",
+            server.address.ip(),
+            server.address.port()
+        ),
+    )
+    .expect("write");
+    let good_path = good.to_string_lossy().into_owned();
+    let (code, text) = run(&["--config", &good_path, "check"]);
+    assert_eq!(code, Some(0), "check of a valid file: {text}");
+    assert_clean(&text, "`extdata check` of a valid file");
+    let (code, text) = run(&["--config", &good_path, "-vv", "ping", "pg"]);
+    assert_eq!(code, Some(1), "ping with a wrong password: {text}");
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "no log lines: {text}"
+    );
+    assert_clean(&text, "`extdata -vv ping` output with logs");
+}
