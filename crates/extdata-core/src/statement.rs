@@ -109,6 +109,38 @@ impl Statement {
         names
     }
 
+    /// The first keyword of the SQL in lower case, after leading whitespace and comments
+    /// (`--`, `/* */`, and `#` where the dialect has it); empty when there is none.
+    ///
+    /// Backends use it to refuse statements that would break their own handling of a
+    /// call, e.g. a `COMMIT` inside a batch they run in one transaction.
+    ///
+    /// ```
+    /// use extdata_core::{Dialect, Statement};
+    /// let stmt = Statement::new("/* sync */ -- why\n  Commit;");
+    /// assert_eq!(stmt.leading_keyword(Dialect::Postgres), "commit");
+    /// ```
+    pub fn leading_keyword(&self, dialect: Dialect) -> String {
+        let bytes = self.sql.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b if b.is_ascii_whitespace() => i += 1,
+                b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i, b"\n"),
+                b'#' if dialect.hash_comments() => i = skip_until(bytes, i, b"\n"),
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    i = skip_block_comment(bytes, i, dialect == Dialect::Postgres)
+                }
+                _ => break,
+            }
+        }
+        bytes[i.min(bytes.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect()
+    }
+
     /// Renders the SQL for `dialect` with positional placeholders, and the values in
     /// placeholder order.
     ///
@@ -490,6 +522,22 @@ mod tests {
             })
             .unwrap();
         assert_eq!(sql, r"SELECT 'o\'k', ':s'");
+    }
+
+    #[test]
+    fn leading_keyword_skips_whitespace_and_comments() {
+        let word = |sql: &str, dialect| Statement::new(sql).leading_keyword(dialect);
+        assert_eq!(word("  COMMIT", Dialect::Postgres), "commit");
+        assert_eq!(
+            word("-- a\n/* b /* nested */ */ end", Dialect::Postgres),
+            "end"
+        );
+        assert_eq!(word("# c\nRollback", Dialect::MySql), "rollback");
+        assert_eq!(word("# c\nRollback", Dialect::Postgres), "");
+        assert_eq!(word("beginx(1)", Dialect::Sqlite), "beginx");
+        assert_eq!(word("(SELECT 1)", Dialect::Sqlite), "");
+        assert_eq!(word("/* unterminated", Dialect::Postgres), "");
+        assert_eq!(word("", Dialect::MySql), "");
     }
 
     #[test]
