@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod batch;
 mod connect;
 mod error;
 mod pool;
@@ -615,6 +616,21 @@ impl ExternalSource for PostgresSource {
             )
             .await?;
         Ok(affected)
+    }
+
+    /// One transaction on one connection: all statements apply or none does. The
+    /// call's timeout bounds the whole batch; when it fires, the running statement is
+    /// cancelled on the server and the connection closed (which rolls back).
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> extdata_core::Result<Vec<u64>> {
+        self.run_batch(statements, options).await
+    }
+
+    fn batches_are_atomic(&self) -> bool {
+        true
     }
 
     async fn describe(
