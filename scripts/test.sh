@@ -32,4 +32,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p extdata --features mssql,oracle --all-targets --locked -- -D warnings
 cargo clippy -p extdata-hive --features gssapi --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
