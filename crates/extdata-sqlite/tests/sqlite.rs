@@ -733,8 +733,8 @@ async fn switching_to_wal_waits_for_another_programs_write_lock() {
 
 /// A lock conflict that SQLite reports at once is not a timeout: a transaction that read
 /// a snapshot cannot write once another connection committed after it
-/// (`SQLITE_BUSY_SNAPSHOT`, no busy wait). Its transaction is rolled back, not left open
-/// on the pooled connection.
+/// (`SQLITE_BUSY_SNAPSHOT`, no busy wait; `SQLITE_BUSY` if the other is writing right
+/// then). Its transaction is rolled back, not left open on the pooled connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_snapshot_is_a_temporary_query_error_and_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -774,7 +774,13 @@ async fn a_stale_snapshot_is_a_temporary_query_error_and_is_rolled_back() {
     eprintln!("stale snapshot after {elapsed:?}: {error}");
     assert_eq!(error.kind(), ErrorKind::Query, "{error}");
     assert!(error.is_temporary(), "{error}");
-    assert_eq!(error.sql_state(), Some("517"), "{error}"); // SQLITE_BUSY_SNAPSHOT
+    // SQLITE_BUSY_SNAPSHOT (517), or SQLITE_BUSY (5) when the other connection was
+    // writing at that moment: SQLite waits for neither.
+    assert!(
+        matches!(error.sql_state(), Some("517" | "5")),
+        "{:?}: {error}",
+        error.sql_state()
+    );
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
 
     // The one pooled connection is out of that transaction: this write commits.
