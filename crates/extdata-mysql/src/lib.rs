@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod batch;
 mod connect;
 mod error;
 mod types;
@@ -643,6 +644,22 @@ impl ExternalSource for MySqlSource {
                 Err(inner.timeout_error("statement", timeout))
             }
         }
+    }
+
+    /// One transaction on one connection: all statements apply or none does. The
+    /// call's timeout bounds the whole batch; when it fires, the running statement is
+    /// stopped with `KILL QUERY` and the transaction rolled back (or the connection
+    /// closed). Statements that commit implicitly (DDL) end the transaction early.
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        self.inner.run_batch(statements, options).await
+    }
+
+    fn batches_are_atomic(&self) -> bool {
+        true
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
