@@ -68,20 +68,27 @@ impl PostgresSource {
                                 // A failed rollback leaves sqlx counting the transaction:
                                 // the pool then closes the connection instead of reusing it.
                                 let _ = tx.rollback().await;
-                                return Ok(Err((index, e)));
+                                return Ok(Err(Some((index, e))));
                             }
                         }
+                    }
+                    // A statement that ended right at the deadline must not be committed.
+                    if Instant::now() >= deadline {
+                        let _ = tx.rollback().await;
+                        return Ok(Err(None));
                     }
                     tx.commit().await?;
                     Ok(Ok(affected))
                 },
             )
             .await?;
-        outcome.map_err(|(index, e)| {
-            crate::error::convert(self.name(), crate::error::Phase::Query, e).context(format!(
-                "statement {} of {total} in the batch (the batch was rolled back)",
-                index + 1
-            ))
+        outcome.map_err(|failed| match failed {
+            Some((index, e)) => crate::error::convert(self.name(), crate::error::Phase::Query, e)
+                .context(format!(
+                    "statement {} of {total} in the batch (the batch was rolled back)",
+                    index + 1
+                )),
+            None => self.timeout_error("batch", timeout),
         })
     }
 }

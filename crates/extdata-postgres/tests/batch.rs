@@ -183,6 +183,35 @@ async fn a_timed_out_batch_is_cancelled_on_the_server_and_leaves_no_row() {
 }
 
 #[tokio::test]
+async fn a_dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction() {
+    let server = server!();
+    let pg = single_connection(&server);
+    let observer = source(server.tcp());
+    let table = create_table(&observer).await;
+    let marker = format!("SELECT pg_sleep(30) /* dropped {} */", std::process::id());
+    let statements = [
+        insert(&table, 1),
+        Statement::new(marker.clone()),
+        insert(&table, 2),
+    ];
+    // The caller gives up long before the call's own timeout.
+    let options = QueryOptions::default();
+    let call = pg.execute_batch(&statements, &options);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), call)
+            .await
+            .is_err()
+    );
+    let gone = time_until_gone(&observer, &marker, Duration::from_secs(5))
+        .await
+        .expect("the sleep still runs on the server 5 s after the call was dropped");
+    eprintln!("dropped call: sleep gone after {gone:?}");
+    assert_eq!(count(&observer, &table).await, Value::I64(0), "rolled back");
+    assert_autocommits(&pg, &observer, &table, 10).await;
+    drop_table(&observer, &table).await;
+}
+
+#[tokio::test]
 async fn transaction_control_inside_a_batch_is_refused_before_anything_runs() {
     let server = server!();
     let pg = single_connection(&server);
