@@ -1142,6 +1142,75 @@ pub async fn execute_reports_affected_rows(h: &Harness) {
     );
 }
 
+/// `execute_batch` returns each statement's rows affected. When a statement fails, a
+/// backend whose [`batches_are_atomic`](ExternalSource::batches_are_atomic) is `true`
+/// leaves nothing of the batch applied; any other applies the statements before the
+/// failing one and runs none after it (the trait's documented default).
+pub async fn batch_is_atomic_where_supported(h: &Harness) {
+    let caps = h.capabilities();
+    let table = h
+        .create_table(
+            "batch",
+            &[
+                ("id", caps.integer_type.as_str()),
+                ("v", caps.text_type.as_str()),
+            ],
+        )
+        .await;
+    let insert_into = |table: &str, id: i64| {
+        Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+            .bind("id", id)
+            .bind("v", format!("v{id}"))
+    };
+    let insert = |id: i64| insert_into(&table, id);
+    let affected = ok(
+        h.source()
+            .execute_batch(&[insert(1), insert(2)], &defaults())
+            .await,
+        "a batch of two INSERTs",
+    );
+    assert_eq!(affected.len(), 2, "one count per statement: {affected:?}");
+    if caps.reports_affected_rows {
+        assert_eq!(affected, vec![1, 1], "rows affected by each INSERT");
+    }
+    assert_eq!(
+        count_rows(h, &table, None).await,
+        2,
+        "rows after a successful batch"
+    );
+    let missing = support::unique_name("nobatch");
+    let error = expect_kind(
+        h.source()
+            .execute_batch(
+                &[insert(3), insert(4), insert_into(&missing, 5), insert(6)],
+                &defaults(),
+            )
+            .await,
+        ErrorKind::Query,
+        "a batch whose third statement writes to a missing table",
+    );
+    assert_connector(&error, h, "a failed batch");
+    let (expected, meaning) = if h.source().batches_are_atomic() {
+        (
+            2,
+            "an atomic batch that failed applies none of its statements",
+        )
+    } else {
+        (
+            4,
+            "a non-atomic batch keeps the statements before the failure and runs none after it",
+        )
+    };
+    assert_eq!(count_rows(h, &table, None).await, expected, "{meaning}");
+    assert_serves(
+        h.source(),
+        h,
+        Duration::from_secs(5),
+        "SELECT 1 after a failed batch",
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // 10. describe
 

@@ -34,6 +34,7 @@ pub const CASES: &[&str] = &[
     "dropped_stream_leaves_source_usable",
     "query_max_rows_truncates",
     "execute_reports_affected_rows",
+    "batch_is_atomic_where_supported",
     "describe_reports_columns_without_running",
     "read_only_connector_refuses_writes",
     "wrong_password_is_auth_error_without_secret",
@@ -92,6 +93,7 @@ macro_rules! conformance_tests {
             $crate::__conformance_test!($setup; dropped_stream_leaves_source_usable);
             $crate::__conformance_test!($setup; query_max_rows_truncates);
             $crate::__conformance_test!($setup; execute_reports_affected_rows);
+            $crate::__conformance_test!($setup; batch_is_atomic_where_supported);
             $crate::__conformance_test!($setup; describe_reports_columns_without_running);
             $crate::__conformance_test!($setup; read_only_connector_refuses_writes);
             $crate::__conformance_test!($setup; wrong_password_is_auth_error_without_secret);

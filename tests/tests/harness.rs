@@ -147,6 +147,7 @@ fn the_macro_generates_one_test_per_case() {
         conformance::dropped_stream_leaves_source_usable,
         conformance::query_max_rows_truncates,
         conformance::execute_reports_affected_rows,
+        conformance::batch_is_atomic_where_supported,
         conformance::describe_reports_columns_without_running,
         conformance::read_only_connector_refuses_writes,
         conformance::wrong_password_is_auth_error_without_secret,
