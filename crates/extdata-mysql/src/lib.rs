@@ -15,6 +15,7 @@ use extdata_core::{
     Result, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
     closed_error,
 };
+use futures::future::Either;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool};
 use sqlx::pool::PoolConnection;
@@ -42,9 +43,13 @@ pub const SPEC: BackendSpec = BackendSpec {
     warn: Some(connect::warn),
 };
 
-/// Rows buffered between the connection and a [`RowStream`] consumer: the server is
-/// read no further ahead than this.
-const STREAM_BUFFER_ROWS: usize = 64;
+/// Rows per message from the reading task to a [`RowStream`] consumer (at most; a batch
+/// holds only rows that have already arrived, so a slow result is not held back).
+const STREAM_BATCH_ROWS: usize = 64;
+
+/// Batches buffered between the connection and a [`RowStream`] consumer: the server is
+/// read no further ahead than this many batches.
+const STREAM_BUFFER_BATCHES: usize = 2;
 
 /// How long a connection whose query was cancelled may take to deliver the end of that
 /// query before it is closed instead of reused.
@@ -394,7 +399,7 @@ impl Inner {
         bound: Bound,
         started: Instant,
         columns_tx: oneshot::Sender<Result<Columns>>,
-        rows_tx: mpsc::Sender<Result<Row>>,
+        rows_tx: mpsc::Sender<Result<Vec<Row>>>,
     ) {
         enum End {
             Done,
@@ -448,14 +453,17 @@ impl Inner {
                     .collect::<Vec<Column>>()
                     .into(),
             };
-            let mut rows =
-                sqlx::query_with(AssertSqlSafe(sql.clone()), args).fetch(&mut *lease.conn);
+            // Rows go over in batches of what has already arrived: one channel hand-over
+            // (and thread wake-up) per batch, not per row.
+            let mut rows = sqlx::query_with(AssertSqlSafe(sql.clone()), args)
+                .fetch(&mut *lease.conn)
+                .ready_chunks(STREAM_BATCH_ROWS);
             loop {
                 let next = tokio::select! {
                     next = tokio::time::timeout_at(deadline_for_wait(Instant::now()), rows.next()) => next,
                     _ = rows_tx.closed() => break 'run End::Abandoned,
                 };
-                match next {
+                let chunk = match next {
                     Err(_) => break 'run End::TimedOut,
                     Ok(None) => {
                         if let Some(tx) = columns_tx.take() {
@@ -463,39 +471,56 @@ impl Inner {
                         }
                         break 'run End::Done;
                     }
-                    Ok(Some(Err(e))) => {
+                    Ok(Some(chunk)) => chunk,
+                };
+                let mut batch = Vec::with_capacity(chunk.len());
+                let mut stop = None;
+                for row in chunk {
+                    let row = match row {
+                        Ok(row) => row,
+                        Err(e) => {
+                            stop = Some(Err(e));
+                            break;
+                        }
+                    };
+                    let cols = columns
+                        .get_or_insert_with(|| {
+                            // The executed statement's metadata is exact (`SELECT ?`
+                            // has its type only once the value is bound).
+                            row.columns()
+                                .iter()
+                                .map(|c| types::column(c, timestamps))
+                                .collect::<Vec<Column>>()
+                                .into()
+                        })
+                        .clone();
+                    if let Some(tx) = columns_tx.take()
+                        && tx.send(Ok(cols.clone())).is_err()
+                    {
+                        break 'run End::Abandoned;
+                    }
+                    match types::decode_row(&row, timestamps) {
+                        Ok(values) => batch.push(Row::new(cols, values)),
+                        Err(e) => {
+                            stop = Some(Ok(e.with_connector(self.config.name.clone())));
+                            break;
+                        }
+                    }
+                }
+                if !batch.is_empty() && rows_tx.send(Ok(batch)).await.is_err() {
+                    break 'run End::Abandoned;
+                }
+                match stop {
+                    None => {}
+                    Some(Err(e)) => {
                         let broken = is_connection_broken(&e);
                         send_error(&mut columns_tx, self.map(Stage::Statement, e)).await;
                         break 'run End::Failed { broken };
                     }
-                    Ok(Some(Ok(row))) => {
-                        let cols = columns
-                            .get_or_insert_with(|| {
-                                // The executed statement's metadata is exact (`SELECT ?`
-                                // has its type only once the value is bound).
-                                row.columns()
-                                    .iter()
-                                    .map(|c| types::column(c, timestamps))
-                                    .collect::<Vec<Column>>()
-                                    .into()
-                            })
-                            .clone();
-                        if let Some(tx) = columns_tx.take()
-                            && tx.send(Ok(cols.clone())).is_err()
-                        {
-                            break 'run End::Abandoned;
-                        }
-                        let decoded = types::decode_row(&row, timestamps)
-                            .map(|values| Row::new(cols, values))
-                            .map_err(|e| e.with_connector(self.config.name.clone()));
-                        let failed = decoded.is_err();
-                        if rows_tx.send(decoded).await.is_err() {
-                            break 'run End::Abandoned;
-                        }
-                        if failed {
-                            // An error ends the stream; the rest of the result is dropped.
-                            break 'run End::Abandoned;
-                        }
+                    Some(Ok(decode_error)) => {
+                        // An error ends the stream; the rest of the result is dropped.
+                        let _ = rows_tx.send(Err(decode_error)).await;
+                        break 'run End::Abandoned;
                     }
                 }
             }
@@ -532,7 +557,7 @@ impl Inner {
         statement: &Statement,
         bound: Bound,
         capacity: usize,
-    ) -> Result<(Columns, mpsc::Receiver<Result<Row>>)> {
+    ) -> Result<(Columns, mpsc::Receiver<Result<Vec<Row>>>)> {
         self.check_open()?;
         let started = Instant::now();
         let (sql, args) = self.render(statement)?;
@@ -600,7 +625,7 @@ impl ExternalSource for MySqlSource {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
         let (columns, rows) = self
             .inner
-            .start_rows(statement, Bound::Total(timeout), STREAM_BUFFER_ROWS)
+            .start_rows(statement, Bound::Total(timeout), STREAM_BUFFER_BATCHES)
             .await?;
         let stream = RowStream::new(columns, receiver_stream(rows));
         stream
@@ -612,7 +637,7 @@ impl ExternalSource for MySqlSource {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
         let (columns, rows) = self
             .inner
-            .start_rows(statement, Bound::PerRow(timeout), STREAM_BUFFER_ROWS)
+            .start_rows(statement, Bound::PerRow(timeout), STREAM_BUFFER_BATCHES)
             .await?;
         Ok(RowStream::new(columns, receiver_stream(rows)))
     }
@@ -713,9 +738,13 @@ impl ExternalSource for MySqlSource {
 }
 
 fn receiver_stream(
-    rows: mpsc::Receiver<Result<Row>>,
+    rows: mpsc::Receiver<Result<Vec<Row>>>,
 ) -> impl futures::Stream<Item = Result<Row>> + Send + 'static {
     futures::stream::unfold(rows, |mut rows| async move {
-        rows.recv().await.map(|row| (row, rows))
+        rows.recv().await.map(|batch| (batch, rows))
+    })
+    .flat_map(|batch| match batch {
+        Ok(rows) => Either::Left(futures::stream::iter(rows.into_iter().map(Ok))),
+        Err(err) => Either::Right(futures::stream::once(std::future::ready(Err(err)))),
     })
 }

@@ -16,7 +16,8 @@ use extdata_core::{
     QueryOptions, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, Value,
     async_trait, closed_error,
 };
-use futures::TryStreamExt;
+use futures::future::Either;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
@@ -32,8 +33,13 @@ use crate::error::{Phase, convert};
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
 
-/// Rows buffered between the task reading the server and the [`RowStream`]'s reader.
-const STREAM_BUFFER: usize = 256;
+/// Rows per message from the task reading the server to the [`RowStream`]'s reader:
+/// one channel hand-over (and thread wake-up) per batch instead of per row. A batch
+/// holds only the rows already received, so a slow result is not held back.
+const STREAM_BATCH_ROWS: usize = 128;
+
+/// Batches buffered between the reading task and the [`RowStream`]'s reader.
+const STREAM_BUFFER_BATCHES: usize = 2;
 
 /// The rules of PostgreSQL connectors, for [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
 pub const SPEC: BackendSpec = BackendSpec {
@@ -523,7 +529,7 @@ impl ExternalSource for PostgresSource {
             .await?;
         let columns = shape.columns.clone();
         let connector = self.config.name.clone();
-        let (tx, mut rx) = mpsc::channel::<extdata_core::Result<Row>>(STREAM_BUFFER);
+        let (tx, mut rx) = mpsc::channel::<extdata_core::Result<Vec<Row>>>(STREAM_BUFFER_BATCHES);
         tokio::spawn(async move {
             let first_deadline = deadline;
             conn.begin();
@@ -532,36 +538,55 @@ impl ExternalSource for PostgresSource {
             let mut lost = false;
             {
                 let query = prepared.query(&shape.sql);
-                let mut rows = query.fetch(&mut conn.conn().raw);
+                let mut rows = query
+                    .fetch(&mut conn.conn().raw)
+                    .ready_chunks(STREAM_BATCH_ROWS);
                 let mut next_deadline = first_deadline;
-                loop {
+                'read: loop {
                     let next = tokio::select! {
                         biased;
                         _ = tx.closed() => { reader_gone = true; break; }
-                        next = tokio::time::timeout_at(next_deadline, rows.try_next()) => next,
+                        next = tokio::time::timeout_at(next_deadline, rows.next()) => next,
                     };
                     match next {
-                        Ok(Ok(Some(row))) => {
-                            let row =
-                                decode_row(&row, &shape).map_err(|e| e.with_connector(&connector));
-                            let is_err = row.is_err();
-                            if tx.send(row).await.is_err() {
+                        Ok(Some(chunk)) => {
+                            let mut batch = Vec::with_capacity(chunk.len());
+                            let mut bad_row = None;
+                            for row in chunk {
+                                match row {
+                                    Ok(row) => match decode_row(&row, &shape) {
+                                        Ok(row) => batch.push(row),
+                                        Err(e) => {
+                                            bad_row = Some(e.with_connector(&connector));
+                                            break;
+                                        }
+                                    },
+                                    Err(e) => {
+                                        lost = matches!(
+                                            e,
+                                            sqlx::Error::Io(_) | sqlx::Error::Protocol(_)
+                                        );
+                                        failed = Some(convert(&connector, Phase::Query, e));
+                                        break;
+                                    }
+                                }
+                            }
+                            if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
                                 reader_gone = true;
                                 break;
                             }
-                            if is_err {
+                            if let Some(err) = bad_row {
                                 // The rest of the result is not read: stop the query.
+                                let _ = tx.send(Err(err)).await;
                                 reader_gone = true;
+                                break 'read;
+                            }
+                            if failed.is_some() {
                                 break;
                             }
                             next_deadline = Instant::now() + timeout;
                         }
-                        Ok(Ok(None)) => break,
-                        Ok(Err(e)) => {
-                            lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
-                            failed = Some(convert(&connector, Phase::Query, e));
-                            break;
-                        }
+                        Ok(None) => break,
                         Err(_) => {
                             failed = Some(
                                 Error::timeout("waiting for the next row", timeout)
@@ -588,7 +613,11 @@ impl ExternalSource for PostgresSource {
                 let _ = tx.send(Err(err)).await;
             }
         });
-        let rows = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let rows =
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).flat_map(|batch| match batch {
+                Ok(rows) => Either::Left(futures::stream::iter(rows.into_iter().map(Ok))),
+                Err(err) => Either::Right(futures::stream::once(std::future::ready(Err(err)))),
+            });
         Ok(RowStream::new(columns, rows))
     }
 
