@@ -182,6 +182,7 @@ impl Backend {
                 statements.push(format!("ANALYZE TABLE {t}"));
                 statements
             }
+            // 18.16 has neither repeat() nor leftPad(): both written out.
             Backend::ClickHouse => vec![
                 format!("DROP TABLE IF EXISTS {t}"),
                 format!(
@@ -197,17 +198,13 @@ impl Backend {
                      if(i % 10 = 2, NULL, i * 0.001 + 0.5), \
                      if(i % 10 = 3, NULL, toDecimal64((toInt64(i) * 7919) % 2000000000 - 1000000000, 4) / 10000), \
                      if(i % 10 = 4, NULL, concat('user-', toString(i))), \
-                     if(i % 10 = 5, NULL, concat(repeat(lower(hex(MD5(toString(i)))), 6), leftPad8(i))), \
+                     if(i % 10 = 5, NULL, concat(h, h, h, h, h, h, substring('00000000', 1, 8 - length(toString(i))), toString(i))), \
                      if(i % 10 = 6, NULL, toUInt8(i % 3 = 0)), \
                      if(i % 10 = 7, NULL, toDate('2000-01-01') + (i % 10000)), \
                      if(i % 10 = 8, NULL, toDateTime(1577836800 + i, 'UTC')), \
                      if(i % 10 = 9, NULL, toUUID(UUIDNumToString(MD5(toString(i))))) \
-                     FROM (SELECT toInt32(number + 1) AS i FROM numbers({rows}))"
-                )
-                .replace(
-                    "leftPad8(i)",
-                    // 18.16 has no leftPad: pad with zeros by hand to 8 digits.
-                    "concat(substring('00000000', 1, 8 - length(toString(i))), toString(i))",
+                     FROM (SELECT toInt32(number + 1) AS i, lower(hex(MD5(toString(i)))) AS h \
+                     FROM numbers({rows}))"
                 ),
                 format!("OPTIMIZE TABLE {t} FINAL"),
             ],

@@ -64,7 +64,15 @@ fn opt_len(value: &Option<impl AsRef<[u8]>>) -> u64 {
 
 /// Runs `method` against `backend`'s table of `rows` rows and measures it.
 pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measurement, String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    // EXTDATA_BENCH_RUNTIME=current-thread: one thread, no hand-over between threads
+    // (a diagnostic: shows what cross-thread wake-ups cost).
+    let runtime = match std::env::var("EXTDATA_BENCH_RUNTIME").as_deref() {
+        Ok("current-thread") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+    .map_err(|e| format!("runtime: {e}"))?;
     let server = backend.server()?;
     let sql = backend.select_all(rows);
     let (tally, wall, cpu) = runtime.block_on(async {
