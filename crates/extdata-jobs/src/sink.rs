@@ -296,6 +296,10 @@ impl fmt::Debug for TableSink {
 const SQLITE_PARAMS: usize = 30_000;
 const POSTGRES_PARAMS: usize = 60_000;
 
+/// How long a PostgreSQL sink waits for a connection (a server that is down fails the
+/// run after this).
+const SINK_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn split_table(table: &str) -> Vec<String> {
     table.split('.').map(str::to_owned).collect()
 }
@@ -333,6 +337,8 @@ impl TableSink {
         );
         let pool = PgPoolOptions::new()
             .max_connections(2)
+            // sqlx retries a refused connection until this runs out (30 s by default).
+            .acquire_timeout(SINK_ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(TableSink {
             label,
@@ -348,7 +354,12 @@ impl TableSink {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
                 ErrorKind::Connect
             }
-            sqlx::Error::Database(_) => ErrorKind::Query,
+            // Refused logins are not query errors: a retry with the same URL cannot help.
+            sqlx::Error::Database(e) => match e.code().as_deref().map(|c| c.get(..2)) {
+                Some(Some("28")) => ErrorKind::Auth,
+                Some(Some("08")) => ErrorKind::Connect,
+                _ => ErrorKind::Query,
+            },
             _ => ErrorKind::Internal,
         };
         // The sqlx error's Display names the server's message; connect options (with the

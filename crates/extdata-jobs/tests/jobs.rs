@@ -11,7 +11,9 @@ use extdata::{
     ServerInfo, Statement, async_trait,
 };
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{env, unique_name};
+use extdata_conformance::support::{
+    SENTINEL_PASSWORD, assert_error_has_no_secret, assert_no_secret, env, unique_name,
+};
 use extdata_jobs::{Jobs, Lookups, Stop};
 use serde_json::json;
 use tempfile::TempDir;
@@ -47,6 +49,16 @@ impl ExternalSource for Counting {
     }
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         self.inner.execute(statement, options).await
+    }
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        self.inner.execute_batch(statements, options).await
+    }
+    fn batches_are_atomic(&self) -> bool {
+        self.inner.batches_are_atomic()
     }
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         self.inner.describe(statement, options).await
@@ -449,17 +461,7 @@ sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, ta
         .await
         .unwrap();
     assert_eq!((summary.counts.read, summary.counts.updated), (1, 1));
-    let pg = extdata::connect(
-        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
-            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
-            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
-            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
-            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
-            .with_password(extdata::SecretSource::Env {
-                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
-            }),
-    )
-    .unwrap();
+    let pg = test_postgres();
     assert_eq!(
         rows(
             pg.as_ref(),
@@ -471,6 +473,195 @@ sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, ta
     sql(pg.as_ref(), &format!("DROP TABLE {table}")).await;
     pg.close().await;
     jobs.close().await;
+}
+
+/// The PostgreSQL test server as a source (for checking what a sink wrote).
+fn test_postgres() -> Arc<dyn ExternalSource> {
+    extdata::connect(
+        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
+            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
+            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
+            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
+            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
+            .with_password(extdata::SecretSource::Env {
+                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
+            }),
+    )
+    .unwrap()
+}
+
+/// `add_only` inserts the keys the existing PostgreSQL table lacks and leaves the others
+/// as they are; `update_only` updates the keys it has and inserts none.
+#[tokio::test]
+async fn postgres_sink_add_only_and_update_only_keep_to_their_keys() {
+    if env("EXTDATA_TEST_POSTGRES_URL").is_none() {
+        require_or_skip::<()>("postgres", "EXTDATA_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let fixture = Fixture::new();
+    let pg = test_postgres();
+    let mut body = String::new();
+    let mut tables = Vec::new();
+    for mode in ["add_only", "update_only"] {
+        let table = unique_name(mode);
+        // An existing table is used as it is: keys 1 and 3 are there already.
+        sql(
+            pg.as_ref(),
+            &format!(
+                "CREATE TABLE {table} (id int8 PRIMARY KEY, email text, total int8, created_at int8)"
+            ),
+        )
+        .await;
+        sql(
+            pg.as_ref(),
+            &format!("INSERT INTO {table} VALUES (1, 'old', 0, 0), (3, 'old', 0, 0)"),
+        )
+        .await;
+        body.push_str(&format!(
+            r#"
+[[imports]]
+name = "{mode}"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, total, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+key = "id"
+mode = "{mode}"
+cursor = {{ column = "created_at", initial = 0 }}
+sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{table}" }}
+"#
+        ));
+        tables.push(table);
+    }
+    let jobs = fixture.jobs(&body);
+    seed_orders(&jobs).await;
+    let added = jobs
+        .run_import(None, "add_only", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    let c = &added.counts;
+    assert_eq!((c.read, c.inserted, c.updated, c.skipped), (4, 2, 0, 2));
+    assert_eq!(
+        rows(
+            pg.as_ref(),
+            &format!("SELECT id, email, total FROM {} ORDER BY id", tables[0])
+        )
+        .await,
+        ["1|old|0", "2|a@x.io|700", "3|old|0", "4|c@x.io|2000"]
+    );
+    let updated = jobs
+        .run_import(None, "update_only", Stop::never(), &|_| {})
+        .await
+        .unwrap();
+    let c = &updated.counts;
+    assert_eq!((c.read, c.inserted, c.updated, c.skipped), (4, 0, 2, 2));
+    assert_eq!(
+        rows(
+            pg.as_ref(),
+            &format!("SELECT id, email, total FROM {} ORDER BY id", tables[1])
+        )
+        .await,
+        ["1|a@x.io|500", "3|b@x.io|100"]
+    );
+    for table in &tables {
+        sql(pg.as_ref(), &format!("DROP TABLE {table}")).await;
+    }
+    pg.close().await;
+    jobs.close().await;
+}
+
+/// Collects what the log subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A PostgreSQL sink that cannot connect (closed port; and, with the test server, a
+/// wrong password) fails the import without its URL's password in the error, its
+/// source chain, the run history, any `Debug` output or any log line.
+#[tokio::test]
+async fn postgres_sink_password_is_in_no_error_debug_or_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's runtime runs every task on this thread, so a thread-local subscriber
+    // sees the sink pool's logs too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut urls = vec![format!(
+        "postgresql://extdata_pw:{SENTINEL_PASSWORD}@127.0.0.1:1/extdata_test"
+    )];
+    if let (Some(host), Some(port), Some(user), Some(database)) = (
+        env("EXTDATA_TEST_POSTGRES_HOST"),
+        env("EXTDATA_TEST_POSTGRES_PORT"),
+        env("EXTDATA_TEST_POSTGRES_USER"),
+        env("EXTDATA_TEST_POSTGRES_DATABASE"),
+    ) {
+        urls.push(format!(
+            "postgresql://{user}:{SENTINEL_PASSWORD}@{host}:{port}/{database}"
+        ));
+    }
+    for url in urls {
+        let fixture = Fixture::new();
+        let jobs = fixture.jobs(&format!(
+            r#"
+[[imports]]
+name = "to-pg"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+key = "id"
+cursor = {{ column = "created_at", initial = 0 }}
+sink = {{ type = "postgresql", url = "{url}", table = "nowhere" }}
+"#
+        ));
+        seed_orders(&jobs).await;
+        let started = std::time::Instant::now();
+        let error = jobs
+            .run_import(None, "to-pg", Stop::never(), &|_| {})
+            .await
+            .expect_err("the sink cannot connect");
+        let elapsed = started.elapsed();
+        eprintln!("sink failed after {elapsed:?}: {error}");
+        assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+        assert!(
+            matches!(error.kind(), ErrorKind::Connect | ErrorKind::Auth),
+            "{error}"
+        );
+        assert_error_has_no_secret(&error, SENTINEL_PASSWORD, "the sink's connect error");
+        let history = jobs.history(None, "to-pg", 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert!(history[0].error.is_some(), "{history:?}");
+        assert_no_secret(
+            &format!("{history:?}"),
+            SENTINEL_PASSWORD,
+            "the run history",
+        );
+        assert_no_secret(&format!("{jobs:?}"), SENTINEL_PASSWORD, "Debug of the jobs");
+        assert_no_secret(
+            &format!("{:?}", jobs.config()),
+            SENTINEL_PASSWORD,
+            "Debug of the config",
+        );
+        jobs.close().await;
+    }
+    let logs =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(!logs.is_empty(), "the subscriber saw the runs' logs");
+    assert_no_secret(&logs, SENTINEL_PASSWORD, "the log lines");
 }
 
 #[tokio::test]
@@ -686,6 +877,49 @@ async fn hundred_concurrent_identical_lookups_make_one_query() {
     assert_eq!(queries.load(Ordering::SeqCst), 1);
     let many = lookups.get(None, "orders", &email("a@x.io")).await.unwrap();
     assert_eq!(many, json!([{ "id": 1 }]), "rows, capped at max_rows");
+}
+
+#[tokio::test]
+async fn lookup_runs_a_new_query_once_its_cache_ttl_has_passed() {
+    let fixture = Fixture::new();
+    let (jobs, queries) = counting(
+        fixture.jobs(&lookup_config("1s", "5s", "fail")),
+        Duration::ZERO,
+    );
+    seed_orders(&jobs).await;
+    let crm = jobs.registry().source("42", "crm").unwrap();
+    let lookups = Lookups::new(Arc::new(jobs), 1000);
+    let first = lookups
+        .get(Some("42"), "last_order", &email("a@x.io"))
+        .await
+        .unwrap();
+    assert_eq!(first["total"], json!(700));
+    sql(crm.as_ref(), "UPDATE orders SET total = 701 WHERE id = 2").await;
+    let cached = lookups
+        .get(Some("42"), "last_order", &email("a@x.io"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached["total"],
+        json!(700),
+        "inside the TTL: the cached row"
+    );
+    assert_eq!(
+        queries.load(Ordering::SeqCst),
+        1,
+        "inside the TTL: no query"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let fresh = lookups
+        .get(Some("42"), "last_order", &email("a@x.io"))
+        .await
+        .unwrap();
+    assert_eq!(
+        queries.load(Ordering::SeqCst),
+        2,
+        "after the TTL: a new query"
+    );
+    assert_eq!(fresh["total"], json!(701), "after the TTL: the current row");
 }
 
 #[tokio::test]
