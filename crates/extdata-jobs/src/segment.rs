@@ -18,6 +18,9 @@ use crate::state::{CachedSegment, decode_value};
 /// Rows between progress callbacks.
 const PROGRESS_EVERY: u64 = 256;
 
+/// Slack on top of a sync's `timeout` before the batch call itself is abandoned.
+const BATCH_TIMEOUT_MARGIN: Duration = Duration::from_secs(3);
+
 /// The members of a segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentMembers {
@@ -182,11 +185,12 @@ impl Jobs {
                         .collect::<Result<Vec<_>>>()?;
                     let batch = source.execute_batch(&statements, &options);
                     match sync.timeout {
-                        Some(limit) => {
-                            tokio::time::timeout(limit + Duration::from_millis(100), batch)
-                                .await
-                                .map_err(|_| Error::timeout("segment sync batch", limit))??
-                        }
+                        // The backend bounds the batch itself (and cancels it on the
+                        // server); this only guards against one that does not, with room
+                        // for the backend's own cancel and rollback to finish first.
+                        Some(limit) => tokio::time::timeout(limit + BATCH_TIMEOUT_MARGIN, batch)
+                            .await
+                            .map_err(|_| Error::timeout("segment sync batch", limit))??,
                         None => batch.await?,
                     };
                     summary.batches += 1;
