@@ -1,7 +1,7 @@
 //! [`ConnectorConfig`]: the connector form an administrator fills in.
 //!
 //! The form is deliberately loose (ports, durations and names are kept as written) so
-//! that [`ConnectorConfig::validate`](crate::ConnectorConfig::validate) can report every
+//! that [`ConnectorConfig::validate_with`](crate::ConnectorConfig::validate_with) can report every
 //! mistake at once, each naming its field, instead of stopping at the first one.
 
 use std::collections::BTreeMap;
@@ -409,7 +409,7 @@ pub struct PoolConfig {
 /// A connector as the administrator's form describes it.
 ///
 /// Build it in code with [`ConnectorConfig::new`] and the `with_*` setters, or
-/// deserialize it from TOML/JSON; then call [`validate`](ConnectorConfig::validate)
+/// deserialize it from TOML/JSON; then call [`validate_with`](ConnectorConfig::validate_with)
 /// (the `extdata` facade does this for you).
 ///
 /// ```
