@@ -4,12 +4,13 @@
 # restarted by tests: other people and CI use them at the same time.
 #
 #   scripts/reliability.sh setup            create and start both; print KEY=VALUE settings
-#   scripts/reliability.sh start|stop NAME  NAME = postgres | mysql (bounded waits)
+#   scripts/reliability.sh start|stop NAME  NAME = postgres | mysql | clickhouse (bounded waits)
 #   scripts/reliability.sh status
 #
 # PostgreSQL: cluster 15/reliability on 127.0.0.1:5433, role extdata_rel (trust on
 # loopback only). MariaDB: its own datadir, socket and pid file on 127.0.0.1:3307, user
-# extdata_rel with a password. Both listen on loopback only. Needs root.
+# extdata_rel with a password. ClickHouse: the stock config with its own data directory,
+# HTTP on 127.0.0.1:8124, user `default`. All listen on loopback only. Needs root.
 set -Eeuo pipefail
 
 PG_VERSION=15
@@ -21,7 +22,12 @@ MY_DATADIR=$MY_BASE/mysql
 MY_RUN=/run/extdata-reliability
 MY_SOCKET=$MY_RUN/mysqld.sock
 MY_PIDFILE=$MY_RUN/mysqld.pid
-MY_LOG=$MY_BASE/mysqld.log
+MY_LOG=$MY_DATADIR/mysqld.err
+CH_HTTP_PORT=8124
+CH_BASE=$MY_BASE/clickhouse
+CH_CONFIG=$CH_BASE/config.xml
+CH_PIDFILE=$MY_RUN/clickhouse.pid
+CH_LOG=$CH_BASE/console.log
 REL_USER=extdata_rel
 REL_PASSWORD=extdata-rel-pw
 REL_DB=extdata_rel
@@ -115,7 +121,8 @@ my_stop() {
 
 my_setup() {
     command -v mariadbd >/dev/null || die "MariaDB is not installed (run scripts/services.sh mysql first)"
-    install -d -o mysql -g mysql -m 750 "$MY_BASE"
+    # Each server's files live in its own directory, owned by its own user.
+    install -d -o root -g root -m 755 "$MY_BASE"
     if [[ ! -d $MY_DATADIR/mysql ]]; then
         mariadb-install-db --no-defaults --user=mysql --datadir="$MY_DATADIR" \
             --skip-test-db >/dev/null || die "mariadb-install-db failed"
@@ -134,6 +141,56 @@ SQL
     note "ok       MariaDB answers $REL_USER on 127.0.0.1:$MY_PORT"
 }
 
+# ------------------------------------------------------------------------ ClickHouse
+
+ch_pid() { [[ -s $CH_PIDFILE ]] && kill -0 "$(cat "$CH_PIDFILE")" 2>/dev/null && cat "$CH_PIDFILE"; }
+
+ch_ready() { [[ $(curl -s --max-time 1 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]; }
+
+ch_start() {
+    if [[ -z $(ch_pid || true) ]]; then
+        install -d -o clickhouse -g clickhouse -m 755 "$MY_RUN"
+        start-stop-daemon --start --oknodo --background --chuid clickhouse:clickhouse \
+            --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_LOG" --chdir "$CH_BASE" \
+            --exec /usr/sbin/clickhouse-server -- --config-file="$CH_CONFIG"
+    fi
+    for _ in $(seq 300); do ch_ready && return 0; sleep 0.1; done
+    die "ClickHouse on $CH_HTTP_PORT did not answer /ping within 30 s; see $CH_LOG"
+}
+
+ch_stop() {
+    local pid
+    pid=$(ch_pid || true)
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || { rm -f "$CH_PIDFILE"; return 0; }; sleep 0.1; done
+    die "ClickHouse on $CH_HTTP_PORT did not stop within 30 s"
+}
+
+ch_setup() {
+    [[ -x /usr/sbin/clickhouse-server ]] || die "ClickHouse is not installed (run scripts/services.sh clickhouse first)"
+    install -d -o clickhouse -g clickhouse -m 750 "$CH_BASE" "$CH_BASE/data" "$CH_BASE/tmp" \
+        "$CH_BASE/user_files" "$CH_BASE/format_schemas"
+    # The stock config with this instance's ports and paths: HTTP only, loopback only,
+    # no TLS, no interserver port; the stock users.xml (user `default`, no password).
+    local changed=0
+    if replace_if_different "$CH_CONFIG" < <(
+        sed -e "s|<http_port>8123</http_port>|<http_port>$CH_HTTP_PORT</http_port>|" \
+            -e '/<tcp_port>/d; /<https_port>/d; /<tcp_port_secure>/d; /<interserver_http_port>/d' \
+            -e '/<listen_host>::1<\/listen_host>/d' \
+            -e "s|/var/lib/clickhouse/|$CH_BASE/data/|g" \
+            -e "s|/var/log/clickhouse-server/|$CH_BASE/|g" \
+            -e "s|<users_config>users.xml</users_config>|<users_config>/etc/clickhouse-server/users.xml</users_config>|" \
+            -e "s|<mark_cache_size>[0-9]*</mark_cache_size>|<mark_cache_size>67108864</mark_cache_size>|" \
+            /etc/clickhouse-server/config.xml
+    ); then changed=1; fi
+    if ((changed)); then ch_stop; fi
+    ch_start
+    [[ $(curl -s --max-time 5 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201") == 1 ]] ||
+        die "the reliability ClickHouse instance does not answer"
+    note "ok       ClickHouse answers on 127.0.0.1:$CH_HTTP_PORT"
+}
+
 # ----------------------------------------------------------------------------- main
 
 [[ $(id -u) == 0 ]] || die "run as root: it starts and stops database servers"
@@ -141,6 +198,7 @@ case ${1:-} in
     setup)
         pg_setup
         my_setup
+        ch_setup
         cat <<EOF
 EXTDATA_TEST_RELIABILITY_CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/reliability.sh
 EXTDATA_TEST_RELIABILITY_POSTGRES_HOST=127.0.0.1
@@ -152,17 +210,24 @@ EXTDATA_TEST_RELIABILITY_MYSQL_PORT=$MY_PORT
 EXTDATA_TEST_RELIABILITY_MYSQL_DATABASE=$REL_DB
 EXTDATA_TEST_RELIABILITY_MYSQL_USER=$REL_USER
 EXTDATA_TEST_RELIABILITY_MYSQL_PASSWORD=$REL_PASSWORD
+EXTDATA_TEST_RELIABILITY_CLICKHOUSE_HOST=127.0.0.1
+EXTDATA_TEST_RELIABILITY_CLICKHOUSE_PORT=$CH_HTTP_PORT
+EXTDATA_TEST_RELIABILITY_CLICKHOUSE_DATABASE=default
+EXTDATA_TEST_RELIABILITY_CLICKHOUSE_USER=default
 EOF
         ;;
     start | stop)
         case ${2:-} in
             postgres) "pg_$1" ;;
             mysql) "my_$1" ;;
-            *) die "usage: $0 $1 postgres|mysql" ;;
+            clickhouse) "ch_$1" ;;
+            *) die "usage: $0 $1 postgres|mysql|clickhouse" ;;
         esac
         ;;
     status)
-        printf 'postgres %s\nmysql %s\n' "$(pg_status)" "$(if [[ -n $(my_pid || true) ]]; then echo online; else echo down; fi)"
+        printf 'postgres %s\nmysql %s\nclickhouse %s\n' "$(pg_status)" \
+            "$(if [[ -n $(my_pid || true) ]]; then echo online; else echo down; fi)" \
+            "$(if [[ -n $(ch_pid || true) ]]; then echo online; else echo down; fi)"
         ;;
     *) die "usage: $0 setup | start NAME | stop NAME | status" ;;
 esac
