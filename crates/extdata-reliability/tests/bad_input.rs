@@ -109,9 +109,6 @@ proptest! {
             Err(problems) => {
                 prop_assert!(!problems.is_empty());
                 for problem in problems.iter() {
-                    if known_gap_without_field(problem) {
-                        continue;
-                    }
                     prop_assert!(!problem.field.trim().is_empty(), "no field: {}", problem);
                     prop_assert!(!problem.message.trim().is_empty(), "no message: {}", problem);
                 }
@@ -149,12 +146,4 @@ proptest! {
             extdata::hive::string_literal(&a)
         );
     }
-}
-
-/// Known gap (RELIABILITY.md, "does not hold yet"): an `[[accounts]]` entry of the
-/// wrong shape is reported with an empty field (`accounts[0]: : missing field `id``);
-/// serde's message may or may not name it (`data did not match any variant of untagged
-/// enum Scalar` for `id = []`). Anything else without a field fails.
-fn known_gap_without_field(problem: &extdata::Problem) -> bool {
-    problem.connector.starts_with("accounts[") && problem.field.is_empty()
 }

@@ -351,6 +351,20 @@ struct AccountEntry {
     connectors: Vec<String>,
 }
 
+/// The field of an `[[accounts]]` entry that failed to parse, for its problem line.
+fn account_field(entry: &Json) -> &'static str {
+    match entry {
+        Json::Object(map) if map.keys().all(|k| k == "id" || k == "connectors") => {
+            match map.get("id") {
+                None | Some(Json::Null | Json::Array(_) | Json::Object(_)) => "id",
+                _ => "connectors",
+            }
+        }
+        // Not a table, or an unknown key (serde's message names it).
+        _ => "accounts",
+    }
+}
+
 /// Connectors and the accounts they are assigned to.
 ///
 /// One account may have several connectors; a connector may serve several accounts and
@@ -455,7 +469,7 @@ impl Registry {
             let account: AccountEntry = match serde_json::from_value(entry.clone()) {
                 Ok(a) => a,
                 Err(e) => {
-                    problems.push(label, "", e.to_string());
+                    problems.push(label, account_field(entry), e.to_string());
                     continue;
                 }
             };
