@@ -151,7 +151,8 @@ fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Val
         return Ok(Value::Null);
     }
     let native = Native::of(&raw.type_info());
-    let column = row.column(index).name().to_owned();
+    // Borrowed: only an error message needs it (an owned copy was one allocation per value).
+    let column = row.column(index).name();
     let fail = |e: sqlx::Error| {
         Error::decode(format!(
             "column `{column}` ({}): {e}",
