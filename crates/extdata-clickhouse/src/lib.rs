@@ -4,6 +4,9 @@ mod connect;
 mod error;
 mod types;
 
+#[doc(hidden)]
+pub use types::decode_scalar_for_bench;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

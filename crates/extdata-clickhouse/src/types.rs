@@ -829,3 +829,13 @@ mod tests {
         assert_eq!(quote_string("日本 🎉"), "'日本 🎉'");
     }
 }
+
+/// Decodes one non-NULL Native value of the type named `type_name`: the per-value
+/// conversion without a server, for the benchmarks (`benches/benches/convert.rs`).
+/// Not API.
+#[doc(hidden)]
+pub fn decode_scalar_for_bench(type_name: &str, bytes: &[u8]) -> Result<Value> {
+    let data_type = DataTypeNode::new(type_name)
+        .map_err(|e| Error::decode(format!("type `{type_name}`: {e}")))?;
+    decode_scalar(&data_type, bytes)
+}

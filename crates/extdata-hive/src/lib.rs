@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use connect::{Auth, DEFAULT_FETCH_SIZE};
+#[doc(hidden)]
+pub use types::decode_text_for_bench;
 pub use types::{literal, string_literal};
 
 use connect::Settings;

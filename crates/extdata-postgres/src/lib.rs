@@ -28,6 +28,8 @@ use tokio::sync::{OnceCell, mpsc};
 use tokio::time::Instant;
 
 pub use pool::PoolState;
+#[doc(hidden)]
+pub use types::decode_binary_for_bench;
 
 use crate::error::{Phase, convert};
 use crate::pool::{Pool, PoolConfig, Pooled};

@@ -967,3 +967,10 @@ mod tests {
         assert!(text_wrapper("SELECT 1", &[Decoder::Int4]).is_none());
     }
 }
+
+/// Decodes one binary value of the built-in type `type_oid`: the per-value conversion
+/// without a server, for the benchmarks (`benches/benches/convert.rs`). Not API.
+#[doc(hidden)]
+pub fn decode_binary_for_bench(type_oid: u32, bytes: &[u8]) -> Result<Value, String> {
+    Decoder::for_oid(type_oid).decode(bytes)
+}
