@@ -100,7 +100,11 @@ impl Backend {
                 ..PoolConfig::default()
             });
         if self == Backend::Hive {
-            config = config.with_option("auth", "NONE");
+            // Without incremental collect the Spark Thrift server holds the whole result
+            // in its heap before the first row (1M standard rows: OutOfMemoryError).
+            config = config
+                .with_option("auth", "NONE")
+                .with_option("spark.sql.thriftServer.incrementalCollect", "true");
         }
         Ok(config)
     }

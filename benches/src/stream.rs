@@ -176,7 +176,10 @@ fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
             ])
             .args(["-n", &server.user, "-p", &server.password])
             .args(["--outputformat=tsv2", "--silent=true", "--showHeader=false"])
-            .args(["-e", sql]);
+            .args(["--incremental=true", "-e"])
+            .arg(format!(
+                "SET spark.sql.thriftServer.incrementalCollect=true; {sql}"
+            ));
             c
         }
     };
