@@ -3,11 +3,13 @@
 
 mod factory;
 mod instrument;
+mod partition;
 mod registry;
 
 pub use extdata_core::*;
 pub use factory::{connect, connect_valid, not_compiled_in, spec, validate};
 pub use instrument::Instrumented;
+pub use partition::stream_partitioned;
 pub use registry::{ConfigDocument, REGISTRY_SECTIONS, Registry};
 
 /// The SQLite backend (feature `sqlite`).
