@@ -21,7 +21,7 @@ enum Client {
     Extdata(Arc<dyn ExternalSource>, Arc<str>),
     SqlxPostgres(sqlx::PgPool, Arc<str>),
     SqlxMysql(sqlx::MySqlPool, Arc<str>),
-    ClickHouse(clickhouse::Client, Arc<str>),
+    ClickHouse(Box<clickhouse::Client>, Arc<str>),
 }
 
 impl Client {
@@ -118,7 +118,7 @@ async fn raw_client(backend: Backend, rows: u64) -> Result<Client, String> {
         Backend::ClickHouse => {
             let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ?");
             Ok(Client::ClickHouse(
-                stream::clickhouse_client(&server),
+                Box::new(stream::clickhouse_client(&server)),
                 sql.into(),
             ))
         }

@@ -8,6 +8,8 @@
 //! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 --reps 3
 //! cargo run --release -p extdata-bench -- w2 --backend pg --rows 1000000,10000000
 //! cargo run --release -p extdata-bench -- lookup --backend pg --rows 1000000
+//! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 \
+//!     --methods extdata,partitioned-1,partitioned-2,partitioned-4
 //! cargo run --release -p extdata-bench -- stream-sqlite 100000 1000000
 //! ```
 //!
@@ -242,6 +244,8 @@ fn w1(backend: Backend, rows: u64, reps: u64, methods: &str) -> Result<(), Strin
             format!("(a) {}", cli_label(backend))
         } else if *method == "extdata" {
             "(c) extdata stream".to_owned()
+        } else if let Some(n) = method.strip_prefix("partitioned-") {
+            format!("extdata stream_partitioned, N = {n}")
         } else {
             format!("(b) {method}")
         };

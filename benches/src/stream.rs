@@ -88,7 +88,13 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
             }
             "rowbinary" if backend == Backend::ClickHouse => rowbinary(&server, &sql).await,
             "native" if backend == Backend::ClickHouse => native(&server, &sql).await,
-            "extdata" => extdata_read(backend, &sql).await,
+            "extdata" => extdata_read(backend, &sql, None).await,
+            m if m.starts_with("partitioned-") => {
+                let partitions = m["partitioned-".len()..]
+                    .parse()
+                    .map_err(|_| format!("`{m}`: partitioned-N needs a number"))?;
+                extdata_read(backend, &sql, Some(partitions)).await
+            }
             other => Err(format!("no method `{other}` for {}", backend.name())),
         }
     })?;
@@ -482,18 +488,22 @@ async fn native(server: &Server, sql: &str) -> Outcome {
     finish(tally, started, cpu)
 }
 
-async fn extdata_read(backend: Backend, sql: &str) -> Outcome {
-    let config = backend.connector(1)?;
+/// `partitions`: read with `extdata::stream_partitioned` on `id`, one pooled connection
+/// per partition.
+async fn extdata_read(backend: Backend, sql: &str, partitions: Option<usize>) -> Outcome {
+    let config = backend.connector(partitions.unwrap_or(1) as i64)?;
     let source = extdata::connect(&config).map_err(|e| e.to_string())?;
     source.ping().await.map_err(|e| e.to_string())?;
     let options = QueryOptions::default();
     let cpu = Cpu::now();
     let started = Instant::now();
     let mut tally = Tally::default();
-    let mut stream = source
-        .stream(&Statement::new(sql), &options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let statement = Statement::new(sql);
+    let mut stream = match partitions {
+        None => source.stream(&statement, &options).await,
+        Some(n) => extdata::stream_partitioned(&source, &statement, "id", n, &options).await,
+    }
+    .map_err(|e| e.to_string())?;
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| e.to_string())?;
         for value in row.values() {
