@@ -1,0 +1,569 @@
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int8Builder,
+    Int16Builder, Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::i256;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{NaiveDate, NaiveTime, Timelike};
+use extdata_core::{Column, Error, Result, Row, RowStream, Value, ValueKind};
+use futures::{Stream, StreamExt};
+
+/// Rows per [`RecordBatch`] unless the caller says otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 8192;
+
+/// The zone of `timestamptz` columns: values are instants, kept in UTC.
+const UTC: &str = "+00:00";
+
+/// The Arrow type of one column (see the type table in the README).
+pub fn data_type(column: &Column) -> DataType {
+    match column.value_kind {
+        ValueKind::Bool => DataType::Boolean,
+        ValueKind::I8 => DataType::Int8,
+        ValueKind::I16 => DataType::Int16,
+        ValueKind::I32 => DataType::Int32,
+        ValueKind::I64 => DataType::Int64,
+        ValueKind::U8 => DataType::UInt8,
+        ValueKind::U16 => DataType::UInt16,
+        ValueKind::U32 => DataType::UInt32,
+        ValueKind::U64 => DataType::UInt64,
+        ValueKind::I128 => DataType::Decimal128(38, 0),
+        ValueKind::F32 => DataType::Float32,
+        ValueKind::F64 => DataType::Float64,
+        ValueKind::Decimal => match precision_and_scale(&column.database_type) {
+            Some((p, s)) if p <= 38 => DataType::Decimal128(p, s),
+            Some((p, s)) if p <= 76 => DataType::Decimal256(p, s),
+            _ => DataType::Utf8,
+        },
+        ValueKind::Bytes => DataType::Binary,
+        ValueKind::Uuid => DataType::FixedSizeBinary(16),
+        ValueKind::Date => DataType::Date32,
+        ValueKind::Time => DataType::Time64(TimeUnit::Microsecond),
+        ValueKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ValueKind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        _ => DataType::Utf8,
+    }
+}
+
+/// The Arrow schema of a result's columns (every field nullable unless the server said
+/// the column holds no NULL).
+pub fn schema(columns: &[Column]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, data_type(c), c.nullable != Some(false)))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `(precision, scale)` from a server type name: `numeric(18,4)`, `Decimal(18, 4)`,
+/// `Nullable(Decimal(38, 10))`, `DECIMAL(10,2) UNSIGNED`.
+fn precision_and_scale(type_name: &str) -> Option<(u8, i8)> {
+    let lower = type_name.to_ascii_lowercase();
+    let start = lower
+        .find("decimal(")
+        .map(|i| i + 8)
+        .or_else(|| lower.find("numeric(").map(|i| i + 8))?;
+    let rest = &lower[start..];
+    let inner = &rest[..rest.find(')')?];
+    let mut parts = inner.split(',').map(str::trim);
+    let precision: u8 = parts.next()?.parse().ok()?;
+    let scale: i8 = parts.next().map_or(Some(0), |s| s.parse().ok())?;
+    (precision > 0 && scale >= 0 && i16::from(scale) <= i16::from(precision))
+        .then_some((precision, scale))
+}
+
+/// The mantissa of `text` (a canonical decimal) at `scale`; `None` when it has more
+/// fraction digits than `scale` or does not fit 128 bits.
+fn mantissa128(text: &str, scale: i8) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut mantissa: i128 = 0;
+    let mut fraction: Option<i8> = None;
+    for byte in digits.bytes() {
+        match byte {
+            b'.' if fraction.is_none() => fraction = Some(0),
+            b'0'..=b'9' => {
+                mantissa = mantissa
+                    .checked_mul(10)?
+                    .checked_add(i128::from(byte - b'0'))?;
+                if let Some(f) = fraction.as_mut() {
+                    *f = f.checked_add(1)?;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let missing = scale.checked_sub(fraction.unwrap_or(0))?;
+    if missing < 0 {
+        return None;
+    }
+    mantissa = mantissa.checked_mul(10i128.checked_pow(missing as u32)?)?;
+    Some(if negative { -mantissa } else { mantissa })
+}
+
+/// As [`mantissa128`], for up to 76 digits.
+fn mantissa256(text: &str, scale: i8) -> Option<i256> {
+    if let Some(small) = mantissa128(text, scale) {
+        return Some(i256::from_i128(small));
+    }
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let pad = usize::try_from(scale).ok()?.checked_sub(frac.len())?;
+    i256::from_string(&format!("{int}{frac}{}", "0".repeat(pad)))
+}
+
+fn days_since_epoch(date: &NaiveDate) -> i32 {
+    // The unix epoch as days from 0001-01-01 (chrono's day count).
+    const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+    chrono::Datelike::num_days_from_ce(date) - EPOCH_DAYS_FROM_CE
+}
+
+fn whole_micros(nanos: u32) -> Option<i64> {
+    nanos.is_multiple_of(1000).then_some(i64::from(nanos / 1000))
+}
+
+fn time_micros(time: &NaiveTime) -> Option<i64> {
+    Some(i64::from(time.num_seconds_from_midnight()) * 1_000_000 + whole_micros(time.nanosecond())?)
+}
+
+/// One column being built.
+enum Builder {
+    Bool(BooleanBuilder),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Decimal128(Decimal128Builder, i8),
+    Decimal256(Decimal256Builder, i8),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl Builder {
+    fn new(data_type: &DataType, capacity: usize) -> Builder {
+        match data_type {
+            DataType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
+            DataType::Int8 => Builder::I8(Int8Builder::with_capacity(capacity)),
+            DataType::Int16 => Builder::I16(Int16Builder::with_capacity(capacity)),
+            DataType::Int32 => Builder::I32(Int32Builder::with_capacity(capacity)),
+            DataType::Int64 => Builder::I64(Int64Builder::with_capacity(capacity)),
+            DataType::UInt8 => Builder::U8(UInt8Builder::with_capacity(capacity)),
+            DataType::UInt16 => Builder::U16(UInt16Builder::with_capacity(capacity)),
+            DataType::UInt32 => Builder::U32(UInt32Builder::with_capacity(capacity)),
+            DataType::UInt64 => Builder::U64(UInt64Builder::with_capacity(capacity)),
+            DataType::Float32 => Builder::F32(Float32Builder::with_capacity(capacity)),
+            DataType::Float64 => Builder::F64(Float64Builder::with_capacity(capacity)),
+            DataType::Decimal128(_, s) => Builder::Decimal128(
+                Decimal128Builder::with_capacity(capacity).with_data_type(data_type.clone()),
+                *s,
+            ),
+            DataType::Decimal256(_, s) => Builder::Decimal256(
+                Decimal256Builder::with_capacity(capacity).with_data_type(data_type.clone()),
+                *s,
+            ),
+            DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(capacity, 0)),
+            DataType::FixedSizeBinary(_) => {
+                Builder::Uuid(FixedSizeBinaryBuilder::with_capacity(capacity, 16))
+            }
+            DataType::Date32 => Builder::Date(Date32Builder::with_capacity(capacity)),
+            DataType::Time64(_) => Builder::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            DataType::Timestamp(_, zone) => Builder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity)
+                    .with_timezone_opt(zone.clone()),
+            ),
+            _ => Builder::Text(StringBuilder::with_capacity(capacity, 0)),
+        }
+    }
+
+    /// Appends one value; `Err` names what did not fit.
+    fn append(&mut self, value: &Value) -> std::result::Result<(), String> {
+        macro_rules! push {
+            ($b:expr, $v:expr) => {{
+                $b.append_value($v);
+                Ok(())
+            }};
+        }
+        if value.is_null() {
+            self.append_null();
+            return Ok(());
+        }
+        match (self, value) {
+            (Builder::Bool(b), Value::Bool(v)) => push!(b, *v),
+            (Builder::I8(b), Value::I8(v)) => push!(b, *v),
+            (Builder::I16(b), Value::I16(v)) => push!(b, *v),
+            (Builder::I32(b), Value::I32(v)) => push!(b, *v),
+            (Builder::I64(b), Value::I64(v)) => push!(b, *v),
+            (Builder::U8(b), Value::U8(v)) => push!(b, *v),
+            (Builder::U16(b), Value::U16(v)) => push!(b, *v),
+            (Builder::U32(b), Value::U32(v)) => push!(b, *v),
+            (Builder::U64(b), Value::U64(v)) => push!(b, *v),
+            (Builder::F32(b), Value::F32(v)) => push!(b, *v),
+            (Builder::F64(b), Value::F64(v)) => push!(b, *v),
+            (Builder::Decimal128(b, _), Value::I128(v)) => push!(b, *v),
+            (Builder::Decimal128(b, scale), Value::Decimal(d)) => {
+                let scale = *scale;
+                let m = mantissa128(d.as_str(), scale)
+                    .ok_or_else(|| format!("{d} does not fit a decimal of scale {scale}"))?;
+                push!(b, m)
+            }
+            (Builder::Decimal256(b, scale), Value::Decimal(d)) => {
+                let scale = *scale;
+                let m = mantissa256(d.as_str(), scale)
+                    .ok_or_else(|| format!("{d} does not fit a decimal of scale {scale}"))?;
+                push!(b, m)
+            }
+            (Builder::Text(b), Value::Text(v)) => push!(b, v),
+            (Builder::Text(b), other) => push!(b, other.to_text_lossless()),
+            (Builder::Binary(b), Value::Bytes(v)) => push!(b, v),
+            (Builder::Uuid(b), Value::Uuid(v)) => {
+                b.append_value(v.as_bytes()).map_err(|e| e.to_string())
+            }
+            (Builder::Date(b), Value::Date(v)) => push!(b, days_since_epoch(v)),
+            (Builder::Time(b), Value::Time(v)) => {
+                push!(b, time_micros(v).ok_or("a time with nanoseconds")?)
+            }
+            (Builder::Timestamp(b), Value::Timestamp(v)) => {
+                let t = v.and_utc();
+                let micros = whole_micros(t.timestamp_subsec_nanos())
+                    .and_then(|sub| t.timestamp().checked_mul(1_000_000)?.checked_add(sub))
+                    .ok_or("a timestamp with nanoseconds or out of range")?;
+                push!(b, micros)
+            }
+            (Builder::Timestamp(b), Value::TimestampTz(v)) => {
+                let micros = whole_micros(v.timestamp_subsec_nanos())
+                    .and_then(|sub| v.timestamp().checked_mul(1_000_000)?.checked_add(sub))
+                    .ok_or("a timestamp with nanoseconds or out of range")?;
+                push!(b, micros)
+            }
+            (_, other) => Err(format!("a {} value in this column", other.kind())),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Bool(b) => b.append_null(),
+            Builder::I8(b) => b.append_null(),
+            Builder::I16(b) => b.append_null(),
+            Builder::I32(b) => b.append_null(),
+            Builder::I64(b) => b.append_null(),
+            Builder::U8(b) => b.append_null(),
+            Builder::U16(b) => b.append_null(),
+            Builder::U32(b) => b.append_null(),
+            Builder::U64(b) => b.append_null(),
+            Builder::F32(b) => b.append_null(),
+            Builder::F64(b) => b.append_null(),
+            Builder::Decimal128(b, _) => b.append_null(),
+            Builder::Decimal256(b, _) => b.append_null(),
+            Builder::Text(b) => b.append_null(),
+            Builder::Binary(b) => b.append_null(),
+            Builder::Uuid(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Time(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Bool(b) => ArrayBuilder::finish(b),
+            Builder::I8(b) => ArrayBuilder::finish(b),
+            Builder::I16(b) => ArrayBuilder::finish(b),
+            Builder::I32(b) => ArrayBuilder::finish(b),
+            Builder::I64(b) => ArrayBuilder::finish(b),
+            Builder::U8(b) => ArrayBuilder::finish(b),
+            Builder::U16(b) => ArrayBuilder::finish(b),
+            Builder::U32(b) => ArrayBuilder::finish(b),
+            Builder::U64(b) => ArrayBuilder::finish(b),
+            Builder::F32(b) => ArrayBuilder::finish(b),
+            Builder::F64(b) => ArrayBuilder::finish(b),
+            Builder::Decimal128(b, _) => ArrayBuilder::finish(b),
+            Builder::Decimal256(b, _) => ArrayBuilder::finish(b),
+            Builder::Text(b) => ArrayBuilder::finish(b),
+            Builder::Binary(b) => ArrayBuilder::finish(b),
+            Builder::Uuid(b) => ArrayBuilder::finish(b),
+            Builder::Date(b) => ArrayBuilder::finish(b),
+            Builder::Time(b) => ArrayBuilder::finish(b),
+            Builder::Timestamp(b) => ArrayBuilder::finish(b),
+        }
+    }
+}
+
+/// Builds [`RecordBatch`]es of one schema from rows.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    rows: usize,
+    batch_rows: usize,
+}
+
+impl std::fmt::Debug for BatchBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchBuilder")
+            .field("schema", &self.schema)
+            .field("rows", &self.rows)
+            .field("batch_rows", &self.batch_rows)
+            .finish()
+    }
+}
+
+impl BatchBuilder {
+    /// A builder for `columns` that fills batches of `batch_rows` rows.
+    pub fn new(columns: &[Column], batch_rows: usize) -> BatchBuilder {
+        let schema = schema(columns);
+        let batch_rows = batch_rows.max(1);
+        let builders = schema
+            .fields()
+            .iter()
+            .map(|f| Builder::new(f.data_type(), batch_rows))
+            .collect();
+        BatchBuilder {
+            schema,
+            builders,
+            rows: 0,
+            batch_rows,
+        }
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Rows appended since the last batch.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was appended since the last batch.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one row; returns a batch when it is full.
+    pub fn push(&mut self, row: &Row) -> Result<Option<RecordBatch>> {
+        let values = row.values();
+        if values.len() != self.builders.len() {
+            return Err(Error::decode(format!(
+                "a row of {} values for {} columns",
+                values.len(),
+                self.builders.len()
+            )));
+        }
+        for (index, (builder, value)) in self.builders.iter_mut().zip(values).enumerate() {
+            builder.append(value).map_err(|why| {
+                Error::decode(format!(
+                    "arrow column `{}`: {why}",
+                    self.schema.field(index).name()
+                ))
+            })?;
+        }
+        self.rows += 1;
+        if self.rows >= self.batch_rows {
+            return self.finish().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The rows appended so far as a batch (possibly empty).
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| Error::decode(format!("arrow batch: {e}")))
+    }
+}
+
+/// The rows of `stream` as [`RecordBatch`]es of at most `batch_rows` rows, built as the
+/// rows arrive (memory holds one batch, not the result). The first error ends it.
+pub fn batches(
+    stream: RowStream,
+    batch_rows: usize,
+) -> (SchemaRef, impl Stream<Item = Result<RecordBatch>> + Send) {
+    let builder = BatchBuilder::new(stream.columns(), batch_rows);
+    let schema = builder.schema().clone();
+    let batches = futures::stream::unfold(Some((stream, builder)), |state| async move {
+        let (mut stream, mut builder) = state?;
+        loop {
+            match stream.next().await {
+                Some(Ok(row)) => match builder.push(&row) {
+                    Ok(Some(batch)) => return Some((Ok(batch), Some((stream, builder)))),
+                    Ok(None) => {}
+                    Err(e) => return Some((Err(e), None)),
+                },
+                Some(Err(e)) => return Some((Err(e), None)),
+                None if builder.is_empty() => return None,
+                None => return Some((builder.finish(), None)),
+            }
+        }
+    });
+    (schema, batches)
+}
+
+/// Reads the whole stream into batches of at most `batch_rows` rows.
+pub async fn collect(
+    stream: RowStream,
+    batch_rows: usize,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut stream = stream;
+    let mut builder = BatchBuilder::new(stream.columns(), batch_rows);
+    let mut out = Vec::new();
+    while let Some(row) = stream.next().await {
+        if let Some(batch) = builder.push(&row?)? {
+            out.push(batch);
+        }
+    }
+    if !builder.is_empty() {
+        out.push(builder.finish()?);
+    }
+    Ok((builder.schema().clone(), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Decimal128Type, Int32Type, TimestampMicrosecondType};
+    use arrow_array::{Array, Decimal256Array};
+    use chrono::{DateTime, NaiveDate};
+    use extdata_core::{Columns, Decimal};
+
+    fn columns() -> Columns {
+        vec![
+            Column::new("id", "int4", ValueKind::I32),
+            Column::new("amount", "numeric(18,4)", ValueKind::Decimal),
+            Column::new("big", "Decimal(50, 2)", ValueKind::Decimal),
+            Column::new("free", "numeric", ValueKind::Decimal),
+            Column::new("at", "timestamptz", ValueKind::TimestampTz),
+            Column::new("day", "date", ValueKind::Date),
+            Column::new("name", "text", ValueKind::Text),
+        ]
+        .into()
+    }
+
+    fn row(columns: &Columns, id: i32, amount: &str) -> Row {
+        Row::new(
+            columns.clone(),
+            vec![
+                Value::I32(id),
+                Value::Decimal(amount.parse().unwrap()),
+                Value::Decimal(
+                    "123456789012345678901234567890123456789012.25"
+                        .parse()
+                        .unwrap(),
+                ),
+                Value::Decimal(Decimal::from_mantissa(-15, 1)),
+                Value::TimestampTz(
+                    DateTime::parse_from_rfc3339("2020-01-01T02:00:00+02:00").unwrap(),
+                ),
+                Value::Date(NaiveDate::from_ymd_opt(1970, 1, 11).unwrap()),
+                if id % 2 == 0 {
+                    Value::Null
+                } else {
+                    Value::Text(format!("n{id}"))
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn schema_keeps_decimals_exact_and_timestamps_zoned() {
+        let schema = schema(&columns());
+        assert_eq!(schema.field(1).data_type(), &DataType::Decimal128(18, 4));
+        assert_eq!(schema.field(2).data_type(), &DataType::Decimal256(50, 2));
+        assert_eq!(schema.field(3).data_type(), &DataType::Utf8);
+        assert_eq!(
+            schema.field(4).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+        );
+        assert_eq!(
+            precision_and_scale("Nullable(Decimal(38, 10))"),
+            Some((38, 10))
+        );
+        assert_eq!(precision_and_scale("DECIMAL(10) UNSIGNED"), Some((10, 0)));
+        assert_eq!(precision_and_scale("numeric"), None);
+    }
+
+    #[test]
+    fn rows_become_batches_with_exact_values() {
+        let columns = columns();
+        let mut builder = BatchBuilder::new(&columns, 2);
+        assert!(builder.push(&row(&columns, 1, "-12.5")).unwrap().is_none());
+        let batch = builder
+            .push(&row(&columns, 2, "7"))
+            .unwrap()
+            .expect("full batch");
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(1), 2);
+        let amounts = batch.column(1).as_primitive::<Decimal128Type>();
+        assert_eq!(amounts.value(0), -125_000);
+        assert_eq!(amounts.value(1), 70_000);
+        let big = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal256Array>()
+            .unwrap();
+        assert_eq!(
+            big.value_as_string(0),
+            "123456789012345678901234567890123456789012.25"
+        );
+        assert_eq!(batch.column(3).as_string::<i32>().value(0), "-1.5");
+        let at = batch.column(4).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.value(0), 1_577_836_800_000_000);
+        assert_eq!(
+            batch
+                .column(5)
+                .as_primitive::<arrow_array::types::Date32Type>()
+                .value(0),
+            10
+        );
+        assert!(batch.column(6).is_null(1));
+        assert!(builder.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_would_round_is_an_error() {
+        let columns = columns();
+        let mut builder = BatchBuilder::new(&columns, 10);
+        let err = builder.push(&row(&columns, 1, "1.23456")).unwrap_err();
+        assert!(err.to_string().contains("amount"), "{err}");
+        assert_eq!(mantissa128("-0.5", 2), Some(-50));
+        assert_eq!(mantissa128("0.505", 2), None);
+    }
+
+    #[tokio::test]
+    async fn a_stream_turns_into_batches_as_it_arrives() {
+        let columns = columns();
+        let rows: Vec<Result<Row>> = (1..=5).map(|i| Ok(row(&columns, i, "1"))).collect();
+        let stream = RowStream::new(columns.clone(), futures::stream::iter(rows));
+        let (schema, batches) = batches(stream, 2);
+        let sizes: Vec<usize> = batches
+            .map(|b| b.unwrap().num_rows())
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(sizes, vec![2, 2, 1]);
+        assert_eq!(schema.fields().len(), 7);
+        let failing = RowStream::new(
+            columns.clone(),
+            futures::stream::iter(vec![Ok(row(&columns, 1, "1")), Err(Error::decode("boom"))]),
+        );
+        assert!(collect(failing, 10).await.is_err());
+    }
+}
