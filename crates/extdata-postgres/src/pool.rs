@@ -174,10 +174,11 @@ impl Inner {
         if self.closed.load(Ordering::SeqCst) {
             return Err(closed_error(&self.connector));
         }
-        let wait = self
-            .settings
-            .acquire_timeout
-            .min(deadline.saturating_duration_since(Instant::now()));
+        // One budget for the whole acquire: waiting for a free slot and opening a new
+        // connection together end at `acquire_timeout` (or the call's deadline).
+        let started = Instant::now();
+        let budget_end = deadline.min(started + self.settings.acquire_timeout);
+        let wait = budget_end.saturating_duration_since(started);
         let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(closed_error(&self.connector)),
@@ -215,9 +216,8 @@ impl Inner {
             }
             return Ok(Pooled::new(conn, permit, self));
         }
-        let wait = self
-            .connect_timeout
-            .min(deadline.saturating_duration_since(Instant::now()));
+        let left = budget_end.saturating_duration_since(Instant::now());
+        let wait = self.connect_timeout.min(left);
         match tokio::time::timeout(wait, self.open_connection()).await {
             Ok(Ok(conn)) => {
                 self.open.fetch_add(1, Ordering::SeqCst);
@@ -235,15 +235,25 @@ impl Inner {
                 Err(err)
             }
             Err(_) => {
-                let why = if wait < self.connect_timeout {
-                    "the call's timeout"
+                let message = if wait >= self.connect_timeout {
+                    format!(
+                        "connecting to PostgreSQL timed out after {} (connect_timeout): \
+                         the server did not complete the TCP, TLS and startup exchange",
+                        humanize(wait)
+                    )
                 } else {
-                    "connect_timeout"
+                    let why = if budget_end < deadline {
+                        "acquire_timeout"
+                    } else {
+                        "the call's timeout"
+                    };
+                    format!(
+                        "no PostgreSQL connection within {} ({why}): the connection attempt \
+                         timed out, the server did not complete the TCP, TLS and startup \
+                         exchange (down, overloaded or a silent network path)",
+                        humanize(budget_end.saturating_duration_since(started)),
+                    )
                 };
-                let message = format!(
-                    "connecting to PostgreSQL took longer than {} ({why})",
-                    humanize(wait)
-                );
                 *self
                     .last_connect_error
                     .lock()
