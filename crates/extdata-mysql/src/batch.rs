@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{Stage, is_connection_broken};
-use crate::{DRAIN_TIMEOUT, Inner, KILL_WAIT, Lease};
+use crate::{DRAIN_TIMEOUT, Inner, Lease, kill_wait};
 
 /// First keywords refused inside a batch: they end or nest the batch's own transaction
 /// (MySQL commits implicitly before `BEGIN`, `START TRANSACTION` and `LOCK TABLES`), so
@@ -73,13 +73,14 @@ impl InTransaction {
         }
     }
 
-    /// Stops the running statement with `KILL QUERY`, waiting at most [`KILL_WAIT`] for
-    /// it to go out; the rollback finishes in the background.
-    async fn cancel(mut self) {
+    /// Stops the running statement with `KILL QUERY`, waiting until at most
+    /// [`KILL_WAIT`](crate::KILL_WAIT) after the batch's `deadline` for it to go out; the rollback
+    /// finishes in the background.
+    async fn cancel(mut self, deadline: Instant) {
         if let Some(lease) = self.lease.take() {
             let (tx, rx) = oneshot::channel();
             tokio::spawn(self.inner.clone().cancel_transaction(lease, Some(tx)));
-            let _ = tokio::time::timeout(KILL_WAIT, rx).await;
+            let _ = tokio::time::timeout(kill_wait(deadline), rx).await;
         }
     }
 }
@@ -194,7 +195,7 @@ impl Inner {
                     .context("the batch was rolled back"))
             }
             Err(_) => {
-                tx.cancel().await;
+                tx.cancel(deadline).await;
                 Err(timed_out())
             }
         }

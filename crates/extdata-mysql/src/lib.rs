@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use extdata_core::{
-    BackendSpec, Column, Columns, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions,
-    Result, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
-    closed_error,
+    BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
+    QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig,
+    async_trait, closed_error,
 };
 use futures::future::Either;
 use futures::{StreamExt, TryStreamExt};
@@ -56,8 +56,32 @@ const STREAM_BUFFER_BATCHES: usize = 2;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a timed-out call waits for `KILL QUERY` to be sent before returning (the
-/// rest of the clean-up carries on in the background).
+/// rest of the clean-up carries on in the background), counted from the call's
+/// deadline: the whole call ends within its timeout plus this.
 const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// When nothing is open, the pool's own connect attempts stop this long before the
+/// acquire budget ends, leaving a direct attempt time to find out why.
+const PROBE_RESERVE: Duration = Duration::from_millis(200);
+
+/// How far past the acquire budget that direct attempt may run.
+const PROBE_GRACE: Duration = Duration::from_millis(100);
+
+/// The time left until `deadline`.
+fn total_left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Kept free at the end of [`KILL_WAIT`] for returning the error to the caller.
+const KILL_WAIT_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long a call whose `deadline` passed may still wait for its `KILL QUERY`, so that
+/// it returns within `deadline + KILL_WAIT` however long the cancel took to set up.
+pub(crate) fn kill_wait(deadline: Instant) -> Duration {
+    (deadline + KILL_WAIT)
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(KILL_WAIT_MARGIN)
+}
 
 /// A MySQL or MariaDB database reached through a sqlx pool.
 ///
@@ -173,9 +197,31 @@ impl Inner {
     }
 
     /// Opens a connection outside the pool, session setup included, bounded by
-    /// `connect_timeout`.
-    async fn open_direct(&self) -> Result<MySqlConnection> {
-        let timeout = self.config.connect_timeout;
+    /// `connect_timeout` and `limit`. With `diagnose` (a call is failing anyway), a
+    /// plain TCP connect first finds out whether the server accepts at all, so that a
+    /// timeout can say which stage was stuck.
+    async fn open_direct(&self, limit: Duration, diagnose: bool) -> Result<MySqlConnection> {
+        // Whole milliseconds: the figure appears in messages.
+        let limit = Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+        let timeout = self.config.connect_timeout.min(limit);
+        let started = Instant::now();
+        let endpoint = connect::endpoint_text(&self.config);
+        let mut accepted = false;
+        if diagnose && let Endpoint::Tcp { host, port } = &self.config.endpoint {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), *port));
+            match tokio::time::timeout(timeout, tcp).await {
+                Ok(Ok(_)) => accepted = true,
+                // Refused and the like: the attempt below reports it in its own words.
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    return Err(self.timeout_error(
+                        &format!("TCP connect to {endpoint} (no answer to SYN)"),
+                        timeout,
+                    ));
+                }
+            }
+        }
+        let left = timeout.saturating_sub(started.elapsed());
         let attempt = async {
             let mut conn = MySqlConnection::connect_with(&self.options).await?;
             if let Err(e) = self.session.setup(&mut conn).await {
@@ -184,20 +230,24 @@ impl Inner {
             }
             Ok(conn)
         };
-        match tokio::time::timeout(timeout, attempt).await {
+        match tokio::time::timeout(left, attempt).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.map(Stage::Connect, e)),
-            Err(_) => Err(self.timeout_error(
-                &format!("connecting to {}", connect::endpoint_text(&self.config)),
+            Err(_) if accepted => Err(self.timeout_error(
+                &format!(
+                    "connecting to {endpoint}: the server accepted TCP but did not complete \
+                     the handshake and login (silent); the attempt"
+                ),
                 timeout,
             )),
+            Err(_) => Err(self.timeout_error(&format!("connecting to {endpoint}"), timeout)),
         }
     }
 
-    /// The pool gave up waiting: say why, from a direct attempt when nothing is open.
-    async fn explain_acquire_timeout(&self) -> Error {
+    /// The pool gave up waiting after `waited`: say why, from a direct attempt (ending
+    /// by `probe_until`) when nothing is open.
+    async fn explain_acquire_timeout(&self, waited: Duration, probe_until: Instant) -> Error {
         let pool = self.pool();
-        let waited = self.config.pool.acquire_timeout;
         if pool.size() > 0 {
             return self.timeout_error(
                 &format!(
@@ -208,7 +258,8 @@ impl Inner {
                 waited,
             );
         }
-        match self.open_direct().await {
+        let limit = probe_until.saturating_duration_since(Instant::now());
+        match self.open_direct(limit, true).await {
             Err(e) => {
                 self.unreachable.store(true, Ordering::Release);
                 let kind = e.kind();
@@ -239,7 +290,19 @@ impl Inner {
         if self.unreachable.load(Ordering::Acquire) && self.pool().size() == 0 {
             // Fail fast while the server is known to be down; on success the pool
             // connects normally below.
-            let conn = self.open_direct().await?;
+            let budget = self.config.pool.acquire_timeout.min(total_left(deadline));
+            let conn = self.open_direct(budget, true).await.map_err(|e| {
+                let kind = e.kind();
+                Error::new(
+                    kind,
+                    format!(
+                        "no connection could be opened within {}; last attempt: {}",
+                        humantime_like(budget),
+                        e.message()
+                    ),
+                )
+                .with_connector(self.config.name.clone())
+            })?;
             let _ = conn.close().await;
             self.unreachable.store(false, Ordering::Release);
         }
@@ -251,12 +314,44 @@ impl Inner {
             .copied()
             .unwrap_or(Flavour::MariaDb);
         let total = deadline.saturating_duration_since(Instant::now());
+        // One budget for the whole acquire, connecting included (sqlx bounds its
+        // connect attempts by the pool's acquire timeout only).
+        let acquire_started = Instant::now();
+        let acquire_end = deadline.min(acquire_started + self.config.pool.acquire_timeout);
         // A stale idle connection is closed and replaced; at most one per pool slot.
         for _ in 0..=self.config.pool.max_size {
-            let mut conn = match tokio::time::timeout_at(deadline, pool.acquire()).await {
+            // With nothing open, waiting means connecting: stop early enough that a
+            // direct attempt can still say why within the budget.
+            let connecting = pool.size() == 0 && acquire_end < deadline;
+            let wait_until = if connecting {
+                acquire_end - PROBE_RESERVE.min(acquire_end - acquire_started)
+            } else {
+                acquire_end.max(Instant::now())
+            };
+            let acquired = tokio::time::timeout_at(wait_until, pool.acquire()).await;
+            let mut conn = match acquired {
+                Err(_) if connecting => {
+                    let waited = acquire_end.saturating_duration_since(acquire_started);
+                    return Err(self
+                        .explain_acquire_timeout(waited, acquire_end + PROBE_GRACE)
+                        .await);
+                }
+                Err(_) if acquire_end < deadline => {
+                    return Err(self
+                        .explain_acquire_timeout(
+                            acquire_end.saturating_duration_since(acquire_started),
+                            acquire_end + PROBE_GRACE,
+                        )
+                        .await);
+                }
                 Err(_) => return Err(self.timeout_error("waiting for a connection", total)),
                 Ok(Err(sqlx::Error::PoolTimedOut)) => {
-                    return Err(self.explain_acquire_timeout().await);
+                    return Err(self
+                        .explain_acquire_timeout(
+                            self.config.pool.acquire_timeout,
+                            Instant::now() + PROBE_GRACE,
+                        )
+                        .await);
                 }
                 Ok(Err(e)) => {
                     let err = self.map(Stage::Connect, e);
@@ -334,7 +429,7 @@ impl Inner {
                 _ => helper.close_on_drop(),
             }
         }
-        let mut conn = self.open_direct().await?;
+        let mut conn = self.open_direct(self.config.connect_timeout, false).await?;
         let result = tokio::time::timeout(
             self.config.connect_timeout,
             sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn),
@@ -374,12 +469,13 @@ impl Inner {
         }
     }
 
-    /// Cancels in the background, waiting at most [`KILL_WAIT`] for `KILL QUERY` to go
-    /// out, so that the caller sees the query gone when it gets the error.
-    async fn cancel_and_wait(self: &Arc<Self>, lease: Lease) {
+    /// Cancels in the background, waiting until at most [`KILL_WAIT`] after the call's
+    /// `deadline` for `KILL QUERY` to go out, so that the caller sees the query gone
+    /// when it gets the error.
+    async fn cancel_and_wait(self: &Arc<Self>, lease: Lease, deadline: Instant) {
         let (tx, rx) = oneshot::channel();
         tokio::spawn(self.clone().cancel(lease, Some(tx)));
-        let _ = tokio::time::timeout(KILL_WAIT, rx).await;
+        let _ = tokio::time::timeout(kill_wait(deadline), rx).await;
     }
 
     fn render(&self, statement: &Statement) -> Result<(String, MySqlArguments)> {
@@ -541,9 +637,14 @@ impl Inner {
                     Bound::PerRow(_) => "waiting for the next row",
                 };
                 let err = self.timeout_error(what, timeout);
+                let deadline = match bound {
+                    Bound::Total(d) => started + d,
+                    // The wait that just ran out ended now.
+                    Bound::PerRow(_) => Instant::now(),
+                };
                 let (killed_tx, killed_rx) = oneshot::channel();
                 let cancel = tokio::spawn(self.clone().cancel(lease, Some(killed_tx)));
-                let _ = tokio::time::timeout(KILL_WAIT, killed_rx).await;
+                let _ = tokio::time::timeout(kill_wait(deadline), killed_rx).await;
                 send_error(&mut columns_tx, err).await;
                 let _ = cancel.await;
             }
@@ -665,7 +766,7 @@ impl ExternalSource for MySqlSource {
                 Err(inner.map(Stage::Statement, e))
             }
             Err(_) => {
-                inner.cancel_and_wait(lease).await;
+                inner.cancel_and_wait(lease, deadline).await;
                 Err(inner.timeout_error("statement", timeout))
             }
         }
@@ -723,7 +824,7 @@ impl ExternalSource for MySqlSource {
                 Err(inner.map(Stage::Statement, e))
             }
             Err(_) => {
-                inner.cancel_and_wait(lease).await;
+                inner.cancel_and_wait(lease, deadline).await;
                 Err(inner.timeout_error("describe", timeout))
             }
         }
