@@ -67,6 +67,22 @@ pub(crate) fn peak_rss_kib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The process's current resident set size (`VmRSS`), in KiB.
+pub(crate) fn rss_kib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// The 1-, 5- and 15-minute load averages, as `/proc/loadavg` has them.
 pub(crate) fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -64,6 +64,10 @@ fn opt_len(value: &Option<impl AsRef<[u8]>>) -> u64 {
 
 /// Runs `method` against `backend`'s table of `rows` rows and measures it.
 pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measurement, String> {
+    if let Some(partitions) = method.strip_prefix("connectorx-") {
+        return connectorx(backend, &backend.select_all(rows), partitions);
+    }
+    let base_kib = crate::measure::rss_kib();
     // EXTDATA_BENCH_RUNTIME=current-thread: one thread, no hand-over between threads
     // (a diagnostic: shows what cross-thread wake-ups cost).
     let runtime = match std::env::var("EXTDATA_BENCH_RUNTIME").as_deref() {
@@ -89,6 +93,12 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
             "rowbinary" if backend == Backend::ClickHouse => rowbinary(&server, &sql).await,
             "native" if backend == Backend::ClickHouse => native(&server, &sql).await,
             "extdata" => extdata_read(backend, &sql, None).await,
+            m if m.starts_with("arrow-") => {
+                let partitions = m["arrow-".len()..]
+                    .parse()
+                    .map_err(|_| format!("`{m}`: arrow-N needs a number"))?;
+                arrow_load(backend, &sql, partitions).await
+            }
             m if m.starts_with("partitioned-") => {
                 let partitions = m["partitioned-".len()..]
                     .parse()
@@ -115,7 +125,8 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
         .set("payload", tally.payload)
         .set("wall", format!("{wall:.4}"))
         .set("cpu", format!("{cpu:.3}"))
-        .set("hwm_kib", peak_rss_kib());
+        .set("hwm_kib", peak_rss_kib())
+        .set("base_kib", base_kib);
     Ok(m)
 }
 
@@ -525,4 +536,65 @@ pub(crate) async fn connect(
     let source = extdata::connect(&config).map_err(|e| e.to_string())?;
     source.ping().await.map_err(|e| e.to_string())?;
     Ok(source)
+}
+
+/// Loads the whole result into Arrow record batches (kept until the end, as a data
+/// frame would be), with `stream_partitioned` on `id` when `partitions` > 1.
+async fn arrow_load(backend: Backend, sql: &str, partitions: usize) -> Outcome {
+    let source = connect(backend, partitions as i64).await?;
+    let options = QueryOptions::default();
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let statement = Statement::new(sql);
+    let stream = extdata::stream_partitioned(&source, &statement, "id", partitions, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, batches) = extdata_arrow::collect(stream, extdata_arrow::DEFAULT_BATCH_ROWS)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tally = Tally {
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+        payload: batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum(),
+    };
+    let outcome = finish(tally, started, cpu);
+    drop(batches);
+    source.close().await;
+    outcome
+}
+
+/// ConnectorX (`read_sql(…, return_type="arrow")`) in a Python child: the script prints
+/// its own wall time, CPU and peak RSS. Python: `EXTDATA_BENCH_PYTHON` (default
+/// `python3`), with `connectorx` and `pyarrow` installed.
+fn connectorx(backend: Backend, sql: &str, partitions: &str) -> Result<Measurement, String> {
+    let server = backend.server()?;
+    let conn = match backend {
+        Backend::Postgres => format!(
+            "postgresql://{}:{}@{}:{}/{}?sslmode=disable",
+            server.user, server.password, server.host, server.port, server.database
+        ),
+        Backend::Mysql => format!(
+            "mysql://{}:{}@{}:{}/{}",
+            server.user, server.password, server.host, server.port, server.database
+        ),
+        _ => return Err(format!("no ConnectorX comparison for {}", backend.name())),
+    };
+    let python = std::env::var("EXTDATA_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(python)
+        .args(["-c", include_str!("connectorx_load.py"), sql, partitions])
+        .env("CX_CONN", conn)
+        .output()
+        .map_err(|e| format!("run python: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "connectorx failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let mut m = Measurement::parse(&String::from_utf8_lossy(&output.stdout))
+        .ok_or("connectorx printed no RESULT line")?;
+    m.set("backend", backend.name());
+    Ok(m)
 }
