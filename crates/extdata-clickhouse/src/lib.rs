@@ -22,6 +22,7 @@ use extdata_core::{
     Statement, Support, ValidConfig, Value, ValueKind, async_trait, closed_error,
 };
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::types::ServerFeatures;
 
@@ -232,8 +233,12 @@ impl ClickHouseSource {
     async fn server(&self) -> Result<&ServerState> {
         self.server
             .get_or_try_init(|| async {
-                let timeout = self.config.connect_timeout.max(Duration::from_secs(1))
-                    + Duration::from_secs(5);
+                // HTTP has no acquire step: this first exchange plays that part, so
+                // it is bounded by the pool's acquire timeout as well.
+                let acquire_timeout = self.config.pool.acquire_timeout;
+                let timeout = (self.config.connect_timeout.max(Duration::from_secs(1))
+                    + Duration::from_secs(5))
+                .min(acquire_timeout);
                 let cursor = self
                     .client
                     .query_raw("SELECT version(), timezone()")
@@ -243,7 +248,21 @@ impl ClickHouseSource {
                 let rows = tokio::time::timeout(timeout, read_all(cursor, Tz::UTC))
                     .await
                     .map_err(|_| {
-                        Error::timeout("connect", timeout).with_connector(self.config.name.clone())
+                        let error = if timeout == acquire_timeout {
+                            Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no connection within {}ms (acquire_timeout): the TCP \
+                                     connect or the server's answer to the first request \
+                                     timed out (the server accepts but does not answer, or \
+                                     the network path is silent)",
+                                    timeout.as_millis()
+                                ),
+                            )
+                        } else {
+                            Error::timeout("connect", timeout)
+                        };
+                        error.with_connector(self.config.name.clone())
                     })?
                     .map_err(|e| self.classify(e, "connect"))?;
                 let (version, zone) = match rows.first().map(Vec::as_slice) {
@@ -444,9 +463,10 @@ impl ClickHouseSource {
         let query_id = Self::new_query_id();
         let describe = format!("DESCRIBE TABLE ({sql})");
         let cursor = self.cursor(&describe, params, &settings, &query_id)?;
-        let rows = match tokio::time::timeout(timeout, read_all(cursor, server.zone)).await {
+        let deadline = Instant::now() + timeout;
+        let rows = match tokio::time::timeout_at(deadline, read_all(cursor, server.zone)).await {
             Err(_) => {
-                kill_query(&self.client, &query_id).await;
+                kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
                 return Err(
                     Error::timeout("describe", timeout).with_connector(self.config.name.clone())
                 );
@@ -542,8 +562,22 @@ fn block_rows(block: &Block, columns: &Columns, zone: Tz) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Asks the server to stop `query_id`, waiting at most a second for its answer.
-async fn kill_query(client: &Client, query_id: &str) {
+/// How long a call may wait for its `KILL QUERY` after its own deadline passed: the
+/// whole call ends within its timeout plus this.
+const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// Kept free at the end of [`KILL_WAIT`] for returning the error to the caller.
+const KILL_WAIT_MARGIN: Duration = Duration::from_millis(50);
+
+/// Until when a call whose `deadline` passed waits for its `KILL QUERY`.
+fn kill_deadline(deadline: Instant) -> Instant {
+    deadline + KILL_WAIT - KILL_WAIT_MARGIN
+}
+
+/// Asks the server to stop `query_id`, waiting until `until` at most for its answer;
+/// a slower answer is waited for in the background (for [`KILL_WAIT`] at most), so
+/// the caller's bound holds however long the request took to set up.
+async fn kill_query(client: &Client, query_id: &str, until: Instant) {
     let sql = format!(
         "KILL QUERY WHERE query_id = {} ASYNC",
         types::quote_string(query_id)
@@ -552,11 +586,16 @@ async fn kill_query(client: &Client, query_id: &str) {
         .query_raw(&sql)
         .with_setting("max_execution_time", "5")
         .execute();
-    match tokio::time::timeout(Duration::from_secs(1), kill).await {
-        Ok(Ok(())) => tracing::debug!(query_id, "killed query after a timeout"),
-        Ok(Err(e)) => tracing::warn!(query_id, error = %e, "KILL QUERY failed"),
-        Err(_) => tracing::warn!(query_id, "KILL QUERY did not answer within 1 s"),
-    }
+    let query_id = query_id.to_owned();
+    let task = tokio::spawn(async move {
+        match tokio::time::timeout(KILL_WAIT, kill).await {
+            Ok(Ok(())) => tracing::debug!(query_id, "killed query after a timeout"),
+            Ok(Err(e)) => tracing::warn!(query_id, error = %e, "KILL QUERY failed"),
+            Err(_) => tracing::warn!(query_id, "KILL QUERY did not answer within 1 s"),
+        }
+    });
+    // Dropping the handle leaves the task running.
+    let _ = tokio::time::timeout_at(until, task).await;
 }
 
 /// Stops the query on the server when a stream is given up before its end.
@@ -569,7 +608,8 @@ struct KillGuard {
 impl KillGuard {
     async fn kill(&mut self) {
         if std::mem::take(&mut self.armed) {
-            kill_query(&self.client, &self.query_id).await;
+            // The wait that ended the stream ran out (or failed) just now.
+            kill_query(&self.client, &self.query_id, kill_deadline(Instant::now())).await;
         }
     }
 }
@@ -581,7 +621,9 @@ impl Drop for KillGuard {
         {
             let client = self.client.clone();
             let query_id = std::mem::take(&mut self.query_id);
-            runtime.spawn(async move { kill_query(&client, &query_id).await });
+            runtime.spawn(async move {
+                kill_query(&client, &query_id, kill_deadline(Instant::now())).await;
+            });
         }
     }
 }
@@ -671,6 +713,7 @@ impl ExternalSource for ClickHouseSource {
         let timeout = options.timeout_or(self.config.query_timeout);
         let max_rows = options.max_rows_or_default();
         let query_id = Self::new_query_id();
+        let deadline = Instant::now() + timeout;
         let run = async {
             self.open_stream(
                 statement,
@@ -683,10 +726,10 @@ impl ExternalSource for ClickHouseSource {
             .collect_limited(Some(max_rows))
             .await
         };
-        match tokio::time::timeout(timeout, run).await {
+        match tokio::time::timeout_at(deadline, run).await {
             Ok(result) => result,
             Err(_) => {
-                kill_query(&self.client, &query_id).await;
+                kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
                 Err(Error::timeout("query", timeout).with_connector(self.config.name.clone()))
             }
         }
@@ -715,11 +758,12 @@ impl ExternalSource for ClickHouseSource {
         for (name, text) in &params {
             query = query.param(name, text.as_str());
         }
-        match tokio::time::timeout(timeout, query.execute()).await {
+        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, query.execute()).await {
             Ok(Ok(())) => Ok(0),
             Ok(Err(e)) => Err(self.error(e, "execute")),
             Err(_) => {
-                kill_query(&self.client, &query_id).await;
+                kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
                 Err(Error::timeout("execute", timeout).with_connector(self.config.name.clone()))
             }
         }
