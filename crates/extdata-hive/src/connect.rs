@@ -247,15 +247,21 @@ fn mismatch(settings: &Settings, detail: &str) -> Error {
 }
 
 impl Session {
-    /// Connects, authenticates and opens a session, all within the connect timeout.
-    pub(crate) async fn open(settings: &Settings) -> Result<Session> {
-        let deadline = tokio::time::Instant::now() + settings.connect_timeout;
-        let timeout = settings.connect_timeout;
+    /// Connects, authenticates and opens a session, all within the connect timeout and
+    /// `limit` (what is left of the call's acquire budget).
+    pub(crate) async fn open(settings: &Settings, limit: Duration) -> Result<Session> {
+        // Whole milliseconds: the figure appears in messages.
+        let limit = Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+        let timeout = settings.connect_timeout.min(limit);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Cut short by the acquire budget, silence proves nothing about the protocol:
+        // say which stage was stuck instead of guessing an authentication mismatch.
+        let budget = (timeout < settings.connect_timeout).then_some(timeout);
         let timed_out =
             |what: &str| Error::timeout(what, timeout).with_connector(settings.name.clone());
         let address = format!("{}:{}", settings.host, settings.port);
         let stream = match timeout_at(deadline, TcpStream::connect(&address)).await {
-            Err(_) => return Err(timed_out(&format!("connecting to {address}"))),
+            Err(_) => return Err(timed_out(&format!("TCP connect to {address}"))),
             Ok(Err(e)) => {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound
                     || e.to_string().contains("failed to lookup")
@@ -276,7 +282,7 @@ impl Session {
             Auth::NoSasl => Framing::Raw,
             Auth::Plain => {
                 let mut plain = sasl::Plain::new(&settings.username, expose(&settings.password));
-                sasl_handshake(settings, &mut stream, &mut plain, deadline).await?;
+                sasl_handshake(settings, &mut stream, &mut plain, deadline, budget).await?;
                 Framing::Sasl
             }
             Auth::Gssapi => {
@@ -289,7 +295,7 @@ impl Session {
                     let mut mechanism =
                         crate::gssapi::Gssapi::kerberos(&settings.kerberos_service, &host)
                             .map_err(|why| settings.error(ErrorKind::Auth, why))?;
-                    sasl_handshake(settings, &mut stream, &mut mechanism, deadline).await?;
+                    sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
                     Framing::Sasl
                 }
                 #[cfg(not(feature = "gssapi"))]
@@ -314,6 +320,12 @@ impl Session {
         )
         .await
         {
+            Err(_) if budget.is_some() => {
+                return Err(timed_out(
+                    "opening a session: the server accepted TCP but did not answer OpenSession \
+                     (silent); the attempt",
+                ));
+            }
             Err(_) => {
                 return Err(match settings.auth {
                     Auth::NoSasl => mismatch(
@@ -685,8 +697,15 @@ async fn sasl_handshake<M: sasl::Mechanism + ?Sized>(
     stream: &mut TcpStream,
     mechanism: &mut M,
     deadline: tokio::time::Instant,
+    budget: Option<Duration>,
 ) -> Result<()> {
     match timeout_at(deadline, sasl::negotiate(stream, mechanism)).await {
+        Err(_) if let Some(budget) = budget => Err(Error::timeout(
+            "the SASL handshake: the server accepted TCP but did not answer it (silent); \
+             the attempt",
+            budget,
+        )
+        .with_connector(settings.name.clone())),
         Err(_) => Err(mismatch(
             settings,
             &sasl::silent_server_hint(settings.connect_timeout),

@@ -123,7 +123,8 @@ impl Pool {
             return Err(closed_error(&settings.name));
         }
         let wait = self.inner.limits.acquire_timeout;
-        let until = deadline.min(tokio::time::Instant::now() + wait);
+        let started = tokio::time::Instant::now();
+        let until = deadline.min(started + wait);
         let permit = match tokio::time::timeout_at(
             until,
             self.inner.permits.clone().acquire_owned(),
@@ -170,7 +171,29 @@ impl Pool {
                 _permit: permit,
             });
         }
-        let session = Session::open(settings).await?;
+        // Opening a session shares the acquire budget: the call fails within
+        // acquire_timeout even when the server accepts TCP and then stays silent.
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let session = Session::open(settings, left).await.map_err(|e| {
+            if e.kind() == extdata_core::ErrorKind::Timeout && left < settings.connect_timeout {
+                let why = if until < deadline {
+                    "acquire_timeout"
+                } else {
+                    "the call's timeout"
+                };
+                extdata_core::Error::new(
+                    extdata_core::ErrorKind::Timeout,
+                    format!(
+                        "no session could be opened within {}ms ({why}); last attempt: {}",
+                        (until - started).as_millis(),
+                        e.message()
+                    ),
+                )
+                .with_connector(settings.name.clone())
+            } else {
+                e
+            }
+        })?;
         Ok(Lease {
             session: Some(session),
             inner: self.inner.clone(),
