@@ -641,6 +641,16 @@ fn offset_seconds(zone: Tz, at: DateTime<Utc>) -> i32 {
         .local_minus_utc()
 }
 
+/// Decodes one non-NULL Native value of the type named `type_name`: the per-value
+/// conversion without a server, for the benchmarks (`benches/benches/convert.rs`).
+/// Not API.
+#[doc(hidden)]
+pub fn decode_scalar_for_bench(type_name: &str, bytes: &[u8]) -> Result<Value> {
+    let data_type = DataTypeNode::new(type_name)
+        .map_err(|e| Error::decode(format!("type `{type_name}`: {e}")))?;
+    decode_scalar(&data_type, bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,14 +838,4 @@ mod tests {
         assert_eq!(quote_string("\0\n\r\t\x01\x7f"), "'\\0\\n\\r\\t\\x01\\x7F'");
         assert_eq!(quote_string("日本 🎉"), "'日本 🎉'");
     }
-}
-
-/// Decodes one non-NULL Native value of the type named `type_name`: the per-value
-/// conversion without a server, for the benchmarks (`benches/benches/convert.rs`).
-/// Not API.
-#[doc(hidden)]
-pub fn decode_scalar_for_bench(type_name: &str, bytes: &[u8]) -> Result<Value> {
-    let data_type = DataTypeNode::new(type_name)
-        .map_err(|e| Error::decode(format!("type `{type_name}`: {e}")))?;
-    decode_scalar(&data_type, bytes)
 }

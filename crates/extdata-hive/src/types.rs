@@ -533,6 +533,14 @@ pub fn string_literal(s: &str) -> String {
     out
 }
 
+/// Decodes one value the server sent as text, for the Thrift type id `type_id`: the
+/// per-value conversion without a server, for the benchmarks
+/// (`benches/benches/convert.rs`). Not API.
+#[doc(hidden)]
+pub fn decode_text_for_bench(type_id: i32, scale: Option<u32>, text: String) -> Result<Value> {
+    decode_text(text, HiveType::from_type_id(TTypeId(type_id), scale))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,12 +737,4 @@ mod tests {
         );
         assert!(decode_text("yesterday".into(), HiveType::Date).is_err());
     }
-}
-
-/// Decodes one value the server sent as text, for the Thrift type id `type_id`: the
-/// per-value conversion without a server, for the benchmarks
-/// (`benches/benches/convert.rs`). Not API.
-#[doc(hidden)]
-pub fn decode_text_for_bench(type_id: i32, scale: Option<u32>, text: String) -> Result<Value> {
-    decode_text(text, HiveType::from_type_id(TTypeId(type_id), scale))
 }

@@ -845,6 +845,13 @@ pub(crate) fn text_wrapper(sql: &str, decoders: &[Decoder]) -> Option<String> {
     ))
 }
 
+/// Decodes one binary value of the built-in type `type_oid`: the per-value conversion
+/// without a server, for the benchmarks (`benches/benches/convert.rs`). Not API.
+#[doc(hidden)]
+pub fn decode_binary_for_bench(type_oid: u32, bytes: &[u8]) -> Result<Value, String> {
+    Decoder::for_oid(type_oid).decode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -966,11 +973,4 @@ mod tests {
         );
         assert!(text_wrapper("SELECT 1", &[Decoder::Int4]).is_none());
     }
-}
-
-/// Decodes one binary value of the built-in type `type_oid`: the per-value conversion
-/// without a server, for the benchmarks (`benches/benches/convert.rs`). Not API.
-#[doc(hidden)]
-pub fn decode_binary_for_bench(type_oid: u32, bytes: &[u8]) -> Result<Value, String> {
-    Decoder::for_oid(type_oid).decode(bytes)
 }
