@@ -242,3 +242,121 @@ pub(crate) fn lookups(
         Ok(())
     })
 }
+
+/// The cached lookup path of `extdata-jobs` (`Lookups::get` with `cache_ttl`): every
+/// key is looked up once to fill the cache, then `iterations` lookups hit it.
+pub(crate) fn cached_lookups(
+    backend: Backend,
+    rows: u64,
+    iterations: u64,
+    concurrencies: &[u64],
+) -> Result<(), String> {
+    let server = backend.server()?;
+    let kind = match backend {
+        Backend::Postgres => "postgresql",
+        Backend::Mysql => "mysql",
+        Backend::ClickHouse => "clickhouse",
+        Backend::Hive => "hive",
+    };
+    let keys = 1000u64.min(rows);
+    let dir = std::env::temp_dir().join(format!("extdata-bench-jobs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = dir.join("extdata.toml");
+    // The password stays in the environment: the file names the variable.
+    let password_var = format!("EXTDATA_TEST_{}_PASSWORD", backend_env(backend));
+    std::fs::write(
+        &config,
+        format!(
+            "state = \"state.db\"\n\n[[connectors]]\nname = \"bench\"\ntype = \"{kind}\"\n\
+             host = \"{}\"\nport = {}\ndatabase = \"{}\"\nusername = \"{}\"\n\
+             password = {{ env = \"{password_var}\" }}\npool = {{ max_size = {POOL_SIZE} }}\n\n\
+             [[accounts]]\nid = \"1\"\nconnectors = [\"bench\"]\n\n\
+             [[lookups]]\nname = \"point\"\naccount = \"1\"\nconnector = \"bench\"\n\
+             query = \"{}\"\nresult = \"row\"\ncache_ttl = \"10m\"\ntimeout = \"5s\"\n",
+            server.host,
+            server.port,
+            server.database,
+            server.user,
+            backend.point_query(rows)
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let jobs =
+        Arc::new(extdata_jobs::Jobs::from_path(&config).map_err(|e| format!("jobs config: {e}"))?);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    let result = runtime.block_on(async {
+        let lookups = Arc::new(extdata_jobs::Lookups::new(jobs, 100_000));
+        let params = |id: u64| {
+            let mut map = serde_json::Map::new();
+            map.insert("id".into(), serde_json::json!(id));
+            map
+        };
+        for id in 1..=keys {
+            let row = lookups
+                .get(Some("1"), "point", &params(id))
+                .await
+                .map_err(|e| e.to_string())?;
+            if row.get("id").and_then(|v| v.as_u64()) != Some(id) {
+                return Err(format!("lookup {id} returned {row}"));
+            }
+        }
+        println!(
+            "W3 cached lookups (extdata-jobs Lookups::get, {keys} keys in the cache), {} {}, load {}",
+            backend.name(),
+            backend.table(rows),
+            load()
+        );
+        println!();
+        println!("| concurrency | lookups | p50 µs | p99 µs | p99.9 µs |");
+        println!("|---:|---:|---:|---:|---:|");
+        for &concurrency in concurrencies {
+            let next = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (lookups, next) = (lookups.clone(), next.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= iterations {
+                            break;
+                        }
+                        let id = n.wrapping_mul(2_654_435_761) % keys + 1;
+                        let params = params(id);
+                        let started = Instant::now();
+                        lookups
+                            .get(Some("1"), "point", &params)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+                    }
+                    Ok::<_, String>(latencies)
+                }));
+            }
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.map_err(|e| e.to_string())??);
+            }
+            all.sort_by(f64::total_cmp);
+            println!(
+                "| {concurrency} | {} | {:.1} | {:.1} | {:.1} |",
+                all.len(),
+                quantile(&all, 0.5),
+                quantile(&all, 0.99),
+                quantile(&all, 0.999)
+            );
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn backend_env(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "POSTGRES",
+        Backend::Mysql => "MYSQL",
+        Backend::ClickHouse => "CLICKHOUSE",
+        Backend::Hive => "HIVE",
+    }
+}

@@ -34,7 +34,7 @@ const USAGE: &str = "usage:
   extdata-bench seed    --backend pg|mysql|clickhouse|hive --rows N
   extdata-bench w1      --backend B --rows N [--reps 3] [--methods cli,sqlx,…,extdata]
   extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
-  extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16]
+  extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16] [--cached true]
   extdata-bench measure --backend B --method M --rows N      (one child measurement)
   extdata-bench stream-sqlite ROWS [ROWS…]";
 
@@ -125,7 +125,11 @@ fn run(args: &[String]) -> Result<(), String> {
             let concurrency = flags
                 .get("concurrency")
                 .map_or(Ok(vec![1, 16]), |r| numbers(r))?;
-            lookup::lookups(backend, rows, iterations, &concurrency)
+            if flags.get("cached").is_some_and(|c| c == "true") {
+                lookup::cached_lookups(backend, rows, iterations, &concurrency)
+            } else {
+                lookup::lookups(backend, rows, iterations, &concurrency)
+            }
         }
         _ => Err(USAGE.into()),
     }
