@@ -127,7 +127,9 @@ fn days_since_epoch(date: &NaiveDate) -> i32 {
 }
 
 fn whole_micros(nanos: u32) -> Option<i64> {
-    nanos.is_multiple_of(1000).then_some(i64::from(nanos / 1000))
+    nanos
+        .is_multiple_of(1000)
+        .then_some(i64::from(nanos / 1000))
 }
 
 fn time_micros(time: &NaiveTime) -> Option<i64> {
