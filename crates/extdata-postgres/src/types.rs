@@ -412,22 +412,32 @@ fn decode_numeric(bytes: &[u8]) -> Result<Value, String> {
             .and_then(|i| digits.get(i).copied())
             .unwrap_or(0)
     };
-    let mut integer = String::new();
+    // Integer digits, then fraction digits, in one buffer: no allocation per group.
+    let integer_groups = usize::try_from(weight + 1).unwrap_or(0);
+    let mut text = String::with_capacity(4 * integer_groups + dscale + 4);
     for index in 0..=weight {
-        integer.push_str(&format!("{:04}", group(index)));
+        push_group(&mut text, group(index));
     }
-    let mut fraction = String::with_capacity(dscale + 4);
+    let integer_len = text.len();
     let mut index = weight + 1;
-    while fraction.len() < dscale {
-        fraction.push_str(&format!("{:04}", group(index)));
+    while text.len() - integer_len < dscale {
+        push_group(&mut text, group(index));
         index += 1;
     }
-    fraction.truncate(dscale);
+    text.truncate(integer_len + dscale);
     Ok(Value::Decimal(Decimal::from_digits(
         sign == NUMERIC_NEG,
-        &format!("{integer}{fraction}"),
+        &text,
         u32::try_from(dscale).map_err(|_| "numeric scale out of range")?,
     )))
+}
+
+/// Appends one base-10000 digit (checked to be in 0..10000) as four decimal digits.
+fn push_group(out: &mut String, group: i16) {
+    let group = group.unsigned_abs();
+    for divisor in [1000, 100, 10, 1] {
+        out.push(char::from(b'0' + (group / divisor % 10) as u8));
+    }
 }
 
 fn encode_numeric(decimal: &Decimal, buf: &mut Vec<u8>) -> Result<(), BoxDynError> {
