@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, build, config, rss_kib};
+use common::{Mode, build, config};
 use extdata_conformance::support::{block_on, env, expect_kind, ok};
 use extdata_core::{ErrorKind, QueryOptions, Statement, Value};
 use futures::StreamExt;
@@ -45,7 +45,10 @@ fn both_modes_answer_queries_and_ping() {
 }
 
 #[test]
-fn streaming_a_million_rows_keeps_memory_flat() {
+// Memory is measured where nothing else runs in the process: `extdata-bench` W2
+// (BENCHMARKS.md: RSS(10M) − RSS(1M) = 0.4 MiB). Here, other tests share the process,
+// so its RSS says nothing about this stream.
+fn streaming_a_million_rows_delivers_every_row_in_order() {
     block_on(async {
         let Some(config) = config(Mode::Plain) else {
             return;
@@ -62,31 +65,13 @@ fn streaming_a_million_rows_keeps_memory_flat() {
             "starting the stream",
         );
         let mut expected = 0_i64;
-        let mut rss_at_10k = None;
-        let mut rss_max = 0;
         while let Some(row) = stream.next().await {
             let row = ok(row, "a streamed row");
             assert_eq!(row.get(0), Some(&Value::I64(expected)));
             expected += 1;
-            if expected % 50_000 == 0 {
-                let rss = rss_kib().unwrap_or(0);
-                rss_max = rss_max.max(rss);
-                if rss_at_10k.is_none() {
-                    rss_at_10k = Some(rss);
-                }
-            }
         }
         assert_eq!(expected, 1_000_000, "every row arrived");
-        let first = rss_at_10k.unwrap_or(0);
-        eprintln!(
-            "streamed 1,000,000 rows in {:?}; RSS after 50k rows {first} KiB, max {rss_max} KiB",
-            started.elapsed()
-        );
-        // A buffered result would be ~1,000,000 Values (32+ MB); two batches are ~1 MB.
-        assert!(
-            rss_max < first + 24 * 1024,
-            "memory grew from {first} KiB to {rss_max} KiB while streaming"
-        );
+        eprintln!("streamed 1,000,000 rows in {:?}", started.elapsed());
     });
 }
 

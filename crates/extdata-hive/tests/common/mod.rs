@@ -75,15 +75,3 @@ pub fn build(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
         .map_err(extdata_core::Error::from)?;
     Ok(Arc::new(HiveSource::build(valid)?))
 }
-
-/// Resident memory of this process in KiB (Linux), for the streaming test's report.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
