@@ -146,6 +146,7 @@ impl Bound {
 impl MySqlSource {
     /// Builds a source from a validated config. No I/O, no runtime needed.
     pub fn build(config: ValidConfig) -> Result<Self> {
+        connect::ensure_crypto_provider();
         if config.kind != DbKind::MySql {
             return Err(config.error(
                 ErrorKind::Config,

@@ -144,6 +144,7 @@ impl PostgresSource {
     /// Creates the source. Does no I/O and needs no runtime: the pool is created on
     /// first use.
     pub fn build(config: ValidConfig) -> extdata_core::Result<Self> {
+        connect::ensure_crypto_provider();
         if config.kind != DbKind::Postgres {
             return Err(config.error(
                 ErrorKind::Config,
