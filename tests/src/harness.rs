@@ -41,7 +41,9 @@ impl Harness {
     /// # use std::sync::Arc;
     /// # use extdata_conformance::{Capabilities, Harness};
     /// # use extdata_core::{ConnectorConfig, DbKind, ExternalSource, Result};
-    /// # fn build(_: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> { unimplemented!() }
+    /// # fn build(_: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
+    /// #     Err(extdata_core::Error::unsupported("the backend's build function goes here"))
+    /// # }
     /// let config = ConnectorConfig::new("pg-conformance", DbKind::Postgres).with_host("127.0.0.1");
     /// let harness = Harness::new(config, Capabilities::new(), build).expect("valid config");
     /// ```
