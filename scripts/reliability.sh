@@ -196,9 +196,14 @@ ch_setup() {
 [[ $(id -u) == 0 ]] || die "run as root: it starts and stops database servers"
 case ${1:-} in
     setup)
-        pg_setup
-        my_setup
-        ch_setup
+        # Only the settings go to stdout: the caller reads them as KEY=VALUE lines,
+        # and the tools below print notes of their own (pg_ctlcluster, for one, says
+        # "Removed stale pid file." after an unclean shutdown).
+        {
+            pg_setup
+            my_setup
+            ch_setup
+        } >&2
         cat <<EOF
 EXTDATA_TEST_RELIABILITY_CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/reliability.sh
 EXTDATA_TEST_RELIABILITY_POSTGRES_HOST=127.0.0.1

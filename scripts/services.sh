@@ -140,7 +140,14 @@ check_refused() {
 # write_env_fragment SERVICE < KEY=VALUE lines
 write_env_fragment() {
     mkdir -p "$ENV_DIR"
-    if update_file "$ENV_DIR/$1.env"; then changed "env settings for $1"; fi
+    local settings line
+    settings=$(cat)
+    # Every line must be a setting: a stray message would break `. .services/env`.
+    while IFS= read -r line; do
+        [[ -z $line || $line =~ ^[A-Z_][A-Z0-9_]*= ]] ||
+            die "settings for $1: not a KEY=VALUE line: $line"
+    done <<<"$settings"
+    if update_file "$ENV_DIR/$1.env" <<<"$settings"; then changed "env settings for $1"; fi
 }
 
 # Quote a value for the env file only when the shell would need it.
