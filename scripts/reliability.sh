@@ -11,7 +11,19 @@
 # loopback only). MariaDB: its own datadir, socket and pid file on 127.0.0.1:3307, user
 # extdata_rel with a password. ClickHouse: the stock config with its own data directory,
 # HTTP on 127.0.0.1:8124, user `default`. All listen on loopback only. Needs root.
+#
+# TLS: each instance also offers TLS with an *expired* server certificate signed by the
+# test CA (.services/tls/ca.pem; generated here as .services/tls/expired-server.*), for
+# the expired-certificate case of crates/extdata-reliability/tests/tls.rs. PostgreSQL
+# and MariaDB negotiate it on their usual port (plain connections keep working),
+# ClickHouse serves HTTPS on 127.0.0.1:8444. Run scripts/services.sh first: it makes
+# the CA.
 set -Eeuo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TLS_DIR=$REPO/.services/tls
+EXPIRED_CERT=$TLS_DIR/expired-server.pem
+EXPIRED_KEY=$TLS_DIR/expired-server.key
 
 PG_VERSION=15
 PG_CLUSTER=reliability
@@ -23,9 +35,12 @@ MY_RUN=/run/extdata-reliability
 MY_SOCKET=$MY_RUN/mysqld.sock
 MY_PIDFILE=$MY_RUN/mysqld.pid
 MY_LOG=$MY_DATADIR/mysqld.err
+MY_TLS=$MY_BASE/mysql-tls
 CH_HTTP_PORT=8124
+CH_HTTPS_PORT=8444
 CH_BASE=$MY_BASE/clickhouse
 CH_CONFIG=$CH_BASE/config.xml
+CH_TLS_CONFIG=$CH_BASE/config.d/extdata-tls.xml
 CH_PIDFILE=$MY_RUN/clickhouse.pid
 CH_LOG=$CH_BASE/console.log
 REL_USER=extdata_rel
@@ -41,6 +56,77 @@ replace_if_different() {
     new=$(cat)
     [[ -f $1 && $(cat "$1") == "$new" ]] && return 1
     printf '%s\n' "$new" >"$1"
+}
+
+# Copies SRC to DEST (owner OWNER, mode MODE) when the content differs; succeeds when
+# it changed.
+sync_file() {
+    local src=$1 dest=$2 owner=$3 mode=$4
+    if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
+        chown "$owner" "$dest" && chmod "$mode" "$dest"
+        return 1
+    fi
+    install -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$src" "$dest"
+}
+
+# ------------------------------------------------------------------------------- TLS
+
+# True when the expired certificate exists, matches its key, was signed by the current
+# test CA (ignoring dates) and has expired.
+expired_cert_usable() {
+    [[ -s $EXPIRED_CERT && -s $EXPIRED_KEY ]] || return 1
+    [[ $(openssl x509 -in "$EXPIRED_CERT" -noout -pubkey 2>/dev/null) == \
+        "$(openssl pkey -in "$EXPIRED_KEY" -pubout 2>/dev/null)" ]] || return 1
+    openssl verify -no_check_time -CAfile "$TLS_DIR/ca.pem" "$EXPIRED_CERT" >/dev/null 2>&1 || return 1
+    ! openssl x509 -in "$EXPIRED_CERT" -noout -checkend 0 >/dev/null 2>&1
+}
+
+# A server certificate for localhost/127.0.0.1/::1, signed by the test CA, valid from
+# 30 days ago until yesterday. OpenSSL 3.0's `x509 -req` cannot back-date, `ca` can:
+# it runs with a throw-away database.
+tls_setup() {
+    [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/ca.key ]] ||
+        die "no test CA in $TLS_DIR (run scripts/services.sh first)"
+    expired_cert_usable && return 0
+    local work
+    work=$(mktemp -d)
+    touch "$work/index.txt"
+    cat >"$work/openssl.cnf" <<EOF
+[ca]
+default_ca = test
+[test]
+database = $work/index.txt
+new_certs_dir = $work
+serial = $work/serial
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = localhost
+[ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+EOF
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$EXPIRED_KEY" 2>/dev/null)
+    chmod 600 "$EXPIRED_KEY"
+    openssl req -new -config "$work/openssl.cnf" -key "$EXPIRED_KEY" -out "$work/csr.pem" 2>/dev/null
+    openssl ca -batch -notext -config "$work/openssl.cnf" -extensions ext -rand_serial \
+        -cert "$TLS_DIR/ca.pem" -keyfile "$TLS_DIR/ca.key" -in "$work/csr.pem" -out "$EXPIRED_CERT" \
+        -startdate "$(date -u -d '30 days ago' +%Y%m%d%H%M%SZ)" \
+        -enddate "$(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)" >/dev/null 2>&1 ||
+        die "generating the expired server certificate failed"
+    rm -rf "$work"
+    expired_cert_usable || die "the generated certificate $EXPIRED_CERT is not an expired one of the test CA"
+    note "generated expired server certificate $EXPIRED_CERT"
 }
 
 # ------------------------------------------------------------------------ PostgreSQL
@@ -70,12 +156,17 @@ pg_setup() {
         note "created PostgreSQL cluster $PG_VERSION/$PG_CLUSTER on port $PG_PORT"
     fi
     local conf=/etc/postgresql/$PG_VERSION/$PG_CLUSTER changed=0
+    install -d -o postgres -g postgres -m 700 "$conf/extdata-tls"
+    if sync_file "$EXPIRED_CERT" "$conf/extdata-tls/server.pem" postgres:postgres 600; then changed=1; fi
+    if sync_file "$EXPIRED_KEY" "$conf/extdata-tls/server.key" postgres:postgres 600; then changed=1; fi
     if replace_if_different "$conf/conf.d/extdata-reliability.conf" < <(
         printf "listen_addresses = '127.0.0.1'\nport = %s\nmax_connections = 50\nshared_buffers = 16MB\n" "$PG_PORT"
+        printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" \
+            "$conf/extdata-tls/server.pem" "$conf/extdata-tls/server.key"
     ); then changed=1; fi
     # Loopback only, one test role, one database; first match wins.
     if replace_if_different "$conf/pg_hba.conf" <<EOF; then changed=1; fi
-# Managed by scripts/reliability.sh: restart tests only.
+# Managed by scripts/reliability.sh: restart and TLS tests only.
 local   all             postgres                                peer
 host    $REL_DB     $REL_USER     127.0.0.1/32            trust
 EOF
@@ -88,6 +179,10 @@ EOF
         (cd / && "${admin[@]}" -c "CREATE DATABASE $REL_DB OWNER $REL_USER")
     [[ $(env -i PATH="$PATH" psql "host=127.0.0.1 port=$PG_PORT dbname=$REL_DB user=$REL_USER sslmode=disable" -XAtc 'SELECT 1') == 1 ]] ||
         die "the reliability PostgreSQL instance does not answer $REL_USER"
+    # TLS is offered (with the expired certificate: only an unverified client gets in).
+    [[ $(env -i PATH="$PATH" psql "host=127.0.0.1 port=$PG_PORT dbname=$REL_DB user=$REL_USER sslmode=require" \
+        -XAtc 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()') == t ]] ||
+        die "the reliability PostgreSQL instance does not offer TLS"
     note "ok       PostgreSQL $PG_VERSION/$PG_CLUSTER answers $REL_USER on 127.0.0.1:$PG_PORT"
 }
 
@@ -104,6 +199,7 @@ my_start() {
             --socket="$MY_SOCKET" --pid-file="$MY_PIDFILE" --port="$MY_PORT" \
             --bind-address=127.0.0.1 --skip-name-resolve --log-error="$MY_LOG" \
             --innodb-buffer-pool-size=32M --performance-schema=OFF --max-connections=50 \
+            --ssl-cert="$MY_TLS/server.pem" --ssl-key="$MY_TLS/server.key" \
             </dev/null >/dev/null 2>&1 &
     fi
     for _ in $(seq 200); do my_ready && return 0; sleep 0.1; done
@@ -128,7 +224,18 @@ my_setup() {
             --skip-test-db >/dev/null || die "mariadb-install-db failed"
         note "created MariaDB datadir $MY_DATADIR"
     fi
+    local tls_changed=0
+    install -d -o mysql -g mysql -m 750 "$MY_TLS"
+    if sync_file "$EXPIRED_CERT" "$MY_TLS/server.pem" mysql:mysql 644; then tls_changed=1; fi
+    if sync_file "$EXPIRED_KEY" "$MY_TLS/server.key" mysql:mysql 600; then tls_changed=1; fi
+    # ssl_cert is read-only: a server started without it (or with other files) restarts.
+    if [[ -n $(my_pid || true) ]] && { ((tls_changed)) ||
+        [[ $(mariadb --no-defaults --socket="$MY_SOCKET" -uroot -NBe 'SELECT @@ssl_cert' 2>/dev/null) != "$MY_TLS/server.pem" ]]; }; then
+        my_stop
+    fi
     my_start
+    [[ $(mariadb --no-defaults --socket="$MY_SOCKET" -uroot -NBe 'SELECT @@have_ssl') == YES ]] ||
+        die "the reliability MariaDB instance has no TLS; see $MY_LOG"
     mariadb --no-defaults --socket="$MY_SOCKET" -uroot <<SQL || die "creating the MariaDB user failed"
 CREATE DATABASE IF NOT EXISTS $REL_DB;
 CREATE USER IF NOT EXISTS '$REL_USER'@'127.0.0.1' IDENTIFIED BY '$REL_PASSWORD';
@@ -170,10 +277,14 @@ ch_stop() {
 ch_setup() {
     [[ -x /usr/sbin/clickhouse-server ]] || die "ClickHouse is not installed (run scripts/services.sh clickhouse first)"
     install -d -o clickhouse -g clickhouse -m 750 "$CH_BASE" "$CH_BASE/data" "$CH_BASE/tmp" \
-        "$CH_BASE/user_files" "$CH_BASE/format_schemas"
-    # The stock config with this instance's ports and paths: HTTP only, loopback only,
-    # no TLS, no interserver port; the stock users.xml (user `default`, no password).
+        "$CH_BASE/user_files" "$CH_BASE/format_schemas" "$CH_BASE/tls"
+    install -d -o root -g root -m 755 "$CH_BASE/config.d"
     local changed=0
+    if sync_file "$EXPIRED_CERT" "$CH_BASE/tls/server.pem" clickhouse:clickhouse 644; then changed=1; fi
+    if sync_file "$EXPIRED_KEY" "$CH_BASE/tls/server.key" clickhouse:clickhouse 600; then changed=1; fi
+    # The stock config with this instance's ports and paths: HTTP and (below) HTTPS,
+    # loopback only, no interserver port; the stock users.xml (user `default`, no
+    # password).
     if replace_if_different "$CH_CONFIG" < <(
         sed -e "s|<http_port>8123</http_port>|<http_port>$CH_HTTP_PORT</http_port>|" \
             -e '/<tcp_port>/d; /<https_port>/d; /<tcp_port_secure>/d; /<interserver_http_port>/d' \
@@ -184,11 +295,32 @@ ch_setup() {
             -e "s|<mark_cache_size>[0-9]*</mark_cache_size>|<mark_cache_size>67108864</mark_cache_size>|" \
             /etc/clickhouse-server/config.xml
     ); then changed=1; fi
+    # HTTPS with the expired certificate; 18.x overrides use the root tag <yandex>, and an
+    # empty dhParamsFile skips the stock config's missing dhparam.pem.
+    if replace_if_different "$CH_TLS_CONFIG" <<EOF; then changed=1; fi
+<?xml version="1.0"?>
+<!-- Managed by scripts/reliability.sh: HTTPS with an expired certificate (TLS tests). -->
+<yandex>
+    <https_port>$CH_HTTPS_PORT</https_port>
+    <openSSL>
+        <server>
+            <certificateFile>$CH_BASE/tls/server.pem</certificateFile>
+            <privateKeyFile>$CH_BASE/tls/server.key</privateKeyFile>
+            <dhParamsFile></dhParamsFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+        </server>
+    </openSSL>
+</yandex>
+EOF
     if ((changed)); then ch_stop; fi
     ch_start
     [[ $(curl -s --max-time 5 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201") == 1 ]] ||
         die "the reliability ClickHouse instance does not answer"
-    note "ok       ClickHouse answers on 127.0.0.1:$CH_HTTP_PORT"
+    # The certificate is expired: only an unverified client gets through.
+    [[ $(curl -sk --max-time 5 "https://127.0.0.1:$CH_HTTPS_PORT/?query=SELECT%201") == 1 ]] ||
+        die "the reliability ClickHouse instance does not answer HTTPS on $CH_HTTPS_PORT; see $CH_LOG"
+    note "ok       ClickHouse answers on 127.0.0.1:$CH_HTTP_PORT and HTTPS on $CH_HTTPS_PORT (expired certificate)"
 }
 
 # ----------------------------------------------------------------------------- main
@@ -200,6 +332,7 @@ case ${1:-} in
         # and the tools below print notes of their own (pg_ctlcluster, for one, says
         # "Removed stale pid file." after an unclean shutdown).
         {
+            tls_setup
             pg_setup
             my_setup
             ch_setup
@@ -219,6 +352,8 @@ EXTDATA_TEST_RELIABILITY_CLICKHOUSE_HOST=127.0.0.1
 EXTDATA_TEST_RELIABILITY_CLICKHOUSE_PORT=$CH_HTTP_PORT
 EXTDATA_TEST_RELIABILITY_CLICKHOUSE_DATABASE=default
 EXTDATA_TEST_RELIABILITY_CLICKHOUSE_USER=default
+EXTDATA_TEST_RELIABILITY_CLICKHOUSE_HTTPS_PORT=$CH_HTTPS_PORT
+EXTDATA_TEST_RELIABILITY_EXPIRED_CERT=$EXPIRED_CERT
 EOF
         ;;
     start | stop)
