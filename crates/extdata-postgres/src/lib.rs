@@ -4,6 +4,7 @@ mod batch;
 mod connect;
 mod error;
 mod pool;
+mod stream;
 mod types;
 
 use std::fmt;
@@ -16,15 +17,14 @@ use extdata_core::{
     QueryOptions, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, Value,
     async_trait, closed_error,
 };
-use futures::future::Either;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
 use sqlx::{
     AssertSqlSafe, Executor, Postgres, Row as _, SqlSafeStr, Statement as _, ValueRef as _,
 };
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 pub use pool::PoolState;
@@ -34,14 +34,6 @@ pub use types::decode_binary_for_bench;
 use crate::error::{Phase, convert};
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
-
-/// Rows per message from the task reading the server to the [`RowStream`]'s reader:
-/// one channel hand-over (and thread wake-up) per batch instead of per row. A batch
-/// holds only the rows already received, so a slow result is not held back.
-const STREAM_BATCH_ROWS: usize = 128;
-
-/// Batches buffered between the reading task and the [`RowStream`]'s reader.
-const STREAM_BUFFER_BATCHES: usize = 2;
 
 /// The rules of PostgreSQL connectors, for [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
 pub const SPEC: BackendSpec = BackendSpec {
@@ -518,7 +510,7 @@ impl ExternalSource for PostgresSource {
         let conn = self.pool().await?.acquire(deadline).await?;
         // An import may stream for longer than the query timeout, which bounds the wait
         // for each row instead: no statement_timeout on the server for streams.
-        let (shape, mut conn) = self
+        let (shape, conn) = self
             .bounded(
                 conn,
                 deadline,
@@ -531,96 +523,14 @@ impl ExternalSource for PostgresSource {
             )
             .await?;
         let columns = shape.columns.clone();
-        let connector = self.config.name.clone();
-        let (tx, mut rx) = mpsc::channel::<extdata_core::Result<Vec<Row>>>(STREAM_BUFFER_BATCHES);
-        tokio::spawn(async move {
-            let first_deadline = deadline;
-            conn.begin();
-            let mut reader_gone = false;
-            let mut failed: Option<Error> = None;
-            let mut lost = false;
-            {
-                let query = prepared.query(&shape.sql);
-                let mut rows = query
-                    .fetch(&mut conn.conn().raw)
-                    .ready_chunks(STREAM_BATCH_ROWS);
-                let mut next_deadline = first_deadline;
-                'read: loop {
-                    let next = tokio::select! {
-                        biased;
-                        _ = tx.closed() => { reader_gone = true; break; }
-                        next = tokio::time::timeout_at(next_deadline, rows.next()) => next,
-                    };
-                    match next {
-                        Ok(Some(chunk)) => {
-                            let mut batch = Vec::with_capacity(chunk.len());
-                            let mut bad_row = None;
-                            for row in chunk {
-                                match row {
-                                    Ok(row) => match decode_row(&row, &shape) {
-                                        Ok(row) => batch.push(row),
-                                        Err(e) => {
-                                            bad_row = Some(e.with_connector(&connector));
-                                            break;
-                                        }
-                                    },
-                                    Err(e) => {
-                                        lost = matches!(
-                                            e,
-                                            sqlx::Error::Io(_) | sqlx::Error::Protocol(_)
-                                        );
-                                        failed = Some(convert(&connector, Phase::Query, e));
-                                        break;
-                                    }
-                                }
-                            }
-                            if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
-                                reader_gone = true;
-                                break;
-                            }
-                            if let Some(err) = bad_row {
-                                // The rest of the result is not read: stop the query.
-                                let _ = tx.send(Err(err)).await;
-                                reader_gone = true;
-                                break 'read;
-                            }
-                            if failed.is_some() {
-                                break;
-                            }
-                            next_deadline = Instant::now() + timeout;
-                        }
-                        Ok(None) => break,
-                        Err(_) => {
-                            failed = Some(
-                                Error::timeout("waiting for the next row", timeout)
-                                    .context("the query was cancelled on the server")
-                                    .with_connector(&connector),
-                            );
-                            break;
-                        }
-                    }
-                }
-            }
-            let timed_out = failed
-                .as_ref()
-                .is_some_and(|e| e.kind() == ErrorKind::Timeout && !lost);
-            if reader_gone || timed_out {
-                conn.abort().await;
-            } else if lost {
-                conn.discard();
-            } else {
-                conn.finish();
-                drop(conn);
-            }
-            if let Some(err) = failed {
-                let _ = tx.send(Err(err)).await;
-            }
+        let rows = stream::Rows::new(stream::Query {
+            conn,
+            prepared,
+            shape,
+            first_deadline: deadline,
+            timeout,
+            connector: self.config.name.clone(),
         });
-        let rows =
-            futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).flat_map(|batch| match batch {
-                Ok(rows) => Either::Left(futures::stream::iter(rows.into_iter().map(Ok))),
-                Err(err) => Either::Right(futures::stream::once(std::future::ready(Err(err)))),
-            });
         Ok(RowStream::new(columns, rows))
     }
 
