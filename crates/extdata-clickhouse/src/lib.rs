@@ -9,7 +9,11 @@ pub use types::decode_scalar_for_bench;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -21,6 +25,7 @@ use extdata_core::{
     OptionCheck, OptionSpec, QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo,
     Statement, Support, ValidConfig, Value, ValueKind, async_trait, closed_error,
 };
+use futures::Stream;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -433,23 +438,17 @@ impl ClickHouseSource {
             return Ok(RowStream::new(columns.into(), futures::stream::empty()));
         };
         let columns = block_columns(&first);
-        let rows = block_rows(&first, &columns, server.zone)
-            .map_err(|e| e.with_connector(self.config.name.clone()))?;
-        let state = StreamState {
+        let producer = Producer {
             cursor,
-            pending: rows.into(),
             columns: columns.clone(),
             zone: server.zone,
             timeout,
             guard,
-            done: false,
             connector: self.config.name.clone(),
             password: self.config.password_text().map(str::to_owned),
         };
-        Ok(RowStream::new(
-            columns,
-            futures::stream::unfold(state, next_row),
-        ))
+        let rows = ChunkedRows::new(producer, first).first_chunk().await?;
+        Ok(RowStream::new(columns, rows))
     }
 
     async fn describe_sql(
@@ -509,10 +508,15 @@ async fn read_all(
 ) -> std::result::Result<Vec<Vec<Value>>, ReadError> {
     let mut rows = Vec::new();
     while let Some(block) = cursor.next().await.map_err(ReadError::Driver)? {
-        let columns = block_columns(&block);
-        for row in block_rows(&block, &columns, zone).map_err(ReadError::Decode)? {
-            rows.push(row.into_values());
-        }
+        let width = block.columns().len();
+        let mut readers = column_readers(&block, width).map_err(ReadError::Decode)?;
+        types::with_server_zone(zone, || {
+            for _ in 0..block.num_rows() {
+                rows.push(next_values(&mut readers)?);
+            }
+            Ok(())
+        })
+        .map_err(ReadError::Decode)?;
     }
     Ok(rows)
 }
@@ -534,33 +538,36 @@ fn block_columns(block: &Block) -> Columns {
         .into()
 }
 
-/// Decodes a block column by column, then turns it into rows.
-fn block_rows(block: &Block, columns: &Columns, zone: Tz) -> Result<Vec<Row>> {
-    if block.columns().len() != columns.len() {
+/// One reader per column of `block`, each at the block's first row; `width`: the number
+/// of columns the result has (every block must have it).
+fn column_readers(block: &Block, width: usize) -> Result<Vec<types::ColumnReader<'_>>> {
+    if block.columns().len() != width {
         return Err(Error::decode(format!(
-            "a block has {} columns, the first had {}",
+            "a block has {} columns, the first had {width}",
             block.columns().len(),
-            columns.len()
         )));
     }
-    let decoded: Vec<Vec<Value>> = types::with_server_zone(zone, || {
-        block
-            .columns()
-            .iter()
-            .map(types::decode_column)
-            .collect::<Result<Vec<_>>>()
-    })?;
-    let mut iters: Vec<_> = decoded.into_iter().map(Vec::into_iter).collect();
-    let mut rows = Vec::with_capacity(block.num_rows());
-    for _ in 0..block.num_rows() {
-        let values: Vec<Value> = iters
-            .iter_mut()
-            .map(|it| it.next().unwrap_or(Value::Null))
-            .collect();
-        rows.push(Row::new(columns.clone(), values));
-    }
-    Ok(rows)
+    block
+        .columns()
+        .iter()
+        .map(types::ColumnReader::new)
+        .collect()
 }
+
+/// The next row's values, one from each column's reader.
+#[inline]
+fn next_values(readers: &mut [types::ColumnReader<'_>]) -> Result<Vec<Value>> {
+    let mut values = Vec::with_capacity(readers.len());
+    for reader in readers {
+        values.push(reader.next_value()?);
+    }
+    Ok(values)
+}
+
+/// Rows decoded per step of a stream: a block (65,536 rows by default) is decoded this
+/// many rows at a time, straight into rows, so a stream holds one block's Native bytes
+/// and at most this many decoded rows, and its buffers are reused from chunk to chunk.
+const CHUNK_ROWS: usize = 1024;
 
 /// How long a call may wait for its `KILL QUERY` after its own deadline passed: the
 /// whole call ends within its timeout plus this.
@@ -628,57 +635,206 @@ impl Drop for KillGuard {
     }
 }
 
-struct StreamState {
+/// What a stream's producer hands to its consumer: the rows of the last decoded chunk,
+/// or the error that ended the stream.
+#[derive(Default)]
+struct Slot {
+    rows: VecDeque<Row>,
+    error: Option<Error>,
+}
+
+type SharedSlot = Arc<Mutex<Slot>>;
+
+fn lock(slot: &SharedSlot) -> MutexGuard<'_, Slot> {
+    // The lock is never held across a panic that matters: a poisoned slot is still a
+    // consistent queue of rows.
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads blocks and decodes them chunk by chunk into the slot. It runs as an `async`
+/// block, so it can keep each block and the column readers that borrow it across the
+/// points where it hands a chunk over.
+struct Producer {
     cursor: NativeCursor,
-    pending: VecDeque<Row>,
     columns: Columns,
     zone: Tz,
     timeout: Duration,
     guard: KillGuard,
-    done: bool,
     connector: String,
     password: Option<String>,
 }
 
-async fn next_row(mut state: StreamState) -> Option<(Result<Row>, StreamState)> {
-    loop {
-        if let Some(row) = state.pending.pop_front() {
-            return Some((Ok(row), state));
+impl Producer {
+    async fn run(mut self, first: Block, slot: SharedSlot) {
+        if let Err(error) = self.produce(first, &slot).await {
+            lock(&slot).error = Some(error.with_connector(self.connector.clone()));
         }
-        if state.done {
-            return None;
+    }
+
+    async fn produce(&mut self, first: Block, slot: &SharedSlot) -> Result<()> {
+        let mut next = Some(first);
+        while let Some(block) = next.take() {
+            let decoded = Self::decode_block(&self.columns, self.zone, &block, slot).await;
+            if let Err(e) = decoded {
+                self.guard.kill().await;
+                return Err(e);
+            }
+            next = self.next_block().await?;
         }
-        match tokio::time::timeout(state.timeout, state.cursor.next()).await {
+        Ok(())
+    }
+
+    /// Hands `block` over [`CHUNK_ROWS`] rows at a time, waiting for the consumer to
+    /// take each chunk before decoding the next.
+    /// (An associated function: the cursor is not `Sync`, so the future may not hold
+    /// `&self` across the hand-over points.)
+    async fn decode_block(
+        columns: &Columns,
+        zone: Tz,
+        block: &Block,
+        slot: &SharedSlot,
+    ) -> Result<()> {
+        let mut readers = column_readers(block, columns.len())?;
+        let mut left = block.num_rows();
+        while left > 0 {
+            let n = left.min(CHUNK_ROWS);
+            left -= n;
+            {
+                let mut slot = lock(slot);
+                types::with_server_zone(zone, || {
+                    for _ in 0..n {
+                        let values = next_values(&mut readers)?;
+                        slot.rows.push_back(Row::new(columns.clone(), values));
+                    }
+                    Ok::<_, Error>(())
+                })?;
+            }
+            HandOver::default().await;
+        }
+        Ok(())
+    }
+
+    async fn next_block(&mut self) -> Result<Option<Block>> {
+        match tokio::time::timeout(self.timeout, self.cursor.next()).await {
             Err(_) => {
-                state.done = true;
-                state.guard.kill().await;
-                let error = Error::timeout("reading the next row", state.timeout)
-                    .with_connector(state.connector.clone());
-                return Some((Err(error), state));
+                self.guard.kill().await;
+                Err(Error::timeout("reading the next row", self.timeout))
             }
             Ok(Err(e)) => {
-                state.done = true;
                 // The server may still be running it (a broken stream); stopping a query
                 // that already ended is harmless.
-                state.guard.kill().await;
-                let error = error::convert(e, "reading the result", state.password.as_deref())
-                    .with_connector(state.connector.clone());
-                return Some((Err(error), state));
+                self.guard.kill().await;
+                Err(error::convert(
+                    e,
+                    "reading the result",
+                    self.password.as_deref(),
+                ))
             }
             Ok(Ok(None)) => {
-                state.done = true;
-                state.guard.armed = false;
-                return None;
+                self.guard.armed = false;
+                Ok(None)
             }
-            Ok(Ok(Some(block))) => match block_rows(&block, &state.columns, state.zone) {
-                Ok(rows) => state.pending.extend(rows),
-                Err(e) => {
-                    state.done = true;
-                    state.guard.kill().await;
-                    return Some((Err(e.with_connector(state.connector.clone())), state));
-                }
-            },
+            Ok(Ok(Some(block))) => Ok(Some(block)),
         }
+    }
+}
+
+/// Pending once, without asking to be woken: the producer's way to hand a chunk over.
+/// Its consumer polls it again when it has taken every row of the chunk.
+#[derive(Default)]
+struct HandOver(bool);
+
+impl Future for HandOver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The rows of a stream: drives the producer (in the consumer's own task, so a chunk
+/// costs no wake-up) whenever its chunk is used up.
+struct ChunkedRows {
+    producer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    slot: SharedSlot,
+    rows: VecDeque<Row>,
+    error: Option<Error>,
+}
+
+impl ChunkedRows {
+    fn new(producer: Producer, first: Block) -> Self {
+        let slot = SharedSlot::default();
+        ChunkedRows {
+            producer: Some(Box::pin(producer.run(first, slot.clone()))),
+            slot,
+            rows: VecDeque::with_capacity(CHUNK_ROWS),
+            error: None,
+        }
+    }
+
+    /// Ready when there is a row or an error to return, or the rows have ended.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if !self.rows.is_empty() || self.error.is_some() {
+                return Poll::Ready(());
+            }
+            {
+                let mut slot = lock(&self.slot);
+                if !slot.rows.is_empty() {
+                    // Our empty queue goes back to be filled: no allocation per chunk.
+                    std::mem::swap(&mut slot.rows, &mut self.rows);
+                    continue;
+                }
+                if let Some(error) = slot.error.take() {
+                    self.error = Some(error);
+                    self.producer = None;
+                    continue;
+                }
+            }
+            let Some(producer) = self.producer.as_mut() else {
+                return Poll::Ready(());
+            };
+            match producer.as_mut().poll(cx) {
+                Poll::Ready(()) => self.producer = None,
+                Poll::Pending => {
+                    let slot = lock(&self.slot);
+                    if slot.rows.is_empty() && slot.error.is_none() {
+                        // Waiting for the server: the cursor registered our waker.
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes the first chunk, so that a first block that cannot be decoded fails
+    /// `stream` itself.
+    async fn first_chunk(mut self) -> Result<Self> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await;
+        match self.error.take() {
+            Some(error) if self.rows.is_empty() => Err(error),
+            error => {
+                self.error = error;
+                Ok(self)
+            }
+        }
+    }
+}
+
+impl Stream for ChunkedRows {
+    type Item = Result<Row>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Row>>> {
+        let this = &mut *self;
+        ready!(this.poll_fill(cx));
+        Poll::Ready(match this.rows.pop_front() {
+            Some(row) => Some(Ok(row)),
+            None => this.error.take().map(Err),
+        })
     }
 }
 

@@ -580,13 +580,83 @@ pub(crate) fn parse_zone(name: &str) -> Option<Tz> {
     name.parse().ok()
 }
 
-/// Today's offset of `zone`, for tests and diagnostics.
-/// Decodes a whole column into values. Top-level `Tuple` columns go through the crate's
-/// tuple decoding (its tuple iterator type is not public, so a tuple nested in an array
-/// or map cannot be decoded by [`Cell`] and is reported as a `Decode` error).
-pub(crate) fn decode_column(column: &clickhouse::native::Column) -> Result<Vec<Value>> {
-    let name = String::from_utf8_lossy(column.name_bytes()).into_owned();
-    let wrap = |e: clickhouse::error::Error| {
+/// A reader positioned in one column of a block: [`ColumnReader::next_value`] decodes
+/// the column's next value, so a block is decoded row by row (a chunk of rows at a time)
+/// without materialising whole columns. Top-level `Tuple` columns go through the
+/// crate's tuple decoding (its tuple iterator type is not public, so a tuple nested in an
+/// array or map cannot be decoded by [`Cell`] and is reported as a `Decode` error).
+pub(crate) struct ColumnReader<'a> {
+    column: &'a clickhouse::native::Column,
+    values: Values<'a>,
+}
+
+/// The values of one column, in order.
+enum Values<'a> {
+    Cells(clickhouse::native::ColumnIter<'a, Cell>),
+    Tuples(Box<dyn Iterator<Item = clickhouse::error::Result<Value>> + Send + 'a>),
+}
+
+impl<'a> ColumnReader<'a> {
+    /// A reader at the first value of `column`.
+    pub(crate) fn new(column: &'a clickhouse::native::Column) -> Result<Self> {
+        let fail = |e| Self::wrap(column, e);
+        macro_rules! cell_of {
+            ($v:ident) => {
+                Cell
+            };
+        }
+        macro_rules! tuples {
+            ($($v:ident),+) => {{
+                Values::Tuples(Box::new(
+                    column
+                        .iter::<($(cell_of!($v),)+)>()
+                        .map_err(fail)?
+                        .map(|item| item.map(|($($v,)+)| Value::Tuple(vec![$($v.0),+]))),
+                ))
+            }};
+        }
+        let values = if let DataTypeNode::Tuple(elements) = unwrap_type(column.data_type()) {
+            match elements.len() {
+                1 => tuples!(a),
+                2 => tuples!(a, b),
+                3 => tuples!(a, b, c),
+                4 => tuples!(a, b, c, d),
+                5 => tuples!(a, b, c, d, e),
+                6 => tuples!(a, b, c, d, e, f),
+                7 => tuples!(a, b, c, d, e, f, g),
+                8 => tuples!(a, b, c, d, e, f, g, h),
+                n => {
+                    return Err(Error::decode(format!(
+                        "column `{}`: a Tuple of {n} elements is wider than the 8 this \
+                         backend reads",
+                        String::from_utf8_lossy(column.name_bytes())
+                    )));
+                }
+            }
+        } else {
+            Values::Cells(column.iter::<Cell>().map_err(fail)?)
+        };
+        Ok(ColumnReader { column, values })
+    }
+
+    /// The column's next value (`Null` past its end, which a well-formed block never
+    /// reaches: every column has the block's number of rows).
+    #[inline]
+    pub(crate) fn next_value(&mut self) -> Result<Value> {
+        let next = match &mut self.values {
+            Values::Cells(cells) => cells.next().map(|cell| cell.map(|c| c.0)),
+            Values::Tuples(tuples) => tuples.next(),
+        };
+        match next {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(Self::wrap(self.column, e)),
+            None => Ok(Value::Null),
+        }
+    }
+
+    #[cold]
+    fn wrap(column: &clickhouse::native::Column, e: clickhouse::error::Error) -> Error {
+        let name = String::from_utf8_lossy(column.name_bytes());
         let text = e.to_string();
         if text.contains("unexpected data type Tuple") {
             Error::decode(format!(
@@ -596,41 +666,7 @@ pub(crate) fn decode_column(column: &clickhouse::native::Column) -> Result<Vec<V
         } else {
             Error::decode(format!("column `{name}`: {text}"))
         }
-    };
-    macro_rules! cell_of {
-        ($v:ident) => {
-            Cell
-        };
     }
-    macro_rules! tuple_column {
-        ($($v:ident),+) => {{
-            column
-                .iter::<($(cell_of!($v),)+)>()
-                .map_err(wrap)?
-                .map(|item| item.map(|($($v,)+)| Value::Tuple(vec![$($v.0),+])).map_err(wrap))
-                .collect()
-        }};
-    }
-    if let DataTypeNode::Tuple(elements) = unwrap_type(column.data_type()) {
-        return match elements.len() {
-            1 => tuple_column!(a),
-            2 => tuple_column!(a, b),
-            3 => tuple_column!(a, b, c),
-            4 => tuple_column!(a, b, c, d),
-            5 => tuple_column!(a, b, c, d, e),
-            6 => tuple_column!(a, b, c, d, e, f),
-            7 => tuple_column!(a, b, c, d, e, f, g),
-            8 => tuple_column!(a, b, c, d, e, f, g, h),
-            n => Err(Error::decode(format!(
-                "column `{name}`: a Tuple of {n} elements is wider than the 8 this backend reads"
-            ))),
-        };
-    }
-    column
-        .iter::<Cell>()
-        .map_err(wrap)?
-        .map(|cell| cell.map(|c| c.0).map_err(wrap))
-        .collect()
 }
 
 #[cfg(test)]

@@ -147,6 +147,40 @@ fn streaming_ten_million_rows_keeps_memory_flat() {
     });
 }
 
+#[test]
+fn streamed_rows_keep_their_order_across_chunks_and_blocks() {
+    block_on(async {
+        let (_, source) = source_or_skip!();
+        // Blocks of 3,000 rows are handed over 1,024 rows at a time: chunk ends fall
+        // inside blocks and block ends inside chunks; a first block of one row too.
+        for (rows, block) in [(10_000_u64, 3_000_u64), (2_049, 1), (1, 65_536)] {
+            let statement = Statement::new(format!(
+                "SELECT number, toString(number), [number, number + 1] FROM numbers({rows}) \
+                 SETTINGS max_block_size = {block}"
+            ));
+            let mut stream = source
+                .stream(&statement, &QueryOptions::default())
+                .await
+                .expect("stream");
+            let mut count: u64 = 0;
+            while let Some(row) = stream.next().await {
+                let row = row.expect("row");
+                assert_eq!(row.get(0), Some(&Value::U64(count)), "row {count}");
+                assert_eq!(row.get(1), Some(&Value::Text(count.to_string())));
+                assert_eq!(
+                    row.get(2),
+                    Some(&Value::Array(vec![
+                        Value::U64(count),
+                        Value::U64(count + 1)
+                    ]))
+                );
+                count += 1;
+            }
+            assert_eq!(count, rows, "max_block_size = {block}");
+        }
+    });
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
