@@ -267,9 +267,9 @@ pub trait ExternalSource: Send + Sync + fmt::Debug {
     /// A backend with transactions overrides this to run them in one transaction (all
     /// or none); the default runs them one after another and stops at the first error,
     /// so statements before it stay applied. [`ExternalSource::batches_are_atomic`] tells
-    /// which: PostgreSQL and MySQL/MariaDB run a batch in one transaction (bounded as a
-    /// whole by the call's timeout); ClickHouse and Hive have no transactions and keep
-    /// the default.
+    /// which: SQLite, PostgreSQL and MySQL/MariaDB run a batch in one transaction
+    /// (bounded as a whole by the call's timeout); ClickHouse and Hive have no
+    /// transactions and keep the default.
     async fn execute_batch(
         &self,
         statements: &[Statement],

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod batch;
 mod connect;
 mod error;
 mod run;
@@ -330,6 +331,19 @@ impl ExternalSource for SqliteSource {
             .with_connector(&self.name));
         }
         Ok(affected)
+    }
+
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        self.run_batch(statements, options).await
+    }
+
+    /// SQLite runs a batch in one transaction (`BEGIN IMMEDIATE` … `COMMIT`).
+    fn batches_are_atomic(&self) -> bool {
+        true
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {

@@ -72,7 +72,7 @@ impl Shared {
         }
     }
 
-    fn map(
+    pub(crate) fn map(
         &self,
         error: sqlx::Error,
         operation: &'static str,
@@ -82,7 +82,7 @@ impl Shared {
         error::map(error, self.context(operation, timeout, started))
     }
 
-    fn timeout(&self, operation: &'static str, timeout: Duration) -> Error {
+    pub(crate) fn timeout(&self, operation: &'static str, timeout: Duration) -> Error {
         if self.closing.load(Ordering::Acquire) {
             return closed_error(&self.connector);
         }

@@ -839,3 +839,75 @@ async fn long_decimals_keep_their_digits_only_in_text_columns() {
     let columns = result.columns;
     assert_eq!(columns[1].value_kind, ValueKind::Decimal);
 }
+
+#[tokio::test]
+async fn a_batch_is_one_transaction_even_when_it_times_out() {
+    // One connection: whatever the batch leaves behind, the next calls see it.
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(
+        file(&dir, "batch")
+            .with_pool(pool(1))
+            .with_query_timeout(Duration::from_secs(1)),
+    );
+    assert!(source.batches_are_atomic());
+    exec(&source, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let insert = |id: i64| Statement::new(format!("INSERT INTO t (id) VALUES ({id})"));
+
+    let affected = source
+        .execute_batch(&[insert(1), insert(2)], &opts())
+        .await
+        .expect("a batch of two INSERTs");
+    assert_eq!(affected, vec![1, 1]);
+
+    // The third statement runs past the timeout: it is interrupted and the two INSERTs
+    // before it are rolled back with it.
+    let started = Instant::now();
+    let endless_insert = Statement::new(format!(
+        "INSERT INTO t (id) SELECT n + 100 FROM ({ENDLESS})"
+    ));
+    let error = source
+        .execute_batch(&[insert(3), insert(4), endless_insert], &opts())
+        .await
+        .expect_err("an endless statement cannot succeed");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?} with a 1s timeout",
+        started.elapsed()
+    );
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM t").await,
+        Value::I64(2)
+    );
+
+    // Transaction control would end the batch's own transaction: refused before anything
+    // runs.
+    let error = source
+        .execute_batch(&[insert(5), Statement::new("COMMIT")], &opts())
+        .await
+        .expect_err("COMMIT inside a batch");
+    assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
+    assert!(error.message().contains("statement 2"), "{error}");
+    assert_eq!(
+        scalar(&source, "SELECT count(*) FROM t").await,
+        Value::I64(2)
+    );
+
+    // A failing statement names its place in the batch; the batch is rolled back and the
+    // connection is usable (no transaction left open: a later write commits on its own).
+    let error = source
+        .execute_batch(&[insert(6), insert(1)], &opts())
+        .await
+        .expect_err("a duplicate key");
+    assert!(error.message().contains("statement 2 of 2"), "{error}");
+    exec(&source, "INSERT INTO t (id) VALUES (7)").await;
+    let other = self::source(file(&dir, "batch"));
+    assert_eq!(
+        scalar(
+            &other,
+            "SELECT group_concat(id) FROM (SELECT id FROM t ORDER BY id)"
+        )
+        .await,
+        Value::Text("1,2,7".into())
+    );
+}
