@@ -511,7 +511,7 @@ impl Inner {
             Bound::PerRow(d) => now + d,
         };
         let mut columns_tx = Some(columns_tx);
-        let mut columns: Option<Columns> = None;
+        let mut columns: Option<(Columns, types::RowDecoder)> = None;
         let send_error = |columns_tx: &mut Option<oneshot::Sender<Result<Columns>>>, err: Error| {
             let rows_tx = rows_tx.clone();
             let columns_tx = columns_tx.take();
@@ -580,23 +580,24 @@ impl Inner {
                             break;
                         }
                     };
-                    let cols = columns
-                        .get_or_insert_with(|| {
-                            // The executed statement's metadata is exact (`SELECT ?`
-                            // has its type only once the value is bound).
-                            row.columns()
-                                .iter()
-                                .map(|c| types::column(c, timestamps))
-                                .collect::<Vec<Column>>()
-                                .into()
-                        })
-                        .clone();
+                    let (cols, decoder) = columns.get_or_insert_with(|| {
+                        // The executed statement's metadata is exact (`SELECT ?`
+                        // has its type only once the value is bound).
+                        let cols: Columns = row
+                            .columns()
+                            .iter()
+                            .map(|c| types::column(c, timestamps))
+                            .collect::<Vec<Column>>()
+                            .into();
+                        (cols, types::RowDecoder::new(row.columns(), timestamps))
+                    });
+                    let cols = cols.clone();
                     if let Some(tx) = columns_tx.take()
                         && tx.send(Ok(cols.clone())).is_err()
                     {
                         break 'run End::Abandoned;
                     }
-                    match types::decode_row(&row, timestamps) {
+                    match decoder.decode_row(&row) {
                         Ok(values) => batch.push(Row::new(cols, values)),
                         Err(e) => {
                             stop = Some(Ok(e.with_connector(self.config.name.clone())));

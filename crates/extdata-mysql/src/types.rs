@@ -28,8 +28,8 @@ use extdata_core::{Column, Decimal, Error, Interval, Result, Value, ValueKind};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::mysql::types::{MySqlTime, MySqlTimeSign};
-use sqlx::mysql::{MySql, MySqlArguments, MySqlRow, MySqlTypeInfo};
-use sqlx::{Arguments, Column as _, Row as _, Type, TypeInfo, ValueRef};
+use sqlx::mysql::{MySql, MySqlArguments, MySqlColumn, MySqlRow, MySqlTypeInfo};
+use sqlx::{Arguments, Column as _, Decode, Row as _, Type, TypeInfo, ValueRef};
 
 use crate::connect::TimestampMode;
 
@@ -138,30 +138,60 @@ pub(crate) fn column(col: &sqlx::mysql::MySqlColumn, timestamps: TimestampMode) 
     Column::new(col.name(), info.name(), native.value_kind(timestamps))
 }
 
-/// Decodes every value of a row.
-pub(crate) fn decode_row(row: &MySqlRow, timestamps: TimestampMode) -> Result<Vec<Value>> {
-    (0..row.len()).map(|i| decode(row, i, timestamps)).collect()
+/// Reads the rows of one result: each column's type is resolved once, from the first
+/// row's metadata, instead of per value.
+pub(crate) struct RowDecoder {
+    natives: Vec<Native>,
+    timestamps: TimestampMode,
 }
 
-fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Value> {
+impl RowDecoder {
+    /// The decoder for rows with these columns.
+    pub(crate) fn new(columns: &[MySqlColumn], timestamps: TimestampMode) -> Self {
+        RowDecoder {
+            natives: columns.iter().map(|c| Native::of(c.type_info())).collect(),
+            timestamps,
+        }
+    }
+
+    /// Decodes every value of a row.
+    pub(crate) fn decode_row(&mut self, row: &MySqlRow) -> Result<Vec<Value>> {
+        if row.len() != self.natives.len() {
+            // A later result set (`CALL`) with other columns: resolve them again.
+            *self = RowDecoder::new(row.columns(), self.timestamps);
+        }
+        let mut values = Vec::with_capacity(self.natives.len());
+        for (index, native) in self.natives.iter().enumerate() {
+            values.push(decode(row, index, *native, self.timestamps)?);
+        }
+        Ok(values)
+    }
+}
+
+fn decode(
+    row: &MySqlRow,
+    index: usize,
+    native: Native,
+    timestamps: TimestampMode,
+) -> Result<Value> {
     let raw = row
         .try_get_raw(index)
         .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let native = Native::of(&raw.type_info());
-    // Borrowed: only an error message needs it (an owned copy was one allocation per value).
-    let column = row.column(index).name();
-    let fail = |e: sqlx::Error| {
+    // Only an error message needs the column's name and type.
+    let column = || row.column(index).name();
+    let fail = |e: BoxDynError| {
         Error::decode(format!(
-            "column `{column}` ({}): {e}",
+            "column `{}` ({}): {e}",
+            column(),
             row.column(index).type_info().name()
         ))
     };
     macro_rules! get {
         ($t:ty) => {
-            row.try_get_unchecked::<$t, _>(index).map_err(fail)?
+            <$t as Decode<MySql>>::decode(raw).map_err(fail)?
         };
     }
     Ok(match native {
@@ -175,17 +205,19 @@ fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Val
         Native::U64 | Native::Bit => Value::U64(get!(u64)),
         Native::F32 => Value::F32(get!(f32)),
         Native::F64 => Value::F64(get!(f64)),
-        // The text and binary protocols both carry DECIMAL as its digits.
+        // The text and binary protocols both carry DECIMAL as its digits (canonical:
+        // parsed with one copy).
         Native::Decimal => Value::Decimal(
             get!(&str)
                 .parse::<Decimal>()
-                .map_err(|e| Error::decode(format!("column `{column}`: {}", e.message())))?,
+                .map_err(|e| Error::decode(format!("column `{}`: {}", column(), e.message())))?,
         ),
         Native::Text => Value::Text(get!(&str).to_owned()),
         Native::Bytes => Value::Bytes(get!(&[u8]).to_vec()),
         Native::Json => Value::Json(serde_json::from_str(get!(&str)).map_err(|e| {
             Error::decode(format!(
-                "column `{column}`: invalid JSON from the server: {e}"
+                "column `{}`: invalid JSON from the server: {e}",
+                column()
             ))
         })?),
         Native::Date => Value::Date(get!(NaiveDate)),
@@ -199,7 +231,8 @@ fn decode(row: &MySqlRow, index: usize, timestamps: TimestampMode) -> Result<Val
                         Some(instant) => Value::TimestampTz(instant),
                         None => {
                             return Err(Error::decode(format!(
-                                "column `{column}`: {naive} is not a valid time at offset {offset}"
+                                "column `{}`: {naive} is not a valid time at offset {offset}",
+                                column()
                             )));
                         }
                     }
