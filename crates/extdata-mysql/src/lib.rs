@@ -15,12 +15,11 @@ use extdata_core::{
     QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig,
     async_trait, closed_error,
 };
-use futures::future::Either;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool};
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor, Row as _, SqlSafeStr, Statement as _};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::connect::{Flavour, Session};
@@ -42,14 +41,6 @@ pub const SPEC: BackendSpec = BackendSpec {
     check: Some(connect::check),
     warn: Some(connect::warn),
 };
-
-/// Rows per message from the reading task to a [`RowStream`] consumer (at most; a batch
-/// holds only rows that have already arrived, so a slow result is not held back).
-const STREAM_BATCH_ROWS: usize = 64;
-
-/// Batches buffered between the connection and a [`RowStream`] consumer: the server is
-/// read no further ahead than this many batches.
-const STREAM_BUFFER_BATCHES: usize = 2;
 
 /// How long a connection whose query was cancelled may take to deliver the end of that
 /// query before it is closed instead of reused.
@@ -488,179 +479,14 @@ impl Inner {
         Ok((rendered.sql, args))
     }
 
-    /// Runs a statement and sends its columns, then its rows, to the channels.
-    async fn run_rows(
-        self: Arc<Self>,
-        mut lease: Lease,
-        (sql, args): (String, MySqlArguments),
-        bound: Bound,
-        started: Instant,
-        columns_tx: oneshot::Sender<Result<Columns>>,
-        rows_tx: mpsc::Sender<Result<Vec<Row>>>,
-    ) {
-        enum End {
-            Done,
-            Failed { broken: bool },
-            Abandoned,
-            TimedOut,
-        }
-        let timestamps = self.session.timestamps;
-        let timeout = bound.duration();
-        let deadline_for_wait = |now: Instant| match bound {
-            Bound::Total(d) => started + d,
-            Bound::PerRow(d) => now + d,
-        };
-        let mut columns_tx = Some(columns_tx);
-        let mut columns: Option<(Columns, types::RowDecoder)> = None;
-        let send_error = |columns_tx: &mut Option<oneshot::Sender<Result<Columns>>>, err: Error| {
-            let rows_tx = rows_tx.clone();
-            let columns_tx = columns_tx.take();
-            async move {
-                match columns_tx {
-                    Some(tx) => {
-                        let _ = tx.send(Err(err));
-                    }
-                    None => {
-                        let _ = rows_tx.send(Err(err)).await;
-                    }
-                }
-            }
-        };
-        let end = 'run: {
-            // Columns even for an empty result: prepare (cached per connection, so the
-            // query below does not prepare again).
-            let prepared = tokio::time::timeout_at(
-                deadline_for_wait(Instant::now()),
-                lease
-                    .conn
-                    .prepare(AssertSqlSafe(sql.clone()).into_sql_str()),
-            )
-            .await;
-            let prepared_columns: Columns = match prepared {
-                Err(_) => break 'run End::TimedOut,
-                Ok(Err(e)) => {
-                    let broken = is_connection_broken(&e);
-                    send_error(&mut columns_tx, self.map(Stage::Statement, e)).await;
-                    break 'run End::Failed { broken };
-                }
-                Ok(Ok(statement)) => statement
-                    .columns()
-                    .iter()
-                    .map(|c| types::column(c, timestamps))
-                    .collect::<Vec<Column>>()
-                    .into(),
-            };
-            // Rows go over in batches of what has already arrived: one channel hand-over
-            // (and thread wake-up) per batch, not per row.
-            let mut rows = sqlx::query_with(AssertSqlSafe(sql.clone()), args)
-                .fetch(&mut *lease.conn)
-                .ready_chunks(STREAM_BATCH_ROWS);
-            loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout_at(deadline_for_wait(Instant::now()), rows.next()) => next,
-                    _ = rows_tx.closed() => break 'run End::Abandoned,
-                };
-                let chunk = match next {
-                    Err(_) => break 'run End::TimedOut,
-                    Ok(None) => {
-                        if let Some(tx) = columns_tx.take() {
-                            let _ = tx.send(Ok(prepared_columns));
-                        }
-                        break 'run End::Done;
-                    }
-                    Ok(Some(chunk)) => chunk,
-                };
-                let mut batch = Vec::with_capacity(chunk.len());
-                let mut stop = None;
-                for row in chunk {
-                    let row = match row {
-                        Ok(row) => row,
-                        Err(e) => {
-                            stop = Some(Err(e));
-                            break;
-                        }
-                    };
-                    let (cols, decoder) = columns.get_or_insert_with(|| {
-                        // The executed statement's metadata is exact (`SELECT ?`
-                        // has its type only once the value is bound).
-                        let cols: Columns = row
-                            .columns()
-                            .iter()
-                            .map(|c| types::column(c, timestamps))
-                            .collect::<Vec<Column>>()
-                            .into();
-                        (cols, types::RowDecoder::new(row.columns(), timestamps))
-                    });
-                    let cols = cols.clone();
-                    if let Some(tx) = columns_tx.take()
-                        && tx.send(Ok(cols.clone())).is_err()
-                    {
-                        break 'run End::Abandoned;
-                    }
-                    match decoder.decode_row(&row) {
-                        Ok(values) => batch.push(Row::new(cols, values)),
-                        Err(e) => {
-                            stop = Some(Ok(e.with_connector(self.config.name.clone())));
-                            break;
-                        }
-                    }
-                }
-                if !batch.is_empty() && rows_tx.send(Ok(batch)).await.is_err() {
-                    break 'run End::Abandoned;
-                }
-                match stop {
-                    None => {}
-                    Some(Err(e)) => {
-                        let broken = is_connection_broken(&e);
-                        send_error(&mut columns_tx, self.map(Stage::Statement, e)).await;
-                        break 'run End::Failed { broken };
-                    }
-                    Some(Ok(decode_error)) => {
-                        // An error ends the stream; the rest of the result is dropped.
-                        let _ = rows_tx.send(Err(decode_error)).await;
-                        break 'run End::Abandoned;
-                    }
-                }
-            }
-        };
-        match end {
-            End::Done => {}
-            End::Failed { broken } => {
-                if broken {
-                    lease.conn.close_on_drop();
-                }
-            }
-            End::Abandoned => {
-                self.cancel(lease, None).await;
-            }
-            End::TimedOut => {
-                let what = match bound {
-                    Bound::Total(_) => "query",
-                    Bound::PerRow(_) => "waiting for the next row",
-                };
-                let err = self.timeout_error(what, timeout);
-                let deadline = match bound {
-                    Bound::Total(d) => started + d,
-                    // The wait that just ran out ended now.
-                    Bound::PerRow(_) => Instant::now(),
-                };
-                let (killed_tx, killed_rx) = oneshot::channel();
-                let cancel = tokio::spawn(self.clone().cancel(lease, Some(killed_tx)));
-                let _ = tokio::time::timeout(kill_wait(deadline), killed_rx).await;
-                send_error(&mut columns_tx, err).await;
-                let _ = cancel.await;
-            }
-        }
-    }
-
-    /// Starts a statement whose rows are read by a task; returns once the columns are
-    /// known (the first row arrived, or the result is empty).
+    /// Starts a statement and returns its rows as a stream that reads the connection
+    /// itself (no task in between); returns once the columns are known (the first row
+    /// arrived, or the result is empty).
     async fn start_rows(
         self: &Arc<Self>,
         statement: &Statement,
         bound: Bound,
-        capacity: usize,
-    ) -> Result<(Columns, mpsc::Receiver<Result<Vec<Row>>>)> {
+    ) -> Result<RowStream> {
         self.check_open()?;
         let started = Instant::now();
         let (sql, args) = self.render(statement)?;
@@ -669,23 +495,187 @@ impl Inner {
             Bound::PerRow(_) => self.session.guard_for(None),
         };
         let lease = self.lease(started + bound.duration(), guard).await?;
-        let (columns_tx, columns_rx) = oneshot::channel();
-        let (rows_tx, rows_rx) = mpsc::channel(capacity);
-        tokio::spawn(self.clone().run_rows(
-            lease,
-            (sql, args),
-            bound,
-            started,
-            columns_tx,
-            rows_tx,
-        ));
-        match columns_rx.await {
-            Ok(Ok(columns)) => Ok((columns, rows_rx)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(self.config.error(
-                ErrorKind::Internal,
-                "the statement's task ended unexpectedly",
-            )),
+        let reading = Reading {
+            inner: self.clone(),
+            lease: Some(lease),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let mut items = Box::pin(read_rows(reading, (sql, args), bound, started));
+        let columns = match items.next().await {
+            Some(Ok(Read::Columns(columns))) => columns,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(Read::Row(_))) | None => {
+                return Err(self.config.error(
+                    ErrorKind::Internal,
+                    "the statement's rows ended before its columns",
+                ));
+            }
+        };
+        let rows = items.filter_map(|item| {
+            std::future::ready(match item {
+                Ok(Read::Row(row)) => Some(Ok(row)),
+                Ok(Read::Columns(_)) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+        Ok(RowStream::new(columns, rows))
+    }
+}
+
+/// What [`read_rows`] yields: the columns once, first, then the rows.
+enum Read {
+    Columns(Columns),
+    Row(Row),
+}
+
+/// The connection of a statement being read. Dropped before the result ended (the
+/// consumer dropped its stream), it stops the statement on the server in the
+/// background and pools the connection only once it answers again.
+struct Reading {
+    inner: Arc<Inner>,
+    lease: Option<Lease>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.runtime.spawn(self.inner.clone().cancel(lease, None));
+        }
+    }
+}
+
+/// Runs a statement and yields its columns, then its rows. The first error ends it.
+fn read_rows(
+    mut reading: Reading,
+    (sql, args): (String, MySqlArguments),
+    bound: Bound,
+    started: Instant,
+) -> impl futures::Stream<Item = Result<Read>> + Send + 'static {
+    enum End {
+        Done,
+        Failed { broken: bool, error: Error },
+        Stopped(Error),
+        TimedOut,
+    }
+    async_stream::stream! {
+        let inner = reading.inner.clone();
+        let timestamps = inner.session.timestamps;
+        let deadline_for_wait = |now: Instant| match bound {
+            Bound::Total(d) => started + d,
+            Bound::PerRow(d) => now + d,
+        };
+        let end = 'run: {
+            let Some(lease) = reading.lease.as_mut() else {
+                break 'run End::Done;
+            };
+            // Columns even for an empty result: prepare (cached per connection, so the
+            // query below does not prepare again).
+            let prepared = tokio::time::timeout_at(
+                deadline_for_wait(Instant::now()),
+                lease.conn.prepare(AssertSqlSafe(sql.clone()).into_sql_str()),
+            )
+            .await;
+            let prepared_columns: Columns = match prepared {
+                Err(_) => break 'run End::TimedOut,
+                Ok(Err(e)) => {
+                    break 'run End::Failed {
+                        broken: is_connection_broken(&e),
+                        error: inner.map(Stage::Statement, e),
+                    };
+                }
+                Ok(Ok(statement)) => statement
+                    .columns()
+                    .iter()
+                    .map(|c| types::column(c, timestamps))
+                    .collect::<Vec<Column>>()
+                    .into(),
+            };
+            let mut rows = sqlx::query_with(AssertSqlSafe(sql), args).fetch(&mut *lease.conn);
+            let mut columns: Option<(Columns, types::RowDecoder)> = None;
+            loop {
+                // A row already received needs no timer.
+                let next = match rows.next().now_or_never() {
+                    Some(next) => next,
+                    None => match tokio::time::timeout_at(
+                        deadline_for_wait(Instant::now()),
+                        rows.next(),
+                    )
+                    .await
+                    {
+                        Ok(next) => next,
+                        Err(_) => break 'run End::TimedOut,
+                    },
+                };
+                let row = match next {
+                    None => {
+                        if columns.is_none() {
+                            yield Ok(Read::Columns(prepared_columns));
+                        }
+                        break 'run End::Done;
+                    }
+                    Some(Err(e)) => {
+                        break 'run End::Failed {
+                            broken: is_connection_broken(&e),
+                            error: inner.map(Stage::Statement, e),
+                        };
+                    }
+                    Some(Ok(row)) => row,
+                };
+                let (cols, decoder) = match &mut columns {
+                    Some(known) => known,
+                    None => {
+                        // The executed statement's metadata is exact (`SELECT ?` has its
+                        // type only once the value is bound).
+                        let cols: Columns = row
+                            .columns()
+                            .iter()
+                            .map(|c| types::column(c, timestamps))
+                            .collect::<Vec<Column>>()
+                            .into();
+                        yield Ok(Read::Columns(cols.clone()));
+                        columns.insert((cols, types::RowDecoder::new(row.columns(), timestamps)))
+                    }
+                };
+                match decoder.decode_row(&row) {
+                    Ok(values) => yield Ok(Read::Row(Row::new(cols.clone(), values))),
+                    Err(e) => break 'run End::Stopped(e.with_connector(inner.config.name.clone())),
+                }
+            }
+        };
+        match end {
+            End::Done => {
+                // The result was read to its end: the connection goes back to the pool.
+                drop(reading.lease.take());
+            }
+            End::Failed { broken, error } => {
+                if let Some(mut lease) = reading.lease.take()
+                    && broken
+                {
+                    lease.conn.close_on_drop();
+                }
+                yield Err(error);
+            }
+            End::Stopped(error) => {
+                // An error ends the stream; the rest of the result is stopped.
+                if let Some(lease) = reading.lease.take() {
+                    reading.runtime.spawn(inner.clone().cancel(lease, None));
+                }
+                yield Err(error);
+            }
+            End::TimedOut => {
+                let (what, timeout, deadline) = match bound {
+                    Bound::Total(d) => ("query", d, started + d),
+                    // The wait that just ran out ended now.
+                    Bound::PerRow(d) => ("waiting for the next row", d, Instant::now()),
+                };
+                if let Some(lease) = reading.lease.take() {
+                    let (killed_tx, killed_rx) = oneshot::channel();
+                    reading.runtime.spawn(inner.clone().cancel(lease, Some(killed_tx)));
+                    let _ = tokio::time::timeout(kill_wait(deadline), killed_rx).await;
+                }
+                yield Err(inner.timeout_error(what, timeout));
+            }
         }
     }
 }
@@ -726,11 +716,10 @@ impl ExternalSource for MySqlSource {
 
     async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
-        let (columns, rows) = self
+        let stream = self
             .inner
-            .start_rows(statement, Bound::Total(timeout), STREAM_BUFFER_BATCHES)
+            .start_rows(statement, Bound::Total(timeout))
             .await?;
-        let stream = RowStream::new(columns, receiver_stream(rows));
         stream
             .collect_limited(Some(options.max_rows_or_default()))
             .await
@@ -738,11 +727,9 @@ impl ExternalSource for MySqlSource {
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
-        let (columns, rows) = self
-            .inner
-            .start_rows(statement, Bound::PerRow(timeout), STREAM_BUFFER_BATCHES)
-            .await?;
-        Ok(RowStream::new(columns, receiver_stream(rows)))
+        self.inner
+            .start_rows(statement, Bound::PerRow(timeout))
+            .await
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
@@ -838,16 +825,4 @@ impl ExternalSource for MySqlSource {
             pool.close().await;
         }
     }
-}
-
-fn receiver_stream(
-    rows: mpsc::Receiver<Result<Vec<Row>>>,
-) -> impl futures::Stream<Item = Result<Row>> + Send + 'static {
-    futures::stream::unfold(rows, |mut rows| async move {
-        rows.recv().await.map(|batch| (batch, rows))
-    })
-    .flat_map(|batch| match batch {
-        Ok(rows) => Either::Left(futures::stream::iter(rows.into_iter().map(Ok))),
-        Err(err) => Either::Right(futures::stream::once(std::future::ready(Err(err)))),
-    })
 }
