@@ -142,16 +142,18 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
                 _ if stage == Stage::Connect => format!("setting up the session failed: {message}"),
                 _ => message,
             };
-            let mut out = Error::new(
-                kind,
-                format!(
-                    "{message} (error {number}{})",
-                    state
-                        .as_deref()
-                        .map(|s| format!(", SQLSTATE {s}"))
-                        .unwrap_or_default()
-                ),
+            let mut text = format!(
+                "{message} (error {number}{})",
+                state
+                    .as_deref()
+                    .map(|s| format!(", SQLSTATE {s}"))
+                    .unwrap_or_default()
             );
+            if let Some(hint) = access_denied_hint(config, number) {
+                text.push_str("; ");
+                text.push_str(hint);
+            }
+            let mut out = Error::new(kind, text);
             if let Some(state) = state {
                 out = out.with_sql_state(state);
             }
@@ -173,15 +175,22 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             } else {
                 "connection lost to"
             };
+            let text = scrub(chain(io));
+            let message = format!("{what} {endpoint} failed: {text}");
+            let message = if kind == ErrorKind::Tls {
+                with_tls_hint(message, &text)
+            } else {
+                message
+            };
+            Error::new(kind, message)
+        }
+        sqlx::Error::Tls(e) => {
+            let text = scrub(chain(e.as_ref()));
             Error::new(
-                kind,
-                format!("{what} {endpoint} failed: {}", scrub(chain(io))),
+                ErrorKind::Tls,
+                with_tls_hint(format!("TLS with {endpoint} failed: {text}"), &text),
             )
         }
-        sqlx::Error::Tls(e) => Error::new(
-            ErrorKind::Tls,
-            format!("TLS with {endpoint} failed: {}", scrub(chain(e.as_ref()))),
-        ),
         sqlx::Error::Protocol(text) => Error::new(
             ErrorKind::Connect,
             format!(
@@ -274,9 +283,92 @@ pub(crate) fn scrub_secret(config: &ValidConfig, mut text: String) -> String {
     text
 }
 
+/// What to check after "Access denied" (1045) when no client certificate was sent: the
+/// server gives the same answer to a wrong password and to an account that requires a
+/// certificate (`REQUIRE X509`, `SUBJECT` or `ISSUER`).
+fn access_denied_hint(config: &ValidConfig, number: u16) -> Option<&'static str> {
+    let sent_certificate = config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.cert_pem.is_some());
+    (number == code::ACCESS_DENIED && !sent_certificate).then_some(
+        "check the user name and password; if the account requires a client certificate \
+         (REQUIRE X509, SUBJECT or ISSUER), set ssl.cert and ssl.key",
+    )
+}
+
+/// What an administrator has to fix after a TLS failure, read from the driver's text
+/// (rustls prints some reasons only as a bare name, such as `UnknownIssuer`).
+pub(crate) fn tls_hint(text: &str) -> Option<&'static str> {
+    let text = text.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if says(&["unknownissuer", "unknown issuer", "unknown ca"]) {
+        Some(
+            "the server's certificate is not signed by a trusted CA (unknown issuer): \
+             set ssl.ca or ssl.ca_file to the CA that issued it",
+        )
+    } else if says(&["expired"]) {
+        Some("the server's certificate has expired: renew it on the server")
+    } else if says(&["notvalidforname", "not valid for name"]) {
+        Some(
+            "the server's certificate does not name this host: connect by a host name \
+             the certificate lists, or reissue it for this name",
+        )
+    } else if says(&["notvalidyet", "not valid yet"]) {
+        Some("the server's certificate is not valid yet: check the clocks of client and server")
+    } else if says(&["certificaterequired", "certificate required"]) {
+        Some("the server requires a client certificate: set ssl.cert and ssl.key")
+    } else {
+        None
+    }
+}
+
+/// `message` followed by the [`tls_hint`] for `text`, if any.
+pub(crate) fn with_tls_hint(message: String, text: &str) -> String {
+    match tls_hint(text) {
+        Some(hint) => format!("{message} ({hint})"),
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_denied_without_a_client_certificate_mentions_one() {
+        use extdata_core::{ConnectorConfig, DbKind};
+        let plain = ConnectorConfig::new("crm", DbKind::MySql)
+            .with_host("db")
+            .with_username("u")
+            .validate_with(Some(&crate::SPEC))
+            .expect("valid");
+        let hint = access_denied_hint(&plain, code::ACCESS_DENIED).expect("a hint");
+        assert!(hint.contains("client certificate"), "{hint}");
+        assert_eq!(access_denied_hint(&plain, code::ACCESS_DENIED_DB), None);
+    }
+
+    #[test]
+    fn tls_failures_say_what_to_fix() {
+        let cases = [
+            ("invalid peer certificate: UnknownIssuer", "ssl.ca"),
+            (
+                "invalid peer certificate: certificate expired: verification time 1 (UNIX), \
+                 but certificate is not valid after 0 (1 seconds ago)",
+                "renew it",
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"vm\"",
+                "does not name this host",
+            ),
+            ("received fatal alert: CertificateRequired", "ssl.cert"),
+        ];
+        for (text, fix) in cases {
+            let message = with_tls_hint("TLS failed".into(), text);
+            assert!(message.contains(fix), "{text} → {message}");
+        }
+        assert_eq!(with_tls_hint("x".into(), "connection reset"), "x");
+    }
 
     #[test]
     fn codes_map_to_kinds() {
