@@ -141,6 +141,43 @@ impl Statement {
             .collect()
     }
 
+    /// Refuses a batch (for [`ExternalSource::execute_batch`]) in which a statement
+    /// starts with one of `transaction_control` (lower case): a backend that runs a batch
+    /// in one transaction lists the keywords that would end or nest it, so that the
+    /// statements after them would no longer be all-or-nothing.
+    ///
+    /// The error is [`ErrorKind::Unsupported`] and names the statement's place.
+    ///
+    /// ```
+    /// use extdata_core::{Dialect, ErrorKind, Statement};
+    /// let batch = [Statement::new("INSERT INTO t VALUES (1)"), Statement::new("COMMIT")];
+    /// let error = Statement::refuse_transaction_control(&batch, Dialect::Postgres, &["commit"])
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Unsupported);
+    /// assert!(error.message().contains("statement 2 of the batch"));
+    /// ```
+    ///
+    /// [`ExternalSource::execute_batch`]: crate::ExternalSource::execute_batch
+    /// [`ErrorKind::Unsupported`]: crate::ErrorKind::Unsupported
+    pub fn refuse_transaction_control(
+        batch: &[Statement],
+        dialect: Dialect,
+        transaction_control: &[&str],
+    ) -> Result<()> {
+        for (index, statement) in batch.iter().enumerate() {
+            let keyword = statement.leading_keyword(dialect);
+            if transaction_control.contains(&keyword.as_str()) {
+                return Err(Error::unsupported(format!(
+                    "statement {} of the batch is transaction control ({}): a batch already \
+                     runs in one transaction",
+                    index + 1,
+                    keyword.to_ascii_uppercase()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Renders the SQL for `dialect` with positional placeholders, and the values in
     /// placeholder order.
     ///

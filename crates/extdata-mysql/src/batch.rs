@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use extdata_core::{Dialect, Error, QueryOptions, Result, Statement};
+use extdata_core::{Dialect, QueryOptions, Result, Statement};
 use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlConnection;
 use tokio::sync::oneshot;
@@ -119,20 +119,12 @@ impl Inner {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut rendered = Vec::with_capacity(statements.len());
-        for (index, statement) in statements.iter().enumerate() {
-            let keyword = statement.leading_keyword(Dialect::MySql);
-            if TRANSACTION_CONTROL.contains(&keyword.as_str()) {
-                return Err(Error::unsupported(format!(
-                    "statement {} of the batch is transaction control ({}): a batch already \
-                     runs in one transaction",
-                    index + 1,
-                    keyword.to_ascii_uppercase()
-                ))
-                .with_connector(self.config.name.clone()));
-            }
-            rendered.push(self.render(statement)?);
-        }
+        Statement::refuse_transaction_control(statements, Dialect::MySql, TRANSACTION_CONTROL)
+            .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        let rendered = statements
+            .iter()
+            .map(|statement| self.render(statement))
+            .collect::<Result<Vec<_>>>()?;
         let total = rendered.len();
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;

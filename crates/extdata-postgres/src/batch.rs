@@ -5,7 +5,7 @@
 //! connection that somehow still holds it when it is released is closed by the pool
 //! (`Pool::release` checks `is_in_transaction`), never handed to the next call.
 
-use extdata_core::{Dialect, Error, QueryOptions, Statement};
+use extdata_core::{Dialect, QueryOptions, Statement};
 use sqlx::Connection as _;
 use tokio::time::Instant;
 
@@ -25,20 +25,12 @@ impl PostgresSource {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut prepared = Vec::with_capacity(statements.len());
-        for (index, statement) in statements.iter().enumerate() {
-            let keyword = statement.leading_keyword(Dialect::Postgres);
-            if TRANSACTION_CONTROL.contains(&keyword.as_str()) {
-                return Err(Error::unsupported(format!(
-                    "statement {} of the batch is transaction control ({}): a batch already \
-                     runs in one transaction",
-                    index + 1,
-                    keyword.to_ascii_uppercase()
-                ))
-                .with_connector(self.name()));
-            }
-            prepared.push(self.prepare_statement(statement)?);
-        }
+        Statement::refuse_transaction_control(statements, Dialect::Postgres, TRANSACTION_CONTROL)
+            .map_err(|e| e.with_connector(self.name()))?;
+        let prepared = statements
+            .iter()
+            .map(|statement| self.prepare_statement(statement))
+            .collect::<extdata_core::Result<Vec<_>>>()?;
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;
         let guard = connect::statement_timeout_ms(timeout);

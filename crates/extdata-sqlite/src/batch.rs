@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use extdata_core::{Dialect, Error, QueryOptions, Result, Statement};
+use extdata_core::{Dialect, QueryOptions, Result, Statement};
 use futures::FutureExt;
 use sqlx::{AssertSqlSafe, Executor as _};
 
@@ -32,20 +32,12 @@ impl SqliteSource {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut prepared = Vec::with_capacity(statements.len());
-        for (index, statement) in statements.iter().enumerate() {
-            let keyword = statement.leading_keyword(Dialect::Sqlite);
-            if TRANSACTION_CONTROL.contains(&keyword.as_str()) {
-                return Err(Error::unsupported(format!(
-                    "statement {} of the batch is transaction control ({}): a batch already \
-                     runs in one transaction",
-                    index + 1,
-                    keyword.to_ascii_uppercase()
-                ))
-                .with_connector(&self.name));
-            }
-            prepared.push(self.prepare(statement)?);
-        }
+        Statement::refuse_transaction_control(statements, Dialect::Sqlite, TRANSACTION_CONTROL)
+            .map_err(|e| e.with_connector(&self.name))?;
+        let prepared = statements
+            .iter()
+            .map(|statement| self.prepare(statement))
+            .collect::<Result<Vec<_>>>()?;
         let total = prepared.len();
         let timeout = options.timeout_or(self.query_timeout);
         let started = Instant::now();
