@@ -234,9 +234,77 @@ impl StdError for Error {
     }
 }
 
+/// What an administrator has to fix after a TLS failure, read from the driver's error
+/// text (rustls prints some reasons only as a bare name, such as `UnknownIssuer`):
+/// unknown CA, expired or not yet valid certificate, wrong host name, client
+/// certificate required. `None` when the text says none of these.
+///
+/// Backends append it to their `Tls` errors with [`with_tls_hint`].
+pub fn tls_hint(text: &str) -> Option<&'static str> {
+    let text = text.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if says(&["unknownissuer", "unknown issuer", "unknown ca"]) {
+        Some(
+            "the server's certificate is not signed by a trusted CA (unknown issuer): \
+             set ssl.ca or ssl.ca_file to the CA that issued it",
+        )
+    } else if says(&["expired"]) {
+        Some("the server's certificate has expired: renew it on the server")
+    } else if says(&["notvalidforname", "not valid for name"]) {
+        Some(
+            "the server's certificate does not name this host: connect by a host name \
+             the certificate lists, or reissue it for this name",
+        )
+    } else if says(&["notvalidyet", "not valid yet"]) {
+        Some("the server's certificate is not valid yet: check the clocks of client and server")
+    } else if says(&["certificaterequired", "certificate required"]) {
+        Some("the server requires a client certificate: set ssl.cert and ssl.key")
+    } else {
+        None
+    }
+}
+
+/// `message` followed by the [`tls_hint`] for the driver's error `text`, if any.
+///
+/// ```
+/// let message = extdata_core::with_tls_hint(
+///     "TLS with the server failed".into(),
+///     "invalid peer certificate: UnknownIssuer",
+/// );
+/// assert!(message.contains("set ssl.ca"));
+/// ```
+pub fn with_tls_hint(message: String, text: &str) -> String {
+    match tls_hint(text) {
+        Some(hint) => format!("{message} ({hint})"),
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_say_what_to_fix() {
+        let cases = [
+            ("invalid peer certificate: UnknownIssuer", "ssl.ca"),
+            (
+                "invalid peer certificate: certificate expired: verification time 1 (UNIX), \
+                 but certificate is not valid after 0 (1 seconds ago)",
+                "renew it",
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"vm\"",
+                "does not name this host",
+            ),
+            ("received fatal alert: CertificateRequired", "ssl.cert"),
+        ];
+        for (text, fix) in cases {
+            let message = with_tls_hint("TLS failed".into(), text);
+            assert!(message.contains(fix), "{text} → {message}");
+        }
+        assert_eq!(with_tls_hint("x".into(), "connection reset"), "x");
+    }
 
     #[test]
     fn display_prefixes_connector_and_keeps_kind() {

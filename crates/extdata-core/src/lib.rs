@@ -11,7 +11,7 @@ pub use config::{
     ConnectorConfig, DbKind, DsnOptions, PoolConfig, Protocol, Scalar, SecretSource, SslConfig,
     expose,
 };
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{BoxError, Error, ErrorKind, Result, tls_hint, with_tls_hint};
 pub use source::{
     Column, Columns, ExternalSource, QueryOptions, ResultSet, Row, RowStream, ServerInfo,
     closed_error,

@@ -19,7 +19,7 @@
 
 use std::error::Error as StdError;
 
-use extdata_core::{Error, ErrorKind};
+use extdata_core::{Error, ErrorKind, with_tls_hint};
 use sqlx::postgres::PgDatabaseError;
 
 /// What was being done when the error happened, for the message.
@@ -144,65 +144,9 @@ fn find_rustls(io: &std::io::Error) -> Option<&rustls::Error> {
     None
 }
 
-/// What an administrator has to fix after a TLS failure, read from the driver's text
-/// (rustls prints some reasons only as a bare name, such as `UnknownIssuer`).
-pub(crate) fn tls_hint(text: &str) -> Option<&'static str> {
-    let text = text.to_ascii_lowercase();
-    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if says(&["unknownissuer", "unknown issuer", "unknown ca"]) {
-        Some(
-            "the server's certificate is not signed by a trusted CA (unknown issuer): \
-             set ssl.ca or ssl.ca_file to the CA that issued it",
-        )
-    } else if says(&["expired"]) {
-        Some("the server's certificate has expired: renew it on the server")
-    } else if says(&["notvalidforname", "not valid for name"]) {
-        Some(
-            "the server's certificate does not name this host: connect by a host name \
-             the certificate lists, or reissue it for this name",
-        )
-    } else if says(&["notvalidyet", "not valid yet"]) {
-        Some("the server's certificate is not valid yet: check the clocks of client and server")
-    } else if says(&["certificaterequired", "certificate required"]) {
-        Some("the server requires a client certificate: set ssl.cert and ssl.key")
-    } else {
-        None
-    }
-}
-
-/// `message` followed by the [`tls_hint`] for `text`, if any.
-pub(crate) fn with_tls_hint(message: String, text: &str) -> String {
-    match tls_hint(text) {
-        Some(hint) => format!("{message} ({hint})"),
-        None => message,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tls_failures_say_what_to_fix() {
-        let cases = [
-            ("invalid peer certificate: UnknownIssuer", "ssl.ca"),
-            (
-                "invalid peer certificate: certificate expired: verification time 1 (UNIX), \
-                 but certificate is not valid after 0 (1 seconds ago)",
-                "renew it",
-            ),
-            (
-                "invalid peer certificate: certificate not valid for name \"vm\"",
-                "does not name this host",
-            ),
-            ("received fatal alert: CertificateRequired", "ssl.cert"),
-        ];
-        for (text, fix) in cases {
-            let message = with_tls_hint("TLS failed".into(), text);
-            assert!(message.contains(fix), "{text} → {message}");
-        }
-        assert_eq!(with_tls_hint("x".into(), "connection reset"), "x");
-    }
 
     #[test]
     fn rustls_error_inside_io_is_tls() {
