@@ -444,6 +444,10 @@ impl FromStr for Decimal {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        // What servers print (`-123.4500`) is usually canonical already: one copy.
+        if is_canonical_decimal(s) {
+            return Ok(Decimal { text: s.to_owned() });
+        }
         let trimmed = s.trim();
         match trimmed.to_ascii_lowercase().as_str() {
             "nan" => return Ok(Decimal { text: "NaN".into() }),
@@ -497,6 +501,24 @@ impl FromStr for Decimal {
             ))
         }
     }
+}
+
+/// Whether `s` is a decimal's canonical text: optional `-`, integer digits without
+/// leading zeros, optional `.` and at least one fraction digit, and not a negative zero.
+fn is_canonical_decimal(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let unsigned = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let (int, frac) = match unsigned.iter().position(|&b| b == b'.') {
+        Some(point) => (&unsigned[..point], Some(&unsigned[point + 1..])),
+        None => (unsigned, None),
+    };
+    let int_ok =
+        !int.is_empty() && int.iter().all(u8::is_ascii_digit) && (int[0] != b'0' || int.len() == 1);
+    let frac_ok = frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
+    let negative_zero = unsigned.len() != bytes.len()
+        && int == b"0"
+        && frac.is_none_or(|f| f.iter().all(|&b| b == b'0'));
+    int_ok && frac_ok && !negative_zero
 }
 
 impl fmt::Display for Decimal {
@@ -589,6 +611,17 @@ mod tests {
             ("1.25e-2", "0.0125"),
             ("nan", "NaN"),
             ("-Infinity", "-Infinity"),
+            // Already canonical (kept as is) and its near misses.
+            ("-123.4500", "-123.4500"),
+            ("0.0000", "0.0000"),
+            ("-0.0001", "-0.0001"),
+            ("-0.0000", "0.0000"),
+            ("10", "10"),
+            ("00", "0"),
+            ("01.5", "1.5"),
+            ("1.", "1"),
+            ("-.5", "-0.5"),
+            (" 7 ", "7"),
         ];
         for (input, expected) in cases {
             assert_eq!(
@@ -601,7 +634,9 @@ mod tests {
 
     #[test]
     fn decimal_rejects_garbage() {
-        for bad in ["", "-", "1.2.3", "abc", "1e", "12a", "."] {
+        for bad in [
+            "", "-", "1.2.3", "abc", "1e", "12a", ".", "--1", "1.-2", "1.2a", "-.",
+        ] {
             assert!(bad.parse::<Decimal>().is_err(), "{bad:?} was accepted");
         }
     }
