@@ -292,9 +292,31 @@ impl Session {
                         .kerberos_host
                         .clone()
                         .unwrap_or_else(|| settings.host.clone());
-                    let mut mechanism =
-                        crate::gssapi::Gssapi::kerberos(&settings.kerberos_service, &host)
-                            .map_err(|why| settings.error(ErrorKind::Auth, why))?;
+                    let service = settings.kerberos_service.clone();
+                    // The first step may ask the KDC for a service ticket: blocking I/O,
+                    // so it runs on a blocking thread, bounded by the connect deadline.
+                    let primed = tokio::task::spawn_blocking(move || {
+                        let mut mechanism = crate::gssapi::Gssapi::kerberos(&service, &host)?;
+                        mechanism.prime()?;
+                        Ok::<_, String>(mechanism)
+                    });
+                    let mut mechanism = match timeout_at(deadline, primed).await {
+                        Ok(Ok(Ok(mechanism))) => mechanism,
+                        Ok(Ok(Err(why))) => return Err(settings.error(ErrorKind::Auth, why)),
+                        Ok(Err(join)) => {
+                            return Err(settings.error(
+                                ErrorKind::Internal,
+                                format!("the Kerberos step failed: {join}"),
+                            ));
+                        }
+                        Err(_) => {
+                            return Err(Error::timeout(
+                                "getting a Kerberos service ticket (the KDC did not answer)",
+                                settings.connect_timeout,
+                            )
+                            .with_connector(settings.name.clone()));
+                        }
+                    };
                     sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
                     Framing::Sasl
                 }

@@ -31,6 +31,8 @@ enum Phase {
 pub(crate) struct Gssapi<C> {
     context: C,
     phase: Phase,
+    /// The initial token, computed ahead by [`Gssapi::prime`].
+    primed: Option<Vec<u8>>,
 }
 
 // "No security layer" bit of the RFC 4752 security-layer byte.
@@ -41,7 +43,25 @@ impl<C: GssContext> Gssapi<C> {
         Gssapi {
             context,
             phase: Phase::Establishing,
+            primed: None,
         }
+    }
+
+    /// Computes the initial token now. With the system's Kerberos this is the call that
+    /// may ask the KDC for a service ticket (blocking I/O): the caller runs it on a
+    /// blocking thread, and [`Mechanism::initial_response`] then returns its result.
+    pub(crate) fn prime(&mut self) -> Result<(), String> {
+        let token = self.first_token()?;
+        self.primed = Some(token);
+        Ok(())
+    }
+
+    fn first_token(&mut self) -> Result<Vec<u8>, String> {
+        let token = self.context.step(None)?;
+        if self.context.is_established() {
+            self.phase = Phase::SecurityLayer;
+        }
+        Ok(token.unwrap_or_default())
     }
 }
 
@@ -51,11 +71,10 @@ impl<C: GssContext> Mechanism for Gssapi<C> {
     }
 
     fn initial_response(&mut self) -> Result<Vec<u8>, String> {
-        let token = self.context.step(None)?;
-        if self.context.is_established() {
-            self.phase = Phase::SecurityLayer;
+        match self.primed.take() {
+            Some(token) => Ok(token),
+            None => self.first_token(),
         }
-        Ok(token.unwrap_or_default())
     }
 
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, String> {
@@ -189,32 +208,38 @@ mod tests {
 
     #[tokio::test]
     async fn negotiates_context_then_no_security_layer() {
-        let (mut client, server) = tokio::io::duplex(4096);
-        let peer = tokio::spawn(scripted_peer(
-            server,
-            vec![
-                Step::Expect,
-                Step::Expect,
-                Step::Send(Status::Ok, b"server-token".to_vec()),
-                Step::Expect,
-                // Offer: no layer (bit 0) or integrity (bit 1), max size 64 KiB.
-                Step::Send(Status::Ok, b"W\x03\x01\x00\x00".to_vec()),
-                Step::Expect,
-                Step::Send(Status::Complete, Vec::new()),
-            ],
-        ));
-        let mut mechanism = Gssapi::new(Scripted {
-            rounds: 1,
-            seen: Vec::new(),
-        });
-        negotiate(&mut client, &mut mechanism).await.unwrap();
-        let seen = peer.await.unwrap();
-        assert_eq!(seen[0], (Status::Start, b"GSSAPI".to_vec()));
-        assert_eq!(seen[1], (Status::Ok, b"client-token-0".to_vec()));
-        // The context completed on the server token: an empty answer.
-        assert_eq!(seen[2], (Status::Ok, Vec::new()));
-        assert_eq!(seen[3], (Status::Complete, b"W\x01\x00\x00\x00".to_vec()));
-        assert!(mechanism.is_complete());
+        // Primed: the first token was computed ahead (on a blocking thread in `connect`).
+        for primed in [false, true] {
+            let (mut client, server) = tokio::io::duplex(4096);
+            let peer = tokio::spawn(scripted_peer(
+                server,
+                vec![
+                    Step::Expect,
+                    Step::Expect,
+                    Step::Send(Status::Ok, b"server-token".to_vec()),
+                    Step::Expect,
+                    // Offer: no layer (bit 0) or integrity (bit 1), max size 64 KiB.
+                    Step::Send(Status::Ok, b"W\x03\x01\x00\x00".to_vec()),
+                    Step::Expect,
+                    Step::Send(Status::Complete, Vec::new()),
+                ],
+            ));
+            let mut mechanism = Gssapi::new(Scripted {
+                rounds: 1,
+                seen: Vec::new(),
+            });
+            if primed {
+                mechanism.prime().unwrap();
+            }
+            negotiate(&mut client, &mut mechanism).await.unwrap();
+            let seen = peer.await.unwrap();
+            assert_eq!(seen[0], (Status::Start, b"GSSAPI".to_vec()));
+            assert_eq!(seen[1], (Status::Ok, b"client-token-0".to_vec()));
+            // The context completed on the server token: an empty answer.
+            assert_eq!(seen[2], (Status::Ok, Vec::new()));
+            assert_eq!(seen[3], (Status::Complete, b"W\x01\x00\x00\x00".to_vec()));
+            assert!(mechanism.is_complete());
+        }
     }
 
     #[tokio::test]
