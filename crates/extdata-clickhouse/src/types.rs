@@ -25,6 +25,7 @@
 //! | `Nothing`, `AggregateFunction`, `Variant`, `Dynamic`, `JSON`, geo arrays | `Decode` error naming the type |
 
 use std::cell::Cell as StdCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -85,6 +86,25 @@ impl<'a> Decode<'a> for Cell {
     }
 }
 
+/// One value's Native bytes (`None`: NULL), for [`Scalar`] to decode.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> Decode<'a> for Raw<'a> {
+    fn compatible(_data_type: &DataTypeNode) -> bool {
+        true
+    }
+
+    #[inline]
+    fn decode(reader: &mut ValueReader<'a>) -> std::result::Result<Self, BoxedError> {
+        Ok(Raw(Some(reader.native_bytes())))
+    }
+
+    #[inline]
+    fn decode_null(_data_type: &DataTypeNode) -> std::result::Result<Self, BoxedError> {
+        Ok(Raw(None))
+    }
+}
+
 fn collect(reader: ArrayReader<'_, Cell>) -> std::result::Result<Vec<Value>, BoxedError> {
     reader
         .map(|cell| cell.map(|c| c.0).map_err(BoxedError::from))
@@ -116,116 +136,282 @@ fn fixed<const N: usize>(bytes: &[u8], data_type: &DataTypeNode) -> Result<[u8; 
 /// Decodes one non-NULL value of `data_type` from its Native bytes.
 pub(crate) fn decode_scalar(data_type: &DataTypeNode, bytes: &[u8]) -> Result<Value> {
     let t = unwrap_type(data_type);
-    Ok(match t {
-        DataTypeNode::Bool => Value::Bool(fixed::<1>(bytes, t)?[0] != 0),
-        DataTypeNode::Int8 => Value::I8(i8::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Int16 => Value::I16(i16::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Int32 => Value::I32(i32::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Int64 => Value::I64(i64::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Int128 => Value::I128(i128::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::UInt8 => Value::U8(fixed::<1>(bytes, t)?[0]),
-        DataTypeNode::UInt16 => Value::U16(u16::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::UInt32 => Value::U32(u32::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::UInt64 => Value::U64(u64::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::UInt128 => Value::U128(u128::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Int256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, true, 0)),
-        DataTypeNode::UInt256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, false, 0)),
-        DataTypeNode::Float32 => Value::F32(f32::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::Float64 => Value::F64(f64::from_le_bytes(fixed(bytes, t)?)),
-        DataTypeNode::BFloat16 => {
-            let bits = u16::from_le_bytes(fixed(bytes, t)?);
-            Value::F32(f32::from_bits(u32::from(bits) << 16))
+    Scalar::of(t)?.decode(bytes, t)
+}
+
+/// A DateTime column's zone, looked up once per column.
+#[derive(Clone, Copy)]
+enum Zone<'t> {
+    /// No zone in the type: the server's (see [`with_server_zone`]).
+    Server,
+    Named(Tz),
+    /// A name the zone database does not know: each value is a `Decode` error.
+    Unknown(&'t str),
+}
+
+impl<'t> Zone<'t> {
+    fn of(name: Option<&'t str>) -> Self {
+        match name {
+            None => Zone::Server,
+            Some(name) => parse_zone(name).map_or(Zone::Unknown(name), Zone::Named),
         }
-        DataTypeNode::Decimal(_, scale, width) => {
-            let scale = u32::from(*scale);
-            Value::Decimal(match width {
-                DecimalType::Decimal32 => {
-                    Decimal::from_mantissa(i32::from_le_bytes(fixed(bytes, t)?).into(), scale)
-                }
-                DecimalType::Decimal64 => {
-                    Decimal::from_mantissa(i64::from_le_bytes(fixed(bytes, t)?).into(), scale)
-                }
-                DecimalType::Decimal128 => {
-                    Decimal::from_mantissa(i128::from_le_bytes(fixed(bytes, t)?), scale)
-                }
-                DecimalType::Decimal256 => wide_decimal(&fixed::<32>(bytes, t)?, true, scale),
-            })
-        }
-        DataTypeNode::String | DataTypeNode::FixedString(_) => match std::str::from_utf8(bytes) {
-            Ok(text) => Value::Text(text.to_owned()),
-            Err(_) => Value::Bytes(bytes.to_vec()),
-        },
-        DataTypeNode::UUID => {
-            let high = u64::from_le_bytes(fixed(bytes, t)?);
-            let low = u64::from_le_bytes(fixed(&bytes[8..], t)?);
-            Value::Uuid(Uuid::from_u64_pair(high, low))
-        }
-        DataTypeNode::Date => {
-            let days = u16::from_le_bytes(fixed(bytes, t)?);
-            epoch_date(i64::from(days), t)?
-        }
-        DataTypeNode::Date32 => {
-            let days = i32::from_le_bytes(fixed(bytes, t)?);
-            epoch_date(i64::from(days), t)?
-        }
-        DataTypeNode::DateTime(zone) => {
-            let seconds = u32::from_le_bytes(fixed(bytes, t)?);
-            instant(i64::from(seconds), 0, zone.as_deref(), t)?
-        }
-        DataTypeNode::DateTime64(precision, zone) => {
-            let ticks = i64::from_le_bytes(fixed(bytes, t)?);
-            let digits = precision_digits(precision);
-            let per_second = 10_i64.pow(digits);
-            let seconds = ticks.div_euclid(per_second);
-            let fraction = ticks.rem_euclid(per_second);
-            let nanos = u32::try_from(fraction * 10_i64.pow(9 - digits))
-                .map_err(|_| Error::decode(format!("{t}: fraction out of range")))?;
-            instant(seconds, nanos, zone.as_deref(), t)?
-        }
-        DataTypeNode::Time => {
-            let seconds = i32::from_le_bytes(fixed(bytes, t)?);
-            time_of_day(i64::from(seconds), 0, t)?
-        }
-        DataTypeNode::Time64(precision) => {
-            let ticks = i64::from_le_bytes(fixed(bytes, t)?);
-            let digits = precision_digits(precision);
-            let per_second = 10_i64.pow(digits);
-            let nanos = ticks.rem_euclid(per_second) * 10_i64.pow(9 - digits);
-            time_of_day(ticks.div_euclid(per_second), nanos as u32, t)?
-        }
-        DataTypeNode::Interval(unit) => {
-            let count = i64::from_le_bytes(fixed(bytes, t)?);
-            interval(count, unit, t)?
-        }
-        DataTypeNode::IPv4 => Value::Ip(IpAddr::V4(Ipv4Addr::from_bits(u32::from_le_bytes(
-            fixed(bytes, t)?,
-        )))),
-        DataTypeNode::IPv6 => Value::Ip(IpAddr::V6(Ipv6Addr::from(fixed::<16>(bytes, t)?))),
-        DataTypeNode::Enum(width, names) => {
-            let number = match width {
-                EnumType::Enum8 => i16::from(i8::from_le_bytes(fixed(bytes, t)?)),
-                EnumType::Enum16 => i16::from_le_bytes(fixed(bytes, t)?),
-            };
-            match names.get(&number) {
-                Some(name) => Value::Text(name.clone()),
-                None => {
-                    return Err(Error::decode(format!(
-                        "{t}: value {number} has no name in the enum"
-                    )));
+    }
+}
+
+/// How one non-NULL value of a scalar type is decoded: the type table above resolved
+/// once (per column when reading a block), so decoding a value is one flat match.
+#[derive(Clone, Copy)]
+enum Scalar<'t> {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    I128,
+    U8,
+    U16,
+    U32,
+    U64,
+    U128,
+    Int256,
+    UInt256,
+    F32,
+    F64,
+    BFloat16,
+    Decimal32(u32),
+    Decimal64(u32),
+    Decimal128(u32),
+    Decimal256(u32),
+    Text,
+    Uuid,
+    Date,
+    Date32,
+    DateTime(Zone<'t>),
+    DateTime64(u32, Zone<'t>),
+    Time,
+    Time64(u32),
+    Interval(&'t IntervalType),
+    IPv4,
+    IPv6,
+    Enum8(&'t HashMap<i16, String>),
+    Enum16(&'t HashMap<i16, String>),
+    Point,
+}
+
+impl<'t> Scalar<'t> {
+    /// The decoding of `t` (already unwrapped); an error for types that are not scalars
+    /// or not supported.
+    fn of(t: &'t DataTypeNode) -> Result<Self> {
+        Ok(match t {
+            DataTypeNode::Bool => Scalar::Bool,
+            DataTypeNode::Int8 => Scalar::I8,
+            DataTypeNode::Int16 => Scalar::I16,
+            DataTypeNode::Int32 => Scalar::I32,
+            DataTypeNode::Int64 => Scalar::I64,
+            DataTypeNode::Int128 => Scalar::I128,
+            DataTypeNode::UInt8 => Scalar::U8,
+            DataTypeNode::UInt16 => Scalar::U16,
+            DataTypeNode::UInt32 => Scalar::U32,
+            DataTypeNode::UInt64 => Scalar::U64,
+            DataTypeNode::UInt128 => Scalar::U128,
+            DataTypeNode::Int256 => Scalar::Int256,
+            DataTypeNode::UInt256 => Scalar::UInt256,
+            DataTypeNode::Float32 => Scalar::F32,
+            DataTypeNode::Float64 => Scalar::F64,
+            DataTypeNode::BFloat16 => Scalar::BFloat16,
+            DataTypeNode::Decimal(_, scale, width) => {
+                let scale = u32::from(*scale);
+                match width {
+                    DecimalType::Decimal32 => Scalar::Decimal32(scale),
+                    DecimalType::Decimal64 => Scalar::Decimal64(scale),
+                    DecimalType::Decimal128 => Scalar::Decimal128(scale),
+                    DecimalType::Decimal256 => Scalar::Decimal256(scale),
                 }
             }
+            DataTypeNode::String | DataTypeNode::FixedString(_) => Scalar::Text,
+            DataTypeNode::UUID => Scalar::Uuid,
+            DataTypeNode::Date => Scalar::Date,
+            DataTypeNode::Date32 => Scalar::Date32,
+            DataTypeNode::DateTime(zone) => Scalar::DateTime(Zone::of(zone.as_deref())),
+            DataTypeNode::DateTime64(precision, zone) => {
+                Scalar::DateTime64(precision_digits(precision), Zone::of(zone.as_deref()))
+            }
+            DataTypeNode::Time => Scalar::Time,
+            DataTypeNode::Time64(precision) => Scalar::Time64(precision_digits(precision)),
+            DataTypeNode::Interval(unit) => Scalar::Interval(unit),
+            DataTypeNode::IPv4 => Scalar::IPv4,
+            DataTypeNode::IPv6 => Scalar::IPv6,
+            DataTypeNode::Enum(EnumType::Enum8, names) => Scalar::Enum8(names),
+            DataTypeNode::Enum(EnumType::Enum16, names) => Scalar::Enum16(names),
+            DataTypeNode::Point => Scalar::Point,
+            other => {
+                return Err(Error::decode(format!(
+                    "the ClickHouse type {other} is not supported; CAST it to a supported type"
+                )));
+            }
+        })
+    }
+
+    /// Decodes one value from its Native `bytes`; `t` (the type this was built from)
+    /// names the type in errors.
+    #[inline]
+    fn decode(self, bytes: &[u8], t: &DataTypeNode) -> Result<Value> {
+        Ok(match self {
+            Scalar::Bool => Value::Bool(fixed::<1>(bytes, t)?[0] != 0),
+            Scalar::I8 => Value::I8(i8::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::I16 => Value::I16(i16::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::I32 => Value::I32(i32::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::I64 => Value::I64(i64::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::I128 => Value::I128(i128::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::U8 => Value::U8(fixed::<1>(bytes, t)?[0]),
+            Scalar::U16 => Value::U16(u16::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::U32 => Value::U32(u32::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::U64 => Value::U64(u64::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::U128 => Value::U128(u128::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::Int256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, true, 0)),
+            Scalar::UInt256 => Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, false, 0)),
+            Scalar::F32 => Value::F32(f32::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::F64 => Value::F64(f64::from_le_bytes(fixed(bytes, t)?)),
+            Scalar::BFloat16 => {
+                let bits = u16::from_le_bytes(fixed(bytes, t)?);
+                Value::F32(f32::from_bits(u32::from(bits) << 16))
+            }
+            Scalar::Decimal32(scale) => {
+                Value::Decimal(decimal(i32::from_le_bytes(fixed(bytes, t)?).into(), scale))
+            }
+            Scalar::Decimal64(scale) => {
+                Value::Decimal(decimal(i64::from_le_bytes(fixed(bytes, t)?).into(), scale))
+            }
+            Scalar::Decimal128(scale) => {
+                Value::Decimal(decimal(i128::from_le_bytes(fixed(bytes, t)?), scale))
+            }
+            Scalar::Decimal256(scale) => {
+                Value::Decimal(wide_decimal(&fixed::<32>(bytes, t)?, true, scale))
+            }
+            Scalar::Text => match std::str::from_utf8(bytes) {
+                Ok(text) => Value::Text(text.to_owned()),
+                Err(_) => Value::Bytes(bytes.to_vec()),
+            },
+            Scalar::Uuid => {
+                let pair = fixed::<16>(bytes, t)?;
+                let (high, low) = pair.split_at(8);
+                Value::Uuid(Uuid::from_u64_pair(
+                    u64::from_le_bytes(high.try_into().expect("8 bytes")),
+                    u64::from_le_bytes(low.try_into().expect("8 bytes")),
+                ))
+            }
+            Scalar::Date => {
+                let days = u16::from_le_bytes(fixed(bytes, t)?);
+                epoch_date(i64::from(days), t)?
+            }
+            Scalar::Date32 => {
+                let days = i32::from_le_bytes(fixed(bytes, t)?);
+                epoch_date(i64::from(days), t)?
+            }
+            Scalar::DateTime(zone) => {
+                let seconds = u32::from_le_bytes(fixed(bytes, t)?);
+                instant(i64::from(seconds), 0, zone, t)?
+            }
+            Scalar::DateTime64(digits, zone) => {
+                let ticks = i64::from_le_bytes(fixed(bytes, t)?);
+                let per_second = 10_i64.pow(digits);
+                let seconds = ticks.div_euclid(per_second);
+                let fraction = ticks.rem_euclid(per_second);
+                let nanos = u32::try_from(fraction * 10_i64.pow(9 - digits))
+                    .map_err(|_| Error::decode(format!("{t}: fraction out of range")))?;
+                instant(seconds, nanos, zone, t)?
+            }
+            Scalar::Time => {
+                let seconds = i32::from_le_bytes(fixed(bytes, t)?);
+                time_of_day(i64::from(seconds), 0, t)?
+            }
+            Scalar::Time64(digits) => {
+                let ticks = i64::from_le_bytes(fixed(bytes, t)?);
+                let per_second = 10_i64.pow(digits);
+                let nanos = ticks.rem_euclid(per_second) * 10_i64.pow(9 - digits);
+                time_of_day(ticks.div_euclid(per_second), nanos as u32, t)?
+            }
+            Scalar::Interval(unit) => {
+                let count = i64::from_le_bytes(fixed(bytes, t)?);
+                interval(count, unit, t)?
+            }
+            Scalar::IPv4 => Value::Ip(IpAddr::V4(Ipv4Addr::from_bits(u32::from_le_bytes(fixed(
+                bytes, t,
+            )?)))),
+            Scalar::IPv6 => Value::Ip(IpAddr::V6(Ipv6Addr::from(fixed::<16>(bytes, t)?))),
+            Scalar::Enum8(names) => {
+                enum_name(names, i16::from(i8::from_le_bytes(fixed(bytes, t)?)), t)?
+            }
+            Scalar::Enum16(names) => enum_name(names, i16::from_le_bytes(fixed(bytes, t)?), t)?,
+            Scalar::Point => {
+                let pair = fixed::<16>(bytes, t)?;
+                let (x, y) = pair.split_at(8);
+                Value::Tuple(vec![
+                    Value::F64(f64::from_le_bytes(x.try_into().expect("8 bytes"))),
+                    Value::F64(f64::from_le_bytes(y.try_into().expect("8 bytes"))),
+                ])
+            }
+        })
+    }
+}
+
+fn enum_name(names: &HashMap<i16, String>, number: i16, t: &DataTypeNode) -> Result<Value> {
+    match names.get(&number) {
+        Some(name) => Ok(Value::Text(name.clone())),
+        None => Err(Error::decode(format!(
+            "{t}: value {number} has no name in the enum"
+        ))),
+    }
+}
+
+/// `mantissa` × 10^-`scale` as a [`Decimal`]: the canonical text is written on the
+/// stack and copied once (`Decimal::from_mantissa` allocates three times).
+fn decimal(mantissa: i128, scale: u32) -> Decimal {
+    // i128 has at most 39 digits; scale ≤ 38 for these widths (Decimal256 goes through
+    // `wide_decimal`). Sign, "0." and the digits fit in 96 bytes.
+    let width = scale as usize;
+    if width > 76 {
+        return Decimal::from_mantissa(mantissa, scale);
+    }
+    let mut digits = [0u8; 40];
+    let mut n = mantissa.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        DataTypeNode::Point => {
-            let x = f64::from_le_bytes(fixed(bytes, t)?);
-            let y = f64::from_le_bytes(fixed(&bytes[8..], t)?);
-            Value::Tuple(vec![Value::F64(x), Value::F64(y)])
+    }
+    let digits = &digits[start..];
+    let mut text = [0u8; 128];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        text[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    if mantissa < 0 {
+        push(b"-");
+    }
+    if digits.len() > width {
+        let (int, frac) = digits.split_at(digits.len() - width);
+        push(int);
+        if width > 0 {
+            push(b".");
+            push(frac);
         }
-        other => {
-            return Err(Error::decode(format!(
-                "the ClickHouse type {other} is not supported; CAST it to a supported type"
-            )));
+    } else {
+        push(b"0.");
+        for _ in 0..width - digits.len() {
+            push(b"0");
         }
-    })
+        push(digits);
+    }
+    std::str::from_utf8(&text[..len])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Decimal::from_mantissa(mantissa, scale))
 }
 
 fn precision_digits(precision: &DateTimePrecision) -> u32 {
@@ -246,18 +432,13 @@ fn epoch_date(days: i64, t: &DataTypeNode) -> Result<Value> {
         .ok_or_else(|| Error::decode(format!("{t}: {days} days is out of range")))
 }
 
-fn instant(seconds: i64, nanos: u32, zone: Option<&str>, t: &DataTypeNode) -> Result<Value> {
+fn instant(seconds: i64, nanos: u32, zone: Zone<'_>, t: &DataTypeNode) -> Result<Value> {
     let utc = DateTime::<Utc>::from_timestamp(seconds, nanos)
         .ok_or_else(|| Error::decode(format!("{t}: {seconds} s is out of range")))?;
     match zone {
-        Some(name) => {
-            let tz: Tz = name
-                .parse()
-                .map_err(|_| Error::decode(format!("{t}: unknown time zone `{name}`")))?;
-            let local = utc.with_timezone(&tz);
-            Ok(Value::TimestampTz(local.fixed_offset()))
-        }
-        None => {
+        Zone::Named(tz) => Ok(Value::TimestampTz(utc.with_timezone(&tz).fixed_offset())),
+        Zone::Unknown(name) => Err(Error::decode(format!("{t}: unknown time zone `{name}`"))),
+        Zone::Server => {
             let tz = SERVER_ZONE.with(StdCell::get);
             Ok(Value::Timestamp(utc.with_timezone(&tz).naive_local()))
         }
@@ -592,6 +773,14 @@ pub(crate) struct ColumnReader<'a> {
 
 /// The values of one column, in order.
 enum Values<'a> {
+    /// A scalar column: the crate hands over each value's Native bytes and `Scalar`
+    /// (resolved once for the column) decodes them.
+    Scalars {
+        raw: clickhouse::native::ColumnIter<'a, Raw<'a>>,
+        scalar: Scalar<'a>,
+        data_type: &'a DataTypeNode,
+    },
+    /// Arrays, maps and unsupported types: decoded by [`Cell`].
     Cells(clickhouse::native::ColumnIter<'a, Cell>),
     Tuples(Box<dyn Iterator<Item = clickhouse::error::Result<Value>> + Send + 'a>),
 }
@@ -615,7 +804,14 @@ impl<'a> ColumnReader<'a> {
                 ))
             }};
         }
-        let values = if let DataTypeNode::Tuple(elements) = unwrap_type(column.data_type()) {
+        let unwrapped = unwrap_type(column.data_type());
+        let values = if let Ok(scalar) = Scalar::of(unwrapped) {
+            Values::Scalars {
+                raw: column.iter::<Raw<'a>>().map_err(fail)?,
+                scalar,
+                data_type: unwrapped,
+            }
+        } else if let DataTypeNode::Tuple(elements) = unwrapped {
             match elements.len() {
                 1 => tuples!(a),
                 2 => tuples!(a, b),
@@ -644,6 +840,23 @@ impl<'a> ColumnReader<'a> {
     #[inline]
     pub(crate) fn next_value(&mut self) -> Result<Value> {
         let next = match &mut self.values {
+            Values::Scalars {
+                raw,
+                scalar,
+                data_type,
+            } => {
+                return match raw.next() {
+                    Some(Ok(Raw(Some(bytes)))) => scalar.decode(bytes, data_type).map_err(|e| {
+                        Error::decode(format!(
+                            "column `{}`: {}",
+                            String::from_utf8_lossy(self.column.name_bytes()),
+                            e.message()
+                        ))
+                    }),
+                    Some(Ok(Raw(None))) | None => Ok(Value::Null),
+                    Some(Err(e)) => Err(Self::wrap(self.column, e)),
+                };
+            }
             Values::Cells(cells) => cells.next().map(|cell| cell.map(|c| c.0)),
             Values::Tuples(tuples) => tuples.next(),
         };
@@ -720,6 +933,44 @@ mod tests {
         small[1] = 0x30; // 12345
         assert_eq!(wide_decimal(&small, true, 3).as_str(), "12.345");
         assert_eq!(wide_decimal(&[0; 32], true, 2).as_str(), "0.00");
+    }
+
+    #[test]
+    fn decimals_match_the_core_constructor() {
+        for mantissa in [
+            0,
+            1,
+            -1,
+            5,
+            -12345,
+            10_000,
+            -10_000,
+            i128::from(i64::MAX),
+            i128::from(i64::MIN),
+            i128::MAX,
+            i128::MIN,
+        ] {
+            for scale in [0, 1, 2, 4, 5, 9, 18, 38, 39, 40, 76] {
+                assert_eq!(
+                    decimal(mantissa, scale),
+                    Decimal::from_mantissa(mantissa, scale),
+                    "{mantissa} scale {scale}"
+                );
+            }
+        }
+        assert_eq!(decimal(-5, 3).as_str(), "-0.005");
+        assert_eq!(decimal(0, 2).as_str(), "0.00");
+    }
+
+    #[test]
+    fn unknown_zone_fails_only_values() {
+        let err =
+            decode_scalar(&dt("DateTime('Nowhere/Atlantis')"), &0_u32.to_le_bytes()).unwrap_err();
+        assert!(
+            err.message()
+                .contains("unknown time zone `Nowhere/Atlantis`"),
+            "{err}"
+        );
     }
 
     #[test]
