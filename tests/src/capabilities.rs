@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use extdata_core::{ExternalSource, Result, Value};
 use futures::future::BoxFuture;
@@ -135,6 +136,17 @@ pub struct Capabilities {
     /// Whether `describe` and result columns report each column's [`Value`] variant
     /// (false: the server does not say before the values arrive).
     pub describe_reports_kinds: bool,
+    /// The SQLSTATE a duplicate key is reported with (`None`: not checked); the batch
+    /// cases check it on the error of a batch that repeats a key.
+    pub unique_violation_sql_state: Option<String>,
+    /// Slack on top of a batch's 1 s timeout before the timed-out call must have
+    /// returned (default 1 s; stopping and rolling back may take a server longer).
+    pub batch_timeout_slack: Duration,
+    /// Statements in the backend's own dialect that start, end or implicitly commit a
+    /// transaction, which a batch that [`batches_are_atomic`](extdata_core::ExternalSource::batches_are_atomic)
+    /// must refuse before running anything (checked in addition to `BEGIN`, `COMMIT`
+    /// and `ROLLBACK`, which every such backend must refuse).
+    pub batch_transaction_control: Vec<String>,
 }
 
 impl Capabilities {
@@ -161,6 +173,9 @@ impl Capabilities {
             text_allows_nul: true,
             empty_string_is_null: false,
             describe_reports_kinds: true,
+            unique_violation_sql_state: None,
+            batch_timeout_slack: Duration::from_secs(1),
+            batch_transaction_control: Vec::new(),
         }
     }
 
@@ -310,6 +325,28 @@ impl Capabilities {
         self.describe_reports_kinds = reports;
         self
     }
+
+    /// Sets the SQLSTATE of a duplicate-key error.
+    pub fn with_unique_violation_sql_state(mut self, sql_state: impl Into<String>) -> Self {
+        self.unique_violation_sql_state = Some(sql_state.into());
+        self
+    }
+
+    /// Sets the slack allowed on top of a timed-out batch's timeout.
+    pub fn with_batch_timeout_slack(mut self, slack: Duration) -> Self {
+        self.batch_timeout_slack = slack;
+        self
+    }
+
+    /// Adds dialect-specific statements an atomic batch must refuse.
+    pub fn with_batch_transaction_control<S: Into<String>>(
+        mut self,
+        statements: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.batch_transaction_control
+            .extend(statements.into_iter().map(Into::into));
+        self
+    }
 }
 
 impl Default for Capabilities {
@@ -337,6 +374,12 @@ impl fmt::Debug for Capabilities {
             .field("text_allows_nul", &self.text_allows_nul)
             .field("empty_string_is_null", &self.empty_string_is_null)
             .field("describe_reports_kinds", &self.describe_reports_kinds)
+            .field(
+                "unique_violation_sql_state",
+                &self.unique_violation_sql_state,
+            )
+            .field("batch_timeout_slack", &self.batch_timeout_slack)
+            .field("batch_transaction_control", &self.batch_transaction_control)
             .finish_non_exhaustive()
     }
 }

@@ -1212,6 +1212,304 @@ pub async fn batch_is_atomic_where_supported(h: &Harness) {
 }
 
 // ---------------------------------------------------------------------------------------
+// 9b. transactional batches (backends whose `batches_are_atomic()`)
+
+/// Whether the batch-transaction cases apply; prints why not when they do not.
+fn runs_batches_in_transactions(h: &Harness, case: &str) -> bool {
+    let atomic = h.source().batches_are_atomic();
+    if !atomic {
+        support::skip_case(case, "the backend's batches are not atomic");
+    }
+    atomic
+}
+
+/// A variant whose pool has one connection, so every call after a batch reuses the
+/// connection the batch ran on.
+fn single_connection(h: &Harness) -> Arc<dyn ExternalSource> {
+    ok(
+        h.variant(|config| small_pool(config, 1)),
+        "building a one-connection variant",
+    )
+}
+
+/// A table `(id <integer> PRIMARY KEY, v <text>)`.
+async fn create_keyed_table(h: &Harness) -> String {
+    let caps = h.capabilities();
+    let id_type = format!("{} PRIMARY KEY", caps.integer_type);
+    h.create_table(
+        "batch",
+        &[("id", id_type.as_str()), ("v", caps.text_type.as_str())],
+    )
+    .await
+}
+
+fn insert_row(table: &str, id: i64) -> Statement {
+    Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+        .bind("id", id)
+        .bind("v", format!("v{id}"))
+}
+
+/// The one-connection `source` is out of any transaction: it serves, and a write
+/// through it is visible at once from the harness's own source (another session).
+async fn assert_autocommits(h: &Harness, source: &Arc<dyn ExternalSource>, table: &str, id: i64) {
+    assert_serves(
+        source,
+        h,
+        Duration::from_secs(5),
+        "SELECT 1 on the batch's connection",
+    )
+    .await;
+    let affected = ok(
+        source.execute(&insert_row(table, id), &defaults()).await,
+        "INSERT after the batch",
+    );
+    assert_eq!(affected, 1, "rows affected by the INSERT after the batch");
+    assert_eq!(
+        count_rows(h, table, Some(Statement::new("id = :id").bind("id", id))).await,
+        1,
+        "a write after the batch must commit on its own (the connection was left in a transaction)"
+    );
+}
+
+/// Waits up to 5 s until the running-query probe no longer sees `marker` (when the
+/// backend has a probe); panics when it is still running then.
+async fn assert_stopped_on_server(h: &Harness, marker: &str, what: &str) {
+    let Some(probe) = h.capabilities().running_probe.clone() else {
+        return;
+    };
+    let started = Instant::now();
+    let gone = support::eventually(Duration::from_secs(5), || {
+        let probe = probe.clone();
+        let source = h.source().clone();
+        let marker = marker.to_owned();
+        async move { matches!(probe(source, marker).await, Ok(false)) }
+    })
+    .await;
+    assert!(gone, "{what}: the sleep still runs on the server 5 s later");
+    eprintln!(
+        "{what}: sleep gone from the server after {:?}",
+        started.elapsed()
+    );
+}
+
+/// An atomic batch commits every statement and returns each one's rows affected
+/// (`[1, 1, 2]` for two INSERTs and an UPDATE of both rows), another session sees the
+/// rows at once, an empty batch returns no counts, and the connection is left out of
+/// any transaction.
+pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness) {
+    if !runs_batches_in_transactions(h, "batch commit") {
+        return;
+    }
+    let table = create_keyed_table(h).await;
+    let source = single_connection(h);
+    let affected = ok(
+        source
+            .execute_batch(
+                &[
+                    insert_row(&table, 1),
+                    insert_row(&table, 2),
+                    Statement::new(format!("UPDATE {table} SET v = :v WHERE id > :min"))
+                        .bind("v", "updated")
+                        .bind("min", 0_i64),
+                ],
+                &defaults(),
+            )
+            .await,
+        "a batch of two INSERTs and an UPDATE",
+    );
+    assert_eq!(affected, vec![1, 1, 2], "rows affected by each statement");
+    assert_eq!(count_rows(h, &table, None).await, 2, "rows after the batch");
+    assert_eq!(
+        count_rows(
+            h,
+            &table,
+            Some(Statement::new("v = :v").bind("v", "updated"))
+        )
+        .await,
+        2,
+        "rows the batch's UPDATE changed"
+    );
+    assert_eq!(
+        ok(
+            source.execute_batch(&[], &defaults()).await,
+            "an empty batch"
+        ),
+        Vec::<u64>::new(),
+        "an empty batch returns no counts"
+    );
+    assert_autocommits(h, &source, &table, 10).await;
+    source.close().await;
+}
+
+/// A batch whose third statement repeats the first one's key fails with
+/// [`ErrorKind::Query`] (with the backend's duplicate-key SQLSTATE, where the
+/// capabilities name one), says which statement failed, and leaves no row.
+pub async fn failed_batch_statement_leaves_no_row(h: &Harness) {
+    if !runs_batches_in_transactions(h, "batch rollback") {
+        return;
+    }
+    let table = create_keyed_table(h).await;
+    let source = single_connection(h);
+    let error = expect_kind(
+        source
+            .execute_batch(
+                &[
+                    insert_row(&table, 1),
+                    insert_row(&table, 2),
+                    insert_row(&table, 1),
+                ],
+                &defaults(),
+            )
+            .await,
+        ErrorKind::Query,
+        "a batch whose third statement repeats a key",
+    );
+    if let Some(expected) = &h.capabilities().unique_violation_sql_state {
+        assert_eq!(
+            error.sql_state(),
+            Some(expected.as_str()),
+            "SQLSTATE of a duplicate key: {error}"
+        );
+    }
+    assert!(
+        error.to_string().contains("statement 3 of 3"),
+        "the error says which statement failed: {error}"
+    );
+    assert_eq!(count_rows(h, &table, None).await, 0, "rolled back");
+    assert_autocommits(h, &source, &table, 10).await;
+    source.close().await;
+}
+
+/// A batch that runs past its 1 s timeout fails with [`ErrorKind::Timeout`] promptly
+/// (three times in a row), its long statement is stopped on the server (where a probe
+/// can tell), nothing of it stays applied, and the connection is left out of any
+/// transaction.
+pub async fn timed_out_batch_is_cancelled_on_server_and_leaves_no_row(h: &Harness) {
+    if !runs_batches_in_transactions(h, "batch timeout") {
+        return;
+    }
+    let marker = support::unique_name("batchsleep");
+    let Some(sleep) = sleep_statement(h, &marker) else {
+        support::skip_case(
+            "batch timeout",
+            "the backend has no long-running query (sleep_sql)",
+        );
+        return;
+    };
+    let table = create_keyed_table(h).await;
+    let source = single_connection(h);
+    let timeout = Duration::from_secs(1);
+    let bound = timeout + h.capabilities().batch_timeout_slack;
+    for round in 0..3 {
+        let started = Instant::now();
+        let error = expect_kind(
+            source
+                .execute_batch(
+                    &[insert_row(&table, 1), sleep.clone(), insert_row(&table, 2)],
+                    &defaults().with_timeout(timeout),
+                )
+                .await,
+            ErrorKind::Timeout,
+            &format!("round {round}: a batch running past its timeout"),
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < bound,
+            "round {round}: the timed-out batch returned after {elapsed:?}, expected less than {bound:?}: {error}"
+        );
+        eprintln!("round {round}: timeout after {elapsed:?}");
+        assert_stopped_on_server(h, &marker, &format!("round {round}")).await;
+        assert_eq!(
+            count_rows(h, &table, None).await,
+            0,
+            "round {round}: rolled back"
+        );
+    }
+    assert_autocommits(h, &source, &table, 10).await;
+    source.close().await;
+}
+
+/// A batch call its caller gives up on (the future is dropped mid-statement) is
+/// stopped on the server, rolled back, and its connection is not returned to the pool
+/// inside the transaction. Runs where the backend has a running-query probe.
+pub async fn dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction(h: &Harness) {
+    if !runs_batches_in_transactions(h, "dropped batch") {
+        return;
+    }
+    if h.capabilities().running_probe.is_none() {
+        // Without a probe a dropped call's statement cannot be seen to stop (an embedded
+        // SQLite keeps its connection busy until the statement ends by itself).
+        support::skip_case(
+            "dropped batch",
+            "the backend has no running-query probe (running_probe)",
+        );
+        return;
+    }
+    let marker = support::unique_name("batchdrop");
+    let Some(sleep) = sleep_statement(h, &marker) else {
+        support::skip_case(
+            "dropped batch",
+            "the backend has no long-running query (sleep_sql)",
+        );
+        return;
+    };
+    let table = create_keyed_table(h).await;
+    let source = single_connection(h);
+    let statements = [insert_row(&table, 1), sleep, insert_row(&table, 2)];
+    // The caller gives up long before the call's own timeout.
+    let options = defaults();
+    let call = source.execute_batch(&statements, &options);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), call)
+            .await
+            .is_err(),
+        "the batch with a 30 s sleep finished within 500 ms"
+    );
+    assert_stopped_on_server(h, &marker, "dropped call").await;
+    assert_eq!(count_rows(h, &table, None).await, 0, "rolled back");
+    assert_autocommits(h, &source, &table, 10).await;
+    source.close().await;
+}
+
+/// `BEGIN`, `COMMIT`, `ROLLBACK` (also after a comment) and the backend's own
+/// transaction-control statements inside a batch are refused with
+/// [`ErrorKind::Unsupported`] naming the statement, before anything of the batch runs.
+pub async fn batch_refuses_transaction_control_before_running(h: &Harness) {
+    if !runs_batches_in_transactions(h, "batch transaction control") {
+        return;
+    }
+    let table = create_keyed_table(h).await;
+    let source = single_connection(h);
+    let common = ["COMMIT", "BEGIN", "-- x\nRollback", "/* c */ rollback"].map(String::from);
+    for control in common
+        .iter()
+        .chain(&h.capabilities().batch_transaction_control)
+    {
+        let error = expect_kind(
+            source
+                .execute_batch(
+                    &[
+                        insert_row(&table, 1),
+                        Statement::new(control.clone()),
+                        insert_row(&table, 2),
+                    ],
+                    &defaults(),
+                )
+                .await,
+            ErrorKind::Unsupported,
+            &format!("`{control}` inside a batch"),
+        );
+        assert!(
+            error.to_string().contains("statement 2"),
+            "{control}: the error names the statement: {error}"
+        );
+    }
+    assert_eq!(count_rows(h, &table, None).await, 0, "nothing ran");
+    assert_autocommits(h, &source, &table, 10).await;
+    source.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
 // 10. describe
 
 /// `describe` returns the names (and, where the server says, the value kinds) of a
@@ -1287,9 +1585,9 @@ pub async fn describe_reports_columns_without_running(h: &Harness) {
 // ---------------------------------------------------------------------------------------
 // 11. read_only
 
-/// A `read_only` connector refuses `INSERT` (through `execute` and `query`) and
-/// `CREATE TABLE` with [`ErrorKind::ReadOnly`], still answers `SELECT`, and nothing was
-/// written.
+/// A `read_only` connector refuses `INSERT` (through `execute`, `query` and
+/// `execute_batch`) and `CREATE TABLE` with [`ErrorKind::ReadOnly`], still answers
+/// `SELECT`, and nothing was written.
 pub async fn read_only_connector_refuses_writes(h: &Harness) {
     let caps = h.capabilities();
     if !caps.read_only_enforced {
@@ -1356,6 +1654,13 @@ pub async fn read_only_connector_refuses_writes(h: &Harness) {
         single_int(&result, "COUNT(*)"),
         0,
         "rows seen by the read-only connector"
+    );
+    expect_kind(
+        read_only
+            .execute_batch(std::slice::from_ref(&insert), &defaults())
+            .await,
+        ErrorKind::ReadOnly,
+        "a writing batch on a read-only connector",
     );
     assert_eq!(count_rows(h, &table, None).await, 0, "nothing was written");
     read_only.close().await;

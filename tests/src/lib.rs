@@ -35,6 +35,11 @@ pub const CASES: &[&str] = &[
     "query_max_rows_truncates",
     "execute_reports_affected_rows",
     "batch_is_atomic_where_supported",
+    "batch_commits_every_statement_and_returns_their_counts",
+    "failed_batch_statement_leaves_no_row",
+    "timed_out_batch_is_cancelled_on_server_and_leaves_no_row",
+    "dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction",
+    "batch_refuses_transaction_control_before_running",
     "describe_reports_columns_without_running",
     "read_only_connector_refuses_writes",
     "wrong_password_is_auth_error_without_secret",
@@ -94,6 +99,11 @@ macro_rules! conformance_tests {
             $crate::__conformance_test!($setup; query_max_rows_truncates);
             $crate::__conformance_test!($setup; execute_reports_affected_rows);
             $crate::__conformance_test!($setup; batch_is_atomic_where_supported);
+            $crate::__conformance_test!($setup; batch_commits_every_statement_and_returns_their_counts);
+            $crate::__conformance_test!($setup; failed_batch_statement_leaves_no_row);
+            $crate::__conformance_test!($setup; timed_out_batch_is_cancelled_on_server_and_leaves_no_row);
+            $crate::__conformance_test!($setup; dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction);
+            $crate::__conformance_test!($setup; batch_refuses_transaction_control_before_running);
             $crate::__conformance_test!($setup; describe_reports_columns_without_running);
             $crate::__conformance_test!($setup; read_only_connector_refuses_writes);
             $crate::__conformance_test!($setup; wrong_password_is_auth_error_without_secret);

@@ -236,6 +236,8 @@ pub const TIMING_CASES: &[&str] = &[
     "stream_delivers_every_row_in_order",
     "stream_starts_before_result_is_complete",
     "dropped_stream_leaves_source_usable",
+    "timed_out_batch_is_cancelled_on_server_and_leaves_no_row",
+    "dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction",
 ];
 
 /// For a case of [`TIMING_CASES`]: waits until no other such case runs in this

@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use extdata_conformance::{Capabilities, Harness, TypeCase};
@@ -135,6 +136,15 @@ fn capabilities() -> Capabilities {
             let rows = source.query(&probe, &QueryOptions::default()).await?;
             Ok(rows.rows[0].get(0).and_then(Value::as_i64) != Some(0))
         })
+        .with_unique_violation_sql_state("23000")
+        // A timed-out batch is stopped with `KILL QUERY` and then rolled back: 2 s of slack.
+        .with_batch_timeout_slack(Duration::from_secs(2))
+        // `#` comments, `START TRANSACTION`, and `LOCK TABLES`, which commits implicitly.
+        .with_batch_transaction_control([
+            "# c\nrollback",
+            "/* c */ START TRANSACTION",
+            "LOCK TABLES t WRITE",
+        ])
 }
 
 async fn harness(config: fn(&support::TestServer) -> ConnectorConfig) -> Option<Harness> {

@@ -164,6 +164,9 @@ fn capabilities() -> Capabilities {
         .with_timeout_repeats(50)
         // PostgreSQL text cannot hold U+0000 (the backend refuses it as a parameter).
         .with_text_allows_nul(false)
+        .with_unique_violation_sql_state("23505")
+        // `END` and `ABORT` are PostgreSQL's spellings of `COMMIT` and `ROLLBACK`.
+        .with_batch_transaction_control(["/* c */ end", "abort"])
 }
 
 fn factory(config: &ConnectorConfig) -> extdata_core::Result<Arc<dyn ExternalSource>> {
