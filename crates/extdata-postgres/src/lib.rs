@@ -523,7 +523,7 @@ impl ExternalSource for PostgresSource {
             )
             .await?;
         let columns = shape.columns.clone();
-        let rows = stream::Rows::new(stream::Query {
+        let rows = stream::rows(stream::Query {
             conn,
             prepared,
             shape,
