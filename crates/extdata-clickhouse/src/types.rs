@@ -421,14 +421,12 @@ fn precision_digits(precision: &DateTimePrecision) -> u32 {
 }
 
 fn epoch_date(days: i64, t: &DataTypeNode) -> Result<Value> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    let offset = chrono::Days::new(days.unsigned_abs());
-    let date = if days >= 0 {
-        epoch.checked_add_days(offset)
-    } else {
-        epoch.checked_sub_days(offset)
-    };
-    date.map(Value::Date)
+    // 1970-01-01 is day 719,163 counted from 0001-01-01 (day 1).
+    const EPOCH_FROM_CE: i64 = 719_163;
+    i32::try_from(days + EPOCH_FROM_CE)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .map(Value::Date)
         .ok_or_else(|| Error::decode(format!("{t}: {days} days is out of range")))
 }
 
@@ -436,6 +434,8 @@ fn instant(seconds: i64, nanos: u32, zone: Zone<'_>, t: &DataTypeNode) -> Result
     let utc = DateTime::<Utc>::from_timestamp(seconds, nanos)
         .ok_or_else(|| Error::decode(format!("{t}: {seconds} s is out of range")))?;
     match zone {
+        // UTC needs no look-up in the zone's transitions.
+        Zone::Named(Tz::UTC) => Ok(Value::TimestampTz(utc.fixed_offset())),
         Zone::Named(tz) => Ok(Value::TimestampTz(utc.with_timezone(&tz).fixed_offset())),
         Zone::Unknown(name) => Err(Error::decode(format!("{t}: unknown time zone `{name}`"))),
         Zone::Server => {
@@ -960,6 +960,39 @@ mod tests {
         }
         assert_eq!(decimal(-5, 3).as_str(), "-0.005");
         assert_eq!(decimal(0, 2).as_str(), "0.00");
+    }
+
+    #[test]
+    fn dates_cover_both_types_ranges() {
+        let date = |days: i64| match epoch_date(days, &dt("Date32")).unwrap() {
+            Value::Date(d) => d,
+            other => panic!("{other:?}"),
+        };
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for days in [0_i64, 1, -1, 365, -25_567, 65_535, 120_529, -719_162] {
+            assert_eq!(
+                date(days),
+                epoch + chrono::TimeDelta::days(days),
+                "{days} days"
+            );
+        }
+        assert!(epoch_date(i64::from(i32::MAX), &dt("Date32")).is_err());
+        assert!(epoch_date(i64::from(i32::MIN), &dt("Date32")).is_err());
+    }
+
+    #[test]
+    fn utc_and_other_zones_keep_the_instant() {
+        let seconds = 1_700_000_000_u32;
+        for zone in ["UTC", "Etc/UTC", "Europe/Moscow"] {
+            let value =
+                decode_scalar(&dt(&format!("DateTime('{zone}')")), &seconds.to_le_bytes()).unwrap();
+            let Value::TimestampTz(ts) = value else {
+                panic!("{value:?}")
+            };
+            assert_eq!(ts.timestamp(), i64::from(seconds), "{zone}");
+            let expected = if zone == "Europe/Moscow" { 3 * 3600 } else { 0 };
+            assert_eq!(ts.offset().local_minus_utc(), expected, "{zone}");
+        }
     }
 
     #[test]
