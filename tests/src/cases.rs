@@ -677,16 +677,22 @@ fn sleep_statement(h: &Harness, marker: &str) -> Option<Statement> {
     Some(Statement::new(format!("{} /* {marker} */", sleep(30))))
 }
 
+/// The 30 s query of a timeout case, marked with `marker`; `None` (printed for `case`)
+/// when the backend has no long-running query.
+fn sleep_or_skip(h: &Harness, marker: &str, case: &str) -> Option<Statement> {
+    let statement = sleep_statement(h, marker);
+    if statement.is_none() {
+        support::skip_case(case, "the backend has no long-running query (sleep_sql)");
+    }
+    statement
+}
+
 /// A long query with a 1 s timeout fails with [`ErrorKind::Timeout`] within 2 s; with a
 /// probe, the query is seen running and then gone from the server within 1 s; the same
 /// source answers `SELECT 1` right after.
 pub async fn timeout_returns_promptly_and_cancels_on_server(h: &Harness) {
     let marker = support::unique_name("sleep");
-    let Some(statement) = sleep_statement(h, &marker) else {
-        support::skip_case(
-            "timeout",
-            "the backend has no long-running query (sleep_sql)",
-        );
+    let Some(statement) = sleep_or_skip(h, &marker, "timeout") else {
         return;
     };
     let timeout = Duration::from_secs(1);
@@ -758,11 +764,7 @@ pub async fn timeout_returns_promptly_and_cancels_on_server(h: &Harness) {
 /// connection is leaked or returned busy.
 pub async fn repeated_timeouts_do_not_leak_connections(h: &Harness) {
     let marker = support::unique_name("sleep");
-    let Some(statement) = sleep_statement(h, &marker) else {
-        support::skip_case(
-            "timeout",
-            "the backend has no long-running query (sleep_sql)",
-        );
+    let Some(statement) = sleep_or_skip(h, &marker, "timeout") else {
         return;
     };
     let source = ok(
@@ -806,11 +808,7 @@ pub async fn repeated_timeouts_do_not_leak_connections(h: &Harness) {
 /// call sets none.
 pub async fn connector_query_timeout_applies(h: &Harness) {
     let marker = support::unique_name("sleep");
-    let Some(statement) = sleep_statement(h, &marker) else {
-        support::skip_case(
-            "timeout",
-            "the backend has no long-running query (sleep_sql)",
-        );
+    let Some(statement) = sleep_or_skip(h, &marker, "timeout") else {
         return;
     };
     let timeout = Duration::from_secs(1);
@@ -1214,13 +1212,17 @@ pub async fn batch_is_atomic_where_supported(h: &Harness) {
 // ---------------------------------------------------------------------------------------
 // 9b. transactional batches (backends whose `batches_are_atomic()`)
 
-/// Whether the batch-transaction cases apply; prints why not when they do not.
-fn runs_batches_in_transactions(h: &Harness, case: &str) -> bool {
-    let atomic = h.source().batches_are_atomic();
-    if !atomic {
+/// A keyed table and a one-connection source for a batch case; `None` (printed for
+/// `case`) when the backend's batches are not atomic.
+async fn transactional_batch_setup(
+    h: &Harness,
+    case: &str,
+) -> Option<(String, Arc<dyn ExternalSource>)> {
+    if !h.source().batches_are_atomic() {
         support::skip_case(case, "the backend's batches are not atomic");
+        return None;
     }
-    atomic
+    Some((create_keyed_table(h).await, single_connection(h)))
 }
 
 /// A variant whose pool has one connection, so every call after a batch reuses the
@@ -1297,11 +1299,9 @@ async fn assert_stopped_on_server(h: &Harness, marker: &str, what: &str) {
 /// rows at once, an empty batch returns no counts, and the connection is left out of
 /// any transaction.
 pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness) {
-    if !runs_batches_in_transactions(h, "batch commit") {
+    let Some((table, source)) = transactional_batch_setup(h, "batch commit").await else {
         return;
-    }
-    let table = create_keyed_table(h).await;
-    let source = single_connection(h);
+    };
     let affected = ok(
         source
             .execute_batch(
@@ -1345,11 +1345,9 @@ pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness)
 /// [`ErrorKind::Query`] (with the backend's duplicate-key SQLSTATE, where the
 /// capabilities name one), says which statement failed, and leaves no row.
 pub async fn failed_batch_statement_leaves_no_row(h: &Harness) {
-    if !runs_batches_in_transactions(h, "batch rollback") {
+    let Some((table, source)) = transactional_batch_setup(h, "batch rollback").await else {
         return;
-    }
-    let table = create_keyed_table(h).await;
-    let source = single_connection(h);
+    };
     let error = expect_kind(
         source
             .execute_batch(
@@ -1385,19 +1383,13 @@ pub async fn failed_batch_statement_leaves_no_row(h: &Harness) {
 /// can tell), nothing of it stays applied, and the connection is left out of any
 /// transaction.
 pub async fn timed_out_batch_is_cancelled_on_server_and_leaves_no_row(h: &Harness) {
-    if !runs_batches_in_transactions(h, "batch timeout") {
-        return;
-    }
     let marker = support::unique_name("batchsleep");
-    let Some(sleep) = sleep_statement(h, &marker) else {
-        support::skip_case(
-            "batch timeout",
-            "the backend has no long-running query (sleep_sql)",
-        );
+    let Some(sleep) = sleep_or_skip(h, &marker, "batch timeout") else {
         return;
     };
-    let table = create_keyed_table(h).await;
-    let source = single_connection(h);
+    let Some((table, source)) = transactional_batch_setup(h, "batch timeout").await else {
+        return;
+    };
     let timeout = Duration::from_secs(1);
     let bound = timeout + h.capabilities().batch_timeout_slack;
     for round in 0..3 {
@@ -1433,9 +1425,6 @@ pub async fn timed_out_batch_is_cancelled_on_server_and_leaves_no_row(h: &Harnes
 /// stopped on the server, rolled back, and its connection is not returned to the pool
 /// inside the transaction. Runs where the backend has a running-query probe.
 pub async fn dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction(h: &Harness) {
-    if !runs_batches_in_transactions(h, "dropped batch") {
-        return;
-    }
     if h.capabilities().running_probe.is_none() {
         // Without a probe a dropped call's statement cannot be seen to stop (an embedded
         // SQLite keeps its connection busy until the statement ends by itself).
@@ -1446,15 +1435,12 @@ pub async fn dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction(h
         return;
     }
     let marker = support::unique_name("batchdrop");
-    let Some(sleep) = sleep_statement(h, &marker) else {
-        support::skip_case(
-            "dropped batch",
-            "the backend has no long-running query (sleep_sql)",
-        );
+    let Some(sleep) = sleep_or_skip(h, &marker, "dropped batch") else {
         return;
     };
-    let table = create_keyed_table(h).await;
-    let source = single_connection(h);
+    let Some((table, source)) = transactional_batch_setup(h, "dropped batch").await else {
+        return;
+    };
     let statements = [insert_row(&table, 1), sleep, insert_row(&table, 2)];
     // The caller gives up long before the call's own timeout.
     let options = defaults();
@@ -1475,11 +1461,10 @@ pub async fn dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction(h
 /// transaction-control statements inside a batch are refused with
 /// [`ErrorKind::Unsupported`] naming the statement, before anything of the batch runs.
 pub async fn batch_refuses_transaction_control_before_running(h: &Harness) {
-    if !runs_batches_in_transactions(h, "batch transaction control") {
+    let Some((table, source)) = transactional_batch_setup(h, "batch transaction control").await
+    else {
         return;
-    }
-    let table = create_keyed_table(h).await;
-    let source = single_connection(h);
+    };
     let common = ["COMMIT", "BEGIN", "-- x\nRollback", "/* c */ rollback"].map(String::from);
     for control in common
         .iter()

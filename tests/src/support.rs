@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use extdata_core::{DbKind, Error, ErrorKind, Result, Value};
+use extdata_core::{
+    ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, Protocol, QueryOptions, Result,
+    SecretSource, SslConfig, Statement, Value,
+};
 
 /// The environment variable listing the backends whose servers must be reachable
 /// (comma-separated kinds, e.g. `sqlite,postgres,mysql`).
@@ -68,6 +71,232 @@ pub fn require_or_skip<T>(kind: &str, reason: impl fmt::Display) -> Option<T> {
         "skipped: `{kind}` is not configured here ({reason}); set {REQUIRE_VAR}={kind} to make this a failure"
     );
     None
+}
+
+/// Reads the file an `EXTDATA_TEST_*` setting names (e.g. a PEM file); `None` when
+/// the setting is unset or the file cannot be read.
+pub fn env_file(name: &str) -> Option<String> {
+    env(name).and_then(|path| std::fs::read_to_string(path).ok())
+}
+
+/// The name of the running test (libtest names each test's thread after it).
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned()
+}
+
+/// `Some(())` when a TCP connection to `host:port` opens within `within`; otherwise
+/// the [`require_or_skip`] rule for `kind`, with the test's name and what went wrong.
+pub async fn require_reachable(kind: &str, host: &str, port: u16, within: Duration) -> Option<()> {
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(within, connect).await {
+        Ok(Ok(_)) => Some(()),
+        Ok(Err(e)) => require_or_skip(
+            kind,
+            format!("{}: {host}:{port} is unreachable: {e}", test_name()),
+        ),
+        Err(_) => require_or_skip(
+            kind,
+            format!("{}: {host}:{port} did not answer", test_name()),
+        ),
+    }
+}
+
+/// A connector of `kind` that logs in to `host:port` with a user and password, with a
+/// connect timeout of `connect_timeout` (what most backends' tests start from).
+pub fn password_connector(
+    name: &str,
+    kind: DbKind,
+    (host, port): (&str, u16),
+    (user, password): (&str, &str),
+    connect_timeout: Duration,
+) -> ConnectorConfig {
+    ConnectorConfig::new(name, kind)
+        .with_host(host)
+        .with_port(port)
+        .with_username(user)
+        .with_password(password)
+        .with_connect_timeout(connect_timeout)
+}
+
+/// A test server of `scripts/services.sh` that takes a password user over TCP, a unix
+/// socket and verified TLS, and a certificate-only user (the PostgreSQL and MariaDB
+/// servers). Read by [`TestServer::from_env`].
+#[derive(Clone)]
+pub struct TestServer {
+    /// The name of the connectors built from it.
+    pub connector: String,
+    /// The backend.
+    pub kind: DbKind,
+    /// Host name or address (TCP).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Unix socket (file or directory, as the backend takes it).
+    pub socket: String,
+    /// Database.
+    pub database: String,
+    /// The password user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The user that logs in with a client certificate only.
+    pub cert_user: String,
+    /// The test CA (PEM text; empty when not configured).
+    pub ca_pem: String,
+    /// A CA that did not sign the server's certificate (PEM text).
+    pub wrong_ca_pem: String,
+    /// The client certificate of `cert_user` (PEM text).
+    pub client_cert_pem: String,
+    /// Its private key (PEM text).
+    pub client_key_pem: String,
+}
+
+impl TestServer {
+    /// Reads `EXTDATA_TEST_<prefix>_{HOST,PORT,SOCKET,DATABASE,USER,PASSWORD,CERT_USER}`
+    /// and the PEM files named by `EXTDATA_TEST_{CA,WRONG_CA,CLIENT_CERT,CLIENT_KEY}`;
+    /// `None` (by the [`require_or_skip`] rule) when the host is not set or its port does
+    /// not answer within 3 s.
+    pub async fn from_env(
+        connector: &str,
+        kind: DbKind,
+        prefix: &str,
+        (default_port, default_socket): (u16, &str),
+    ) -> Option<Self> {
+        let var = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
+        let Some(host) = var("HOST") else {
+            return require_or_skip(
+                kind.as_str(),
+                format!(
+                    "EXTDATA_TEST_{prefix}_HOST is not set (run scripts/services.sh and source .services/env)"
+                ),
+            );
+        };
+        let pem = |name: &str| env_file(&format!("EXTDATA_TEST_{name}")).unwrap_or_default();
+        let server = TestServer {
+            connector: connector.to_owned(),
+            kind,
+            port: var("PORT")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default_port),
+            socket: var("SOCKET").unwrap_or_else(|| default_socket.to_owned()),
+            database: var("DATABASE").unwrap_or_else(|| "extdata_test".into()),
+            user: var("USER").unwrap_or_else(|| "extdata_pw".into()),
+            password: var("PASSWORD").unwrap_or_default(),
+            cert_user: var("CERT_USER").unwrap_or_else(|| "extdata_cert".into()),
+            ca_pem: pem("CA"),
+            wrong_ca_pem: pem("WRONG_CA"),
+            client_cert_pem: pem("CLIENT_CERT"),
+            client_key_pem: pem("CLIENT_KEY"),
+            host,
+        };
+        require_reachable(
+            kind.as_str(),
+            &server.host,
+            server.port,
+            Duration::from_secs(3),
+        )
+        .await?;
+        Some(server)
+    }
+
+    /// Password user over TCP without TLS (connect timeout 5 s, query timeout 20 s).
+    pub fn tcp(&self) -> ConnectorConfig {
+        password_connector(
+            &self.connector,
+            self.kind,
+            (&self.host, self.port),
+            (&self.user, &self.password),
+            Duration::from_secs(5),
+        )
+        .with_database(self.database.clone())
+        .with_query_timeout(Duration::from_secs(20))
+    }
+
+    /// Password user over the unix socket.
+    pub fn unix(&self) -> ConnectorConfig {
+        self.tcp()
+            .with_protocol(Protocol::Unix)
+            .with_host(self.socket.clone())
+    }
+
+    /// Password user over TLS verified fully (chain and host name) against the test CA,
+    /// given as PEM text.
+    pub fn tls(&self) -> ConnectorConfig {
+        self.tcp().with_host("localhost").with_ssl(SslConfig {
+            ca: Some(self.ca_pem.clone()),
+            verify: Some("full".into()),
+            ..Default::default()
+        })
+    }
+
+    /// The certificate-only user, certificate and key as PEM text.
+    pub fn cert_user(&self) -> ConnectorConfig {
+        let mut config = self.tls().with_username(self.cert_user.clone());
+        config.password = None;
+        config.ssl = Some(SslConfig {
+            ca: Some(self.ca_pem.clone()),
+            cert: Some(self.client_cert_pem.clone()),
+            key: Some(SecretSource::literal(self.client_key_pem.clone())),
+            verify: Some("full".into()),
+            ..Default::default()
+        });
+        config
+    }
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("connector", &self.connector)
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("cert_user", &self.cert_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first value of the first row of `statement`; panics (naming the SQL) when the
+/// query fails or returns no row.
+pub async fn first_value<S: ExternalSource + ?Sized>(
+    source: &S,
+    statement: impl Into<Statement>,
+) -> Value {
+    let statement = statement.into();
+    let result = source
+        .query(&statement, &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    let Some(row) = result.rows.first() else {
+        panic!("{}: no row", statement.sql());
+    };
+    row.values().first().cloned().unwrap_or(Value::Null)
+}
+
+/// How long until `count` (a query whose first value counts something, e.g. the
+/// server's sessions running a marked query) returns 0, polled every 20 ms; `None`
+/// when it is still not 0 after `limit`.
+pub async fn time_until_none<S: ExternalSource + ?Sized>(
+    observer: &S,
+    count: &Statement,
+    limit: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if first_value(observer, count.clone()).await.as_i64() == Some(0) {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Prints that a case did not run for this backend and why (a capability says so).

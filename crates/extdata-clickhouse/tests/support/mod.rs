@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use extdata_clickhouse::{ClickHouseSource, SPEC};
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::env;
+use extdata_conformance::support::{env, password_connector};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource, SslConfig};
 
 pub(crate) const KIND: &str = "clickhouse";
@@ -49,13 +49,14 @@ pub(crate) fn settings() -> Option<Settings> {
 impl Settings {
     /// A plain-HTTP connector.
     pub(crate) fn http(&self, name: &str) -> ConnectorConfig {
-        ConnectorConfig::new(name, DbKind::ClickHouse)
-            .with_host(self.host.clone())
-            .with_port(self.port)
-            .with_database(self.database.clone())
-            .with_username(self.user.clone())
-            .with_password(self.password.clone())
-            .with_connect_timeout(Duration::from_secs(5))
+        password_connector(
+            name,
+            DbKind::ClickHouse,
+            (&self.host, self.port),
+            (&self.user, &self.password),
+            Duration::from_secs(5),
+        )
+        .with_database(self.database.clone())
     }
 
     /// An HTTPS connector verifying the server fully against `ca_file` (host `localhost`,

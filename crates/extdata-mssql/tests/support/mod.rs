@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use extdata_conformance::support as shared;
-use extdata_core::{ConnectorConfig, DbKind, QueryOptions, SslConfig, Statement, Value};
+use extdata_core::{ConnectorConfig, DbKind, SslConfig};
 use extdata_mssql::{MsSqlSource, SPEC};
 
 /// Where the SQL Server test server is and who may log in.
@@ -27,14 +27,6 @@ pub struct TestServer {
     pub options: String,
     /// CA (PEM text) that signed the server's certificate, when TLS is to be verified.
     pub ca_pem: Option<String>,
-}
-
-/// The running test's name (libtest names each test's thread after it).
-fn test_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("<unnamed test>")
-        .to_owned()
 }
 
 /// `mssql://user:password@host:port/database?option=value&…` (also `sqlserver://`);
@@ -113,38 +105,14 @@ pub async fn server() -> Option<TestServer> {
                 "mssql",
                 format!(
                     "{}: EXTDATA_TEST_MSSQL_URL (or EXTDATA_TEST_MSSQL_HOST) is not set; see crates/extdata-mssql/README.md, \"Live tests with Docker\"",
-                    test_name()
+                    shared::test_name()
                 ),
             );
         }
         Err(e) => panic!("{e}"),
     };
-    let reachable = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect((server.host.as_str(), server.port)),
-    )
-    .await;
-    match reachable {
-        Ok(Ok(_)) => Some(server),
-        Ok(Err(e)) => shared::require_or_skip(
-            "mssql",
-            format!(
-                "{}: {}:{} is unreachable: {e}",
-                test_name(),
-                server.host,
-                server.port
-            ),
-        ),
-        Err(_) => shared::require_or_skip(
-            "mssql",
-            format!(
-                "{}: {}:{} did not answer",
-                test_name(),
-                server.host,
-                server.port
-            ),
-        ),
-    }
+    shared::require_reachable("mssql", &server.host, server.port, Duration::from_secs(5)).await?;
+    Some(server)
 }
 
 /// `let server = server!();` — the server, or return from the test (skipped).
@@ -161,13 +129,14 @@ macro_rules! server {
 impl TestServer {
     /// SQL authentication over TCP with the URL's options.
     pub fn tcp(&self) -> ConnectorConfig {
-        let mut config = ConnectorConfig::new("mssql-test", DbKind::MsSql)
-            .with_host(self.host.clone())
-            .with_port(self.port)
-            .with_username(self.user.clone())
-            .with_password(self.password.clone())
-            .with_connect_timeout(Duration::from_secs(10))
-            .with_query_timeout(Duration::from_secs(30));
+        let mut config = shared::password_connector(
+            "mssql-test",
+            DbKind::MsSql,
+            (&self.host, self.port),
+            (&self.user, &self.password),
+            Duration::from_secs(10),
+        )
+        .with_query_timeout(Duration::from_secs(30));
         if let Some(database) = &self.database {
             config = config.with_database(database.clone());
         }
@@ -197,15 +166,8 @@ pub fn source(config: ConnectorConfig) -> MsSqlSource {
 }
 
 /// The first value of the first row.
-pub async fn scalar(source: &MsSqlSource, statement: impl Into<Statement>) -> Value {
-    use extdata_core::ExternalSource;
-    let statement = statement.into();
-    let result = source
-        .query(&statement, &QueryOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    result.rows[0].values()[0].clone()
-}
+#[allow(unused_imports)] // a test file that reads no value leaves it unused
+pub use shared::first_value as scalar;
 
 #[test]
 fn urls_parse() {

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use extdata_conformance::{require_or_skip, support::env};
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::{env, password_connector};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource};
 use extdata_oracle::{OracleSource, SPEC};
 
@@ -93,14 +94,15 @@ pub(crate) fn server(test: &str) -> Option<TestServer> {
 impl TestServer {
     /// A connector for this server over TCP.
     pub(crate) fn config(&self, name: &str) -> ConnectorConfig {
-        ConnectorConfig::new(name, DbKind::Oracle)
-            .with_host(self.host.clone())
-            .with_port(self.port)
-            .with_database(self.service.clone())
-            .with_username(self.user.clone())
-            .with_password(self.password.clone())
-            .with_connect_timeout(Duration::from_secs(10))
-            .with_query_timeout(Duration::from_secs(30))
+        password_connector(
+            name,
+            DbKind::Oracle,
+            (&self.host, self.port),
+            (&self.user, &self.password),
+            Duration::from_secs(10),
+        )
+        .with_database(self.service.clone())
+        .with_query_timeout(Duration::from_secs(30))
     }
 }
 
