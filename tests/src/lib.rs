@@ -116,6 +116,29 @@ macro_rules! conformance_tests {
     };
 }
 
+/// The value of an `Option`, or `return` from the enclosing test: how a backend's test
+/// takes a server that [`require_or_skip`] let it skip.
+///
+/// ```
+/// async fn server() -> Option<u16> {
+///     None
+/// }
+/// async fn a_test() {
+///     let port = extdata_conformance::some_or_return!(server().await);
+///     unreachable!("skipped before using {port}");
+/// }
+/// # extdata_conformance::support::block_on(a_test());
+/// ```
+#[macro_export]
+macro_rules! some_or_return {
+    ($option:expr) => {
+        match $option {
+            ::std::option::Option::Some(value) => value,
+            ::std::option::Option::None => return,
+        }
+    };
+}
+
 /// One test of [`conformance_tests!`]; not part of the API.
 #[doc(hidden)]
 #[macro_export]

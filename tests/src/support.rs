@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use extdata_core::{
-    ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, Protocol, QueryOptions, Result,
-    SecretSource, SslConfig, Statement, Value,
+    BackendSpec, ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, Protocol, QueryOptions,
+    Result, SecretSource, SslConfig, Statement, ValidConfig, Value,
 };
 
 /// The environment variable listing the backends whose servers must be reachable
@@ -260,6 +260,14 @@ impl fmt::Debug for TestServer {
             .field("cert_user", &self.cert_user)
             .finish_non_exhaustive()
     }
+}
+
+/// `config` validated with a backend's rules; panics (with every problem) on a mistake,
+/// since tests build valid configs.
+pub fn validated(config: ConnectorConfig, spec: &BackendSpec) -> ValidConfig {
+    config
+        .validate_with(Some(spec))
+        .unwrap_or_else(|problems| panic!("invalid test config: {problems}"))
 }
 
 /// The first value of the first row of `statement`; panics (naming the SQL) when the

@@ -119,10 +119,7 @@ pub async fn server() -> Option<TestServer> {
 #[macro_export]
 macro_rules! server {
     () => {
-        match support::server().await {
-            Some(server) => server,
-            None => return,
-        }
+        extdata_conformance::some_or_return!(support::server().await)
     };
 }
 
@@ -159,10 +156,7 @@ impl TestServer {
 
 /// Validates and builds (panics on a config mistake: tests build valid configs).
 pub fn source(config: ConnectorConfig) -> MsSqlSource {
-    let valid = config
-        .validate_with(Some(&SPEC))
-        .unwrap_or_else(|p| panic!("invalid test config: {p}"));
-    MsSqlSource::build(valid).expect("build")
+    MsSqlSource::build(shared::validated(config, &SPEC)).expect("build")
 }
 
 /// The first value of the first row.
