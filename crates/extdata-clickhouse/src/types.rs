@@ -374,8 +374,15 @@ fn decimal(mantissa: i128, scale: u32) -> Decimal {
         return Decimal::from_mantissa(mantissa, scale);
     }
     let mut digits = [0u8; 40];
-    let mut n = mantissa.unsigned_abs();
     let mut start = digits.len();
+    let mut n = mantissa.unsigned_abs();
+    // 128-bit division is a library call: once the rest fits in 64 bits, divide those.
+    while n > u128::from(u64::MAX) {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
     loop {
         start -= 1;
         digits[start] = b'0' + (n % 10) as u8;
@@ -947,6 +954,9 @@ mod tests {
             -10_000,
             i128::from(i64::MAX),
             i128::from(i64::MIN),
+            i128::from(u64::MAX),
+            i128::from(u64::MAX) + 1,
+            -i128::from(u64::MAX) - 1,
             i128::MAX,
             i128::MIN,
         ] {
