@@ -4,7 +4,7 @@
 //! sqlx has no cancel call for SQLite, so every call installs a progress handler on its
 //! connection before it runs anything: SQLite calls it every few thousand VM steps and
 //! interrupts the statement (`SQLITE_INTERRUPT`) as soon as it returns `false` — when the
-//! call's deadline passed, its cancel flag was set (timer, dropped stream) or the source
+//! call's deadline passed, its cancel flag was set (timer, dropped call or stream) or the source
 //! is closing. Lock waits (`busy_timeout`) do not run the VM; a call that is still stuck a
 //! short grace after its deadline gives up and discards the connection instead of
 //! returning it busy to the pool.
@@ -166,6 +166,9 @@ where
 {
     let started = Instant::now();
     let cancel = Arc::new(AtomicBool::new(false));
+    // A call dropped mid-way (its caller gave up) interrupts its statement at once, so
+    // the connection is free again for the next call instead of busy until the deadline.
+    let mut dropped = InterruptOnDrop(Some(Arc::clone(&cancel)));
     let outcome = {
         let conn: &mut SqliteConnection = &mut conn;
         let cancel_flag = Arc::clone(&cancel);
@@ -180,6 +183,7 @@ where
         )
         .await
     };
+    dropped.disarm();
     match outcome {
         Outcome::Done(Ok(value)) => Ok(value),
         Outcome::Done(Err(e)) => Err(shared.map(e, operation, timeout, started)),
@@ -190,6 +194,25 @@ where
             Err(shared
                 .timeout(operation, timeout)
                 .context("the statement did not stop in time; its connection was discarded"))
+        }
+    }
+}
+
+/// Sets a call's cancel flag when the call is dropped before it ended, so that the
+/// progress handler interrupts the statement it left running.
+struct InterruptOnDrop(Option<Arc<AtomicBool>>);
+
+impl InterruptOnDrop {
+    /// The call ended: nothing to interrupt.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = &self.0 {
+            cancel.store(true, Ordering::Release);
         }
     }
 }

@@ -911,3 +911,51 @@ async fn a_batch_is_one_transaction_even_when_it_times_out() {
         Value::Text("1,2,7".into())
     );
 }
+
+#[tokio::test]
+async fn a_dropped_call_interrupts_its_statement_and_frees_the_connection() {
+    // One connection and a long timeout: only the drop can stop the statement in time.
+    let source = source(
+        memory("dropped")
+            .with_pool(pool(1))
+            .with_query_timeout(Duration::from_secs(60)),
+    );
+    exec(&source, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let endless_insert = Statement::new(format!(
+        "INSERT INTO t (id) SELECT n + 100 FROM ({ENDLESS})"
+    ));
+    let calls: [(&str, Vec<Statement>); 3] = [
+        ("execute", vec![endless_insert.clone()]),
+        ("query", vec![Statement::new(ENDLESS)]),
+        (
+            "execute_batch",
+            vec![
+                Statement::new("INSERT INTO t (id) VALUES (1)"),
+                endless_insert.clone(),
+            ],
+        ),
+    ];
+    for (operation, statements) in calls {
+        let call = async {
+            match operation {
+                "execute" => source.execute(&statements[0], &opts()).await.map(|_| ()),
+                "query" => source.query(&statements[0], &opts()).await.map(|_| ()),
+                _ => source.execute_batch(&statements, &opts()).await.map(|_| ()),
+            }
+        };
+        // The caller gives up after 300 ms (e.g. its own request was cancelled).
+        let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
+        assert!(gave_up.is_err(), "{operation}: the endless statement ended");
+        let started = Instant::now();
+        assert_eq!(
+            scalar(&source, "SELECT count(*) FROM t").await,
+            Value::I64(0)
+        );
+        let waited = started.elapsed();
+        eprintln!("{operation}: the next call ran {waited:?} after the drop");
+        assert!(
+            waited < Duration::from_secs(2),
+            "{operation}: the next call waited {waited:?} for the dropped one's connection"
+        );
+    }
+}
