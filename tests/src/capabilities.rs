@@ -147,6 +147,10 @@ pub struct Capabilities {
     /// must refuse before running anything (checked in addition to `BEGIN`, `COMMIT`
     /// and `ROLLBACK`, which every such backend must refuse).
     pub batch_transaction_control: Vec<String>,
+    /// Extra time the server may take to answer `SELECT 1` after the cases' cancelled
+    /// or failed work (default none). Spark's Thrift server stops cancelled tasks in the
+    /// background, and its next job waits for their task slots on a busy machine.
+    pub recovery_slack: Duration,
 }
 
 impl Capabilities {
@@ -176,6 +180,7 @@ impl Capabilities {
             unique_violation_sql_state: None,
             batch_timeout_slack: Duration::from_secs(1),
             batch_transaction_control: Vec::new(),
+            recovery_slack: Duration::ZERO,
         }
     }
 
@@ -332,6 +337,12 @@ impl Capabilities {
         self
     }
 
+    /// Sets the extra time `SELECT 1` may take after cancelled or failed work.
+    pub fn with_recovery_slack(mut self, slack: Duration) -> Self {
+        self.recovery_slack = slack;
+        self
+    }
+
     /// Sets the slack allowed on top of a timed-out batch's timeout.
     pub fn with_batch_timeout_slack(mut self, slack: Duration) -> Self {
         self.batch_timeout_slack = slack;
@@ -367,6 +378,7 @@ impl fmt::Debug for Capabilities {
             .field("stream_rows", &self.stream_rows)
             .field("running_probe", &self.running_probe.is_some())
             .field("timeout_repeats", &self.timeout_repeats)
+            .field("recovery_slack", &self.recovery_slack)
             .field("reports_affected_rows", &self.reports_affected_rows)
             .field("supports_update", &self.supports_update)
             .field("read_only_enforced", &self.read_only_enforced)

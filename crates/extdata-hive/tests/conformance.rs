@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::{Mode, build, config};
@@ -46,6 +47,9 @@ pub fn capabilities() -> Capabilities {
         // (unless spark.sql.thriftServer.incrementalCollect=true).
         .with_streams_lazily(false)
         .with_timeout_repeats(5)
+        // Spark stops cancelled tasks in the background; on a busy machine its next job
+        // waits for their task slots (seen: SELECT 1 in 34 s at load 10 on 2 cores).
+        .with_recovery_slack(Duration::from_secs(30))
         // Spark's Thrift server does not report modified rows; Parquet tables have no
         // UPDATE/DELETE.
         .with_reports_affected_rows(false)
@@ -113,7 +117,10 @@ pub fn capabilities() -> Capabilities {
 }
 
 fn harness(mode: Mode) -> Option<Harness> {
-    let config = config(mode)?;
+    let mut config = config(mode)?;
+    // 48 concurrent calls share the pool's sessions, each a Spark job: on a busy machine
+    // the last ones wait longer than the default (the connect timeout, 10 s).
+    config.pool.acquire_timeout = Some("60s".to_owned());
     Some(
         Harness::new(config, capabilities(), build)
             .unwrap_or_else(|e| panic!("the hive {mode:?} config is invalid: {e}")),
