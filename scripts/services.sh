@@ -860,7 +860,9 @@ EOF
 # KDC database, keytabs, ticket cache, the server's state) lives in $KRB_DIR; nothing
 # under /etc is read or written (KRB5_CONFIG, KRB5_KDC_PROFILE, java.security.krb5.conf).
 # Needs the pyspark of the hive service. Port 10088, not 88: no clash with a real KDC.
-KRB_DIR=$STATE_DIR/kerberos
+# Machine-wide like HIVE_HOME: one KDC and one server per machine, whichever checkout
+# (a CI clone, say) runs this script; a per-checkout folder would find the port taken.
+KRB_DIR=${EXTDATA_KERBEROS_HOME:-/var/lib/extdata-kerberos}
 KRB_REALM=EXTDATA.TEST
 KRB_KDC_PORT=10088
 KRB_HIVE_PORT=10002
