@@ -768,9 +768,9 @@ hive_start() {
     )
 }
 
-hive_stop() {
-    local dir pid i
-    dir=$(hive_server_dir "$1")
+# spark_stop DIR: stops the Spark server whose pid is in DIR/server.pid (up to 30 s).
+spark_stop() {
+    local dir=$1 pid i
     pid=$(cat "$dir/server.pid" 2>/dev/null || true)
     [[ -n $pid ]] || return 0
     # setsid made the server the leader of its own process group.
@@ -780,6 +780,10 @@ hive_stop() {
         sleep 0.5
     done
     rm -f "$dir/server.pid"
+}
+
+hive_stop() {
+    spark_stop "$(hive_server_dir "$1")"
 }
 
 # hive_ensure MODE PORT: leaves a healthy server alone; otherwise (re)starts it without
@@ -933,15 +937,7 @@ krb_hive_start() {
 }
 
 krb_hive_stop() {
-    local pid i
-    pid=$(cat "$KRB_DIR/spark/server.pid" 2>/dev/null || true)
-    [[ -n $pid ]] || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.5
-    done
-    rm -f "$KRB_DIR/spark/server.pid"
+    spark_stop "$KRB_DIR/spark"
 }
 
 krb_hive_wait() {
