@@ -20,6 +20,7 @@ umask 022
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=$REPO/.services
 TLS_DIR=$STATE_DIR/tls
+WRONG_HOST=extdata-wrong-host.test
 ENV_DIR=$STATE_DIR/env.d
 ENV_FILE=$STATE_DIR/env
 
@@ -275,6 +276,13 @@ setup_certs() {
     fi
     # libpq refuses a client key that group or others can read.
     chmod 600 "$d/ca.key" "$d/server.key" "$d/client.key"
+    # A name of 127.0.0.1 that the server certificate does not list: the TLS tests'
+    # wrong host name (crates/extdata-reliability/tests/tls.rs reads it from /etc/hosts).
+    if ! awk -v name="$WRONG_HOST" '$1 == "127.0.0.1" { for (i = 2; i <= NF; i++) if ($i == name) found = 1 }
+            END { exit !found }' /etc/hosts; then
+        printf '127.0.0.1 %s\n' "$WRONG_HOST" >>/etc/hosts
+        changed "/etc/hosts: $WRONG_HOST is 127.0.0.1 (not in the server certificate)"
+    fi
 
     write_env_fragment tls <<EOF
 EXTDATA_TEST_TLS_DIR=$d
