@@ -35,3 +35,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo test --workspace --locked --no-fail-fast
 # `cargo test --workspace` leaves the `gssapi` feature off: its live Kerberos test here.
 cargo test -p extdata-hive --features gssapi --locked --test gssapi
+# The facade with the opt-in backends compiled in (their crates' own tests ran above).
+cargo test -p extdata --features mssql,oracle --locked
