@@ -44,6 +44,40 @@ impl Dialect {
     fn hash_comments(self) -> bool {
         matches!(self, Dialect::MySql | Dialect::ClickHouse)
     }
+
+    /// The byte ranges of `sql` that are code — outside string literals, quoted
+    /// identifiers and comments — as this dialect's lexer (the one placeholders are found
+    /// with) sees them.
+    ///
+    /// Between two consecutive ranges lies exactly one literal, quoted identifier or
+    /// comment (two that touch are separated by an empty range), so its first byte tells
+    /// what it is: a quote (`'`, `"`, `` ` ``, `[`, PostgreSQL's `$`) or a comment marker
+    /// (`-`, `/`, `#`). There is always one range more than such pieces. Backends use it
+    /// for checks that a keyword or `;` inside a literal or comment must not fool.
+    ///
+    /// ```
+    /// use extdata_core::Dialect;
+    /// let sql = "SELECT ';' /* ; */; x";
+    /// let code: Vec<&str> = Dialect::Sqlite.code_ranges(sql).into_iter().map(|r| &sql[r]).collect();
+    /// assert_eq!(code, ["SELECT ", " ", "; x"]);
+    /// ```
+    pub fn code_ranges(self, sql: &str) -> Vec<std::ops::Range<usize>> {
+        let bytes = sql.as_bytes();
+        let mut ranges = Vec::new();
+        let (mut start, mut i) = (0, 0);
+        while i < bytes.len() {
+            match skip_piece(bytes, i, self) {
+                Some(end) => {
+                    ranges.push(start..i);
+                    i = end;
+                    start = end;
+                }
+                None => i += 1,
+            }
+        }
+        ranges.push(start..bytes.len());
+        ranges
+    }
 }
 
 /// A statement: SQL text with named parameters (`:name`) and their bound values.
@@ -331,25 +365,11 @@ fn lex(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
     let mut start = 0; // start of the current text run
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'\'' => {
-                let backslash = dialect.backslash_escapes()
-                    || (dialect == Dialect::Postgres
-                        && i > 0
-                        && matches!(bytes[i - 1], b'E' | b'e')
-                        && (i < 2 || !is_ident_char(bytes[i - 2])));
-                i = skip_quoted(bytes, i, b'\'', backslash);
-            }
-            b'"' => i = skip_quoted(bytes, i, b'"', dialect.backslash_escapes()),
-            b'`' if dialect.backtick_identifiers() => i = skip_quoted(bytes, i, b'`', false),
-            b'[' if dialect.bracket_identifiers() => i = skip_until(bytes, i + 1, b"]"),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i, b"\n"),
-            b'#' if dialect.hash_comments() => i = skip_until(bytes, i, b"\n"),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(bytes, i, dialect == Dialect::Postgres)
-            }
-            b'$' if dialect == Dialect::Postgres => i = skip_dollar_quoted(bytes, i),
+        if let Some(end) = skip_piece(bytes, i, dialect) {
+            i = end;
+            continue;
+        }
+        match bytes[i] {
             b':' => {
                 let next = bytes.get(i + 1).copied();
                 if next == Some(b':') || next == Some(b'=') {
@@ -380,6 +400,39 @@ fn lex(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
         tokens.push(Token::Text(&sql[start..]));
     }
     tokens
+}
+
+/// The end of the string literal, quoted identifier or comment that starts at `i`, or
+/// `None` when none starts there: the one place that knows the dialect's quotes and
+/// comments, for [`lex`] and [`Dialect::code_ranges`].
+fn skip_piece(bytes: &[u8], i: usize, dialect: Dialect) -> Option<usize> {
+    let end = match bytes[i] {
+        b'\'' => {
+            let backslash = dialect.backslash_escapes()
+                || (dialect == Dialect::Postgres
+                    && i > 0
+                    && matches!(bytes[i - 1], b'E' | b'e')
+                    && (i < 2 || !is_ident_char(bytes[i - 2])));
+            skip_quoted(bytes, i, b'\'', backslash)
+        }
+        b'"' => skip_quoted(bytes, i, b'"', dialect.backslash_escapes()),
+        b'`' if dialect.backtick_identifiers() => skip_quoted(bytes, i, b'`', false),
+        b'[' if dialect.bracket_identifiers() => skip_until(bytes, i + 1, b"]"),
+        b'-' if bytes.get(i + 1) == Some(&b'-') => skip_until(bytes, i, b"\n"),
+        b'#' if dialect.hash_comments() => skip_until(bytes, i, b"\n"),
+        b'/' if bytes.get(i + 1) == Some(&b'*') => {
+            skip_block_comment(bytes, i, dialect == Dialect::Postgres)
+        }
+        b'$' if dialect == Dialect::Postgres => {
+            let end = skip_dollar_quoted(bytes, i);
+            if end == i + 1 {
+                return None;
+            }
+            end
+        }
+        _ => return None,
+    };
+    Some(end)
 }
 
 /// Skips a literal opened at `open` by `quote`; a doubled quote is an escaped quote.
@@ -591,6 +644,27 @@ mod tests {
                 let _ = Statement::new(sql).placeholder_names(dialect);
             }
         }
+    }
+
+    #[test]
+    fn code_ranges_leave_out_exactly_one_piece_between_them() {
+        let code = |sql: &str, dialect: Dialect| -> Vec<String> {
+            dialect
+                .code_ranges(sql)
+                .into_iter()
+                .map(|r| sql[r].to_owned())
+                .collect()
+        };
+        assert_eq!(
+            code("a'b'/*c*/[d]; e", Dialect::Sqlite),
+            ["a", "", "", "; e"]
+        );
+        assert_eq!(code("", Dialect::Sqlite), [""]);
+        assert_eq!(code("x $$;$$ y", Dialect::Postgres), ["x ", " y"]);
+        assert_eq!(code("x $1;", Dialect::Postgres), ["x $1;"]);
+        assert_eq!(code("# c\n;", Dialect::MySql), ["", ";"]);
+        assert_eq!(code("# c\n;", Dialect::Sqlite), ["# c\n;"]);
+        assert_eq!(code("'unterminated ;", Dialect::Sqlite), ["", ""]);
     }
 
     #[test]
