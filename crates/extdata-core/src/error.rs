@@ -3,6 +3,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use crate::{Statement, Value};
+
 /// A boxed driver error kept as the [`Error::source`] of an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -172,6 +174,63 @@ impl Error {
         self
     }
 
+    /// Replaces the text of `statement`'s bound values in this error (message and
+    /// source chain) with `<value of :name>`.
+    ///
+    /// Servers quote the offending value in some errors (PostgreSQL's `invalid input
+    /// syntax for type integer: "…"` and its duplicate-key detail, MariaDB's `Incorrect
+    /// integer value: '…'`), and values come from subscribers: personal data that must
+    /// not reach logs. When the driver's error (its `Display` or `Debug`) holds a value,
+    /// it is replaced by a text copy of the chain with the values redacted; the kind,
+    /// SQLSTATE and connector stay. Values whose text is shorter than four characters
+    /// are left alone: they identify nobody, and blanking them would garble the message.
+    pub fn redact_parameters(mut self, statement: &Statement) -> Self {
+        let mut needles: Vec<(String, String)> = Vec::new();
+        for (name, value) in statement.params() {
+            value_texts(value, &mut |text| {
+                if text.chars().count() >= MIN_REDACTED_CHARS {
+                    needles.push((text, format!("<value of :{name}>")));
+                }
+            });
+        }
+        if needles.is_empty() {
+            return self;
+        }
+        // Longest first, so that a value holding another one is replaced whole.
+        needles.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let redact = |text: &str| -> Option<String> {
+            let mut out: Option<String> = None;
+            for (needle, replacement) in &needles {
+                let current = out.as_deref().unwrap_or(text);
+                if current.contains(needle.as_str()) {
+                    out = Some(current.replace(needle.as_str(), replacement));
+                }
+            }
+            out
+        };
+        if let Some(message) = redact(&self.message) {
+            self.message = message;
+        }
+        if let Some(source) = &self.source {
+            let mut chain = source.to_string();
+            let mut next = source.source();
+            while let Some(cause) = next {
+                chain.push_str(": ");
+                chain.push_str(&cause.to_string());
+                next = cause.source();
+            }
+            let debug = format!("{source:?}");
+            let holds_value = needles.iter().any(|(needle, _)| {
+                chain.contains(needle.as_str()) || debug.contains(needle.as_str())
+            });
+            if holds_value {
+                let text = redact(&chain).unwrap_or(chain);
+                self.source = Some(Box::new(RedactedSource(text)));
+            }
+        }
+        self
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -233,6 +292,48 @@ impl StdError for Error {
             .map(|e| e.as_ref() as &(dyn StdError + 'static))
     }
 }
+
+/// Value texts shorter than this are not redacted by [`Error::redact_parameters`].
+const MIN_REDACTED_CHARS: usize = 4;
+
+/// Calls `found` with each text a server may quote for `value`: its own text and, for
+/// arrays, tuples and maps, the text of each element.
+fn value_texts(value: &Value, found: &mut impl FnMut(String)) {
+    match value {
+        Value::Null => {}
+        Value::Array(items) | Value::Tuple(items) => {
+            found(value.to_text_lossless());
+            for item in items {
+                value_texts(item, found);
+            }
+        }
+        Value::Map(entries) => {
+            found(value.to_text_lossless());
+            for (key, item) in entries {
+                value_texts(key, found);
+                value_texts(item, found);
+            }
+        }
+        Value::Bytes(bytes) => {
+            found(value.to_text_lossless());
+            found(String::from_utf8_lossy(bytes).into_owned());
+        }
+        other => found(other.to_text_lossless()),
+    }
+}
+
+/// A driver error's text with parameter values redacted (see
+/// [`Error::redact_parameters`]).
+#[derive(Debug)]
+struct RedactedSource(String);
+
+impl fmt::Display for RedactedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for RedactedSource {}
 
 /// What an administrator has to fix after a TLS failure, read from the driver's error
 /// text (rustls prints some reasons only as a bare name, such as `UnknownIssuer`):
@@ -326,6 +427,76 @@ mod tests {
         assert!(Error::new(ErrorKind::Connect, "refused").is_temporary());
         assert!(Error::timeout("query", std::time::Duration::from_secs(1)).is_temporary());
         assert!(!Error::new(ErrorKind::Query, "syntax").is_temporary());
+    }
+
+    /// Like PostgreSQL's database error: the detail shows in `Debug`, not `Display`.
+    #[derive(Debug)]
+    struct DriverError {
+        #[expect(dead_code, reason = "read through Debug only, like a driver's detail")]
+        detail: String,
+    }
+
+    impl fmt::Display for DriverError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("duplicate key value violates unique constraint")
+        }
+    }
+
+    impl StdError for DriverError {}
+
+    #[test]
+    fn bound_values_are_redacted_from_message_and_source() {
+        let statement = Statement::new("INSERT INTO t VALUES (:email, :n, :tags, :id)")
+            .bind("email", "ann.subscriber@example.com")
+            .bind("n", 7)
+            .bind("id", 1_234_567_i64)
+            .bind(
+                "tags",
+                Value::Array(vec![Value::from("vip-tag-x"), Value::from("ok")]),
+            );
+        let err = Error::new(
+            ErrorKind::Query,
+            "invalid input syntax for type integer: \"ann.subscriber@example.com\" (1234567, vip-tag-x)",
+        )
+        .with_sql_state("22P02")
+        .with_source(DriverError {
+            detail: "Key (email)=(ann.subscriber@example.com) already exists.".into(),
+        })
+        .with_connector("crm")
+        .redact_parameters(&statement);
+        let shown = format!("{err} {err:?} {}", err.source().unwrap());
+        for secret in ["ann.subscriber", "1234567", "vip-tag-x", "already exists"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(err.message().contains("<value of :email>"), "{err}");
+        assert!(err.message().contains("<value of :id>"), "{err}");
+        assert!(err.message().contains("<value of :tags>"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Query);
+        assert_eq!(err.sql_state(), Some("22P02"));
+        assert_eq!(err.connector(), Some("crm"));
+        // The driver's text stays, only the value is gone.
+        assert!(
+            err.source()
+                .unwrap()
+                .to_string()
+                .contains("duplicate key value"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn errors_without_values_are_left_alone() {
+        let statement = Statement::new("SELECT :a").bind("a", "x");
+        let err = Error::new(ErrorKind::Query, "syntax error at or near x")
+            .with_source(DriverError { detail: "d".into() })
+            .redact_parameters(&statement);
+        assert_eq!(err.message(), "syntax error at or near x");
+        assert!(
+            err.source()
+                .unwrap()
+                .downcast_ref::<DriverError>()
+                .is_some()
+        );
     }
 
     #[test]

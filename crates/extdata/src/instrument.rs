@@ -2,7 +2,9 @@
 //! so that no backend repeats them.
 //!
 //! Spans and metrics carry the connector, its type, the operation, the duration, the
-//! rows and the error kind — never parameter values, SQL parameters or secrets.
+//! rows and the error kind — never parameter values, SQL parameters or secrets. Errors
+//! that leave a call (and errors inside a stream) have the call's bound values redacted
+//! ([`Error::redact_parameters`]): servers quote offending values in some messages.
 //!
 //! Metrics (through the [`metrics`] facade; install any recorder to collect them):
 //! - `extdata_calls_total{connector, type, operation, outcome}` — counter; `outcome` is
@@ -136,7 +138,12 @@ impl ExternalSource for Instrumented {
     async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
         let span = self.span("query");
         let record = CallRecord::new(self.inner.as_ref(), "query", span.clone());
-        let result = self.inner.query(statement, options).instrument(span).await;
+        let result = self
+            .inner
+            .query(statement, options)
+            .instrument(span)
+            .await
+            .map_err(|e| e.redact_parameters(statement));
         match &result {
             Ok(set) => record.finish(Some(set.rows.len() as u64), None),
             Err(err) => record.finish(None, Some(err)),
@@ -156,10 +163,12 @@ impl ExternalSource for Instrumented {
                         inner: stream,
                         rows: 0,
                         record: Some(record),
+                        statement: statement.clone(),
                     },
                 ))
             }
             Err(err) => {
+                let err = err.redact_parameters(statement);
                 record.finish(None, Some(&err));
                 Err(err)
             }
@@ -173,7 +182,8 @@ impl ExternalSource for Instrumented {
             .inner
             .execute(statement, options)
             .instrument(span)
-            .await;
+            .await
+            .map_err(|e| e.redact_parameters(statement));
         match &result {
             Ok(rows) => record.finish(Some(*rows), None),
             Err(err) => record.finish(None, Some(err)),
@@ -192,7 +202,12 @@ impl ExternalSource for Instrumented {
             .inner
             .execute_batch(statements, options)
             .instrument(span)
-            .await;
+            .await
+            .map_err(|e| {
+                statements
+                    .iter()
+                    .fold(e, |e, statement| e.redact_parameters(statement))
+            });
         match &result {
             Ok(rows) => record.finish(Some(rows.iter().sum()), None),
             Err(err) => record.finish(None, Some(err)),
@@ -211,7 +226,8 @@ impl ExternalSource for Instrumented {
             .inner
             .describe(statement, options)
             .instrument(span)
-            .await;
+            .await
+            .map_err(|e| e.redact_parameters(statement));
         record.finish(None, result.as_ref().err());
         result
     }
@@ -229,6 +245,8 @@ struct CountingStream {
     inner: RowStream,
     rows: u64,
     record: Option<CallRecord>,
+    /// For redacting its values from an error mid-stream.
+    statement: Statement,
 }
 
 impl Stream for CountingStream {
@@ -236,7 +254,12 @@ impl Stream for CountingStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        let polled = match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Err(err))) => {
+                Poll::Ready(Some(Err(err.redact_parameters(&this.statement))))
+            }
+            other => other,
+        };
         match &polled {
             Poll::Ready(Some(Ok(_))) => this.rows += 1,
             Poll::Ready(Some(Err(err))) => {
