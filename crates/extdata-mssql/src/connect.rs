@@ -481,7 +481,7 @@ pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
     if config.read_only {
         warnings.push((
             "read_only".into(),
-            "SQL Server has no read-only session: read_only sends ApplicationIntent=ReadOnly, which routes to a readable secondary but does not refuse writes; give this connector a login that may only read (e.g. db_datareader)".into(),
+            "SQL Server has no read-only session: read_only runs only statements that start with SELECT or WITH and hold no reserved word that writes, runs code or changes the session (INSERT, EXEC, COMMIT, SET, INTO, …), and sends ApplicationIntent=ReadOnly (which routes to a readable secondary); functions an administrator defined can still write: give this connector a login that may only read (e.g. db_datareader)".into(),
         ));
     }
     let trust_any = options.get_bool("trust_server_certificate") == Some(true)
@@ -1076,7 +1076,7 @@ mod tests {
             .find(|w| w.field == "read_only")
             .expect("read_only warning");
         assert!(
-            warning.message.contains("does not refuse writes"),
+            warning.message.contains("start with SELECT or WITH"),
             "{}",
             warning.message
         );

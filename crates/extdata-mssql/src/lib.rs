@@ -2,6 +2,7 @@
 
 mod connect;
 mod error;
+mod read_only;
 mod types;
 
 use std::fmt;
@@ -349,8 +350,17 @@ impl Inner {
         let _ = tokio::time::timeout(CANCEL_WAIT, rx).await;
     }
 
+    /// The SQL and parameters to send; on a read-only connector only after the strict
+    /// check of [`read_only`] passed.
     fn render(&self, statement: &Statement) -> Result<(String, Vec<ColumnData<'static>>)> {
-        types::render(statement).map_err(|e| e.with_connector(self.config.name.clone()))
+        let (sql, params) =
+            types::render(statement).map_err(|e| e.with_connector(self.config.name.clone()))?;
+        if self.config.read_only
+            && let Some(why) = read_only::refusal(&sql)
+        {
+            return Err(self.config.error(ErrorKind::ReadOnly, why));
+        }
+        Ok((sql, params))
     }
 
     /// Runs a statement and sends its columns, then the rows of its first result set,
@@ -742,5 +752,33 @@ mod tests {
             ErrorKind::Closed
         );
         assert!(source.stream(&statement, &options).await.is_err());
+    }
+
+    /// A read-only connector refuses a write in every call before it reaches a server
+    /// (`sql.example` is never contacted: the check comes first).
+    #[tokio::test]
+    async fn read_only_refuses_writes_in_every_call_before_any_io() {
+        let valid = config()
+            .with_read_only(true)
+            .validate_with(Some(&SPEC))
+            .unwrap();
+        let source = MsSqlSource::build(valid).unwrap();
+        let options = QueryOptions::default();
+        let write =
+            Statement::new("SELECT 1; COMMIT; DELETE FROM customers WHERE id = :id").bind("id", 1);
+        let errors = [
+            source.query(&write, &options).await.unwrap_err(),
+            source.execute(&write, &options).await.unwrap_err(),
+            source.describe(&write, &options).await.unwrap_err(),
+            source.stream(&write, &options).await.err().unwrap(),
+        ];
+        for error in errors {
+            assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
+            assert!(error.to_string().contains("COMMIT"), "{error}");
+        }
+        assert!(
+            source.inner.pool.get().is_none(),
+            "no connection was opened"
+        );
     }
 }
