@@ -197,7 +197,7 @@ impl Error {
             return self;
         }
         // Longest first, so that a value holding another one is replaced whole.
-        needles.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        needles.sort_by_key(|(needle, _)| std::cmp::Reverse(needle.len()));
         let redact = |text: &str| -> Option<String> {
             let mut out: Option<String> = None;
             for (needle, replacement) in &needles {
