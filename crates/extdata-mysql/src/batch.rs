@@ -15,6 +15,7 @@ use sqlx::mysql::MySqlConnection;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::classify::Effect;
 use crate::error::{Stage, is_connection_broken};
 use crate::{DRAIN_TIMEOUT, Inner, Lease, kill_wait};
 
@@ -119,6 +120,13 @@ impl Inner {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
+        // A read-only connector's refusal comes first: it covers transaction control too.
+        let mut effect = Effect::Plain;
+        for statement in statements {
+            if self.admit(statement)? == Effect::Session {
+                effect = Effect::Session;
+            }
+        }
         Statement::refuse_transaction_control(statements, Dialect::MySql, TRANSACTION_CONTROL)
             .map_err(|e| e.with_connector(self.config.name.clone()))?;
         let rendered = statements
@@ -128,18 +136,24 @@ impl Inner {
         let total = rendered.len();
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;
-        let lease = self
+        let mut lease = self
             .lease(deadline, self.session.guard_for(Some(timeout)))
             .await?;
+        lease.ran(effect);
+        // A read-only connector's lease is already in its read-only transaction, which
+        // is rolled back, never committed.
+        let read_only = self.session.read_only;
         let mut tx = InTransaction {
             lease: Some(lease),
             inner: self.clone(),
         };
         let outcome = tokio::time::timeout_at(deadline, async {
             let conn = &mut *tx.lease().conn;
-            control(conn, "START TRANSACTION")
-                .await
-                .map_err(Failure::Control)?;
+            if !read_only {
+                control(conn, "START TRANSACTION")
+                    .await
+                    .map_err(Failure::Control)?;
+            }
             let mut affected = Vec::with_capacity(total);
             for (index, (sql, args)) in rendered.into_iter().enumerate() {
                 let done = sqlx::query_with(AssertSqlSafe(sql), args)
@@ -152,7 +166,8 @@ impl Inner {
             if Instant::now() >= deadline {
                 return Err(Failure::Late);
             }
-            control(conn, "COMMIT").await.map_err(Failure::Control)?;
+            let end = if read_only { "ROLLBACK" } else { "COMMIT" };
+            control(conn, end).await.map_err(Failure::Control)?;
             Ok(affected)
         })
         .await;

@@ -184,6 +184,55 @@ impl Flavour {
     }
 }
 
+/// How long the reset of a connection going back to the pool may take before the
+/// connection is closed instead.
+pub(crate) const RESET_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Session variables put back to the server's default after each call, on both server
+/// families: those that change what the next query returns or may do (a stored function
+/// called by a plain `SELECT` may set them; statements that set them directly close
+/// their connection instead). `sql_mode` is not among them: it is put back to what a new
+/// connection has (sqlx's `CLIENT_IGNORE_SPACE` adds `IGNORE_SPACE` to the server's).
+const RESET_COMMON: &[&str] = &[
+    "autocommit",
+    "completion_type",
+    "sql_select_limit",
+    "max_join_size",
+    "sql_big_selects",
+    "timestamp",
+    "div_precision_increment",
+    "group_concat_max_len",
+    "lc_time_names",
+    "default_week_format",
+    "sql_auto_is_null",
+    "sql_safe_updates",
+    "foreign_key_checks",
+    "unique_checks",
+    "auto_increment_increment",
+    "auto_increment_offset",
+    "big_tables",
+    "max_sort_length",
+    "sql_quote_show_create",
+    "sql_notes",
+    "sql_warnings",
+    "max_error_count",
+    "wait_timeout",
+    "net_read_timeout",
+    "net_write_timeout",
+];
+
+/// MariaDB's names for the rest.
+const RESET_MARIADB: &[&str] = &[
+    "tx_isolation",
+    "tx_read_only",
+    "system_versioning_asof",
+    "sql_if_exists",
+    "old_mode",
+];
+
+/// MySQL 8's names for the rest.
+const RESET_MYSQL: &[&str] = &["transaction_isolation", "transaction_read_only"];
+
 /// How TIMESTAMP columns are read, from the session time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimestampMode {
@@ -193,17 +242,26 @@ pub(crate) enum TimestampMode {
     WallClock,
 }
 
-/// Everything the session setup and per-call preparation need; shared by all
-/// connections of a source.
+/// Everything the session setup, the per-call preparation and the reset after each
+/// call need; shared by all connections of a source.
 #[derive(Debug)]
 pub(crate) struct Session {
     /// `SET …` statements run once on every new connection.
     pub(crate) setup_sql: String,
+    /// What the connector sets on every connection (sqlx's `SET NAMES` and `time_zone`,
+    /// then ours), for the reset after each call.
+    defaults_sql: String,
+    /// The connector is read-only: each call runs in `START TRANSACTION READ ONLY`.
+    pub(crate) read_only: bool,
     pub(crate) guard: GuardSetting,
     pub(crate) timestamps: TimestampMode,
     /// Learnt from the first connection.
     pub(crate) flavour: OnceLock<Flavour>,
     pub(crate) version: OnceLock<String>,
+    /// `@@sql_mode` of a new connection after the setup.
+    sql_mode: OnceLock<String>,
+    /// The reset, built once the flavour and `sql_mode` are known.
+    reset: OnceLock<String>,
 }
 
 impl Session {
@@ -227,7 +285,15 @@ impl Session {
             // included: writes fail with error 1792.
             setup_sql.push_str("SET SESSION TRANSACTION READ ONLY; ");
         }
-        setup_sql.push_str("SELECT VERSION()");
+        // What sqlx's connect sets (see `connect_options`), then the setup above.
+        let charset = options
+            .get("charset")
+            .unwrap_or("utf8mb4")
+            .to_ascii_lowercase();
+        let zone = options.get("timezone").unwrap_or("+00:00");
+        let mut defaults_sql = format!("SET NAMES {charset}, time_zone = '{zone}'; ");
+        defaults_sql.push_str(&setup_sql);
+        setup_sql.push_str("SELECT VERSION(), @@SESSION.sql_mode");
         let timestamps = match options.get("timezone") {
             None => TimestampMode::Offset(FixedOffset::east_opt(0).expect("zero offset")),
             Some(zone) => {
@@ -236,6 +302,8 @@ impl Session {
         };
         Session {
             setup_sql,
+            defaults_sql,
+            read_only: config.read_only,
             guard: options
                 .get("max_statement_time")
                 .and_then(|v| parse_guard(v).ok())
@@ -243,6 +311,8 @@ impl Session {
             timestamps,
             flavour: OnceLock::new(),
             version: OnceLock::new(),
+            sql_mode: OnceLock::new(),
+            reset: OnceLock::new(),
         }
     }
 
@@ -255,6 +325,62 @@ impl Session {
         }
     }
 
+    /// The reset run on a connection going back to the pool (see [`Session::reset`]).
+    fn reset_sql(&self, flavour: Flavour) -> String {
+        let (names, user_variables) = match flavour {
+            Flavour::MariaDb => (
+                RESET_MARIADB,
+                "SELECT COUNT(*) FROM information_schema.USER_VARIABLES",
+            ),
+            Flavour::MySql => (
+                RESET_MYSQL,
+                "SELECT COUNT(*) FROM performance_schema.user_variables_by_thread \
+                 WHERE THREAD_ID = PS_CURRENT_THREAD_ID()",
+            ),
+        };
+        let defaults = RESET_COMMON
+            .iter()
+            .chain(names)
+            .map(|name| format!("{name} = DEFAULT"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql_mode = match self.sql_mode.get() {
+            Some(mode) => format!("'{mode}'"),
+            None => "DEFAULT".to_owned(),
+        };
+        format!(
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(); \
+             SET SESSION {defaults}, sql_mode = {sql_mode}, last_insert_id = 0, insert_id = 0; \
+             {}{user_variables}",
+            self.defaults_sql
+        )
+    }
+
+    /// Resets a connection going back to the pool (sqlx's `after_release`), bounded by
+    /// [`RESET_TIMEOUT`]: ends any transaction (the read-only one of each call
+    /// included), releases named locks, puts back the session variables that change
+    /// what a query returns or may do, and the connector's own settings. `Ok(false)` —
+    /// the connection is closed instead — when user variables are left (they cannot be
+    /// dropped by name). An error or timeout closes it too.
+    pub(crate) async fn reset(&self, conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> {
+        let flavour = self.flavour.get().copied().unwrap_or(Flavour::MariaDb);
+        let sql = self.reset.get_or_init(|| self.reset_sql(flavour)).clone();
+        let run = async {
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+            let mut left = None;
+            while let Some(item) = results.try_next().await? {
+                if let sqlx::Either::Right(row) = item {
+                    left = Some(row.try_get::<i64, _>(0)?);
+                }
+            }
+            Ok::<_, sqlx::Error>(left == Some(0))
+        };
+        match tokio::time::timeout(RESET_TIMEOUT, run).await {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
     /// Runs the setup on a fresh connection and learns the server's flavour.
     pub(crate) async fn setup(&self, conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
         let mut results = sqlx::raw_sql(AssertSqlSafe(self.setup_sql.clone())).fetch_many(conn);
@@ -262,6 +388,11 @@ impl Session {
         while let Some(item) = results.try_next().await? {
             if let sqlx::Either::Right(row) = item {
                 version = Some(row.try_get::<String, _>(0)?);
+                let mode = row.try_get::<String, _>(1)?;
+                // Only mode names go into the reset's SQL.
+                if check_sql_mode(&mode).is_ok() {
+                    let _ = self.sql_mode.set(mode);
+                }
             }
         }
         if let Some(version) = version {
@@ -350,7 +481,8 @@ pub(crate) fn connect_options(config: &ValidConfig) -> Result<MySqlConnectOption
 }
 
 /// The pool options: sizes and lifetimes from the config; each new connection runs the
-/// session setup. `test_before_acquire` is off because every call starts with its own
+/// session setup, and each connection going back to the pool the reset
+/// ([`Session::reset`]; sqlx pings it afterwards). `test_before_acquire` is off because every call starts with its own
 /// round trip (the guard and `CONNECTION_ID()`), which checks the connection anyway.
 pub(crate) fn pool_options(config: &ValidConfig, session: Arc<Session>) -> MySqlPoolOptions {
     let pool = &config.pool;
@@ -361,9 +493,16 @@ pub(crate) fn pool_options(config: &ValidConfig, session: Arc<Session>) -> MySql
         .idle_timeout(pool.idle_timeout)
         .max_lifetime(pool.max_lifetime)
         .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
+        .after_connect({
             let session = session.clone();
-            Box::pin(async move { session.setup(conn).await })
+            move |conn, _meta| {
+                let session = session.clone();
+                Box::pin(async move { session.setup(conn).await })
+            }
+        })
+        .after_release(move |conn, _meta| {
+            let session = session.clone();
+            Box::pin(async move { session.reset(conn).await })
         })
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod batch;
+mod classify;
 mod connect;
 mod error;
 mod types;
@@ -22,6 +23,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor, Row as _, SqlSafeStr, Statement 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::classify::Effect;
 use crate::connect::{Flavour, Session};
 use crate::error::{Stage, is_connection_broken, map_error};
 
@@ -111,10 +113,32 @@ impl fmt::Debug for MySqlSource {
     }
 }
 
-/// A pooled connection with its server-side id.
+/// A pooled connection with its server-side id; on a read-only connector, inside the
+/// call's `START TRANSACTION READ ONLY` (rolled back by the reset when it goes back to
+/// the pool).
 struct Lease {
     conn: PoolConnection<sqlx::MySql>,
     id: u64,
+    /// The call ran a statement that may have left session state the reset does not
+    /// undo: the connection is closed, not pooled.
+    discard: bool,
+}
+
+impl Lease {
+    /// Marks the connection for closing when the call ran a statement of `effect`.
+    fn ran(&mut self, effect: Effect) {
+        if effect == Effect::Session {
+            self.discard = true;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.discard {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// How a call bounds its time.
@@ -186,6 +210,13 @@ impl Inner {
 
     fn map(&self, stage: Stage, err: sqlx::Error) -> Error {
         map_error(&self.config, stage, err)
+    }
+
+    /// Checks a statement before it runs (see `classify`): a read-only connector
+    /// refuses what could leave its read-only transaction with a `ReadOnly` error.
+    fn admit(&self, statement: &Statement) -> Result<Effect> {
+        classify::admit(statement, self.config.read_only)
+            .map_err(|reason| self.config.error(ErrorKind::ReadOnly, reason))
     }
 
     /// Opens a connection outside the pool, session setup included, bounded by
@@ -357,7 +388,16 @@ impl Inner {
             self.unreachable.store(false, Ordering::Release);
             // The flavour is known once the first connection is set up.
             let flavour = self.session.flavour.get().copied().unwrap_or(flavour);
-            let sql = format!("{}; SELECT CONNECTION_ID()", flavour.guard_sql(guard));
+            // A read-only call runs in a read-only transaction that the reset rolls back.
+            let begin = if self.session.read_only {
+                "START TRANSACTION READ ONLY; "
+            } else {
+                ""
+            };
+            let sql = format!(
+                "{}; {begin}SELECT CONNECTION_ID()",
+                flavour.guard_sql(guard)
+            );
             let prepared = tokio::time::timeout_at(deadline, async {
                 let mut id = None;
                 let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn);
@@ -370,7 +410,13 @@ impl Inner {
             })
             .await;
             match prepared {
-                Ok(Ok(Some(id))) => return Ok(Lease { conn, id }),
+                Ok(Ok(Some(id))) => {
+                    return Ok(Lease {
+                        conn,
+                        id,
+                        discard: false,
+                    });
+                }
                 Ok(Ok(None)) => {
                     conn.close_on_drop();
                     return Err(self.config.error(
@@ -489,12 +535,14 @@ impl Inner {
     ) -> Result<RowStream> {
         self.check_open()?;
         let started = Instant::now();
+        let effect = self.admit(statement)?;
         let (sql, args) = self.render(statement)?;
         let guard = match bound {
             Bound::Total(d) => self.session.guard_for(Some(d)),
             Bound::PerRow(_) => self.session.guard_for(None),
         };
-        let lease = self.lease(started + bound.duration(), guard).await?;
+        let mut lease = self.lease(started + bound.duration(), guard).await?;
+        lease.ran(effect);
         let reading = Reading {
             inner: self.clone(),
             lease: Some(lease),
@@ -737,10 +785,12 @@ impl ExternalSource for MySqlSource {
         inner.check_open()?;
         let timeout = options.timeout_or(inner.config.query_timeout);
         let deadline = Instant::now() + timeout;
+        let effect = inner.admit(statement)?;
         let (sql, args) = inner.render(statement)?;
         let mut lease = inner
             .lease(deadline, inner.session.guard_for(Some(timeout)))
             .await?;
+        lease.ran(effect);
         let result = tokio::time::timeout_at(
             deadline,
             sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *lease.conn),
@@ -782,7 +832,10 @@ impl ExternalSource for MySqlSource {
         inner.check_open()?;
         let timeout = options.timeout_or(inner.config.query_timeout);
         let deadline = Instant::now() + timeout;
-        // Parameters only need to exist: the statement is prepared, never run.
+        // Prepared, never run: nothing to discard afterwards, but a read-only connector
+        // refuses the same statements here as everywhere.
+        inner.admit(statement)?;
+        // Parameters only need to exist.
         let rendered = statement
             .render(Dialect::MySql)
             .map_err(|e| e.with_connector(inner.config.name.clone()))?;
