@@ -9,7 +9,7 @@ use extdata_core::{Dialect, QueryOptions, Statement};
 use sqlx::Connection as _;
 use tokio::time::Instant;
 
-use crate::{PostgresSource, Prepared, connect, pool};
+use crate::{Call, PostgresSource, Prepared, connect, pool};
 
 /// First keywords refused inside a batch: they would end (or nest) the batch's own
 /// transaction, so the statements after them would no longer be all-or-nothing.
@@ -36,16 +36,22 @@ impl PostgresSource {
         let guard = connect::statement_timeout_ms(timeout);
         let conn = self.pool().await?.acquire(deadline).await?;
         let total = prepared.len();
+        let read_only = self.config.read_only;
         // On timeout `bounded` cancels the running statement on the server and closes
         // the connection, which ends the transaction there; it never returns to the pool.
-        let (outcome, _conn) = self
+        let (outcome, conn) = self
             .bounded(
                 conn,
                 deadline,
                 timeout,
                 "batch",
+                Call::Account {
+                    statement_timeout_ms: guard,
+                },
                 async |c: &mut pool::Conn| {
-                    Self::set_guard(c, guard).await?;
+                    if read_only {
+                        return read_only_batch(c, &prepared).await;
+                    }
                     let mut tx = c.raw.begin().await?;
                     let mut affected = Vec::with_capacity(total);
                     for (index, statement) in prepared.iter().enumerate() {
@@ -74,6 +80,7 @@ impl PostgresSource {
                 },
             )
             .await?;
+        conn.end_call().await?;
         outcome.map_err(|failed| match failed {
             Some((index, e)) => crate::error::convert(self.name(), crate::error::Phase::Query, e)
                 .context(format!(
@@ -83,6 +90,36 @@ impl PostgresSource {
             None => self.timeout_error("batch", timeout),
         })
     }
+}
+
+/// A batch's outcome: each statement's rows affected, or which one failed (`None`: the
+/// deadline passed before the commit).
+type BatchOutcome = Result<Vec<u64>, Option<(usize, sqlx::Error)>>;
+
+/// The statements of a batch on a `read_only` connector, inside the call's read-only
+/// transaction (which the end of the call rolls back). Between two statements a
+/// `SAVEPOINT` checks that the transaction is still open: one that a statement ended
+/// (`PREPARE TRANSACTION`, or a `COMMIT` the first-keyword check missed) would let the
+/// next statement run outside it, in a session whose defaults the ended transaction may
+/// have changed.
+async fn read_only_batch(
+    conn: &mut pool::Conn,
+    prepared: &[Prepared],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut affected = Vec::with_capacity(prepared.len());
+    for (index, statement) in prepared.iter().enumerate() {
+        if index > 0 {
+            sqlx::raw_sql("SAVEPOINT extdata_batch; RELEASE SAVEPOINT extdata_batch")
+                .execute(&mut conn.raw)
+                .await?;
+        }
+        match statement.query(&statement.sql).execute(&mut conn.raw).await {
+            Ok(result) => affected.push(result.rows_affected()),
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => return Err(e),
+            Err(e) => return Ok(Err(Some((index, e)))),
+        }
+    }
+    Ok(Ok(affected))
 }
 
 async fn run(

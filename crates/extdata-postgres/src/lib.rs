@@ -4,6 +4,7 @@ mod batch;
 mod connect;
 mod error;
 mod pool;
+mod session;
 mod stream;
 mod types;
 
@@ -180,6 +181,7 @@ impl PostgresSource {
                     options: connect::connect_options(config),
                     session: connect::session_settings(config),
                     statement_timeout_ms: connect::statement_timeout_ms(config.query_timeout),
+                    read_only: config.read_only,
                     settings: config.pool.clone(),
                     connect_timeout: config.connect_timeout,
                 })
@@ -240,19 +242,32 @@ impl PostgresSource {
             .with_connector(self.name())
     }
 
-    /// Runs `work` on `conn` until `deadline`. On timeout the query is cancelled on the
-    /// server and the connection closed; on a lost connection it is closed; otherwise
-    /// the connection goes back to the pool.
+    /// Runs `work` on `conn` until `deadline`, after [`Pooled::start_call`] when `call`
+    /// runs SQL of an account. On timeout the query is cancelled on the server and the
+    /// connection closed; on a lost connection it is closed; after a server error the
+    /// session is reset ([`Pooled::end_call`]) and the connection goes back to the pool.
+    /// On success the call is still open: the caller ends it with
+    /// [`Pooled::end_call`] (or aborts it).
     async fn bounded<T>(
         &self,
         mut conn: Pooled,
         deadline: Instant,
         timeout: Duration,
         operation: &str,
+        call: Call,
         work: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, sqlx::Error>,
     ) -> extdata_core::Result<(T, Pooled)> {
         conn.begin();
-        let outcome = tokio::time::timeout_at(deadline, work(conn.conn())).await;
+        let outcome = tokio::time::timeout_at(deadline, async {
+            if let Call::Account {
+                statement_timeout_ms,
+            } = call
+            {
+                conn.start_call(statement_timeout_ms).await?;
+            }
+            work(conn.conn()).await
+        })
+        .await;
         match outcome {
             Ok(Ok(value)) => {
                 conn.finish();
@@ -265,8 +280,10 @@ impl PostgresSource {
                     conn.discard();
                 } else {
                     // A server error leaves the connection in sync (sqlx reads up to the
-                    // next ReadyForQuery before its next use).
+                    // next ReadyForQuery before its next use). The statement's own error
+                    // is the one to report, whatever the reset finds.
                     conn.finish();
+                    let _ = conn.end_call().await;
                 }
                 Err(err)
             }
@@ -275,18 +292,6 @@ impl PostgresSource {
                 Err(self.timeout_error(operation, timeout))
             }
         }
-    }
-
-    /// Sets the session's `statement_timeout` guard for a call when it differs.
-    async fn set_guard(conn: &mut pool::Conn, ms: u64) -> Result<(), sqlx::Error> {
-        if conn.statement_timeout_ms != ms {
-            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-                .bind(ms.to_string())
-                .execute(&mut conn.raw)
-                .await?;
-            conn.statement_timeout_ms = ms;
-        }
-        Ok(())
     }
 
     /// Prepares (or finds in the cache) the statement and works out its columns,
@@ -346,6 +351,16 @@ impl PostgresSource {
             sql,
         })
     }
+}
+
+/// What a [`PostgresSource::bounded`] call runs.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// Only the backend's own SQL (`ping`): no transaction, no reset.
+    Internal,
+    /// SQL of an account, with this server-side `statement_timeout` guard: read-only
+    /// transaction on a `read_only` connector, session reset afterwards.
+    Account { statement_timeout_ms: u64 },
 }
 
 /// Whether the statement's first keyword opens a transaction block.
@@ -437,6 +452,7 @@ impl ExternalSource for PostgresSource {
                 deadline,
                 timeout,
                 "ping",
+                Call::Internal,
                 async |c: &mut pool::Conn| {
                     sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
                         .fetch_one(&mut c.raw)
@@ -464,8 +480,10 @@ impl ExternalSource for PostgresSource {
                 deadline,
                 timeout,
                 "query",
+                Call::Account {
+                    statement_timeout_ms: guard,
+                },
                 async |c: &mut pool::Conn| {
-                    Self::set_guard(c, guard).await?;
                     let shape = Self::shape(c, &prepared).await?;
                     let mut rows = Vec::new();
                     let mut truncated = false;
@@ -485,7 +503,7 @@ impl ExternalSource for PostgresSource {
             // Rows are still coming: stop the query rather than read them all.
             conn.abort().await;
         } else {
-            drop(conn);
+            conn.end_call().await?;
         }
         let rows = rows
             .iter()
@@ -516,10 +534,10 @@ impl ExternalSource for PostgresSource {
                 deadline,
                 timeout,
                 "query",
-                async |c: &mut pool::Conn| {
-                    Self::set_guard(c, 0).await?;
-                    Self::shape(c, &prepared).await
+                Call::Account {
+                    statement_timeout_ms: 0,
                 },
+                async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
             )
             .await?;
         let columns = shape.columns.clone();
@@ -544,19 +562,22 @@ impl ExternalSource for PostgresSource {
         let deadline = Instant::now() + timeout;
         let guard = connect::statement_timeout_ms(timeout);
         let conn = self.pool().await?.acquire(deadline).await?;
-        let (affected, _conn) = self
+        let (affected, conn) = self
             .bounded(
                 conn,
                 deadline,
                 timeout,
                 "statement",
+                Call::Account {
+                    statement_timeout_ms: guard,
+                },
                 async |c: &mut pool::Conn| {
-                    Self::set_guard(c, guard).await?;
                     let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
                     Ok(result.rows_affected())
                 },
             )
             .await?;
+        conn.end_call().await?;
         Ok(affected)
     }
 
@@ -584,15 +605,19 @@ impl ExternalSource for PostgresSource {
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;
         let conn = self.pool().await?.acquire(deadline).await?;
-        let (shape, _conn) = self
+        let (shape, conn) = self
             .bounded(
                 conn,
                 deadline,
                 timeout,
                 "describe",
+                Call::Account {
+                    statement_timeout_ms: connect::statement_timeout_ms(timeout),
+                },
                 async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
             )
             .await?;
+        conn.end_call().await?;
         Ok(shape.columns.to_vec())
     }
 

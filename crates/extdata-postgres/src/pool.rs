@@ -7,6 +7,10 @@
 //! reused newest first, expired ones (idle timeout, max lifetime) are closed by a reaper
 //! task, and a connection whose call did not end cleanly is cancelled and discarded,
 //! never handed out again.
+//!
+//! A connection that ran SQL of a call goes back to the pool only after
+//! [`Pooled::end_call`] reset its session (see [`crate::session`]); one dropped without
+//! that is closed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -14,11 +18,12 @@ use std::time::Duration;
 
 use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Phase, convert};
+use crate::session::{self, Check};
 
 /// Idle connections older than this are pinged before they are handed out (a server
 /// restart or a dropped NAT mapping would otherwise fail the next call).
@@ -65,6 +70,9 @@ struct Inner {
     options: PgConnectOptions,
     session: Vec<(&'static str, String)>,
     statement_timeout_ms: u64,
+    read_only: bool,
+    /// The simple query that resets a session after a call (built once).
+    reset_sql: Arc<str>,
     settings: PoolSettings,
     connect_timeout: Duration,
     permits: Arc<Semaphore>,
@@ -80,8 +88,21 @@ pub(crate) struct PoolConfig {
     pub(crate) options: PgConnectOptions,
     pub(crate) session: Vec<(&'static str, String)>,
     pub(crate) statement_timeout_ms: u64,
+    /// Every call runs in a read-only transaction that is rolled back.
+    pub(crate) read_only: bool,
     pub(crate) settings: PoolSettings,
     pub(crate) connect_timeout: Duration,
+}
+
+/// Why a session could not be reset.
+enum ResetFailure {
+    /// The call's statement ended the transaction the call ran in (read-only), or left
+    /// one open (writable).
+    Transaction,
+    /// The reset itself failed (a lost connection, or a server error).
+    Failed(sqlx::Error),
+    /// The reset answered something other than its check row.
+    Unexpected,
 }
 
 impl Pool {
@@ -91,8 +112,10 @@ impl Pool {
             permits: Arc::new(Semaphore::new(config.settings.max_size as usize)),
             connector: config.connector,
             options: config.options,
+            reset_sql: session::reset_sql(config.read_only, &config.session).into(),
             session: config.session,
             statement_timeout_ms: config.statement_timeout_ms,
+            read_only: config.read_only,
             settings: config.settings,
             connect_timeout: config.connect_timeout,
             idle: Mutex::new(Vec::new()),
@@ -317,6 +340,47 @@ impl Inner {
         });
     }
 
+    /// Puts the session of `conn` back to the connector's defaults in one round trip
+    /// (see [`session::reset_sql`]); when the check shows prepared statements that sqlx
+    /// does not know of, or sqlx's ones gone, drops them all and empties sqlx's cache.
+    async fn reset(&self, conn: &mut Conn) -> std::result::Result<(), ResetFailure> {
+        let rows = sqlx::raw_sql(AssertSqlSafe(self.reset_sql.clone()))
+            .fetch_all(&mut conn.raw)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(db))
+                if self.read_only
+                    && db.code().as_deref() == Some(session::NO_ACTIVE_TRANSACTION) =>
+            {
+                return Err(ResetFailure::Transaction);
+            }
+            Err(e) => return Err(ResetFailure::Failed(e)),
+        };
+        let check = rows
+            .last()
+            .and_then(|row| row.try_get::<String, _>(0).ok())
+            .and_then(|text| Check::parse(&text))
+            .ok_or(ResetFailure::Unexpected)?;
+        if !check.outside_transaction {
+            return Err(ResetFailure::Transaction);
+        }
+        conn.statement_timeout_ms = self.statement_timeout_ms;
+        if check.statements_tampered(conn.raw.cached_statements_size()) {
+            // `DEALLOCATE ALL` also drops sqlx's statements: sqlx must forget them too
+            // (closing a statement that no longer exists is not an error).
+            sqlx::raw_sql("DEALLOCATE ALL")
+                .execute(&mut conn.raw)
+                .await
+                .map_err(ResetFailure::Failed)?;
+            conn.raw
+                .clear_cached_statements()
+                .await
+                .map_err(ResetFailure::Failed)?;
+        }
+        Ok(())
+    }
+
     /// Opens connections in the background until `min_idle` are open.
     fn fill_min_idle(self: &Arc<Self>) {
         if self.settings.min_idle == 0 || self.closed.load(Ordering::SeqCst) {
@@ -454,6 +518,9 @@ fn humanize(d: Duration) -> String {
 pub(crate) struct Pooled {
     conn: Option<Conn>,
     busy: bool,
+    /// SQL of a call ran since the session was last reset: the connection goes back to
+    /// the pool only through [`Pooled::end_call`].
+    dirty: bool,
     permit: Option<OwnedSemaphorePermit>,
     pool: Arc<Inner>,
 }
@@ -463,6 +530,7 @@ impl Pooled {
         Pooled {
             conn: Some(conn),
             busy: false,
+            dirty: false,
             permit: Some(permit),
             pool,
         }
@@ -483,6 +551,91 @@ impl Pooled {
     /// Marks that the round trip finished and the connection is in sync again.
     pub(crate) fn finish(&mut self) {
         self.busy = false;
+    }
+
+    /// Starts a call that runs SQL of an account, with `statement_timeout_ms` as the
+    /// server-side guard: on a `read_only` connector opens the call's read-only
+    /// transaction (one round trip); otherwise sets the guard when it differs. From now
+    /// on the connection is returned to the pool only through [`Pooled::end_call`].
+    pub(crate) async fn start_call(
+        &mut self,
+        statement_timeout_ms: u64,
+    ) -> std::result::Result<(), sqlx::Error> {
+        self.dirty = true;
+        let read_only = self.pool.read_only;
+        let conn = self.conn();
+        if read_only {
+            sqlx::raw_sql(AssertSqlSafe(session::begin_read_only(
+                statement_timeout_ms,
+            )))
+            .execute(&mut conn.raw)
+            .await?;
+        } else if conn.statement_timeout_ms != statement_timeout_ms {
+            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                .bind(statement_timeout_ms.to_string())
+                .execute(&mut conn.raw)
+                .await?;
+            conn.statement_timeout_ms = statement_timeout_ms;
+        }
+        Ok(())
+    }
+
+    /// Ends a call started with [`Pooled::start_call`]: rolls back its read-only
+    /// transaction and resets the session, then returns the connection to the pool. A
+    /// connection whose reset fails is closed instead. `Err` when the call's statement
+    /// ended the read-only transaction (or left a transaction open): the connection is
+    /// closed, and the call must fail.
+    pub(crate) async fn end_call(mut self) -> Result<()> {
+        if !self.dirty || self.conn.is_none() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        // Dropped during the reset, the connection is cancelled and closed.
+        self.busy = true;
+        let outcome = tokio::time::timeout(pool.connect_timeout, pool.reset(self.conn())).await;
+        match outcome {
+            Ok(Ok(())) => {
+                self.busy = false;
+                self.dirty = false;
+                Ok(())
+            }
+            Ok(Err(ResetFailure::Transaction)) => {
+                self.discard();
+                Err(pool.error(
+                    ErrorKind::Unsupported,
+                    if pool.read_only {
+                        "transaction control (COMMIT, ROLLBACK, END, ABORT, PREPARE \
+                         TRANSACTION) is not supported on a read_only connector: each call \
+                         runs in its own read-only transaction, which is always rolled back; \
+                         the statement ended it, so its connection was closed"
+                    } else {
+                        "transaction control is not supported: the statement left a \
+                         transaction open, so its connection was closed"
+                    },
+                ))
+            }
+            Ok(Err(ResetFailure::Failed(e))) => {
+                tracing::warn!(
+                    connector = %pool.connector,
+                    error = %convert(&pool.connector, Phase::Query, e),
+                    "could not reset a PostgreSQL session after a call; closing its connection"
+                );
+                self.discard();
+                Ok(())
+            }
+            Ok(Err(ResetFailure::Unexpected)) => {
+                tracing::warn!(
+                    connector = %pool.connector,
+                    "unexpected answer to a PostgreSQL session reset; closing its connection"
+                );
+                self.discard();
+                Ok(())
+            }
+            Err(_) => {
+                self.abort().await;
+                Ok(())
+            }
+        }
     }
 
     /// The query on this connection ran out of time (or its reader went away): cancel
@@ -527,7 +680,13 @@ impl Drop for Pooled {
             return;
         };
         if !self.busy {
-            self.pool.release(conn);
+            if self.dirty {
+                // Never reset: its session may hold anything the call left there.
+                self.pool.forget(conn);
+                self.pool.fill_min_idle();
+            } else {
+                self.pool.release(conn);
+            }
             return;
         }
         // Dropped mid-query: cancel in the background, holding the permit until done

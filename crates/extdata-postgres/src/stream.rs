@@ -8,7 +8,9 @@
 //! [`STREAM_BATCH_ROWS`]; it never waits to fill one), flattened into single rows.
 //!
 //! Dropping the stream drops the generator with its connection still marked busy, and
-//! [`Pooled`]'s `Drop` cancels the query on the server and discards the connection.
+//! [`Pooled`]'s `Drop` cancels the query on the server and discards the connection. A
+//! stream read to its end resets the session ([`Pooled::end_call`]) before its last rows
+//! are handed out.
 
 use std::time::Duration;
 
@@ -116,8 +118,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
         let result = match end {
             End::Done => {
                 conn.finish();
-                drop(conn);
-                Ok(())
+                conn.end_call().await
             }
             End::Failed(e) => {
                 let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
@@ -128,7 +129,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                     // A server error leaves the connection in sync (sqlx reads up to the
                     // next ReadyForQuery before its next use).
                     conn.finish();
-                    drop(conn);
+                    let _ = conn.end_call().await;
                 }
                 Err(err)
             }

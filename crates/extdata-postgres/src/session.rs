@@ -1,0 +1,166 @@
+//! What runs around each call that executes SQL written by an account: the start of a
+//! read-only call and the reset of the session before its connection is reused.
+//!
+//! - A `read_only` connector runs every call inside `BEGIN READ ONLY`, followed in the
+//!   same round trip by a `SELECT` (which sets the call's `statement_timeout` for the
+//!   transaction only). That `SELECT` takes the transaction's first snapshot, after which
+//!   the server refuses `SET TRANSACTION READ WRITE`. The transaction is always rolled
+//!   back at the end of the call; a `DO` block or procedure cannot `COMMIT` inside it.
+//! - After every call, on every connector, one simple-query round trip puts the session
+//!   back to the connector's defaults: roll back (read-only), close cursors, unlisten,
+//!   session authorization and role, every setting (`RESET ALL`, then the connector's
+//!   own settings again), temporary tables, sequence caches, advisory locks. Prepared
+//!   statements are counted instead of dropped, so that sqlx's statement cache stays
+//!   valid; see [`Check`].
+
+use std::fmt::Write as _;
+
+/// SQLSTATE `25P01` (no active SQL transaction): `ROLLBACK AND CHAIN` outside a
+/// transaction block, i.e. the call's statement ended the read-only transaction.
+pub(crate) const NO_ACTIVE_TRANSACTION: &str = "25P01";
+
+/// The round trip that starts a call on a `read_only` connector.
+pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
+    format!(
+        "BEGIN READ ONLY; \
+         SELECT pg_catalog.set_config('statement_timeout', '{statement_timeout_ms}', true)"
+    )
+}
+
+/// The reset round trip of a connector whose session settings are `settings`.
+///
+/// `ROLLBACK AND CHAIN` fails (SQLSTATE [`NO_ACTIVE_TRANSACTION`]) when no transaction
+/// block is open, which on a read-only connector means that the call's statement ended
+/// the transaction the call runs in; it succeeds on an open or a failed one. The chained
+/// transaction is then rolled back too. Everything after runs outside any transaction
+/// block, and the last statement returns the [`Check`] row.
+pub(crate) fn reset_sql(read_only: bool, settings: &[(&'static str, String)]) -> String {
+    let mut sql = String::new();
+    if read_only {
+        sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
+    }
+    // Functions are schema-qualified: the search_path in force here is the server's or
+    // role's default, not necessarily one that finds pg_catalog first.
+    sql.push_str(
+        "CLOSE ALL; UNLISTEN *; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
+         DISCARD TEMP; DISCARD SEQUENCES; \
+         SELECT pg_catalog.concat_ws(',', \
+             pg_catalog.now() = pg_catalog.statement_timestamp(), \
+             count(*) FILTER (WHERE from_sql), \
+             count(*) FILTER (WHERE NOT from_sql)), \
+         pg_catalog.pg_advisory_unlock_all()",
+    );
+    for (name, value) in settings {
+        let _ = write!(
+            sql,
+            ", pg_catalog.set_config('{name}', {}, false)",
+            literal(value)
+        );
+    }
+    sql.push_str(" FROM pg_catalog.pg_prepared_statements");
+    sql
+}
+
+/// `value` as an escape-string literal (`E'…'`), which reads the same whatever
+/// `standard_conforming_strings` is: only `\` and `'` are special in it.
+fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 3);
+    out.push_str("E'");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("''"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// What the reset found, from the first column of its last row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Check {
+    /// The reset ran in a transaction it started itself: no transaction block was left
+    /// open by the call (`now() = statement_timestamp()`).
+    pub(crate) outside_transaction: bool,
+    /// Prepared statements made with SQL `PREPARE` (sqlx never makes these).
+    pub(crate) prepared_by_sql: u64,
+    /// Prepared statements made through the protocol (sqlx's).
+    pub(crate) prepared_by_protocol: u64,
+}
+
+impl Check {
+    /// Parses `t,0,3`.
+    pub(crate) fn parse(text: &str) -> Option<Check> {
+        let mut parts = text.split(',');
+        let outside_transaction = match parts.next()? {
+            "t" | "true" => true,
+            "f" | "false" => false,
+            _ => return None,
+        };
+        let prepared_by_sql = parts.next()?.parse().ok()?;
+        let prepared_by_protocol = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Check {
+            outside_transaction,
+            prepared_by_sql,
+            prepared_by_protocol,
+        })
+    }
+
+    /// Whether the server's prepared statements differ from what sqlx's cache of
+    /// `cached` statements expects: any made by SQL, or fewer than sqlx holds (some
+    /// were deallocated under it, and executing them would fail). More than sqlx holds
+    /// is normal with the cache off (sqlx then leaves its statements open).
+    pub(crate) fn statements_tampered(&self, cached: usize) -> bool {
+        self.prepared_by_sql > 0 || self.prepared_by_protocol < cached as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_cannot_break_out() {
+        assert_eq!(literal("crm, public"), "E'crm, public'");
+        assert_eq!(literal(r"a'b\c"), r"E'a''b\\c'");
+        assert_eq!(literal(r"\'); DROP"), r"E'\\''); DROP'");
+    }
+
+    #[test]
+    fn reset_rolls_back_only_read_only_sessions_and_reapplies_settings() {
+        let settings = vec![
+            ("statement_timeout", "31000".to_owned()),
+            ("search_path", "it's".to_owned()),
+        ];
+        let ro = reset_sql(true, &settings);
+        assert!(
+            ro.starts_with("ROLLBACK AND CHAIN; ROLLBACK; CLOSE ALL;"),
+            "{ro}"
+        );
+        assert!(
+            ro.contains("pg_catalog.set_config('search_path', E'it''s', false)"),
+            "{ro}"
+        );
+        let rw = reset_sql(false, &settings);
+        assert!(rw.starts_with("CLOSE ALL;"), "{rw}");
+        assert!(
+            rw.ends_with("FROM pg_catalog.pg_prepared_statements"),
+            "{rw}"
+        );
+    }
+
+    #[test]
+    fn check_row_parses_and_flags_tampering() {
+        let check = Check::parse("t,0,3").expect("parse");
+        assert!(check.outside_transaction);
+        assert!(!check.statements_tampered(3));
+        assert!(check.statements_tampered(4), "DEALLOCATE under sqlx");
+        assert!(!check.statements_tampered(0), "cache off");
+        assert!(Check::parse("t,1,3").unwrap().statements_tampered(3));
+        assert!(!Check::parse("f,0,0").unwrap().outside_transaction);
+        assert_eq!(Check::parse("t,0"), None);
+        assert_eq!(Check::parse("x,0,0"), None);
+        assert_eq!(Check::parse("t,0,0,1"), None);
+    }
+}
