@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use extdata::{
     Column, Columns, Error, ErrorKind, ExposeSecret as _, Result, Row, Value, ValueKind,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Sqlite, SqlitePool};
 
@@ -78,17 +78,46 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>> {
         SinkConfig::Sqlite { path, table } => Box::new(TableSink::sqlite(path.clone(), table)?),
         SinkConfig::Postgres { url, table } => {
             let url = url
-                .resolve()
+                .resolve(&extdata::SecretPolicy::deny_all())
                 .map_err(|e| Error::config(format!("sink.url: {e}")))?;
-            let options: PgConnectOptions = url.expose_secret().parse().map_err(|_| {
-                // sqlx's message may quote the URL with its password: not passed on.
-                Error::config("sink.url: not a valid postgres:// URL")
-            })?;
+            let options = postgres_sink_options(url.expose_secret())?;
             Box::new(TableSink::postgres(options, table)?)
         }
         SinkConfig::Jsonl { path } => Box::new(FileSink::new(path.clone(), FileFormat::Jsonl)),
         SinkConfig::Csv { path } => Box::new(FileSink::new(path.clone(), FileFormat::Csv)),
     })
+}
+
+/// The PostgreSQL sink's connection options. The sink's URL carries the platform's own
+/// password, so TLS is verified in full (chain and host name) unless the URL names
+/// another `sslmode`; `prefer` and `allow` are refused because they fall back to an
+/// unencrypted connection, password included, when a server (or anything in between)
+/// declines TLS. `PGSSLMODE` in the environment does not weaken the default.
+fn postgres_sink_options(url: &str) -> Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse().map_err(|_| {
+        // sqlx's message may quote the URL with its password: not passed on.
+        Error::config("sink.url: not a valid postgres:// URL")
+    })?;
+    match explicit_ssl_mode(url) {
+        None => Ok(options.ssl_mode(PgSslMode::VerifyFull)),
+        Some(mode) if mode == "prefer" || mode == "allow" => Err(Error::config(format!(
+            "sink.url: sslmode={mode} sends the password unencrypted when the server \
+             declines TLS; leave sslmode out (verify-full, with sslrootcert=<CA file> for a \
+             private CA), or name verify-ca, require, or disable to accept plaintext"
+        ))),
+        Some(_) => Ok(options),
+    }
+}
+
+/// The `sslmode` (or `ssl-mode`) the URL's query names, lower-cased.
+fn explicit_ssl_mode(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| matches!(*key, "sslmode" | "ssl-mode"))
+        .map(|(_, value)| value.to_ascii_lowercase())
+        .last()
 }
 
 // ------------------------------------------------------------------------------ files
@@ -351,9 +380,8 @@ impl TableSink {
 
     fn error(&self, what: &str, error: sqlx::Error) -> Error {
         let kind = match &error {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
-                ErrorKind::Connect
-            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => ErrorKind::Connect,
+            sqlx::Error::Tls(_) => ErrorKind::Tls,
             // Refused logins are not query errors: a retry with the same URL cannot help.
             sqlx::Error::Database(e) => match e.code().as_deref().map(|c| c.get(..2)) {
                 Some(Some("28")) => ErrorKind::Auth,
@@ -364,7 +392,12 @@ impl TableSink {
         };
         // The sqlx error's Display names the server's message; connect options (with the
         // password) are never formatted.
-        Error::new(kind, format!("sink {}: {what}: {error}", self.label))
+        let message = format!("sink {}: {what}: {error}", self.label);
+        // sqlx reports a failed certificate check as an I/O error.
+        if let Some(hint) = extdata::tls_hint(&message) {
+            return Error::new(ErrorKind::Tls, format!("{message} ({hint})"));
+        }
+        Error::new(kind, message)
     }
 
     fn table_sql(&self) -> String {
@@ -869,4 +902,45 @@ pub(crate) fn dedupe_by_key(rows: Vec<Row>, key_index: usize) -> (Vec<Row>, u64)
 /// The text a key is compared and remembered by.
 pub(crate) fn key_text(value: &Value) -> String {
     value.to_text_lossless()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "postgresql://sink:s3cret-sink-pw@db.example.com:5432/profiles";
+
+    #[test]
+    fn postgres_sink_verifies_tls_in_full_unless_the_url_says_otherwise() {
+        let options = postgres_sink_options(URL).unwrap();
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
+        for (query, expected) in [
+            ("sslmode=verify-ca", PgSslMode::VerifyCa),
+            ("sslmode=require", PgSslMode::Require),
+            ("ssl-mode=disable", PgSslMode::Disable),
+            (
+                "application_name=x&sslmode=verify-full",
+                PgSslMode::VerifyFull,
+            ),
+        ] {
+            let options = postgres_sink_options(&format!("{URL}?{query}")).unwrap();
+            assert_eq!(
+                format!("{:?}", options.get_ssl_mode()),
+                format!("{expected:?}"),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_sink_refuses_modes_that_fall_back_to_plaintext() {
+        for mode in ["prefer", "allow", "PREFER"] {
+            let error = postgres_sink_options(&format!("{URL}?sslmode={mode}")).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config);
+            let text = format!("{error} {error:?}");
+            assert!(text.contains("sink.url"), "{text}");
+            assert!(text.contains("unencrypted"), "{text}");
+            assert!(!text.contains("s3cret-sink-pw"), "{text}");
+        }
+    }
 }

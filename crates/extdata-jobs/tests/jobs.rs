@@ -586,6 +586,60 @@ impl std::io::Write for Captured {
     }
 }
 
+/// The PostgreSQL sink carries the platform's own password: with no `sslmode` in its URL
+/// it verifies the server's certificate in full, so a server whose certificate it cannot
+/// verify (here: signed by the test CA, which the URL does not name) is refused instead
+/// of being sent the password over an unverified (or, with `prefer`, plaintext) link.
+#[tokio::test]
+async fn postgres_sink_verifies_the_servers_certificate_by_default() {
+    let (Some(port), Some(user), Some(password), Some(database), Some(ca)) = (
+        env("EXTDATA_TEST_POSTGRES_PORT"),
+        env("EXTDATA_TEST_POSTGRES_USER"),
+        env("EXTDATA_TEST_POSTGRES_PASSWORD"),
+        env("EXTDATA_TEST_POSTGRES_DATABASE"),
+        env("EXTDATA_TEST_CA"),
+    ) else {
+        require_or_skip::<()>("postgres", "EXTDATA_TEST_POSTGRES_* is not set");
+        return;
+    };
+    let base = format!("postgresql://{user}:{password}@localhost:{port}/{database}");
+    for (url, verified) in [
+        (base.clone(), false),
+        (format!("{base}?sslmode=prefer"), false),
+        (format!("{base}?sslrootcert={ca}"), true),
+    ] {
+        let fixture = Fixture::new();
+        let table = unique_name("sink_tls");
+        let jobs = fixture.jobs(&format!(
+            r#"
+[[imports]]
+name = "to-pg"
+account = "42"
+connector = "crm"
+query = "SELECT id, email, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+key = "id"
+cursor = {{ column = "created_at", initial = 0 }}
+sink = {{ type = "postgresql", url = "{url}", table = "{table}" }}
+"#
+        ));
+        seed_orders(&jobs).await;
+        let outcome = jobs.run_import(None, "to-pg", Stop::never(), &|_| {}).await;
+        let shown = url.replace(&password, "***");
+        match (outcome, verified) {
+            (Ok(summary), true) => assert!(summary.counts.read > 0, "{shown}: {summary:?}"),
+            (Err(error), false) => {
+                assert!(
+                    matches!(error.kind(), ErrorKind::Tls | ErrorKind::Config),
+                    "{shown}: {error}"
+                );
+                assert_error_has_no_secret(&error, &password, "the sink's TLS error");
+            }
+            (outcome, _) => panic!("{shown}: {outcome:?}"),
+        }
+        jobs.close().await;
+    }
+}
+
 /// A PostgreSQL sink that cannot connect (closed port; and, with the test server, a
 /// wrong password) fails the import without its URL's password in the error, its
 /// source chain, the run history, any `Debug` output or any log line.
@@ -604,14 +658,16 @@ async fn postgres_sink_password_is_in_no_error_debug_or_log_line() {
     let mut urls = vec![format!(
         "postgresql://extdata_pw:{SENTINEL_PASSWORD}@127.0.0.1:1/extdata_test"
     )];
-    if let (Some(host), Some(port), Some(user), Some(database)) = (
-        env("EXTDATA_TEST_POSTGRES_HOST"),
+    if let (Some(port), Some(user), Some(database), Some(ca)) = (
         env("EXTDATA_TEST_POSTGRES_PORT"),
         env("EXTDATA_TEST_POSTGRES_USER"),
         env("EXTDATA_TEST_POSTGRES_DATABASE"),
+        env("EXTDATA_TEST_CA"),
     ) {
+        // The server's certificate names `localhost`; the sink verifies it in full.
         urls.push(format!(
-            "postgresql://{user}:{SENTINEL_PASSWORD}@{host}:{port}/{database}"
+            "postgresql://{user}:{SENTINEL_PASSWORD}@localhost:{port}/{database}\
+             ?sslrootcert={ca}"
         ));
     }
     for url in urls {
