@@ -267,7 +267,8 @@ pub(crate) fn cached_lookups(
     std::fs::write(
         &config,
         format!(
-            "state = \"state.db\"\n\n[[connectors]]\nname = \"bench\"\ntype = \"{kind}\"\n\
+            "state = \"state.db\"\n\n[secrets]\nenv_prefixes = [\"EXTDATA_TEST_\"]\n\n\
+             [[connectors]]\nname = \"bench\"\ntype = \"{kind}\"\n\
              host = \"{}\"\nport = {}\ndatabase = \"{}\"\nusername = \"{}\"\n\
              password = {{ env = \"{password_var}\" }}\npool = {{ max_size = {POOL_SIZE} }}\n\n\
              [[accounts]]\nid = \"1\"\nconnectors = [\"bench\"]\n\n\

@@ -87,7 +87,12 @@ impl Harness {
 
     /// The password of the main config, when it has one that can be read.
     pub fn password(&self) -> Option<String> {
-        let secret = self.config.password.as_ref()?.resolve().ok()?;
+        let secret = self
+            .config
+            .password
+            .as_ref()?
+            .resolve(&extdata_core::SecretPolicy::deny_all())
+            .ok()?;
         Some(expose(&secret).to_owned()).filter(|p| !p.is_empty())
     }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use extdata::SecretPolicy;
 
 use crate::output::Format;
 use crate::params::{Param, parse_param};
@@ -30,6 +31,17 @@ pub(crate) struct Cli {
     /// Act as this account: a connector not assigned to it is refused.
     #[arg(long, global = true, value_name = "ID")]
     pub(crate) account: Option<String>,
+
+    /// Let connectors read secret files inside DIR (`password = { file = "…" }`,
+    /// `ssl.key`, `ssl.*_file`); repeatable. Adds to `dirs` of the file's `[secrets]`
+    /// section. Without a grant, connectors take literal secrets only.
+    #[arg(long = "secrets-dir", global = true, value_name = "DIR")]
+    pub(crate) secrets_dirs: Vec<PathBuf>,
+
+    /// Let connectors read the environment variables whose names start with PREFIX
+    /// (`{ env = "…" }`); repeatable. Adds to `env_prefixes` of the `[secrets]` section.
+    #[arg(long = "secrets-env-prefix", global = true, value_name = "PREFIX")]
+    pub(crate) secrets_env_prefixes: Vec<String>,
 
     /// Log to stderr; `-vv` also logs the drivers. `EXTDATA_LOG` sets the filter
     /// (e.g. `EXTDATA_LOG=extdata=trace`). Logs never contain secrets or parameter values.
@@ -122,6 +134,25 @@ pub(crate) struct RenderArgs {
     /// `subscriber`.
     #[arg(long, value_name = "FILE")]
     pub(crate) subscriber: PathBuf,
+}
+
+/// How an operator of this command grants secrets, appended to a refusal.
+const GRANT_HINT: &str = "grant it with --secrets-dir / --secrets-env-prefix, or in the \
+config file's [secrets] section (dirs = [...], env_prefixes = [...])";
+
+impl Cli {
+    /// What the command line grants connectors: `--secrets-dir` and
+    /// `--secrets-env-prefix` (the file's `[secrets]` section adds to it).
+    pub(crate) fn secret_policy(&self) -> SecretPolicy {
+        let mut policy = SecretPolicy::deny_all().with_grant_hint(GRANT_HINT);
+        for dir in &self.secrets_dirs {
+            policy = policy.with_file_root(dir.clone());
+        }
+        for prefix in &self.secrets_env_prefixes {
+            policy = policy.with_env_prefix(prefix.clone());
+        }
+        policy
+    }
 }
 
 impl Command {

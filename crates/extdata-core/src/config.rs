@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read as _;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -154,11 +156,296 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// What the files and environment variables named in connector configs may be: a
+/// policy of the program that embeds extdata, never of the connector.
+///
+/// A connector may come from an untrusted source (an account's form, an API): if its
+/// `{ file = "…" }` or `{ env = "…" }` could name anything, it could make the process
+/// read any file or variable and send it, as a password, to a server the connector
+/// names. So every file a connector makes the process read (`password = { file }`,
+/// `ssl.key`, `ssl.key_file`, `ssl.ca_file`, `ssl.cert_file`) must lie inside a granted
+/// directory, and every variable (`{ env }`) must start with a granted prefix.
+///
+/// - [`SecretPolicy::deny_all`] (also the [`Default`]) grants nothing: only literal
+///   secrets and inline PEM are accepted. It is what validation uses unless told
+///   otherwise ([`ConnectorConfig::validate_with`]), and what a connector from an
+///   untrusted source should get.
+/// - The operator grants directories ([`with_file_root`](Self::with_file_root)) and
+///   variable-name prefixes ([`with_env_prefix`](Self::with_env_prefix)).
+///
+/// Files are checked after resolving `..` and symbolic links (a link inside a granted
+/// directory that points outside it is refused), must be regular files (not FIFOs,
+/// devices or directories) and are read with a bound ([`max_size`](Self::max_size),
+/// default 64 KiB), so `/dev/zero` or a huge file cannot exhaust memory. With no
+/// directory granted the file system is not touched at all, so a refusal tells nothing
+/// about which files exist. Refusals name the field's file or variable and the policy,
+/// never the secret.
+///
+/// The policy is checked when the config is validated; a granted directory should hold
+/// only what every connector validated under the policy may read (a directory shared
+/// by several accounts' connectors lets each read the others' files).
+///
+/// ```
+/// use extdata_core::{ConnectorConfig, DbKind, SecretPolicy, SecretSource};
+/// let config = ConnectorConfig::new("crm", DbKind::Postgres)
+///     .with_host("db")
+///     .with_password(SecretSource::Env { env: "HOME".into() });
+/// // Nothing granted: the variable is refused (the field and the policy are named).
+/// let problems = config.validate_with_policy(None, &SecretPolicy::deny_all()).unwrap_err();
+/// assert!(problems.to_string().contains("password: environment variable `HOME` is outside"));
+/// let policy = SecretPolicy::deny_all()
+///     .with_file_root("/run/secrets")
+///     .with_env_prefix("CRM_");
+/// assert_eq!(policy.env_prefixes(), ["CRM_"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretPolicy {
+    file_roots: Vec<PathBuf>,
+    env_prefixes: Vec<String>,
+    max_size: usize,
+    grant_hint: Option<String>,
+}
+
+impl Default for SecretPolicy {
+    /// [`SecretPolicy::deny_all`].
+    fn default() -> Self {
+        SecretPolicy::deny_all()
+    }
+}
+
+impl SecretPolicy {
+    /// The default bound on a secret file or variable: 64 KiB.
+    pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
+
+    /// Grants nothing: `{ file }` and `{ env }` are refused, literal secrets and inline
+    /// PEM work.
+    pub fn deny_all() -> Self {
+        SecretPolicy {
+            file_roots: Vec::new(),
+            env_prefixes: Vec::new(),
+            max_size: Self::DEFAULT_MAX_SIZE,
+            grant_hint: None,
+        }
+    }
+
+    /// Grants the files inside `dir` (and its subdirectories). A relative `dir` is
+    /// relative to the working directory when a file is checked.
+    pub fn with_file_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        if !self.file_roots.contains(&dir) {
+            self.file_roots.push(dir);
+        }
+        self
+    }
+
+    /// Grants the environment variables whose names start with `prefix` (case-sensitive;
+    /// an empty prefix grants every variable).
+    pub fn with_env_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        if !self.env_prefixes.contains(&prefix) {
+            self.env_prefixes.push(prefix);
+        }
+        self
+    }
+
+    /// Sets the bound, in bytes, on a secret file or variable (and on PEM files).
+    pub fn with_max_size(mut self, bytes: usize) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// Sets the advice appended to a refusal, saying how the operator grants more
+    /// (e.g. `"grant it with --secrets-dir"`).
+    pub fn with_grant_hint(mut self, hint: impl Into<String>) -> Self {
+        self.grant_hint = Some(hint.into());
+        self
+    }
+
+    /// The granted directories, as given.
+    pub fn file_roots(&self) -> &[PathBuf] {
+        &self.file_roots
+    }
+
+    /// The granted variable-name prefixes.
+    pub fn env_prefixes(&self) -> &[String] {
+        &self.env_prefixes
+    }
+
+    /// The bound, in bytes, on a secret file or variable.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    fn hint(&self) -> String {
+        match &self.grant_hint {
+            Some(hint) => format!("; {hint}"),
+            None => "; only literal values are accepted unless the program grants more".into(),
+        }
+    }
+
+    /// Reads a file a connector names, if the policy allows it: inside a granted
+    /// directory once `..` and links are resolved, a regular file, at most
+    /// [`max_size`](Self::max_size) bytes, UTF-8. The error names the file and the
+    /// rule that refused it, never the content.
+    pub fn read_file(&self, path: &str) -> std::result::Result<String, String> {
+        let granted = || {
+            self.file_roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let outside = || {
+            format!(
+                "file `{path}` is outside the directories granted for secret files (granted: {}){}",
+                if self.file_roots.is_empty() {
+                    "none".to_owned()
+                } else {
+                    granted()
+                },
+                self.hint()
+            )
+        };
+        // Nothing granted: refuse without touching the file system.
+        if self.file_roots.is_empty() {
+            return Err(outside());
+        }
+        if path.trim().is_empty() {
+            return Err("the file name is empty".into());
+        }
+        let requested = Path::new(path);
+        let roots: Vec<PathBuf> = self
+            .file_roots
+            .iter()
+            .filter_map(|root| std::fs::canonicalize(root).ok())
+            .collect();
+        let canonical = match std::fs::canonicalize(requested) {
+            Ok(canonical) => canonical,
+            Err(e) => {
+                // Only a path inside a granted directory may learn that it does not exist.
+                let lexical = lexical_absolute(requested);
+                let inside = lexical.as_ref().is_some_and(|p| {
+                    roots.iter().any(|r| p.starts_with(r))
+                        || self
+                            .file_roots
+                            .iter()
+                            .filter_map(|r| lexical_absolute(r))
+                            .any(|r| p.starts_with(r))
+                });
+                return Err(if inside {
+                    format!("cannot read file `{path}`: {e}")
+                } else {
+                    outside()
+                });
+            }
+        };
+        if !roots.iter().any(|root| canonical.starts_with(root)) {
+            return Err(outside());
+        }
+        let not_regular = || {
+            format!(
+                "`{path}` is not a regular file (a directory, FIFO or device cannot hold a secret)"
+            )
+        };
+        let too_large = || {
+            format!(
+                "file `{path}` is larger than the limit of {} bytes for secret files",
+                self.max_size
+            )
+        };
+        // Checked before opening: opening a FIFO for reading would block.
+        let metadata =
+            std::fs::metadata(&canonical).map_err(|e| format!("cannot read file `{path}`: {e}"))?;
+        if !metadata.is_file() {
+            return Err(not_regular());
+        }
+        if metadata.len() > self.max_size as u64 {
+            return Err(too_large());
+        }
+        let file = std::fs::File::open(&canonical)
+            .map_err(|e| format!("cannot read file `{path}`: {e}"))?;
+        // Checked again on the open file, in case the path was swapped in between.
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(not_regular());
+        }
+        let mut content = Vec::new();
+        file.take(self.max_size as u64 + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| format!("cannot read file `{path}`: {e}"))?;
+        if content.len() > self.max_size {
+            return Err(too_large());
+        }
+        String::from_utf8(content).map_err(|_| format!("file `{path}` is not valid UTF-8"))
+    }
+
+    /// Reads an environment variable a connector names, if its name starts with a
+    /// granted prefix and its value is at most [`max_size`](Self::max_size) bytes.
+    pub fn read_env(&self, name: &str) -> std::result::Result<String, String> {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(format!("`{name}` is not an environment variable name"));
+        }
+        if !self
+            .env_prefixes
+            .iter()
+            .any(|p| name.starts_with(p.as_str()))
+        {
+            return Err(format!(
+                "environment variable `{name}` is outside the prefixes granted for secret variables (granted: {}){}",
+                if self.env_prefixes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.env_prefixes
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                self.hint()
+            ));
+        }
+        match std::env::var(name) {
+            Ok(value) if value.len() > self.max_size => Err(format!(
+                "environment variable `{name}` is longer than the limit of {} bytes for secrets",
+                self.max_size
+            )),
+            Ok(value) => Ok(value),
+            Err(std::env::VarError::NotPresent) => {
+                Err(format!("environment variable `{name}` is not set"))
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("environment variable `{name}` is not valid UTF-8"))
+            }
+        }
+    }
+}
+
+/// `path` made absolute against the working directory, with `.` and `..` folded
+/// without touching the file system.
+fn lexical_absolute(path: &Path) -> Option<PathBuf> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut folded = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                folded.pop();
+            }
+            other => folded.push(other),
+        }
+    }
+    Some(folded)
+}
+
 /// A secret (password, private key): literal, from an environment variable, or from a
 /// file. Its value is never printed.
 ///
 /// In TOML: `password = "literal"`, `password = { env = "CRM_PASSWORD" }` or
-/// `password = { file = "/run/secrets/crm" }`.
+/// `password = { file = "/run/secrets/crm" }`. Which variables and files may be named
+/// is the program's [`SecretPolicy`].
 #[derive(Clone, Deserialize)]
 #[serde(untagged)]
 pub enum SecretSource {
@@ -182,25 +469,15 @@ impl SecretSource {
         SecretSource::Literal(SecretString::from(secret.into()))
     }
 
-    /// Reads the secret. The error names the variable or file, never the value.
-    pub fn resolve(&self) -> std::result::Result<SecretString, String> {
+    /// Reads the secret, if `policy` allows the variable or file it names. The error
+    /// names the variable or file and the rule that refused it, never the value.
+    pub fn resolve(&self, policy: &SecretPolicy) -> std::result::Result<SecretString, String> {
         match self {
             SecretSource::Literal(s) => Ok(s.clone()),
-            SecretSource::Env { env } => match std::env::var(env) {
-                Ok(v) => Ok(SecretString::from(v)),
-                Err(std::env::VarError::NotPresent) => {
-                    Err(format!("environment variable `{env}` is not set"))
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(format!("environment variable `{env}` is not valid UTF-8"))
-                }
-            },
-            SecretSource::File { file } => match std::fs::read_to_string(file) {
-                Ok(content) => Ok(SecretString::from(
-                    content.trim_end_matches(['\r', '\n']).to_owned(),
-                )),
-                Err(e) => Err(format!("cannot read file `{file}`: {e}")),
-            },
+            SecretSource::Env { env } => policy.read_env(env).map(SecretString::from),
+            SecretSource::File { file } => policy.read_file(file).map(|content| {
+                SecretString::from(content.trim_end_matches(['\r', '\n']).to_owned())
+            }),
         }
     }
 }
@@ -279,7 +556,10 @@ impl From<bool> for Scalar {
 
 /// The "additional DSN options": `key=value` pairs written as a string `a=1&b=2`
 /// (values may be percent-encoded) or as a table `{ a = 1, b = "2" }`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+///
+/// Its `Debug` shows the keys only: an option's value may be a secret (`sslpassword`,
+/// a token).
+#[derive(Clone, PartialEq, Default, Deserialize)]
 #[serde(untagged)]
 pub enum DsnOptions {
     /// No options.
@@ -303,24 +583,75 @@ impl DsnOptions {
                 .collect()),
             DsnOptions::Query(query) => {
                 let mut pairs = Vec::new();
-                for part in query.trim().trim_start_matches('?').split(['&', ';']) {
+                for (index, part) in query
+                    .trim()
+                    .trim_start_matches('?')
+                    .split(['&', ';'])
+                    .enumerate()
+                {
                     if part.trim().is_empty() {
                         continue;
                     }
+                    // The text of a part is not quoted: it may be a value, i.e. a secret.
                     let Some((key, value)) = part.split_once('=') else {
-                        return Err(format!("`{part}` is not of the form key=value"));
+                        return Err(format!("part {} is not of the form key=value", index + 1));
                     };
                     let decode = |s: &str| {
                         percent_encoding::percent_decode_str(s)
                             .decode_utf8()
                             .map(|c| c.into_owned())
-                            .map_err(|_| format!("`{s}` is not valid percent-encoded UTF-8"))
                     };
-                    pairs.push((decode(key.trim())?, decode(value.trim())?));
+                    let key = decode(key.trim()).map_err(|_| {
+                        format!(
+                            "the key of part {} is not valid percent-encoded UTF-8",
+                            index + 1
+                        )
+                    })?;
+                    let value = decode(value.trim()).map_err(|_| {
+                        format!("the value of `{key}` is not valid percent-encoded UTF-8")
+                    })?;
+                    pairs.push((key, value));
                 }
                 Ok(pairs)
             }
         }
+    }
+}
+
+impl fmt::Debug for DsnOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DsnOptions::None => f.write_str("None"),
+            DsnOptions::Table(map) => f
+                .debug_map()
+                .entries(map.keys().map(|k| (k, REDACTED)))
+                .finish(),
+            DsnOptions::Query(query) => {
+                // Keys only; a part without `=` may be a misplaced value: not shown.
+                let mut map = f.debug_map();
+                for part in query.trim().trim_start_matches('?').split(['&', ';']) {
+                    match part.split_once('=') {
+                        Some((key, _)) => map.entry(&key.trim(), &REDACTED),
+                        None if part.trim().is_empty() => continue,
+                        None => map.entry(&"<not key=value>", &REDACTED),
+                    };
+                }
+                map.finish()
+            }
+        }
+    }
+}
+
+/// What `Debug` prints in place of a value that may be secret.
+pub(crate) const REDACTED: Redacted = Redacted;
+
+/// Prints `"***"` (see [`REDACTED`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
     }
 }
 

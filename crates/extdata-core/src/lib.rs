@@ -8,8 +8,8 @@ mod validate;
 mod value;
 
 pub use config::{
-    ConnectorConfig, DbKind, DsnOptions, PoolConfig, Protocol, Scalar, SecretSource, SslConfig,
-    expose,
+    ConnectorConfig, DbKind, DsnOptions, PoolConfig, Protocol, Scalar, SecretPolicy, SecretSource,
+    SslConfig, expose,
 };
 pub use error::{BoxError, Error, ErrorKind, Result, tls_hint, with_tls_hint};
 pub use source::{

@@ -7,7 +7,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{ConnectorConfig, DbKind, Protocol, Scalar, SecretSource};
+use crate::config::{ConnectorConfig, DbKind, Protocol, REDACTED, Scalar, SecretPolicy};
 use crate::error::{Error, ErrorKind};
 
 /// Default connect timeout when the form leaves it empty.
@@ -296,8 +296,18 @@ pub struct PoolSettings {
 }
 
 /// DSN options after validation, in the order given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its `Debug` shows the keys only: a value may be a secret (`sslpassword`, a token).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options(Vec<(String, String)>);
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k, REDACTED)))
+            .finish()
+    }
+}
 
 impl Options {
     /// Builds options from pairs.
@@ -420,8 +430,23 @@ impl ConnectorConfig {
     /// each backend crate's `SPEC`, or let the `extdata` facade pick it). When `spec` is
     /// `None` the type's backend is not available and that is reported.
     ///
+    /// Secrets are read under [`SecretPolicy::deny_all`]: `{ file }`, `{ env }` and PEM
+    /// files are refused, literals work. Use
+    /// [`validate_with_policy`](Self::validate_with_policy) to grant more.
+    ///
     /// Returns every problem at once.
     pub fn validate_with(&self, spec: Option<&BackendSpec>) -> Result<ValidConfig, Problems> {
+        self.validate_with_policy(spec, &SecretPolicy::deny_all())
+    }
+
+    /// Like [`validate_with`](Self::validate_with), reading the files and variables the
+    /// config names (`password`, `ssl.key`, `ssl.*_file`) only as far as `policy`
+    /// grants them.
+    pub fn validate_with_policy(
+        &self,
+        spec: Option<&BackendSpec>,
+        policy: &SecretPolicy,
+    ) -> Result<ValidConfig, Problems> {
         let display_name = if self.name.trim().is_empty() {
             "<unnamed>"
         } else {
@@ -595,7 +620,7 @@ impl ConnectorConfig {
         let username = self.username.clone().filter(|u| !u.is_empty());
         let password = match &self.password {
             None => None,
-            Some(source) => match source.resolve() {
+            Some(source) => match source.resolve(policy) {
                 Ok(secret) => Some(secret),
                 Err(why) => {
                     report.push("password", why);
@@ -628,7 +653,7 @@ impl ConnectorConfig {
         let query_timeout = duration("query_timeout", &self.query_timeout, DEFAULT_QUERY_TIMEOUT);
 
         let options = validate_options(self, spec, &mut report);
-        let tls = validate_ssl(self, spec, &mut report);
+        let tls = validate_ssl(self, spec, policy, &mut report);
         let pool = validate_pool(self, connect_timeout, &mut report);
 
         let mut valid = ValidConfig {
@@ -722,6 +747,7 @@ fn validate_options(
 
 fn read_pem(
     report: &mut Report<'_>,
+    policy: &SecretPolicy,
     text: &Option<String>,
     file: &Option<String>,
     field: &str,
@@ -735,13 +761,10 @@ fn read_pem(
             None
         }
         (Some(text), None) => Some(text.clone()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
+        (None, Some(path)) => match policy.read_file(path) {
             Ok(text) => Some(text),
-            Err(e) => {
-                report.push(
-                    &format!("{field}_file"),
-                    format!("cannot read `{path}`: {e}"),
-                );
+            Err(why) => {
+                report.push(&format!("{field}_file"), why);
                 None
             }
         },
@@ -752,6 +775,7 @@ fn read_pem(
 fn validate_ssl(
     config: &ConnectorConfig,
     spec: Option<&BackendSpec>,
+    policy: &SecretPolicy,
     report: &mut Report<'_>,
 ) -> Option<TlsSettings> {
     let ssl = config.ssl.as_ref().filter(|s| s.enabled)?;
@@ -777,8 +801,8 @@ fn validate_ssl(
             TlsVerify::Full
         }
     };
-    let ca_pem = read_pem(report, &ssl.ca, &ssl.ca_file, "ssl.ca");
-    let cert_pem = read_pem(report, &ssl.cert, &ssl.cert_file, "ssl.cert");
+    let ca_pem = read_pem(report, policy, &ssl.ca, &ssl.ca_file, "ssl.ca");
+    let cert_pem = read_pem(report, policy, &ssl.cert, &ssl.cert_file, "ssl.cert");
     let key_pem = match (&ssl.key, &ssl.key_file) {
         (Some(_), Some(_)) => {
             report.push(
@@ -787,15 +811,15 @@ fn validate_ssl(
             );
             None
         }
-        (Some(source), None) => match source.resolve() {
+        (Some(source), None) => match source.resolve(policy) {
             Ok(secret) => Some(secret),
             Err(why) => {
                 report.push("ssl.key", why);
                 None
             }
         },
-        (None, Some(path)) => match (SecretSource::File { file: path.clone() }).resolve() {
-            Ok(secret) => Some(secret),
+        (None, Some(path)) => match policy.read_file(path) {
+            Ok(secret) => Some(SecretString::from(secret)),
             Err(why) => {
                 report.push("ssl.key_file", why);
                 None
@@ -939,7 +963,7 @@ fn validate_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DsnOptions, SslConfig};
+    use crate::config::{DsnOptions, SecretSource, SslConfig};
 
     const TEST_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new(

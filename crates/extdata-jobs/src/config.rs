@@ -829,10 +829,24 @@ fn read_sink(
                     None
                 }
                 Some(json) => match serde_json::from_value::<SecretSource>(json.clone()) {
-                    Ok(SecretSource::File { file }) => Some(SecretSource::File {
-                        file: doc.resolve_path(&file),
-                    }),
-                    Ok(url) => Some(url),
+                    Ok(url) => {
+                        let url = match url {
+                            SecretSource::File { file } => SecretSource::File {
+                                file: doc.resolve_path(&file),
+                            },
+                            other => other,
+                        };
+                        // Read now, under the file's secret policy, like a connector's
+                        // password: the sink then holds the URL itself.
+                        let policy = doc.secret_policy().unwrap_or_default();
+                        match url.resolve(&policy) {
+                            Ok(secret) => Some(SecretSource::Literal(secret)),
+                            Err(why) => {
+                                entry.problem("sink.url", why);
+                                None
+                            }
+                        }
+                    }
                     Err(_) => {
                         entry.problem(
                             "sink.url",

@@ -88,6 +88,10 @@ struct Fixture {
 }
 
 const SQLITE_CONNECTORS: &str = r#"
+# The servers' passwords and URLs are read from the test environment.
+[secrets]
+env_prefixes = ["EXTDATA_TEST_"]
+
 [[connectors]]
 name = "crm"
 type = "sqlite"
@@ -477,7 +481,7 @@ sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, ta
 
 /// The PostgreSQL test server as a source (for checking what a sink wrote).
 fn test_postgres() -> Arc<dyn ExternalSource> {
-    extdata::connect(
+    extdata::connect_with_policy(
         &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
             .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
             .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
@@ -486,6 +490,7 @@ fn test_postgres() -> Arc<dyn ExternalSource> {
             .with_password(extdata::SecretSource::Env {
                 env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
             }),
+        &extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
     )
     .unwrap()
 }

@@ -4,7 +4,7 @@ mod proxy;
 mod servers;
 
 pub use proxy::{Fault, FaultProxy};
-pub use servers::{Backend, Server, hive_cancelled_jobs, source};
+pub use servers::{Backend, Server, hive_cancelled_jobs, source, test_secret_policy};
 
 use proptest::prelude::*;
 

@@ -223,5 +223,16 @@ impl Server {
 /// Builds a source through the facade (validation, backend, instrumentation); panics
 /// on a config mistake, which in these tests is a bug of the test.
 pub fn source(config: &ConnectorConfig) -> Arc<dyn ExternalSource> {
-    extdata::connect(config).unwrap_or_else(|e| panic!("invalid test connector: {e}"))
+    extdata::connect_with_policy(config, &test_secret_policy())
+        .unwrap_or_else(|e| panic!("invalid test connector: {e}"))
+}
+
+/// What test connectors may read: the test TLS material (`EXTDATA_TEST_TLS_DIR`) and
+/// the `EXTDATA_TEST_` variables.
+pub fn test_secret_policy() -> extdata::SecretPolicy {
+    let policy = extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_");
+    match std::env::var("EXTDATA_TEST_TLS_DIR") {
+        Ok(dir) if !dir.is_empty() => policy.with_file_root(dir),
+        _ => policy,
+    }
 }

@@ -91,13 +91,14 @@ fn assert_error_clean(error: &Error, what: &str) {
 /// must be clean. Returns the error for further checks.
 async fn failing_path(config: &ConnectorConfig, what: &str) -> Option<Error> {
     assert_clean(&format!("{config:?}"), &format!("{what}: config Debug"));
-    let source = match extdata::connect(config) {
-        Ok(source) => source,
-        Err(error) => {
-            assert_error_clean(&error, &format!("{what}: building"));
-            return Some(error);
-        }
-    };
+    let source =
+        match extdata::connect_with_policy(config, &extdata_reliability::test_secret_policy()) {
+            Ok(source) => source,
+            Err(error) => {
+                assert_error_clean(&error, &format!("{what}: building"));
+                return Some(error);
+            }
+        };
     assert_clean(&format!("{source:?}"), &format!("{what}: source Debug"));
     let outcome = tokio::time::timeout(
         Duration::from_secs(20),

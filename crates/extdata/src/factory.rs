@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use extdata_core::{
-    BackendSpec, ConnectorConfig, DbKind, Error, ExternalSource, Problems, Result, ValidConfig,
+    BackendSpec, ConnectorConfig, DbKind, Error, ExternalSource, Problems, Result, SecretPolicy,
+    ValidConfig,
 };
 
 use crate::instrument::Instrumented;
@@ -33,16 +34,29 @@ pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
 ///
 /// A type whose backend is compiled out is reported on the `type` field, naming the
 /// cargo feature that enables it.
+///
+/// Secrets are read under [`SecretPolicy::deny_all`] (literals only); see
+/// [`validate_with_policy`].
 pub fn validate(config: &ConnectorConfig) -> std::result::Result<ValidConfig, Problems> {
+    validate_with_policy(config, &SecretPolicy::deny_all())
+}
+
+/// Like [`validate`], reading the files and environment variables the connector names
+/// only as far as `policy` grants them.
+pub fn validate_with_policy(
+    config: &ConnectorConfig,
+    policy: &SecretPolicy,
+) -> std::result::Result<ValidConfig, Problems> {
     let kind = config.kind.parse::<DbKind>().ok();
-    config.validate_with(kind.and_then(spec))
+    config.validate_with_policy(kind.and_then(spec), policy)
 }
 
 /// Builds a source for a connector: validates it, picks the backend by type and wraps it
 /// in the instrumentation layer (tracing spans and metrics).
 ///
 /// No I/O happens here: pools connect on first use, so this is cheap and works outside
-/// an async runtime.
+/// an async runtime. Secrets are read under [`SecretPolicy::deny_all`] (literals only);
+/// see [`connect_with_policy`].
 ///
 /// ```
 /// use extdata::{ConnectorConfig, DbKind};
@@ -51,12 +65,21 @@ pub fn validate(config: &ConnectorConfig) -> std::result::Result<ValidConfig, Pr
 /// assert_eq!(source.name(), "local");
 /// ```
 pub fn connect(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
+    connect_with_policy(config, &SecretPolicy::deny_all())
+}
+
+/// Like [`connect`], reading the files and environment variables the connector names
+/// only as far as `policy` grants them.
+pub fn connect_with_policy(
+    config: &ConnectorConfig,
+    policy: &SecretPolicy,
+) -> Result<Arc<dyn ExternalSource>> {
     if let Ok(kind) = config.kind.parse::<DbKind>()
         && spec(kind).is_none()
     {
         return Err(not_compiled_in(kind).with_connector(config.name.clone()));
     }
-    let valid = validate(config).map_err(Error::from)?;
+    let valid = validate_with_policy(config, policy).map_err(Error::from)?;
     connect_valid(valid)
 }
 

@@ -7,7 +7,10 @@ mod partition;
 mod registry;
 
 pub use extdata_core::*;
-pub use factory::{connect, connect_valid, not_compiled_in, spec, validate};
+pub use factory::{
+    connect, connect_valid, connect_with_policy, not_compiled_in, spec, validate,
+    validate_with_policy,
+};
 pub use instrument::Instrumented;
 pub use partition::stream_partitioned;
 pub use registry::{ConfigDocument, REGISTRY_SECTIONS, Registry};

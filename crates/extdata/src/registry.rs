@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use extdata_core::{
     ConnectorConfig, DbKind, DsnOptions, Error, ErrorKind, ExternalSource, PoolConfig, Problems,
-    Result, Scalar, SecretSource, SslConfig, ValidConfig,
+    Result, Scalar, SecretPolicy, SecretSource, SslConfig, ValidConfig,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -17,7 +17,15 @@ use serde_json::Value as Json;
 const FILE: &str = "config";
 
 /// Top-level sections the registry reads itself.
-pub const REGISTRY_SECTIONS: &[&str] = &["connectors", "accounts"];
+pub const REGISTRY_SECTIONS: &[&str] = &["connectors", "accounts", "secrets"];
+
+/// How the operator of a config file grants secret files and variables, appended to a
+/// refusal (a program that adds its own ways says so with
+/// [`ConfigDocument::with_secret_policy`] and [`SecretPolicy::with_grant_hint`]).
+const FILE_GRANT_HINT: &str =
+    "grant it in the config file's [secrets] section (dirs = [...], env_prefixes = [...])";
+
+const SECRETS_FIELDS: &[&str] = &["dirs", "env_prefixes", "max_size"];
 
 /// A parsed configuration document (TOML or JSON), before its sections are read.
 ///
@@ -27,6 +35,7 @@ pub const REGISTRY_SECTIONS: &[&str] = &["connectors", "accounts"];
 pub struct ConfigDocument {
     root: serde_json::Map<String, Json>,
     base_dir: Option<PathBuf>,
+    secret_policy: SecretPolicy,
 }
 
 impl ConfigDocument {
@@ -97,6 +106,7 @@ impl ConfigDocument {
             Json::Object(root) => Ok(ConfigDocument {
                 root,
                 base_dir: None,
+                secret_policy: SecretPolicy::deny_all().with_grant_hint(FILE_GRANT_HINT),
             }),
             _ => Err(problem(
                 FILE,
@@ -115,6 +125,91 @@ impl ConfigDocument {
     /// The folder relative paths are resolved against, when known.
     pub fn base_dir(&self) -> Option<&Path> {
         self.base_dir.as_deref()
+    }
+
+    /// Sets what the program grants connectors of this document (directories, variable
+    /// prefixes, size bound) before the file's own `[secrets]` section adds to it.
+    /// Without this call the program grants nothing.
+    pub fn with_secret_policy(mut self, policy: SecretPolicy) -> Self {
+        self.secret_policy = policy;
+        self
+    }
+
+    /// The secret policy connectors of this document are validated with: the program's
+    /// ([`with_secret_policy`](Self::with_secret_policy)) plus what the file's
+    /// `[secrets]` section grants:
+    ///
+    /// ```toml
+    /// [secrets]
+    /// dirs = ["/run/secrets/extdata"]   # relative paths: relative to the config file
+    /// env_prefixes = ["EXTDATA_"]
+    /// max_size = 65536                  # bytes; default 64 KiB
+    /// ```
+    ///
+    /// The config file is the operator's, so what it grants is granted. Problems with
+    /// the section are returned as such.
+    pub fn secret_policy(&self) -> std::result::Result<SecretPolicy, Problems> {
+        let mut policy = self.secret_policy.clone();
+        let mut problems = Problems::default();
+        let strings = |value: &Json| -> Option<Vec<String>> {
+            value
+                .as_array()?
+                .iter()
+                .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+                .collect()
+        };
+        match self.section("secrets") {
+            None => {}
+            Some(Json::Object(map)) => {
+                for (key, value) in map {
+                    match key.as_str() {
+                        "dirs" => match strings(value) {
+                            Some(dirs) => {
+                                for dir in dirs {
+                                    policy = policy.with_file_root(self.resolve_path(&dir));
+                                }
+                            }
+                            None => problems.push(
+                                FILE,
+                                "secrets.dirs",
+                                "must be a list of directory paths (non-empty strings)",
+                            ),
+                        },
+                        "env_prefixes" => match strings(value) {
+                            Some(prefixes) => {
+                                for prefix in prefixes {
+                                    policy = policy.with_env_prefix(prefix);
+                                }
+                            }
+                            None => problems.push(
+                                FILE,
+                                "secrets.env_prefixes",
+                                "must be a list of variable-name prefixes (non-empty strings)",
+                            ),
+                        },
+                        "max_size" => match value.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                            Some(bytes) if bytes > 0 => policy = policy.with_max_size(bytes),
+                            _ => problems.push(
+                                FILE,
+                                "secrets.max_size",
+                                "must be a whole number of bytes greater than zero",
+                            ),
+                        },
+                        other => problems.push(
+                            FILE,
+                            format!("secrets.{other}"),
+                            format!("unknown field; known fields: {}", SECRETS_FIELDS.join(", ")),
+                        ),
+                    }
+                }
+            }
+            Some(_) => problems.push(FILE, "secrets", "must be a table ([secrets])"),
+        }
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(problems)
+        }
     }
 
     /// A top-level section, e.g. `"imports"`.
@@ -390,6 +485,7 @@ pub struct Registry {
     connectors: BTreeMap<String, ValidConfig>,
     accounts: BTreeMap<String, BTreeSet<String>>,
     sources: Mutex<HashMap<String, Arc<dyn ExternalSource>>>,
+    secret_policy: SecretPolicy,
 }
 
 impl Registry {
@@ -419,8 +515,15 @@ impl Registry {
 
     /// Reads the `connectors` and `accounts` sections of a document, validating every
     /// connector with its backend's rules and reporting every problem at once.
+    ///
+    /// Secrets are read under [`ConfigDocument::secret_policy`]; the registry keeps
+    /// that policy for [`add_connector`](Self::add_connector).
     pub fn from_document(doc: &ConfigDocument) -> std::result::Result<Self, Problems> {
         let mut problems = Problems::default();
+        let secret_policy = doc.secret_policy().unwrap_or_else(|found| {
+            problems.extend(found);
+            doc.secret_policy.clone()
+        });
         let mut connectors = BTreeMap::new();
         let entries: &[Json] = match doc.section("connectors") {
             None => &[],
@@ -447,7 +550,7 @@ impl Registry {
                 );
             }
             resolve_paths(&mut config, doc);
-            match crate::validate(&config) {
+            match crate::validate_with_policy(&config, &secret_policy) {
                 Ok(valid) => {
                     connectors.entry(valid.name.clone()).or_insert(valid);
                 }
@@ -501,24 +604,39 @@ impl Registry {
                 connectors,
                 accounts,
                 sources: Mutex::new(HashMap::new()),
+                secret_policy,
             })
         } else {
             Err(problems)
         }
     }
 
-    /// Builds a registry in code.
+    /// Builds a registry in code. Its secret policy grants nothing
+    /// ([`SecretPolicy::deny_all`]) until [`with_secret_policy`](Self::with_secret_policy).
     pub fn new() -> Self {
         Registry {
             connectors: BTreeMap::new(),
             accounts: BTreeMap::new(),
             sources: Mutex::new(HashMap::new()),
+            secret_policy: SecretPolicy::deny_all(),
         }
     }
 
-    /// Adds a connector (validated with its backend's rules).
+    /// Sets the policy [`add_connector`](Self::add_connector) reads secrets under.
+    pub fn with_secret_policy(mut self, policy: SecretPolicy) -> Self {
+        self.secret_policy = policy;
+        self
+    }
+
+    /// The policy [`add_connector`](Self::add_connector) reads secrets under.
+    pub fn secret_policy(&self) -> &SecretPolicy {
+        &self.secret_policy
+    }
+
+    /// Adds a connector (validated with its backend's rules; its `{ file }` and
+    /// `{ env }` secrets read only as the registry's [`SecretPolicy`] grants).
     pub fn add_connector(&mut self, config: &ConnectorConfig) -> std::result::Result<(), Problems> {
-        let valid = crate::validate(config)?;
+        let valid = crate::validate_with_policy(config, &self.secret_policy)?;
         if self.connectors.contains_key(&valid.name) {
             return Err(problem(
                 &valid.name,

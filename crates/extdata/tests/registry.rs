@@ -2,7 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use extdata::{ConnectorConfig, DbKind, ErrorKind, QueryOptions, Registry, Statement};
+use extdata::{
+    ConfigDocument, ConnectorConfig, DbKind, ErrorKind, QueryOptions, Registry, SecretPolicy,
+    SecretSource, Statement,
+};
 
 const SENTINEL: &str = "sentinel-pw-7f3a9c";
 
@@ -16,6 +19,9 @@ fn problems_of(text: &str) -> Vec<String> {
 #[test]
 fn every_mistake_in_a_file_is_reported_at_once() {
     let text = r#"
+        [secrets]
+        env_prefixes = ["EXTDATA_SURELY_"]
+
         [[connectors]]
         name = "crm"
         type = "postgresql"
@@ -253,4 +259,161 @@ async fn a_failing_connectors_password_is_in_no_error_debug_or_log_line() {
         logs.contains("error_kind"),
         "the error kind was not logged: {logs}"
     );
+}
+
+// ------------------------------------------------------------------ secret policy
+
+/// A folder with `extdata.toml` (the given text), `secrets/crm` and `elsewhere/crm`,
+/// both files holding the sentinel.
+fn secret_fixture(config: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["secrets", "elsewhere"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::write(dir.path().join(sub).join("crm"), format!("{SENTINEL}\n")).unwrap();
+    }
+    let path = dir.path().join("extdata.toml");
+    std::fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
+fn postgres_with_password(name: &str, password: &str) -> String {
+    format!(
+        "[[connectors]]\nname = \"{name}\"\ntype = \"postgresql\"\nhost = \"db.example.com\"\n\
+         password = {password}\n\n"
+    )
+}
+
+fn assert_no_sentinel(text: &str) {
+    assert!(!text.contains(SENTINEL), "the secret in: {text}");
+}
+
+#[test]
+fn a_config_file_grants_nothing_without_a_secrets_section() {
+    let (_dir, path) = secret_fixture(&format!(
+        "{}{}",
+        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
+        postgres_with_password("env", r#"{ env = "CARGO_PKG_NAME" }"#),
+    ));
+    let problems = Registry::from_path(&path).unwrap_err().to_string();
+    assert_no_sentinel(&problems);
+    assert!(
+        problems.contains("crm: password: file `")
+            && problems
+                .contains("is outside the directories granted for secret files (granted: none)")
+            && problems.contains("grant it in the config file's [secrets] section"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("env: password: environment variable `CARGO_PKG_NAME` is outside"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn the_secrets_section_grants_folders_relative_to_the_file_and_variable_prefixes() {
+    let (_dir, path) = secret_fixture(&format!(
+        "[secrets]\ndirs = [\"secrets\"]\nenv_prefixes = [\"CARGO_PKG_\"]\n\n{}{}",
+        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
+        postgres_with_password("env", r#"{ env = "CARGO_PKG_NAME" }"#),
+    ));
+    let registry = Registry::from_path(&path).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(
+        registry.connector("crm").unwrap().password_text(),
+        Some(SENTINEL)
+    );
+    assert_eq!(
+        registry.connector("env").unwrap().password_text(),
+        Some(env!("CARGO_PKG_NAME"))
+    );
+    let debug = format!("{registry:?}");
+    assert_no_sentinel(&debug);
+}
+
+#[test]
+fn the_secrets_section_does_not_grant_the_folder_beside_it() {
+    let (_dir, path) = secret_fixture(&format!(
+        "[secrets]\ndirs = [\"secrets\"]\n\n{}{}",
+        postgres_with_password("crm", r#"{ file = "elsewhere/crm" }"#),
+        postgres_with_password("dots", r#"{ file = "secrets/../elsewhere/crm" }"#),
+    ));
+    let problems = Registry::from_path(&path).unwrap_err().to_string();
+    assert_no_sentinel(&problems);
+    for name in ["crm", "dots"] {
+        assert!(
+            problems.contains(&format!("{name}: password: file `"))
+                && problems.contains("is outside the directories granted"),
+            "{name}: {problems}"
+        );
+    }
+}
+
+#[test]
+fn mistakes_in_the_secrets_section_are_reported_with_the_rest() {
+    let text = format!(
+        "[secrets]\ndirs = \"/run/secrets\"\nenv_prefixes = [\"\"]\nmax_size = 0\nroots = []\n\n{}",
+        postgres_with_password("crm", "\"literal\"").replace("db.example.com", "")
+    );
+    let problems = problems_of(&text).join("\n");
+    for expected in [
+        "config: secrets.dirs: must be a list of directory paths",
+        "config: secrets.env_prefixes: must be a list of variable-name prefixes",
+        "config: secrets.max_size: must be a whole number of bytes greater than zero",
+        "config: secrets.roots: unknown field; known fields: dirs, env_prefixes, max_size",
+        "crm: host: must not be empty",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "missing {expected:?} in:\n{problems}"
+        );
+    }
+    let problems = problems_of("secrets = 5\n").join("\n");
+    assert!(
+        problems.contains("config: secrets: must be a table"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn the_programs_policy_and_the_files_section_add_up() {
+    let (dir, path) = secret_fixture(&format!(
+        "[secrets]\ndirs = [\"secrets\"]\nmax_size = 4096\n\n{}{}",
+        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
+        postgres_with_password("other", r#"{ file = "elsewhere/crm" }"#),
+    ));
+    let doc = ConfigDocument::from_path(&path)
+        .unwrap()
+        .with_secret_policy(SecretPolicy::deny_all().with_file_root(dir.path().join("elsewhere")));
+    let policy = doc.secret_policy().unwrap();
+    assert_eq!(policy.file_roots().len(), 2);
+    assert_eq!(policy.max_size(), 4096);
+    let registry = Registry::from_document(&doc).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(
+        registry.connector("other").unwrap().password_text(),
+        Some(SENTINEL)
+    );
+    // The registry keeps the policy for connectors added later.
+    assert_eq!(registry.secret_policy(), &policy);
+}
+
+#[test]
+fn connectors_added_in_code_get_the_registrys_policy() {
+    let config = ConnectorConfig::new("crm", DbKind::Postgres)
+        .with_host("db.example.com")
+        .with_password(SecretSource::Env {
+            env: "CARGO_PKG_NAME".into(),
+        });
+    let problems = Registry::new()
+        .add_connector(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(problems.contains("(granted: none)"), "{problems}");
+    assert!(extdata::connect(&config).is_err());
+    let policy = SecretPolicy::deny_all().with_env_prefix("CARGO_PKG_");
+    let mut registry = Registry::new().with_secret_policy(policy.clone());
+    registry.add_connector(&config).unwrap();
+    assert_eq!(
+        registry.connector("crm").unwrap().password_text(),
+        Some(env!("CARGO_PKG_NAME"))
+    );
+    assert!(extdata::connect_with_policy(&config, &policy).is_ok());
 }

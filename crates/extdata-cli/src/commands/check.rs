@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
+use extdata::SecretPolicy;
+
 use crate::failure::{Failure, USAGE};
 
 /// Prints each problem as `<connector>: <field>: <problem>` on stdout and fails with exit
 /// 2; when valid, prints the warnings (`warning: …`) and a summary.
-pub(super) fn run(config: &Path) -> Result<(), Failure> {
-    match super::load(config) {
+pub(super) fn run(config: &Path, policy: &SecretPolicy) -> Result<(), Failure> {
+    match super::load(config, policy) {
         Ok((registry, jobs)) => {
             for connector in registry.connectors() {
                 for warning in &connector.warnings {

@@ -10,7 +10,7 @@ mod query;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use extdata::{ConfigDocument, ExternalSource, Problems, Registry};
+use extdata::{ConfigDocument, ExternalSource, Problems, Registry, SecretPolicy};
 use extdata_jobs::{Jobs, JobsConfig};
 
 use crate::cli::{Cli, Command};
@@ -23,28 +23,29 @@ fn known_sections() -> Vec<&'static str> {
 
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    let policy = cli.secret_policy();
     match cli.command {
-        Command::Check => check::run(&cli.config),
+        Command::Check => check::run(&cli.config, &policy),
         Command::Ping(args) => {
-            let context = Context::load(&cli.config, cli.account)?;
+            let context = Context::load(&cli.config, cli.account, &policy)?;
             let outcome = ping::run(&context, &args).await;
             context.close().await;
             outcome
         }
         Command::Query(args) => {
-            let context = Context::load(&cli.config, cli.account)?;
+            let context = Context::load(&cli.config, cli.account, &policy)?;
             let outcome = query::run(&context, args).await;
             context.close().await;
             outcome
         }
         Command::Describe(args) => {
-            let context = Context::load(&cli.config, cli.account)?;
+            let context = Context::load(&cli.config, cli.account, &policy)?;
             let outcome = describe::run(&context, args).await;
             context.close().await;
             outcome
         }
         command => {
-            let context = Context::load(&cli.config, cli.account)?;
+            let context = Context::load(&cli.config, cli.account, &policy)?;
             let outcome = jobs::run(&context, command).await;
             context.close().await;
             outcome
@@ -53,9 +54,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Reads and validates the file: every problem of the document (unknown sections,
-/// connectors, accounts, jobs), the registry and the jobs when there is none.
-fn load(path: &Path) -> Result<(Registry, JobsConfig), Problems> {
-    let document = ConfigDocument::from_path(path)?;
+/// connectors, accounts, jobs), the registry and the jobs when there is none. Secrets
+/// are read under `policy` (the command line's grants) plus the file's `[secrets]`.
+fn load(path: &Path, policy: &SecretPolicy) -> Result<(Registry, JobsConfig), Problems> {
+    let document = ConfigDocument::from_path(path)?.with_secret_policy(policy.clone());
     let mut problems = document.unknown_sections(&known_sections());
     let registry = match Registry::from_document(&document) {
         Ok(registry) => Some(registry),
@@ -88,9 +90,13 @@ pub(crate) struct Context {
 
 impl Context {
     /// Loads the file; an invalid file is a usage failure listing every problem.
-    fn load(config: &Path, account: Option<String>) -> Result<Self, Failure> {
+    fn load(
+        config: &Path,
+        account: Option<String>,
+        policy: &SecretPolicy,
+    ) -> Result<Self, Failure> {
         let (registry, jobs) =
-            load(config).map_err(|problems| Failure::config(config, &problems))?;
+            load(config, policy).map_err(|problems| Failure::config(config, &problems))?;
         Ok(Context {
             config: config.to_path_buf(),
             jobs: Arc::new(Jobs::new(Arc::new(registry), jobs)),

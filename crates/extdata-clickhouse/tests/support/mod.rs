@@ -75,7 +75,17 @@ impl Settings {
 
 /// Builds a source (no I/O).
 pub(crate) fn build(config: &ConnectorConfig) -> extdata_core::Result<Arc<dyn ExternalSource>> {
-    let valid = config.validate_with(Some(&SPEC))?;
+    // The CA file's folder is granted: secret and PEM files are read only where granted.
+    let mut policy = extdata_core::SecretPolicy::deny_all();
+    if let Some(dir) = config
+        .ssl
+        .as_ref()
+        .and_then(|ssl| ssl.ca_file.as_deref())
+        .and_then(|file| std::path::Path::new(file).parent())
+    {
+        policy = policy.with_file_root(dir);
+    }
+    let valid = config.validate_with_policy(Some(&SPEC), &policy)?;
     Ok(Arc::new(ClickHouseSource::build(valid)?))
 }
 
