@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Dedicated, restartable database instances for the restart-under-load tests of
 # crates/extdata-reliability. The shared servers (scripts/services.sh) are never
 # restarted by tests: other people and CI use them at the same time.
@@ -17,11 +18,12 @@
 # the expired-certificate case of crates/extdata-reliability/tests/tls.rs. PostgreSQL
 # and MariaDB negotiate it on their usual port (plain connections keep working),
 # ClickHouse serves HTTPS on 127.0.0.1:8444. Run scripts/services.sh first: it makes
-# the CA.
+# the CA. Configuration templates: scripts/services/reliability/.
 set -Eeuo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TLS_DIR=$REPO/.services/tls
+# shellcheck source=services/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/services/lib.sh"
+
 EXPIRED_CERT=$TLS_DIR/expired-server.pem
 EXPIRED_KEY=$TLS_DIR/expired-server.key
 
@@ -47,28 +49,6 @@ REL_USER=extdata_rel
 REL_PASSWORD=extdata-rel-pw
 REL_DB=extdata_rel
 
-die() { printf 'reliability.sh: error: %s\n' "$*" >&2; exit 1; }
-note() { printf '    %s\n' "$*" >&2; }
-
-# Replaces FILE with stdin when the content differs; succeeds when it changed.
-replace_if_different() {
-    local new
-    new=$(cat)
-    [[ -f $1 && $(cat "$1") == "$new" ]] && return 1
-    printf '%s\n' "$new" >"$1"
-}
-
-# Copies SRC to DEST (owner OWNER, mode MODE) when the content differs; succeeds when
-# it changed.
-sync_file() {
-    local src=$1 dest=$2 owner=$3 mode=$4
-    if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
-        chown "$owner" "$dest" && chmod "$mode" "$dest"
-        return 1
-    fi
-    install -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$src" "$dest"
-}
-
 # ------------------------------------------------------------------------------- TLS
 
 # True when the expired certificate exists, matches its key, was signed by the current
@@ -91,33 +71,8 @@ tls_setup() {
     local work
     work=$(mktemp -d)
     touch "$work/index.txt"
-    cat >"$work/openssl.cnf" <<EOF
-[ca]
-default_ca = test
-[test]
-database = $work/index.txt
-new_certs_dir = $work
-serial = $work/serial
-default_md = sha256
-policy = any
-unique_subject = no
-[any]
-commonName = supplied
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = localhost
-[ext]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-EOF
-    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$EXPIRED_KEY" 2>/dev/null)
-    chmod 600 "$EXPIRED_KEY"
+    render reliability/expired-cert.cnf.in WORK="$work" >"$work/openssl.cnf"
+    gen_key "$EXPIRED_KEY"
     openssl req -new -config "$work/openssl.cnf" -key "$EXPIRED_KEY" -out "$work/csr.pem" 2>/dev/null
     openssl ca -batch -notext -config "$work/openssl.cnf" -extensions ext -rand_serial \
         -cert "$TLS_DIR/ca.pem" -keyfile "$TLS_DIR/ca.key" -in "$work/csr.pem" -out "$EXPIRED_CERT" \
@@ -139,8 +94,8 @@ pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
 
 pg_start() {
     [[ $(pg_status) == online ]] || pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
-    for _ in $(seq 100); do pg_ready && return 0; sleep 0.1; done
-    die "PostgreSQL $PG_VERSION/$PG_CLUSTER did not accept connections within 10 s"
+    retry 100 0.1 pg_ready ||
+        die "PostgreSQL $PG_VERSION/$PG_CLUSTER did not accept connections within 10 s"
 }
 
 pg_stop() {
@@ -159,17 +114,10 @@ pg_setup() {
     install -d -o postgres -g postgres -m 700 "$conf/extdata-tls"
     if sync_file "$EXPIRED_CERT" "$conf/extdata-tls/server.pem" postgres:postgres 600; then changed=1; fi
     if sync_file "$EXPIRED_KEY" "$conf/extdata-tls/server.key" postgres:postgres 600; then changed=1; fi
-    if replace_if_different "$conf/conf.d/extdata-reliability.conf" < <(
-        printf "listen_addresses = '127.0.0.1'\nport = %s\nmax_connections = 50\nshared_buffers = 16MB\n" "$PG_PORT"
-        printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" \
-            "$conf/extdata-tls/server.pem" "$conf/extdata-tls/server.key"
-    ); then changed=1; fi
+    if render_to "$conf/conf.d/extdata-reliability.conf" reliability/postgresql.conf.in \
+        PG_PORT CONF="$conf"; then changed=1; fi
     # Loopback only, one test role, one database; first match wins.
-    if replace_if_different "$conf/pg_hba.conf" <<EOF; then changed=1; fi
-# Managed by scripts/reliability.sh: restart and TLS tests only.
-local   all             postgres                                peer
-host    $REL_DB     $REL_USER     127.0.0.1/32            trust
-EOF
+    if render_to "$conf/pg_hba.conf" reliability/pg_hba.conf.in REL_DB REL_USER; then changed=1; fi
     if ((changed)); then pg_stop; fi
     pg_start
     local admin=(runuser -u postgres -- psql -h /var/run/postgresql -p "$PG_PORT" -XAtq -v ON_ERROR_STOP=1 -d postgres)
@@ -202,8 +150,7 @@ my_start() {
             --ssl-cert="$MY_TLS/server.pem" --ssl-key="$MY_TLS/server.key" \
             </dev/null >/dev/null 2>&1 &
     fi
-    for _ in $(seq 200); do my_ready && return 0; sleep 0.1; done
-    die "MariaDB on $MY_PORT did not start within 20 s; see $MY_LOG"
+    retry 200 0.1 my_ready || die "MariaDB on $MY_PORT did not start within 20 s; see $MY_LOG"
 }
 
 my_stop() {
@@ -211,8 +158,7 @@ my_stop() {
     pid=$(my_pid || true)
     [[ -n $pid ]] || return 0
     kill -TERM "$pid"
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    die "MariaDB on $MY_PORT did not stop within 30 s"
+    wait_exit "$pid" 300 0.1 || die "MariaDB on $MY_PORT did not stop within 30 s"
 }
 
 my_setup() {
@@ -236,13 +182,9 @@ my_setup() {
     my_start
     [[ $(mariadb --no-defaults --socket="$MY_SOCKET" -uroot -NBe 'SELECT @@have_ssl') == YES ]] ||
         die "the reliability MariaDB instance has no TLS; see $MY_LOG"
-    mariadb --no-defaults --socket="$MY_SOCKET" -uroot <<SQL || die "creating the MariaDB user failed"
-CREATE DATABASE IF NOT EXISTS $REL_DB;
-CREATE USER IF NOT EXISTS '$REL_USER'@'127.0.0.1' IDENTIFIED BY '$REL_PASSWORD';
-ALTER USER '$REL_USER'@'127.0.0.1' IDENTIFIED BY '$REL_PASSWORD';
-GRANT ALL PRIVILEGES ON $REL_DB.* TO '$REL_USER'@'127.0.0.1';
-GRANT PROCESS ON *.* TO '$REL_USER'@'127.0.0.1';
-SQL
+    local sql
+    sql=$(render reliability/users.sql.in REL_DB REL_USER REL_PASSWORD) || exit 1
+    mariadb --no-defaults --socket="$MY_SOCKET" -uroot <<<"$sql" || die "creating the MariaDB user failed"
     [[ $(mariadb --no-defaults -h 127.0.0.1 -P "$MY_PORT" -u "$REL_USER" -p"$REL_PASSWORD" -NBe 'SELECT 1' "$REL_DB") == 1 ]] ||
         die "the reliability MariaDB instance does not answer $REL_USER"
     note "ok       MariaDB answers $REL_USER on 127.0.0.1:$MY_PORT"
@@ -261,8 +203,7 @@ ch_start() {
             --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_LOG" --chdir "$CH_BASE" \
             --exec /usr/sbin/clickhouse-server -- --config-file="$CH_CONFIG"
     fi
-    for _ in $(seq 300); do ch_ready && return 0; sleep 0.1; done
-    die "ClickHouse on $CH_HTTP_PORT did not answer /ping within 30 s; see $CH_LOG"
+    retry 300 0.1 ch_ready || die "ClickHouse on $CH_HTTP_PORT did not answer /ping within 30 s; see $CH_LOG"
 }
 
 ch_stop() {
@@ -270,8 +211,8 @@ ch_stop() {
     pid=$(ch_pid || true)
     [[ -n $pid ]] || return 0
     kill -TERM "$pid"
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || { rm -f "$CH_PIDFILE"; return 0; }; sleep 0.1; done
-    die "ClickHouse on $CH_HTTP_PORT did not stop within 30 s"
+    wait_exit "$pid" 300 0.1 || die "ClickHouse on $CH_HTTP_PORT did not stop within 30 s"
+    rm -f "$CH_PIDFILE"
 }
 
 ch_setup() {
@@ -285,7 +226,7 @@ ch_setup() {
     # The stock config with this instance's ports and paths: HTTP and (below) HTTPS,
     # loopback only, no interserver port; the stock users.xml (user `default`, no
     # password).
-    if replace_if_different "$CH_CONFIG" < <(
+    if update_file "$CH_CONFIG" < <(
         sed -e "s|<http_port>8123</http_port>|<http_port>$CH_HTTP_PORT</http_port>|" \
             -e '/<tcp_port>/d; /<https_port>/d; /<tcp_port_secure>/d; /<interserver_http_port>/d' \
             -e '/<listen_host>::1<\/listen_host>/d' \
@@ -297,22 +238,7 @@ ch_setup() {
     ); then changed=1; fi
     # HTTPS with the expired certificate; 18.x overrides use the root tag <yandex>, and an
     # empty dhParamsFile skips the stock config's missing dhparam.pem.
-    if replace_if_different "$CH_TLS_CONFIG" <<EOF; then changed=1; fi
-<?xml version="1.0"?>
-<!-- Managed by scripts/reliability.sh: HTTPS with an expired certificate (TLS tests). -->
-<yandex>
-    <https_port>$CH_HTTPS_PORT</https_port>
-    <openSSL>
-        <server>
-            <certificateFile>$CH_BASE/tls/server.pem</certificateFile>
-            <privateKeyFile>$CH_BASE/tls/server.key</privateKeyFile>
-            <dhParamsFile></dhParamsFile>
-            <verificationMode>none</verificationMode>
-            <loadDefaultCAFile>false</loadDefaultCAFile>
-        </server>
-    </openSSL>
-</yandex>
-EOF
+    if render_to "$CH_TLS_CONFIG" reliability/clickhouse-tls.xml.in CH_HTTPS_PORT CH_BASE; then changed=1; fi
     if ((changed)); then ch_stop; fi
     ch_start
     [[ $(curl -s --max-time 5 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201") == 1 ]] ||
@@ -337,24 +263,8 @@ case ${1:-} in
             my_setup
             ch_setup
         } >&2
-        cat <<EOF
-EXTDATA_TEST_RELIABILITY_CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/reliability.sh
-EXTDATA_TEST_RELIABILITY_POSTGRES_HOST=127.0.0.1
-EXTDATA_TEST_RELIABILITY_POSTGRES_PORT=$PG_PORT
-EXTDATA_TEST_RELIABILITY_POSTGRES_DATABASE=$REL_DB
-EXTDATA_TEST_RELIABILITY_POSTGRES_USER=$REL_USER
-EXTDATA_TEST_RELIABILITY_MYSQL_HOST=127.0.0.1
-EXTDATA_TEST_RELIABILITY_MYSQL_PORT=$MY_PORT
-EXTDATA_TEST_RELIABILITY_MYSQL_DATABASE=$REL_DB
-EXTDATA_TEST_RELIABILITY_MYSQL_USER=$REL_USER
-EXTDATA_TEST_RELIABILITY_MYSQL_PASSWORD=$REL_PASSWORD
-EXTDATA_TEST_RELIABILITY_CLICKHOUSE_HOST=127.0.0.1
-EXTDATA_TEST_RELIABILITY_CLICKHOUSE_PORT=$CH_HTTP_PORT
-EXTDATA_TEST_RELIABILITY_CLICKHOUSE_DATABASE=default
-EXTDATA_TEST_RELIABILITY_CLICKHOUSE_USER=default
-EXTDATA_TEST_RELIABILITY_CLICKHOUSE_HTTPS_PORT=$CH_HTTPS_PORT
-EXTDATA_TEST_RELIABILITY_EXPIRED_CERT=$EXPIRED_CERT
-EOF
+        render reliability/env.in PG_PORT MY_PORT CH_HTTP_PORT CH_HTTPS_PORT REL_DB REL_USER \
+            REL_PASSWORD EXPIRED_CERT CTL="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/reliability.sh"
         ;;
     start | stop)
         case ${2:-} in

@@ -1,0 +1,141 @@
+# shellcheck shell=bash
+# Two Spark Thrift servers (HiveServer2 protocol) from PyPI pyspark: one with
+# authentication NONE (SASL PLAIN; any user and password) and one NOSASL (raw binary
+# Thrift), so that both transports are tested. Under /opt so that a fresh clone of the
+# checkout (as CI makes) reuses the virtualenv instead of installing it again.
+HIVE_HOME=/opt/extdata-hive
+HIVE_VENV=$HIVE_HOME/venv
+HIVE_PYSPARK_VERSION=4.3.0
+HIVE_PLAIN_PORT=10000
+HIVE_NOSASL_PORT=10001
+HIVE_USER=extdata
+HIVE_PASSWORD=extdata-hive-pw     # NONE accepts any password; the tests still send one
+
+hive_spark_home() {
+    local d
+    d=$(echo "$HIVE_VENV"/lib/python3*/site-packages/pyspark)
+    [[ -x $d/bin/spark-submit ]] || return 1
+    printf '%s' "$d"
+}
+
+# hive_query_ok PORT MODE: a real query through beeline (hive-jdbc from the pyspark jars).
+hive_query_ok() {
+    local port=$1 mode=$2 url out spark_home
+    spark_home=$(hive_spark_home) || return 1
+    url="jdbc:hive2://127.0.0.1:$port/default"
+    [[ $mode == NOSASL ]] && url="$url;auth=noSasl"
+    out=$(cd / && env -i PATH="$PATH" SPARK_HOME="$spark_home" \
+        timeout 90 "$spark_home/bin/beeline" -u "$url" -n "$HIVE_USER" -p "$HIVE_PASSWORD" \
+        --silent=true --outputformat=csv2 --showHeader=false \
+        -e "SELECT concat('extdata-ok-', 40 + 2) AS answer" 2>&1) || return 1
+    # beeline prints its prompt on the same line as the answer.
+    grep -q 'extdata-ok-42' <<<"$out"
+}
+
+hive_server_dir() {
+    printf '%s/%s' "$HIVE_HOME" "${1,,}"
+}
+
+# hive_start MODE PORT: start one server in the background (setsid: it outlives us).
+hive_start() {
+    local mode=$1 port=$2 dir spark_home
+    dir=$(hive_server_dir "$mode")
+    spark_home=$(hive_spark_home)
+    mkdir -p "$dir"
+    note "starting Spark Thrift server ($mode) on 127.0.0.1:$port (takes ~15 s)"
+    (
+        cd "$dir" || exit 1
+        SPARK_HOME=$spark_home SPARK_LOCAL_IP=127.0.0.1 \
+            setsid "$spark_home/bin/spark-submit" --master 'local[2]' --driver-memory 1g \
+            --conf spark.ui.enabled=false \
+            --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
+            --conf "spark.sql.warehouse.dir=$dir/warehouse" \
+            --conf spark.sql.catalogImplementation=hive \
+            --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
+            --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
+            --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
+            --hiveconf "hive.server2.thrift.port=$port" \
+            --hiveconf "hive.server2.authentication=$mode" \
+            --hiveconf hive.server2.enable.doAs=false \
+            </dev/null >"$dir/server.log" 2>&1 &
+        echo $! >"$dir/server.pid"
+    )
+}
+
+# spark_stop DIR: stops the Spark server whose pid is in DIR/server.pid (up to 30 s).
+spark_stop() {
+    local dir=$1 pid
+    pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    # setsid made the server the leader of its own process group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" 60 0.5 || true
+    rm -f "$dir/server.pid"
+}
+
+hive_stop() {
+    spark_stop "$(hive_server_dir "$1")"
+}
+
+# hive_ensure MODE PORT: leaves a healthy server alone; otherwise (re)starts it without
+# waiting (hive_wait does), so that both servers boot at the same time.
+hive_ensure() {
+    local mode=$1 port=$2
+    if port_open "$port"; then
+        if hive_query_ok "$port" "$mode"; then
+            note "ok       hive $mode server on $port is up and answers queries"
+            return 0
+        fi
+        note "hive $mode server on $port does not answer queries: restarting it"
+        hive_stop "$mode"
+        ! port_open "$port" ||
+            die "port $port is taken by something that is not a working $mode Spark Thrift server"
+    fi
+    hive_start "$mode" "$port"
+    HIVE_STARTED+=("$mode:$port")
+}
+
+hive_wait() {
+    local mode=$1 port=$2 dir pid i
+    dir=$(hive_server_dir "$mode")
+    for ((i = 0; i < 240; i++)); do
+        port_open "$port" && break
+        pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            die "the hive $mode server exited; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+        fi
+        sleep 0.5
+    done
+    port_open "$port" || die "the hive $mode server did not open port $port within 120 s; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+    hive_query_ok "$port" "$mode" || die "the hive $mode server on $port does not answer a query; see $dir/server.log:
+$(tail -n 30 "$dir/server.log")"
+    changed "started hive $mode server on $port"
+}
+
+setup_hive() {
+    log "Hive (Spark Thrift server from pyspark $HIVE_PYSPARK_VERSION)"
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    if ! hive_spark_home >/dev/null ||
+        [[ $("$HIVE_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pyspark"))' 2>/dev/null) != "$HIVE_PYSPARK_VERSION" ]]; then
+        python3 -m venv "$HIVE_VENV" >/dev/null 2>&1 || {
+            apt_install python3-venv
+            python3 -m venv "$HIVE_VENV"
+        }
+        note "installing pyspark $HIVE_PYSPARK_VERSION into $HIVE_VENV (pip; ~50 s the first time)"
+        "$HIVE_VENV/bin/pip" install -q "pyspark==$HIVE_PYSPARK_VERSION" ||
+            die "pip install pyspark==$HIVE_PYSPARK_VERSION failed"
+        changed "installed pyspark $HIVE_PYSPARK_VERSION into $HIVE_VENV"
+    fi
+    HIVE_STARTED=()
+    hive_ensure NONE "$HIVE_PLAIN_PORT"
+    hive_ensure NOSASL "$HIVE_NOSASL_PORT"
+    local started
+    for started in "${HIVE_STARTED[@]}"; do
+        hive_wait "${started%%:*}" "${started##*:}"
+    done
+
+    render_env hive HIVE_PLAIN_PORT HIVE_NOSASL_PORT HIVE_USER HIVE_PASSWORD \
+        HIVE_LOG="$(hive_server_dir NONE)/server.log"
+}
