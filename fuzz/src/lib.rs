@@ -5,7 +5,7 @@
 //! (through `#[path]`), which runs it on random inputs in CI, so it depends on the
 //! `extdata` facade only.
 
-use extdata::{Dialect, Registry, Statement, Value};
+use extdata::{Decimal, Dialect, ErrorKind, Registry, Statement, Value};
 
 const DIALECTS: [Dialect; 7] = [
     Dialect::Postgres,
@@ -112,4 +112,50 @@ pub fn hive_literal(data: &[u8]) {
         ["after"],
         "a value left its literal: {rendered:?}"
     );
+}
+
+/// Any text as a decimal: parsing is bounded (digits, scale, length; never memory that
+/// grows with an exponent), a success is canonical and parses back to itself, and a
+/// refusal is a `Parameter` error with one of the fixed messages (never the text).
+pub fn decimal(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    // Half the inputs get an exponent from their first bytes, to reach the bounds.
+    let with_exponent = match data.first() {
+        Some(&b) if b % 2 == 0 && data.len() >= 9 => {
+            let exponent = i64::from_le_bytes(data[1..9].try_into().unwrap_or_default());
+            format!("{}e{exponent}", String::from_utf8_lossy(&data[9..]))
+        }
+        _ => text.clone().into_owned(),
+    };
+    for text in [text.as_ref(), with_exponent.as_str()] {
+        match text.parse::<Decimal>() {
+            Ok(decimal) => {
+                let canonical = decimal.as_str();
+                assert!(
+                    canonical.len()
+                        <= Decimal::MAX_INTEGER_DIGITS + Decimal::MAX_SCALE as usize + 3,
+                    "a decimal beyond the bounds: {} bytes",
+                    canonical.len()
+                );
+                assert!(
+                    decimal.scale() <= Decimal::MAX_SCALE,
+                    "scale beyond the bound"
+                );
+                let again: Decimal = canonical
+                    .parse()
+                    .unwrap_or_else(|e| panic!("canonical {canonical:?} does not parse: {e}"));
+                assert_eq!(again, decimal, "not canonical: {canonical:?}");
+            }
+            Err(error) => {
+                assert_eq!(error.kind(), ErrorKind::Parameter, "{error}");
+                let message = error.message();
+                assert!(
+                    message == "not a decimal number"
+                        || message.starts_with("decimal has more than ")
+                        || message.starts_with("decimal text is longer than "),
+                    "unexpected message: {message}"
+                );
+            }
+        }
+    }
 }

@@ -76,10 +76,11 @@ impl Failure {
         ExitCode::from(self.code)
     }
 
-    /// Prints `error: <message>` on stderr.
+    /// Prints `error: <message>` on stderr, control characters escaped (a message may
+    /// quote a server's text).
     pub(crate) fn report(&self) {
         if let Some(message) = &self.message {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", crate::output::terminal_safe(message));
         }
     }
 }

@@ -5,7 +5,9 @@
 //! `jsonl` write each row as it arrives; `table` and `json` need the whole (bounded)
 //! result.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal as _, Write};
 
 use clap::ValueEnum;
@@ -31,6 +33,42 @@ impl Format {
     pub(crate) fn streams(self) -> bool {
         matches!(self, Format::Csv | Format::Jsonl)
     }
+}
+
+/// Text from the data or a server made harmless for a terminal: control characters
+/// (C0 but the line feed, DEL, C1) and the bidirectional overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069, and the marks U+200E, U+200F, U+061C) are written as
+/// visible escapes (`\x1b`, `\r`, `\t`, `\u{202e}`), so a value cannot move the cursor,
+/// recolour or retitle the terminal, or make text read in another order than it is.
+///
+/// Used for tables and messages; `csv`, `json` and `jsonl` keep the data exact (JSON
+/// escapes control characters itself).
+pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !needs_escape(c) {
+            safe.push(c);
+            continue;
+        }
+        let _ = match c {
+            '\t' => write!(safe, "\\t"),
+            '\r' => write!(safe, "\\r"),
+            c if u32::from(c) <= 0xff => write!(safe, "\\x{:02x}", u32::from(c)),
+            c => write!(safe, "\\u{{{:04x}}}", u32::from(c)),
+        };
+    }
+    Cow::Owned(safe)
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
 }
 
 /// Writes rows in one format.
@@ -250,7 +288,7 @@ fn is_numeric(kind: ValueKind) -> bool {
 impl<W: Write> RowWriter for TableWriter<W> {
     fn begin(&mut self, columns: &[Column]) -> io::Result<()> {
         self.table
-            .set_header(columns.iter().map(|c| c.name.as_str()));
+            .set_header(columns.iter().map(|c| terminal_safe(&c.name).into_owned()));
         for (index, column) in columns.iter().enumerate() {
             if is_numeric(column.value_kind)
                 && let Some(col) = self.table.column_mut(index)
@@ -262,8 +300,11 @@ impl<W: Write> RowWriter for TableWriter<W> {
     }
 
     fn row(&mut self, values: &[Value]) -> io::Result<()> {
-        self.table
-            .add_row(values.iter().map(Value::to_text_lossless));
+        self.table.add_row(
+            values
+                .iter()
+                .map(|v| terminal_safe(&v.to_text_lossless()).into_owned()),
+        );
         self.rows += 1;
         Ok(())
     }
@@ -399,6 +440,65 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
+    }
+
+    /// A value that would clear the screen, retitle the window, ring, return to the
+    /// line start, hide itself and reverse the text after it.
+    const HOSTILE: &str =
+        "ok\x1b[2J\x1b]0;pwned\x07\rfake\u{9b}31m\u{202e}gnp.exe\u{2066}x\u{7f}\u{0}";
+
+    #[test]
+    fn table_escapes_control_characters_from_data_and_column_names() {
+        let cols = columns(&[("t", ValueKind::Text), ("n\x1b[31m", ValueKind::Text)]);
+        let rows = vec![vec![
+            Value::Text(HOSTILE.into()),
+            Value::Text("a\nb\tc".into()),
+        ]];
+        let text = render(Format::Table, &cols, &rows);
+        for forbidden in [
+            '\x1b', '\x07', '\r', '\u{9b}', '\u{202e}', '\u{2066}', '\u{7f}', '\u{0}', '\t',
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{forbidden:?} reached the table:\n{text}"
+            );
+        }
+        for visible in [
+            "ok\\x1b[2J\\x1b]0;pwned\\x07\\rfake\\x9b31m\\u{202e}gnp.exe\\u{2066}x\\x7f\\x00",
+            "n\\x1b[31m",
+            "b\\tc",
+        ] {
+            assert!(text.contains(visible), "{visible} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn csv_and_json_keep_hostile_values_exact() {
+        let cols = columns(&[("t", ValueKind::Text)]);
+        let rows = vec![vec![Value::Text(HOSTILE.into())]];
+        let jsonl = render(Format::Jsonl, &cols, &rows);
+        let parsed: serde_json::Value = serde_json::from_str(jsonl.trim_end()).unwrap();
+        assert_eq!(parsed["t"].as_str(), Some(HOSTILE));
+        // JSON escapes the C0 controls itself: none reaches the terminal raw.
+        assert!(!jsonl.contains('\x1b') && !jsonl.contains('\r'), "{jsonl}");
+        let csv = render(Format::Csv, &cols, &rows);
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[0], HOSTILE);
+    }
+
+    #[test]
+    fn terminal_safe_leaves_ordinary_text_alone() {
+        for text in [
+            "",
+            "plain",
+            "multi\nline",
+            "Zoë — ünïcode ✓ 日本",
+            "C:\\path",
+        ] {
+            assert!(matches!(terminal_safe(text), Cow::Borrowed(t) if t == text));
+        }
+        assert_eq!(terminal_safe("\u{200f}\u{061c}"), "\\u{200f}\\u{061c}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `--param name=value` and `--param name:type=value`: command-line text → bound [`Value`].
 //!
 //! A value is text unless a type is given; typed values are parsed here, so a mistake
-//! is reported before any connection is made, naming the parameter.
+//! is reported before any connection is made, naming the parameter but not quoting the
+//! value (parameter values are personal data). Parsing is bounded: decimals by the
+//! core's limits ([`Decimal::MAX_INTEGER_DIGITS`], [`Decimal::MAX_SCALE`]), the other
+//! types by their fixed widths; nothing allocates more than the argument's own size.
 
 use std::fmt;
 use std::str::FromStr;
@@ -128,7 +131,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn parse_value(kind: ParamType, raw: &str) -> Result<Value, String> {
     let trimmed = raw.trim();
-    let invalid = |what: &str| format!("`{raw}` is not {what}");
+    let invalid = |what: &str| format!("the value is not {what}");
     Ok(match kind {
         // Text is taken exactly as given: spaces may be meaningful.
         ParamType::Text => Value::Text(raw.to_owned()),
@@ -136,7 +139,7 @@ fn parse_value(kind: ParamType, raw: &str) -> Result<Value, String> {
             use std::num::IntErrorKind::{NegOverflow, PosOverflow};
             match e.kind() {
                 PosOverflow | NegOverflow => {
-                    format!("`{raw}` does not fit a 64-bit signed integer (use decimal)")
+                    "the value does not fit a 64-bit signed integer (use decimal)".to_owned()
                 }
                 _ => invalid("an integer"),
             }
@@ -150,10 +153,11 @@ fn parse_value(kind: ParamType, raw: &str) -> Result<Value, String> {
             parse_bool(trimmed)
                 .ok_or_else(|| invalid("a boolean (true/false, 1/0, yes/no, on/off)"))?,
         ),
+        // The core's error says which bound was passed, without the text.
         ParamType::Decimal => Value::Decimal(
             trimmed
                 .parse::<Decimal>()
-                .map_err(|_| invalid("a decimal number"))?,
+                .map_err(|e| e.message().to_owned())?,
         ),
         ParamType::Date => Value::Date(
             NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
@@ -250,9 +254,10 @@ mod tests {
         assert!(e.contains("does not fit"), "{e}");
         let e = error("age:int=12x");
         assert!(
-            e.contains("parameter `age`") && e.contains("`12x` is not an integer"),
+            e.contains("parameter `age`") && e.contains("the value is not an integer"),
             "{e}"
         );
+        assert!(!e.contains("12x"), "the value is quoted: {e}");
     }
 
     #[test]
@@ -273,6 +278,90 @@ mod tests {
         assert!(error("b:bool=maybe").contains("not a boolean"));
         assert!(error("d:decimal=1.2.3").contains("not a decimal"));
         assert!(error("f:float=abc").contains("not a floating-point"));
+    }
+
+    #[test]
+    fn a_huge_decimal_exponent_is_refused_at_once() {
+        let started = std::time::Instant::now();
+        for arg in [
+            "x:decimal=1e-4000000000",
+            "x:decimal=1e4000000000",
+            "x:decimal=-1e-9223372036854775808",
+            "x:numeric=1e1001",
+        ] {
+            let e = error(arg);
+            assert!(
+                e.starts_with("parameter `x`: decimal has more than 1000 digits"),
+                "{arg}: {e}"
+            );
+        }
+        let e = error(&format!("x:decimal=1.{}", "5".repeat(1001)));
+        assert!(
+            e.contains("more than 1000 digits after the decimal point"),
+            "{e}"
+        );
+        let e = error(&format!("x:decimal={}", "5".repeat(5000)));
+        assert!(e.contains("longer than 4096 bytes"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Decimal256 precision fits.
+        let d256 = "9".repeat(76);
+        assert_eq!(
+            value(&format!("x:decimal={d256}")),
+            Value::Decimal(d256.parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_parameter_but_never_quote_its_value() {
+        let secret = "ann.secret@example.com";
+        for kind in [
+            "int",
+            "float",
+            "bool",
+            "decimal",
+            "date",
+            "timestamp",
+            "bytes",
+        ] {
+            let e = error(&format!("p:{kind}={secret}"));
+            assert!(e.starts_with("parameter `p`: "), "{kind}: {e}");
+            assert!(!e.contains(secret), "{kind}: the value is quoted: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any argument parses or fails with a message; typed values that fail are never
+        /// quoted, and a decimal is parsed to its canonical form or refused.
+        #[test]
+        fn any_argument_parses_or_fails_without_quoting_the_value(
+            kind in proptest::sample::select(vec![
+                "text", "int", "float", "bool", "decimal", "date", "timestamp", "bytes", "null",
+            ]),
+            raw in "([0-9eE+\\-. ]{0,24}|[\\PC]{0,24})",
+            exponent in proptest::prelude::any::<i64>(),
+        ) {
+            for text in [raw.clone(), format!("{raw}e{exponent}"), format!("1e{exponent}")] {
+                match parse_param(&format!("p:{kind}={text}")) {
+                    Ok(param) => {
+                        if let Value::Decimal(d) = &param.value {
+                            proptest::prop_assert!(d.as_str().len() <= 2 * 1000 + 2);
+                        }
+                    }
+                    Err(e) => {
+                        proptest::prop_assert!(e.starts_with("parameter `p`: "), "{}", e);
+                        if text.trim().len() >= 4 {
+                            proptest::prop_assert!(!e.contains(text.trim()), "{}", e);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

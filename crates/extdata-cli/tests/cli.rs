@@ -182,7 +182,7 @@ database = ":memory:"
     );
     let output = Command::new(BIN)
         .env_remove("EXTDATA_CLI_TEST_UNSET_PASSWORD")
-        .args(["--config"])
+        .args(["--secrets-env-prefix", "EXTDATA_CLI_TEST_", "--config"])
         .arg(&bad)
         .arg("check")
         .output()
@@ -211,6 +211,192 @@ database = ":memory:"
         "{stdout}"
     );
     assert!(stderr_of(&output).contains("problems"));
+}
+
+// -------------------------------------------------------------------------- secrets
+
+/// A file with one connector reading `secrets/pw` (holding the sentinel) and one
+/// reading the variable `EXTDATA_CLI_GRANTED_PW` (set to the sentinel).
+fn secret_config(fixture: &Fixture, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(fixture.dir.join("secrets")).unwrap();
+    fixture.write("secrets/pw", &format!("{SENTINEL}\n"));
+    fixture.write(
+        "secret.toml",
+        &format!(
+            "{extra}\n[[connectors]]\nname = \"byfile\"\ntype = \"postgresql\"\nhost = \"127.0.0.1\"\n\
+             password = {{ file = \"secrets/pw\" }}\n\n\
+             [[connectors]]\nname = \"byenv\"\ntype = \"postgresql\"\nhost = \"127.0.0.1\"\n\
+             password = {{ env = \"EXTDATA_CLI_GRANTED_PW\" }}\n"
+        ),
+    )
+}
+
+fn check_with(config: &Path, flags: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .env("EXTDATA_CLI_GRANTED_PW", SENTINEL)
+        .args(flags)
+        .arg("--config")
+        .arg(config)
+        .arg("check")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn secret_files_and_variables_are_refused_until_granted() {
+    let fixture = Fixture::new();
+    let config = secret_config(&fixture, "");
+    let output = check_with(&config, &[]);
+    let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(!stdout.contains(SENTINEL) && !stderr.contains(SENTINEL));
+    assert!(
+        stdout.contains("byfile: password: file `")
+            && stdout
+                .contains("is outside the directories granted for secret files (granted: none)")
+            && stdout.contains("grant it with --secrets-dir"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "byenv: password: environment variable `EXTDATA_CLI_GRANTED_PW` is outside the prefixes"
+        ),
+        "{stdout}"
+    );
+    // A neighbouring prefix or folder is not enough.
+    std::fs::create_dir_all(fixture.dir.join("secrets2")).unwrap();
+    let neighbour = fixture.dir.join("secrets2");
+    let output = check_with(
+        &config,
+        &[
+            "--secrets-env-prefix",
+            "EXTDATA_CLI_GRANTED_PWX",
+            "--secrets-dir",
+            neighbour.to_str().unwrap(),
+        ],
+    );
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert_eq!(stdout.matches("is outside the").count(), 2, "{stdout}");
+    let secrets = fixture.dir.join("secrets");
+    let secrets = secrets.to_str().unwrap();
+    let output = check_with(
+        &config,
+        &[
+            "--secrets-dir",
+            secrets,
+            "--secrets-env-prefix",
+            "EXTDATA_CLI_GRANTED_",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stdout_of(&output));
+    assert!(!stdout_of(&output).contains(SENTINEL));
+}
+
+#[test]
+fn the_secrets_section_of_the_file_grants_too() {
+    let fixture = Fixture::new();
+    let config = secret_config(
+        &fixture,
+        "[secrets]\ndirs = [\"secrets\"]\nenv_prefixes = [\"EXTDATA_CLI_GRANTED_\"]\n",
+    );
+    let output = check_with(&config, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout_of(&output));
+}
+
+#[test]
+fn dev_zero_as_a_secret_is_refused_at_once() {
+    let fixture = Fixture::new();
+    let config = fixture.write(
+        "zero.toml",
+        "[[connectors]]\nname = \"z\"\ntype = \"postgresql\"\nhost = \"127.0.0.1\"\n\
+         password = { file = \"/dev/zero\" }\n",
+    );
+    let started = Instant::now();
+    let output = check_with(&config, &["--secrets-dir", "/dev"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stdout_of(&output).contains("z: password: `/dev/zero` is not a regular file"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+// ---------------------------------------------------------------- hostile values
+
+/// Clears the screen, retitles the window, returns to the line start and reverses
+/// what follows.
+const HOSTILE: &str = "ok\x1b[2J\x1b]0;pwned\x07\rfake\u{202e}gnp.exe";
+
+#[test]
+fn a_hostile_value_reaches_a_table_escaped_and_csv_exact() {
+    let fixture = Fixture::new();
+    let param = format!("v={HOSTILE}");
+    let output = fixture
+        .cmd()
+        .args(["query", "local", "SELECT :v AS v", "--param", &param])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        stderr_of(&output)
+    );
+    for raw in ['\x1b', '\x07', '\r', '\u{202e}'] {
+        assert!(
+            !stdout.contains(raw),
+            "{raw:?} reached the terminal:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("ok\\x1b[2J\\x1b]0;pwned\\x07\\rfake\\u{202e}gnp.exe"),
+        "{stdout}"
+    );
+    let output = fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT :v AS v",
+            "--param",
+            &param,
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    assert_eq!(&reader.records().next().unwrap().unwrap()[0], HOSTILE);
+}
+
+#[test]
+fn a_huge_decimal_exponent_is_a_usage_error_at_once() {
+    let fixture = Fixture::new();
+    let started = Instant::now();
+    let output = fixture
+        .cmd()
+        .args([
+            "query",
+            "local",
+            "SELECT :x AS x",
+            "--param",
+            "x:decimal=1e-4000000000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("parameter `x`: decimal has more than 1000 digits after the decimal point"),
+        "{stderr}"
+    );
+    // (clap's usage line repeats the argument as typed; the parser's own words do not.)
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
@@ -897,7 +1083,8 @@ fn server_config(fixture: &Fixture, kind: &str, prefix: &str, db_type: &str) -> 
     Some(fixture.write(
         &format!("{kind}.toml"),
         &format!(
-            "[[connectors]]\nname = \"{kind}\"\n{common}password = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\n\n\
+            "[secrets]\nenv_prefixes = [\"EXTDATA_TEST_\"]\n\n\
+             [[connectors]]\nname = \"{kind}\"\n{common}password = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\n\n\
              [[connectors]]\nname = \"{kind}_bad\"\n{common}password = \"{SENTINEL}\"\n"
         ),
     ))

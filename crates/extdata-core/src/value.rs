@@ -440,12 +440,43 @@ impl Decimal {
     }
 }
 
+impl Decimal {
+    /// The longest text [`Decimal::from_str`](std::str::FromStr) reads, in bytes
+    /// (surrounding spaces included).
+    pub const MAX_TEXT_LEN: usize = 4096;
+    /// The most digits before the decimal point a parsed decimal may have (exponent
+    /// applied, leading zeros not counted).
+    pub const MAX_INTEGER_DIGITS: usize = 1000;
+    /// The most digits after the decimal point a parsed decimal may have (exponent
+    /// applied).
+    pub const MAX_SCALE: u32 = 1000;
+}
+
+/// Parses decimal text: `-123.4500`, `+.5`, `1.5E+3`, `NaN`, `Infinity`, `-inf`.
+///
+/// Text comes from users (a `--param`, a form) as well as servers, so parsing is
+/// bounded: at most [`Decimal::MAX_TEXT_LEN`] bytes, [`Decimal::MAX_INTEGER_DIGITS`]
+/// digits before the point and [`Decimal::MAX_SCALE`] after it once the exponent is
+/// applied — more than any backend's largest declared precision (PostgreSQL
+/// `numeric(1000)`; MySQL 65, ClickHouse `Decimal256` 76, Oracle, SQL Server and Hive
+/// 38 digits). Past them, and for text that is not a number, the error is a
+/// [`ErrorKind::Parameter`](crate::ErrorKind::Parameter) that does not quote the
+/// text; memory never grows with the exponent (`1e-4000000000` is refused at once).
 impl FromStr for Decimal {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        if s.len() > Decimal::MAX_TEXT_LEN {
+            return Err(Error::parameter(format!(
+                "decimal text is longer than {} bytes",
+                Decimal::MAX_TEXT_LEN
+            )));
+        }
         // What servers print (`-123.4500`) is usually canonical already: one copy.
         if is_canonical_decimal(s) {
+            let unsigned = s.trim_start_matches('-');
+            let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+            check_decimal_size(int.trim_start_matches('0').len(), frac.len() as i128)?;
             return Ok(Decimal { text: s.to_owned() });
         }
         let trimmed = s.trim();
@@ -463,7 +494,7 @@ impl FromStr for Decimal {
             }
             _ => {}
         }
-        let invalid = || Error::decode(format!("`{s}` is not a decimal number"));
+        let invalid = || Error::parameter("not a decimal number");
         let (negative, unsigned) = match trimmed.as_bytes().first() {
             Some(b'-') => (true, &trimmed[1..]),
             Some(b'+') => (false, &trimmed[1..]),
@@ -484,23 +515,51 @@ impl FromStr for Decimal {
         {
             return Err(invalid());
         }
-        let digits = format!("{int}{frac}");
-        let scale = frac.len() as i64 - exponent;
-        if scale >= 0 {
-            let scale = u32::try_from(scale).map_err(|_| invalid())?;
-            Ok(Decimal::from_digits(negative, &digits, scale))
+        // i128: neither `len - i64::MIN` nor `len + i64::MAX` overflows.
+        let scale = frac.len() as i128 - i128::from(exponent);
+        let significant = format!("{int}{frac}");
+        let significant = significant.trim_start_matches('0');
+        // A zero has no integer digits however large its exponent (`0e9999` is 0).
+        let integer_digits = if significant.is_empty() {
+            0
         } else {
-            let zeros = usize::try_from(-scale).map_err(|_| invalid())?;
-            if zeros > 10_000 {
-                return Err(invalid());
-            }
+            (significant.len() as i128 - scale).max(0)
+        };
+        check_decimal_size(usize::try_from(integer_digits).unwrap_or(usize::MAX), scale)?;
+        if scale >= 0 {
+            // Bounded by MAX_SCALE above.
+            Ok(Decimal::from_digits(negative, significant, scale as u32))
+        } else {
+            // Bounded by MAX_INTEGER_DIGITS above (none for a zero).
+            let zeros = if significant.is_empty() {
+                0
+            } else {
+                (-scale) as usize
+            };
             Ok(Decimal::from_digits(
                 negative,
-                &format!("{digits}{}", "0".repeat(zeros)),
+                &format!("{significant}{}", "0".repeat(zeros)),
                 0,
             ))
         }
     }
+}
+
+/// Refuses a decimal whose canonical form would pass the digit limits.
+fn check_decimal_size(integer_digits: usize, scale: i128) -> Result<()> {
+    if integer_digits > Decimal::MAX_INTEGER_DIGITS {
+        return Err(Error::parameter(format!(
+            "decimal has more than {} digits before the decimal point",
+            Decimal::MAX_INTEGER_DIGITS
+        )));
+    }
+    if scale > i128::from(Decimal::MAX_SCALE) {
+        return Err(Error::parameter(format!(
+            "decimal has more than {} digits after the decimal point",
+            Decimal::MAX_SCALE
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `s` is a decimal's canonical text: optional `-`, integer digits without
@@ -639,6 +698,59 @@ mod tests {
         ] {
             assert!(bad.parse::<Decimal>().is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn decimal_with_a_huge_exponent_is_refused_without_allocating() {
+        let started = std::time::Instant::now();
+        for text in [
+            "1e-4000000000",
+            "1e4000000000",
+            "-1.5e-9223372036854775808",
+            "1e9223372036854775807",
+            "9e-1001",
+            "1e1000",
+        ] {
+            let error = text.parse::<Decimal>().unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::Parameter, "{text}");
+            assert!(error.message().contains("digits"), "{text}: {error}");
+            assert!(!error.message().contains(text), "{text} quoted in {error}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn decimal_limits_cover_every_backends_precision() {
+        let max_integer = "9".repeat(Decimal::MAX_INTEGER_DIGITS);
+        assert_eq!(
+            max_integer.parse::<Decimal>().unwrap().as_str(),
+            max_integer
+        );
+        assert!(format!("1{max_integer}").parse::<Decimal>().is_err());
+        // Leading zeros are not digits of the value.
+        assert!(format!("000{max_integer}").parse::<Decimal>().is_ok());
+        let max_fraction = format!("0.{}", "1".repeat(Decimal::MAX_SCALE as usize));
+        assert_eq!(
+            max_fraction.parse::<Decimal>().unwrap().scale(),
+            Decimal::MAX_SCALE
+        );
+        assert!(format!("{max_fraction}1").parse::<Decimal>().is_err());
+        assert!(format!("-{max_fraction}1").parse::<Decimal>().is_err());
+        // Decimal256: 76 digits, any scale.
+        let d256 = format!("-{}.{}", "7".repeat(38), "3".repeat(38));
+        assert_eq!(d256.parse::<Decimal>().unwrap().as_str(), d256);
+        assert_eq!("1e999".parse::<Decimal>().unwrap().as_str().len(), 1000);
+        assert_eq!("0e999999999".parse::<Decimal>().unwrap().as_str(), "0");
+        let long = " ".repeat(Decimal::MAX_TEXT_LEN) + "1";
+        let error = long.parse::<Decimal>().unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Parameter);
+    }
+
+    #[test]
+    fn decimal_errors_do_not_quote_the_text() {
+        let error = "ann@example.com".parse::<Decimal>().unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Parameter);
+        assert!(!error.to_string().contains("ann@"), "{error}");
     }
 
     #[test]

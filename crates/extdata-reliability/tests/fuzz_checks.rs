@@ -76,4 +76,14 @@ proptest! {
     fn hive_literal_check_holds(text in hostile_string()) {
         checks::hive_literal(text.as_bytes());
     }
+
+    #[test]
+    fn decimal_check_holds(
+        data in prop_oneof![
+            any::<Vec<u8>>(),
+            "[+-]?[0-9]{0,40}(\\.[0-9]{0,40})?([eE][+-]?[0-9]{1,20})?".prop_map(String::into_bytes),
+        ],
+    ) {
+        checks::decimal(&data);
+    }
 }

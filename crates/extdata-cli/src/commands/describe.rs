@@ -49,10 +49,10 @@ fn print_table(columns: &[Column]) -> io::Result<()> {
     table.set_header(["name", "database type", "value type", "nullable"]);
     for column in columns {
         table.add_row([
-            column.name.as_str(),
-            column.database_type.as_str(),
-            column.value_kind.as_str(),
-            nullable_text(column.nullable),
+            output::terminal_safe(&column.name),
+            output::terminal_safe(&column.database_type),
+            column.value_kind.as_str().into(),
+            nullable_text(column.nullable).into(),
         ]);
     }
     let mut out = io::stdout().lock();

@@ -132,7 +132,7 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
             SchedulerEvent::Finished { job, summary } => summary_line(&job, &summary),
             SchedulerEvent::Failed { job, error } => format!("import `{job}`: failed: {error}"),
         };
-        eprintln!("{line}");
+        eprintln!("{}", crate::output::terminal_safe(&line));
     });
     let jobs = context.jobs.clone();
     let count = match filter {
@@ -203,7 +203,7 @@ fn history_line(run: &RunRecord) -> String {
         None => ("-".to_owned(), "unfinished".to_owned()),
     };
     let status = match (&run.error, run.ended_at) {
-        (Some(error), _) => format!("error: {error}"),
+        (Some(error), _) => format!("error: {}", crate::output::terminal_safe(error)),
         (None, Some(_)) => "ok".to_owned(),
         (None, None) => "running or killed".to_owned(),
     };

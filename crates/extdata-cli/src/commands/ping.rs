@@ -7,6 +7,7 @@ use extdata::ErrorKind;
 use super::Context;
 use crate::cli::PingArgs;
 use crate::failure::Failure;
+use crate::output::terminal_safe;
 
 /// Pings the connector's server and prints its version and the time taken.
 pub(super) async fn run(context: &Context, args: &PingArgs) -> Result<(), Failure> {
@@ -15,7 +16,8 @@ pub(super) async fn run(context: &Context, args: &PingArgs) -> Result<(), Failur
     match source.ping().await {
         Ok(info) => {
             println!("connector: {} ({})", args.name, source.kind());
-            println!("server version: {}", info.version);
+            // The version is the server's text: a hostile server could send escapes.
+            println!("server version: {}", terminal_safe(&info.version));
             println!("time: {}", millis(started.elapsed()));
             Ok(())
         }
