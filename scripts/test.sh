@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every shell script of the repository passes shellcheck (Debian's package; installed
+# when missing). -x follows the files they source (scripts/services/*.sh).
+if ! command -v shellcheck >/dev/null; then
+    echo "installing shellcheck"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+fi
+mapfile -t shell_scripts < <(find scripts -name '*.sh' | sort)
+shellcheck -x "${shell_scripts[@]}" .ci/run
+
 bash scripts/services.sh
 set -a
 # shellcheck disable=SC1091
