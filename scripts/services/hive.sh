@@ -3,6 +3,7 @@
 # authentication NONE (SASL PLAIN; any user and password) and one NOSASL (raw binary
 # Thrift), so that both transports are tested. Under /opt so that a fresh clone of the
 # checkout (as CI makes) reuses the virtualenv instead of installing it again.
+# Configured on the spark-submit command line (hive_start); settings: hive/env.in.
 HIVE_HOME=/opt/extdata-hive
 HIVE_VENV=$HIVE_HOME/venv
 HIVE_PYSPARK_VERSION=4.3.0

@@ -7,6 +7,7 @@
 # Needs the pyspark of the hive service. Port 10088, not 88: no clash with a real KDC.
 # Machine-wide like HIVE_HOME: one KDC and one server per machine, whichever checkout
 # (a CI clone, say) runs this script; a per-checkout folder would find the port taken.
+# Configuration: kerberos/krb5.conf.in, kerberos/kdc.conf.in, kerberos/core-site.xml.
 KRB_DIR=${EXTDATA_KERBEROS_HOME:-/var/lib/extdata-kerberos}
 KRB_REALM=EXTDATA.TEST
 KRB_KDC_PORT=10088
