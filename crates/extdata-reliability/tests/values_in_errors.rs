@@ -1,0 +1,183 @@
+//! Parameter values are subscribers' personal data: they must not reach errors or logs,
+//! even when the server quotes them. Each live backend is made to fail on a bound value
+//! in the ways servers echo it — a failed cast (`invalid input syntax …: "value"`,
+//! `Cannot parse string 'value'`), a duplicate key (`Duplicate entry 'value'`, or
+//! PostgreSQL's `DETAIL: Key (k)=(value)`) — and the value must be in no `Display`,
+//! `Debug` or error chain, nor in any log line of the process (all tracing events at
+//! TRACE level, the drivers' included), while the error keeps its kind and says where
+//! the value was (`<value of :name>`).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use extdata::{Error, ErrorKind, ExternalSource, QueryOptions, Statement};
+use extdata_conformance::support::{assert_no_secret, block_on, error_texts, unique_name};
+use extdata_reliability::{Backend, source};
+
+/// Every log line of this test process, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process-wide subscriber (tasks run on worker threads), installed once.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("no other subscriber in this test binary");
+        captured
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// A value nobody else uses, per backend and case.
+fn subscriber_value(backend: Backend, case: &str) -> String {
+    format!("subscriber-{}-{case}-5f3a9c@example.com", backend.kind())
+}
+
+/// `error` must not hold `value` anywhere; where the server is known to quote the
+/// value (`quoted`), the error says which parameter was redacted instead.
+fn assert_value_hidden(error: &Error, value: &str, quoted: bool, what: &str) {
+    let texts = error_texts(error);
+    for (i, text) in texts.iter().enumerate() {
+        assert_no_secret(text, value, &format!("{what}, error text #{i}"));
+    }
+    if quoted {
+        assert!(
+            texts.iter().any(|t| t.contains("<value of :v>")),
+            "{what}: the server quoted no value? {texts:?}"
+        );
+    }
+}
+
+/// A cast of a bound text to an integer fails on the server, which quotes the value.
+async fn failed_cast(backend: Backend, db: &Arc<dyn ExternalSource>) {
+    let value = subscriber_value(backend, "cast");
+    let sql = match backend {
+        Backend::ClickHouse => "SELECT toInt32(:v) AS n",
+        _ => "SELECT CAST(:v AS INTEGER) AS n",
+    };
+    let statement = Statement::new(sql).bind("v", value.as_str());
+    let error = db
+        .query(&statement, &QueryOptions::default())
+        .await
+        .expect_err("a cast of an e-mail address to an integer fails");
+    eprintln!("{}: {error}", backend.kind());
+    assert!(
+        matches!(error.kind(), ErrorKind::Query | ErrorKind::Parameter),
+        "{error}"
+    );
+    // PostgreSQL quotes the text it could not cast.
+    let quoted = matches!(backend, Backend::Postgres);
+    assert_value_hidden(
+        &error,
+        &value,
+        quoted,
+        &format!("{}: failed cast", backend.kind()),
+    );
+    assert_no_secret(&log_text(), &value, "the log");
+}
+
+/// A second insert of the same key fails; servers quote the key.
+async fn duplicate_key(backend: Backend, db: &Arc<dyn ExternalSource>) {
+    let value = subscriber_value(backend, "dup");
+    let table = unique_name("values_in_errors");
+    let create = match backend {
+        Backend::Postgres => format!("CREATE TABLE {table} (email text PRIMARY KEY)"),
+        Backend::MySql => format!("CREATE TABLE {table} (email varchar(200) PRIMARY KEY, n int)"),
+        _ => unreachable!("only servers with unique keys"),
+    };
+    let options = QueryOptions::default();
+    db.execute(&Statement::new(create), &options)
+        .await
+        .expect("create the table");
+    let insert = Statement::new(format!("INSERT INTO {table} (email) VALUES (:v)"))
+        .bind("v", value.as_str());
+    db.execute(&insert, &options).await.expect("first insert");
+    if backend == Backend::MySql {
+        // MariaDB casts text to a number with a warning; storing it in a strict table
+        // is the error that quotes it.
+        let value = subscriber_value(backend, "int");
+        let into_number =
+            Statement::new(format!("INSERT INTO {table} (email, n) VALUES ('x', :v)"))
+                .bind("v", value.as_str());
+        let error = db
+            .execute(&into_number, &options)
+            .await
+            .expect_err("an e-mail address is no integer");
+        eprintln!("{}: {error}", backend.kind());
+        assert_value_hidden(&error, &value, true, "mysql: incorrect integer value");
+    }
+    let error = db
+        .execute(&insert, &options)
+        .await
+        .expect_err("the second insert of one key fails");
+    eprintln!("{}: {error}", backend.kind());
+    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
+    assert_value_hidden(
+        &error,
+        &value,
+        true,
+        &format!("{}: duplicate key", backend.kind()),
+    );
+    assert_no_secret(&log_text(), &value, "the log");
+    db.execute(&Statement::new(format!("DROP TABLE {table}")), &options)
+        .await
+        .expect("drop the table");
+}
+
+fn run(backend: Backend) {
+    let _logs = logs();
+    let Some(server) = backend.server() else {
+        return;
+    };
+    block_on(async {
+        let db = source(&server.config());
+        if backend != Backend::MySql {
+            failed_cast(backend, &db).await;
+        }
+        if matches!(backend, Backend::Postgres | Backend::MySql) {
+            duplicate_key(backend, &db).await;
+        }
+        db.close().await;
+    });
+}
+
+#[test]
+fn postgres_errors_quote_no_parameter_value() {
+    run(Backend::Postgres);
+}
+
+#[test]
+fn mysql_errors_quote_no_parameter_value() {
+    run(Backend::MySql);
+}
+
+#[test]
+fn clickhouse_errors_quote_no_parameter_value() {
+    run(Backend::ClickHouse);
+}
+
+#[test]
+fn hive_errors_quote_no_parameter_value() {
+    run(Backend::Hive);
+}
