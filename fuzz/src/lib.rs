@@ -75,6 +75,14 @@ pub fn statement(data: &[u8]) {
     }
     let rendered = match statement.render(dialect) {
         Ok(rendered) => rendered,
+        // ClickHouse and Hive refuse placeholders their lexer cannot place with certainty.
+        Err(error)
+            if matches!(dialect, Dialect::ClickHouse | Dialect::Hive)
+                && error.kind() == ErrorKind::Parameter
+                && error.message().contains("with certainty") =>
+        {
+            return;
+        }
         Err(error) => panic!("rendering with every name bound failed: {error}"),
     };
     assert!(
@@ -157,5 +165,50 @@ pub fn decimal(data: &[u8]) {
                 );
             }
         }
+    }
+}
+
+/// Any bytes as a ClickHouse value rendered client-side (text, bytes, a float from the
+/// first 8 bytes, all in an array): the rendered SQL holds none of the value's text —
+/// only the renderer's words, digits and hex digits — so the lexer sees the placeholder
+/// after it and none inside it, in a template full of strings and comments.
+pub fn clickhouse_literal(data: &[u8]) {
+    let float = f64::from_le_bytes(
+        data.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or_default(),
+    );
+    let text = String::from_utf8_lossy(data).into_owned();
+    let value = Value::Array(vec![
+        Value::Text(text.clone()),
+        Value::Bytes(data.to_vec()),
+        Value::F64(float),
+        Value::Null,
+    ]);
+    for modern in [false, true] {
+        let literal = extdata::clickhouse::literal(&value, modern)
+            .unwrap_or_else(|error| panic!("text, bytes and floats must render: {error}"));
+        assert!(
+            literal
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" '()[],.-*/_".contains(&b)),
+            "a value's own characters in {literal:?}"
+        );
+        for marker in ["--", "/*", "*/", "`", "\"", "\\", "#", "$"] {
+            assert!(!literal.contains(marker), "{marker} in {literal:?}");
+        }
+        let statement = Statement::new(r"SELECT :a AS `a\` :x`, 'b\' :x' AS b, :a /* :y */ -- :y")
+            .bind("a", value.clone());
+        let rendered = statement
+            .render_inline(Dialect::ClickHouse, |v| {
+                extdata::clickhouse::literal(v, modern)
+            })
+            .unwrap_or_else(|error| panic!("the template must render: {error}"));
+        let probe = format!("{rendered}\n, :after");
+        assert_eq!(
+            Statement::new(probe).placeholder_names(Dialect::ClickHouse),
+            ["after"],
+            "a value left its literal: {rendered:?}"
+        );
     }
 }

@@ -78,6 +78,13 @@ proptest! {
     }
 
     #[test]
+    fn clickhouse_literal_check_holds(
+        data in prop_oneof![hostile_string().prop_map(String::into_bytes), any::<Vec<u8>>()],
+    ) {
+        checks::clickhouse_literal(&data);
+    }
+
+    #[test]
     fn decimal_check_holds(
         data in prop_oneof![
             any::<Vec<u8>>(),
