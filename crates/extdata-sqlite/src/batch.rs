@@ -15,7 +15,7 @@ use extdata_core::{Dialect, QueryOptions, Result, Statement};
 use futures::FutureExt;
 use sqlx::{AssertSqlSafe, Executor as _};
 
-use crate::{SqliteSource, run};
+use crate::{Prepared, SqliteSource, run};
 
 /// First keywords refused inside a batch: they would end (or nest) the batch's own
 /// transaction, so the statements after them would no longer be all-or-nothing.
@@ -39,10 +39,13 @@ impl SqliteSource {
             .map(|statement| self.prepare(statement))
             .collect::<Result<Vec<_>>>()?;
         let total = prepared.len();
+        let discard = prepared.iter().any(|p| p.discard_connection);
         let timeout = options.timeout_or(self.query_timeout);
         let started = Instant::now();
         let deadline = started + timeout;
-        let conn = self.connection("execute_batch", timeout, deadline).await?;
+        let conn = self
+            .connection("execute_batch", timeout, deadline, discard)
+            .await?;
         let outcome = run::bounded(
             conn,
             &self.shared,
@@ -53,7 +56,7 @@ impl SqliteSource {
                 async move {
                     conn.execute("BEGIN IMMEDIATE").await?;
                     let mut affected = Vec::with_capacity(total);
-                    for (index, (sql, args)) in prepared.into_iter().enumerate() {
+                    for (index, Prepared { sql, args, .. }) in prepared.into_iter().enumerate() {
                         match sqlx::query_with(AssertSqlSafe(sql), args)
                             .execute(&mut *conn)
                             .await

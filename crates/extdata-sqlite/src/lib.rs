@@ -3,6 +3,7 @@
 mod batch;
 mod connect;
 mod error;
+mod guard;
 mod run;
 mod types;
 
@@ -187,11 +188,14 @@ impl SqliteSource {
         }
     }
 
+    /// A pooled connection; with `discard`, it is closed when the call ends instead of
+    /// going back to the pool (see [`Prepared::discard_connection`]).
     async fn connection(
         &self,
         operation: &'static str,
         timeout: Duration,
         deadline: Instant,
+        discard: bool,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         let pool =
             match tokio::time::timeout_at(deadline.into(), self.pool(operation, timeout)).await {
@@ -202,19 +206,38 @@ impl SqliteSource {
                         .context("opening the database"));
                 }
             };
-        run::acquire(pool, &self.shared, operation, timeout, deadline).await
+        let mut conn = run::acquire(pool, &self.shared, operation, timeout, deadline).await?;
+        if discard {
+            conn.close_on_drop();
+        }
+        Ok(conn)
     }
 
-    /// Renders `statement` for SQLite and binds its values.
-    fn prepare(&self, statement: &Statement) -> Result<(String, sqlx::sqlite::SqliteArguments)> {
+    /// Renders `statement` for SQLite, checks it (see `guard`) and binds its values.
+    fn prepare(&self, statement: &Statement) -> Result<Prepared> {
         let rendered = statement
             .render(Dialect::Sqlite)
             .map_err(|e| e.with_connector(&self.name))?;
+        let checked = guard::check(&rendered.sql).map_err(|e| e.with_connector(&self.name))?;
         let names = statement.placeholder_names(Dialect::Sqlite);
         let args = types::bind_parameters(rendered.params, &names)
             .map_err(|e| e.with_connector(&self.name))?;
-        Ok((rendered.sql, args))
+        Ok(Prepared {
+            sql: rendered.sql,
+            args,
+            discard_connection: checked.pragma,
+        })
     }
+}
+
+/// A statement rendered, checked and bound, ready to run.
+struct Prepared {
+    sql: String,
+    args: sqlx::sqlite::SqliteArguments,
+    /// The statement is a `PRAGMA`: SQLite applies a pragma while it prepares it, so its
+    /// connection is closed after the call rather than handed to the next one, whatever
+    /// the pragma did (the guard refuses those that set; this holds if one slipped by).
+    discard_connection: bool,
 }
 
 impl fmt::Debug for SqliteSource {
@@ -242,7 +265,7 @@ impl ExternalSource for SqliteSource {
     async fn ping(&self) -> Result<ServerInfo> {
         let timeout = self.query_timeout;
         let deadline = Instant::now() + timeout;
-        let conn = self.connection("ping", timeout, deadline).await?;
+        let conn = self.connection("ping", timeout, deadline, false).await?;
         let version = run::bounded(conn, &self.shared, "ping", timeout, deadline, |conn| {
             sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
                 .fetch_one(conn)
@@ -274,10 +297,16 @@ impl ExternalSource for SqliteSource {
     }
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        let (sql, args) = self.prepare(statement)?;
+        let Prepared {
+            sql,
+            args,
+            discard_connection,
+        } = self.prepare(statement)?;
         let timeout = options.timeout_or(self.query_timeout);
         let deadline = Instant::now() + timeout;
-        let conn = self.connection("stream", timeout, deadline).await?;
+        let conn = self
+            .connection("stream", timeout, deadline, discard_connection)
+            .await?;
         run::stream(
             conn,
             self.shared.clone(),
@@ -292,10 +321,16 @@ impl ExternalSource for SqliteSource {
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        let (sql, args) = self.prepare(statement)?;
+        let Prepared {
+            sql,
+            args,
+            discard_connection,
+        } = self.prepare(statement)?;
         let timeout = options.timeout_or(self.query_timeout);
         let deadline = Instant::now() + timeout;
-        let conn = self.connection("execute", timeout, deadline).await?;
+        let conn = self
+            .connection("execute", timeout, deadline, discard_connection)
+            .await?;
         let may_open_transaction = run::may_open_transaction(&sql);
         let (affected, left_open) =
             run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
@@ -348,10 +383,13 @@ impl ExternalSource for SqliteSource {
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         // Parameters are not bound to prepare; rendering still checks they all have values.
-        let (sql, _) = self.prepare(statement)?;
+        let prepared = self.prepare(statement)?;
+        let sql = prepared.sql;
         let timeout = options.timeout_or(self.query_timeout);
         let deadline = Instant::now() + timeout;
-        let conn = self.connection("describe", timeout, deadline).await?;
+        let conn = self
+            .connection("describe", timeout, deadline, prepared.discard_connection)
+            .await?;
         run::bounded(conn, &self.shared, "describe", timeout, deadline, |conn| {
             run::describe(conn, sql).boxed()
         })

@@ -613,23 +613,26 @@ fn build_needs_no_runtime_and_debug_shows_no_secret() {
 async fn a_transaction_cannot_outlive_its_call() {
     let source = source(memory("transactions").with_pool(pool(1)));
     exec(&source, "CREATE TABLE t (v INTEGER)").await;
+    for sql in ["BEGIN", "begin immediate", "SAVEPOINT a"] {
+        let error = source
+            .execute(&Statement::new(sql), &opts())
+            .await
+            .expect_err("left open");
+        assert_eq!(error.kind(), ErrorKind::Query, "{sql}: {error}");
+        assert!(error.message().contains("rolled back"), "{sql}: {error}");
+        // The one connection is not in a transaction: this write commits on its own.
+        exec(&source, "INSERT INTO t VALUES (1)").await;
+    }
+    // Several statements in one call are refused (one statement per call), so a
+    // transaction spans no statements of its own: `execute_batch` is the way.
     let error = source
-        .execute(&Statement::new("BEGIN; INSERT INTO t VALUES (1)"), &opts())
+        .execute(
+            &Statement::new("BEGIN; INSERT INTO t VALUES (2); COMMIT"),
+            &opts(),
+        )
         .await
-        .expect_err("left open");
-    assert_eq!(error.kind(), ErrorKind::Query);
-    assert!(error.message().contains("rolled back"), "{error}");
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM t").await,
-        Value::I64(0)
-    );
-    // A transaction that ends in its call is fine, and the connection is not in one.
-    exec(
-        &source,
-        "BEGIN; INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); COMMIT",
-    )
-    .await;
-    exec(&source, "INSERT INTO t VALUES (3)").await;
+        .expect_err("one statement per call");
+    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
     assert_eq!(
         scalar(&source, "SELECT count(*) FROM t").await,
         Value::I64(3)
@@ -728,66 +731,6 @@ async fn switching_to_wal_waits_for_another_programs_write_lock() {
     assert_eq!(
         scalar(&source, "PRAGMA journal_mode").await,
         Value::Text("wal".into())
-    );
-}
-
-/// A lock conflict that SQLite reports at once is not a timeout: a transaction that read
-/// a snapshot cannot write once another connection committed after it
-/// (`SQLITE_BUSY_SNAPSHOT`, no busy wait; `SQLITE_BUSY` if the other is writing right
-/// then). Its transaction is rolled back, not left open on the pooled connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_snapshot_is_a_temporary_query_error_and_is_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = file(&dir, "snapshot").with_options("journal_mode=wal&busy_timeout=5s");
-    config.pool = pool(1);
-    let source = source(config);
-    exec(&source, "CREATE TABLE t (v INTEGER)").await;
-    let writer = self::source(file(&dir, "snapshot"));
-    exec(&writer, "INSERT INTO t VALUES (1)").await;
-
-    // Commits while the transaction below reads (its pause takes far longer than 20 ms).
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writing = tokio::spawn({
-        let stop = Arc::clone(&stop);
-        async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                exec(&writer, "INSERT INTO t VALUES (2)").await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            writer
-        }
-    });
-    let pause = format!("SELECT count(*) FROM ({})", series(300_000));
-    let started = Instant::now();
-    let error = source
-        .execute(
-            &Statement::new(format!(
-                "BEGIN; SELECT count(*) FROM t; {pause}; INSERT INTO t VALUES (3); COMMIT"
-            )),
-            &opts(),
-        )
-        .await
-        .expect_err("the snapshot went stale while the transaction read");
-    let elapsed = started.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let writer = writing.await.unwrap();
-    eprintln!("stale snapshot after {elapsed:?}: {error}");
-    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
-    assert!(error.is_temporary(), "{error}");
-    // SQLITE_BUSY_SNAPSHOT (517), or SQLITE_BUSY (5) when the other connection was
-    // writing at that moment: SQLite waits for neither.
-    assert!(
-        matches!(error.sql_state(), Some("517" | "5")),
-        "{:?}: {error}",
-        error.sql_state()
-    );
-    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
-
-    // The one pooled connection is out of that transaction: this write commits.
-    assert_eq!(exec(&source, "INSERT INTO t VALUES (4)").await, 1);
-    assert_eq!(
-        scalar(&writer, "SELECT count(*) FROM t WHERE v IN (3, 4)").await,
-        Value::I64(1)
     );
 }
 
@@ -958,4 +901,304 @@ async fn a_dropped_call_interrupts_its_statement_and_frees_the_connection() {
             "{operation}: the next call waited {waited:?} for the dropped one's connection"
         );
     }
+}
+
+// ---- Hostile SQL: one statement per call, nothing outside the database file, no
+// ---- session state that outlives a call.
+
+/// Runs `sql` through every call that takes SQL (query, stream, execute, describe,
+/// execute_batch) and asserts that each refuses it with `kind`.
+async fn refused_by_every_call(source: &SqliteSource, sql: &str, kind: ErrorKind) {
+    let statement = Statement::new(sql);
+    let errors = [
+        ("query", source.query(&statement, &opts()).await.err()),
+        ("stream", source.stream(&statement, &opts()).await.err()),
+        ("execute", source.execute(&statement, &opts()).await.err()),
+        ("describe", source.describe(&statement, &opts()).await.err()),
+        (
+            "execute_batch",
+            source
+                .execute_batch(&[Statement::new("SELECT 1"), statement.clone()], &opts())
+                .await
+                .err(),
+        ),
+    ];
+    for (call, error) in errors {
+        let error = error.unwrap_or_else(|| panic!("{call} ran `{sql}`"));
+        assert_eq!(error.kind(), kind, "{call} `{sql}`: {error}");
+        assert_eq!(error.connector(), Some(source.name()), "{call}");
+    }
+}
+
+/// A file database with `t (x)` holding one row, and a read-write source on it.
+async fn file_with_table(dir: &tempfile::TempDir, name: &str) -> Arc<SqliteSource> {
+    let writer = source(file(dir, name).with_pool(pool(1)));
+    exec(&writer, "CREATE TABLE t (x INTEGER)").await;
+    exec(&writer, "INSERT INTO t VALUES (1)").await;
+    writer
+}
+
+#[tokio::test]
+async fn several_statements_in_one_string_are_refused_before_any_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "multi").await;
+    let reader = source(file(&dir, "multi").with_read_only(true).with_pool(pool(1)));
+    for sql in [
+        "INSERT INTO t VALUES (2); INSERT INTO t VALUES (3)",
+        "INSERT INTO t VALUES (2);DELETE FROM t",
+        "SELECT 1; INSERT INTO t VALUES (2)",
+        "PRAGMA query_only=OFF; INSERT INTO t VALUES (2)",
+        "INSERT INTO t VALUES (2) -- c\n; /* c */ 'x'",
+        ";INSERT INTO t VALUES (2)",
+        // SQLite reads `$a(')` as one parameter token: the `;` is outside any string.
+        "SELECT $a(') ; INSERT INTO t VALUES (2) --'",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END",
+    ] {
+        for source in [&writer, &reader] {
+            refused_by_every_call(source, sql, ErrorKind::Query).await;
+        }
+    }
+    let error = writer
+        .execute(&Statement::new("SELECT 1\0; DELETE FROM t"), &opts())
+        .await
+        .expect_err("NUL");
+    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
+    // Not even the first statement ran.
+    assert_eq!(
+        scalar(&writer, "SELECT count(*) FROM t").await,
+        Value::I64(1)
+    );
+    // One statement with trailing `;`, comments and `;` inside literals still runs.
+    exec(&writer, "INSERT INTO t VALUES (length(';x;')) ; ; -- done").await;
+    assert_eq!(
+        scalar(&reader, "SELECT sum(x) FROM t /* ; DELETE */ ;").await,
+        Value::I64(4)
+    );
+}
+
+#[tokio::test]
+async fn read_only_holds_after_any_earlier_call_on_a_one_connection_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "ro-calls").await;
+    let file_reader = source(
+        file(&dir, "ro-calls")
+            .with_read_only(true)
+            .with_pool(pool(1)),
+    );
+    let memory_reader = source(
+        memory("ro-memory-calls")
+            .with_read_only(true)
+            .with_pool(pool(1)),
+    );
+    for reader in [&file_reader, &memory_reader] {
+        for sql in [
+            "PRAGMA query_only=OFF",
+            "pragma QUERY_ONLY = false",
+            "PRAGMA main.query_only(0)",
+            // SQLite applies a pragma while it prepares it: EXPLAIN alone would do.
+            "EXPLAIN PRAGMA query_only=OFF",
+            "PRAGMA writable_schema=ON",
+        ] {
+            refused_by_every_call(reader, sql, ErrorKind::Forbidden).await;
+        }
+        assert_eq!(
+            scalar(reader, "SELECT * FROM pragma_query_only").await,
+            Value::I64(1)
+        );
+    }
+    for sql in [
+        "INSERT INTO t VALUES (2)",
+        "INSERT INTO t VALUES (2) RETURNING x",
+        "WITH n AS (SELECT 2) INSERT INTO t SELECT * FROM n",
+        "UPDATE t SET x = 5 RETURNING x",
+    ] {
+        let statement = Statement::new(sql);
+        let query = file_reader.query(&statement, &opts()).await.expect_err(sql);
+        assert_eq!(query.kind(), ErrorKind::ReadOnly, "query `{sql}`: {query}");
+        let execute = file_reader
+            .execute(&statement, &opts())
+            .await
+            .expect_err(sql);
+        assert_eq!(
+            execute.kind(),
+            ErrorKind::ReadOnly,
+            "execute `{sql}`: {execute}"
+        );
+    }
+    let error = memory_reader
+        .execute(&Statement::new("CREATE TABLE t (x INTEGER)"), &opts())
+        .await
+        .expect_err("query_only");
+    assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
+    assert_eq!(scalar(&writer, "SELECT sum(x) FROM t").await, Value::I64(1));
+}
+
+#[tokio::test]
+async fn attach_and_detach_are_refused_on_every_connector() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "main").await;
+    let other = file_with_table(&dir, "other").await;
+    let other_path = dir.path().join("other.db");
+    let other_path = other_path.to_str().unwrap();
+    let new_path = dir.path().join("created-by-attach.db");
+    let new_path = new_path.to_str().unwrap();
+    let reader = source(file(&dir, "main").with_read_only(true).with_pool(pool(1)));
+    let memory = source(memory("attach-memory").with_pool(pool(1)));
+    for source in [&writer, &reader, &memory] {
+        for sql in [
+            format!("ATTACH '{other_path}' AS o"),
+            format!("attach database '{other_path}' as o"),
+            format!("/* c */ -- c\n\t AtTaCh\n'{other_path}' AS o"),
+            format!("ATTACH 'file:{new_path}?mode=rwc' AS o"),
+            format!("ATTACH '{new_path}' AS o"),
+            "ATTACH '/etc/passwd' AS o".to_owned(),
+            format!("EXPLAIN ATTACH '{other_path}' AS o"),
+            format!("EXPLAIN QUERY PLAN ATTACH '{other_path}' AS o"),
+            "DETACH o".to_owned(),
+        ] {
+            refused_by_every_call(source, &sql, ErrorKind::Forbidden).await;
+        }
+        // Nothing was attached: the other file's table cannot be reached or written.
+        let error = source
+            .execute(&Statement::new("INSERT INTO o.t VALUES (2)"), &opts())
+            .await
+            .expect_err("no database o");
+        assert!(error.message().contains("no such table: o.t"), "{error}");
+        assert_eq!(
+            scalar(
+                source,
+                "SELECT count(*) FROM pragma_database_list WHERE name = 'o'"
+            )
+            .await,
+            Value::I64(0)
+        );
+    }
+    assert_eq!(
+        scalar(&other, "SELECT count(*) FROM t").await,
+        Value::I64(1)
+    );
+    assert!(
+        !std::path::Path::new(new_path).exists(),
+        "ATTACH created a file"
+    );
+}
+
+#[tokio::test]
+async fn vacuum_into_is_refused_and_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "vacuum").await;
+    let reader = source(file(&dir, "vacuum").with_read_only(true));
+    let copy = dir.path().join("copy.db");
+    let copy = copy.to_str().unwrap();
+    for source in [&writer, &reader] {
+        for sql in [
+            format!("VACUUM INTO '{copy}'"),
+            format!("vacuum main /* c */ into '{copy}'"),
+            format!("EXPLAIN VACUUM INTO '{copy}'"),
+        ] {
+            refused_by_every_call(source, &sql, ErrorKind::Forbidden).await;
+        }
+    }
+    assert!(
+        !std::path::Path::new(copy).exists(),
+        "VACUUM INTO wrote a file"
+    );
+    // A plain VACUUM stays a read-write connector's maintenance of its own file.
+    exec(&writer, "VACUUM").await;
+}
+
+#[tokio::test]
+async fn extension_loading_and_tokenizer_pointers_stay_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "extensions").await;
+    // Refused by SQLite itself (the connection never enables extension loading).
+    let error = writer
+        .query(
+            &Statement::new("SELECT load_extension('/nonexistent/evil.so')"),
+            &opts(),
+        )
+        .await
+        .expect_err("load_extension");
+    assert!(error.message().contains("not authorized"), "{error}");
+    refused_by_every_call(
+        &writer,
+        "SELECT fts3_tokenizer('simple')",
+        ErrorKind::Forbidden,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn no_session_state_crosses_calls_on_a_one_connection_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = file_with_table(&dir, "session").await;
+    for sql in [
+        "PRAGMA case_sensitive_like=ON",
+        "PRAGMA foreign_keys=OFF",
+        "PRAGMA [foreign_keys] = 0",
+        "PRAGMA recursive_triggers=ON",
+        "PRAGMA reverse_unordered_selects=ON",
+        "PRAGMA busy_timeout=0",
+        "PRAGMA journal_mode=OFF",
+        "PRAGMA temp_store_directory='/tmp'",
+        "PRAGMA cache_size=-1",
+        "CREATE TEMP TABLE secrets (x)",
+        "CREATE TEMPORARY VIEW v AS SELECT 1",
+        "CREATE TABLE temp.secrets (x)",
+        "CREATE TABLE \"TEMP\".secrets AS SELECT 1",
+        "CREATE INDEX temp.i ON t (x)",
+        "CREATE VIRTUAL TABLE temp.f USING fts5(x)",
+    ] {
+        refused_by_every_call(&writer, sql, ErrorKind::Forbidden).await;
+    }
+    // The next calls, on the same (only) connection, see the connector's defaults.
+    for (sql, expected) in [
+        ("SELECT 'a' LIKE 'A'", Value::I64(1)),
+        ("SELECT * FROM pragma_foreign_keys", Value::I64(1)),
+        ("SELECT * FROM pragma_recursive_triggers", Value::I64(0)),
+        (
+            "SELECT * FROM pragma_reverse_unordered_selects",
+            Value::I64(0),
+        ),
+        ("SELECT count(*) FROM temp.sqlite_schema", Value::I64(0)),
+    ] {
+        assert_eq!(scalar(&writer, sql).await, expected, "{sql}");
+    }
+    // Pragmas that read work, with or without an argument.
+    let columns = writer
+        .query(&Statement::new("PRAGMA table_info(t)"), &opts())
+        .await
+        .unwrap();
+    assert_eq!(columns.rows.len(), 1);
+    assert_eq!(scalar(&writer, "PRAGMA foreign_keys").await, Value::I64(1));
+    // A call whose statement is a PRAGMA (SQLite applies pragmas while preparing) does
+    // not hand its connection on: the next call gets a fresh one. Seen through
+    // `last_insert_rowid()`, which is per connection.
+    exec(&writer, "INSERT INTO t VALUES (7)").await;
+    assert_eq!(
+        scalar(&writer, "SELECT last_insert_rowid()").await,
+        Value::I64(2)
+    );
+    writer
+        .describe(&Statement::new("PRAGMA index_list(t)"), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&writer, "SELECT last_insert_rowid()").await,
+        Value::I64(0)
+    );
+    // A table named like the keyword, or a column called temp, is not a temp object.
+    exec(
+        &writer,
+        "CREATE TABLE readings (temp REAL, \"temporary\" TEXT)",
+    )
+    .await;
+    assert_eq!(
+        scalar(
+            &writer,
+            "SELECT count(*) FROM main.sqlite_schema WHERE name = 'readings'"
+        )
+        .await,
+        Value::I64(1)
+    );
 }
