@@ -341,9 +341,8 @@ impl ExternalSource for SqliteSource {
                     {
                         Ok(done) => done,
                         Err(e) => {
-                            // A statement after `BEGIN` failed (e.g. a stale snapshot): the
-                            // transaction must not stay open on the pooled connection. The
-                            // statement's own error is the one to report.
+                            // Whatever failed, no transaction may stay open on the pooled
+                            // connection. The statement's own error is the one to report.
                             if may_open_transaction {
                                 let _ = run::roll_back_open_transaction(conn).await;
                             }
@@ -361,7 +360,9 @@ impl ExternalSource for SqliteSource {
             // The next call may run on another connection: a transaction cannot span calls.
             return Err(Error::new(
                 ErrorKind::Query,
-                "execute: the statement left a transaction open; it was rolled back (put                  BEGIN and COMMIT in the same call)",
+                "execute: the statement left a transaction open; it was rolled back (a \
+                 transaction cannot span calls, and a call runs one statement: use \
+                 execute_batch for statements that must apply together)",
             )
             .with_connector(&self.name));
         }
