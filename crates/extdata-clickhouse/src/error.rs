@@ -113,6 +113,12 @@ fn chain_text(error: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Whether `error` is the clickhouse crate failing to read a column type with
+/// `Nothing` in it (`NULL`, `[]`), which it has no reader for.
+pub(crate) fn names_nothing(error: &ChError) -> bool {
+    matches!(error, ChError::DataFormat(source) if chain_text(source.as_ref()).contains("Nothing"))
+}
+
 /// Removes `secret` from `text` (defence in depth: no server message is known to echo
 /// a password, but a proxy in between might).
 pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
@@ -228,7 +234,7 @@ pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -
 
 /// The driver error's text, kept as `source()` without its (unscrubbed) source chain.
 #[derive(Debug)]
-struct Scrubbed(String);
+pub(crate) struct Scrubbed(pub(crate) String);
 
 impl std::fmt::Display for Scrubbed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

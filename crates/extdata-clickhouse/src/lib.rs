@@ -2,10 +2,31 @@
 
 mod connect;
 mod error;
+mod redact;
 mod types;
 
 #[doc(hidden)]
 pub use types::decode_scalar_for_bench;
+
+/// Renders `value` as the ClickHouse expression the backend puts in place of a
+/// placeholder on servers without server-side parameters (18.x; `modern_types`: the
+/// server has `Bool`, `DateTime64`, `Int128`…, i.e. 21.x and later).
+///
+/// No text of the value appears in it: strings and bytes become `unhex('…')` with hex
+/// digits, numbers are digits, dates, timestamps, decimals and UUIDs are digits, `-`,
+/// `.`, `:` and spaces between quotes. So a value cannot end or start a string, quoted
+/// identifier or comment, whatever the lexer state at the placeholder.
+///
+/// ```
+/// use extdata_core::Value;
+/// assert_eq!(
+///     extdata_clickhouse::literal(&Value::Text("a'*/".into()), false).unwrap(),
+///     "unhex('61272A2F')"
+/// );
+/// ```
+pub fn literal(value: &Value, modern_types: bool) -> Result<String> {
+    types::literal(value, ServerFeatures { modern_types })
+}
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -140,6 +161,18 @@ pub const SPEC: BackendSpec = BackendSpec {
 
 fn check_config(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
     for (key, _) in config.options.iter() {
+        if config.read_only
+            && key
+                .strip_prefix(SETTING_PREFIX)
+                .is_some_and(|name| name.eq_ignore_ascii_case("readonly"))
+        {
+            problems.push((
+                format!("options.{key}"),
+                "a read-only connector runs every query with readonly = 2; the setting cannot \
+                 be given"
+                    .to_owned(),
+            ));
+        }
         if let Some(name) = key.strip_prefix(SETTING_PREFIX)
             && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         {
@@ -328,6 +361,24 @@ impl ClickHouseSource {
         Ok((sql, params))
     }
 
+    /// `error` of a call with `statement` without the values bound into it (see
+    /// [`redact::Redactor`]).
+    fn redacted(&self, error: Error, statement: &Statement) -> Error {
+        match self.redactor(statement) {
+            Some(redactor) => redactor.error(error),
+            None => error,
+        }
+    }
+
+    /// What the errors of a call with `statement` must not show; `None` when it binds
+    /// nothing.
+    fn redactor(&self, statement: &Statement) -> Option<redact::Redactor> {
+        let features = self.server.get().map(|server| server.features);
+        redact::Redactor::new(statement, |value| {
+            features.and_then(|features| types::literal(value, features).ok())
+        })
+    }
+
     /// The settings of one call.
     fn settings(
         &self,
@@ -367,6 +418,9 @@ impl ClickHouseSource {
         }
         if self.config.read_only {
             // 2, not 1: readonly = 1 would also refuse the settings sent with the query.
+            // No option may weaken it (validation refuses `setting.readonly` too); the
+            // server refuses `SET readonly` and `SETTINGS readonly = …` under it.
+            settings.retain(|(name, _)| !name.eq_ignore_ascii_case("readonly"));
             settings.push(("readonly".into(), "2".into()));
         }
         settings
@@ -393,7 +447,7 @@ impl ClickHouseSource {
         for (name, text) in params {
             query = query.param(name, text.as_str());
         }
-        query.fetch_native().map_err(|e| self.error(e, "query"))
+        quietly(|| query.fetch_native()).map_err(|e| self.error(e, "query"))
     }
 
     /// Opens a query and reads up to its first block (to learn the columns).
@@ -414,30 +468,59 @@ impl ClickHouseSource {
             query_id,
             armed: true,
         };
-        let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
-        let first = match tokio::time::timeout(timeout, cursor.next()).await {
-            Err(_) => {
-                guard.kill().await;
-                return Err(
-                    Error::timeout("query", timeout).with_connector(self.config.name.clone())
-                );
+        let mut sql = sql;
+        // The columns as described, when the query had to be read through a cast.
+        let mut described: Option<Vec<Column>> = None;
+        let (cursor, first) = loop {
+            let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
+            match tokio::time::timeout(timeout, quiet(cursor.next())).await {
+                Err(_) => {
+                    guard.kill().await;
+                    return Err(
+                        Error::timeout("query", timeout).with_connector(self.config.name.clone())
+                    );
+                }
+                Ok(Err(e)) if described.is_none() && error::names_nothing(&e) => {
+                    // `NULL` (a NULL parameter too) and `[]` have types with `Nothing`,
+                    // which the clickhouse crate cannot read: ask for the types and read
+                    // those columns through a cast (`Nothing` → `UInt8`; the values are
+                    // NULLs and empty arrays either way).
+                    drop(cursor);
+                    guard.kill().await;
+                    let columns = self.describe_sql(&sql, &params, timeout).await?;
+                    sql = read_nothing_through_casts(&sql, &columns);
+                    described = Some(columns);
+                    guard.query_id = Self::new_query_id();
+                    guard.armed = true;
+                }
+                Ok(Err(e)) => {
+                    guard.armed = false;
+                    return Err(self.error(e, "query"));
+                }
+                Ok(Ok(block)) => break (cursor, block),
             }
-            Ok(Err(e)) => {
-                guard.armed = false;
-                return Err(self.error(e, "query"));
-            }
-            Ok(Ok(block)) => block,
         };
         let Some(first) = first else {
             guard.armed = false;
             // An empty result sends no block at all: ask the server for the columns.
-            let columns = self
-                .describe_sql(&sql, &params, timeout)
-                .await
-                .unwrap_or_default();
+            let columns = match described {
+                Some(columns) => columns,
+                None => self
+                    .describe_sql(&sql, &params, timeout)
+                    .await
+                    .unwrap_or_default(),
+            };
             return Ok(RowStream::new(columns.into(), futures::stream::empty()));
         };
-        let columns = block_columns(&first);
+        let mut columns: Vec<Column> = block_columns(&first).iter().cloned().collect();
+        if let Some(described) = &described {
+            for (column, original) in columns.iter_mut().zip(described) {
+                if original.database_type.contains("Nothing") {
+                    column.database_type = original.database_type.clone();
+                }
+            }
+        }
+        let columns: Columns = columns.into();
         let producer = Producer {
             cursor,
             columns: columns.clone(),
@@ -446,6 +529,7 @@ impl ClickHouseSource {
             guard,
             connector: self.config.name.clone(),
             password: self.config.password_text().map(str::to_owned),
+            redactor: self.redactor(statement),
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))
@@ -490,6 +574,30 @@ impl ClickHouseSource {
     }
 }
 
+/// `sql` read through a query that casts its columns whose type holds `Nothing`
+/// (`columns`: as described) to the same type with `UInt8`.
+fn read_nothing_through_casts(sql: &str, columns: &[Column]) -> String {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            let name = quote_identifier(&column.name);
+            if column.database_type.contains("Nothing") {
+                let cast = column.database_type.replace("Nothing", "UInt8");
+                format!("CAST({name} AS {cast}) AS {name}")
+            } else {
+                name
+            }
+        })
+        .collect();
+    // The newline ends a trailing `--` comment of `sql`.
+    format!("SELECT {} FROM ({sql}\n)", list.join(", "))
+}
+
+/// `name` as a backtick-quoted identifier.
+fn quote_identifier(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
 fn parse_version(version: &str) -> (u32, u32) {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
@@ -507,7 +615,7 @@ async fn read_all(
     zone: Tz,
 ) -> std::result::Result<Vec<Vec<Value>>, ReadError> {
     let mut rows = Vec::new();
-    while let Some(block) = cursor.next().await.map_err(ReadError::Driver)? {
+    while let Some(block) = quiet(cursor.next()).await.map_err(ReadError::Driver)? {
         let width = block.columns().len();
         let mut readers = column_readers(&block, width).map_err(ReadError::Decode)?;
         types::with_server_zone(zone, || {
@@ -589,10 +697,12 @@ async fn kill_query(client: &Client, query_id: &str, until: Instant) {
         "KILL QUERY WHERE query_id = {} ASYNC",
         types::quote_string(query_id)
     );
-    let kill = client
-        .query_raw(&sql)
-        .with_setting("max_execution_time", "5")
-        .execute();
+    let kill = quiet(
+        client
+            .query_raw(&sql)
+            .with_setting("max_execution_time", "5")
+            .execute(),
+    );
     let query_id = query_id.to_owned();
     let task = tokio::spawn(async move {
         match tokio::time::timeout(KILL_WAIT, kill).await {
@@ -603,6 +713,19 @@ async fn kill_query(client: &Client, query_id: &str, until: Instant) {
     });
     // Dropping the handle leaves the task running.
     let _ = tokio::time::timeout_at(until, task).await;
+}
+
+/// Runs `f` with tracing switched off: the clickhouse crate logs its errors at debug
+/// level with the server's text, which quotes the query and values bound into it.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    tracing::dispatcher::with_default(&tracing::Dispatch::none(), f)
+}
+
+/// Awaits `future` (the clickhouse crate's work) with tracing switched off in every poll
+/// (see [`quietly`]).
+async fn quiet<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| quietly(|| future.as_mut().poll(cx))).await
 }
 
 /// Stops the query on the server when a stream is given up before its end.
@@ -662,12 +785,17 @@ struct Producer {
     guard: KillGuard,
     connector: String,
     password: Option<String>,
+    redactor: Option<redact::Redactor>,
 }
 
 impl Producer {
     async fn run(mut self, first: Block, slot: SharedSlot) {
         if let Err(error) = self.produce(first, &slot).await {
-            lock(&slot).error = Some(error.with_connector(self.connector.clone()));
+            let error = error.with_connector(self.connector.clone());
+            lock(&slot).error = Some(match &self.redactor {
+                Some(redactor) => redactor.error(error),
+                None => error,
+            });
         }
     }
 
@@ -715,7 +843,7 @@ impl Producer {
     }
 
     async fn next_block(&mut self) -> Result<Option<Block>> {
-        match tokio::time::timeout(self.timeout, self.cursor.next()).await {
+        match tokio::time::timeout(self.timeout, quiet(self.cursor.next())).await {
             Err(_) => {
                 self.guard.kill().await;
                 Err(Error::timeout("reading the next row", self.timeout))
@@ -883,7 +1011,7 @@ impl ExternalSource for ClickHouseSource {
             .await
         };
         match tokio::time::timeout_at(deadline, run).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| self.redacted(e, statement)),
             Err(_) => {
                 kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
                 Err(Error::timeout("query", timeout).with_connector(self.config.name.clone()))
@@ -895,9 +1023,32 @@ impl ExternalSource for ClickHouseSource {
         let timeout = options.timeout_or(self.config.query_timeout);
         self.open_stream(statement, Call::Stream, timeout, None, Self::new_query_id())
             .await
+            .map_err(|e| self.redacted(e, statement))
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        self.execute_rendered(statement, options)
+            .await
+            .map_err(|e| self.redacted(e, statement))
+    }
+
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        self.check_open()?;
+        let timeout = options.timeout_or(self.config.query_timeout);
+        let server = self.server().await?.clone();
+        let (sql, params) = self.render(statement, &server)?;
+        self.describe_sql(&sql, &params, timeout)
+            .await
+            .map_err(|e| self.redacted(e, statement))
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+impl ClickHouseSource {
+    async fn execute_rendered(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         self.check_open()?;
         let timeout = options.timeout_or(self.config.query_timeout);
         let server = self.server().await?.clone();
@@ -915,7 +1066,7 @@ impl ExternalSource for ClickHouseSource {
             query = query.param(name, text.as_str());
         }
         let deadline = Instant::now() + timeout;
-        match tokio::time::timeout_at(deadline, query.execute()).await {
+        match tokio::time::timeout_at(deadline, quiet(query.execute())).await {
             Ok(Ok(())) => Ok(0),
             Ok(Err(e)) => Err(self.error(e, "execute")),
             Err(_) => {
@@ -923,18 +1074,6 @@ impl ExternalSource for ClickHouseSource {
                 Err(Error::timeout("execute", timeout).with_connector(self.config.name.clone()))
             }
         }
-    }
-
-    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        self.check_open()?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let server = self.server().await?.clone();
-        let (sql, params) = self.render(statement, &server)?;
-        self.describe_sql(&sql, &params, timeout).await
-    }
-
-    async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
     }
 }
 
@@ -1010,6 +1149,30 @@ mod tests {
         let stream = source.settings(Call::Stream, Duration::from_secs(1), None);
         assert_eq!(get(&stream, "wait_end_of_query"), None);
         assert_eq!(get(&stream, "max_execution_time"), None);
+    }
+
+    #[test]
+    fn read_only_cannot_be_weakened_by_options() {
+        let problems = config()
+            .with_options("setting.readonly=0")
+            .with_read_only(true)
+            .validate_with(Some(&SPEC))
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("options.setting.readonly"), "{problems}");
+        // Even if such a setting got past validation, readonly = 2 is what is sent.
+        let mut valid = config()
+            .with_options("setting.READONLY=0")
+            .validate_with(Some(&SPEC))
+            .unwrap();
+        valid.read_only = true;
+        let source = ClickHouseSource::build(valid).unwrap();
+        let settings = source.settings(Call::Stream, Duration::from_secs(1), None);
+        let readonly: Vec<_> = settings
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("readonly"))
+            .collect();
+        assert_eq!(readonly, [&("readonly".to_owned(), "2".to_owned())]);
     }
 
     #[test]

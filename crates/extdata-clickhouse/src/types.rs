@@ -599,7 +599,8 @@ pub(crate) fn value_kind(data_type: &DataTypeNode) -> (ValueKind, bool) {
 // ------------------------------------------------------------------ Value → ClickHouse
 
 /// Writes `text` as a ClickHouse string literal: quotes and backslashes escaped, every
-/// control byte as `\xHH`, so no value can leave its literal.
+/// control byte as `\xHH`. For the backend's own texts (a `query_id`); values go through
+/// [`literal`], which never puts their text between quotes.
 pub(crate) fn quote_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');
@@ -621,20 +622,57 @@ pub(crate) fn quote_string(text: &str) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+/// `unhex('…')`: any bytes as a `String` expression whose text holds only hex digits.
+fn unhex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 2 + 9);
+    out.push_str("unhex('");
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+    out.push_str("')");
+    out
 }
 
-fn float_literal(value: f64, function: &str) -> String {
-    let text = if value.is_nan() {
-        "nan".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
+/// `text`, which the caller built from digits, `-`, `.`, `:` and spaces only, between
+/// quotes (dates, decimals, UUIDs, IP addresses).
+fn plain(text: &str) -> Result<String> {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || matches!(b, b'-' | b'.' | b':' | b' '))
+        && !text.contains("--")
+    {
+        Ok(format!("'{text}'"))
     } else {
-        // `{:?}` is the shortest text that reads back as the same float.
-        format!("{value:?}")
-    };
-    format!("{function}('{text}')")
+        Err(Error::parameter(
+            "a value rendered to unexpected characters for a ClickHouse literal",
+        ))
+    }
+}
+
+/// A float as a number literal (ClickHouse reads those exactly; 18.16 reads the text
+/// form of `toFloat64('…')` inexactly, about one value in five off by one unit in the
+/// last place). Subnormals are a syntax error as literals: they are built by arithmetic
+/// that is exact.
+fn float_literal(value: f64, function: &str) -> String {
+    if value.is_nan() {
+        return format!("{function}(nan)");
+    }
+    if value.is_infinite() {
+        return format!("{function}({}inf)", if value > 0.0 { "" } else { "-" });
+    }
+    if value != 0.0 && value.abs() < f64::MIN_POSITIVE {
+        // m × 2^-1074 = (m × 2^-1022) / 2^52, both steps exact.
+        let mantissa = value.abs().to_bits();
+        let sign = if value < 0.0 { "-" } else { "" };
+        return format!(
+            "{function}({sign}({mantissa} * {:?}) / 4503599627370496)",
+            f64::MIN_POSITIVE
+        );
+    }
+    // `{:?}` is the shortest text that reads back as the same float (`1e-300`, `-0.0`).
+    format!("{function}({value:?})")
 }
 
 /// What the server can do, for rendering values.
@@ -647,32 +685,38 @@ pub(crate) struct ServerFeatures {
 /// Renders `value` as a ClickHouse expression of the same value.
 ///
 /// Used where the server has no binding (18.x) and for the values that have no server
-/// parameter type below.
+/// parameter type below. The value's own text never appears: strings and bytes are hex
+/// digits inside `unhex('…')`, numbers are digits, and dates, timestamps, decimals,
+/// UUIDs and IP addresses are digits, hex digits, `-`, `.`, `:` and spaces between
+/// quotes. So whatever the lexer state at the placeholder, no value can end a comment,
+/// a string or a quoted identifier, or start one (see the README's "Parameters").
 pub(crate) fn literal(value: &Value, features: ServerFeatures) -> Result<String> {
+    let modern = features.modern_types;
     Ok(match value {
         Value::Null => "NULL".to_owned(),
-        Value::Bool(b) if features.modern_types => b.to_string(),
-        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::Bool(b) if modern => b.to_string(),
+        Value::Bool(b) => format!("toUInt8({})", u8::from(*b)),
         Value::I8(v) => format!("toInt8({v})"),
         Value::I16(v) => format!("toInt16({v})"),
         Value::I32(v) => format!("toInt32({v})"),
-        Value::I64(v) => format!("toInt64('{v}')"),
-        Value::I128(v) => format!("toInt128('{v}')"),
+        Value::I64(v) => format!("toInt64({v})"),
+        Value::I128(v) => format!("toInt128({})", plain(&v.to_string())?),
         Value::U8(v) => format!("toUInt8({v})"),
         Value::U16(v) => format!("toUInt16({v})"),
         Value::U32(v) => format!("toUInt32({v})"),
-        Value::U64(v) => format!("toUInt64('{v}')"),
-        Value::U128(v) => format!("toUInt128('{v}')"),
+        Value::U64(v) => format!("toUInt64({v})"),
+        Value::U128(v) => format!("toUInt128({})", plain(&v.to_string())?),
         Value::F32(v) => float_literal(f64::from(*v), "toFloat32"),
         Value::F64(v) => float_literal(*v, "toFloat64"),
         Value::Decimal(d) => {
-            let (digits, scale) = d.mantissa_digits().ok_or_else(|| {
-                Error::parameter(format!("ClickHouse has no decimal value `{d}`"))
-            })?;
-            if !features.modern_types {
+            let (digits, scale) = d
+                .mantissa_digits()
+                .ok_or_else(|| Error::parameter("ClickHouse has no decimal NaN or infinity"))?;
+            let text = plain(d.as_str())?;
+            if !modern {
                 // 18.x refuses a typed Decimal in INSERT … VALUES ("Expected Decimal(38, 10).
                 // Got: Decimal128") but parses the column's text form.
-                return Ok(quote_string(d.as_str()));
+                return Ok(text);
             }
             let function = match digits.len() {
                 0..=9 => "toDecimal32",
@@ -680,35 +724,57 @@ pub(crate) fn literal(value: &Value, features: ServerFeatures) -> Result<String>
                 19..=38 => "toDecimal128",
                 _ => "toDecimal256",
             };
-            format!("{function}('{d}', {scale})")
+            format!("{function}({text}, {scale})")
         }
-        Value::Text(s) => quote_string(s),
-        Value::Bytes(b) => format!("unhex('{}')", hex(b)),
-        Value::Date(d) => format!("toDate('{}')", d.format("%Y-%m-%d")),
-        Value::Timestamp(ts) if ts.and_utc().timestamp_subsec_nanos() == 0 => {
-            format!("toDateTime('{}')", ts.format("%Y-%m-%d %H:%M:%S"))
+        Value::Text(s) => unhex(s.as_bytes()),
+        Value::Bytes(b) => unhex(b),
+        Value::Json(j) => unhex(j.to_string().as_bytes()),
+        Value::Date(d) => {
+            date_in_range(*d, modern)?;
+            format!("toDate({})", plain(&d.format("%Y-%m-%d").to_string())?)
         }
         Value::Timestamp(ts) => {
-            format!("toDateTime64('{}', 9)", ts.format("%Y-%m-%d %H:%M:%S%.9f"))
+            let seconds = ts.and_utc().timestamp();
+            datetime_in_range(seconds, modern)?;
+            if ts.and_utc().timestamp_subsec_nanos() == 0 && fits_datetime(seconds) {
+                format!(
+                    "toDateTime({})",
+                    plain(&ts.format("%Y-%m-%d %H:%M:%S").to_string())?
+                )
+            } else if modern {
+                format!(
+                    "toDateTime64({}, 9)",
+                    plain(&ts.format("%Y-%m-%d %H:%M:%S%.9f").to_string())?
+                )
+            } else {
+                // 18.x has no sub-second type (DateTime64 came with 20.1): the text,
+                // never a rounded DateTime.
+                plain(&ts.format("%Y-%m-%d %H:%M:%S%.f").to_string())?
+            }
         }
         Value::TimestampTz(ts) => {
             let utc = ts.with_timezone(&Utc);
-            if utc.timestamp_subsec_nanos() == 0 {
-                format!("toDateTime('{}', 'UTC')", utc.format("%Y-%m-%d %H:%M:%S"))
-            } else {
+            datetime_in_range(utc.timestamp(), modern)?;
+            if utc.timestamp_subsec_nanos() == 0 && fits_datetime(utc.timestamp()) {
                 format!(
-                    "toDateTime64('{}', 9, 'UTC')",
-                    utc.format("%Y-%m-%d %H:%M:%S%.9f")
+                    "toDateTime({}, 'UTC')",
+                    plain(&utc.format("%Y-%m-%d %H:%M:%S").to_string())?
                 )
+            } else if modern {
+                format!(
+                    "toDateTime64({}, 9, 'UTC')",
+                    plain(&utc.format("%Y-%m-%d %H:%M:%S%.9f").to_string())?
+                )
+            } else {
+                plain(&utc.format("%Y-%m-%d %H:%M:%S%.f").to_string())?
             }
         }
-        Value::Uuid(u) if features.modern_types => format!("toUUID('{}')", u.hyphenated()),
+        Value::Uuid(u) if modern => format!("toUUID({})", plain(&u.hyphenated().to_string())?),
         // 18.x refuses a typed UUID in INSERT … VALUES ("Expected: UUID. Got: UInt128").
-        Value::Uuid(u) => quote_string(&u.hyphenated().to_string()),
-        Value::Json(j) => quote_string(&j.to_string()),
-        Value::Ip(IpAddr::V4(ip)) if features.modern_types => format!("toIPv4('{ip}')"),
-        Value::Ip(IpAddr::V6(ip)) if features.modern_types => format!("toIPv6('{ip}')"),
-        Value::Ip(ip) => quote_string(&ip.to_string()),
+        Value::Uuid(u) => plain(&u.hyphenated().to_string())?,
+        Value::Ip(IpAddr::V4(ip)) if modern => format!("toIPv4({})", plain(&ip.to_string())?),
+        Value::Ip(IpAddr::V6(ip)) if modern => format!("toIPv6({})", plain(&ip.to_string())?),
+        Value::Ip(ip) => plain(&ip.to_string())?,
         Value::Array(items) => {
             let items: Result<Vec<String>> = items.iter().map(|v| literal(v, features)).collect();
             format!("[{}]", items?.join(", "))
@@ -732,6 +798,48 @@ pub(crate) fn literal(value: &Value, features: ServerFeatures) -> Result<String>
             )));
         }
     })
+}
+
+/// `Date` holds 1970-01-01 to 2149-06-06 (18.x: to 2105-12-31); a date outside would
+/// silently become another date.
+fn date_in_range(date: NaiveDate, modern: bool) -> Result<()> {
+    let first = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let last = if modern {
+        NaiveDate::from_ymd_opt(2149, 6, 6)
+    } else {
+        NaiveDate::from_ymd_opt(2105, 12, 31)
+    }
+    .expect("valid date");
+    if (first..=last).contains(&date) {
+        Ok(())
+    } else {
+        Err(Error::parameter(format!(
+            "a date parameter is outside ClickHouse's Date range ({first} to {last})"
+        )))
+    }
+}
+
+/// Whether `seconds` since the epoch fit `DateTime` (a `UInt32`).
+fn fits_datetime(seconds: i64) -> bool {
+    (0..=i64::from(u32::MAX)).contains(&seconds)
+}
+
+/// `DateTime` holds 1970 to 2106-02-07 (seconds as `UInt32`); outside it a value would
+/// silently become another instant. Servers with `DateTime64` take 1900 to 2299.
+fn datetime_in_range(seconds: i64, modern: bool) -> Result<()> {
+    // 1900-01-01 to 2299-12-31 23:59:59 for DateTime64.
+    let fits = if modern {
+        (-2_208_988_800..=10_413_791_999).contains(&seconds)
+    } else {
+        fits_datetime(seconds)
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::parameter(
+            "a timestamp parameter is outside the range ClickHouse's DateTime holds",
+        ))
+    }
 }
 
 /// The server parameter `{name:Type}` type and text for `value`, when it has one
@@ -1124,42 +1232,75 @@ mod tests {
         let f = ServerFeatures {
             modern_types: false,
         };
-        assert_eq!(literal(&Value::Null, f).unwrap(), "NULL");
+        let render = |v: Value| literal(&v, f).unwrap();
+        assert_eq!(render(Value::Null), "NULL");
         assert_eq!(
-            literal(&Value::I64(i64::MIN), f).unwrap(),
-            "toInt64('-9223372036854775808')"
+            render(Value::I64(i64::MIN)),
+            "toInt64(-9223372036854775808)"
         );
         assert_eq!(
-            literal(&Value::U64(u64::MAX), f).unwrap(),
-            "toUInt64('18446744073709551615')"
+            render(Value::U64(u64::MAX)),
+            "toUInt64(18446744073709551615)"
         );
-        assert_eq!(literal(&Value::F64(0.1), f).unwrap(), "toFloat64('0.1')");
+        assert_eq!(render(Value::F64(0.1)), "toFloat64(0.1)");
+        assert_eq!(render(Value::F64(f64::NAN)), "toFloat64(nan)");
+        assert_eq!(render(Value::F64(f64::NEG_INFINITY)), "toFloat64(-inf)");
         assert_eq!(
-            literal(&Value::F64(f64::NAN), f).unwrap(),
-            "toFloat64('nan')"
+            render(Value::F64(-5e-324)),
+            "toFloat64(-(1 * 2.2250738585072014e-308) / 4503599627370496)"
         );
-        assert_eq!(
-            literal(&Value::Decimal("-1.50".parse().unwrap()), f).unwrap(),
-            "'-1.50'"
-        );
+        assert_eq!(render(Value::Decimal("-1.50".parse().unwrap())), "'-1.50'");
         let modern = ServerFeatures { modern_types: true };
         assert_eq!(
             literal(&Value::Decimal("-1.50".parse().unwrap()), modern).unwrap(),
             "toDecimal32('-1.50', 2)"
         );
+        assert_eq!(render(Value::Bytes(vec![0, 255])), "unhex('00FF')");
+        assert_eq!(render(Value::Text("a'`\\".into())), "unhex('6127605C')");
         assert_eq!(
-            literal(&Value::Bytes(vec![0, 255]), f).unwrap(),
-            "unhex('00FF')"
+            render(Value::Array(vec![Value::I8(1), Value::Text("a'".into())])),
+            "[toInt8(1), unhex('6127')]"
         );
+        let ts =
+            NaiveDateTime::parse_from_str("2024-01-02 03:04:05.5", "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(render(Value::Timestamp(ts)), "'2024-01-02 03:04:05.500'");
         assert_eq!(
-            literal(
-                &Value::Array(vec![Value::I8(1), Value::Text("a'".into())]),
-                f
-            )
-            .unwrap(),
-            "[toInt8(1), 'a\\'']"
+            literal(&Value::Timestamp(ts), modern).unwrap(),
+            "toDateTime64('2024-01-02 03:04:05.500000000', 9)"
         );
         assert!(literal(&Value::Interval(Interval::default()), f).is_err());
+        let old_date = NaiveDate::from_ymd_opt(1969, 12, 31).unwrap();
+        assert_eq!(
+            literal(&Value::Date(old_date), f).unwrap_err().kind(),
+            extdata_core::ErrorKind::Parameter
+        );
+    }
+
+    /// No value's text reaches the rendered SQL: only the renderer's own words,
+    /// punctuation and digits, so no lexer state can be left or entered by a value.
+    #[test]
+    fn rendered_values_hold_only_inert_characters() {
+        let hostile = "'\"`\\*/ /* -- # $$ \n\r\0 ); DROP TABLE x; é🎉";
+        for features in [false, true].map(|modern_types| ServerFeatures { modern_types }) {
+            for value in [
+                Value::Text(hostile.into()),
+                Value::Bytes(hostile.as_bytes().to_vec()),
+                Value::Json(serde_json::json!({ "k": hostile })),
+                Value::Array(vec![Value::Text(hostile.into()), Value::Null]),
+                Value::Tuple(vec![Value::Text(hostile.into()), Value::I8(-1)]),
+                Value::Map(vec![(Value::Text(hostile.into()), Value::F64(-0.0))]),
+            ] {
+                let text = literal(&value, features).unwrap();
+                assert!(
+                    text.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b" '()[],.-*/_".contains(&b)),
+                    "{text}"
+                );
+                for forbidden in ["--", "/*", "*/", "`", "\"", "\\", "#", "$"] {
+                    assert!(!text.contains(forbidden), "{forbidden} in {text}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,173 @@
+//! A bound value (a subscriber's personal data) never appears in an error or a log line,
+//! although ClickHouse quotes the query and offending values in its messages and the
+//! clickhouse crate logs them: errors show the statement's placeholders instead.
+//!
+//! Its own test binary: it installs a global tracing subscriber that keeps every line.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use extdata_conformance::support::block_on;
+use extdata_core::{Error, QueryOptions, Statement, Value};
+use futures::StreamExt;
+
+const SECRET: &str = "pii-sentinel-3141@example.com";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of the process, at every level.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    })
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+fn texts(error: &Error) -> Vec<String> {
+    let mut texts = vec![error.to_string(), format!("{error:?}")];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        texts.push(cause.to_string());
+        texts.push(format!("{cause:?}"));
+        source = cause.source();
+    }
+    texts
+}
+
+fn assert_no_value(error: &Error, what: &str) {
+    for text in texts(error) {
+        assert!(!text.contains(SECRET), "{what}: the value is in `{text}`");
+        assert!(
+            !text.contains("pii-sentinel"),
+            "{what}: part of the value is in `{text}`"
+        );
+        assert!(
+            !text.contains(&hex(SECRET)[..16]),
+            "{what}: the value's hex is in `{text}`"
+        );
+    }
+}
+
+#[test]
+fn errors_and_logs_show_placeholders_never_values() {
+    let logs = logs();
+    block_on(async {
+        let Some(settings) = support::settings() else {
+            return;
+        };
+        if support::reachable(&settings).await.is_none() {
+            return;
+        }
+        let source = support::build(&settings.http("ch-pii")).unwrap();
+        let failing = [
+            // The server echoes the query from the failing position on.
+            ("syntax error", "SELEC :v AS v"),
+            ("syntax error before the value", "SELECT FROM :v"),
+            // The server quotes the value it could not convert.
+            ("conversion", "SELECT toUInt64(:v)"),
+            ("date conversion", "SELECT toDateTime(:v)"),
+            ("unknown identifier", "SELECT :v AS v, nope_column"),
+        ];
+        for (what, sql) in failing {
+            let statement = Statement::new(sql).bind("v", SECRET);
+            let error = source
+                .query(&statement, &QueryOptions::default())
+                .await
+                .expect_err(what);
+            assert_no_value(&error, what);
+            if what.starts_with("syntax error") {
+                assert!(error.message().contains(":v"), "{what}: {error}");
+            }
+            let error = source
+                .execute(&statement, &QueryOptions::default())
+                .await
+                .expect_err(what);
+            assert_no_value(&error, &format!("{what} (execute)"));
+            match source.stream(&statement, &QueryOptions::default()).await {
+                Err(error) => assert_no_value(&error, &format!("{what} (stream)")),
+                Ok(mut rows) => {
+                    while let Some(row) = rows.next().await {
+                        if let Err(error) = row {
+                            assert_no_value(&error, &format!("{what} (stream row)"));
+                        }
+                    }
+                }
+            }
+            let error = source
+                .describe(&statement, &QueryOptions::default())
+                .await
+                .expect_err(what);
+            assert_no_value(&error, &format!("{what} (describe)"));
+        }
+        // An error after the first rows of a stream, with the value in the query.
+        let statement = Statement::new(
+            "SELECT number, :v FROM system.numbers WHERE throwIf(number = 300000) = 0 \
+             LIMIT 1000000 SETTINGS max_block_size = 1000",
+        )
+        .bind("v", SECRET);
+        let mut rows = source
+            .stream(&statement, &QueryOptions::default())
+            .await
+            .expect("first rows");
+        let mut failed = false;
+        while let Some(row) = rows.next().await {
+            if let Err(error) = row {
+                assert_no_value(&error, "mid-stream");
+                failed = true;
+            }
+        }
+        assert!(failed, "the stream must end with an error");
+        // A sub-second timestamp compared with a DateTime: the server quotes its text.
+        let stamp = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+            .unwrap()
+            .and_hms_milli_opt(3, 4, 5, 678)
+            .unwrap();
+        let error = source
+            .query(
+                &Statement::new("SELECT now() > :t").bind("t", Value::Timestamp(stamp)),
+                &QueryOptions::default(),
+            )
+            .await
+            .expect_err("18.16 cannot compare DateTime with sub-second text");
+        for text in texts(&error) {
+            assert!(!text.contains("03:04:05.678"), "{text}");
+        }
+    });
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        !logs.contains(SECRET),
+        "a log line holds the value:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&hex(SECRET)[..16]),
+        "a log line holds the value's hex:\n{logs}"
+    );
+    assert!(
+        !logs.contains("03:04:05.678"),
+        "a log line holds the timestamp:\n{logs}"
+    );
+}
