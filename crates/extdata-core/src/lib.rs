@@ -16,7 +16,7 @@ pub use source::{
     Column, Columns, ExternalSource, QueryOptions, ResultSet, Row, RowStream, ServerInfo,
     closed_error,
 };
-pub use statement::{Dialect, RenderedStatement, Statement};
+pub use statement::{Dialect, HiveToken, HiveTokenKind, RenderedStatement, Statement};
 pub use validate::{
     BackendSpec, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Endpoint, OptionCheck, OptionSpec,
     Options, PoolSettings, Problem, Problems, Support, TlsSettings, TlsVerify, ValidConfig,

@@ -6,6 +6,10 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
+mod clickhouse;
+mod hive;
+pub use hive::{HiveToken, HiveTokenKind};
+
 /// The SQL dialect a statement is rendered for: decides how the SQL is lexed (which
 /// quotes and comments exist) and how placeholders are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,7 +28,10 @@ pub enum Dialect {
     Oracle,
     /// ClickHouse: `?` (client-side binding), backtick identifiers, backslash escapes.
     ClickHouse,
-    /// HiveQL: no server-side binding; literals are rendered client-side.
+    /// HiveQL and Spark SQL: no server-side binding; literals are rendered client-side.
+    /// Lexed exactly as Spark's lexer does (nested comments, raw strings, line-comment
+    /// continuation); a statement whose placeholders cannot be placed with certainty is
+    /// refused by [`Statement::render_inline`] (see [`Statement::hive_tokens`]).
     Hive,
 }
 
@@ -212,6 +219,67 @@ impl Statement {
         Ok(())
     }
 
+    /// The statement's tokens as Spark's lexer splits them (comments and whitespace
+    /// left out), for backends that check a Hive/Spark statement before sending it.
+    ///
+    /// Fails with [`ErrorKind::Parameter`](crate::ErrorKind::Parameter) when the text's
+    /// structure cannot be known with certainty (`${` variable substitution, an
+    /// unterminated string or comment, a non-ASCII character in code, a URI-like
+    /// identifier); the message names the construct, never the text.
+    ///
+    /// ```
+    /// use extdata_core::{HiveTokenKind, Statement};
+    /// let stmt = Statement::new("SELECT /* a /* nested */ :no */ r'\\', :yes");
+    /// let tokens = stmt.hive_tokens().unwrap();
+    /// assert!(tokens[0].is_word("select"));
+    /// assert_eq!(tokens[1].kind, HiveTokenKind::String);
+    /// assert_eq!(tokens[3].text, ":yes");
+    /// ```
+    pub fn hive_tokens(&self) -> Result<Vec<HiveToken<'_>>> {
+        hive::tokenize(&self.sql).map_err(|why| {
+            Error::parameter(format!(
+                "the statement cannot be lexed with certainty for Hive/Spark: {why}"
+            ))
+        })
+    }
+
+    /// [`lex`], except that for Hive a statement whose placeholders cannot be placed
+    /// with certainty is an error (unless it has no placeholders and no values).
+    fn checked_lex(&self, dialect: Dialect) -> Result<Vec<Token<'_>>> {
+        if dialect == Dialect::ClickHouse {
+            return self.clickhouse_checked_lex();
+        }
+        if dialect != Dialect::Hive {
+            return Ok(lex(&self.sql, dialect));
+        }
+        match self.hive_tokens() {
+            Ok(tokens) => Ok(hive_placeholders(&self.sql, &tokens)),
+            Err(error) => {
+                let generic = lex_generic(&self.sql, dialect);
+                if self.params.is_empty() && !generic.iter().any(|t| matches!(t, Token::Param(_))) {
+                    Ok(generic)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// [`lex`] for ClickHouse, refusing a statement with placeholders or values whose
+    /// placeholders cannot be placed with certainty (see `statement/clickhouse.rs`).
+    fn clickhouse_checked_lex(&self) -> Result<Vec<Token<'_>>> {
+        let tokens = lex(&self.sql, Dialect::ClickHouse);
+        if let Some(doubt) = clickhouse::doubt(&self.sql)
+            && (!self.params.is_empty() || tokens.iter().any(|t| matches!(t, Token::Param(_))))
+        {
+            return Err(Error::parameter(format!(
+                "the statement cannot be lexed with certainty for ClickHouse, so its \
+                 placeholders are not bound: {doubt}"
+            )));
+        }
+        Ok(tokens)
+    }
+
     /// Renders the SQL for `dialect` with positional placeholders, and the values in
     /// placeholder order.
     ///
@@ -221,7 +289,7 @@ impl Statement {
         let mut sql = String::with_capacity(self.sql.len() + 8);
         let mut order: Vec<&str> = Vec::new();
         let mut params: Vec<Value> = Vec::new();
-        for token in lex(&self.sql, dialect) {
+        for token in self.checked_lex(dialect)? {
             match token {
                 Token::Text(text) => sql.push_str(text),
                 Token::Param(name) => {
@@ -277,7 +345,7 @@ impl Statement {
         let mut sql = String::with_capacity(self.sql.len() + 16);
         let mut used = 0usize;
         let mut seen: Vec<&str> = Vec::new();
-        for token in lex(&self.sql, dialect) {
+        for token in self.checked_lex(dialect)? {
             match token {
                 Token::Text(text) => sql.push_str(text),
                 Token::Param(name) => {
@@ -360,6 +428,34 @@ fn is_ident_char(b: u8) -> bool {
 
 /// Splits SQL into text runs and `:name` placeholders.
 fn lex(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
+    if dialect == Dialect::Hive
+        && let Ok(tokens) = hive::tokenize(sql)
+    {
+        return hive_placeholders(sql, &tokens);
+    }
+    lex_generic(sql, dialect)
+}
+
+/// Text runs and placeholders from Hive tokens.
+fn hive_placeholders<'a>(sql: &'a str, tokens: &[HiveToken<'a>]) -> Vec<Token<'a>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for token in tokens.iter().filter(|t| t.kind == HiveTokenKind::Parameter) {
+        if start < token.start {
+            out.push(Token::Text(&sql[start..token.start]));
+        }
+        out.push(Token::Param(&token.text[1..]));
+        start = token.start + token.text.len();
+    }
+    if start < sql.len() {
+        out.push(Token::Text(&sql[start..]));
+    }
+    out
+}
+
+/// The lexer of every dialect but Hive (and Hive's fallback for
+/// [`Statement::placeholder_names`] when its structure is uncertain).
+fn lex_generic(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
     let bytes = sql.as_bytes();
     let mut tokens = Vec::new();
     let mut start = 0; // start of the current text run
@@ -406,6 +502,9 @@ fn lex(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
 /// `None` when none starts there: the one place that knows the dialect's quotes and
 /// comments, for [`lex`] and [`Dialect::code_ranges`].
 fn skip_piece(bytes: &[u8], i: usize, dialect: Dialect) -> Option<usize> {
+    if dialect == Dialect::ClickHouse {
+        return clickhouse::piece(bytes, i).map(|piece| piece.end);
+    }
     let end = match bytes[i] {
         b'\'' => {
             let backslash = dialect.backslash_escapes()

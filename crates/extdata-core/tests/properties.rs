@@ -103,6 +103,8 @@ proptest! {
         segments in proptest::collection::vec(segment(), 0..12),
         dialect in dialect(),
     ) {
+        let segments: Vec<Segment> =
+            segments.into_iter().map(|s| s.for_dialect(dialect)).collect();
         let sql = join(&segments, dialect);
         let occurrences: Vec<&str> = segments
             .iter()
@@ -136,6 +138,8 @@ proptest! {
         segments in proptest::collection::vec(segment(), 0..12),
         dialect in dialect(),
     ) {
+        let segments: Vec<Segment> =
+            segments.into_iter().map(|s| s.for_dialect(dialect)).collect();
         let sql = join(&segments, dialect);
         let mut statement = extdata_core::Statement::new(sql.clone());
         let mut expected = Vec::new();
@@ -241,11 +245,16 @@ impl Segment {
             Segment::DoubleQuoted(body) => quoted(body, '"', backslash_escapes(dialect)),
             Segment::Backtick(body) if backtick => quoted(body, '`', false),
             Segment::Backtick(body) => quoted(body, '"', backslash_escapes(dialect)),
+            // Spark continues a `--` comment after a backslash at the end of the line.
+            Segment::LineComment(body) if dialect == Dialect::Hive => {
+                format!("--{} \n", body.replace(['\n', '\r'], " "))
+            }
             Segment::LineComment(body) => format!("--{}\n", body.replace(['\n', '\r'], " ")),
             Segment::BlockComment(body) => {
                 let mut body = body.clone();
-                while body.contains("*/") || (dialect == Dialect::Postgres && body.contains("/*")) {
-                    // PostgreSQL block comments nest: no opener inside either.
+                let nested = matches!(dialect, Dialect::Postgres | Dialect::Hive);
+                while body.contains("*/") || (nested && body.contains("/*")) {
+                    // PostgreSQL and Spark block comments nest: no opener inside either.
                     body = body.replace("*/", "* /").replace("/*", "/ *");
                 }
                 // A trailing `*` or a leading `/` would join the delimiters.
@@ -272,6 +281,26 @@ fn join(segments: &[Segment], dialect: Dialect) -> String {
         .map(|segment| segment.render(dialect))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+impl Segment {
+    /// The segment without `${` for Hive: Spark substitutes variables before lexing, so
+    /// a Hive statement holding one is refused rather than rendered.
+    fn for_dialect(self, dialect: Dialect) -> Segment {
+        if dialect != Dialect::Hive {
+            return self;
+        }
+        let clean = |text: String| text.replace("${", "$ {");
+        match self {
+            Segment::Literal(t) => Segment::Literal(clean(t)),
+            Segment::DoubleQuoted(t) => Segment::DoubleQuoted(clean(t)),
+            Segment::Backtick(t) => Segment::Backtick(clean(t)),
+            Segment::LineComment(t) => Segment::LineComment(clean(t)),
+            Segment::BlockComment(t) => Segment::BlockComment(clean(t)),
+            Segment::DollarQuoted(t) => Segment::DollarQuoted(clean(t)),
+            other => other,
+        }
+    }
 }
 
 // ------------------------------------------------------------- config validation
