@@ -117,7 +117,7 @@ fn explicit_ssl_mode(url: &str) -> Option<String> {
         .filter_map(|pair| pair.split_once('='))
         .filter(|(key, _)| matches!(*key, "sslmode" | "ssl-mode"))
         .map(|(_, value)| value.to_ascii_lowercase())
-        .last()
+        .next_back()
 }
 
 // ------------------------------------------------------------------------------ files
