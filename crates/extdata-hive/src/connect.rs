@@ -77,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) query_timeout: Duration,
     pub(crate) read_only: bool,
+    /// `allow_server_code`: statements that run code on the server are not refused.
+    pub(crate) allow_server_code: bool,
     #[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
     pub(crate) kerberos_service: String,
     #[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
@@ -176,6 +178,11 @@ impl Settings {
             connect_timeout: config.connect_timeout,
             query_timeout: config.query_timeout,
             read_only: config.read_only,
+            allow_server_code: config
+                .options
+                .get("allow_server_code")
+                .and_then(extdata_core::parse_bool)
+                .unwrap_or(false),
             kerberos_service,
             kerberos_host,
         })

@@ -4,6 +4,7 @@ mod connect;
 mod error;
 #[cfg(any(feature = "gssapi", test))]
 mod gssapi;
+mod guard;
 mod pool;
 mod sasl;
 mod transport;
@@ -40,6 +41,13 @@ const OPTIONS: &[OptionSpec] = &[
         "authentication, matching the server's hive.server2.authentication: NOSASL (raw \
          Thrift), NONE/PLAIN/LDAP/CUSTOM (SASL PLAIN with username and password; the \
          default), GSSAPI/KERBEROS (needs the `gssapi` feature)",
+    ),
+    OptionSpec::new(
+        "allow_server_code",
+        OptionCheck::Bool,
+        "let statements run code on the server: TRANSFORM/MAP/REDUCE … USING '<command>', \
+         reflect/java_method, ADD JAR/FILE, … (default false: refused on every connector; \
+         never allowed on a read-only one)",
     ),
     OptionSpec::new(
         "fetch_size",
@@ -182,17 +190,57 @@ impl HiveSource {
         Ok(sql.trim_end().trim_end_matches(';').trim_end().to_owned())
     }
 
-    fn refuse_writes(&self, sql: &str) -> Result<()> {
-        if self.settings().read_only && !is_read_only(sql) {
-            return Err(self.settings().error(
+    /// The statement check: `read_only`, and code that would run on the server. It
+    /// reads the statement with its placeholders, never a value.
+    fn refuse(&self, statement: &Statement) -> Result<()> {
+        let settings = self.settings();
+        match guard::check(statement, settings.read_only, settings.allow_server_code) {
+            Ok(()) => Ok(()),
+            Err(guard::Refusal::RunsCode(why)) if !settings.read_only => Err(settings.error(
+                ErrorKind::Unsupported,
+                format!(
+                    "the statement is refused: {why}; a connector runs such statements only \
+                     with the option allow_server_code=true"
+                ),
+            )),
+            Err(
+                guard::Refusal::RunsCode(why)
+                | guard::Refusal::Writes(why)
+                | guard::Refusal::Uncertain(why),
+            ) => Err(settings.error(
                 ErrorKind::ReadOnly,
-                "the connector is read-only; only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN \
-                 and VALUES statements run",
-            ));
+                format!("the connector is read-only and the statement is refused: {why}"),
+            )),
         }
-        Ok(())
     }
 
+    /// Server messages quote the statement (Spark's `== SQL ==` section, the plan) and
+    /// the values it failed on: for a statement with parameters only the error class
+    /// is kept, so that no subscriber's value reaches an error or a log.
+    fn withhold_values(&self, statement: &Statement, error: Error) -> Error {
+        withhold_if(!statement.params().is_empty(), &self.settings().name, error)
+    }
+}
+
+/// [`HiveSource::withhold_values`] for a statement that has parameters (`has_params`).
+fn withhold_if(has_params: bool, connector: &str, error: Error) -> Error {
+    if !has_params
+        || matches!(
+            error.kind(),
+            ErrorKind::Timeout
+                | ErrorKind::Closed
+                | ErrorKind::ReadOnly
+                | ErrorKind::Parameter
+                | ErrorKind::Unsupported
+                | ErrorKind::Config
+        )
+    {
+        return error;
+    }
+    withheld(error, connector)
+}
+
+impl HiveSource {
     /// Runs `sql` to completion of its execution (results not fetched yet).
     async fn start(&self, sql: &str, timeout: Duration) -> Result<Running> {
         let deadline = Instant::now() + timeout;
@@ -261,36 +309,41 @@ impl HiveSource {
     }
 }
 
-/// Whether `sql` starts with a statement that only reads.
-fn is_read_only(sql: &str) -> bool {
-    let mut rest = sql.trim_start();
-    // Skip leading comments.
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else {
-            break;
-        }
+/// `error` with the server's text replaced by its error class (see
+/// [`HiveSource::withhold_values`]).
+fn withheld(error: Error, connector: &str) -> Error {
+    let message = error.message();
+    let operation = message.split(": ").next().unwrap_or("the statement failed");
+    let classes: Vec<&str> = message
+        .match_indices('[')
+        .filter_map(|(at, _)| {
+            let rest = &message[at + 1..];
+            let end = rest.find(']')?;
+            let class = &rest[..end];
+            (!class.is_empty()
+                && class.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
+                }))
+            .then_some(class)
+        })
+        .collect();
+    let class = match classes.first() {
+        Some(class) => format!("[{class}] "),
+        None => String::new(),
+    };
+    let mut rebuilt = Error::new(
+        error.kind(),
+        format!(
+            "{operation}: {class}(the server's message is withheld: the statement has \
+             parameters, whose values it may quote; run it without parameters to see it)"
+        ),
+    )
+    .with_connector(connector.to_owned())
+    .with_temporary(error.is_temporary());
+    if let Some(state) = error.sql_state() {
+        rebuilt = rebuilt.with_sql_state(state.to_owned());
     }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    match word.as_str() {
-        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "VALUES" => true,
-        // `WITH … INSERT` writes: refuse a WITH whose text has a write keyword.
-        "WITH" => !rest
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .any(|w| {
-                ["INSERT", "UPDATE", "DELETE", "MERGE", "OVERWRITE"]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k))
-            }),
-        _ => false,
-    }
+    rebuilt
 }
 
 #[async_trait]
@@ -316,10 +369,13 @@ impl ExternalSource for HiveSource {
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
         self.check_open()?;
+        self.refuse(statement)?;
         let sql = self.render(statement)?;
-        self.refuse_writes(&sql)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
-        let mut running = self.start(&sql, timeout).await?;
+        let mut running = self
+            .start(&sql, timeout)
+            .await
+            .map_err(|e| self.withhold_values(statement, e))?;
         if !running.has_result_set {
             self.finish(running).await;
             return Ok(RowStream::new(Vec::new().into(), futures::stream::empty()));
@@ -335,10 +391,11 @@ impl ExternalSource for HiveSource {
                 if !running.lease.broken {
                     self.finish(running).await;
                 }
-                return Err(error);
+                return Err(self.withhold_values(statement, error));
             }
         };
         let columns = schema.columns.clone();
+        let has_params = !statement.params().is_empty();
         let fetch_size = self.settings().fetch_size;
         let grace = self.grace();
         let connector = self.settings().name.clone();
@@ -388,6 +445,7 @@ impl ExternalSource for HiveSource {
                             let until = Instant::now() + grace;
                             let _ = lease.close_operation(&operation, until, grace).await;
                         }
+                        let error = withhold_if(has_params, &connector, error);
                         let _ = sender.send(Err(error)).await;
                         return;
                     }
@@ -410,10 +468,13 @@ impl ExternalSource for HiveSource {
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         self.check_open()?;
+        self.refuse(statement)?;
         let sql = self.render(statement)?;
-        self.refuse_writes(&sql)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
-        let running = self.start(&sql, timeout).await?;
+        let running = self
+            .start(&sql, timeout)
+            .await
+            .map_err(|e| self.withhold_values(statement, e))?;
         let modified = running.modified_rows.unwrap_or(0).max(0) as u64;
         self.finish(running).await;
         Ok(modified)
@@ -421,13 +482,17 @@ impl ExternalSource for HiveSource {
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         self.check_open()?;
+        self.refuse(statement)?;
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
         // HiveServer2 cannot prepare; a query with no rows gives the columns cheaply.
         // Wrapping also keeps a non-query (a write) from running: it is a syntax
         // error inside a subquery.
         let probe = format!("SELECT * FROM (\n{sql}\n) extdata_describe LIMIT 0");
-        let mut running = self.start(&probe, timeout).await?;
+        let mut running = self
+            .start(&probe, timeout)
+            .await
+            .map_err(|e| self.withhold_values(statement, e))?;
         let deadline = Instant::now() + timeout;
         let result = running
             .lease
@@ -436,7 +501,8 @@ impl ExternalSource for HiveSource {
         if !running.lease.broken {
             self.finish(running).await;
         }
-        Ok(types::schema(&result?).columns.to_vec())
+        let table = result.map_err(|e| self.withhold_values(statement, e))?;
+        Ok(types::schema(&table).columns.to_vec())
     }
 
     async fn close(&self) {
@@ -518,28 +584,6 @@ mod tests {
     }
 
     #[test]
-    fn read_only_allows_reads_only() {
-        for sql in [
-            "SELECT 1",
-            "  -- note\n select * from t",
-            "/* x */ WITH a AS (SELECT 1) SELECT * FROM a",
-            "show tables",
-            "DESCRIBE t",
-        ] {
-            assert!(is_read_only(sql), "{sql}");
-        }
-        for sql in [
-            "INSERT INTO t VALUES (1)",
-            "WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a",
-            "DROP TABLE t",
-            "CREATE TABLE t (a INT)",
-            "SET x=1",
-        ] {
-            assert!(!is_read_only(sql), "{sql}");
-        }
-    }
-
-    #[test]
     fn parameters_render_through_the_escaper() {
         let source = HiveSource::build(config().validate_with(Some(&SPEC)).unwrap()).unwrap();
         let statement = Statement::new("SELECT :a, ':a' FROM t WHERE x = :b;")
@@ -547,7 +591,8 @@ mod tests {
             .bind("b", 5_i64);
         assert_eq!(
             source.render(&statement).unwrap(),
-            r"SELECT 'it\'s \u0024{env:HOME}', ':a' FROM t WHERE x = CAST(5 AS BIGINT)"
+            "SELECT CAST(unhex('6974277320247B656E763A484F4D457D') AS STRING), ':a' FROM t \
+             WHERE x = CAST(5 AS BIGINT)"
         );
     }
 }
