@@ -953,6 +953,7 @@ async fn several_statements_in_one_string_are_refused_before_any_runs() {
         // SQLite reads `$a(')` as one parameter token: the `;` is outside any string.
         "SELECT $a(') ; INSERT INTO t VALUES (2) --'",
         "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END",
+        "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN ATTACH 'x.db' AS x; END",
     ] {
         for source in [&writer, &reader] {
             refused_by_every_call(source, sql, ErrorKind::Query).await;
