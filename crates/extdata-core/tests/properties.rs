@@ -93,6 +93,15 @@ proptest! {
         let rendered = statement.render_inline(dialect, |value| {
             Ok(value.as_str().unwrap_or_default().to_owned())
         });
+        // ClickHouse and Hive refuse what they cannot lex with certainty (ClickHouse: what
+        // its server versions lex differently, nested `/*`, `$`; both: unterminated
+        // pieces) rather than guess.
+        if let Err(error) = &rendered
+            && matches!(dialect, Dialect::ClickHouse | Dialect::Hive)
+            && error.message().contains("with certainty")
+        {
+            return Ok(());
+        }
         prop_assert_eq!(rendered.ok(), Some(sql));
     }
 
@@ -243,7 +252,10 @@ impl Segment {
             Segment::Param(name) => format!(":{name}"),
             Segment::Literal(body) => quoted(body, '\'', backslash_escapes(dialect)),
             Segment::DoubleQuoted(body) => quoted(body, '"', backslash_escapes(dialect)),
-            Segment::Backtick(body) if backtick => quoted(body, '`', false),
+            // ClickHouse takes backslash escapes in backtick identifiers too.
+            Segment::Backtick(body) if backtick => {
+                quoted(body, '`', dialect == Dialect::ClickHouse)
+            }
             Segment::Backtick(body) => quoted(body, '"', backslash_escapes(dialect)),
             // Spark continues a `--` comment after a backslash at the end of the line.
             Segment::LineComment(body) if dialect == Dialect::Hive => {
@@ -252,9 +264,13 @@ impl Segment {
             Segment::LineComment(body) => format!("--{}\n", body.replace(['\n', '\r'], " ")),
             Segment::BlockComment(body) => {
                 let mut body = body.clone();
-                let nested = matches!(dialect, Dialect::Postgres | Dialect::Hive);
+                let nested = matches!(
+                    dialect,
+                    Dialect::Postgres | Dialect::Hive | Dialect::ClickHouse
+                );
                 while body.contains("*/") || (nested && body.contains("/*")) {
-                    // PostgreSQL and Spark block comments nest: no opener inside either.
+                    // PostgreSQL and Spark block comments nest: no opener inside either
+                    // (nor for ClickHouse, whose versions disagree on nesting).
                     body = body.replace("*/", "* /").replace("/*", "/ *");
                 }
                 // A trailing `*` or a leading `/` would join the delimiters.
