@@ -250,6 +250,49 @@ pub struct LookupDef {
     pub on_error: OnError,
 }
 
+impl ImportJob {
+    /// Why the query's cursor comparison can lose rows, when it can: a strict `> :cursor`
+    /// (or `:cursor <`) never reads a row that arrives after a run with the saved cursor
+    /// value itself. Such a query still runs as written; `>= :cursor` reads the rows at
+    /// the saved value again, and the import writes only the new or changed ones.
+    pub fn cursor_warning(&self) -> Option<String> {
+        self.cursor.as_ref()?;
+        strict_cursor_comparison(&self.query).then(|| {
+            "compares with `> :cursor`, which never reads a row that arrives later with \
+             the saved cursor value; use `>= :cursor` (rows at the saved value are read \
+             again and those imported before are not written twice)"
+                .to_owned()
+        })
+    }
+}
+
+/// Whether `sql` compares `:cursor` strictly: `> :cursor` or `:cursor <`.
+fn strict_cursor_comparison(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let name = b":cursor";
+    let mut from = 0;
+    while let Some(found) = sql[from..].find(":cursor") {
+        let start = from + found;
+        let end = start + name.len();
+        from = end;
+        if bytes
+            .get(end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            continue;
+        }
+        let before = sql[..start].trim_end().as_bytes();
+        if before.last() == Some(&b'>') && !before.ends_with(b"<>") {
+            return true;
+        }
+        let after = sql[end..].trim_start().as_bytes();
+        if after.first() == Some(&b'<') && !matches!(after.get(1), Some(b'=' | b'>')) {
+            return true;
+        }
+    }
+    false
+}
+
 /// The jobs sections of one configuration file, validated.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
@@ -351,6 +394,18 @@ impl JobsConfig {
         } else {
             Err(problems)
         }
+    }
+
+    /// What is valid but probably wrong, one line per finding (e.g. an import whose
+    /// query compares its cursor with `>`, see [`ImportJob::cursor_warning`]).
+    pub fn warnings(&self) -> Vec<String> {
+        self.imports
+            .values()
+            .filter_map(|job| {
+                job.cursor_warning()
+                    .map(|w| format!("import `{}`: query: {w}", job.name))
+            })
+            .collect()
     }
 
     /// The number of entries of each kind: imports, segments, syncs, lookups.
@@ -730,7 +785,7 @@ fn read_import(
         if entry.map.contains_key("cursor") && !has_cursor {
             entry.problem(
                 "query",
-                "has a cursor but does not use `:cursor` (e.g. `WHERE updated_at > :cursor ORDER BY updated_at`)",
+                "has a cursor but does not use `:cursor` (e.g. `WHERE updated_at >= :cursor ORDER BY updated_at`)",
             );
         }
         if !entry.map.contains_key("cursor") && has_cursor {

@@ -1,11 +1,15 @@
 //! Running an import: stream the query, write batches to the sink, checkpoint the
 //! cursor after each durable batch.
 //!
-//! A batch is cut only where the cursor value changes, so that every row with the
-//! checkpointed cursor value is in the sink when `> :cursor` resumes after it (rows
-//! sharing a timestamp are never split between a committed and a lost batch).
+//! Cursors are inclusive: the query says `>= :cursor`, so a run reads again the rows at
+//! the saved cursor value, and with them any row that arrived later with that same
+//! value. The rows at the saved value are remembered in the state store (key and a
+//! digest of the row); one read again unchanged is counted as `unchanged` and written to
+//! no sink, a new or changed one is imported. A batch is cut only where the cursor
+//! value changes, so the rows of one value are committed (and remembered) together.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use tokio::sync::watch;
 use crate::Jobs;
 use crate::config::{ImportJob, ImportMode};
 use crate::sink::{self, Sink, dedupe_by_key, key_position, key_text};
-use crate::state::{Checkpoint, RunCounts, StateStore};
+use crate::state::{BoundaryUpdate, Checkpoint, RunCounts, StateStore};
 
 /// Rows between progress events.
 const PROGRESS_EVERY: u64 = 256;
@@ -144,6 +148,13 @@ impl Jobs {
         let state = self.state().await?;
         let _lock = JobLock::acquire(state.path(), &job.name)?;
         let checkpoint = state.checkpoint(&job.name).await?.unwrap_or_default();
+        let boundary = match (&job.cursor, &checkpoint.cursor) {
+            (Some(_), Some(_)) => state.boundary(&job.name).await?,
+            _ => HashMap::new(),
+        };
+        if let Some(warning) = job.cursor_warning() {
+            tracing::warn!(import = %job.name, "{warning}");
+        }
         let mut sink = sink::build(&job.sink)?;
         let run = state.begin_run(&job.name).await?;
         let started = Instant::now();
@@ -153,6 +164,7 @@ impl Jobs {
             run,
             counts: RunCounts::default(),
             checkpoint,
+            boundary,
             on_event,
         };
         let outcome = runner.run(source.as_ref(), sink.as_mut(), stop).await;
@@ -198,6 +210,8 @@ struct Runner<'a> {
     run: i64,
     counts: RunCounts,
     checkpoint: Checkpoint,
+    /// The rows at the checkpoint's cursor value: key → digest.
+    boundary: HashMap<String, String>,
     on_event: &'a (dyn Fn(&ImportEvent) + Send + Sync),
 }
 
@@ -312,6 +326,10 @@ impl Runner<'_> {
                 .find(|v| !v.is_null())
                 .cloned()
         });
+        let (batch, unchanged, at_cursor) = match cursor_index {
+            Some(i) => self.leave_out_imported(batch, i, key_index, cursor.as_ref()),
+            None => (batch, 0, Vec::new()),
+        };
         let (rows, dropped) = dedupe_by_key(batch, key_index);
         let (existing, new_keys) = if sink.keeps_keys() {
             (vec![false; rows.len()], Vec::new())
@@ -333,23 +351,117 @@ impl Runner<'_> {
             };
             (existing, new_keys)
         };
-        let outcome = sink.write(&rows, job.mode, &existing).await?;
+        let outcome = if rows.is_empty() {
+            sink::WriteOutcome::default()
+        } else {
+            sink.write(&rows, job.mode, &existing).await?
+        };
         self.counts.add(&RunCounts {
             read,
             inserted: outcome.inserted,
             updated: outcome.updated,
             skipped: outcome.skipped + dropped,
+            unchanged,
+        });
+        let replace = match (&cursor, &self.checkpoint.cursor) {
+            (Some(new), Some(old)) => !same_value(new, old),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let boundary = cursor.as_ref().map(|_| BoundaryUpdate {
+            replace,
+            rows: &at_cursor,
         });
         let checkpoint = Checkpoint {
             cursor: cursor.or_else(|| self.checkpoint.cursor.clone()),
             position: sink.position(),
         };
         self.state
-            .commit_batch(&job.name, self.run, &checkpoint, &self.counts, &new_keys)
+            .commit_batch(
+                &job.name,
+                self.run,
+                &checkpoint,
+                boundary,
+                &self.counts,
+                &new_keys,
+            )
             .await?;
+        if replace {
+            self.boundary.clear();
+        }
+        self.boundary.extend(at_cursor);
         self.checkpoint = checkpoint;
         (self.on_event)(&ImportEvent::Committed(self.counts.clone()));
         Ok(())
+    }
+}
+
+impl Runner<'_> {
+    /// Splits off the rows read again at the saved cursor value that were imported
+    /// before, unchanged; returns the rest, how many were left out, and (key, digest) of
+    /// the batch's rows at its new cursor value `last`.
+    fn leave_out_imported(
+        &self,
+        batch: Vec<Row>,
+        cursor_index: usize,
+        key_index: usize,
+        last: Option<&Value>,
+    ) -> (Vec<Row>, u64, Vec<(String, String)>) {
+        let saved = self.checkpoint.cursor.as_ref();
+        let mut unchanged = 0;
+        let mut at_cursor: Vec<(String, String)> = Vec::new();
+        let kept = batch
+            .into_iter()
+            .filter(|row| {
+                let value = &row.values()[cursor_index];
+                let key = &row.values()[key_index];
+                let at_saved = saved.is_some_and(|s| same_value(value, s));
+                let at_last = last.is_some_and(|l| same_value(value, l));
+                if key.is_null() || !(at_saved || at_last) {
+                    return true;
+                }
+                let (key, digest) = (key_text(key), row_digest(row));
+                let imported = at_saved && self.boundary.get(&key) == Some(&digest);
+                if at_last {
+                    at_cursor.push((key, digest));
+                }
+                if imported {
+                    unchanged += 1;
+                }
+                !imported
+            })
+            .collect();
+        (kept, unchanged, at_cursor)
+    }
+}
+
+/// A digest of a row's values: two SipHash-2-4 sums (fixed keys, a stable algorithm, so
+/// that digests in the state store stay valid across builds) over the values' JSON.
+fn row_digest(row: &Row) -> String {
+    use std::hash::Hasher as _;
+    #[allow(deprecated)]
+    use std::hash::SipHasher;
+    let values: Vec<serde_json::Value> = row.values().iter().map(Value::to_json).collect();
+    let bytes = serde_json::to_vec(&values).unwrap_or_default();
+    let sum = |k0: u64, k1: u64| {
+        #[allow(deprecated)]
+        let mut hasher = SipHasher::new_with_keys(k0, k1);
+        hasher.write(&bytes);
+        hasher.finish()
+    };
+    format!(
+        "{:016x}{:016x}",
+        sum(0x6578_7464_6174_6131, 0x6375_7273_6f72_0001),
+        sum(0x6578_7464_6174_6132, 0x6375_7273_6f72_0002)
+    )
+}
+
+/// Whether two cursor values are the same (numbers of different widths and instants in
+/// different offsets included).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match compare(a, b) {
+        Some(order) => order == Ordering::Equal,
+        None => a == b,
     }
 }
 

@@ -6,7 +6,7 @@
 //! survives a crash of the process and of the machine, and several processes (the
 //! daemon, a manual `extdata import`, `extdata segment`) can share it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -28,6 +28,9 @@ pub struct RunCounts {
     pub updated: u64,
     /// Rows left out by the mode (or without a key).
     pub skipped: u64,
+    /// Rows read again at the saved cursor value that were imported before, unchanged
+    /// (the inclusive cursor reads them again; they are not written twice).
+    pub unchanged: u64,
 }
 
 impl RunCounts {
@@ -37,6 +40,7 @@ impl RunCounts {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.skipped += other.skipped;
+        self.unchanged += other.unchanged;
     }
 }
 
@@ -99,6 +103,8 @@ const SCHEMA: &[&str] = &[
         ended_at TEXT, rows_read INTEGER NOT NULL DEFAULT 0, inserted INTEGER NOT NULL DEFAULT 0,
         updated INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, error TEXT)",
     "CREATE INDEX IF NOT EXISTS import_run_job ON import_run (job, id)",
+    "CREATE TABLE IF NOT EXISTS import_boundary (job TEXT NOT NULL, key TEXT NOT NULL,
+        digest TEXT NOT NULL, PRIMARY KEY (job, key)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS file_sink_key (job TEXT NOT NULL, key TEXT NOT NULL,
         PRIMARY KEY (job, key)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS segment_cache (
@@ -107,6 +113,20 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS segment_sync_member (sync TEXT NOT NULL, key TEXT NOT NULL,
         PRIMARY KEY (sync, key)) WITHOUT ROWID",
 ];
+
+/// Columns added to tables of older state files: (table, column, definition).
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("import_run", "unchanged", "INTEGER NOT NULL DEFAULT 0")];
+
+/// How a committed batch changes the rows remembered at the cursor value (see
+/// [`StateStore::boundary`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BoundaryUpdate<'a> {
+    /// The cursor value moved: the rows remembered before are forgotten.
+    pub replace: bool,
+    /// (key, digest) of the batch's rows at the new cursor value.
+    pub rows: &'a [(String, String)],
+}
 
 /// Keys per `IN (…)` list (SQLite allows 32766 bound values).
 const KEYS_PER_QUERY: usize = 10_000;
@@ -133,7 +153,35 @@ impl StateStore {
                 .await
                 .map_err(|e| store.error("cannot create its tables", e))?;
         }
+        for (table, column, definition) in ADDED_COLUMNS {
+            store.add_column(table, column, definition).await?;
+        }
         Ok(store)
+    }
+
+    /// Adds `column` to `table` of a state file written by an older version.
+    async fn add_column(&self, table: &str, column: &str, definition: &str) -> Result<()> {
+        let present = sqlx::query(AssertSqlSafe(format!(
+            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+        )))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.error("cannot read its tables", e))?
+        .is_some();
+        if present {
+            return Ok(());
+        }
+        match sqlx::query(AssertSqlSafe(format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        )))
+        .execute(&self.pool)
+        .await
+        {
+            Ok(_) => Ok(()),
+            // Another process opening the same file may have added it first.
+            Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => Ok(()),
+            Err(e) => Err(self.error("cannot add a column to its tables", e)),
+        }
     }
 
     /// The file.
@@ -168,6 +216,23 @@ impl StateStore {
         }))
     }
 
+    /// The rows of `job` at its checkpoint's cursor value, as key → digest of the row.
+    ///
+    /// A cursor query compares with `>=`, so the next run reads these rows again; a row
+    /// whose key and digest are here was imported already and is not written twice,
+    /// while a new row at the same value, or a changed one, is.
+    pub async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
+        let rows = sqlx::query("SELECT key, digest FROM import_boundary WHERE job = ?")
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error("cannot read the rows at the cursor", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect())
+    }
+
     /// Records the start of a run; returns its id.
     pub async fn begin_run(&self, job: &str) -> Result<i64> {
         let row =
@@ -181,12 +246,14 @@ impl StateStore {
     }
 
     /// Records a committed batch in one transaction: the new cursor and file position,
-    /// the run's counts so far, and the keys a file sink wrote for the first time.
+    /// the rows at the new cursor value, the run's counts so far, and the keys a file
+    /// sink wrote for the first time.
     pub async fn commit_batch(
         &self,
         job: &str,
         run: i64,
         checkpoint: &Checkpoint,
+        boundary: Option<BoundaryUpdate<'_>>,
         counts: &RunCounts,
         new_keys: &[String],
     ) -> Result<()> {
@@ -217,13 +284,36 @@ impl StateStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error("cannot write a checkpoint", e))?;
+        if let Some(boundary) = boundary {
+            if boundary.replace {
+                sqlx::query("DELETE FROM import_boundary WHERE job = ?")
+                    .bind(job)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error("cannot write the rows at the cursor", e))?;
+            }
+            for (key, digest) in boundary.rows {
+                sqlx::query(
+                    "INSERT INTO import_boundary (job, key, digest) VALUES (?, ?, ?)
+                     ON CONFLICT (job, key) DO UPDATE SET digest = excluded.digest",
+                )
+                .bind(job)
+                .bind(key)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error("cannot write the rows at the cursor", e))?;
+            }
+        }
         sqlx::query(
-            "UPDATE import_run SET rows_read = ?, inserted = ?, updated = ?, skipped = ? WHERE id = ?",
+            "UPDATE import_run SET rows_read = ?, inserted = ?, updated = ?, skipped = ?,
+             unchanged = ? WHERE id = ?",
         )
         .bind(counts.read as i64)
         .bind(counts.inserted as i64)
         .bind(counts.updated as i64)
         .bind(counts.skipped as i64)
+        .bind(counts.unchanged as i64)
         .bind(run)
         .execute(&mut *tx)
         .await
@@ -271,13 +361,14 @@ impl StateStore {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE import_run SET ended_at = ?, rows_read = ?, inserted = ?, updated = ?,
-             skipped = ?, error = ? WHERE id = ?",
+             skipped = ?, unchanged = ?, error = ? WHERE id = ?",
         )
         .bind(Utc::now().to_rfc3339())
         .bind(counts.read as i64)
         .bind(counts.inserted as i64)
         .bind(counts.updated as i64)
         .bind(counts.skipped as i64)
+        .bind(counts.unchanged as i64)
         .bind(error)
         .bind(run)
         .execute(&self.pool)
@@ -289,8 +380,8 @@ impl StateStore {
     /// The runs of `job`, newest first, at most `limit`.
     pub async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
-            "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error
-             FROM import_run WHERE job = ? ORDER BY id DESC LIMIT ?",
+            "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
+             unchanged FROM import_run WHERE job = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(job)
         .bind(limit.min(i64::MAX as usize) as i64)
@@ -310,6 +401,7 @@ impl StateStore {
                         inserted: row.get::<i64, _>(4) as u64,
                         updated: row.get::<i64, _>(5) as u64,
                         skipped: row.get::<i64, _>(6) as u64,
+                        unchanged: row.get::<i64, _>(8) as u64,
                     },
                     error: row.get(7),
                 })

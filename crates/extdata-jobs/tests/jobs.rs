@@ -1,182 +1,21 @@
 //! The jobs against real databases: SQLite files always; PostgreSQL, ClickHouse and Hive
 //! when their servers are configured (`EXTDATA_TEST_*`, required by `EXTDATA_TEST_REQUIRE`).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use extdata::{
-    Column, DbKind, ErrorKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream,
-    ServerInfo, Statement, async_trait,
-};
+use extdata::ErrorKind;
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{
     SENTINEL_PASSWORD, assert_error_has_no_secret, assert_no_secret, env, unique_name,
 };
 use extdata_jobs::{Jobs, Lookups, Stop};
+
 use serde_json::json;
-use tempfile::TempDir;
 
-/// Counts the queries that reach the database, after an optional delay.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn ExternalSource>,
-    queries: Arc<AtomicUsize>,
-    delay: Duration,
-}
-
-#[async_trait]
-impl ExternalSource for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn kind(&self) -> DbKind {
-        self.inner.kind()
-    }
-    async fn ping(&self) -> Result<ServerInfo> {
-        self.inner.ping().await
-    }
-    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
-        self.queries.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
-        self.inner.query(statement, options).await
-    }
-    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        self.queries.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
-        self.inner.stream(statement, options).await
-    }
-    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        self.inner.execute(statement, options).await
-    }
-    async fn execute_batch(
-        &self,
-        statements: &[Statement],
-        options: &QueryOptions,
-    ) -> Result<Vec<u64>> {
-        self.inner.execute_batch(statements, options).await
-    }
-    fn batches_are_atomic(&self) -> bool {
-        self.inner.batches_are_atomic()
-    }
-    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        self.inner.describe(statement, options).await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
-fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
-    let queries = Arc::new(AtomicUsize::new(0));
-    let counter = queries.clone();
-    let jobs = jobs.with_source_layer(Arc::new(move |inner| {
-        Arc::new(Counting {
-            inner,
-            queries: counter.clone(),
-            delay,
-        }) as Arc<dyn ExternalSource>
-    }));
-    (jobs, queries)
-}
-
-/// A folder with `crm.db` (customers, orders) and a config file written per test.
-struct Fixture {
-    _dir: TempDir,
-    dir: PathBuf,
-}
-
-const SQLITE_CONNECTORS: &str = r#"
-# The servers' passwords and URLs are read from the test environment.
-[secrets]
-env_prefixes = ["EXTDATA_TEST_"]
-
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[connectors]]
-name = "other"
-type = "sqlite"
-database = "other.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
-[[accounts]]
-id = "7"
-connectors = ["other"]
-"#;
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        Fixture {
-            _dir: dir,
-            dir: path,
-        }
-    }
-
-    fn jobs(&self, body: &str) -> Jobs {
-        let config = self.dir.join("extdata.toml");
-        std::fs::write(&config, format!("{SQLITE_CONNECTORS}\n{body}")).unwrap();
-        Jobs::from_path(&config).unwrap_or_else(|p| panic!("invalid config:\n{p}"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-async fn sql(source: &dyn ExternalSource, text: &str) {
-    source
-        .execute(&Statement::new(text), &QueryOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
-}
-
-async fn rows(source: &dyn ExternalSource, text: &str) -> Vec<String> {
-    source
-        .query(&Statement::new(text), &QueryOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .rows
-        .iter()
-        .map(|r| {
-            r.values()
-                .iter()
-                .map(|v| v.to_text_lossless())
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
-fn sqlite_file(path: &Path) -> Arc<dyn ExternalSource> {
-    extdata::connect(
-        &extdata::ConnectorConfig::new("check", DbKind::Sqlite)
-            .with_database(path.to_string_lossy()),
-    )
-    .unwrap()
-}
-
-async fn seed_orders(jobs: &Jobs) {
-    let source = jobs.registry().source("42", "crm").unwrap();
-    sql(
-        source.as_ref(),
-        "CREATE TABLE orders (id INTEGER, email TEXT, total INTEGER, created_at INTEGER)",
-    )
-    .await;
-    sql(
-        source.as_ref(),
-        "INSERT INTO orders VALUES (1,'a@x.io',500,1),(2,'a@x.io',700,2),(3,'b@x.io',100,3),(4,'c@x.io',2000,4)",
-    )
-    .await;
-}
+mod support;
+use support::*;
 
 // ------------------------------------------------------------------- imports (generic)
 
@@ -227,7 +66,7 @@ async fn modes_and_increments(fixture: &Fixture, kind: SourceKind) {
 name = "{name}"
 account = "9"
 connector = "src"
-query = "SELECT id, email, name, updated_at FROM {table} WHERE updated_at > :cursor ORDER BY updated_at"
+query = "SELECT id, email, name, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"
 key = "email"
 cursor = {{ column = "updated_at", initial = {initial} }}
 mode = "{mode}"
@@ -272,8 +111,9 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
             .await
             .unwrap();
         assert_eq!(
-            summary.counts.read, 2,
-            "{name}: the second run reads only the changed rows"
+            (summary.counts.read, summary.counts.unchanged),
+            (3, 1),
+            "{name}: the second run reads the changed rows and, again, the row at the saved cursor"
         );
     }
     let names = |t: &'static str| {
@@ -311,9 +151,10 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
         (
             history[0].counts.read,
             history[0].counts.inserted,
-            history[0].counts.updated
+            history[0].counts.updated,
+            history[0].counts.unchanged
         ),
-        (2, 1, 1)
+        (3, 1, 1, 1)
     );
     assert_eq!(
         (
@@ -326,24 +167,6 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
     sql(source.as_ref(), &(kind.drop)(&table)).await;
     jobs.close().await;
     check.close().await;
-}
-
-fn server_connector(prefix: &str, kind: &str, db_type: &str, extra: &str) -> Option<String> {
-    let setting = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
-    let (Some(host), Some(port), Some(database), Some(user)) = (
-        setting("HOST"),
-        setting("PORT"),
-        setting("DATABASE"),
-        setting("USER"),
-    ) else {
-        return require_or_skip(
-            kind,
-            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
-        );
-    };
-    Some(format!(
-        "[[connectors]]\nname = \"src\"\ntype = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\npassword = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\nconnect_timeout = \"10s\"\n{extra}"
-    ))
 }
 
 #[tokio::test]
@@ -446,7 +269,7 @@ async fn postgres_sink_applies_the_modes_in_its_own_table() {
 name = "to-pg"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, total, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+query = "SELECT id, email, total, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
 key = "id"
 cursor = {{ column = "created_at", initial = 0 }}
 sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{table}" }}
@@ -464,7 +287,8 @@ sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, ta
         .run_import(None, "to-pg", Stop::never(), &|_| {})
         .await
         .unwrap();
-    assert_eq!((summary.counts.read, summary.counts.updated), (1, 1));
+    let c = &summary.counts;
+    assert_eq!((c.read, c.updated, c.unchanged), (2, 1, 1));
     let pg = test_postgres();
     assert_eq!(
         rows(
@@ -477,22 +301,6 @@ sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, ta
     sql(pg.as_ref(), &format!("DROP TABLE {table}")).await;
     pg.close().await;
     jobs.close().await;
-}
-
-/// The PostgreSQL test server as a source (for checking what a sink wrote).
-fn test_postgres() -> Arc<dyn ExternalSource> {
-    extdata::connect_with_policy(
-        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
-            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
-            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
-            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
-            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
-            .with_password(extdata::SecretSource::Env {
-                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
-            }),
-        &extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
-    )
-    .unwrap()
 }
 
 /// `add_only` inserts the keys the existing PostgreSQL table lacks and leaves the others
@@ -528,7 +336,7 @@ async fn postgres_sink_add_only_and_update_only_keep_to_their_keys() {
 name = "{mode}"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, total, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+query = "SELECT id, email, total, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
 key = "id"
 mode = "{mode}"
 cursor = {{ column = "created_at", initial = 0 }}
@@ -621,7 +429,7 @@ async fn postgres_sink_verifies_the_servers_certificate_by_default() {
 name = "to-pg"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+query = "SELECT id, email, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
 key = "id"
 cursor = {{ column = "created_at", initial = 0 }}
 sink = {{ type = "postgresql", url = "{url}", table = "{table}" }}
@@ -683,7 +491,7 @@ async fn postgres_sink_password_is_in_no_error_debug_or_log_line() {
 name = "to-pg"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, created_at FROM orders WHERE created_at > :cursor ORDER BY created_at"
+query = "SELECT id, email, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
 key = "id"
 cursor = {{ column = "created_at", initial = 0 }}
 sink = {{ type = "postgresql", url = "{url}", table = "nowhere" }}
@@ -734,7 +542,7 @@ async fn file_sinks_apply_modes_with_the_key_index() {
 name = "all"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, total FROM orders WHERE id > :cursor ORDER BY id"
+query = "SELECT id, email, total FROM orders WHERE id >= :cursor ORDER BY id"
 key = "email"
 cursor = { column = "id", initial = 0 }
 sink = { type = "jsonl", path = "all.jsonl" }
@@ -743,7 +551,7 @@ sink = { type = "jsonl", path = "all.jsonl" }
 name = "first"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, total FROM orders WHERE id > :cursor ORDER BY id"
+query = "SELECT id, email, total FROM orders WHERE id >= :cursor ORDER BY id"
 key = "email"
 cursor = { column = "id", initial = 0 }
 mode = "add_only"

@@ -1,0 +1,212 @@
+//! Fixtures shared by the jobs tests: a folder with a config file and SQLite databases,
+//! a source wrapper that counts (and delays or fails) queries, server connectors from the
+//! test environment, and small SQL helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use extdata::{
+    Column, DbKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream, ServerInfo,
+    Statement, async_trait,
+};
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::env;
+use extdata_jobs::Jobs;
+use tempfile::TempDir;
+
+/// Counts the queries that reach the database, after an optional delay.
+#[derive(Debug)]
+pub struct Counting {
+    pub inner: Arc<dyn ExternalSource>,
+    pub queries: Arc<AtomicUsize>,
+    pub delay: Duration,
+}
+
+#[async_trait]
+impl ExternalSource for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> DbKind {
+        self.inner.kind()
+    }
+    async fn ping(&self) -> Result<ServerInfo> {
+        self.inner.ping().await
+    }
+    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.query(statement, options).await
+    }
+    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.stream(statement, options).await
+    }
+    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
+        self.inner.execute(statement, options).await
+    }
+    async fn execute_batch(
+        &self,
+        statements: &[Statement],
+        options: &QueryOptions,
+    ) -> Result<Vec<u64>> {
+        self.inner.execute_batch(statements, options).await
+    }
+    fn batches_are_atomic(&self) -> bool {
+        self.inner.batches_are_atomic()
+    }
+    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
+        self.inner.describe(statement, options).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+pub fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
+    let queries = Arc::new(AtomicUsize::new(0));
+    let counter = queries.clone();
+    let jobs = jobs.with_source_layer(Arc::new(move |inner| {
+        Arc::new(Counting {
+            inner,
+            queries: counter.clone(),
+            delay,
+        }) as Arc<dyn ExternalSource>
+    }));
+    (jobs, queries)
+}
+
+/// A folder with `crm.db` (customers, orders) and a config file written per test.
+pub struct Fixture {
+    _dir: TempDir,
+    pub dir: PathBuf,
+}
+
+pub const SQLITE_CONNECTORS: &str = r#"
+# The servers' passwords and URLs are read from the test environment.
+[secrets]
+env_prefixes = ["EXTDATA_TEST_"]
+
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[connectors]]
+name = "other"
+type = "sqlite"
+database = "other.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+
+[[accounts]]
+id = "7"
+connectors = ["other"]
+"#;
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Fixture {
+            _dir: dir,
+            dir: path,
+        }
+    }
+
+    pub fn jobs(&self, body: &str) -> Jobs {
+        let config = self.dir.join("extdata.toml");
+        std::fs::write(&config, format!("{SQLITE_CONNECTORS}\n{body}")).unwrap();
+        Jobs::from_path(&config).unwrap_or_else(|p| panic!("invalid config:\n{p}"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+pub async fn sql(source: &dyn ExternalSource, text: &str) {
+    source
+        .execute(&Statement::new(text), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+}
+
+pub async fn rows(source: &dyn ExternalSource, text: &str) -> Vec<String> {
+    source
+        .query(&Statement::new(text), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .rows
+        .iter()
+        .map(|r| {
+            r.values()
+                .iter()
+                .map(|v| v.to_text_lossless())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+pub fn sqlite_file(path: &Path) -> Arc<dyn ExternalSource> {
+    extdata::connect(
+        &extdata::ConnectorConfig::new("check", DbKind::Sqlite)
+            .with_database(path.to_string_lossy()),
+    )
+    .unwrap()
+}
+
+pub async fn seed_orders(jobs: &Jobs) {
+    let source = jobs.registry().source("42", "crm").unwrap();
+    sql(
+        source.as_ref(),
+        "CREATE TABLE orders (id INTEGER, email TEXT, total INTEGER, created_at INTEGER)",
+    )
+    .await;
+    sql(
+        source.as_ref(),
+        "INSERT INTO orders VALUES (1,'a@x.io',500,1),(2,'a@x.io',700,2),(3,'b@x.io',100,3),(4,'c@x.io',2000,4)",
+    )
+    .await;
+}
+
+pub fn server_connector(prefix: &str, kind: &str, db_type: &str, extra: &str) -> Option<String> {
+    let setting = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
+    let (Some(host), Some(port), Some(database), Some(user)) = (
+        setting("HOST"),
+        setting("PORT"),
+        setting("DATABASE"),
+        setting("USER"),
+    ) else {
+        return require_or_skip(
+            kind,
+            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
+        );
+    };
+    Some(format!(
+        "[[connectors]]\nname = \"src\"\ntype = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\npassword = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\nconnect_timeout = \"10s\"\n{extra}"
+    ))
+}
+
+/// The PostgreSQL test server as a source (for checking what a sink wrote).
+pub fn test_postgres() -> Arc<dyn ExternalSource> {
+    extdata::connect_with_policy(
+        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
+            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
+            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
+            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
+            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
+            .with_password(extdata::SecretSource::Env {
+                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
+            }),
+        &extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
+    )
+    .unwrap()
+}
