@@ -529,7 +529,9 @@ impl ClickHouseSource {
             guard,
             connector: self.config.name.clone(),
             password: self.config.password_text().map(str::to_owned),
-            redactor: self.redactor(statement),
+            // Kept to redact a later error; cloned only when it binds values.
+            statement: (!statement.params().is_empty()).then(|| statement.clone()),
+            features: server.features,
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))
@@ -785,14 +787,19 @@ struct Producer {
     guard: KillGuard,
     connector: String,
     password: Option<String>,
-    redactor: Option<redact::Redactor>,
+    /// The call's statement when it binds values, to keep them out of an error.
+    statement: Option<Statement>,
+    features: ServerFeatures,
 }
 
 impl Producer {
     async fn run(mut self, first: Block, slot: SharedSlot) {
         if let Err(error) = self.produce(first, &slot).await {
             let error = error.with_connector(self.connector.clone());
-            lock(&slot).error = Some(match &self.redactor {
+            let redactor = self.statement.as_ref().and_then(|statement| {
+                redact::Redactor::new(statement, |value| types::literal(value, self.features).ok())
+            });
+            lock(&slot).error = Some(match redactor {
                 Some(redactor) => redactor.error(error),
                 None => error,
             });
