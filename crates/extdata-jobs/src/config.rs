@@ -13,6 +13,7 @@ use extdata::{
 };
 use serde_json::{Map, Value as Json};
 
+use crate::import::RetryPolicy;
 use crate::schedule::Schedule;
 use crate::state::parse_cursor_initial;
 
@@ -165,6 +166,9 @@ pub struct ImportJob {
     pub timeout: Option<Duration>,
     /// Where rows go.
     pub sink: SinkConfig,
+    /// How a run that fails with a temporary error is retried (`retry = { attempts,
+    /// backoff, max_backoff, max_time }`; defaults: [`RetryPolicy::default`]).
+    pub retry: RetryPolicy,
 }
 
 /// One `[[segments]]` entry.
@@ -433,6 +437,7 @@ const IMPORT_FIELDS: &[&str] = &[
     "batch_size",
     "run_on_start",
     "timeout",
+    "retry",
     "sink",
 ];
 const SEGMENT_FIELDS: &[&str] = &[
@@ -826,6 +831,7 @@ fn read_import(
     let batch_size = entry.positive("batch_size", DEFAULT_BATCH_SIZE);
     let run_on_start = entry.bool("run_on_start");
     let timeout = entry.duration("timeout", false);
+    let retry = read_retry(entry);
     let sink = match entry.table("sink") {
         None => {
             if !entry.map.contains_key("sink") {
@@ -851,7 +857,54 @@ fn read_import(
         run_on_start,
         timeout,
         sink: sink?,
+        retry,
     })
+}
+
+/// `retry = { attempts = 5, backoff = "1s", max_backoff = "1m", max_time = "10m" }`, each
+/// field optional.
+fn read_retry(entry: &mut Entry<'_>) -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    let Some(map) = entry.table("retry") else {
+        return policy;
+    };
+    entry.nested_unknown(
+        "retry",
+        map,
+        &["attempts", "backoff", "max_backoff", "max_time"],
+    );
+    match map.get("attempts") {
+        None => {}
+        Some(Json::Number(n)) if n.as_u64().is_some_and(|v| (1..=100).contains(&v)) => {
+            policy.attempts = n.as_u64().unwrap_or(1) as u32;
+        }
+        Some(_) => entry.problem(
+            "retry.attempts",
+            "must be a whole number from 1 (no retry) to 100",
+        ),
+    }
+    for (key, slot) in [
+        ("backoff", &mut policy.backoff),
+        ("max_backoff", &mut policy.max_backoff),
+        ("max_time", &mut policy.max_time),
+    ] {
+        let field = format!("retry.{key}");
+        match map.get(key) {
+            None => {}
+            Some(Json::String(text)) => match parse_duration(text) {
+                Ok(d) => *slot = d,
+                Err(message) => entry.problem(&field, message),
+            },
+            Some(_) => entry.problem(&field, "must be a duration such as \"1s\" or \"5m\""),
+        }
+    }
+    if policy.max_backoff < policy.backoff {
+        entry.problem(
+            "retry.max_backoff",
+            "must not be shorter than retry.backoff",
+        );
+    }
+    policy
 }
 
 fn read_sink(

@@ -26,6 +26,67 @@ use crate::state::{BoundaryUpdate, Checkpoint, RunCounts, StateStore};
 /// Rows between progress events.
 const PROGRESS_EVERY: u64 = 256;
 
+/// How an import retries a run that failed with a temporary error
+/// ([`Error::is_temporary`]: a lost connection, a timeout, a refused connect). Each
+/// retry resumes from the last checkpoint, in the same run of the history; an error that
+/// is not temporary (a query, auth or config error) fails the run at once.
+///
+/// The waits grow exponentially from `backoff`, up to `max_backoff`, each a random
+/// point in the upper half of its step (jitter, so that many imports failing together
+/// do not retry together). No retry starts once `max_time` has passed since the run
+/// began, nor after `attempts` tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1: no retry).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled for each one after.
+    pub backoff: Duration,
+    /// The longest wait between two tries.
+    pub max_backoff: Duration,
+    /// No retry starts later than this after the run began.
+    pub max_time: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 tries, waits from 1 s doubling up to 1 min, within 10 min.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            max_time: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The longest wait after try `attempt` (1-based) failed, before jitter.
+    pub fn max_delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// The wait after try `attempt` failed: a random point of the upper half of
+    /// [`max_delay`](Self::max_delay).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let step = self.max_delay(attempt);
+        step / 2 + step.mul_f64(random_fraction() / 2.0)
+    }
+}
+
+/// A random number in [0, 1) (for jitter; not for secrets).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A stop request shared by the scheduler and the running imports (SIGINT/SIGTERM).
 #[derive(Debug, Clone)]
 pub struct Stop(watch::Receiver<bool>);
@@ -78,6 +139,8 @@ pub struct ImportSummary {
     pub stopped: bool,
     /// The cursor after the run.
     pub cursor: Option<Value>,
+    /// Tries it took (1 unless a temporary error was retried).
+    pub attempts: u32,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -155,7 +218,6 @@ impl Jobs {
         if let Some(warning) = job.cursor_warning() {
             tracing::warn!(import = %job.name, "{warning}");
         }
-        let mut sink = sink::build(&job.sink)?;
         let run = state.begin_run(&job.name).await?;
         let started = Instant::now();
         let mut runner = Runner {
@@ -167,8 +229,49 @@ impl Jobs {
             boundary,
             on_event,
         };
-        let outcome = runner.run(source.as_ref(), sink.as_mut(), stop).await;
-        sink.close().await;
+        let mut attempt: u32 = 1;
+        let outcome = loop {
+            let result = match sink::build(&job.sink) {
+                Ok(mut sink) => {
+                    let result = runner
+                        .run(source.as_ref(), sink.as_mut(), stop.clone())
+                        .await;
+                    sink.close().await;
+                    result
+                }
+                Err(error) => Err(error),
+            };
+            let error = match result {
+                Err(error) if error.is_temporary() => error,
+                other => break other,
+            };
+            let delay = job.retry.delay(attempt);
+            if attempt >= job.retry.attempts || started.elapsed() + delay > job.retry.max_time {
+                break Err(if attempt > 1 {
+                    error.context(format!("gave up after {attempt} attempts"))
+                } else {
+                    error
+                });
+            }
+            tracing::warn!(
+                import = %job.name,
+                run,
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                "temporary error, retrying from the last checkpoint: {error}"
+            );
+            let mut waiting = stop.clone();
+            tokio::select! {
+                biased;
+                _ = waiting.stopped() => break Ok(true),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            attempt += 1;
+            // Recorded before the try, so a process that dies during it shows it.
+            if let Err(error) = state.record_attempt(run, attempt).await {
+                break Err(error);
+            }
+        };
         let counts = runner.counts.clone();
         match outcome {
             Ok(stopped) => {
@@ -180,6 +283,7 @@ impl Jobs {
                     counts,
                     stopped,
                     cursor: runner.checkpoint.cursor.clone(),
+                    attempts: attempt,
                     elapsed: started.elapsed(),
                 })
             }

@@ -22,7 +22,7 @@ pub use config::{
     DEFAULT_STATE_FILE, DEFAULT_SYNC_BATCH_SIZE, ImportJob, ImportMode, JOBS_SECTIONS, JobsConfig,
     LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig,
 };
-pub use import::{ImportEvent, ImportSummary, Stop};
+pub use import::{ImportEvent, ImportSummary, RetryPolicy, Stop};
 pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render};
 pub use schedule::Schedule;
 pub use scheduler::{SchedulerEvent, run_scheduler};

@@ -57,6 +57,8 @@ pub struct RunRecord {
     pub counts: RunCounts,
     /// Why it failed or stopped early, if it did.
     pub error: Option<String>,
+    /// Tries the run took: 1, or more when temporary errors were retried.
+    pub attempts: u32,
 }
 
 /// The last checkpoint of an import.
@@ -115,8 +117,10 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Columns added to tables of older state files: (table, column, definition).
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("import_run", "unchanged", "INTEGER NOT NULL DEFAULT 0")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("import_run", "unchanged", "INTEGER NOT NULL DEFAULT 0"),
+    ("import_run", "attempts", "INTEGER NOT NULL DEFAULT 1"),
+];
 
 /// How a committed batch changes the rows remembered at the cursor value (see
 /// [`StateStore::boundary`]).
@@ -352,6 +356,17 @@ impl StateStore {
         Ok(found)
     }
 
+    /// Records that try `attempt` of `run` starts (after a temporary error).
+    pub async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {
+        sqlx::query("UPDATE import_run SET attempts = ? WHERE id = ?")
+            .bind(i64::from(attempt))
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error("cannot write a run", e))?;
+        Ok(())
+    }
+
     /// Records the end of a run.
     pub async fn finish_run(
         &self,
@@ -381,7 +396,7 @@ impl StateStore {
     pub async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
-             unchanged FROM import_run WHERE job = ? ORDER BY id DESC LIMIT ?",
+             unchanged, attempts FROM import_run WHERE job = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(job)
         .bind(limit.min(i64::MAX as usize) as i64)
@@ -404,6 +419,7 @@ impl StateStore {
                         unchanged: row.get::<i64, _>(8) as u64,
                     },
                     error: row.get(7),
+                    attempts: row.get::<i64, _>(9).clamp(1, i64::from(u32::MAX)) as u32,
                 })
             })
             .collect()
