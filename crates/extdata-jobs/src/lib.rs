@@ -23,7 +23,7 @@ pub use config::{
     LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig,
 };
 pub use import::{ImportEvent, ImportSummary, RetryPolicy, Stop};
-pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render};
+pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render, render_named};
 pub use schedule::Schedule;
 pub use scheduler::{SchedulerEvent, run_scheduler};
 pub use segment::{SegmentMembers, SyncSummary};

@@ -77,13 +77,27 @@ impl Lookups {
 
     /// Runs lookup `name` for `account` with `params` (a value for each `:name` of its
     /// query; a missing or unknown parameter is an [`ErrorKind::Parameter`] error).
-    /// Returns the first row as an object (`null` when none) or all rows as a list.
+    /// Returns the first row as an object (`null` when none) or all rows as a list; with
+    /// `on_error = "empty"`, a failure returns `null` or an empty list.
     pub async fn get(
         &self,
         account: Option<&str>,
         name: &str,
         params: &Map<String, Json>,
     ) -> Result<Json> {
+        Ok(match self.fetch(account, name, params).await? {
+            Fetched::Found(json) => json,
+            Fetched::Emptied(result) => empty(result),
+        })
+    }
+
+    /// [`get`](Self::get), telling a failure emptied by `on_error` from a result.
+    async fn fetch(
+        &self,
+        account: Option<&str>,
+        name: &str,
+        params: &Map<String, Json>,
+    ) -> Result<Fetched> {
         let def = self.jobs.lookup(account, name)?;
         let source = self.jobs.source(&def.account, &def.connector)?;
         let mut statement = Statement::new(def.query.clone());
@@ -132,16 +146,24 @@ impl Lookups {
             })
         };
         match self.cache.try_get_with(key, load).await {
-            Ok(cached) => Ok((*cached.value).clone()),
+            Ok(cached) => Ok(Fetched::Found((*cached.value).clone())),
             Err(error) => match def.on_error {
                 OnError::Fail => Err(copy_error(&error).context(format!("lookup `{name}`"))),
                 OnError::Empty => {
                     tracing::warn!(lookup = name, error = %error, "lookup failed; returning nothing (on_error = empty)");
-                    Ok(empty(def.result))
+                    Ok(Fetched::Emptied(def.result))
                 }
             },
         }
     }
+}
+
+/// A lookup's outcome.
+enum Fetched {
+    /// Its result (`null` for no row).
+    Found(Json),
+    /// It failed and its `on_error = "empty"` stands in nothing for the result.
+    Emptied(LookupResult),
 }
 
 fn empty(result: LookupResult) -> Json {
@@ -179,18 +201,44 @@ fn json_to_value(json: &Json) -> Value {
 }
 
 /// Renders a minijinja `template` with `subscriber` in its context and a `lookup(name,
-/// param=value, …)` function backed by `lookups`, acting for `account`.
+/// param=value, …)` function backed by `lookups`, acting for `account`; errors name the
+/// template as `template` (see [`render_named`] to name its file).
+pub async fn render(
+    lookups: Lookups,
+    account: Option<String>,
+    template: String,
+    subscriber: Json,
+) -> Result<String> {
+    render_named(
+        lookups,
+        account,
+        "template".to_owned(),
+        template,
+        subscriber,
+    )
+    .await
+}
+
+/// Renders the minijinja template `source`, named `name` in errors (its file), with
+/// `subscriber` in its context and a `lookup(name, param=value, …)` function backed by
+/// `lookups`, acting for `account`.
 ///
 /// ```text
 /// Your last order: {{ lookup("last_order", email=subscriber.email).total }}
 /// ```
 ///
-/// Attributes of a missing row render as nothing (chainable undefined). A failing
-/// lookup (with `on_error = "fail"`) fails the render with the lookup's error kind.
-pub async fn render(
+/// Templates are strict: a variable or attribute that does not exist
+/// (`subscriber.mail` when the field is `email`) is an [`ErrorKind::Parameter`] error
+/// naming the expression, the template and the line — never an empty string. A lookup
+/// that finds no row is `none`: test it (`{% if order %}`) or give a default
+/// (`order.total | default("–")`). A lookup that fails fails the render with the
+/// lookup's error kind, unless it has `on_error = "empty"`, the explicit opt-in: then it
+/// renders as nothing, every attribute of it too, and iterates as an empty list.
+pub async fn render_named(
     lookups: Lookups,
     account: Option<String>,
-    template: String,
+    name: String,
+    source: String,
     subscriber: Json,
 ) -> Result<String> {
     let handle = tokio::runtime::Handle::current();
@@ -198,7 +246,9 @@ pub async fn render(
     // each lookup there, so the runtime's workers stay free.
     tokio::task::spawn_blocking(move || {
         let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // Spans of failing expressions, to name them in errors.
+        env.set_debug(true);
         env.add_function(
             "lookup",
             move |name: &str,
@@ -212,9 +262,14 @@ pub async fn render(
                     })?;
                     params.insert(key.to_owned(), json);
                 }
-                match handle.block_on(lookups.get(account.as_deref(), name, &params)) {
-                    Ok(Json::Null) => Ok(minijinja::Value::UNDEFINED),
-                    Ok(json) => Ok(minijinja::Value::from_serialize(&json)),
+                match handle.block_on(lookups.fetch(account.as_deref(), name, &params)) {
+                    Ok(Fetched::Found(json)) => Ok(minijinja::Value::from_serialize(&json)),
+                    Ok(Fetched::Emptied(LookupResult::Row)) => {
+                        Ok(minijinja::Value::from_object(Nothing))
+                    }
+                    Ok(Fetched::Emptied(LookupResult::Rows)) => {
+                        Ok(minijinja::Value::from(Vec::<minijinja::Value>::new()))
+                    }
                     Err(error) => Err(minijinja::Error::new(
                         minijinja::ErrorKind::InvalidOperation,
                         error.to_string(),
@@ -223,21 +278,131 @@ pub async fn render(
                 }
             },
         );
-        env.render_str(&template, minijinja::context! { subscriber => subscriber })
-            .map_err(|error| template_error(&error))
+        let context = minijinja::context! { subscriber => subscriber.clone() };
+        env.template_from_named_str(&name, &source)
+            .and_then(|template| template.render(context))
+            .map_err(|error| template_error(&error, &name, &source, &subscriber))
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Internal, format!("the render task failed: {e}")))?
 }
 
-/// The lookup's own error when a lookup failed, else a template error.
-fn template_error(error: &minijinja::Error) -> Error {
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
+/// What a lookup that failed with `on_error = "empty"` is in a template: it renders as
+/// nothing, so does each of its attributes, and it is false and empty.
+#[derive(Debug)]
+struct Nothing;
+
+impl minijinja::value::Object for Nothing {
+    fn get_value(self: &Arc<Self>, _key: &minijinja::Value) -> Option<minijinja::Value> {
+        Some(minijinja::Value::from_object(Nothing))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Empty
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        false
+    }
+
+    fn render(self: &Arc<Self>, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// The lookup's own error when a lookup failed, else a template error naming the
+/// template, the line and, for an undefined value, the expression (with the closest
+/// subscriber field when it is one). Field names only: never a subscriber's value.
+fn template_error(error: &minijinja::Error, name: &str, source: &str, subscriber: &Json) -> Error {
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
         if let Some(found) = inner.downcast_ref::<Error>() {
             return copy_error(found);
         }
-        source = inner.source();
+        cause = inner.source();
     }
-    Error::new(ErrorKind::Parameter, format!("template: {error}"))
+    let place = match error.line() {
+        Some(line) => format!("template `{name}` line {line}"),
+        None => format!("template `{name}`"),
+    };
+    let expression = error
+        .range()
+        .and_then(|range| {
+            // A call's span starts at its `(`: take in the name before it.
+            let before = source.get(..range.start)?;
+            let name = before
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .last()
+                .map_or(range.start, |(i, _)| i);
+            let start = if source.get(range.clone())?.starts_with('(') {
+                name
+            } else {
+                range.start
+            };
+            source.get(start..range.end)
+        })
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty() && text.len() <= 200);
+    let message = match (error.kind(), expression) {
+        (minijinja::ErrorKind::UndefinedError, Some(expression)) => {
+            let mut message = format!("{place}: `{expression}` is undefined");
+            if let Some(hint) = field_hint(&expression, subscriber) {
+                message.push_str(&format!(" ({hint})"));
+            } else if expression.starts_with("lookup(") {
+                message.push_str(
+                    " (a lookup that finds no row is none: test it with `{% if %}` or add `| default(\"\")`)",
+                );
+            }
+            message
+        }
+        (kind, _) => {
+            let detail = error.detail().map(|d| format!(": {d}")).unwrap_or_default();
+            format!("{place}: {kind}{detail}")
+        }
+    };
+    Error::new(ErrorKind::Parameter, message)
+}
+
+/// For `subscriber.<field>` that the subscriber lacks: the closest field, or the fields.
+fn field_hint(expression: &str, subscriber: &Json) -> Option<String> {
+    let field = expression.strip_prefix("subscriber.")?;
+    if !field.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    let Json::Object(fields) = subscriber else {
+        return Some("the subscriber has no fields".to_owned());
+    };
+    if fields.contains_key(field) {
+        return None;
+    }
+    let closest = fields
+        .keys()
+        .map(|k| (edit_distance(field, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min();
+    Some(match closest {
+        Some((_, known)) => format!("did you mean `subscriber.{known}`?"),
+        None => format!(
+            "the subscriber's fields: {}",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// Levenshtein distance, for "did you mean".
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }

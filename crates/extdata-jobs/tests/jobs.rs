@@ -738,7 +738,7 @@ async fn hostile_subscriber_field_is_bound_not_injected() {
         let rendered = extdata_jobs::render(
             lookups.clone(),
             Some("42".into()),
-            "[{{ lookup('last_order', email=subscriber.email).total }}]".into(),
+            "[{{ lookup('last_order', email=subscriber.email).total | default('') }}]".into(),
             json!({ "email": hostile }),
         )
         .await
