@@ -80,7 +80,7 @@ impl PostgresSource {
                 },
             )
             .await?;
-        conn.end_call().await?;
+        conn.end_call();
         outcome.map_err(|failed| match failed {
             Some((index, e)) => crate::error::convert(self.name(), crate::error::Phase::Query, e)
                 .context(format!(

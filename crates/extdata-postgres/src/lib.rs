@@ -283,7 +283,7 @@ impl PostgresSource {
                     // next ReadyForQuery before its next use). The statement's own error
                     // is the one to report, whatever the reset finds.
                     conn.finish();
-                    let _ = conn.end_call().await;
+                    conn.end_call();
                 }
                 Err(err)
             }
@@ -503,7 +503,7 @@ impl ExternalSource for PostgresSource {
             // Rows are still coming: stop the query rather than read them all.
             conn.abort().await;
         } else {
-            conn.end_call().await?;
+            conn.end_call();
         }
         let rows = rows
             .iter()
@@ -577,7 +577,7 @@ impl ExternalSource for PostgresSource {
                 },
             )
             .await?;
-        conn.end_call().await?;
+        conn.end_call();
         Ok(affected)
     }
 
@@ -617,7 +617,7 @@ impl ExternalSource for PostgresSource {
                 async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
             )
             .await?;
-        conn.end_call().await?;
+        conn.end_call();
         Ok(shape.columns.to_vec())
     }
 

@@ -9,8 +9,8 @@
 //! never handed out again.
 //!
 //! A connection that ran SQL of a call goes back to the pool only after
-//! [`Pooled::end_call`] reset its session (see [`crate::session`]); one dropped without
-//! that is closed.
+//! [`Pooled::end_call`] reset its session (see [`crate::session`]), in the background
+//! and still holding its slot; one dropped without that is closed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -57,6 +57,9 @@ pub struct PoolState {
     pub idle: u32,
     /// Connections handed out to calls right now.
     pub in_use: u32,
+    /// Connections whose session is being reset after a call, before they are idle
+    /// again (they count towards `max_size`).
+    pub resetting: u32,
     /// The most connections that may be in use at once.
     pub max_size: u32,
 }
@@ -78,6 +81,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     open: AtomicU32,
+    /// Connections whose session is being reset after a call (each holds its permit).
+    resetting: AtomicU32,
     closed: AtomicBool,
     last_connect_error: Mutex<Option<String>>,
     canceller: tokio::sync::Mutex<Option<PgConnection>>,
@@ -120,6 +125,7 @@ impl Pool {
             connect_timeout: config.connect_timeout,
             idle: Mutex::new(Vec::new()),
             open: AtomicU32::new(0),
+            resetting: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             last_connect_error: Mutex::new(None),
             canceller: tokio::sync::Mutex::new(None),
@@ -141,7 +147,10 @@ impl Pool {
         PoolState {
             open: inner.open.load(Ordering::SeqCst),
             idle: inner.lock_idle().len() as u32,
-            in_use: max_size.saturating_sub(inner.permits.available_permits() as u32),
+            in_use: max_size
+                .saturating_sub(inner.permits.available_permits() as u32)
+                .saturating_sub(inner.resetting.load(Ordering::SeqCst)),
+            resetting: inner.resetting.load(Ordering::SeqCst),
             max_size,
         }
     }
@@ -580,61 +589,76 @@ impl Pooled {
         Ok(())
     }
 
-    /// Ends a call started with [`Pooled::start_call`]: rolls back its read-only
-    /// transaction and resets the session, then returns the connection to the pool. A
-    /// connection whose reset fails is closed instead. `Err` when the call's statement
-    /// ended the read-only transaction (or left a transaction open): the connection is
-    /// closed, and the call must fail.
-    pub(crate) async fn end_call(mut self) -> Result<()> {
+    /// Ends a call started with [`Pooled::start_call`]: in a background task that keeps
+    /// this connection's pool slot, rolls back its read-only transaction and resets the
+    /// session, then returns the connection to the pool — or closes it when the reset
+    /// fails, times out (`connect_timeout`), or finds that the call's statement ended the
+    /// read-only transaction (or left a transaction open). The caller does not wait
+    /// for the reset round trip; the next call that needs this connection does.
+    pub(crate) fn end_call(mut self) {
         if !self.dirty || self.conn.is_none() {
-            return Ok(());
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime to reset on: dropped dirty, the connection is closed.
+            return;
+        };
+        // Dropped during the reset (the runtime shuts down), the connection is
+        // cancelled and closed.
+        self.busy = true;
+        let pool = self.pool.clone();
+        pool.resetting.fetch_add(1, Ordering::SeqCst);
+        handle.spawn(async move {
+            self.reset_session().await;
+            // Back in the pool (or closed) and its permit released before it stops
+            // counting as resetting, so that it is never counted as neither.
+            drop(self);
+            pool.resetting.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// The reset of [`Pooled::end_call`]; leaves the connection ready to go back to the
+    /// pool, or closes it (with a warning that says why, without any SQL).
+    async fn reset_session(&mut self) {
+        if self.conn.is_none() {
+            return;
         }
         let pool = self.pool.clone();
-        // Dropped during the reset, the connection is cancelled and closed.
-        self.busy = true;
         let outcome = tokio::time::timeout(pool.connect_timeout, pool.reset(self.conn())).await;
-        match outcome {
+        let why = match outcome {
             Ok(Ok(())) => {
                 self.busy = false;
                 self.dirty = false;
-                Ok(())
+                return;
             }
-            Ok(Err(ResetFailure::Transaction)) => {
-                self.discard();
-                Err(pool.error(
-                    ErrorKind::Unsupported,
-                    if pool.read_only {
-                        "transaction control (COMMIT, ROLLBACK, END, ABORT, PREPARE \
-                         TRANSACTION) is not supported on a read_only connector: each call \
-                         runs in its own read-only transaction, which is always rolled back; \
-                         the statement ended it, so its connection was closed"
-                    } else {
-                        "transaction control is not supported: the statement left a \
-                         transaction open, so its connection was closed"
-                    },
-                ))
+            Ok(Err(ResetFailure::Transaction)) if pool.read_only => {
+                "a statement ended the read-only transaction of its call (COMMIT, ROLLBACK, \
+                 END, ABORT and PREPARE TRANSACTION are not supported)"
+                    .to_owned()
             }
-            Ok(Err(ResetFailure::Failed(e))) => {
-                tracing::warn!(
-                    connector = %pool.connector,
-                    error = %convert(&pool.connector, Phase::Query, e),
-                    "could not reset a PostgreSQL session after a call; closing its connection"
-                );
-                self.discard();
-                Ok(())
-            }
+            Ok(Err(ResetFailure::Transaction)) => "a statement left a transaction open".to_owned(),
+            Ok(Err(ResetFailure::Failed(e))) => format!(
+                "the session reset failed: {}",
+                convert(&pool.connector, Phase::Query, e)
+            ),
             Ok(Err(ResetFailure::Unexpected)) => {
-                tracing::warn!(
-                    connector = %pool.connector,
-                    "unexpected answer to a PostgreSQL session reset; closing its connection"
-                );
-                self.discard();
-                Ok(())
+                "the session reset gave an unexpected answer".to_owned()
             }
             Err(_) => {
-                self.abort().await;
-                Ok(())
+                if let Some(conn) = self.conn.as_ref() {
+                    // The connection is closed below either way.
+                    let _ = pool.cancel(conn.pid).await;
+                }
+                "the session reset timed out".to_owned()
             }
+        };
+        tracing::warn!(
+            connector = %pool.connector,
+            "{why}; closing the PostgreSQL connection instead of reusing it"
+        );
+        if let Some(conn) = self.conn.take() {
+            pool.forget(conn);
+            pool.fill_min_idle();
         }
     }
 

@@ -9,8 +9,8 @@
 //!
 //! Dropping the stream drops the generator with its connection still marked busy, and
 //! [`Pooled`]'s `Drop` cancels the query on the server and discards the connection. A
-//! stream read to its end resets the session ([`Pooled::end_call`]) before its last rows
-//! are handed out.
+//! stream read to its end hands its connection to [`Pooled::end_call`] (which resets the
+//! session) before its last rows are handed out.
 
 use std::time::Duration;
 
@@ -118,7 +118,8 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
         let result = match end {
             End::Done => {
                 conn.finish();
-                conn.end_call().await
+                conn.end_call();
+                Ok(())
             }
             End::Failed(e) => {
                 let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
@@ -129,7 +130,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                     // A server error leaves the connection in sync (sqlx reads up to the
                     // next ReadyForQuery before its next use).
                     conn.finish();
-                    let _ = conn.end_call().await;
+                    conn.end_call();
                 }
                 Err(err)
             }
