@@ -24,7 +24,7 @@ pub use config::{
 };
 pub use import::{ImportEvent, ImportSummary, RetryPolicy, Stop};
 pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render, render_named};
-pub use schedule::Schedule;
+pub use schedule::{NEVER_FIRES_YEARS, Schedule};
 pub use scheduler::{SchedulerEvent, run_scheduler};
 pub use segment::{SegmentMembers, SyncSummary};
 pub use sink::{FileSink, Sink, TableSink, WriteOutcome, build as build_sink};

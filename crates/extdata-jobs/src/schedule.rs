@@ -13,6 +13,203 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
+/// A schedule that does not fire within this many years is a configuration error.
+pub const NEVER_FIRES_YEARS: u32 = 5;
+
+/// A cron field: its name and its range of numbers.
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+}
+
+const SECOND: Field = Field {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const FIELDS: [Field; 5] = [
+    Field {
+        name: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    Field {
+        name: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    Field {
+        name: "day of month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
+    Field {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
+    },
+    Field {
+        name: "day of week",
+        min: 0,
+        max: 7,
+        names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    },
+];
+
+/// Checks the number of fields and each field's numbers and names, naming the field:
+/// croner's own messages (`Number out of bounds`) do not say which.
+fn check_fields(cron: &str) -> Result<(), String> {
+    let parts: Vec<&str> = cron.split_whitespace().collect();
+    if parts.first().is_some_and(|p| p.starts_with('@')) {
+        return Ok(());
+    }
+    let fields: Vec<&Field> = match parts.len() {
+        5 => FIELDS.iter().collect(),
+        6 => std::iter::once(&SECOND).chain(FIELDS.iter()).collect(),
+        n => {
+            return Err(format!(
+                "`{}` has {n} fields; a cron expression has 5 (minute hour day-of-month month \
+                 day-of-week) or 6 (second first)",
+                cron.trim()
+            ));
+        }
+    };
+    for (text, field) in parts.iter().zip(fields) {
+        for item in text.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(0) => return Err(format!("{}: a step of 0 never moves", field.name)),
+                    Ok(n) if n > field.max => {
+                        return Err(format!(
+                            "{}: step {n} is larger than the field's range {}–{}",
+                            field.name, field.min, field.max
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(format!(
+                            "{}: step `{step}` is not a whole number",
+                            field.name
+                        ));
+                    }
+                }
+            }
+            if matches!(range, "*" | "?") {
+                continue;
+            }
+            for value in range.split('-') {
+                check_value(value, field)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_value(value: &str, field: &Field) -> Result<(), String> {
+    if let Ok(n) = value.parse::<u64>() {
+        if n < u64::from(field.min) || n > u64::from(field.max) {
+            let mut message = format!(
+                "{}: {n} is out of range {}–{}",
+                field.name, field.min, field.max
+            );
+            if field.name == "hour" && n == 24 {
+                message.push_str(" (midnight is 0)");
+            }
+            return Err(message);
+        }
+        return Ok(());
+    }
+    let upper = value.to_ascii_uppercase();
+    // croner's own syntax (L, W, #, LW, 5L, …) is left to croner.
+    let is_letters = !upper.is_empty() && upper.chars().all(|c| c.is_ascii_alphabetic());
+    if field.names.is_empty()
+        || !is_letters
+        || upper == "L"
+        || upper == "W"
+        || upper == "LW"
+        || field.names.contains(&upper.as_str())
+    {
+        return Ok(());
+    }
+    let letters = |text: &str| {
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars
+    };
+    // One letter off, or the right letters in another order (`JNA`).
+    let closest = field
+        .names
+        .iter()
+        .map(|name| {
+            let distance = crate::lookup::edit_distance(&upper, name);
+            let anagram = letters(&upper) == letters(name);
+            (if anagram { 1 } else { distance }, *name)
+        })
+        .min()
+        .filter(|(distance, _)| *distance <= 1);
+    Err(match closest {
+        Some((_, name)) => format!(
+            "{}: `{value}` is not a name; did you mean `{name}`?",
+            field.name
+        ),
+        None => format!(
+            "{}: `{value}` is not a name; one of {}",
+            field.name,
+            field.names.join(", ")
+        ),
+    })
+}
+
+/// Why a day of month never comes in a single month (`0 0 30 2 *`), when that is why.
+fn impossible_date(cron: &str) -> Option<String> {
+    const DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let parts: Vec<&str> = cron.split_whitespace().collect();
+    let skip = parts.len().checked_sub(5)?;
+    let day: u32 = parts.get(skip + 2)?.parse().ok()?;
+    let month = parts.get(skip + 3)?;
+    let month: usize = month.parse::<usize>().ok().or_else(|| {
+        FIELDS[3]
+            .names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(month))
+            .map(|i| i + 1)
+    })?;
+    let most = *DAYS.get(month.checked_sub(1)?)?;
+    (day > most).then(|| {
+        format!(
+            "day of month {day} never comes in {} (at most {most} days)",
+            MONTHS[month - 1]
+        )
+    })
+}
+
 /// A cron expression evaluated in an IANA time zone.
 #[derive(Clone)]
 pub struct Schedule {
@@ -23,8 +220,12 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parses `cron` (5 or 6 fields; seconds first when 6) in `zone` (an IANA name such as
-    /// `Europe/Moscow`, or `UTC`). The error names the field (`cron` or `timezone`).
+    /// `Europe/Moscow`, or `UTC`). The error names the config field (`cron` or
+    /// `timezone`) and, for a cron value out of range, the cron field
+    /// (`minute: 61 is out of range 0–59`). An expression that would not fire within the
+    /// next [`NEVER_FIRES_YEARS`] years (`0 0 30 2 *`) is an error too.
     pub fn parse(cron: &str, zone: &str) -> Result<Self, (&'static str, String)> {
+        check_fields(cron).map_err(|message| ("cron", message))?;
         let parsed = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
@@ -36,11 +237,30 @@ impl Schedule {
                 format!("`{zone}` is not an IANA time zone name (e.g. `Europe/Moscow`, `UTC`)"),
             )
         })?;
-        Ok(Schedule {
+        let schedule = Schedule {
             expression: cron.trim().to_owned(),
             cron: parsed,
             zone,
-        })
+        };
+        let now = Utc::now();
+        let horizon = now + chrono::Duration::days(365 * i64::from(NEVER_FIRES_YEARS) + 2);
+        if schedule
+            .cron
+            .find_next_occurrence(&now.with_timezone(&zone), false)
+            .map_or(true, |next| next.with_timezone(&Utc) > horizon)
+        {
+            let why = impossible_date(cron).unwrap_or_else(|| {
+                "check the day of month, month and day of week together".to_owned()
+            });
+            return Err((
+                "cron",
+                format!(
+                    "`{}` never fires in the next {NEVER_FIRES_YEARS} years: {why}",
+                    cron.trim()
+                ),
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The expression as written.
@@ -181,6 +401,68 @@ mod tests {
             fires("*/2 * * * * *", "UTC", "2024-01-01T00:00:00.664Z", 2),
             ["2024-01-01T00:00:02+00:00", "2024-01-01T00:00:04+00:00"]
         );
+    }
+
+    fn cron_error(cron: &str) -> String {
+        let (field, message) = Schedule::parse(cron, "UTC").unwrap_err();
+        assert_eq!(field, "cron", "{cron}");
+        message
+    }
+
+    #[test]
+    fn values_out_of_range_name_their_cron_field() {
+        for (cron, expected) in [
+            ("61 * * * *", "minute: 61 is out of range 0–59"),
+            (
+                "* 24 * * *",
+                "hour: 24 is out of range 0–23 (midnight is 0)",
+            ),
+            ("0 0 0 * *", "day of month: 0 is out of range 1–31"),
+            ("0 0 1 13 *", "month: 13 is out of range 1–12"),
+            ("0 0 * * 8", "day of week: 8 is out of range 0–7"),
+            ("60 0 0 * * *", "second: 60 is out of range 0–59"),
+            ("0 10-61 * * * *", "minute: 61 is out of range 0–59"),
+            ("1,2,99 * * * *", "minute: 99 is out of range 0–59"),
+            ("*/0 * * * *", "minute: a step of 0 never moves"),
+            ("*/x * * * *", "minute: step `x` is not a whole number"),
+            (
+                "0 0 1 JNA *",
+                "month: `JNA` is not a name; did you mean `JAN`?",
+            ),
+            (
+                "0 0 * * MONDAY",
+                "day of week: `MONDAY` is not a name; one of SUN, MON, TUE, WED, THU, FRI, SAT",
+            ),
+            (
+                "* * * *",
+                "`* * * *` has 4 fields; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 (second first)",
+            ),
+        ] {
+            assert_eq!(cron_error(cron), expected, "{cron}");
+        }
+    }
+
+    #[test]
+    fn an_expression_that_never_fires_is_an_error() {
+        assert_eq!(
+            cron_error("0 0 30 2 *"),
+            "`0 0 30 2 *` never fires in the next 5 years: day of month 30 never comes in February (at most 29 days)"
+        );
+        assert_eq!(
+            cron_error("0 0 31 APR *"),
+            "`0 0 31 APR *` never fires in the next 5 years: day of month 31 never comes in April (at most 30 days)"
+        );
+        // Leap days come once in four years: within the horizon.
+        assert!(Schedule::parse("0 0 29 2 *", "UTC").is_ok());
+        // Names, L, W and # are croner's and still work.
+        for cron in [
+            "0 0 L * *",
+            "0 0 * * MON-FRI",
+            "0 0 * * 5#2",
+            "0 0 1 jan,jul *",
+        ] {
+            assert!(Schedule::parse(cron, "UTC").is_ok(), "{cron}");
+        }
     }
 
     #[test]

@@ -53,3 +53,37 @@ fn a_strict_cursor_comparison_is_named_with_its_fix() {
     assert!(warnings[1].starts_with("import `lt`: query:"));
     assert!(warnings.iter().all(|w| w.contains("use `>= :cursor`")));
 }
+
+#[test]
+fn cron_problems_name_the_import_the_field_and_the_cron_field() {
+    let fixture = Fixture::new();
+    let mut body = String::new();
+    for (name, cron) in [
+        ("minute", "61 * * * *"),
+        ("never", "0 0 30 2 *"),
+        ("hourly", "0 * * * *"),
+    ] {
+        body.push_str(&import(
+            name,
+            "SELECT * FROM orders WHERE created_at >= :cursor ORDER BY created_at",
+        ));
+        body.push_str(&format!("schedule = {{ cron = \"{cron}\" }}\n"));
+    }
+    let config = fixture.dir.join("crons.toml");
+    std::fs::write(&config, format!("{SQLITE_CONNECTORS}\n{body}")).unwrap();
+    let problems = extdata_jobs::Jobs::from_path(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains("minute: schedule.cron: minute: 61 is out of range 0–59"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "never: schedule.cron: `0 0 30 2 *` never fires in the next 5 years: day of month 30 never comes in February"
+        ),
+        "{problems}"
+    );
+    assert!(!problems.contains("hourly"), "{problems}");
+    assert!(!problems.contains("Number out of bounds"), "{problems}");
+}
