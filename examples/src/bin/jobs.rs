@@ -91,11 +91,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "import: first run read {} rows, second run read {} (updated {})",
         first.counts.read, second.counts.read, second.counts.updated
     );
-    if let Some(schedule) = &jobs.import(Some("42"), "crm-customers")?.schedule {
-        println!(
-            "import: next scheduled run at {:?}",
-            schedule.next_after(chrono_now())
-        );
+    if let Some(schedule) = &jobs.import(Some("42"), "crm-customers")?.schedule
+        && let Some(next) = schedule.next_after(chrono_now())
+    {
+        println!("import: next scheduled run at {next}");
     }
 
     // 2. Segment: members, cached in the state store for cache_ttl.
