@@ -545,7 +545,18 @@ fn row_digest(row: &Row) -> String {
     use std::hash::Hasher as _;
     #[allow(deprecated)]
     use std::hash::SipHasher;
-    let values: Vec<serde_json::Value> = row.values().iter().map(Value::to_json).collect();
+    // An instant is the same whatever the session's time zone: digested in UTC.
+    let values: Vec<serde_json::Value> = row
+        .values()
+        .iter()
+        .map(|value| match value {
+            Value::TimestampTz(t) => serde_json::Value::String(
+                t.with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
+            other => other.to_json(),
+        })
+        .collect();
     let bytes = serde_json::to_vec(&values).unwrap_or_default();
     let sum = |k0: u64, k1: u64| {
         #[allow(deprecated)]
@@ -598,4 +609,32 @@ fn as_i128(v: &Value) -> Option<i128> {
         U64(x) => i128::from(*x),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extdata::{Column, Columns};
+
+    fn row(values: Vec<Value>) -> Row {
+        let columns: Columns = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Column::new(format!("c{i}"), v.kind().as_str(), v.kind()))
+            .collect::<Vec<_>>()
+            .into();
+        Row::new(columns, values)
+    }
+
+    #[test]
+    fn row_digests_tell_versions_apart_and_ignore_the_session_zone() {
+        let at =
+            |text: &str| Value::TimestampTz(chrono::DateTime::parse_from_rfc3339(text).unwrap());
+        let a = row(vec![Value::I64(1), at("2024-03-31T01:00:00.5+00:00")]);
+        let same_instant = row(vec![Value::I64(1), at("2024-03-31T04:00:00.5+03:00")]);
+        let changed = row(vec![Value::I64(2), at("2024-03-31T01:00:00.5+00:00")]);
+        assert_eq!(row_digest(&a), row_digest(&same_instant));
+        assert_ne!(row_digest(&a), row_digest(&changed));
+        assert_eq!(row_digest(&a).len(), 32);
+    }
 }
