@@ -80,7 +80,7 @@ impl Fixture {
 name = "{name}"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at > :cursor ORDER BY updated_at"
+query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at >= :cursor ORDER BY updated_at"
 key = "email"
 cursor = {{ column = "updated_at", initial = 0 }}
 batch_size = 2000
@@ -381,4 +381,37 @@ fn render_check_and_accounts_through_the_command() {
             "tens: cache_ttl: `often` is not a duration",
         ))
         .stdout(predicates::str::contains("config: extras: unknown section"));
+
+    // A template that names a field the subscriber lacks fails, naming the file and line.
+    let typo = fixture.dir.join("typo.j2");
+    std::fs::write(&typo, "Hello\n{{ subscriber.mail }}!").unwrap();
+    fixture
+        .cmd()
+        .args(["--account", "42", "render"])
+        .arg(&typo)
+        .arg("--subscriber")
+        .arg(&s)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains(format!(
+            "template `{}` line 2: `subscriber.mail` is undefined (did you mean `subscriber.email`?)",
+            typo.display()
+        )));
+
+    // An import that compares with `> :cursor` can lose rows: `check` warns.
+    let loose = fixture.dir.join("loose.toml");
+    let text = std::fs::read_to_string(&fixture.config)
+        .unwrap()
+        .replace(">= :cursor", "> :cursor");
+    std::fs::write(&loose, text).unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&loose)
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains(
+            "warning: import `table`: query: compares with `> :cursor`",
+        ));
 }

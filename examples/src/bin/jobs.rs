@@ -24,7 +24,7 @@ connectors = ["crm"]
 name = "crm-customers"
 account = "42"
 connector = "crm"
-query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at > :cursor ORDER BY updated_at"
+query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at >= :cursor ORDER BY updated_at"
 key = "email"
 cursor = { column = "updated_at", initial = "1970-01-01 00:00:00" }
 mode = "add_and_update"

@@ -16,6 +16,9 @@ pub(super) fn run(config: &Path, policy: &SecretPolicy) -> Result<(), Failure> {
                     println!("warning: {warning}");
                 }
             }
+            for warning in jobs.warnings() {
+                println!("warning: {warning}");
+            }
             let connectors = registry.connectors().count();
             let accounts = registry.accounts().count();
             let [imports, segments, syncs, lookups] = jobs.counts();

@@ -305,9 +305,12 @@ async fn render(context: &Context, args: RenderArgs) -> Result<(), Failure> {
         return Err(Failure::usage("the subscriber must be a JSON object"));
     }
     let lookups = Lookups::new(context.jobs.clone(), DEFAULT_CACHE_CAPACITY);
-    let rendered = extdata_jobs::render(lookups, context.account.clone(), template, subscriber)
-        .await
-        .map_err(|e: Error| Failure::from(e))?;
+    // Errors name the template file and line.
+    let name = args.template.display().to_string();
+    let rendered =
+        extdata_jobs::render_named(lookups, context.account.clone(), name, template, subscriber)
+            .await
+            .map_err(|e: Error| Failure::from(e))?;
     let mut out = io::stdout().lock();
     let _ = out.write_all(rendered.as_bytes());
     if !rendered.ends_with('\n') {
