@@ -1,7 +1,7 @@
 //! Latency of the lookup path: a single-row query with one bound parameter on a warm
 //! pool, 2 000 calls per round; prints the median and the 99th percentile of each round.
 //!
-//! `cargo run --release -p extdata-sqlite --example lookup_latency [rounds]`
+//! `cargo run --release -p extdata-sqlite --example sqlite_lookup_latency [rounds]`
 
 use std::time::{Duration, Instant};
 
