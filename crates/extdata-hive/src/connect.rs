@@ -217,6 +217,9 @@ pub(crate) struct Session {
     pub(crate) last_used: Instant,
     /// Set when a call failed midway: the connection's state is unknown.
     pub(crate) broken: bool,
+    /// Cleared when a call ran a statement that may change the session (`SET`, `USE`,
+    /// `DECLARE`, a temporary view…): the session then serves no other call.
+    pub(crate) reusable: bool,
     connector: String,
 }
 
@@ -429,6 +432,7 @@ impl Session {
             created: now,
             last_used: now,
             broken: false,
+            reusable: true,
             connector: settings.name.clone(),
         })
     }

@@ -96,6 +96,17 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// Whether `statement` is a plain read — what a read-only connector runs: it leaves
+/// the session as it found it. Anything else (`SET`, `USE`, `DECLARE VARIABLE`,
+/// `CREATE TEMPORARY VIEW`, writes, several statements) may change the session, which
+/// then must serve no other call: a temporary view named like a table would stand in
+/// for it in another account's next query.
+pub(crate) fn is_plain_read(statement: &Statement) -> bool {
+    statement
+        .hive_tokens()
+        .is_ok_and(|tokens| writes(&tokens).is_ok())
+}
+
 fn runs_code(tokens: &[HiveToken<'_>]) -> Result<(), Refusal> {
     for (i, token) in tokens.iter().enumerate() {
         let next = tokens.get(i + 1);
@@ -192,6 +203,28 @@ mod tests {
 
     fn refusal(sql: &str, read_only: bool) -> Option<Refusal> {
         check(&Statement::new(sql), read_only, false).err()
+    }
+
+    #[test]
+    fn only_plain_reads_keep_their_session() {
+        for sql in [
+            "SELECT 1",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SHOW TABLES",
+        ] {
+            assert!(is_plain_read(&Statement::new(sql)), "{sql}");
+        }
+        for sql in [
+            "SET spark.sql.session.timeZone=UTC",
+            "USE other",
+            "DECLARE VARIABLE v STRING",
+            "CREATE TEMPORARY VIEW t AS SELECT 1",
+            "INSERT INTO t VALUES (1)",
+            "SELECT 1; SET x=1",
+            "CACHE TABLE t",
+        ] {
+            assert!(!is_plain_read(&Statement::new(sql)), "{sql}");
+        }
     }
 
     #[test]

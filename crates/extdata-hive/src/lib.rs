@@ -242,9 +242,13 @@ fn withhold_if(has_params: bool, connector: &str, error: Error) -> Error {
 
 impl HiveSource {
     /// Runs `sql` to completion of its execution (results not fetched yet).
-    async fn start(&self, sql: &str, timeout: Duration) -> Result<Running> {
+    /// `plain_read`: the statement cannot change the session ([`guard::is_plain_read`]);
+    /// when it may, the session is closed after the call instead of serving another
+    /// (another account's) call with a changed setting, database or temporary view.
+    async fn start(&self, sql: &str, timeout: Duration, plain_read: bool) -> Result<Running> {
         let deadline = Instant::now() + timeout;
         let mut lease = self.pool.acquire(deadline).await?;
+        lease.reusable = plain_read;
         let server_timeout = timeout.as_secs_f64().ceil() as i64;
         let operation = lease
             .execute(sql, server_timeout, deadline, timeout)
@@ -373,7 +377,7 @@ impl ExternalSource for HiveSource {
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
         let mut running = self
-            .start(&sql, timeout)
+            .start(&sql, timeout, guard::is_plain_read(statement))
             .await
             .map_err(|e| self.withhold_values(statement, e))?;
         if !running.has_result_set {
@@ -472,7 +476,7 @@ impl ExternalSource for HiveSource {
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
         let running = self
-            .start(&sql, timeout)
+            .start(&sql, timeout, guard::is_plain_read(statement))
             .await
             .map_err(|e| self.withhold_values(statement, e))?;
         let modified = running.modified_rows.unwrap_or(0).max(0) as u64;
@@ -489,8 +493,9 @@ impl ExternalSource for HiveSource {
         // Wrapping also keeps a non-query (a write) from running: it is a syntax
         // error inside a subquery.
         let probe = format!("SELECT * FROM (\n{sql}\n) extdata_describe LIMIT 0");
+        // The probe wraps the statement in a subquery: it can only read.
         let mut running = self
-            .start(&probe, timeout)
+            .start(&probe, timeout, true)
             .await
             .map_err(|e| self.withhold_values(statement, e))?;
         let deadline = Instant::now() + timeout;

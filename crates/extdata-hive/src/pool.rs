@@ -44,7 +44,8 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// A session on loan; it goes back to the pool when dropped (unless broken).
+/// A session on loan; it goes back to the pool when dropped (unless broken, or no longer
+/// reusable because its call may have changed the session).
 pub(crate) struct Lease {
     session: Option<Session>,
     inner: Arc<Inner>,
@@ -72,6 +73,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(session) = self.session.take()
             && !session.broken
+            && session.reusable
             && !self.inner.closed.load(Ordering::Acquire)
             && !self.inner.expired(&session)
             && let Ok(mut idle) = self.inner.idle.lock()

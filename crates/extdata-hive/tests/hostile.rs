@@ -290,6 +290,66 @@ fn server_code_is_refused_on_a_writable_connector() {
     });
 }
 
+/// On a writable connector whose pool has one session, statements that change the
+/// session (a temporary view named like a table, a setting, the current database, a
+/// session variable) must not be seen by the next call, which may be another
+/// account's: the session they ran on is closed, not reused.
+#[test]
+fn session_changes_do_not_reach_the_next_call_on_a_writable_connector() {
+    block_on(async {
+        let Some(mut config) = config(Mode::Plain) else {
+            return;
+        };
+        config.pool.max_size = Some(1.into());
+        let shared = build(&config).unwrap();
+        let options = QueryOptions::default();
+        let view = unique("zz_victim");
+        let text = |v: &Value| v.to_text_lossless();
+        let first = |sql: String| {
+            let shared = shared.clone();
+            let options = options.clone();
+            async move {
+                let set = shared.query(&Statement::new(sql.as_str()), &options).await;
+                set.map(|set| text(&set.rows[0].values()[0]))
+            }
+        };
+        let zone_before = first("SELECT current_timezone()".into()).await.unwrap();
+        let database_before = first("SELECT current_database()".into()).await.unwrap();
+        for attack in [
+            format!("CREATE OR REPLACE TEMPORARY VIEW {view} AS SELECT 'attacker' AS who"),
+            "SET spark.sql.session.timeZone=Pacific/Apia".to_owned(),
+            "SET spark.sql.ansi.enabled=false".to_owned(),
+            "DECLARE VARIABLE zz_hostile_v STRING DEFAULT 'attacker'".to_owned(),
+            "USE default".to_owned(),
+        ] {
+            shared
+                .execute(&Statement::new(attack.as_str()), &options)
+                .await
+                .unwrap_or_else(|e| panic!("{attack}: {e}"));
+        }
+        assert!(
+            first(format!("SELECT who FROM {view}")).await.is_err(),
+            "the temporary view reached the next call"
+        );
+        assert_eq!(
+            first("SELECT current_timezone()".into()).await.unwrap(),
+            zone_before
+        );
+        assert_eq!(
+            first("SELECT current_database()".into()).await.unwrap(),
+            database_before
+        );
+        assert!(
+            first("SELECT zz_hostile_v".into()).await.is_err(),
+            "the session variable reached the next call"
+        );
+        assert!(
+            first("SELECT CAST('abc' AS INT)".into()).await.is_err(),
+            "ANSI mode was switched off for the next call"
+        );
+    });
+}
+
 /// Every tracing event of this test binary, as text.
 fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
