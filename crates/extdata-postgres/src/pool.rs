@@ -74,8 +74,6 @@ struct Inner {
     session: Vec<(&'static str, String)>,
     statement_timeout_ms: u64,
     read_only: bool,
-    /// The simple query that resets a session after a call (built once).
-    reset_sql: Arc<str>,
     settings: PoolSettings,
     connect_timeout: Duration,
     permits: Arc<Semaphore>,
@@ -117,7 +115,6 @@ impl Pool {
             permits: Arc::new(Semaphore::new(config.settings.max_size as usize)),
             connector: config.connector,
             options: config.options,
-            reset_sql: session::reset_sql(config.read_only, &config.session).into(),
             session: config.session,
             statement_timeout_ms: config.statement_timeout_ms,
             read_only: config.read_only,
@@ -353,7 +350,8 @@ impl Inner {
     /// (see [`session::reset_sql`]); when the check shows prepared statements that sqlx
     /// does not know of, or sqlx's ones gone, drops them all and empties sqlx's cache.
     async fn reset(&self, conn: &mut Conn) -> std::result::Result<(), ResetFailure> {
-        let rows = sqlx::raw_sql(AssertSqlSafe(self.reset_sql.clone()))
+        let sql = session::reset_sql(self.read_only, &self.session, session::fresh_seed());
+        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut conn.raw)
             .await;
         let rows = match rows {

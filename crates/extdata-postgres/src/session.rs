@@ -34,7 +34,11 @@ pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
 /// the transaction the call runs in; it succeeds on an open or a failed one. The chained
 /// transaction is then rolled back too. Everything after runs outside any transaction
 /// block, and the last statement returns the [`Check`] row.
-pub(crate) fn reset_sql(read_only: bool, settings: &[(&'static str, String)]) -> String {
+///
+/// `seed` (in `[-1, 1]`, fresh for each reset: [`fresh_seed`]) reseeds `random()`: a
+/// `setseed` of one call would otherwise choose the next call's random numbers, and
+/// neither `RESET ALL` nor `DISCARD` reseeds.
+pub(crate) fn reset_sql(read_only: bool, settings: &[(&'static str, String)], seed: f64) -> String {
     let mut sql = String::new();
     if read_only {
         sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
@@ -57,8 +61,25 @@ pub(crate) fn reset_sql(read_only: bool, settings: &[(&'static str, String)]) ->
             literal(value)
         );
     }
-    sql.push_str(" FROM pg_catalog.pg_prepared_statements");
+    let _ = write!(
+        sql,
+        ", pg_catalog.setseed({seed:.17}) FROM pg_catalog.pg_prepared_statements"
+    );
     sql
+}
+
+/// A seed for `setseed` the previous call's SQL cannot predict: 53 bits of SipHash
+/// output under the process's random keys (std's `RandomState`, keyed from the OS).
+pub(crate) fn fresh_seed() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let bits = hasher.finish() >> 11;
+    (bits as f64 / (1_u64 << 53) as f64) * 2.0 - 1.0
 }
 
 /// `value` as an escape-string literal (`E'…'`), which reads the same whatever
@@ -133,7 +154,7 @@ mod tests {
             ("statement_timeout", "31000".to_owned()),
             ("search_path", "it's".to_owned()),
         ];
-        let ro = reset_sql(true, &settings);
+        let ro = reset_sql(true, &settings, 0.25);
         assert!(
             ro.starts_with("ROLLBACK AND CHAIN; ROLLBACK; CLOSE ALL;"),
             "{ro}"
@@ -142,12 +163,24 @@ mod tests {
             ro.contains("pg_catalog.set_config('search_path', E'it''s', false)"),
             "{ro}"
         );
-        let rw = reset_sql(false, &settings);
+        let rw = reset_sql(false, &settings, -0.5);
         assert!(rw.starts_with("CLOSE ALL;"), "{rw}");
         assert!(
-            rw.ends_with("FROM pg_catalog.pg_prepared_statements"),
+            rw.ends_with(
+                "pg_catalog.setseed(-0.50000000000000000) FROM pg_catalog.pg_prepared_statements"
+            ),
             "{rw}"
         );
+    }
+
+    #[test]
+    fn seeds_are_in_range_and_differ() {
+        let seeds: Vec<f64> = (0..100).map(|_| fresh_seed()).collect();
+        assert!(seeds.iter().all(|s| (-1.0..=1.0).contains(s)), "{seeds:?}");
+        let mut distinct = seeds.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert_eq!(distinct.len(), seeds.len(), "{seeds:?}");
     }
 
     #[test]

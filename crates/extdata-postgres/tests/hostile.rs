@@ -474,6 +474,26 @@ async fn no_session_state_crosses_calls_on_a_read_only_connector() {
     no_state_crosses_calls(true).await;
 }
 
+/// `setseed` in one call must not choose the next call's `random()` (the next account's
+/// "random" sample or token): the reset reseeds from the client's randomness.
+#[tokio::test]
+async fn a_seed_does_not_reach_the_next_call() {
+    let server = server!();
+    for read_only in [false, true] {
+        let pg = one_connection(server.tcp().with_read_only(read_only));
+        let mut draws = Vec::new();
+        for _ in 0..2 {
+            scalar(&pg, "SELECT setseed(0.5)::text").await;
+            draws.push(scalar(&pg, "SELECT random()").await);
+        }
+        assert_ne!(
+            draws[0], draws[1],
+            "read_only={read_only}: the seed crossed calls"
+        );
+        pg.close().await;
+    }
+}
+
 /// The reset is not a reconnect: every kind of call, failed ones included, leaves the
 /// one connection of the pool in use.
 #[tokio::test]
