@@ -60,7 +60,9 @@ pub(crate) fn admit(statement: &Statement, read_only: bool) -> Result<Effect, St
             );
         }
     }
-    Ok(if plain {
+    // A sequence's `LASTVAL` is session state no statement resets: a call that touched
+    // a sequence closes its connection.
+    Ok(if plain && !uses_a_sequence(statement.sql()) {
         Effect::Plain
     } else {
         Effect::Session
@@ -141,9 +143,21 @@ fn line_end(bytes: &[u8], from: usize) -> usize {
 /// blind to strings and comments: a lexer that disagreed with the server about one
 /// (`NO_BACKSLASH_ESCAPES` changes how strings end) could be led to miss the clause.
 fn writes_a_file(sql: &str) -> bool {
+    has_word(sql, &["outfile", "dumpfile"])
+}
+
+/// Whether the SQL may touch a sequence (`NEXTVAL`, `LASTVAL`, `SETVAL`, `NEXT VALUE
+/// FOR`, `PREVIOUS VALUE FOR`), strings and comments included.
+fn uses_a_sequence(sql: &str) -> bool {
+    has_word(sql, &["nextval", "lastval", "setval"])
+        || (has_word(sql, &["value"]) && has_word(sql, &["next", "previous"]))
+}
+
+/// Whether one of `words` (lower-case) appears as a whole word anywhere in `sql`.
+fn has_word(sql: &str, words: &[&str]) -> bool {
     let lower = sql.to_ascii_lowercase();
     let bytes = lower.as_bytes();
-    ["outfile", "dumpfile"].iter().any(|word| {
+    words.iter().any(|word| {
         lower.match_indices(word).any(|(at, _)| {
             let before = at.checked_sub(1).map(|i| bytes[i]);
             let after = bytes.get(at + word.len()).copied();
@@ -249,6 +263,16 @@ mod tests {
         let effect = |sql: &str| admit(&Statement::new(sql), false);
         assert_eq!(effect("SELECT GET_LOCK('x', 0)"), Ok(Effect::Plain));
         assert_eq!(effect("UPDATE t SET a = 1"), Ok(Effect::Plain));
+        for sql in [
+            "SELECT NEXTVAL(s)",
+            "SELECT LASTVAL(s)",
+            "SELECT SETVAL(s, 5)",
+            "SELECT NEXT VALUE FOR s",
+            "SELECT PREVIOUS VALUE FOR s",
+            "INSERT INTO t VALUES (nextval(s))",
+        ] {
+            assert_eq!(effect(sql), Ok(Effect::Session), "{sql}");
+        }
         for sql in [
             "SET @x = 1",
             "SET ROLE NONE",

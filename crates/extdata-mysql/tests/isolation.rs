@@ -478,3 +478,30 @@ async fn a_named_lock_taken_by_a_query_is_released_when_the_call_ends() {
     .await;
     assert!(released, "the lock is still held after the call");
 }
+
+/// A sequence's `LASTVAL` is session state no statement resets: the call that used the
+/// sequence must not leave it for the next call on the same pool.
+#[tokio::test]
+async fn a_sequence_used_in_one_call_is_not_seen_by_the_next() {
+    let server = server!();
+    let writer = source(server.tcp());
+    let sequence = unique_name("seq");
+    writer
+        .execute(
+            &Statement::new(format!("CREATE SEQUENCE {sequence}")),
+            &opts(),
+        )
+        .await
+        .expect("create sequence");
+    let shared = source(single(server.tcp()));
+    let next = scalar(&shared, &format!("SELECT NEXTVAL({sequence})")).await;
+    assert_eq!(int_of(&next), Some(1));
+    let last = scalar(&shared, &format!("SELECT LASTVAL({sequence})")).await;
+    assert_eq!(last, Value::Null, "LASTVAL crossed calls");
+    let _ = writer
+        .execute(
+            &Statement::new(format!("DROP SEQUENCE {sequence}")),
+            &opts(),
+        )
+        .await;
+}
