@@ -175,43 +175,42 @@ impl Error {
     }
 
     /// Replaces the text of `statement`'s bound values in this error (message and
-    /// source chain) with `<value of :name>`.
+    /// source chain) with `<value of :name>`, and pieces of them with
+    /// `<part of :name>`.
     ///
     /// Servers quote the offending value in some errors (PostgreSQL's `invalid input
     /// syntax for type integer: "…"` and its duplicate-key detail, MariaDB's `Incorrect
-    /// integer value: '…'`), and values come from subscribers: personal data that must
-    /// not reach logs. When the driver's error (its `Display` or `Debug`) holds a value,
-    /// it is replaced by a text copy of the chain with the values redacted; the kind,
-    /// SQLSTATE and connector stay. Values whose text is shorter than four characters
-    /// are left alone: they identify nobody, and blanking them would garble the message.
+    /// integer value: '…'`), sometimes only a piece of it (MariaDB cuts long values to
+    /// 64 characters, a JSON parser names the bad token, `regclass` lower-cases), and
+    /// values come from subscribers: personal data that must not reach logs. So:
+    /// - each value's text is replaced wherever it appears, ignoring ASCII case;
+    /// - each word of the message (a run between spaces, quotes, brackets, `,;:=`)
+    ///   of six characters or more that is part of a value (ignoring ASCII case, a
+    ///   trailing `...` or `…` cut off) is replaced too;
+    /// - when the statement has such values, the driver's error is replaced by a text
+    ///   copy of its chain, redacted the same way: a driver's `Debug` can hold more
+    ///   than its `Display` (PostgreSQL's `where` and `detail`), and the original could
+    ///   be downcast and printed. The kind, SQLSTATE and connector stay.
+    ///
+    /// Values whose text is shorter than four characters are left alone: they identify
+    /// nobody, and blanking them would garble the message. What SQL does to a value
+    /// before the server quotes it (`reverse(:v)`, `substr(:v, 3)`) can still show up.
     pub fn redact_parameters(mut self, statement: &Statement) -> Self {
-        let mut needles: Vec<(String, String)> = Vec::new();
+        let mut values: Vec<(String, String)> = Vec::new();
         for (name, value) in statement.params() {
             value_texts(value, &mut |text| {
                 if text.chars().count() >= MIN_REDACTED_CHARS {
-                    needles.push((text, format!("<value of :{name}>")));
+                    values.push((text.to_ascii_lowercase(), name.clone()));
                 }
             });
         }
-        if needles.is_empty() {
+        if values.is_empty() {
             return self;
         }
         // Longest first, so that a value holding another one is replaced whole.
-        needles.sort_by_key(|(needle, _)| std::cmp::Reverse(needle.len()));
-        let redact = |text: &str| -> Option<String> {
-            let mut out: Option<String> = None;
-            for (needle, replacement) in &needles {
-                let current = out.as_deref().unwrap_or(text);
-                if current.contains(needle.as_str()) {
-                    out = Some(current.replace(needle.as_str(), replacement));
-                }
-            }
-            out
-        };
-        if let Some(message) = redact(&self.message) {
-            self.message = message;
-        }
-        if let Some(source) = &self.source {
+        values.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
+        self.message = redact_values(&self.message, &values);
+        if let Some(source) = self.source.take() {
             let mut chain = source.to_string();
             let mut next = source.source();
             while let Some(cause) = next {
@@ -219,14 +218,7 @@ impl Error {
                 chain.push_str(&cause.to_string());
                 next = cause.source();
             }
-            let debug = format!("{source:?}");
-            let holds_value = needles.iter().any(|(needle, _)| {
-                chain.contains(needle.as_str()) || debug.contains(needle.as_str())
-            });
-            if holds_value {
-                let text = redact(&chain).unwrap_or(chain);
-                self.source = Some(Box::new(RedactedSource(text)));
-            }
+            self.source = Some(Box::new(RedactedSource(redact_values(&chain, &values))));
         }
         self
     }
@@ -295,6 +287,66 @@ impl StdError for Error {
 
 /// Value texts shorter than this are not redacted by [`Error::redact_parameters`].
 const MIN_REDACTED_CHARS: usize = 4;
+
+/// Words of a message shorter than this are not redacted as pieces of a value: short
+/// words (`Token`, `type`) are too often part of a value by chance.
+const MIN_PART_CHARS: usize = 6;
+
+/// `text` with every occurrence of a value (lower-cased in `values`, with its
+/// parameter's name) replaced, ignoring ASCII case, then every word that is part of a
+/// value (see [`Error::redact_parameters`]).
+fn redact_values(text: &str, values: &[(String, String)]) -> String {
+    let mut out = text.to_owned();
+    for (value, name) in values {
+        // ASCII lower-casing keeps byte offsets, so positions found in the lower-cased
+        // copy are positions in `out`.
+        let mut lower = out.to_ascii_lowercase();
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(value.as_str()).map(|i| i + from) {
+            let replacement = format!("<value of :{name}>");
+            out.replace_range(at..at + value.len(), &replacement);
+            // A filler no value text matches, so that no later (shorter) value is
+            // found inside a replacement.
+            lower.replace_range(at..at + value.len(), &"\u{1}".repeat(replacement.len()));
+            from = at + replacement.len();
+        }
+    }
+    let is_delimiter = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '\'' | '"' | '`' | '(' | ')' | '[' | ']' | '{' | '}' | ',' | ';' | ':' | '='
+            )
+    };
+    let mut redacted = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while !rest.is_empty() {
+        let word_len = rest.find(is_delimiter).unwrap_or(rest.len());
+        if word_len == 0 {
+            let delimiter = rest.chars().next().map_or(1, char::len_utf8);
+            redacted.push_str(&rest[..delimiter]);
+            rest = &rest[delimiter..];
+            continue;
+        }
+        let word = &rest[..word_len];
+        let core = word
+            .trim_end_matches('…')
+            .trim_end_matches("...")
+            .trim_end_matches(['.', '!', '?']);
+        let owner = (core.chars().count() >= MIN_PART_CHARS && !core.starts_with('<'))
+            .then(|| core.to_ascii_lowercase())
+            .and_then(|core| values.iter().find(|(value, _)| value.contains(&core)));
+        match owner {
+            Some((_, name)) => {
+                redacted.push_str(&format!("<part of :{name}>"));
+                redacted.push_str(&word[core.len()..]);
+            }
+            None => redacted.push_str(word),
+        }
+        rest = &rest[word_len..];
+    }
+    redacted
+}
 
 /// Calls `found` with each text a server may quote for `value`: its own text and, for
 /// arrays, tuples and maps, the text of each element.
@@ -481,6 +533,60 @@ mod tests {
                 .to_string()
                 .contains("duplicate key value"),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn pieces_of_values_are_redacted_too() {
+        let long = format!("SECRETPREFIX-{}", "a".repeat(300));
+        let statement = Statement::new("SELECT :long, :json, :name, :short")
+            .bind("long", long.as_str())
+            .bind("json", r#"{"k": secretTokenValue123}"#)
+            .bind("name", "AliceSecretName")
+            .bind("short", "Bob");
+        let err = Error::new(
+            ErrorKind::Query,
+            format!(
+                "Duplicate entry '{}...' for key 'PRIMARY'; Token \"secretTokenValue123\" is \
+                 invalid; relation \"alicesecretname\" does not exist; ALICESECRETNAME; Bob",
+                &long[..64]
+            ),
+        )
+        .with_source(DriverError {
+            detail: "where: JSON data, line 1: {\"k\": secretTokenValue123...".into(),
+        })
+        .redact_parameters(&statement);
+        let shown = format!("{err} {err:?} {}", err.source().unwrap());
+        for secret in [
+            "SECRETPREFIX",
+            "secretTokenValue123",
+            "alicesecretname",
+            "ALICESECRETNAME",
+            "JSON data",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            err.message()
+                .contains("Duplicate entry '<part of :long>...'"),
+            "{err}"
+        );
+        assert!(
+            err.message()
+                .contains("Token \"<part of :json>\" is invalid"),
+            "{err}"
+        );
+        assert!(
+            err.message().contains("relation \"<value of :name>\""),
+            "{err}"
+        );
+        assert!(err.message().ends_with("; Bob"), "short values stay: {err}");
+        // The driver's error is a redacted text copy now: its Debug is gone.
+        assert!(
+            err.source()
+                .unwrap()
+                .downcast_ref::<DriverError>()
+                .is_none()
         );
     }
 
