@@ -145,6 +145,63 @@ async fn duplicate_key(backend: Backend, db: &Arc<dyn ExternalSource>) {
         .expect("drop the table");
 }
 
+/// Servers quote pieces of values too: MariaDB cuts a long duplicate key to 64
+/// characters, PostgreSQL's JSON parser names the bad token and its `where` holds the
+/// start of the text.
+async fn pieces_of_values(backend: Backend, db: &Arc<dyn ExternalSource>) {
+    let options = QueryOptions::default();
+    let (value, error) = match backend {
+        Backend::Postgres => {
+            let value = r#"{"email": secretTokenValue123, "x": 1}"#.to_owned();
+            let statement =
+                Statement::new("SELECT CAST(:v AS jsonb)::text AS j").bind("v", value.as_str());
+            let error = db.query(&statement, &options).await.expect_err("not JSON");
+            (value, error)
+        }
+        Backend::MySql => {
+            let table = unique_name("values_in_errors");
+            db.execute(
+                &Statement::new(format!("CREATE TABLE {table} (k varchar(700) PRIMARY KEY)")),
+                &options,
+            )
+            .await
+            .expect("create the table");
+            let value = format!("SECRETPREFIX-{}", "a".repeat(300));
+            let insert = Statement::new(format!("INSERT INTO {table} (k) VALUES (:v)"))
+                .bind("v", value.as_str());
+            db.execute(&insert, &options).await.expect("first insert");
+            let error = db.execute(&insert, &options).await.expect_err("duplicate");
+            db.execute(&Statement::new(format!("DROP TABLE {table}")), &options)
+                .await
+                .expect("drop the table");
+            (value, error)
+        }
+        _ => return,
+    };
+    eprintln!("{}: {error}", backend.kind());
+    let secret = if backend == Backend::Postgres {
+        "secretTokenValue123"
+    } else {
+        "SECRETPREFIX"
+    };
+    for (i, text) in error_texts(&error).iter().enumerate() {
+        assert_no_secret(
+            text,
+            secret,
+            &format!("{}: piece, error text #{i}", backend.kind()),
+        );
+    }
+    assert!(
+        error_texts(&error)
+            .iter()
+            .any(|t| t.contains("<part of :v>")),
+        "{}: no piece was redacted: {error:?}",
+        backend.kind()
+    );
+    assert_no_secret(&log_text(), secret, "the log");
+    let _ = value;
+}
+
 fn run(backend: Backend) {
     let _logs = logs();
     let Some(server) = backend.server() else {
@@ -157,6 +214,7 @@ fn run(backend: Backend) {
         }
         if matches!(backend, Backend::Postgres | Backend::MySql) {
             duplicate_key(backend, &db).await;
+            pieces_of_values(backend, &db).await;
         }
         db.close().await;
     });
