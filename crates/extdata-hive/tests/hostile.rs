@@ -307,7 +307,6 @@ fn session_changes_do_not_reach_the_next_call_on_a_writable_connector() {
         let text = |v: &Value| v.to_text_lossless();
         let first = |sql: String| {
             let shared = shared.clone();
-            let options = options.clone();
             async move {
                 let set = shared.query(&Statement::new(sql.as_str()), &options).await;
                 set.map(|set| text(&set.rows[0].values()[0]))
