@@ -518,6 +518,43 @@ where
     }
 }
 
+/// Every log line this test process wrote so far, at every level (the drivers' too),
+/// as text: the first call installs a process-wide `tracing` subscriber (tasks run on a
+/// runtime's worker threads, which a thread-local one would miss) that keeps them all.
+/// For tests that assert that no secret or parameter value reaches a log line; a test
+/// binary that calls it must install no subscriber of its own.
+pub fn captured_logs() -> String {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("captured_logs: the test binary installed another subscriber");
+        captured
+    });
+    String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

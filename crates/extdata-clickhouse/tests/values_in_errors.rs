@@ -6,42 +6,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use extdata_conformance::support::block_on;
+use extdata_conformance::support::{block_on, captured_logs};
 use extdata_core::{Error, QueryOptions, Statement, Value};
 use futures::StreamExt;
 
 const SECRET: &str = "pii-sentinel-3141@example.com";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of the process, at every level.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
-}
 
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02X}")).collect()
@@ -74,7 +43,7 @@ fn assert_no_value(error: &Error, what: &str) {
 
 #[test]
 fn errors_and_logs_show_placeholders_never_values() {
-    let logs = logs();
+    captured_logs();
     block_on(async {
         let Some(settings) = support::settings() else {
             return;
@@ -157,7 +126,7 @@ fn errors_and_logs_show_placeholders_never_values() {
             assert!(!text.contains("03:04:05.678"), "{text}");
         }
     });
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = captured_logs();
     assert!(
         !logs.contains(SECRET),
         "a log line holds the value:\n{logs}"

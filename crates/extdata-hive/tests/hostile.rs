@@ -10,12 +10,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use common::{Mode, build, config};
-use extdata_conformance::support::{block_on, ok};
+use extdata_conformance::support::{block_on, captured_logs, ok};
 use extdata_core::{
     Dialect, ErrorKind, ExternalSource, HiveTokenKind, QueryOptions, Statement, Value,
 };
@@ -349,37 +348,9 @@ fn session_changes_do_not_reach_the_next_call_on_a_writable_connector() {
     });
 }
 
-/// Every tracing event of this test binary, as text.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Capture(sink.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        logs
-    })
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn parameter_values_appear_in_no_error_and_no_log() {
-    let logs = captured_logs();
+    captured_logs();
     block_on(async {
         let Some(config) = config(Mode::Plain) else {
             return;
@@ -428,7 +399,7 @@ fn parameter_values_appear_in_no_error_and_no_log() {
             .expect_err("a cast error");
         assert!(error.to_string().contains("abc"), "{error}");
     });
-    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let logs = captured_logs();
     assert!(
         !logs.contains("Zorblax") && !logs.contains("5A6F72626C6178"),
         "{logs}"

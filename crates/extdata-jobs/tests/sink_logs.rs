@@ -1,52 +1,26 @@
 //! The PostgreSQL sink's password in no error, history, `Debug` or log line.
 //!
-//! Alone in its test binary: tracing caches each log call site's interest when the call
-//! site is first reached, and a call site first reached by a concurrent test (with no
-//! subscriber) while this test installs its own would stay silent for it.
+//! Alone in its test binary, with the process-wide subscriber of `captured_logs`:
+//! tracing caches each log call site's interest when the call site is first reached, and
+//! a call site first reached by a concurrent test with no subscriber would stay silent.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use extdata::ErrorKind;
 use extdata_conformance::support::{
-    SENTINEL_PASSWORD, assert_error_has_no_secret, assert_no_secret, env,
+    SENTINEL_PASSWORD, assert_error_has_no_secret, assert_no_secret, captured_logs, env,
 };
 use extdata_jobs::Stop;
 
 mod support;
 use support::*;
 
-/// Collects what the log subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A PostgreSQL sink that cannot connect (closed port; and, with the test server, a
 /// wrong password) fails the import without its URL's password in the error, its
 /// source chain, the run history, any `Debug` output or any log line.
 #[tokio::test]
 async fn postgres_sink_password_is_in_no_error_debug_or_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    // This test's runtime runs every task on this thread, so a thread-local subscriber
-    // sees the sink pool's logs too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    captured_logs();
 
     let mut urls = vec![format!(
         "postgresql://extdata_pw:{SENTINEL_PASSWORD}@127.0.0.1:1/extdata_test"
@@ -108,8 +82,7 @@ sink = {{ type = "postgresql", url = "{url}", table = "nowhere" }}
         );
         jobs.close().await;
     }
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let logs = captured_logs();
     assert!(!logs.is_empty(), "the subscriber saw the runs' logs");
     assert_no_secret(&logs, SENTINEL_PASSWORD, "the log lines");
 }

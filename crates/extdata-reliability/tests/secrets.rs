@@ -8,7 +8,7 @@
 //! `assert_no_secret`) and on the facade's single-path test in
 //! `crates/extdata/tests/registry.rs`.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use extdata::{
@@ -16,7 +16,7 @@ use extdata::{
     Statement,
 };
 use extdata_conformance::support::{
-    SENTINEL_PASSWORD, assert_no_secret, block_on, env, error_texts,
+    SENTINEL_PASSWORD, assert_no_secret, block_on, captured_logs, env, error_texts,
 };
 use extdata_reliability::{Backend, Fault, source};
 
@@ -25,43 +25,6 @@ const SENTINEL_KEY_BODY: &str = "ZXh0ZGF0YS1zZW50aW5lbC1rZXktOWYyYg";
 
 fn sentinel_key() -> String {
     format!("-----BEGIN PRIVATE KEY-----\n{SENTINEL_KEY_BODY}\n-----END PRIVATE KEY-----\n")
-}
-
-/// Every log line of this test process, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs the process-wide subscriber once (tasks run on the runtime's worker
-/// threads, which a thread-local subscriber would miss) and returns its buffer.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("no other subscriber in this test binary");
-        captured
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
 /// The secrets of this process: the sentinels, and the real test passwords.
@@ -122,7 +85,7 @@ fn closed_port() -> u16 {
 }
 
 async fn every_failure_path(backend: Backend) {
-    let _logs = logs();
+    captured_logs();
     let Some(server) = backend.server() else {
         return;
     };
@@ -191,9 +154,9 @@ async fn every_failure_path(backend: Backend) {
         .expect_err("a 10 s query with a 0.5 s timeout");
     assert_error_clean(&error, "query timeout");
 
-    assert_clean(&log_text(), "the logs");
+    assert_clean(&captured_logs(), "the logs");
     assert!(
-        log_text().contains("extdata.call"),
+        captured_logs().contains("extdata.call"),
         "the calls were not logged, so the log check proves nothing"
     );
 }
@@ -243,7 +206,7 @@ pool = {{ max_size = 0 }}
 
 #[test]
 fn bad_configuration_keeps_secrets() {
-    let _logs = logs();
+    captured_logs();
     let problems = Registry::from_toml_str(&bad_file()).expect_err("mistakes");
     assert!(problems.iter().count() >= 3, "{problems}");
     assert_clean(&problems.to_string(), "problems Display");

@@ -7,47 +7,13 @@
 //! TRACE level, the drivers' included), while the error keeps its kind and says where
 //! the value was (`<value of :name>`).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use extdata::{Error, ErrorKind, ExternalSource, QueryOptions, Statement};
-use extdata_conformance::support::{assert_no_secret, block_on, error_texts, unique_name};
+use extdata_conformance::support::{
+    assert_no_secret, block_on, captured_logs, error_texts, unique_name,
+};
 use extdata_reliability::{Backend, source};
-
-/// Every log line of this test process, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The process-wide subscriber (tasks run on worker threads), installed once.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("no other subscriber in this test binary");
-        captured
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-}
 
 /// A value nobody else uses, per backend and case.
 fn subscriber_value(backend: Backend, case: &str) -> String {
@@ -94,7 +60,7 @@ async fn failed_cast(backend: Backend, db: &Arc<dyn ExternalSource>) {
         quoted,
         &format!("{}: failed cast", backend.kind()),
     );
-    assert_no_secret(&log_text(), &value, "the log");
+    assert_no_secret(&captured_logs(), &value, "the log");
 }
 
 /// A second insert of the same key fails; servers quote the key.
@@ -139,7 +105,7 @@ async fn duplicate_key(backend: Backend, db: &Arc<dyn ExternalSource>) {
         true,
         &format!("{}: duplicate key", backend.kind()),
     );
-    assert_no_secret(&log_text(), &value, "the log");
+    assert_no_secret(&captured_logs(), &value, "the log");
     db.execute(&Statement::new(format!("DROP TABLE {table}")), &options)
         .await
         .expect("drop the table");
@@ -198,12 +164,12 @@ async fn pieces_of_values(backend: Backend, db: &Arc<dyn ExternalSource>) {
         "{}: no piece was redacted: {error:?}",
         backend.kind()
     );
-    assert_no_secret(&log_text(), secret, "the log");
+    assert_no_secret(&captured_logs(), secret, "the log");
     let _ = value;
 }
 
 fn run(backend: Backend) {
-    let _logs = logs();
+    captured_logs();
     let Some(server) = backend.server() else {
         return;
     };
