@@ -151,6 +151,17 @@ impl managed::Manager for ConnectionManager {
     }
 }
 
+/// The `sp_describe_first_result_set` call of `describe`. `@params` is sent only when
+/// the statement has parameters: a strict TDS server (Babelfish) refuses a NULL-typed
+/// `@params` with error 8009.
+fn describe_call(has_params: bool) -> &'static str {
+    if has_params {
+        "EXEC sp_describe_first_result_set @tsql = @P1, @params = @P2, @browse_information_mode = 0"
+    } else {
+        "EXEC sp_describe_first_result_set @tsql = @P1, @browse_information_mode = 0"
+    }
+}
+
 /// How a statement's rows task ended.
 enum End {
     /// Every token was read: the connection is clean.
@@ -642,13 +653,9 @@ impl ExternalSource for MsSqlSource {
         inner
             .with_connection(timeout, "describe", move |conn| {
                 Box::pin(async move {
-                    let mut query = Query::new(
-                        "EXEC sp_describe_first_result_set @tsql = @P1, @params = @P2, @browse_information_mode = 0",
-                    );
+                    let mut query = Query::new(describe_call(!declarations.is_empty()));
                     query.bind(sql);
-                    if declarations.is_empty() {
-                        query.bind(ColumnData::String(None));
-                    } else {
+                    if !declarations.is_empty() {
                         query.bind(declarations);
                     }
                     let rows = query.query(conn).await?.into_first_result().await?;
@@ -752,6 +759,19 @@ mod tests {
             ErrorKind::Closed
         );
         assert!(source.stream(&statement, &options).await.is_err());
+    }
+
+    #[test]
+    fn describe_sends_params_only_when_the_statement_has_some() {
+        assert!(!describe_call(false).contains("@params"));
+        assert!(!describe_call(false).contains("@P2"));
+        assert!(describe_call(true).contains("@params = @P2"));
+        for has_params in [false, true] {
+            assert!(
+                describe_call(has_params)
+                    .starts_with("EXEC sp_describe_first_result_set @tsql = @P1"),
+            );
+        }
     }
 
     /// A read-only connector refuses a write in every call before it reaches a server
