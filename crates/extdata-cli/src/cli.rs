@@ -102,6 +102,20 @@ pub(crate) struct HistoryArgs {
     /// Print at most this many runs.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub(crate) limit: usize,
+
+    /// `text`: one line per run; `json`: one JSON object per line (JSON lines), for
+    /// scripts and monitoring.
+    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Text)]
+    pub(crate) format: HistoryFormat,
+}
+
+/// Output of `extdata history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum HistoryFormat {
+    /// One line per run.
+    Text,
+    /// One JSON object per run and line.
+    Json,
 }
 
 /// `extdata segment NAME [--output FILE] [--refresh] [--sync]`.

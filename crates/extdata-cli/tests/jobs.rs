@@ -253,6 +253,28 @@ fn sigkill_mid_import_loses_and_duplicates_nothing() {
             .unwrap()
     };
     assert!(id(lines[0]) > id(lines[1]));
+
+    // The same history as JSON lines, for scripts.
+    let output = fixture
+        .cmd()
+        .args(["history", "file", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["status"], "ok", "{runs:?}");
+    // The resumed run reads what the killed one did not commit (and the rows at the
+    // saved cursor value again).
+    let read = runs[0]["read"].as_u64().unwrap();
+    assert!(read >= ROWS - committed && read <= ROWS, "{runs:?}");
+    assert_eq!(runs[0]["error"], serde_json::Value::Null, "{runs:?}");
+    assert_eq!(runs[1]["status"], "unfinished", "{runs:?}");
+    assert_eq!(runs[1]["ended_at"], serde_json::Value::Null, "{runs:?}");
+    assert!(runs[0]["id"].as_i64() > runs[1]["id"].as_i64(), "{runs:?}");
 }
 
 /// Runs the command on a pseudo-terminal (`script`), returns everything it printed.

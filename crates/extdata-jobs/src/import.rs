@@ -275,9 +275,7 @@ impl Jobs {
         let counts = runner.counts.clone();
         match outcome {
             Ok(stopped) => {
-                let note = stopped
-                    .then_some("stopped on request; the next run resumes at the last checkpoint");
-                state.finish_run(run, &counts, note).await?;
+                state.finish_run(run, &counts, stopped, None).await?;
                 Ok(ImportSummary {
                     run,
                     counts,
@@ -290,7 +288,7 @@ impl Jobs {
             Err(error) => {
                 let message = error.to_string();
                 // The run's own error matters more than a failure to record it.
-                let _ = state.finish_run(run, &counts, Some(&message)).await;
+                let _ = state.finish_run(run, &counts, false, Some(&message)).await;
                 Err(error)
             }
         }

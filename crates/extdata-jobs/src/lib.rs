@@ -28,7 +28,9 @@ pub use schedule::{NEVER_FIRES_YEARS, Schedule};
 pub use scheduler::{SchedulerEvent, run_scheduler};
 pub use segment::{SegmentMembers, SyncSummary};
 pub use sink::{FileSink, Sink, TableSink, WriteOutcome, build as build_sink};
-pub use state::{BoundaryUpdate, CachedSegment, Checkpoint, RunCounts, RunRecord, StateStore};
+pub use state::{
+    BoundaryUpdate, CachedSegment, Checkpoint, RunCounts, RunRecord, RunStatus, StateStore,
+};
 
 /// Every top-level section of a file that holds connectors, accounts and jobs.
 pub fn known_sections() -> Vec<&'static str> {

@@ -59,6 +59,46 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// Tries the run took: 1, or more when temporary errors were retried.
     pub attempts: u32,
+    /// Whether a stop request ended it early (not an error: the next run resumes at the
+    /// last checkpoint).
+    pub stopped: bool,
+}
+
+/// How a run ended, as [`RunRecord::status`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// It read its whole result.
+    Ok,
+    /// A stop request ended it after a committed batch.
+    Stopped,
+    /// It failed (see [`RunRecord::error`]).
+    Failed,
+    /// It has not ended: still running, or its process died.
+    Unfinished,
+}
+
+impl RunStatus {
+    /// `ok`, `stopped`, `failed` or `unfinished`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Unfinished => "unfinished",
+        }
+    }
+}
+
+impl RunRecord {
+    /// How the run ended.
+    pub fn status(&self) -> RunStatus {
+        match (self.ended_at, &self.error, self.stopped) {
+            (None, _, _) => RunStatus::Unfinished,
+            (Some(_), Some(_), _) => RunStatus::Failed,
+            (Some(_), None, true) => RunStatus::Stopped,
+            (Some(_), None, false) => RunStatus::Ok,
+        }
+    }
 }
 
 /// The last checkpoint of an import.
@@ -120,6 +160,7 @@ const SCHEMA: &[&str] = &[
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("import_run", "unchanged", "INTEGER NOT NULL DEFAULT 0"),
     ("import_run", "attempts", "INTEGER NOT NULL DEFAULT 1"),
+    ("import_run", "stopped", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// How a committed batch changes the rows remembered at the cursor value (see
@@ -367,16 +408,17 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records the end of a run.
+    /// Records the end of a run: `stopped` by a stop request, or failed with `error`.
     pub async fn finish_run(
         &self,
         run: i64,
         counts: &RunCounts,
+        stopped: bool,
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE import_run SET ended_at = ?, rows_read = ?, inserted = ?, updated = ?,
-             skipped = ?, unchanged = ?, error = ? WHERE id = ?",
+             skipped = ?, unchanged = ?, stopped = ?, error = ? WHERE id = ?",
         )
         .bind(Utc::now().to_rfc3339())
         .bind(counts.read as i64)
@@ -384,6 +426,7 @@ impl StateStore {
         .bind(counts.updated as i64)
         .bind(counts.skipped as i64)
         .bind(counts.unchanged as i64)
+        .bind(stopped)
         .bind(error)
         .bind(run)
         .execute(&self.pool)
@@ -396,7 +439,8 @@ impl StateStore {
     pub async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
-             unchanged, attempts FROM import_run WHERE job = ? ORDER BY id DESC LIMIT ?",
+             unchanged, attempts, stopped FROM import_run WHERE job = ? ORDER BY id DESC
+             LIMIT ?",
         )
         .bind(job)
         .bind(limit.min(i64::MAX as usize) as i64)
@@ -420,6 +464,7 @@ impl StateStore {
                     },
                     error: row.get(7),
                     attempts: row.get::<i64, _>(9).clamp(1, i64::from(u32::MAX)) as u32,
+                    stopped: row.get::<i64, _>(10) != 0,
                 })
             })
             .collect()

@@ -185,6 +185,14 @@ async fn a_stop_during_the_wait_ends_the_run_at_once() {
     assert!(summary.stopped);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(streams.load(Ordering::SeqCst), 1);
+    // A stop is not a failure: the history says "stopped", with no error.
+    let history = jobs.history(None, "orders", 1).await.unwrap();
+    assert_eq!(
+        history[0].status(),
+        extdata_jobs::RunStatus::Stopped,
+        "{history:?}"
+    );
+    assert_eq!(history[0].error, None, "{history:?}");
     jobs.close().await;
 }
 

@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use extdata::Error;
 use extdata_jobs::{
-    DEFAULT_CACHE_CAPACITY, ImportEvent, ImportSummary, Lookups, RunRecord, SchedulerEvent, Stop,
+    DEFAULT_CACHE_CAPACITY, ImportEvent, ImportSummary, Lookups, RunRecord, RunStatus,
+    SchedulerEvent, Stop,
 };
 
 use super::Context;
-use crate::cli::{Command, HistoryArgs, ImportArgs, RenderArgs, SegmentArgs};
+use crate::cli::{Command, HistoryArgs, HistoryFormat, ImportArgs, RenderArgs, SegmentArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
@@ -182,7 +183,11 @@ async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
         .await?;
     let mut out = io::stdout().lock();
     for run in &runs {
-        let _ = writeln!(out, "{}", history_line(run));
+        let line = match args.format {
+            HistoryFormat::Text => history_line(run),
+            HistoryFormat::Json => history_json(run).to_string(),
+        };
+        let _ = writeln!(out, "{line}");
     }
     if runs.is_empty() {
         eprintln!("import `{}` has not run yet", args.name);
@@ -202,10 +207,15 @@ fn history_line(run: &RunRecord) -> String {
         ),
         None => ("-".to_owned(), "unfinished".to_owned()),
     };
-    let status = match (&run.error, run.ended_at) {
-        (Some(error), _) => format!("error: {}", crate::output::terminal_safe(error)),
-        (None, Some(_)) => "ok".to_owned(),
-        (None, None) => "running or killed".to_owned(),
+    let status = match (run.status(), &run.error) {
+        (RunStatus::Failed, Some(error)) => {
+            format!("error: {}", crate::output::terminal_safe(error))
+        }
+        (RunStatus::Stopped, _) => {
+            "stopped (the next run resumes at the last checkpoint)".to_owned()
+        }
+        (RunStatus::Unfinished, _) => "running or killed".to_owned(),
+        (status, _) => status.as_str().to_owned(),
     };
     format!(
         "{}  {}  {ended}  {took}  read={} inserted={} updated={} skipped={}  {status}",
@@ -216,6 +226,25 @@ fn history_line(run: &RunRecord) -> String {
         c.updated,
         c.skipped
     )
+}
+
+/// One run as a JSON object: times in RFC 3339 (UTC), counts, attempts, `status`
+/// (`ok`, `stopped`, `failed`, `unfinished`) and `error` (null unless failed).
+fn history_json(run: &RunRecord) -> serde_json::Value {
+    let c = &run.counts;
+    serde_json::json!({
+        "id": run.id,
+        "started_at": run.started_at.to_rfc3339(),
+        "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
+        "status": run.status().as_str(),
+        "read": c.read,
+        "inserted": c.inserted,
+        "updated": c.updated,
+        "skipped": c.skipped,
+        "unchanged": c.unchanged,
+        "attempts": run.attempts,
+        "error": run.error,
+    })
 }
 
 /// `extdata segment NAME [--output FILE] [--refresh]`.
