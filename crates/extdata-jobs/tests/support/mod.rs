@@ -18,12 +18,18 @@ use extdata_jobs::Jobs;
 use futures::StreamExt as _;
 use tempfile::TempDir;
 
-/// Counts the queries that reach the database, after an optional delay.
+/// Wraps a source for the jobs tests: counts the queries and streams that reach the
+/// database, after an optional delay, and fails the first `failures` streams with an
+/// error of `kind` (temporary when the kind is), each after `after_rows` rows of the
+/// real result.
 #[derive(Debug)]
 pub struct Counting {
     pub inner: Arc<dyn ExternalSource>,
     pub queries: Arc<AtomicUsize>,
     pub delay: Duration,
+    pub failures: Arc<AtomicUsize>,
+    pub kind: ErrorKind,
+    pub after_rows: usize,
 }
 
 #[async_trait]
@@ -45,7 +51,23 @@ impl ExternalSource for Counting {
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
-        self.inner.stream(statement, options).await
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let error = || Error::new(self.kind, "connection reset by the test");
+        if !fail {
+            return self.inner.stream(statement, options).await;
+        }
+        if self.after_rows == 0 {
+            return Err(error());
+        }
+        let inner = self.inner.stream(statement, options).await?;
+        let columns = inner.columns().clone();
+        let rows = inner
+            .take(self.after_rows)
+            .chain(futures::stream::once(std::future::ready(Err(error()))));
+        Ok(RowStream::new(columns, rows))
     }
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         self.inner.execute(statement, options).await
@@ -76,6 +98,9 @@ pub fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
             inner,
             queries: counter.clone(),
             delay,
+            failures: Arc::new(AtomicUsize::new(0)),
+            kind: ErrorKind::Internal,
+            after_rows: 0,
         }) as Arc<dyn ExternalSource>
     }));
     (jobs, queries)
@@ -212,74 +237,8 @@ pub fn test_postgres() -> Arc<dyn ExternalSource> {
     .unwrap()
 }
 
-/// Fails the first `failures` streams with an error of `kind` (temporary when the kind
-/// is), each after `after_rows` rows of the real result; counts every stream it opens.
-#[derive(Debug)]
-pub struct Flaky {
-    pub inner: Arc<dyn ExternalSource>,
-    pub failures: Arc<AtomicUsize>,
-    pub streams: Arc<AtomicUsize>,
-    pub kind: ErrorKind,
-    pub after_rows: usize,
-}
-
-#[async_trait]
-impl ExternalSource for Flaky {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn kind(&self) -> DbKind {
-        self.inner.kind()
-    }
-    async fn ping(&self) -> Result<ServerInfo> {
-        self.inner.ping().await
-    }
-    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
-        self.inner.query(statement, options).await
-    }
-    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        self.streams.fetch_add(1, Ordering::SeqCst);
-        let fail = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        let error = || Error::new(self.kind, "connection reset by the test");
-        if !fail {
-            return self.inner.stream(statement, options).await;
-        }
-        if self.after_rows == 0 {
-            return Err(error());
-        }
-        let inner = self.inner.stream(statement, options).await?;
-        let columns = inner.columns().clone();
-        let rows = inner
-            .take(self.after_rows)
-            .chain(futures::stream::once(std::future::ready(Err(error()))));
-        Ok(RowStream::new(columns, rows))
-    }
-    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        self.inner.execute(statement, options).await
-    }
-    async fn execute_batch(
-        &self,
-        statements: &[Statement],
-        options: &QueryOptions,
-    ) -> Result<Vec<u64>> {
-        self.inner.execute_batch(statements, options).await
-    }
-    fn batches_are_atomic(&self) -> bool {
-        self.inner.batches_are_atomic()
-    }
-    async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        self.inner.describe(statement, options).await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
-/// Wraps every source of `jobs` in a [`Flaky`] that fails `failures` streams; returns
-/// the jobs, the failures left and the streams opened.
+/// Wraps every source of `jobs` in a [`Counting`] that fails `failures` streams; returns
+/// the jobs, the failures left and the streams (and queries) opened.
 pub fn flaky(
     jobs: Jobs,
     failures: usize,
@@ -290,10 +249,11 @@ pub fn flaky(
     let streams = Arc::new(AtomicUsize::new(0));
     let (l, s) = (left.clone(), streams.clone());
     let jobs = jobs.with_source_layer(Arc::new(move |inner| {
-        Arc::new(Flaky {
+        Arc::new(Counting {
             inner,
+            queries: s.clone(),
+            delay: Duration::ZERO,
             failures: l.clone(),
-            streams: s.clone(),
             kind,
             after_rows,
         }) as Arc<dyn ExternalSource>
