@@ -5,7 +5,8 @@
 #
 #   scripts/services.sh [service...]      default: every known service
 #
-# Services: postgres (alias postgresql, pg), mysql (alias mariadb), clickhouse, hive (two
+# Services: postgres (alias postgresql, pg), mysql (alias mariadb), clickhouse (18.16),
+# clickhouse26 (ClickHouse 26.x from PyPI chdb-core, beside it), hive (two
 # Spark Thrift servers), kerberos (a throw-away KDC and a Kerberos Spark Thrift server;
 # needs hive's pyspark), reliability (restartable PostgreSQL, MariaDB and ClickHouse
 # instances for the restart tests; scripts/reliability.sh).
@@ -22,7 +23,7 @@
 set -Eeuo pipefail
 umask 022
 
-KNOWN_SERVICES=(postgres mysql hive kerberos clickhouse reliability)
+KNOWN_SERVICES=(postgres mysql hive kerberos clickhouse clickhouse26 reliability)
 
 # The test users and database, the same on every server.
 TEST_DB=extdata_test
@@ -45,6 +46,8 @@ SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPTS/services/kerberos.sh"
 # shellcheck source=services/clickhouse.sh
 . "$SCRIPTS/services/clickhouse.sh"
+# shellcheck source=services/clickhouse26.sh
+. "$SCRIPTS/services/clickhouse26.sh"
 # shellcheck source=services/reliability.sh
 . "$SCRIPTS/services/reliability.sh"
 
