@@ -213,7 +213,6 @@ pub(crate) struct Session {
     connection: Connection<TcpStream>,
     handle: TSessionHandle,
     pub(crate) protocol: i32,
-    pub(crate) created: Instant,
     pub(crate) last_used: Instant,
     /// Set when a call failed midway: the connection's state is unknown.
     pub(crate) broken: bool,
@@ -429,7 +428,6 @@ impl Session {
             connection,
             handle,
             protocol,
-            created: now,
             last_used: now,
             broken: false,
             reusable: true,

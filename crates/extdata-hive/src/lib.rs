@@ -174,7 +174,7 @@ impl HiveSource {
         }
         let settings = Settings::from_config(&config)?;
         Ok(HiveSource {
-            pool: Pool::new(settings, config.pool.clone()),
+            pool: Pool::new(settings, config.pool.clone())?,
         })
     }
 

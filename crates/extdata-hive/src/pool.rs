@@ -1,45 +1,104 @@
-//! A small pool of HiveServer2 sessions (one TCP connection each).
+//! The pool of HiveServer2 sessions (one TCP connection each): deadpool's, with a
+//! [`Manager`] that opens sessions and checks an idle one with a real round trip
+//! (`GetInfo`) before it is handed out again.
 //!
-//! A session handed back after a failed call is dropped (closing its socket makes the
-//! server close the session and its operations). A session that sat idle is checked
-//! with a real round trip (`GetInfo`) before it is handed out again.
+//! A session handed back after a failed call, or after a statement that may have
+//! changed it ([`Session::reusable`]), is taken out of the pool and dropped (closing its
+//! socket makes the server close the session and its operations).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use extdata_core::{PoolSettings, Result, closed_error};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
+use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use hive::service::rpc::thrift::TGetInfoType;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::connect::{Session, Settings};
 
 /// Sessions idle at least this long are checked with a round trip before reuse.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// How long past the acquire budget `acquire` waits for a session being opened to
+/// report its own timeout.
+const OPEN_GRACE: Duration = Duration::from_millis(100);
 
-pub(crate) struct Pool {
-    inner: Arc<Inner>,
+tokio::task_local! {
+    /// What is left of the acquire budget of the call whose `get` is opening a session:
+    /// [`Manager::create`] runs in the caller's task and opens within it, so that its
+    /// error says which stage was stuck when the budget ran out.
+    static ACQUIRE_LEFT: Duration;
 }
 
-struct Inner {
+/// Opens sessions and checks them before reuse.
+struct Manager {
     settings: Settings,
     limits: PoolSettings,
-    idle: Mutex<VecDeque<Session>>,
-    permits: Arc<Semaphore>,
-    closed: AtomicBool,
+}
+
+impl managed::Manager for Manager {
+    type Type = Session;
+    type Error = Error;
+
+    async fn create(&self) -> Result<Session> {
+        let left = ACQUIRE_LEFT
+            .try_with(|left| *left)
+            .unwrap_or(self.settings.connect_timeout);
+        // Boxed: opening a session is a large future, and it would otherwise sit inside
+        // every caller's future (deadpool's `get` and the call around it).
+        Box::pin(Session::open(&self.settings, left)).await
+    }
+
+    async fn recycle(&self, session: &mut Session, metrics: &Metrics) -> RecycleResult<Error> {
+        if let Some(why) = self.expired(session, metrics) {
+            return Err(RecycleError::message(why));
+        }
+        if session.last_used.elapsed() >= CHECK_AFTER_IDLE {
+            let budget = self.settings.connect_timeout;
+            let deadline = Instant::now() + budget;
+            // Boxed for the same reason as in `create`.
+            if let Err(e) =
+                Box::pin(session.info(TGetInfoType::CLI_SERVER_NAME, deadline, budget)).await
+            {
+                tracing::debug!(connector = %self.settings.name, "dropping a dead idle session");
+                return Err(RecycleError::Backend(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manager {
+    /// Which of the pool's lifetimes `session` has outlived, if any.
+    fn expired(&self, session: &Session, metrics: &Metrics) -> Option<&'static str> {
+        if self
+            .limits
+            .max_lifetime
+            .is_some_and(|max| metrics.age() >= max)
+        {
+            Some("older than pool.max_lifetime")
+        } else if self
+            .limits
+            .idle_timeout
+            .is_some_and(|max| session.last_used.elapsed() >= max)
+        {
+            Some("idle longer than pool.idle_timeout")
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    pool: managed::Pool<Manager>,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
         f.debug_struct("Pool")
-            .field("max_size", &self.inner.limits.max_size)
-            .field(
-                "idle",
-                &self.inner.idle.lock().map(|i| i.len()).unwrap_or(0),
-            )
+            .field("max_size", &status.max_size)
+            .field("idle", &status.available)
             .finish_non_exhaustive()
     }
 }
@@ -47,9 +106,7 @@ impl fmt::Debug for Pool {
 /// A session on loan; it goes back to the pool when dropped (unless broken, or no longer
 /// reusable because its call may have changed the session).
 pub(crate) struct Lease {
-    session: Option<Session>,
-    inner: Arc<Inner>,
-    _permit: OwnedSemaphorePermit,
+    session: Option<Object<Manager>>,
 }
 
 impl Deref for Lease {
@@ -71,153 +128,128 @@ impl DerefMut for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(session) = self.session.take()
-            && !session.broken
-            && session.reusable
-            && !self.inner.closed.load(Ordering::Acquire)
-            && !self.inner.expired(&session)
-            && let Ok(mut idle) = self.inner.idle.lock()
-        {
-            idle.push_back(session);
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        let closed = Object::pool(&session).is_none_or(|pool| pool.is_closed());
+        let expired = Object::pool(&session).is_some_and(|pool| {
+            pool.manager()
+                .expired(&session, Object::metrics(&session))
+                .is_some()
+        });
+        if session.broken || !session.reusable || closed || expired {
+            drop(Object::take(session));
         }
-    }
-}
-
-impl Inner {
-    fn expired(&self, session: &Session) -> bool {
-        let now = Instant::now();
-        self.limits
-            .max_lifetime
-            .is_some_and(|max| now.duration_since(session.created) >= max)
-            || self
-                .limits
-                .idle_timeout
-                .is_some_and(|max| now.duration_since(session.last_used) >= max)
     }
 }
 
 impl Pool {
-    pub(crate) fn new(settings: Settings, limits: PoolSettings) -> Pool {
-        let permits = Arc::new(Semaphore::new(limits.max_size.max(1) as usize));
-        Pool {
-            inner: Arc::new(Inner {
-                settings,
-                limits,
-                idle: Mutex::new(VecDeque::new()),
-                permits,
-                closed: AtomicBool::new(false),
-            }),
-        }
+    /// The pool; builds no session until first use.
+    pub(crate) fn new(settings: Settings, limits: PoolSettings) -> Result<Pool> {
+        let name = settings.name.clone();
+        let recycle = settings.connect_timeout;
+        let pool = managed::Pool::builder(Manager {
+            limits: limits.clone(),
+            settings,
+        })
+        .max_size(limits.max_size.max(1) as usize)
+        .runtime(deadpool::Runtime::Tokio1)
+        // `create` is bounded by the acquire budget it is given; see `acquire`.
+        .create_timeout(None)
+        .recycle_timeout(Some(recycle))
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Internal, format!("cannot build the pool: {e}"))
+                .with_connector(name)
+        })?;
+        Ok(Pool { pool })
     }
 
     pub(crate) fn settings(&self) -> &Settings {
-        &self.inner.settings
+        &self.pool.manager().settings
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.pool.is_closed()
     }
 
-    /// A healthy session: an idle one that passes its check, or a new one.
-    pub(crate) async fn acquire(&self, deadline: tokio::time::Instant) -> Result<Lease> {
-        let settings = &self.inner.settings;
+    /// A healthy session: an idle one that passes its check, or a new one opened within
+    /// what is left of the acquire budget (`pool.acquire_timeout`, or the call's
+    /// deadline when sooner), so that the call fails in time even when the server
+    /// accepts TCP and then stays silent.
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<Lease> {
+        let settings = self.settings();
         if self.is_closed() {
             return Err(closed_error(&settings.name));
         }
-        let wait = self.inner.limits.acquire_timeout;
-        let started = tokio::time::Instant::now();
+        let wait = self.pool.manager().limits.acquire_timeout;
+        let started = Instant::now();
         let until = deadline.min(started + wait);
-        let permit = match tokio::time::timeout_at(
-            until,
-            self.inner.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(closed_error(&settings.name)),
-            Err(_) => {
-                return Err(extdata_core::Error::timeout(
+        let left = until.saturating_duration_since(started);
+        let timeouts = Timeouts {
+            wait: Some(left),
+            create: None,
+            recycle: Some(settings.connect_timeout),
+        };
+        let outcome = ACQUIRE_LEFT
+            // The grace lets a session that is being opened report its own, more
+            // precise timeout (it is bounded by `left` itself).
+            .scope(
+                left,
+                tokio::time::timeout_at(
+                    until + OPEN_GRACE,
+                    Box::pin(self.pool.timeout_get(&timeouts)),
+                ),
+            )
+            .await;
+        match outcome {
+            Ok(Ok(session)) => Ok(Lease {
+                session: Some(session),
+            }),
+            Ok(Err(PoolError::Backend(e))) => Err(self.budget_note(e, left, until < deadline)),
+            Ok(Err(PoolError::Closed)) => Err(closed_error(&settings.name)),
+            Ok(Err(PoolError::Timeout(managed::TimeoutType::Wait))) | Err(_) => {
+                Err(Error::timeout(
                     "waiting for a free session in the pool",
                     wait.min(settings.query_timeout),
                 )
-                .with_connector(settings.name.clone()));
+                .with_connector(settings.name.clone()))
             }
-        };
-        loop {
-            let candidate = self
-                .inner
-                .idle
-                .lock()
-                .ok()
-                .and_then(|mut idle| idle.pop_front());
-            let Some(mut session) = candidate else { break };
-            if self.inner.expired(&session) {
-                tokio::spawn(session.close(Duration::from_secs(2)));
-                continue;
-            }
-            if session.last_used.elapsed() >= CHECK_AFTER_IDLE {
-                let budget = settings.connect_timeout;
-                let check_deadline = tokio::time::Instant::now() + budget;
-                if session
-                    .info(TGetInfoType::CLI_SERVER_NAME, check_deadline, budget)
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!(connector = %settings.name, "dropping a dead idle session");
-                    continue;
-                }
-            }
-            return Ok(Lease {
-                session: Some(session),
-                inner: self.inner.clone(),
-                _permit: permit,
-            });
+            Ok(Err(other)) => Err(Error::new(
+                ErrorKind::Internal,
+                format!("the session pool failed: {other}"),
+            )
+            .with_connector(settings.name.clone())),
         }
-        // Opening a session shares the acquire budget: the call fails within
-        // acquire_timeout even when the server accepts TCP and then stays silent.
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
-        let session = Session::open(settings, left).await.map_err(|e| {
-            if e.kind() == extdata_core::ErrorKind::Timeout && left < settings.connect_timeout {
-                let why = if until < deadline {
-                    "acquire_timeout"
-                } else {
-                    "the call's timeout"
-                };
-                extdata_core::Error::new(
-                    extdata_core::ErrorKind::Timeout,
-                    format!(
-                        "no session could be opened within {}ms ({why}); last attempt: {}",
-                        (until - started).as_millis(),
-                        e.message()
-                    ),
-                )
-                .with_connector(settings.name.clone())
-            } else {
-                e
-            }
-        })?;
-        Ok(Lease {
-            session: Some(session),
-            inner: self.inner.clone(),
-            _permit: permit,
-        })
+    }
+
+    /// A timeout of opening a session cut short by the acquire budget, said as such.
+    fn budget_note(&self, e: Error, left: Duration, by_acquire_timeout: bool) -> Error {
+        let settings = self.settings();
+        if e.kind() != ErrorKind::Timeout || left >= settings.connect_timeout {
+            return e;
+        }
+        let why = if by_acquire_timeout {
+            "acquire_timeout"
+        } else {
+            "the call's timeout"
+        };
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no session could be opened within {}ms ({why}); last attempt: {}",
+                left.as_millis(),
+                e.message()
+            ),
+        )
+        .with_connector(settings.name.clone())
     }
 
     /// Refuses new work and closes the idle sessions on the server.
     pub(crate) async fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.permits.close();
-        let idle: Vec<Session> = self
-            .inner
-            .idle
-            .lock()
-            .map(|mut idle| idle.drain(..).collect())
-            .unwrap_or_default();
-        let budget = self
-            .inner
-            .settings
-            .connect_timeout
-            .min(Duration::from_secs(5));
+        let idle = self.pool.retain(|_, _| false).removed;
+        self.pool.close();
+        let budget = self.settings().connect_timeout.min(Duration::from_secs(5));
         futures::future::join_all(idle.into_iter().map(|s| s.close(budget))).await;
     }
 }

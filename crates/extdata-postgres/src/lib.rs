@@ -172,9 +172,8 @@ impl PostgresSource {
         if self.closed.load(Ordering::SeqCst) {
             return Err(closed_error(self.name()));
         }
-        Ok(self
-            .pool
-            .get_or_init(|| async {
+        self.pool
+            .get_or_try_init(|| async {
                 let config = &self.config;
                 Pool::new(PoolConfig {
                     connector: config.name.clone(),
@@ -186,7 +185,7 @@ impl PostgresSource {
                     connect_timeout: config.connect_timeout,
                 })
             })
-            .await)
+            .await
     }
 
     fn prepare_statement(&self, statement: &Statement) -> extdata_core::Result<Prepared> {

@@ -1,25 +1,28 @@
-//! The connection pool: each connection is kept together with its backend process id,
-//! so that a query that runs past its timeout can be cancelled on the server.
+//! The connection pool: deadpool's, with a [`Manager`] whose pooled object is a
+//! [`Conn`] — the sqlx connection together with its backend process id, so that a query
+//! that runs past its timeout can be cancelled on the server.
 //!
-//! sqlx's own `Pool` gives no way to attach data to a pooled connection (and retries a
-//! refused connection until the acquire timeout, hiding the reason), so this small pool
-//! holds `PgConnection`s itself: a semaphore bounds the connections in use, idle ones are
-//! reused newest first, expired ones (idle timeout, max lifetime) are closed by a reaper
-//! task, and a connection whose call did not end cleanly is cancelled and discarded,
-//! never handed out again.
+//! deadpool bounds the connections (`pool.max_size`), hands idle ones out newest first
+//! and checks each one before reuse in [`Manager::recycle`] (lifetimes, and a ping after
+//! [`PING_IF_IDLE_FOR`] idle). sqlx's own `Pool` is not used because it gives no way to
+//! keep data with a pooled connection and retries a refused connection until the acquire
+//! timeout, hiding the reason. What deadpool leaves to its user is here: a reaper closes
+//! expired idle connections and keeps `pool.min_idle` open, and a connection whose call
+//! did not end cleanly is cancelled on the server and taken out of the pool, never
+//! handed out again.
 //!
 //! A connection that ran SQL of a call goes back to the pool only after
 //! [`Pooled::end_call`] reset its session (see [`crate::session`]), in the background
-//! and still holding its slot; one dropped without that is closed.
+//! and still holding its pool slot; one dropped without that is closed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
 use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Phase, convert};
@@ -33,19 +36,15 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// Bound on the cancel request itself.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One open connection and what we know about its server session.
+/// One open connection and what we know about its server session: the pooled object.
 pub(crate) struct Conn {
     pub(crate) raw: PgConnection,
     /// `pg_backend_pid()` of the session.
     pub(crate) pid: i32,
     /// The session's current `statement_timeout` in ms (0: none).
     pub(crate) statement_timeout_ms: u64,
-    created: Instant,
-}
-
-struct Idle {
-    conn: Conn,
-    since: Instant,
+    /// When the connection last went back to the pool (or was opened).
+    idle_since: Instant,
 }
 
 /// A snapshot of the pool's counters.
@@ -64,28 +63,6 @@ pub struct PoolState {
     pub max_size: u32,
 }
 
-pub(crate) struct Pool {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    connector: String,
-    options: PgConnectOptions,
-    session: Vec<(&'static str, String)>,
-    statement_timeout_ms: u64,
-    read_only: bool,
-    settings: PoolSettings,
-    connect_timeout: Duration,
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Idle>>,
-    open: AtomicU32,
-    /// Connections whose session is being reset after a call (each holds its permit).
-    resetting: AtomicU32,
-    closed: AtomicBool,
-    last_connect_error: Mutex<Option<String>>,
-    canceller: tokio::sync::Mutex<Option<PgConnection>>,
-}
-
 pub(crate) struct PoolConfig {
     pub(crate) connector: String,
     pub(crate) options: PgConnectOptions,
@@ -95,6 +72,53 @@ pub(crate) struct PoolConfig {
     pub(crate) read_only: bool,
     pub(crate) settings: PoolSettings,
     pub(crate) connect_timeout: Duration,
+}
+
+/// Opens connections (with the connector's session settings) and checks them before
+/// reuse.
+struct Manager {
+    config: PoolConfig,
+    /// Why the last connection attempt failed, for the message of a pool that is full
+    /// of nothing (every attempt failing).
+    last_connect_error: Mutex<Option<String>>,
+}
+
+impl managed::Manager for Manager {
+    type Type = Conn;
+    type Error = Error;
+
+    /// TCP + TLS + authentication, then the session settings and the backend pid in
+    /// one statement, within `connect_timeout`.
+    async fn create(&self) -> Result<Conn> {
+        let timeout = self.config.connect_timeout;
+        let outcome = match tokio::time::timeout(timeout, self.open_connection()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                format!(
+                    "connecting to PostgreSQL timed out after {} (connect_timeout): the \
+                     server did not complete the TCP, TLS and startup exchange",
+                    humanize(timeout)
+                ),
+            )),
+        };
+        self.remember(outcome.as_ref().err().map(|e| e.message().to_owned()));
+        outcome
+    }
+
+    /// Reuses a connection only within the pool's lifetimes, and after a ping when it
+    /// was idle for [`PING_IF_IDLE_FOR`].
+    async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<Error> {
+        if let Some(why) = self.expired(conn, metrics) {
+            return Err(RecycleError::message(why));
+        }
+        if conn.idle_since.elapsed() >= PING_IF_IDLE_FOR {
+            conn.raw.ping().await.map_err(|e| {
+                RecycleError::Backend(convert(&self.config.connector, Phase::Query, e))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a session could not be reset.
@@ -108,74 +132,16 @@ enum ResetFailure {
     Unexpected,
 }
 
-impl Pool {
-    /// Creates the pool and its reaper task; must run inside a tokio runtime.
-    pub(crate) fn new(config: PoolConfig) -> Pool {
-        let inner = Arc::new(Inner {
-            permits: Arc::new(Semaphore::new(config.settings.max_size as usize)),
-            connector: config.connector,
-            options: config.options,
-            session: config.session,
-            statement_timeout_ms: config.statement_timeout_ms,
-            read_only: config.read_only,
-            settings: config.settings,
-            connect_timeout: config.connect_timeout,
-            idle: Mutex::new(Vec::new()),
-            open: AtomicU32::new(0),
-            resetting: AtomicU32::new(0),
-            closed: AtomicBool::new(false),
-            last_connect_error: Mutex::new(None),
-            canceller: tokio::sync::Mutex::new(None),
-        });
-        tokio::spawn(reaper(Arc::downgrade(&inner)));
-        inner.fill_min_idle();
-        Pool { inner }
-    }
-
-    /// A connection, waiting at most the pool's acquire timeout for a free one and at
-    /// most the connect timeout for a new one, and never past `deadline`.
-    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<Pooled> {
-        self.inner.clone().acquire(deadline).await
-    }
-
-    pub(crate) fn state(&self) -> PoolState {
-        let inner = &self.inner;
-        let max_size = inner.settings.max_size;
-        PoolState {
-            open: inner.open.load(Ordering::SeqCst),
-            idle: inner.lock_idle().len() as u32,
-            in_use: max_size
-                .saturating_sub(inner.permits.available_permits() as u32)
-                .saturating_sub(inner.resetting.load(Ordering::SeqCst)),
-            resetting: inner.resetting.load(Ordering::SeqCst),
-            max_size,
-        }
-    }
-
-    pub(crate) async fn close(&self) {
-        let inner = &self.inner;
-        inner.closed.store(true, Ordering::SeqCst);
-        inner.permits.close();
-        let idle: Vec<Idle> = std::mem::take(&mut *inner.lock_idle());
-        for entry in idle {
-            inner.open.fetch_sub(1, Ordering::SeqCst);
-            // A polite Terminate; a server that does not answer is not waited for.
-            let _ = tokio::time::timeout(Duration::from_secs(1), entry.conn.raw.close()).await;
-        }
-        if let Some(canceller) = inner.canceller.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), canceller.close()).await;
-        }
-    }
-}
-
-impl Inner {
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+impl Manager {
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error::new(kind, message).with_connector(self.connector.clone())
+        Error::new(kind, message).with_connector(self.config.connector.clone())
+    }
+
+    fn remember(&self, last_error: Option<String>) {
+        *self
+            .last_connect_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = last_error;
     }
 
     fn last_error_note(&self) -> String {
@@ -189,119 +155,33 @@ impl Inner {
         }
     }
 
-    fn expired(&self, conn: &Conn, idle_since: Option<Instant>) -> bool {
-        let now = Instant::now();
-        self.settings
+    /// Which of the pool's lifetimes `conn` has outlived, if any.
+    fn expired(&self, conn: &Conn, metrics: &Metrics) -> Option<&'static str> {
+        let settings = &self.config.settings;
+        if settings
             .max_lifetime
-            .is_some_and(|max| now.duration_since(conn.created) >= max)
-            || idle_since
-                .zip(self.settings.idle_timeout)
-                .is_some_and(|(since, max)| now.duration_since(since) >= max)
-    }
-
-    async fn acquire(self: Arc<Self>, deadline: Instant) -> Result<Pooled> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(closed_error(&self.connector));
-        }
-        // One budget for the whole acquire: waiting for a free slot and opening a new
-        // connection together end at `acquire_timeout` (or the call's deadline).
-        let started = Instant::now();
-        let budget_end = deadline.min(started + self.settings.acquire_timeout);
-        let wait = budget_end.saturating_duration_since(started);
-        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(closed_error(&self.connector)),
-            Err(_) => {
-                return Err(self.error(
-                    ErrorKind::Timeout,
-                    format!(
-                        "no PostgreSQL connection became free within {} (all {} are in use){}",
-                        humanize(wait),
-                        self.settings.max_size,
-                        self.last_error_note()
-                    ),
-                ));
-            }
-        };
-        loop {
-            let Some(idle) = self.lock_idle().pop() else {
-                break;
-            };
-            if self.expired(&idle.conn, Some(idle.since)) {
-                self.forget(idle.conn);
-                continue;
-            }
-            let mut conn = idle.conn;
-            if idle.since.elapsed() >= PING_IF_IDLE_FOR {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let alive = matches!(
-                    tokio::time::timeout(left.min(self.connect_timeout), conn.raw.ping()).await,
-                    Ok(Ok(()))
-                );
-                if !alive {
-                    self.forget(conn);
-                    continue;
-                }
-            }
-            return Ok(Pooled::new(conn, permit, self));
-        }
-        let left = budget_end.saturating_duration_since(Instant::now());
-        let wait = self.connect_timeout.min(left);
-        match tokio::time::timeout(wait, self.open_connection()).await {
-            Ok(Ok(conn)) => {
-                self.open.fetch_add(1, Ordering::SeqCst);
-                *self
-                    .last_connect_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
-                Ok(Pooled::new(conn, permit, self))
-            }
-            Ok(Err(err)) => {
-                *self
-                    .last_connect_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(err.message().to_owned());
-                Err(err)
-            }
-            Err(_) => {
-                let message = if wait >= self.connect_timeout {
-                    format!(
-                        "connecting to PostgreSQL timed out after {} (connect_timeout): \
-                         the server did not complete the TCP, TLS and startup exchange",
-                        humanize(wait)
-                    )
-                } else {
-                    let why = if budget_end < deadline {
-                        "acquire_timeout"
-                    } else {
-                        "the call's timeout"
-                    };
-                    format!(
-                        "no PostgreSQL connection within {} ({why}): the connection attempt \
-                         timed out, the server did not complete the TCP, TLS and startup \
-                         exchange (down, overloaded or a silent network path)",
-                        humanize(budget_end.saturating_duration_since(started)),
-                    )
-                };
-                *self
-                    .last_connect_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
-                Err(self.error(ErrorKind::Timeout, message))
-            }
+            .is_some_and(|max| metrics.age() >= max)
+        {
+            Some("older than pool.max_lifetime")
+        } else if settings
+            .idle_timeout
+            .is_some_and(|max| conn.idle_since.elapsed() >= max)
+        {
+            Some("idle longer than pool.idle_timeout")
+        } else {
+            None
         }
     }
 
-    /// TCP + TLS + authentication, then the session settings and the backend pid in
-    /// one statement.
     async fn open_connection(&self) -> Result<Conn> {
-        let mut raw = self
+        let config = &self.config;
+        let mut raw = config
             .options
             .connect()
             .await
-            .map_err(|e| convert(&self.connector, Phase::Connect, e))?;
+            .map_err(|e| convert(&config.connector, Phase::Connect, e))?;
         let mut sql = String::from("SELECT pg_backend_pid()");
-        for i in 0..self.session.len() {
+        for i in 0..config.session.len() {
             sql.push_str(&format!(
                 ", set_config(${}, ${}, false)",
                 2 * i + 1,
@@ -309,55 +189,33 @@ impl Inner {
             ));
         }
         let mut query = sqlx::query_scalar::<_, i32>(AssertSqlSafe(sql)).persistent(false);
-        for (name, value) in &self.session {
+        for (name, value) in &config.session {
             query = query.bind(*name).bind(value.as_str());
         }
         let pid = query.fetch_one(&mut raw).await.map_err(|e| {
-            convert(&self.connector, Phase::Connect, e).context("setting up the session")
+            convert(&config.connector, Phase::Connect, e).context("setting up the session")
         })?;
         Ok(Conn {
             raw,
             pid,
-            statement_timeout_ms: self.statement_timeout_ms,
-            created: Instant::now(),
+            statement_timeout_ms: config.statement_timeout_ms,
+            idle_since: Instant::now(),
         })
-    }
-
-    /// Drops an open connection (closing the socket ends the server session).
-    fn forget(&self, conn: Conn) {
-        self.open.fetch_sub(1, Ordering::SeqCst);
-        drop(conn);
-    }
-
-    fn release(self: &Arc<Self>, conn: Conn) {
-        if self.closed.load(Ordering::SeqCst)
-            || self.expired(&conn, None)
-            // A transaction left open (an `execute("BEGIN")`) must not leak into the
-            // next call; closing the connection rolls it back.
-            || conn.raw.is_in_transaction()
-        {
-            self.forget(conn);
-            self.fill_min_idle();
-            return;
-        }
-        self.lock_idle().push(Idle {
-            conn,
-            since: Instant::now(),
-        });
     }
 
     /// Puts the session of `conn` back to the connector's defaults in one round trip
     /// (see [`session::reset_sql`]); when the check shows prepared statements that sqlx
     /// does not know of, or sqlx's ones gone, drops them all and empties sqlx's cache.
     async fn reset(&self, conn: &mut Conn) -> std::result::Result<(), ResetFailure> {
-        let sql = session::reset_sql(self.read_only, &self.session, session::fresh_seed());
+        let config = &self.config;
+        let sql = session::reset_sql(config.read_only, &config.session, session::fresh_seed());
         let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut conn.raw)
             .await;
         let rows = match rows {
             Ok(rows) => rows,
             Err(sqlx::Error::Database(db))
-                if self.read_only
+                if config.read_only
                     && db.code().as_deref() == Some(session::NO_ACTIVE_TRANSACTION) =>
             {
                 return Err(ResetFailure::Transaction);
@@ -372,7 +230,7 @@ impl Inner {
         if !check.outside_transaction {
             return Err(ResetFailure::Transaction);
         }
-        conn.statement_timeout_ms = self.statement_timeout_ms;
+        conn.statement_timeout_ms = config.statement_timeout_ms;
         if check.statements_tampered(conn.raw.cached_statements_size()) {
             // `DEALLOCATE ALL` also drops sqlx's statements: sqlx must forget them too
             // (closing a statement that no longer exists is not an error).
@@ -387,59 +245,210 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+type DeadPool = managed::Pool<Manager>;
+type Lease = Object<Manager>;
+
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: DeadPool,
+    /// Connections whose session is being reset after a call (each holds its slot).
+    resetting: AtomicU32,
+    /// A task is opening connections up to `pool.min_idle`.
+    filling: AtomicBool,
+    /// The connection that sends cancel requests, outside the pool so that a full pool
+    /// can still cancel.
+    canceller: tokio::sync::Mutex<Option<PgConnection>>,
+}
+
+impl Pool {
+    /// Creates the pool and its reaper task; must run inside a tokio runtime.
+    pub(crate) fn new(config: PoolConfig) -> Result<Pool> {
+        let max_size = config.settings.max_size as usize;
+        let connect_timeout = config.connect_timeout;
+        let connector = config.connector.clone();
+        let manager = Manager {
+            config,
+            last_connect_error: Mutex::new(None),
+        };
+        let pool = DeadPool::builder(manager)
+            .max_size(max_size)
+            .runtime(deadpool::Runtime::Tokio1)
+            .queue_mode(managed::QueueMode::Lifo)
+            // `create` bounds itself by connect_timeout with a better message; waits are
+            // bounded per call by `acquire`.
+            .create_timeout(None)
+            .recycle_timeout(Some(connect_timeout))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, format!("cannot build the pool: {e}"))
+                    .with_connector(connector)
+            })?;
+        let shared = Arc::new(Shared {
+            pool,
+            resetting: AtomicU32::new(0),
+            filling: AtomicBool::new(false),
+            canceller: tokio::sync::Mutex::new(None),
+        });
+        tokio::spawn(reaper(Arc::downgrade(&shared)));
+        shared.fill_min_idle();
+        Ok(Pool { shared })
+    }
+
+    /// A connection, waiting at most the pool's acquire timeout for a free one and at
+    /// most the connect timeout for a new one, and never past `deadline`.
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<Pooled> {
+        let lease = self.shared.acquire(deadline).await?;
+        Ok(Pooled {
+            conn: Some(lease),
+            busy: false,
+            dirty: false,
+            shared: self.shared.clone(),
+        })
+    }
+
+    pub(crate) fn state(&self) -> PoolState {
+        let shared = &self.shared;
+        let status = shared.pool.status();
+        let resetting = shared.resetting.load(Ordering::SeqCst);
+        PoolState {
+            open: status.size as u32,
+            idle: status.available as u32,
+            in_use: (status.size.saturating_sub(status.available) as u32).saturating_sub(resetting),
+            resetting,
+            max_size: shared.config().settings.max_size,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        let shared = &self.shared;
+        let idle = shared.pool.retain(|_, _| false).removed;
+        shared.pool.close();
+        for conn in idle {
+            // A polite Terminate; a server that does not answer is not waited for.
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.raw.close()).await;
+        }
+        if let Some(canceller) = shared.canceller.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), canceller.close()).await;
+        }
+    }
+}
+
+impl Shared {
+    fn manager(&self) -> &Manager {
+        self.pool.manager()
+    }
+
+    fn config(&self) -> &PoolConfig {
+        &self.manager().config
+    }
+
+    fn connector(&self) -> &str {
+        &self.config().connector
+    }
+
+    async fn acquire(&self, deadline: Instant) -> Result<Lease> {
+        if self.pool.is_closed() {
+            return Err(closed_error(self.connector()));
+        }
+        let config = self.config();
+        // One budget for the whole acquire: waiting for a free slot and opening a new
+        // connection together end at `acquire_timeout` (or the call's deadline).
+        let started = Instant::now();
+        let budget_end = deadline.min(started + config.settings.acquire_timeout);
+        let wait = budget_end.saturating_duration_since(started);
+        let timeouts = Timeouts {
+            wait: Some(wait),
+            create: None,
+            recycle: Some(config.connect_timeout),
+        };
+        match tokio::time::timeout_at(budget_end, self.pool.timeout_get(&timeouts)).await {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(PoolError::Backend(e))) => Err(e),
+            Ok(Err(PoolError::Closed)) => Err(closed_error(self.connector())),
+            Ok(Err(PoolError::Timeout(managed::TimeoutType::Wait))) => Err(self.manager().error(
+                ErrorKind::Timeout,
+                format!(
+                    "no PostgreSQL connection became free within {} (all {} are in use){}",
+                    humanize(wait),
+                    config.settings.max_size,
+                    self.manager().last_error_note()
+                ),
+            )),
+            Ok(Err(other)) => Err(self.manager().error(
+                ErrorKind::Internal,
+                format!("the connection pool failed: {other}"),
+            )),
+            Err(_) => {
+                let why = if budget_end < deadline {
+                    "acquire_timeout"
+                } else {
+                    "the call's timeout"
+                };
+                let message = format!(
+                    "no PostgreSQL connection within {} ({why}): the connection attempt timed \
+                     out, the server did not complete the TCP, TLS and startup exchange \
+                     (down, overloaded or a silent network path)",
+                    humanize(wait),
+                );
+                self.manager().remember(Some(message.clone()));
+                Err(self.manager().error(ErrorKind::Timeout, message))
+            }
+        }
+    }
+
+    /// Takes `lease` out of the pool and closes it (closing the socket ends the server
+    /// session), then tops the pool up to `min_idle`.
+    fn forget(self: &Arc<Self>, lease: Lease) {
+        drop(Object::take(lease));
+        self.fill_min_idle();
+    }
 
     /// Opens connections in the background until `min_idle` are open.
     fn fill_min_idle(self: &Arc<Self>) {
-        if self.settings.min_idle == 0 || self.closed.load(Ordering::SeqCst) {
-            return;
-        }
-        if self.open.load(Ordering::SeqCst) >= self.settings.min_idle {
+        let min_idle = self.config().settings.min_idle as usize;
+        if min_idle == 0 || self.pool.is_closed() || self.pool.status().size >= min_idle {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if self.filling.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let weak = Arc::downgrade(self);
         handle.spawn(async move {
-            loop {
-                let Some(inner) = weak.upgrade() else { return };
-                if inner.closed.load(Ordering::SeqCst)
-                    || inner.open.load(Ordering::SeqCst) >= inner.settings.min_idle
-                {
-                    return;
-                }
-                let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
-                    return;
-                };
-                match tokio::time::timeout(inner.connect_timeout, inner.open_connection()).await {
-                    Ok(Ok(conn)) => {
-                        inner.open.fetch_add(1, Ordering::SeqCst);
-                        inner.release(conn);
-                        drop(permit);
-                    }
-                    _ => return,
+            let Some(shared) = weak.upgrade() else { return };
+            // Holding what it gets until the end makes each `get` open a new connection
+            // rather than reuse the one just returned; dropped, they are idle.
+            let mut held = Vec::new();
+            let no_wait = Timeouts {
+                wait: Some(Duration::ZERO),
+                create: None,
+                recycle: Some(shared.config().connect_timeout),
+            };
+            while held.len() < min_idle {
+                match shared.pool.timeout_get(&no_wait).await {
+                    Ok(lease) => held.push(lease),
+                    Err(_) => break,
                 }
             }
+            drop(held);
+            shared.filling.store(false, Ordering::SeqCst);
         });
     }
 
     fn reap(self: &Arc<Self>) {
-        let mut expired = Vec::new();
-        {
-            let mut idle = self.lock_idle();
-            let mut keep = Vec::with_capacity(idle.len());
-            for entry in idle.drain(..) {
-                if self.expired(&entry.conn, Some(entry.since)) {
-                    expired.push(entry.conn);
-                } else {
-                    keep.push(entry);
-                }
-            }
-            *idle = keep;
-        }
-        for conn in expired {
-            self.forget(conn);
-        }
+        let manager = self.manager();
+        // Dropped, the removed connections close their sockets.
+        drop(
+            self.pool
+                .retain(|conn, metrics| manager.expired(conn, &metrics).is_none()),
+        );
         self.fill_min_idle();
     }
 
@@ -447,18 +456,19 @@ impl Inner {
     /// connection kept for this purpose (outside the pool, so that a full pool can
     /// still cancel).
     async fn cancel(&self, pid: i32) -> Result<bool> {
+        let config = self.config();
         let mut canceller = self.canceller.lock().await;
         let mut last_error = None;
         for _ in 0..2 {
             if canceller.is_none() {
-                match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
+                match tokio::time::timeout(config.connect_timeout, config.options.connect()).await {
                     Ok(Ok(conn)) => *canceller = Some(conn),
                     Ok(Err(e)) => {
-                        last_error = Some(convert(&self.connector, Phase::Connect, e));
+                        last_error = Some(convert(&config.connector, Phase::Connect, e));
                         continue;
                     }
                     Err(_) => {
-                        last_error = Some(self.error(
+                        last_error = Some(self.manager().error(
                             ErrorKind::Timeout,
                             "connecting to PostgreSQL to cancel a query timed out",
                         ));
@@ -474,23 +484,41 @@ impl Inner {
                 .fetch_one(conn);
             match tokio::time::timeout(CANCEL_TIMEOUT, request).await {
                 Ok(Ok(sent)) => return Ok(sent),
-                Ok(Err(e)) => last_error = Some(convert(&self.connector, Phase::Query, e)),
+                Ok(Err(e)) => last_error = Some(convert(&config.connector, Phase::Query, e)),
                 Err(_) => {
-                    last_error =
-                        Some(self.error(ErrorKind::Timeout, "the cancel request timed out"))
+                    last_error = Some(
+                        self.manager()
+                            .error(ErrorKind::Timeout, "the cancel request timed out"),
+                    )
                 }
             }
             // Whatever went wrong, a new connection gets the second try.
             *canceller = None;
         }
-        Err(last_error.unwrap_or_else(|| self.error(ErrorKind::Internal, "cancel failed")))
+        Err(last_error
+            .unwrap_or_else(|| self.manager().error(ErrorKind::Internal, "cancel failed")))
+    }
+
+    /// Cancels what `lease` runs on the server, then closes it; the lease keeps its
+    /// pool slot until then, so that the pool never has more sessions than `max_size`.
+    async fn cancel_and_forget(self: Arc<Self>, lease: Lease) {
+        if let Err(e) = self.cancel(lease.pid).await {
+            tracing::warn!(
+                connector = %self.connector(),
+                pid = lease.pid,
+                error = %e,
+                "could not cancel a timed-out PostgreSQL query; closing its connection"
+            );
+        }
+        self.forget(lease);
     }
 }
 
-async fn reaper(weak: Weak<Inner>) {
+async fn reaper(weak: Weak<Shared>) {
     let period = {
-        let Some(inner) = weak.upgrade() else { return };
-        [inner.settings.idle_timeout, inner.settings.max_lifetime]
+        let Some(shared) = weak.upgrade() else { return };
+        let settings = &shared.config().settings;
+        [settings.idle_timeout, settings.max_lifetime]
             .into_iter()
             .flatten()
             .min()
@@ -499,11 +527,11 @@ async fn reaper(weak: Weak<Inner>) {
     };
     loop {
         tokio::time::sleep(period).await;
-        let Some(inner) = weak.upgrade() else { return };
-        if inner.closed.load(Ordering::SeqCst) {
+        let Some(shared) = weak.upgrade() else { return };
+        if shared.pool.is_closed() {
             return;
         }
-        inner.reap();
+        shared.reap();
     }
 }
 
@@ -523,26 +551,15 @@ fn humanize(d: Duration) -> String {
 /// dropped while [`busy`](Pooled::begin) (the call's future was dropped mid-query) it
 /// is cancelled on the server and discarded.
 pub(crate) struct Pooled {
-    conn: Option<Conn>,
+    conn: Option<Lease>,
     busy: bool,
     /// SQL of a call ran since the session was last reset: the connection goes back to
     /// the pool only through [`Pooled::end_call`].
     dirty: bool,
-    permit: Option<OwnedSemaphorePermit>,
-    pool: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 impl Pooled {
-    fn new(conn: Conn, permit: OwnedSemaphorePermit, pool: Arc<Inner>) -> Self {
-        Pooled {
-            conn: Some(conn),
-            busy: false,
-            dirty: false,
-            permit: Some(permit),
-            pool,
-        }
-    }
-
     /// The connection. Only `None` after `abort`/`discard`, which consume `self`.
     pub(crate) fn conn(&mut self) -> &mut Conn {
         self.conn
@@ -569,7 +586,7 @@ impl Pooled {
         statement_timeout_ms: u64,
     ) -> std::result::Result<(), sqlx::Error> {
         self.dirty = true;
-        let read_only = self.pool.read_only;
+        let read_only = self.shared.config().read_only;
         let conn = self.conn();
         if read_only {
             sqlx::raw_sql(AssertSqlSafe(session::begin_read_only(
@@ -604,32 +621,34 @@ impl Pooled {
         // Dropped during the reset (the runtime shuts down), the connection is
         // cancelled and closed.
         self.busy = true;
-        let pool = self.pool.clone();
-        pool.resetting.fetch_add(1, Ordering::SeqCst);
+        let shared = self.shared.clone();
+        shared.resetting.fetch_add(1, Ordering::SeqCst);
         handle.spawn(async move {
             self.reset_session().await;
-            // Back in the pool (or closed) and its permit released before it stops
+            // Back in the pool (or closed) and its slot released before it stops
             // counting as resetting, so that it is never counted as neither.
             drop(self);
-            pool.resetting.fetch_sub(1, Ordering::SeqCst);
+            shared.resetting.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
     /// The reset of [`Pooled::end_call`]; leaves the connection ready to go back to the
     /// pool, or closes it (with a warning that says why, without any SQL).
     async fn reset_session(&mut self) {
-        if self.conn.is_none() {
+        let shared = self.shared.clone();
+        let manager = shared.manager();
+        let Some(lease) = self.conn.as_mut() else {
             return;
-        }
-        let pool = self.pool.clone();
-        let outcome = tokio::time::timeout(pool.connect_timeout, pool.reset(self.conn())).await;
+        };
+        let outcome =
+            tokio::time::timeout(manager.config.connect_timeout, manager.reset(&mut *lease)).await;
         let why = match outcome {
             Ok(Ok(())) => {
                 self.busy = false;
                 self.dirty = false;
                 return;
             }
-            Ok(Err(ResetFailure::Transaction)) if pool.read_only => {
+            Ok(Err(ResetFailure::Transaction)) if manager.config.read_only => {
                 "a statement ended the read-only transaction of its call (COMMIT, ROLLBACK, \
                  END, ABORT and PREPARE TRANSACTION are not supported)"
                     .to_owned()
@@ -637,26 +656,23 @@ impl Pooled {
             Ok(Err(ResetFailure::Transaction)) => "a statement left a transaction open".to_owned(),
             Ok(Err(ResetFailure::Failed(e))) => format!(
                 "the session reset failed: {}",
-                convert(&pool.connector, Phase::Query, e)
+                convert(&manager.config.connector, Phase::Query, e)
             ),
             Ok(Err(ResetFailure::Unexpected)) => {
                 "the session reset gave an unexpected answer".to_owned()
             }
             Err(_) => {
-                if let Some(conn) = self.conn.as_ref() {
-                    // The connection is closed below either way.
-                    let _ = pool.cancel(conn.pid).await;
-                }
+                // The connection is closed below either way.
+                let _ = shared.cancel(lease.pid).await;
                 "the session reset timed out".to_owned()
             }
         };
         tracing::warn!(
-            connector = %pool.connector,
+            connector = %manager.config.connector,
             "{why}; closing the PostgreSQL connection instead of reusing it"
         );
-        if let Some(conn) = self.conn.take() {
-            pool.forget(conn);
-            pool.fill_min_idle();
+        if let Some(lease) = self.conn.take() {
+            shared.forget(lease);
         }
     }
 
@@ -666,65 +682,50 @@ impl Pooled {
     /// the query when this returns; a slow cancel finishes in the background, still
     /// holding this connection's pool slot.
     pub(crate) async fn abort(mut self) {
-        let Some(conn) = self.conn.take() else {
+        let Some(lease) = self.conn.take() else {
             return;
         };
-        let pool = self.pool.clone();
-        let permit = self.permit.take();
-        let task = tokio::spawn(async move {
-            if let Err(e) = pool.cancel(conn.pid).await {
-                tracing::warn!(
-                    connector = %pool.connector,
-                    pid = conn.pid,
-                    error = %e,
-                    "could not cancel a timed-out PostgreSQL query; closing its connection"
-                );
-            }
-            pool.forget(conn);
-            drop(permit);
-            pool.fill_min_idle();
-        });
+        let task = tokio::spawn(self.shared.clone().cancel_and_forget(lease));
         let _ = tokio::time::timeout(ABORT_WAIT, task).await;
     }
 
     /// Closes the connection without returning it to the pool (e.g. after an I/O error).
     pub(crate) fn discard(mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.forget(conn);
-            self.pool.fill_min_idle();
+        if let Some(lease) = self.conn.take() {
+            self.shared.forget(lease);
         }
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let Some(mut lease) = self.conn.take() else {
             return;
         };
         if !self.busy {
-            if self.dirty {
+            let shared = &self.shared;
+            if self.dirty
                 // Never reset: its session may hold anything the call left there.
-                self.pool.forget(conn);
-                self.pool.fill_min_idle();
+                || shared.pool.is_closed()
+                // A transaction left open (an `execute("BEGIN")`) must not leak into
+                // the next call; closing the connection rolls it back.
+                || lease.raw.is_in_transaction()
+                || shared.manager().expired(&lease, Object::metrics(&lease)).is_some()
+            {
+                shared.forget(lease);
             } else {
-                self.pool.release(conn);
+                lease.idle_since = Instant::now();
+                drop(lease);
             }
             return;
         }
-        // Dropped mid-query: cancel in the background, holding the permit until done
-        // so that the pool never has more sessions than max_size.
-        let pool = self.pool.clone();
-        let permit = self.permit.take();
+        // Dropped mid-query: cancel in the background, holding the slot until done so
+        // that the pool never has more sessions than max_size.
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move {
-                    let _ = pool.cancel(conn.pid).await;
-                    pool.forget(conn);
-                    drop(permit);
-                    pool.fill_min_idle();
-                });
+                handle.spawn(self.shared.clone().cancel_and_forget(lease));
             }
-            Err(_) => pool.forget(conn),
+            Err(_) => self.shared.forget(lease),
         }
     }
 }
