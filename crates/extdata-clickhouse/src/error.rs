@@ -170,7 +170,10 @@ pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -
         ),
         ChError::DataFormat(source) => {
             let text = chain_text(source.as_ref());
-            if text.contains("parsing data type") || text.contains("not implemented") {
+            if text.contains("parsing data type")
+                || text.contains("not implemented")
+                || text.contains("unimplemented deserialization")
+            {
                 (
                     ErrorKind::Decode,
                     format!(

@@ -2,6 +2,7 @@
 
 mod connect;
 mod error;
+mod read_only;
 mod redact;
 mod types;
 
@@ -267,6 +268,17 @@ impl ClickHouseSource {
         Ok(())
     }
 
+    /// [`check_open`](Self::check_open), and on a read-only connector
+    /// [`read_only::check`] of the statement.
+    fn check_call(&self, statement: &Statement) -> Result<()> {
+        self.check_open()?;
+        if self.config.read_only {
+            read_only::check(statement.sql())
+                .map_err(|e| e.with_connector(self.config.name.clone()))?;
+        }
+        Ok(())
+    }
+
     /// The server's version, zone and features, asked once per source.
     async fn server(&self) -> Result<&ServerState> {
         self.server
@@ -344,21 +356,8 @@ impl ClickHouseSource {
         statement: &Statement,
         server: &ServerState,
     ) -> Result<(String, Vec<(String, String)>)> {
-        let mut params = Vec::new();
-        let sql = statement
-            .render_inline(Dialect::ClickHouse, |value| {
-                if server.server_parameters
-                    && let Some((data_type, text)) = types::server_parameter(value)
-                {
-                    let name = format!("extdata_p{}", params.len() + 1);
-                    let placeholder = format!("{{{name}:{data_type}}}");
-                    params.push((name, text));
-                    return Ok(placeholder);
-                }
-                types::literal(value, server.features)
-            })
-            .map_err(|e| e.with_connector(self.config.name.clone()))?;
-        Ok((sql, params))
+        render_statement(statement, server.features, server.server_parameters)
+            .map_err(|e| e.with_connector(self.config.name.clone()))
     }
 
     /// `error` of a call with `statement` without the values bound into it (see
@@ -373,10 +372,12 @@ impl ClickHouseSource {
     /// What the errors of a call with `statement` must not show; `None` when it binds
     /// nothing.
     fn redactor(&self, statement: &Statement) -> Option<redact::Redactor> {
-        let features = self.server.get().map(|server| server.features);
-        redact::Redactor::new(statement, |value| {
-            features.and_then(|features| types::literal(value, features).ok())
-        })
+        let server = self.server.get();
+        redactor_of(
+            statement,
+            server.map(|server| server.features),
+            server.is_some_and(|server| server.server_parameters),
+        )
     }
 
     /// The settings of one call.
@@ -444,6 +445,9 @@ impl ClickHouseSource {
         for (name, value) in settings {
             query = query.with_setting(name.clone(), value.clone());
         }
+        if let Some(size) = query_size_setting(sql, settings) {
+            query = query.with_setting("max_query_size", size);
+        }
         for (name, text) in params {
             query = query.param(name, text.as_str());
         }
@@ -459,7 +463,7 @@ impl ClickHouseSource {
         max_rows: Option<usize>,
         query_id: String,
     ) -> Result<RowStream> {
-        self.check_open()?;
+        self.check_call(statement)?;
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
         let settings = self.settings(call, timeout, max_rows);
@@ -532,6 +536,7 @@ impl ClickHouseSource {
             // Kept to redact a later error; cloned only when it binds values.
             statement: (!statement.params().is_empty()).then(|| statement.clone()),
             features: server.features,
+            server_parameters: server.server_parameters,
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))
@@ -574,6 +579,128 @@ impl ClickHouseSource {
             })
             .collect())
     }
+}
+
+/// `statement`'s SQL with every placeholder bound, and the server parameters it uses.
+///
+/// With `server_parameters`, each value that has a parameter type
+/// ([`types::server_parameter`]) becomes `{name:Type}` — named after the statement's own
+/// `:name`, so the server's `system.processes` and its errors show the template's names —
+/// and its text goes in the request as `param_<name>`, never in the SQL. Every other
+/// value (and every value on servers without parameters) is rendered by
+/// [`types::literal`].
+fn render_statement(
+    statement: &Statement,
+    features: ServerFeatures,
+    server_parameters: bool,
+) -> Result<(String, Vec<(String, String)>)> {
+    let (sql, params) = render_with(statement, features, server_parameters)?;
+    // The server reads the SQL and each value as a form field then, up to limits that a
+    // request cannot raise: past them, everything goes as literals in a plain body.
+    if !params.is_empty()
+        && (params.len() > FORM_FIELDS_LIMIT
+            || form_field_len(&sql) > FORM_FIELD_LIMIT
+            || params
+                .iter()
+                .any(|(_, text)| form_field_len(text) > FORM_FIELD_LIMIT))
+    {
+        return render_with(statement, features, false);
+    }
+    Ok((sql, params))
+}
+
+/// The longest form field — the SQL or one parameter's text, as the clickhouse crate
+/// sends it — that a server takes by default (`http_max_field_value_size`, which a
+/// request cannot raise: it is read before the request's settings).
+const FORM_FIELD_LIMIT: usize = 128 * 1024;
+
+/// Parameters one request may have: the server takes at most 1,000 fields
+/// (`http_max_fields`, also URL settings and headers).
+const FORM_FIELDS_LIMIT: usize = 900;
+
+/// `text`'s length as a form field: the clickhouse crate escapes `\`, `'`, `` ` ``, tab
+/// and newline with a backslash.
+fn form_field_len(text: &str) -> usize {
+    text.len()
+        + text
+            .bytes()
+            .filter(|b| matches!(b, b'\\' | b'\'' | b'`' | b'\t' | b'\n'))
+            .count()
+}
+
+/// The server's default `max_query_size`: it refuses a longer SQL text.
+const DEFAULT_MAX_QUERY_SIZE: usize = 256 * 1024;
+
+/// `max_query_size` for `sql` when it is longer than the server takes by default (long
+/// values rendered as literals: a 1 MiB string is a 2 MiB `unhex('…')`) and the
+/// connector's `settings` do not set it.
+fn query_size_setting(sql: &str, settings: &[(String, String)]) -> Option<String> {
+    (sql.len() >= DEFAULT_MAX_QUERY_SIZE
+        && !settings
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("max_query_size")))
+    .then(|| (sql.len() + 1).to_string())
+}
+
+fn render_with(
+    statement: &Statement,
+    features: ServerFeatures,
+    server_parameters: bool,
+) -> Result<(String, Vec<(String, String)>)> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    let sql = statement.render_inline(Dialect::ClickHouse, |value| {
+        if server_parameters && let Some((data_type, text)) = types::server_parameter(value) {
+            let name = parameter_name(statement, value, &params);
+            if !params.iter().any(|(n, _)| *n == name) {
+                params.push((name.clone(), text));
+            }
+            return Ok(format!("{{{name}:{data_type}}}"));
+        }
+        types::literal(value, features)
+    })?;
+    Ok((sql, params))
+}
+
+/// The server parameter name of `value`, one of `statement`'s values: its own `:name`
+/// (a placeholder name is an identifier, which ClickHouse takes as a parameter name).
+/// `render_inline` hands over the statement's own value, which tells the name; should
+/// it ever hand over a copy, a fresh `extdata_pN` that no bound name uses is taken
+/// instead (`params`: the names taken so far).
+fn parameter_name(statement: &Statement, value: &Value, params: &[(String, String)]) -> String {
+    if let Some((name, _)) = statement
+        .params()
+        .iter()
+        .find(|(_, bound)| std::ptr::eq(*bound, value))
+    {
+        return name.clone();
+    }
+    (params.len() + 1..)
+        .map(|n| format!("extdata_p{n}"))
+        .find(|name| {
+            !statement.params().contains_key(name) && !params.iter().any(|(n, _)| n == name)
+        })
+        .unwrap_or_default()
+}
+
+/// What the errors of a call with `statement` must not show (`None` when it binds
+/// nothing): the literals rendered with `features` (unknown before the first exchange:
+/// then only the values' texts), and with `server_parameters` the `{name:Type}`
+/// placeholders, shown as `:name`.
+fn redactor_of(
+    statement: &Statement,
+    features: Option<ServerFeatures>,
+    server_parameters: bool,
+) -> Option<redact::Redactor> {
+    redact::Redactor::new(
+        statement,
+        |value| features.and_then(|features| types::literal(value, features).ok()),
+        |name, value| {
+            server_parameters
+                .then(|| types::server_parameter(value))
+                .flatten()
+                .map(|(data_type, _)| format!("{{{name}:{data_type}}}"))
+        },
+    )
 }
 
 /// `sql` read through a query that casts its columns whose type holds `Nothing`
@@ -790,6 +917,7 @@ struct Producer {
     /// The call's statement when it binds values, to keep them out of an error.
     statement: Option<Statement>,
     features: ServerFeatures,
+    server_parameters: bool,
 }
 
 impl Producer {
@@ -797,7 +925,7 @@ impl Producer {
         if let Err(error) = self.produce(first, &slot).await {
             let error = error.with_connector(self.connector.clone());
             let redactor = self.statement.as_ref().and_then(|statement| {
-                redact::Redactor::new(statement, |value| types::literal(value, self.features).ok())
+                redactor_of(statement, Some(self.features), self.server_parameters)
             });
             lock(&slot).error = Some(match redactor {
                 Some(redactor) => redactor.error(error),
@@ -1040,7 +1168,7 @@ impl ExternalSource for ClickHouseSource {
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        self.check_open()?;
+        self.check_call(statement)?;
         let timeout = options.timeout_or(self.config.query_timeout);
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
@@ -1056,7 +1184,7 @@ impl ExternalSource for ClickHouseSource {
 
 impl ClickHouseSource {
     async fn execute_rendered(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        self.check_open()?;
+        self.check_call(statement)?;
         let timeout = options.timeout_or(self.config.query_timeout);
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
@@ -1068,6 +1196,9 @@ impl ClickHouseSource {
             .with_setting("query_id", query_id.as_str());
         for (name, value) in &settings {
             query = query.with_setting(name.clone(), value.clone());
+        }
+        if let Some(size) = query_size_setting(&sql, &settings) {
+            query = query.with_setting("max_query_size", size);
         }
         for (name, text) in &params {
             query = query.param(name, text.as_str());

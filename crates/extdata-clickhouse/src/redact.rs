@@ -22,11 +22,13 @@ pub(crate) struct Redactor {
 }
 
 impl Redactor {
-    /// For a call with `statement`, whose values were rendered by `render`; `None` when
-    /// it binds nothing.
+    /// For a call with `statement`, whose values were rendered by `render` or sent as
+    /// the server parameters that `placeholder(name, value)` names (`{name:Type}`, shown
+    /// as `:name`); `None` when it binds nothing.
     pub(crate) fn new(
         statement: &Statement,
         render: impl Fn(&Value) -> Option<String>,
+        placeholder: impl Fn(&str, &Value) -> Option<String>,
     ) -> Option<Self> {
         if statement.params().is_empty() {
             return None;
@@ -35,6 +37,9 @@ impl Redactor {
         for (name, value) in statement.params() {
             if value.is_null() {
                 continue;
+            }
+            if let Some(placeholder) = placeholder(name, value) {
+                needles.push((placeholder, format!(":{name}")));
             }
             if let Some(literal) = render(value) {
                 // What was between quotes in the literal (hex digits, dates, decimals…).
@@ -75,7 +80,7 @@ impl Redactor {
                 out = out.replace(needle.as_str(), replacement);
             }
         }
-        self.without_quoted_parts(&without_hex_literals(&out))
+        self.without_quoted_parts(&without_cast_literals(&without_hex_literals(&out)))
     }
 
     /// `text` with every `'…'` piece that is part of a value's text (at least
@@ -178,6 +183,38 @@ fn without_hex_literals(text: &str) -> String {
     out
 }
 
+/// Replaces the text of every `_CAST('…'` in `text` with `…`: newer servers put each
+/// server parameter's value into the query they echo in an error as
+/// `_CAST('value', 'Type')` (a timestamp as its epoch seconds, which no text of the
+/// bound value matches). The quoted text ends at the first `'` that no backslash
+/// escapes, or at the end of `text` when the server cut it short.
+fn without_cast_literals(text: &str) -> String {
+    const OPEN: &str = "_CAST('";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        out.push_str(&rest[..at + OPEN.len()]);
+        rest = &rest[at + OPEN.len()..];
+        let mut end = rest.len();
+        let mut escaped = false;
+        for (i, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push('…');
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +228,8 @@ mod tests {
         let features = ServerFeatures {
             modern_types: false,
         };
-        let redactor = Redactor::new(&statement, |v| literal(v, features).ok()).unwrap();
+        let redactor =
+            Redactor::new(&statement, |v| literal(v, features).ok(), |_, _| None).unwrap();
         let message = "Code: 6, e.displayText() = DB::Exception: Cannot parse string \
                        'bob\\'o@example.com' as UInt64, query: SELECT \
                        toUInt64(unhex('626F62276F406578616D706C652E636F6D')), toInt64(7); \
@@ -201,5 +239,31 @@ mod tests {
         assert!(!text.contains("626F"), "{text}");
         assert!(text.contains("toUInt64(:email), :n"), "{text}");
         assert!(text.contains("unhex('…"), "{text}");
+    }
+
+    #[test]
+    fn values_the_server_put_into_casts_leave_messages() {
+        let statement = Statement::new("SELECT toIPv4(toString(:t)), :s")
+            .bind("t", 1_i64)
+            .bind("s", "x");
+        let redactor = Redactor::new(
+            &statement,
+            |_| None,
+            |name, _| Some(format!("{{{name}:String}}")),
+        )
+        .unwrap();
+        let message = "DB::Exception: Invalid IPv4 value: In scope SELECT \
+                       toIPv4(toString(_CAST('1704164645.678', 'DateTime64(3)'))), \
+                       _CAST('it\\'s a \\\\ secret', 'String'), _CAST('cut sh";
+        let text = redactor.text(message);
+        assert!(!text.contains("1704164645"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("cut sh"), "{text}");
+        assert!(
+            text.contains("_CAST('…', 'DateTime64(3)'))), _CAST('…', 'String'), _CAST('…"),
+            "{text}"
+        );
+        // The placeholders of a syntax error's echo read as the template's names.
+        assert_eq!(redactor.text("near {s:String} AS"), "near :s AS");
     }
 }

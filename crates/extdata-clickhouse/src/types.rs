@@ -843,7 +843,13 @@ fn datetime_in_range(seconds: i64, modern: bool) -> Result<()> {
 }
 
 /// The server parameter `{name:Type}` type and text for `value`, when it has one
-/// (servers with server-side parameters only). `None`: render it as a literal.
+/// (servers with server-side parameters only). `None`: render it as a literal — arrays,
+/// tuples and maps, bytes that are not UTF-8, NaN and infinities, and values outside
+/// the range of their parameter type (the literal path refuses those with a
+/// `Parameter` error instead of letting the server store another value).
+///
+/// The text is the value as the HTTP interface reads a `param_<name>` (the clickhouse
+/// crate escapes `\`, `'`, `` ` ``, tab and newline in it); it is never part of the SQL.
 pub(crate) fn server_parameter(value: &Value) -> Option<(String, String)> {
     let typed = |t: &str, text: String| Some((t.to_owned(), text));
     match value {
@@ -862,13 +868,62 @@ pub(crate) fn server_parameter(value: &Value) -> Option<(String, String)> {
         Value::F32(v) if v.is_finite() => typed("Float32", format!("{v:?}")),
         Value::Decimal(d) if !d.is_special() => {
             let (digits, scale) = d.mantissa_digits()?;
-            (digits.len() <= 76).then(|| (format!("Decimal(76, {scale})"), d.to_string()))
+            (digits.len() <= 76 && (scale as usize) <= 76)
+                .then(|| (format!("Decimal(76, {scale})"), d.to_string()))
         }
         Value::Text(s) => typed("String", s.clone()),
-        Value::Date(d) => typed("Date32", d.format("%Y-%m-%d").to_string()),
+        Value::Json(j) => typed("String", j.to_string()),
+        Value::Bytes(b) => typed("String", std::str::from_utf8(b).ok()?.to_owned()),
+        Value::Date(d) => {
+            let first = NaiveDate::from_ymd_opt(1900, 1, 1)?;
+            let last = NaiveDate::from_ymd_opt(2299, 12, 31)?;
+            (first..=last)
+                .contains(d)
+                .then(|| ("Date32".to_owned(), d.format("%Y-%m-%d").to_string()))
+        }
+        Value::Timestamp(ts) => timestamp_parameter(ts.and_utc(), ""),
+        Value::TimestampTz(ts) => timestamp_parameter(ts.with_timezone(&Utc), "'UTC'"),
         Value::Uuid(u) => typed("UUID", u.hyphenated().to_string()),
+        Value::Ip(IpAddr::V4(ip)) => typed("IPv4", ip.to_string()),
+        Value::Ip(IpAddr::V6(ip)) => typed("IPv6", ip.to_string()),
         _ => None,
     }
+}
+
+/// The parameter type and text of a timestamp whose wall clock is `wall` (read in the
+/// server's zone when `zone` is empty, in `zone` otherwise): `DateTime` for whole seconds
+/// in its range, otherwise `DateTime64(P)` with the fewest digits (0, 3, 6 or 9) that
+/// hold it exactly; `None` outside what that type holds (1900 to 2299; with 9 digits,
+/// to 2262-04-11 23:47:16).
+fn timestamp_parameter(wall: DateTime<Utc>, zone: &str) -> Option<(String, String)> {
+    let seconds = wall.timestamp();
+    let nanos = wall.timestamp_subsec_nanos();
+    let whole = wall.format("%Y-%m-%d %H:%M:%S").to_string();
+    if nanos == 0 && fits_datetime(seconds) {
+        let data_type = if zone.is_empty() {
+            "DateTime".to_owned()
+        } else {
+            format!("DateTime({zone})")
+        };
+        return Some((data_type, whole));
+    }
+    datetime_in_range(seconds, true).ok()?;
+    let (precision, fraction) = match nanos {
+        0 => (0, String::new()),
+        n if n % 1_000_000 == 0 => (3, format!(".{:03}", n / 1_000_000)),
+        n if n % 1_000 == 0 => (6, format!(".{:06}", n / 1_000)),
+        n => (9, format!(".{n:09}")),
+    };
+    // DateTime64(9) counts nanoseconds in an Int64: it ends in 2262.
+    if precision == 9 && wall.timestamp_nanos_opt().is_none() {
+        return None;
+    }
+    let data_type = if zone.is_empty() {
+        format!("DateTime64({precision})")
+    } else {
+        format!("DateTime64({precision}, {zone})")
+    };
+    Some((data_type, format!("{whole}{fraction}")))
 }
 
 /// The zone `name` names (`None`: unknown to the zone database, UTC is used).

@@ -1,5 +1,8 @@
-//! Settings of the test server (`EXTDATA_TEST_CLICKHOUSE_*`, written by
-//! `scripts/services.sh`) and a source built from them.
+//! The two test servers of `scripts/services.sh` — ClickHouse 18.16 (`clickhouse`,
+//! `EXTDATA_TEST_CLICKHOUSE_*`) and ClickHouse 26.x (`clickhouse26`,
+//! `EXTDATA_TEST_CLICKHOUSE26_*`) — and sources built from their settings. Tests that
+//! hold on every server are written once, as `async fn name(server: Server)`, and run
+//! on each server by [`on_every_server!`].
 #![allow(dead_code)] // each test file uses a part
 
 use std::sync::Arc;
@@ -10,14 +13,52 @@ use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, password_connector};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource, SslConfig};
 
-pub(crate) const KIND: &str = "clickhouse";
+/// One of the test servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Server {
+    /// ClickHouse 18.16 (Debian's package): HTTP and HTTPS, no server-side parameters,
+    /// none of the types newer than 2018.
+    V18,
+    /// ClickHouse 26.x (PyPI `chdb-core`): HTTP only (no HTTPS listener), server-side
+    /// parameters, every type of the backend's type table.
+    V26,
+}
 
-/// The test server's settings.
+impl Server {
+    /// The name `EXTDATA_TEST_REQUIRE` uses for it (its service's name).
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Server::V18 => "clickhouse",
+            Server::V26 => "clickhouse26",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Server::V18 => "EXTDATA_TEST_CLICKHOUSE",
+            Server::V26 => "EXTDATA_TEST_CLICKHOUSE26",
+        }
+    }
+
+    /// Whether the backend binds values as server-side `{name:Type}` parameters there.
+    pub(crate) fn server_parameters(self) -> bool {
+        self == Server::V26
+    }
+
+    /// Whether it has the types newer than 18.16 (`Bool`, `DateTime64`, `Int128`…).
+    pub(crate) fn modern(self) -> bool {
+        self == Server::V26
+    }
+}
+
+/// A test server's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub(crate) server: Server,
     pub(crate) host: String,
     pub(crate) port: u16,
-    pub(crate) https_port: u16,
+    /// `None` where the server has no HTTPS listener (26.x here).
+    pub(crate) https_port: Option<u16>,
     pub(crate) database: String,
     pub(crate) user: String,
     pub(crate) password: String,
@@ -25,22 +66,38 @@ pub(crate) struct Settings {
     pub(crate) wrong_ca: Option<String>,
 }
 
-/// The settings, or `None` (skip; a failure when EXTDATA_TEST_REQUIRE names clickhouse).
+/// The 18.16 server's settings, or `None` (skip; a failure when EXTDATA_TEST_REQUIRE
+/// names clickhouse).
 pub(crate) fn settings() -> Option<Settings> {
-    let Some(host) = env("EXTDATA_TEST_CLICKHOUSE_HOST") else {
+    settings_of(Server::V18)
+}
+
+/// `server`'s settings, or `None` (skip; a failure when EXTDATA_TEST_REQUIRE names its
+/// service).
+pub(crate) fn settings_of(server: Server) -> Option<Settings> {
+    let var = |name: &str| env(&format!("{}_{name}", server.prefix()));
+    let Some(host) = var("HOST") else {
         return require_or_skip(
-            KIND,
-            "EXTDATA_TEST_CLICKHOUSE_HOST is not set (run scripts/services.sh)",
+            server.kind(),
+            format!(
+                "{}_HOST is not set (run scripts/services.sh)",
+                server.prefix()
+            ),
         );
     };
-    let port = |name: &str, default: u16| env(name).and_then(|p| p.parse().ok()).unwrap_or(default);
+    let port = |name: &str| var(name).and_then(|p| p.parse().ok());
+    let (default_port, https_port) = match server {
+        Server::V18 => (8123, Some(port("HTTPS_PORT").unwrap_or(8443))),
+        Server::V26 => (8126, None),
+    };
     Some(Settings {
+        server,
         host,
-        port: port("EXTDATA_TEST_CLICKHOUSE_PORT", 8123),
-        https_port: port("EXTDATA_TEST_CLICKHOUSE_HTTPS_PORT", 8443),
-        database: env("EXTDATA_TEST_CLICKHOUSE_DATABASE").unwrap_or_else(|| "default".into()),
-        user: env("EXTDATA_TEST_CLICKHOUSE_USER").unwrap_or_else(|| "default".into()),
-        password: env("EXTDATA_TEST_CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        port: port("PORT").unwrap_or(default_port),
+        https_port,
+        database: var("DATABASE").unwrap_or_else(|| "default".into()),
+        user: var("USER").unwrap_or_else(|| "default".into()),
+        password: var("PASSWORD").unwrap_or_default(),
         ca: env("EXTDATA_TEST_CA"),
         wrong_ca: env("EXTDATA_TEST_WRONG_CA"),
     })
@@ -60,16 +117,18 @@ impl Settings {
     }
 
     /// An HTTPS connector verifying the server fully against `ca_file` (host `localhost`,
-    /// which the test certificate names).
-    pub(crate) fn https(&self, name: &str, ca_file: &str) -> ConnectorConfig {
-        self.http(name)
-            .with_host("localhost")
-            .with_port(self.https_port)
-            .with_ssl(SslConfig {
-                enabled: true,
-                ca_file: Some(ca_file.to_owned()),
-                ..Default::default()
-            })
+    /// which the test certificate names); `None` when the server has no HTTPS port.
+    pub(crate) fn https(&self, name: &str, ca_file: &str) -> Option<ConnectorConfig> {
+        Some(
+            self.http(name)
+                .with_host("localhost")
+                .with_port(self.https_port?)
+                .with_ssl(SslConfig {
+                    enabled: true,
+                    ca_file: Some(ca_file.to_owned()),
+                    ..Default::default()
+                }),
+        )
     }
 }
 
@@ -89,12 +148,64 @@ pub(crate) fn build(config: &ConnectorConfig) -> extdata_core::Result<Arc<dyn Ex
     Ok(Arc::new(ClickHouseSource::build(valid)?))
 }
 
-/// Whether the server answers at all; with EXTDATA_TEST_REQUIRE naming clickhouse an
-/// unreachable server fails the test.
+/// Whether the server answers at all; with EXTDATA_TEST_REQUIRE naming its service an
+/// unreachable server fails the test. The version it reports must be the one its
+/// service installed (a 26.x server that turned out to be 18.16 would make the 26.x
+/// tests prove nothing).
 pub(crate) async fn reachable(settings: &Settings) -> Option<Arc<dyn ExternalSource>> {
     let source = build(&settings.http("ch-probe")).expect("valid config");
-    match source.ping().await {
-        Ok(_) => Some(source),
-        Err(e) => require_or_skip(KIND, format!("the server does not answer: {e}")),
-    }
+    let version = match source.ping().await {
+        Ok(info) => info.version,
+        Err(e) => {
+            return require_or_skip(
+                settings.server.kind(),
+                format!("the server does not answer: {e}"),
+            );
+        }
+    };
+    let expected = match settings.server {
+        Server::V18 => "18.",
+        Server::V26 => "26.",
+    };
+    assert!(
+        version.starts_with(expected),
+        "the {} server reports version {version}",
+        settings.server.kind()
+    );
+    Some(source)
+}
+
+/// The settings of `server` and a source on it, or `None` (the skip rule).
+pub(crate) async fn source_of(server: Server) -> Option<(Settings, Arc<dyn ExternalSource>)> {
+    let settings = settings_of(server)?;
+    let source = reachable(&settings).await?;
+    Some((settings, source))
+}
+
+/// Runs each `async fn name(server: Server)` listed as its own test on each server:
+/// `on_18_16::name` and `on_26::name` (`#[macro_use] mod support;`).
+#[allow(unused_macros)] // conformance.rs has its own macro
+macro_rules! on_every_server {
+    ($($name:ident),* $(,)?) => {
+        mod on_18_16 {
+            $(
+                #[test]
+                fn $name() {
+                    extdata_conformance::support::block_on(super::$name(
+                        super::support::Server::V18,
+                    ));
+                }
+            )*
+        }
+        mod on_26 {
+            $(
+                #[test]
+                fn $name() {
+                    extdata_conformance::support::block_on(super::$name(
+                        super::support::Server::V26,
+                    ));
+                }
+            )*
+        }
+    };
 }

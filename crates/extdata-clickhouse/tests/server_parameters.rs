@@ -1,0 +1,233 @@
+//! Which way values reach each server: on 26.x as server-side parameters
+//! (`{v:String}` in the SQL, the value only in the request's `param_v` field), on 18.16
+//! rendered client-side as `unhex('…')` — never as their text. Seen on the wire (a
+//! recording proxy on loopback) and from the server's own `system.processes`. And
+//! hostile and huge values come back exactly both ways.
+
+#[macro_use]
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use extdata_core::{ExternalSource, QueryOptions, Statement, Value};
+use support::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_every_server!(
+    the_request_carries_placeholders_or_hex_never_the_value,
+    the_server_sees_parameters_or_hex,
+    hostile_and_huge_values_come_back_exactly,
+);
+
+/// A value with everything that ends or starts a string, identifier or comment.
+const VALUE: &str = "it's */ a `pii-7e5a` \\ value\0 -- \"x\" /* #";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The text of the running queries that hold `marker` (other than the asking one).
+async fn running_texts(source: &dyn ExternalSource, marker: &str) -> Vec<String> {
+    let statement = Statement::new(
+        "SELECT query FROM system.processes WHERE position(query, :marker) > 0 \
+         AND position(query, 'system.processes') = 0",
+    )
+    .bind("marker", marker);
+    let result = source
+        .query(&statement, &QueryOptions::default())
+        .await
+        .expect("system.processes");
+    result
+        .rows
+        .iter()
+        .filter_map(|row| match row.get(0) {
+            Some(Value::Text(text)) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A proxy on 127.0.0.1 to `port` that records what clients send; its port and the
+/// record. It serves until the test's runtime ends.
+async fn recording_proxy(port: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&sent);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let up = async {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = client_read.read(&mut buffer).await?;
+                        if n == 0 {
+                            return server_write.shutdown().await;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buffer[..n]);
+                        server_write.write_all(&buffer[..n]).await?;
+                    }
+                };
+                let down = tokio::io::copy(&mut server_read, &mut client_write);
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    (proxy_port, sent)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn the_request_carries_placeholders_or_hex_never_the_value(server: Server) {
+    let Some((settings, _)) = support::source_of(server).await else {
+        return;
+    };
+    let (port, sent) = recording_proxy(settings.port).await;
+    let source = support::build(
+        &settings
+            .http("ch-wire")
+            .with_host("127.0.0.1")
+            .with_port(port),
+    )
+    .unwrap();
+    let statement = Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", VALUE);
+    let result = source
+        .query(&statement, &QueryOptions::default())
+        .await
+        .expect("through the proxy");
+    assert_eq!(result.rows[0].get(0), Some(&Value::Text(VALUE.into())));
+    let sent = sent.lock().unwrap().clone();
+    let sql = b"SELECT {v:String} AS v, length({v:String}) AS n";
+    let hex = hex(VALUE.as_bytes());
+    match server {
+        Server::V26 => {
+            let at_sql = find(&sent, sql).expect("the SQL with its placeholders was sent");
+            let at_param = find(&sent, b"name=\"param_v\"").expect("a param_v field was sent");
+            assert!(at_sql < at_param);
+            // The value (as the crate escapes it for the server) only in its own field,
+            // sent once though the SQL uses it twice; nowhere as hex.
+            let escaped = br"it\'s */ a \`pii-7e5a\` \\ value";
+            assert_eq!(find(&sent[..at_param], b"pii-7e5a"), None);
+            assert!(find(&sent[at_param..], escaped).is_some());
+            assert_eq!(sent.windows(8).filter(|w| w == b"pii-7e5a").count(), 1);
+            assert_eq!(find(&sent, hex.as_bytes()), None);
+        }
+        Server::V18 => {
+            assert_eq!(find(&sent, b"pii-7e5a"), None, "the value's text was sent");
+            assert_eq!(find(&sent, b"param_"), None, "18.16 has no parameters");
+            let rendered = format!("SELECT unhex('{hex}') AS v, length(unhex('{hex}')) AS n");
+            assert!(find(&sent, rendered.as_bytes()).is_some());
+        }
+    }
+}
+
+/// What the server keeps in `system.processes` while the query runs. 26.x puts each
+/// parameter's value into the text it keeps there, as its own quoted literal (so the
+/// placeholders are not to be seen there either way); the client's `unhex('…')` would
+/// show as such.
+async fn the_server_sees_parameters_or_hex(server: Server) {
+    let Some((_, source)) = support::source_of(server).await else {
+        return;
+    };
+    let marker = extdata_conformance::support::unique_name("params");
+    // The marker is a literal inside the query: 18.16 keeps only the parsed part.
+    let statement = Statement::new(format!(
+        "SELECT sleep(0.5), :v AS v, length(:v) AS n, '{marker}' AS m FROM numbers(8) \
+         SETTINGS max_block_size = 1"
+    ))
+    .bind("v", VALUE);
+    let task = tokio::spawn({
+        let source = source.clone();
+        async move {
+            source
+                .query(
+                    &statement,
+                    &QueryOptions::default().with_timeout(Duration::from_secs(30)),
+                )
+                .await
+        }
+    });
+    let mut seen = Vec::new();
+    while !task.is_finished() && seen.is_empty() {
+        seen = running_texts(source.as_ref(), &marker).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let result = task.await.unwrap().expect("the slow query");
+    assert_eq!(result.rows.len(), 8);
+    assert_eq!(result.rows[0].get(1), Some(&Value::Text(VALUE.into())));
+    assert_eq!(result.rows[0].get(2), Some(&Value::U64(VALUE.len() as u64)));
+    let text = seen
+        .first()
+        .unwrap_or_else(|| panic!("the query was never seen in system.processes"));
+    let hex = hex(VALUE.as_bytes());
+    match server {
+        Server::V26 => {
+            // The server's own literal of the parameter: its escaping (`\'`, `\0`), not
+            // the client's `unhex`.
+            let literal = r#"'it\'s */ a `pii-7e5a` \\ value\0 -- "x" /* #'"#;
+            assert!(
+                text.contains(&format!(
+                    "SELECT sleep(0.5), {literal} AS v, length({literal}) AS n"
+                )),
+                "26.x: {text}"
+            );
+            assert!(!text.contains(&hex) && !text.contains("unhex"), "{text}");
+        }
+        Server::V18 => {
+            assert!(
+                !text.contains("pii-7e5a"),
+                "the value is in the server's text: {text}"
+            );
+            assert!(
+                text.contains(&format!("unhex('{hex}')")),
+                "18.16: the value as hex digits: {text}"
+            );
+        }
+    }
+    eprintln!("{}: the server ran `{text}`", server.kind());
+}
+
+async fn hostile_and_huge_values_come_back_exactly(server: Server) {
+    let Some((_, source)) = support::source_of(server).await else {
+        return;
+    };
+    let unit = "'\\`*/--#\0\r\n\t\"é🎉$$?:v";
+    let mut values: Vec<String> = vec![
+        String::new(),
+        unit.to_owned(),
+        "\\".repeat(1001),
+        "'".repeat(1001),
+    ];
+    // ~64 KiB: a server parameter on 26.x (the server takes form fields up to 128 KiB);
+    // ~1 MiB and ~4 MiB: literals on both, far past the server's default max_query_size
+    // (256 KiB) as `unhex('…')`.
+    for size in [64 << 10, 1 << 20, 4 << 20] {
+        values.push(unit.repeat(size / unit.len()));
+    }
+    for value in values {
+        let statement = Statement::new("SELECT :v AS v, length(:v) AS n, 'after' AS tail")
+            .bind("v", value.clone());
+        let result = source
+            .query(&statement, &QueryOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{} bytes: {e}", value.len()));
+        let row = result.rows[0].values();
+        assert!(
+            row[0] == Value::Text(value.clone()),
+            "{} bytes",
+            value.len()
+        );
+        assert_eq!(row[1], Value::U64(value.len() as u64));
+        assert_eq!(row[2], Value::Text("after".into()));
+    }
+}
