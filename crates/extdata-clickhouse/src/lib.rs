@@ -1322,6 +1322,50 @@ mod tests {
     }
 
     #[test]
+    fn server_parameters_are_named_after_the_placeholders() {
+        let statement = Statement::new("SELECT :v, length(:v), :n, :bytes, [:n]")
+            .bind("v", "it's")
+            .bind("n", 7_i64)
+            .bind("bytes", vec![0xFF_u8]);
+        let modern = ServerFeatures { modern_types: true };
+        let (sql, params) = render_statement(&statement, modern, true).unwrap();
+        assert_eq!(
+            sql,
+            "SELECT {v:String}, length({v:String}), {n:Int64}, unhex('FF'), [{n:Int64}]"
+        );
+        assert_eq!(
+            params,
+            [
+                ("v".to_owned(), "it's".to_owned()),
+                ("n".to_owned(), "7".to_owned())
+            ]
+        );
+        let (sql, params) = render_statement(&statement, modern, false).unwrap();
+        assert!(params.is_empty());
+        assert_eq!(
+            sql,
+            "SELECT unhex('69742773'), length(unhex('69742773')), toInt64(7), unhex('FF'), \
+             [toInt64(7)]"
+        );
+        // Past the server's form-field limit: everything as literals, in a plain body.
+        let long = Statement::new("SELECT :v, :n")
+            .bind("v", "'".repeat(FORM_FIELD_LIMIT + 1))
+            .bind("n", 7_i64);
+        let (sql, params) = render_statement(&long, modern, true).unwrap();
+        assert!(
+            params.is_empty() && sql.ends_with(", toInt64(7)"),
+            "{params:?}"
+        );
+        assert_eq!(
+            query_size_setting(&sql, &[]),
+            Some((sql.len() + 1).to_string())
+        );
+        let configured = [("max_query_size".to_owned(), "1".to_owned())];
+        assert_eq!(query_size_setting(&sql, &configured), None);
+        assert_eq!(query_size_setting("SELECT 1", &[]), None);
+    }
+
+    #[test]
     fn versions_are_parsed() {
         assert_eq!(parse_version("18.16.1"), (18, 16));
         assert_eq!(parse_version("24.3.2.23"), (24, 3));

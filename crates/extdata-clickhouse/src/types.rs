@@ -1080,6 +1080,60 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_parameters_with_the_digits_they_need() {
+        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        let param = |value: Value| server_parameter(&value);
+        let pair = |t: &str, v: &str| Some((t.to_owned(), v.to_owned()));
+        assert_eq!(
+            param(Value::Timestamp(at("2024-02-29 23:59:58"))),
+            pair("DateTime", "2024-02-29 23:59:58")
+        );
+        assert_eq!(
+            param(Value::Timestamp(at("2024-02-29 23:59:58.5"))),
+            pair("DateTime64(3)", "2024-02-29 23:59:58.500")
+        );
+        assert_eq!(
+            param(Value::Timestamp(at("1900-01-01 00:00:00.000001"))),
+            pair("DateTime64(6)", "1900-01-01 00:00:00.000001")
+        );
+        assert_eq!(
+            param(Value::Timestamp(at("2200-01-01 00:00:00"))),
+            pair("DateTime64(0)", "2200-01-01 00:00:00")
+        );
+        assert_eq!(
+            param(Value::Timestamp(at("2262-04-11 23:47:16.000000001"))),
+            pair("DateTime64(9)", "2262-04-11 23:47:16.000000001")
+        );
+        // DateTime64(9) ends in 2262; before 1900 and after 2299 nothing holds it.
+        assert_eq!(
+            param(Value::Timestamp(at("2263-01-01 00:00:00.000000001"))),
+            None
+        );
+        assert_eq!(param(Value::Timestamp(at("1899-12-31 23:59:59"))), None);
+        assert_eq!(param(Value::Timestamp(at("2300-01-01 00:00:00"))), None);
+        let zoned = DateTime::parse_from_rfc3339("2024-03-01T05:29:58.5+05:30").unwrap();
+        assert_eq!(
+            param(Value::TimestampTz(zoned)),
+            pair("DateTime64(3, 'UTC')", "2024-02-29 23:59:58.500")
+        );
+        assert_eq!(
+            param(Value::Date(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap())),
+            pair("Date32", "1900-01-01")
+        );
+        assert_eq!(
+            param(Value::Date(NaiveDate::from_ymd_opt(2300, 1, 1).unwrap())),
+            None
+        );
+        assert_eq!(param(Value::Bytes(vec![0xFF])), None);
+        assert_eq!(param(Value::Bytes(b"ok".to_vec())), pair("String", "ok"));
+        assert_eq!(param(Value::F64(f64::NAN)), None);
+        assert_eq!(
+            param(Value::Ip("::1".parse().unwrap())),
+            pair("IPv6", "::1")
+        );
+    }
+
+    #[test]
     fn wide_integers_keep_every_digit() {
         let mut max = [0xFFu8; 32];
         assert_eq!(
