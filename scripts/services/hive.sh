@@ -138,5 +138,6 @@ setup_hive() {
     done
 
     render_env hive HIVE_PLAIN_PORT HIVE_NOSASL_PORT HIVE_USER HIVE_PASSWORD \
-        HIVE_LOG="$(hive_server_dir NONE)/server.log"
+        HIVE_LOG="$(hive_server_dir NONE)/server.log" \
+        HIVE_NOSASL_LOG="$(hive_server_dir NOSASL)/server.log"
 }

@@ -118,11 +118,15 @@ pub fn capabilities() -> Capabilities {
 
 fn harness(mode: Mode) -> Option<Harness> {
     let mut config = config(mode)?;
+    // The server-side cancel is proved from the server's log (Spark has no activity
+    // view over SQL): the statement is seen running, then closed with its jobs.
+    let capabilities = capabilities()
+        .with_running_probe(move |_source, marker| common::running_on_server(mode, marker));
     // 48 concurrent calls share the pool's sessions, each a Spark job: on a busy machine
     // the last ones wait longer than the default (the connect timeout, 10 s).
     config.pool.acquire_timeout = Some("60s".to_owned());
     Some(
-        Harness::new(config, capabilities(), build)
+        Harness::new(config, capabilities, build)
             .unwrap_or_else(|e| panic!("the hive {mode:?} config is invalid: {e}")),
     )
 }

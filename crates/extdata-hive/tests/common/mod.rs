@@ -75,3 +75,73 @@ pub fn build(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
         .map_err(extdata_core::Error::from)?;
     Ok(Arc::new(HiveSource::build(valid)?))
 }
+
+/// The server log of the test server in `mode` (`EXTDATA_TEST_HIVE_LOG`,
+/// `EXTDATA_TEST_HIVE_NOSASL_LOG`).
+pub fn server_log(mode: Mode) -> Option<String> {
+    env(match mode {
+        Mode::Plain => "EXTDATA_TEST_HIVE_LOG",
+        Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL_LOG",
+    })
+}
+
+/// Whether the Spark Thrift server whose log is `log` runs a statement whose text holds
+/// `marker`. Spark has no activity view over SQL; its log says when an operation starts
+/// (`Submitting query '<sql>' with <id>`, then `Running query with <id>`) and when it is
+/// closed — finished, failed or cancelled, its jobs cancelled with it — (`Close
+/// statement with <id>`). Running: started and not closed.
+pub fn running_in_log(log: &str, marker: &str) -> bool {
+    let mut open: Vec<&str> = Vec::new();
+    for line in log.lines() {
+        if let Some(rest) = line.split("Submitting query '").nth(1)
+            && rest.contains(marker)
+            && let Some(id) = rest.rsplit("' with ").next()
+        {
+            open.push(id.trim());
+        } else if let Some(id) = line.split("Close statement with ").nth(1) {
+            open.retain(|started| *started != id.trim());
+        }
+    }
+    let running = |id: &&str| {
+        log.lines()
+            .any(|line| line.ends_with(&format!("Running query with {id}")))
+    };
+    open.iter().any(running)
+}
+
+/// The running-query probe of the conformance suite for the server in `mode`: reads
+/// its log ([`running_in_log`]).
+pub async fn running_on_server(mode: Mode, marker: String) -> Result<bool> {
+    let Some(path) = server_log(mode) else {
+        return Err(extdata_core::Error::new(
+            extdata_core::ErrorKind::Config,
+            format!("no server log for the hive {mode:?} server (EXTDATA_TEST_HIVE_*LOG)"),
+        ));
+    };
+    // A few MB, read between 50 ms sleeps of the case: blocking is fine in a test.
+    let log = std::fs::read_to_string(&path).map_err(|e| {
+        extdata_core::Error::new(
+            extdata_core::ErrorKind::Config,
+            format!("cannot read the hive server log {path}: {e}"),
+        )
+    })?;
+    Ok(running_in_log(&log, &marker))
+}
+
+#[test]
+fn log_probe_follows_an_operation_from_submit_to_close() {
+    let submitted = "26/12/02 08:21:29 INFO SparkExecuteStatementOperation: Submitting query \
+                     'SELECT count(*) AS n FROM range(30) /* sleep-7 */' with 17b2-44\n";
+    let running =
+        "26/12/02 08:21:29 INFO SparkExecuteStatementOperation: Running query with 17b2-44\n";
+    let closed =
+        "26/12/02 08:21:30 INFO SparkExecuteStatementOperation: Close statement with 17b2-44\n";
+    assert!(
+        !running_in_log(submitted, "sleep-7"),
+        "submitted, not running yet"
+    );
+    let log = format!("{submitted}{running}");
+    assert!(running_in_log(&log, "sleep-7"));
+    assert!(!running_in_log(&log, "sleep-8"), "another marker");
+    assert!(!running_in_log(&format!("{log}{closed}"), "sleep-7"));
+}
