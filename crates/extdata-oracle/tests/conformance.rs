@@ -7,7 +7,7 @@ mod support;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use extdata_conformance::{Capabilities, Harness, TypeCase};
-use extdata_core::{Decimal, Interval, Value};
+use extdata_core::{Decimal, Interval, QueryOptions, Statement, Value};
 
 fn decimal(text: &str) -> Value {
     Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
@@ -125,6 +125,20 @@ fn capabilities() -> Capabilities {
         .with_drop_table(drop_table)
         .with_sleep_sql(sleep)
         .with_series_sql(series)
+        // The statement is running while an active session other than the probe's has it
+        // as its current SQL (the test user needs SELECT on V$SESSION and V$SQL, e.g.
+        // SELECT_CATALOG_ROLE). V$SQL keeps the text's comments, hence the marker.
+        .with_running_probe(|source, marker| async move {
+            let probe = Statement::new(
+                "SELECT CAST(COUNT(*) AS NUMBER(18)) AS n FROM v$session s JOIN v$sql q \
+                 ON q.sql_id = s.sql_id AND q.child_number = s.sql_child_number \
+                 WHERE s.status = 'ACTIVE' AND q.sql_text LIKE :pattern \
+                 AND s.sid <> TO_NUMBER(SYS_CONTEXT('USERENV', 'SID'))",
+            )
+            .bind("pattern", format!("%{marker}%"));
+            let rows = source.query(&probe, &QueryOptions::default()).await?;
+            Ok(rows.rows[0].get(0).and_then(Value::as_i64) != Some(0))
+        })
         .with_empty_string_is_null(true)
         .with_text_allows_nul(true)
 }
