@@ -19,18 +19,22 @@ pub enum Backend {
     Postgres,
     /// MariaDB 10.11.
     MySql,
-    /// ClickHouse over HTTP.
+    /// ClickHouse over HTTP (18.16).
     ClickHouse,
+    /// ClickHouse 26.x over HTTP (PyPI `chdb-core`; service `clickhouse26`): server-side
+    /// parameters, no HTTPS listener.
+    ClickHouse26,
     /// Spark Thrift server (HiveServer2, SASL PLAIN).
     Hive,
 }
 
 impl Backend {
     /// Every backend with a live server.
-    pub const LIVE: [Backend; 4] = [
+    pub const LIVE: [Backend; 5] = [
         Backend::Postgres,
         Backend::MySql,
         Backend::ClickHouse,
+        Backend::ClickHouse26,
         Backend::Hive,
     ];
 
@@ -40,6 +44,7 @@ impl Backend {
             Backend::Postgres => "postgres",
             Backend::MySql => "mysql",
             Backend::ClickHouse => "clickhouse",
+            Backend::ClickHouse26 => "clickhouse26",
             Backend::Hive => "hive",
         }
     }
@@ -50,6 +55,7 @@ impl Backend {
             Backend::Postgres => "POSTGRES",
             Backend::MySql => "MYSQL",
             Backend::ClickHouse => "CLICKHOUSE",
+            Backend::ClickHouse26 => "CLICKHOUSE26",
             Backend::Hive => "HIVE",
         }
     }
@@ -58,7 +64,7 @@ impl Backend {
         match self {
             Backend::Postgres => DbKind::Postgres,
             Backend::MySql => DbKind::MySql,
-            Backend::ClickHouse => DbKind::ClickHouse,
+            Backend::ClickHouse | Backend::ClickHouse26 => DbKind::ClickHouse,
             Backend::Hive => DbKind::Hive,
         }
     }
@@ -116,7 +122,7 @@ impl Backend {
             Backend::Postgres => format!("SELECT pg_sleep({secs}) /* {marker} */"),
             Backend::MySql => format!("SELECT SLEEP({secs}) /* {marker} */"),
             // sleep() is capped at 3 s per block, and 18.16 drops trailing comments.
-            Backend::ClickHouse => format!(
+            Backend::ClickHouse | Backend::ClickHouse26 => format!(
                 "SELECT sleep(0.5), '{marker}' FROM numbers({}) SETTINGS max_block_size = 1",
                 secs * 2
             ),
@@ -136,7 +142,9 @@ impl Backend {
             Backend::Postgres => format!("SELECT generate_series(1, {n})::int8 AS n"),
             // MariaDB's Sequence engine: no table, rows made as they are read.
             Backend::MySql => format!("SELECT seq AS n FROM seq_1_to_{n}"),
-            Backend::ClickHouse => format!("SELECT number AS n FROM system.numbers LIMIT {n}"),
+            Backend::ClickHouse | Backend::ClickHouse26 => {
+                format!("SELECT number AS n FROM system.numbers LIMIT {n}")
+            }
             Backend::Hive => format!("SELECT id AS n FROM range({n})"),
         }
     }
@@ -167,7 +175,7 @@ impl Backend {
                 "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST \
                  WHERE INFO LIKE :pattern AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep'",
             ),
-            Backend::ClickHouse => Statement::new(
+            Backend::ClickHouse | Backend::ClickHouse26 => Statement::new(
                 "SELECT count() AS n FROM system.processes \
                  WHERE query LIKE :pattern AND query NOT LIKE '%system.processes%'",
             ),

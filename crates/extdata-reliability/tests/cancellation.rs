@@ -135,6 +135,15 @@ fn clickhouse_query_is_gone_from_system_processes_within_1s() {
     block_on(activity_view_case(Backend::ClickHouse, "system.processes"));
 }
 
+#[test]
+fn clickhouse26_query_is_gone_from_system_processes_within_1s() {
+    let _one = exclusive();
+    block_on(activity_view_case(
+        Backend::ClickHouse26,
+        "system.processes",
+    ));
+}
+
 /// Spark's Thrift server has no activity view over SQL: its log says when the
 /// executor killed the tasks of the cancelled job.
 #[test]

@@ -14,7 +14,8 @@ use futures::StreamExt as _;
 /// Tests of one backend run one at a time (their bounds are wall-clock bounds, and the
 /// Spark server shares the two cores with everything else); backends run in parallel.
 fn exclusive(backend: Backend) -> MutexGuard<'static, ()> {
-    static LOCKS: [Mutex<()>; 4] = [const { Mutex::new(()) }; 4];
+    static LOCKS: [Mutex<()>; Backend::LIVE.len()] =
+        [const { Mutex::new(()) }; Backend::LIVE.len()];
     let index = Backend::LIVE
         .iter()
         .position(|b| *b == backend)
@@ -368,6 +369,7 @@ macro_rules! fault_tests {
 fault_tests!(postgres, Backend::Postgres);
 fault_tests!(mysql, Backend::MySql);
 fault_tests!(clickhouse, Backend::ClickHouse);
+fault_tests!(clickhouse26, Backend::ClickHouse26);
 fault_tests!(hive, Backend::Hive);
 
 /// The proxy itself: forwards, refuses, listens again on the same port, resets.

@@ -84,6 +84,11 @@ fn clickhouse_returns_hostile_strings_byte_for_byte() {
 }
 
 #[test]
+fn clickhouse26_returns_hostile_strings_byte_for_byte() {
+    round_trip(Backend::ClickHouse26);
+}
+
+#[test]
 fn hive_returns_hostile_strings_byte_for_byte() {
     round_trip(Backend::Hive);
 }

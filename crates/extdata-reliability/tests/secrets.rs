@@ -30,7 +30,7 @@ fn sentinel_key() -> String {
 /// The secrets of this process: the sentinels, and the real test passwords.
 fn secrets() -> Vec<String> {
     let mut secrets = vec![SENTINEL_PASSWORD.to_owned(), SENTINEL_KEY_BODY.to_owned()];
-    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE"] {
+    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE", "CLICKHOUSE26"] {
         if let Some(password) = env(&format!("EXTDATA_TEST_{backend}_PASSWORD")) {
             secrets.push(password);
         }
@@ -174,6 +174,11 @@ fn mariadb_failure_paths_keep_secrets() {
 #[test]
 fn clickhouse_failure_paths_keep_secrets() {
     block_on(every_failure_path(Backend::ClickHouse));
+}
+
+#[test]
+fn clickhouse26_failure_paths_keep_secrets() {
+    block_on(every_failure_path(Backend::ClickHouse26));
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn assert_value_hidden(error: &Error, value: &str, quoted: bool, what: &str) {
 async fn failed_cast(backend: Backend, db: &Arc<dyn ExternalSource>) {
     let value = subscriber_value(backend, "cast");
     let sql = match backend {
-        Backend::ClickHouse => "SELECT toInt32(:v) AS n",
+        Backend::ClickHouse | Backend::ClickHouse26 => "SELECT toInt32(:v) AS n",
         _ => "SELECT CAST(:v AS INTEGER) AS n",
     };
     let statement = Statement::new(sql).bind("v", value.as_str());
@@ -199,6 +199,11 @@ fn mysql_errors_quote_no_parameter_value() {
 #[test]
 fn clickhouse_errors_quote_no_parameter_value() {
     run(Backend::ClickHouse);
+}
+
+#[test]
+fn clickhouse26_errors_quote_no_parameter_value() {
+    run(Backend::ClickHouse26);
 }
 
 #[test]
