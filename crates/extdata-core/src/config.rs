@@ -706,6 +706,13 @@ impl Default for SslConfig {
     }
 }
 
+impl SslConfig {
+    /// The fields an `ssl` table may hold.
+    pub fn field_names() -> &'static [&'static str] {
+        serde_field_names::<SslConfig>()
+    }
+}
+
 impl fmt::Debug for SslConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SslConfig")
@@ -737,11 +744,24 @@ pub struct PoolConfig {
     pub max_lifetime: Option<String>,
 }
 
+impl PoolConfig {
+    /// The fields a `pool` table may hold.
+    pub fn field_names() -> &'static [&'static str] {
+        serde_field_names::<PoolConfig>()
+    }
+}
+
 /// A connector as the administrator's form describes it.
 ///
 /// Build it in code with [`ConnectorConfig::new`] and the `with_*` setters, or
 /// deserialize it from TOML/JSON; then call [`validate_with`](ConnectorConfig::validate_with)
 /// (the `extdata` facade does this for you).
+///
+/// This struct is the one list of a connector's fields: every field has a default, so
+/// a form may give any subset of them (the facade reads a `[[connectors]]` entry one
+/// field at a time to report every mistake), and [`field_names`](Self::field_names)
+/// is what a file may contain. Missing `name` and `type` are reported by validation.
+/// `Debug` is derived: every field's own `Debug` leaves secrets out.
 ///
 /// ```
 /// use extdata_core::{ConnectorConfig, DbKind};
@@ -752,9 +772,10 @@ pub struct PoolConfig {
 ///     .with_password("s3cret")
 ///     .with_options("application_name=extdata");
 /// assert!(!format!("{config:?}").contains("s3cret"));
+/// assert_eq!(ConnectorConfig::field_names()[..2], ["name", "type"]);
 /// ```
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConnectorConfig {
     /// Unique name of the connector.
     pub name: String,
@@ -763,40 +784,28 @@ pub struct ConnectorConfig {
     #[serde(rename = "type")]
     pub kind: String,
     /// Database name (SQLite: file path or `:memory:`).
-    #[serde(default)]
     pub database: Option<String>,
     /// Host name or address (`protocol = "unix"`: the socket path).
-    #[serde(default)]
     pub host: Option<String>,
     /// Port (default per type).
-    #[serde(default)]
     pub port: Option<Scalar>,
     /// `tcp` (default), `udp` or `unix`.
-    #[serde(default)]
     pub protocol: Option<String>,
     /// User name.
-    #[serde(default)]
     pub username: Option<String>,
     /// Password (literal, `{ env = "…" }` or `{ file = "…" }`).
-    #[serde(default)]
     pub password: Option<SecretSource>,
     /// Bound on TCP connect + TLS + authentication, e.g. `"5s"` (default `10s`).
-    #[serde(default)]
     pub connect_timeout: Option<String>,
     /// Bound on each call, e.g. `"30s"` (default `30s`).
-    #[serde(default)]
     pub query_timeout: Option<String>,
     /// Additional DSN options, `a=1&b=2` or a table.
-    #[serde(default)]
     pub options: DsnOptions,
     /// Refuse writes (enforced by the server session where the backend can).
-    #[serde(default)]
     pub read_only: bool,
     /// TLS settings.
-    #[serde(default)]
     pub ssl: Option<SslConfig>,
     /// Pool settings.
-    #[serde(default)]
     pub pool: PoolConfig,
 }
 
@@ -806,19 +815,14 @@ impl ConnectorConfig {
         ConnectorConfig {
             name: name.into(),
             kind: kind.as_str().to_owned(),
-            database: None,
-            host: None,
-            port: None,
-            protocol: None,
-            username: None,
-            password: None,
-            connect_timeout: None,
-            query_timeout: None,
-            options: DsnOptions::None,
-            read_only: false,
-            ssl: None,
-            pool: PoolConfig::default(),
+            ..ConnectorConfig::default()
         }
+    }
+
+    /// The fields a connector table may hold, as written in files (`type`, not
+    /// `kind`), in the order of the form.
+    pub fn field_names() -> &'static [&'static str] {
+        serde_field_names::<ConnectorConfig>()
     }
 
     /// Sets the database name (SQLite: the file path or `:memory:`).
@@ -910,28 +914,117 @@ impl ConnectorConfig {
     }
 }
 
-impl fmt::Debug for ConnectorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectorConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("database", &self.database)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("protocol", &self.protocol)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("query_timeout", &self.query_timeout)
-            .field("options", &self.options)
-            .field("read_only", &self.read_only)
-            .field("ssl", &self.ssl)
-            .field("pool", &self.pool)
-            .finish()
-    }
-}
-
 /// Exposes a secret's text: the only way backends read a password or key.
 pub fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()
+}
+
+/// The field names a `#[derive(Deserialize)]` struct reads (after `rename`), in
+/// declaration order. Asked of the type itself, through the list serde's derive hands
+/// to `deserialize_struct`, so that a list of known fields cannot drift from the struct.
+fn serde_field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom(
+                "only the field names were asked for",
+            ))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    // Always an error: the deserializer stops once it has the names.
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde itself lists when it refuses an unknown field.
+    fn serde_lists<'de, T: Deserialize<'de> + fmt::Debug>() -> String {
+        let refused = T::deserialize(serde::de::value::MapDeserializer::<
+            _,
+            serde::de::value::Error,
+        >::new(std::iter::once(("?", 0))))
+        .unwrap_err()
+        .to_string();
+        refused
+            .split_once("expected one of ")
+            .map(|(_, list)| list.to_owned())
+            .unwrap_or(refused)
+    }
+
+    fn quoted(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn field_names_are_the_names_serde_reads() {
+        let fields = ConnectorConfig::field_names();
+        assert_eq!(serde_lists::<ConnectorConfig>(), quoted(fields));
+        assert_eq!((fields.len(), fields[1]), (14, "type"));
+        assert_eq!(serde_lists::<SslConfig>(), quoted(SslConfig::field_names()));
+        assert_eq!(
+            serde_lists::<PoolConfig>(),
+            quoted(PoolConfig::field_names())
+        );
+    }
+
+    #[test]
+    fn a_form_may_leave_out_any_field() {
+        let empty: ConnectorConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            format!("{empty:?}"),
+            format!("{:?}", ConnectorConfig::default())
+        );
+        assert!(empty.name.is_empty() && empty.kind.is_empty());
+        assert!(serde_json::from_str::<ConnectorConfig>(r#"{"hots": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn debug_names_every_field_and_no_secret() {
+        let config = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_password("pw-sentinel")
+            .with_option("sslpassword", "opt-sentinel")
+            .with_ssl(SslConfig {
+                key: Some(SecretSource::literal("key-sentinel")),
+                ..SslConfig::default()
+            });
+        let debug = format!("{config:?}");
+        for secret in ["pw-sentinel", "opt-sentinel", "key-sentinel"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        for field in ConnectorConfig::field_names() {
+            let field = if *field == "type" { "kind" } else { field };
+            assert!(debug.contains(&format!("{field}: ")), "{field} in {debug}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ pub use statement::{Dialect, HiveToken, HiveTokenKind, RenderedStatement, Statem
 pub use validate::{
     BackendSpec, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Endpoint, OptionCheck, OptionSpec,
     Options, PoolSettings, Problem, Problems, Support, TlsSettings, TlsVerify, ValidConfig,
-    parse_bool, parse_duration,
+    closest_match, edit_distance, parse_bool, parse_duration,
 };
 pub use value::{Decimal, Interval, Value, ValueKind};
 

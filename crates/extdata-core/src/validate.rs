@@ -68,6 +68,58 @@ impl Problems {
     }
 }
 
+impl Problems {
+    /// Records a field that `connector`'s table does not know: what was probably
+    /// meant, when a known field is close (see [`closest_match`]), and the known fields.
+    /// `field` may be a path (`retry.backof`); its last part is compared.
+    pub fn push_unknown_field(
+        &mut self,
+        connector: impl Into<String>,
+        field: impl Into<String>,
+        known: &[&str],
+    ) {
+        let field = field.into();
+        let written = field.rsplit('.').next().unwrap_or(&field);
+        let guess = match closest_match(written, known.iter().copied()) {
+            Some(meant) => format!(" did you mean `{meant}`?"),
+            None => String::new(),
+        };
+        let message = format!("unknown field;{guess} known fields: {}", known.join(", "));
+        self.push(connector, field, message);
+    }
+}
+
+/// Levenshtein distance between two words (insertions, deletions and substitutions of
+/// characters), for "did you mean".
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate `word` most probably meant: the closest by [`edit_distance`] (ties:
+/// the first in alphabetical order), if at most 2 edits or a third of its length away.
+pub fn closest_match<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.0.iter().enumerate() {
@@ -447,221 +499,42 @@ impl ConnectorConfig {
         spec: Option<&BackendSpec>,
         policy: &SecretPolicy,
     ) -> Result<ValidConfig, Problems> {
-        let display_name = if self.name.trim().is_empty() {
-            "<unnamed>"
-        } else {
-            self.name.as_str()
-        };
         let mut report = Report {
-            connector: display_name,
+            connector: display_name(&self.name),
             problems: Problems::default(),
         };
-        if self.name.trim().is_empty() {
-            report.push("name", "must not be empty");
-        } else if self
-            .name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-        {
-            report.push("name", "must not contain spaces or control characters");
-        }
-
-        let kind = match self.kind.parse::<DbKind>() {
-            Ok(kind) => Some(kind),
-            Err(e) => {
-                report.push("type", e.message());
-                None
-            }
-        };
-        let spec = match (kind, spec) {
-            (Some(kind), Some(spec)) if spec.kind == kind => Some(spec),
-            (Some(kind), Some(spec)) => {
-                report.push(
-                    "type",
-                    format!(
-                        "is `{kind}` but was validated with the rules of `{}`",
-                        spec.kind
-                    ),
-                );
-                None
-            }
-            (Some(kind), None) => {
-                report.push(
-                    "type",
-                    format!(
-                        "the `{kind}` backend is not compiled in; enable the cargo feature `{}` of `extdata`",
-                        kind.feature()
-                    ),
-                );
-                None
-            }
-            (None, _) => None,
-        };
-
-        let protocol = match self.protocol.as_deref() {
-            None => Protocol::Tcp,
-            Some(p) => p.parse::<Protocol>().unwrap_or_else(|e| {
-                report.push("protocol", e.message());
-                Protocol::Tcp
-            }),
-        };
-
-        let port = match &self.port {
-            None => None,
-            Some(scalar) => {
-                let parsed = match scalar {
-                    Scalar::Int(v) => u16::try_from(*v).ok(),
-                    Scalar::Text(t) => t.trim().parse::<u16>().ok(),
-                    _ => None,
-                };
-                match parsed {
-                    Some(0) | None => {
-                        report.push(
-                            "port",
-                            format!("`{scalar}` is not a port number (1 to 65535)"),
-                        );
-                        None
-                    }
-                    Some(p) => Some(p),
-                }
-            }
-        };
-
-        let host = self
-            .host
-            .as_deref()
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned);
-        if let Some(h) = &host
-            && protocol != Protocol::Unix
-            && (h.contains('/') || h.contains(char::is_whitespace))
-        {
-            report.push(
-                "host",
-                format!(
-                    "`{h}` is not a host name or address (a socket path needs protocol = \"unix\")"
-                ),
-            );
-        }
-
-        let endpoint = match spec {
-            Some(spec) if !spec.needs_host && spec.default_port.is_none() => {
-                if host.is_some() || port.is_some() {
-                    report.push(
-                        "host",
-                        format!(
-                            "{} connectors have no host or port; leave them empty",
-                            spec.kind
-                        ),
-                    );
-                }
-                if protocol != Protocol::Tcp {
-                    report.push(
-                        "protocol",
-                        format!("{} connectors have no network protocol", spec.kind),
-                    );
-                }
-                Endpoint::Embedded
-            }
-            _ => {
-                let support = |s: Option<&BackendSpec>, p: Protocol| match (s, p) {
-                    (_, Protocol::Tcp) | (None, _) => Support::Yes,
-                    (Some(s), Protocol::Udp) => s.udp,
-                    (Some(s), Protocol::Unix) => s.unix,
-                };
-                if let Support::No(why) = support(spec, protocol) {
-                    report.push("protocol", format!("`{protocol}` is not supported: {why}"));
-                }
-                let default_port = spec.and_then(|s| s.default_port);
-                match (protocol, host) {
-                    (Protocol::Unix, Some(path)) => Endpoint::Unix { path },
-                    (Protocol::Unix, None) => {
-                        report.push("host", "protocol is unix: give the socket path as host");
-                        Endpoint::Unix {
-                            path: String::new(),
-                        }
-                    }
-                    (_, None) => {
-                        report.push("host", "must not be empty");
-                        Endpoint::Tcp {
-                            host: String::new(),
-                            port: 0,
-                        }
-                    }
-                    (proto, Some(host)) => {
-                        let port = port.or(default_port).unwrap_or_else(|| {
-                            if spec.is_some() {
-                                report
-                                    .push("port", "must be given (this type has no default port)");
-                            }
-                            0
-                        });
-                        if proto == Protocol::Udp {
-                            Endpoint::Udp { host, port }
-                        } else {
-                            Endpoint::Tcp { host, port }
-                        }
-                    }
-                }
-            }
-        };
-
-        let database = self
-            .database
-            .as_deref()
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned);
-        if database.is_none() && spec.is_some_and(|s| s.needs_database) {
-            report.push("database", "must not be empty");
-        }
-
-        let username = self.username.clone().filter(|u| !u.is_empty());
-        let password = match &self.password {
-            None => None,
-            Some(source) => match source.resolve(policy) {
-                Ok(secret) => Some(secret),
-                Err(why) => {
-                    report.push("password", why);
-                    None
-                }
-            },
-        };
-
-        let mut duration = |field: &str, value: &Option<String>, default: Duration| -> Duration {
-            match value {
-                None => default,
-                Some(text) => match parse_duration(text) {
-                    Ok(d) if d.is_zero() => {
-                        report.push(field, "must be greater than zero");
-                        default
-                    }
-                    Ok(d) => d,
-                    Err(e) => {
-                        report.push(field, e);
-                        default
-                    }
-                },
-            }
-        };
-        let connect_timeout = duration(
+        validate_name(&self.name, &mut report);
+        let kind = validate_kind(&self.kind, &mut report);
+        let spec = matching_spec(kind, spec, &mut report);
+        let endpoint = validate_endpoint(self, spec, &mut report);
+        let database = validate_database(self, spec, &mut report);
+        let password = self.password.as_ref().and_then(|source| {
+            source
+                .resolve(policy)
+                .map_err(|why| report.push("password", why))
+                .ok()
+        });
+        let connect_timeout = validate_timeout(
+            &mut report,
             "connect_timeout",
             &self.connect_timeout,
             DEFAULT_CONNECT_TIMEOUT,
         );
-        let query_timeout = duration("query_timeout", &self.query_timeout, DEFAULT_QUERY_TIMEOUT);
-
+        let query_timeout = validate_timeout(
+            &mut report,
+            "query_timeout",
+            &self.query_timeout,
+            DEFAULT_QUERY_TIMEOUT,
+        );
         let options = validate_options(self, spec, &mut report);
         let tls = validate_ssl(self, spec, policy, &mut report);
         let pool = validate_pool(self, connect_timeout, &mut report);
-
         let mut valid = ValidConfig {
             name: self.name.clone(),
             kind: kind.unwrap_or(DbKind::Sqlite),
             database,
             endpoint,
-            username,
+            username: self.username.clone().filter(|u| !u.is_empty()),
             password,
             connect_timeout,
             query_timeout,
@@ -672,25 +545,7 @@ impl ConnectorConfig {
             warnings: Vec::new(),
         };
         if let Some(spec) = spec {
-            let mut found = Vec::new();
-            if let Some(check) = spec.check {
-                check(&valid, &mut found);
-            }
-            for (field, message) in found {
-                report.push(&field, message);
-            }
-            let mut warnings = Vec::new();
-            if let Some(warn) = spec.warn {
-                warn(&valid, &mut warnings);
-            }
-            valid.warnings = warnings
-                .into_iter()
-                .map(|(field, message)| Problem {
-                    connector: display_name.to_owned(),
-                    field,
-                    message,
-                })
-                .collect();
+            apply_backend_rules(spec, &mut valid, &mut report);
         }
         if report.problems.is_empty() {
             Ok(valid)
@@ -698,6 +553,266 @@ impl ConnectorConfig {
             Err(report.problems)
         }
     }
+}
+
+/// How problems name a connector: its name, or `<unnamed>`.
+fn display_name(name: &str) -> &str {
+    if name.trim().is_empty() {
+        "<unnamed>"
+    } else {
+        name
+    }
+}
+
+fn validate_name(name: &str, report: &mut Report<'_>) {
+    if name.trim().is_empty() {
+        report.push("name", "must not be empty");
+    } else if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        report.push("name", "must not contain spaces or control characters");
+    }
+}
+
+fn validate_kind(kind: &str, report: &mut Report<'_>) -> Option<DbKind> {
+    kind.parse::<DbKind>()
+        .map_err(|e| report.push("type", e.message()))
+        .ok()
+}
+
+/// The backend rules to apply: `spec` when it is the rules of `kind`; otherwise the
+/// mismatch or the missing backend is reported and only the common rules apply.
+fn matching_spec<'s>(
+    kind: Option<DbKind>,
+    spec: Option<&'s BackendSpec>,
+    report: &mut Report<'_>,
+) -> Option<&'s BackendSpec> {
+    match (kind, spec) {
+        (Some(kind), Some(spec)) if spec.kind == kind => Some(spec),
+        (Some(kind), Some(spec)) => {
+            report.push(
+                "type",
+                format!(
+                    "is `{kind}` but was validated with the rules of `{}`",
+                    spec.kind
+                ),
+            );
+            None
+        }
+        (Some(kind), None) => {
+            report.push(
+                "type",
+                format!(
+                    "the `{kind}` backend is not compiled in; enable the cargo feature `{}` of `extdata`",
+                    kind.feature()
+                ),
+            );
+            None
+        }
+        (None, _) => None,
+    }
+}
+
+/// `protocol`, `host` and `port` → where the server is.
+fn validate_endpoint(
+    config: &ConnectorConfig,
+    spec: Option<&BackendSpec>,
+    report: &mut Report<'_>,
+) -> Endpoint {
+    let protocol = match config.protocol.as_deref() {
+        None => Protocol::Tcp,
+        Some(p) => p.parse::<Protocol>().unwrap_or_else(|e| {
+            report.push("protocol", e.message());
+            Protocol::Tcp
+        }),
+    };
+    let port = config.port.as_ref().and_then(|scalar| {
+        let parsed = match scalar {
+            Scalar::Int(v) => u16::try_from(*v).ok(),
+            Scalar::Text(t) => t.trim().parse::<u16>().ok(),
+            _ => None,
+        };
+        let port = parsed.filter(|p| *p != 0);
+        if port.is_none() {
+            report.push(
+                "port",
+                format!("`{scalar}` is not a port number (1 to 65535)"),
+            );
+        }
+        port
+    });
+    let host = config
+        .host
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned);
+    if let Some(h) = &host
+        && protocol != Protocol::Unix
+        && (h.contains('/') || h.contains(char::is_whitespace))
+    {
+        report.push(
+            "host",
+            format!(
+                "`{h}` is not a host name or address (a socket path needs protocol = \"unix\")"
+            ),
+        );
+    }
+    match spec {
+        Some(spec) if !spec.needs_host && spec.default_port.is_none() => {
+            embedded_endpoint(spec, protocol, host.is_some() || port.is_some(), report)
+        }
+        _ => network_endpoint(spec, protocol, host, port, report),
+    }
+}
+
+/// An embedded database: no host, port or protocol.
+fn embedded_endpoint(
+    spec: &BackendSpec,
+    protocol: Protocol,
+    has_address: bool,
+    report: &mut Report<'_>,
+) -> Endpoint {
+    if has_address {
+        report.push(
+            "host",
+            format!(
+                "{} connectors have no host or port; leave them empty",
+                spec.kind
+            ),
+        );
+    }
+    if protocol != Protocol::Tcp {
+        report.push(
+            "protocol",
+            format!("{} connectors have no network protocol", spec.kind),
+        );
+    }
+    Endpoint::Embedded
+}
+
+/// A server reached over TCP, UDP or a unix socket (`spec` `None`: the backend's
+/// rules are unknown, so its support and default port are not checked).
+fn network_endpoint(
+    spec: Option<&BackendSpec>,
+    protocol: Protocol,
+    host: Option<String>,
+    port: Option<u16>,
+    report: &mut Report<'_>,
+) -> Endpoint {
+    let support = match (spec, protocol) {
+        (_, Protocol::Tcp) | (None, _) => Support::Yes,
+        (Some(s), Protocol::Udp) => s.udp,
+        (Some(s), Protocol::Unix) => s.unix,
+    };
+    if let Support::No(why) = support {
+        report.push("protocol", format!("`{protocol}` is not supported: {why}"));
+    }
+    match (protocol, host) {
+        (Protocol::Unix, Some(path)) => Endpoint::Unix { path },
+        (Protocol::Unix, None) => {
+            report.push("host", "protocol is unix: give the socket path as host");
+            Endpoint::Unix {
+                path: String::new(),
+            }
+        }
+        (_, None) => {
+            report.push("host", "must not be empty");
+            Endpoint::Tcp {
+                host: String::new(),
+                port: 0,
+            }
+        }
+        (protocol, Some(host)) => {
+            let port = port
+                .or(spec.and_then(|s| s.default_port))
+                .unwrap_or_else(|| {
+                    if spec.is_some() {
+                        report.push("port", "must be given (this type has no default port)");
+                    }
+                    0
+                });
+            if protocol == Protocol::Udp {
+                Endpoint::Udp { host, port }
+            } else {
+                Endpoint::Tcp { host, port }
+            }
+        }
+    }
+}
+
+fn validate_database(
+    config: &ConnectorConfig,
+    spec: Option<&BackendSpec>,
+    report: &mut Report<'_>,
+) -> Option<String> {
+    let database = config
+        .database
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned);
+    if database.is_none() && spec.is_some_and(|s| s.needs_database) {
+        report.push("database", "must not be empty");
+    }
+    database
+}
+
+/// A timeout: `default` when not given, greater than zero when given.
+fn validate_timeout(
+    report: &mut Report<'_>,
+    field: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Duration {
+    let Some(text) = value else {
+        return default;
+    };
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            report.push(field, "must be greater than zero");
+            default
+        }
+        Ok(d) => d,
+        Err(e) => {
+            report.push(field, e);
+            default
+        }
+    }
+}
+
+/// A pool lifetime: `default` when not given, `None` (never) for `"0s"`.
+fn validate_lifetime(
+    report: &mut Report<'_>,
+    field: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Option<Duration> {
+    match value.as_deref().map(parse_duration) {
+        Some(Ok(d)) if d.is_zero() => None,
+        _ => Some(validate_timeout(report, field, value, default)),
+    }
+}
+
+/// The backend's own checks (problems) and warnings on the validated config.
+fn apply_backend_rules(spec: &BackendSpec, valid: &mut ValidConfig, report: &mut Report<'_>) {
+    let mut found = Vec::new();
+    if let Some(check) = spec.check {
+        check(valid, &mut found);
+    }
+    for (field, message) in found {
+        report.push(&field, message);
+    }
+    let mut warnings = Vec::new();
+    if let Some(warn) = spec.warn {
+        warn(valid, &mut warnings);
+    }
+    valid.warnings = warnings
+        .into_iter()
+        .map(|(field, message)| Problem {
+            connector: report.connector.to_owned(),
+            field,
+            message,
+        })
+        .collect();
 }
 
 fn validate_options(
@@ -914,42 +1029,23 @@ fn validate_pool(
             format!("{min_idle} is more than pool.max_size ({max_size})"),
         );
     }
-    let mut duration =
-        |field: &str, value: &Option<String>, default: Option<Duration>, zero_is_never: bool| {
-            match value {
-                None => default,
-                Some(text) => match parse_duration(text) {
-                    Ok(d) if d.is_zero() && zero_is_never => None,
-                    Ok(d) if d.is_zero() => {
-                        report.push(field, "must be greater than zero");
-                        default
-                    }
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        report.push(field, e);
-                        default
-                    }
-                },
-            }
-        };
-    let acquire_timeout = duration(
+    let acquire_timeout = validate_timeout(
+        report,
         "pool.acquire_timeout",
         &pool.acquire_timeout,
-        Some(connect_timeout),
-        false,
-    )
-    .unwrap_or(connect_timeout);
-    let idle_timeout = duration(
+        connect_timeout,
+    );
+    let idle_timeout = validate_lifetime(
+        report,
         "pool.idle_timeout",
         &pool.idle_timeout,
-        Some(Duration::from_secs(600)),
-        true,
+        Duration::from_secs(600),
     );
-    let max_lifetime = duration(
+    let max_lifetime = validate_lifetime(
+        report,
         "pool.max_lifetime",
         &pool.max_lifetime,
-        Some(Duration::from_secs(1800)),
-        true,
+        Duration::from_secs(1800),
     );
     PoolSettings {
         max_size,
@@ -1150,6 +1246,22 @@ mod tests {
             .unwrap();
         assert_eq!(a, table.pairs().unwrap());
         assert!(DsnOptions::from("novalue").pairs().is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_names_what_was_probably_meant() {
+        let mut problems = Problems::default();
+        problems.push_unknown_field("crm", "hots", &["name", "host", "port"]);
+        problems.push_unknown_field("job", "retry.backof", &["attempts", "backoff"]);
+        problems.push_unknown_field("crm", "colour", &["name", "host"]);
+        assert_eq!(
+            problems.to_string(),
+            "crm: hots: unknown field; did you mean `host`? known fields: name, host, port\n\
+             job: retry.backof: unknown field; did you mean `backoff`? known fields: attempts, backoff\n\
+             crm: colour: unknown field; known fields: name, host"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(closest_match("prot", ["port", "host"]), Some("port"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use factory::{
 };
 pub use instrument::Instrumented;
 pub use partition::stream_partitioned;
-pub use registry::{ConfigDocument, REGISTRY_SECTIONS, Registry};
+pub use registry::{ConfigDocument, ConfigTable, REGISTRY_SECTIONS, Registry};
 
 /// The SQLite backend (feature `sqlite`).
 #[cfg(feature = "sqlite")]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use extdata_core::{
-    ConnectorConfig, DbKind, DsnOptions, Error, ErrorKind, ExternalSource, PoolConfig, Problems,
-    Result, Scalar, SecretPolicy, SecretSource, SslConfig, ValidConfig,
+    ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, PoolConfig, Problems, Result,
+    Scalar, SecretPolicy, SecretSource, SecretString, SslConfig, ValidConfig,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -195,10 +195,10 @@ impl ConfigDocument {
                                 "must be a whole number of bytes greater than zero",
                             ),
                         },
-                        other => problems.push(
+                        other => problems.push_unknown_field(
                             FILE,
                             format!("secrets.{other}"),
-                            format!("unknown field; known fields: {}", SECRETS_FIELDS.join(", ")),
+                            SECRETS_FIELDS,
                         ),
                     }
                 }
@@ -232,6 +232,60 @@ impl ConfigDocument {
         problems
     }
 
+    /// The entries of a top-level list (`[[section]]`); a section that is not a list is
+    /// reported and read as empty.
+    pub fn list(&self, section: &str, problems: &mut Problems) -> &[Json] {
+        match self.section(section) {
+            None => &[],
+            Some(Json::Array(items)) => items,
+            Some(_) => {
+                problems.push(
+                    FILE,
+                    section,
+                    format!("must be a list of tables ([[{section}]])"),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// The tables of a `[[section]]` list, each with the label its problems carry; an
+    /// entry that is not a table is reported and left out.
+    pub fn tables(&self, section: &str, problems: &mut Problems) -> Vec<ConfigTable<'_>> {
+        let mut tables = Vec::new();
+        for (index, entry) in self.list(section, problems).iter().enumerate() {
+            let Json::Object(fields) = entry else {
+                problems.push(format!("{section}[{index}]"), "", "must be a table");
+                continue;
+            };
+            let label = fields
+                .get("name")
+                .and_then(Json::as_str)
+                .filter(|n| !n.trim().is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{section}[{index}]"));
+            tables.push(ConfigTable { label, fields });
+        }
+        tables
+    }
+
+    /// Reads a secret written in the document: `"literal"`, `{ env = "VAR" }` or
+    /// `{ file = "path" }` (relative to the document's folder), under
+    /// [`secret_policy`](Self::secret_policy) (nothing granted while the `[secrets]`
+    /// section has problems). The error says what is wrong, never the secret.
+    pub fn read_secret(&self, value: &Json) -> std::result::Result<SecretString, String> {
+        let mut source = serde_json::from_value::<SecretSource>(value.clone())
+            .map_err(|_| format!("must be {SECRET_SHAPE}"))?;
+        self.resolve_secret_file(&mut source);
+        source.resolve(&self.secret_policy().unwrap_or_default())
+    }
+
+    fn resolve_secret_file(&self, source: &mut SecretSource) {
+        if let SecretSource::File { file } = source {
+            *file = self.resolve_path(file);
+        }
+    }
+
     /// Resolves a possibly relative path against the base folder.
     pub fn resolve_path(&self, path: &str) -> String {
         match &self.base_dir {
@@ -242,6 +296,33 @@ impl ConfigDocument {
         }
     }
 }
+
+/// One table of a `[[section]]` list ([`ConfigDocument::tables`]).
+#[derive(Debug, Clone)]
+pub struct ConfigTable<'d> {
+    /// How problems name the entry: its `name`, or `section[index]` without one.
+    pub label: String,
+    /// Its fields as written.
+    pub fields: &'d serde_json::Map<String, Json>,
+}
+
+impl ConfigTable<'_> {
+    /// Reports every field not in `known` (with the field probably meant); whether
+    /// there was none.
+    pub fn check_fields(&self, known: &[&str], problems: &mut Problems) -> bool {
+        let mut clean = true;
+        for key in self.fields.keys() {
+            if !known.contains(&key.as_str()) {
+                problems.push_unknown_field(&self.label, key.clone(), known);
+                clean = false;
+            }
+        }
+        clean
+    }
+}
+
+/// How a secret may be written.
+const SECRET_SHAPE: &str = "a string, { env = \"VAR\" } or { file = \"path\" }";
 
 fn problem(connector: &str, field: impl Into<String>, message: impl Into<String>) -> Problems {
     let mut p = Problems::default();
@@ -263,86 +344,35 @@ impl WithTomlSpan for Problems {
     }
 }
 
-/// The fields of a `[[connectors]]` entry, each optional so that every field can be
-/// checked on its own and every mistake reported.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PartialConnector {
-    name: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    database: Option<String>,
-    host: Option<String>,
-    port: Option<Scalar>,
-    protocol: Option<String>,
-    username: Option<String>,
-    password: Option<SecretSource>,
-    connect_timeout: Option<String>,
-    query_timeout: Option<String>,
-    options: Option<DsnOptions>,
-    read_only: Option<bool>,
-    ssl: Option<SslConfig>,
-    pool: Option<PoolConfig>,
-}
-
-const CONNECTOR_FIELDS: &[&str] = &[
-    "name",
-    "type",
-    "database",
-    "host",
-    "port",
-    "protocol",
-    "username",
-    "password",
-    "connect_timeout",
-    "query_timeout",
-    "options",
-    "read_only",
-    "ssl",
-    "pool",
-];
-
 /// What a field must look like, for type errors.
-fn expected(field: &str) -> &'static str {
+fn expected(field: &str) -> String {
     match field {
-        "port" => "a port number",
-        "password" => "a string, { env = \"VAR\" } or { file = \"path\" }",
-        "options" => "a string like \"a=1&b=2\" or a table",
-        "read_only" => "true or false",
-        "ssl" => "a table with enabled, ca, ca_file, cert, cert_file, key, key_file, verify",
-        "pool" => "a table with max_size, min_idle, acquire_timeout, idle_timeout, max_lifetime",
-        _ => "a string",
+        "port" => "a port number".into(),
+        "password" => SECRET_SHAPE.into(),
+        "options" => "a string like \"a=1&b=2\" or a table".into(),
+        "read_only" => "true or false".into(),
+        "ssl" => format!("a table with {}", SslConfig::field_names().join(", ")),
+        "pool" => format!("a table with {}", PoolConfig::field_names().join(", ")),
+        _ => "a string".into(),
     }
 }
 
-/// Reads one `[[connectors]]` entry, field by field.
-fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option<ConnectorConfig> {
-    let Json::Object(map) = entry else {
-        problems.push(format!("connectors[{index}]"), "", "must be a table");
-        return None;
-    };
-    let label = map
-        .get("name")
-        .and_then(Json::as_str)
-        .filter(|n| !n.trim().is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("connectors[{index}]"));
-    let mut partial = PartialConnector::default();
-    for (key, value) in map {
-        if !CONNECTOR_FIELDS.contains(&key.as_str()) {
-            problems.push(
-                &label,
-                key.clone(),
-                format!(
-                    "unknown field; known fields: {}",
-                    CONNECTOR_FIELDS.join(", ")
-                ),
-            );
+/// Reads one `[[connectors]]` entry, field by field: each field is read on its own
+/// (as a [`ConnectorConfig`] of that one field, the others at their defaults), so that
+/// every mistake is reported; then the fields that read are read together. A JSON
+/// `null` is a field left out.
+fn read_connector(table: &ConfigTable<'_>, problems: &mut Problems) -> ConnectorConfig {
+    let label = &table.label;
+    let mut readable = serde_json::Map::new();
+    for (key, value) in table.fields {
+        if !ConnectorConfig::field_names().contains(&key.as_str()) || value.is_null() {
             continue;
         }
         let single = Json::Object([(key.clone(), value.clone())].into_iter().collect());
-        match serde_json::from_value::<PartialConnector>(single) {
-            Ok(one) => merge(&mut partial, one),
+        match serde_json::from_value::<ConnectorConfig>(single) {
+            Ok(_) => {
+                readable.insert(key.clone(), value.clone());
+            }
             Err(e) => {
                 let detail = e.to_string();
                 // Nested tables (ssl, pool) name their own unknown fields: keep serde's words.
@@ -351,13 +381,13 @@ fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option
                 } else {
                     format!("must be {} ({detail})", expected(key))
                 };
-                problems.push(&label, key.clone(), message);
+                problems.push(label, key.clone(), message);
             }
         }
     }
-    if partial.kind.is_none() {
+    if !readable.contains_key("type") {
         problems.push(
-            &label,
+            label,
             "type",
             format!(
                 "is missing; one of: {}",
@@ -365,61 +395,27 @@ fn read_connector(index: usize, entry: &Json, problems: &mut Problems) -> Option
             ),
         );
     }
-    if partial.name.is_none() {
-        problems.push(&label, "name", "is missing");
+    if !readable.contains_key("name") {
+        problems.push(label, "name", "is missing");
     }
-    let config = ConnectorConfig {
-        name: partial.name.unwrap_or_default(),
-        kind: partial.kind.unwrap_or_default(),
-        database: partial.database,
-        host: partial.host,
-        port: partial.port,
-        protocol: partial.protocol,
-        username: partial.username,
-        password: partial.password,
-        connect_timeout: partial.connect_timeout,
-        query_timeout: partial.query_timeout,
-        options: partial.options.unwrap_or_default(),
-        read_only: partial.read_only.unwrap_or(false),
-        ssl: partial.ssl,
-        pool: partial.pool.unwrap_or_default(),
-    };
-    // Even with field errors, return what parsed so that validation reports the rest.
-    Some(config)
-}
-
-fn merge(into: &mut PartialConnector, one: PartialConnector) {
-    macro_rules! take {
-        ($($f:ident),*) => { $(if one.$f.is_some() { into.$f = one.$f; })* };
-    }
-    take!(
-        name,
-        kind,
-        database,
-        host,
-        port,
-        protocol,
-        username,
-        password,
-        connect_timeout,
-        query_timeout,
-        options,
-        read_only,
-        ssl,
-        pool
-    );
+    // Fields that read alone read together; even with field errors, what read is
+    // returned so that validation reports the rest.
+    serde_json::from_value(Json::Object(readable)).unwrap_or_else(|e| {
+        problems.push(label, "", format!("cannot be read: {e}"));
+        ConnectorConfig::default()
+    })
 }
 
 /// Makes the relative file paths of a connector relative to the config file's folder.
 fn resolve_paths(config: &mut ConnectorConfig, doc: &ConfigDocument) {
-    let resolve_secret = |s: &mut Option<SecretSource>| {
-        if let Some(SecretSource::File { file }) = s {
-            *file = doc.resolve_path(file);
-        }
-    };
-    resolve_secret(&mut config.password);
+    let secrets = [
+        config.password.as_mut(),
+        config.ssl.as_mut().and_then(|ssl| ssl.key.as_mut()),
+    ];
+    for source in secrets.into_iter().flatten() {
+        doc.resolve_secret_file(source);
+    }
     if let Some(ssl) = &mut config.ssl {
-        resolve_secret(&mut ssl.key);
         for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file]
             .into_iter()
             .flatten()
@@ -524,81 +520,8 @@ impl Registry {
             problems.extend(found);
             doc.secret_policy.clone()
         });
-        let mut connectors = BTreeMap::new();
-        let entries: &[Json] = match doc.section("connectors") {
-            None => &[],
-            Some(Json::Array(items)) => items,
-            Some(_) => {
-                problems.push(
-                    FILE,
-                    "connectors",
-                    "must be a list of tables ([[connectors]])",
-                );
-                &[]
-            }
-        };
-        let mut seen = BTreeSet::new();
-        for (index, entry) in entries.iter().enumerate() {
-            let Some(mut config) = read_connector(index, entry, &mut problems) else {
-                continue;
-            };
-            if !config.name.is_empty() && !seen.insert(config.name.clone()) {
-                problems.push(
-                    &config.name,
-                    "name",
-                    "is used by another connector; names must be unique",
-                );
-            }
-            resolve_paths(&mut config, doc);
-            match crate::validate_with_policy(&config, &secret_policy) {
-                Ok(valid) => {
-                    connectors.entry(valid.name.clone()).or_insert(valid);
-                }
-                Err(found) => problems.extend(found),
-            }
-        }
-
-        let mut accounts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let account_entries: &[Json] = match doc.section("accounts") {
-            None => &[],
-            Some(Json::Array(items)) => items,
-            Some(_) => {
-                problems.push(FILE, "accounts", "must be a list of tables ([[accounts]])");
-                &[]
-            }
-        };
-        for (index, entry) in account_entries.iter().enumerate() {
-            let label = format!("accounts[{index}]");
-            let account: AccountEntry = match serde_json::from_value(entry.clone()) {
-                Ok(a) => a,
-                Err(e) => {
-                    problems.push(label, account_field(entry), e.to_string());
-                    continue;
-                }
-            };
-            let id = account.id.to_string();
-            let label = format!("account {id}");
-            if id.trim().is_empty() {
-                problems.push(&label, "id", "must not be empty");
-            }
-            if accounts.contains_key(&id) {
-                problems.push(
-                    &label,
-                    "id",
-                    "is used by another account; ids must be unique",
-                );
-                continue;
-            }
-            let mut assigned = BTreeSet::new();
-            for name in account.connectors {
-                if !seen.contains(&name) {
-                    problems.push(&label, "connectors", format!("unknown connector `{name}`"));
-                }
-                assigned.insert(name);
-            }
-            accounts.insert(id, assigned);
-        }
-
+        let (connectors, names) = read_connectors(doc, &secret_policy, &mut problems);
+        let accounts = read_accounts(doc, &names, &mut problems);
         if problems.is_empty() {
             Ok(Registry {
                 connectors,
@@ -745,6 +668,79 @@ impl Registry {
     }
 }
 
+/// The valid `[[connectors]]` (each validated with its backend's rules) by name, and
+/// the names of all of them, valid or not. A name used twice is reported (validated
+/// all the same); the first keeps it.
+fn read_connectors(
+    doc: &ConfigDocument,
+    secret_policy: &SecretPolicy,
+    problems: &mut Problems,
+) -> (BTreeMap<String, ValidConfig>, BTreeSet<String>) {
+    let mut connectors = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for table in doc.tables("connectors", problems) {
+        table.check_fields(ConnectorConfig::field_names(), problems);
+        let mut config = read_connector(&table, problems);
+        if !config.name.is_empty() && !seen.insert(config.name.clone()) {
+            problems.push(
+                &config.name,
+                "name",
+                "is used by another connector; names must be unique",
+            );
+        }
+        resolve_paths(&mut config, doc);
+        match crate::validate_with_policy(&config, secret_policy) {
+            Ok(valid) => {
+                connectors.entry(valid.name.clone()).or_insert(valid);
+            }
+            Err(found) => problems.extend(found),
+        }
+    }
+    (connectors, seen)
+}
+
+/// The `[[accounts]]` and the connectors assigned to each (every name must be one of
+/// `connector_names`).
+fn read_accounts(
+    doc: &ConfigDocument,
+    connector_names: &BTreeSet<String>,
+    problems: &mut Problems,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut accounts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (index, entry) in doc.list("accounts", problems).iter().enumerate() {
+        let label = format!("accounts[{index}]");
+        let account: AccountEntry = match serde_json::from_value(entry.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(label, account_field(entry), e.to_string());
+                continue;
+            }
+        };
+        let id = account.id.to_string();
+        let label = format!("account {id}");
+        if id.trim().is_empty() {
+            problems.push(&label, "id", "must not be empty");
+        }
+        if accounts.contains_key(&id) {
+            problems.push(
+                &label,
+                "id",
+                "is used by another account; ids must be unique",
+            );
+            continue;
+        }
+        let mut assigned = BTreeSet::new();
+        for name in account.connectors {
+            if !connector_names.contains(&name) {
+                problems.push(&label, "connectors", format!("unknown connector `{name}`"));
+            }
+            assigned.insert(name);
+        }
+        accounts.insert(id, assigned);
+    }
+    accounts
+}
+
 impl Default for Registry {
     fn default() -> Self {
         Self::new()
@@ -757,5 +753,129 @@ impl fmt::Debug for Registry {
             .field("connectors", &self.connectors.keys().collect::<Vec<_>>())
             .field("accounts", &self.accounts)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use extdata_core::Protocol;
+
+    use super::*;
+
+    /// A value for every connector field, none of them the default.
+    fn every_field() -> serde_json::Map<String, Json> {
+        let sample = serde_json::json!({
+            "name": "crm",
+            "type": "postgresql",
+            "database": "crm",
+            "host": "db",
+            "port": 6432,
+            "protocol": "tcp",
+            "username": "reader",
+            "password": { "env": "CRM_PASSWORD" },
+            "connect_timeout": "3s",
+            "query_timeout": "7s",
+            "options": "application_name=x",
+            "read_only": true,
+            "ssl": { "verify": "ca", "ca_file": "ca.pem" },
+            "pool": { "max_size": 3 },
+        });
+        let Json::Object(map) = sample else {
+            unreachable!("a JSON object literal")
+        };
+        map
+    }
+
+    fn read(fields: &serde_json::Map<String, Json>) -> (ConnectorConfig, Problems) {
+        let mut problems = Problems::default();
+        let table = ConfigTable {
+            label: "crm".into(),
+            fields,
+        };
+        let config = read_connector(&table, &mut problems);
+        (config, problems)
+    }
+
+    #[test]
+    fn every_field_reads_into_the_connector() {
+        let fields = every_field();
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ConnectorConfig::field_names(),
+            "the sample covers every field"
+        );
+        let (config, problems) = read(&fields);
+        assert!(problems.is_empty(), "{problems}");
+        let expected = ConnectorConfig::new("crm", DbKind::Postgres)
+            .with_database("crm")
+            .with_host("db")
+            .with_port(6432)
+            .with_protocol(Protocol::Tcp)
+            .with_username("reader")
+            .with_password(SecretSource::Env {
+                env: "CRM_PASSWORD".into(),
+            })
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_query_timeout(Duration::from_secs(7))
+            .with_options("application_name=x")
+            .with_read_only(true)
+            .with_ssl(SslConfig {
+                verify: Some("ca".into()),
+                ca_file: Some("ca.pem".into()),
+                ..SslConfig::default()
+            })
+            .with_pool(PoolConfig {
+                max_size: Some(Scalar::Int(3)),
+                ..PoolConfig::default()
+            });
+        assert_eq!(format!("{config:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn each_field_reads_on_its_own() {
+        let default = format!("{:?}", ConnectorConfig::default());
+        for (key, value) in every_field() {
+            let single = [(key.clone(), value)].into_iter().collect();
+            let (config, _) = read(&single);
+            assert_ne!(format!("{config:?}"), default, "`{key}` was not read");
+        }
+    }
+
+    #[test]
+    fn each_field_of_the_wrong_type_is_named_and_the_others_still_read() {
+        for field in ConnectorConfig::field_names() {
+            let mut fields = every_field();
+            fields.insert((*field).to_owned(), serde_json::json!([{}]));
+            let (config, problems) = read(&fields);
+            let named: Vec<_> = problems.iter().filter(|p| p.field == *field).collect();
+            assert!(
+                named.iter().any(|p| p.message.starts_with("must be ")),
+                "`{field}`: {problems}"
+            );
+            assert!(
+                problems.iter().all(|p| p.field == *field),
+                "only `{field}` is wrong: {problems}"
+            );
+            if *field != "host" {
+                assert_eq!(config.host.as_deref(), Some("db"), "`{field}`");
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_null_is_a_field_left_out() {
+        let mut fields = every_field();
+        for key in ["database", "options", "read_only", "ssl", "pool"] {
+            fields.insert(key.into(), Json::Null);
+        }
+        let (config, problems) = read(&fields);
+        assert!(problems.is_empty(), "{problems}");
+        assert!(config.database.is_none() && config.ssl.is_none() && !config.read_only);
+        fields.insert("name".into(), Json::Null);
+        let (_, problems) = read(&fields);
+        assert_eq!(problems.to_string(), "crm: name: is missing");
     }
 }
