@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use extdata::{
-    ConfigDocument, DbKind, Dialect, Problems, Registry, SecretSource, Statement, Value,
-    parse_duration,
+    ConfigDocument, ConfigTable, DbKind, Dialect, Problems, Registry, SecretSource, Statement,
+    Value, parse_duration,
 };
 use serde_json::{Map, Value as Json};
 
@@ -332,67 +332,25 @@ impl JobsConfig {
             }
         };
         let checker = Checker { registry };
-        let mut config = JobsConfig {
+        let imports = read_section(doc, &IMPORTS, &mut problems, |entry| {
+            read_import(entry, doc, &checker)
+        });
+        let segments = read_section(doc, &SEGMENTS, &mut problems, |entry| {
+            read_segment(entry, &checker)
+        });
+        let segment_syncs = read_section(doc, &SEGMENT_SYNCS, &mut problems, |entry| {
+            read_sync(entry, &segments, &checker)
+        });
+        let lookups = read_section(doc, &LOOKUPS, &mut problems, |entry| {
+            read_lookup(entry, &checker)
+        });
+        let config = JobsConfig {
             state,
-            imports: BTreeMap::new(),
-            segments: BTreeMap::new(),
-            segment_syncs: BTreeMap::new(),
-            lookups: BTreeMap::new(),
+            imports,
+            segments,
+            segment_syncs,
+            lookups,
         };
-        let mut seen = BTreeSet::new();
-        for (index, map) in entries(doc, "imports", &mut problems) {
-            duplicate_name(&mut seen, map, "import", &mut problems);
-            let mut entry = Entry::new("imports", index, map, IMPORT_FIELDS, &mut problems);
-            if let Some(job) = read_import(&mut entry, doc, &checker) {
-                insert_unique(
-                    &mut config.imports,
-                    job.name.clone(),
-                    job,
-                    "import",
-                    &mut problems,
-                );
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for (index, map) in entries(doc, "segments", &mut problems) {
-            duplicate_name(&mut seen, map, "segment", &mut problems);
-            let mut entry = Entry::new("segments", index, map, SEGMENT_FIELDS, &mut problems);
-            if let Some(segment) = read_segment(&mut entry, &checker) {
-                insert_unique(
-                    &mut config.segments,
-                    segment.name.clone(),
-                    segment,
-                    "segment",
-                    &mut problems,
-                );
-            }
-        }
-        for (index, map) in entries(doc, "segment_sync", &mut problems) {
-            let mut entry = Entry::new("segment_sync", index, map, SYNC_FIELDS, &mut problems);
-            if let Some(sync) = read_sync(&mut entry, &config.segments, &checker) {
-                insert_unique(
-                    &mut config.segment_syncs,
-                    sync.name.clone(),
-                    sync,
-                    "segment sync",
-                    &mut problems,
-                );
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for (index, map) in entries(doc, "lookups", &mut problems) {
-            duplicate_name(&mut seen, map, "lookup", &mut problems);
-            let mut entry = Entry::new("lookups", index, map, LOOKUP_FIELDS, &mut problems);
-            if let Some(lookup) = read_lookup(&mut entry, &checker) {
-                insert_unique(
-                    &mut config.lookups,
-                    lookup.name.clone(),
-                    lookup,
-                    "lookup",
-                    &mut problems,
-                );
-            }
-        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -425,119 +383,133 @@ impl JobsConfig {
 
 const CONFIG: &str = "config";
 
-const IMPORT_FIELDS: &[&str] = &[
-    "name",
-    "account",
-    "connector",
-    "query",
-    "key",
-    "cursor",
-    "mode",
-    "schedule",
-    "batch_size",
-    "run_on_start",
-    "timeout",
-    "retry",
-    "sink",
-];
-const SEGMENT_FIELDS: &[&str] = &[
-    "name",
-    "account",
-    "connector",
-    "query",
-    "key",
-    "cache_ttl",
-    "timeout",
-];
-const SYNC_FIELDS: &[&str] = &[
-    "name",
-    "segment",
-    "connector",
-    "on_add",
-    "on_remove",
-    "batch_size",
-    "timeout",
-];
-const LOOKUP_FIELDS: &[&str] = &[
-    "name",
-    "account",
-    "connector",
-    "query",
-    "result",
-    "max_rows",
-    "cache_ttl",
-    "timeout",
-    "on_error",
-];
-
-fn entries<'d>(
-    doc: &'d ConfigDocument,
-    section: &str,
-    problems: &mut Problems,
-) -> Vec<(usize, &'d Map<String, Json>)> {
-    match doc.section(section) {
-        None => Vec::new(),
-        Some(Json::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(index, item)| match item {
-                Json::Object(map) => Some((index, map)),
-                _ => {
-                    problems.push(format!("{section}[{index}]"), "", "must be a table");
-                    None
-                }
-            })
-            .collect(),
-        Some(_) => {
-            problems.push(
-                CONFIG,
-                section,
-                format!("must be a list of tables ([[{section}]])"),
-            );
-            Vec::new()
-        }
-    }
+/// A `[[section]]` of jobs: its key in the file, what one entry is called in
+/// messages, and the fields an entry may have.
+struct Section {
+    key: &'static str,
+    what: &'static str,
+    fields: &'static [&'static str],
 }
 
-/// Reports a name used twice in a section, whether or not the entries are valid.
-fn duplicate_name(
-    seen: &mut BTreeSet<String>,
-    map: &Map<String, Json>,
-    what: &str,
+const IMPORTS: Section = Section {
+    key: "imports",
+    what: "import",
+    fields: &[
+        "name",
+        "account",
+        "connector",
+        "query",
+        "key",
+        "cursor",
+        "mode",
+        "schedule",
+        "batch_size",
+        "run_on_start",
+        "timeout",
+        "retry",
+        "sink",
+    ],
+};
+const SEGMENTS: Section = Section {
+    key: "segments",
+    what: "segment",
+    fields: &[
+        "name",
+        "account",
+        "connector",
+        "query",
+        "key",
+        "cache_ttl",
+        "timeout",
+    ],
+};
+const SEGMENT_SYNCS: Section = Section {
+    key: "segment_sync",
+    what: "segment sync",
+    fields: &[
+        "name",
+        "segment",
+        "connector",
+        "on_add",
+        "on_remove",
+        "batch_size",
+        "timeout",
+    ],
+};
+const LOOKUPS: Section = Section {
+    key: "lookups",
+    what: "lookup",
+    fields: &[
+        "name",
+        "account",
+        "connector",
+        "query",
+        "result",
+        "max_rows",
+        "cache_ttl",
+        "timeout",
+        "on_error",
+    ],
+};
+
+/// An entry of a jobs section, known by its name.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+macro_rules! named {
+    ($($entry:ty),*) => {
+        $(impl Named for $entry {
+            fn name(&self) -> &str {
+                &self.name
+            }
+        })*
+    };
+}
+named!(ImportJob, SegmentDef, SegmentSyncDef, LookupDef);
+
+/// Reads every entry of `section` with `read`, keyed by name. A name written twice is
+/// reported whether or not the entries are valid; a name that collides only once
+/// known (a sync named after its segment) is reported when the entry is added.
+fn read_section<T: Named>(
+    doc: &ConfigDocument,
+    section: &Section,
     problems: &mut Problems,
-) {
-    if let Some(name) = map.get("name").and_then(Json::as_str)
-        && !seen.insert(name.to_owned())
-    {
+    mut read: impl FnMut(&mut Entry<'_>) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let duplicate = |problems: &mut Problems, name: &str| {
         problems.push(
             name,
             "name",
-            format!("is used by another {what}; names must be unique"),
+            format!("is used by another {}; names must be unique", section.what),
         );
-    }
-}
-
-fn insert_unique<T>(
-    map: &mut BTreeMap<String, T>,
-    name: String,
-    value: T,
-    what: &str,
-    problems: &mut Problems,
-) {
-    match map.entry(name) {
-        std::collections::btree_map::Entry::Vacant(slot) => {
-            slot.insert(value);
+    };
+    let mut read_entries = BTreeMap::new();
+    let mut written = BTreeSet::new();
+    for table in doc.tables(section.key, problems) {
+        let written_twice = table
+            .fields
+            .get("name")
+            .and_then(Json::as_str)
+            .is_some_and(|name| !written.insert(name.to_owned()));
+        if written_twice {
+            duplicate(problems, &table.label);
         }
-        // Imports, segments and lookups were reported by `duplicate_name`.
-        std::collections::btree_map::Entry::Occupied(slot) if what == "segment sync" => {
-            problems.push(
-                slot.key(),
-                "name",
-                format!("is used by another {what}; names must be unique"),
-            );
+        let mut entry = Entry::new(&table, section.fields, problems);
+        let Some(value) = read(&mut entry) else {
+            continue;
+        };
+        match read_entries.entry(value.name().to_owned()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+            std::collections::btree_map::Entry::Occupied(slot) if !written_twice => {
+                duplicate(problems, slot.key());
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
         }
-        std::collections::btree_map::Entry::Occupied(_) => {}
     }
+    read_entries
 }
 
 /// One entry being read: its label for problems and the fields not yet taken.
@@ -550,32 +522,13 @@ struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    fn new(
-        section: &str,
-        index: usize,
-        map: &'a Map<String, Json>,
-        known: &[&str],
-        problems: &'a mut Problems,
-    ) -> Self {
-        let label = map
-            .get("name")
-            .and_then(Json::as_str)
-            .filter(|n| !n.trim().is_empty())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{section}[{index}]"));
+    /// Starts reading `table`; its fields not in `known` are its first problems.
+    fn new(table: &ConfigTable<'a>, known: &[&str], problems: &'a mut Problems) -> Self {
         let start = problems.0.len();
-        for key in map.keys() {
-            if !known.contains(&key.as_str()) {
-                problems.push(
-                    &label,
-                    key.clone(),
-                    format!("unknown field; known fields: {}", known.join(", ")),
-                );
-            }
-        }
+        table.check_fields(known, problems);
         Entry {
-            label,
-            map,
+            label: table.label.clone(),
+            map: table.fields,
             problems,
             start,
         }
@@ -680,10 +633,8 @@ impl<'a> Entry<'a> {
     fn nested_unknown(&mut self, field: &str, map: &Map<String, Json>, known: &[&str]) {
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                self.problem(
-                    &format!("{field}.{key}"),
-                    format!("unknown field; known fields: {}", known.join(", ")),
-                );
+                self.problems
+                    .push_unknown_field(&self.label, format!("{field}.{key}"), known);
             }
         }
     }
@@ -936,30 +887,12 @@ fn read_sink(
                     entry.problem("sink.url", "is missing");
                     None
                 }
-                Some(json) => match serde_json::from_value::<SecretSource>(json.clone()) {
-                    Ok(url) => {
-                        let url = match url {
-                            SecretSource::File { file } => SecretSource::File {
-                                file: doc.resolve_path(&file),
-                            },
-                            other => other,
-                        };
-                        // Read now, under the file's secret policy, like a connector's
-                        // password: the sink then holds the URL itself.
-                        let policy = doc.secret_policy().unwrap_or_default();
-                        match url.resolve(&policy) {
-                            Ok(secret) => Some(SecretSource::Literal(secret)),
-                            Err(why) => {
-                                entry.problem("sink.url", why);
-                                None
-                            }
-                        }
-                    }
-                    Err(_) => {
-                        entry.problem(
-                            "sink.url",
-                            "must be a string, { env = \"VAR\" } or { file = \"path\" }",
-                        );
+                // Read now, under the file's secret policy, like a connector's
+                // password: the sink then holds the URL itself.
+                Some(json) => match doc.read_secret(json) {
+                    Ok(secret) => Some(SecretSource::Literal(secret)),
+                    Err(why) => {
+                        entry.problem("sink.url", why);
                         None
                     }
                 },

@@ -72,24 +72,31 @@ impl std::fmt::Debug for Jobs {
 
 impl Jobs {
     /// Loads a file: connectors, accounts and jobs, every problem at once (unknown
-    /// top-level sections included).
+    /// top-level sections included). See [`load`](Self::load).
     pub fn from_path(path: impl AsRef<Path>) -> std::result::Result<Self, Problems> {
-        let doc = ConfigDocument::from_path(path)?;
-        let sections = known_sections();
-        let mut problems = doc.unknown_sections(&sections);
-        let registry = match Registry::from_document(&doc) {
+        Self::load(&ConfigDocument::from_path(path)?)
+    }
+
+    /// Reads everything `doc` holds: connectors, accounts and jobs, every problem at
+    /// once (unknown top-level sections included). Secrets are read under the
+    /// document's [`secret_policy`](ConfigDocument::secret_policy); jobs are checked
+    /// even when connectors have problems, so that one run reports all.
+    pub fn load(doc: &ConfigDocument) -> std::result::Result<Self, Problems> {
+        let mut problems = doc.unknown_sections(&known_sections());
+        let registry = match Registry::from_document(doc) {
             Ok(registry) => Some(registry),
             Err(found) => {
                 problems.extend(found);
                 None
             }
         };
-        match JobsConfig::from_document(&doc, registry.as_ref()) {
-            Ok(config) if problems.is_empty() => {
-                Ok(Jobs::new(Arc::new(registry.unwrap_or_default()), config))
+        let jobs = JobsConfig::from_document(doc, registry.as_ref());
+        match (registry, jobs) {
+            (Some(registry), Ok(config)) if problems.is_empty() => {
+                Ok(Jobs::new(Arc::new(registry), config))
             }
-            Ok(_) => Err(problems),
-            Err(found) => {
+            (_, Ok(_)) => Err(problems),
+            (_, Err(found)) => {
                 problems.extend(found);
                 Err(problems)
             }

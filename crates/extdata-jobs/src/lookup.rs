@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use extdata::{Error, ErrorKind, QueryOptions, Result, Statement, Value};
+use extdata::{Error, ErrorKind, QueryOptions, Result, Statement, Value, closest_match};
 use minijinja::value::Kwargs;
 use moka::Expiry;
 use moka::future::Cache;
@@ -377,32 +377,13 @@ fn field_hint(expression: &str, subscriber: &Json) -> Option<String> {
     if fields.contains_key(field) {
         return None;
     }
-    let closest = fields
-        .keys()
-        .map(|k| (edit_distance(field, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min();
-    Some(match closest {
-        Some((_, known)) => format!("did you mean `subscriber.{known}`?"),
-        None => format!(
-            "the subscriber's fields: {}",
-            fields.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
-    })
-}
-
-/// Levenshtein distance, for "did you mean".
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substituted = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
+    Some(
+        match closest_match(field, fields.keys().map(String::as_str)) {
+            Some(known) => format!("did you mean `subscriber.{known}`?"),
+            None => format!(
+                "the subscriber's fields: {}",
+                fields.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        },
+    )
 }

@@ -154,7 +154,7 @@ fn check_value(value: &str, field: &Field) -> Result<(), String> {
         .names
         .iter()
         .map(|name| {
-            let distance = crate::lookup::edit_distance(&upper, name);
+            let distance = extdata::edit_distance(&upper, name);
             let anagram = letters(&upper) == letters(name);
             (if anagram { 1 } else { distance }, *name)
         })

@@ -10,7 +10,8 @@ use crate::failure::{Failure, USAGE};
 /// 2; when valid, prints the warnings (`warning: …`) and a summary.
 pub(super) fn run(config: &Path, policy: &SecretPolicy) -> Result<(), Failure> {
     match super::load(config, policy) {
-        Ok((registry, jobs)) => {
+        Ok(loaded) => {
+            let (registry, jobs) = (loaded.registry(), loaded.config());
             for connector in registry.connectors() {
                 for warning in &connector.warnings {
                     println!("warning: {warning}");

@@ -10,16 +10,11 @@ mod query;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use extdata::{ConfigDocument, ExternalSource, Problems, Registry, SecretPolicy};
-use extdata_jobs::{Jobs, JobsConfig};
+use extdata::{ConfigDocument, ExternalSource, Problems, SecretPolicy};
+use extdata_jobs::Jobs;
 
 use crate::cli::{Cli, Command};
 use crate::failure::Failure;
-
-/// The top-level sections this command understands: the registry's and the jobs'.
-fn known_sections() -> Vec<&'static str> {
-    extdata_jobs::known_sections()
-}
 
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
@@ -53,31 +48,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Reads and validates the file: every problem of the document (unknown sections,
-/// connectors, accounts, jobs), the registry and the jobs when there is none. Secrets
-/// are read under `policy` (the command line's grants) plus the file's `[secrets]`.
-fn load(path: &Path, policy: &SecretPolicy) -> Result<(Registry, JobsConfig), Problems> {
-    let document = ConfigDocument::from_path(path)?.with_secret_policy(policy.clone());
-    let mut problems = document.unknown_sections(&known_sections());
-    let registry = match Registry::from_document(&document) {
-        Ok(registry) => Some(registry),
-        Err(more) => {
-            problems.extend(more);
-            None
-        }
-    };
-    // Jobs are checked even when connectors have problems, so one run reports all.
-    let jobs = match JobsConfig::from_document(&document, registry.as_ref()) {
-        Ok(jobs) => Some(jobs),
-        Err(more) => {
-            problems.extend(more);
-            None
-        }
-    };
-    match (registry, jobs) {
-        (Some(registry), Some(jobs)) if problems.is_empty() => Ok((registry, jobs)),
-        _ => Err(problems),
-    }
+/// Reads and validates the file ([`Jobs::load`]): every problem of the document
+/// (unknown sections, connectors, accounts, jobs), or the registry and the jobs when
+/// there is none. Secrets are read under `policy` (the command line's grants) plus the
+/// file's `[secrets]`.
+fn load(path: &Path, policy: &SecretPolicy) -> Result<Jobs, Problems> {
+    Jobs::load(&ConfigDocument::from_path(path)?.with_secret_policy(policy.clone()))
 }
 
 /// The loaded configuration and the account the command acts for.
@@ -95,11 +71,10 @@ impl Context {
         account: Option<String>,
         policy: &SecretPolicy,
     ) -> Result<Self, Failure> {
-        let (registry, jobs) =
-            load(config, policy).map_err(|problems| Failure::config(config, &problems))?;
+        let jobs = load(config, policy).map_err(|problems| Failure::config(config, &problems))?;
         Ok(Context {
             config: config.to_path_buf(),
-            jobs: Arc::new(Jobs::new(Arc::new(registry), jobs)),
+            jobs: Arc::new(jobs),
             account,
         })
     }
