@@ -833,6 +833,77 @@ async fn an_account_reaches_only_its_own_jobs() {
 }
 
 #[test]
+fn a_name_used_twice_is_reported_once() {
+    let fixture = Fixture::new();
+    let config = fixture.path("twice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{SQLITE_CONNECTORS}
+
+[[segments]]
+name = "vip"
+account = "42"
+connector = "crm"
+query = "SELECT email FROM t"
+key = "email"
+
+[[segments]]
+name = "vip"
+account = "42"
+connector = "crm"
+query = "SELECT email FROM t WHERE x = :x"
+key = "email"
+
+[[segment_sync]]
+segment = "vip"
+on_add = "INSERT INTO a VALUES (:key)"
+
+[[segment_sync]]
+segment = "vip"
+on_remove = "DELETE FROM a WHERE email = :key"
+
+[[segment_sync]]
+name = "s"
+segment = "vip"
+on_add = "INSERT INTO b VALUES (:key)"
+
+[[segment_sync]]
+name = "s"
+segment = "vip"
+on_add = "INSERT INTO c VALUES (:key)"
+"#
+        ),
+    )
+    .unwrap();
+    let problems = Jobs::from_path(&config).unwrap_err().to_string();
+    let count = |start: &str| problems.lines().filter(|l| l.starts_with(start)).count();
+    // Written twice (the second segment is invalid as well), named after the same
+    // segment, and written twice among syncs: each reported once.
+    assert_eq!(
+        count("vip: name: is used by another segment;"),
+        1,
+        "{problems}"
+    );
+    assert_eq!(
+        count("vip: query: uses parameters that nothing binds: :x"),
+        1,
+        "{problems}"
+    );
+    assert_eq!(
+        count("vip: name: is used by another segment sync;"),
+        1,
+        "{problems}"
+    );
+    assert_eq!(
+        count("s: name: is used by another segment sync;"),
+        1,
+        "{problems}"
+    );
+    assert_eq!(problems.lines().count(), 4, "{problems}");
+}
+
+#[test]
 fn validation_reports_every_problem_at_once() {
     let fixture = Fixture::new();
     let config = fixture.path("bad.toml");

@@ -211,7 +211,7 @@ fn retry_settings_are_checked() {
     let problems = Jobs::from_path(&config).unwrap_err().to_string();
     for expected in [
         "retry.attempts: must be a whole number from 1",
-        "retry.backof: unknown field",
+        "retry.backof: unknown field; did you mean `backoff`?",
         "retry.max_time:",
         "retry.max_backoff: must not be shorter than retry.backoff",
     ] {

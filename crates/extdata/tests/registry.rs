@@ -59,7 +59,7 @@ fn every_mistake_in_a_file_is_reported_at_once() {
         "local: ssl: sqlite connectors do not support SSL",
         "<unnamed>: name: must not be empty",
         "local: name: is used by another connector",
-        "local: hots: unknown field",
+        "local: hots: unknown field; did you mean `host`?",
         "account 42: connectors: unknown connector `missing`",
     ];
     for needle in expect {
