@@ -114,9 +114,13 @@ fn chain_text(error: &(dyn StdError + 'static)) -> String {
 }
 
 /// Whether `error` is the clickhouse crate failing to read a column type with
-/// `Nothing` in it (`NULL`, `[]`), which it has no reader for.
-pub(crate) fn names_nothing(error: &ChError) -> bool {
-    matches!(error, ChError::DataFormat(source) if chain_text(source.as_ref()).contains("Nothing"))
+/// `Nothing` in it (`NULL`, `[]`) or a `JSON` column, which it has no reader for (the
+/// backend reads such columns through a cast).
+pub(crate) fn names_castable_type(error: &ChError) -> bool {
+    matches!(error, ChError::DataFormat(source) if {
+        let text = chain_text(source.as_ref());
+        text.contains("Nothing") || text.contains("(sub)type JSON")
+    })
 }
 
 /// Removes `secret` from `text` (defence in depth: no server message is known to echo

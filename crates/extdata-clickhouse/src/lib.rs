@@ -484,15 +484,16 @@ impl ClickHouseSource {
                         Error::timeout("query", timeout).with_connector(self.config.name.clone())
                     );
                 }
-                Ok(Err(e)) if described.is_none() && error::names_nothing(&e) => {
+                Ok(Err(e)) if described.is_none() && error::names_castable_type(&e) => {
                     // `NULL` (a NULL parameter too) and `[]` have types with `Nothing`,
-                    // which the clickhouse crate cannot read: ask for the types and read
-                    // those columns through a cast (`Nothing` → `UInt8`; the values are
-                    // NULLs and empty arrays either way).
+                    // which the clickhouse crate cannot read, nor `JSON`: ask for the
+                    // types and read those columns through a cast (`Nothing` → `UInt8`;
+                    // the values are NULLs and empty arrays either way; `JSON` → its
+                    // text, parsed back into `Value::Json`).
                     drop(cursor);
                     guard.kill().await;
                     let columns = self.describe_sql(&sql, &params, timeout).await?;
-                    sql = read_nothing_through_casts(&sql, &columns);
+                    sql = read_through_casts(&sql, &columns);
                     described = Some(columns);
                     guard.query_id = Self::new_query_id();
                     guard.armed = true;
@@ -517,10 +518,16 @@ impl ClickHouseSource {
             return Ok(RowStream::new(columns.into(), futures::stream::empty()));
         };
         let mut columns: Vec<Column> = block_columns(&first).iter().cloned().collect();
+        let mut json_columns = Vec::new();
         if let Some(described) = &described {
-            for (column, original) in columns.iter_mut().zip(described) {
+            for (i, (column, original)) in columns.iter_mut().zip(described).enumerate() {
                 if original.database_type.contains("Nothing") {
                     column.database_type = original.database_type.clone();
+                }
+                if is_json(&original.database_type) {
+                    column.database_type = original.database_type.clone();
+                    column.value_kind = ValueKind::Json;
+                    json_columns.push(i);
                 }
             }
         }
@@ -537,6 +544,7 @@ impl ClickHouseSource {
             statement: (!statement.params().is_empty()).then(|| statement.clone()),
             features: server.features,
             server_parameters: server.server_parameters,
+            json_columns,
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))
@@ -567,9 +575,13 @@ impl ClickHouseSource {
             .into_iter()
             .filter_map(|row| match (row.first(), row.get(1)) {
                 (Some(Value::Text(name)), Some(Value::Text(type_name))) => {
-                    let (kind, nullable) = DataTypeNode::new(type_name)
-                        .map(|t| types::value_kind(&t))
-                        .unwrap_or((ValueKind::Text, false));
+                    let (kind, nullable) = if is_json(type_name) {
+                        (ValueKind::Json, false)
+                    } else {
+                        DataTypeNode::new(type_name)
+                            .map(|t| types::value_kind(&t))
+                            .unwrap_or((ValueKind::Text, false))
+                    };
                     Some(
                         Column::new(name.clone(), type_name.clone(), kind)
                             .with_nullable(Some(nullable)),
@@ -703,9 +715,15 @@ fn redactor_of(
     )
 }
 
-/// `sql` read through a query that casts its columns whose type holds `Nothing`
-/// (`columns`: as described) to the same type with `UInt8`.
-fn read_nothing_through_casts(sql: &str, columns: &[Column]) -> String {
+/// Whether `database_type` is a `JSON` column (`JSON`, `JSON(…)`).
+fn is_json(database_type: &str) -> bool {
+    database_type == "JSON" || database_type.starts_with("JSON(")
+}
+
+/// `sql` read through a query that casts its columns (`columns`: as described) whose
+/// type holds `Nothing` to the same type with `UInt8`, and its `JSON` columns to their
+/// text (`toJSONString`).
+fn read_through_casts(sql: &str, columns: &[Column]) -> String {
     let list: Vec<String> = columns
         .iter()
         .map(|column| {
@@ -713,6 +731,8 @@ fn read_nothing_through_casts(sql: &str, columns: &[Column]) -> String {
             if column.database_type.contains("Nothing") {
                 let cast = column.database_type.replace("Nothing", "UInt8");
                 format!("CAST({name} AS {cast}) AS {name}")
+            } else if is_json(&column.database_type) {
+                format!("toJSONString({name}) AS {name}")
             } else {
                 name
             }
@@ -720,6 +740,17 @@ fn read_nothing_through_casts(sql: &str, columns: &[Column]) -> String {
         .collect();
     // The newline ends a trailing `--` comment of `sql`.
     format!("SELECT {} FROM ({sql}\n)", list.join(", "))
+}
+
+/// `value`, the text of a `JSON` column (`toJSONString`), as `Value::Json`.
+fn parse_json(value: &mut Value) -> Result<()> {
+    if let Value::Text(text) = value {
+        // serde_json's error names a line and column, never the text.
+        let json = serde_json::from_str(text)
+            .map_err(|e| Error::decode(format!("a JSON column's text is not JSON: {e}")))?;
+        *value = Value::Json(json);
+    }
+    Ok(())
 }
 
 /// `name` as a backtick-quoted identifier.
@@ -918,6 +949,8 @@ struct Producer {
     statement: Option<Statement>,
     features: ServerFeatures,
     server_parameters: bool,
+    /// The columns read as the text of a `JSON` column.
+    json_columns: Vec<usize>,
 }
 
 impl Producer {
@@ -937,7 +970,9 @@ impl Producer {
     async fn produce(&mut self, first: Block, slot: &SharedSlot) -> Result<()> {
         let mut next = Some(first);
         while let Some(block) = next.take() {
-            let decoded = Self::decode_block(&self.columns, self.zone, &block, slot).await;
+            let decoded =
+                Self::decode_block(&self.columns, &self.json_columns, self.zone, &block, slot)
+                    .await;
             if let Err(e) = decoded {
                 self.guard.kill().await;
                 return Err(e);
@@ -948,11 +983,13 @@ impl Producer {
     }
 
     /// Hands `block` over [`CHUNK_ROWS`] rows at a time, waiting for the consumer to
-    /// take each chunk before decoding the next.
+    /// take each chunk before decoding the next; the `json` columns (read as their
+    /// text) become `Value::Json`.
     /// (An associated function: the cursor is not `Sync`, so the future may not hold
     /// `&self` across the hand-over points.)
     async fn decode_block(
         columns: &Columns,
+        json: &[usize],
         zone: Tz,
         block: &Block,
         slot: &SharedSlot,
@@ -966,7 +1003,12 @@ impl Producer {
                 let mut slot = lock(slot);
                 types::with_server_zone(zone, || {
                     for _ in 0..n {
-                        let values = next_values(&mut readers)?;
+                        let mut values = next_values(&mut readers)?;
+                        for &i in json {
+                            if let Some(value) = values.get_mut(i) {
+                                parse_json(value)?;
+                            }
+                        }
                         slot.rows.push_back(Row::new(columns.clone(), values));
                     }
                     Ok::<_, Error>(())

@@ -22,7 +22,8 @@
 //! | `Map(K, V)` | `Map` in server order |
 //! | `Interval*` | `Interval` |
 //! | `Time`, `Time64` | `Time` (a `Decode` error outside 00:00–24:00) |
-//! | `Nothing`, `AggregateFunction`, `Variant`, `Dynamic`, `JSON`, geo arrays | `Decode` error naming the type |
+//! | `JSON` | `Json` (the backend reads the column through `toJSONString`) |
+//! | `Nothing`, `AggregateFunction`, `Variant`, `Dynamic`, geo arrays | `Decode` error naming the type (`Nothing` is read through a cast) |
 
 use std::cell::Cell as StdCell;
 use std::collections::HashMap;
