@@ -667,9 +667,15 @@ struct Checker<'r> {
 }
 
 impl Checker<'_> {
-    /// The connector's dialect; problems when it does not exist or is not the account's.
-    fn connector(&self, entry: &mut Entry<'_>, account: &str, connector: &str) -> Option<Dialect> {
-        let registry = self.registry?;
+    /// The connector's dialect; problems when it does not exist or is not the account's
+    /// (nothing is checked while either is unknown).
+    fn connector(
+        &self,
+        entry: &mut Entry<'_>,
+        account: Option<&str>,
+        connector: Option<&str>,
+    ) -> Option<Dialect> {
+        let (registry, account, connector) = (self.registry?, account?, connector?);
         let Some(config) = registry.connector(connector) else {
             entry.problem("connector", format!("unknown connector `{connector}`"));
             return None;
@@ -700,10 +706,7 @@ fn read_import(
     let connector = entry.required("connector");
     let query = entry.required("query");
     let key = entry.required("key");
-    let dialect = match (&account, &connector) {
-        (Some(a), Some(c)) => checker.connector(entry, a, c),
-        _ => None,
-    };
+    let dialect = checker.connector(entry, account.as_deref(), connector.as_deref());
     let mode = match entry.optional("mode") {
         None => ImportMode::AddAndUpdate,
         Some(text) => ImportMode::parse(&text).unwrap_or_else(|| {
@@ -934,10 +937,7 @@ fn read_segment(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<SegmentD
     let connector = entry.required("connector");
     let query = entry.required("query");
     let key = entry.required("key");
-    let dialect = match (&account, &connector) {
-        (Some(a), Some(c)) => checker.connector(entry, a, c),
-        _ => None,
-    };
+    let dialect = checker.connector(entry, account.as_deref(), connector.as_deref());
     if let Some(query) = &query {
         let names = placeholders(query, dialect);
         if !names.is_empty() {
@@ -994,10 +994,8 @@ fn read_sync(
     let connector = entry
         .optional("connector")
         .or_else(|| segment.map(|s| s.connector.clone()));
-    let dialect = match (segment, &connector) {
-        (Some(s), Some(c)) => checker.connector(entry, &s.account, c),
-        _ => None,
-    };
+    let account = segment.map(|s| s.account.as_str());
+    let dialect = checker.connector(entry, account, connector.as_deref());
     let on_add = entry.optional("on_add");
     let on_remove = entry.optional("on_remove");
     if on_add.is_none() && on_remove.is_none() {
@@ -1037,9 +1035,7 @@ fn read_lookup(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<LookupDef
     let account = entry.account();
     let connector = entry.required("connector");
     let query = entry.required("query");
-    if let (Some(a), Some(c)) = (&account, &connector) {
-        checker.connector(entry, a, c);
-    }
+    checker.connector(entry, account.as_deref(), connector.as_deref());
     let result = match entry.optional("result").as_deref() {
         None | Some("row") => LookupResult::Row,
         Some("rows") => LookupResult::Rows,
