@@ -154,12 +154,13 @@ fn create_table(table: &str, columns: &[(&str, &str)]) -> String {
     )
 }
 
-/// Half-second steps, each its own block, so that KILL QUERY stops it within 0.5 s;
-/// one row at the end (26.x sends each block as soon as it is made).
+/// Steps of 0.2 s, each its own block, so that KILL QUERY stops it within 0.2 s (the
+/// probe on 26.x must see it gone within 1 s, on a loaded machine too); one row at the
+/// end (26.x sends each block as soon as it is made).
 fn sleep(secs: u64) -> String {
     format!(
-        "SELECT sum(sleep(0.5)) AS n FROM numbers({}) SETTINGS max_block_size = 1",
-        secs * 2
+        "SELECT sum(sleep(0.2)) AS n FROM numbers({}) SETTINGS max_block_size = 1",
+        secs * 5
     )
 }
 
