@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_every_server!(
     the_request_carries_placeholders_or_hex_never_the_value,
+    server_parameters_never_renders_literals,
     the_server_sees_parameters_or_hex,
     hostile_and_huge_values_come_back_exactly,
 );
@@ -88,25 +89,42 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn the_request_carries_placeholders_or_hex_never_the_value(server: Server) {
-    let Some((settings, _)) = support::source_of(server).await else {
-        return;
-    };
+/// What a source on `server` (through a recording proxy; `never`: with
+/// `server_parameters = never`) sends for `SELECT :v AS v, length(:v) AS n`.
+async fn sent_for(settings: &support::Settings, never: bool) -> Vec<u8> {
     let (port, sent) = recording_proxy(settings.port).await;
-    let source = support::build(
-        &settings
-            .http("ch-wire")
-            .with_host("127.0.0.1")
-            .with_port(port),
-    )
-    .unwrap();
+    let mut config = settings
+        .http("ch-wire")
+        .with_host("127.0.0.1")
+        .with_port(port);
+    if never {
+        config = config.with_option("server_parameters", "never");
+    }
+    let source = support::build(&config).unwrap();
     let statement = Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", VALUE);
     let result = source
         .query(&statement, &QueryOptions::default())
         .await
         .expect("through the proxy");
     assert_eq!(result.rows[0].get(0), Some(&Value::Text(VALUE.into())));
-    let sent = sent.lock().unwrap().clone();
+    assert_eq!(result.rows[0].get(1), Some(&Value::U64(VALUE.len() as u64)));
+    sent.lock().unwrap().clone()
+}
+
+/// The client-side rendering: the value as hex digits only, no parameter field.
+fn assert_rendered_as_hex(sent: &[u8]) {
+    let hex = hex(VALUE.as_bytes());
+    assert_eq!(find(sent, b"pii-7e5a"), None, "the value's text was sent");
+    assert_eq!(find(sent, b"param_"), None, "a parameter field was sent");
+    let rendered = format!("SELECT unhex('{hex}') AS v, length(unhex('{hex}')) AS n");
+    assert!(find(sent, rendered.as_bytes()).is_some());
+}
+
+async fn the_request_carries_placeholders_or_hex_never_the_value(server: Server) {
+    let Some((settings, _)) = support::source_of(server).await else {
+        return;
+    };
+    let sent = sent_for(&settings, false).await;
     let sql = b"SELECT {v:String} AS v, length({v:String}) AS n";
     let hex = hex(VALUE.as_bytes());
     match server {
@@ -122,13 +140,16 @@ async fn the_request_carries_placeholders_or_hex_never_the_value(server: Server)
             assert_eq!(sent.windows(8).filter(|w| w == b"pii-7e5a").count(), 1);
             assert_eq!(find(&sent, hex.as_bytes()), None);
         }
-        Server::V18 => {
-            assert_eq!(find(&sent, b"pii-7e5a"), None, "the value's text was sent");
-            assert_eq!(find(&sent, b"param_"), None, "18.16 has no parameters");
-            let rendered = format!("SELECT unhex('{hex}') AS v, length(unhex('{hex}')) AS n");
-            assert!(find(&sent, rendered.as_bytes()).is_some());
-        }
+        Server::V18 => assert_rendered_as_hex(&sent),
     }
+}
+
+/// `server_parameters = never` takes the client-side path on any server.
+async fn server_parameters_never_renders_literals(server: Server) {
+    let Some((settings, _)) = support::source_of(server).await else {
+        return;
+    };
+    assert_rendered_as_hex(&sent_for(&settings, true).await);
 }
 
 /// What the server keeps in `system.processes` while the query runs. 26.x puts each
