@@ -8,7 +8,8 @@
 # Services: postgres (alias postgresql, pg), mysql (alias mariadb), clickhouse (18.16),
 # clickhouse26 (ClickHouse 26.x from PyPI chdb-core, beside it), hive (two
 # Spark Thrift servers), kerberos (a throw-away KDC and a Kerberos Spark Thrift server;
-# needs hive's pyspark), reliability (restartable PostgreSQL, MariaDB and ClickHouse
+# needs hive's pyspark), ldap (a throw-away OpenLDAP server and a Spark Thrift server
+# with LDAP authentication; needs hive's pyspark), reliability (restartable PostgreSQL, MariaDB and ClickHouse
 # instances for the restart tests; scripts/reliability.sh).
 # Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
 # run changes nothing and says so. See ../shared/SERVICES.md for what works here.
@@ -23,7 +24,7 @@
 set -Eeuo pipefail
 umask 022
 
-KNOWN_SERVICES=(postgres mysql hive kerberos clickhouse clickhouse26 reliability)
+KNOWN_SERVICES=(postgres mysql hive kerberos ldap clickhouse clickhouse26 reliability)
 
 # The test users and database, the same on every server.
 TEST_DB=extdata_test
@@ -44,6 +45,8 @@ SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPTS/services/hive.sh"
 # shellcheck source=services/kerberos.sh
 . "$SCRIPTS/services/kerberos.sh"
+# shellcheck source=services/ldap.sh
+. "$SCRIPTS/services/ldap.sh"
 # shellcheck source=services/clickhouse.sh
 . "$SCRIPTS/services/clickhouse.sh"
 # shellcheck source=services/clickhouse26.sh

@@ -11,6 +11,9 @@ HIVE_PLAIN_PORT=10000
 HIVE_NOSASL_PORT=10001
 HIVE_USER=extdata
 HIVE_PASSWORD=extdata-hive-pw     # NONE accepts any password; the tests still send one
+# Other services' servers of this kind (ldap.sh), by mode: extra --hiveconf settings
+# (one KEY=VALUE a line), what beeline appends to its JDBC URL, and the login it uses.
+declare -A HIVE_MODE_CONF=() HIVE_MODE_URL=() HIVE_MODE_USER=() HIVE_MODE_PASSWORD=()
 
 hive_spark_home() {
     local d
@@ -19,18 +22,27 @@ hive_spark_home() {
     printf '%s' "$d"
 }
 
-# hive_query_ok PORT MODE: a real query through beeline (hive-jdbc from the pyspark jars).
-hive_query_ok() {
+# hive_query PORT MODE [PASSWORD]: a real query through beeline (hive-jdbc from the
+# pyspark jars); prints beeline's output, fails unless the answer is in it.
+hive_query() {
     local port=$1 mode=$2 url out spark_home
+    local password=${3:-${HIVE_MODE_PASSWORD[$mode]-$HIVE_PASSWORD}}
     spark_home=$(hive_spark_home) || return 1
-    url="jdbc:hive2://127.0.0.1:$port/default"
+    url="jdbc:hive2://127.0.0.1:$port/default${HIVE_MODE_URL[$mode]-}"
     [[ $mode == NOSASL ]] && url="$url;auth=noSasl"
     out=$(cd / && env -i PATH="$PATH" SPARK_HOME="$spark_home" \
-        timeout 90 "$spark_home/bin/beeline" -u "$url" -n "$HIVE_USER" -p "$HIVE_PASSWORD" \
+        timeout 90 "$spark_home/bin/beeline" -u "$url" \
+        -n "${HIVE_MODE_USER[$mode]-$HIVE_USER}" -p "$password" \
         --silent=true --outputformat=csv2 --showHeader=false \
-        -e "SELECT concat('extdata-ok-', 40 + 2) AS answer" 2>&1) || return 1
+        -e "SELECT concat('extdata-ok-', 40 + 2) AS answer" 2>&1) || true
+    printf '%s\n' "$out"
     # beeline prints its prompt on the same line as the answer.
     grep -q 'extdata-ok-42' <<<"$out"
+}
+
+# hive_query_ok PORT MODE: hive_query, quietly.
+hive_query_ok() {
+    hive_query "$@" >/dev/null
 }
 
 hive_server_dir() {
@@ -38,11 +50,16 @@ hive_server_dir() {
 }
 
 # hive_start MODE PORT: start one server in the background (setsid: it outlives us).
+# MODE is hive.server2.authentication, with the settings of HIVE_MODE_CONF[MODE].
 hive_start() {
-    local mode=$1 port=$2 dir spark_home
+    local mode=$1 port=$2 dir spark_home setting extra=()
     dir=$(hive_server_dir "$mode")
     spark_home=$(hive_spark_home)
     mkdir -p "$dir"
+    while IFS= read -r setting; do
+        [[ -n $setting ]] && extra+=(--hiveconf "$setting")
+    done <<<"${HIVE_MODE_CONF[$mode]-}"
+    printf '%s\n' "${HIVE_MODE_CONF[$mode]-}" >"$dir/server.conf"
     note "starting Spark Thrift server ($mode) on 127.0.0.1:$port (takes ~15 s)"
     (
         cd "$dir" || exit 1
@@ -58,7 +75,7 @@ hive_start() {
             --hiveconf "hive.server2.thrift.port=$port" \
             --hiveconf "hive.server2.authentication=$mode" \
             --hiveconf hive.server2.enable.doAs=false \
-            </dev/null >"$dir/server.log" 2>&1 &
+            "${extra[@]}" </dev/null >"$dir/server.log" 2>&1 &
         echo $! >"$dir/server.pid"
     )
 }
@@ -81,13 +98,17 @@ hive_stop() {
 # hive_ensure MODE PORT: leaves a healthy server alone; otherwise (re)starts it without
 # waiting (hive_wait does), so that both servers boot at the same time.
 hive_ensure() {
-    local mode=$1 port=$2
+    local mode=$1 port=$2 dir
+    dir=$(hive_server_dir "$mode")
     if port_open "$port"; then
-        if hive_query_ok "$port" "$mode"; then
+        if [[ $(cat "$dir/server.conf" 2>/dev/null) != "${HIVE_MODE_CONF[$mode]-}" ]]; then
+            note "hive $mode server on $port runs with other settings: restarting it"
+        elif hive_query_ok "$port" "$mode"; then
             note "ok       hive $mode server on $port is up and answers queries"
             return 0
+        else
+            note "hive $mode server on $port does not answer queries: restarting it"
         fi
-        note "hive $mode server on $port does not answer queries: restarting it"
         hive_stop "$mode"
         ! port_open "$port" ||
             die "port $port is taken by something that is not a working $mode Spark Thrift server"

@@ -1,5 +1,6 @@
-//! The conformance suite against both live servers: Spark's Thrift server with
-//! `hive.server2.authentication=NONE` (SASL PLAIN) and with `NOSASL` (raw Thrift).
+//! The conformance suite against the live servers: Spark's Thrift server with
+//! `hive.server2.authentication=NONE` (SASL PLAIN), with `NOSASL` (raw Thrift) and with
+//! `LDAP` (SASL PLAIN, the password checked by the test OpenLDAP server).
 
 mod common;
 
@@ -54,7 +55,7 @@ pub fn capabilities() -> Capabilities {
         // UPDATE/DELETE.
         .with_reports_affected_rows(false)
         .with_supports_update(false)
-        // NONE and NOSASL accept any password.
+        // NONE and NOSASL accept any password (`harness` sets it for LDAP).
         .with_passwords(false)
         .with_type_cases([
             TypeCase::exact("BOOLEAN", [Value::Bool(true), Value::Bool(false)]),
@@ -121,6 +122,8 @@ fn harness(mode: Mode) -> Option<Harness> {
     // The server-side cancel is proved from the server's log (Spark has no activity
     // view over SQL): the statement is seen running, then closed with its jobs.
     let capabilities = capabilities()
+        // NONE and NOSASL accept any password; LDAP checks it.
+        .with_passwords(mode == Mode::Ldap)
         .with_running_probe(move |_source, marker| common::running_on_server(mode, marker));
     // 48 concurrent calls share the pool's sessions, each a Spark job: on a busy machine
     // the last ones wait longer than the default (the connect timeout, 10 s).
@@ -131,7 +134,7 @@ fn harness(mode: Mode) -> Option<Harness> {
     )
 }
 
-/// Both Spark servers share this machine's two cores, so cases run one at a time: a
+/// The Spark servers share this machine's two cores, so cases run one at a time: a
 /// case's time bounds then measure the client, not a queue of other cases' Spark jobs.
 static SPARK: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Default::default);
 
@@ -148,5 +151,10 @@ async fn setup_nosasl() -> Option<Harness> {
     one_at_a_time(Mode::NoSasl).await
 }
 
+async fn setup_ldap() -> Option<Harness> {
+    one_at_a_time(Mode::Ldap).await
+}
+
 extdata_conformance::conformance_tests!(sasl_plain => setup_plain);
 extdata_conformance::conformance_tests!(nosasl => setup_nosasl);
+extdata_conformance::conformance_tests!(ldap => setup_ldap);

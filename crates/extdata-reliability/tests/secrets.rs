@@ -30,7 +30,7 @@ fn sentinel_key() -> String {
 /// The secrets of this process: the sentinels, and the real test passwords.
 fn secrets() -> Vec<String> {
     let mut secrets = vec![SENTINEL_PASSWORD.to_owned(), SENTINEL_KEY_BODY.to_owned()];
-    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE", "CLICKHOUSE26"] {
+    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE", "CLICKHOUSE26", "HIVE_LDAP"] {
         if let Some(password) = env(&format!("EXTDATA_TEST_{backend}_PASSWORD")) {
             secrets.push(password);
         }
@@ -77,6 +77,25 @@ async fn failing_path(config: &ConnectorConfig, what: &str) -> Option<Error> {
     error
 }
 
+/// `config` pointed at the Spark server that checks passwords with LDAP
+/// (`scripts/services.sh ldap`), with its user; `None` (or a panic when
+/// `EXTDATA_TEST_REQUIRE` names ldap) when it is not set up.
+fn hive_ldap(config: &ConnectorConfig) -> Option<ConnectorConfig> {
+    let Some(port) = env("EXTDATA_TEST_HIVE_LDAP_PORT").and_then(|p| p.parse::<u16>().ok()) else {
+        return extdata_conformance::require_or_skip(
+            "ldap",
+            "EXTDATA_TEST_HIVE_LDAP_PORT is not set",
+        );
+    };
+    Some(
+        config
+            .clone()
+            .with_port(port)
+            .with_username(env("EXTDATA_TEST_HIVE_LDAP_USER").unwrap_or_default())
+            .with_option("auth", "LDAP"),
+    )
+}
+
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
@@ -98,6 +117,13 @@ async fn every_failure_path(backend: Backend) {
     let error = failing_path(&with_sentinel, "wrong password").await;
     if backend != Backend::Hive {
         assert!(error.is_some(), "a wrong password was accepted");
+    } else if let Some(ldap) = hive_ldap(&with_sentinel) {
+        // The Spark server with hive.server2.authentication=LDAP checks it.
+        let error = failing_path(&ldap, "wrong LDAP password").await;
+        assert!(
+            error.is_some_and(|e| e.kind() == extdata::ErrorKind::Auth),
+            "a wrong LDAP password was not refused as an Auth error"
+        );
     }
 
     // Unreachable host.

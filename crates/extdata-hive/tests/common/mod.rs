@@ -1,5 +1,5 @@
 //! Settings of the live HiveServer2 test servers (`EXTDATA_TEST_HIVE_*`, written by
-//! `scripts/services.sh hive`) and the require-or-skip rule.
+//! `scripts/services.sh hive ldap`) and the require-or-skip rule.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -11,13 +11,16 @@ use extdata_conformance::support::env;
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource, Result};
 use extdata_hive::{HiveSource, SPEC};
 
-/// Which of the two test servers.
+/// Which of the test servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// `hive.server2.authentication=NONE`: SASL PLAIN.
+    /// `hive.server2.authentication=NONE`: SASL PLAIN, any password.
     Plain,
     /// `hive.server2.authentication=NOSASL`: raw Thrift.
     NoSasl,
+    /// `hive.server2.authentication=LDAP`: SASL PLAIN, the password checked by the test
+    /// OpenLDAP server (`scripts/services.sh ldap`).
+    Ldap,
 }
 
 impl Mode {
@@ -25,40 +28,67 @@ impl Mode {
         match self {
             Mode::Plain => "NONE",
             Mode::NoSasl => "NOSASL",
+            Mode::Ldap => "LDAP",
+        }
+    }
+
+    /// The service of `scripts/services.sh` that runs this server, as
+    /// `EXTDATA_TEST_REQUIRE` names it.
+    pub fn service(self) -> &'static str {
+        match self {
+            Mode::Plain | Mode::NoSasl => "hive",
+            Mode::Ldap => "ldap",
+        }
+    }
+
+    /// The prefix of this server's settings.
+    fn prefix(self) -> &'static str {
+        match self {
+            Mode::Plain => "EXTDATA_TEST_HIVE",
+            Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL",
+            Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
         }
     }
 }
 
 /// The config of the server in `mode`, or `None` (after printing why, or panicking
-/// when `EXTDATA_TEST_REQUIRE` names hive) when it is not configured or unreachable.
+/// when `EXTDATA_TEST_REQUIRE` names its service) when it is not configured or
+/// unreachable.
 pub fn config(mode: Mode) -> Option<ConnectorConfig> {
-    let Some(host) = env("EXTDATA_TEST_HIVE_HOST") else {
-        return require_or_skip("hive", "EXTDATA_TEST_HIVE_HOST is not set");
+    let service = mode.service();
+    let host_var = match mode {
+        Mode::Plain | Mode::NoSasl => "EXTDATA_TEST_HIVE_HOST",
+        Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP_HOST",
     };
-    let port_var = match mode {
-        Mode::Plain => "EXTDATA_TEST_HIVE_PORT",
-        Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL_PORT",
+    let Some(host) = env(host_var) else {
+        return require_or_skip(service, format!("{host_var} is not set"));
     };
-    let Some(port) = env(port_var).and_then(|p| p.parse::<u16>().ok()) else {
-        return require_or_skip("hive", format!("{port_var} is not set to a port"));
+    let port_var = format!("{}_PORT", mode.prefix());
+    let Some(port) = env(&port_var).and_then(|p| p.parse::<u16>().ok()) else {
+        return require_or_skip(service, format!("{port_var} is not set to a port"));
     };
     if std::net::TcpStream::connect_timeout(
         &match format!("{host}:{port}").parse() {
             Ok(address) => address,
-            Err(_) => return require_or_skip("hive", format!("`{host}` is not an IP address")),
+            Err(_) => return require_or_skip(service, format!("`{host}` is not an IP address")),
         },
         Duration::from_secs(3),
     )
     .is_err()
     {
-        return require_or_skip("hive", format!("nothing listens on {host}:{port}"));
+        return require_or_skip(service, format!("nothing listens on {host}:{port}"));
     }
+    // NONE and NOSASL take any login: the hive service's; LDAP checks the ldap one's.
+    let login = match mode {
+        Mode::Plain | Mode::NoSasl => "EXTDATA_TEST_HIVE",
+        Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
+    };
     let mut config =
         ConnectorConfig::new(format!("hive-{}", mode.auth().to_lowercase()), DbKind::Hive)
             .with_host(host)
             .with_port(port)
-            .with_username(env("EXTDATA_TEST_HIVE_USER").unwrap_or_else(|| "extdata".into()))
-            .with_password(env("EXTDATA_TEST_HIVE_PASSWORD").unwrap_or_else(|| "extdata".into()))
+            .with_username(env(&format!("{login}_USER")).unwrap_or_else(|| "extdata".into()))
+            .with_password(env(&format!("{login}_PASSWORD")).unwrap_or_else(|| "extdata".into()))
             .with_connect_timeout(Duration::from_secs(10))
             .with_query_timeout(Duration::from_secs(120))
             .with_option("auth", mode.auth());
@@ -77,12 +107,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
 }
 
 /// The server log of the test server in `mode` (`EXTDATA_TEST_HIVE_LOG`,
-/// `EXTDATA_TEST_HIVE_NOSASL_LOG`).
+/// `EXTDATA_TEST_HIVE_NOSASL_LOG`, `EXTDATA_TEST_HIVE_LDAP_LOG`).
 pub fn server_log(mode: Mode) -> Option<String> {
-    env(match mode {
-        Mode::Plain => "EXTDATA_TEST_HIVE_LOG",
-        Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL_LOG",
-    })
+    env(&format!("{}_LOG", mode.prefix()))
 }
 
 /// Whether the Spark Thrift server whose log is `log` runs a statement whose text holds

@@ -1,0 +1,102 @@
+//! `auth=LDAP` against the live Spark Thrift server with
+//! `hive.server2.authentication=LDAP` (`scripts/services.sh ldap`: a throw-away OpenLDAP
+//! server with one user): the server checks the password, so a wrong one and an unknown
+//! user are refused — as `ErrorKind::Auth` errors that never show the password.
+
+mod common;
+
+use common::{Mode, build, config};
+use extdata_conformance::support::{
+    assert_error_has_no_secret, assert_no_secret, block_on, captured_logs, expect_kind, ok,
+};
+use extdata_core::{ConnectorConfig, ErrorKind, QueryOptions, Statement, Value};
+
+/// A password no real login uses, easy to find in any text.
+const WRONG_PASSWORD: &str = "Wr0ng-LDAP-pw-5150";
+
+fn password(config: &ConnectorConfig) -> String {
+    let valid = config
+        .validate_with(Some(&extdata_hive::SPEC))
+        .expect("a valid config");
+    valid
+        .password_text()
+        .expect("the LDAP test user has a password")
+        .to_owned()
+}
+
+#[test]
+fn the_right_password_logs_in_and_queries() {
+    block_on(async {
+        let Some(config) = config(Mode::Ldap) else {
+            return;
+        };
+        let user = config.username.clone().expect("a user name");
+        let source = build(&config).unwrap();
+        ok(source.ping().await, "ping");
+        let rows = ok(
+            source
+                .query(
+                    &Statement::new("SELECT current_user() AS who, :n + 1 AS n").bind("n", 41),
+                    &QueryOptions::default(),
+                )
+                .await,
+            "a query with a parameter",
+        );
+        assert_eq!(
+            rows.rows[0].values(),
+            &[Value::Text(user), Value::I32(42)],
+            "the server saw the LDAP user"
+        );
+        source.close().await;
+    });
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
+    captured_logs();
+    block_on(async {
+        let Some(config) = config(Mode::Ldap) else {
+            return;
+        };
+        let real = password(&config);
+        let user = config.username.clone().expect("a user name");
+        for (what, user) in [
+            ("a wrong password", user.as_str()),
+            ("an unknown user", "extdata_nobody"),
+        ] {
+            let config = config
+                .clone()
+                .with_username(user)
+                .with_password(WRONG_PASSWORD);
+            let source = build(&config).unwrap();
+            let error = expect_kind(source.ping().await, ErrorKind::Auth, what);
+            let message = error.to_string();
+            eprintln!("{what}: {message}");
+            assert!(
+                message.contains("login refused by the server"),
+                "{what}: the error says the login was refused: {message}"
+            );
+            assert!(!error.is_temporary(), "{what}: not temporary: {message}");
+            let query = expect_kind(
+                source
+                    .query(&Statement::new("SELECT 1"), &QueryOptions::default())
+                    .await
+                    .map(|rows| rows.rows.len()),
+                ErrorKind::Auth,
+                what,
+            );
+            for error in [&error, &query] {
+                assert_error_has_no_secret(error, WRONG_PASSWORD, what);
+                assert_error_has_no_secret(error, &real, what);
+            }
+            assert_no_secret(&format!("{source:?}"), WRONG_PASSWORD, what);
+            assert_no_secret(&format!("{config:?}"), WRONG_PASSWORD, what);
+            source.close().await;
+        }
+    });
+    let logs = captured_logs();
+    assert_no_secret(&logs, WRONG_PASSWORD, "the logs");
+    if let Some(config) = config(Mode::Ldap) {
+        assert_no_secret(&logs, &password(&config), "the logs");
+    }
+}

@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# A throw-away OpenLDAP server (Debian's slapd, on a configuration of its own) on
+# 127.0.0.1:$LDAP_PORT with one user, and a Spark Thrift server with
+# hive.server2.authentication=LDAP on $LDAP_HIVE_PORT that checks passwords against it,
+# for the live LDAP tests (crates/extdata-hive/tests/ldap.rs). The packaged slapd is
+# left unconfigured and stopped (debconf: slapd/no_configuration); configuration and
+# database live in $LDAP_DIR, machine-wide like the hive and kerberos services' folders.
+# Needs the pyspark of the hive service. Configuration: ldap/slapd.conf.in,
+# ldap/base.ldif.in.
+LDAP_DIR=${EXTDATA_LDAP_HOME:-/var/lib/extdata-ldap}
+LDAP_PORT=10389
+LDAP_HIVE_PORT=10003
+LDAP_SUFFIX=dc=extdata,dc=test
+LDAP_PEOPLE=ou=people,$LDAP_SUFFIX
+LDAP_USER=$PW_USER
+LDAP_PASSWORD=$PW_PASSWORD
+
+ldap_url() {
+    printf 'ldap://127.0.0.1:%s/' "$LDAP_PORT"
+}
+
+# ldap_bind_ok USER PASSWORD: a simple bind as uid=USER under $LDAP_PEOPLE.
+ldap_bind_ok() {
+    ldapwhoami -x -H "$(ldap_url)" -D "uid=$1,$LDAP_PEOPLE" -w "$2" 2>&1
+}
+
+ldap_stop() {
+    local pid
+    pid=$(cat "$LDAP_DIR/slapd.pid" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" 40 0.25 || die "slapd ($pid) did not stop"
+    rm -f "$LDAP_DIR/slapd.pid"
+}
+
+# True when the database holds the test user.
+ldap_has_user() {
+    local out
+    # Captured first: grep -q would end the pipe early (see kerberos.sh).
+    out=$(slapcat -f "$LDAP_DIR/slapd.conf" -a "(uid=$LDAP_USER)" 2>/dev/null) || return 1
+    grep -q "^dn: uid=$LDAP_USER,$LDAP_PEOPLE\$" <<<"$out"
+}
+
+setup_ldap() {
+    log "LDAP (slapd on 127.0.0.1:$LDAP_PORT, Spark Thrift server with LDAP on $LDAP_HIVE_PORT)"
+    if ! command -v slapd >/dev/null && [[ ! -x /usr/sbin/slapd ]] ||
+        ! command -v ldapwhoami >/dev/null; then
+        # No default directory, no running daemon: this script runs its own.
+        echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+        apt_install slapd ldap-utils
+    fi
+    hive_spark_home >/dev/null ||
+        die "the LDAP hive server needs the hive service's pyspark: run scripts/services.sh hive ldap"
+    mkdir -p "$LDAP_DIR/db"
+
+    local restart=0
+    if render_to "$LDAP_DIR/slapd.conf" ldap/slapd.conf.in LDAP_DIR LDAP_SUFFIX; then
+        restart=1
+        changed "$LDAP_DIR/slapd.conf"
+    fi
+    if ! ldap_has_user; then
+        ldap_stop
+        rm -rf "$LDAP_DIR/db"
+        mkdir -p "$LDAP_DIR/db"
+        local ldif out
+        ldif=$(mktemp)
+        render ldap/base.ldif.in LDAP_SUFFIX LDAP_PEOPLE LDAP_USER \
+            LDAP_HASH="$(slappasswd -s "$LDAP_PASSWORD")" >"$ldif"
+        out=$(slapadd -q -f "$LDAP_DIR/slapd.conf" -l "$ldif" 2>&1) || die "slapadd failed: $out"
+        rm -f "$ldif"
+        restart=1
+        changed "LDAP directory $LDAP_SUFFIX with the user uid=$LDAP_USER"
+    fi
+    chown -R openldap:openldap "$LDAP_DIR"
+    chmod 700 "$LDAP_DIR/db"
+
+    if port_open "$LDAP_PORT" && ! pid_alive "$LDAP_DIR/slapd.pid"; then
+        die "port $LDAP_PORT is taken by something that is not this machine's test slapd ($LDAP_DIR/slapd.pid)"
+    fi
+    if ((restart)) && pid_alive "$LDAP_DIR/slapd.pid"; then
+        ldap_stop
+        changed "stopped slapd (its configuration or directory changed)"
+    fi
+    if ! pid_alive "$LDAP_DIR/slapd.pid"; then
+        local out
+        out=$(slapd -f "$LDAP_DIR/slapd.conf" -h "$(ldap_url)" -u openldap -g openldap 2>&1) ||
+            die "slapd did not start: $out"
+        retry 40 0.25 port_open "$LDAP_PORT" || die "slapd did not open port $LDAP_PORT"
+        changed "started slapd on 127.0.0.1:$LDAP_PORT"
+    fi
+    check_ok "ldap: uid=$LDAP_USER binds with its password" "dn:uid=$LDAP_USER,$LDAP_PEOPLE" \
+        ldap_bind_ok "$LDAP_USER" "$LDAP_PASSWORD"
+    check_refused "ldap: uid=$LDAP_USER with a wrong password" 'Invalid credentials' \
+        ldap_bind_ok "$LDAP_USER" "not-$LDAP_PASSWORD"
+
+    # Read by hive.sh's hive_start and hive_query.
+    # shellcheck disable=SC2034
+    HIVE_MODE_CONF[LDAP]="hive.server2.authentication.ldap.url=$(ldap_url)
+hive.server2.authentication.ldap.baseDN=$LDAP_PEOPLE"
+    # shellcheck disable=SC2034
+    HIVE_MODE_USER[LDAP]=$LDAP_USER
+    # shellcheck disable=SC2034
+    HIVE_MODE_PASSWORD[LDAP]=$LDAP_PASSWORD
+    HIVE_STARTED=()
+    hive_ensure LDAP "$LDAP_HIVE_PORT"
+    if ((${#HIVE_STARTED[@]})); then
+        hive_wait LDAP "$LDAP_HIVE_PORT"
+    fi
+    note "ok       ldap: beeline logs in to the hive LDAP server as $LDAP_USER"
+    check_refused "ldap: the hive LDAP server refuses a wrong password" \
+        'Error validating the login|Peer indicated failure' \
+        hive_query "$LDAP_HIVE_PORT" LDAP "not-$LDAP_PASSWORD"
+
+    render_env ldap LDAP_HIVE_PORT LDAP_USER LDAP_PASSWORD LDAP_PORT \
+        LDAP_HIVE_LOG="$(hive_server_dir LDAP)/server.log"
+}
