@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use crate::driver::{ScrubbedError, duration_text};
 use crate::{Statement, Value};
 
 /// A boxed driver error kept as the [`Error::source`] of an [`Error`].
@@ -137,10 +138,7 @@ impl Error {
     pub fn timeout(operation: &str, after: std::time::Duration) -> Self {
         Self::new(
             ErrorKind::Timeout,
-            format!(
-                "{operation} timed out after {}",
-                humantime::format_duration(after)
-            ),
+            format!("{operation} timed out after {}", duration_text(after)),
         )
     }
 
@@ -211,14 +209,10 @@ impl Error {
         values.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
         self.message = redact_values(&self.message, &values);
         if let Some(source) = self.source.take() {
-            let mut chain = source.to_string();
-            let mut next = source.source();
-            while let Some(cause) = next {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
-                next = cause.source();
-            }
-            self.source = Some(Box::new(RedactedSource(redact_values(&chain, &values))));
+            let chain = crate::driver::error_chain(source.as_ref());
+            self.source = Some(Box::new(ScrubbedError::from_text(redact_values(
+                &chain, &values,
+            ))));
         }
         self
     }
@@ -373,19 +367,6 @@ fn value_texts(value: &Value, found: &mut impl FnMut(String)) {
         other => found(other.to_text_lossless()),
     }
 }
-
-/// A driver error's text with parameter values redacted (see
-/// [`Error::redact_parameters`]).
-#[derive(Debug)]
-struct RedactedSource(String);
-
-impl fmt::Display for RedactedSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for RedactedSource {}
 
 /// What an administrator has to fix after a TLS failure, read from the driver's error
 /// text (rustls prints some reasons only as a bare name, such as `UnknownIssuer`):

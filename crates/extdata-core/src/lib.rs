@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+pub mod driver;
 mod error;
 mod source;
 mod statement;
@@ -11,10 +12,10 @@ pub use config::{
     ConnectorConfig, DbKind, DsnOptions, PoolConfig, Protocol, Scalar, SecretPolicy, SecretSource,
     SslConfig, expose,
 };
+pub use driver::closed_error;
 pub use error::{BoxError, Error, ErrorKind, Result, tls_hint, with_tls_hint};
 pub use source::{
     Column, Columns, ExternalSource, QueryOptions, ResultSet, Row, RowStream, ServerInfo,
-    closed_error,
 };
 pub use statement::{Dialect, HiveToken, HiveTokenKind, RenderedStatement, Statement};
 pub use validate::{

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 
 use crate::config::DbKind;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::statement::Statement;
 use crate::value::{Value, ValueKind};
 
@@ -290,11 +290,6 @@ pub trait ExternalSource: Send + Sync + fmt::Debug {
     /// The columns a query would return, without running it for its rows.
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>>;
 
-    /// Closes the pool; later calls fail with [`ErrorKind::Closed`].
+    /// Closes the pool; later calls fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     async fn close(&self);
-}
-
-/// The error a closed source returns.
-pub fn closed_error(connector: &str) -> Error {
-    Error::new(ErrorKind::Closed, "the source is closed").with_connector(connector)
 }
