@@ -10,6 +10,33 @@ use hive::service::rpc::thrift::TStatus;
 
 use crate::transport::TransportError;
 
+/// What failed: the one input of [`map_error`].
+pub(crate) enum Failure<'a> {
+    /// A call answered with a status that is not a success.
+    Status(&'a TStatus),
+    /// An operation ended in the `ERROR` state with these details.
+    Server {
+        sql_state: Option<&'a str>,
+        error_code: Option<i32>,
+        message: &'a str,
+    },
+    /// The socket or the Thrift framing failed.
+    Transport(TransportError),
+}
+
+/// Converts a failure during `operation` into ours.
+pub(crate) fn map_error(failure: Failure<'_>, operation: &str) -> Error {
+    match failure {
+        Failure::Status(status) => from_status(status, operation),
+        Failure::Server {
+            sql_state,
+            error_code,
+            message,
+        } => from_server(sql_state, error_code, message, operation),
+        Failure::Transport(error) => from_transport(error, operation),
+    }
+}
+
 /// The kind of a server-side failure, from its SQLSTATE and message.
 pub(crate) fn classify(sql_state: Option<&str>, message: &str) -> ErrorKind {
     let upper = message.to_ascii_uppercase();
@@ -29,13 +56,12 @@ pub(crate) fn classify(sql_state: Option<&str>, message: &str) -> ErrorKind {
         Some("08") => ErrorKind::Connect,
         Some("28") => ErrorKind::Auth,
         Some("3D") => ErrorKind::Database,
-        Some("22") if upper.contains("CAST") || upper.contains("OVERFLOW") => ErrorKind::Query,
         _ => ErrorKind::Query,
     }
 }
 
 /// A server error from a status that is not a success.
-pub(crate) fn from_status(status: &TStatus, operation: &str) -> Error {
+fn from_status(status: &TStatus, operation: &str) -> Error {
     let message = status
         .error_message
         .clone()
@@ -57,7 +83,7 @@ pub(crate) fn from_status(status: &TStatus, operation: &str) -> Error {
 }
 
 /// A server error from its parts.
-pub(crate) fn from_server(
+fn from_server(
     sql_state: Option<&str>,
     error_code: Option<i32>,
     message: &str,
@@ -96,19 +122,70 @@ fn first_lines(message: &str) -> String {
     text
 }
 
-/// A transport failure during `operation`.
-pub(crate) fn from_transport(error: TransportError, operation: &str) -> Error {
-    let kind = match &error {
-        TransportError::Io(_) | TransportError::Closed { .. } => ErrorKind::Connect,
-        TransportError::Protocol(_) | TransportError::Application(_) => ErrorKind::Connect,
-    };
+/// A transport failure during `operation`: the connection is unusable, whatever broke.
+fn from_transport(error: TransportError, operation: &str) -> Error {
     let message = match &error {
         TransportError::Closed { .. } => {
             format!("{operation}: the server closed the connection")
         }
         other => format!("{operation}: {other}"),
     };
-    Error::new(kind, message).with_source(error)
+    Error::new(ErrorKind::Connect, message).with_source(error)
+}
+
+/// `HiveSource::withhold_values` for a statement that has parameters (`has_params`).
+pub(crate) fn withhold_if(has_params: bool, connector: &str, error: Error) -> Error {
+    if !has_params
+        || matches!(
+            error.kind(),
+            ErrorKind::Timeout
+                | ErrorKind::Closed
+                | ErrorKind::ReadOnly
+                | ErrorKind::Parameter
+                | ErrorKind::Unsupported
+                | ErrorKind::Config
+        )
+    {
+        return error;
+    }
+    withheld(error, connector)
+}
+
+/// `error` with the server's text replaced by its error class (see
+/// `HiveSource::withhold_values`).
+fn withheld(error: Error, connector: &str) -> Error {
+    let message = error.message();
+    let operation = message.split(": ").next().unwrap_or("the statement failed");
+    let classes: Vec<&str> = message
+        .match_indices('[')
+        .filter_map(|(at, _)| {
+            let rest = &message[at + 1..];
+            let end = rest.find(']')?;
+            let class = &rest[..end];
+            (!class.is_empty()
+                && class.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
+                }))
+            .then_some(class)
+        })
+        .collect();
+    let class = match classes.first() {
+        Some(class) => format!("[{class}] "),
+        None => String::new(),
+    };
+    let mut rebuilt = Error::new(
+        error.kind(),
+        format!(
+            "{operation}: {class}(the server's message is withheld: the statement has \
+             parameters, whose values it may quote; run it without parameters to see it)"
+        ),
+    )
+    .with_connector(connector.to_owned())
+    .with_temporary(error.is_temporary());
+    if let Some(state) = error.sql_state() {
+        rebuilt = rebuilt.with_sql_state(state.to_owned());
+    }
+    rebuilt
 }
 
 #[cfg(test)]
@@ -150,7 +227,7 @@ mod tests {
             Some(0),
             Some("[PARSE_SYNTAX_ERROR] Syntax error at or near 'SELEC'\n\tat org.apache.Foo\n\tat org.apache.Bar".to_owned()),
         );
-        let error = from_status(&status, "execute");
+        let error = map_error(Failure::Status(&status), "execute");
         assert_eq!(error.kind(), ErrorKind::Query);
         assert_eq!(error.sql_state(), Some("42000"));
         assert!(error.message().contains("PARSE_SYNTAX_ERROR"));
@@ -164,7 +241,7 @@ mod tests {
     #[test]
     fn invalid_handle_is_a_lost_session() {
         let status = TStatus::new(TStatusCode::INVALID_HANDLE_STATUS, None, None, None, None);
-        let error = from_status(&status, "fetch");
+        let error = map_error(Failure::Status(&status), "fetch");
         assert_eq!(error.kind(), ErrorKind::Connect);
         assert!(error.is_temporary());
     }

@@ -7,20 +7,20 @@ mod gssapi;
 mod guard;
 mod pool;
 mod sasl;
+mod session;
+mod stream;
 mod transport;
 mod types;
 
 use std::fmt;
 use std::time::Duration;
 
+use extdata_core::driver::{check_kind, host_port, timeout_error};
 use extdata_core::{
-    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, OptionCheck,
-    OptionSpec, QueryOptions, Result, Row, RowStream, ServerInfo, Statement, Support, ValidConfig,
-    async_trait,
+    BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions, Result,
+    RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
 };
-use futures::StreamExt;
-use hive::service::rpc::thrift::{TGetInfoType, TOperationHandle};
-use tokio::sync::mpsc;
+use hive::service::rpc::thrift::TGetInfoType;
 use tokio::time::Instant;
 
 pub use connect::{Auth, DEFAULT_FETCH_SIZE};
@@ -29,97 +29,9 @@ pub use types::decode_text_for_bench;
 pub use types::{literal, string_literal};
 
 use connect::Settings;
-use pool::{Lease, Pool};
-
-/// Option keys (besides the `hive.`/`spark.` session settings) a Hive connector knows.
-const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::new(
-        "auth",
-        OptionCheck::OneOf(&[
-            "NOSASL", "NONE", "PLAIN", "LDAP", "CUSTOM", "GSSAPI", "KERBEROS",
-        ]),
-        "authentication, matching the server's hive.server2.authentication: NOSASL (raw \
-         Thrift), NONE/PLAIN/LDAP/CUSTOM (SASL PLAIN with username and password; the \
-         default), GSSAPI/KERBEROS (needs the `gssapi` feature)",
-    ),
-    OptionSpec::new(
-        "allow_server_code",
-        OptionCheck::Bool,
-        "let statements run code on the server: TRANSFORM/MAP/REDUCE … USING '<command>', \
-         reflect/java_method, ADD JAR/FILE, … (default false: refused on every connector; \
-         never allowed on a read-only one)",
-    ),
-    OptionSpec::new(
-        "fetch_size",
-        OptionCheck::Custom(check_fetch_size),
-        "rows per FetchResults call (default 10000, 1 to 1000000)",
-    ),
-    OptionSpec::new(
-        "principal",
-        OptionCheck::Custom(check_principal),
-        "Kerberos principal of the server, e.g. hive/_HOST@EXAMPLE.COM (_HOST: the host \
-         connected to)",
-    ),
-    OptionSpec::new(
-        "kerberos_service_name",
-        OptionCheck::Any,
-        "Kerberos service name when no principal is given (default hive)",
-    ),
-];
-
-fn check_fetch_size(value: &str) -> std::result::Result<(), String> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (1..=1_000_000).contains(&n) => Ok(()),
-        _ => Err(format!(
-            "`{value}` is not a number of rows from 1 to 1000000"
-        )),
-    }
-}
-
-fn check_principal(value: &str) -> std::result::Result<(), String> {
-    let service = value.split(['/', '@']).next().unwrap_or_default();
-    if service.is_empty() || value.contains(char::is_whitespace) {
-        Err(format!(
-            "`{value}` is not a principal like hive/_HOST@EXAMPLE.COM"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
-    let auth = config.options.get("auth").and_then(Auth::parse);
-    if auth == Some(Auth::Gssapi) && !cfg!(feature = "gssapi") {
-        problems.push((
-            "options.auth".to_owned(),
-            "GSSAPI needs extdata-hive built with its `gssapi` cargo feature".to_owned(),
-        ));
-    }
-    if config
-        .options
-        .get("spark.sql.parser.escapedStringLiterals")
-        .and_then(extdata_core::parse_bool)
-        == Some(true)
-    {
-        // Parameters are rendered as escaped literals; this setting would change
-        // their meaning.
-        problems.push((
-            "options.spark.sql.parser.escapedStringLiterals".to_owned(),
-            "must stay false: parameters are sent as escaped string literals".to_owned(),
-        ));
-    }
-}
-
-fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
-    let auth = config.options.get("auth").and_then(Auth::parse);
-    if auth != Some(Auth::NoSasl) && auth != Some(Auth::Gssapi) && config.password.is_some() {
-        warnings.push((
-            "password".to_owned(),
-            "SASL PLAIN sends the password unencrypted (Hive connectors have no TLS yet)"
-                .to_owned(),
-        ));
-    }
-}
+use error::withhold_if;
+use pool::Pool;
+use stream::Running;
 
 /// The rules of Hive connectors, for validation.
 pub const SPEC: BackendSpec = BackendSpec {
@@ -130,10 +42,10 @@ pub const SPEC: BackendSpec = BackendSpec {
     tls: Support::No("TLS to HiveServer2 is not implemented yet"),
     unix: Support::No("HiveServer2 listens on TCP only"),
     udp: Support::No("HiveServer2 listens on TCP only"),
-    options: OPTIONS,
+    options: connect::OPTIONS,
     option_prefixes: &["hive.", "spark."],
-    check: Some(check),
-    warn: Some(warn),
+    check: Some(connect::check),
+    warn: Some(connect::warn),
 };
 
 /// A Hive (HiveServer2 protocol) source: Apache Hive, Spark's Thrift server, and other
@@ -148,30 +60,17 @@ impl fmt::Debug for HiveSource {
         f.debug_struct("HiveSource")
             .field("name", &settings.name)
             .field("kind", &DbKind::Hive)
-            .field("endpoint", &format!("{}:{}", settings.host, settings.port))
+            .field("endpoint", &host_port(&settings.host, settings.port))
             .field("auth", &settings.auth)
             .field("database", &settings.database)
             .finish_non_exhaustive()
     }
 }
 
-/// A started statement whose session is on loan.
-struct Running {
-    lease: Lease,
-    operation: TOperationHandle,
-    has_result_set: bool,
-    modified_rows: Option<i64>,
-}
-
 impl HiveSource {
     /// Builds the source; no I/O (sessions open on first use).
     pub fn build(config: ValidConfig) -> Result<Self> {
-        if config.kind != DbKind::Hive {
-            return Err(config.error(
-                ErrorKind::Config,
-                format!("a {} connector cannot be built as Hive", config.kind),
-            ));
-        }
+        check_kind(&config, DbKind::Hive)?;
         let settings = Settings::from_config(&config)?;
         Ok(HiveSource {
             pool: Pool::new(settings, config.pool.clone())?,
@@ -222,24 +121,6 @@ impl HiveSource {
     }
 }
 
-/// [`HiveSource::withhold_values`] for a statement that has parameters (`has_params`).
-fn withhold_if(has_params: bool, connector: &str, error: Error) -> Error {
-    if !has_params
-        || matches!(
-            error.kind(),
-            ErrorKind::Timeout
-                | ErrorKind::Closed
-                | ErrorKind::ReadOnly
-                | ErrorKind::Parameter
-                | ErrorKind::Unsupported
-                | ErrorKind::Config
-        )
-    {
-        return error;
-    }
-    withheld(error, connector)
-}
-
 impl HiveSource {
     /// Runs `sql` to completion of its execution (results not fetched yet).
     /// `plain_read`: the statement cannot change the session ([`guard::is_plain_read`]);
@@ -262,15 +143,18 @@ impl HiveSource {
             }),
             Ok(None) => {
                 let cancelled = Instant::now();
-                self.abandon(&mut lease, &operation).await;
+                lease.abandon(&operation, self.grace()).await;
                 tracing::debug!(
                     connector = %self.settings().name,
                     took = ?cancelled.elapsed(),
                     session_kept = !lease.broken,
                     "statement cancelled at its deadline"
                 );
-                Err(Error::timeout("the statement", timeout)
-                    .with_connector(self.settings().name.clone()))
+                Err(timeout_error(
+                    &self.settings().name,
+                    "the statement",
+                    timeout,
+                ))
             }
             Err(error) => {
                 if !lease.broken {
@@ -288,15 +172,6 @@ impl HiveSource {
         self.settings().connect_timeout.min(Duration::from_secs(5))
     }
 
-    /// Cancels and closes an operation that ran out of time.
-    async fn abandon(&self, lease: &mut Lease, operation: &TOperationHandle) {
-        let grace = self.grace();
-        let deadline = Instant::now() + grace;
-        if lease.cancel(operation, deadline, grace).await.is_ok() {
-            let _ = lease.close_operation(operation, deadline, grace).await;
-        }
-    }
-
     async fn finish(&self, mut running: Running) {
         let grace = self.grace();
         let _ = running
@@ -304,50 +179,6 @@ impl HiveSource {
             .close_operation(&running.operation, Instant::now() + grace, grace)
             .await;
     }
-
-    fn check_open(&self) -> Result<()> {
-        if self.pool.is_closed() {
-            return Err(extdata_core::closed_error(&self.settings().name));
-        }
-        Ok(())
-    }
-}
-
-/// `error` with the server's text replaced by its error class (see
-/// [`HiveSource::withhold_values`]).
-fn withheld(error: Error, connector: &str) -> Error {
-    let message = error.message();
-    let operation = message.split(": ").next().unwrap_or("the statement failed");
-    let classes: Vec<&str> = message
-        .match_indices('[')
-        .filter_map(|(at, _)| {
-            let rest = &message[at + 1..];
-            let end = rest.find(']')?;
-            let class = &rest[..end];
-            (!class.is_empty()
-                && class.bytes().all(|b| {
-                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                }))
-            .then_some(class)
-        })
-        .collect();
-    let class = match classes.first() {
-        Some(class) => format!("[{class}] "),
-        None => String::new(),
-    };
-    let mut rebuilt = Error::new(
-        error.kind(),
-        format!(
-            "{operation}: {class}(the server's message is withheld: the statement has \
-             parameters, whose values it may quote; run it without parameters to see it)"
-        ),
-    )
-    .with_connector(connector.to_owned())
-    .with_temporary(error.is_temporary());
-    if let Some(state) = error.sql_state() {
-        rebuilt = rebuilt.with_sql_state(state.to_owned());
-    }
-    rebuilt
 }
 
 #[async_trait]
@@ -361,7 +192,7 @@ impl ExternalSource for HiveSource {
     }
 
     async fn ping(&self) -> Result<ServerInfo> {
-        self.check_open()?;
+        self.pool.check_open()?;
         let timeout = self.settings().query_timeout;
         let deadline = Instant::now() + timeout;
         let mut lease = self.pool.acquire(deadline).await?;
@@ -372,7 +203,7 @@ impl ExternalSource for HiveSource {
     }
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        self.check_open()?;
+        self.pool.check_open()?;
         self.refuse(statement)?;
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
@@ -398,80 +229,11 @@ impl ExternalSource for HiveSource {
                 return Err(self.withhold_values(statement, error));
             }
         };
-        let columns = schema.columns.clone();
-        let has_params = !statement.params().is_empty();
-        let fetch_size = self.settings().fetch_size;
-        let grace = self.grace();
-        let connector = self.settings().name.clone();
-        // One batch in flight and one queued: memory stays at two batches however
-        // long the result.
-        let (sender, receiver) = mpsc::channel::<Result<Vec<Row>>>(1);
-        tokio::spawn(async move {
-            let Running {
-                mut lease,
-                operation,
-                ..
-            } = running;
-            loop {
-                let deadline = Instant::now() + timeout;
-                let batch = tokio::select! {
-                    batch = lease.fetch(&operation, fetch_size, deadline, timeout) => batch,
-                    // The reader went away: stop the query.
-                    () = sender.closed() => {
-                        let until = Instant::now() + grace;
-                        if lease.cancel(&operation, until, grace).await.is_ok() {
-                            let _ = lease.close_operation(&operation, until, grace).await;
-                        }
-                        return;
-                    }
-                };
-                let rows = batch.and_then(|set| {
-                    types::rows(&schema, set).map_err(|e| e.with_connector(connector.clone()))
-                });
-                match rows {
-                    Ok(rows) if rows.is_empty() => {
-                        let _ = lease
-                            .close_operation(&operation, Instant::now() + grace, grace)
-                            .await;
-                        return;
-                    }
-                    Ok(rows) => {
-                        if sender.send(Ok(rows)).await.is_err() {
-                            let until = Instant::now() + grace;
-                            if lease.cancel(&operation, until, grace).await.is_ok() {
-                                let _ = lease.close_operation(&operation, until, grace).await;
-                            }
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        if !lease.broken {
-                            let until = Instant::now() + grace;
-                            let _ = lease.close_operation(&operation, until, grace).await;
-                        }
-                        let error = withhold_if(has_params, &connector, error);
-                        let _ = sender.send(Err(error)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        let rows = futures::stream::unfold(receiver, |mut receiver| async move {
-            let batch = receiver.recv().await?;
-            Some((batch, receiver))
-        })
-        .flat_map(|batch| {
-            let items: Vec<Result<Row>> = match batch {
-                Ok(rows) => rows.into_iter().map(Ok).collect(),
-                Err(error) => vec![Err(error)],
-            };
-            futures::stream::iter(items)
-        });
-        Ok(RowStream::new(columns, rows))
+        Ok(self.rows(running, schema, !statement.params().is_empty(), timeout))
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        self.check_open()?;
+        self.pool.check_open()?;
         self.refuse(statement)?;
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);
@@ -485,7 +247,7 @@ impl ExternalSource for HiveSource {
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        self.check_open()?;
+        self.pool.check_open()?;
         self.refuse(statement)?;
         let sql = self.render(statement)?;
         let timeout = options.timeout_or(self.settings().query_timeout);

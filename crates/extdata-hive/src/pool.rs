@@ -11,11 +11,13 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
-use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
+use extdata_core::driver::{closed_error, duration_text, timeout_error};
+use extdata_core::{Error, ErrorKind, PoolSettings, Result};
 use hive::service::rpc::thrift::TGetInfoType;
 use tokio::time::Instant;
 
-use crate::connect::{Session, Settings};
+use crate::connect::Settings;
+use crate::session::Session;
 
 /// Sessions idle at least this long are checked with a round trip before reuse.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -71,21 +73,8 @@ impl managed::Manager for Manager {
 impl Manager {
     /// Which of the pool's lifetimes `session` has outlived, if any.
     fn expired(&self, session: &Session, metrics: &Metrics) -> Option<&'static str> {
-        if self
-            .limits
-            .max_lifetime
-            .is_some_and(|max| metrics.age() >= max)
-        {
-            Some("older than pool.max_lifetime")
-        } else if self
-            .limits
-            .idle_timeout
-            .is_some_and(|max| session.last_used.elapsed() >= max)
-        {
-            Some("idle longer than pool.idle_timeout")
-        } else {
-            None
-        }
+        self.limits
+            .retired(metrics.age(), session.last_used.elapsed())
     }
 }
 
@@ -169,8 +158,13 @@ impl Pool {
         &self.pool.manager().settings
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.pool.is_closed()
+    /// `Ok` until [`close`](Pool::close); then the connector's `Closed` error.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.pool.is_closed() {
+            Err(closed_error(&self.settings().name))
+        } else {
+            Ok(())
+        }
     }
 
     /// A healthy session: an idle one that passes its check, or a new one opened within
@@ -178,10 +172,8 @@ impl Pool {
     /// deadline when sooner), so that the call fails in time even when the server
     /// accepts TCP and then stays silent.
     pub(crate) async fn acquire(&self, deadline: Instant) -> Result<Lease> {
+        self.check_open()?;
         let settings = self.settings();
-        if self.is_closed() {
-            return Err(closed_error(&settings.name));
-        }
         let wait = self.pool.manager().limits.acquire_timeout;
         let started = Instant::now();
         let until = deadline.min(started + wait);
@@ -208,13 +200,11 @@ impl Pool {
             }),
             Ok(Err(PoolError::Backend(e))) => Err(self.budget_note(e, left, until < deadline)),
             Ok(Err(PoolError::Closed)) => Err(closed_error(&settings.name)),
-            Ok(Err(PoolError::Timeout(managed::TimeoutType::Wait))) | Err(_) => {
-                Err(Error::timeout(
-                    "waiting for a free session in the pool",
-                    wait.min(settings.query_timeout),
-                )
-                .with_connector(settings.name.clone()))
-            }
+            Ok(Err(PoolError::Timeout(managed::TimeoutType::Wait))) | Err(_) => Err(timeout_error(
+                &settings.name,
+                "waiting for a free session in the pool",
+                wait.min(settings.query_timeout),
+            )),
             Ok(Err(other)) => Err(Error::new(
                 ErrorKind::Internal,
                 format!("the session pool failed: {other}"),
@@ -237,8 +227,8 @@ impl Pool {
         Error::new(
             ErrorKind::Timeout,
             format!(
-                "no session could be opened within {}ms ({why}); last attempt: {}",
-                left.as_millis(),
+                "no session could be opened within {} ({why}); last attempt: {}",
+                duration_text(left),
                 e.message()
             ),
         )

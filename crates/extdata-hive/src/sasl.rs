@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use extdata_core::driver::duration_text;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Negotiation status byte.
@@ -238,16 +239,8 @@ where
 pub(crate) fn silent_server_hint(after: Duration) -> String {
     format!(
         "the server did not answer the SASL handshake within {}",
-        humantime_like(after)
+        duration_text(after)
     )
-}
-
-fn humantime_like(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 #[cfg(test)]

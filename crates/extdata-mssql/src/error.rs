@@ -5,11 +5,8 @@
 //! error, never from a `Debug` of tiberius types (its `Config` derives `Debug`), and the
 //! password is cut out of any driver text as a last line of defence.
 
-use std::error::Error as StdError;
-
+use extdata_core::driver::{ScrubbedError, mentions_tls, scrub};
 use extdata_core::{Error, ErrorKind, ValidConfig};
-
-use crate::connect::Settings;
 
 /// What the failing call was doing; names the operation in the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +100,7 @@ pub(crate) fn kind_of(err: &tiberius::error::Error) -> (ErrorKind, bool) {
         // tiberius' handshake timeout names the TLS negotiation among its stages: the
         // timer wins over the TLS words.
         E::Io { kind, .. } if *kind == IoErrorKind::TimedOut => (ErrorKind::Timeout, true),
-        E::Io { message, .. } if looks_like_tls(message) => (ErrorKind::Tls, false),
+        E::Io { message, .. } if mentions_tls(message) => (ErrorKind::Tls, false),
         E::Io { .. } => (ErrorKind::Connect, true),
         // A protocol error leaves the connection out of step: like a lost connection.
         E::Routing { .. } | E::Protocol(_) => (ErrorKind::Connect, true),
@@ -116,34 +113,20 @@ pub(crate) fn kind_of(err: &tiberius::error::Error) -> (ErrorKind, bool) {
     }
 }
 
-fn looks_like_tls(message: &str) -> bool {
-    let text = message.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "unknownissuer",
-        "notvalidforname",
-        "ssl",
-    ]
-    .iter()
-    .any(|w| text.contains(w))
-}
-
-/// Converts a tiberius error into ours.
+/// Converts a tiberius error into ours; `endpoint` names the server in messages.
 pub(crate) fn map_error(
     config: &ValidConfig,
-    settings: &Settings,
+    endpoint: &str,
     stage: Stage,
     err: tiberius::error::Error,
 ) -> Error {
     use tiberius::error::Error as E;
-    let scrub = |text: String| scrub_secret(config, text);
-    let endpoint = settings.endpoint_text();
+    let secret = config.password_text();
+    let clean = |text: String| scrub(&text, secret);
     let (kind, temporary) = kind_of(&err);
     let error = match &err {
         E::Server(token) => {
-            let message = scrub(token.message().to_owned());
+            let message = clean(token.message().to_owned());
             let message = match kind {
                 ErrorKind::Auth => format!("authentication failed at {endpoint}: {message}"),
                 ErrorKind::Database => format!("cannot use the database: {message}"),
@@ -164,7 +147,7 @@ pub(crate) fn map_error(
         }
         E::Tls(text) => Error::new(
             kind,
-            format!("TLS with {endpoint} failed: {}", scrub(text.clone())),
+            format!("TLS with {endpoint} failed: {}", clean(text.clone())),
         ),
         E::Io { message, .. } => {
             let what = match (kind, stage) {
@@ -175,7 +158,7 @@ pub(crate) fn map_error(
             };
             Error::new(
                 kind,
-                format!("{what} {endpoint}: {}", scrub(message.clone())),
+                format!("{what} {endpoint}: {}", clean(message.clone())),
             )
         }
         E::Routing { host, port } => Error::new(
@@ -186,66 +169,45 @@ pub(crate) fn map_error(
             kind,
             format!(
                 "protocol error talking to {endpoint}: {}",
-                scrub(text.to_string())
+                clean(text.to_string())
             ),
         ),
         E::Encoding(_) | E::Conversion(_) | E::Utf8 | E::Utf16 | E::ParseInt(_) => Error::new(
             kind,
-            format!("cannot decode a value: {}", scrub(err.to_string())),
+            format!("cannot decode a value: {}", clean(err.to_string())),
         ),
         E::BulkInput(text) => Error::new(
             kind,
-            format!("cannot encode a parameter: {}", scrub(text.to_string())),
+            format!("cannot encode a parameter: {}", clean(text.to_string())),
         ),
         #[allow(unreachable_patterns)]
-        other => Error::new(kind, scrub(other.to_string())),
+        other => Error::new(kind, clean(other.to_string())),
     };
     error
         .with_temporary(temporary)
         .with_connector(config.name.clone())
-        .with_source(SafeSource(scrub(err.to_string())))
-}
-
-/// The driver's error text (already scrubbed) kept as the `source()`.
-#[derive(Debug)]
-struct SafeSource(String);
-
-impl std::fmt::Display for SafeSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for SafeSource {}
-
-/// Replaces the password by `[REDACTED]`.
-pub(crate) fn scrub_secret(config: &ValidConfig, mut text: String) -> String {
-    if let Some(password) = config.password_text()
-        && password.len() >= 3
-        && text.contains(password)
-    {
-        text = text.replace(password, "[REDACTED]");
-    }
-    text
+        .with_source(ScrubbedError::new(&err, secret))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as StdError;
+
     use super::*;
     use extdata_core::{ConnectorConfig, DbKind};
     use tiberius::error::{Error as E, IoErrorKind};
 
     const PASSWORD: &str = "Sentinel-Pw-41f9";
 
-    fn config() -> (ValidConfig, Settings) {
-        let valid = ConnectorConfig::new("crm", DbKind::MsSql)
+    const ENDPOINT: &str = "db.example:1433";
+
+    fn config() -> ValidConfig {
+        ConnectorConfig::new("crm", DbKind::MsSql)
             .with_host("db.example")
             .with_username("sa")
             .with_password(PASSWORD)
             .validate_with(Some(&crate::SPEC))
-            .expect("valid");
-        let settings = Settings::from_config(&valid).expect("settings");
-        (valid, settings)
+            .expect("valid")
     }
 
     #[test]
@@ -279,7 +241,7 @@ mod tests {
 
     #[test]
     fn driver_errors_map_to_kinds() {
-        let (config, settings) = config();
+        let config = config();
         let cases = [
             (
                 E::Io {
@@ -364,7 +326,7 @@ mod tests {
         for (err, stage, kind, temporary, broken) in cases {
             let text = err.to_string();
             assert_eq!(is_connection_broken(&err), broken, "{text}");
-            let mapped = map_error(&config, &settings, stage, err);
+            let mapped = map_error(&config, ENDPOINT, stage, err);
             assert_eq!(mapped.kind(), kind, "{text}");
             assert_eq!(mapped.is_temporary(), temporary, "{text}");
             assert_eq!(mapped.connector(), Some("crm"));
@@ -373,12 +335,12 @@ mod tests {
 
     #[test]
     fn password_is_cut_out_of_driver_text() {
-        let (config, settings) = config();
+        let config = config();
         let err = E::Io {
             kind: IoErrorKind::Other,
             message: format!("failed with password={PASSWORD}"),
         };
-        let mapped = map_error(&config, &settings, Stage::Connect, err);
+        let mapped = map_error(&config, ENDPOINT, Stage::Connect, err);
         for text in [
             mapped.to_string(),
             format!("{mapped:?}"),

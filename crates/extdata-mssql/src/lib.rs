@@ -1,28 +1,25 @@
 #![doc = include_str!("../README.md")]
 
+mod browser;
 mod connect;
 mod error;
+mod pool;
 mod read_only;
+mod stream;
 mod types;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use extdata_core::driver::{Bound, check_kind};
 use extdata_core::{
-    BackendSpec, Column, Columns, DbKind, Error, ErrorKind, ExternalSource, QueryOptions, Result,
-    ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
-    closed_error,
+    BackendSpec, Column, DbKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream,
+    ServerInfo, Statement, Support, ValidConfig, async_trait,
 };
-use futures::TryStreamExt;
-use tiberius::{ColumnData, ColumnType, Query, QueryItem};
-use tokio::sync::{OnceCell, mpsc, oneshot};
-use tokio::time::Instant;
+use tiberius::Query;
 
-use crate::connect::{Connection, Settings, TlsFiles};
-use crate::error::{Stage, is_connection_broken, map_error};
+use crate::pool::Inner;
+use crate::stream::receiver_stream;
 
 /// SQL Server's TCP port when the form leaves it empty.
 pub const DEFAULT_PORT: u16 = 1433;
@@ -42,21 +39,6 @@ pub const SPEC: BackendSpec = BackendSpec {
     warn: Some(connect::warn),
 };
 
-/// Rows buffered between the connection and a [`RowStream`] consumer: the server is
-/// read no further ahead than this (and TCP's window).
-const STREAM_BUFFER_ROWS: usize = 64;
-
-/// How long a timed-out call waits for the server to acknowledge the ATTENTION (the
-/// cancel) before returning; the rest of the clean-up carries on in the background.
-const CANCEL_WAIT: Duration = Duration::from_secs(1);
-
-/// How long the rest of an abandoned result is read before it is cancelled instead.
-const DRAIN_BUDGET: Duration = Duration::from_millis(50);
-
-/// How long the server may take to acknowledge an ATTENTION before the connection is
-/// closed instead of reused.
-const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A Microsoft SQL Server database reached through tiberius, pooled with deadpool.
 ///
 /// [`build`](MsSqlSource::build) does no I/O: the pool is created on first use. Every
@@ -67,16 +49,6 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct MsSqlSource {
     inner: Arc<Inner>,
 }
-
-struct Inner {
-    config: ValidConfig,
-    settings: Settings,
-    pool: OnceCell<Pool>,
-    closed: AtomicBool,
-}
-
-type Pool = managed::Pool<ConnectionManager>;
-type Lease = Object<ConnectionManager>;
 
 impl fmt::Debug for MsSqlSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,61 +65,18 @@ impl fmt::Debug for MsSqlSource {
     }
 }
 
-/// Opens connections and checks them before reuse.
-struct ConnectionManager {
-    config: ValidConfig,
-    settings: Settings,
-    /// Client certificate and key files, when the config has an identity.
-    files: Option<TlsFiles>,
-}
-
-impl fmt::Debug for ConnectionManager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionManager")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl managed::Manager for ConnectionManager {
-    type Type = Connection;
-    type Error = Error;
-
-    async fn create(&self) -> Result<Connection> {
-        connect::open(&self.config, &self.settings, self.files.as_ref()).await
+impl MsSqlSource {
+    /// Builds a source from a validated config. No I/O, no runtime needed.
+    pub fn build(config: ValidConfig) -> Result<Self> {
+        check_kind(&config, DbKind::MsSql)?;
+        Ok(MsSqlSource {
+            inner: Arc::new(Inner::new(config)?),
+        })
     }
 
-    /// Reuses a connection only if it is within the pool's lifetimes and answers
-    /// `SELECT 1` with 1 (an idle connection may have been closed by the server or a
-    /// firewall; one whose cancel went wrong may be out of step).
-    async fn recycle(&self, conn: &mut Connection, metrics: &Metrics) -> RecycleResult<Error> {
-        let pool = &self.config.pool;
-        if pool.max_lifetime.is_some_and(|limit| metrics.age() > limit) {
-            return Err(RecycleError::message("older than pool.max_lifetime"));
-        }
-        if pool
-            .idle_timeout
-            .is_some_and(|limit| metrics.last_used() > limit)
-        {
-            return Err(RecycleError::message("idle longer than pool.idle_timeout"));
-        }
-        let answer = async {
-            let row = conn.simple_query("SELECT 1").await?.into_row().await?;
-            Ok::<_, tiberius::error::Error>(row.and_then(|r| r.get::<i32, _>(0)))
-        }
-        .await;
-        match answer {
-            Ok(Some(1)) => Ok(()),
-            Ok(_) => Err(RecycleError::message(
-                "the connection did not answer SELECT 1",
-            )),
-            Err(e) => Err(RecycleError::Backend(map_error(
-                &self.config,
-                &self.settings,
-                Stage::Statement,
-                e,
-            ))),
-        }
+    /// The validated config this source was built from.
+    pub fn config(&self) -> &ValidConfig {
+        &self.inner.config
     }
 }
 
@@ -159,409 +88,6 @@ fn describe_call(has_params: bool) -> &'static str {
         "EXEC sp_describe_first_result_set @tsql = @P1, @params = @P2, @browse_information_mode = 0"
     } else {
         "EXEC sp_describe_first_result_set @tsql = @P1, @browse_information_mode = 0"
-    }
-}
-
-/// How a statement's rows task ended.
-enum End {
-    /// Every token was read: the connection is clean.
-    Done,
-    /// The server or the driver failed; `broken` when the connection is unusable.
-    Failed { broken: bool },
-    /// The consumer went away with the request still running: cancel it.
-    Abandoned,
-    /// The call's time ran out: cancel it and report the timeout.
-    TimedOut,
-}
-
-/// Reads and drops what is left of an abandoned result for up to [`DRAIN_BUDGET`]: a
-/// result that ends within it leaves the connection clean without a cancel. tiberius
-/// only reads an ATTENTION acknowledgement inside the response it cancels, so a cancel
-/// sent after the last packet already arrived fails and costs the connection.
-async fn drain(stream: &mut tiberius::QueryStream<'_>) -> End {
-    let deadline = Instant::now() + DRAIN_BUDGET;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.try_next()).await {
-            Ok(Ok(None)) => return End::Done,
-            Ok(Ok(Some(_))) => {}
-            Ok(Err(e)) => {
-                return End::Failed {
-                    broken: is_connection_broken(&e),
-                };
-            }
-            Err(_) => return End::Abandoned,
-        }
-    }
-}
-
-/// How a call bounds its time.
-#[derive(Debug, Clone, Copy)]
-enum Bound {
-    /// The whole call (query, execute, describe, ping).
-    Total(Duration),
-    /// Each wait for a row of a stream.
-    PerRow(Duration),
-}
-
-impl Bound {
-    fn duration(self) -> Duration {
-        match self {
-            Bound::Total(d) | Bound::PerRow(d) => d,
-        }
-    }
-}
-
-impl MsSqlSource {
-    /// Builds a source from a validated config. No I/O, no runtime needed.
-    pub fn build(config: ValidConfig) -> Result<Self> {
-        if config.kind != DbKind::MsSql {
-            return Err(config.error(
-                ErrorKind::Config,
-                format!("is a `{}` connector, not mssql", config.kind),
-            ));
-        }
-        let settings = Settings::from_config(&config)?;
-        Ok(MsSqlSource {
-            inner: Arc::new(Inner {
-                config,
-                settings,
-                pool: OnceCell::new(),
-                closed: AtomicBool::new(false),
-            }),
-        })
-    }
-
-    /// The validated config this source was built from.
-    pub fn config(&self) -> &ValidConfig {
-        &self.inner.config
-    }
-}
-
-impl Inner {
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(closed_error(&self.config.name))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn timeout_error(&self, operation: &str, after: Duration) -> Error {
-        Error::timeout(operation, after).with_connector(self.config.name.clone())
-    }
-
-    fn map(&self, err: tiberius::error::Error) -> Error {
-        map_error(&self.config, &self.settings, Stage::Statement, err)
-    }
-
-    /// The pool, created on first use (writing the client certificate files, if any,
-    /// and opening `pool.min_idle` connections in the background).
-    async fn pool(&self) -> Result<&Pool> {
-        self.pool
-            .get_or_try_init(|| async {
-                let files = match &self.settings.client_identity {
-                    Some((cert, key)) => Some(TlsFiles::write(cert, key).map_err(|e| {
-                        self.config.error(
-                            ErrorKind::Tls,
-                            format!("cannot write the client certificate for tiberius: {e}"),
-                        )
-                    })?),
-                    None => None,
-                };
-                let manager = ConnectionManager {
-                    config: self.config.clone(),
-                    settings: self.settings.clone(),
-                    files,
-                };
-                let settings = &self.config.pool;
-                let pool = Pool::builder(manager)
-                    .max_size(settings.max_size as usize)
-                    .runtime(deadpool::Runtime::Tokio1)
-                    .wait_timeout(Some(settings.acquire_timeout))
-                    // `create` bounds itself by connect_timeout with a better message.
-                    .create_timeout(None)
-                    .recycle_timeout(Some(self.config.connect_timeout))
-                    .build()
-                    .map_err(|e| {
-                        self.config
-                            .error(ErrorKind::Internal, format!("cannot build the pool: {e}"))
-                    })?;
-                if settings.min_idle > 0 {
-                    let warm = pool.clone();
-                    let count = settings.min_idle;
-                    tokio::spawn(async move {
-                        let mut held = Vec::new();
-                        for _ in 0..count {
-                            match warm.get().await {
-                                Ok(conn) => held.push(conn),
-                                Err(_) => break,
-                            }
-                        }
-                    });
-                }
-                Ok(pool)
-            })
-            .await
-    }
-
-    /// A pooled connection (checked by `recycle` when reused), by `deadline`.
-    async fn lease(&self, deadline: Instant) -> Result<Lease> {
-        self.check_open()?;
-        let pool = self.pool().await?;
-        let total = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout_at(deadline, pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(PoolError::Backend(e))) => Err(e),
-            Ok(Err(PoolError::Timeout(_))) => {
-                let status = pool.status();
-                Err(self.timeout_error(
-                    &format!(
-                        "waiting for a free connection ({} of {} in use)",
-                        status.size.saturating_sub(status.available),
-                        status.max_size
-                    ),
-                    self.config.pool.acquire_timeout,
-                ))
-            }
-            Ok(Err(PoolError::Closed)) => Err(closed_error(&self.config.name)),
-            Ok(Err(other)) => Err(self.config.error(
-                ErrorKind::Internal,
-                format!("the connection pool failed: {other}"),
-            )),
-            Err(_) => Err(self.timeout_error("waiting for a connection", total)),
-        }
-    }
-
-    /// After a timeout or an abandoned stream: cancel the request on the server with a
-    /// TDS ATTENTION. The connection goes back to the pool only when the server
-    /// acknowledged it within [`CANCEL_TIMEOUT`]; otherwise it is taken out and closed.
-    async fn cancel(self: Arc<Self>, mut conn: Lease, done: Option<oneshot::Sender<()>>) {
-        let result = tokio::time::timeout(CANCEL_TIMEOUT, conn.cancel_query()).await;
-        if let Some(done) = done {
-            let _ = done.send(());
-        }
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(connector = %self.config.name, error = %self.map(e), "cancelling a request failed; closing its connection");
-                drop(Object::take(conn));
-            }
-            Err(_) => {
-                tracing::warn!(connector = %self.config.name, "the server did not acknowledge the cancel in time; closing its connection");
-                drop(Object::take(conn));
-            }
-        }
-    }
-
-    /// Cancels in the background, waiting at most [`CANCEL_WAIT`] for the server's
-    /// acknowledgement, so that the caller sees the request gone when it gets the error.
-    async fn cancel_and_wait(self: &Arc<Self>, conn: Lease) {
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(self.clone().cancel(conn, Some(tx)));
-        let _ = tokio::time::timeout(CANCEL_WAIT, rx).await;
-    }
-
-    /// The SQL and parameters to send; on a read-only connector only after the strict
-    /// check of [`read_only`] passed.
-    fn render(&self, statement: &Statement) -> Result<(String, Vec<ColumnData<'static>>)> {
-        let (sql, params) =
-            types::render(statement).map_err(|e| e.with_connector(self.config.name.clone()))?;
-        if self.config.read_only
-            && let Some(why) = read_only::refusal(&sql)
-        {
-            return Err(self.config.error(ErrorKind::ReadOnly, why));
-        }
-        Ok((sql, params))
-    }
-
-    /// Runs a statement and sends its columns, then the rows of its first result set,
-    /// to the channels.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_rows(
-        self: Arc<Self>,
-        mut conn: Lease,
-        (sql, params): (String, Vec<ColumnData<'static>>),
-        bound: Bound,
-        started: Instant,
-        columns_tx: oneshot::Sender<Result<Columns>>,
-        rows_tx: mpsc::Sender<Result<Row>>,
-    ) {
-        let deadline_for_wait = |now: Instant| match bound {
-            Bound::Total(d) => started + d,
-            Bound::PerRow(d) => now + d,
-        };
-        let mut columns_tx = Some(columns_tx);
-        let send_error = |columns_tx: &mut Option<oneshot::Sender<Result<Columns>>>, err: Error| {
-            let rows_tx = rows_tx.clone();
-            let columns_tx = columns_tx.take();
-            async move {
-                match columns_tx {
-                    Some(tx) => {
-                        let _ = tx.send(Err(err));
-                    }
-                    None => {
-                        let _ = rows_tx.send(Err(err)).await;
-                    }
-                }
-            }
-        };
-        let end = 'run: {
-            let mut query = Query::new(sql);
-            for param in params {
-                query.bind(param);
-            }
-            let started_query =
-                tokio::time::timeout_at(deadline_for_wait(Instant::now()), query.query(&mut conn))
-                    .await;
-            let mut stream = match started_query {
-                Err(_) => break 'run End::TimedOut,
-                Ok(Err(e)) => {
-                    let broken = is_connection_broken(&e);
-                    send_error(&mut columns_tx, self.map(e)).await;
-                    break 'run End::Failed { broken };
-                }
-                Ok(Ok(stream)) => stream,
-            };
-            let described =
-                tokio::time::timeout_at(deadline_for_wait(Instant::now()), stream.columns()).await;
-            let (columns, mut column_types): (Columns, Vec<ColumnType>) = match described {
-                Err(_) => break 'run End::TimedOut,
-                Ok(Err(e)) => {
-                    let broken = is_connection_broken(&e);
-                    send_error(&mut columns_tx, self.map(e)).await;
-                    break 'run End::Failed { broken };
-                }
-                Ok(Ok(None)) => (Vec::new().into(), Vec::new()),
-                Ok(Ok(Some(columns))) => (
-                    columns.iter().map(types::column).collect::<Vec<_>>().into(),
-                    columns.iter().map(|c| c.column_type()).collect(),
-                ),
-            };
-            if let Some(tx) = columns_tx.take()
-                && tx.send(Ok(columns.clone())).is_err()
-            {
-                break 'run End::Abandoned;
-            }
-            loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout_at(deadline_for_wait(Instant::now()), stream.try_next()) => next,
-                    _ = rows_tx.closed() => break 'run drain(&mut stream).await,
-                };
-                match next {
-                    Err(_) => break 'run End::TimedOut,
-                    Ok(Ok(None)) => break 'run End::Done,
-                    Ok(Err(e)) => {
-                        let broken = is_connection_broken(&e);
-                        send_error(&mut columns_tx, self.map(e)).await;
-                        break 'run End::Failed { broken };
-                    }
-                    // Later result sets (a batch of several SELECTs) are read and
-                    // dropped: a RowStream has one set of columns.
-                    Ok(Ok(Some(QueryItem::Metadata(meta)))) => {
-                        if meta.result_index() == 0 {
-                            column_types = meta.columns().iter().map(|c| c.column_type()).collect();
-                        }
-                    }
-                    Ok(Ok(Some(QueryItem::Row(row)))) => {
-                        if row.result_index() != 0 {
-                            continue;
-                        }
-                        let decoded = row
-                            .into_iter()
-                            .zip(column_types.iter())
-                            .map(|(data, column_type)| types::decode(*column_type, data))
-                            .collect::<Result<Vec<_>>>()
-                            .map(|values| Row::new(columns.clone(), values))
-                            .map_err(|e| e.with_connector(self.config.name.clone()));
-                        let failed = decoded.is_err();
-                        if rows_tx.send(decoded).await.is_err() || failed {
-                            // An error ends the stream; the rest of the result is dropped.
-                            break 'run drain(&mut stream).await;
-                        }
-                    }
-                }
-            }
-        };
-        match end {
-            End::Done => {}
-            End::Failed { broken } => {
-                if broken {
-                    drop(Object::take(conn));
-                }
-            }
-            End::Abandoned => self.cancel(conn, None).await,
-            End::TimedOut => {
-                let what = match bound {
-                    Bound::Total(_) => "query",
-                    Bound::PerRow(_) => "waiting for the next row",
-                };
-                let err = self.timeout_error(what, bound.duration());
-                let (done_tx, done_rx) = oneshot::channel();
-                let cancel = tokio::spawn(self.clone().cancel(conn, Some(done_tx)));
-                let _ = tokio::time::timeout(CANCEL_WAIT, done_rx).await;
-                send_error(&mut columns_tx, err).await;
-                let _ = cancel.await;
-            }
-        }
-    }
-
-    /// Starts a statement whose rows are read by a task; returns once the columns are
-    /// known.
-    async fn start_rows(
-        self: &Arc<Self>,
-        statement: &Statement,
-        bound: Bound,
-    ) -> Result<(Columns, mpsc::Receiver<Result<Row>>)> {
-        self.check_open()?;
-        let started = Instant::now();
-        let rendered = self.render(statement)?;
-        let conn = self.lease(started + bound.duration()).await?;
-        let (columns_tx, columns_rx) = oneshot::channel();
-        let (rows_tx, rows_rx) = mpsc::channel(STREAM_BUFFER_ROWS);
-        tokio::spawn(
-            self.clone()
-                .run_rows(conn, rendered, bound, started, columns_tx, rows_tx),
-        );
-        match columns_rx.await {
-            Ok(Ok(columns)) => Ok((columns, rows_rx)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(self.config.error(
-                ErrorKind::Internal,
-                "the statement's task ended unexpectedly",
-            )),
-        }
-    }
-
-    /// Runs `work` on a pooled connection within `timeout`; on timeout the request is
-    /// cancelled on the server and the connection reused only if that worked.
-    async fn with_connection<T, F>(
-        self: &Arc<Self>,
-        timeout: Duration,
-        operation: &str,
-        work: F,
-    ) -> Result<T>
-    where
-        F: for<'c> FnOnce(
-            &'c mut Connection,
-        )
-            -> futures::future::BoxFuture<'c, Result<T, tiberius::error::Error>>,
-    {
-        let deadline = Instant::now() + timeout;
-        let mut conn = self.lease(deadline).await?;
-        let result = tokio::time::timeout_at(deadline, work(&mut conn)).await;
-        match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                if is_connection_broken(&e) {
-                    drop(Object::take(conn));
-                }
-                Err(self.map(e))
-            }
-            Err(_) => {
-                self.cancel_and_wait(conn).await;
-                Err(self.timeout_error(operation, timeout))
-            }
-        }
     }
 }
 
@@ -577,7 +103,7 @@ impl ExternalSource for MsSqlSource {
 
     async fn ping(&self) -> Result<ServerInfo> {
         let inner = &self.inner;
-        inner.check_open()?;
+        inner.lifecycle.check_open(&inner.config.name)?;
         let version = inner
             .with_connection(inner.config.query_timeout, "ping", |conn| {
                 Box::pin(async move {
@@ -621,7 +147,7 @@ impl ExternalSource for MsSqlSource {
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
         let inner = &self.inner;
-        inner.check_open()?;
+        inner.lifecycle.check_open(&inner.config.name)?;
         let timeout = options.timeout_or(inner.config.query_timeout);
         let (sql, params) = inner.render(statement)?;
         inner
@@ -639,7 +165,7 @@ impl ExternalSource for MsSqlSource {
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         let inner = &self.inner;
-        inner.check_open()?;
+        inner.lifecycle.check_open(&inner.config.name)?;
         let timeout = options.timeout_or(inner.config.query_timeout);
         // The statement is only compiled by the server, never run; its parameters are
         // declared with the types they would be bound as.
@@ -681,25 +207,17 @@ impl ExternalSource for MsSqlSource {
     }
 
     async fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.lifecycle.close();
         if let Some(pool) = self.inner.pool.get() {
             pool.close();
         }
     }
 }
 
-fn receiver_stream(
-    rows: mpsc::Receiver<Result<Row>>,
-) -> impl futures::Stream<Item = Result<Row>> + Send + 'static {
-    futures::stream::unfold(rows, |mut rows| async move {
-        rows.recv().await.map(|row| (row, rows))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use extdata_core::{ConnectorConfig, SecretSource};
+    use extdata_core::{ConnectorConfig, ErrorKind, SecretSource};
 
     fn config() -> ConnectorConfig {
         ConnectorConfig::new("crm", DbKind::MsSql)

@@ -1,7 +1,7 @@
 //! The shared conformance suite against a real SQL Server, over TCP and (when
 //! `EXTDATA_TEST_MSSQL_CA` is set) over TLS with `verify = full`.
 //!
-//! Without `EXTDATA_TEST_MSSQL_URL` (or `EXTDATA_TEST_MSSQL_HOST`) every case prints
+//! Without `EXTDATA_TEST_MSSQL_HOST` every case prints
 //! `skipped: … (<module>::<case>: …)` and returns: such a run is not evidence.
 
 mod support;

@@ -3,7 +3,8 @@
 //! requests, ATTENTION) to drive the real tiberius client through the paths a real SQL
 //! Server cannot be asked to take here: login refused, rows, a server error, a timeout
 //! cancelled with ATTENTION and acknowledged (the connection is reused), a cancel never
-//! acknowledged (the connection is closed), a dropped stream.
+//! acknowledged (the connection is closed and its session ended with `KILL` from a
+//! fresh connection), a dropped stream.
 //!
 //! This is not SQL Server: it answers fixed results to recognised requests. It shows
 //! that this crate drives tiberius and its pool correctly; the live suite
@@ -50,7 +51,13 @@ struct Seen {
     closed: AtomicUsize,
     attentions: AtomicUsize,
     requests: AtomicUsize,
+    /// The text of every request that said `KILL`.
+    kills: std::sync::Mutex<Vec<String>>,
 }
+
+/// The session every fake connection says it is (`@@SPID`, `login_time`).
+const SPID: i32 = 57;
+const LOGIN_TIME: &str = "2026-12-02T07:55:01.123";
 
 struct FakeServer {
     port: u16,
@@ -323,6 +330,18 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                     }
                     out.extend(done(0x0010, 3));
                     reply(&mut socket, &out).await?;
+                } else if text.contains("@@SPID") {
+                    let mut out = columns(&[("spid", 4), ("login_time", 0)]);
+                    out.extend([0xD1, 4]);
+                    out.extend(SPID.to_le_bytes());
+                    let login_time = utf16(LOGIN_TIME);
+                    out.extend((login_time.len() as u16).to_le_bytes());
+                    out.extend(login_time);
+                    out.extend(done(0x0010, 1));
+                    reply(&mut socket, &out).await?;
+                } else if text.contains("KILL") {
+                    seen.kills.lock().expect("lock").push(text);
+                    reply(&mut socket, &done(0, 0)).await?;
                 } else if text.contains("@@VERSION") {
                     let mut out = columns(&[("", 0)]);
                     out.extend(text_row("Microsoft SQL Server 2022 (fake TDS)\n\tline two"));
@@ -478,10 +497,14 @@ async fn timeout_sends_attention_and_reuses_the_acknowledged_connection() {
     // Every call ran on the one connection: each cancel was acknowledged.
     assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
     assert_eq!(server.seen.closed.load(Ordering::SeqCst), 0);
+    assert!(
+        server.seen.kills.lock().expect("lock").is_empty(),
+        "an acknowledged cancel needs no KILL"
+    );
 }
 
 #[tokio::test]
-async fn unacknowledged_cancel_closes_the_connection() {
+async fn unacknowledged_cancel_closes_the_connection_and_kills_its_session() {
     let server = FakeServer::start(Mode::IgnoreAttention).await;
     let source = server.source(server.config().with_pool(PoolConfig {
         max_size: Some(Scalar::Int(2)),
@@ -508,17 +531,28 @@ async fn unacknowledged_cancel_closes_the_connection() {
     // A second connection serves meanwhile; the silent one is closed, not pooled.
     source.ping().await.expect("ping on another connection");
     assert_eq!(server.seen.connections.load(Ordering::SeqCst), 2);
+    // Then its session is ended from a third, fresh connection, which is closed too.
     assert!(
         eventually(Duration::from_secs(8), || server
             .seen
             .closed
             .load(Ordering::SeqCst)
-            == 1)
+            == 2)
         .await,
-        "the connection whose cancel was not acknowledged was not closed"
+        "the connection whose cancel was not acknowledged, and the one that sent KILL, \
+         were not closed"
+    );
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 3);
+    let kills = server.seen.kills.lock().expect("lock").clone();
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    assert!(kills[0].contains(&format!("KILL {SPID}")), "{}", kills[0]);
+    assert!(
+        kills[0].contains(LOGIN_TIME),
+        "KILL is guarded by the session's login time: {}",
+        kills[0]
     );
     source.ping().await.expect("still serving");
-    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! literals, ATTENTION cancel keeping the connection, error numbers and kinds,
 //! `describe`'s full type names, the application name.
 //!
-//! Skipped (printed by name) unless `EXTDATA_TEST_MSSQL_URL` or
-//! `EXTDATA_TEST_MSSQL_HOST` names a server; see the crate README.
+//! Skipped (printed by name) unless `EXTDATA_TEST_MSSQL_HOST` names a server; see the
+//! crate README.
 
 mod support;
 

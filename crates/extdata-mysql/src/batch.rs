@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use extdata_core::driver::timeout_error;
 use extdata_core::{Dialect, QueryOptions, Result, Statement};
 use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlConnection;
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::classify::Effect;
 use crate::error::{Stage, is_connection_broken};
-use crate::{DRAIN_TIMEOUT, Inner, Lease, kill_wait};
+use crate::pool::{DRAIN_TIMEOUT, Inner, Lease, Recover, kill_wait};
 
 /// First keywords refused inside a batch: they end or nest the batch's own transaction
 /// (MySQL commits implicitly before `BEGIN`, `START TRANSACTION` and `LOCK TABLES`), so
@@ -80,7 +81,11 @@ impl InTransaction {
     async fn cancel(mut self, deadline: Instant) {
         if let Some(lease) = self.lease.take() {
             let (tx, rx) = oneshot::channel();
-            tokio::spawn(self.inner.clone().cancel_transaction(lease, Some(tx)));
+            tokio::spawn(
+                self.inner
+                    .clone()
+                    .cancel(lease, Some(tx), Recover::RollBack),
+            );
             let _ = tokio::time::timeout(kill_wait(deadline), rx).await;
         }
     }
@@ -93,7 +98,7 @@ impl Drop for InTransaction {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(self.inner.clone().cancel_transaction(lease, None));
+                handle.spawn(self.inner.clone().cancel(lease, None, Recover::RollBack));
             }
             Err(_) => lease.conn.close_on_drop(),
         }
@@ -116,7 +121,7 @@ impl Inner {
         statements: &[Statement],
         options: &QueryOptions,
     ) -> Result<Vec<u64>> {
-        self.check_open()?;
+        self.lifecycle.check_open(&self.config.name)?;
         if statements.is_empty() {
             return Ok(Vec::new());
         }
@@ -172,8 +177,7 @@ impl Inner {
         })
         .await;
         let timed_out = || {
-            self.timeout_error("batch", timeout)
-                .context("the batch was rolled back")
+            timeout_error(&self.config.name, "batch", timeout).context("the batch was rolled back")
         };
         match outcome {
             Ok(Ok(affected)) => {
@@ -205,35 +209,6 @@ impl Inner {
                 tx.cancel(deadline).await;
                 Err(timed_out())
             }
-        }
-    }
-
-    /// After a timeout (or a dropped call) inside a transaction: stop the statement on
-    /// the server, then roll back within [`DRAIN_TIMEOUT`]; otherwise close the
-    /// connection, which rolls back on the server.
-    async fn cancel_transaction(
-        self: Arc<Self>,
-        mut lease: Lease,
-        killed: Option<oneshot::Sender<()>>,
-    ) {
-        let kill = self.kill_query(lease.id).await;
-        if let Some(signal) = killed {
-            let _ = signal.send(());
-        }
-        let clean = match kill {
-            // The killed statement's end is still on the wire: the next command reads
-            // past it first.
-            Ok(()) => matches!(
-                tokio::time::timeout(DRAIN_TIMEOUT, control(&mut lease.conn, "ROLLBACK")).await,
-                Ok(Ok(_))
-            ),
-            Err(e) => {
-                tracing::warn!(connector = %self.config.name, error = %e, "could not cancel a timed-out batch on the server; closing its connection");
-                false
-            }
-        };
-        if !clean {
-            lease.conn.close_on_drop();
         }
     }
 }

@@ -403,21 +403,6 @@ impl Session {
     }
 }
 
-/// `host:port` or the socket path, for messages.
-pub(crate) fn endpoint_text(config: &ValidConfig) -> String {
-    match &config.endpoint {
-        Endpoint::Tcp { host, port } | Endpoint::Udp { host, port } => {
-            if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            }
-        }
-        Endpoint::Unix { path } => format!("unix socket {path}"),
-        Endpoint::Embedded => "embedded".to_owned(),
-    }
-}
-
 /// Builds the connect options. No I/O.
 pub(crate) fn connect_options(config: &ValidConfig) -> Result<MySqlConnectOptions, Error> {
     let mut options = MySqlConnectOptions::new();
@@ -526,20 +511,6 @@ pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
             "`none` encrypts but trusts any server: use it only for tests".into(),
         ));
     }
-}
-
-/// sqlx builds its TLS client on rustls' process-wide crypto provider. When the process
-/// links rustls with both `ring` and `aws-lc-rs` (tiberius, for MSSQL, brings the
-/// latter), rustls cannot choose and panics at the first TLS connection: install `ring`
-/// unless the application already chose a provider.
-pub(crate) fn ensure_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Err only means another thread installed one first: that one is used.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-    });
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@
 //! `Debug` of sqlx types (its connect options print the password), and any occurrence
 //! of the password is cut out as a last line of defence.
 
-use std::error::Error as StdError;
-
+use extdata_core::driver::{ScrubbedError, error_chain, mentions_tls, scrub};
 use extdata_core::{Error, ErrorKind, ValidConfig, with_tls_hint};
 use sqlx::mysql::MySqlDatabaseError;
 
@@ -100,8 +99,9 @@ pub(crate) fn is_connection_broken(err: &sqlx::Error) -> bool {
 
 /// Converts a sqlx error into ours.
 pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) -> Error {
-    let scrub = |text: String| scrub_secret(config, text);
-    let endpoint = crate::connect::endpoint_text(config);
+    let secret = config.password_text();
+    let clean = |text: String| scrub(&text, secret);
+    let endpoint = &config.endpoint;
     let error = match &err {
         sqlx::Error::Database(db) => {
             let (number, state, message) = match db.try_downcast_ref::<MySqlDatabaseError>() {
@@ -117,7 +117,7 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
                 ),
             };
             let kind = kind_of_code(number, state.as_deref());
-            let mut message = scrub(message);
+            let mut message = clean(message);
             message = match (kind, number) {
                 (ErrorKind::Auth, _) => format!("authentication failed at {endpoint}: {message}"),
                 (ErrorKind::Database, _) => format!("cannot use the database: {message}"),
@@ -163,7 +163,7 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             out
         }
         sqlx::Error::Io(io) => {
-            let kind = if looks_like_tls(io) {
+            let kind = if mentions_tls(&error_chain(io)) {
                 ErrorKind::Tls
             } else {
                 ErrorKind::Connect
@@ -175,7 +175,7 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             } else {
                 "connection lost to"
             };
-            let text = scrub(chain(io));
+            let text = clean(error_chain(io));
             let message = format!("{what} {endpoint} failed: {text}");
             let message = if kind == ErrorKind::Tls {
                 with_tls_hint(message, &text)
@@ -185,7 +185,7 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             Error::new(kind, message)
         }
         sqlx::Error::Tls(e) => {
-            let text = scrub(chain(e.as_ref()));
+            let text = clean(error_chain(e.as_ref()));
             Error::new(
                 ErrorKind::Tls,
                 with_tls_hint(format!("TLS with {endpoint} failed: {text}"), &text),
@@ -195,12 +195,12 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             ErrorKind::Connect,
             format!(
                 "protocol error talking to {endpoint}: {}",
-                scrub(text.clone())
+                clean(text.clone())
             ),
         ),
         sqlx::Error::Configuration(e) => Error::new(
             ErrorKind::Config,
-            format!("invalid connection settings: {}", scrub(e.to_string())),
+            format!("invalid connection settings: {}", clean(e.to_string())),
         ),
         sqlx::Error::PoolTimedOut => Error::new(
             ErrorKind::Timeout,
@@ -211,76 +211,22 @@ pub(crate) fn map_error(config: &ValidConfig, stage: Stage, err: sqlx::Error) ->
             ErrorKind::Decode,
             format!(
                 "cannot decode column {index}: {}",
-                scrub(source.to_string())
+                clean(source.to_string())
             ),
         ),
         sqlx::Error::Decode(e) => Error::new(
             ErrorKind::Decode,
-            format!("cannot decode a value: {}", scrub(e.to_string())),
+            format!("cannot decode a value: {}", clean(e.to_string())),
         ),
         sqlx::Error::Encode(e) => Error::new(
             ErrorKind::Parameter,
-            format!("cannot encode a parameter: {}", scrub(e.to_string())),
+            format!("cannot encode a parameter: {}", clean(e.to_string())),
         ),
-        other => Error::new(ErrorKind::Internal, scrub(other.to_string())),
+        other => Error::new(ErrorKind::Internal, clean(other.to_string())),
     };
     error
         .with_connector(config.name.clone())
-        .with_source(SafeSource(scrub(chain(&err))))
-}
-
-/// The driver's error text (already scrubbed) kept as the `source()`.
-#[derive(Debug)]
-struct SafeSource(String);
-
-impl std::fmt::Display for SafeSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for SafeSource {}
-
-/// The error and its sources joined by `: ` (rustls' reason is in a source).
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// rustls failures reach sqlx-mysql as I/O errors carrying a `rustls::Error`.
-fn looks_like_tls(io: &std::io::Error) -> bool {
-    let text = chain(io).to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "unknownissuer",
-        "notvalidforname",
-        "ssl",
-    ]
-    .iter()
-    .any(|w| text.contains(w))
-}
-
-/// Replaces the password (and a private key, should a driver ever echo one) by
-/// `[REDACTED]`.
-pub(crate) fn scrub_secret(config: &ValidConfig, mut text: String) -> String {
-    if let Some(password) = config.password_text()
-        && password.len() >= 3
-        && text.contains(password)
-    {
-        text = text.replace(password, "[REDACTED]");
-    }
-    text
+        .with_source(ScrubbedError::new(&err, secret))
 }
 
 /// What to check after "Access denied" (1045) when no client certificate was sent: the

@@ -1,16 +1,13 @@
-//! [`ValidConfig`] → Oracle connect string and connector settings, and the deadpool
-//! [`Manager`] that opens, checks and closes connections.
+//! [`ValidConfig`] → Oracle connect string and connector settings (the options table,
+//! its checks, the connect string, the endpoint for messages).
 //!
 //! The connect string is built here from validated parts and never logged with the
 //! credentials: user name and password go to ODPI-C separately, not inside the string.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{Metrics, RecycleError, RecycleResult};
-use extdata_core::{Endpoint, Error, ErrorKind, OptionCheck, OptionSpec, TlsVerify, ValidConfig};
-
-use crate::error::{Stage, map_error};
+use extdata_core::driver::host_port;
+use extdata_core::{Endpoint, OptionCheck, OptionSpec, TlsVerify, ValidConfig};
 
 /// The DSN options this backend understands (see the README's options table).
 pub(crate) const OPTIONS: &[OptionSpec] = &[
@@ -399,7 +396,7 @@ pub(crate) fn endpoint_text(config: &ValidConfig) -> String {
         .unwrap_or_default();
     match &config.endpoint {
         Endpoint::Tcp { host, port } | Endpoint::Udp { host, port } => {
-            format!("{host}:{port}/{service}")
+            format!("{}/{service}", host_port(host, *port))
         }
         Endpoint::Unix { path } => format!("IPC key {path}/{service}"),
         Endpoint::Embedded => service,
@@ -438,141 +435,6 @@ impl Settings {
             stmt_cache_size: u32_of("stmt_cache_size"),
             edition: options.get("edition").map(str::to_owned),
             module: options.get("module").unwrap_or("extdata").to_owned(),
-        }
-    }
-}
-
-/// A pooled connection. Shared with the thread that may break its current call.
-pub(crate) struct PooledConnection {
-    pub(crate) conn: Arc<oracle::Connection>,
-    /// Set when the connection must not be reused (timed out, lost).
-    pub(crate) broken: bool,
-}
-
-impl std::fmt::Debug for PooledConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledConnection")
-            .field("broken", &self.broken)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Opens Oracle connections on blocking threads and checks them with a real ping
-/// before reuse.
-pub(crate) struct Manager {
-    pub(crate) config: ValidConfig,
-    pub(crate) settings: Settings,
-}
-
-impl std::fmt::Debug for Manager {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager")
-            .field("connector", &self.config.name)
-            .field("endpoint", &endpoint_text(&self.config))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Manager {
-    /// Opens one connection and sets up its session (blocking).
-    pub(crate) fn open(
-        config: &ValidConfig,
-        settings: &Settings,
-    ) -> Result<oracle::Connection, Error> {
-        let username = config.username.clone().unwrap_or_default();
-        let password = config.password_text().unwrap_or_default().to_owned();
-        let mut connector =
-            oracle::Connector::new(username, password, settings.connect_string.as_str());
-        if config.username.is_none() {
-            connector.external_auth(true);
-        }
-        connector.driver_name(concat!("extdata : ", env!("CARGO_PKG_VERSION")));
-        if let Some(edition) = &settings.edition {
-            connector.edition(edition.as_str());
-        }
-        if let Some(size) = settings.stmt_cache_size {
-            connector.stmt_cache_size(size);
-        }
-        let mut conn = connector
-            .connect()
-            .map_err(|e| map_error(config, Stage::Connect, &e, false))?;
-        // Read-only calls run inside SET TRANSACTION READ ONLY, which an autocommit
-        // would end at once; read-write calls commit with their statement.
-        conn.set_autocommit(!config.read_only);
-        let setup = (|| {
-            conn.set_call_timeout(Some(config.connect_timeout))?;
-            conn.set_module(&settings.module)?;
-            // TIMESTAMP WITH LOCAL TIME ZONE values come back in the session zone:
-            // UTC makes them exact instants.
-            conn.execute("ALTER SESSION SET TIME_ZONE = '+00:00'", &[])?;
-            conn.set_call_timeout(None)
-        })();
-        if let Err(e) = setup {
-            let _ = conn.close();
-            return Err(map_error(config, Stage::Connect, &e, false));
-        }
-        Ok(conn)
-    }
-}
-
-impl deadpool::managed::Manager for Manager {
-    type Type = PooledConnection;
-    type Error = Error;
-
-    async fn create(&self) -> Result<PooledConnection, Error> {
-        let config = self.config.clone();
-        let settings = self.settings.clone();
-        let opened = tokio::task::spawn_blocking(move || Manager::open(&config, &settings))
-            .await
-            .map_err(|e| {
-                self.config.error(
-                    ErrorKind::Internal,
-                    format!("the connect thread failed: {e}"),
-                )
-            })??;
-        Ok(PooledConnection {
-            conn: Arc::new(opened),
-            broken: false,
-        })
-    }
-
-    async fn recycle(&self, obj: &mut PooledConnection, metrics: &Metrics) -> RecycleResult<Error> {
-        if obj.broken {
-            return Err(RecycleError::message("the connection was marked broken"));
-        }
-        let pool = &self.config.pool;
-        if pool.max_lifetime.is_some_and(|max| metrics.age() > max) {
-            return Err(RecycleError::message("the connection reached max_lifetime"));
-        }
-        if pool
-            .idle_timeout
-            .is_some_and(|idle| metrics.last_used() > idle)
-        {
-            return Err(RecycleError::message("the connection was idle too long"));
-        }
-        let conn = obj.conn.clone();
-        let bound = self.config.connect_timeout;
-        let pinged = tokio::task::spawn_blocking(move || {
-            conn.set_call_timeout(Some(bound))?;
-            conn.ping()?;
-            conn.set_call_timeout(None)
-        })
-        .await;
-        match pinged {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                obj.broken = true;
-                Err(RecycleError::Backend(map_error(
-                    &self.config,
-                    Stage::Connect,
-                    &e,
-                    false,
-                )))
-            }
-            Err(_) => {
-                obj.broken = true;
-                Err(RecycleError::message("the ping thread failed"))
-            }
         }
     }
 }

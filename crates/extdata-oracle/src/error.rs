@@ -4,6 +4,7 @@
 //! built from the error's text with the password cut out as a last line of defence;
 //! the connect string never holds credentials (they are passed separately).
 
+use extdata_core::driver::scrub;
 use extdata_core::{Error, ErrorKind, ValidConfig};
 
 /// What the failing call was doing; names the operation in the message.
@@ -159,14 +160,6 @@ pub(crate) fn missing_client_message(driver_message: &str) -> String {
     message
 }
 
-/// Cuts the password out of `text` (a driver message could echo it back).
-pub(crate) fn scrub(config: &ValidConfig, text: &str) -> String {
-    match config.password_text() {
-        Some(password) if password.len() >= 3 => text.replace(password, "[REDACTED]"),
-        _ => text.to_owned(),
-    }
-}
-
 /// Converts an oracle crate error into ours.
 ///
 /// `ours_cancelled`: the connector's timer broke the call (ORA-01013 is then a timeout).
@@ -177,7 +170,7 @@ pub(crate) fn map_error(
     ours_cancelled: bool,
 ) -> Error {
     let code = code_of(err);
-    let text = scrub(config, err.to_string().trim());
+    let text = scrub(err.to_string().trim(), config.password_text());
     let mut error = build(config, stage, code, &text, ours_cancelled);
     if let Code::Ora(n) = code {
         error = error.with_sql_state(format!("ORA-{n:05}"));
@@ -331,7 +324,10 @@ mod tests {
             &config,
             Stage::Connect,
             Code::Ora(1017),
-            &scrub(&config, "ORA-01017: invalid credential Secret-Pw-42"),
+            &scrub(
+                "ORA-01017: invalid credential Secret-Pw-42",
+                config.password_text(),
+            ),
             false,
         );
         assert_eq!(auth.kind(), ErrorKind::Auth);

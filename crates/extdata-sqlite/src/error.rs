@@ -76,7 +76,7 @@ pub(crate) fn is_lock_conflict(error: &sqlx::Error) -> bool {
 }
 
 /// Maps a sqlx error.
-pub(crate) fn map(error: sqlx::Error, context: Context<'_>) -> Error {
+pub(crate) fn map_error(error: sqlx::Error, context: Context<'_>) -> Error {
     let mapped = match &error {
         sqlx::Error::Database(db) => {
             let extended: Option<i32> = db.code().and_then(|c| c.parse().ok());
@@ -280,11 +280,11 @@ mod tests {
 
     #[test]
     fn pool_errors_are_classified_and_named() {
-        let err = map(sqlx::Error::PoolTimedOut, context(false));
+        let err = map_error(sqlx::Error::PoolTimedOut, context(false));
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert_eq!(err.connector(), Some("local"));
         assert_eq!(
-            map(sqlx::Error::PoolClosed, context(false)).kind(),
+            map_error(sqlx::Error::PoolClosed, context(false)).kind(),
             ErrorKind::Closed
         );
     }

@@ -4,25 +4,27 @@ mod batch;
 mod connect;
 mod error;
 mod guard;
+mod pool;
 mod run;
+mod stream;
 mod types;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use extdata_core::driver::{Lifecycle, check_kind, timeout_error};
 use extdata_core::{
     BackendSpec, Column, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions, Result,
-    ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait, closed_error,
+    ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, async_trait,
 };
 use futures::FutureExt;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{ConnectOptions, Connection, SqlitePool};
-use tokio::sync::{Mutex, OnceCell, watch};
+use tokio::sync::{OnceCell, watch};
 
 use crate::connect::Settings;
-use crate::run::{Shared, StreamCall};
+use crate::pool::Pools;
+use crate::run::Shared;
+use crate::stream::StreamCall;
 
 /// The rules of SQLite connectors, for
 /// [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
@@ -63,23 +65,11 @@ pub struct SqliteSource {
     close_signal: watch::Sender<bool>,
 }
 
-struct Pools {
-    pool: SqlitePool,
-    /// For `:memory:`: a connection outside the pool that keeps the database alive while
-    /// the pool has no connection open (the last one closing would drop every table).
-    keeper: Mutex<Option<SqliteConnection>>,
-}
-
 impl SqliteSource {
     /// Builds a source from a configuration validated with [`SPEC`]. Does no I/O and
     /// needs no async runtime.
     pub fn build(config: ValidConfig) -> Result<Self> {
-        if config.kind != DbKind::Sqlite {
-            return Err(config.error(
-                ErrorKind::Config,
-                format!("a `{}` connector cannot be opened as SQLite", config.kind),
-            ));
-        }
+        check_kind(&config, DbKind::Sqlite)?;
         // `ValidConfig` can be built by hand: keep the checks that protect the file name.
         let mut problems = Vec::new();
         connect::check(&config, &mut problems);
@@ -93,7 +83,7 @@ impl SqliteSource {
                 connector: config.name.as_str().into(),
                 database: settings.display.as_str().into(),
                 busy_timeout: settings.busy_timeout,
-                closing: Arc::new(AtomicBool::new(false)),
+                lifecycle: Arc::new(Lifecycle::new()),
                 close_signal: close_receiver,
             },
             name: config.name,
@@ -112,105 +102,7 @@ impl SqliteSource {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.shared.closing.load(Ordering::Acquire) {
-            Err(closed_error(&self.name))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The pool, created on first use.
-    async fn pool(&self, operation: &'static str, timeout: Duration) -> Result<&SqlitePool> {
-        self.check_open()?;
-        let pools = self
-            .pools
-            .get_or_try_init(|| async {
-                let first = self.open_first(operation, timeout).await?;
-                let keeper = if self.settings.memory {
-                    Some(first)
-                } else {
-                    // Only there to set the file up; the pool opens its own.
-                    let _ = first.close().await;
-                    None
-                };
-                let pool = self
-                    .settings
-                    .pool
-                    .clone()
-                    .connect_lazy_with(self.settings.connect.clone());
-                Ok::<_, Error>(Pools {
-                    pool,
-                    keeper: Mutex::new(keeper),
-                })
-            })
-            .await?;
-        Ok(&pools.pool)
-    }
-
-    /// Opens the database once before the pool does, with the settings that must not be
-    /// applied by several connections at once (the switch to WAL).
-    ///
-    /// A journal-mode change into or out of WAL reads the file header and then writes it;
-    /// SQLite does not wait for a read to become a write while another connection holds
-    /// the write lock (it could deadlock), so pooled connections switching at once, or a
-    /// switch while another program writes, fail at once with `SQLITE_BUSY`. One
-    /// connection switches, retrying for up to the busy timeout.
-    async fn open_first(
-        &self,
-        operation: &'static str,
-        timeout: Duration,
-    ) -> Result<SqliteConnection> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let opened = tokio::time::timeout(self.connect_timeout, self.settings.setup.connect())
-                .await
-                .map_err(|_| {
-                    Error::timeout("opening the database", self.connect_timeout)
-                        .with_connector(&self.name)
-                })?;
-            match opened {
-                Ok(conn) => return Ok(conn),
-                Err(e)
-                    if error::is_lock_conflict(&e)
-                        && started.elapsed() + pause < self.settings.busy_timeout =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => {
-                    return Err(error::map(
-                        e,
-                        self.shared.context(operation, timeout, started),
-                    ));
-                }
-            }
-        }
-    }
-
-    /// A pooled connection; with `discard`, it is closed when the call ends instead of
-    /// going back to the pool (see [`Prepared::discard_connection`]).
-    async fn connection(
-        &self,
-        operation: &'static str,
-        timeout: Duration,
-        deadline: Instant,
-        discard: bool,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
-        let pool =
-            match tokio::time::timeout_at(deadline.into(), self.pool(operation, timeout)).await {
-                Ok(pool) => pool?,
-                Err(_) => {
-                    return Err(Error::timeout(operation, timeout)
-                        .with_connector(&self.name)
-                        .context("opening the database"));
-                }
-            };
-        let mut conn = run::acquire(pool, &self.shared, operation, timeout, deadline).await?;
-        if discard {
-            conn.close_on_drop();
-        }
-        Ok(conn)
+        self.shared.lifecycle.check_open(&self.name)
     }
 
     /// Renders `statement` for SQLite, checks it (see `guard`) and binds its values.
@@ -247,7 +139,7 @@ impl fmt::Debug for SqliteSource {
             .field("kind", &DbKind::Sqlite)
             .field("database", &self.settings.display)
             .field("read_only", &self.read_only)
-            .field("closed", &self.shared.closing.load(Ordering::Relaxed))
+            .field("closed", &self.shared.lifecycle.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -291,7 +183,7 @@ impl ExternalSource for SqliteSource {
             Ok(result) => result,
             Err(_) => {
                 self.check_open()?;
-                Err(Error::timeout("query", timeout).with_connector(&self.name))
+                Err(timeout_error(&self.name, "query", timeout))
             }
         }
     }
@@ -307,7 +199,7 @@ impl ExternalSource for SqliteSource {
         let conn = self
             .connection("stream", timeout, deadline, discard_connection)
             .await?;
-        run::stream(
+        stream::stream(
             conn,
             self.shared.clone(),
             StreamCall {
@@ -398,16 +290,8 @@ impl ExternalSource for SqliteSource {
     }
 
     async fn close(&self) {
-        self.shared.closing.store(true, Ordering::Release);
+        self.shared.lifecycle.close();
         let _ = self.close_signal.send(true);
-        if let Some(pools) = self.pools.get() {
-            // Running statements see `closing` and stop; streams waiting on a consumer are
-            // woken by the signal. The bound only guards against a stuck lock wait.
-            let _ =
-                tokio::time::timeout(self.query_timeout.max(run::GRACE), pools.pool.close()).await;
-            if let Some(keeper) = pools.keeper.lock().await.take() {
-                let _ = keeper.close().await;
-            }
-        }
+        self.close_pool().await;
     }
 }

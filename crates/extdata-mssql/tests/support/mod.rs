@@ -2,8 +2,8 @@
 //! integration tests.
 //!
 //! No SQL Server can run on the project's machines (see the crate README): these tests
-//! run only when `EXTDATA_TEST_MSSQL_URL` (or `EXTDATA_TEST_MSSQL_HOST` and friends)
-//! names a server, e.g. the one of the repository's `docker-compose.yml`. Otherwise
+//! run only when `EXTDATA_TEST_MSSQL_HOST` (with `_PORT`, `_USER`, `_PASSWORD`,
+//! `_DATABASE`, `_OPTIONS`, `_CA`, like every backend's settings) names a server, e.g. the one of the repository's `docker-compose.yml`. Otherwise
 //! every test prints `skipped: … (<test name>: …)` and returns — a skipped test is not
 //! evidence that the backend works. `EXTDATA_TEST_REQUIRE=mssql` turns the skip into
 //! a failure.
@@ -29,61 +29,20 @@ pub struct TestServer {
     pub ca_pem: Option<String>,
 }
 
-/// `mssql://user:password@host:port/database?option=value&…` (also `sqlserver://`);
-/// user and password percent-encoded.
-pub fn parse_url(url: &str) -> Result<TestServer, String> {
-    let rest = url
-        .strip_prefix("mssql://")
-        .or_else(|| url.strip_prefix("sqlserver://"))
-        .ok_or("the URL must start with mssql:// or sqlserver://")?;
-    let (rest, options) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hostport) = authority
-        .rsplit_once('@')
-        .ok_or("the URL needs user:password@host")?;
-    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let decode = |text: &str| {
-        percent_encoding::percent_decode_str(text)
-            .decode_utf8()
-            .map(|s| s.into_owned())
-            .map_err(|_| "the URL's user or password is not UTF-8".to_owned())
-    };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port.parse::<u16>()
-                .map_err(|_| format!("`{port}` is not a port"))?,
-        ),
-        _ => (hostport.to_owned(), 1433),
-    };
-    Ok(TestServer {
-        host,
-        port,
-        user: decode(user)?,
-        password: decode(password)?,
-        database: Some(database.to_owned()).filter(|d| !d.is_empty()),
-        options: options.to_owned(),
-        ca_pem: None,
-    })
-}
-
 /// The configured server, without checking it answers.
 fn configured() -> Result<Option<TestServer>, String> {
     let var = |name: &str| shared::env(&format!("EXTDATA_TEST_MSSQL_{name}"));
-    let mut server = match (var("URL"), var("HOST")) {
-        (Some(url), _) => parse_url(&url).map_err(|e| format!("EXTDATA_TEST_MSSQL_URL: {e}"))?,
-        (None, Some(host)) => TestServer {
-            host,
-            port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1433),
-            user: var("USER").unwrap_or_else(|| "sa".into()),
-            password: var("PASSWORD").unwrap_or_default(),
-            database: var("DATABASE"),
-            options: var("OPTIONS").unwrap_or_default(),
-            ca_pem: None,
-        },
-        (None, None) => return Ok(None),
+    let Some(host) = var("HOST") else {
+        return Ok(None);
+    };
+    let mut server = TestServer {
+        host,
+        port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1433),
+        user: var("USER").unwrap_or_else(|| "sa".into()),
+        password: var("PASSWORD").unwrap_or_default(),
+        database: var("DATABASE"),
+        options: var("OPTIONS").unwrap_or_default(),
+        ca_pem: None,
     };
     if let Some(path) = var("CA") {
         server.ca_pem = Some(
@@ -104,7 +63,7 @@ pub async fn server() -> Option<TestServer> {
             return shared::require_or_skip(
                 "mssql",
                 format!(
-                    "{}: EXTDATA_TEST_MSSQL_URL (or EXTDATA_TEST_MSSQL_HOST) is not set; see crates/extdata-mssql/README.md, \"Live tests with Docker\"",
+                    "{}: EXTDATA_TEST_MSSQL_HOST is not set; see crates/extdata-mssql/README.md, \"Live tests with Docker\"",
                     shared::test_name()
                 ),
             );
@@ -124,7 +83,7 @@ macro_rules! server {
 }
 
 impl TestServer {
-    /// SQL authentication over TCP with the URL's options.
+    /// SQL authentication over TCP with `EXTDATA_TEST_MSSQL_OPTIONS`.
     pub fn tcp(&self) -> ConnectorConfig {
         let mut config = shared::password_connector(
             "mssql-test",
@@ -162,19 +121,3 @@ pub fn source(config: ConnectorConfig) -> MsSqlSource {
 /// The first value of the first row.
 #[allow(unused_imports)] // a test file that reads no value leaves it unused
 pub use shared::first_value as scalar;
-
-#[test]
-fn urls_parse() {
-    let server = parse_url("mssql://sa:p%40ss%3Aword@127.0.0.1:14330/extdata_test?encrypt=off")
-        .expect("url");
-    assert_eq!(server.host, "127.0.0.1");
-    assert_eq!(server.port, 14330);
-    assert_eq!(server.user, "sa");
-    assert_eq!(server.password, "p@ss:word");
-    assert_eq!(server.database.as_deref(), Some("extdata_test"));
-    assert_eq!(server.options, "encrypt=off");
-    let server = parse_url("sqlserver://sa:x@db.example").expect("url");
-    assert_eq!((server.host.as_str(), server.port), ("db.example", 1433));
-    assert_eq!(server.database, None);
-    assert!(parse_url("postgres://x@y").is_err());
-}

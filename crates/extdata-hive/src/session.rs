@@ -1,0 +1,585 @@
+//! A HiveServer2 session on its own TCP connection: connect, authenticate (NOSASL,
+//! SASL PLAIN or GSSAPI), `OpenSession`, and the calls made on an open session, each
+//! bounded by its deadline.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use extdata_core::driver::{duration_text, timeout_error};
+use extdata_core::{Error, ErrorKind, Result, expose};
+use hive::service::rpc::thrift::{
+    TCancelOperationReq, TCancelOperationResp, TCloseOperationReq, TCloseOperationResp,
+    TCloseSessionReq, TCloseSessionResp, TExecuteStatementReq, TExecuteStatementResp,
+    TFetchOrientation, TFetchResultsReq, TFetchResultsResp, TGetInfoReq, TGetInfoResp,
+    TGetInfoType, TGetInfoValue, TGetOperationStatusReq, TGetOperationStatusResp,
+    TGetResultSetMetadataReq, TGetResultSetMetadataResp, TOpenSessionReq, TOpenSessionResp,
+    TOperationHandle, TOperationState, TProtocolVersion, TRowSet, TSessionHandle, TTableSchema,
+};
+use thrift::protocol::TSerializable;
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+
+use crate::connect::{Auth, Settings};
+use crate::error::{Failure, map_error};
+use crate::sasl::{self, SaslError};
+use crate::transport::{Connection, DEFAULT_MAX_MESSAGE, Framing, TransportError, status_ok};
+
+/// How long a status call may run past the query deadline.
+const STATUS_GRACE: Duration = Duration::from_millis(300);
+
+/// An open HiveServer2 session on its own TCP connection.
+pub(crate) struct Session {
+    connection: Connection<TcpStream>,
+    handle: TSessionHandle,
+    pub(crate) protocol: i32,
+    pub(crate) last_used: Instant,
+    /// Set when a call failed midway: the connection's state is unknown.
+    pub(crate) broken: bool,
+    /// Cleared when a call ran a statement that may change the session (`SET`, `USE`,
+    /// `DECLARE`, a temporary view…): the session then serves no other call.
+    pub(crate) reusable: bool,
+    connector: String,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("protocol", &self.protocol)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A mode mismatch, said so that the administrator knows what to change.
+fn mismatch(settings: &Settings, detail: &str) -> Error {
+    let advice = match settings.auth {
+        Auth::NoSasl => {
+            "the server expects SASL: set the option auth=NONE (SASL PLAIN; also for LDAP \
+             and CUSTOM servers) or auth=GSSAPI (Kerberos) to match \
+             hive.server2.authentication"
+        }
+        Auth::Plain | Auth::Gssapi => {
+            "the server may not speak SASL: if it runs with \
+             hive.server2.authentication=NOSASL, set the option auth=NOSASL"
+        }
+    };
+    settings.error(
+        ErrorKind::Connect,
+        format!(
+            "authentication mode mismatch with {}:{} (client uses {}): {detail}; {advice}",
+            settings.host,
+            settings.port,
+            settings.auth.name()
+        ),
+    )
+}
+
+impl Session {
+    /// Connects, authenticates and opens a session, all within the connect timeout and
+    /// `limit` (what is left of the call's acquire budget).
+    pub(crate) async fn open(settings: &Settings, limit: Duration) -> Result<Session> {
+        // Whole milliseconds: the figure appears in messages.
+        let limit = Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+        let timeout = settings.connect_timeout.min(limit);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Cut short by the acquire budget, silence proves nothing about the protocol:
+        // say which stage was stuck instead of guessing an authentication mismatch.
+        let budget = (timeout < settings.connect_timeout).then_some(timeout);
+        let timed_out = |what: &str| timeout_error(&settings.name, what, timeout);
+        let address = format!("{}:{}", settings.host, settings.port);
+        let stream = match timeout_at(deadline, TcpStream::connect(&address)).await {
+            Err(_) => return Err(timed_out(&format!("TCP connect to {address}"))),
+            Ok(Err(e)) => {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound
+                    || e.to_string().contains("failed to lookup")
+                {
+                    ErrorKind::Resolve
+                } else {
+                    ErrorKind::Connect
+                };
+                return Err(settings
+                    .error(kind, format!("cannot connect to {address}: {e}"))
+                    .with_source(e));
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        let framing = match settings.auth {
+            Auth::NoSasl => Framing::Raw,
+            Auth::Plain => {
+                let mut plain = sasl::Plain::new(&settings.username, expose(&settings.password));
+                sasl_handshake(settings, &mut stream, &mut plain, deadline, budget).await?;
+                Framing::Sasl
+            }
+            Auth::Gssapi => {
+                #[cfg(feature = "gssapi")]
+                {
+                    let host = settings
+                        .kerberos_host
+                        .clone()
+                        .unwrap_or_else(|| settings.host.clone());
+                    let service = settings.kerberos_service.clone();
+                    // The first step may ask the KDC for a service ticket: blocking I/O,
+                    // so it runs on a blocking thread, bounded by the connect deadline.
+                    let primed = tokio::task::spawn_blocking(move || {
+                        let mut mechanism = crate::gssapi::Gssapi::kerberos(&service, &host)?;
+                        mechanism.prime()?;
+                        Ok::<_, String>(mechanism)
+                    });
+                    let mut mechanism = match timeout_at(deadline, primed).await {
+                        Ok(Ok(Ok(mechanism))) => mechanism,
+                        Ok(Ok(Err(why))) => return Err(settings.error(ErrorKind::Auth, why)),
+                        Ok(Err(join)) => {
+                            return Err(settings.error(
+                                ErrorKind::Internal,
+                                format!("the Kerberos step failed: {join}"),
+                            ));
+                        }
+                        Err(_) => {
+                            return Err(timeout_error(
+                                &settings.name,
+                                "getting a Kerberos service ticket (the KDC did not answer)",
+                                settings.connect_timeout,
+                            ));
+                        }
+                    };
+                    sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
+                    Framing::Sasl
+                }
+                #[cfg(not(feature = "gssapi"))]
+                {
+                    return Err(settings.error(
+                        ErrorKind::Unsupported,
+                        "auth=GSSAPI needs the cargo feature `gssapi` of extdata-hive",
+                    ));
+                }
+            }
+        };
+        let mut connection = Connection::new(stream, framing, DEFAULT_MAX_MESSAGE);
+        let request = TOpenSessionReq::new(
+            TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V10,
+            Some(settings.username.clone()),
+            Some(expose(&settings.password).to_owned()),
+            Some(settings.session_conf.clone()),
+        );
+        let response: TOpenSessionResp = match timeout_at(
+            deadline,
+            connection.call("OpenSession", &request),
+        )
+        .await
+        {
+            Err(_) if budget.is_some() => {
+                return Err(timed_out(
+                    "opening a session: the server accepted TCP but did not answer OpenSession \
+                     (silent); the attempt",
+                ));
+            }
+            Err(_) => {
+                return Err(match settings.auth {
+                    Auth::NoSasl => mismatch(
+                        settings,
+                        &format!("no answer to OpenSession within {}", duration_text(timeout)),
+                    ),
+                    _ => timed_out("opening a session"),
+                });
+            }
+            Ok(Err(TransportError::Closed { partial })) => {
+                let detail = if partial.first().is_some_and(|b| matches!(b, 3 | 4)) {
+                    let text =
+                        String::from_utf8_lossy(partial.get(5..).unwrap_or_default()).into_owned();
+                    format!(
+                        "the server answered with a SASL error (`{text}`) and closed the connection"
+                    )
+                } else {
+                    "the server closed the connection on OpenSession".to_owned()
+                };
+                return Err(match settings.auth {
+                    Auth::NoSasl => mismatch(settings, &detail),
+                    _ => settings.error(ErrorKind::Connect, detail),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(map_error(Failure::Transport(e), "opening a session")
+                    .with_connector(settings.name.clone()));
+            }
+            Ok(Ok(response)) => response,
+        };
+        if !status_ok(&response.status) {
+            let error = map_error(Failure::Status(&response.status), "opening a session");
+            let kind = match error.kind() {
+                ErrorKind::Query => {
+                    let message = error.message().to_ascii_lowercase();
+                    if settings.database.is_some()
+                        && (message.contains("database") || message.contains("schema"))
+                    {
+                        ErrorKind::Database
+                    } else if message.contains("auth") || message.contains("denied") {
+                        ErrorKind::Auth
+                    } else {
+                        ErrorKind::Connect
+                    }
+                }
+                other => other,
+            };
+            return Err(
+                Error::new(kind, error.message().to_owned()).with_connector(settings.name.clone())
+            );
+        }
+        let handle = response.session_handle.ok_or_else(|| {
+            settings.error(ErrorKind::Connect, "OpenSession returned no session handle")
+        })?;
+        let protocol = response.server_protocol_version.0;
+        if protocol < TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V6.0 {
+            return Err(settings.error(
+                ErrorKind::Unsupported,
+                format!(
+                    "the server speaks HiveServer2 protocol V{}; columnar results need V6 \
+                     (Hive 0.13) or later",
+                    protocol + 1
+                ),
+            ));
+        }
+        let now = Instant::now();
+        Ok(Session {
+            connection,
+            handle,
+            protocol,
+            last_used: now,
+            broken: false,
+            reusable: true,
+            connector: settings.name.clone(),
+        })
+    }
+
+    /// One call with a deadline. Any failure but a server status leaves the
+    /// connection in an unknown state: the session is marked broken.
+    async fn rpc<Req, Resp>(
+        &mut self,
+        method: &str,
+        request: &Req,
+        deadline: tokio::time::Instant,
+        operation: &str,
+        budget: Duration,
+    ) -> Result<Resp>
+    where
+        Req: TSerializable,
+        Resp: TSerializable,
+    {
+        if self.broken {
+            return Err(Error::new(ErrorKind::Connect, "the session is broken")
+                .with_connector(self.connector.clone()));
+        }
+        self.last_used = Instant::now();
+        match timeout_at(deadline, self.connection.call(method, request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(map_error(Failure::Transport(e), operation)
+                    .with_connector(self.connector.clone()))
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(timeout_error(&self.connector, operation, budget))
+            }
+        }
+    }
+
+    fn server_error(&self, status: &hive::service::rpc::thrift::TStatus, what: &str) -> Error {
+        if status.status_code.0 == 4 {
+            // INVALID_HANDLE: the server lost our session.
+            let _ = what;
+        }
+        map_error(Failure::Status(status), what).with_connector(self.connector.clone())
+    }
+
+    /// Starts `sql` asynchronously; `query_timeout` (whole seconds, 0 = none) is also
+    /// enforced by the server where it supports it.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &str,
+        query_timeout_secs: i64,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<TOperationHandle> {
+        let request = TExecuteStatementReq::new(
+            self.handle.clone(),
+            sql.to_owned(),
+            None,
+            Some(true),
+            Some(query_timeout_secs),
+        );
+        let response: TExecuteStatementResp = self
+            .rpc(
+                "ExecuteStatement",
+                &request,
+                deadline,
+                "running the statement",
+                budget,
+            )
+            .await?;
+        if !status_ok(&response.status) {
+            if response.status.status_code.0 == 4 {
+                self.broken = true;
+            }
+            return Err(self.server_error(&response.status, "the statement failed"));
+        }
+        response.operation_handle.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                "ExecuteStatement returned no operation handle",
+            )
+            .with_connector(self.connector.clone())
+        })
+    }
+
+    /// Polls the operation until it finished, failed, or the deadline passed
+    /// (`Ok(None)`: still running at the deadline; the session is in sync).
+    pub(crate) async fn wait(
+        &mut self,
+        operation: &TOperationHandle,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<Option<TGetOperationStatusResp>> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            // At the deadline the session is in sync: the caller cancels the
+            // operation. A status call started now would be cut off midway.
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            let request = TGetOperationStatusReq::new(operation.clone(), None);
+            // A busy server may answer a status call late: a short grace past the
+            // deadline keeps the session in sync so the statement can be cancelled
+            // on it (cutting the call off would drop the session instead).
+            let response: TGetOperationStatusResp = self
+                .rpc(
+                    "GetOperationStatus",
+                    &request,
+                    deadline + STATUS_GRACE,
+                    "waiting for the statement",
+                    budget,
+                )
+                .await?;
+            if !status_ok(&response.status) {
+                return Err(self.server_error(&response.status, "the statement failed"));
+            }
+            let state = response
+                .operation_state
+                .unwrap_or(TOperationState::RUNNING_STATE);
+            match state {
+                TOperationState::FINISHED_STATE => return Ok(Some(response)),
+                TOperationState::ERROR_STATE => {
+                    let message = response
+                        .error_message
+                        .clone()
+                        .unwrap_or_else(|| "the statement failed on the server".to_owned());
+                    return Err(map_error(
+                        Failure::Server {
+                            sql_state: response.sql_state.as_deref(),
+                            error_code: response.error_code,
+                            message: &message,
+                        },
+                        "the statement failed",
+                    )
+                    .with_connector(self.connector.clone()));
+                }
+                TOperationState::TIMEDOUT_STATE => {
+                    return Err(timeout_error(
+                        &self.connector,
+                        "the statement (stopped by the server)",
+                        budget,
+                    ));
+                }
+                TOperationState::CANCELED_STATE | TOperationState::CLOSED_STATE => {
+                    return Err(Error::new(
+                        ErrorKind::Query,
+                        "the statement was cancelled on the server",
+                    )
+                    .with_connector(self.connector.clone()));
+                }
+                _ => {}
+            }
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until((now + pause).min(deadline)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// The result's columns.
+    pub(crate) async fn metadata(
+        &mut self,
+        operation: &TOperationHandle,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<TTableSchema> {
+        let request = TGetResultSetMetadataReq::new(operation.clone());
+        let response: TGetResultSetMetadataResp = self
+            .rpc(
+                "GetResultSetMetadata",
+                &request,
+                deadline,
+                "reading the result's columns",
+                budget,
+            )
+            .await?;
+        if !status_ok(&response.status) {
+            return Err(self.server_error(&response.status, "reading the result's columns"));
+        }
+        response.schema.ok_or_else(|| {
+            Error::new(ErrorKind::Decode, "the server sent no result columns")
+                .with_connector(self.connector.clone())
+        })
+    }
+
+    /// The next batch of at most `max_rows` rows.
+    pub(crate) async fn fetch(
+        &mut self,
+        operation: &TOperationHandle,
+        max_rows: i64,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<TRowSet> {
+        let request = TFetchResultsReq::new(
+            operation.clone(),
+            TFetchOrientation::FETCH_NEXT,
+            max_rows,
+            0,
+        );
+        let response: TFetchResultsResp = self
+            .rpc("FetchResults", &request, deadline, "fetching rows", budget)
+            .await?;
+        if !status_ok(&response.status) {
+            return Err(self.server_error(&response.status, "fetching rows"));
+        }
+        Ok(response
+            .results
+            .unwrap_or_else(|| TRowSet::new(0, Vec::new(), None, None, None)))
+    }
+
+    /// Cancels a running operation (errors ignored: it may have finished meanwhile).
+    pub(crate) async fn cancel(
+        &mut self,
+        operation: &TOperationHandle,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<()> {
+        let request = TCancelOperationReq::new(operation.clone());
+        let _: TCancelOperationResp = self
+            .rpc(
+                "CancelOperation",
+                &request,
+                deadline,
+                "cancelling the statement",
+                budget,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels `operation` and, once that worked, frees it, all within `grace`: for a
+    /// statement that ran out of time or whose reader went away.
+    pub(crate) async fn abandon(&mut self, operation: &TOperationHandle, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        if self.cancel(operation, deadline, grace).await.is_ok() {
+            let _ = self.close_operation(operation, deadline, grace).await;
+        }
+    }
+
+    /// Frees an operation on the server.
+    pub(crate) async fn close_operation(
+        &mut self,
+        operation: &TOperationHandle,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<()> {
+        let request = TCloseOperationReq::new(operation.clone());
+        let _: TCloseOperationResp = self
+            .rpc(
+                "CloseOperation",
+                &request,
+                deadline,
+                "closing the statement",
+                budget,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A server property as text (`CLI_DBMS_VER`, `CLI_SERVER_NAME`, …).
+    pub(crate) async fn info(
+        &mut self,
+        info: TGetInfoType,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<String> {
+        let request = TGetInfoReq::new(self.handle.clone(), info);
+        let response: TGetInfoResp = self
+            .rpc("GetInfo", &request, deadline, "asking the server", budget)
+            .await?;
+        if !status_ok(&response.status) {
+            if response.status.status_code.0 == 4 {
+                self.broken = true;
+            }
+            return Err(self.server_error(&response.status, "asking the server"));
+        }
+        Ok(match response.info_value {
+            TGetInfoValue::StringValue(s) => s,
+            TGetInfoValue::SmallIntValue(v) => v.to_string(),
+            TGetInfoValue::IntegerBitmask(v)
+            | TGetInfoValue::IntegerFlag(v)
+            | TGetInfoValue::BinaryValue(v) => v.to_string(),
+            TGetInfoValue::LenValue(v) => v.to_string(),
+        })
+    }
+
+    /// Closes the session on the server and the connection.
+    pub(crate) async fn close(mut self, budget: Duration) {
+        if !self.broken {
+            let deadline = tokio::time::Instant::now() + budget;
+            let request = TCloseSessionReq::new(self.handle.clone());
+            let _: Result<TCloseSessionResp> = self
+                .rpc(
+                    "CloseSession",
+                    &request,
+                    deadline,
+                    "closing the session",
+                    budget,
+                )
+                .await;
+        }
+        use tokio::io::AsyncWriteExt;
+        let _ = tokio::time::timeout(budget, self.connection.stream_mut().shutdown()).await;
+    }
+}
+
+async fn sasl_handshake<M: sasl::Mechanism + ?Sized>(
+    settings: &Settings,
+    stream: &mut TcpStream,
+    mechanism: &mut M,
+    deadline: tokio::time::Instant,
+    budget: Option<Duration>,
+) -> Result<()> {
+    match timeout_at(deadline, sasl::negotiate(stream, mechanism)).await {
+        Err(_) if let Some(budget) = budget => Err(timeout_error(
+            &settings.name,
+            "the SASL handshake: the server accepted TCP but did not answer it (silent); \
+             the attempt",
+            budget,
+        )),
+        Err(_) => Err(mismatch(
+            settings,
+            &sasl::silent_server_hint(settings.connect_timeout),
+        )),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(SaslError::Refused(why))) => Err(settings.error(
+            ErrorKind::Auth,
+            format!("{} login refused by the server: {why}", mechanism.name()),
+        )),
+        Ok(Err(SaslError::NotSasl(why))) => Err(mismatch(settings, &why)),
+        Ok(Err(SaslError::Mechanism(why))) => Err(settings.error(ErrorKind::Auth, why)),
+        Ok(Err(SaslError::Io(e))) => Err(settings
+            .error(ErrorKind::Connect, format!("SASL negotiation failed: {e}"))
+            .with_source(e)),
+    }
+}
