@@ -1,5 +1,5 @@
 //! The shared conformance suite against the Oracle server named by
-//! `EXTDATA_TEST_ORACLE_URL` (or `EXTDATA_TEST_ORACLE_{HOST,PORT,SERVICE,USER,PASSWORD}`);
+//! `EXTDATA_TEST_ORACLE_{HOST,PORT,DATABASE,USER,PASSWORD}`;
 //! without one every case prints that it was skipped, and fails instead when
 //! `EXTDATA_TEST_REQUIRE` names oracle.
 

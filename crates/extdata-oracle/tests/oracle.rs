@@ -1,5 +1,5 @@
-//! The Oracle backend against a real server (named by `EXTDATA_TEST_ORACLE_URL` or
-//! `EXTDATA_TEST_ORACLE_{HOST,PORT,SERVICE,USER,PASSWORD}`): errors and their kinds,
+//! The Oracle backend against a real server (named by
+//! `EXTDATA_TEST_ORACLE_{HOST,PORT,DATABASE,USER,PASSWORD}`): errors and their kinds,
 //! break on timeout, read-only calls, describe, streaming in batches.
 
 mod support;

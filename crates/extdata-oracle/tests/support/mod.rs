@@ -1,6 +1,6 @@
-//! Settings of the Oracle server the live tests use, from the environment:
-//! `EXTDATA_TEST_ORACLE_URL=oracle://user:password@host:port/service` or
-//! `EXTDATA_TEST_ORACLE_{HOST,PORT,SERVICE,USER,PASSWORD}` (see the README).
+//! Settings of the Oracle server the live tests use, from the environment like every
+//! backend's: `EXTDATA_TEST_ORACLE_{HOST,PORT,DATABASE,USER,PASSWORD}` (`DATABASE` is
+//! the service name, default `FREEPDB1`; see the README).
 #![allow(dead_code)] // each test file uses a part
 
 use std::sync::Arc;
@@ -16,76 +16,29 @@ use extdata_oracle::{OracleSource, SPEC};
 pub(crate) struct TestServer {
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// The service name (the connector's `database`).
     pub(crate) service: String,
     pub(crate) user: String,
     pub(crate) password: String,
 }
 
-/// Parses `oracle://user:password@host[:port]/service` (user and password may be
-/// percent-encoded).
-pub(crate) fn parse_url(url: &str) -> Result<TestServer, String> {
-    let rest = url
-        .strip_prefix("oracle://")
-        .ok_or("must start with oracle://")?;
-    let (credentials, address) = rest.rsplit_once('@').ok_or("needs user:password@")?;
-    let (user, password) = credentials.split_once(':').ok_or("needs user:password@")?;
-    let (host_port, service) = address.split_once('/').ok_or("needs /service")?;
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| "bad port")?),
-        None => (host_port, 1521),
-    };
-    let decode = |s: &str| -> Result<String, String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-                let hex = s.get(i + 1..i + 3).ok_or("bad percent escape")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent escape")?);
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).map_err(|_| "not UTF-8".to_owned())
-    };
-    Ok(TestServer {
-        host: host.to_owned(),
-        port,
-        service: service.to_owned(),
-        user: decode(user)?,
-        password: decode(password)?,
-    })
-}
-
 /// The configured server, or `None` after printing why (`test` names the test);
 /// panics when `EXTDATA_TEST_REQUIRE` names oracle and nothing is configured.
 pub(crate) fn server(test: &str) -> Option<TestServer> {
-    if let Some(url) = env("EXTDATA_TEST_ORACLE_URL") {
-        return match parse_url(&url) {
-            Ok(server) => Some(server),
-            Err(why) => panic!("EXTDATA_TEST_ORACLE_URL is not usable: {why}"),
-        };
-    }
-    match (
-        env("EXTDATA_TEST_ORACLE_HOST"),
-        env("EXTDATA_TEST_ORACLE_USER"),
-        env("EXTDATA_TEST_ORACLE_PASSWORD"),
-    ) {
+    let var = |name: &str| env(&format!("EXTDATA_TEST_ORACLE_{name}"));
+    match (var("HOST"), var("USER"), var("PASSWORD")) {
         (Some(host), Some(user), Some(password)) => Some(TestServer {
             host,
-            port: env("EXTDATA_TEST_ORACLE_PORT")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(1521),
-            service: env("EXTDATA_TEST_ORACLE_SERVICE").unwrap_or_else(|| "FREEPDB1".to_owned()),
+            port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1521),
+            service: var("DATABASE").unwrap_or_else(|| "FREEPDB1".to_owned()),
             user,
             password,
         }),
         _ => require_or_skip(
             "oracle",
             format!(
-                "{test}: neither EXTDATA_TEST_ORACLE_URL nor EXTDATA_TEST_ORACLE_HOST/USER/PASSWORD is set"
+                "{test}: EXTDATA_TEST_ORACLE_HOST, _USER and _PASSWORD are not all set; see \
+                 crates/extdata-oracle/README.md"
             ),
         ),
     }
@@ -131,20 +84,4 @@ pub(crate) fn client_library_installed() -> bool {
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("libclntsh"));
     from_env || from_home || from_cache
-}
-
-#[test]
-fn url_is_parsed_with_encoded_credentials() {
-    let server = parse_url("oracle://app%40x:p%2Fw%3A1@db.example.com:1600/FREEPDB1").unwrap();
-    assert_eq!(server.user, "app@x");
-    assert_eq!(server.password, "p/w:1");
-    assert_eq!(
-        (server.host.as_str(), server.port),
-        ("db.example.com", 1600)
-    );
-    assert_eq!(server.service, "FREEPDB1");
-    let default_port = parse_url("oracle://a:b@h/S").unwrap();
-    assert_eq!(default_port.port, 1521);
-    assert!(parse_url("postgres://a:b@h/S").is_err());
-    assert!(parse_url("oracle://h/S").is_err());
 }
