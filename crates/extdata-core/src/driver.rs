@@ -3,8 +3,10 @@
 //! A backend crate turns a driver's errors into [`Error`]s without leaking the password
 //! ([`scrub`], [`error_chain`], [`ScrubbedError`], [`mentions_tls`]), names where it
 //! connects ([`host_port`], and [`Endpoint`]'s `Display`), refuses calls once closed
-//! ([`Lifecycle`], [`closed_error`]), bounds calls by their timeout ([`Bound`],
-//! [`timeout_error`]) and prints durations one way ([`duration_text`]). With the
+//! ([`Lifecycle`], [`closed_error`]), refuses a connector of another kind
+//! ([`check_kind`]), bounds calls by their timeout ([`Bound`], [`timeout_error`],
+//! [`pool_busy_error`]), retires pooled connections ([`PoolSettings::retired`]) and
+//! prints durations one way ([`duration_text`]). With the
 //! `rustls` feature, `ensure_crypto_provider` settles rustls' process-wide provider.
 //!
 //! Users of the library need none of this; it is public so that every backend crate
@@ -168,6 +170,16 @@ pub fn closed_error(connector: &str) -> Error {
 /// `after` (see [`Error::timeout`]).
 pub fn timeout_error(connector: &str, operation: &str, after: Duration) -> Error {
     Error::timeout(operation, after).with_connector(connector)
+}
+
+/// The [`timeout_error`] of a call that waited `waited` for a pooled connection while
+/// `in_use` of the pool's `max_size` connections were busy.
+pub fn pool_busy_error(connector: &str, in_use: usize, max_size: usize, waited: Duration) -> Error {
+    timeout_error(
+        connector,
+        &format!("waiting for a free connection ({in_use} of {max_size} in use)"),
+        waited,
+    )
 }
 
 /// Whether a source is open: every call checks it first, and `close` ends it for good.
@@ -436,6 +448,12 @@ mod tests {
         assert_eq!(
             timeout_error("crm", "ping", Duration::from_millis(1500)).to_string(),
             "connector `crm`: ping timed out after 1s 500ms"
+        );
+        let busy = pool_busy_error("crm", 4, 4, second);
+        assert_eq!(busy.kind(), ErrorKind::Timeout);
+        assert_eq!(
+            busy.to_string(),
+            "connector `crm`: waiting for a free connection (4 of 4 in use) timed out after 1s"
         );
     }
 

@@ -175,6 +175,8 @@ pub enum OptionCheck {
     Duration,
     /// One of the listed words (case-insensitive).
     OneOf(&'static [&'static str]),
+    /// A whole number from the first to the second (both included).
+    Range(u64, u64),
     /// A backend-specific check returning what is wrong.
     Custom(fn(&str) -> Result<(), String>),
 }
@@ -198,6 +200,12 @@ impl OptionCheck {
                     Err(format!("`{value}` is not one of: {}", words.join(", ")))
                 }
             }
+            OptionCheck::Range(min, max) => match value.trim().parse::<u64>() {
+                Ok(n) if (*min..=*max).contains(&n) => Ok(()),
+                _ => Err(format!(
+                    "`{value}` is not a whole number from {min} to {max}"
+                )),
+            },
             OptionCheck::Custom(f) => f(value),
         }
     }
@@ -383,7 +391,7 @@ impl Options {
 
     /// The value of `key` as a whole number.
     pub fn get_u64(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(|v| v.parse().ok())
+        self.get(key).and_then(|v| v.trim().parse().ok())
     }
 
     /// The value of `key` as a duration.
@@ -1104,6 +1112,18 @@ mod tests {
 
     fn fields(problems: &Problems) -> Vec<&str> {
         problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn range_checks_whole_numbers_between_its_bounds() {
+        let check = OptionCheck::Range(512, 32767);
+        assert!(check.check("4096").is_ok());
+        assert!(check.check(" 512 ").is_ok());
+        assert!(check.check("32767").is_ok());
+        for bad in ["511", "32768", "-1", "4k", ""] {
+            let why = check.check(bad).unwrap_err();
+            assert!(why.contains("from 512 to 32767"), "{bad}: {why}");
+        }
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     ),
     OptionSpec::new(
         "fetch_size",
-        OptionCheck::Custom(check_fetch_size),
+        OptionCheck::Range(1, 1_000_000),
         "rows per FetchResults call (default 10000, 1 to 1000000)",
     ),
     OptionSpec::new(
@@ -228,15 +228,6 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "Kerberos service name when no principal is given (default hive)",
     ),
 ];
-
-fn check_fetch_size(value: &str) -> std::result::Result<(), String> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (1..=1_000_000).contains(&n) => Ok(()),
-        _ => Err(format!(
-            "`{value}` is not a number of rows from 1 to 1000000"
-        )),
-    }
-}
 
 fn check_principal(value: &str) -> std::result::Result<(), String> {
     let service = value.split(['/', '@']).next().unwrap_or_default();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
-use extdata_core::driver::{Lifecycle, closed_error, timeout_error};
+use extdata_core::driver::{Lifecycle, closed_error, pool_busy_error, timeout_error};
 use extdata_core::{Error, ErrorKind, Result, Statement, ValidConfig};
 use tiberius::{ColumnData, Query};
 use tokio::sync::{OnceCell, oneshot};
@@ -266,13 +266,10 @@ impl Inner {
             Ok(Err(PoolError::Backend(e))) => Err(e),
             Ok(Err(PoolError::Timeout(_))) => {
                 let status = pool.status();
-                Err(timeout_error(
+                Err(pool_busy_error(
                     &self.config.name,
-                    &format!(
-                        "waiting for a free connection ({} of {} in use)",
-                        status.size.saturating_sub(status.available),
-                        status.max_size
-                    ),
+                    status.size.saturating_sub(status.available),
+                    status.max_size,
                     self.config.pool.acquire_timeout,
                 ))
             }

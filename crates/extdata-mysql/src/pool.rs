@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use extdata_core::driver::{Lifecycle, duration_text, timeout_error};
+use extdata_core::driver::{Lifecycle, duration_text, pool_busy_error, timeout_error};
 use extdata_core::{Dialect, Endpoint, Error, ErrorKind, Result, Statement, ValidConfig};
 use futures::TryStreamExt;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool};
@@ -215,13 +215,10 @@ impl Inner {
     ) -> Error {
         let pool = self.pool();
         if pool.size() > 0 {
-            return timeout_error(
+            return pool_busy_error(
                 &self.config.name,
-                &format!(
-                    "waiting for a free connection ({} of {} in use)",
-                    pool.size() as usize - pool.num_idle(),
-                    self.config.pool.max_size
-                ),
+                pool.size() as usize - pool.num_idle(),
+                self.config.pool.max_size as usize,
                 waited,
             );
         }

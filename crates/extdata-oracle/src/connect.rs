@@ -38,7 +38,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     ),
     OptionSpec::new(
         "fetch_array_size",
-        OptionCheck::Custom(check_positive),
+        OptionCheck::Range(1, u32::MAX as u64),
         "rows per fetch round trip, also the batch size of streams; default 100",
     ),
     OptionSpec::new(
@@ -80,15 +80,6 @@ fn check_net_name(value: &str) -> Result<(), String> {
         Err(format!(
             "`{value}` is not an Oracle name (letters, digits and _ . $ # - only)"
         ))
-    }
-}
-
-fn check_positive(value: &str) -> Result<(), String> {
-    match value.parse::<u32>() {
-        Ok(n) if n > 0 => Ok(()),
-        _ => Err(format!(
-            "`{value}` is not a whole number from 1 to 4294967295"
-        )),
     }
 }
 

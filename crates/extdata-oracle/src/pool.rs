@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool::managed::{
     Metrics, Object, Pool, PoolError, RecycleError, RecycleResult, TimeoutType,
 };
-use extdata_core::driver::{Lifecycle, closed_error, timeout_error};
+use extdata_core::driver::{Lifecycle, closed_error, pool_busy_error, timeout_error};
 use extdata_core::{Error, ErrorKind, Result, ValidConfig};
 use tokio::time::Instant;
 
@@ -209,13 +209,10 @@ impl Inner {
             Ok(Err(PoolError::Backend(e))) => Err(e),
             Ok(Err(PoolError::Timeout(TimeoutType::Wait))) => {
                 let status = pool.status();
-                Err(timeout_error(
+                Err(pool_busy_error(
                     &self.config.name,
-                    &format!(
-                        "waiting for a free connection ({} of {} in use)",
-                        status.size.saturating_sub(status.available),
-                        status.max_size
-                    ),
+                    status.size.saturating_sub(status.available),
+                    status.max_size,
                     self.config.pool.acquire_timeout,
                 ))
             }

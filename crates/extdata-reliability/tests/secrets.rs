@@ -30,7 +30,13 @@ fn sentinel_key() -> String {
 /// The secrets of this process: the sentinels, and the real test passwords.
 fn secrets() -> Vec<String> {
     let mut secrets = vec![SENTINEL_PASSWORD.to_owned(), SENTINEL_KEY_BODY.to_owned()];
-    for backend in ["POSTGRES", "MYSQL", "CLICKHOUSE", "CLICKHOUSE26", "HIVE_LDAP"] {
+    for backend in [
+        "POSTGRES",
+        "MYSQL",
+        "CLICKHOUSE",
+        "CLICKHOUSE26",
+        "HIVE_LDAP",
+    ] {
         if let Some(password) = env(&format!("EXTDATA_TEST_{backend}_PASSWORD")) {
             secrets.push(password);
         }

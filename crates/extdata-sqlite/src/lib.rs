@@ -23,8 +23,7 @@ use tokio::sync::{OnceCell, watch};
 
 use crate::connect::Settings;
 use crate::pool::Pools;
-use crate::run::Shared;
-use crate::stream::StreamCall;
+use crate::run::{Call, Shared};
 
 /// The rules of SQLite connectors, for
 /// [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
@@ -103,6 +102,34 @@ impl SqliteSource {
 
     fn check_open(&self) -> Result<()> {
         self.shared.lifecycle.check_open(&self.name)
+    }
+
+    /// Prepares `statement` and takes a connection for it within the call's timeout.
+    async fn begin(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+        operation: &'static str,
+    ) -> Result<(sqlx::pool::PoolConnection<sqlx::Sqlite>, Call)> {
+        let Prepared {
+            sql,
+            args,
+            discard_connection,
+        } = self.prepare(statement)?;
+        let timeout = options.timeout_or(self.query_timeout);
+        let deadline = Instant::now() + timeout;
+        let conn = self
+            .connection(operation, timeout, deadline, discard_connection)
+            .await?;
+        Ok((
+            conn,
+            Call {
+                sql,
+                args,
+                timeout,
+                deadline,
+            },
+        ))
     }
 
     /// Renders `statement` for SQLite, checks it (see `guard`) and binds its values.
@@ -189,40 +216,18 @@ impl ExternalSource for SqliteSource {
     }
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        let Prepared {
-            sql,
-            args,
-            discard_connection,
-        } = self.prepare(statement)?;
-        let timeout = options.timeout_or(self.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let conn = self
-            .connection("stream", timeout, deadline, discard_connection)
-            .await?;
-        stream::stream(
-            conn,
-            self.shared.clone(),
-            StreamCall {
-                sql,
-                args,
-                timeout,
-                deadline,
-            },
-        )
-        .await
+        let (conn, call) = self.begin(statement, options, "stream").await?;
+        stream::stream(conn, self.shared.clone(), call).await
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        let Prepared {
+        let (conn, call) = self.begin(statement, options, "execute").await?;
+        let Call {
             sql,
             args,
-            discard_connection,
-        } = self.prepare(statement)?;
-        let timeout = options.timeout_or(self.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let conn = self
-            .connection("execute", timeout, deadline, discard_connection)
-            .await?;
+            timeout,
+            deadline,
+        } = call;
         let may_open_transaction = run::may_open_transaction(&sql);
         let (affected, left_open) =
             run::bounded(conn, &self.shared, "execute", timeout, deadline, |conn| {
@@ -276,13 +281,8 @@ impl ExternalSource for SqliteSource {
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
         // Parameters are not bound to prepare; rendering still checks they all have values.
-        let prepared = self.prepare(statement)?;
-        let sql = prepared.sql;
-        let timeout = options.timeout_or(self.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let conn = self
-            .connection("describe", timeout, deadline, prepared.discard_connection)
-            .await?;
+        let (conn, call) = self.begin(statement, options, "describe").await?;
+        let (sql, timeout, deadline) = (call.sql, call.timeout, call.deadline);
         run::bounded(conn, &self.shared, "describe", timeout, deadline, |conn| {
             run::describe(conn, sql).boxed()
         })

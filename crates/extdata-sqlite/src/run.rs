@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use extdata_core::driver::{Lifecycle, closed_error, timeout_error};
 use extdata_core::{Column, Error, Result};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteColumn, SqliteConnection};
+use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteConnection};
 use sqlx::{AssertSqlSafe, Column as _, Executor, SqlSafeStr, Sqlite, Statement as _};
 use tokio::sync::watch;
 
@@ -31,6 +31,15 @@ const PROGRESS_STEPS: i32 = 1_000;
 /// How long a call waits, after its deadline, for the interrupted statement to end before
 /// it discards the connection.
 pub(crate) const GRACE: Duration = Duration::from_millis(500);
+
+/// One call's inputs: its statement rendered, checked and bound, its timeout and
+/// deadline.
+pub(crate) struct Call {
+    pub(crate) sql: String,
+    pub(crate) args: SqliteArguments,
+    pub(crate) timeout: Duration,
+    pub(crate) deadline: Instant,
+}
 
 /// What a call shares with the task and the progress handler that run it.
 #[derive(Clone)]

@@ -10,12 +10,12 @@ use extdata_core::driver::closed_error;
 use extdata_core::{Columns, Error, ErrorKind, Result, Row, RowStream, Value};
 use futures::{FutureExt, StreamExt};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Column as _, Executor, Row as _, SqlSafeStr, Sqlite, Statement as _};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::run::{
-    GRACE, Shared, arm, declared_types, may_open_transaction, roll_back_open_transaction,
+    Call, GRACE, Shared, arm, declared_types, may_open_transaction, roll_back_open_transaction,
 };
 use crate::types::{self, Declared};
 
@@ -33,20 +33,12 @@ enum Message {
     Done,
 }
 
-/// One stream call's inputs.
-pub(crate) struct StreamCall {
-    pub(crate) sql: String,
-    pub(crate) args: SqliteArguments,
-    pub(crate) timeout: Duration,
-    pub(crate) deadline: Instant,
-}
-
 /// Starts reading `call` on `conn` in a task and returns once the columns are known (the
 /// first row arrived or the result is empty).
 pub(crate) async fn stream(
     conn: PoolConnection<Sqlite>,
     shared: Shared,
-    call: StreamCall,
+    call: Call,
 ) -> Result<RowStream> {
     let cancel = Arc::new(AtomicBool::new(false));
     let (header_tx, header_rx) = oneshot::channel();
@@ -171,7 +163,7 @@ struct Plan {
 async fn read_rows(
     mut conn: PoolConnection<Sqlite>,
     shared: Shared,
-    call: StreamCall,
+    call: Call,
     cancel: Arc<AtomicBool>,
     mut header: oneshot::Sender<Result<Columns>>,
     messages: mpsc::Sender<Message>,
