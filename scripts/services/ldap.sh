@@ -2,7 +2,8 @@
 # A throw-away OpenLDAP server (Debian's slapd, on a configuration of its own) on
 # 127.0.0.1:$LDAP_PORT with one user, and a Spark Thrift server with
 # hive.server2.authentication=LDAP on $LDAP_HIVE_PORT that checks passwords against it,
-# for the live LDAP tests (crates/extdata-hive/tests/ldap.rs). The packaged slapd is
+# over TLS (hive.server2.use.SSL with a keystore made from the test CA's server
+# certificate), for the live LDAP and TLS tests (crates/extdata-hive/tests/ldap.rs). The packaged slapd is
 # left unconfigured and stopped (debconf: slapd/no_configuration); configuration and
 # database live in $LDAP_DIR, machine-wide like the hive and kerberos services' folders.
 # Needs the pyspark of the hive service. Configuration: ldap/slapd.conf.in,
@@ -14,6 +15,38 @@ LDAP_SUFFIX=dc=extdata,dc=test
 LDAP_PEOPLE=ou=people,$LDAP_SUFFIX
 LDAP_USER=$PW_USER
 LDAP_PASSWORD=$PW_PASSWORD
+# Keystore and truststore of the Spark server and beeline: throw-away PKCS12 files of
+# public test material (the server key is in $TLS_DIR anyway); Java wants a password.
+LDAP_STORE_PASSWORD=extdata-store-pw
+
+# ldap_hive_stores: the Spark server's keystore (test CA's server certificate and key)
+# and beeline's truststore (the test CA), named after the certificate's fingerprint, so
+# that new TLS material gives new file names and so other settings, which restarts the
+# server. Sets LDAP_KEYSTORE and LDAP_TRUSTSTORE.
+ldap_hive_stores() {
+    local dir fp keystore truststore
+    dir=$(hive_server_dir LDAP)
+    mkdir -p "$dir"
+    fp=$(openssl x509 -in "$TLS_DIR/server.pem" -noout -fingerprint -sha256 | tr -d ':' | sed 's/.*=//' | cut -c1-16)
+    keystore=$dir/keystore-$fp.p12
+    truststore=$dir/truststore-$fp.p12
+    if [[ ! -s $keystore ]]; then
+        rm -f "$dir"/keystore-*.p12
+        (umask 077 && openssl pkcs12 -export -in "$TLS_DIR/server.pem" -inkey "$TLS_DIR/server.key" \
+            -certfile "$TLS_DIR/ca.pem" -name server -passout "pass:$LDAP_STORE_PASSWORD" \
+            -out "$keystore") || die "openssl pkcs12 failed"
+        changed "keystore $keystore"
+    fi
+    if [[ ! -s $truststore ]]; then
+        rm -f "$dir"/truststore-*.p12
+        keytool -importcert -noprompt -alias extdata-test-ca -file "$TLS_DIR/ca.pem" \
+            -storetype PKCS12 -keystore "$truststore" -storepass "$LDAP_STORE_PASSWORD" \
+            >/dev/null 2>&1 || die "keytool -importcert failed"
+        changed "truststore $truststore"
+    fi
+    LDAP_KEYSTORE=$keystore
+    LDAP_TRUSTSTORE=$truststore
+}
 
 ldap_url() {
     printf 'ldap://127.0.0.1:%s/' "$LDAP_PORT"
@@ -93,10 +126,17 @@ setup_ldap() {
     check_refused "ldap: uid=$LDAP_USER with a wrong password" 'Invalid credentials' \
         ldap_bind_ok "$LDAP_USER" "not-$LDAP_PASSWORD"
 
+    command -v keytool >/dev/null || apt_install openjdk-17-jre-headless
+    ldap_hive_stores
     # Read by hive.sh's hive_start and hive_query.
     # shellcheck disable=SC2034
     HIVE_MODE_CONF[LDAP]="hive.server2.authentication.ldap.url=$(ldap_url)
-hive.server2.authentication.ldap.baseDN=$LDAP_PEOPLE"
+hive.server2.authentication.ldap.baseDN=$LDAP_PEOPLE
+hive.server2.use.SSL=true
+hive.server2.keystore.path=$LDAP_KEYSTORE
+hive.server2.keystore.password=$LDAP_STORE_PASSWORD"
+    # shellcheck disable=SC2034
+    HIVE_MODE_URL[LDAP]=";ssl=true;sslTrustStore=$LDAP_TRUSTSTORE;trustStorePassword=$LDAP_STORE_PASSWORD"
     # shellcheck disable=SC2034
     HIVE_MODE_USER[LDAP]=$LDAP_USER
     # shellcheck disable=SC2034
@@ -106,7 +146,7 @@ hive.server2.authentication.ldap.baseDN=$LDAP_PEOPLE"
     if ((${#HIVE_STARTED[@]})); then
         hive_wait LDAP "$LDAP_HIVE_PORT"
     fi
-    note "ok       ldap: beeline logs in to the hive LDAP server as $LDAP_USER"
+    note "ok       ldap: beeline logs in to the hive LDAP server as $LDAP_USER over TLS"
     check_refused "ldap: the hive LDAP server refuses a wrong password" \
         'Error validating the login|Peer indicated failure' \
         hive_query "$LDAP_HIVE_PORT" LDAP "not-$LDAP_PASSWORD"

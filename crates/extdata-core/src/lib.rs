@@ -5,6 +5,8 @@ pub mod driver;
 mod error;
 mod source;
 mod statement;
+#[cfg(feature = "rustls")]
+mod tls;
 mod validate;
 mod value;
 
@@ -18,6 +20,8 @@ pub use source::{
     Column, Columns, ExternalSource, QueryOptions, ResultSet, Row, RowStream, ServerInfo,
 };
 pub use statement::{Dialect, HiveToken, HiveTokenKind, RenderedStatement, Statement};
+#[cfg(feature = "rustls")]
+pub use tls::rustls_client_config;
 pub use validate::{
     BackendSpec, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Endpoint, OptionCheck, OptionSpec,
     Options, PoolSettings, Problem, Problems, Support, TlsSettings, TlsVerify, ValidConfig,

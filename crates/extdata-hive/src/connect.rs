@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use extdata_core::{
@@ -53,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) auth: Auth,
+    /// TLS over the TCP connection (`ssl`), verified as `ssl.verify` says.
+    pub(crate) tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     pub(crate) username: String,
     pub(crate) password: SecretString,
     pub(crate) database: Option<String>,
@@ -77,6 +80,7 @@ impl fmt::Debug for Settings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("auth", &self.auth)
+            .field("tls", &self.tls.is_some())
             .field("username", &self.username)
             .field("database", &self.database)
             .field(
@@ -138,11 +142,23 @@ impl Settings {
                 None,
             ),
         };
+        let tls = match &config.tls {
+            None => None,
+            Some(tls) => Some(Arc::new(extdata_core::rustls_client_config(tls).map_err(
+                |e| {
+                    config.error(
+                        ErrorKind::Tls,
+                        format!("cannot set up TLS: {}", e.message()),
+                    )
+                },
+            )?)),
+        };
         Ok(Settings {
             name: config.name.clone(),
             host,
             port,
             auth,
+            tls,
             // HiveServer2 with NONE accepts any user; "anonymous" is what its own
             // clients send when none is given.
             username: config
@@ -171,6 +187,11 @@ impl Settings {
             kerberos_service,
             kerberos_host,
         })
+    }
+
+    /// Whether the connection runs TLS (`ssl`).
+    pub(crate) fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// An error of `kind` carrying the connector's name.
@@ -265,10 +286,15 @@ pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) 
 
 pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
     let auth = config.options.get("auth").and_then(Auth::parse);
-    if auth != Some(Auth::NoSasl) && auth != Some(Auth::Gssapi) && config.password.is_some() {
+    if auth != Some(Auth::NoSasl)
+        && auth != Some(Auth::Gssapi)
+        && config.password.is_some()
+        && config.tls.is_none()
+    {
         warnings.push((
             "password".to_owned(),
-            "SASL PLAIN sends the password unencrypted (Hive connectors have no TLS yet)"
+            "SASL PLAIN sends the password unencrypted without TLS: turn ssl on if the \
+             server has hive.server2.use.SSL=true"
                 .to_owned(),
         ));
     }

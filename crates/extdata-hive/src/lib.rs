@@ -39,7 +39,7 @@ pub const SPEC: BackendSpec = BackendSpec {
     default_port: Some(10000),
     needs_host: true,
     needs_database: false,
-    tls: Support::No("TLS to HiveServer2 is not implemented yet"),
+    tls: Support::Yes,
     unix: Support::No("HiveServer2 listens on TCP only"),
     udp: Support::No("HiveServer2 listens on TCP only"),
     options: connect::OPTIONS,
@@ -62,6 +62,7 @@ impl fmt::Debug for HiveSource {
             .field("kind", &DbKind::Hive)
             .field("endpoint", &host_port(&settings.host, settings.port))
             .field("auth", &settings.auth)
+            .field("tls", &settings.uses_tls())
             .field("database", &settings.database)
             .finish_non_exhaustive()
     }
@@ -318,15 +319,25 @@ mod tests {
     }
 
     #[test]
-    fn ssl_and_unix_are_validation_errors() {
+    fn unix_is_a_validation_error_and_ssl_is_accepted() {
         let problems = config()
-            .with_ssl(extdata_core::SslConfig::default())
             .with_protocol(extdata_core::Protocol::Unix)
             .validate_with(Some(&SPEC))
             .unwrap_err()
             .to_string();
-        assert!(problems.contains("ssl"), "{problems}");
         assert!(problems.contains("protocol"), "{problems}");
+        let valid = config()
+            .with_ssl(extdata_core::SslConfig::default())
+            .validate_with(Some(&SPEC))
+            .expect("ssl on a hive connector");
+        let tls = valid.tls.as_ref().expect("TLS settings");
+        assert_eq!(
+            tls.verify,
+            extdata_core::TlsVerify::Full,
+            "verify-full by default"
+        );
+        let source = HiveSource::build(valid).expect("a TLS source builds without I/O");
+        assert!(format!("{source:?}").contains("tls: true"), "{source:?}");
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! A HiveServer2 session on its own TCP connection: connect, authenticate (NOSASL,
-//! SASL PLAIN or GSSAPI), `OpenSession`, and the calls made on an open session, each
+//! A HiveServer2 session on its own TCP connection: connect, TLS (rustls, from the
+//! connector's PEM material), authenticate (NOSASL, SASL PLAIN or GSSAPI), `OpenSession`, and the calls made on an open session, each
 //! bounded by its deadline.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use extdata_core::driver::{duration_text, timeout_error};
-use extdata_core::{Error, ErrorKind, Result, expose};
+use extdata_core::{Error, ErrorKind, Result, expose, with_tls_hint};
 use hive::service::rpc::thrift::{
     TCancelOperationReq, TCancelOperationResp, TCloseOperationReq, TCloseOperationResp,
     TCloseSessionReq, TCloseSessionResp, TExecuteStatementReq, TExecuteStatementResp,
@@ -18,18 +18,19 @@ use hive::service::rpc::thrift::{
 use thrift::protocol::TSerializable;
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::connect::{Auth, Settings};
 use crate::error::{Failure, map_error};
 use crate::sasl::{self, SaslError};
-use crate::transport::{Connection, DEFAULT_MAX_MESSAGE, Framing, TransportError, status_ok};
+use crate::transport::{Connection, DEFAULT_MAX_MESSAGE, Framing, Io, TransportError, status_ok};
 
 /// How long a status call may run past the query deadline.
 const STATUS_GRACE: Duration = Duration::from_millis(300);
 
 /// An open HiveServer2 session on its own TCP connection.
 pub(crate) struct Session {
-    connection: Connection<TcpStream>,
+    connection: Connection<Box<dyn Io>>,
     handle: TSessionHandle,
     pub(crate) protocol: i32,
     pub(crate) last_used: Instant,
@@ -57,6 +58,11 @@ fn mismatch(settings: &Settings, detail: &str) -> Error {
             "the server expects SASL: set the option auth=NONE (SASL PLAIN; also for LDAP \
              and CUSTOM servers) or auth=GSSAPI (Kerberos) to match \
              hive.server2.authentication"
+        }
+        Auth::Plain | Auth::Gssapi if settings.tls.is_none() => {
+            "the server may not speak SASL: if it runs with \
+             hive.server2.authentication=NOSASL, set the option auth=NOSASL; if it runs \
+             with hive.server2.use.SSL=true, turn ssl on"
         }
         Auth::Plain | Auth::Gssapi => {
             "the server may not speak SASL: if it runs with \
@@ -104,7 +110,28 @@ impl Session {
             Ok(Ok(stream)) => stream,
         };
         let _ = stream.set_nodelay(true);
-        let mut stream = stream;
+        let mut stream = match &settings.tls {
+            None => Box::new(stream) as Box<dyn Io>,
+            Some(tls) => {
+                let name = ServerName::try_from(settings.host.clone()).map_err(|e| {
+                    settings.error(
+                        ErrorKind::Config,
+                        format!("`{}` is not a host name for TLS: {e}", settings.host),
+                    )
+                })?;
+                let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                match timeout_at(deadline, connector.connect(name, stream)).await {
+                    Err(_) => {
+                        return Err(timed_out(&format!(
+                            "the TLS handshake with {address} (is TLS on at the server? \
+                             hive.server2.use.SSL)"
+                        )));
+                    }
+                    Ok(Err(e)) => return Err(tls_failed(settings, &address, e)),
+                    Ok(Ok(stream)) => Box::new(stream),
+                }
+            }
+        };
         let framing = match settings.auth {
             Auth::NoSasl => Framing::Raw,
             Auth::Plain => {
@@ -553,9 +580,25 @@ impl Session {
     }
 }
 
+/// A failed TLS handshake: what to fix (the same hints as every backend), or that the
+/// server may not speak TLS.
+fn tls_failed(settings: &Settings, address: &str, e: std::io::Error) -> Error {
+    let text = e.to_string();
+    let message = with_tls_hint(format!("TLS with {address} failed: {text}"), &text);
+    let message = if extdata_core::tls_hint(&text).is_none() {
+        format!(
+            "{message} (if the server does not use TLS — hive.server2.use.SSL=false — turn \
+             ssl off)"
+        )
+    } else {
+        message
+    };
+    settings.error(ErrorKind::Tls, message).with_source(e)
+}
+
 async fn sasl_handshake<M: sasl::Mechanism + ?Sized>(
     settings: &Settings,
-    stream: &mut TcpStream,
+    stream: &mut Box<dyn Io>,
     mechanism: &mut M,
     deadline: tokio::time::Instant,
     budget: Option<Duration>,

@@ -100,3 +100,46 @@ fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
         assert_no_secret(&logs, &password(&config), "the logs");
     }
 }
+
+#[test]
+fn tls_is_verified_fully_and_a_plain_client_is_told_to_turn_ssl_on() {
+    block_on(async {
+        let Some(config) = config(Mode::Ldap) else {
+            return;
+        };
+        let real = password(&config);
+        let wrong_ca = extdata_conformance::support::env_file("EXTDATA_TEST_WRONG_CA")
+            .expect("EXTDATA_TEST_WRONG_CA names the unrelated CA (scripts/services.sh)");
+        // The CA that did not sign the server's certificate.
+        let mut untrusted = config.clone();
+        if let Some(ssl) = untrusted.ssl.as_mut() {
+            ssl.ca = Some(wrong_ca);
+        }
+        let source = build(&untrusted).unwrap();
+        let error = expect_kind(source.ping().await, ErrorKind::Tls, "the wrong CA");
+        eprintln!("wrong CA: {error}");
+        assert!(error.to_string().contains("set ssl.ca"), "{error}");
+        assert_error_has_no_secret(&error, &real, "the wrong CA");
+        source.close().await;
+
+        // Verification by CA only accepts a host name the certificate does not list.
+        let mut chain_only = config.clone();
+        if let Some(ssl) = chain_only.ssl.as_mut() {
+            ssl.verify = Some("ca".into());
+        }
+        let source = build(&chain_only.with_host("127.0.0.1")).unwrap();
+        ok(source.ping().await, "verify = ca");
+        source.close().await;
+
+        // Without TLS, the server's TLS port looks like a server that does not speak
+        // SASL: the error says to turn ssl on.
+        let mut plain = config.clone();
+        plain.ssl = None;
+        let source = build(&plain).unwrap();
+        let error = expect_kind(source.ping().await, ErrorKind::Connect, "no TLS");
+        eprintln!("no TLS: {error}");
+        assert!(error.to_string().contains("turn ssl on"), "{error}");
+        assert_error_has_no_secret(&error, &real, "no TLS");
+        source.close().await;
+    });
+}

@@ -83,7 +83,7 @@ async fn failing_path(config: &ConnectorConfig, what: &str) -> Option<Error> {
     error
 }
 
-/// `config` pointed at the Spark server that checks passwords with LDAP
+/// `config` pointed at the Spark server that checks passwords with LDAP, over TLS
 /// (`scripts/services.sh ldap`), with its user; `None` (or a panic when
 /// `EXTDATA_TEST_REQUIRE` names ldap) when it is not set up.
 fn hive_ldap(config: &ConnectorConfig) -> Option<ConnectorConfig> {
@@ -98,7 +98,11 @@ fn hive_ldap(config: &ConnectorConfig) -> Option<ConnectorConfig> {
             .clone()
             .with_port(port)
             .with_username(env("EXTDATA_TEST_HIVE_LDAP_USER").unwrap_or_default())
-            .with_option("auth", "LDAP"),
+            .with_option("auth", "LDAP")
+            .with_ssl(SslConfig {
+                ca_file: env("EXTDATA_TEST_CA"),
+                ..SslConfig::default()
+            }),
     )
 }
 

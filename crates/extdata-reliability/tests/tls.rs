@@ -1,5 +1,6 @@
-//! TLS failures through the facade (`extdata::connect` + `ping`) on PostgreSQL, MariaDB
-//! and ClickHouse: the server verified against the wrong CA, a host name the server
+//! TLS failures through the facade (`extdata::connect` + `ping`) on PostgreSQL, MariaDB,
+//! ClickHouse and Hive (the Spark Thrift server with TLS and LDAP of
+//! `scripts/services.sh ldap`): the server verified against the wrong CA, a host name the server
 //! certificate does not name, a server presenting an expired certificate, and a user
 //! that logs in by client certificate connecting without one. Each must fail with the
 //! right kind (`Tls`, or `Auth` for the missing client certificate), with a message
@@ -76,6 +77,22 @@ fn tls_config(backend: Backend, host: &str, ssl: SslConfig) -> Option<ConnectorC
         .with_host(host)
         .with_connect_timeout(Duration::from_secs(5))
         .with_ssl(ssl);
+    if backend == Backend::Hive {
+        // Hive's TLS server is the one that checks passwords with LDAP.
+        let var = |key: &str| env(&format!("EXTDATA_TEST_HIVE_LDAP_{key}"));
+        let (Some(port), Some(user), Some(password)) = (
+            var("PORT").and_then(|p| p.parse::<u16>().ok()),
+            var("USER"),
+            var("PASSWORD"),
+        ) else {
+            return require_or_skip("ldap", "EXTDATA_TEST_HIVE_LDAP_* is not set");
+        };
+        config = config
+            .with_port(port)
+            .with_username(user)
+            .with_password(password)
+            .with_option("auth", "LDAP");
+    }
     if backend == Backend::ClickHouse {
         let Some(port) = env("EXTDATA_TEST_CLICKHOUSE_HTTPS_PORT").and_then(|p| p.parse().ok())
         else {
@@ -99,7 +116,7 @@ fn real_password(backend: Backend) -> Option<String> {
         Backend::MySql => "MYSQL",
         Backend::ClickHouse => "CLICKHOUSE",
         Backend::ClickHouse26 => "CLICKHOUSE26",
-        Backend::Hive => "HIVE",
+        Backend::Hive => "HIVE_LDAP",
     };
     env(&format!("EXTDATA_TEST_{prefix}_PASSWORD"))
 }
@@ -162,6 +179,11 @@ fn mysql_wrong_ca_is_tls_and_says_the_issuer_is_unknown() {
 #[test]
 fn clickhouse_wrong_ca_is_tls_and_says_the_issuer_is_unknown() {
     wrong_ca(Backend::ClickHouse);
+}
+
+#[test]
+fn hive_wrong_ca_is_tls_and_says_the_issuer_is_unknown() {
+    wrong_ca(Backend::Hive);
 }
 
 // ----------------------------------------------------------------- wrong host name
@@ -238,6 +260,11 @@ fn mysql_wrong_host_name_is_tls_and_names_the_host() {
 #[test]
 fn clickhouse_wrong_host_name_is_tls_and_names_the_host() {
     wrong_host_name(Backend::ClickHouse);
+}
+
+#[test]
+fn hive_wrong_host_name_is_tls_and_names_the_host() {
+    wrong_host_name(Backend::Hive);
 }
 
 // -------------------------------------------------------------- expired certificate

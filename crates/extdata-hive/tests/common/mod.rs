@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::env;
-use extdata_core::{ConnectorConfig, DbKind, ExternalSource, Result};
+use extdata_conformance::support::{env, env_file};
+use extdata_core::{ConnectorConfig, DbKind, ExternalSource, Result, SslConfig};
 use extdata_hive::{HiveSource, SPEC};
 
 /// Which of the test servers.
@@ -18,8 +18,8 @@ pub enum Mode {
     Plain,
     /// `hive.server2.authentication=NOSASL`: raw Thrift.
     NoSasl,
-    /// `hive.server2.authentication=LDAP`: SASL PLAIN, the password checked by the test
-    /// OpenLDAP server (`scripts/services.sh ldap`).
+    /// `hive.server2.authentication=LDAP` over TLS (`hive.server2.use.SSL`): SASL PLAIN,
+    /// the password checked by the test OpenLDAP server (`scripts/services.sh ldap`).
     Ldap,
 }
 
@@ -94,6 +94,16 @@ pub fn config(mode: Mode) -> Option<ConnectorConfig> {
             .with_option("auth", mode.auth());
     if let Some(database) = env("EXTDATA_TEST_HIVE_DATABASE") {
         config = config.with_database(database);
+    }
+    if mode == Mode::Ldap {
+        // The LDAP server is also the TLS one: verified fully against the test CA.
+        let Some(ca) = env_file("EXTDATA_TEST_CA") else {
+            return require_or_skip(service, "EXTDATA_TEST_CA is not a readable file");
+        };
+        config = config.with_ssl(SslConfig {
+            ca: Some(ca),
+            ..SslConfig::default()
+        });
     }
     Some(config)
 }
