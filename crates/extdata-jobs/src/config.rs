@@ -24,6 +24,46 @@ pub const JOBS_SECTIONS: &[&str] = &["state", "imports", "segments", "segment_sy
 /// The state store's file name when the config file does not name one.
 pub const DEFAULT_STATE_FILE: &str = "extdata-state.db";
 
+/// How long a lease of the shared state store lasts without renewal when `[state]` does
+/// not say: a worker that dies loses its imports after at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Which state store the jobs use (`state = "path"`, or a `[state]` table).
+#[derive(Clone)]
+pub enum StateConfig {
+    /// One local SQLite file (the default: `extdata-state.db` beside the config file);
+    /// one runner at a time holds the schedule.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Tables in a PostgreSQL database, shared by any number of workers.
+    Postgres {
+        /// `postgres://…` URL; a secret (literal, `{ env }` or `{ file }`), read when the
+        /// config is loaded. TLS is verified in full unless it names another `sslmode`.
+        url: SecretSource,
+        /// The schema of the tables (created when missing); default: the connection's
+        /// `search_path`.
+        schema: Option<String>,
+        /// How long a lease lasts without renewal ([`DEFAULT_LEASE`]).
+        lease: Duration,
+    },
+}
+
+impl fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never printed.
+        match self {
+            StateConfig::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            StateConfig::Postgres { schema, lease, .. } => f
+                .debug_struct("Postgres")
+                .field("schema", schema)
+                .field("lease", lease)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// Rows per batch of an import when the config does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 5000;
 /// Statements per batch of a segment sync when the config does not say.
@@ -300,8 +340,8 @@ fn strict_cursor_comparison(sql: &str) -> bool {
 /// The jobs sections of one configuration file, validated.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
-    /// The state store file.
-    pub state: PathBuf,
+    /// The state store.
+    pub state: StateConfig,
     /// Imports by name.
     pub imports: BTreeMap<String, ImportJob>,
     /// Segments by name.
@@ -321,16 +361,7 @@ impl JobsConfig {
         registry: Option<&Registry>,
     ) -> Result<Self, Problems> {
         let mut problems = Problems::default();
-        let state = match doc.section("state") {
-            None => PathBuf::from(doc.resolve_path(DEFAULT_STATE_FILE)),
-            Some(Json::String(path)) if !path.trim().is_empty() => {
-                PathBuf::from(doc.resolve_path(path))
-            }
-            Some(_) => {
-                problems.push(CONFIG, "state", "must be the path of the state store file");
-                PathBuf::from(DEFAULT_STATE_FILE)
-            }
-        };
+        let state = read_state(doc, &mut problems);
         let checker = Checker { registry };
         let imports = read_section(doc, &IMPORTS, &mut problems, |entry| {
             read_import(entry, doc, &checker)
@@ -885,21 +916,7 @@ fn read_sink(
         "postgresql" | "postgres" => {
             entry.nested_unknown("sink", map, &["type", "url", "table"]);
             let table = entry.nested_string("sink", map, "table", true);
-            let url = match map.get("url") {
-                None => {
-                    entry.problem("sink.url", "is missing");
-                    None
-                }
-                // Read now, under the file's secret policy, like a connector's
-                // password: the sink then holds the URL itself.
-                Some(json) => match doc.read_secret(json) {
-                    Ok(secret) => Some(SecretSource::Literal(secret)),
-                    Err(why) => {
-                        entry.problem("sink.url", why);
-                        None
-                    }
-                },
-            };
+            let url = read_url(entry, doc, "sink.url", map.get("url"));
             Some(SinkConfig::Postgres {
                 url: url?,
                 table: table?,
@@ -1091,4 +1108,100 @@ pub(crate) fn names<T>(map: &BTreeMap<String, T>) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A PostgreSQL URL (`sink.url`, `state.url`): a string, `{ env }` or `{ file }`, read
+/// now under the file's secret policy, like a connector's password, so that the sink or
+/// the state store then holds the URL itself.
+fn read_url(
+    entry: &mut Entry<'_>,
+    doc: &ConfigDocument,
+    field: &str,
+    json: Option<&Json>,
+) -> Option<SecretSource> {
+    let Some(json) = json else {
+        entry.problem(field, "is missing");
+        return None;
+    };
+    match doc.read_secret(json) {
+        Ok(secret) => Some(SecretSource::Literal(secret)),
+        Err(why) => {
+            entry.problem(field, why);
+            None
+        }
+    }
+}
+
+/// `state = "path"`, or `[state]` with `type = "sqlite"` (`path`) or
+/// `type = "postgresql"` (`url`, `schema`, `lease`).
+fn read_state(doc: &ConfigDocument, problems: &mut Problems) -> StateConfig {
+    let default = || StateConfig::Sqlite {
+        path: PathBuf::from(doc.resolve_path(DEFAULT_STATE_FILE)),
+    };
+    let map = match doc.section("state") {
+        None => return default(),
+        Some(Json::String(path)) if !path.trim().is_empty() => {
+            return StateConfig::Sqlite {
+                path: PathBuf::from(doc.resolve_path(path)),
+            };
+        }
+        Some(Json::Object(map)) => map,
+        Some(_) => {
+            problems.push(
+                CONFIG,
+                "state",
+                "must be the path of the state store file, or a table with `type`",
+            );
+            return default();
+        }
+    };
+    let start = problems.0.len();
+    let mut entry = Entry {
+        label: CONFIG.to_owned(),
+        map,
+        problems,
+        start,
+    };
+    let kind = entry.nested_string("state", map, "type", false);
+    let state = match kind.as_deref().unwrap_or("sqlite") {
+        "sqlite" => {
+            entry.nested_unknown("state", map, &["type", "path"]);
+            entry
+                .nested_string("state", map, "path", false)
+                .map(|path| StateConfig::Sqlite {
+                    path: PathBuf::from(doc.resolve_path(&path)),
+                })
+        }
+        "postgresql" | "postgres" => {
+            entry.nested_unknown("state", map, &["type", "url", "schema", "lease"]);
+            let url = read_url(&mut entry, doc, "state.url", map.get("url"));
+            let schema = entry.nested_string("state", map, "schema", false);
+            let lease = match entry.nested_string("state", map, "lease", false) {
+                None => Some(DEFAULT_LEASE),
+                Some(text) => match parse_duration(&text) {
+                    Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                    Ok(_) => {
+                        entry.problem("state.lease", "must be at least 1s");
+                        None
+                    }
+                    Err(why) => {
+                        entry.problem("state.lease", why);
+                        None
+                    }
+                },
+            };
+            match (url, lease) {
+                (Some(url), Some(lease)) => Some(StateConfig::Postgres { url, schema, lease }),
+                _ => None,
+            }
+        }
+        other => {
+            entry.problem(
+                "state.type",
+                format!("`{other}` is not a state store type; one of: sqlite, postgresql"),
+            );
+            None
+        }
+    };
+    state.unwrap_or_else(default)
 }

@@ -18,9 +18,9 @@ use extdata::{
 use tokio::sync::OnceCell;
 
 pub use config::{
-    CursorSpec, DEFAULT_BATCH_SIZE, DEFAULT_LOOKUP_MAX_ROWS, DEFAULT_LOOKUP_TIMEOUT,
+    CursorSpec, DEFAULT_BATCH_SIZE, DEFAULT_LEASE, DEFAULT_LOOKUP_MAX_ROWS, DEFAULT_LOOKUP_TIMEOUT,
     DEFAULT_STATE_FILE, DEFAULT_SYNC_BATCH_SIZE, ImportJob, ImportMode, JOBS_SECTIONS, JobsConfig,
-    LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig,
+    LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig, StateConfig,
 };
 pub use import::{ImportEvent, ImportSummary, RetryPolicy, Stop};
 pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render, render_named};
@@ -141,7 +141,14 @@ impl Jobs {
     /// The state store, opened (and created) on first use.
     pub async fn state(&self) -> Result<&StateStore> {
         self.state
-            .get_or_try_init(|| StateStore::open(&self.config.state))
+            .get_or_try_init(|| async {
+                match &self.config.state {
+                    StateConfig::Sqlite { path } => StateStore::open(path).await,
+                    StateConfig::Postgres { .. } => Err(Error::unsupported(
+                        "a PostgreSQL state store is not available in this build",
+                    )),
+                }
+            })
             .await
     }
 
