@@ -10,8 +10,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use extdata::{Error, ErrorKind, QueryOptions, Result, Row, Statement, Value};
@@ -21,7 +20,9 @@ use tokio::sync::watch;
 use crate::Jobs;
 use crate::config::{ImportJob, ImportMode};
 use crate::sink::{self, Sink, dedupe_by_key, key_position, key_text};
-use crate::state::{BoundaryUpdate, Checkpoint, RunCounts, StateStore};
+use crate::state::{
+    Acquired, BatchCommit, BoundaryUpdate, Checkpoint, Claim, Lease, RunCounts, StateStore,
+};
 
 /// Rows between progress events.
 const PROGRESS_EVERY: u64 = 256;
@@ -145,52 +146,40 @@ pub struct ImportSummary {
     pub elapsed: Duration,
 }
 
-/// Holds the per-job lock file: one run of a job at a time, across processes. The OS
-/// releases it when the process dies, so a crash never leaves a job locked.
-#[derive(Debug)]
-struct JobLock {
-    _file: File,
+/// Renews a lease while its run goes on (every third of the lease time); stops when
+/// dropped.
+struct Heartbeat(Option<tokio::task::JoinHandle<()>>);
+
+impl Heartbeat {
+    fn start(state: &Arc<dyn StateStore>, lease: &Lease) -> Self {
+        let Some(lease_time) = state.lease_time().filter(|_| lease.token() > 0) else {
+            return Heartbeat(None);
+        };
+        let (state, job, token) = (state.clone(), lease.job().to_owned(), lease.token());
+        Heartbeat(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease_time / 3).await;
+                match state.renew(&job, token).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(
+                            import = %job,
+                            token,
+                            "this worker lost its lease to another worker; the run's next checkpoint will be refused"
+                        );
+                        return;
+                    }
+                    Err(error) => tracing::warn!(import = %job, "cannot renew the lease: {error}"),
+                }
+            }
+        })))
+    }
 }
 
-impl JobLock {
-    fn acquire(state: &std::path::Path, job: &str) -> Result<Self> {
-        let safe: String = job
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let mut path = PathBuf::from(state.as_os_str());
-        path.as_mut_os_string().push(format!(".{safe}.lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot open the lock file `{}`: {e}", path.display()),
-                )
-            })?;
-        match file.try_lock() {
-            Ok(()) => Ok(JobLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
-                ErrorKind::Query,
-                format!(
-                    "import `{job}` is already running (another run holds `{}`)",
-                    path.display()
-                ),
-            )
-            .with_temporary(true)),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::new(
-                ErrorKind::Internal,
-                format!("cannot lock `{}`: {e}", path.display()),
-            )),
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
         }
     }
 }
@@ -207,22 +196,85 @@ impl Jobs {
         on_event: &(dyn Fn(&ImportEvent) + Send + Sync),
     ) -> Result<ImportSummary> {
         let job = self.import(account, name)?;
-        let source = self.source(&job.account, &job.connector)?;
+        self.source(&job.account, &job.connector)?;
         let state = self.state().await?;
-        let _lock = JobLock::acquire(state.path(), &job.name)?;
-        let checkpoint = state.checkpoint(&job.name).await?.unwrap_or_default();
-        let boundary = match (&job.cursor, &checkpoint.cursor) {
-            (Some(_), Some(_)) => state.boundary(&job.name).await?,
-            _ => HashMap::new(),
+        let lease = match state.acquire(&job.name, Claim::Now).await? {
+            Acquired::Taken(lease) => lease,
+            Acquired::Busy { holder, expires_in } => {
+                let until = expires_in
+                    .map(|d| format!(" for up to {} s more", d.as_secs().max(1)))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::Query,
+                    format!("import `{name}` is already running ({holder} holds it{until})"),
+                )
+                .with_temporary(true));
+            }
+            Acquired::Nothing => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("import `{name}`: the state store gave no lease"),
+                ));
+            }
+        };
+        self.run_leased(job, lease, stop, on_event).await
+    }
+
+    /// Runs `job` under `lease` (renewed while it runs, given back at the end).
+    pub(crate) async fn run_leased(
+        &self,
+        job: &ImportJob,
+        lease: Lease,
+        stop: Stop,
+        on_event: &(dyn Fn(&ImportEvent) + Send + Sync),
+    ) -> Result<ImportSummary> {
+        let state = self.state().await?;
+        let heartbeat = Heartbeat::start(state, &lease);
+        let result = self.run_under(job, &lease, stop, on_event).await;
+        drop(heartbeat);
+        if let Err(error) = state.release(lease).await {
+            // The lease then expires on its own.
+            tracing::warn!(import = %job.name, "{error}");
+        }
+        result
+    }
+
+    async fn run_under(
+        &self,
+        job: &ImportJob,
+        lease: &Lease,
+        stop: Stop,
+        on_event: &(dyn Fn(&ImportEvent) + Send + Sync),
+    ) -> Result<ImportSummary> {
+        let state = self.state().await?.as_ref();
+        let run = state.begin_run(lease).await?;
+        let prepared = async {
+            let source = self.source(&job.account, &job.connector)?;
+            let checkpoint = state.checkpoint(&job.name).await?.unwrap_or_default();
+            let boundary = match (&job.cursor, &checkpoint.cursor) {
+                (Some(_), Some(_)) => state.boundary(&job.name).await?,
+                _ => HashMap::new(),
+            };
+            Ok::<_, Error>((source, checkpoint, boundary))
+        };
+        let (source, checkpoint, boundary) = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let message = error.to_string();
+                let _ = state
+                    .finish_run(run, &RunCounts::default(), false, Some(&message))
+                    .await;
+                return Err(error);
+            }
         };
         if let Some(warning) = job.cursor_warning() {
             tracing::warn!(import = %job.name, "{warning}");
         }
-        let run = state.begin_run(&job.name).await?;
         let started = Instant::now();
         let mut runner = Runner {
             job,
             state,
+            lease,
             run,
             counts: RunCounts::default(),
             checkpoint,
@@ -308,7 +360,8 @@ impl Jobs {
 
 struct Runner<'a> {
     job: &'a ImportJob,
-    state: &'a StateStore,
+    state: &'a dyn StateStore,
+    lease: &'a Lease,
     run: i64,
     counts: RunCounts,
     checkpoint: Checkpoint,
@@ -478,16 +531,13 @@ impl Runner<'_> {
             cursor: cursor.or_else(|| self.checkpoint.cursor.clone()),
             position: sink.position(),
         };
-        self.state
-            .commit_batch(
-                &job.name,
-                self.run,
-                &checkpoint,
-                boundary,
-                &self.counts,
-                &new_keys,
-            )
-            .await?;
+        let batch = BatchCommit {
+            checkpoint: &checkpoint,
+            boundary,
+            counts: &self.counts,
+            new_keys: &new_keys,
+        };
+        self.state.commit_batch(self.lease, self.run, batch).await?;
         if replace {
             self.boundary.clear();
         }

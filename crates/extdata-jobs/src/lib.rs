@@ -29,7 +29,9 @@ pub use scheduler::{SchedulerEvent, run_scheduler};
 pub use segment::{SegmentMembers, SyncSummary};
 pub use sink::{FileSink, Sink, TableSink, WriteOutcome, build as build_sink};
 pub use state::{
-    BoundaryUpdate, CachedSegment, Checkpoint, RunCounts, RunRecord, RunStatus, StateStore,
+    Acquired, BatchCommit, BoundaryUpdate, CachedSegment, Checkpoint, Claim, Lease,
+    PostgresStateStore, RunCounts, RunRecord, RunStatus, ScheduleGuard, SqliteStateStore,
+    StateStore, open_state_store,
 };
 
 /// Every top-level section of a file that holds connectors, accounts and jobs.
@@ -52,7 +54,7 @@ pub fn known_sections() -> Vec<&'static str> {
 pub struct Jobs {
     registry: Arc<Registry>,
     config: JobsConfig,
-    state: OnceCell<StateStore>,
+    state: OnceCell<Arc<dyn StateStore>>,
     layer: Option<SourceLayer>,
 }
 
@@ -139,16 +141,9 @@ impl Jobs {
     }
 
     /// The state store, opened (and created) on first use.
-    pub async fn state(&self) -> Result<&StateStore> {
+    pub async fn state(&self) -> Result<&Arc<dyn StateStore>> {
         self.state
-            .get_or_try_init(|| async {
-                match &self.config.state {
-                    StateConfig::Sqlite { path } => StateStore::open(path).await,
-                    StateConfig::Postgres { .. } => Err(Error::unsupported(
-                        "a PostgreSQL state store is not available in this build",
-                    )),
-                }
-            })
+            .get_or_try_init(|| open_state_store(&self.config.state))
             .await
     }
 

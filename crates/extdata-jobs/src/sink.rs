@@ -80,7 +80,7 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>> {
             let url = url
                 .resolve(&extdata::SecretPolicy::deny_all())
                 .map_err(|e| Error::config(format!("sink.url: {e}")))?;
-            let options = postgres_sink_options(url.expose_secret())?;
+            let options = postgres_options("sink.url", url.expose_secret())?;
             Box::new(TableSink::postgres(options, table)?)
         }
         SinkConfig::Jsonl { path } => Box::new(FileSink::new(path.clone(), FileFormat::Jsonl)),
@@ -88,25 +88,36 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>> {
     })
 }
 
-/// The PostgreSQL sink's connection options. The sink's URL carries the platform's own
+/// The connection options of the platform's own PostgreSQL (the sink's, the shared state
+/// store's) from the URL in config field `field`. The URL carries the platform's own
 /// password, so TLS is verified in full (chain and host name) unless the URL names
 /// another `sslmode`; `prefer` and `allow` are refused because they fall back to an
 /// unencrypted connection, password included, when a server (or anything in between)
 /// declines TLS. `PGSSLMODE` in the environment does not weaken the default.
-fn postgres_sink_options(url: &str) -> Result<PgConnectOptions> {
+pub(crate) fn postgres_options(field: &str, url: &str) -> Result<PgConnectOptions> {
     let options: PgConnectOptions = url.parse().map_err(|_| {
         // sqlx's message may quote the URL with its password: not passed on.
-        Error::config("sink.url: not a valid postgres:// URL")
+        Error::config(format!("{field}: not a valid postgres:// URL"))
     })?;
     match explicit_ssl_mode(url) {
         None => Ok(options.ssl_mode(PgSslMode::VerifyFull)),
         Some(mode) if mode == "prefer" || mode == "allow" => Err(Error::config(format!(
-            "sink.url: sslmode={mode} sends the password unencrypted when the server \
+            "{field}: sslmode={mode} sends the password unencrypted when the server \
              declines TLS; leave sslmode out (verify-full, with sslrootcert=<CA file> for a \
              private CA), or name verify-ca, require, or disable to accept plaintext"
         ))),
         Some(_) => Ok(options),
     }
+}
+
+/// `postgresql `host:port/database`` for messages (never the user or password).
+pub(crate) fn postgres_label(options: &PgConnectOptions) -> String {
+    format!(
+        "postgresql `{}:{}/{}`",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
 }
 
 /// The `sslmode` (or `ssl-mode`) the URL's query names, lower-cased.
@@ -358,12 +369,7 @@ impl TableSink {
     }
 
     fn postgres(options: PgConnectOptions, table: &str) -> Result<Self> {
-        let label = format!(
-            "postgresql `{}:{}/{}`",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
+        let label = postgres_label(&options);
         let pool = PgPoolOptions::new()
             .max_connections(2)
             // sqlx retries a refused connection until this runs out (30 s by default).
@@ -912,7 +918,7 @@ mod tests {
 
     #[test]
     fn postgres_sink_verifies_tls_in_full_unless_the_url_says_otherwise() {
-        let options = postgres_sink_options(URL).unwrap();
+        let options = postgres_options("sink.url", URL).unwrap();
         assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
         for (query, expected) in [
             ("sslmode=verify-ca", PgSslMode::VerifyCa),
@@ -923,7 +929,7 @@ mod tests {
                 PgSslMode::VerifyFull,
             ),
         ] {
-            let options = postgres_sink_options(&format!("{URL}?{query}")).unwrap();
+            let options = postgres_options("sink.url", &format!("{URL}?{query}")).unwrap();
             assert_eq!(
                 format!("{:?}", options.get_ssl_mode()),
                 format!("{expected:?}"),
@@ -935,7 +941,7 @@ mod tests {
     #[test]
     fn postgres_sink_refuses_modes_that_fall_back_to_plaintext() {
         for mode in ["prefer", "allow", "PREFER"] {
-            let error = postgres_sink_options(&format!("{URL}?sslmode={mode}")).unwrap_err();
+            let error = postgres_options("sink.url", &format!("{URL}?sslmode={mode}")).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Config);
             let text = format!("{error} {error:?}");
             assert!(text.contains("sink.url"), "{text}");

@@ -1,21 +1,27 @@
-//! The local state store: one SQLite file holding import cursors and run history, the
-//! written-key index of file sinks, cached segment evaluations and the members each
-//! segment sync has written.
-//!
-//! It is opened in WAL mode with `synchronous = FULL`, so a committed checkpoint
-//! survives a crash of the process and of the machine, and several processes (the
-//! daemon, a manual `extdata import`, `extdata segment`) can share it.
+//! The state store: import cursors and run history, the written-key index of file
+//! sinks, cached segment evaluations, the members each segment sync has written, and
+//! who runs what. [`StateStore`] is the interface; [`SqliteStateStore`] (one local file,
+//! the embedded default) and [`PostgresStateStore`] (shared by several workers) implement
+//! it over the same statements.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use extdata::{Decimal, Error, ErrorKind, Result, Value, ValueKind};
+use extdata::{
+    Decimal, Error, ErrorKind, ExposeSecret as _, Result, SecretSource, Value, ValueKind,
+};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row as _, SqlitePool};
+use sqlx::{AssertSqlSafe, Postgres, Row as _, Sqlite};
+
+use crate::config::StateConfig;
 
 /// Where a run of an import stands, as recorded in the state store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +68,14 @@ pub struct RunRecord {
     /// Whether a stop request ended it early (not an error: the next run resumes at the
     /// last checkpoint).
     pub stopped: bool,
+    /// The worker (`host/pid`) that ran it; `None` in histories from older versions.
+    pub worker: Option<String>,
+    /// The scheduled fire time it was taken for; `None` for a run on demand, or a
+    /// takeover that took no new fire time.
+    pub fire_at: Option<DateTime<Utc>>,
+    /// Whether it took over from a worker that stopped renewing its lease (its run
+    /// stays `unfinished` in the history) and resumed from the last checkpoint.
+    pub takeover: bool,
 }
 
 /// How a run ended, as [`RunRecord::status`] tells it.
@@ -121,46 +135,242 @@ pub struct CachedSegment {
     pub evaluated_at: DateTime<Utc>,
 }
 
-/// The state store (see the module documentation).
-#[derive(Clone)]
-pub struct StateStore {
-    path: PathBuf,
-    pool: SqlitePool,
+/// Where the state of the jobs is kept: import checkpoints and run history, the
+/// written-key index of file sinks, cached segment evaluations, the members each segment
+/// sync has written, and who runs what (the schedule and the per-import leases).
+///
+/// Two implementations: [`SqliteStateStore`], one local file (the embedded default), and
+/// [`PostgresStateStore`], shared by any number of `extdata run` workers on any hosts.
+/// [`open_state_store`] opens the one a [`StateConfig`] names.
+#[async_trait]
+pub trait StateStore: Send + Sync + fmt::Debug {
+    /// Where it is, for messages (`sqlite `path``, `postgresql `host:port/db``); never a
+    /// password.
+    fn location(&self) -> String;
+
+    /// This process's name in leases and in the run history (`host/pid`).
+    fn worker(&self) -> &str;
+
+    /// How long a lease lasts without renewal, when runs are leased (shared stores):
+    /// a worker that dies loses its imports after this long. `None` for a store whose
+    /// locks the operating system releases when a process dies.
+    fn lease_time(&self) -> Option<Duration>;
+
+    /// Takes the whole schedule for this runner, when the store has one runner at a time
+    /// (SQLite: a lock file beside the state file, released when the process ends):
+    /// `Ok(Err(holder))` when another runner has it. A shared store gives every runner
+    /// the schedule (runs are then taken one by one through leases).
+    async fn hold_schedule(&self) -> Result<std::result::Result<ScheduleGuard, String>>;
+
+    /// Tries to take import `job` for a run (see [`Claim`]).
+    async fn acquire(&self, job: &str, claim: Claim) -> Result<Acquired>;
+
+    /// Extends a lease; `false` when it was lost (another worker took the import after
+    /// it expired).
+    async fn renew(&self, job: &str, token: i64) -> Result<bool>;
+
+    /// Gives a lease back at the end of a run.
+    async fn release(&self, lease: Lease) -> Result<()>;
+
+    /// The last checkpoint of `job`, if it has one.
+    async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>>;
+
+    /// The rows of `job` at its checkpoint's cursor value, as key → digest of the row.
+    ///
+    /// A cursor query compares with `>=`, so the next run reads these rows again; a row
+    /// whose key and digest are here was imported already and is not written twice,
+    /// while a new row at the same value, or a changed one, is.
+    async fn boundary(&self, job: &str) -> Result<HashMap<String, String>>;
+
+    /// Records the start of a run under `lease` (a leased store recorded it with the
+    /// take); returns its id.
+    async fn begin_run(&self, lease: &Lease) -> Result<i64>;
+
+    /// Records a committed batch of run `run` in one transaction: the new cursor and file
+    /// position, the rows at the new cursor value, the run's counts so far, and the keys a
+    /// file sink wrote for the first time. With a leased store the lease's fencing token
+    /// is checked (and the lease extended) in the same transaction: a worker that lost
+    /// its lease cannot move the cursor.
+    async fn commit_batch(&self, lease: &Lease, run: i64, batch: BatchCommit<'_>) -> Result<()>;
+
+    /// Which of `keys` a file sink of `job` has written before.
+    async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>>;
+
+    /// Records that try `attempt` of `run` starts (after a temporary error).
+    async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()>;
+
+    /// Records the end of a run: `stopped` by a stop request, or failed with `error`.
+    async fn finish_run(
+        &self,
+        run: i64,
+        counts: &RunCounts,
+        stopped: bool,
+        error: Option<&str>,
+    ) -> Result<()>;
+
+    /// The runs of `job`, newest first, at most `limit`.
+    async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// The cached evaluation of `segment` if it was made with the same query
+    /// (`fingerprint`) and has not expired at `now`.
+    async fn cached_segment(
+        &self,
+        segment: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CachedSegment>>;
+
+    /// Stores an evaluation of `segment`, valid until `expires_at`.
+    async fn store_segment(
+        &self,
+        segment: &str,
+        fingerprint: &str,
+        cached: &CachedSegment,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The keys a segment sync has written as members.
+    async fn synced_members(&self, sync: &str) -> Result<HashSet<String>>;
+
+    /// Records that a batch of a segment sync was applied.
+    async fn record_sync(&self, sync: &str, added: &[String], removed: &[String]) -> Result<()>;
+
+    /// Closes its connections.
+    async fn close(&self);
 }
 
-impl fmt::Debug for StateStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateStore")
-            .field("path", &self.path)
-            .finish()
+/// Opens (creating its tables when missing) the state store `config` names.
+pub async fn open_state_store(config: &StateConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(match config {
+        StateConfig::Sqlite { path } => Arc::new(SqliteStateStore::open(path).await?),
+        StateConfig::Postgres { url, schema, lease } => {
+            Arc::new(PostgresStateStore::open(url, schema.as_deref(), *lease).await?)
+        }
+    })
+}
+
+/// What a worker asks for when it tries to take an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The scheduled run due at this fire time: taken when no other worker took that
+    /// fire time and nobody runs the import (or its runner stopped renewing its lease).
+    Fire(DateTime<Utc>),
+    /// A run on demand (`extdata import --once`, `run_on_start`): taken when nobody runs
+    /// the import.
+    Now,
+    /// Only a run whose worker stopped renewing its lease, to resume it.
+    Abandoned,
+}
+
+/// The answer to [`StateStore::acquire`].
+#[derive(Debug)]
+pub enum Acquired {
+    /// This worker runs the import under the lease.
+    Taken(Lease),
+    /// Another run holds the import.
+    Busy {
+        /// Who (a worker name or a lock file).
+        holder: String,
+        /// When its lease expires unless renewed (leased stores only).
+        expires_in: Option<Duration>,
+    },
+    /// Nothing to take: the fire time was taken by another worker, which has finished,
+    /// or there is no abandoned run.
+    Nothing,
+}
+
+/// The right to run one import, from [`StateStore::acquire`] to
+/// [`StateStore::release`].
+#[derive(Debug)]
+pub struct Lease {
+    job: String,
+    /// The run recorded with the take (leased stores), so that every take is in the
+    /// history even when its worker dies at once.
+    run: Option<i64>,
+    token: i64,
+    takeover: bool,
+    fire: Option<DateTime<Utc>>,
+    worker: String,
+    _lock: Option<File>,
+}
+
+impl Lease {
+    /// The import.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// The fencing token: grows by one each time the import is taken; 0 when the store
+    /// does not lease (a lock file that the OS releases stands in for it).
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    /// Whether this run takes over from a worker that stopped renewing its lease.
+    pub fn takeover(&self) -> bool {
+        self.takeover
+    }
+
+    /// The fire time this run was taken for, when it was a scheduled one.
+    pub fn fire(&self) -> Option<DateTime<Utc>> {
+        self.fire
     }
 }
 
+/// Held while a runner has the schedule of a one-runner store (see
+/// [`StateStore::hold_schedule`]).
+#[derive(Debug)]
+pub struct ScheduleGuard {
+    _lock: Option<File>,
+}
+
+/// One committed batch, for [`StateStore::commit_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchCommit<'a> {
+    /// The new cursor and file position.
+    pub checkpoint: &'a Checkpoint,
+    /// How the rows remembered at the cursor value change.
+    pub boundary: Option<BoundaryUpdate<'a>>,
+    /// The run's counts so far.
+    pub counts: &'a RunCounts,
+    /// Keys a file sink wrote for the first time.
+    pub new_keys: &'a [String],
+}
+
+/// The shared schema; `{id}` is the run id column's definition and `{no_rowid}` a
+/// SQLite table option. Integers are `BIGINT` (PostgreSQL's `int8`, SQLite's integer).
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_checkpoint (
-        job TEXT PRIMARY KEY, cursor_kind TEXT, cursor_text TEXT, position INTEGER,
+        job TEXT PRIMARY KEY, cursor_kind TEXT, cursor_text TEXT, position BIGINT,
         updated_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS import_run (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, started_at TEXT NOT NULL,
-        ended_at TEXT, rows_read INTEGER NOT NULL DEFAULT 0, inserted INTEGER NOT NULL DEFAULT 0,
-        updated INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, error TEXT)",
+        id {id}, job TEXT NOT NULL, started_at TEXT NOT NULL,
+        ended_at TEXT, rows_read BIGINT NOT NULL DEFAULT 0, inserted BIGINT NOT NULL DEFAULT 0,
+        updated BIGINT NOT NULL DEFAULT 0, skipped BIGINT NOT NULL DEFAULT 0, error TEXT)",
     "CREATE INDEX IF NOT EXISTS import_run_job ON import_run (job, id)",
     "CREATE TABLE IF NOT EXISTS import_boundary (job TEXT NOT NULL, key TEXT NOT NULL,
-        digest TEXT NOT NULL, PRIMARY KEY (job, key)) WITHOUT ROWID",
+        digest TEXT NOT NULL, PRIMARY KEY (job, key)){no_rowid}",
     "CREATE TABLE IF NOT EXISTS file_sink_key (job TEXT NOT NULL, key TEXT NOT NULL,
-        PRIMARY KEY (job, key)) WITHOUT ROWID",
+        PRIMARY KEY (job, key)){no_rowid}",
     "CREATE TABLE IF NOT EXISTS segment_cache (
         segment TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, key_kind TEXT NOT NULL,
-        keys TEXT NOT NULL, evaluated_at TEXT NOT NULL, expires_at_ms INTEGER NOT NULL)",
+        keys TEXT NOT NULL, evaluated_at TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS segment_sync_member (sync TEXT NOT NULL, key TEXT NOT NULL,
-        PRIMARY KEY (sync, key)) WITHOUT ROWID",
+        PRIMARY KEY (sync, key)){no_rowid}",
+    "CREATE TABLE IF NOT EXISTS import_lease (job TEXT PRIMARY KEY, owner TEXT,
+        token BIGINT NOT NULL DEFAULT 0, expires_at_ms BIGINT NOT NULL DEFAULT 0,
+        fire_ms BIGINT NOT NULL DEFAULT 0)",
 ];
 
 /// Columns added to tables of older state files: (table, column, definition).
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    ("import_run", "unchanged", "INTEGER NOT NULL DEFAULT 0"),
-    ("import_run", "attempts", "INTEGER NOT NULL DEFAULT 1"),
-    ("import_run", "stopped", "INTEGER NOT NULL DEFAULT 0"),
+    ("import_run", "unchanged", "BIGINT NOT NULL DEFAULT 0"),
+    ("import_run", "attempts", "BIGINT NOT NULL DEFAULT 1"),
+    ("import_run", "stopped", "BIGINT NOT NULL DEFAULT 0"),
+    ("import_run", "worker", "TEXT"),
+    ("import_run", "fire_at", "TEXT"),
+    ("import_run", "takeover", "BIGINT NOT NULL DEFAULT 0"),
+    ("import_run", "token", "BIGINT"),
 ];
 
 /// How a committed batch changes the rows remembered at the cursor value (see
@@ -176,77 +386,81 @@ pub struct BoundaryUpdate<'a> {
 /// Keys per `IN (…)` list (SQLite allows 32766 bound values).
 const KEYS_PER_QUERY: usize = 10_000;
 
-impl StateStore {
-    /// Opens (creating when missing) the state store at `path`.
-    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| state_error(&path, "cannot open", e))?;
-        let store = StateStore { path, pool };
-        for statement in SCHEMA {
-            sqlx::query(*statement)
-                .execute(&store.pool)
-                .await
-                .map_err(|e| store.error("cannot create its tables", e))?;
-        }
-        for (table, column, definition) in ADDED_COLUMNS {
-            store.add_column(table, column, definition).await?;
-        }
-        Ok(store)
-    }
+/// The statements of both implementations, written once over a sqlx database: the SQL
+/// is the subset PostgreSQL and SQLite share (`$n` parameters, `ON CONFLICT`,
+/// `RETURNING`, integers as `BIGINT`, times as RFC 3339 text).
+struct SqlStore<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    label: String,
+    worker: String,
+    /// The database's clock in milliseconds since the epoch, as SQL (leases are timed by
+    /// the shared database, not by the workers' clocks).
+    now_ms: &'static str,
+    lease: Option<Duration>,
+}
 
-    /// Adds `column` to `table` of a state file written by an older version.
-    async fn add_column(&self, table: &str, column: &str, definition: &str) -> Result<()> {
-        let present = sqlx::query(AssertSqlSafe(format!(
-            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
-        )))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.error("cannot read its tables", e))?
-        .is_some();
-        if present {
-            return Ok(());
-        }
-        match sqlx::query(AssertSqlSafe(format!(
-            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-        )))
-        .execute(&self.pool)
-        .await
-        {
-            Ok(_) => Ok(()),
-            // Another process opening the same file may have added it first.
-            Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => Ok(()),
-            Err(e) => Err(self.error("cannot add a column to its tables", e)),
-        }
+impl<DB: sqlx::Database> fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateStore")
+            .field("store", &self.label)
+            .field("worker", &self.worker)
+            .finish()
     }
+}
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
+impl<DB> SqlStore<DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> String: sqlx::Encode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+    String: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
     fn error(&self, what: &str, error: sqlx::Error) -> Error {
-        state_error(&self.path, what, error)
+        state_error(&self.label, what, error)
     }
 
-    /// The last checkpoint of `job`, if it has one.
-    pub async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>> {
-        let row = sqlx::query(
-            "SELECT cursor_kind, cursor_text, position FROM import_checkpoint WHERE job = ?",
-        )
-        .bind(job)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.error("cannot read a checkpoint", e))?;
+    fn query(&self, sql: impl Into<String>) -> SqlQuery<DB> {
+        sqlx::query::<DB>(AssertSqlSafe(sql.into()))
+    }
+
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<DB>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|e| self.error("cannot connect", e))
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| self.error("cannot begin a transaction", e))
+    }
+
+    /// The schema's statements for this database.
+    fn schema(id: &str, no_rowid: &str) -> Vec<String> {
+        SCHEMA
+            .iter()
+            .map(|s| s.replace("{id}", id).replace("{no_rowid}", no_rowid))
+            .collect()
+    }
+
+    async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>> {
+        let mut conn = self.connection().await?;
+        let row = self
+            .query(
+                "SELECT cursor_kind, cursor_text, position FROM import_checkpoint WHERE job = $1",
+            )
+            .bind(job.to_owned())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot read a checkpoint", e))?;
         let Some(row) = row else { return Ok(None) };
         let kind: Option<String> = row.get(0);
         let text: Option<String> = row.get(1);
@@ -261,15 +475,12 @@ impl StateStore {
         }))
     }
 
-    /// The rows of `job` at its checkpoint's cursor value, as key → digest of the row.
-    ///
-    /// A cursor query compares with `>=`, so the next run reads these rows again; a row
-    /// whose key and digest are here was imported already and is not written twice,
-    /// while a new row at the same value, or a changed one, is.
-    pub async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
-        let rows = sqlx::query("SELECT key, digest FROM import_boundary WHERE job = ?")
-            .bind(job)
-            .fetch_all(&self.pool)
+    async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
+        let mut conn = self.connection().await?;
+        let rows = self
+            .query("SELECT key, digest FROM import_boundary WHERE job = $1")
+            .bind(job.to_owned())
+            .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.error("cannot read the rows at the cursor", e))?;
         Ok(rows
@@ -278,81 +489,148 @@ impl StateStore {
             .collect())
     }
 
-    /// Records the start of a run; returns its id.
-    pub async fn begin_run(&self, job: &str) -> Result<i64> {
-        let row =
-            sqlx::query("INSERT INTO import_run (job, started_at) VALUES (?, ?) RETURNING id")
-                .bind(job)
-                .bind(Utc::now().to_rfc3339())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| self.error("cannot record a run", e))?;
+    /// The statement that records the start of a run under `lease`, returning its id.
+    fn insert_run(&self, lease: &Lease) -> SqlQuery<DB> {
+        self.query(
+            "INSERT INTO import_run (job, started_at, worker, fire_at, takeover, token)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(lease.job.clone())
+        .bind(Utc::now().to_rfc3339())
+        .bind(lease.worker.clone())
+        .bind(lease.fire.map(|t| t.to_rfc3339()))
+        .bind(i64::from(lease.takeover))
+        .bind((lease.token > 0).then_some(lease.token))
+    }
+
+    async fn begin_run(&self, lease: &Lease) -> Result<i64> {
+        if let Some(run) = lease.run {
+            return Ok(run);
+        }
+        let mut conn = self.connection().await?;
+        let row = self
+            .insert_run(lease)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot record a run", e))?;
         Ok(row.get(0))
     }
 
-    /// Records a committed batch in one transaction: the new cursor and file position,
-    /// the rows at the new cursor value, the run's counts so far, and the keys a file
-    /// sink wrote for the first time.
-    pub async fn commit_batch(
-        &self,
-        job: &str,
-        run: i64,
-        checkpoint: &Checkpoint,
-        boundary: Option<BoundaryUpdate<'_>>,
-        counts: &RunCounts,
-        new_keys: &[String],
-    ) -> Result<()> {
-        let (kind, text) = match &checkpoint.cursor {
+    /// The statement that extends lease `token` of `job` (`$1`, `$2`) by the lease time
+    /// (`$3`, ms), returning the token when the lease is still this worker's.
+    fn extend_sql(&self) -> String {
+        format!(
+            "UPDATE import_lease SET expires_at_ms = {} + $3 WHERE job = $1 AND token = $2
+             RETURNING token",
+            self.now_ms
+        )
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease
+            .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+    }
+
+    async fn renew(&self, job: &str, token: i64) -> Result<bool> {
+        let mut conn = self.connection().await?;
+        let row = self
+            .query(self.extend_sql())
+            .bind(job.to_owned())
+            .bind(token)
+            .bind(self.lease_ms())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot renew a lease", e))?;
+        Ok(row.is_some())
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        if lease.token == 0 {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        self.query(
+            "UPDATE import_lease SET owner = NULL, expires_at_ms = 0 WHERE job = $1 AND token = $2",
+        )
+        .bind(lease.job.clone())
+        .bind(lease.token)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.error("cannot release a lease", e))?;
+        Ok(())
+    }
+
+    async fn commit_batch(&self, lease: &Lease, run: i64, batch: BatchCommit<'_>) -> Result<()> {
+        let job = lease.job.clone();
+        let (kind, text) = match &batch.checkpoint.cursor {
             Some(value) => {
                 let (k, t) = encode_value(value)?;
                 (Some(k), Some(t))
             }
             None => (None, None),
         };
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.error("cannot begin a checkpoint", e))?;
-        sqlx::query(
+        let mut tx = self.begin().await?;
+        if lease.token > 0 {
+            // Fencing: the checkpoint moves only while the lease is this worker's.
+            let held = self
+                .query(self.extend_sql())
+                .bind(job.clone())
+                .bind(lease.token)
+                .bind(self.lease_ms())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error("cannot check the lease", e))?;
+            if held.is_none() {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "import `{job}`: this worker lost its lease (token {}) to another \
+                         worker; the batch's checkpoint is not saved",
+                        lease.token
+                    ),
+                ));
+            }
+        }
+        self.query(
             "INSERT INTO import_checkpoint (job, cursor_kind, cursor_text, position, updated_at)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (job) DO UPDATE SET cursor_kind = excluded.cursor_kind,
                cursor_text = excluded.cursor_text, position = excluded.position,
                updated_at = excluded.updated_at",
         )
-        .bind(job)
+        .bind(job.clone())
         .bind(kind)
         .bind(text)
-        .bind(checkpoint.position.map(|p| p as i64))
+        .bind(batch.checkpoint.position.map(|p| p as i64))
         .bind(Utc::now().to_rfc3339())
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error("cannot write a checkpoint", e))?;
-        if let Some(boundary) = boundary {
+        if let Some(boundary) = batch.boundary {
             if boundary.replace {
-                sqlx::query("DELETE FROM import_boundary WHERE job = ?")
-                    .bind(job)
+                self.query("DELETE FROM import_boundary WHERE job = $1")
+                    .bind(job.clone())
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.error("cannot write the rows at the cursor", e))?;
             }
             for (key, digest) in boundary.rows {
-                sqlx::query(
-                    "INSERT INTO import_boundary (job, key, digest) VALUES (?, ?, ?)
+                self.query(
+                    "INSERT INTO import_boundary (job, key, digest) VALUES ($1, $2, $3)
                      ON CONFLICT (job, key) DO UPDATE SET digest = excluded.digest",
                 )
-                .bind(job)
-                .bind(key)
-                .bind(digest)
+                .bind(job.clone())
+                .bind(key.clone())
+                .bind(digest.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.error("cannot write the rows at the cursor", e))?;
             }
         }
-        sqlx::query(
-            "UPDATE import_run SET rows_read = ?, inserted = ?, updated = ?, skipped = ?,
-             unchanged = ? WHERE id = ?",
+        let counts = batch.counts;
+        self.query(
+            "UPDATE import_run SET rows_read = $1, inserted = $2, updated = $3, skipped = $4,
+             unchanged = $5 WHERE id = $6",
         )
         .bind(counts.read as i64)
         .bind(counts.inserted as i64)
@@ -363,33 +641,36 @@ impl StateStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error("cannot write a run", e))?;
-        for key in new_keys {
-            sqlx::query("INSERT OR IGNORE INTO file_sink_key (job, key) VALUES (?, ?)")
-                .bind(job)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error("cannot write the key index", e))?;
+        for key in batch.new_keys {
+            self.query(
+                "INSERT INTO file_sink_key (job, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(job.clone())
+            .bind(key.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error("cannot write the key index", e))?;
         }
         tx.commit()
             .await
             .map_err(|e| self.error("cannot commit a checkpoint", e))
     }
 
-    /// Which of `keys` a file sink of `job` has written before.
-    pub async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>> {
+    async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
+        let mut conn = self.connection().await?;
         for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let list: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
             let sql = format!(
-                "SELECT key FROM file_sink_key WHERE job = ? AND key IN ({})",
-                vec!["?"; chunk.len()].join(",")
+                "SELECT key FROM file_sink_key WHERE job = $1 AND key IN ({})",
+                list.join(",")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(job);
+            let mut query = self.query(sql).bind(job.to_owned());
             for key in chunk {
-                query = query.bind(key);
+                query = query.bind(key.clone());
             }
             let rows = query
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| self.error("cannot read the key index", e))?;
             found.extend(rows.into_iter().map(|r| r.get::<String, _>(0)));
@@ -397,28 +678,28 @@ impl StateStore {
         Ok(found)
     }
 
-    /// Records that try `attempt` of `run` starts (after a temporary error).
-    pub async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {
-        sqlx::query("UPDATE import_run SET attempts = ? WHERE id = ?")
+    async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {
+        let mut conn = self.connection().await?;
+        self.query("UPDATE import_run SET attempts = $1 WHERE id = $2")
             .bind(i64::from(attempt))
             .bind(run)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await
             .map_err(|e| self.error("cannot write a run", e))?;
         Ok(())
     }
 
-    /// Records the end of a run: `stopped` by a stop request, or failed with `error`.
-    pub async fn finish_run(
+    async fn finish_run(
         &self,
         run: i64,
         counts: &RunCounts,
         stopped: bool,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE import_run SET ended_at = ?, rows_read = ?, inserted = ?, updated = ?,
-             skipped = ?, unchanged = ?, stopped = ?, error = ? WHERE id = ?",
+        let mut conn = self.connection().await?;
+        self.query(
+            "UPDATE import_run SET ended_at = $1, rows_read = $2, inserted = $3, updated = $4,
+             skipped = $5, unchanged = $6, stopped = $7, error = $8 WHERE id = $9",
         )
         .bind(Utc::now().to_rfc3339())
         .bind(counts.read as i64)
@@ -426,31 +707,33 @@ impl StateStore {
         .bind(counts.updated as i64)
         .bind(counts.skipped as i64)
         .bind(counts.unchanged as i64)
-        .bind(stopped)
-        .bind(error)
+        .bind(i64::from(stopped))
+        .bind(error.map(str::to_owned))
         .bind(run)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| self.error("cannot write a run", e))?;
         Ok(())
     }
 
-    /// The runs of `job`, newest first, at most `limit`.
-    pub async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
-             unchanged, attempts, stopped FROM import_run WHERE job = ? ORDER BY id DESC
-             LIMIT ?",
-        )
-        .bind(job)
-        .bind(limit.min(i64::MAX as usize) as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.error("cannot read the history", e))?;
+    async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
+        let mut conn = self.connection().await?;
+        let rows = self
+            .query(
+                "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
+                 unchanged, attempts, stopped, worker, fire_at, takeover FROM import_run
+                 WHERE job = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(job.to_owned())
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot read the history", e))?;
         rows.into_iter()
             .map(|row| {
                 let started: String = row.get(1);
                 let ended: Option<String> = row.get(2);
+                let fire: Option<String> = row.get(12);
                 Ok(RunRecord {
                     id: row.get(0),
                     started_at: parse_time(&started)?,
@@ -465,29 +748,32 @@ impl StateStore {
                     error: row.get(7),
                     attempts: row.get::<i64, _>(9).clamp(1, i64::from(u32::MAX)) as u32,
                     stopped: row.get::<i64, _>(10) != 0,
+                    worker: row.get(11),
+                    fire_at: fire.as_deref().map(parse_time).transpose()?,
+                    takeover: row.get::<i64, _>(13) != 0,
                 })
             })
             .collect()
     }
 
-    /// The cached evaluation of `segment` if it was made with the same query
-    /// (`fingerprint`) and has not expired at `now`.
-    pub async fn cached_segment(
+    async fn cached_segment(
         &self,
         segment: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<CachedSegment>> {
-        let row = sqlx::query(
-            "SELECT key_kind, keys, evaluated_at FROM segment_cache
-             WHERE segment = ? AND fingerprint = ? AND expires_at_ms > ?",
-        )
-        .bind(segment)
-        .bind(fingerprint)
-        .bind(now.timestamp_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.error("cannot read the segment cache", e))?;
+        let mut conn = self.connection().await?;
+        let row = self
+            .query(
+                "SELECT key_kind, keys, evaluated_at FROM segment_cache
+                 WHERE segment = $1 AND fingerprint = $2 AND expires_at_ms > $3",
+            )
+            .bind(segment.to_owned())
+            .bind(fingerprint.to_owned())
+            .bind(now.timestamp_millis())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot read the segment cache", e))?;
         let Some(row) = row else { return Ok(None) };
         let keys: String = row.get(1);
         let keys: Vec<String> = serde_json::from_str(&keys).map_err(|e| {
@@ -504,8 +790,7 @@ impl StateStore {
         }))
     }
 
-    /// Stores an evaluation of `segment`, valid until `expires_at`.
-    pub async fn store_segment(
+    async fn store_segment(
         &self,
         segment: &str,
         fingerprint: &str,
@@ -514,59 +799,53 @@ impl StateStore {
     ) -> Result<()> {
         let keys = serde_json::to_string(&cached.keys)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-        sqlx::query(
+        let mut conn = self.connection().await?;
+        self.query(
             "INSERT INTO segment_cache (segment, fingerprint, key_kind, keys, evaluated_at, expires_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (segment) DO UPDATE SET fingerprint = excluded.fingerprint,
                key_kind = excluded.key_kind, keys = excluded.keys,
                evaluated_at = excluded.evaluated_at, expires_at_ms = excluded.expires_at_ms",
         )
-        .bind(segment)
-        .bind(fingerprint)
-        .bind(&cached.key_kind)
+        .bind(segment.to_owned())
+        .bind(fingerprint.to_owned())
+        .bind(cached.key_kind.clone())
         .bind(keys)
         .bind(cached.evaluated_at.to_rfc3339())
         .bind(expires_at.timestamp_millis())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| self.error("cannot write the segment cache", e))?;
         Ok(())
     }
 
-    /// The keys a segment sync has written as members.
-    pub async fn synced_members(&self, sync: &str) -> Result<HashSet<String>> {
-        let rows = sqlx::query("SELECT key FROM segment_sync_member WHERE sync = ?")
-            .bind(sync)
-            .fetch_all(&self.pool)
+    async fn synced_members(&self, sync: &str) -> Result<HashSet<String>> {
+        let mut conn = self.connection().await?;
+        let rows = self
+            .query("SELECT key FROM segment_sync_member WHERE sync = $1")
+            .bind(sync.to_owned())
+            .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.error("cannot read the synced members", e))?;
         Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
     }
 
-    /// Records that a batch of a segment sync was applied.
-    pub async fn record_sync(
-        &self,
-        sync: &str,
-        added: &[String],
-        removed: &[String],
-    ) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.error("cannot begin", e))?;
+    async fn record_sync(&self, sync: &str, added: &[String], removed: &[String]) -> Result<()> {
+        let mut tx = self.begin().await?;
         for key in added {
-            sqlx::query("INSERT OR IGNORE INTO segment_sync_member (sync, key) VALUES (?, ?)")
-                .bind(sync)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error("cannot write the synced members", e))?;
+            self.query(
+                "INSERT INTO segment_sync_member (sync, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(sync.to_owned())
+            .bind(key.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error("cannot write the synced members", e))?;
         }
         for key in removed {
-            sqlx::query("DELETE FROM segment_sync_member WHERE sync = ? AND key = ?")
-                .bind(sync)
-                .bind(key)
+            self.query("DELETE FROM segment_sync_member WHERE sync = $1 AND key = $2")
+                .bind(sync.to_owned())
+                .bind(key.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.error("cannot write the synced members", e))?;
@@ -575,17 +854,566 @@ impl StateStore {
             .await
             .map_err(|e| self.error("cannot commit the synced members", e))
     }
+}
 
-    /// Closes the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
+type SqlQuery<DB> = sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>;
+
+/// Implements [`StateStore`] for a wrapper of [`SqlStore`]: the shared statements, and
+/// the wrapper's own `hold_schedule`, `acquire` and `open`-time choices.
+macro_rules! sql_state_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl StateStore for $store {
+            fn location(&self) -> String {
+                self.inner.label.clone()
+            }
+
+            fn worker(&self) -> &str {
+                &self.inner.worker
+            }
+
+            fn lease_time(&self) -> Option<Duration> {
+                self.inner.lease
+            }
+
+            async fn hold_schedule(&self) -> Result<std::result::Result<ScheduleGuard, String>> {
+                self.hold_schedule_here()
+            }
+
+            async fn acquire(&self, job: &str, claim: Claim) -> Result<Acquired> {
+                self.acquire_here(job, claim).await
+            }
+
+            async fn renew(&self, job: &str, token: i64) -> Result<bool> {
+                self.inner.renew(job, token).await
+            }
+
+            async fn release(&self, lease: Lease) -> Result<()> {
+                self.inner.release(&lease).await
+            }
+
+            async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>> {
+                self.inner.checkpoint(job).await
+            }
+
+            async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
+                self.inner.boundary(job).await
+            }
+
+            async fn begin_run(&self, lease: &Lease) -> Result<i64> {
+                self.inner.begin_run(lease).await
+            }
+
+            async fn commit_batch(
+                &self,
+                lease: &Lease,
+                run: i64,
+                batch: BatchCommit<'_>,
+            ) -> Result<()> {
+                self.inner.commit_batch(lease, run, batch).await
+            }
+
+            async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>> {
+                self.inner.existing_keys(job, keys).await
+            }
+
+            async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {
+                self.inner.record_attempt(run, attempt).await
+            }
+
+            async fn finish_run(
+                &self,
+                run: i64,
+                counts: &RunCounts,
+                stopped: bool,
+                error: Option<&str>,
+            ) -> Result<()> {
+                self.inner.finish_run(run, counts, stopped, error).await
+            }
+
+            async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
+                self.inner.history(job, limit).await
+            }
+
+            async fn cached_segment(
+                &self,
+                segment: &str,
+                fingerprint: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<CachedSegment>> {
+                self.inner.cached_segment(segment, fingerprint, now).await
+            }
+
+            async fn store_segment(
+                &self,
+                segment: &str,
+                fingerprint: &str,
+                cached: &CachedSegment,
+                expires_at: DateTime<Utc>,
+            ) -> Result<()> {
+                self.inner
+                    .store_segment(segment, fingerprint, cached, expires_at)
+                    .await
+            }
+
+            async fn synced_members(&self, sync: &str) -> Result<HashSet<String>> {
+                self.inner.synced_members(sync).await
+            }
+
+            async fn record_sync(
+                &self,
+                sync: &str,
+                added: &[String],
+                removed: &[String],
+            ) -> Result<()> {
+                self.inner.record_sync(sync, added, removed).await
+            }
+
+            async fn close(&self) {
+                self.inner.pool.close().await;
+            }
+        }
+    };
+}
+
+// ----------------------------------------------------------------------------- SQLite
+
+/// The embedded state store: one SQLite file, opened in WAL mode with
+/// `synchronous = FULL`, so a committed checkpoint survives a crash of the process and
+/// of the machine, and several processes on one host (the runner, a manual
+/// `extdata import`, `extdata segment`) can share it.
+///
+/// One runner at a time holds its schedule (a lock file beside it), and one run of an
+/// import at a time holds that import (a lock file per import); the OS releases both
+/// when a process dies, so a crash never leaves anything locked.
+#[derive(Debug)]
+pub struct SqliteStateStore {
+    inner: SqlStore<Sqlite>,
+    path: PathBuf,
+}
+
+sql_state_store!(SqliteStateStore);
+
+impl SqliteStateStore {
+    /// Opens (creating when missing) the state store at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let label = format!("sqlite `{}`", path.display());
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| state_error(&label, "cannot open", e))?;
+        let store = SqliteStateStore {
+            inner: SqlStore {
+                pool,
+                label,
+                worker: worker_name(),
+                now_ms: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+                lease: None,
+            },
+            path,
+        };
+        let schema =
+            SqlStore::<Sqlite>::schema("INTEGER PRIMARY KEY AUTOINCREMENT", " WITHOUT ROWID");
+        for statement in schema {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&store.inner.pool)
+                .await
+                .map_err(|e| store.inner.error("cannot create its tables", e))?;
+        }
+        for (table, column, definition) in ADDED_COLUMNS {
+            store.add_column(table, column, definition).await?;
+        }
+        Ok(store)
+    }
+
+    /// Adds `column` to `table` of a state file written by an older version.
+    async fn add_column(&self, table: &str, column: &str, definition: &str) -> Result<()> {
+        let pool = &self.inner.pool;
+        let present = sqlx::query(AssertSqlSafe(format!(
+            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+        )))
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| self.inner.error("cannot read its tables", e))?
+        .is_some();
+        if present {
+            return Ok(());
+        }
+        match sqlx::query(AssertSqlSafe(format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        )))
+        .execute(pool)
+        .await
+        {
+            Ok(_) => Ok(()),
+            // Another process opening the same file may have added it first.
+            Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => Ok(()),
+            Err(e) => Err(self.inner.error("cannot add a column to its tables", e)),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<state file><suffix>`, a lock file beside the state file.
+    fn lock_path(&self, suffix: &str) -> PathBuf {
+        let mut path = PathBuf::from(self.path.as_os_str());
+        path.as_mut_os_string().push(suffix);
+        path
+    }
+
+    fn hold_schedule_here(&self) -> Result<std::result::Result<ScheduleGuard, String>> {
+        let path = self.lock_path(".schedule.lock");
+        Ok(match try_lock(&path)? {
+            Ok(mut file) => {
+                use std::io::Write as _;
+                // Who holds it, for the message another runner shows (best effort).
+                let _ = file.set_len(0).and_then(|()| {
+                    write!(
+                        file,
+                        "{} since {}",
+                        self.inner.worker,
+                        Utc::now().to_rfc3339()
+                    )
+                });
+                Ok(ScheduleGuard { _lock: Some(file) })
+            }
+            Err(()) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                Err(if holder.is_empty() {
+                    format!("the runner holding `{}`", path.display())
+                } else {
+                    format!("runner {holder} (`{}`)", path.display())
+                })
+            }
+        })
+    }
+
+    async fn acquire_here(&self, job: &str, claim: Claim) -> Result<Acquired> {
+        let safe: String = job
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.lock_path(&format!(".{safe}.lock"));
+        Ok(match try_lock(&path)? {
+            Ok(file) => Acquired::Taken(Lease {
+                job: job.to_owned(),
+                run: None,
+                token: 0,
+                takeover: false,
+                fire: match claim {
+                    Claim::Fire(at) => Some(at),
+                    _ => None,
+                },
+                worker: self.inner.worker.clone(),
+                _lock: Some(file),
+            }),
+            Err(()) => Acquired::Busy {
+                holder: format!("another run (it holds `{}`)", path.display()),
+                expires_in: None,
+            },
+        })
     }
 }
 
-fn state_error(path: &Path, what: &str, error: sqlx::Error) -> Error {
+/// Locks `path` (created when missing) for this process: `Ok(Err(()))` when another
+/// process holds it.
+fn try_lock(path: &Path) -> Result<std::result::Result<File, ()>> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot open the lock file `{}`: {e}", path.display()),
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Ok(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Err(())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::new(
+            ErrorKind::Internal,
+            format!("cannot lock `{}`: {e}", path.display()),
+        )),
+    }
+}
+
+// ------------------------------------------------------------------------- PostgreSQL
+
+/// The shared state store: tables in a PostgreSQL database, for any number of
+/// `extdata run` workers on any hosts.
+///
+/// Every worker follows every schedule; each due run is taken by one worker through a
+/// lease on the import's row of `import_lease` (read `FOR UPDATE`, so two workers
+/// asking at once are served one after the other): a fire time is taken once, and
+/// nobody takes an import whose lease is held. The holder renews the lease while it
+/// runs (every third of the lease time) and gives it back at the end. A worker that
+/// dies stops renewing; once its lease has expired, the next worker that looks (at the
+/// expiry it was told, or at the next fire time) takes the import over and resumes from
+/// the last checkpoint. Each take increases the lease's fencing token, and a batch's
+/// checkpoint is committed only in a transaction that finds the token unchanged: a
+/// worker that lost its lease (paused, cut off) cannot move the cursor. Lease times are
+/// read from the database's clock, so the workers' clocks do not matter.
+#[derive(Debug)]
+pub struct PostgresStateStore {
+    inner: SqlStore<Postgres>,
+}
+
+sql_state_store!(PostgresStateStore);
+
+/// Serialises the creation of the tables by several workers starting at once.
+const SCHEMA_LOCK: i64 = 0x6578_7464_6174_6131;
+
+impl PostgresStateStore {
+    /// Connects to the database `url` names (a secret: never printed), TLS verified in
+    /// full unless the URL names another `sslmode` (as for the PostgreSQL sink), and
+    /// creates the tables when missing, in `schema` when given (created too).
+    pub async fn open(url: &SecretSource, schema: Option<&str>, lease: Duration) -> Result<Self> {
+        let url = url
+            .resolve(&extdata::SecretPolicy::deny_all())
+            .map_err(|e| Error::config(format!("state.url: {e}")))?;
+        let mut options = crate::sink::postgres_options("state.url", url.expose_secret())?;
+        if let Some(schema) = schema {
+            options = options.options([("search_path", schema)]);
+        }
+        let label = crate::sink::postgres_label(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| state_error(&label, "cannot connect", e))?;
+        let store = PostgresStateStore {
+            inner: SqlStore {
+                pool,
+                label,
+                worker: worker_name(),
+                now_ms: "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+                lease: Some(lease),
+            },
+        };
+        store.create_tables(schema).await?;
+        Ok(store)
+    }
+
+    async fn create_tables(&self, schema: Option<&str>) -> Result<()> {
+        let inner = &self.inner;
+        let mut tx = inner.begin().await?;
+        let mut statements = vec![format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")];
+        if let Some(schema) = schema {
+            statements.push(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                schema.replace('"', "\"\"")
+            ));
+        }
+        statements.extend(SqlStore::<Postgres>::schema(
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            "",
+        ));
+        for statement in statements {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| inner.error("cannot create its tables", e))?;
+        }
+        // Only the missing columns: ALTER TABLE locks the table even when it changes
+        // nothing, and would stall the other workers' runs while they commit.
+        let present: HashSet<(String, String)> = sqlx::query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema()",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| inner.error("cannot read its tables", e))?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+        for (table, column, definition) in ADDED_COLUMNS {
+            if present.contains(&((*table).to_owned(), (*column).to_owned())) {
+                continue;
+            }
+            sqlx::query(AssertSqlSafe(format!(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}"
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| inner.error("cannot add a column to its tables", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| inner.error("cannot create its tables", e))
+    }
+
+    fn hold_schedule_here(&self) -> Result<std::result::Result<ScheduleGuard, String>> {
+        Ok(Ok(ScheduleGuard { _lock: None }))
+    }
+
+    async fn acquire_here(&self, job: &str, claim: Claim) -> Result<Acquired> {
+        let inner = &self.inner;
+        let mut tx = inner.begin().await?;
+        inner
+            .query("INSERT INTO import_lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+            .bind(job.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| inner.error("cannot read a lease", e))?;
+        let row = inner
+            .query(format!(
+                "SELECT owner, token, expires_at_ms, fire_ms, {} FROM import_lease
+                 WHERE job = $1 FOR UPDATE",
+                inner.now_ms
+            ))
+            .bind(job.to_owned())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| inner.error("cannot read a lease", e))?;
+        let current = LeaseRow {
+            owner: row.get(0),
+            token: row.get(1),
+            expires_at_ms: row.get(2),
+            fire_ms: row.get(3),
+            now_ms: row.get(4),
+        };
+        let (takeover, fire) = match current.decide(claim) {
+            Decision::Take { takeover, fire } => (takeover, fire),
+            Decision::Busy { holder, left_ms } => {
+                return Ok(Acquired::Busy {
+                    holder,
+                    expires_in: Some(Duration::from_millis(left_ms.max(0) as u64)),
+                });
+            }
+            Decision::Nothing => return Ok(Acquired::Nothing),
+        };
+        let token = current.token + 1;
+        inner
+            .query(
+                "UPDATE import_lease SET owner = $2, token = $3, expires_at_ms = $4,
+                 fire_ms = $5 WHERE job = $1",
+            )
+            .bind(job.to_owned())
+            .bind(inner.worker.clone())
+            .bind(token)
+            .bind(current.now_ms.saturating_add(inner.lease_ms()))
+            .bind(fire.map_or(current.fire_ms, |f| f.timestamp_millis()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| inner.error("cannot take a lease", e))?;
+        let mut lease = Lease {
+            job: job.to_owned(),
+            run: None,
+            token,
+            takeover,
+            fire,
+            worker: inner.worker.clone(),
+            _lock: None,
+        };
+        // The run is recorded in the same transaction as the take.
+        let run = inner
+            .insert_run(&lease)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| inner.error("cannot record a run", e))?;
+        lease.run = Some(run.get(0));
+        tx.commit()
+            .await
+            .map_err(|e| inner.error("cannot take a lease", e))?;
+        if takeover {
+            tracing::warn!(
+                import = job,
+                worker = %inner.worker,
+                previous = current.owner.as_deref().unwrap_or_default(),
+                token,
+                "took over a run whose worker stopped renewing its lease; resuming from the last checkpoint"
+            );
+        }
+        Ok(Acquired::Taken(lease))
+    }
+}
+
+/// An import's lease as read (times in the database's milliseconds).
+#[derive(Debug, Clone, PartialEq)]
+struct LeaseRow {
+    owner: Option<String>,
+    token: i64,
+    expires_at_ms: i64,
+    fire_ms: i64,
+    now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    /// Take it: over from a dead worker (`takeover`), for fire time `fire`.
+    Take {
+        takeover: bool,
+        fire: Option<DateTime<Utc>>,
+    },
+    Busy {
+        holder: String,
+        left_ms: i64,
+    },
+    Nothing,
+}
+
+impl LeaseRow {
+    fn decide(&self, claim: Claim) -> Decision {
+        let new_fire = match claim {
+            Claim::Fire(at) if at.timestamp_millis() > self.fire_ms => Some(at),
+            _ => None,
+        };
+        match &self.owner {
+            Some(holder) if self.expires_at_ms > self.now_ms => Decision::Busy {
+                holder: holder.clone(),
+                left_ms: self.expires_at_ms - self.now_ms,
+            },
+            Some(_) => Decision::Take {
+                takeover: true,
+                fire: new_fire,
+            },
+            None if claim == Claim::Now || new_fire.is_some() => Decision::Take {
+                takeover: false,
+                fire: new_fire,
+            },
+            None => Decision::Nothing,
+        }
+    }
+}
+
+/// This process's name: `host/pid`.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/{}", std::process::id())
+}
+
+fn state_error(label: &str, what: &str, error: sqlx::Error) -> Error {
+    // Connect options (with a password) are never formatted; sqlx's message names the
+    // server's error.
     Error::new(
         ErrorKind::Internal,
-        format!("state store `{}`: {what}: {error}", path.display()),
+        format!("state store {label}: {what}: {error}"),
     )
 }
 
@@ -765,5 +1593,54 @@ mod tests {
         assert_eq!(parse(serde_json::json!(0)), Value::I64(0));
         assert_eq!(parse(serde_json::json!("abc")), Value::Text("abc".into()));
         assert!(parse_cursor_initial(&serde_json::json!([1])).is_err());
+    }
+
+    fn lease(owner: Option<&str>, expires_at_ms: i64, fire_ms: i64) -> LeaseRow {
+        LeaseRow {
+            owner: owner.map(str::to_owned),
+            token: 7,
+            expires_at_ms,
+            fire_ms,
+            now_ms: 10_000,
+        }
+    }
+
+    #[test]
+    fn a_fire_time_is_taken_once_and_a_dead_workers_run_is_taken_over() {
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap();
+        let take = |takeover, fire| Decision::Take { takeover, fire };
+        // A free import: a new fire time is taken, one taken before is not.
+        assert_eq!(
+            lease(None, 0, 9_000).decide(Claim::Fire(at(10_000))),
+            take(false, Some(at(10_000)))
+        );
+        assert_eq!(
+            lease(None, 0, 10_000).decide(Claim::Fire(at(10_000))),
+            Decision::Nothing
+        );
+        assert_eq!(lease(None, 0, 10_000).decide(Claim::Now), take(false, None));
+        assert_eq!(
+            lease(None, 0, 10_000).decide(Claim::Abandoned),
+            Decision::Nothing
+        );
+        // A held lease that has not expired: busy, whatever the claim.
+        for claim in [Claim::Fire(at(20_000)), Claim::Now, Claim::Abandoned] {
+            assert_eq!(
+                lease(Some("h/1"), 12_500, 9_000).decide(claim),
+                Decision::Busy {
+                    holder: "h/1".into(),
+                    left_ms: 2_500
+                }
+            );
+        }
+        // An expired lease (its worker died): taken over, with the new fire time if any.
+        assert_eq!(
+            lease(Some("h/1"), 10_000, 9_000).decide(Claim::Abandoned),
+            take(true, None)
+        );
+        assert_eq!(
+            lease(Some("h/1"), 9_999, 9_000).decide(Claim::Fire(at(10_000))),
+            take(true, Some(at(10_000)))
+        );
     }
 }

@@ -129,7 +129,20 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
             SchedulerEvent::Scheduled { job, at } => {
                 format!("import `{job}`: next run at {}", at.to_rfc3339())
             }
-            SchedulerEvent::Started { job } => format!("import `{job}`: started"),
+            SchedulerEvent::Waiting { holder } => format!(
+                "another runner holds the schedule: {holder}; this one waits and takes over when it stops"
+            ),
+            SchedulerEvent::Holding => "this runner holds the schedule now".to_owned(),
+            SchedulerEvent::Started {
+                job,
+                takeover: false,
+            } => format!("import `{job}`: started"),
+            SchedulerEvent::Started {
+                job,
+                takeover: true,
+            } => format!(
+                "import `{job}`: started, taking over from a worker that stopped renewing its lease"
+            ),
             SchedulerEvent::Finished { job, summary } => summary_line(&job, &summary),
             SchedulerEvent::Failed { job, error } => format!("import `{job}`: failed: {error}"),
         };
@@ -145,9 +158,9 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
                     "import `{name}` has no schedule; run it with --once"
                 )));
             }
-            run_one_scheduled(jobs, context.account.clone(), name, stop, on_event).await
+            run_one_scheduled(jobs, context.account.clone(), name, stop, on_event).await?
         }
-        None => extdata_jobs::run_scheduler(jobs, context.account.clone(), stop, on_event).await,
+        None => extdata_jobs::run_scheduler(jobs, context.account.clone(), stop, on_event).await?,
     };
     if count == 0 {
         return Err(Failure::usage(
@@ -164,7 +177,7 @@ async fn run_one_scheduled(
     name: String,
     stop: Stop,
     on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
-) -> usize {
+) -> Result<usize, Failure> {
     // The scheduler filters by account; narrowing it to one import is done by running
     // it over a copy of the config that holds only that import.
     let mut config = jobs.config().clone();
@@ -172,7 +185,7 @@ async fn run_one_scheduled(
     let single = Arc::new(extdata_jobs::Jobs::new(jobs.registry().clone(), config));
     let count = extdata_jobs::run_scheduler(single.clone(), account, stop, on_event).await;
     single.close().await;
-    count
+    Ok(count?)
 }
 
 /// `extdata history NAME`.
@@ -229,7 +242,9 @@ fn history_line(run: &RunRecord) -> String {
 }
 
 /// One run as a JSON object: times in RFC 3339 (UTC), counts, attempts, `status`
-/// (`ok`, `stopped`, `failed`, `unfinished`) and `error` (null unless failed).
+/// (`ok`, `stopped`, `failed`, `unfinished`), `error` (null unless failed), the `worker`
+/// (`host/pid`) that ran it, the `fire_at` time it was taken for (null on demand) and
+/// whether it was a `takeover` of a run whose worker died.
 fn history_json(run: &RunRecord) -> serde_json::Value {
     let c = &run.counts;
     serde_json::json!({
@@ -244,6 +259,9 @@ fn history_json(run: &RunRecord) -> serde_json::Value {
         "unchanged": c.unchanged,
         "attempts": run.attempts,
         "error": run.error,
+        "worker": run.worker,
+        "fire_at": run.fire_at.map(|t| t.to_rfc3339()),
+        "takeover": run.takeover,
     })
 }
 
