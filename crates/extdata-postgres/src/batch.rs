@@ -82,7 +82,7 @@ impl PostgresSource {
             .await?;
         conn.end_call();
         outcome.map_err(|failed| match failed {
-            Some((index, e)) => crate::error::convert(self.name(), crate::error::Phase::Query, e)
+            Some((index, e)) => crate::error::map_error(self.name(), crate::error::Phase::Query, e)
                 .context(format!(
                     "statement {} of {total} in the batch (the batch was rolled back)",
                     index + 1

@@ -215,20 +215,6 @@ pub(crate) fn statement_timeout_ms(timeout: Duration) -> u64 {
         .min(i32::MAX as u64)
 }
 
-/// sqlx builds its TLS client on rustls' process-wide crypto provider. When the process
-/// links rustls with both `ring` and `aws-lc-rs` (tiberius, for MSSQL, brings the
-/// latter), rustls cannot choose and panics at the first TLS connection: install `ring`
-/// unless the application already chose a provider.
-pub(crate) fn ensure_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Err only means another thread installed one first: that one is used.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ impl Phase {
 }
 
 /// Converts a sqlx error into our error for connector `connector`.
-pub(crate) fn convert(connector: &str, phase: Phase, err: sqlx::Error) -> Error {
+pub(crate) fn map_error(connector: &str, phase: Phase, err: sqlx::Error) -> Error {
     let error = match &err {
         sqlx::Error::Database(db) => match db.try_downcast_ref::<PgDatabaseError>() {
             Some(pg) => from_server(phase, pg),
@@ -154,7 +154,7 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
-        let err = convert("crm", Phase::Connect, sqlx::Error::Io(io));
+        let err = map_error("crm", Phase::Connect, sqlx::Error::Io(io));
         assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
         assert_eq!(err.connector(), Some("crm"));
     }
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn refused_is_connect_and_temporary() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let err = convert("crm", Phase::Connect, sqlx::Error::Io(io));
+        let err = map_error("crm", Phase::Connect, sqlx::Error::Io(io));
         assert_eq!(err.kind(), ErrorKind::Connect);
         assert!(err.is_temporary());
     }

@@ -10,13 +10,13 @@ mod types;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use extdata_core::driver::{Lifecycle, check_kind, ensure_crypto_provider, timeout_error};
 use extdata_core::{
     BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
     QueryOptions, ResultSet, Row, RowStream, ServerInfo, Statement, Support, ValidConfig, Value,
-    async_trait, closed_error,
+    async_trait,
 };
 use futures::TryStreamExt;
 use sqlx::postgres::types::Oid;
@@ -32,7 +32,7 @@ pub use pool::PoolState;
 #[doc(hidden)]
 pub use types::decode_binary_for_bench;
 
-use crate::error::{Phase, convert};
+use crate::error::{Phase, map_error};
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
 
@@ -88,20 +88,15 @@ fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
 pub struct PostgresSource {
     config: Arc<ValidConfig>,
     pool: OnceCell<Pool>,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
 }
 
 impl fmt::Debug for PostgresSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let endpoint = match &self.config.endpoint {
-            Endpoint::Tcp { host, port } | Endpoint::Udp { host, port } => format!("{host}:{port}"),
-            Endpoint::Unix { path } => path.clone(),
-            Endpoint::Embedded => String::new(),
-        };
         f.debug_struct("PostgresSource")
             .field("name", &self.config.name)
             .field("kind", &self.config.kind)
-            .field("endpoint", &endpoint)
+            .field("endpoint", &self.config.endpoint.to_string())
             .field("database", &self.config.database)
             .field("tls", &self.config.tls.as_ref().map(|t| t.verify))
             .finish_non_exhaustive()
@@ -137,20 +132,15 @@ impl PostgresSource {
     /// Creates the source. Does no I/O and needs no runtime: the pool is created on
     /// first use.
     pub fn build(config: ValidConfig) -> extdata_core::Result<Self> {
-        connect::ensure_crypto_provider();
-        if config.kind != DbKind::Postgres {
-            return Err(config.error(
-                ErrorKind::Config,
-                format!("a {} connector cannot be opened as PostgreSQL", config.kind),
-            ));
-        }
+        ensure_crypto_provider();
+        check_kind(&config, DbKind::Postgres)?;
         if matches!(config.endpoint, Endpoint::Udp { .. } | Endpoint::Embedded) {
             return Err(config.error(ErrorKind::Config, "PostgreSQL needs protocol tcp or unix"));
         }
         Ok(PostgresSource {
             config: Arc::new(config),
             pool: OnceCell::new(),
-            closed: AtomicBool::new(false),
+            lifecycle: Lifecycle::new(),
         })
     }
 
@@ -169,9 +159,7 @@ impl PostgresSource {
     }
 
     async fn pool(&self) -> extdata_core::Result<&Pool> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(closed_error(self.name()));
-        }
+        self.lifecycle.check_open(self.name())?;
         self.pool
             .get_or_try_init(|| async {
                 let config = &self.config;
@@ -236,9 +224,8 @@ impl PostgresSource {
     }
 
     fn timeout_error(&self, operation: &str, after: Duration) -> Error {
-        Error::timeout(operation, after)
+        timeout_error(self.name(), operation, after)
             .context("the query was cancelled on the server")
-            .with_connector(self.name())
     }
 
     /// Runs `work` on `conn` until `deadline`, after [`Pooled::start_call`] when `call`
@@ -274,7 +261,7 @@ impl PostgresSource {
             }
             Ok(Err(e)) => {
                 let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
-                let err = convert(self.name(), Phase::Query, e);
+                let err = map_error(self.name(), Phase::Query, e);
                 if lost {
                     conn.discard();
                 } else {
@@ -621,7 +608,7 @@ impl ExternalSource for PostgresSource {
     }
 
     async fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.lifecycle.close();
         if let Some(pool) = self.pool.get() {
             pool.close().await;
         }

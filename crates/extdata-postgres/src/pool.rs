@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
+use extdata_core::driver::duration_text;
 use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
 use tokio::time::Instant;
 
-use crate::error::{Phase, convert};
+use crate::error::{Phase, map_error};
 use crate::session::{self, Check};
 
 /// Idle connections older than this are pinged before they are handed out (a server
@@ -98,7 +99,7 @@ impl managed::Manager for Manager {
                 format!(
                     "connecting to PostgreSQL timed out after {} (connect_timeout): the \
                      server did not complete the TCP, TLS and startup exchange",
-                    humanize(timeout)
+                    duration_text(timeout)
                 ),
             )),
         };
@@ -114,7 +115,7 @@ impl managed::Manager for Manager {
         }
         if conn.idle_since.elapsed() >= PING_IF_IDLE_FOR {
             conn.raw.ping().await.map_err(|e| {
-                RecycleError::Backend(convert(&self.config.connector, Phase::Query, e))
+                RecycleError::Backend(map_error(&self.config.connector, Phase::Query, e))
             })?;
         }
         Ok(())
@@ -157,20 +158,9 @@ impl Manager {
 
     /// Which of the pool's lifetimes `conn` has outlived, if any.
     fn expired(&self, conn: &Conn, metrics: &Metrics) -> Option<&'static str> {
-        let settings = &self.config.settings;
-        if settings
-            .max_lifetime
-            .is_some_and(|max| metrics.age() >= max)
-        {
-            Some("older than pool.max_lifetime")
-        } else if settings
-            .idle_timeout
-            .is_some_and(|max| conn.idle_since.elapsed() >= max)
-        {
-            Some("idle longer than pool.idle_timeout")
-        } else {
-            None
-        }
+        self.config
+            .settings
+            .retired(metrics.age(), conn.idle_since.elapsed())
     }
 
     async fn open_connection(&self) -> Result<Conn> {
@@ -179,7 +169,7 @@ impl Manager {
             .options
             .connect()
             .await
-            .map_err(|e| convert(&config.connector, Phase::Connect, e))?;
+            .map_err(|e| map_error(&config.connector, Phase::Connect, e))?;
         let mut sql = String::from("SELECT pg_backend_pid()");
         for i in 0..config.session.len() {
             sql.push_str(&format!(
@@ -193,7 +183,7 @@ impl Manager {
             query = query.bind(*name).bind(value.as_str());
         }
         let pid = query.fetch_one(&mut raw).await.map_err(|e| {
-            convert(&config.connector, Phase::Connect, e).context("setting up the session")
+            map_error(&config.connector, Phase::Connect, e).context("setting up the session")
         })?;
         Ok(Conn {
             raw,
@@ -374,7 +364,7 @@ impl Shared {
                 ErrorKind::Timeout,
                 format!(
                     "no PostgreSQL connection became free within {} (all {} are in use){}",
-                    humanize(wait),
+                    duration_text(wait),
                     config.settings.max_size,
                     self.manager().last_error_note()
                 ),
@@ -393,7 +383,7 @@ impl Shared {
                     "no PostgreSQL connection within {} ({why}): the connection attempt timed \
                      out, the server did not complete the TCP, TLS and startup exchange \
                      (down, overloaded or a silent network path)",
-                    humanize(wait),
+                    duration_text(wait),
                 );
                 self.manager().remember(Some(message.clone()));
                 Err(self.manager().error(ErrorKind::Timeout, message))
@@ -464,7 +454,7 @@ impl Shared {
                 match tokio::time::timeout(config.connect_timeout, config.options.connect()).await {
                     Ok(Ok(conn)) => *canceller = Some(conn),
                     Ok(Err(e)) => {
-                        last_error = Some(convert(&config.connector, Phase::Connect, e));
+                        last_error = Some(map_error(&config.connector, Phase::Connect, e));
                         continue;
                     }
                     Err(_) => {
@@ -484,7 +474,7 @@ impl Shared {
                 .fetch_one(conn);
             match tokio::time::timeout(CANCEL_TIMEOUT, request).await {
                 Ok(Ok(sent)) => return Ok(sent),
-                Ok(Err(e)) => last_error = Some(convert(&config.connector, Phase::Query, e)),
+                Ok(Err(e)) => last_error = Some(map_error(&config.connector, Phase::Query, e)),
                 Err(_) => {
                     last_error = Some(
                         self.manager()
@@ -532,18 +522,6 @@ async fn reaper(weak: Weak<Shared>) {
             return;
         }
         shared.reap();
-    }
-}
-
-/// `1s`, `1.500s` or `300ms`: whole milliseconds, for messages.
-fn humanize(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms >= 1000 && ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms >= 1000 {
-        format!("{:.3}s", d.as_secs_f64())
-    } else {
-        format!("{ms}ms")
     }
 }
 
@@ -656,7 +634,7 @@ impl Pooled {
             Ok(Err(ResetFailure::Transaction)) => "a statement left a transaction open".to_owned(),
             Ok(Err(ResetFailure::Failed(e))) => format!(
                 "the session reset failed: {}",
-                convert(&manager.config.connector, Phase::Query, e)
+                map_error(&manager.config.connector, Phase::Query, e)
             ),
             Ok(Err(ResetFailure::Unexpected)) => {
                 "the session reset gave an unexpected answer".to_owned()

@@ -14,11 +14,12 @@
 
 use std::time::Duration;
 
+use extdata_core::driver::Bound;
 use extdata_core::{Error, Row};
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use crate::error::{Phase, convert};
+use crate::error::{Phase, map_error};
 use crate::pool::Pooled;
 use crate::{Prepared, Shape, decode_row};
 
@@ -123,7 +124,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
             }
             End::Failed(e) => {
                 let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
-                let err = convert(&connector, Phase::Query, e);
+                let err = map_error(&connector, Phase::Query, e);
                 if lost {
                     conn.discard();
                 } else {
@@ -142,9 +143,9 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
             }
             End::TimedOut => {
                 conn.abort().await;
-                Err(Error::timeout("waiting for the next row", timeout)
-                    .context("the query was cancelled on the server")
-                    .with_connector(&connector))
+                Err(Bound::PerRow(timeout)
+                    .timeout_error(&connector)
+                    .context("the query was cancelled on the server"))
             }
         };
         if !batch.is_empty() {
