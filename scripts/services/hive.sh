@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Two Spark Thrift servers (HiveServer2 protocol) from PyPI pyspark: one with
-# authentication NONE (SASL PLAIN; any user and password) and one NOSASL (raw binary
-# Thrift), so that both transports are tested. Under /opt so that a fresh clone of the
+# Three Spark Thrift servers (HiveServer2 protocol) from PyPI pyspark: one with
+# authentication NONE (SASL PLAIN; any user and password), one NOSASL (raw binary
+# Thrift) and one with the HTTP transport (authentication NONE, HTTP Basic), so that
+# every transport is tested. Under /opt so that a fresh clone of the
 # checkout (as CI makes) reuses the virtualenv instead of installing it again.
 # Configured on the spark-submit command line (hive_start); settings: hive/env.in.
 HIVE_HOME=/opt/extdata-hive
@@ -9,11 +10,20 @@ HIVE_VENV=$HIVE_HOME/venv
 HIVE_PYSPARK_VERSION=4.3.0
 HIVE_PLAIN_PORT=10000
 HIVE_NOSASL_PORT=10001
+HIVE_HTTP_PORT=10004
+HIVE_HTTP_PATH=cliservice
 HIVE_USER=extdata
 HIVE_PASSWORD=extdata-hive-pw     # NONE accepts any password; the tests still send one
 # Other services' servers of this kind (ldap.sh), by mode: extra --hiveconf settings
 # (one KEY=VALUE a line), what beeline appends to its JDBC URL, and the login it uses.
 declare -A HIVE_MODE_CONF=() HIVE_MODE_URL=() HIVE_MODE_USER=() HIVE_MODE_PASSWORD=()
+# A server whose name is not its hive.server2.authentication names it here.
+declare -A HIVE_MODE_AUTH=([HTTP]=NONE)
+# The HTTP transport (hive.server2.transport.mode=http), authentication NONE.
+HIVE_MODE_CONF[HTTP]="hive.server2.transport.mode=http
+hive.server2.thrift.http.port=$HIVE_HTTP_PORT
+hive.server2.thrift.http.path=$HIVE_HTTP_PATH"
+HIVE_MODE_URL[HTTP]=";transportMode=http;httpPath=$HIVE_HTTP_PATH"
 
 hive_spark_home() {
     local d
@@ -73,7 +83,7 @@ hive_start() {
             --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
             --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
             --hiveconf "hive.server2.thrift.port=$port" \
-            --hiveconf "hive.server2.authentication=$mode" \
+            --hiveconf "hive.server2.authentication=${HIVE_MODE_AUTH[$mode]-$mode}" \
             --hiveconf hive.server2.enable.doAs=false \
             "${extra[@]}" </dev/null >"$dir/server.log" 2>&1 &
         echo $! >"$dir/server.pid"
@@ -153,12 +163,14 @@ setup_hive() {
     HIVE_STARTED=()
     hive_ensure NONE "$HIVE_PLAIN_PORT"
     hive_ensure NOSASL "$HIVE_NOSASL_PORT"
+    hive_ensure HTTP "$HIVE_HTTP_PORT"
     local started
     for started in "${HIVE_STARTED[@]}"; do
         hive_wait "${started%%:*}" "${started##*:}"
     done
 
-    render_env hive HIVE_PLAIN_PORT HIVE_NOSASL_PORT HIVE_USER HIVE_PASSWORD \
+    render_env hive HIVE_PLAIN_PORT HIVE_NOSASL_PORT HIVE_HTTP_PORT HIVE_HTTP_PATH \
+        HIVE_USER HIVE_PASSWORD HIVE_HTTP_LOG="$(hive_server_dir HTTP)/server.log" \
         HIVE_LOG="$(hive_server_dir NONE)/server.log" \
         HIVE_NOSASL_LOG="$(hive_server_dir NOSASL)/server.log"
 }

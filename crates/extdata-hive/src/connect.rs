@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) auth: Auth,
+    /// `transport=http`: the HTTP path; `None`: the binary transport.
+    pub(crate) http_path: Option<String>,
     /// TLS over the TCP connection (`ssl`), verified as `ssl.verify` says.
     pub(crate) tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     pub(crate) username: String,
@@ -81,6 +83,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("auth", &self.auth)
             .field("tls", &self.tls.is_some())
+            .field("http_path", &self.http_path)
             .field("username", &self.username)
             .field("database", &self.database)
             .field(
@@ -158,6 +161,17 @@ impl Settings {
             host,
             port,
             auth,
+            http_path: config
+                .options
+                .get("transport")
+                .is_some_and(|t| t.eq_ignore_ascii_case("http"))
+                .then(|| {
+                    config
+                        .options
+                        .get("http_path")
+                        .unwrap_or("cliservice")
+                        .to_owned()
+                }),
             tls,
             // HiveServer2 with NONE accepts any user; "anonymous" is what its own
             // clients send when none is given.
@@ -226,6 +240,18 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
          default), GSSAPI/KERBEROS (needs the `gssapi` feature)",
     ),
     OptionSpec::new(
+        "transport",
+        OptionCheck::OneOf(&["binary", "http"]),
+        "how Thrift travels, matching the server's hive.server2.transport.mode: binary (the \
+         default) or http (one POST per call to http_path, HTTP Basic authentication)",
+    ),
+    OptionSpec::new(
+        "http_path",
+        OptionCheck::Any,
+        "the HTTP path of transport=http, the server's hive.server2.thrift.http.path \
+         (default cliservice)",
+    ),
+    OptionSpec::new(
         "allow_server_code",
         OptionCheck::Bool,
         "let statements run code on the server: TRANSFORM/MAP/REDUCE … USING '<command>', \
@@ -267,6 +293,24 @@ pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) 
         problems.push((
             "options.auth".to_owned(),
             "GSSAPI needs extdata-hive built with its `gssapi` cargo feature".to_owned(),
+        ));
+    }
+    let http = config
+        .options
+        .get("transport")
+        .is_some_and(|t| t.eq_ignore_ascii_case("http"));
+    if http && matches!(auth, Some(Auth::NoSasl) | Some(Auth::Gssapi)) {
+        problems.push((
+            "options.auth".to_owned(),
+            "transport=http sends the login by HTTP Basic authentication: auth must be NONE, \
+             PLAIN, LDAP or CUSTOM (NOSASL and GSSAPI over HTTP are not supported)"
+                .to_owned(),
+        ));
+    }
+    if !http && config.options.get("http_path").is_some() {
+        problems.push((
+            "options.http_path".to_owned(),
+            "only used with transport=http".to_owned(),
         ));
     }
     if config

@@ -128,6 +128,21 @@ fn from_transport(error: TransportError, operation: &str) -> Error {
         TransportError::Closed { .. } => {
             format!("{operation}: the server closed the connection")
         }
+        TransportError::Http {
+            status: 401 | 403, ..
+        } => {
+            return Error::new(
+                ErrorKind::Auth,
+                format!("{operation}: login refused by the server: {error}"),
+            )
+            .with_source(error);
+        }
+        TransportError::Http {
+            status: 404 | 405, ..
+        } => format!(
+            "{operation}: {error}: the HTTP path is wrong (set the option http_path to the \
+             server's hive.server2.thrift.http.path)"
+        ),
         other => format!("{operation}: {other}"),
     };
     Error::new(ErrorKind::Connect, message).with_source(error)

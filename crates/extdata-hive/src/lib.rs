@@ -5,6 +5,7 @@ mod error;
 #[cfg(any(feature = "gssapi", test))]
 mod gssapi;
 mod guard;
+mod http;
 mod pool;
 mod sasl;
 mod session;
@@ -338,6 +339,29 @@ mod tests {
         );
         let source = HiveSource::build(valid).expect("a TLS source builds without I/O");
         assert!(format!("{source:?}").contains("tls: true"), "{source:?}");
+    }
+
+    #[test]
+    fn http_transport_takes_a_path_and_a_plain_login_only() {
+        let valid = config()
+            .with_options("transport=http&http_path=gateway/default/hive")
+            .validate_with(Some(&SPEC))
+            .expect("transport=http");
+        let source = HiveSource::build(valid).expect("builds without I/O");
+        assert!(format!("{source:?}").contains("HiveSource"));
+        for (options, field) in [
+            ("transport=http&auth=NOSASL", "auth"),
+            ("transport=http&auth=GSSAPI", "auth"),
+            ("http_path=cliservice", "http_path"),
+            ("transport=thrift", "transport"),
+        ] {
+            let problems = config()
+                .with_options(options)
+                .validate_with(Some(&SPEC))
+                .unwrap_err()
+                .to_string();
+            assert!(problems.contains(field), "{options}: {problems}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::connect::{Auth, Settings};
 use crate::error::{Failure, map_error};
+use crate::http::HttpLink;
 use crate::sasl::{self, SaslError};
 use crate::transport::{Connection, DEFAULT_MAX_MESSAGE, Framing, Io, TransportError, status_ok};
 
@@ -30,7 +31,7 @@ const STATUS_GRACE: Duration = Duration::from_millis(300);
 
 /// An open HiveServer2 session on its own TCP connection.
 pub(crate) struct Session {
-    connection: Connection<Box<dyn Io>>,
+    connection: Link,
     handle: TSessionHandle,
     pub(crate) protocol: i32,
     pub(crate) last_used: Instant,
@@ -48,6 +49,37 @@ impl fmt::Debug for Session {
             .field("protocol", &self.protocol)
             .field("broken", &self.broken)
             .finish_non_exhaustive()
+    }
+}
+
+/// How the session's calls travel: thrift messages on the socket (binary transport), or
+/// one HTTP request each.
+enum Link {
+    Socket(Connection<Box<dyn Io>>),
+    Http(HttpLink),
+}
+
+impl Link {
+    async fn call<Req, Resp>(&mut self, method: &str, request: &Req) -> Result<Resp, TransportError>
+    where
+        Req: TSerializable,
+        Resp: TSerializable,
+    {
+        match self {
+            Link::Socket(connection) => connection.call(method, request).await,
+            Link::Http(link) => link.call(method, request).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Link::Socket(connection) => {
+                let _ = connection.stream_mut().shutdown().await;
+            }
+            // Dropping the link ends its connection task, which closes the socket.
+            Link::Http(_) => {}
+        }
     }
 }
 
@@ -133,6 +165,8 @@ impl Session {
             }
         };
         let framing = match settings.auth {
+            // Over HTTP the login travels with each request (Basic), not by SASL.
+            _ if settings.http_path.is_some() => Framing::Raw,
             Auth::NoSasl => Framing::Raw,
             Auth::Plain => {
                 let mut plain = sasl::Plain::new(&settings.username, expose(&settings.password));
@@ -183,7 +217,33 @@ impl Session {
                 }
             }
         };
-        let mut connection = Connection::new(stream, framing, DEFAULT_MAX_MESSAGE);
+        let mut connection = match (&settings.http_path, framing) {
+            (Some(path), _) => {
+                let login = (settings.auth == Auth::Plain)
+                    .then(|| (settings.username.as_str(), expose(&settings.password)));
+                match timeout_at(
+                    deadline,
+                    HttpLink::open(
+                        stream,
+                        &settings.host,
+                        settings.port,
+                        path,
+                        login,
+                        DEFAULT_MAX_MESSAGE,
+                    ),
+                )
+                .await
+                {
+                    Err(_) => return Err(timed_out("starting HTTP")),
+                    Ok(Err(e)) => {
+                        return Err(map_error(Failure::Transport(e), "starting HTTP")
+                            .with_connector(settings.name.clone()));
+                    }
+                    Ok(Ok(link)) => Link::Http(link),
+                }
+            }
+            (None, framing) => Link::Socket(Connection::new(stream, framing, DEFAULT_MAX_MESSAGE)),
+        };
         let request = TOpenSessionReq::new(
             TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V10,
             Some(settings.username.clone()),
@@ -575,8 +635,7 @@ impl Session {
                 )
                 .await;
         }
-        use tokio::io::AsyncWriteExt;
-        let _ = tokio::time::timeout(budget, self.connection.stream_mut().shutdown()).await;
+        let _ = tokio::time::timeout(budget, self.connection.shutdown()).await;
     }
 }
 

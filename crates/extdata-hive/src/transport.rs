@@ -46,6 +46,13 @@ pub(crate) enum TransportError {
     Protocol(String),
     /// The server answered with a thrift application exception.
     Application(String),
+    /// The HTTP transport's request was answered with a non-success status.
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the server's answer.
+        detail: String,
+    },
 }
 
 impl fmt::Display for TransportError {
@@ -55,6 +62,13 @@ impl fmt::Display for TransportError {
             TransportError::Closed { .. } => f.write_str("the server closed the connection"),
             TransportError::Protocol(why) => write!(f, "invalid thrift message: {why}"),
             TransportError::Application(why) => write!(f, "server exception: {why}"),
+            TransportError::Http { status, detail } => {
+                write!(f, "the server answered HTTP {status}")?;
+                if !detail.trim().is_empty() {
+                    write!(f, " ({})", detail.trim())?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -151,6 +151,10 @@ async fn setup_nosasl() -> Option<Harness> {
     one_at_a_time(Mode::NoSasl).await
 }
 
+async fn setup_http() -> Option<Harness> {
+    one_at_a_time(Mode::Http).await
+}
+
 async fn setup_ldap() -> Option<Harness> {
     one_at_a_time(Mode::Ldap).await
 }
@@ -158,3 +162,4 @@ async fn setup_ldap() -> Option<Harness> {
 extdata_conformance::conformance_tests!(sasl_plain => setup_plain);
 extdata_conformance::conformance_tests!(nosasl => setup_nosasl);
 extdata_conformance::conformance_tests!(ldap => setup_ldap);
+extdata_conformance::conformance_tests!(http => setup_http);

@@ -21,6 +21,8 @@ pub enum Mode {
     /// `hive.server2.authentication=LDAP` over TLS (`hive.server2.use.SSL`): SASL PLAIN,
     /// the password checked by the test OpenLDAP server (`scripts/services.sh ldap`).
     Ldap,
+    /// `hive.server2.transport.mode=http`, authentication NONE: Thrift over HTTP.
+    Http,
 }
 
 impl Mode {
@@ -29,6 +31,7 @@ impl Mode {
             Mode::Plain => "NONE",
             Mode::NoSasl => "NOSASL",
             Mode::Ldap => "LDAP",
+            Mode::Http => "NONE",
         }
     }
 
@@ -36,7 +39,7 @@ impl Mode {
     /// `EXTDATA_TEST_REQUIRE` names it.
     pub fn service(self) -> &'static str {
         match self {
-            Mode::Plain | Mode::NoSasl => "hive",
+            Mode::Plain | Mode::NoSasl | Mode::Http => "hive",
             Mode::Ldap => "ldap",
         }
     }
@@ -47,6 +50,7 @@ impl Mode {
             Mode::Plain => "EXTDATA_TEST_HIVE",
             Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL",
             Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
+            Mode::Http => "EXTDATA_TEST_HIVE_HTTP",
         }
     }
 }
@@ -57,7 +61,7 @@ impl Mode {
 pub fn config(mode: Mode) -> Option<ConnectorConfig> {
     let service = mode.service();
     let host_var = match mode {
-        Mode::Plain | Mode::NoSasl => "EXTDATA_TEST_HIVE_HOST",
+        Mode::Plain | Mode::NoSasl | Mode::Http => "EXTDATA_TEST_HIVE_HOST",
         Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP_HOST",
     };
     let Some(host) = env(host_var) else {
@@ -80,20 +84,28 @@ pub fn config(mode: Mode) -> Option<ConnectorConfig> {
     }
     // NONE and NOSASL take any login: the hive service's; LDAP checks the ldap one's.
     let login = match mode {
-        Mode::Plain | Mode::NoSasl => "EXTDATA_TEST_HIVE",
+        Mode::Plain | Mode::NoSasl | Mode::Http => "EXTDATA_TEST_HIVE",
         Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
     };
-    let mut config =
-        ConnectorConfig::new(format!("hive-{}", mode.auth().to_lowercase()), DbKind::Hive)
-            .with_host(host)
-            .with_port(port)
-            .with_username(env(&format!("{login}_USER")).unwrap_or_else(|| "extdata".into()))
-            .with_password(env(&format!("{login}_PASSWORD")).unwrap_or_else(|| "extdata".into()))
-            .with_connect_timeout(Duration::from_secs(10))
-            .with_query_timeout(Duration::from_secs(120))
-            .with_option("auth", mode.auth());
+    let mut config = ConnectorConfig::new(
+        format!("hive-{}", format!("{mode:?}").to_lowercase()),
+        DbKind::Hive,
+    )
+    .with_host(host)
+    .with_port(port)
+    .with_username(env(&format!("{login}_USER")).unwrap_or_else(|| "extdata".into()))
+    .with_password(env(&format!("{login}_PASSWORD")).unwrap_or_else(|| "extdata".into()))
+    .with_connect_timeout(Duration::from_secs(10))
+    .with_query_timeout(Duration::from_secs(120))
+    .with_option("auth", mode.auth());
     if let Some(database) = env("EXTDATA_TEST_HIVE_DATABASE") {
         config = config.with_database(database);
+    }
+    if mode == Mode::Http {
+        config = config.with_option("transport", "http").with_option(
+            "http_path",
+            env("EXTDATA_TEST_HIVE_HTTP_PATH").unwrap_or_else(|| "cliservice".into()),
+        );
     }
     if mode == Mode::Ldap {
         // The LDAP server is also the TLS one: verified fully against the test CA.
