@@ -1,4 +1,5 @@
-//! What `check` reports about the jobs sections: cursor comparisons, cron expressions.
+//! What `check` reports about the jobs sections: cursor comparisons, cron expressions,
+//! the state store.
 
 mod support;
 use support::*;
@@ -86,4 +87,39 @@ fn cron_problems_name_the_import_the_field_and_the_cron_field() {
     );
     assert!(!problems.contains("hourly"), "{problems}");
     assert!(!problems.contains("Number out of bounds"), "{problems}");
+}
+
+#[test]
+fn state_sections_are_checked_and_never_print_the_url() {
+    let fixture = Fixture::new();
+    let problems = |state: &str| {
+        let config = fixture.dir.join("state.toml");
+        std::fs::write(&config, format!("{state}\n{SQLITE_CONNECTORS}")).unwrap();
+        extdata_jobs::Jobs::from_path(&config)
+            .map(|jobs| format!("{:?}", jobs.config().state))
+            .unwrap_or_else(|p| p.to_string())
+    };
+    let text = problems("[state]\ntype = \"mongodb\"\n");
+    assert!(
+        text.contains("state.type: `mongodb` is not a state store type"),
+        "{text}"
+    );
+    let text = problems("[state]\ntype = \"postgresql\"\n");
+    assert!(text.contains("state.url: is missing"), "{text}");
+    let text = problems(
+        "[state]\ntype = \"postgresql\"\nurl = \"postgres://u:s3cret-state-pw@db/x\"\nlease = \"10ms\"\nttl = 1\n",
+    );
+    assert!(text.contains("state.lease: must be at least 1s"), "{text}");
+    assert!(text.contains("state.ttl: unknown field"), "{text}");
+    // A valid one: the URL is held, never printed.
+    let text = problems(
+        "[state]\ntype = \"postgresql\"\nurl = \"postgres://u:s3cret-state-pw@db/x\"\nschema = \"jobs\"\nlease = \"5s\"\n",
+    );
+    assert!(text.starts_with("Postgres"), "{text}");
+    assert!(
+        text.contains("5s") && !text.contains("s3cret-state-pw"),
+        "{text}"
+    );
+    let text = problems("state = \"elsewhere.db\"\n");
+    assert!(text.contains("elsewhere.db"), "{text}");
 }

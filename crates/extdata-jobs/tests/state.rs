@@ -1,5 +1,7 @@
-//! The state store opens files written by older versions.
+//! The state store opens files written by older versions; PostgreSQL leases and fencing.
 
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::env;
 use extdata_jobs::Stop;
 
 mod support;
@@ -50,4 +52,94 @@ sink = { type = "csv", path = "orders.csv" }
         (7, 0, 1)
     );
     jobs.close().await;
+}
+
+/// Two workers on the PostgreSQL state store, in one process: a fire time is taken
+/// once; a held lease is busy for the other; once it expires unrenewed the other takes
+/// the import over, and the first one's checkpoint is refused (fencing) while the new
+/// holder's is saved.
+#[tokio::test]
+async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
+    use extdata_jobs::{
+        Acquired, BatchCommit, Checkpoint, Claim, PostgresStateStore, RunCounts, StateStore,
+    };
+    use std::time::Duration;
+
+    let Some(url) = env("EXTDATA_TEST_POSTGRES_URL") else {
+        return require_or_skip("postgres", "EXTDATA_TEST_POSTGRES_URL is not set").unwrap_or(());
+    };
+    let url = extdata::SecretSource::literal(url);
+    let schema = format!("extdata_leases_{}", std::process::id());
+    let lease = Duration::from_secs(1);
+    let a = PostgresStateStore::open(&url, Some(&schema), lease)
+        .await
+        .unwrap();
+    let b = PostgresStateStore::open(&url, Some(&schema), lease)
+        .await
+        .unwrap();
+    let fire = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let taken = |acquired: Acquired| match acquired {
+        Acquired::Taken(lease) => lease,
+        other => panic!("not taken: {other:?}"),
+    };
+
+    // A fire time: taken by one, then nothing for the other.
+    let first = taken(a.acquire("orders", Claim::Fire(fire)).await.unwrap());
+    assert_eq!((first.fire(), first.takeover()), (Some(fire), false));
+    match b.acquire("orders", Claim::Fire(fire)).await.unwrap() {
+        Acquired::Busy { expires_in, .. } => assert!(expires_in.unwrap() <= lease),
+        other => panic!("{other:?}"),
+    }
+    a.release(first).await.unwrap();
+    assert!(matches!(
+        b.acquire("orders", Claim::Fire(fire)).await.unwrap(),
+        Acquired::Nothing
+    ));
+    assert!(matches!(
+        b.acquire("orders", Claim::Abandoned).await.unwrap(),
+        Acquired::Nothing
+    ));
+
+    // A lease left to expire is taken over; the old holder is fenced.
+    let old = taken(a.acquire("orders", Claim::Now).await.unwrap());
+    let old_run = a.begin_run(&old).await.unwrap();
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    let new = taken(b.acquire("orders", Claim::Abandoned).await.unwrap());
+    assert!(new.takeover());
+    assert!(new.token() > old.token());
+    let new_run = b.begin_run(&new).await.unwrap();
+    assert_ne!(old_run, new_run);
+    let checkpoint = |cursor: i64| Checkpoint {
+        cursor: Some(extdata::Value::I64(cursor)),
+        position: None,
+    };
+    let counts = RunCounts::default();
+    let batch = |checkpoint| BatchCommit {
+        checkpoint,
+        boundary: None,
+        counts: &counts,
+        new_keys: &[],
+    };
+    let (stale, fresh) = (checkpoint(99), checkpoint(7));
+    let refused = a
+        .commit_batch(&old, old_run, batch(&stale))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("lost its lease"), "{refused}");
+    assert!(!a.renew("orders", old.token()).await.unwrap());
+    b.commit_batch(&new, new_run, batch(&fresh)).await.unwrap();
+    assert_eq!(
+        a.checkpoint("orders").await.unwrap().unwrap().cursor,
+        Some(extdata::Value::I64(7))
+    );
+    let history = a.history("orders", 10).await.unwrap();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history[0].takeover && history[0].worker.is_some());
+    b.release(new).await.unwrap();
+
+    let admin = test_postgres();
+    sql(admin.as_ref(), &format!("DROP SCHEMA {schema} CASCADE")).await;
+    admin.close().await;
+    a.close().await;
+    b.close().await;
 }
