@@ -17,7 +17,7 @@ use hyper::header::{self, HeaderValue};
 use hyper_util::rt::TokioIo;
 use thrift::protocol::TSerializable;
 
-use crate::transport::{Io, TransportError, decode_reply, encode_call, message_len};
+use crate::transport::{Io, TransportError, decode_reply, message_len, next_call};
 
 /// One HTTP/1.1 connection carrying thrift calls.
 pub(crate) struct HttpLink {
@@ -108,9 +108,7 @@ impl HttpLink {
         Req: TSerializable,
         Resp: TSerializable,
     {
-        self.sequence = self.sequence.wrapping_add(1);
-        let sequence = self.sequence;
-        let message = encode_call(method, sequence, request)?;
+        let (sequence, message) = next_call(&mut self.sequence, method, request)?;
         let mut builder = hyper::Request::post(self.path.as_str())
             .header(header::HOST, self.host.clone())
             .header(header::CONTENT_TYPE, "application/x-thrift")

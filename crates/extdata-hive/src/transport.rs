@@ -286,6 +286,17 @@ pub(crate) fn encode_call<Req: TSerializable>(
     Ok(out)
 }
 
+/// The next sequence number of a connection (`sequence`, advanced) and the encoded call
+/// of `method` with it.
+pub(crate) fn next_call<Req: TSerializable>(
+    sequence: &mut i32,
+    method: &str,
+    request: &Req,
+) -> Result<(i32, Vec<u8>), TransportError> {
+    *sequence = sequence.wrapping_add(1);
+    Ok((*sequence, encode_call(method, *sequence, request)?))
+}
+
 /// Decodes the reply to `method`: its `success` field (id 0).
 pub(crate) fn decode_reply<Resp: TSerializable>(
     bytes: &[u8],
@@ -369,9 +380,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Req: TSerializable,
         Resp: TSerializable,
     {
-        self.sequence = self.sequence.wrapping_add(1);
-        let sequence = self.sequence;
-        let message = encode_call(method, sequence, request)?;
+        let (sequence, message) = next_call(&mut self.sequence, method, request)?;
         self.send(&message).await?;
         let reply = self.receive().await?;
         decode_reply(&reply, method, sequence)
