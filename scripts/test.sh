@@ -24,13 +24,14 @@ export EXTDATA_TEST_REQUIRE="sqlite,${EXTDATA_TEST_REQUIRE:-}"
 echo "required backends: ${EXTDATA_TEST_REQUIRE}"
 
 # The Hive backend's `gssapi` feature links MIT Kerberos and generates its bindings with
-# libclang: both are build dependencies only, checked below.
+# libclang: both are build dependencies only, checked below. GNU time measures the CLI's
+# peak RSS in crates/extdata-cli/tests/columnar.rs.
 missing=()
-for pkg in libkrb5-dev libclang-dev; do
+for pkg in libkrb5-dev libclang-dev time; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
-    echo "installing build dependencies: ${missing[*]}"
+    echo "installing build and test dependencies: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

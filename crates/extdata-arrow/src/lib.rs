@@ -15,8 +15,39 @@ use chrono::{NaiveDate, NaiveTime, Timelike};
 use extdata_core::{Column, Error, Result, Row, RowStream, Value, ValueKind};
 use futures::{Stream, StreamExt};
 
+#[cfg(any(feature = "ipc", feature = "parquet"))]
+mod write;
+#[cfg(any(feature = "ipc", feature = "parquet"))]
+pub use write::*;
+
 /// Rows per [`RecordBatch`] unless the caller says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 8192;
+
+/// About how many bytes of values a [`RecordBatch`] holds before it is cut, unless the
+/// caller says otherwise.
+pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where a [`BatchBuilder`] cuts a batch: at `rows` rows, or once its values take about
+/// `bytes` bytes, whichever comes first. A batch always holds at least one row, so a
+/// single value larger than `bytes` makes a batch of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Rows per batch at most.
+    pub rows: usize,
+    /// Bytes of values per batch, about (fixed-width values by their width, text and
+    /// binary by their length plus an offset).
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    /// [`DEFAULT_BATCH_ROWS`] rows, [`DEFAULT_BATCH_BYTES`] bytes.
+    fn default() -> Self {
+        BatchLimits {
+            rows: DEFAULT_BATCH_ROWS,
+            bytes: DEFAULT_BATCH_BYTES,
+        }
+    }
+}
 
 /// The zone of `timestamptz` columns: values are instants, kept in UTC.
 const UTC: &str = "+00:00";
@@ -195,17 +226,29 @@ impl Builder {
         }
     }
 
-    /// Appends one value; `Err` names what did not fit.
-    fn append(&mut self, value: &Value) -> std::result::Result<(), String> {
+    /// Bytes one value of this column takes in the batch, not counting the variable
+    /// part of text and binary values (see [`Builder::append`]).
+    fn fixed_width(data_type: &DataType) -> usize {
+        match data_type {
+            DataType::Boolean => 1,
+            DataType::FixedSizeBinary(width) => usize::try_from(*width).unwrap_or(16),
+            DataType::Utf8 | DataType::Binary => 4,
+            other => other.primitive_width().unwrap_or(8),
+        }
+    }
+
+    /// Appends one value; returns the variable bytes it added (the length of a text or
+    /// binary value, 0 for the rest). `Err` names what did not fit.
+    fn append(&mut self, value: &Value) -> std::result::Result<usize, String> {
         macro_rules! push {
             ($b:expr, $v:expr) => {{
                 $b.append_value($v);
-                Ok(())
+                Ok(0)
             }};
         }
         if value.is_null() {
             self.append_null();
-            return Ok(());
+            return Ok(0);
         }
         match (self, value) {
             (Builder::Bool(b), Value::Bool(v)) => push!(b, *v),
@@ -232,12 +275,23 @@ impl Builder {
                     .ok_or_else(|| format!("{d} does not fit a decimal of scale {scale}"))?;
                 push!(b, m)
             }
-            (Builder::Text(b), Value::Text(v)) => push!(b, v),
-            (Builder::Text(b), other) => push!(b, other.to_text_lossless()),
-            (Builder::Binary(b), Value::Bytes(v)) => push!(b, v),
-            (Builder::Uuid(b), Value::Uuid(v)) => {
-                b.append_value(v.as_bytes()).map_err(|e| e.to_string())
+            (Builder::Text(b), Value::Text(v)) => {
+                b.append_value(v);
+                Ok(v.len())
             }
+            (Builder::Text(b), other) => {
+                let text = other.to_text_lossless();
+                b.append_value(&text);
+                Ok(text.len())
+            }
+            (Builder::Binary(b), Value::Bytes(v)) => {
+                b.append_value(v);
+                Ok(v.len())
+            }
+            (Builder::Uuid(b), Value::Uuid(v)) => b
+                .append_value(v.as_bytes())
+                .map(|()| 0)
+                .map_err(|e| e.to_string()),
             (Builder::Date(b), Value::Date(v)) => push!(b, days_since_epoch(v)),
             (Builder::Time(b), Value::Time(v)) => {
                 push!(b, time_micros(v).ok_or("a time with nanoseconds")?)
@@ -308,12 +362,16 @@ impl Builder {
     }
 }
 
-/// Builds [`RecordBatch`]es of one schema from rows.
+/// Builds [`RecordBatch`]es of one schema from rows, cut at [`BatchLimits`].
 pub struct BatchBuilder {
     schema: SchemaRef,
     builders: Vec<Builder>,
     rows: usize,
-    batch_rows: usize,
+    limits: BatchLimits,
+    /// Bytes of one row's fixed-width part (see [`BatchLimits::bytes`]).
+    row_width: usize,
+    /// Bytes of the text and binary values appended since the last batch.
+    variable_bytes: usize,
 }
 
 impl std::fmt::Debug for BatchBuilder {
@@ -321,27 +379,57 @@ impl std::fmt::Debug for BatchBuilder {
         f.debug_struct("BatchBuilder")
             .field("schema", &self.schema)
             .field("rows", &self.rows)
-            .field("batch_rows", &self.batch_rows)
+            .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl BatchBuilder {
-    /// A builder for `columns` that fills batches of `batch_rows` rows.
+    /// A builder for `columns` that fills batches of `batch_rows` rows (and at most
+    /// about [`DEFAULT_BATCH_BYTES`]).
     pub fn new(columns: &[Column], batch_rows: usize) -> BatchBuilder {
+        BatchBuilder::with_limits(
+            columns,
+            BatchLimits {
+                rows: batch_rows,
+                ..BatchLimits::default()
+            },
+        )
+    }
+
+    /// A builder for `columns` that cuts batches at `limits`.
+    pub fn with_limits(columns: &[Column], limits: BatchLimits) -> BatchBuilder {
         let schema = schema(columns);
-        let batch_rows = batch_rows.max(1);
+        let limits = BatchLimits {
+            rows: limits.rows.max(1),
+            bytes: limits.bytes.max(1),
+        };
+        // Room for the rows the byte bound lets in, not more (a wide row would
+        // otherwise reserve `rows` of itself up front).
+        let row_width: usize = schema
+            .fields()
+            .iter()
+            .map(|f| Builder::fixed_width(f.data_type()))
+            .sum();
+        let capacity = limits.rows.min(limits.bytes / row_width.max(1) + 1);
         let builders = schema
             .fields()
             .iter()
-            .map(|f| Builder::new(f.data_type(), batch_rows))
+            .map(|f| Builder::new(f.data_type(), capacity))
             .collect();
         BatchBuilder {
             schema,
             builders,
             rows: 0,
-            batch_rows,
+            limits,
+            row_width,
+            variable_bytes: 0,
         }
+    }
+
+    /// Where batches are cut.
+    pub fn limits(&self) -> BatchLimits {
+        self.limits
     }
 
     /// The schema of the batches.
@@ -359,9 +447,25 @@ impl BatchBuilder {
         self.rows == 0
     }
 
+    /// Bytes of values appended since the last batch, about (see
+    /// [`BatchLimits::bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.rows
+            .saturating_mul(self.row_width)
+            .saturating_add(self.variable_bytes)
+    }
+
     /// Appends one row; returns a batch when it is full.
     pub fn push(&mut self, row: &Row) -> Result<Option<RecordBatch>> {
-        let values = row.values();
+        self.push_values(row.values())
+    }
+
+    /// Appends one row given as its values in column order; returns a batch when it
+    /// is full (at [`BatchLimits::rows`] rows or about [`BatchLimits::bytes`] bytes).
+    /// A value that does not fit its column is a [`extdata_core::ErrorKind::Decode`]
+    /// error naming the column; the row is then left half-appended, so the builder
+    /// must not be used further.
+    pub fn push_values(&mut self, values: &[Value]) -> Result<Option<RecordBatch>> {
         if values.len() != self.builders.len() {
             return Err(Error::decode(format!(
                 "a row of {} values for {} columns",
@@ -370,15 +474,16 @@ impl BatchBuilder {
             )));
         }
         for (index, (builder, value)) in self.builders.iter_mut().zip(values).enumerate() {
-            builder.append(value).map_err(|why| {
+            let added = builder.append(value).map_err(|why| {
                 Error::decode(format!(
                     "arrow column `{}`: {why}",
                     self.schema.field(index).name()
                 ))
             })?;
+            self.variable_bytes = self.variable_bytes.saturating_add(added);
         }
         self.rows += 1;
-        if self.rows >= self.batch_rows {
+        if self.rows >= self.limits.rows || self.bytes() >= self.limits.bytes {
             return self.finish().map(Some);
         }
         Ok(None)
@@ -388,6 +493,7 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
         self.rows = 0;
+        self.variable_bytes = 0;
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::decode(format!("arrow batch: {e}")))
     }
@@ -548,6 +654,41 @@ mod tests {
         assert!(err.to_string().contains("amount"), "{err}");
         assert_eq!(mantissa128("-0.5", 2), Some(-50));
         assert_eq!(mantissa128("0.505", 2), None);
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_before_rows() {
+        let columns: Columns = vec![
+            Column::new("id", "int4", ValueKind::I32),
+            Column::new("name", "text", ValueKind::Text),
+        ]
+        .into();
+        // A row is 4 + 4 fixed bytes and 92 bytes of text: 100 bytes.
+        let mut builder = BatchBuilder::with_limits(
+            &columns,
+            BatchLimits {
+                rows: 1000,
+                bytes: 250,
+            },
+        );
+        let row = |id| {
+            Row::new(
+                columns.clone(),
+                vec![Value::I32(id), Value::Text("x".repeat(92))],
+            )
+        };
+        assert!(builder.push(&row(1)).unwrap().is_none());
+        assert!(builder.push(&row(2)).unwrap().is_none());
+        assert_eq!(builder.bytes(), 200);
+        let batch = builder.push(&row(3)).unwrap().expect("cut at 300 bytes");
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(builder.bytes(), 0);
+        // One value larger than the bound still makes a batch, of one row.
+        let huge = Row::new(
+            columns.clone(),
+            vec![Value::I32(4), Value::Text("y".repeat(1000))],
+        );
+        assert_eq!(builder.push(&huge).unwrap().expect("a batch").num_rows(), 1);
     }
 
     #[tokio::test]

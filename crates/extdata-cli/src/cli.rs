@@ -197,17 +197,23 @@ pub(crate) struct QueryArgs {
     #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE", value_parser = parse_param)]
     pub(crate) params: Vec<Param>,
 
-    /// Output format; `csv` and `jsonl` stream the rows as they arrive.
+    /// Output format; `csv`, `jsonl`, `arrow` (Arrow IPC stream) and `parquet` stream
+    /// the rows as they arrive. The binary formats are refused on a terminal.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
+
+    /// Write the output to this file instead of stdout (created once the server
+    /// accepted the query).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 
     /// Print at most this many rows (default 10000 for table and json, no bound for the
     /// streamed formats). A cut result is reported on stderr.
     #[arg(long, value_name = "N")]
     pub(crate) max_rows: Option<usize>,
 
-    /// Bound on the query (default: the connector's `query_timeout`); for csv and
-    /// jsonl, on the wait for each row.
+    /// Bound on the query (default: the connector's `query_timeout`); for the streamed
+    /// formats, on the wait for each row.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 }
@@ -275,6 +281,8 @@ mod tests {
             "3",
             "--timeout",
             "2s",
+            "-o",
+            "out.jsonl",
         ])
         .unwrap();
         assert_eq!(cli.account.as_deref(), Some("42"));
@@ -285,6 +293,16 @@ mod tests {
         assert_eq!(q.format, Format::Jsonl);
         assert_eq!(q.max_rows, Some(3));
         assert_eq!(q.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(q.output.as_deref(), Some(std::path::Path::new("out.jsonl")));
+        for (name, format) in [("arrow", Format::Arrow), ("parquet", Format::Parquet)] {
+            let cli =
+                Cli::try_parse_from(["extdata", "query", "crm", "SELECT 1", "-f", name]).unwrap();
+            let Command::Query(q) = cli.command else {
+                panic!("not a query")
+            };
+            assert_eq!(q.format, format);
+            assert!(format.streams() && format.is_binary());
+        }
     }
 
     #[test]

@@ -1,18 +1,25 @@
-//! Output formats: `table`, `csv`, `json`, `jsonl`.
+//! Output formats: `table`, `csv`, `json`, `jsonl`, and the binary `arrow` and
+//! `parquet`.
 //!
 //! Values are rendered by the core ([`Value::to_json`] for JSON, [`Value::to_text_lossless`]
-//! for CSV and tables) so that every front end prints a value the same way. `csv` and
-//! `jsonl` write each row as it arrives; `table` and `json` need the whole (bounded)
+//! for CSV and tables) so that every front end prints a value the same way; `arrow` and
+//! `parquet` keep them typed, as `extdata-arrow` maps them. `csv`, `jsonl`, `arrow` and
+//! `parquet` write rows as they arrive; `table` and `json` need the whole (bounded)
 //! result.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal as _, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal as _, Write};
+use std::path::Path;
 
 use clap::ValueEnum;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use extdata::{Column, Value, ValueKind};
+use extdata_arrow::{BatchLimits, IpcStreamWriter, ParquetFileWriter, ParquetLimits, RowSink};
+
+use crate::failure::Failure;
 
 /// How rows are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -26,13 +33,75 @@ pub(crate) enum Format {
     Json,
     /// One JSON object per line; streamed.
     Jsonl,
+    /// An Arrow IPC stream (binary; not to a terminal); streamed in batches.
+    Arrow,
+    /// A Parquet file (binary; not to a terminal); streamed in row groups.
+    Parquet,
 }
 
 impl Format {
     /// Whether rows are written as they arrive, with no bound unless one is asked for.
     pub(crate) fn streams(self) -> bool {
-        matches!(self, Format::Csv | Format::Jsonl)
+        matches!(
+            self,
+            Format::Csv | Format::Jsonl | Format::Arrow | Format::Parquet
+        )
     }
+
+    /// Whether the output is binary (never written to a terminal).
+    pub(crate) fn is_binary(self) -> bool {
+        matches!(self, Format::Arrow | Format::Parquet)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+            Format::Arrow => "arrow",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// Output buffer: large writes for millions of rows.
+const BUFFER: usize = 64 * 1024;
+
+/// Where the output goes: `--output FILE`, or stdout.
+pub(crate) type Output = BufWriter<Box<dyn Write + Send>>;
+
+/// Refuses binary output to a terminal (exit 2), as other tools do: it would garble
+/// the screen and help no one. Checked before anything runs.
+pub(crate) fn check_target(format: Format, file: Option<&Path>) -> Result<(), Failure> {
+    if format.is_binary() && file.is_none() && io::stdout().is_terminal() {
+        return Err(Failure::usage(format!(
+            "refusing to write {} output to a terminal; redirect stdout (`> result.{}`, `| …`) or use --output FILE",
+            format.name(),
+            if format == Format::Arrow {
+                "arrows"
+            } else {
+                "parquet"
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the output: `file` (created or truncated) or stdout, buffered.
+pub(crate) fn open(file: Option<&Path>) -> Result<Output, Failure> {
+    let Some(path) = file else {
+        return Ok(stdout());
+    };
+    let file = File::create(path).map_err(|error| {
+        Failure::runtime(format!("cannot create `{}`: {error}", path.display()))
+    })?;
+    Ok(BufWriter::with_capacity(BUFFER, Box::new(file)))
+}
+
+/// Stdout, buffered.
+pub(crate) fn stdout() -> Output {
+    BufWriter::with_capacity(BUFFER, Box::new(io::stdout()))
 }
 
 /// Text from the data or a server made harmless for a terminal: control characters
@@ -84,12 +153,70 @@ pub(crate) trait RowWriter {
 }
 
 /// A writer for `format` over `out`.
-pub(crate) fn writer<'a, W: Write + 'a>(format: Format, out: W) -> Box<dyn RowWriter + 'a> {
+pub(crate) fn writer<'a, W: Write + Send + 'a>(format: Format, out: W) -> Box<dyn RowWriter + 'a> {
     match format {
         Format::Table => Box::new(TableWriter::new(out)),
         Format::Csv => Box::new(CsvWriter::new(out)),
         Format::Json => Box::new(JsonWriter::new(out, JsonLayout::Array)),
         Format::Jsonl => Box::new(JsonWriter::new(out, JsonLayout::Lines)),
+        Format::Arrow | Format::Parquet => Box::new(ColumnarWriter {
+            format,
+            out: Some(out),
+            sink: None,
+        }),
+    }
+}
+
+/// `arrow` and `parquet`: rows go into `extdata-arrow`'s writers, which write a batch
+/// (a row group for Parquet) each time one fills up, so memory holds one batch.
+struct ColumnarWriter<'a, W> {
+    format: Format,
+    /// The output until `begin` hands it to the sink.
+    out: Option<W>,
+    sink: Option<Box<dyn RowSink + 'a>>,
+}
+
+impl<'a, W: Write + Send + 'a> ColumnarWriter<'a, W> {
+    fn sink(&mut self) -> io::Result<&mut (dyn RowSink + 'a)> {
+        match self.sink.as_deref_mut() {
+            Some(sink) => Ok(sink),
+            None => Err(io::Error::other("rows written before the columns")),
+        }
+    }
+}
+
+impl<'a, W: Write + Send + 'a> RowWriter for ColumnarWriter<'a, W> {
+    fn begin(&mut self, columns: &[Column]) -> io::Result<()> {
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("the output was begun twice"))?;
+        self.sink = Some(if self.format == Format::Arrow {
+            Box::new(IpcStreamWriter::try_new(
+                out,
+                columns,
+                BatchLimits::default(),
+            )?)
+        } else {
+            Box::new(ParquetFileWriter::try_new(
+                out,
+                columns,
+                ParquetLimits::default(),
+            )?)
+        });
+        Ok(())
+    }
+
+    fn row(&mut self, values: &[Value]) -> io::Result<()> {
+        self.sink()?.push(values)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.sink()?.finish()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink()?.flush()
     }
 }
 

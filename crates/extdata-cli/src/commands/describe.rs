@@ -1,6 +1,6 @@
 //! `extdata describe NAME SQL`: a query's columns without its rows.
 
-use std::io::{self, BufWriter, Write as _};
+use std::io::{self, Write as _};
 
 use extdata::{Column, QueryOptions, Value, ValueKind};
 
@@ -13,6 +13,7 @@ use crate::params;
 /// Prints name, database type, value type and nullability of each column.
 pub(super) async fn run(context: &Context, args: DescribeArgs) -> Result<(), Failure> {
     let mut statement = params::bind_all(&args.sql, &args.params).map_err(Failure::usage)?;
+    output::check_target(args.format, None)?;
     let source = context.source(&args.name)?;
     // The columns do not depend on the parameters' values: NULL stands in for those not
     // given, so that `describe` works on a lookup query as written.
@@ -66,7 +67,8 @@ fn print_table(columns: &[Column]) -> io::Result<()> {
     out.flush()
 }
 
-/// csv, json and jsonl: one record per column, `nullable` as true, false or null.
+/// csv, json, jsonl, arrow and parquet: one record per column, `nullable` as true,
+/// false or null.
 fn print_records(format: Format, columns: &[Column]) -> io::Result<()> {
     let header = [
         Column::new("name", "", ValueKind::Text),
@@ -74,7 +76,7 @@ fn print_records(format: Format, columns: &[Column]) -> io::Result<()> {
         Column::new("value_type", "", ValueKind::Text),
         Column::new("nullable", "", ValueKind::Bool),
     ];
-    let mut writer = output::writer(format, BufWriter::new(io::stdout().lock()));
+    let mut writer = output::writer(format, output::stdout());
     writer.begin(&header)?;
     for column in columns {
         writer.row(&[

@@ -1,10 +1,10 @@
 //! `extdata query NAME SQL`: run a query and print its rows.
 //!
-//! `table` and `json` read a bounded result with `query`; `csv` and `jsonl` read with
-//! `stream` and write each row as it arrives, so memory stays flat however many rows
-//! come back.
+//! `table` and `json` read a bounded result with `query`; `csv`, `jsonl`, `arrow` and
+//! `parquet` read with `stream` and write rows as they arrive (the binary formats a
+//! batch at a time), so memory stays flat however many rows come back.
 
-use std::io::{self, BufWriter};
+use std::io;
 use std::time::Duration;
 
 use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
@@ -13,7 +13,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::Context;
 use crate::cli::QueryArgs;
 use crate::failure::Failure;
-use crate::output::{self, Format, RowWriter};
+use crate::output::{self, RowWriter};
 use crate::params;
 use crate::progress::Progress;
 
@@ -21,12 +21,11 @@ use crate::progress::Progress;
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
 /// Rows between progress updates (updating on every row costs more than writing it).
 const PROGRESS_EVERY: u64 = 1024;
-/// Output buffer: large writes for millions of rows.
-const BUFFER: usize = 64 * 1024;
 
 /// Runs the query and prints it in the asked format.
 pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failure> {
     let statement = params::bind_all(&args.sql, &args.params).map_err(Failure::usage)?;
+    output::check_target(args.format, args.output.as_deref())?;
     let source = context.source(&args.name)?;
     let mut options = QueryOptions {
         timeout: args.timeout,
@@ -36,7 +35,7 @@ pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failur
         stream_rows(source.as_ref(), &statement, options, &args).await
     } else {
         options.max_rows = Some(args.max_rows.unwrap_or(QueryOptions::DEFAULT_MAX_ROWS));
-        bounded_rows(source.as_ref(), &statement, &options, args.format).await
+        bounded_rows(source.as_ref(), &statement, &options, &args).await
     }
 }
 
@@ -45,14 +44,12 @@ async fn bounded_rows(
     source: &dyn ExternalSource,
     statement: &Statement,
     options: &QueryOptions,
-    format: Format,
+    args: &QueryArgs,
 ) -> Result<(), Failure> {
     let result = source.query(statement, options).await?;
+    let out = output::open(args.output.as_deref())?;
     let written = (|| {
-        let mut writer = output::writer(
-            format,
-            BufWriter::with_capacity(BUFFER, io::stdout().lock()),
-        );
+        let mut writer = output::writer(args.format, out);
         writer.begin(&result.columns)?;
         for row in &result.rows {
             writer.row(row.values())?;
@@ -69,7 +66,7 @@ async fn bounded_rows(
     Ok(())
 }
 
-/// `csv` and `jsonl`: stream the rows, write each as it arrives.
+/// `csv`, `jsonl`, `arrow`, `parquet`: stream the rows, write them as they arrive.
 async fn stream_rows(
     source: &dyn ExternalSource,
     statement: &Statement,
@@ -77,11 +74,10 @@ async fn stream_rows(
     args: &QueryArgs,
 ) -> Result<(), Failure> {
     let mut stream = source.stream(statement, &options).await?;
+    // The file is created once the server accepted the query, not before.
+    let out = output::open(args.output.as_deref())?;
     let progress = Progress::start(!crate::logging::is_enabled());
-    let mut writer = output::writer(
-        args.format,
-        BufWriter::with_capacity(BUFFER, io::stdout().lock()),
-    );
+    let mut writer = output::writer(args.format, out);
     let outcome = copy_rows(&mut stream, writer.as_mut(), args.max_rows, &progress).await;
     progress.finish();
     match outcome {

@@ -1,0 +1,551 @@
+//! `query --format arrow` and `--format parquet`, run for real: the output is read back
+//! with the `arrow-ipc` and `parquet` readers and compared, value by value, with the
+//! `--format jsonl` output of the same query — on SQLite (a file in a temporary folder)
+//! and on the live PostgreSQL of `EXTDATA_TEST_POSTGRES_*`. A million-row result is
+//! written with a peak RSS that does not grow with the result (GNU time's `%M`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, Schema, SchemaRef, TimeUnit};
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value as J;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+
+/// A temporary folder with `extdata.toml`: a SQLite connector `local` on `local.db`
+/// and, when the settings are there, `postgres` on the test server.
+struct Fixture {
+    dir: TempDir,
+    config: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut config = String::from(
+            "[secrets]\nenv_prefixes = [\"EXTDATA_TEST_\"]\n\n\
+             [[connectors]]\nname = \"local\"\ntype = \"sqlite\"\ndatabase = \"local.db\"\n\
+             query_timeout = \"300s\"\n",
+        );
+        let setting = |name: &str| support::env(&format!("EXTDATA_TEST_POSTGRES_{name}"));
+        if let (Some(host), Some(port), Some(database), Some(user)) = (
+            setting("HOST"),
+            setting("PORT"),
+            setting("DATABASE"),
+            setting("USER"),
+        ) {
+            config.push_str(&format!(
+                "\n[[connectors]]\nname = \"postgres\"\ntype = \"postgresql\"\nhost = \"{host}\"\n\
+                 port = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\n\
+                 password = {{ env = \"EXTDATA_TEST_POSTGRES_PASSWORD\" }}\nconnect_timeout = \"5s\"\n"
+            ));
+        }
+        let path = dir.path().join("extdata.toml");
+        std::fs::write(&path, config).expect("write config");
+        Fixture { dir, config: path }
+    }
+
+    fn has_postgres(&self) -> bool {
+        std::fs::read_to_string(&self.config)
+            .expect("config")
+            .contains("name = \"postgres\"")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, connector: &str, sql: &str, format: &str) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .env_remove("EXTDATA_LOG")
+            .env_remove("EXTDATA_CONFIG")
+            .arg("--config")
+            .arg(&self.config)
+            .args(["query", connector, sql, "--format", format]);
+        command
+    }
+
+    /// Runs the query; asserts it succeeded.
+    fn run(&self, connector: &str, sql: &str, format: &str, extra: &[&str]) -> Output {
+        let output = self
+            .command(connector, sql, format)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("extdata runs");
+        assert!(
+            output.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs a statement that returns no rows (setup).
+    fn execute(&self, sql: &str) {
+        self.run("local", sql, "jsonl", &[]);
+    }
+}
+
+/// The rows of `--format jsonl`, each an array of values in column order.
+fn jsonl_rows(stdout: &[u8]) -> Vec<Vec<J>> {
+    String::from_utf8(stdout.to_vec())
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let J::Object(object) = serde_json::from_str(line).expect("a JSON object") else {
+                panic!("not an object: {line}")
+            };
+            object.into_iter().map(|(_, value)| value).collect()
+        })
+        .collect()
+}
+
+fn ipc_batches(bytes: &[u8]) -> (SchemaRef, Vec<RecordBatch>) {
+    let reader = arrow_ipc::reader::StreamReader::try_new(bytes, None).expect("an Arrow stream");
+    let schema = reader.schema();
+    let batches = reader.map(|b| b.expect("a batch")).collect();
+    (schema, batches)
+}
+
+fn parquet_batches(path: &Path) -> (SchemaRef, Vec<RecordBatch>) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("the file"))
+        .expect("a Parquet file");
+    let schema = builder.schema().clone();
+    let batches = builder
+        .build()
+        .expect("a reader")
+        .map(|b| b.expect("a batch"))
+        .collect();
+    (schema, batches)
+}
+
+/// A decimal's text without trailing fraction zeros (`12.500` → `12.5`, `3.0` → `3`):
+/// Arrow prints the column's scale, the server may not.
+fn decimal_value(text: &str) -> String {
+    if !text.contains('.') {
+        return text.to_owned();
+    }
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// The JSON of one Arrow cell, in the CLI's JSON conventions (timestamps with a zone in
+/// UTC, decimals without trailing zeros: see [`normalise`]).
+fn cell(array: &dyn Array, row: usize) -> J {
+    if array.is_null(row) {
+        return J::Null;
+    }
+    let micros_time = |micros: i64| {
+        NaiveTime::from_num_seconds_from_midnight_opt(
+            u32::try_from(micros / 1_000_000).unwrap(),
+            u32::try_from(micros % 1_000_000).unwrap() * 1000,
+        )
+        .unwrap()
+    };
+    match array.data_type() {
+        DataType::Boolean => J::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => J::from(array.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => J::from(array.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => J::from(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => J::from(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => J::from(array.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => J::from(array.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => J::from(array.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => J::from(array.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => J::from(f64::from(array.as_primitive::<Float32Type>().value(row))),
+        DataType::Float64 => J::from(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Decimal128(_, _) => J::String(decimal_value(
+            &array
+                .as_primitive::<arrow_array::types::Decimal128Type>()
+                .value_as_string(row),
+        )),
+        DataType::Decimal256(_, _) => J::String(decimal_value(
+            &array
+                .as_primitive::<arrow_array::types::Decimal256Type>()
+                .value_as_string(row),
+        )),
+        DataType::Utf8 => J::String(array.as_string::<i32>().value(row).to_owned()),
+        DataType::Binary => J::String(
+            base64::engine::general_purpose::STANDARD.encode(array.as_binary::<i32>().value(row)),
+        ),
+        DataType::FixedSizeBinary(16) => {
+            let hex: String = array
+                .as_fixed_size_binary()
+                .value(row)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            J::String(format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            ))
+        }
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(row);
+            let date = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+                + chrono::Duration::days(i64::from(days));
+            J::String(date.format("%Y-%m-%d").to_string())
+        }
+        DataType::Time64(TimeUnit::Microsecond) => J::String(
+            micros_time(array.as_primitive::<Time64MicrosecondType>().value(row))
+                .format("%H:%M:%S%.f")
+                .to_string(),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+            let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
+            let at = DateTime::from_timestamp_micros(micros).unwrap();
+            J::String(match zone {
+                Some(zone) => {
+                    assert_eq!(zone.as_ref(), "+00:00", "instants are kept in UTC");
+                    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                }
+                None => at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+            })
+        }
+        other => panic!("no JSON form for {other} in this test"),
+    }
+}
+
+/// The JSON output's value in the form [`cell`] gives: decimals without trailing zeros,
+/// timestamps with a zone as the same instant in UTC.
+fn normalise(value: J, data_type: &DataType) -> J {
+    match (value, data_type) {
+        (J::String(text), DataType::Decimal128(_, _) | DataType::Decimal256(_, _)) => {
+            J::String(decimal_value(&text))
+        }
+        (J::String(text), DataType::Timestamp(_, Some(_))) => J::String(
+            DateTime::parse_from_rfc3339(&text)
+                .unwrap_or_else(|e| panic!("{text}: {e}"))
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ),
+        (J::String(text), DataType::Timestamp(_, None)) => {
+            // Same wall clock, printed the same way.
+            let at = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            J::String(at.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+        }
+        (value, _) => value,
+    }
+}
+
+/// Asserts that `batches` hold exactly the rows of the JSON output.
+fn assert_rows_match(what: &str, schema: &Schema, batches: &[RecordBatch], json: &[Vec<J>]) {
+    let mut row_index = 0;
+    for batch in batches {
+        assert_eq!(batch.schema().as_ref(), schema, "{what}: batch schema");
+        for row in 0..batch.num_rows() {
+            let expected = &json[row_index];
+            assert_eq!(expected.len(), batch.num_columns(), "{what}: width");
+            for (column, expected) in expected.iter().enumerate() {
+                let field = schema.field(column);
+                let got = cell(batch.column(column).as_ref(), row);
+                let expected = normalise(expected.clone(), field.data_type());
+                assert_eq!(
+                    got,
+                    expected,
+                    "{what}: row {row_index}, column `{}` ({})",
+                    field.name(),
+                    field.data_type()
+                );
+            }
+            row_index += 1;
+        }
+    }
+    assert_eq!(row_index, json.len(), "{what}: row count");
+}
+
+/// Runs `sql` as jsonl, arrow (stdout) and parquet (`--output`); asserts the three
+/// agree and returns the Arrow schema (the same for both binary formats).
+fn assert_formats_agree(fixture: &Fixture, connector: &str, sql: &str) -> SchemaRef {
+    let json = jsonl_rows(&fixture.run(connector, sql, "jsonl", &[]).stdout);
+    assert!(!json.is_empty(), "no rows to compare");
+    let arrow = fixture.run(connector, sql, "arrow", &[]);
+    let (schema, batches) = ipc_batches(&arrow.stdout);
+    assert_rows_match("arrow", &schema, &batches, &json);
+
+    let file = fixture.path(&format!("{connector}.parquet"));
+    let parquet = fixture.run(
+        connector,
+        sql,
+        "parquet",
+        &["--output", file.to_str().unwrap()],
+    );
+    assert!(parquet.stdout.is_empty(), "--output leaves stdout empty");
+    let (parquet_schema, batches) = parquet_batches(&file);
+    assert_eq!(
+        parquet_schema.fields(),
+        schema.fields(),
+        "parquet keeps the Arrow types"
+    );
+    assert_rows_match("parquet", &schema, &batches, &json);
+    schema
+}
+
+fn field_type(schema: &Schema, name: &str) -> DataType {
+    schema
+        .field_with_name(name)
+        .unwrap_or_else(|_| panic!("no column {name}"))
+        .data_type()
+        .clone()
+}
+
+fn utc() -> Option<Arc<str>> {
+    Some("+00:00".into())
+}
+
+#[test]
+fn sqlite_arrow_and_parquet_hold_what_jsonl_prints() {
+    let fixture = Fixture::new();
+    fixture.execute(
+        "CREATE TABLE t (id INTEGER, r REAL, d DECIMAL(12,3), wide DECIMAL(60,1), \
+         ts TIMESTAMP, tz TIMESTAMPTZ, day DATE, b BLOB, s TEXT, ok BOOLEAN)",
+    );
+    fixture.execute(
+        "INSERT INTO t VALUES \
+         (1, 1.5, '12.5', '-7.5', '2024-03-01 10:00:00', '2024-03-01T10:00:00+02:00', '2024-02-29', \
+          x'00ff10', 'two\nlines, \"quoted\"', 1), \
+         (2, -0.25, '-123456789.001', '0', '1969-12-31 23:59:59.123456', '1900-01-01T00:00:00Z', \
+          '0001-01-01', x'', 'Zoë ✓ 日本\r\n\ttab', 0), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    );
+    let schema = assert_formats_agree(&fixture, "local", "SELECT * FROM t ORDER BY id");
+    assert_eq!(field_type(&schema, "id"), DataType::Int64);
+    assert_eq!(field_type(&schema, "d"), DataType::Decimal128(12, 3));
+    assert_eq!(field_type(&schema, "wide"), DataType::Decimal256(60, 1));
+    assert_eq!(
+        field_type(&schema, "ts"),
+        DataType::Timestamp(TimeUnit::Microsecond, None)
+    );
+    assert_eq!(
+        field_type(&schema, "tz"),
+        DataType::Timestamp(TimeUnit::Microsecond, utc())
+    );
+    assert_eq!(field_type(&schema, "day"), DataType::Date32);
+    assert_eq!(field_type(&schema, "b"), DataType::Binary);
+    assert_eq!(field_type(&schema, "ok"), DataType::Boolean);
+}
+
+#[test]
+fn max_rows_cuts_a_binary_result_and_says_so() {
+    let fixture = Fixture::new();
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) \
+               SELECT x FROM c";
+    let output = fixture.run("local", sql, "arrow", &["--max-rows", "7"]);
+    let (_, batches) = ipc_batches(&output.stdout);
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cut at 7 rows"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn binary_formats_are_refused_on_a_terminal() {
+    let fixture = Fixture::new();
+    for format in ["arrow", "parquet"] {
+        // `script` gives the command a pseudo-terminal as stdout.
+        let command = format!(
+            "{BIN} --config {} query local 'SELECT 1' --format {format}",
+            fixture.config.display()
+        );
+        let output = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("script (util-linux) runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{format}: {text}");
+        assert!(
+            text.contains(&format!(
+                "error: refusing to write {format} output to a terminal"
+            )) && text.contains("--output FILE"),
+            "{format}: {text}"
+        );
+    }
+    // With --output, a terminal on stdout is fine.
+    let file = fixture.path("one.parquet");
+    let command = format!(
+        "{BIN} --config {} query local 'SELECT 1 AS one' --format parquet --output {}",
+        fixture.config.display(),
+        file.display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let (_, batches) = parquet_batches(&file);
+    assert_eq!(batches[0].num_rows(), 1);
+}
+
+#[test]
+fn postgres_arrow_and_parquet_hold_what_jsonl_prints() {
+    let fixture = Fixture::new();
+    if !fixture.has_postgres() {
+        require_or_skip::<()>(
+            "postgres",
+            "EXTDATA_TEST_POSTGRES_HOST/PORT/DATABASE/USER are not set",
+        );
+        return;
+    }
+    let sql = "SELECT i::int4 AS id, \
+         (i * 1000)::int8 AS big, \
+         (i - 2)::int2 AS small, \
+         CASE WHEN i = 2 THEN NULL ELSE i * 1.25 END::float8 AS f8, \
+         (i * 0.5)::float4 AS f4, \
+         CASE WHEN i = 3 THEN NULL ELSE (i * 1234567.8912 - 5000000)::numeric(20,4) END AS amount, \
+         ('123456789012345678901234567890123456789.' || i)::numeric(60,1) AS huge, \
+         (i / 3.0)::numeric AS free, \
+         CASE WHEN i = 2 THEN NULL ELSE TIMESTAMPTZ '2024-03-31 01:30:00.123456+02' + i * INTERVAL '1 day' END AS at, \
+         TIMESTAMP '1999-12-31 23:59:59.999999' + i * INTERVAL '1 hour' AS wall, \
+         DATE '2024-02-28' + i AS day, \
+         TIME '23:59:59.5' - i * INTERVAL '1 minute' AS clock, \
+         ('00000000-0000-0000-0000-00000000000' || i)::uuid AS uid, \
+         decode(repeat('ff00', i), 'hex') AS raw, \
+         CASE WHEN i = 3 THEN NULL ELSE 'line ' || i || E'\\nnext \"line\", tab\\t' END AS note, \
+         i % 2 = 0 AS even \
+         FROM generate_series(1, 4) AS s(i) ORDER BY i";
+    let schema = assert_formats_agree(&fixture, "postgres", sql);
+    for (name, expected) in [
+        ("id", DataType::Int32),
+        ("big", DataType::Int64),
+        ("small", DataType::Int16),
+        ("f8", DataType::Float64),
+        ("f4", DataType::Float32),
+        // The PostgreSQL backend names the type `NUMERIC` without its precision and
+        // scale, so numerics keep their exact digits as text (the extdata-arrow type
+        // table's "decimal without declared precision").
+        ("amount", DataType::Utf8),
+        ("huge", DataType::Utf8),
+        ("free", DataType::Utf8),
+        ("at", DataType::Timestamp(TimeUnit::Microsecond, utc())),
+        ("wall", DataType::Timestamp(TimeUnit::Microsecond, None)),
+        ("day", DataType::Date32),
+        ("clock", DataType::Time64(TimeUnit::Microsecond)),
+        ("uid", DataType::FixedSizeBinary(16)),
+        ("raw", DataType::Binary),
+        ("note", DataType::Utf8),
+        ("even", DataType::Boolean),
+    ] {
+        assert_eq!(field_type(&schema, name), expected, "{name}");
+    }
+}
+
+/// Peak RSS of `extdata query local SQL --format FORMAT [extra]` in KiB (GNU time's
+/// `%M`, the child's `ru_maxrss`), with what it wrote to stdout.
+fn peak_rss_kib(fixture: &Fixture, sql: &str, format: &str, extra: &[&str]) -> (u64, Vec<u8>) {
+    let report = fixture.path("time.txt");
+    let output = Command::new("/usr/bin/time")
+        .arg("-o")
+        .arg(&report)
+        .args(["-f", "%M", BIN, "--config"])
+        .arg(&fixture.config)
+        .args(["query", "local", sql, "--format", format])
+        .args(extra)
+        .env_remove("EXTDATA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("GNU time (Debian package `time`) runs");
+    assert!(
+        output.status.success(),
+        "{format}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&report).expect("time's report");
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {text:?}"));
+    (kib, output.stdout)
+}
+
+fn numbered_rows(n: u64) -> String {
+    // 80 random hex characters a row: ~90 MB of values for a million rows, which a
+    // writer holding the result would have to keep.
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+         SELECT x, hex(randomblob(40)) AS noise FROM c"
+    )
+}
+
+#[test]
+fn a_million_rows_are_written_with_bounded_memory() {
+    let fixture = Fixture::new();
+    let small = numbered_rows(100_000);
+    let large = numbered_rows(1_000_000);
+
+    let (arrow_small, _) = peak_rss_kib(&fixture, &small, "arrow", &[]);
+    let (arrow_large, stdout) = peak_rss_kib(&fixture, &large, "arrow", &[]);
+    let mut rows = 0;
+    let mut largest_batch = 0;
+    let mut last = 0;
+    for batch in arrow_ipc::reader::StreamReader::try_new(stdout.as_slice(), None).unwrap() {
+        let batch = batch.unwrap();
+        rows += batch.num_rows();
+        largest_batch = largest_batch.max(batch.num_rows());
+        last = batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(batch.num_rows() - 1);
+    }
+    assert_eq!((rows, last), (1_000_000, 1_000_000));
+    assert!(largest_batch <= 8192, "batches of {largest_batch} rows");
+
+    let file = fixture.path("large.parquet");
+    let path = file.to_str().unwrap();
+    let (parquet_small, _) = peak_rss_kib(&fixture, &small, "parquet", &["--output", path]);
+    let (parquet_large, _) = peak_rss_kib(&fixture, &large, "parquet", &["--output", path]);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&file).unwrap()).unwrap();
+    let metadata = builder.metadata();
+    assert_eq!(metadata.file_metadata().num_rows(), 1_000_000);
+    assert!(
+        metadata
+            .row_groups()
+            .iter()
+            .all(|group| group.num_rows() <= 128 * 1024),
+        "row groups are bounded"
+    );
+
+    eprintln!(
+        "peak RSS (KiB): arrow 100k {arrow_small}, 1M {arrow_large}; parquet 100k {parquet_small}, 1M {parquet_large}"
+    );
+    // Ten times the rows (~80 MB more values) may not cost more than 24 MiB more.
+    for (format, small, large) in [
+        ("arrow", arrow_small, arrow_large),
+        ("parquet", parquet_small, parquet_large),
+    ] {
+        assert!(
+            large < small + 24 * 1024,
+            "{format}: peak RSS {large} KiB for 1M rows against {small} KiB for 100k"
+        );
+        assert!(large < 128 * 1024, "{format}: peak RSS {large} KiB");
+    }
+}
