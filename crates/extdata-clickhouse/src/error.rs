@@ -7,6 +7,7 @@
 use std::error::Error as StdError;
 
 use clickhouse::error::Error as ChError;
+use extdata_core::driver::{ScrubbedError, error_chain, scrub};
 use extdata_core::{Error, ErrorKind, with_tls_hint};
 
 /// ClickHouse error codes the backend classifies (`src/Common/ErrorCodes.cpp`).
@@ -98,44 +99,18 @@ fn has_source<T: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-/// The sources of `error` joined by `: ` (each a Display, which carries no credentials:
-/// the crate sends them as headers, never in the URL).
-fn chain_text(error: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
-}
-
 /// Whether `error` is the clickhouse crate failing to read a column type with
 /// `Nothing` in it (`NULL`, `[]`) or a `JSON` column, which it has no reader for (the
 /// backend reads such columns through a cast).
 pub(crate) fn names_castable_type(error: &ChError) -> bool {
     matches!(error, ChError::DataFormat(source) if {
-        let text = chain_text(source.as_ref());
+        let text = error_chain(source.as_ref());
         text.contains("Nothing") || text.contains("(sub)type JSON")
     })
 }
 
-/// Removes `secret` from `text` (defence in depth: no server message is known to echo
-/// a password, but a proxy in between might).
-pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if secret.len() >= 3 && text.contains(secret) => {
-            text.replace(secret, "[REDACTED]")
-        }
-        _ => text.to_owned(),
-    }
-}
-
 /// Converts a driver error, for the operation `operation` (`"query"`, `"connect"`, …).
-pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -> Error {
+pub(crate) fn map_error(error: ChError, operation: &str, password: Option<&str>) -> Error {
     let (kind, message, sql_state) = match &error {
         ChError::BadResponse(text) => {
             let (code, message) = parse_server_error(text);
@@ -148,7 +123,7 @@ pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -
         }
         ChError::Network(source) => {
             let source: &(dyn StdError + 'static) = source.as_ref();
-            let text = chain_text(source);
+            let text = error_chain(source);
             let kind = if has_source::<rustls::Error>(source)
                 || text.contains("certificate")
                 || text.contains("tls handshake")
@@ -173,7 +148,7 @@ pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -
             None,
         ),
         ChError::DataFormat(source) => {
-            let text = chain_text(source.as_ref());
+            let text = error_chain(source.as_ref());
             if text.contains("parsing data type")
                 || text.contains("not implemented")
                 || text.contains("unimplemented deserialization")
@@ -236,20 +211,11 @@ pub(crate) fn convert(error: ChError, operation: &str, password: Option<&str>) -
     if let Some(state) = sql_state {
         converted = converted.with_sql_state(state);
     }
-    converted.with_source(Scrubbed(scrub(&error.to_string(), password)))
+    converted.with_source(ScrubbedError::from_text(scrub(
+        &error.to_string(),
+        password,
+    )))
 }
-
-/// The driver error's text, kept as `source()` without its (unscrubbed) source chain.
-#[derive(Debug)]
-pub(crate) struct Scrubbed(pub(crate) String);
-
-impl std::fmt::Display for Scrubbed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for Scrubbed {}
 
 /// Kind for an error without a ClickHouse code (a proxy's or the HTTP layer's answer).
 fn kind_of_status(text: &str) -> ErrorKind {
@@ -302,7 +268,7 @@ mod tests {
 
     #[test]
     fn bad_response_becomes_classified_error_without_password() {
-        let error = convert(
+        let error = map_error(
             ChError::BadResponse(
                 "Code: 193, e.displayText() = DB::Exception: Wrong password hunter22, e.what() = DB::Exception".into(),
             ),

@@ -33,7 +33,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -42,10 +41,11 @@ use chrono_tz::Tz;
 use clickhouse::Client;
 use clickhouse::native::{Block, DataTypeNode};
 use clickhouse::query::NativeCursor;
+use extdata_core::driver::{Lifecycle, check_kind, timeout_error};
 use extdata_core::{
     BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
     OptionCheck, OptionSpec, QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo,
-    Statement, Support, ValidConfig, Value, ValueKind, async_trait, closed_error,
+    Statement, Support, ValidConfig, Value, ValueKind, async_trait,
 };
 use futures::Stream;
 use tokio::sync::OnceCell;
@@ -220,7 +220,7 @@ pub struct ClickHouseSource {
     config: ValidConfig,
     client: Client,
     server: OnceCell<ServerState>,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
 }
 
 impl fmt::Debug for ClickHouseSource {
@@ -228,7 +228,7 @@ impl fmt::Debug for ClickHouseSource {
         f.debug_struct("ClickHouseSource")
             .field("name", &self.config.name)
             .field("kind", &self.config.kind)
-            .field("endpoint", &self.config.endpoint)
+            .field("endpoint", &self.config.endpoint.to_string())
             .field("database", &self.config.database)
             .field("tls", &self.config.tls.is_some())
             .finish_non_exhaustive()
@@ -238,34 +238,23 @@ impl fmt::Debug for ClickHouseSource {
 impl ClickHouseSource {
     /// Builds the source. No I/O: connections are opened on first use.
     pub fn build(config: ValidConfig) -> Result<Self> {
-        if config.kind != DbKind::ClickHouse {
-            return Err(config.error(
-                ErrorKind::Config,
-                format!(
-                    "a {} connector was given to the ClickHouse backend",
-                    config.kind
-                ),
-            ));
-        }
+        check_kind(&config, DbKind::ClickHouse)?;
         let client = connect::build_client(&config)?;
         Ok(ClickHouseSource {
             config,
             client,
             server: OnceCell::new(),
-            closed: AtomicBool::new(false),
+            lifecycle: Lifecycle::new(),
         })
     }
 
     fn error(&self, error: clickhouse::error::Error, operation: &str) -> Error {
-        error::convert(error, operation, self.config.password_text())
+        error::map_error(error, operation, self.config.password_text())
             .with_connector(self.config.name.clone())
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed_error(&self.config.name));
-        }
-        Ok(())
+        self.lifecycle.check_open(&self.config.name)
     }
 
     /// [`check_open`](Self::check_open), and on a read-only connector
@@ -480,9 +469,7 @@ impl ClickHouseSource {
             match tokio::time::timeout(timeout, quiet(cursor.next())).await {
                 Err(_) => {
                     guard.kill().await;
-                    return Err(
-                        Error::timeout("query", timeout).with_connector(self.config.name.clone())
-                    );
+                    return Err(timeout_error(&self.config.name, "query", timeout));
                 }
                 Ok(Err(e)) if described.is_none() && error::names_castable_type(&e) => {
                     // `NULL` (a NULL parameter too) and `[]` have types with `Nothing`,
@@ -565,9 +552,7 @@ impl ClickHouseSource {
         let rows = match tokio::time::timeout_at(deadline, read_all(cursor, server.zone)).await {
             Err(_) => {
                 kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
-                return Err(
-                    Error::timeout("describe", timeout).with_connector(self.config.name.clone())
-                );
+                return Err(timeout_error(&self.config.name, "describe", timeout));
             }
             Ok(rows) => rows.map_err(|e| self.classify(e, "describe"))?,
         };
@@ -1029,7 +1014,7 @@ impl Producer {
                 // The server may still be running it (a broken stream); stopping a query
                 // that already ended is harmless.
                 self.guard.kill().await;
-                Err(error::convert(
+                Err(error::map_error(
                     e,
                     "reading the result",
                     self.password.as_deref(),
@@ -1191,7 +1176,7 @@ impl ExternalSource for ClickHouseSource {
             Ok(result) => result.map_err(|e| self.redacted(e, statement)),
             Err(_) => {
                 kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
-                Err(Error::timeout("query", timeout).with_connector(self.config.name.clone()))
+                Err(timeout_error(&self.config.name, "query", timeout))
             }
         }
     }
@@ -1220,7 +1205,7 @@ impl ExternalSource for ClickHouseSource {
     }
 
     async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.lifecycle.close();
     }
 }
 
@@ -1251,7 +1236,7 @@ impl ClickHouseSource {
             Ok(Err(e)) => Err(self.error(e, "execute")),
             Err(_) => {
                 kill_query(&self.client, &query_id, kill_deadline(deadline)).await;
-                Err(Error::timeout("execute", timeout).with_connector(self.config.name.clone()))
+                Err(timeout_error(&self.config.name, "execute", timeout))
             }
         }
     }

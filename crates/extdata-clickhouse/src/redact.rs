@@ -4,7 +4,7 @@
 
 use extdata_core::{Error, Statement, Value};
 
-use crate::error::Scrubbed;
+use extdata_core::driver::ScrubbedError;
 
 /// Values shorter than this are left alone when they appear on their own (as in
 /// [`Error::redact_parameters`]): they identify nobody, and blanking them would garble
@@ -132,7 +132,7 @@ impl Redactor {
             redacted = redacted.with_sql_state(state.to_owned());
         }
         if let Some(text) = source_text {
-            redacted = redacted.with_source(Scrubbed(text));
+            redacted = redacted.with_source(ScrubbedError::from_text(text));
         }
         redacted.redact_parameters(&self.statement)
     }
