@@ -8,10 +8,133 @@
 use std::time::Duration;
 
 use clickhouse::Client;
-use extdata_core::{Endpoint, ErrorKind, ExposeSecret, Result, ValidConfig};
+use extdata_core::{
+    Endpoint, ErrorKind, ExposeSecret, OptionCheck, OptionSpec, Result, ValidConfig,
+};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+/// Options given as `setting.<name>` are passed to the server as the ClickHouse setting
+/// `<name>` on every query.
+pub const SETTING_PREFIX: &str = "setting.";
+
+/// ClickHouse settings that may be given by their own name in `options`, passed on every
+/// query.
+pub(crate) const SETTING_OPTIONS: &[&str] = &[
+    "max_memory_usage",
+    "max_threads",
+    "max_block_size",
+    "max_result_bytes",
+    "max_rows_to_read",
+    "max_bytes_to_read",
+    "max_execution_time",
+    "join_use_nulls",
+    "join_algorithm",
+    "session_timezone",
+];
+
+pub(crate) const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new(
+        "wait_end_of_query",
+        OptionCheck::Bool,
+        "buffer the whole result on the server before sending it, for `stream` too (default \
+         false for `stream`, always on for `query`, `execute` and `describe`); makes an error \
+         that happens late in a long result arrive with its message instead of as a broken stream",
+    ),
+    OptionSpec::new(
+        "server_parameters",
+        OptionCheck::OneOf(&["auto", "never"]),
+        "`auto` (default): bind values as server-side `{name:Type}` parameters on servers that \
+         have them (24.1 and later); `never`: always render escaped literals",
+    ),
+    OptionSpec::new(
+        "max_memory_usage",
+        OptionCheck::UInt,
+        "ClickHouse setting: memory limit of one query, in bytes",
+    ),
+    OptionSpec::new(
+        "max_threads",
+        OptionCheck::UInt,
+        "ClickHouse setting: threads one query may use",
+    ),
+    OptionSpec::new(
+        "max_block_size",
+        OptionCheck::UInt,
+        "ClickHouse setting: rows per block (also the granularity of streaming)",
+    ),
+    OptionSpec::new(
+        "max_result_bytes",
+        OptionCheck::UInt,
+        "ClickHouse setting: bytes a result may have",
+    ),
+    OptionSpec::new(
+        "max_rows_to_read",
+        OptionCheck::UInt,
+        "ClickHouse setting: rows a query may read from tables",
+    ),
+    OptionSpec::new(
+        "max_bytes_to_read",
+        OptionCheck::UInt,
+        "ClickHouse setting: bytes a query may read from tables",
+    ),
+    OptionSpec::new(
+        "max_execution_time",
+        OptionCheck::UInt,
+        "ClickHouse setting, seconds: server-side limit for `stream` (for the other calls the \
+         query timeout sets it)",
+    ),
+    OptionSpec::new(
+        "join_use_nulls",
+        OptionCheck::Bool,
+        "ClickHouse setting: outer joins fill missing columns with NULL instead of defaults",
+    ),
+    OptionSpec::new(
+        "join_algorithm",
+        OptionCheck::Any,
+        "ClickHouse setting (newer servers): `hash`, `partial_merge`, `auto`, …",
+    ),
+    OptionSpec::new(
+        "session_timezone",
+        OptionCheck::Any,
+        "ClickHouse setting (23.x and later): zone of DateTime values without one",
+    ),
+];
+
+pub(crate) fn check_config(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
+    for (key, _) in config.options.iter() {
+        if config.read_only
+            && key
+                .strip_prefix(SETTING_PREFIX)
+                .is_some_and(|name| name.eq_ignore_ascii_case("readonly"))
+        {
+            problems.push((
+                format!("options.{key}"),
+                "a read-only connector runs every query with readonly = 2; the setting cannot \
+                 be given"
+                    .to_owned(),
+            ));
+        }
+        if let Some(name) = key.strip_prefix(SETTING_PREFIX)
+            && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            problems.push((
+                format!("options.{key}"),
+                "a ClickHouse setting name has only letters, digits and `_`".to_owned(),
+            ));
+        }
+    }
+}
+
+pub(crate) fn warn_config(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
+    if config.tls.is_some() && matches!(config.endpoint, Endpoint::Tcp { port: 8123, .. }) {
+        warnings.push((
+            "port".to_owned(),
+            "SSL is on but the port is 8123, ClickHouse's plain HTTP port; HTTPS is usually 8443"
+                .to_owned(),
+        ));
+    }
+}
 
 /// ClickHouse closes idle keep-alive connections after 3 s (`keep_alive_timeout`): drop
 /// ours sooner, or a request may be sent on a connection the server is closing.

@@ -2,11 +2,14 @@
 
 mod connect;
 mod error;
+mod pool;
 mod read_only;
 mod redact;
+mod stream;
 mod types;
 
 #[doc(hidden)]
+pub use connect::SETTING_PREFIX;
 pub use types::decode_scalar_for_bench;
 
 /// Renders `value` as the ClickHouse expression the backend puts in place of a
@@ -29,115 +32,28 @@ pub fn literal(value: &Value, modern_types: bool) -> Result<String> {
     types::literal(value, ServerFeatures { modern_types })
 }
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use chrono_tz::Tz;
 use clickhouse::Client;
-use clickhouse::native::{Block, DataTypeNode};
+use clickhouse::native::DataTypeNode;
 use clickhouse::query::NativeCursor;
 use extdata_core::driver::{Lifecycle, check_kind, timeout_error};
 use extdata_core::{
-    BackendSpec, Column, Columns, DbKind, Dialect, Endpoint, Error, ErrorKind, ExternalSource,
-    OptionCheck, OptionSpec, QueryOptions, Result, ResultSet, Row, RowStream, ServerInfo,
-    Statement, Support, ValidConfig, Value, ValueKind, async_trait,
+    BackendSpec, Column, Columns, DbKind, Dialect, Error, ExternalSource, QueryOptions, Result,
+    ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, Value, ValueKind,
+    async_trait,
 };
-use futures::Stream;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::connect::{OPTIONS, SETTING_OPTIONS, check_config, warn_config};
+use crate::pool::ServerState;
+use crate::stream::{
+    ChunkedRows, KillGuard, Producer, ReadError, block_columns, kill_deadline, kill_query, quiet,
+    quietly, read_all,
+};
 use crate::types::ServerFeatures;
-
-/// Options given as `setting.<name>` are passed to the server as the ClickHouse setting
-/// `<name>` on every query.
-pub const SETTING_PREFIX: &str = "setting.";
-
-/// ClickHouse settings that may be given by their own name in `options`, passed on every
-/// query.
-const SETTING_OPTIONS: &[&str] = &[
-    "max_memory_usage",
-    "max_threads",
-    "max_block_size",
-    "max_result_bytes",
-    "max_rows_to_read",
-    "max_bytes_to_read",
-    "max_execution_time",
-    "join_use_nulls",
-    "join_algorithm",
-    "session_timezone",
-];
-
-const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::new(
-        "wait_end_of_query",
-        OptionCheck::Bool,
-        "buffer the whole result on the server before sending it, for `stream` too (default \
-         false for `stream`, always on for `query`, `execute` and `describe`); makes an error \
-         that happens late in a long result arrive with its message instead of as a broken stream",
-    ),
-    OptionSpec::new(
-        "server_parameters",
-        OptionCheck::OneOf(&["auto", "never"]),
-        "`auto` (default): bind values as server-side `{name:Type}` parameters on servers that \
-         have them (24.1 and later); `never`: always render escaped literals",
-    ),
-    OptionSpec::new(
-        "max_memory_usage",
-        OptionCheck::UInt,
-        "ClickHouse setting: memory limit of one query, in bytes",
-    ),
-    OptionSpec::new(
-        "max_threads",
-        OptionCheck::UInt,
-        "ClickHouse setting: threads one query may use",
-    ),
-    OptionSpec::new(
-        "max_block_size",
-        OptionCheck::UInt,
-        "ClickHouse setting: rows per block (also the granularity of streaming)",
-    ),
-    OptionSpec::new(
-        "max_result_bytes",
-        OptionCheck::UInt,
-        "ClickHouse setting: bytes a result may have",
-    ),
-    OptionSpec::new(
-        "max_rows_to_read",
-        OptionCheck::UInt,
-        "ClickHouse setting: rows a query may read from tables",
-    ),
-    OptionSpec::new(
-        "max_bytes_to_read",
-        OptionCheck::UInt,
-        "ClickHouse setting: bytes a query may read from tables",
-    ),
-    OptionSpec::new(
-        "max_execution_time",
-        OptionCheck::UInt,
-        "ClickHouse setting, seconds: server-side limit for `stream` (for the other calls the \
-         query timeout sets it)",
-    ),
-    OptionSpec::new(
-        "join_use_nulls",
-        OptionCheck::Bool,
-        "ClickHouse setting: outer joins fill missing columns with NULL instead of defaults",
-    ),
-    OptionSpec::new(
-        "join_algorithm",
-        OptionCheck::Any,
-        "ClickHouse setting (newer servers): `hash`, `partial_merge`, `auto`, …",
-    ),
-    OptionSpec::new(
-        "session_timezone",
-        OptionCheck::Any,
-        "ClickHouse setting (23.x and later): zone of DateTime values without one",
-    ),
-];
 
 /// The rules of ClickHouse connectors.
 pub const SPEC: BackendSpec = BackendSpec {
@@ -159,50 +75,6 @@ pub const SPEC: BackendSpec = BackendSpec {
     check: Some(check_config),
     warn: Some(warn_config),
 };
-
-fn check_config(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
-    for (key, _) in config.options.iter() {
-        if config.read_only
-            && key
-                .strip_prefix(SETTING_PREFIX)
-                .is_some_and(|name| name.eq_ignore_ascii_case("readonly"))
-        {
-            problems.push((
-                format!("options.{key}"),
-                "a read-only connector runs every query with readonly = 2; the setting cannot \
-                 be given"
-                    .to_owned(),
-            ));
-        }
-        if let Some(name) = key.strip_prefix(SETTING_PREFIX)
-            && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        {
-            problems.push((
-                format!("options.{key}"),
-                "a ClickHouse setting name has only letters, digits and `_`".to_owned(),
-            ));
-        }
-    }
-}
-
-fn warn_config(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
-    if config.tls.is_some() && matches!(config.endpoint, Endpoint::Tcp { port: 8123, .. }) {
-        warnings.push((
-            "port".to_owned(),
-            "SSL is on but the port is 8123, ClickHouse's plain HTTP port; HTTPS is usually 8443"
-                .to_owned(),
-        ));
-    }
-}
-
-/// What was learned from the server once per source.
-#[derive(Debug, Clone)]
-struct ServerState {
-    version: String,
-    features: ServerFeatures,
-    server_parameters: bool,
-    zone: Tz,
-}
 
 /// How a call reads: the settings it sends differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,69 +138,6 @@ impl ClickHouseSource {
                 .map_err(|e| e.with_connector(self.config.name.clone()))?;
         }
         Ok(())
-    }
-
-    /// The server's version, zone and features, asked once per source.
-    async fn server(&self) -> Result<&ServerState> {
-        self.server
-            .get_or_try_init(|| async {
-                // HTTP has no acquire step: this first exchange plays that part, so
-                // it is bounded by the pool's acquire timeout as well.
-                let acquire_timeout = self.config.pool.acquire_timeout;
-                let timeout = (self.config.connect_timeout.max(Duration::from_secs(1))
-                    + Duration::from_secs(5))
-                .min(acquire_timeout);
-                let cursor = self
-                    .client
-                    .query_raw("SELECT version(), timezone()")
-                    .with_setting("max_execution_time", "10")
-                    .fetch_native()
-                    .map_err(|e| self.error(e, "connect"))?;
-                let rows = tokio::time::timeout(timeout, read_all(cursor, Tz::UTC))
-                    .await
-                    .map_err(|_| {
-                        let error = if timeout == acquire_timeout {
-                            Error::new(
-                                ErrorKind::Timeout,
-                                format!(
-                                    "no connection within {}ms (acquire_timeout): the TCP \
-                                     connect or the server's answer to the first request \
-                                     timed out (the server accepts but does not answer, or \
-                                     the network path is silent)",
-                                    timeout.as_millis()
-                                ),
-                            )
-                        } else {
-                            Error::timeout("connect", timeout)
-                        };
-                        error.with_connector(self.config.name.clone())
-                    })?
-                    .map_err(|e| self.classify(e, "connect"))?;
-                let (version, zone) = match rows.first().map(Vec::as_slice) {
-                    Some([Value::Text(version), Value::Text(zone)]) => {
-                        (version.clone(), zone.clone())
-                    }
-                    _ => {
-                        return Err(self.config.error(
-                            ErrorKind::Internal,
-                            "the server did not answer `SELECT version(), timezone()`",
-                        ));
-                    }
-                };
-                let (major, minor) = parse_version(&version);
-                let never = self.config.options.get("server_parameters") == Some("never");
-                Ok(ServerState {
-                    features: ServerFeatures {
-                        modern_types: major >= 21,
-                    },
-                    // 0.15 sends parameters in a multipart/form-data body, which the
-                    // HTTP interface reads from 24.1 on; 18.x has no parameters at all.
-                    server_parameters: !never && (major, minor) >= (24, 1),
-                    zone: types::parse_zone(&zone).unwrap_or(Tz::UTC),
-                    version,
-                })
-            })
-            .await
     }
 
     fn classify(&self, error: ReadError, operation: &str) -> Error {
@@ -743,391 +552,6 @@ fn quote_identifier(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
-fn parse_version(version: &str) -> (u32, u32) {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-}
-
-/// An error while reading a result: from the driver, or from our decoding.
-enum ReadError {
-    Driver(clickhouse::error::Error),
-    Decode(Error),
-}
-
-/// Reads a whole (small) result as rows of values.
-async fn read_all(
-    mut cursor: NativeCursor,
-    zone: Tz,
-) -> std::result::Result<Vec<Vec<Value>>, ReadError> {
-    let mut rows = Vec::new();
-    while let Some(block) = quiet(cursor.next()).await.map_err(ReadError::Driver)? {
-        let width = block.columns().len();
-        let mut readers = column_readers(&block, width).map_err(ReadError::Decode)?;
-        types::with_server_zone(zone, || {
-            for _ in 0..block.num_rows() {
-                rows.push(next_values(&mut readers)?);
-            }
-            Ok(())
-        })
-        .map_err(ReadError::Decode)?;
-    }
-    Ok(rows)
-}
-
-fn block_columns(block: &Block) -> Columns {
-    block
-        .columns()
-        .iter()
-        .map(|column| {
-            let (kind, nullable) = types::value_kind(column.data_type());
-            Column::new(
-                String::from_utf8_lossy(column.name_bytes()).into_owned(),
-                column.data_type().to_string(),
-                kind,
-            )
-            .with_nullable(Some(nullable))
-        })
-        .collect::<Vec<_>>()
-        .into()
-}
-
-/// One reader per column of `block`, each at the block's first row; `width`: the number
-/// of columns the result has (every block must have it).
-fn column_readers(block: &Block, width: usize) -> Result<Vec<types::ColumnReader<'_>>> {
-    if block.columns().len() != width {
-        return Err(Error::decode(format!(
-            "a block has {} columns, the first had {width}",
-            block.columns().len(),
-        )));
-    }
-    block
-        .columns()
-        .iter()
-        .map(types::ColumnReader::new)
-        .collect()
-}
-
-/// The next row's values, one from each column's reader.
-#[inline]
-fn next_values(readers: &mut [types::ColumnReader<'_>]) -> Result<Vec<Value>> {
-    let mut values = Vec::with_capacity(readers.len());
-    for reader in readers {
-        values.push(reader.next_value()?);
-    }
-    Ok(values)
-}
-
-/// Rows decoded per step of a stream: a block (65,536 rows by default) is decoded this
-/// many rows at a time, straight into rows, so a stream holds one block's Native bytes
-/// and at most this many decoded rows, and its buffers are reused from chunk to chunk.
-const CHUNK_ROWS: usize = 1024;
-
-/// How long a call may wait for its `KILL QUERY` after its own deadline passed: the
-/// whole call ends within its timeout plus this.
-const KILL_WAIT: Duration = Duration::from_secs(1);
-
-/// Kept free at the end of [`KILL_WAIT`] for returning the error to the caller.
-const KILL_WAIT_MARGIN: Duration = Duration::from_millis(50);
-
-/// Until when a call whose `deadline` passed waits for its `KILL QUERY`.
-fn kill_deadline(deadline: Instant) -> Instant {
-    deadline + KILL_WAIT - KILL_WAIT_MARGIN
-}
-
-/// Asks the server to stop `query_id`, waiting until `until` at most for its answer;
-/// a slower answer is waited for in the background (for [`KILL_WAIT`] at most), so
-/// the caller's bound holds however long the request took to set up.
-async fn kill_query(client: &Client, query_id: &str, until: Instant) {
-    let sql = format!(
-        "KILL QUERY WHERE query_id = {} ASYNC",
-        types::quote_string(query_id)
-    );
-    let kill = quiet(
-        client
-            .query_raw(&sql)
-            .with_setting("max_execution_time", "5")
-            .execute(),
-    );
-    let query_id = query_id.to_owned();
-    let task = tokio::spawn(async move {
-        match tokio::time::timeout(KILL_WAIT, kill).await {
-            Ok(Ok(())) => tracing::debug!(query_id, "killed query after a timeout"),
-            Ok(Err(e)) => tracing::warn!(query_id, error = %e, "KILL QUERY failed"),
-            Err(_) => tracing::warn!(query_id, "KILL QUERY did not answer within 1 s"),
-        }
-    });
-    // Dropping the handle leaves the task running.
-    let _ = tokio::time::timeout_at(until, task).await;
-}
-
-/// Runs `f` with tracing switched off: the clickhouse crate logs its errors at debug
-/// level with the server's text, which quotes the query and values bound into it.
-fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    tracing::dispatcher::with_default(&tracing::Dispatch::none(), f)
-}
-
-/// Awaits `future` (the clickhouse crate's work) with tracing switched off in every poll
-/// (see [`quietly`]).
-async fn quiet<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| quietly(|| future.as_mut().poll(cx))).await
-}
-
-/// Stops the query on the server when a stream is given up before its end.
-struct KillGuard {
-    client: Client,
-    query_id: String,
-    armed: bool,
-}
-
-impl KillGuard {
-    async fn kill(&mut self) {
-        if std::mem::take(&mut self.armed) {
-            // The wait that ended the stream ran out (or failed) just now.
-            kill_query(&self.client, &self.query_id, kill_deadline(Instant::now())).await;
-        }
-    }
-}
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        if self.armed
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let client = self.client.clone();
-            let query_id = std::mem::take(&mut self.query_id);
-            runtime.spawn(async move {
-                kill_query(&client, &query_id, kill_deadline(Instant::now())).await;
-            });
-        }
-    }
-}
-
-/// What a stream's producer hands to its consumer: the rows of the last decoded chunk,
-/// or the error that ended the stream.
-#[derive(Default)]
-struct Slot {
-    rows: VecDeque<Row>,
-    error: Option<Error>,
-}
-
-type SharedSlot = Arc<Mutex<Slot>>;
-
-fn lock(slot: &SharedSlot) -> MutexGuard<'_, Slot> {
-    // The lock is never held across a panic that matters: a poisoned slot is still a
-    // consistent queue of rows.
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Reads blocks and decodes them chunk by chunk into the slot. It runs as an `async`
-/// block, so it can keep each block and the column readers that borrow it across the
-/// points where it hands a chunk over.
-struct Producer {
-    cursor: NativeCursor,
-    columns: Columns,
-    zone: Tz,
-    timeout: Duration,
-    guard: KillGuard,
-    connector: String,
-    password: Option<String>,
-    /// The call's statement when it binds values, to keep them out of an error.
-    statement: Option<Statement>,
-    features: ServerFeatures,
-    server_parameters: bool,
-    /// The columns read as the text of a `JSON` column.
-    json_columns: Vec<usize>,
-}
-
-impl Producer {
-    async fn run(mut self, first: Block, slot: SharedSlot) {
-        if let Err(error) = self.produce(first, &slot).await {
-            let error = error.with_connector(self.connector.clone());
-            let redactor = self.statement.as_ref().and_then(|statement| {
-                redactor_of(statement, Some(self.features), self.server_parameters)
-            });
-            lock(&slot).error = Some(match redactor {
-                Some(redactor) => redactor.error(error),
-                None => error,
-            });
-        }
-    }
-
-    async fn produce(&mut self, first: Block, slot: &SharedSlot) -> Result<()> {
-        let mut next = Some(first);
-        while let Some(block) = next.take() {
-            let decoded =
-                Self::decode_block(&self.columns, &self.json_columns, self.zone, &block, slot)
-                    .await;
-            if let Err(e) = decoded {
-                self.guard.kill().await;
-                return Err(e);
-            }
-            next = self.next_block().await?;
-        }
-        Ok(())
-    }
-
-    /// Hands `block` over [`CHUNK_ROWS`] rows at a time, waiting for the consumer to
-    /// take each chunk before decoding the next; the `json` columns (read as their
-    /// text) become `Value::Json`.
-    /// (An associated function: the cursor is not `Sync`, so the future may not hold
-    /// `&self` across the hand-over points.)
-    async fn decode_block(
-        columns: &Columns,
-        json: &[usize],
-        zone: Tz,
-        block: &Block,
-        slot: &SharedSlot,
-    ) -> Result<()> {
-        let mut readers = column_readers(block, columns.len())?;
-        let mut left = block.num_rows();
-        while left > 0 {
-            let n = left.min(CHUNK_ROWS);
-            left -= n;
-            {
-                let mut slot = lock(slot);
-                types::with_server_zone(zone, || {
-                    for _ in 0..n {
-                        let mut values = next_values(&mut readers)?;
-                        for &i in json {
-                            if let Some(value) = values.get_mut(i) {
-                                parse_json(value)?;
-                            }
-                        }
-                        slot.rows.push_back(Row::new(columns.clone(), values));
-                    }
-                    Ok::<_, Error>(())
-                })?;
-            }
-            HandOver::default().await;
-        }
-        Ok(())
-    }
-
-    async fn next_block(&mut self) -> Result<Option<Block>> {
-        match tokio::time::timeout(self.timeout, quiet(self.cursor.next())).await {
-            Err(_) => {
-                self.guard.kill().await;
-                Err(Error::timeout("reading the next row", self.timeout))
-            }
-            Ok(Err(e)) => {
-                // The server may still be running it (a broken stream); stopping a query
-                // that already ended is harmless.
-                self.guard.kill().await;
-                Err(error::map_error(
-                    e,
-                    "reading the result",
-                    self.password.as_deref(),
-                ))
-            }
-            Ok(Ok(None)) => {
-                self.guard.armed = false;
-                Ok(None)
-            }
-            Ok(Ok(Some(block))) => Ok(Some(block)),
-        }
-    }
-}
-
-/// Pending once, without asking to be woken: the producer's way to hand a chunk over.
-/// Its consumer polls it again when it has taken every row of the chunk.
-#[derive(Default)]
-struct HandOver(bool);
-
-impl Future for HandOver {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// The rows of a stream: drives the producer (in the consumer's own task, so a chunk
-/// costs no wake-up) whenever its chunk is used up.
-struct ChunkedRows {
-    producer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    slot: SharedSlot,
-    rows: VecDeque<Row>,
-    error: Option<Error>,
-}
-
-impl ChunkedRows {
-    fn new(producer: Producer, first: Block) -> Self {
-        let slot = SharedSlot::default();
-        ChunkedRows {
-            producer: Some(Box::pin(producer.run(first, slot.clone()))),
-            slot,
-            rows: VecDeque::with_capacity(CHUNK_ROWS),
-            error: None,
-        }
-    }
-
-    /// Ready when there is a row or an error to return, or the rows have ended.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if !self.rows.is_empty() || self.error.is_some() {
-                return Poll::Ready(());
-            }
-            {
-                let mut slot = lock(&self.slot);
-                if !slot.rows.is_empty() {
-                    // Our empty queue goes back to be filled: no allocation per chunk.
-                    std::mem::swap(&mut slot.rows, &mut self.rows);
-                    continue;
-                }
-                if let Some(error) = slot.error.take() {
-                    self.error = Some(error);
-                    self.producer = None;
-                    continue;
-                }
-            }
-            let Some(producer) = self.producer.as_mut() else {
-                return Poll::Ready(());
-            };
-            match producer.as_mut().poll(cx) {
-                Poll::Ready(()) => self.producer = None,
-                Poll::Pending => {
-                    let slot = lock(&self.slot);
-                    if slot.rows.is_empty() && slot.error.is_none() {
-                        // Waiting for the server: the cursor registered our waker.
-                        return Poll::Pending;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Decodes the first chunk, so that a first block that cannot be decoded fails
-    /// `stream` itself.
-    async fn first_chunk(mut self) -> Result<Self> {
-        std::future::poll_fn(|cx| self.poll_fill(cx)).await;
-        match self.error.take() {
-            Some(error) if self.rows.is_empty() => Err(error),
-            error => {
-                self.error = error;
-                Ok(self)
-            }
-        }
-    }
-}
-
-impl Stream for ChunkedRows {
-    type Item = Result<Row>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Row>>> {
-        let this = &mut *self;
-        ready!(this.poll_fill(cx));
-        Poll::Ready(match this.rows.pop_front() {
-            Some(row) => Some(Ok(row)),
-            None => this.error.take().map(Err),
-        })
-    }
-}
-
 #[async_trait]
 impl ExternalSource for ClickHouseSource {
     fn name(&self) -> &str {
@@ -1245,6 +669,7 @@ impl ClickHouseSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::parse_version;
     use extdata_core::{ConnectorConfig, Protocol};
 
     fn config() -> ConnectorConfig {
