@@ -549,3 +549,48 @@ fn a_million_rows_are_written_with_bounded_memory() {
         assert!(large < 128 * 1024, "{format}: peak RSS {large} KiB");
     }
 }
+
+#[test]
+fn an_arrow_reader_gets_the_first_rows_while_the_server_is_still_busy() {
+    let fixture = Fixture::new();
+    // Two rows at once, then a count that keeps SQLite busy for many seconds.
+    let sql = "SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT count(*) FROM \
+               (WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+               WHERE n < 2000000000) SELECT n FROM c)";
+    let mut child = fixture
+        .command("local", sql, "arrow")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("extdata starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = arrow_ipc::reader::StreamReader::try_new(stdout, None)
+            .map(|mut reader| reader.next())
+            .map_err(|e| e.to_string());
+        let _ = sender.send(first);
+    });
+    let first = receiver.recv_timeout(std::time::Duration::from_secs(60));
+    let still_running = matches!(child.try_wait(), Ok(None));
+    // Stopped before any assertion, so that a failure leaves no query running.
+    let _ = child.kill();
+    let _ = child.wait();
+    let batch = first
+        .expect("the first batch within 60 s")
+        .expect("an Arrow stream")
+        .expect("a first batch")
+        .expect("a readable batch");
+    let values: Vec<i64> = batch
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(
+        values,
+        [1, 2],
+        "the rows ready before the wait, as one batch"
+    );
+    assert!(still_running, "the batch came only when the query ended");
+}
