@@ -429,6 +429,32 @@ where
         sqlx::query::<DB>(AssertSqlSafe(sql.into()))
     }
 
+    /// Inserts `(owner, key)` for every key into `target` (`table (col, col)`), skipping
+    /// pairs already there: [`KEYS_PER_INSERT`] rows per statement, so that a batch of
+    /// keys costs a few round trips on the PostgreSQL store, not one per key.
+    async fn insert_keys(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        target: &str,
+        owner: &str,
+        keys: &[String],
+    ) -> std::result::Result<(), sqlx::Error> {
+        for chunk in keys.chunks(KEYS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let mut query = self.query(format!(
+                "INSERT INTO {target} VALUES {} ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            ));
+            for key in chunk {
+                query = query.bind(owner.to_owned()).bind(key.clone());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     async fn connection(&self) -> Result<sqlx::pool::PoolConnection<DB>> {
         self.pool
             .acquire()
@@ -641,16 +667,9 @@ where
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error("cannot write a run", e))?;
-        for key in batch.new_keys {
-            self.query(
-                "INSERT INTO file_sink_key (job, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(job.clone())
-            .bind(key.clone())
-            .execute(&mut *tx)
+        self.insert_keys(&mut tx, "file_sink_key (job, key)", &job, batch.new_keys)
             .await
             .map_err(|e| self.error("cannot write the key index", e))?;
-        }
         tx.commit()
             .await
             .map_err(|e| self.error("cannot commit a checkpoint", e))
@@ -832,16 +851,9 @@ where
 
     async fn record_sync(&self, sync: &str, added: &[String], removed: &[String]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for key in added {
-            self.query(
-                "INSERT INTO segment_sync_member (sync, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(sync.to_owned())
-            .bind(key.clone())
-            .execute(&mut *tx)
+        self.insert_keys(&mut tx, "segment_sync_member (sync, key)", sync, added)
             .await
             .map_err(|e| self.error("cannot write the synced members", e))?;
-        }
         for key in removed {
             self.query("DELETE FROM segment_sync_member WHERE sync = $1 AND key = $2")
                 .bind(sync.to_owned())
@@ -855,6 +867,10 @@ where
             .map_err(|e| self.error("cannot commit the synced members", e))
     }
 }
+
+/// Rows per multi-row `INSERT` of keys: 2 parameters each, far below SQLite's limit of
+/// 32,766 parameters per statement and PostgreSQL's 65,535.
+const KEYS_PER_INSERT: usize = 500;
 
 type SqlQuery<DB> = sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>;
 

@@ -143,3 +143,78 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
     a.close().await;
     b.close().await;
 }
+
+/// Keys written in batches larger than one multi-row `INSERT` (500 rows), with keys
+/// already stored among them, all land once, on both stores; synced members likewise.
+async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
+    use extdata_jobs::{BatchCommit, Checkpoint, Claim, RunCounts};
+    let lease = match store.acquire("keys", Claim::Now).await.unwrap() {
+        extdata_jobs::Acquired::Taken(lease) => lease,
+        other => panic!("not taken: {other:?}"),
+    };
+    let run = store.begin_run(&lease).await.unwrap();
+    let counts = RunCounts::default();
+    let checkpoint = Checkpoint {
+        cursor: None,
+        position: None,
+    };
+    let first: Vec<String> = (0..1_201).map(|i| format!("k{i}")).collect();
+    // Overlaps the first batch by 201 keys, and repeats a key within itself.
+    let mut second: Vec<String> = (1_000..2_003).map(|i| format!("k{i}")).collect();
+    second.push("k1500".to_owned());
+    for keys in [&first, &second] {
+        let batch = BatchCommit {
+            checkpoint: &checkpoint,
+            boundary: None,
+            counts: &counts,
+            new_keys: keys,
+        };
+        store.commit_batch(&lease, run, batch).await.unwrap();
+    }
+    let asked: Vec<String> = (0..2_100).map(|i| format!("k{i}")).collect();
+    let found = store.existing_keys("keys", &asked).await.unwrap();
+    assert_eq!(found.len(), 2_003, "k0..k2002 stored once each");
+    assert!(found.contains("k0") && found.contains("k2002") && !found.contains("k2003"));
+    store.release(lease).await.unwrap();
+
+    let members: Vec<String> = (0..1_100).map(|i| format!("m{i}")).collect();
+    store.record_sync("sync", &members, &[]).await.unwrap();
+    store
+        .record_sync("sync", &members[..600], &members[1_000..])
+        .await
+        .unwrap();
+    let synced = store.synced_members("sync").await.unwrap();
+    assert_eq!(synced.len(), 1_000);
+    assert!(synced.contains("m999") && !synced.contains("m1000"));
+}
+
+#[tokio::test]
+async fn sqlite_store_writes_large_key_batches_once() {
+    let fixture = Fixture::new();
+    let store = extdata_jobs::SqliteStateStore::open(fixture.path("keys-state.db"))
+        .await
+        .unwrap();
+    check_key_batches(&store).await;
+    extdata_jobs::StateStore::close(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_store_writes_large_key_batches_once() {
+    let Some(url) = env("EXTDATA_TEST_POSTGRES_URL") else {
+        return require_or_skip("postgres", "EXTDATA_TEST_POSTGRES_URL is not set").unwrap_or(());
+    };
+    let url = extdata::SecretSource::literal(url);
+    let schema = format!("extdata_keys_{}", std::process::id());
+    let store = extdata_jobs::PostgresStateStore::open(
+        &url,
+        Some(&schema),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    check_key_batches(&store).await;
+    extdata_jobs::StateStore::close(&store).await;
+    let admin = test_postgres();
+    sql(admin.as_ref(), &format!("DROP SCHEMA {schema} CASCADE")).await;
+    admin.close().await;
+}
