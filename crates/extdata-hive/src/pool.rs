@@ -120,13 +120,16 @@ impl Drop for Lease {
         let Some(session) = self.session.take() else {
             return;
         };
-        let closed = Object::pool(&session).is_none_or(|pool| pool.is_closed());
-        let expired = Object::pool(&session).is_some_and(|pool| {
-            pool.manager()
-                .expired(&session, Object::metrics(&session))
-                .is_some()
+        // Back to the pool only while the pool is open and the session within its
+        // lifetimes (one look at the pool).
+        let keep = Object::pool(&session).is_some_and(|pool| {
+            !pool.is_closed()
+                && pool
+                    .manager()
+                    .expired(&session, Object::metrics(&session))
+                    .is_none()
         });
-        if session.broken || !session.reusable || closed || expired {
+        if session.broken || !session.reusable || !keep {
             drop(Object::take(session));
         }
     }
