@@ -34,8 +34,11 @@ impl PostgresSource {
         let timeout = options.timeout_or(self.config.query_timeout);
         let deadline = Instant::now() + timeout;
         let guard = connect::statement_timeout_ms(timeout);
-        let conn = self.pool().await?.acquire(deadline).await?;
+        let mut conn = self.pool().await?.acquire(deadline).await?;
         let total = prepared.len();
+        if total > 1 {
+            conn.several_statements();
+        }
         let read_only = self.config.read_only;
         // On timeout `bounded` cancels the running statement on the server and closes
         // the connection, which ends the transaction there; it never returns to the pool.

@@ -27,7 +27,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
 use tokio::time::Instant;
 
 use crate::error::{Phase, map_error};
-use crate::session::{self, Check};
+use crate::session::{self, Check, Reset};
 
 /// Idle connections older than this are pinged before they are handed out (a server
 /// restart or a dropped NAT mapping would otherwise fail the next call).
@@ -196,9 +196,9 @@ impl Manager {
     /// Puts the session of `conn` back to the connector's defaults in one round trip
     /// (see [`session::reset_sql`]); when the check shows prepared statements that sqlx
     /// does not know of, or sqlx's ones gone, drops them all and empties sqlx's cache.
-    async fn reset(&self, conn: &mut Conn) -> std::result::Result<(), ResetFailure> {
+    async fn reset(&self, conn: &mut Conn, reset: Reset) -> std::result::Result<(), ResetFailure> {
         let config = &self.config;
-        let sql = session::reset_sql(config.read_only, &config.session, session::fresh_seed());
+        let sql = session::reset_sql(reset, &config.session, session::fresh_seed());
         let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut conn.raw)
             .await;
@@ -297,6 +297,7 @@ impl Pool {
             conn: Some(lease),
             busy: false,
             dirty: false,
+            several: false,
             shared: self.shared.clone(),
         })
     }
@@ -534,6 +535,8 @@ pub(crate) struct Pooled {
     /// SQL of a call ran since the session was last reset: the connection goes back to
     /// the pool only through [`Pooled::end_call`].
     dirty: bool,
+    /// The call ran several statements ([`Pooled::several_statements`]).
+    several: bool,
     shared: Arc<Shared>,
 }
 
@@ -582,6 +585,12 @@ impl Pooled {
         Ok(())
     }
 
+    /// Marks a call that runs several statements of an account (a batch): its session
+    /// gets the full reset even on a `read_only` connector (see [`Reset`]).
+    pub(crate) fn several_statements(&mut self) {
+        self.several = true;
+    }
+
     /// Ends a call started with [`Pooled::start_call`]: in a background task that keeps
     /// this connection's pool slot, rolls back its read-only transaction and resets the
     /// session, then returns the connection to the pool — or closes it when the reset
@@ -618,12 +627,22 @@ impl Pooled {
         let Some(lease) = self.conn.as_mut() else {
             return;
         };
-        let outcome =
-            tokio::time::timeout(manager.config.connect_timeout, manager.reset(&mut *lease)).await;
+        let read_only = manager.config.read_only;
+        let reset = if read_only && !self.several {
+            Reset::RolledBack
+        } else {
+            Reset::Full { read_only }
+        };
+        let outcome = tokio::time::timeout(
+            manager.config.connect_timeout,
+            manager.reset(&mut *lease, reset),
+        )
+        .await;
         let why = match outcome {
             Ok(Ok(())) => {
                 self.busy = false;
                 self.dirty = false;
+                self.several = false;
                 return;
             }
             Ok(Err(ResetFailure::Transaction)) if manager.config.read_only => {

@@ -7,11 +7,22 @@
 //!   the server refuses `SET TRANSACTION READ WRITE`. The transaction is always rolled
 //!   back at the end of the call; a `DO` block or procedure cannot `COMMIT` inside it.
 //! - After every call, on every connector, one simple-query round trip puts the session
-//!   back to the connector's defaults: roll back (read-only), close cursors, unlisten,
-//!   session authorization and role, every setting (`RESET ALL`, then the connector's
-//!   own settings again), temporary tables, sequence caches, advisory locks. Prepared
-//!   statements are counted instead of dropped, so that sqlx's statement cache stays
-//!   valid; see [`Check`].
+//!   back to the connector's defaults ([`Reset`]). In full: roll back (read-only), close
+//!   cursors, unlisten, session authorization and role, every setting (`RESET ALL`, then
+//!   the connector's own settings again), temporary tables, sequence caches, advisory
+//!   locks, the seed of `random()`. Prepared statements are counted instead of dropped,
+//!   so that sqlx's statement cache stays valid; see [`Check`].
+//! - A call of one statement on a `read_only` connector needs less
+//!   ([`Reset::RolledBack`]): everything it did ran in its read-only transaction, and
+//!   rolling that back undoes settings, role and authorization, `LISTEN`, cursors (a
+//!   `WITH HOLD` cursor outlives only a commit), and a read-only transaction can create
+//!   no temporary table or sequence, nor call `nextval`. What outlives a rollback is
+//!   reset: advisory locks taken at session level, statements prepared with SQL
+//!   `PREPARE` (counted by the check), the seed of `random()`. One statement cannot
+//!   both change the session and end the transaction (`DO` blocks and procedures run
+//!   atomic inside a transaction block, so their `COMMIT` fails); a statement that ends
+//!   it is found by `ROLLBACK AND CHAIN` and its connection closed. A batch can (`SET …`
+//!   then `COMMIT AND CHAIN`): batches get the full reset.
 
 use std::fmt::Write as _;
 
@@ -27,6 +38,18 @@ pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
     )
 }
 
+/// How much of a session a call may have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// One statement in a `read_only` connector's read-only transaction.
+    RolledBack,
+    /// Anything: a call on a writable connector, or a batch.
+    Full {
+        /// The call ran in a read-only transaction, still to be rolled back.
+        read_only: bool,
+    },
+}
+
 /// The reset round trip of a connector whose session settings are `settings`.
 ///
 /// `ROLLBACK AND CHAIN` fails (SQLSTATE [`NO_ACTIVE_TRANSACTION`]) when no transaction
@@ -38,22 +61,32 @@ pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
 /// `seed` (in `[-1, 1]`, fresh for each reset: [`fresh_seed`]) reseeds `random()`: a
 /// `setseed` of one call would otherwise choose the next call's random numbers, and
 /// neither `RESET ALL` nor `DISCARD` reseeds.
-pub(crate) fn reset_sql(read_only: bool, settings: &[(&'static str, String)], seed: f64) -> String {
+pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)], seed: f64) -> String {
     let mut sql = String::new();
-    if read_only {
+    if reset != (Reset::Full { read_only: false }) {
         sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
+    }
+    if let Reset::Full { .. } = reset {
+        sql.push_str(
+            "CLOSE ALL; UNLISTEN *; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
+             DISCARD TEMP; DISCARD SEQUENCES; ",
+        );
     }
     // Functions are schema-qualified: the search_path in force here is the server's or
     // role's default, not necessarily one that finds pg_catalog first.
     sql.push_str(
-        "CLOSE ALL; UNLISTEN *; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-         DISCARD TEMP; DISCARD SEQUENCES; \
-         SELECT pg_catalog.concat_ws(',', \
+        "SELECT pg_catalog.concat_ws(',', \
              pg_catalog.now() = pg_catalog.statement_timestamp(), \
              count(*) FILTER (WHERE from_sql), \
              count(*) FILTER (WHERE NOT from_sql)), \
          pg_catalog.pg_advisory_unlock_all()",
     );
+    // Settings are reapplied only after `RESET ALL`: a rollback leaves the session's own.
+    let settings = if let Reset::Full { .. } = reset {
+        settings
+    } else {
+        &[]
+    };
     for (name, value) in settings {
         let _ = write!(
             sql,
@@ -154,7 +187,7 @@ mod tests {
             ("statement_timeout", "31000".to_owned()),
             ("search_path", "it's".to_owned()),
         ];
-        let ro = reset_sql(true, &settings, 0.25);
+        let ro = reset_sql(Reset::Full { read_only: true }, &settings, 0.25);
         assert!(
             ro.starts_with("ROLLBACK AND CHAIN; ROLLBACK; CLOSE ALL;"),
             "{ro}"
@@ -163,7 +196,20 @@ mod tests {
             ro.contains("pg_catalog.set_config('search_path', E'it''s', false)"),
             "{ro}"
         );
-        let rw = reset_sql(false, &settings, -0.5);
+        let rolled_back = reset_sql(Reset::RolledBack, &settings, 0.25);
+        assert!(
+            rolled_back.starts_with("ROLLBACK AND CHAIN; ROLLBACK; SELECT "),
+            "{rolled_back}"
+        );
+        for full_only in ["RESET ALL", "DISCARD", "set_config"] {
+            assert!(!rolled_back.contains(full_only), "{rolled_back}");
+        }
+        assert!(
+            rolled_back.contains("pg_advisory_unlock_all()")
+                && rolled_back.contains("pg_catalog.setseed(0.25"),
+            "{rolled_back}"
+        );
+        let rw = reset_sql(Reset::Full { read_only: false }, &settings, -0.5);
         assert!(rw.starts_with("CLOSE ALL;"), "{rw}");
         assert!(
             rw.ends_with(

@@ -404,6 +404,8 @@ async fn no_state_crosses_calls(read_only: bool) {
         "DO $$ BEGIN EXECUTE 'PREPARE ect_hostile_q AS SELECT 2'; END $$".to_owned(),
         "DECLARE ect_hostile_c CURSOR WITH HOLD FOR SELECT 1".to_owned(),
         "LISTEN ect_hostile".to_owned(),
+        "COMMIT AND CHAIN".to_owned(),
+        "ROLLBACK AND CHAIN".to_owned(),
         "DEALLOCATE ALL".to_owned(),
         "DISCARD ALL".to_owned(),
         format!("SELECT nextval('{sequence}')"),
@@ -455,6 +457,29 @@ async fn no_state_crosses_calls(read_only: bool) {
         .await;
     assert_eq!(session_state(&pg, "a batch").await, baseline);
     assert_eq!(pid(&pg).await, first_pid);
+    // A batch that could commit what it set and go on in a chained transaction
+    // (read-only still) would keep the committed settings past a rollback.
+    for end in ["COMMIT AND CHAIN", "END AND CHAIN", "ROLLBACK AND CHAIN"] {
+        let refused = pg
+            .execute_batch(
+                &[
+                    Statement::new("SELECT set_config('work_mem', '98MB', false)"),
+                    Statement::new("SET application_name = 'chained'"),
+                    Statement::new(end),
+                    Statement::new("SELECT pg_advisory_lock(4246)"),
+                ],
+                &defaults(),
+            )
+            .await;
+        // Refused before it reaches the server (a batch names no transaction
+        // control); were it not, the full reset batches get would undo it.
+        assert!(refused.is_err(), "`{end}` in a batch: {refused:?}");
+        assert_eq!(
+            session_state(&pg, end).await,
+            baseline,
+            "a batch ending with `{end}` (read_only = {read_only})"
+        );
+    }
 
     let _ = writer
         .execute(
