@@ -9,7 +9,7 @@ use std::time::Duration;
 use extdata::ExternalSource;
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, unique_name};
-use extdata_jobs::{Jobs, Stop};
+use extdata_jobs::Jobs;
 
 mod support;
 use support::*;
@@ -56,12 +56,25 @@ fn postgres_sink() -> Option<()> {
     }
 }
 
+/// An import by account 9 of `table` (`id`, `seq`, `updated_at`) in `mode`, its cursor
+/// starting at `initial`; `fields` are its other lines.
+fn table_import(name: &str, table: &str, initial: &str, mode: &str, fields: &str) -> String {
+    entry(
+        "imports",
+        name,
+        SRC,
+        &format!(
+            "SELECT id, seq, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"
+        ),
+        &format!(
+            "key = \"id\"\ncursor = {{ column = \"updated_at\", initial = {initial} }}\nmode = \"{mode}\"\n{fields}"
+        ),
+    )
+}
+
 /// A config with one import per sink kind over `table`, in `mode`.
 fn config(source: &Source, table: &str, pg_table: &str, mode: &str, batch_size: usize) -> String {
-    let mut body = format!(
-        "{}\n[[accounts]]\nid = \"9\"\nconnectors = [\"src\"]\n",
-        source.connector
-    );
+    let mut body = source_account(&source.connector);
     for name in SINKS {
         let sink = match name {
             "to-sqlite" => "{ type = \"sqlite\", path = \"sink.db\", table = \"rows\" }".to_owned(),
@@ -71,20 +84,12 @@ fn config(source: &Source, table: &str, pg_table: &str, mode: &str, batch_size: 
             "to-jsonl" => "{ type = \"jsonl\", path = \"rows.jsonl\" }".to_owned(),
             _ => "{ type = \"csv\", path = \"rows.csv\" }".to_owned(),
         };
-        body.push_str(&format!(
-            r#"
-[[imports]]
-name = "{name}"
-account = "9"
-connector = "src"
-query = "SELECT id, seq, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"
-key = "id"
-cursor = {{ column = "updated_at", initial = {initial} }}
-mode = "{mode}"
-batch_size = {batch_size}
-sink = {sink}
-"#,
-            initial = source.initial
+        body.push_str(&table_import(
+            name,
+            table,
+            source.initial,
+            mode,
+            &format!("batch_size = {batch_size}\nsink = {sink}"),
         ));
     }
     body
@@ -139,7 +144,7 @@ async fn sink_contents(fixture: &Fixture, pg_table: &str) -> BTreeMap<&'static s
 }
 
 async fn run_all(jobs: &Jobs) -> Vec<extdata_jobs::ImportSummary> {
-    let runs = SINKS.map(|name| jobs.run_import(None, name, Stop::never(), &|_| {}));
+    let runs = SINKS.map(|name| try_import(jobs, name));
     futures::future::join_all(runs)
         .await
         .into_iter()
@@ -237,23 +242,14 @@ async fn key_index_modes_do_not_write_rows_read_again() {
     let fixture = Fixture::new();
     let source = sqlite_source();
     let table = unique_name("cur");
-    let mut body = format!(
-        "{}\n[[accounts]]\nid = \"9\"\nconnectors = [\"src\"]\n",
-        source.connector
-    );
+    let mut body = source_account(&source.connector);
     for (name, mode) in [("first", "add_only"), ("changes", "update_only")] {
-        body.push_str(&format!(
-            r#"
-[[imports]]
-name = "{name}"
-account = "9"
-connector = "src"
-query = "SELECT id, seq, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"
-key = "id"
-cursor = {{ column = "updated_at", initial = 0 }}
-mode = "{mode}"
-sink = {{ type = "jsonl", path = "{name}.jsonl" }}
-"#
+        body.push_str(&table_import(
+            name,
+            &table,
+            "0",
+            mode,
+            &format!("sink = {{ type = \"jsonl\", path = \"{name}.jsonl\" }}"),
         ));
     }
     let jobs = fixture.jobs(&body);
@@ -264,26 +260,17 @@ sink = {{ type = "jsonl", path = "{name}.jsonl" }}
         &format!("INSERT INTO {table} VALUES (1, 1, 5), (2, 2, 5)"),
     )
     .await;
-    let first = jobs
-        .run_import(None, "first", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let first = import(&jobs, "first").await;
     assert_eq!((first.counts.inserted, first.counts.skipped), (2, 0));
     // The update_only file has no key yet: both rows are left out by the mode.
-    let changes = jobs
-        .run_import(None, "changes", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let changes = import(&jobs, "changes").await;
     assert_eq!((changes.counts.inserted, changes.counts.skipped), (0, 2));
     sql(
         src.as_ref(),
         &format!("INSERT INTO {table} VALUES (3, 3, 5)"),
     )
     .await;
-    let first = jobs
-        .run_import(None, "first", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let first = import(&jobs, "first").await;
     let c = &first.counts;
     assert_eq!((c.read, c.unchanged, c.inserted, c.skipped), (3, 2, 1, 0));
     let written = std::fs::read_to_string(fixture.path("first.jsonl")).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use extdata::ErrorKind;
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{assert_error_has_no_secret, env, unique_name};
-use extdata_jobs::{Jobs, Lookups, Stop};
+use extdata_jobs::{Lookups, Stop};
 
 use serde_json::json;
 
@@ -25,12 +25,24 @@ struct SourceKind {
     /// The `updated_at` literal of version `n`.
     stamp: fn(u32) -> String,
     initial: &'static str,
-    drop: fn(&str) -> String,
+}
+
+impl SourceKind {
+    /// A source whose `updated_at` is an integer: version `n` is `n`.
+    fn integer(connector: String, create: fn(&str) -> String) -> Self {
+        SourceKind {
+            connector,
+            create,
+            stamp: |n| n.to_string(),
+            initial: "0",
+        }
+    }
 }
 
 /// Imports the source table into four SQLite sink tables (one per mode, one created by
 /// the import), changes two rows, imports again: the second run reads only those two.
-async fn modes_and_increments(fixture: &Fixture, kind: SourceKind) {
+async fn modes_and_increments(kind: SourceKind) {
+    let fixture = Fixture::new();
     let table = unique_name("imp");
     let sink = fixture.path("sink.db");
     let check = sqlite_file(&sink);
@@ -48,30 +60,22 @@ async fn modes_and_increments(fixture: &Fixture, kind: SourceKind) {
         )
         .await;
     }
-    let mut body = format!(
-        "{}\n[[accounts]]\nid = \"9\"\nconnectors = [\"src\"]\n",
-        kind.connector
-    );
+    let mut body = source_account(&kind.connector);
     for (name, mode, sink_table) in [
         ("upsert", "add_and_update", "upsert"),
         ("addonly", "add_only", "addonly"),
         ("updateonly", "update_only", "updateonly"),
         ("fresh", "add_and_update", "fresh"),
     ] {
-        body.push_str(&format!(
-            r#"
-[[imports]]
-name = "{name}"
-account = "9"
-connector = "src"
-query = "SELECT id, email, name, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"
-key = "email"
-cursor = {{ column = "updated_at", initial = {initial} }}
-mode = "{mode}"
-batch_size = 2
-sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
-"#,
-            initial = kind.initial
+        body.push_str(&entry(
+            "imports",
+            name,
+            SRC,
+            &format!("SELECT id, email, name, updated_at FROM {table} WHERE updated_at >= :cursor ORDER BY updated_at"),
+            &format!(
+                "key = \"email\"\ncursor = {{ column = \"updated_at\", initial = {} }}\nmode = \"{mode}\"\nbatch_size = 2\nsink = {{ type = \"sqlite\", path = \"sink.db\", table = \"{sink_table}\" }}",
+                kind.initial
+            ),
         ));
     }
     let jobs = fixture.jobs(&body);
@@ -87,10 +91,7 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
     .await;
 
     for name in ["upsert", "addonly", "updateonly", "fresh"] {
-        let summary = jobs
-            .run_import(None, name, Stop::never(), &|_| {})
-            .await
-            .unwrap();
+        let summary = import(&jobs, name).await;
         assert_eq!(summary.counts.read, 6, "{name}: first run reads everything");
     }
     // New versions of e2 and a new key e7, later than everything imported.
@@ -104,10 +105,7 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
     )
     .await;
     for name in ["upsert", "addonly", "updateonly", "fresh"] {
-        let summary = jobs
-            .run_import(None, name, Stop::never(), &|_| {})
-            .await
-            .unwrap();
+        let summary = import(&jobs, name).await;
         assert_eq!(
             (summary.counts.read, summary.counts.unchanged),
             (3, 1),
@@ -162,27 +160,17 @@ sink = {{ type = "sqlite", path = "sink.db", table = "{sink_table}" }}
         ),
         (6, 3, 3)
     );
-    sql(source.as_ref(), &(kind.drop)(&table)).await;
+    sql(source.as_ref(), &format!("DROP TABLE {table}")).await;
     jobs.close().await;
     check.close().await;
 }
 
 #[tokio::test]
 async fn sqlite_import_modes_and_second_run_reads_only_changes() {
-    let fixture = Fixture::new();
-    modes_and_increments(
-        &fixture,
-        SourceKind {
-            connector: "[[connectors]]\nname = \"src\"\ntype = \"sqlite\"\ndatabase = \"src.db\"\n"
-                .into(),
-            create: |t| {
-                format!("CREATE TABLE {t} (id INTEGER, email TEXT, name TEXT, updated_at INTEGER)")
-            },
-            stamp: |n| n.to_string(),
-            initial: "0",
-            drop: |t| format!("DROP TABLE {t}"),
-        },
-    )
+    modes_and_increments(SourceKind::integer(
+        "[[connectors]]\nname = \"src\"\ntype = \"sqlite\"\ndatabase = \"src.db\"\n".into(),
+        |t| format!("CREATE TABLE {t} (id INTEGER, email TEXT, name TEXT, updated_at INTEGER)"),
+    ))
     .await;
 }
 
@@ -191,63 +179,43 @@ async fn postgres_import_into_sqlite_modes_and_increments() {
     let Some(connector) = server_connector("POSTGRES", "postgres", "postgresql", "") else {
         return;
     };
-    let fixture = Fixture::new();
-    modes_and_increments(
-        &fixture,
-        SourceKind {
-            connector,
-            create: |t| {
-                format!(
-                    "CREATE TABLE {t} (id BIGINT, email TEXT, name TEXT, updated_at TIMESTAMPTZ)"
-                )
-            },
-            stamp: |n| format!("TIMESTAMPTZ '2024-03-31 01:00:{n:02}.5+00'"),
-            initial: "\"1970-01-01T00:00:00Z\"",
-            drop: |t| format!("DROP TABLE {t}"),
+    modes_and_increments(SourceKind {
+        connector,
+        create: |t| {
+            format!("CREATE TABLE {t} (id BIGINT, email TEXT, name TEXT, updated_at TIMESTAMPTZ)")
         },
-    )
+        stamp: |n| format!("TIMESTAMPTZ '2024-03-31 01:00:{n:02}.5+00'"),
+        initial: "\"1970-01-01T00:00:00Z\"",
+    })
     .await;
+}
+
+/// [`modes_and_increments`] from the server of `kind` (settings `EXTDATA_TEST_<PREFIX>_*`,
+/// connector fields `extra`), whose `updated_at` is an integer column of `create`.
+async fn integer_server_modes_and_increments(
+    (prefix, kind, db_type): (&str, &str, &str),
+    extra: &str,
+    create: fn(&str) -> String,
+) {
+    if let Some(connector) = server_connector(prefix, kind, db_type, extra) {
+        modes_and_increments(SourceKind::integer(connector, create)).await;
+    }
 }
 
 #[tokio::test]
 async fn clickhouse_import_into_sqlite_modes_and_increments() {
-    let Some(connector) = server_connector("CLICKHOUSE", "clickhouse", "clickhouse", "") else {
-        return;
-    };
-    let fixture = Fixture::new();
-    modes_and_increments(
-        &fixture,
-        SourceKind {
-            connector,
-            create: |t| format!("CREATE TABLE {t} (id Int64, email String, name String, updated_at Int64) ENGINE = Memory"),
-            stamp: |n| n.to_string(),
-            initial: "0",
-            drop: |t| format!("DROP TABLE {t}"),
-        },
-    )
+    integer_server_modes_and_increments(("CLICKHOUSE", "clickhouse", "clickhouse"), "", |t| {
+        format!("CREATE TABLE {t} (id Int64, email String, name String, updated_at Int64) ENGINE = Memory")
+    })
     .await;
 }
 
 #[tokio::test]
 async fn hive_import_into_sqlite_modes_and_increments() {
-    let Some(connector) = server_connector(
-        "HIVE",
-        "hive",
-        "hive",
+    integer_server_modes_and_increments(
+        ("HIVE", "hive", "hive"),
         "query_timeout = \"120s\"\noptions = { auth = \"NONE\" }\n",
-    ) else {
-        return;
-    };
-    let fixture = Fixture::new();
-    modes_and_increments(
-        &fixture,
-        SourceKind {
-            connector,
-            create: |t| format!("CREATE TABLE {t} (id BIGINT, email STRING, name STRING, updated_at BIGINT) USING parquet"),
-            stamp: |n| n.to_string(),
-            initial: "0",
-            drop: |t| format!("DROP TABLE {t}"),
-        },
+        |t| format!("CREATE TABLE {t} (id BIGINT, email STRING, name STRING, updated_at BIGINT) USING parquet"),
     )
     .await;
 }
@@ -259,32 +227,14 @@ async fn postgres_sink_applies_the_modes_in_its_own_table() {
         return;
     };
     let _ = url;
-    let fixture = Fixture::new();
     let table = unique_name("sink");
-    let jobs = fixture.jobs(&format!(
-        r#"
-[[imports]]
-name = "to-pg"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, total, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
-key = "id"
-cursor = {{ column = "created_at", initial = 0 }}
-sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{table}" }}
-"#
-    ));
-    seed_orders(&jobs).await;
-    let summary = jobs
-        .run_import(None, "to-pg", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let (_fixture, jobs) =
+        seeded_import("to-pg", "id, email, total, created_at", &pg_sink(&table)).await;
+    let summary = import(&jobs, "to-pg").await;
     assert_eq!((summary.counts.read, summary.counts.inserted), (4, 4));
     let crm = jobs.registry().source("42", "crm").unwrap();
     sql(crm.as_ref(), "INSERT INTO orders VALUES (3,'b@x.io',150,5)").await;
-    let summary = jobs
-        .run_import(None, "to-pg", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let summary = import(&jobs, "to-pg").await;
     let c = &summary.counts;
     assert_eq!((c.read, c.updated, c.unchanged), (2, 1, 1));
     let pg = test_postgres();
@@ -328,51 +278,37 @@ async fn postgres_sink_add_only_and_update_only_keep_to_their_keys() {
             &format!("INSERT INTO {table} VALUES (1, 'old', 0, 0), (3, 'old', 0, 0)"),
         )
         .await;
-        body.push_str(&format!(
-            r#"
-[[imports]]
-name = "{mode}"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, total, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
-key = "id"
-mode = "{mode}"
-cursor = {{ column = "created_at", initial = 0 }}
-sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{table}" }}
-"#
+        body.push_str(&orders_import(
+            mode,
+            "id, email, total, created_at",
+            &format!("mode = \"{mode}\"\n{}", pg_sink(&table)),
         ));
         tables.push(table);
     }
-    let jobs = fixture.jobs(&body);
-    seed_orders(&jobs).await;
-    let added = jobs
-        .run_import(None, "add_only", Stop::never(), &|_| {})
-        .await
-        .unwrap();
-    let c = &added.counts;
-    assert_eq!((c.read, c.inserted, c.updated, c.skipped), (4, 2, 0, 2));
-    assert_eq!(
-        rows(
+    let jobs = fixture.seeded(&body).await;
+    // Each mode's (read, inserted, updated, skipped) and its table's rows after the run.
+    let expected = [
+        (
+            "add_only",
+            (4, 2, 0, 2),
+            &["1|old|0", "2|a@x.io|700", "3|old|0", "4|c@x.io|2000"][..],
+        ),
+        (
+            "update_only",
+            (4, 0, 2, 2),
+            &["1|a@x.io|500", "3|b@x.io|100"],
+        ),
+    ];
+    for ((mode, counts, table_rows), table) in expected.into_iter().zip(&tables) {
+        let c = import(&jobs, mode).await.counts;
+        assert_eq!((c.read, c.inserted, c.updated, c.skipped), counts, "{mode}");
+        let written = rows(
             pg.as_ref(),
-            &format!("SELECT id, email, total FROM {} ORDER BY id", tables[0])
+            &format!("SELECT id, email, total FROM {table} ORDER BY id"),
         )
-        .await,
-        ["1|old|0", "2|a@x.io|700", "3|old|0", "4|c@x.io|2000"]
-    );
-    let updated = jobs
-        .run_import(None, "update_only", Stop::never(), &|_| {})
-        .await
-        .unwrap();
-    let c = &updated.counts;
-    assert_eq!((c.read, c.inserted, c.updated, c.skipped), (4, 0, 2, 2));
-    assert_eq!(
-        rows(
-            pg.as_ref(),
-            &format!("SELECT id, email, total FROM {} ORDER BY id", tables[1])
-        )
-        .await,
-        ["1|a@x.io|500", "3|b@x.io|100"]
-    );
+        .await;
+        assert_eq!(written, table_rows, "{mode}");
+    }
     for table in &tables {
         sql(pg.as_ref(), &format!("DROP TABLE {table}")).await;
     }
@@ -402,22 +338,11 @@ async fn postgres_sink_verifies_the_servers_certificate_by_default() {
         (format!("{base}?sslmode=prefer"), false),
         (format!("{base}?sslrootcert={ca}"), true),
     ] {
-        let fixture = Fixture::new();
         let table = unique_name("sink_tls");
-        let jobs = fixture.jobs(&format!(
-            r#"
-[[imports]]
-name = "to-pg"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
-key = "id"
-cursor = {{ column = "created_at", initial = 0 }}
-sink = {{ type = "postgresql", url = "{url}", table = "{table}" }}
-"#
-        ));
-        seed_orders(&jobs).await;
-        let outcome = jobs.run_import(None, "to-pg", Stop::never(), &|_| {}).await;
+        let sink =
+            format!("sink = {{ type = \"postgresql\", url = \"{url}\", table = \"{table}\" }}");
+        let (_fixture, jobs) = seeded_import("to-pg", "id, email, created_at", &sink).await;
+        let outcome = try_import(&jobs, "to-pg").await;
         let shown = url.replace(&password, "***");
         match (outcome, verified) {
             (Ok(summary), true) => assert!(summary.counts.read > 0, "{shown}: {summary:?}"),
@@ -437,37 +362,27 @@ sink = {{ type = "postgresql", url = "{url}", table = "{table}" }}
 #[tokio::test]
 async fn file_sinks_apply_modes_with_the_key_index() {
     let fixture = Fixture::new();
-    let jobs = fixture.jobs(
-        r#"
-[[imports]]
-name = "all"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, total FROM orders WHERE id >= :cursor ORDER BY id"
-key = "email"
-cursor = { column = "id", initial = 0 }
-sink = { type = "jsonl", path = "all.jsonl" }
-
-[[imports]]
-name = "first"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, total FROM orders WHERE id >= :cursor ORDER BY id"
-key = "email"
-cursor = { column = "id", initial = 0 }
-mode = "add_only"
-batch_size = 1
-sink = { type = "csv", path = "first.csv" }
-"#,
-    );
-    seed_orders(&jobs).await;
-    jobs.run_import(None, "all", Stop::never(), &|_| {})
-        .await
-        .unwrap();
-    let summary = jobs
-        .run_import(None, "first", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let by_id = |name: &str, fields: &str| {
+        entry(
+            "imports",
+            name,
+            CRM,
+            "SELECT id, email, total FROM orders WHERE id >= :cursor ORDER BY id",
+            &format!("key = \"email\"\ncursor = {{ column = \"id\", initial = 0 }}\n{fields}"),
+        )
+    };
+    let jobs = fixture
+        .seeded(&format!(
+            "{}{}",
+            by_id("all", r#"sink = { type = "jsonl", path = "all.jsonl" }"#),
+            by_id(
+                "first",
+                "mode = \"add_only\"\nbatch_size = 1\nsink = { type = \"csv\", path = \"first.csv\" }"
+            ),
+        ))
+        .await;
+    import(&jobs, "all").await;
+    let summary = import(&jobs, "first").await;
     assert_eq!((summary.counts.inserted, summary.counts.skipped), (3, 1));
     let all = std::fs::read_to_string(fixture.path("all.jsonl")).unwrap();
     // One batch: a@x.io's two versions collapse to the last.
@@ -486,20 +401,21 @@ sink = { type = "csv", path = "first.csv" }
 
 // ----------------------------------------------------------------------------- segments
 
-const SEGMENT: &str = r#"
-[[segments]]
-name = "vip"
-account = "42"
-connector = "crm"
-query = "SELECT email FROM orders WHERE total >= 500 ORDER BY id"
-key = "email"
-cache_ttl = "700ms"
-"#;
+/// Segment `vip`: the emails of orders of 500 or more, cached for 700 ms.
+fn segment() -> String {
+    entry(
+        "segments",
+        "vip",
+        CRM,
+        "SELECT email FROM orders WHERE total >= 500 ORDER BY id",
+        "key = \"email\"\ncache_ttl = \"700ms\"",
+    )
+}
 
 #[tokio::test]
 async fn segment_is_cached_across_instances_until_the_ttl() {
     let fixture = Fixture::new();
-    let (jobs, queries) = counting(fixture.jobs(SEGMENT), Duration::ZERO);
+    let (jobs, queries) = counting(fixture.jobs(&segment()), Duration::ZERO);
     seed_orders(&jobs).await;
     let first = jobs
         .evaluate_segment(Some("42"), "vip", false, &|_| {})
@@ -523,7 +439,7 @@ async fn segment_is_cached_across_instances_until_the_ttl() {
         "inside the TTL: no query"
     );
     // Another process: a new instance over the same state store file.
-    let (other, other_queries) = counting(fixture.jobs(SEGMENT), Duration::ZERO);
+    let (other, other_queries) = counting(fixture.jobs(&segment()), Duration::ZERO);
     let third = other
         .evaluate_segment(None, "vip", false, &|_| {})
         .await
@@ -553,7 +469,8 @@ async fn segment_is_cached_across_instances_until_the_ttl() {
 async fn segment_sync_adds_and_removes_in_batches() {
     let fixture = Fixture::new();
     let jobs = fixture.jobs(&format!(
-        "{SEGMENT}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"INSERT INTO vip_flags (email) VALUES (:key)\"\non_remove = \"DELETE FROM vip_flags WHERE email = :key\"\nbatch_size = 1\n"
+        "{}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"INSERT INTO vip_flags (email) VALUES (:key)\"\non_remove = \"DELETE FROM vip_flags WHERE email = :key\"\nbatch_size = 1\n",
+        segment()
     ));
     seed_orders(&jobs).await;
     let crm = jobs.registry().source("42", "crm").unwrap();
@@ -767,24 +684,21 @@ async fn template_prints_lookup_fields() {
     .await
     .unwrap();
     assert_eq!(rendered, "Hi Ann, your last order: 700");
-    let error = extdata_jobs::render(
-        lookups.clone(),
-        Some("42".into()),
-        "{{ lookup(\"last_order\", mail=subscriber.email) }}".into(),
-        json!({ "email": "a@x.io" }),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Parameter, "{error}");
-    let forbidden = extdata_jobs::render(
-        lookups,
-        Some("7".into()),
-        "{{ lookup(\"last_order\", email=subscriber.email) }}".into(),
-        json!({ "email": "a@x.io" }),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(forbidden.kind(), ErrorKind::Forbidden, "{forbidden}");
+    // A misnamed lookup parameter, and another account's lookup.
+    for (account, parameter, kind) in [
+        ("42", "mail", ErrorKind::Parameter),
+        ("7", "email", ErrorKind::Forbidden),
+    ] {
+        let error = extdata_jobs::render(
+            lookups.clone(),
+            Some(account.into()),
+            format!("{{{{ lookup(\"last_order\", {parameter}=subscriber.email) }}}}"),
+            json!({ "email": "a@x.io" }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.kind(), kind, "{account}, {parameter}: {error}");
+    }
 }
 
 // ----------------------------------------------------------------- accounts, validation
@@ -793,7 +707,8 @@ async fn template_prints_lookup_fields() {
 async fn an_account_reaches_only_its_own_jobs() {
     let fixture = Fixture::new();
     let jobs = Arc::new(fixture.jobs(&format!(
-        "{SEGMENT}\n{}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"SELECT :key\"\n\n[[imports]]\nname = \"imp\"\naccount = \"42\"\nconnector = \"crm\"\nquery = \"SELECT id, email FROM orders\"\nkey = \"email\"\nsink = {{ type = \"jsonl\", path = \"x.jsonl\" }}\n",
+        "{}\n{}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"SELECT :key\"\n\n[[imports]]\nname = \"imp\"\naccount = \"42\"\nconnector = \"crm\"\nquery = \"SELECT id, email FROM orders\"\nkey = \"email\"\nsink = {{ type = \"jsonl\", path = \"x.jsonl\" }}\n",
+        segment(),
         lookup_config("1m", "5s", "fail")
     )));
     seed_orders(&jobs).await;
@@ -834,12 +749,8 @@ async fn an_account_reaches_only_its_own_jobs() {
 
 #[test]
 fn a_name_used_twice_is_reported_once() {
-    let fixture = Fixture::new();
-    let config = fixture.path("twice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{SQLITE_CONNECTORS}
+    let problems = config_problems(&format!(
+        r#"{SQLITE_CONNECTORS}
 
 [[segments]]
 name = "vip"
@@ -873,10 +784,7 @@ name = "s"
 segment = "vip"
 on_add = "INSERT INTO c VALUES (:key)"
 "#
-        ),
-    )
-    .unwrap();
-    let problems = Jobs::from_path(&config).unwrap_err().to_string();
+    ));
     let count = |start: &str| problems.lines().filter(|l| l.starts_with(start)).count();
     // Written twice (the second segment is invalid as well), named after the same
     // segment, and written twice among syncs: each reported once.
@@ -905,12 +813,8 @@ on_add = "INSERT INTO c VALUES (:key)"
 
 #[test]
 fn validation_reports_every_problem_at_once() {
-    let fixture = Fixture::new();
-    let config = fixture.path("bad.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state = 5
+    let problems = config_problems(&format!(
+        r#"state = 5
 {SQLITE_CONNECTORS}
 
 [[imports]]
@@ -952,37 +856,32 @@ account = "42"
 connector = "crm"
 query = "SELECT 1"
 "#
-        ),
-    )
-    .unwrap();
-    let problems = Jobs::from_path(&config).unwrap_err().to_string();
-    for expected in [
-        "config: state: ",
-        "a: colour: unknown field",
-        "a: connector: connector `crm` is not assigned to account `7`",
-        "a: query: has a cursor but does not use `:cursor`",
-        "a: query: uses parameters that nothing binds: :since",
-        "a: cursor.initial: must be",
-        "a: mode: `upsert` is not a mode",
-        "a: schedule.cron: ",
-        "a: batch_size: must be a whole number from 1",
-        "a: sink.type: `parquet` is not a sink type",
-        "bad name!: name: must be a short name",
-        "bad name!: key: is missing",
-        "bad name!: cache_ttl: ",
-        "segment_sync[0]: segment: unknown segment `ghost`",
-        "segment_sync[0]: on_add: must use the parameter `:key`",
-        "l: connector: unknown connector `nope`",
-        "l: result: `all` is not a result",
-        "l: on_error: `ignore` is not allowed",
-        "l: timeout: must be greater than zero",
-        "l: name: is used by another lookup",
-    ] {
-        assert!(
-            problems.contains(expected),
-            "missing `{expected}` in:\n{problems}"
-        );
-    }
+    ));
+    assert_reports(
+        &problems,
+        &[
+            "config: state: ",
+            "a: colour: unknown field",
+            "a: connector: connector `crm` is not assigned to account `7`",
+            "a: query: has a cursor but does not use `:cursor`",
+            "a: query: uses parameters that nothing binds: :since",
+            "a: cursor.initial: must be",
+            "a: mode: `upsert` is not a mode",
+            "a: schedule.cron: ",
+            "a: batch_size: must be a whole number from 1",
+            "a: sink.type: `parquet` is not a sink type",
+            "bad name!: name: must be a short name",
+            "bad name!: key: is missing",
+            "bad name!: cache_ttl: ",
+            "segment_sync[0]: segment: unknown segment `ghost`",
+            "segment_sync[0]: on_add: must use the parameter `:key`",
+            "l: connector: unknown connector `nope`",
+            "l: result: `all` is not a result",
+            "l: on_error: `ignore` is not allowed",
+            "l: timeout: must be greater than zero",
+            "l: name: is used by another lookup",
+        ],
+    );
     // The timezone is a second problem of the same schedule: reported once the cron is
     // fixed, since the schedule cannot be read without both.
     assert!(problems.lines().count() >= 20, "{problems}");

@@ -10,7 +10,6 @@ use extdata::ErrorKind;
 use extdata_conformance::support::{
     SENTINEL_PASSWORD, assert_error_has_no_secret, assert_no_secret, captured_logs, env,
 };
-use extdata_jobs::Stop;
 
 mod support;
 use support::*;
@@ -38,24 +37,12 @@ async fn postgres_sink_password_is_in_no_error_debug_or_log_line() {
         ));
     }
     for url in urls {
-        let fixture = Fixture::new();
-        let jobs = fixture.jobs(&format!(
-            r#"
-[[imports]]
-name = "to-pg"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
-key = "id"
-cursor = {{ column = "created_at", initial = 0 }}
-retry = {{ attempts = 1 }}
-sink = {{ type = "postgresql", url = "{url}", table = "nowhere" }}
-"#
-        ));
-        seed_orders(&jobs).await;
+        let fields = format!(
+            "retry = {{ attempts = 1 }}\nsink = {{ type = \"postgresql\", url = \"{url}\", table = \"nowhere\" }}"
+        );
+        let (_fixture, jobs) = seeded_import("to-pg", "id, email, created_at", &fields).await;
         let started = std::time::Instant::now();
-        let error = jobs
-            .run_import(None, "to-pg", Stop::never(), &|_| {})
+        let error = try_import(&jobs, "to-pg")
             .await
             .expect_err("the sink cannot connect");
         let elapsed = started.elapsed();

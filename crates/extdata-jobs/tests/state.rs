@@ -2,7 +2,6 @@
 
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::env;
-use extdata_jobs::Stop;
 
 mod support;
 use support::*;
@@ -27,22 +26,14 @@ async fn an_older_state_file_gains_the_new_history_columns() {
     )
     .await;
     old.close().await;
-    let jobs = fixture.jobs(
-        r#"
-[[imports]]
-name = "orders"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at"
-key = "id"
-cursor = { column = "created_at", initial = 0 }
-sink = { type = "csv", path = "orders.csv" }
-"#,
-    );
-    seed_orders(&jobs).await;
-    jobs.run_import(None, "orders", Stop::never(), &|_| {})
-        .await
-        .unwrap();
+    let jobs = fixture
+        .seeded(&orders_import(
+            "orders",
+            "id, email, created_at",
+            r#"sink = { type = "csv", path = "orders.csv" }"#,
+        ))
+        .await;
+    import(&jobs, "orders").await;
     let history = jobs.history(None, "orders", 10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!((history[0].counts.inserted, history[0].attempts), (4, 1));

@@ -10,44 +10,40 @@ use serde_json::{Value as Json, json};
 mod support;
 use support::*;
 
-const LOOKUPS: &str = r#"
-[[lookups]]
-name = "last_order"
-account = "42"
-connector = "crm"
-query = "SELECT id, total FROM orders WHERE email = :email ORDER BY created_at DESC LIMIT 1"
-
-[[lookups]]
-name = "broken"
-account = "42"
-connector = "crm"
-query = "SELECT total FROM no_such_table WHERE email = :email"
-on_error = "empty"
-
-[[lookups]]
-name = "broken_rows"
-account = "42"
-connector = "crm"
-query = "SELECT total FROM no_such_table WHERE email = :email"
-result = "rows"
-on_error = "empty"
-
-[[lookups]]
-name = "broken_fails"
-account = "42"
-connector = "crm"
-query = "SELECT total FROM no_such_table WHERE email = :email"
-"#;
+/// `last_order` over the seeded orders, and three lookups of a table that does not exist.
+fn lookups_config() -> String {
+    let broken = "SELECT total FROM no_such_table WHERE email = :email";
+    [
+        entry(
+            "lookups",
+            "last_order",
+            CRM,
+            "SELECT id, total FROM orders WHERE email = :email ORDER BY created_at DESC LIMIT 1",
+            "",
+        ),
+        entry("lookups", "broken", CRM, broken, "on_error = \"empty\""),
+        entry(
+            "lookups",
+            "broken_rows",
+            CRM,
+            broken,
+            "result = \"rows\"\non_error = \"empty\"",
+        ),
+        entry("lookups", "broken_fails", CRM, broken, ""),
+    ]
+    .concat()
+}
 
 /// The subscriber of every test: its values must never appear in an error.
 fn ann() -> Json {
     json!({ "name": "Ann-Secret-Name", "email": "a@x.io", "city": "Porto" })
 }
 
-async fn lookups(fixture: &Fixture) -> Lookups {
-    let jobs = Arc::new(fixture.jobs(LOOKUPS));
-    seed_orders(&jobs).await;
-    Lookups::new(jobs, 1000)
+/// The lookups of [`lookups_config`] over the seeded orders, and their folder.
+async fn lookups() -> (Fixture, Lookups) {
+    let fixture = Fixture::new();
+    let jobs = Arc::new(fixture.seeded(&lookups_config()).await);
+    (fixture, Lookups::new(jobs, 1000))
 }
 
 async fn mail(lookups: &Lookups, template: &str) -> Result<String> {
@@ -69,8 +65,7 @@ fn assert_no_value(text: &str) {
 
 #[tokio::test]
 async fn a_misspelt_subscriber_field_names_itself_the_file_the_line_and_the_fix() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     let error = mail(
         &lookups,
         "Hello {{ subscriber.name }},\nyour mail: {{ subscriber.mail }}\n",
@@ -94,8 +89,7 @@ async fn a_misspelt_subscriber_field_names_itself_the_file_the_line_and_the_fix(
 
 #[tokio::test]
 async fn undefined_variables_and_attributes_are_errors_never_empty_strings() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     for (template, expression, line) in [
         ("{{ customer }}", "customer", 1),
         ("a\nb\n{{ customer.name }}", "customer.name", 3),
@@ -126,8 +120,7 @@ async fn undefined_variables_and_attributes_are_errors_never_empty_strings() {
 
 #[tokio::test]
 async fn a_lookup_without_a_row_is_none_to_test_or_default() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     let nobody = r#"{% set o = lookup("last_order", email="nobody@x.io") %}"#;
     assert_eq!(
         mail(
@@ -170,8 +163,7 @@ async fn a_lookup_without_a_row_is_none_to_test_or_default() {
 
 #[tokio::test]
 async fn on_error_empty_is_the_explicit_opt_in_to_render_nothing() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     let rendered = mail(
         &lookups,
         r#"[{{ lookup("broken", email=subscriber.email).total }}][{% for r in lookup("broken_rows", email=subscriber.email) %}{{ r.total }}{% endfor %}][{% if lookup("broken", email=subscriber.email) %}x{% endif %}]"#,
@@ -195,8 +187,7 @@ async fn on_error_empty_is_the_explicit_opt_in_to_render_nothing() {
 
 #[tokio::test]
 async fn syntax_errors_name_the_template_and_line_not_string() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     let error = mail(&lookups, "line one\n{{ subscriber.name ")
         .await
         .unwrap_err();
@@ -221,8 +212,7 @@ async fn syntax_errors_name_the_template_and_line_not_string() {
 
 #[tokio::test]
 async fn defined_fields_and_lookups_still_render() {
-    let fixture = Fixture::new();
-    let lookups = lookups(&fixture).await;
+    let (_fixture, lookups) = lookups().await;
     assert_eq!(
         mail(
             &lookups,

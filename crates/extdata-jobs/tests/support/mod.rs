@@ -14,7 +14,7 @@ use extdata::{
 };
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::env;
-use extdata_jobs::Jobs;
+use extdata_jobs::{ImportSummary, Jobs, Stop};
 use futures::StreamExt as _;
 use tempfile::TempDir;
 
@@ -152,9 +152,97 @@ impl Fixture {
         Jobs::from_path(&config).unwrap_or_else(|p| panic!("invalid config:\n{p}"))
     }
 
+    /// [`Fixture::jobs`] with the orders of [`seed_orders`] in `crm`.
+    pub async fn seeded(&self, body: &str) -> Jobs {
+        let jobs = self.jobs(body);
+        seed_orders(&jobs).await;
+        jobs
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+}
+
+/// One `[[<section>]]` entry (`imports`, `segments`, `lookups`) of `account` over
+/// `connector`; `fields` are its other `key = value` lines.
+pub fn entry(
+    section: &str,
+    name: &str,
+    (account, connector): (&str, &str),
+    query: &str,
+    fields: &str,
+) -> String {
+    format!(
+        "\n[[{section}]]\nname = \"{name}\"\naccount = \"{account}\"\nconnector = \"{connector}\"\nquery = \"{query}\"\n{fields}\n"
+    )
+}
+
+/// Account 9 over its connector `src` (a server's, in [`source_account`]).
+pub const SRC: (&str, &str) = ("9", "src");
+
+/// `connector` (a `[[connectors]]` entry named `src`) owned by account 9.
+pub fn source_account(connector: &str) -> String {
+    format!("{connector}\n[[accounts]]\nid = \"9\"\nconnectors = [\"src\"]\n")
+}
+
+/// Account 42 over its connector `crm` (the seeded orders).
+pub const CRM: (&str, &str) = ("42", "crm");
+
+/// An import of the seeded orders (account 42) in `created_at` order, keyed by `id`,
+/// reading `columns`; `fields` are its other lines (at least its `sink`).
+pub fn orders_import(name: &str, columns: &str, fields: &str) -> String {
+    entry(
+        "imports",
+        name,
+        CRM,
+        &format!("SELECT {columns} FROM orders WHERE created_at >= :cursor ORDER BY created_at"),
+        &format!("key = \"id\"\ncursor = {{ column = \"created_at\", initial = 0 }}\n{fields}"),
+    )
+}
+
+/// A new folder whose jobs hold the [`orders_import`] `name` over the seeded orders.
+pub async fn seeded_import(name: &str, columns: &str, fields: &str) -> (Fixture, Jobs) {
+    let fixture = Fixture::new();
+    let jobs = fixture.seeded(&orders_import(name, columns, fields)).await;
+    (fixture, jobs)
+}
+
+/// Asserts that `problems` mentions every one of `expected`.
+pub fn assert_reports(problems: &str, expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            problems.contains(expected),
+            "missing `{expected}` in:\n{problems}"
+        );
+    }
+}
+
+/// The `sink` line of an import into `table` of the PostgreSQL test server.
+pub fn pg_sink(table: &str) -> String {
+    format!(
+        "sink = {{ type = \"postgresql\", url = {{ env = \"EXTDATA_TEST_POSTGRES_URL\" }}, table = \"{table}\" }}"
+    )
+}
+
+/// The problems `Jobs::from_path` reports for a file holding `text`.
+pub fn config_problems(text: &str) -> String {
+    let fixture = Fixture::new();
+    let config = fixture.path("extdata.toml");
+    std::fs::write(&config, text).unwrap();
+    Jobs::from_path(&config).unwrap_err().to_string()
+}
+
+/// Runs import `name` once, for no particular account, never stopped.
+pub async fn try_import(jobs: &Jobs, name: &str) -> Result<ImportSummary> {
+    jobs.run_import(None, name, Stop::never(), &|_| {}).await
+}
+
+/// [`try_import`] that must succeed.
+pub async fn import(jobs: &Jobs, name: &str) -> ImportSummary {
+    try_import(jobs, name)
+        .await
+        .unwrap_or_else(|e| panic!("import `{name}`: {e}"))
 }
 
 pub async fn sql(source: &dyn ExternalSource, text: &str) {
