@@ -1,9 +1,12 @@
 # shellcheck shell=bash
 # A throw-away OpenLDAP server (Debian's slapd, on a configuration of its own) on
-# 127.0.0.1:$LDAP_PORT with one user, and a Spark Thrift server with
-# hive.server2.authentication=LDAP on $LDAP_HIVE_PORT that checks passwords against it,
-# over TLS (hive.server2.use.SSL with a keystore made from the test CA's server
-# certificate), for the live LDAP and TLS tests (crates/extdata-hive/tests/ldap.rs). The packaged slapd is
+# 127.0.0.1:$LDAP_PORT with one user, and two Spark Thrift servers with
+# hive.server2.authentication=LDAP that check passwords against it, both over TLS
+# (hive.server2.use.SSL with a keystore made from the test CA's server certificate):
+# the binary transport (SASL PLAIN) on $LDAP_HIVE_PORT and the HTTP transport (HTTP
+# Basic, path $LDAP_HTTP_PATH) on $LDAP_HTTP_PORT — Spark's Thrift server runs one
+# transport per JVM. For the live LDAP, TLS and HTTPS tests
+# (crates/extdata-hive/tests/ldap.rs, tests/http.rs). The packaged slapd is
 # left unconfigured and stopped (debconf: slapd/no_configuration); configuration and
 # database live in $LDAP_DIR, machine-wide like the hive and kerberos services' folders.
 # Needs the pyspark of the hive service. Configuration: ldap/slapd.conf.in,
@@ -11,6 +14,9 @@
 LDAP_DIR=${EXTDATA_LDAP_HOME:-/var/lib/extdata-ldap}
 LDAP_PORT=10389
 LDAP_HIVE_PORT=10003
+LDAP_HTTP_PORT=10005
+# Not the default path (cliservice), as a gateway would publish it.
+LDAP_HTTP_PATH=gateway/cliservice
 LDAP_SUFFIX=dc=extdata,dc=test
 LDAP_PEOPLE=ou=people,$LDAP_SUFFIX
 LDAP_USER=$PW_USER
@@ -75,7 +81,7 @@ ldap_has_user() {
 }
 
 setup_ldap() {
-    log "LDAP (slapd on 127.0.0.1:$LDAP_PORT, Spark Thrift server with LDAP on $LDAP_HIVE_PORT)"
+    log "LDAP (slapd on 127.0.0.1:$LDAP_PORT, Spark Thrift servers with LDAP over TLS on $LDAP_HIVE_PORT (binary) and $LDAP_HTTP_PORT (HTTP))"
     if ! command -v slapd >/dev/null && [[ ! -x /usr/sbin/slapd ]] ||
         ! command -v ldapwhoami >/dev/null; then
         # No default directory, no running daemon: this script runs its own.
@@ -128,29 +134,52 @@ setup_ldap() {
 
     command -v keytool >/dev/null || apt_install openjdk-17-jre-headless
     ldap_hive_stores
-    # Read by hive.sh's hive_start and hive_query.
-    # shellcheck disable=SC2034
-    HIVE_MODE_CONF[LDAP]="hive.server2.authentication.ldap.url=$(ldap_url)
+    # Read by hive.sh's hive_start and hive_query: the two servers differ in their
+    # transport only.
+    local tls_conf tls_url
+    tls_conf="hive.server2.authentication.ldap.url=$(ldap_url)
 hive.server2.authentication.ldap.baseDN=$LDAP_PEOPLE
 hive.server2.use.SSL=true
 hive.server2.keystore.path=$LDAP_KEYSTORE
 hive.server2.keystore.password=$LDAP_STORE_PASSWORD"
+    tls_url=";ssl=true;sslTrustStore=$LDAP_TRUSTSTORE;trustStorePassword=$LDAP_STORE_PASSWORD"
     # shellcheck disable=SC2034
-    HIVE_MODE_URL[LDAP]=";ssl=true;sslTrustStore=$LDAP_TRUSTSTORE;trustStorePassword=$LDAP_STORE_PASSWORD"
+    HIVE_MODE_CONF[LDAP]=$tls_conf
+    # shellcheck disable=SC2034
+    HIVE_MODE_CONF[LDAP_HTTP]="$tls_conf
+hive.server2.transport.mode=http
+hive.server2.thrift.http.port=$LDAP_HTTP_PORT
+hive.server2.thrift.http.path=$LDAP_HTTP_PATH"
+    # shellcheck disable=SC2034
+    HIVE_MODE_AUTH[LDAP_HTTP]=LDAP
+    # shellcheck disable=SC2034
+    HIVE_MODE_URL[LDAP]=$tls_url
+    # shellcheck disable=SC2034
+    HIVE_MODE_URL[LDAP_HTTP]="$tls_url;transportMode=http;httpPath=$LDAP_HTTP_PATH"
     # shellcheck disable=SC2034
     HIVE_MODE_USER[LDAP]=$LDAP_USER
     # shellcheck disable=SC2034
+    HIVE_MODE_USER[LDAP_HTTP]=$LDAP_USER
+    # shellcheck disable=SC2034
     HIVE_MODE_PASSWORD[LDAP]=$LDAP_PASSWORD
+    # shellcheck disable=SC2034
+    HIVE_MODE_PASSWORD[LDAP_HTTP]=$LDAP_PASSWORD
     HIVE_STARTED=()
     hive_ensure LDAP "$LDAP_HIVE_PORT"
-    if ((${#HIVE_STARTED[@]})); then
-        hive_wait LDAP "$LDAP_HIVE_PORT"
-    fi
-    note "ok       ldap: beeline logs in to the hive LDAP server as $LDAP_USER over TLS"
+    hive_ensure LDAP_HTTP "$LDAP_HTTP_PORT"
+    local started
+    for started in "${HIVE_STARTED[@]}"; do
+        hive_wait "${started%%:*}" "${started##*:}"
+    done
+    note "ok       ldap: beeline logs in to the hive LDAP servers as $LDAP_USER over TLS (binary and HTTP)"
     check_refused "ldap: the hive LDAP server refuses a wrong password" \
         'Error validating the login|Peer indicated failure' \
         hive_query "$LDAP_HIVE_PORT" LDAP "not-$LDAP_PASSWORD"
+    check_refused "ldap: the hive LDAP server over HTTP refuses a wrong password" \
+        '401|Unauthorized|Error validating' \
+        hive_query "$LDAP_HTTP_PORT" LDAP_HTTP "not-$LDAP_PASSWORD"
 
-    render_env ldap LDAP_HIVE_PORT LDAP_USER LDAP_PASSWORD LDAP_PORT \
-        LDAP_HIVE_LOG="$(hive_server_dir LDAP)/server.log"
+    render_env ldap LDAP_HIVE_PORT LDAP_HTTP_PORT LDAP_HTTP_PATH LDAP_USER LDAP_PASSWORD \
+        LDAP_PORT LDAP_HIVE_LOG="$(hive_server_dir LDAP)/server.log" \
+        LDAP_HTTP_LOG="$(hive_server_dir LDAP_HTTP)/server.log"
 }

@@ -143,6 +143,10 @@ fn from_transport(error: TransportError, operation: &str) -> Error {
             "{operation}: {error}: the HTTP path is wrong (set the option http_path to the \
              server's hive.server2.thrift.http.path)"
         ),
+        TransportError::NotHttp(_) => format!(
+            "{operation}: {error}: if the server runs with hive.server2.use.SSL=true, turn ssl \
+             on; if it runs the binary transport, set the option transport=binary"
+        ),
         other => format!("{operation}: {other}"),
     };
     Error::new(ErrorKind::Connect, message).with_source(error)

@@ -15,9 +15,8 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{self, HeaderValue};
 use hyper_util::rt::TokioIo;
-use thrift::protocol::TSerializable;
 
-use crate::transport::{Io, TransportError, decode_reply, message_len, next_call};
+use crate::transport::{Exchange, Io, TransportError, message_len};
 
 /// One HTTP/1.1 connection carrying thrift calls.
 pub(crate) struct HttpLink {
@@ -96,19 +95,15 @@ impl HttpLink {
             max_message,
         })
     }
+}
 
-    /// Sends `request` to `method` and reads its reply. Not cancel-safe: when the
-    /// future is dropped midway, the link must be discarded.
-    pub(crate) async fn call<Req, Resp>(
-        &mut self,
-        method: &str,
-        request: &Req,
-    ) -> Result<Resp, TransportError>
-    where
-        Req: TSerializable,
-        Resp: TSerializable,
-    {
-        let (sequence, message) = next_call(&mut self.sequence, method, request)?;
+impl Exchange for HttpLink {
+    fn sequence(&mut self) -> &mut i32 {
+        &mut self.sequence
+    }
+
+    /// One `POST` of the call; its body is the reply.
+    async fn exchange(&mut self, message: Vec<u8>) -> Result<Vec<u8>, TransportError> {
         let mut builder = hyper::Request::post(self.path.as_str())
             .header(header::HOST, self.host.clone())
             .header(header::CONTENT_TYPE, "application/x-thrift")
@@ -163,7 +158,7 @@ impl HttpLink {
             });
         }
         match message_len(&body, self.max_message).map_err(TransportError::Protocol)? {
-            Some(len) if len == body.len() => decode_reply(&body, method, sequence),
+            Some(len) if len == body.len() => Ok(body.into()),
             _ => Err(TransportError::Protocol(
                 "the HTTP reply is not one whole thrift message".into(),
             )),
@@ -172,7 +167,9 @@ impl HttpLink {
 }
 
 fn closed_or_io(e: hyper::Error) -> TransportError {
-    if e.is_closed() || e.is_incomplete_message() || e.is_canceled() {
+    if e.is_parse() {
+        TransportError::NotHttp(e.to_string())
+    } else if e.is_closed() || e.is_incomplete_message() || e.is_canceled() {
         TransportError::Closed {
             partial: Vec::new(),
         }

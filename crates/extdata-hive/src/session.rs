@@ -24,7 +24,9 @@ use crate::connect::{Auth, Settings};
 use crate::error::{Failure, map_error};
 use crate::http::HttpLink;
 use crate::sasl::{self, SaslError};
-use crate::transport::{Connection, DEFAULT_MAX_MESSAGE, Framing, Io, TransportError, status_ok};
+use crate::transport::{
+    Connection, DEFAULT_MAX_MESSAGE, Exchange, Framing, Io, TransportError, status_ok,
+};
 
 /// How long a status call may run past the query deadline.
 const STATUS_GRACE: Duration = Duration::from_millis(300);
@@ -59,18 +61,23 @@ enum Link {
     Http(HttpLink),
 }
 
-impl Link {
-    async fn call<Req, Resp>(&mut self, method: &str, request: &Req) -> Result<Resp, TransportError>
-    where
-        Req: TSerializable,
-        Resp: TSerializable,
-    {
+impl Exchange for Link {
+    fn sequence(&mut self) -> &mut i32 {
         match self {
-            Link::Socket(connection) => connection.call(method, request).await,
-            Link::Http(link) => link.call(method, request).await,
+            Link::Socket(connection) => connection.sequence(),
+            Link::Http(link) => link.sequence(),
         }
     }
 
+    async fn exchange(&mut self, message: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+        match self {
+            Link::Socket(connection) => connection.exchange(message).await,
+            Link::Http(link) => link.exchange(message).await,
+        }
+    }
+}
+
+impl Link {
     async fn shutdown(&mut self) {
         use tokio::io::AsyncWriteExt;
         match self {
@@ -350,7 +357,7 @@ impl Session {
         budget: Duration,
     ) -> Result<Resp>
     where
-        Req: TSerializable,
+        Req: TSerializable + Sync,
         Resp: TSerializable,
     {
         if self.broken {

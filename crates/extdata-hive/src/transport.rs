@@ -46,6 +46,8 @@ pub(crate) enum TransportError {
     Protocol(String),
     /// The server answered with a thrift application exception.
     Application(String),
+    /// The HTTP transport's request was answered with bytes that are not HTTP.
+    NotHttp(String),
     /// The HTTP transport's request was answered with a non-success status.
     Http {
         /// The HTTP status code.
@@ -62,6 +64,7 @@ impl fmt::Display for TransportError {
             TransportError::Closed { .. } => f.write_str("the server closed the connection"),
             TransportError::Protocol(why) => write!(f, "invalid thrift message: {why}"),
             TransportError::Application(why) => write!(f, "server exception: {why}"),
+            TransportError::NotHttp(why) => write!(f, "the server's answer is not HTTP ({why})"),
             TransportError::Http { status, detail } => {
                 write!(f, "the server answered HTTP {status}")?;
                 if !detail.trim().is_empty() {
@@ -286,15 +289,38 @@ pub(crate) fn encode_call<Req: TSerializable>(
     Ok(out)
 }
 
-/// The next sequence number of a connection (`sequence`, advanced) and the encoded call
-/// of `method` with it.
-pub(crate) fn next_call<Req: TSerializable>(
-    sequence: &mut i32,
-    method: &str,
-    request: &Req,
-) -> Result<(i32, Vec<u8>), TransportError> {
-    *sequence = sequence.wrapping_add(1);
-    Ok((*sequence, encode_call(method, *sequence, request)?))
+/// A connection that carries thrift calls: the binary transport's socket
+/// ([`Connection`]) or the HTTP transport's link (`http::HttpLink`). Each moves encoded
+/// messages its own way; numbering, encoding and decoding are [`call`](Exchange::call)'s.
+pub(crate) trait Exchange: Send {
+    /// The connection's sequence number of its last call.
+    fn sequence(&mut self) -> &mut i32;
+
+    /// Sends one encoded call and returns the bytes of one whole reply message.
+    fn exchange(
+        &mut self,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+
+    /// Sends `request` to `method` and reads its reply. Not cancel-safe: when the
+    /// future is dropped midway, the connection must be discarded.
+    fn call<Req, Resp>(
+        &mut self,
+        method: &str,
+        request: &Req,
+    ) -> impl Future<Output = Result<Resp, TransportError>> + Send
+    where
+        Req: TSerializable + Sync,
+        Resp: TSerializable,
+    {
+        async move {
+            let sequence = self.sequence().wrapping_add(1);
+            *self.sequence() = sequence;
+            let message = encode_call(method, sequence, request)?;
+            let reply = self.exchange(message).await?;
+            decode_reply(&reply, method, sequence)
+        }
+    }
 }
 
 /// Decodes the reply to `method`: its `success` field (id 0).
@@ -357,6 +383,17 @@ impl<S> fmt::Debug for Connection<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Exchange for Connection<S> {
+    fn sequence(&mut self) -> &mut i32 {
+        &mut self.sequence
+    }
+
+    async fn exchange(&mut self, message: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+        self.send(&message).await?;
+        self.receive().await
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Wraps a stream whose SASL negotiation (if any) is done.
     pub(crate) fn new(stream: S, framing: Framing, max_message: usize) -> Self {
@@ -367,23 +404,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             buffer: Vec::new(),
             max_message,
         }
-    }
-
-    /// Sends `request` to `method` and reads its reply. Not cancel-safe: when the
-    /// future is dropped midway, the connection must be discarded.
-    pub(crate) async fn call<Req, Resp>(
-        &mut self,
-        method: &str,
-        request: &Req,
-    ) -> Result<Resp, TransportError>
-    where
-        Req: TSerializable,
-        Resp: TSerializable,
-    {
-        let (sequence, message) = next_call(&mut self.sequence, method, request)?;
-        self.send(&message).await?;
-        let reply = self.receive().await?;
-        decode_reply(&reply, method, sequence)
     }
 
     async fn send(&mut self, message: &[u8]) -> Result<(), TransportError> {

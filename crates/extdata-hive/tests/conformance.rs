@@ -1,6 +1,8 @@
-//! The conformance suite against the live servers: Spark's Thrift server with
-//! `hive.server2.authentication=NONE` (SASL PLAIN), with `NOSASL` (raw Thrift) and with
-//! `LDAP` (SASL PLAIN, the password checked by the test OpenLDAP server).
+//! The conformance suite against the live servers, one per transport × authentication
+//! combination that runs here: Spark's Thrift server with
+//! `hive.server2.authentication=NONE` (SASL PLAIN), with `NOSASL` (raw Thrift), with
+//! `LDAP` over TLS (SASL PLAIN, the password checked by the test OpenLDAP server), and
+//! with the HTTP transport: NONE over plain HTTP, LDAP over HTTPS (HTTP Basic).
 
 mod common;
 
@@ -123,7 +125,7 @@ fn harness(mode: Mode) -> Option<Harness> {
     // view over SQL): the statement is seen running, then closed with its jobs.
     let capabilities = capabilities()
         // NONE and NOSASL accept any password; LDAP checks it.
-        .with_passwords(mode == Mode::Ldap)
+        .with_passwords(mode.checks_passwords())
         .with_running_probe(move |_source, marker| common::running_on_server(mode, marker));
     // 48 concurrent calls share the pool's sessions, each a Spark job: on a busy machine
     // the last ones wait longer than the default (the connect timeout, 10 s).
@@ -159,7 +161,12 @@ async fn setup_ldap() -> Option<Harness> {
     one_at_a_time(Mode::Ldap).await
 }
 
+async fn setup_ldap_http() -> Option<Harness> {
+    one_at_a_time(Mode::LdapHttp).await
+}
+
 extdata_conformance::conformance_tests!(sasl_plain => setup_plain);
 extdata_conformance::conformance_tests!(nosasl => setup_nosasl);
 extdata_conformance::conformance_tests!(ldap => setup_ldap);
 extdata_conformance::conformance_tests!(http => setup_http);
+extdata_conformance::conformance_tests!(ldap_http => setup_ldap_http);

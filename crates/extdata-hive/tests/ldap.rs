@@ -1,7 +1,9 @@
-//! `auth=LDAP` against the live Spark Thrift server with
-//! `hive.server2.authentication=LDAP` (`scripts/services.sh ldap`: a throw-away OpenLDAP
-//! server with one user): the server checks the password, so a wrong one and an unknown
-//! user are refused — as `ErrorKind::Auth` errors that never show the password.
+//! `auth=LDAP` against the live Spark Thrift servers with
+//! `hive.server2.authentication=LDAP` over TLS (`scripts/services.sh ldap`: a throw-away
+//! OpenLDAP server with one user), on both transports: binary (SASL PLAIN, port 10003)
+//! and HTTP (HTTP Basic over HTTPS, port 10005). The server checks the password, so a
+//! wrong one and an unknown user are refused — as `ErrorKind::Auth` errors that never
+//! show the password.
 
 mod common;
 
@@ -13,6 +15,9 @@ use extdata_core::{ConnectorConfig, ErrorKind, QueryOptions, Statement, Value};
 
 /// A password no real login uses, easy to find in any text.
 const WRONG_PASSWORD: &str = "Wr0ng-LDAP-pw-5150";
+
+/// The servers that check passwords: one per transport.
+const MODES: [Mode; 2] = [Mode::Ldap, Mode::LdapHttp];
 
 fn password(config: &ConnectorConfig) -> String {
     let valid = config
@@ -27,7 +32,15 @@ fn password(config: &ConnectorConfig) -> String {
 #[test]
 fn the_right_password_logs_in_and_queries() {
     block_on(async {
-        let Some(config) = config(Mode::Ldap) else {
+        for mode in MODES {
+            right_password(mode).await;
+        }
+    });
+}
+
+async fn right_password(mode: Mode) {
+    {
+        let Some(config) = config(mode) else {
             return;
         };
         let user = config.username.clone().expect("a user name");
@@ -45,53 +58,18 @@ fn the_right_password_logs_in_and_queries() {
         assert_eq!(
             rows.rows[0].values(),
             &[Value::Text(user), Value::I32(42)],
-            "the server saw the LDAP user"
+            "{mode:?}: the server saw the LDAP user"
         );
         source.close().await;
-    });
+    }
 }
 
 #[test]
 fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
     captured_logs();
     block_on(async {
-        let Some(config) = config(Mode::Ldap) else {
-            return;
-        };
-        let real = password(&config);
-        let user = config.username.clone().expect("a user name");
-        for (what, user) in [
-            ("a wrong password", user.as_str()),
-            ("an unknown user", "extdata_nobody"),
-        ] {
-            let config = config
-                .clone()
-                .with_username(user)
-                .with_password(WRONG_PASSWORD);
-            let source = build(&config).unwrap();
-            let error = expect_kind(source.ping().await, ErrorKind::Auth, what);
-            let message = error.to_string();
-            eprintln!("{what}: {message}");
-            assert!(
-                message.contains("login refused by the server"),
-                "{what}: the error says the login was refused: {message}"
-            );
-            assert!(!error.is_temporary(), "{what}: not temporary: {message}");
-            let query = expect_kind(
-                source
-                    .query(&Statement::new("SELECT 1"), &QueryOptions::default())
-                    .await
-                    .map(|rows| rows.rows.len()),
-                ErrorKind::Auth,
-                what,
-            );
-            for error in [&error, &query] {
-                assert_error_has_no_secret(error, WRONG_PASSWORD, what);
-                assert_error_has_no_secret(error, &real, what);
-            }
-            assert_no_secret(&format!("{source:?}"), WRONG_PASSWORD, what);
-            assert_no_secret(&format!("{config:?}"), WRONG_PASSWORD, what);
-            source.close().await;
+        for mode in MODES {
+            wrong_logins(mode).await;
         }
     });
     let logs = captured_logs();
@@ -101,45 +79,94 @@ fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
     }
 }
 
+async fn wrong_logins(mode: Mode) {
+    let Some(config) = config(mode) else {
+        return;
+    };
+    let real = password(&config);
+    let user = config.username.clone().expect("a user name");
+    for (what, user) in [
+        ("a wrong password", user.as_str()),
+        ("an unknown user", "extdata_nobody"),
+    ] {
+        let what = format!("{mode:?}: {what}");
+        let what = what.as_str();
+        let config = config
+            .clone()
+            .with_username(user)
+            .with_password(WRONG_PASSWORD);
+        let source = build(&config).unwrap();
+        let error = expect_kind(source.ping().await, ErrorKind::Auth, what);
+        let message = error.to_string();
+        eprintln!("{what}: {message}");
+        assert!(
+            message.contains("login refused by the server"),
+            "{what}: the error says the login was refused: {message}"
+        );
+        assert!(!error.is_temporary(), "{what}: not temporary: {message}");
+        let query = expect_kind(
+            source
+                .query(&Statement::new("SELECT 1"), &QueryOptions::default())
+                .await
+                .map(|rows| rows.rows.len()),
+            ErrorKind::Auth,
+            what,
+        );
+        for error in [&error, &query] {
+            assert_error_has_no_secret(error, WRONG_PASSWORD, what);
+            assert_error_has_no_secret(error, &real, what);
+        }
+        assert_no_secret(&format!("{source:?}"), WRONG_PASSWORD, what);
+        assert_no_secret(&format!("{config:?}"), WRONG_PASSWORD, what);
+        source.close().await;
+    }
+}
+
 #[test]
 fn tls_is_verified_fully_and_a_plain_client_is_told_to_turn_ssl_on() {
     block_on(async {
-        let Some(config) = config(Mode::Ldap) else {
-            return;
-        };
-        let real = password(&config);
-        let wrong_ca = extdata_conformance::support::env_file("EXTDATA_TEST_WRONG_CA")
-            .expect("EXTDATA_TEST_WRONG_CA names the unrelated CA (scripts/services.sh)");
-        // The CA that did not sign the server's certificate.
-        let mut untrusted = config.clone();
-        if let Some(ssl) = untrusted.ssl.as_mut() {
-            ssl.ca = Some(wrong_ca);
+        for mode in MODES {
+            tls_checks(mode).await;
         }
-        let source = build(&untrusted).unwrap();
-        let error = expect_kind(source.ping().await, ErrorKind::Tls, "the wrong CA");
-        eprintln!("wrong CA: {error}");
-        assert!(error.to_string().contains("set ssl.ca"), "{error}");
-        assert_error_has_no_secret(&error, &real, "the wrong CA");
-        source.close().await;
-
-        // Verification by CA only accepts a host name the certificate does not list.
-        let mut chain_only = config.clone();
-        if let Some(ssl) = chain_only.ssl.as_mut() {
-            ssl.verify = Some("ca".into());
-        }
-        let source = build(&chain_only.with_host("127.0.0.1")).unwrap();
-        ok(source.ping().await, "verify = ca");
-        source.close().await;
-
-        // Without TLS, the server's TLS port looks like a server that does not speak
-        // SASL: the error says to turn ssl on.
-        let mut plain = config.clone();
-        plain.ssl = None;
-        let source = build(&plain).unwrap();
-        let error = expect_kind(source.ping().await, ErrorKind::Connect, "no TLS");
-        eprintln!("no TLS: {error}");
-        assert!(error.to_string().contains("turn ssl on"), "{error}");
-        assert_error_has_no_secret(&error, &real, "no TLS");
-        source.close().await;
     });
+}
+
+async fn tls_checks(mode: Mode) {
+    let Some(config) = config(mode) else {
+        return;
+    };
+    let real = password(&config);
+    let wrong_ca = extdata_conformance::support::env_file("EXTDATA_TEST_WRONG_CA")
+        .expect("EXTDATA_TEST_WRONG_CA names the unrelated CA (scripts/services.sh)");
+    // The CA that did not sign the server's certificate.
+    let mut untrusted = config.clone();
+    if let Some(ssl) = untrusted.ssl.as_mut() {
+        ssl.ca = Some(wrong_ca);
+    }
+    let source = build(&untrusted).unwrap();
+    let error = expect_kind(source.ping().await, ErrorKind::Tls, "the wrong CA");
+    eprintln!("{mode:?}: wrong CA: {error}");
+    assert!(error.to_string().contains("set ssl.ca"), "{error}");
+    assert_error_has_no_secret(&error, &real, "the wrong CA");
+    source.close().await;
+
+    // Verification by CA only: the chain is checked, the name is not.
+    let mut chain_only = config.clone();
+    if let Some(ssl) = chain_only.ssl.as_mut() {
+        ssl.verify = Some("ca".into());
+    }
+    let source = build(&chain_only.with_host("127.0.0.1")).unwrap();
+    ok(source.ping().await, "verify = ca");
+    source.close().await;
+
+    // Without TLS, the server's TLS port looks like a server that does not speak
+    // SASL (binary) or HTTP: the error says to turn ssl on.
+    let mut plain = config.clone();
+    plain.ssl = None;
+    let source = build(&plain).unwrap();
+    let error = expect_kind(source.ping().await, ErrorKind::Connect, "no TLS");
+    eprintln!("{mode:?}: no TLS: {error}");
+    assert!(error.to_string().contains("turn ssl on"), "{error}");
+    assert_error_has_no_secret(&error, &real, "no TLS");
+    source.close().await;
 }

@@ -23,24 +23,39 @@ pub enum Mode {
     Ldap,
     /// `hive.server2.transport.mode=http`, authentication NONE: Thrift over HTTP.
     Http,
+    /// `hive.server2.transport.mode=http` over TLS with `LDAP`: Thrift over HTTPS, the
+    /// HTTP Basic login checked by the test OpenLDAP server (`scripts/services.sh
+    /// ldap`), on a path that is not the default (`gateway/cliservice`).
+    LdapHttp,
 }
 
 impl Mode {
     pub fn auth(self) -> &'static str {
         match self {
-            Mode::Plain => "NONE",
+            Mode::Plain | Mode::Http => "NONE",
             Mode::NoSasl => "NOSASL",
-            Mode::Ldap => "LDAP",
-            Mode::Http => "NONE",
+            Mode::Ldap | Mode::LdapHttp => "LDAP",
         }
+    }
+
+    /// Whether the server checks passwords (against the test OpenLDAP server): it
+    /// runs with TLS, and with the `ldap` service's settings and login.
+    pub fn checks_passwords(self) -> bool {
+        matches!(self, Mode::Ldap | Mode::LdapHttp)
+    }
+
+    /// Whether the server speaks the HTTP transport.
+    pub fn http(self) -> bool {
+        matches!(self, Mode::Http | Mode::LdapHttp)
     }
 
     /// The service of `scripts/services.sh` that runs this server, as
     /// `EXTDATA_TEST_REQUIRE` names it.
     pub fn service(self) -> &'static str {
-        match self {
-            Mode::Plain | Mode::NoSasl | Mode::Http => "hive",
-            Mode::Ldap => "ldap",
+        if self.checks_passwords() {
+            "ldap"
+        } else {
+            "hive"
         }
     }
 
@@ -51,6 +66,17 @@ impl Mode {
             Mode::NoSasl => "EXTDATA_TEST_HIVE_NOSASL",
             Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
             Mode::Http => "EXTDATA_TEST_HIVE_HTTP",
+            Mode::LdapHttp => "EXTDATA_TEST_HIVE_LDAP_HTTP",
+        }
+    }
+
+    /// The prefix of the settings shared by the servers of this mode's service (host,
+    /// login).
+    fn service_prefix(self) -> &'static str {
+        if self.checks_passwords() {
+            "EXTDATA_TEST_HIVE_LDAP"
+        } else {
+            "EXTDATA_TEST_HIVE"
         }
     }
 }
@@ -60,11 +86,8 @@ impl Mode {
 /// unreachable.
 pub fn config(mode: Mode) -> Option<ConnectorConfig> {
     let service = mode.service();
-    let host_var = match mode {
-        Mode::Plain | Mode::NoSasl | Mode::Http => "EXTDATA_TEST_HIVE_HOST",
-        Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP_HOST",
-    };
-    let Some(host) = env(host_var) else {
+    let host_var = format!("{}_HOST", mode.service_prefix());
+    let Some(host) = env(&host_var) else {
         return require_or_skip(service, format!("{host_var} is not set"));
     };
     let port_var = format!("{}_PORT", mode.prefix());
@@ -83,10 +106,7 @@ pub fn config(mode: Mode) -> Option<ConnectorConfig> {
         return require_or_skip(service, format!("nothing listens on {host}:{port}"));
     }
     // NONE and NOSASL take any login: the hive service's; LDAP checks the ldap one's.
-    let login = match mode {
-        Mode::Plain | Mode::NoSasl | Mode::Http => "EXTDATA_TEST_HIVE",
-        Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
-    };
+    let login = mode.service_prefix();
     let mut config = ConnectorConfig::new(
         format!("hive-{}", format!("{mode:?}").to_lowercase()),
         DbKind::Hive,
@@ -101,14 +121,17 @@ pub fn config(mode: Mode) -> Option<ConnectorConfig> {
     if let Some(database) = env("EXTDATA_TEST_HIVE_DATABASE") {
         config = config.with_database(database);
     }
-    if mode == Mode::Http {
-        config = config.with_option("transport", "http").with_option(
-            "http_path",
-            env("EXTDATA_TEST_HIVE_HTTP_PATH").unwrap_or_else(|| "cliservice".into()),
-        );
+    if mode.http() {
+        let path_var = format!("{}_PATH", mode.prefix());
+        let Some(path) = env(&path_var) else {
+            return require_or_skip(service, format!("{path_var} is not set"));
+        };
+        config = config
+            .with_option("transport", "http")
+            .with_option("http_path", path);
     }
-    if mode == Mode::Ldap {
-        // The LDAP server is also the TLS one: verified fully against the test CA.
+    if mode.checks_passwords() {
+        // The LDAP servers are also the TLS ones: verified fully against the test CA.
         let Some(ca) = env_file("EXTDATA_TEST_CA") else {
             return require_or_skip(service, "EXTDATA_TEST_CA is not a readable file");
         };
@@ -129,7 +152,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
 }
 
 /// The server log of the test server in `mode` (`EXTDATA_TEST_HIVE_LOG`,
-/// `EXTDATA_TEST_HIVE_NOSASL_LOG`, `EXTDATA_TEST_HIVE_LDAP_LOG`).
+/// `EXTDATA_TEST_HIVE_NOSASL_LOG`, `EXTDATA_TEST_HIVE_LDAP_LOG`, …).
 pub fn server_log(mode: Mode) -> Option<String> {
     env(&format!("{}_LOG", mode.prefix()))
 }
