@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use extdata::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Result, Statement};
+use extdata::{
+    ConnectorConfig, DbKind, ExternalSource, QueryOptions, Result, SslConfig, Statement,
+};
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, int_of};
 
@@ -24,8 +26,14 @@ pub enum Backend {
     /// ClickHouse 26.x over HTTP (PyPI `chdb-core`; service `clickhouse26`): server-side
     /// parameters, no HTTPS listener.
     ClickHouse26,
-    /// Spark Thrift server (HiveServer2, SASL PLAIN).
+    /// Spark Thrift server (HiveServer2, binary transport, SASL PLAIN, auth NONE).
     Hive,
+    /// Spark Thrift server over the HTTP transport, plain HTTP, auth NONE (service
+    /// `hive`).
+    HiveHttp,
+    /// Spark Thrift server over the HTTP transport with TLS and LDAP (HTTP Basic,
+    /// passwords checked; service `ldap`).
+    HiveHttps,
 }
 
 impl Backend {
@@ -38,7 +46,20 @@ impl Backend {
         Backend::Hive,
     ];
 
-    /// The name `EXTDATA_TEST_REQUIRE` uses.
+    /// [`LIVE`](Backend::LIVE) and Hive's other transports: the HTTP transport without
+    /// and with TLS (the cancellation, fault and TLS tests run on them too).
+    pub const ALL: [Backend; 7] = [
+        Backend::Postgres,
+        Backend::MySql,
+        Backend::ClickHouse,
+        Backend::ClickHouse26,
+        Backend::Hive,
+        Backend::HiveHttp,
+        Backend::HiveHttps,
+    ];
+
+    /// Its name in reports (the backend's `EXTDATA_TEST_REQUIRE` name, or for Hive's
+    /// HTTP servers `hive-http` and `hive-https`).
     pub fn kind(self) -> &'static str {
         match self {
             Backend::Postgres => "postgres",
@@ -46,17 +67,44 @@ impl Backend {
             Backend::ClickHouse => "clickhouse",
             Backend::ClickHouse26 => "clickhouse26",
             Backend::Hive => "hive",
+            Backend::HiveHttp => "hive-http",
+            Backend::HiveHttps => "hive-https",
         }
     }
 
-    /// The prefix of its `EXTDATA_TEST_<PREFIX>_*` settings.
+    /// The service of `scripts/services.sh` that runs its server, as
+    /// `EXTDATA_TEST_REQUIRE` names it.
+    pub fn service(self) -> &'static str {
+        match self {
+            Backend::HiveHttp => "hive",
+            Backend::HiveHttps => "ldap",
+            other => other.kind(),
+        }
+    }
+
+    /// Whether it is one of the Spark Thrift servers.
+    pub fn is_hive(self) -> bool {
+        matches!(self, Backend::Hive | Backend::HiveHttp | Backend::HiveHttps)
+    }
+
+    /// The prefix of its `EXTDATA_TEST_<PREFIX>_*` settings (host, login, database).
     fn prefix(self) -> &'static str {
         match self {
             Backend::Postgres => "POSTGRES",
             Backend::MySql => "MYSQL",
             Backend::ClickHouse => "CLICKHOUSE",
             Backend::ClickHouse26 => "CLICKHOUSE26",
-            Backend::Hive => "HIVE",
+            Backend::Hive | Backend::HiveHttp => "HIVE",
+            Backend::HiveHttps => "HIVE_LDAP",
+        }
+    }
+
+    /// The prefix of the settings of its own server (port, HTTP path, log).
+    fn server_prefix(self) -> &'static str {
+        match self {
+            Backend::HiveHttp => "HIVE_HTTP",
+            Backend::HiveHttps => "HIVE_LDAP_HTTP",
+            other => other.prefix(),
         }
     }
 
@@ -65,31 +113,47 @@ impl Backend {
             Backend::Postgres => DbKind::Postgres,
             Backend::MySql => DbKind::MySql,
             Backend::ClickHouse | Backend::ClickHouse26 => DbKind::ClickHouse,
-            Backend::Hive => DbKind::Hive,
+            Backend::Hive | Backend::HiveHttp | Backend::HiveHttps => DbKind::Hive,
         }
+    }
+
+    /// The Spark server's log (`EXTDATA_TEST_HIVE_LOG`, `…_HIVE_HTTP_LOG`,
+    /// `…_HIVE_LDAP_HTTP_LOG`); `None` for the other backends or when it is not set.
+    pub fn server_log(self) -> Option<String> {
+        if !self.is_hive() {
+            return None;
+        }
+        env(&format!("EXTDATA_TEST_{}_LOG", self.server_prefix()))
     }
 
     /// The server's settings, or `None` after printing why (a panic when
     /// `EXTDATA_TEST_REQUIRE` names the backend).
     pub fn server(self) -> Option<Server> {
         let var = |name: &str| env(&format!("EXTDATA_TEST_{}_{name}", self.prefix()));
+        let own = |name: &str| env(&format!("EXTDATA_TEST_{}_{name}", self.server_prefix()));
         let Some(host) = var("HOST") else {
             return require_or_skip(
-                self.kind(),
+                self.service(),
                 format!(
                     "EXTDATA_TEST_{}_HOST is not set (run scripts/services.sh, source .services/env)",
                     self.prefix()
                 ),
             );
         };
-        let Some(port) = var("PORT").and_then(|p| p.parse::<u16>().ok()) else {
-            return require_or_skip(self.kind(), "its PORT setting is not a port");
+        let Some(port) = own("PORT").and_then(|p| p.parse::<u16>().ok()) else {
+            return require_or_skip(
+                self.service(),
+                format!("EXTDATA_TEST_{}_PORT is not a port", self.server_prefix()),
+            );
         };
         let Ok(address) = format!("{host}:{port}").parse::<SocketAddr>() else {
-            return require_or_skip(self.kind(), format!("`{host}` is not an IP address"));
+            return require_or_skip(self.service(), format!("`{host}` is not an IP address"));
         };
         if !address.ip().is_loopback() {
-            return require_or_skip(self.kind(), format!("{address} is not a loopback address"));
+            return require_or_skip(
+                self.service(),
+                format!("{address} is not a loopback address"),
+            );
         }
         let mut config = ConnectorConfig::new(format!("rel-{}", self.kind()), self.db_kind())
             .with_host(host)
@@ -105,8 +169,29 @@ impl Backend {
         if let Some(password) = var("PASSWORD") {
             config = config.with_password(password);
         }
-        if self == Backend::Hive {
-            config = config.with_option("auth", "NONE");
+        match self {
+            Backend::Hive | Backend::HiveHttp => config = config.with_option("auth", "NONE"),
+            Backend::HiveHttps => {
+                let Some(ca) = env("EXTDATA_TEST_CA") else {
+                    return require_or_skip(self.service(), "EXTDATA_TEST_CA is not set");
+                };
+                config = config.with_option("auth", "LDAP").with_ssl(SslConfig {
+                    ca_file: Some(ca),
+                    ..SslConfig::default()
+                });
+            }
+            _ => {}
+        }
+        if matches!(self, Backend::HiveHttp | Backend::HiveHttps) {
+            let Some(path) = own("PATH") else {
+                return require_or_skip(
+                    self.service(),
+                    format!("EXTDATA_TEST_{}_PATH is not set", self.server_prefix()),
+                );
+            };
+            config = config
+                .with_option("transport", "http")
+                .with_option("http_path", path);
         }
         Some(Server {
             backend: self,
@@ -128,7 +213,7 @@ impl Backend {
             ),
             // Spark has no sleep: a count over a range takes roughly 1 s per 1e9 rows
             // per core here.
-            Backend::Hive => format!(
+            Backend::Hive | Backend::HiveHttp | Backend::HiveHttps => format!(
                 "SELECT count(*) AS n, '{marker}' AS m FROM range({})",
                 secs.saturating_mul(1_000_000_000)
             ),
@@ -145,7 +230,9 @@ impl Backend {
             Backend::ClickHouse | Backend::ClickHouse26 => {
                 format!("SELECT number AS n FROM system.numbers LIMIT {n}")
             }
-            Backend::Hive => format!("SELECT id AS n FROM range({n})"),
+            Backend::Hive | Backend::HiveHttp | Backend::HiveHttps => {
+                format!("SELECT id AS n FROM range({n})")
+            }
         }
     }
 
@@ -153,9 +240,10 @@ impl Backend {
     /// collects a result in its driver's heap before sending it (no incremental
     /// collect here): 100 million rows would exhaust it, one million does not.
     pub fn long_stream_rows(self) -> u64 {
-        match self {
-            Backend::Hive => 1_000_000,
-            _ => 100_000_000,
+        if self.is_hive() {
+            1_000_000
+        } else {
+            100_000_000
         }
     }
 
@@ -179,7 +267,7 @@ impl Backend {
                 "SELECT count() AS n FROM system.processes \
                  WHERE query LIKE :pattern AND query NOT LIKE '%system.processes%'",
             ),
-            Backend::Hive => return Ok(false),
+            Backend::Hive | Backend::HiveHttp | Backend::HiveHttps => return Ok(false),
         }
         .bind("pattern", format!("%{marker}%"));
         let rows = observer.query(&probe, &QueryOptions::default()).await?;
@@ -192,10 +280,10 @@ impl Backend {
     }
 }
 
-/// Job groups the Spark Thrift server (auth NONE) has cancelled so far, from its log
-/// (`EXTDATA_TEST_HIVE_LOG`); `None` when the log is not readable here.
-pub fn hive_cancelled_jobs() -> Option<usize> {
-    let log = std::fs::read_to_string(env("EXTDATA_TEST_HIVE_LOG")?).ok()?;
+/// Job groups the Spark Thrift server of `backend` has cancelled so far, from its log
+/// ([`Backend::server_log`]); `None` when the log is not readable here.
+pub fn hive_cancelled_jobs(backend: Backend) -> Option<usize> {
+    let log = std::fs::read_to_string(backend.server_log()?).ok()?;
     Some(log.matches("Asked to cancel job group").count())
 }
 

@@ -13,9 +13,15 @@ use futures::StreamExt as _;
 
 /// Tests of one backend run one at a time (their bounds are wall-clock bounds, and the
 /// Spark server shares the two cores with everything else); backends run in parallel.
+/// Hive's servers (one per transport) count as one backend: their JVMs share the cores.
 fn exclusive(backend: Backend) -> MutexGuard<'static, ()> {
     static LOCKS: [Mutex<()>; Backend::LIVE.len()] =
         [const { Mutex::new(()) }; Backend::LIVE.len()];
+    let backend = if backend.is_hive() {
+        Backend::Hive
+    } else {
+        backend
+    };
     let index = Backend::LIVE
         .iter()
         .position(|b| *b == backend)
@@ -371,6 +377,8 @@ fault_tests!(mysql, Backend::MySql);
 fault_tests!(clickhouse, Backend::ClickHouse);
 fault_tests!(clickhouse26, Backend::ClickHouse26);
 fault_tests!(hive, Backend::Hive);
+fault_tests!(hive_http, Backend::HiveHttp);
+fault_tests!(hive_https, Backend::HiveHttps);
 
 /// The proxy itself: forwards, refuses, listens again on the same port, resets.
 #[test]
