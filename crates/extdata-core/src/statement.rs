@@ -286,51 +286,28 @@ impl Statement {
     /// Fails with [`ErrorKind::Parameter`](crate::ErrorKind::Parameter) when a
     /// placeholder has no value or a bound value is not used (a likely typo).
     pub fn render(&self, dialect: Dialect) -> Result<RenderedStatement> {
-        let mut sql = String::with_capacity(self.sql.len() + 8);
         let mut order: Vec<&str> = Vec::new();
         let mut params: Vec<Value> = Vec::new();
-        for token in self.checked_lex(dialect)? {
-            match token {
-                Token::Text(text) => sql.push_str(text),
-                Token::Param(name) => {
-                    let value = self.params.get(name).ok_or_else(|| {
-                        Error::parameter(format!("parameter `:{name}` has no value"))
-                    })?;
-                    let position = match dialect {
-                        // `?` cannot refer back: a name used twice is bound twice.
-                        Dialect::MySql | Dialect::ClickHouse | Dialect::Hive => {
-                            order.push(name);
-                            params.push(value.clone());
-                            order.len()
-                        }
-                        _ => match order.iter().position(|n| *n == name) {
-                            Some(i) => i + 1,
-                            None => {
-                                order.push(name);
-                                params.push(value.clone());
-                                order.len()
-                            }
-                        },
-                    };
-                    match dialect {
-                        Dialect::Postgres => sql.push_str(&format!("${position}")),
-                        Dialect::Sqlite => sql.push_str(&format!("?{position}")),
-                        Dialect::MsSql => sql.push_str(&format!("@P{position}")),
-                        Dialect::Oracle => sql.push_str(&format!(":{position}")),
-                        _ => sql.push('?'),
-                    }
-                }
+        let sql = self.substitute(dialect, 8, |sql, name, value| {
+            let position = match dialect {
+                // `?` cannot refer back: a name used twice is bound twice.
+                Dialect::MySql | Dialect::ClickHouse | Dialect::Hive => None,
+                _ => order.iter().position(|n| *n == name).map(|i| i + 1),
+            };
+            let position = position.unwrap_or_else(|| {
+                order.push(name);
+                params.push(value.clone());
+                order.len()
+            });
+            match dialect {
+                Dialect::Postgres => sql.push_str(&format!("${position}")),
+                Dialect::Sqlite => sql.push_str(&format!("?{position}")),
+                Dialect::MsSql => sql.push_str(&format!("@P{position}")),
+                Dialect::Oracle => sql.push_str(&format!(":{position}")),
+                _ => sql.push('?'),
             }
-        }
-        if let Some(unused) = self
-            .params
-            .keys()
-            .find(|name| !order.iter().any(|n| n == name))
-        {
-            return Err(Error::parameter(format!(
-                "parameter `:{unused}` is bound but the statement does not use it"
-            )));
-        }
+            Ok(())
+        })?;
         Ok(RenderedStatement { sql, params })
     }
 
@@ -342,8 +319,23 @@ impl Statement {
         dialect: Dialect,
         mut literal: impl FnMut(&Value) -> Result<String>,
     ) -> Result<String> {
-        let mut sql = String::with_capacity(self.sql.len() + 16);
-        let mut used = 0usize;
+        self.substitute(dialect, 16, |sql, _, value| {
+            sql.push_str(&literal(value)?);
+            Ok(())
+        })
+    }
+
+    /// The SQL for `dialect` with each placeholder written by `place` (given the SQL so
+    /// far, the placeholder's name and its value), after checking that every
+    /// placeholder has a value and every value a placeholder: what [`render`](Self::render)
+    /// and [`render_inline`](Self::render_inline) share.
+    fn substitute<'s>(
+        &'s self,
+        dialect: Dialect,
+        room: usize,
+        mut place: impl FnMut(&mut String, &'s str, &'s Value) -> Result<()>,
+    ) -> Result<String> {
+        let mut sql = String::with_capacity(self.sql.len() + room);
         let mut seen: Vec<&str> = Vec::new();
         for token in self.checked_lex(dialect)? {
             match token {
@@ -354,13 +346,12 @@ impl Statement {
                     })?;
                     if !seen.contains(&name) {
                         seen.push(name);
-                        used += 1;
                     }
-                    sql.push_str(&literal(value)?);
+                    place(&mut sql, name, value)?;
                 }
             }
         }
-        if used != self.params.len()
+        if seen.len() != self.params.len()
             && let Some(unused) = self.params.keys().find(|k| !seen.contains(&k.as_str()))
         {
             return Err(Error::parameter(format!(

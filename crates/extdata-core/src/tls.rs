@@ -21,26 +21,7 @@ use crate::{Error, Result, TlsSettings, TlsVerify};
 /// reported without any of its text.
 pub fn rustls_client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    match &tls.ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match tls.verify {
-        TlsVerify::Full => webpki,
-        TlsVerify::Ca => Arc::new(ChainOnly(webpki)),
-        TlsVerify::None => Arc::new(NoVerification(provider.clone())),
-    };
+    let verifier = server_verifier(tls, &provider)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("ssl: {e}")))?
@@ -63,11 +44,51 @@ pub fn rustls_client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// `verify = ca`: the chain must lead to a trusted root; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+/// The check of the server's certificate that `tls.verify` asks for, trusting `ssl.ca`
+/// (the bundled Mozilla roots when absent).
+fn server_verifier(
+    tls: &TlsSettings,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    match &tls.ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::config(format!("ssl.ca: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match tls.verify {
+        TlsVerify::Full => webpki,
+        TlsVerify::Ca => Arc::new(Relaxed {
+            webpki,
+            check_chain: true,
+        }),
+        TlsVerify::None => Arc::new(Relaxed {
+            webpki,
+            check_chain: false,
+        }),
+    };
+    Ok(verifier)
+}
 
-impl ServerCertVerifier for ChainOnly {
+/// `verify = ca` (`check_chain`: the chain must lead to a trusted root; the host name is
+/// not checked) and `verify = none` (any certificate is trusted; tests only). Handshake
+/// signatures are checked by webpki either way: only the certificate is taken on trust.
+#[derive(Debug)]
+struct Relaxed {
+    webpki: Arc<WebPkiServerVerifier>,
+    check_chain: bool,
+}
+
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -76,10 +97,16 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        if !self.check_chain {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
             | Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForNameContext { .. },
@@ -94,7 +121,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -103,59 +130,55 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
-/// `verify = none`: encrypts but trusts any certificate (tests only).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+    fn settings(verify: TlsVerify) -> TlsSettings {
+        TlsSettings {
+            verify,
+            ca_pem: None,
+            cert_pem: None,
+            key_pem: None,
+        }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
+    /// What the configured verifier says of a certificate that is not one (the bytes
+    /// are no DER), for `example.com`.
+    fn verdict(verify: TlsVerify) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = server_verifier(&settings(verify), &provider).unwrap();
+        let name = ServerName::try_from("example.com").unwrap();
+        verifier.verify_server_cert(
+            &CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]),
+            &[],
+            &name,
+            &[],
+            UnixTime::now(),
         )
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+    #[test]
+    fn only_verify_none_accepts_a_certificate_it_cannot_read() {
+        for (verify, accepted) in [
+            (TlsVerify::Full, false),
+            (TlsVerify::Ca, false),
+            (TlsVerify::None, true),
+        ] {
+            let verdict = verdict(verify);
+            assert_eq!(
+                verdict.is_ok(),
+                accepted,
+                "verify = {verify:?}: {verdict:?}"
+            );
+        }
     }
 }
