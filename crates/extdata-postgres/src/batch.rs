@@ -9,7 +9,7 @@ use extdata_core::{Dialect, QueryOptions, Statement};
 use sqlx::Connection as _;
 use tokio::time::Instant;
 
-use crate::{Call, PostgresSource, Prepared, connect, pool};
+use crate::{Budget, Call, PostgresSource, Prepared, connect, pool};
 
 /// First keywords refused inside a batch: they would end (or nest) the batch's own
 /// transaction, so the statements after them would no longer be all-or-nothing.
@@ -31,57 +31,23 @@ impl PostgresSource {
             .iter()
             .map(|statement| self.prepare_statement(statement))
             .collect::<extdata_core::Result<Vec<_>>>()?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let guard = connect::statement_timeout_ms(timeout);
-        let mut conn = self.pool().await?.acquire(deadline).await?;
+        let budget = Budget::from_now("batch", options.timeout_or(self.config.query_timeout));
         let total = prepared.len();
-        if total > 1 {
-            conn.several_statements();
-        }
+        let call = Call::Account {
+            statement_timeout_ms: connect::statement_timeout_ms(budget.timeout),
+            several: total > 1,
+        };
         let read_only = self.config.read_only;
         // On timeout `bounded` cancels the running statement on the server and closes
         // the connection, which ends the transaction there; it never returns to the pool.
         let (outcome, conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "batch",
-                Call::Account {
-                    statement_timeout_ms: guard,
-                },
-                async |c: &mut pool::Conn| {
-                    if read_only {
-                        return read_only_batch(c, &prepared).await;
-                    }
-                    let mut tx = c.raw.begin().await?;
-                    let mut affected = Vec::with_capacity(total);
-                    for (index, statement) in prepared.iter().enumerate() {
-                        match run(&mut tx, statement).await {
-                            Ok(rows) => affected.push(rows),
-                            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => {
-                                // The connection is gone (and the transaction with it):
-                                // `bounded` discards it.
-                                return Err(e);
-                            }
-                            Err(e) => {
-                                // A failed rollback leaves sqlx counting the transaction:
-                                // the pool then closes the connection instead of reusing it.
-                                let _ = tx.rollback().await;
-                                return Ok(Err(Some((index, e))));
-                            }
-                        }
-                    }
-                    // A statement that ended right at the deadline must not be committed.
-                    if Instant::now() >= deadline {
-                        let _ = tx.rollback().await;
-                        return Ok(Err(None));
-                    }
-                    tx.commit().await?;
-                    Ok(Ok(affected))
-                },
-            )
+            .bounded(budget, call, async |c: &mut pool::Conn| {
+                if read_only {
+                    read_only_batch(c, &prepared).await
+                } else {
+                    batch_in_transaction(c, &prepared, budget.deadline).await
+                }
+            })
             .await?;
         conn.end_call();
         outcome.map_err(|failed| match failed {
@@ -90,7 +56,7 @@ impl PostgresSource {
                     "statement {} of {total} in the batch (the batch was rolled back)",
                     index + 1
                 )),
-            None => self.timeout_error("batch", timeout),
+            None => self.timeout_error("batch", budget.timeout),
         })
     }
 }
@@ -98,6 +64,40 @@ impl PostgresSource {
 /// A batch's outcome: each statement's rows affected, or which one failed (`None`: the
 /// deadline passed before the commit).
 type BatchOutcome = Result<Vec<u64>, Option<(usize, sqlx::Error)>>;
+
+/// The statements of a batch in a transaction of their own, committed only when every
+/// one succeeded before `deadline`.
+async fn batch_in_transaction(
+    conn: &mut pool::Conn,
+    prepared: &[Prepared],
+    deadline: Instant,
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut tx = conn.raw.begin().await?;
+    let mut affected = Vec::with_capacity(prepared.len());
+    for (index, statement) in prepared.iter().enumerate() {
+        match run(&mut tx, statement).await {
+            Ok(rows) => affected.push(rows),
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => {
+                // The connection is gone (and the transaction with it): `bounded`
+                // discards it.
+                return Err(e);
+            }
+            Err(e) => {
+                // A failed rollback leaves sqlx counting the transaction: the pool then
+                // closes the connection instead of reusing it.
+                let _ = tx.rollback().await;
+                return Ok(Err(Some((index, e))));
+            }
+        }
+    }
+    // A statement that ended right at the deadline must not be committed.
+    if Instant::now() >= deadline {
+        let _ = tx.rollback().await;
+        return Ok(Err(None));
+    }
+    tx.commit().await?;
+    Ok(Ok(affected))
+}
 
 /// The statements of a batch on a `read_only` connector, inside the call's read-only
 /// transaction (which the end of the call rolls back). Between two statements a

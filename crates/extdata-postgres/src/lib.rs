@@ -32,7 +32,6 @@ pub use pool::PoolState;
 #[doc(hidden)]
 pub use types::decode_binary_for_bench;
 
-use crate::error::{Phase, map_error};
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
 
@@ -228,25 +227,27 @@ impl PostgresSource {
             .context("the query was cancelled on the server")
     }
 
-    /// Runs `work` on `conn` until `deadline`, after [`Pooled::start_call`] when `call`
-    /// runs SQL of an account. On timeout the query is cancelled on the server and the
-    /// connection closed; on a lost connection it is closed; after a server error the
-    /// session is reset ([`Pooled::end_call`]) and the connection goes back to the pool.
-    /// On success the call is still open: the caller ends it with
-    /// [`Pooled::end_call`] (or aborts it).
+    /// Takes a pooled connection and runs `work` on it until `budget`'s deadline, after
+    /// [`Pooled::start_call`] when `call` runs SQL of an account. On timeout the query
+    /// is cancelled on the server and the connection closed; on a lost connection it is
+    /// closed; after a server error the session is reset ([`Pooled::end_call`]) and the
+    /// connection goes back to the pool. On success the call is still open: the caller
+    /// ends it with [`Pooled::end_call`] (or aborts it).
     async fn bounded<T>(
         &self,
-        mut conn: Pooled,
-        deadline: Instant,
-        timeout: Duration,
-        operation: &str,
+        budget: Budget,
         call: Call,
         work: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, sqlx::Error>,
     ) -> extdata_core::Result<(T, Pooled)> {
+        let mut conn = self.pool().await?.acquire(budget.deadline).await?;
+        if let Call::Account { several: true, .. } = call {
+            conn.several_statements();
+        }
         conn.begin();
-        let outcome = tokio::time::timeout_at(deadline, async {
+        let outcome = tokio::time::timeout_at(budget.deadline, async {
             if let Call::Account {
                 statement_timeout_ms,
+                ..
             } = call
             {
                 conn.start_call(statement_timeout_ms).await?;
@@ -259,23 +260,10 @@ impl PostgresSource {
                 conn.finish();
                 Ok((value, conn))
             }
-            Ok(Err(e)) => {
-                let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
-                let err = map_error(self.name(), Phase::Query, e);
-                if lost {
-                    conn.discard();
-                } else {
-                    // A server error leaves the connection in sync (sqlx reads up to the
-                    // next ReadyForQuery before its next use). The statement's own error
-                    // is the one to report, whatever the reset finds.
-                    conn.finish();
-                    conn.end_call();
-                }
-                Err(err)
-            }
+            Ok(Err(e)) => Err(conn.failed(self.name(), e)),
             Err(_) => {
                 conn.abort().await;
-                Err(self.timeout_error(operation, timeout))
+                Err(self.timeout_error(budget.operation, budget.timeout))
             }
         }
     }
@@ -345,8 +333,44 @@ enum Call {
     /// Only the backend's own SQL (`ping`): no transaction, no reset.
     Internal,
     /// SQL of an account, with this server-side `statement_timeout` guard: read-only
-    /// transaction on a `read_only` connector, session reset afterwards.
-    Account { statement_timeout_ms: u64 },
+    /// transaction on a `read_only` connector, session reset afterwards — in full when
+    /// the call runs `several` statements ([`Pooled::several_statements`]).
+    Account {
+        statement_timeout_ms: u64,
+        several: bool,
+    },
+}
+
+impl Call {
+    /// One statement of an account, whose server-side guard follows from the call's
+    /// timeout.
+    fn guarded(budget: Budget) -> Self {
+        Call::Account {
+            statement_timeout_ms: connect::statement_timeout_ms(budget.timeout),
+            several: false,
+        }
+    }
+}
+
+/// What a call is (its operation, as a timeout error names it) and how long it may
+/// take: its timeout, and the deadline that sets from the call's start.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    operation: &'static str,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+impl Budget {
+    /// `operation` bounded by `timeout` (`options`' or the connector's
+    /// `query_timeout`), from now.
+    fn from_now(operation: &'static str, timeout: Duration) -> Self {
+        Budget {
+            operation,
+            timeout,
+            deadline: Instant::now() + timeout,
+        }
+    }
 }
 
 /// Whether the statement's first keyword opens a transaction block.
@@ -429,22 +453,13 @@ impl ExternalSource for PostgresSource {
     }
 
     async fn ping(&self) -> extdata_core::Result<ServerInfo> {
-        let timeout = self.config.query_timeout;
-        let deadline = Instant::now() + timeout;
-        let conn = self.pool().await?.acquire(deadline).await?;
+        let budget = Budget::from_now("ping", self.config.query_timeout);
         let (version, _conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "ping",
-                Call::Internal,
-                async |c: &mut pool::Conn| {
-                    sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
-                        .fetch_one(&mut c.raw)
-                        .await
-                },
-            )
+            .bounded(budget, Call::Internal, async |c: &mut pool::Conn| {
+                sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
+                    .fetch_one(&mut c.raw)
+                    .await
+            })
             .await?;
         Ok(ServerInfo { version })
     }
@@ -455,35 +470,23 @@ impl ExternalSource for PostgresSource {
         options: &QueryOptions,
     ) -> extdata_core::Result<ResultSet> {
         let prepared = self.prepare_statement(statement)?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let deadline = Instant::now() + timeout;
+        let budget = Budget::from_now("query", options.timeout_or(self.config.query_timeout));
         let max_rows = options.max_rows_or_default();
-        let guard = connect::statement_timeout_ms(timeout);
-        let conn = self.pool().await?.acquire(deadline).await?;
         let ((shape, rows, truncated), conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "query",
-                Call::Account {
-                    statement_timeout_ms: guard,
-                },
-                async |c: &mut pool::Conn| {
-                    let shape = Self::shape(c, &prepared).await?;
-                    let mut rows = Vec::new();
-                    let mut truncated = false;
-                    let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
-                    while let Some(row) = stream.try_next().await? {
-                        if rows.len() >= max_rows {
-                            truncated = true;
-                            break;
-                        }
-                        rows.push(row);
+            .bounded(budget, Call::guarded(budget), async |c: &mut pool::Conn| {
+                let shape = Self::shape(c, &prepared).await?;
+                let mut rows = Vec::new();
+                let mut truncated = false;
+                let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
+                while let Some(row) = stream.try_next().await? {
+                    if rows.len() >= max_rows {
+                        truncated = true;
+                        break;
                     }
-                    Ok((shape, rows, truncated))
-                },
-            )
+                    rows.push(row);
+                }
+                Ok((shape, rows, truncated))
+            })
             .await?;
         if truncated {
             // Rows are still coming: stop the query rather than read them all.
@@ -509,30 +512,25 @@ impl ExternalSource for PostgresSource {
         options: &QueryOptions,
     ) -> extdata_core::Result<RowStream> {
         let prepared = self.prepare_statement(statement)?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let conn = self.pool().await?.acquire(deadline).await?;
+        let budget = Budget::from_now("query", options.timeout_or(self.config.query_timeout));
         // An import may stream for longer than the query timeout, which bounds the wait
         // for each row instead: no statement_timeout on the server for streams.
+        let unguarded = Call::Account {
+            statement_timeout_ms: 0,
+            several: false,
+        };
         let (shape, conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "query",
-                Call::Account {
-                    statement_timeout_ms: 0,
-                },
-                async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
-            )
+            .bounded(budget, unguarded, async |c: &mut pool::Conn| {
+                Self::shape(c, &prepared).await
+            })
             .await?;
         let columns = shape.columns.clone();
         let rows = stream::rows(stream::Query {
             conn,
             prepared,
             shape,
-            first_deadline: deadline,
-            timeout,
+            first_deadline: budget.deadline,
+            timeout: budget.timeout,
             connector: self.config.name.clone(),
         });
         Ok(RowStream::new(columns, rows))
@@ -544,24 +542,12 @@ impl ExternalSource for PostgresSource {
         options: &QueryOptions,
     ) -> extdata_core::Result<u64> {
         let prepared = self.prepare_statement(statement)?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let guard = connect::statement_timeout_ms(timeout);
-        let conn = self.pool().await?.acquire(deadline).await?;
+        let budget = Budget::from_now("statement", options.timeout_or(self.config.query_timeout));
         let (affected, conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "statement",
-                Call::Account {
-                    statement_timeout_ms: guard,
-                },
-                async |c: &mut pool::Conn| {
-                    let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
-                    Ok(result.rows_affected())
-                },
-            )
+            .bounded(budget, Call::guarded(budget), async |c: &mut pool::Conn| {
+                let result = prepared.query(&prepared.sql).execute(&mut c.raw).await?;
+                Ok(result.rows_affected())
+            })
             .await?;
         conn.end_call();
         Ok(affected)
@@ -588,20 +574,11 @@ impl ExternalSource for PostgresSource {
         options: &QueryOptions,
     ) -> extdata_core::Result<Vec<Column>> {
         let prepared = self.prepare_statement(statement)?;
-        let timeout = options.timeout_or(self.config.query_timeout);
-        let deadline = Instant::now() + timeout;
-        let conn = self.pool().await?.acquire(deadline).await?;
+        let budget = Budget::from_now("describe", options.timeout_or(self.config.query_timeout));
         let (shape, conn) = self
-            .bounded(
-                conn,
-                deadline,
-                timeout,
-                "describe",
-                Call::Account {
-                    statement_timeout_ms: connect::statement_timeout_ms(timeout),
-                },
-                async |c: &mut pool::Conn| Self::shape(c, &prepared).await,
-            )
+            .bounded(budget, Call::guarded(budget), async |c: &mut pool::Conn| {
+                Self::shape(c, &prepared).await
+            })
             .await?;
         conn.end_call();
         Ok(shape.columns.to_vec())

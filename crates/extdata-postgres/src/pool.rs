@@ -692,6 +692,23 @@ impl Pooled {
             self.shared.forget(lease);
         }
     }
+
+    /// The call's statement failed with `error`, reported as the error of `connector`:
+    /// a lost connection (I/O, protocol) is closed; after a server error, which leaves
+    /// the connection in sync (sqlx reads up to the next ReadyForQuery before its next
+    /// use), the call is ended ([`Pooled::end_call`]). The statement's own error is the
+    /// one to report, whatever the reset finds.
+    pub(crate) fn failed(mut self, connector: &str, error: sqlx::Error) -> Error {
+        let lost = matches!(error, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+        let mapped = map_error(connector, Phase::Query, error);
+        if lost {
+            self.discard();
+        } else {
+            self.finish();
+            self.end_call();
+        }
+        mapped
+    }
 }
 
 impl Drop for Pooled {

@@ -19,7 +19,6 @@ use extdata_core::{Error, Row};
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use crate::error::{Phase, map_error};
 use crate::pool::Pooled;
 use crate::{Prepared, Shape, decode_row};
 
@@ -122,19 +121,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                 conn.end_call();
                 Ok(())
             }
-            End::Failed(e) => {
-                let lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
-                let err = map_error(&connector, Phase::Query, e);
-                if lost {
-                    conn.discard();
-                } else {
-                    // A server error leaves the connection in sync (sqlx reads up to the
-                    // next ReadyForQuery before its next use).
-                    conn.finish();
-                    conn.end_call();
-                }
-                Err(err)
-            }
+            End::Failed(e) => Err(conn.failed(&connector, e)),
             End::BadRow(err) => {
                 // The rest of the result is not read: dropped while busy, the connection
                 // is cancelled on the server and discarded in the background.
