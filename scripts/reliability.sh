@@ -136,7 +136,19 @@ pg_setup() {
 
 # --------------------------------------------------------------------------- MariaDB
 
-my_pid() { [[ -s $MY_PIDFILE ]] && kill -0 "$(cat "$MY_PIDFILE")" 2>/dev/null && cat "$MY_PIDFILE"; }
+# pidfile_pid FILE: the pid FILE holds, when that process is alive; fails otherwise.
+pidfile_pid() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null && cat "$1"; }
+
+# pidfile_stop WHAT FILE: stops the live process FILE names (TERM, then up to 30 s).
+pidfile_stop() {
+    local what=$1 pid
+    pid=$(pidfile_pid "$2" || true)
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid"
+    wait_exit "$pid" 300 0.1 || die "$what did not stop within 30 s"
+}
+
+my_pid() { pidfile_pid "$MY_PIDFILE"; }
 
 my_ready() { mariadb-admin --no-defaults --socket="$MY_SOCKET" -uroot ping >/dev/null 2>&1; }
 
@@ -153,13 +165,7 @@ my_start() {
     retry 200 0.1 my_ready || die "MariaDB on $MY_PORT did not start within 20 s; see $MY_LOG"
 }
 
-my_stop() {
-    local pid
-    pid=$(my_pid || true)
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid"
-    wait_exit "$pid" 300 0.1 || die "MariaDB on $MY_PORT did not stop within 30 s"
-}
+my_stop() { pidfile_stop "MariaDB on $MY_PORT" "$MY_PIDFILE"; }
 
 my_setup() {
     command -v mariadbd >/dev/null || die "MariaDB is not installed (run scripts/services.sh mysql first)"
@@ -192,7 +198,7 @@ my_setup() {
 
 # ------------------------------------------------------------------------ ClickHouse
 
-ch_pid() { [[ -s $CH_PIDFILE ]] && kill -0 "$(cat "$CH_PIDFILE")" 2>/dev/null && cat "$CH_PIDFILE"; }
+ch_pid() { pidfile_pid "$CH_PIDFILE"; }
 
 ch_ready() { [[ $(curl -s --max-time 1 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]; }
 
@@ -207,11 +213,8 @@ ch_start() {
 }
 
 ch_stop() {
-    local pid
-    pid=$(ch_pid || true)
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid"
-    wait_exit "$pid" 300 0.1 || die "ClickHouse on $CH_HTTP_PORT did not stop within 30 s"
+    [[ -n $(ch_pid || true) ]] || return 0
+    pidfile_stop "ClickHouse on $CH_HTTP_PORT" "$CH_PIDFILE"
     rm -f "$CH_PIDFILE"
 }
 

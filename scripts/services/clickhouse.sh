@@ -70,16 +70,10 @@ setup_clickhouse() {
     fi
     command -v curl >/dev/null || apt_install curl
 
-    local f mode conf_changed=0
-    install -d -o clickhouse -g clickhouse -m 750 "$CH_TLS_DIR"
-    for f in ca.pem server.pem server.key; do
-        mode=644
-        [[ $f == *.key ]] && mode=600
-        if sync_file "$TLS_DIR/$f" "$CH_TLS_DIR/$f" clickhouse:clickhouse "$mode"; then
-            conf_changed=1
-            changed "$CH_TLS_DIR/$f"
-        fi
-    done
+    local conf_changed=0
+    if install_server_tls "$CH_TLS_DIR" clickhouse:clickhouse 750 644; then
+        conf_changed=1
+    fi
 
     # 18.x reads overrides with the root tag <yandex>. The packaged config points at a
     # dhparam.pem that does not exist: an empty dhParamsFile skips it. Small caches: the

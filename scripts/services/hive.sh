@@ -59,35 +59,58 @@ hive_server_dir() {
     printf '%s/%s' "$HIVE_HOME" "${1,,}"
 }
 
-# hive_start MODE PORT: start one server in the background (setsid: it outlives us).
-# MODE is hive.server2.authentication, with the settings of HIVE_MODE_CONF[MODE].
-hive_start() {
-    local mode=$1 port=$2 dir spark_home setting extra=()
-    dir=$(hive_server_dir "$mode")
+# spark_thrift_start DIR PORT AUTH [SPARK_ARG]... -- [SETTING]...: starts a Spark Thrift
+# server in DIR in the background (setsid: it outlives us; pid in DIR/server.pid, log in
+# DIR/server.log, warehouse and Derby metastore in DIR) on 127.0.0.1:PORT with
+# hive.server2.authentication=AUTH. Each SPARK_ARG is a further spark-submit argument
+# (`--conf` pairs), each SETTING (NAME=VALUE) a further --hiveconf. Variables the server
+# needs in its environment are given as `VAR=value spark_thrift_start ...`.
+spark_thrift_start() {
+    local dir=$1 port=$2 auth=$3 spark_home spark_confs=() hiveconf=()
+    shift 3
+    while (($#)) && [[ $1 != -- ]]; do
+        spark_confs+=("$1")
+        shift
+    done
+    (($#)) && shift
+    for setting in "$@"; do
+        hiveconf+=(--hiveconf "$setting")
+    done
     spark_home=$(hive_spark_home)
     mkdir -p "$dir"
-    while IFS= read -r setting; do
-        [[ -n $setting ]] && extra+=(--hiveconf "$setting")
-    done <<<"${HIVE_MODE_CONF[$mode]-}"
-    printf '%s\n' "${HIVE_MODE_CONF[$mode]-}" >"$dir/server.conf"
-    note "starting Spark Thrift server ($mode) on 127.0.0.1:$port (takes ~15 s)"
     (
         cd "$dir" || exit 1
         SPARK_HOME=$spark_home SPARK_LOCAL_IP=127.0.0.1 \
             setsid "$spark_home/bin/spark-submit" --master 'local[2]' --driver-memory 1g \
             --conf spark.ui.enabled=false \
             --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
+            "${spark_confs[@]}" \
             --conf "spark.sql.warehouse.dir=$dir/warehouse" \
             --conf spark.sql.catalogImplementation=hive \
             --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
             --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
             --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
             --hiveconf "hive.server2.thrift.port=$port" \
-            --hiveconf "hive.server2.authentication=${HIVE_MODE_AUTH[$mode]-$mode}" \
+            --hiveconf "hive.server2.authentication=$auth" \
+            "${hiveconf[@]}" \
             --hiveconf hive.server2.enable.doAs=false \
-            "${extra[@]}" </dev/null >"$dir/server.log" 2>&1 &
+            </dev/null >"$dir/server.log" 2>&1 &
         echo $! >"$dir/server.pid"
     )
+}
+
+# hive_start MODE PORT: start one server in the background (setsid: it outlives us).
+# MODE is hive.server2.authentication, with the settings of HIVE_MODE_CONF[MODE].
+hive_start() {
+    local mode=$1 port=$2 dir setting settings=()
+    dir=$(hive_server_dir "$mode")
+    mkdir -p "$dir"
+    while IFS= read -r setting; do
+        [[ -n $setting ]] && settings+=("$setting")
+    done <<<"${HIVE_MODE_CONF[$mode]-}"
+    printf '%s\n' "${HIVE_MODE_CONF[$mode]-}" >"$dir/server.conf"
+    note "starting Spark Thrift server ($mode) on 127.0.0.1:$port (takes ~15 s)"
+    spark_thrift_start "$dir" "$port" "${HIVE_MODE_AUTH[$mode]-$mode}" -- "${settings[@]}"
 }
 
 # spark_stop DIR: stops the Spark server whose pid is in DIR/server.pid (up to 30 s).

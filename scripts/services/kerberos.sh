@@ -44,32 +44,16 @@ krb_hive_query_ok() {
 }
 
 krb_hive_start() {
-    local dir=$KRB_DIR/spark spark_home
-    spark_home=$(hive_spark_home)
-    mkdir -p "$dir"
+    local dir=$KRB_DIR/spark
     note "starting Spark Thrift server (KERBEROS) on 127.0.0.1:$KRB_HIVE_PORT (takes ~15-60 s)"
-    (
-        cd "$dir" || exit 1
-        SPARK_HOME=$spark_home SPARK_LOCAL_IP=127.0.0.1 HADOOP_CONF_DIR=$KRB_DIR/hadoop-conf \
-            KRB5_CONFIG=$KRB_DIR/krb5.conf KRB5CCNAME=FILE:$dir/server-ccache \
-            setsid "$spark_home/bin/spark-submit" --master 'local[2]' --driver-memory 1g \
-            --conf spark.ui.enabled=false \
-            --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
-            --conf "spark.driver.extraJavaOptions=-Djava.security.krb5.conf=$KRB_DIR/krb5.conf" \
-            --conf spark.hadoop.hadoop.security.authentication=kerberos \
-            --conf "spark.sql.warehouse.dir=$dir/warehouse" \
-            --conf spark.sql.catalogImplementation=hive \
-            --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
-            --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
-            --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
-            --hiveconf "hive.server2.thrift.port=$KRB_HIVE_PORT" \
-            --hiveconf hive.server2.authentication=KERBEROS \
-            --hiveconf "hive.server2.authentication.kerberos.principal=$KRB_SERVICE@$KRB_REALM" \
-            --hiveconf "hive.server2.authentication.kerberos.keytab=$KRB_DIR/hive.keytab" \
-            --hiveconf hive.server2.enable.doAs=false \
-            </dev/null >"$dir/server.log" 2>&1 &
-        echo $! >"$dir/server.pid"
-    )
+    HADOOP_CONF_DIR=$KRB_DIR/hadoop-conf KRB5_CONFIG=$KRB_DIR/krb5.conf \
+        KRB5CCNAME=FILE:$dir/server-ccache \
+        spark_thrift_start "$dir" "$KRB_HIVE_PORT" KERBEROS \
+        --conf "spark.driver.extraJavaOptions=-Djava.security.krb5.conf=$KRB_DIR/krb5.conf" \
+        --conf spark.hadoop.hadoop.security.authentication=kerberos \
+        -- \
+        "hive.server2.authentication.kerberos.principal=$KRB_SERVICE@$KRB_REALM" \
+        "hive.server2.authentication.kerberos.keytab=$KRB_DIR/hive.keytab"
 }
 
 krb_hive_stop() {

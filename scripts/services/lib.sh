@@ -83,6 +83,24 @@ sync_file() {
     return 0
 }
 
+# install_server_tls DIR OWNER DIR_MODE CERT_MODE: copies the server's TLS files from
+# $TLS_DIR (ca.pem and server.pem with CERT_MODE, server.key with 600) into DIR, created
+# with DIR_MODE; all owned by OWNER (user:group). Each file that changed is reported.
+# Succeeds when any file changed, fails when all were already in place.
+install_server_tls() {
+    local dir=$1 owner=$2 dir_mode=$3 cert_mode=$4 f mode status=1
+    install -d -o "${owner%%:*}" -g "${owner##*:}" -m "$dir_mode" "$dir"
+    for f in ca.pem server.pem server.key; do
+        mode=$cert_mode
+        [[ $f == *.key ]] && mode=600
+        if sync_file "$TLS_DIR/$f" "$dir/$f" "$owner" "$mode"; then
+            status=0
+            changed "$dir/$f"
+        fi
+    done
+    return "$status"
+}
+
 # render TEMPLATE [NAME | NAME=VALUE]...: print TEMPLATE (a path under scripts/services/)
 # with every @NAME@ replaced by VALUE, or by the value of the shell variable NAME. Only
 # these markers are replaced, in one pass; nothing else in the template is interpreted

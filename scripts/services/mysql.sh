@@ -97,16 +97,10 @@ setup_mysql() {
         fresh=1
     fi
 
-    local tls_changed=0 f mode
-    install -d -o mysql -g mysql -m 750 "$MY_TLS_DIR"
-    for f in ca.pem server.pem server.key; do
-        mode=644
-        [[ $f == *.key ]] && mode=600
-        if sync_file "$TLS_DIR/$f" "$MY_TLS_DIR/$f" mysql:mysql "$mode"; then
-            tls_changed=1
-            changed "$MY_TLS_DIR/$f"
-        fi
-    done
+    local tls_changed=0
+    if install_server_tls "$MY_TLS_DIR" mysql:mysql 750 644; then
+        tls_changed=1
+    fi
 
     # Small-memory settings only on a server we installed ourselves (or that got them
     # from an earlier run): a prepared machine keeps its own tuning.

@@ -56,13 +56,7 @@ setup_postgres() {
     fi
 
     # PostgreSQL insists that its key be owned by postgres with no group/other access.
-    install -d -o postgres -g postgres -m 700 "$PG_TLS_DIR"
-    local f
-    for f in ca.pem server.pem server.key; do
-        if sync_file "$TLS_DIR/$f" "$PG_TLS_DIR/$f" postgres:postgres 600; then
-            changed "$PG_TLS_DIR/$f"
-        fi
-    done
+    install_server_tls "$PG_TLS_DIR" postgres:postgres 700 600 || true
 
     # conf.d is read in file-name order: extdata.conf sorts after 90-ci.conf, so ours wins.
     if render_to "$PG_CONF_DIR/conf.d/extdata.conf" postgres/extdata.conf.in PG_PORT PG_TLS_DIR; then
