@@ -428,14 +428,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             match self.framing {
                 Framing::Raw => {
-                    let mut chunk = [0u8; 64 * 1024];
-                    let n = self.stream.read(&mut chunk).await?;
+                    // Straight into the buffer: a chunk array here would sit in every
+                    // call's future (64 KiB, copied along the stack of nested futures
+                    // in debug builds).
+                    self.buffer.reserve(64 * 1024);
+                    let n = self.stream.read_buf(&mut self.buffer).await?;
                     if n == 0 {
                         return Err(TransportError::Closed {
                             partial: std::mem::take(&mut self.buffer),
                         });
                     }
-                    self.buffer.extend_from_slice(&chunk[..n]);
                 }
                 Framing::Sasl => {
                     let mut header = [0u8; 4];
