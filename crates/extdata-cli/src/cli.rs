@@ -48,6 +48,11 @@ pub(crate) struct Cli {
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 
+    /// How logs are written: `text` (one readable line per event) or `json` (one JSON
+    /// object per line, for a log collector).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -72,7 +77,7 @@ pub(crate) enum Command {
     Import(ImportArgs),
     /// Run the scheduler: every scheduled import (of `--account`, or all), until Ctrl-C
     /// or SIGTERM.
-    Run,
+    Run(RunArgs),
     /// Print the runs of an import, newest first, one per line.
     History(HistoryArgs),
     /// Print a segment's member keys, one per line (cached for its `cache_ttl`); the
@@ -172,8 +177,29 @@ impl Cli {
 impl Command {
     /// Whether the command handles Ctrl-C and SIGTERM itself (to stop cleanly).
     pub(crate) fn handles_signals(&self) -> bool {
-        matches!(self, Command::Import(_) | Command::Run)
+        matches!(self, Command::Import(_) | Command::Run(_))
     }
+}
+
+/// The format of the logs on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields`, `target`, `span`,
+    /// `spans`.
+    Json,
+}
+
+/// `extdata run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Serve the metrics in Prometheus' text format over HTTP at ADDR (any path), e.g.
+    /// `127.0.0.1:9464`: `extdata_calls_total`, `extdata_call_duration_seconds` and
+    /// `extdata_rows_total` by connector, type and operation, with an `account` label
+    /// when `--account` is given. Without it, no port is opened.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `extdata ping NAME`.

@@ -1,4 +1,5 @@
-//! `-v`: tracing logs on stderr, filtered by `EXTDATA_LOG`.
+//! `-v`: tracing logs on stderr, filtered by `EXTDATA_LOG`, as text or JSON lines
+//! (`--log-format`).
 //!
 //! The facade's instrumentation never records parameter values or secrets, so logs are
 //! safe to share.
@@ -7,6 +8,8 @@ use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
 
 /// The variable holding the log filter (`tracing_subscriber::EnvFilter` syntax).
 pub(crate) const FILTER_VARIABLE: &str = "EXTDATA_LOG";
@@ -21,8 +24,9 @@ fn default_filter(verbosity: u8) -> &'static str {
     }
 }
 
-/// Installs the stderr logger when `-v` is given or `EXTDATA_LOG` is set.
-pub(crate) fn init(verbosity: u8) {
+/// Installs the stderr logger when `-v` is given or `EXTDATA_LOG` is set, writing
+/// `format`.
+pub(crate) fn init(verbosity: u8, format: LogFormat) {
     let from_env = std::env::var(FILTER_VARIABLE)
         .ok()
         .filter(|v| !v.trim().is_empty());
@@ -37,12 +41,17 @@ pub(crate) fn init(verbosity: u8) {
         }
         None => EnvFilter::new(default_filter(verbosity)),
     };
-    let installed = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .is_ok();
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+            .is_ok(),
+        // No colour codes inside JSON strings.
+        LogFormat::Json => builder.json().with_ansi(false).try_init().is_ok(),
+    };
     ENABLED.store(installed, Ordering::Relaxed);
 }
 

@@ -12,7 +12,9 @@ use extdata_jobs::{
 };
 
 use super::Context;
-use crate::cli::{Command, HistoryArgs, HistoryFormat, ImportArgs, RenderArgs, SegmentArgs};
+use crate::cli::{
+    Command, HistoryArgs, HistoryFormat, ImportArgs, RenderArgs, RunArgs, SegmentArgs,
+};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
@@ -20,7 +22,7 @@ use crate::progress::Progress;
 pub(super) async fn run(context: &Context, command: Command) -> Result<(), Failure> {
     match command {
         Command::Import(args) => import(context, args).await,
-        Command::Run => daemon(context).await,
+        Command::Run(args) => daemon(context, &args).await,
         Command::History(args) => history(context, args).await,
         Command::Segment(args) if args.sync => sync(context, args).await,
         Command::Segment(args) => segment(context, args).await,
@@ -117,8 +119,25 @@ fn summary_line(name: &str, summary: &ImportSummary) -> String {
 }
 
 /// `extdata run`.
-async fn daemon(context: &Context) -> Result<(), Failure> {
+async fn daemon(context: &Context, args: &RunArgs) -> Result<(), Failure> {
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr, account(context))?;
+        eprintln!("metrics: serving Prometheus text at http://{addr}/metrics");
+    }
     schedule(context, None, stop_on_signals()).await
+}
+
+/// Installs the Prometheus recorder with its HTTP listener on `addr` (bound before this
+/// returns, so a taken port is an error here), labelling every series with `account`.
+fn serve_metrics(addr: std::net::SocketAddr, account: Option<&str>) -> Result<(), Failure> {
+    let mut builder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr);
+    if let Some(account) = account {
+        builder = builder.add_global_label("account", account);
+    }
+    builder
+        .install()
+        .map_err(|e| Failure::runtime(format!("--metrics-addr {addr}: {e}")))
 }
 
 /// Runs the scheduler for one import (`only`) or all of the account's.

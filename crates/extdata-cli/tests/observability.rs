@@ -1,0 +1,241 @@
+//! What a platform scrapes and collects from `extdata`: the Prometheus endpoint of
+//! `extdata run --metrics-addr` and JSON log lines (`--log-format json`), run as the
+//! real binary against a SQLite connector.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+
+/// A subscriber's e-mail address: personal data that must never reach a log line.
+const SECRET_VALUE: &str = "private.subscriber.4711@example.org";
+
+/// A directory with `crm.db` (an empty SQLite database) and `extdata.toml`: connector
+/// `crm`, account `42` and an import `ticks` due every second.
+fn config(dir: &Path) -> PathBuf {
+    let config = dir.join("extdata.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+
+[[imports]]
+name = "ticks"
+account = "42"
+connector = "crm"
+query = "SELECT 1 AS id UNION ALL SELECT 2"
+key = "id"
+schedule = { cron = "* * * * * *", timezone = "UTC" }
+sink = { type = "jsonl", path = "ticks.jsonl" }
+"#,
+    )
+    .unwrap();
+    // An empty file is an empty SQLite database.
+    std::fs::write(dir.join("crm.db"), b"").unwrap();
+    config
+}
+
+fn extdata(config: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("EXTDATA_CONFIG")
+        .env_remove("EXTDATA_LOG")
+        .arg("--config")
+        .arg(config);
+    cmd
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET /metrics`, or `None` while nothing answers.
+fn scrape(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// Kills the child when the test ends, whatever happened.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The sample lines of `metric` (`name{labels} value`).
+fn samples<'a>(body: &'a str, metric: &str) -> Vec<&'a str> {
+    body.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .collect()
+}
+
+#[test]
+fn run_serves_prometheus_metrics_labelled_with_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let port = free_port();
+    let log = dir.path().join("run.log");
+    let child = extdata(&config)
+        .args(["--account", "42", "run", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+
+    // Two runs of `ticks` (each reads its 2 rows) show up as labelled series.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Some(body) = scrape(port) {
+            let runs = samples(&body, "extdata_rows_total")
+                .iter()
+                .filter(|l| l.contains(r#"operation="stream""#))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+            if runs >= 4.0 {
+                break body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no two runs in the metrics after 20 s; last scrape: {:?}; stderr: {}",
+            scrape(port),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let calls = samples(&body, "extdata_calls_total");
+    assert!(!calls.is_empty(), "{body}");
+    for line in calls
+        .iter()
+        .chain(&samples(&body, "extdata_rows_total"))
+        .chain(&samples(&body, "extdata_call_duration_seconds"))
+    {
+        for label in [r#"account="42""#, r#"connector="crm""#, r#"type="sqlite""#] {
+            assert!(line.contains(label), "{label} missing in `{line}`");
+        }
+    }
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains(r#"operation="stream""#) && l.contains(r#"outcome="ok""#)),
+        "{body}"
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!("http://127.0.0.1:{port}/metrics")),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_taken_metrics_port_fails_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = extdata(&config)
+        .args(["run", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--metrics-addr 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("started"), "{stderr}");
+    assert!(!dir.path().join("ticks.jsonl").exists());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_hold_no_parameter_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let output = extdata(&config)
+        .args(["-v", "--log-format", "json", "query", "crm"])
+        .arg("SELECT :email AS email, length(:email) AS n")
+        .args(["--format", "json", "--param"])
+        .arg(format!("email={SECRET_VALUE}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The value is the query's result, on stdout, and nowhere in the logs.
+    assert!(stdout.contains(SECRET_VALUE), "{stdout}");
+    assert!(!stderr.contains(SECRET_VALUE), "{stderr}");
+
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let finished = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "extdata call finished")
+        .unwrap_or_else(|| panic!("no `extdata call finished` event in {stderr}"));
+    assert!(finished["level"].is_string(), "{finished}");
+    assert!(finished["timestamp"].is_string(), "{finished}");
+    assert_eq!(finished["span"]["name"], "extdata.call", "{finished}");
+    assert_eq!(finished["span"]["connector"], "crm", "{finished}");
+    assert_eq!(finished["span"]["operation"], "query", "{finished}");
+
+    // The default stays text: the same call without the flag writes no JSON.
+    let text = extdata(&config)
+        .args(["-v", "query", "crm", "SELECT 1 AS one"])
+        .output()
+        .unwrap();
+    let text_stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        text_stderr.contains("extdata call finished"),
+        "{text_stderr}"
+    );
+    assert!(
+        text_stderr
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_err()),
+        "{text_stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_log_format_names_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let output = extdata(&config)
+        .args(["--log-format", "xml", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("text") && stderr.contains("json"),
+        "{stderr}"
+    );
+}
