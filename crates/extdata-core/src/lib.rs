@@ -25,7 +25,7 @@ pub use tls::rustls_client_config;
 pub use validate::{
     BackendSpec, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Endpoint, OptionCheck, OptionSpec,
     Options, PoolSettings, Problem, Problems, Support, TlsSettings, TlsVerify, ValidConfig,
-    closest_match, edit_distance, parse_bool, parse_duration,
+    closest_match, did_you_mean, edit_distance, parse_bool, parse_duration, unknown_name,
 };
 pub use value::{Decimal, Interval, Value, ValueKind};
 

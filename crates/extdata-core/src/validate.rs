@@ -80,10 +80,7 @@ impl Problems {
     ) {
         let field = field.into();
         let written = field.rsplit('.').next().unwrap_or(&field);
-        let guess = match closest_match(written, known.iter().copied()) {
-            Some(meant) => format!(" did you mean `{meant}`?"),
-            None => String::new(),
-        };
+        let guess = did_you_mean(written, known.iter().copied());
         let message = format!("unknown field;{guess} known fields: {}", known.join(", "));
         self.push(connector, field, message);
     }
@@ -118,6 +115,42 @@ pub fn closest_match<'a>(
         .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
         .min()
         .map(|(_, candidate)| candidate)
+}
+
+/// `" did you mean `x`?"` when a candidate is close to `word` ([`closest_match`]), else
+/// an empty string: the tail of an "unknown …" message.
+///
+/// ```
+/// use extdata_core::did_you_mean;
+/// assert_eq!(did_you_mean("crmm", ["crm", "billing"]), " did you mean `crm`?");
+/// assert_eq!(did_you_mean("zzz", ["crm"]), "");
+/// ```
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest_match(word, candidates)
+        .map(|meant| format!(" did you mean `{meant}`?"))
+        .unwrap_or_default()
+}
+
+/// `unknown <what> `<name>``, followed by `; did you mean `x`?` when a candidate is
+/// close ([`did_you_mean`]).
+///
+/// ```
+/// use extdata_core::unknown_name;
+/// assert_eq!(
+///     unknown_name("connector", "crmm", ["crm"]),
+///     "unknown connector `crmm`; did you mean `crm`?"
+/// );
+/// assert_eq!(unknown_name("segment", "zzz", ["crm"]), "unknown segment `zzz`");
+/// ```
+pub fn unknown_name<'a>(
+    what: &str,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    match closest_match(name, candidates) {
+        Some(meant) => format!("unknown {what} `{name}`; did you mean `{meant}`?"),
+        None => format!("unknown {what} `{name}`"),
+    }
 }
 
 impl fmt::Display for Problems {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use extdata::{
     ConfigDocument, ConfigTable, DbKind, Dialect, Problems, Registry, SecretSource, Statement,
-    Value, parse_duration,
+    Value, parse_duration, unknown_name,
 };
 use serde_json::{Map, Value as Json};
 
@@ -353,24 +353,30 @@ pub struct JobsConfig {
 }
 
 impl JobsConfig {
-    /// Reads and validates the jobs sections. With a registry, each entry's connector
-    /// must exist and be assigned to the entry's account; without one (the connectors
-    /// have problems of their own) those checks are left out.
+    /// Reads and validates the jobs sections. Each entry's connector must exist and be
+    /// assigned to the entry's account: in `registry`, or, without one (the connectors
+    /// or accounts have problems of their own), among the names `doc` declares, so that
+    /// one pass reports every problem. Unknown names say what was probably meant.
     pub fn from_document(
         doc: &ConfigDocument,
         registry: Option<&Registry>,
     ) -> Result<Self, Problems> {
         let mut problems = Problems::default();
         let state = read_state(doc, &mut problems);
-        let checker = Checker { registry };
+        let checker = Checker {
+            registry,
+            connectors: doc.declared_connectors(),
+            assignments: doc.declared_assignments(),
+        };
         let imports = read_section(doc, &IMPORTS, &mut problems, |entry| {
             read_import(entry, doc, &checker)
         });
         let segments = read_section(doc, &SEGMENTS, &mut problems, |entry| {
             read_segment(entry, &checker)
         });
+        let declared_segments = doc.declared_names(SEGMENTS.key);
         let segment_syncs = read_section(doc, &SEGMENT_SYNCS, &mut problems, |entry| {
-            read_sync(entry, &segments, &checker)
+            read_sync(entry, &segments, &declared_segments, &checker)
         });
         let lookups = read_section(doc, &LOOKUPS, &mut problems, |entry| {
             read_lookup(entry, &checker)
@@ -692,32 +698,50 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Cross-checks against the registry.
+/// Cross-checks against the registry, or, while the connectors and accounts have
+/// problems of their own (no registry), against the names they declare, so that one
+/// `check` reports the jobs' problems too.
 struct Checker<'r> {
     registry: Option<&'r Registry>,
+    /// The `[[connectors]]` names as written.
+    connectors: BTreeSet<String>,
+    /// Each account's `connectors` as written.
+    assignments: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Checker<'_> {
-    /// The connector's dialect; problems when it does not exist or is not the account's
-    /// (nothing is checked while either is unknown).
+    /// The connector's dialect (with a registry); problems when it does not exist (with
+    /// what was probably meant) or is not the account's (nothing is checked while
+    /// either name is unknown).
     fn connector(
         &self,
         entry: &mut Entry<'_>,
         account: Option<&str>,
         connector: Option<&str>,
     ) -> Option<Dialect> {
-        let (registry, account, connector) = (self.registry?, account?, connector?);
-        let Some(config) = registry.connector(connector) else {
-            entry.problem("connector", format!("unknown connector `{connector}`"));
-            return None;
+        let (account, connector) = (account?, connector?);
+        let known: Vec<&str> = match self.registry {
+            Some(registry) => registry.connectors().map(|c| c.name.as_str()).collect(),
+            None => self.connectors.iter().map(String::as_str).collect(),
         };
-        if !registry.is_assigned(account, connector) {
+        if !known.contains(&connector) {
+            entry.problem("connector", unknown_name("connector", connector, known));
+            return None;
+        }
+        let assigned = match self.registry {
+            Some(registry) => registry.is_assigned(account, connector),
+            None => self
+                .assignments
+                .get(account)
+                .is_some_and(|names| names.contains(connector)),
+        };
+        if !assigned {
             entry.problem(
                 "connector",
                 format!("connector `{connector}` is not assigned to account `{account}`"),
             );
         }
-        Some(config.kind.dialect())
+        Some(self.registry?.connector(connector)?.kind.dialect())
     }
 }
 
@@ -997,13 +1021,16 @@ fn is_short_name(name: &str) -> bool {
 fn read_sync(
     entry: &mut Entry<'_>,
     segments: &BTreeMap<String, SegmentDef>,
+    declared_segments: &BTreeSet<String>,
     checker: &Checker<'_>,
 ) -> Option<SegmentSyncDef> {
     let segment_name = entry.required("segment");
     let segment = segment_name.as_ref().and_then(|name| {
         let found = segments.get(name);
-        if found.is_none() {
-            entry.problem("segment", format!("unknown segment `{name}`"));
+        // A segment that is declared but has problems of its own is reported there.
+        if found.is_none() && !declared_segments.contains(name) {
+            let known = declared_segments.iter().map(String::as_str);
+            entry.problem("segment", unknown_name("segment", name, known));
         }
         found
     });

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use extdata_core::{
     ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, PoolConfig, Problems, Result,
-    Scalar, SecretPolicy, SecretSource, SecretString, SslConfig, ValidConfig,
+    Scalar, SecretPolicy, SecretSource, SecretString, SslConfig, ValidConfig, did_you_mean,
+    unknown_name,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -217,6 +218,51 @@ impl ConfigDocument {
         self.root.get(name)
     }
 
+    /// The names of the `[[connectors]]` entries as written, valid or not: what the
+    /// other sections' names are checked against while the connectors have problems.
+    pub fn declared_connectors(&self) -> BTreeSet<String> {
+        self.declared_names("connectors")
+    }
+
+    /// Each `[[accounts]]` entry's `connectors` as written (ids as text), valid or not.
+    pub fn declared_assignments(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let Some(Json::Array(accounts)) = self.section("accounts") else {
+            return BTreeMap::new();
+        };
+        accounts
+            .iter()
+            .filter_map(|account| {
+                let id = match account.get("id")? {
+                    Json::String(id) => id.clone(),
+                    Json::Number(id) => id.to_string(),
+                    _ => return None,
+                };
+                let connectors = match account.get("connectors") {
+                    Some(Json::Array(names)) => names
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    _ => BTreeSet::new(),
+                };
+                Some((id, connectors))
+            })
+            .collect()
+    }
+
+    /// The `name` of every table of the list `section` (e.g. `"segments"`) as written,
+    /// valid or not.
+    pub fn declared_names(&self, section: &str) -> BTreeSet<String> {
+        match self.section(section) {
+            Some(Json::Array(entries)) => entries
+                .iter()
+                .filter_map(|entry| entry.get("name")?.as_str())
+                .map(str::to_owned)
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
     /// Top-level keys not in `known`, each reported as a problem.
     pub fn unknown_sections(&self, known: &[&str]) -> Problems {
         let mut problems = Problems::default();
@@ -225,7 +271,11 @@ impl ConfigDocument {
                 problems.push(
                     FILE,
                     key.clone(),
-                    format!("unknown section; known sections: {}", known.join(", ")),
+                    format!(
+                        "unknown section;{} known sections: {}",
+                        did_you_mean(key, known.iter().copied()),
+                        known.join(", ")
+                    ),
                 );
             }
         }
@@ -732,7 +782,15 @@ fn read_accounts(
         let mut assigned = BTreeSet::new();
         for name in account.connectors {
             if !connector_names.contains(&name) {
-                problems.push(&label, "connectors", format!("unknown connector `{name}`"));
+                problems.push(
+                    &label,
+                    "connectors",
+                    unknown_name(
+                        "connector",
+                        &name,
+                        connector_names.iter().map(String::as_str),
+                    ),
+                );
             }
             assigned.insert(name);
         }
