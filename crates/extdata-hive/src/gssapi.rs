@@ -176,13 +176,36 @@ mod system {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sasl::tests::{Step, scripted_peer};
+    use crate::sasl::tests::{Step, scripted};
     use crate::sasl::{SaslError, Status, negotiate};
 
     /// A context that needs `rounds` server tokens; wrapping prefixes `W`.
     struct Scripted {
         rounds: usize,
         seen: Vec<Vec<u8>>,
+    }
+
+    fn mechanism(rounds: usize) -> Gssapi<Scripted> {
+        Gssapi::new(Scripted {
+            rounds,
+            seen: Vec::new(),
+        })
+    }
+
+    /// A server that takes START and the first token, answers with its token, takes the
+    /// empty answer, offers `offer` (wrapped) and takes what the client chooses; then
+    /// `end`.
+    fn kerberos_server(offer: &[u8], end: Option<Step>) -> Vec<Step> {
+        let mut steps = vec![
+            Step::Expect,
+            Step::Expect,
+            Step::Send(Status::Ok, b"server-token".to_vec()),
+            Step::Expect,
+            Step::Send(Status::Ok, [b"W".as_slice(), offer].concat()),
+            Step::Expect,
+        ];
+        steps.extend(end);
+        steps
     }
 
     impl GssContext for Scripted {
@@ -210,24 +233,12 @@ mod tests {
     async fn negotiates_context_then_no_security_layer() {
         // Primed: the first token was computed ahead (on a blocking thread in `connect`).
         for primed in [false, true] {
-            let (mut client, server) = tokio::io::duplex(4096);
-            let peer = tokio::spawn(scripted_peer(
-                server,
-                vec![
-                    Step::Expect,
-                    Step::Expect,
-                    Step::Send(Status::Ok, b"server-token".to_vec()),
-                    Step::Expect,
-                    // Offer: no layer (bit 0) or integrity (bit 1), max size 64 KiB.
-                    Step::Send(Status::Ok, b"W\x03\x01\x00\x00".to_vec()),
-                    Step::Expect,
-                    Step::Send(Status::Complete, Vec::new()),
-                ],
+            // Offer: no layer (bit 0) or integrity (bit 1), max size 64 KiB.
+            let (mut client, peer) = scripted(kerberos_server(
+                b"\x03\x01\x00\x00",
+                Some(Step::Send(Status::Complete, Vec::new())),
             ));
-            let mut mechanism = Gssapi::new(Scripted {
-                rounds: 1,
-                seen: Vec::new(),
-            });
+            let mut mechanism = mechanism(1);
             if primed {
                 mechanism.prime().unwrap();
             }
@@ -244,22 +255,9 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_a_server_that_requires_a_security_layer() {
-        let (mut client, server) = tokio::io::duplex(4096);
-        tokio::spawn(scripted_peer(
-            server,
-            vec![
-                Step::Expect,
-                Step::Expect,
-                Step::Send(Status::Ok, b"server-token".to_vec()),
-                Step::Expect,
-                Step::Send(Status::Ok, b"W\x04\x01\x00\x00".to_vec()),
-                Step::Expect,
-            ],
-        ));
-        let mut mechanism = Gssapi::new(Scripted {
-            rounds: 1,
-            seen: Vec::new(),
-        });
+        // Offer: privacy only.
+        let (mut client, _peer) = scripted(kerberos_server(b"\x04\x01\x00\x00", None));
+        let mut mechanism = mechanism(1);
         let err = negotiate(&mut client, &mut mechanism).await.unwrap_err();
         assert!(
             matches!(&err, SaslError::Mechanism(why) if why.contains("privacy")),
@@ -269,10 +267,7 @@ mod tests {
 
     #[test]
     fn a_malformed_offer_is_an_error() {
-        let mut mechanism = Gssapi::new(Scripted {
-            rounds: 0,
-            seen: Vec::new(),
-        });
+        let mut mechanism = mechanism(0);
         mechanism.initial_response().unwrap();
         assert!(mechanism.step(b"W\x01").is_err());
         assert!(mechanism.step(b"no-wrap").is_err());

@@ -182,6 +182,20 @@ async fn receive<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Status, Vec<u8
     Ok((status, payload))
 }
 
+/// Sends the client's next step, `COMPLETE` when its mechanism is done, and flushes.
+async fn send_step<S>(stream: &mut S, complete: bool, payload: &[u8]) -> Result<(), SaslError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let status = if complete {
+        Status::Complete
+    } else {
+        Status::Ok
+    };
+    send(stream, status, payload).await?;
+    stream.flush().await.map_err(SaslError::Io)
+}
+
 /// Runs the negotiation on `stream` with `mechanism`; afterwards thrift messages go in
 /// 4-byte length frames. `rounds` bounds the number of challenges.
 pub(crate) async fn negotiate<S, M>(stream: &mut S, mechanism: &mut M) -> Result<(), SaslError>
@@ -192,13 +206,7 @@ where
     const MAX_ROUNDS: usize = 16;
     send(stream, Status::Start, mechanism.name().as_bytes()).await?;
     let initial = mechanism.initial_response().map_err(SaslError::Mechanism)?;
-    let status = if mechanism.is_complete() {
-        Status::Complete
-    } else {
-        Status::Ok
-    };
-    send(stream, status, &initial).await?;
-    stream.flush().await.map_err(SaslError::Io)?;
+    send_step(stream, mechanism.is_complete(), &initial).await?;
     for _ in 0..MAX_ROUNDS {
         let (status, payload) = receive(stream).await?;
         match status {
@@ -209,13 +217,7 @@ where
             }
             Status::Ok => {
                 let answer = mechanism.step(&payload).map_err(SaslError::Mechanism)?;
-                let status = if mechanism.is_complete() {
-                    Status::Complete
-                } else {
-                    Status::Ok
-                };
-                send(stream, status, &answer).await?;
-                stream.flush().await.map_err(SaslError::Io)?;
+                send_step(stream, mechanism.is_complete(), &answer).await?;
             }
             Status::Bad | Status::Error => {
                 return Err(SaslError::Refused(
@@ -247,8 +249,19 @@ pub(crate) fn silent_server_hint(after: Duration) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A peer that expects `expect` (status, payload) messages and answers `answers`.
-    pub(crate) async fn scripted_peer(
+    /// A scripted peer's task: it returns the (status, payload) messages it read.
+    pub(crate) type Peer = tokio::task::JoinHandle<Vec<(Status, Vec<u8>)>>;
+
+    /// The client's end of a connection to a [`scripted_peer`] that plays `script`, and
+    /// the peer's task, which returns what the client sent.
+    pub(crate) fn scripted(script: Vec<Step>) -> (tokio::io::DuplexStream, Peer) {
+        let (client, server) = tokio::io::duplex(4096);
+        (client, tokio::spawn(scripted_peer(server, script)))
+    }
+
+    /// A peer that plays `script`: reads the client's (status, payload) messages and
+    /// answers them.
+    async fn scripted_peer(
         mut server: tokio::io::DuplexStream,
         script: Vec<Step>,
     ) -> Vec<(Status, Vec<u8>)> {
@@ -282,15 +295,11 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn plain_sends_start_and_credentials_and_accepts_complete() {
-        let (mut client, server) = tokio::io::duplex(4096);
-        let peer = tokio::spawn(scripted_peer(
-            server,
-            vec![
-                Step::Expect,
-                Step::Expect,
-                Step::Send(Status::Complete, Vec::new()),
-            ],
-        ));
+        let (mut client, peer) = scripted(vec![
+            Step::Expect,
+            Step::Expect,
+            Step::Send(Status::Complete, Vec::new()),
+        ]);
         let mut plain = Plain::new("ann", "pw");
         negotiate(&mut client, &mut plain).await.unwrap();
         let seen = peer.await.unwrap();
@@ -300,15 +309,11 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn refusal_carries_the_server_reason() {
-        let (mut client, server) = tokio::io::duplex(4096);
-        tokio::spawn(scripted_peer(
-            server,
-            vec![
-                Step::Expect,
-                Step::Expect,
-                Step::Send(Status::Bad, b"Error validating the login".to_vec()),
-            ],
-        ));
+        let (mut client, _peer) = scripted(vec![
+            Step::Expect,
+            Step::Expect,
+            Step::Send(Status::Bad, b"Error validating the login".to_vec()),
+        ]);
         let err = negotiate(&mut client, &mut Plain::new("ann", "pw"))
             .await
             .unwrap_err();
@@ -320,18 +325,16 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_closed_socket_or_thrift_bytes_are_not_sasl() {
-        let (mut client, server) = tokio::io::duplex(4096);
-        tokio::spawn(scripted_peer(server, vec![Step::Expect, Step::Close]));
+        let (mut client, _peer) = scripted(vec![Step::Expect, Step::Close]);
         let err = negotiate(&mut client, &mut Plain::new("a", "b"))
             .await
             .unwrap_err();
         assert!(matches!(err, SaslError::NotSasl(_)), "{err}");
 
-        let (mut client, server) = tokio::io::duplex(4096);
-        tokio::spawn(scripted_peer(
-            server,
-            vec![Step::Expect, Step::Raw(vec![0x80, 1, 0, 3, 0, 0, 0, 0])],
-        ));
+        let (mut client, _peer) = scripted(vec![
+            Step::Expect,
+            Step::Raw(vec![0x80, 1, 0, 3, 0, 0, 0, 0]),
+        ]);
         let err = negotiate(&mut client, &mut Plain::new("a", "b"))
             .await
             .unwrap_err();

@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
-use common::{Mode, build, config};
+use common::{Mode, build, config, query_rows};
 use extdata_conformance::support::{block_on, captured_logs, ok};
 use extdata_core::{
     Dialect, ErrorKind, ExternalSource, HiveTokenKind, QueryOptions, Statement, Value,
@@ -153,15 +153,12 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn count(source: &Arc<dyn ExternalSource>, table: &str) -> Value {
-    let rows = ok(
-        source
-            .query(
-                &Statement::new(format!("SELECT count(*) FROM {table}")),
-                &QueryOptions::default(),
-            )
-            .await,
+    let rows = query_rows(
+        source,
+        Statement::new(format!("SELECT count(*) FROM {table}")),
         "count",
-    );
+    )
+    .await;
     rows.rows[0].get(0).cloned().unwrap()
 }
 
@@ -233,12 +230,7 @@ fn read_only_attacks_are_refused_and_write_nothing() {
         // Where Spark's comment rules hide the write, the statement is a read: it runs
         // and writes nothing.
         let hidden = format!("SELECT 1 AS a -- continued \\\n; {insert}");
-        ok(
-            reader
-                .query(&Statement::new(hidden), &QueryOptions::default())
-                .await,
-            "hidden write",
-        );
+        query_rows(&reader, Statement::new(hidden), "hidden write").await;
         assert_eq!(
             count(&writer, &table).await,
             Value::I64(0),
@@ -424,10 +416,7 @@ fn timestamp_with_offset_is_its_instant_and_nanoseconds_are_refused() {
         )
         .bind("tz", Value::TimestampTz(with_offset))
         .bind("ts", Value::Timestamp(naive));
-        let rows = ok(
-            source.query(&statement, &QueryOptions::default()).await,
-            "timestamps",
-        );
+        let rows = query_rows(&source, statement, "timestamps").await;
         let tokyo = NaiveDate::from_ymd_opt(2024, 1, 1)
             .unwrap()
             .and_hms_micro_opt(19, 0, 0, 123_456)

@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::{Mode, build, config, server_log};
+use common::{Mode, build, config, query_rows, server_log};
 use extdata_conformance::support::{block_on, expect_kind, ok};
-use extdata_core::{ErrorKind, QueryOptions, Scalar, Statement, Value};
+use extdata_core::{ErrorKind, Scalar, Statement, Value};
 
 #[test]
 fn queries_run_over_http_and_the_session_keeps_its_settings() {
@@ -21,15 +21,12 @@ fn queries_run_over_http_and_the_session_keeps_its_settings() {
         let source = build(&config).unwrap();
         ok(source.ping().await, "ping over HTTP");
         for n in [1, 2, 3] {
-            let rows = ok(
-                source
-                    .query(
-                        &Statement::new("SELECT :n + 1 AS n, current_user() AS who").bind("n", n),
-                        &QueryOptions::default(),
-                    )
-                    .await,
+            let rows = query_rows(
+                &source,
+                Statement::new("SELECT :n + 1 AS n, current_user() AS who").bind("n", n),
                 "a query over HTTP",
-            );
+            )
+            .await;
             assert_eq!(
                 rows.rows[0].values(),
                 &[Value::I32(n + 1), Value::Text("extdata".into())],
@@ -105,15 +102,12 @@ fn the_servers_cookie_is_kept_and_sent_back_so_the_login_is_checked_once() {
             ok(source.ping().await, "ping");
             let calls = 6;
             for n in 0..calls {
-                let rows = ok(
-                    source
-                        .query(
-                            &Statement::new("SELECT :n AS n").bind("n", n),
-                            &QueryOptions::default(),
-                        )
-                        .await,
+                let rows = query_rows(
+                    &source,
+                    Statement::new("SELECT :n AS n").bind("n", n),
                     "a query",
-                );
+                )
+                .await;
                 assert_eq!(rows.rows[0].values(), &[Value::I32(n)]);
             }
             source.close().await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Mode, build, config};
+use common::{Mode, build, config, query_rows};
 use extdata_conformance::support::{
     assert_error_has_no_secret, assert_no_secret, block_on, captured_logs, expect_kind, ok,
 };
@@ -46,15 +46,12 @@ async fn right_password(mode: Mode) {
         let user = config.username.clone().expect("a user name");
         let source = build(&config).unwrap();
         ok(source.ping().await, "ping");
-        let rows = ok(
-            source
-                .query(
-                    &Statement::new("SELECT current_user() AS who, :n + 1 AS n").bind("n", 41),
-                    &QueryOptions::default(),
-                )
-                .await,
+        let rows = query_rows(
+            &source,
+            Statement::new("SELECT current_user() AS who, :n + 1 AS n").bind("n", 41),
             "a query with a parameter",
-        );
+        )
+        .await;
         assert_eq!(
             rows.rows[0].values(),
             &[Value::Text(user), Value::I32(42)],

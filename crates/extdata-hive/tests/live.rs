@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, build, config};
+use common::{Mode, build, config, query_rows};
 use extdata_conformance::support::{block_on, env, expect_kind, ok};
 use extdata_core::{ErrorKind, QueryOptions, Statement, Value};
 use futures::StreamExt;
@@ -26,15 +26,12 @@ fn both_modes_answer_queries_and_ping() {
                 "{mode:?}: version {}",
                 info.version
             );
-            let rows = ok(
-                source
-                    .query(
-                        &Statement::new("SELECT 1 AS one, 'x' AS s, CAST(NULL AS INT) AS n"),
-                        &QueryOptions::default(),
-                    )
-                    .await,
+            let rows = query_rows(
+                &source,
+                Statement::new("SELECT 1 AS one, 'x' AS s, CAST(NULL AS INT) AS n"),
                 "query",
-            );
+            )
+            .await;
             assert_eq!(
                 rows.rows[0].values(),
                 &[Value::I32(1), Value::Text("x".into()), Value::Null]
@@ -110,12 +107,12 @@ fn timeout_cancels_query_on_server_and_session_stays_usable() {
         eprintln!("timed out after {elapsed:?}: {error}");
         assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
         let next = Instant::now();
-        let rows = ok(
-            source
-                .query(&Statement::new("SELECT 7 AS n"), &QueryOptions::default())
-                .await,
+        let rows = query_rows(
+            &source,
+            Statement::new("SELECT 7 AS n"),
             "the next query on the same source",
-        );
+        )
+        .await;
         assert_eq!(rows.rows[0].get(0), Some(&Value::I32(7)));
         eprintln!("next query answered in {:?}", next.elapsed());
         if let (Some(before), Some(after)) = (cancels_before, cancels_in_log()) {
@@ -177,15 +174,12 @@ fn session_settings_and_database_are_applied() {
                 .with_option("spark.sql.session.timeZone", "Asia/Tokyo"),
         )
         .unwrap();
-        let rows = ok(
-            source
-                .query(
-                    &Statement::new("SELECT current_timezone() AS tz, current_database() AS db"),
-                    &QueryOptions::default(),
-                )
-                .await,
+        let rows = query_rows(
+            &source,
+            Statement::new("SELECT current_timezone() AS tz, current_database() AS db"),
             "session settings",
-        );
+        )
+        .await;
         assert_eq!(rows.rows[0].get(0), Some(&Value::Text("Asia/Tokyo".into())));
         let missing = build(&config.with_database("extdata_no_such_db")).unwrap();
         let error = missing.ping().await.expect_err("a missing database");
@@ -210,15 +204,12 @@ fn hostile_strings_come_back_verbatim_from_the_server() {
             "unicode ✓ 日本語 🦀 \u{2028}",
             "\"double\" `back`",
         ] {
-            let rows = ok(
-                source
-                    .query(
-                        &Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", hostile),
-                        &QueryOptions::default(),
-                    )
-                    .await,
+            let rows = query_rows(
+                &source,
+                Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", hostile),
                 "hostile literal",
-            );
+            )
+            .await;
             assert_eq!(
                 rows.rows[0].get(0),
                 Some(&Value::Text(hostile.into())),
@@ -240,19 +231,16 @@ fn complex_types_arrive_as_json() {
             return;
         };
         let source = build(&config).unwrap();
-        let rows = ok(
-            source
-                .query(
-                    &Statement::new(
-                        "SELECT array(1, 2) AS a, map('k', 1) AS m, \
+        let rows = query_rows(
+            &source,
+            Statement::new(
+                "SELECT array(1, 2) AS a, map('k', 1) AS m, \
                          named_struct('x', 1, 'y', 'z') AS s, \
                          CAST(NULL AS ARRAY<INT>) AS n",
-                    ),
-                    &QueryOptions::default(),
-                )
-                .await,
+            ),
             "complex types",
-        );
+        )
+        .await;
         let values = rows.rows[0].values();
         assert_eq!(values[0], Value::Json(serde_json::json!([1, 2])));
         assert_eq!(values[1], Value::Json(serde_json::json!({"k": 1})));

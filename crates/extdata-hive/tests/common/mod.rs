@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{env, env_file};
-use extdata_core::{ConnectorConfig, DbKind, ExternalSource, Result, SslConfig};
+use extdata_conformance::support::{env, env_file, ok};
+use extdata_core::{
+    ConnectorConfig, DbKind, ExternalSource, QueryOptions, Result, ResultSet, SslConfig, Statement,
+};
 use extdata_hive::{HiveSource, SPEC};
 
 /// Which of the test servers.
@@ -149,6 +151,19 @@ pub fn build(config: &ConnectorConfig) -> Result<Arc<dyn ExternalSource>> {
         .validate_with(Some(&SPEC))
         .map_err(extdata_core::Error::from)?;
     Ok(Arc::new(HiveSource::build(valid)?))
+}
+
+/// Runs `statement` on `source` with the default options; a failure panics, naming
+/// `what`.
+pub async fn query_rows(
+    source: &Arc<dyn ExternalSource>,
+    statement: Statement,
+    what: &str,
+) -> ResultSet {
+    ok(
+        source.query(&statement, &QueryOptions::default()).await,
+        what,
+    )
 }
 
 /// The server log of the test server in `mode` (`EXTDATA_TEST_HIVE_LOG`,
