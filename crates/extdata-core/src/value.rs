@@ -384,6 +384,10 @@ impl Decimal {
     /// Builds a decimal from its sign, its decimal digits (mantissa) and a scale.
     ///
     /// Useful for backends whose wire format gives an arbitrary-size integer mantissa.
+    /// The result's text holds at least `scale + 1` digits: `scale` comes from a column
+    /// type (bounded by the backend's type system; Hive's is checked against
+    /// [`Decimal::MAX_SCALE`]), never from a value. Text from users goes through
+    /// [`FromStr`](std::str::FromStr), which is bounded.
     pub fn from_digits(negative: bool, digits: &str, scale: u32) -> Self {
         let digits = digits.trim_start_matches('0');
         let scale = scale as usize;

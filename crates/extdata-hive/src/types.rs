@@ -311,7 +311,13 @@ pub(crate) fn decode_text(text: String, hive_type: HiveType) -> Result<Value> {
         HiveType::Decimal { scale } => {
             let decimal: Decimal = text.trim().parse().map_err(|_| bad("DECIMAL", &text))?;
             Value::Decimal(match scale {
-                Some(s) if decimal.scale() < s && !decimal.is_special() => rescale(&decimal, s),
+                // A declared scale past MAX_SCALE (only a broken or hostile server
+                // declares one) leaves the value as sent instead of padding it.
+                Some(s)
+                    if decimal.scale() < s && s <= Decimal::MAX_SCALE && !decimal.is_special() =>
+                {
+                    rescale(&decimal, s)
+                }
                 _ => decimal,
             })
         }
@@ -669,6 +675,15 @@ mod tests {
         assert_eq!(values[0], Value::Decimal("1.5000000000".parse().unwrap()));
         assert_eq!(values[1], Value::Null);
         assert_eq!(values[2], Value::Decimal("-0.0000000001".parse().unwrap()));
+        // A declared scale no type system has (a broken or hostile server) is not
+        // padded to: the value stays as sent instead of a 4 GiB string.
+        for scale in [Decimal::MAX_SCALE + 1, u32::MAX] {
+            assert_eq!(
+                decode_text("1.5".into(), HiveType::Decimal { scale: Some(scale) }).unwrap(),
+                Value::Decimal("1.5".parse().unwrap()),
+                "scale {scale}"
+            );
+        }
         assert_eq!(
             decode_text("2024-02-29 23:59:59.123456".into(), HiveType::Timestamp).unwrap(),
             Value::Timestamp(
