@@ -131,7 +131,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .unwrap_or_default()
 }
 
-/// `unknown <what> `<name>``, followed by `; did you mean `x`?` when a candidate is
+/// "unknown WHAT `NAME`", followed by "; did you mean `x`?" when a candidate is
 /// close ([`did_you_mean`]).
 ///
 /// ```
