@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use extdata_core::{
     BackendSpec, ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, Protocol, QueryOptions,
-    Result, SecretSource, SslConfig, Statement, ValidConfig, Value,
+    Result, SecretPolicy, SecretSource, SslConfig, Statement, ValidConfig, Value,
 };
 
 /// The environment variable listing the backends whose servers must be reachable
@@ -71,6 +71,112 @@ pub fn require_or_skip<T>(kind: &str, reason: impl fmt::Display) -> Option<T> {
         "skipped: `{kind}` is not configured here ({reason}); set {REQUIRE_VAR}={kind} to make this a failure"
     );
     None
+}
+
+/// The `[[connectors]]` lines `type`, `host`, `port`, `database` and `username` of the
+/// test server whose settings are `EXTDATA_TEST_<prefix>_*`, for a config file (its
+/// password stays in `EXTDATA_TEST_<prefix>_PASSWORD`); `None` (by the
+/// [`require_or_skip`] rule for `kind`) when one of them is not set.
+pub fn server_toml(prefix: &str, kind: &str, db_type: &str) -> Option<String> {
+    let setting = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
+    let (Some(host), Some(port), Some(database), Some(user)) = (
+        setting("HOST"),
+        setting("PORT"),
+        setting("DATABASE"),
+        setting("USER"),
+    ) else {
+        return require_or_skip(
+            kind,
+            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
+        );
+    };
+    Some(format!(
+        "type = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\n"
+    ))
+}
+
+/// A config file's SQLite connector `crm` (the file `crm.db` beside it) and account 42,
+/// which owns it (what the command-line, jobs and isolation tests start from).
+pub const CRM_ACCOUNT: &str = r#"
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+"#;
+
+/// A config file's SQLite connectors `crm` (`crm.db`) of account 42 and `other`
+/// (`other.db`) of account 7, with the `EXTDATA_TEST_*` variables granted as secrets.
+pub const SQLITE_ACCOUNTS: &str = r#"
+# The servers' passwords and URLs are read from the test environment.
+[secrets]
+env_prefixes = ["EXTDATA_TEST_"]
+
+[[connectors]]
+name = "crm"
+type = "sqlite"
+database = "crm.db"
+
+[[connectors]]
+name = "other"
+type = "sqlite"
+database = "other.db"
+
+[[accounts]]
+id = "42"
+connectors = ["crm"]
+
+[[accounts]]
+id = "7"
+connectors = ["other"]
+"#;
+
+/// One `[[<section>]]` entry of a config file (`imports`, `segments`, `lookups`) of
+/// `account` over `connector`; `fields` are its other `key = value` lines.
+pub fn config_entry(
+    section: &str,
+    name: &str,
+    (account, connector): (&str, &str),
+    query: &str,
+    fields: &str,
+) -> String {
+    format!(
+        "\n[[{section}]]\nname = \"{name}\"\naccount = \"{account}\"\nconnector = \"{connector}\"\nquery = \"{query}\"\n{fields}\n"
+    )
+}
+
+/// Asserts that `text` holds every one of `expected`.
+pub fn assert_contains_all(text: &str, expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+}
+
+/// The PostgreSQL test server (`EXTDATA_TEST_POSTGRES_*`) as connector `name`, its
+/// password read from the environment, and the policy that allows that read.
+pub fn postgres_from_env(name: &str) -> (ConnectorConfig, SecretPolicy) {
+    let setting = |key: &str| {
+        env(&format!("EXTDATA_TEST_POSTGRES_{key}"))
+            .unwrap_or_else(|| panic!("EXTDATA_TEST_POSTGRES_{key} is not set"))
+    };
+    let config = ConnectorConfig::new(name, DbKind::Postgres)
+        .with_host(setting("HOST"))
+        .with_port(setting("PORT").parse().expect("EXTDATA_TEST_POSTGRES_PORT"))
+        .with_database(setting("DATABASE"))
+        .with_username(setting("USER"))
+        .with_password(SecretSource::Env {
+            env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
+        });
+    (
+        config,
+        SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
+    )
 }
 
 /// Reads the file an `EXTDATA_TEST_*` setting names (e.g. a PEM file); `None` when

@@ -3,35 +3,24 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
+use std::process::{Child, ChildStdout, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use extdata::{ConnectorConfig, DbKind, QueryOptions, Statement};
-use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{self, SENTINEL_PASSWORD as SENTINEL};
+use extdata::{QueryOptions, Statement};
+use extdata_conformance::support::{SENTINEL_PASSWORD as SENTINEL, server_toml};
 use predicates::prelude::*;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use support::*;
 
 /// A folder with a SQLite database `crm.db` (table `customers`) and `extdata.toml`.
-struct Fixture {
-    _dir: TempDir,
-    dir: PathBuf,
-    config: PathBuf,
-}
+type Fixture = Folder;
 
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let path = dir.path().to_path_buf();
-        create_database(&path.join("crm.db"));
-        let config = path.join("extdata.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
+/// The connectors and accounts of every test's `extdata.toml`.
+fn fixture() -> Fixture {
+    let folder = Folder::new(&format!(
+        r#"
 [[connectors]]
 name = "local"
 type = "sqlite"
@@ -61,44 +50,15 @@ connectors = ["local", "pg"]
 id = "7"
 connectors = ["other"]
 "#
-            ),
-        )
-        .expect("write config");
-        Fixture {
-            _dir: dir,
-            dir: path,
-            config,
-        }
-    }
-
-    /// The binary with `--config` set and no stray environment.
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("EXTDATA_CONFIG")
-            .env_remove("EXTDATA_LOG")
-            .arg("--config")
-            .arg(&self.config)
-            .timeout(Duration::from_secs(120));
-        cmd
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).expect("write file");
-        path
-    }
+    ));
+    create_database(&folder.dir.join("crm.db"));
+    folder
 }
 
 /// Creates the demo table through the library itself.
 fn create_database(path: &Path) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let config = ConnectorConfig::new("setup", DbKind::Sqlite)
-            .with_database(path.to_string_lossy().into_owned());
-        let source = extdata::connect(&config).expect("sqlite source");
+    block_on(async {
+        let source = sqlite(path);
         let options = QueryOptions::default();
         source
             .execute(
@@ -132,19 +92,25 @@ fn create_database(path: &Path) {
     });
 }
 
-fn stdout_of(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr_of(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+impl Folder {
+    /// Runs the binary with `args`; asserts that it succeeded and returns its output.
+    fn ok(&self, args: &[&str]) -> std::process::Output {
+        let output = self.cmd().args(args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        output
+    }
 }
 
 // ---------------------------------------------------------------------------- check
 
 #[test]
 fn check_reports_every_mistake_in_one_run() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let bad = fixture.write(
         "bad.toml",
         r#"
@@ -189,20 +155,18 @@ database = ":memory:"
         .unwrap();
     let stdout = stdout_of(&output);
     assert_eq!(output.status.code(), Some(2), "stdout:\n{stdout}");
-    for expected in [
-        "crm: port: ",
-        "crm: options",
-        "colation",
-        "local: ssl",
-        "name: must not be empty",
-        "dup: name: is used by another connector",
-        "crm: password: environment variable `EXTDATA_CLI_TEST_UNSET_PASSWORD` is not set",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "`{expected}` missing from:\n{stdout}"
-        );
-    }
+    assert_contains_all(
+        &stdout,
+        &[
+            "crm: port: ",
+            "crm: options",
+            "colation",
+            "local: ssl",
+            "name: must not be empty",
+            "dup: name: is used by another connector",
+            "crm: password: environment variable `EXTDATA_CLI_TEST_UNSET_PASSWORD` is not set",
+        ],
+    );
     // One problem per line, each `<connector>: <field>: <problem>`.
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.len() >= 6, "{stdout}");
@@ -245,7 +209,7 @@ fn check_with(config: &Path, flags: &[&str]) -> std::process::Output {
 
 #[test]
 fn secret_files_and_variables_are_refused_until_granted() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let config = secret_config(&fixture, "");
     let output = check_with(&config, &[]);
     let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
@@ -296,7 +260,7 @@ fn secret_files_and_variables_are_refused_until_granted() {
 
 #[test]
 fn the_secrets_section_of_the_file_grants_too() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let config = secret_config(
         &fixture,
         "[secrets]\ndirs = [\"secrets\"]\nenv_prefixes = [\"EXTDATA_CLI_GRANTED_\"]\n",
@@ -307,7 +271,7 @@ fn the_secrets_section_of_the_file_grants_too() {
 
 #[test]
 fn dev_zero_as_a_secret_is_refused_at_once() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let config = fixture.write(
         "zero.toml",
         "[[connectors]]\nname = \"z\"\ntype = \"postgresql\"\nhost = \"127.0.0.1\"\n\
@@ -332,7 +296,7 @@ const HOSTILE: &str = "ok\x1b[2J\x1b]0;pwned\x07\rfake\u{202e}gnp.exe";
 
 #[test]
 fn a_hostile_value_reaches_a_table_escaped_and_csv_exact() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let param = format!("v={HOSTILE}");
     let output = fixture
         .cmd()
@@ -376,7 +340,7 @@ fn a_hostile_value_reaches_a_table_escaped_and_csv_exact() {
 
 #[test]
 fn a_huge_decimal_exponent_is_a_usage_error_at_once() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let started = Instant::now();
     let output = fixture
         .cmd()
@@ -399,62 +363,44 @@ fn a_huge_decimal_exponent_is_a_usage_error_at_once() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
+/// `check` of a config file holding `text`.
+fn check_text(text: &str) -> assert_cmd::assert::Assert {
+    check(&fixture().write("check.toml", text))
+}
+
 #[test]
 fn check_accepts_a_valid_file() {
-    let fixture = Fixture::new();
-    fixture
-        .cmd()
-        .arg("check")
-        .assert()
+    let fixture = fixture();
+    check(&fixture.config)
         .code(0)
         .stdout(predicate::str::contains("3 connectors, 2 accounts"));
 }
 
 #[test]
 fn check_prints_warnings_without_failing() {
-    let fixture = Fixture::new();
-    let config = fixture.write(
-        "warn.toml",
+    check_text(
         "[[connectors]]\nname = \"w\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\nusername = \"nobody\"\n",
-    );
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("check")
-        .assert()
-        .code(0)
+    )
+    .code(0)
         .stdout(predicate::str::contains("warning: w: username: "))
         .stdout(predicate::str::contains("ok: "));
 }
 
 #[test]
 fn check_refuses_unknown_section_and_missing_file() {
-    let fixture = Fixture::new();
-    let typo = fixture.write(
-        "typo.toml",
-        "[[connector]]\nname = \"x\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\n",
-    );
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&typo)
-        .arg("check")
-        .assert()
+    check_text("[[connector]]\nname = \"x\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\n")
         .code(2)
         .stdout(predicate::str::contains(
             "config: connector: unknown section",
         ));
-    Command::new(BIN)
-        .arg("--config")
-        .arg(fixture.dir.join("absent.toml"))
-        .arg("check")
-        .assert()
+    check(&fixture().dir.join("absent.toml"))
         .code(2)
         .stdout(predicate::str::contains("cannot read"));
 }
 
 #[test]
 fn config_comes_from_the_environment() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     Command::new(BIN)
         .env("EXTDATA_CONFIG", &fixture.config)
         .arg("check")
@@ -465,14 +411,12 @@ fn config_comes_from_the_environment() {
 
 #[test]
 fn invalid_config_stops_other_commands_with_exit_2() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let bad = fixture.write(
         "bad.toml",
         "[[connectors]]\nname = \"local\"\ntype = \"sqlite\"\ndatabase = \":memory:\"\nport = 0\n",
     );
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&bad)
+    extdata(&bad)
         .args(["query", "local", "SELECT 1"])
         .assert()
         .code(2)
@@ -487,8 +431,12 @@ const ECHO_SQL: &str = "SELECT 9223372036854775807 AS max_i64, -9223372036854775
      :d AS amount, NULL AS no_value, x'00ff10' AS raw, :day AS day, :n AS n, :flag AS flag, \
      :blob AS blob";
 
-fn echo_params(cmd: &mut Command) -> &mut Command {
-    cmd.args([
+/// Runs [`ECHO_SQL`] on `local` with `flags` and its typed parameters; returns what it
+/// printed.
+fn echo(fixture: &Fixture, flags: &[&str]) -> String {
+    let mut args = vec!["query", "local", ECHO_SQL];
+    args.extend(flags);
+    args.extend([
         "--param",
         "d:decimal=12345678901234567890.000000000000000001",
         "--param",
@@ -499,33 +447,28 @@ fn echo_params(cmd: &mut Command) -> &mut Command {
         "flag:bool=true",
         "--param",
         "blob:bytes=AP8Q",
-    ])
+    ]);
+    stdout_of(&fixture.ok(&args))
 }
 
 #[test]
 fn query_jsonl_prints_exact_values() {
-    let fixture = Fixture::new();
-    let mut cmd = fixture.cmd();
-    cmd.args(["query", "local", ECHO_SQL, "--format", "jsonl"]);
-    let output = echo_params(&mut cmd).output().unwrap();
-    let stdout = stdout_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let fixture = fixture();
+    let stdout = echo(&fixture, &["--format", "jsonl"]);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     // Extremes in full, as numbers; decimals with every digit; NULL; base64; dates.
-    for expected in [
-        "\"max_i64\":9223372036854775807",
-        "\"min_i64\":-9223372036854775808",
-        "\"amount\":\"12345678901234567890.000000000000000001\"",
-        "\"no_value\":null",
-        "\"raw\":\"AP8Q\"",
-        "\"day\":\"2024-02-29\"",
-        "\"blob\":\"AP8Q\"",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "`{expected}` missing from {stdout}"
-        );
-    }
+    assert_contains_all(
+        &stdout,
+        &[
+            "\"max_i64\":9223372036854775807",
+            "\"min_i64\":-9223372036854775808",
+            "\"amount\":\"12345678901234567890.000000000000000001\"",
+            "\"no_value\":null",
+            "\"raw\":\"AP8Q\"",
+            "\"day\":\"2024-02-29\"",
+            "\"blob\":\"AP8Q\"",
+        ],
+    );
     let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(row["max_i64"].as_i64(), Some(i64::MAX));
     assert_eq!(row["min_i64"].as_i64(), Some(i64::MIN));
@@ -544,19 +487,9 @@ fn query_jsonl_prints_exact_values() {
 
 #[test]
 fn query_json_prints_one_array_of_objects() {
-    let fixture = Fixture::new();
-    let output = fixture
-        .cmd()
-        .args([
-            "query",
-            "local",
-            "SELECT id, email, city FROM customers ORDER BY id",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let fixture = fixture();
+    let sql = "SELECT id, email, city FROM customers ORDER BY id";
+    let output = fixture.ok(&["query", "local", sql, "--format", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         rows,
@@ -570,7 +503,7 @@ fn query_json_prints_one_array_of_objects() {
 
 #[test]
 fn query_csv_and_table_render_text() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     fixture
         .cmd()
         .args([
@@ -583,142 +516,112 @@ fn query_csv_and_table_render_text() {
         .assert()
         .code(0)
         .stdout("id,city,photo\n1,Oslo,AP8Q\n2,,AP8Q\n3,Lyon,AP8Q\n");
-    let mut cmd = fixture.cmd();
-    cmd.args(["query", "local", ECHO_SQL]);
-    let output = echo_params(&mut cmd).output().unwrap();
-    let stdout = stdout_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    for expected in [
-        "max_i64",
-        "9223372036854775807",
-        "-9223372036854775808",
-        "12345678901234567890.000000000000000001",
-        "2024-02-29",
-        "AP8Q",
-        "(1 row)",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "`{expected}` missing from\n{stdout}"
-        );
-    }
+    let stdout = echo(&fixture, &[]);
+    assert_contains_all(
+        &stdout,
+        &[
+            "max_i64",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "12345678901234567890.000000000000000001",
+            "2024-02-29",
+            "AP8Q",
+            "(1 row)",
+        ],
+    );
 }
 
 #[test]
 fn hostile_parameter_is_bound_not_spliced() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let hostile = "x'); DROP TABLE customers; --";
-    fixture
-        .cmd()
-        .args([
-            "query",
-            "local",
+    // Bound in a WHERE clause it matches nothing; echoed back it is the very text given,
+    // and the table is still there.
+    for (sql, name, expected) in [
+        (
             "SELECT count(*) AS n FROM customers WHERE email = :email OR city = :email",
-            "--format",
-            "jsonl",
-            "--param",
-        ])
-        .arg(format!("email={hostile}"))
-        .assert()
-        .code(0)
-        .stdout("{\"n\":0}\n");
-    // The parameter came back as the very text given, and the table is still there.
-    fixture
-        .cmd()
-        .args([
-            "query",
-            "local",
+            "email",
+            "{\"n\":0}\n".to_owned(),
+        ),
+        (
             "SELECT :v AS v, (SELECT count(*) FROM customers) AS n",
-            "-f",
-            "jsonl",
-            "-p",
-        ])
-        .arg(format!("v={hostile}"))
-        .assert()
-        .code(0)
-        .stdout(format!(
-            "{{\"v\":{},\"n\":3}}\n",
-            serde_json::json!(hostile)
-        ));
+            "v",
+            format!("{{\"v\":{},\"n\":3}}\n", serde_json::json!(hostile)),
+        ),
+    ] {
+        let param = format!("{name}={hostile}");
+        let output = fixture.ok(&["query", "local", sql, "-f", "jsonl", "-p", &param]);
+        assert_eq!(stdout_of(&output), expected, "{sql}");
+    }
 }
 
 #[test]
 fn bad_parameters_are_usage_errors_naming_the_parameter() {
-    let fixture = Fixture::new();
-    fixture
-        .cmd()
-        .args(["query", "local", "SELECT :age", "--param", "age:int=abc"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("age").and(predicate::str::contains("not an integer")));
-    fixture
-        .cmd()
-        .args(["query", "local", "SELECT :a", "--param", "a:uint=1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("unknown type `uint`"));
-    fixture
-        .cmd()
-        .args(["query", "local", "SELECT :a", "-p", "a=1", "-p", "a=2"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "error: parameter `a` is given more than once",
-        ));
-    // A placeholder without a value is caught before the query runs.
-    fixture
-        .cmd()
-        .args(["query", "local", "SELECT :missing"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("missing"));
+    let fixture = fixture();
+    // The arguments after `query local`, and what the error names. The last: a
+    // placeholder without a value is caught before the query runs.
+    for (args, expected) in [
+        (
+            &["SELECT :age", "--param", "age:int=abc"][..],
+            &["age", "not an integer"][..],
+        ),
+        (
+            &["SELECT :a", "--param", "a:uint=1"],
+            &["unknown type `uint`"],
+        ),
+        (
+            &["SELECT :a", "-p", "a=1", "-p", "a=2"],
+            &["error: parameter `a` is given more than once"],
+        ),
+        (&["SELECT :missing"], &["missing"]),
+    ] {
+        let output = fixture
+            .cmd()
+            .args(["query", "local"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_contains_all(&stderr_of(&output), expected);
+    }
 }
 
 #[test]
 fn unknown_connector_is_a_usage_error_and_sql_error_a_runtime_one() {
-    let fixture = Fixture::new();
-    fixture
-        .cmd()
-        .args(["query", "nope", "SELECT 1"])
-        .assert()
-        .code(2)
-        .stderr(
+    let fixture = fixture();
+    for (args, code, stderr) in [
+        (
+            ["query", "nope", "SELECT 1"],
+            2,
             predicate::str::contains("no connector named `nope`")
-                .and(predicate::str::contains("local")),
-        );
-    fixture
-        .cmd()
-        .args(["query", "local", "SELECT * FROM no_such_table"])
-        .assert()
-        .code(1)
-        .stderr(
-            predicate::str::starts_with("error: ").and(predicate::str::contains("no_such_table")),
-        );
+                .and(predicate::str::contains("local"))
+                .boxed(),
+        ),
+        (
+            ["query", "local", "SELECT * FROM no_such_table"],
+            1,
+            predicate::str::starts_with("error: ")
+                .and(predicate::str::contains("no_such_table"))
+                .boxed(),
+        ),
+    ] {
+        fixture.cmd().args(args).assert().code(code).stderr(stderr);
+    }
 }
 
 #[test]
 fn max_rows_cuts_and_says_so() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     for format in ["table", "json", "csv", "jsonl"] {
-        let output = fixture
-            .cmd()
-            .args([
-                "query",
-                "local",
-                "SELECT id FROM customers ORDER BY id",
-                "--max-rows",
-                "2",
-                "--format",
-                format,
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{format}: {}",
-            stderr_of(&output)
-        );
+        let output = fixture.ok(&[
+            "query",
+            "local",
+            "SELECT id FROM customers ORDER BY id",
+            "--max-rows",
+            "2",
+            "--format",
+            format,
+        ]);
         let stdout = stdout_of(&output);
         assert!(
             stdout.contains('2') && !stdout.contains('3'),
@@ -749,7 +652,7 @@ fn max_rows_cuts_and_says_so() {
 
 #[test]
 fn query_timeout_stops_a_runaway_query() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let started = Instant::now();
     fixture
         .cmd()
@@ -770,24 +673,43 @@ fn query_timeout_stops_a_runaway_query() {
     );
 }
 
-/// Runs a streaming query and counts the lines of its output as they come.
-fn count_streamed_lines(fixture: &Fixture, format: &str) -> (u64, String) {
-    let mut child = StdCommand::new(BIN)
+/// Starts `query local <sql> --format <format>` with its output piped.
+fn spawn_query(fixture: &Fixture, sql: &str, format: &str) -> Child {
+    StdCommand::new(BIN)
+        .env_remove("EXTDATA_CONFIG")
         .env_remove("EXTDATA_LOG")
         .arg("--config")
         .arg(&fixture.config)
-        .args([
-            "query",
-            "local",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
-             SELECT x, 'row ' || x AS label FROM c",
-            "--format",
-            format,
-        ])
+        .args(["query", "local", sql, "--format", format])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Counts from 1 for ever: a query that runs until it is stopped.
+const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+
+/// Starts [`ENDLESS`] in `format`; asserts that its first line is `first` and returns
+/// the child and its output, read up to there.
+fn start_endless(fixture: &Fixture, format: &str, first: &str) -> (Child, BufReader<ChildStdout>) {
+    let mut child = spawn_query(fixture, ENDLESS, format);
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, first, "{format}");
+    (child, reader)
+}
+
+/// Runs a streaming query and counts the lines of its output as they come.
+fn count_streamed_lines(fixture: &Fixture, format: &str) -> (u64, String) {
+    let mut child = spawn_query(
+        fixture,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+         SELECT x, 'row ' || x AS label FROM c",
+        format,
+    );
     let mut lines = 0;
     let mut last = String::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -801,7 +723,7 @@ fn count_streamed_lines(fixture: &Fixture, format: &str) -> (u64, String) {
 
 #[test]
 fn csv_streams_a_million_rows() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (lines, last) = count_streamed_lines(&fixture, "csv");
     assert_eq!(lines, 1_000_001);
     assert_eq!(last, "1000000,row 1000000");
@@ -809,7 +731,7 @@ fn csv_streams_a_million_rows() {
 
 #[test]
 fn jsonl_streams_a_million_rows() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (lines, last) = count_streamed_lines(&fixture, "jsonl");
     assert_eq!(lines, 1_000_000);
     assert_eq!(last, r#"{"x":1000000,"label":"row 1000000"}"#);
@@ -817,25 +739,8 @@ fn jsonl_streams_a_million_rows() {
 
 #[test]
 fn a_closed_reader_stops_the_stream_quietly() {
-    let fixture = Fixture::new();
-    let mut child = StdCommand::new(BIN)
-        .arg("--config")
-        .arg(&fixture.config)
-        .args([
-            "query",
-            "local",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
-            "-f",
-            "csv",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert_eq!(first, "x\n");
+    let fixture = fixture();
+    let (child, reader) = start_endless(&fixture, "csv", "x\n");
     drop(reader);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
@@ -843,26 +748,9 @@ fn a_closed_reader_stops_the_stream_quietly() {
 
 #[test]
 fn ctrl_c_stops_a_running_query_with_exit_130() {
-    let fixture = Fixture::new();
-    let mut child = StdCommand::new(BIN)
-        .arg("--config")
-        .arg(&fixture.config)
-        .args([
-            "query",
-            "local",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
-            "-f",
-            "jsonl",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let fixture = fixture();
     // Rows are flowing: the query is running.
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert_eq!(first, "{\"x\":1}\n");
+    let (child, mut reader) = start_endless(&fixture, "jsonl", "{\"x\":1}\n");
     let interrupted = Instant::now();
     let status = StdCommand::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -886,46 +774,34 @@ fn ctrl_c_stops_a_running_query_with_exit_130() {
 
 #[test]
 fn describe_lists_columns_without_rows() {
-    let fixture = Fixture::new();
-    let output = fixture
-        .cmd()
-        .args([
-            "describe",
-            "local",
-            "SELECT id, email, photo FROM customers WHERE id = :id",
-        ])
-        .output()
-        .unwrap();
+    let fixture = fixture();
+    let output = fixture.ok(&[
+        "describe",
+        "local",
+        "SELECT id, email, photo FROM customers WHERE id = :id",
+    ]);
     let stdout = stdout_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    for expected in [
-        "name",
-        "database type",
-        "value type",
-        "nullable",
-        "email",
-        "photo",
-        "(3 columns)",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "`{expected}` missing from\n{stdout}"
-        );
-    }
+    assert_contains_all(
+        &stdout,
+        &[
+            "name",
+            "database type",
+            "value type",
+            "nullable",
+            "email",
+            "photo",
+            "(3 columns)",
+        ],
+    );
     assert!(!stdout.contains("ann@example.com"), "{stdout}");
 
-    let output = fixture
-        .cmd()
-        .args([
-            "describe",
-            "local",
-            "SELECT id, email FROM customers",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let output = fixture.ok(&[
+        "describe",
+        "local",
+        "SELECT id, email FROM customers",
+        "--format",
+        "json",
+    ]);
     let columns: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let columns = columns.as_array().unwrap();
     assert_eq!(columns.len(), 2);
@@ -943,7 +819,7 @@ fn describe_lists_columns_without_rows() {
 
 #[test]
 fn account_reaches_only_its_connectors() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     fixture
         .cmd()
         .args([
@@ -978,10 +854,9 @@ fn account_reaches_only_its_connectors() {
 
 #[test]
 fn ping_prints_version_and_time() {
-    let fixture = Fixture::new();
-    let output = fixture.cmd().args(["ping", "local"]).output().unwrap();
+    let fixture = fixture();
+    let output = fixture.ok(&["ping", "local"]);
     let stdout = stdout_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let version = stdout
         .lines()
         .find_map(|l| l.strip_prefix("server version: "))
@@ -1000,7 +875,7 @@ fn ping_prints_version_and_time() {
 
 #[test]
 fn ping_failure_names_the_stage_and_never_the_password() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     for verbosity in [None, Some("-v"), Some("-vv")] {
         let mut cmd = fixture.cmd();
         if let Some(flag) = verbosity {
@@ -1033,7 +908,7 @@ fn ping_failure_names_the_stage_and_never_the_password() {
 
 #[test]
 fn verbose_logs_calls_without_parameter_values() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let output = fixture
         .cmd()
         .args([
@@ -1065,20 +940,9 @@ fn verbose_logs_calls_without_parameter_values() {
 /// A config file for the local server of `kind` from the `EXTDATA_TEST_<KIND>_*`
 /// settings, with a second connector `<kind>_bad` whose password is the sentinel.
 fn server_config(fixture: &Fixture, kind: &str, prefix: &str, db_type: &str) -> Option<PathBuf> {
-    let setting = |name: &str| support::env(&format!("EXTDATA_TEST_{prefix}_{name}"));
-    let (Some(host), Some(port), Some(database), Some(user)) = (
-        setting("HOST"),
-        setting("PORT"),
-        setting("DATABASE"),
-        setting("USER"),
-    ) else {
-        return require_or_skip(
-            kind,
-            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
-        );
-    };
     let common = format!(
-        "type = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\nconnect_timeout = \"5s\"\n"
+        "{}connect_timeout = \"5s\"\n",
+        server_toml(prefix, kind, db_type)?
     );
     Some(fixture.write(
         &format!("{kind}.toml"),
@@ -1092,14 +956,12 @@ fn server_config(fixture: &Fixture, kind: &str, prefix: &str, db_type: &str) -> 
 
 #[test]
 fn mysql_u64_and_i64_extremes_print_in_full() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let Some(config) = server_config(&fixture, "mysql", "MYSQL", "mysql") else {
         return;
     };
     for format in ["jsonl", "json"] {
-        let output = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
+        let output = extdata(&config)
             .args([
                 "query",
                 "mysql",
@@ -1126,13 +988,11 @@ fn mysql_u64_and_i64_extremes_print_in_full() {
 
 #[test]
 fn postgres_ping_reports_version_and_wrong_password_is_the_authentication_stage() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let Some(config) = server_config(&fixture, "postgres", "POSTGRES", "postgresql") else {
         return;
     };
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
+    let output = extdata(&config)
         .args(["ping", "postgres"])
         .output()
         .unwrap();
@@ -1143,9 +1003,7 @@ fn postgres_ping_reports_version_and_wrong_password_is_the_authentication_stage(
         stdout_of(&output)
     );
 
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
+    let output = extdata(&config)
         .args(["-v", "ping", "postgres_bad"])
         .output()
         .unwrap();

@@ -19,12 +19,13 @@ use arrow_schema::{DataType, Schema, SchemaRef, TimeUnit};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support;
+use extdata_conformance::support::env;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value as J;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use support::{BIN, command, succeeded};
 
 /// A temporary folder with `extdata.toml`: a SQLite connector `local` on `local.db`
 /// and, when the settings are there, `postgres` on the test server.
@@ -41,7 +42,7 @@ impl Fixture {
              [[connectors]]\nname = \"local\"\ntype = \"sqlite\"\ndatabase = \"local.db\"\n\
              query_timeout = \"300s\"\n",
         );
-        let setting = |name: &str| support::env(&format!("EXTDATA_TEST_POSTGRES_{name}"));
+        let setting = |name: &str| env(&format!("EXTDATA_TEST_POSTGRES_{name}"));
         if let (Some(host), Some(port), Some(database), Some(user)) = (
             setting("HOST"),
             setting("PORT"),
@@ -70,30 +71,14 @@ impl Fixture {
     }
 
     fn command(&self, connector: &str, sql: &str, format: &str) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .env_remove("EXTDATA_LOG")
-            .env_remove("EXTDATA_CONFIG")
-            .arg("--config")
-            .arg(&self.config)
-            .args(["query", connector, sql, "--format", format]);
+        let mut command = command(&self.config);
+        command.args(["query", connector, sql, "--format", format]);
         command
     }
 
     /// Runs the query; asserts it succeeded.
     fn run(&self, connector: &str, sql: &str, format: &str, extra: &[&str]) -> Output {
-        let output = self
-            .command(connector, sql, format)
-            .args(extra)
-            .stdin(Stdio::null())
-            .output()
-            .expect("extdata runs");
-        assert!(
-            output.status.success(),
-            "{format}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+        succeeded(self.command(connector, sql, format).args(extra), format)
     }
 
     /// Runs a statement that returns no rows (setup).
@@ -462,21 +447,16 @@ fn postgres_arrow_and_parquet_hold_what_jsonl_prints() {
 /// `%M`, the child's `ru_maxrss`), with what it wrote to stdout.
 fn peak_rss_kib(fixture: &Fixture, sql: &str, format: &str, extra: &[&str]) -> (u64, Vec<u8>) {
     let report = fixture.path("time.txt");
-    let output = Command::new("/usr/bin/time")
-        .arg("-o")
-        .arg(&report)
-        .args(["-f", "%M", BIN, "--config"])
-        .arg(&fixture.config)
-        .args(["query", "local", sql, "--format", format])
-        .args(extra)
-        .env_remove("EXTDATA_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("GNU time (Debian package `time`) runs");
-    assert!(
-        output.status.success(),
-        "{format}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        Command::new("/usr/bin/time")
+            .arg("-o")
+            .arg(&report)
+            .args(["-f", "%M", BIN, "--config"])
+            .arg(&fixture.config)
+            .args(["query", "local", sql, "--format", format])
+            .args(extra)
+            .env_remove("EXTDATA_LOG"),
+        &format!("GNU time (Debian package `time`) with {format}"),
     );
     let text = std::fs::read_to_string(&report).expect("time's report");
     let kib = text

@@ -4,35 +4,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use extdata::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement};
-use tempfile::TempDir;
+use assert_cmd::assert::Assert;
+use extdata::{QueryOptions, Statement};
+use extdata_conformance::support::{CRM_ACCOUNT, config_entry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use support::*;
+
 const ROWS: u64 = 300_000;
 
+/// `crm.db` and a config with a table import, a JSONL import, a segment and a lookup.
 struct Fixture {
-    _dir: TempDir,
+    folder: Folder,
     dir: PathBuf,
     config: PathBuf,
-}
-
-fn sqlite(path: &Path) -> Arc<dyn ExternalSource> {
-    extdata::connect(
-        &ConnectorConfig::new("t", DbKind::Sqlite).with_database(path.to_string_lossy()),
-    )
-    .unwrap()
-}
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 fn scalar(path: &Path, sql: &str) -> String {
@@ -57,10 +45,9 @@ impl Fixture {
     /// `crm.db` with `rows` customers (unique emails, `updated_at` = id) and a config
     /// with a table import, a JSONL import, a segment and a lookup.
     fn new(rows: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
+        let folder = Folder::new("");
         block_on(async {
-            let source = sqlite(&path.join("crm.db"));
+            let source = sqlite(&folder.dir.join("crm.db"));
             for sql in [
                 "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, name TEXT, updated_at INTEGER)".to_owned(),
                 format!(
@@ -72,35 +59,21 @@ impl Fixture {
             }
             source.close().await;
         });
-        let config = path.join("extdata.toml");
         let import = |name: &str, sink: &str| {
-            format!(
-                r#"
-[[imports]]
-name = "{name}"
-account = "42"
-connector = "crm"
-query = "SELECT id, email, name, updated_at FROM customers WHERE updated_at >= :cursor ORDER BY updated_at"
-key = "email"
-cursor = {{ column = "updated_at", initial = 0 }}
-batch_size = 2000
-sink = {sink}
-"#
+            config_entry(
+                "imports",
+                name,
+                ("42", "crm"),
+                "SELECT id, email, name, updated_at FROM customers WHERE updated_at >= :cursor ORDER BY updated_at",
+                &format!(
+                    "key = \"email\"\ncursor = {{ column = \"updated_at\", initial = 0 }}\nbatch_size = 2000\nsink = {sink}"
+                ),
             )
         };
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
+        folder.write(
+            "extdata.toml",
+            &format!(
+                r#"{CRM_ACCOUNT}
 [[accounts]]
 id = "7"
 connectors = []
@@ -125,22 +98,31 @@ query = "SELECT name FROM customers WHERE email = :email"
                 ),
                 import("file", r#"{ type = "jsonl", path = "profiles.jsonl" }"#),
             ),
-        )
-        .unwrap();
+        );
         Fixture {
-            _dir: dir,
-            dir: path,
-            config,
+            dir: folder.dir.clone(),
+            config: folder.config.clone(),
+            folder,
         }
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("EXTDATA_CONFIG")
-            .env_remove("EXTDATA_LOG")
-            .arg("--config")
-            .arg(&self.config);
-        cmd
+        self.folder.cmd()
+    }
+
+    /// `import JOB --once`, which must succeed.
+    fn import_once(&self, job: &str) {
+        self.cmd().args(["import", job, "--once"]).assert().code(0);
+    }
+
+    /// `--account ACCOUNT render TEMPLATE --subscriber SUBSCRIBER`, run.
+    fn render(&self, account: &str, template: &Path, subscriber: &Path) -> Assert {
+        self.cmd()
+            .args(["--account", account, "render"])
+            .arg(template)
+            .arg("--subscriber")
+            .arg(subscriber)
+            .assert()
     }
 
     fn rows_committed(&self, job: &str) -> u64 {
@@ -155,10 +137,7 @@ query = "SELECT name FROM customers WHERE email = :email"
     /// Starts `import JOB --once`, SIGKILLs it after some committed batches, returns
     /// the rows committed when it died.
     fn kill_mid_import(&self, job: &str) -> u64 {
-        let mut child = StdCommand::new(BIN)
-            .env_remove("EXTDATA_LOG")
-            .arg("--config")
-            .arg(&self.config)
+        let mut child = command(&self.config)
             .args(["import", job, "--once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -190,11 +169,7 @@ fn sigkill_mid_import_loses_and_duplicates_nothing() {
     let fixture = Fixture::new(ROWS);
 
     let committed = fixture.kill_mid_import("table");
-    fixture
-        .cmd()
-        .args(["import", "table", "--once"])
-        .assert()
-        .code(0);
+    fixture.import_once("table");
     let profiles = fixture.dir.join("profiles.db");
     assert_eq!(
         scalar(
@@ -213,11 +188,7 @@ fn sigkill_mid_import_loses_and_duplicates_nothing() {
     );
 
     let committed = fixture.kill_mid_import("file");
-    fixture
-        .cmd()
-        .args(["import", "file", "--once"])
-        .assert()
-        .code(0);
+    fixture.import_once("file");
     let text = std::fs::read_to_string(fixture.dir.join("profiles.jsonl")).unwrap();
     let mut ids: Vec<u64> = text
         .lines()
@@ -280,18 +251,13 @@ fn sigkill_mid_import_loses_and_duplicates_nothing() {
 /// Runs the command on a pseudo-terminal (`script`), returns everything it printed.
 fn on_terminal(fixture: &Fixture, args: &str) -> String {
     let command = format!("{BIN} --config {} {args}", fixture.config.display());
-    let output = StdCommand::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("EXTDATA_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("`script` (util-linux) runs commands on a pseudo-terminal");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
+    let output = succeeded(
+        StdCommand::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("EXTDATA_LOG"),
+        "`script` (util-linux), which runs commands on a pseudo-terminal,",
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    stdout_of(&output)
 }
 
 #[test]
@@ -341,10 +307,7 @@ fn progress_bars_appear_on_a_terminal_and_not_in_pipes() {
 #[test]
 fn render_check_and_accounts_through_the_command() {
     let fixture = Fixture::new(10);
-    fixture
-        .cmd()
-        .arg("check")
-        .assert()
+    check(&fixture.config)
         .code(0)
         .stdout(predicates::str::contains("2 imports, 1 segment, 1 lookup"));
     std::fs::write(
@@ -355,15 +318,7 @@ fn render_check_and_accounts_through_the_command() {
     std::fs::write(fixture.dir.join("s.json"), r#"{"email": "u3@x.io"}"#).unwrap();
     let t = fixture.dir.join("t.j2");
     let s = fixture.dir.join("s.json");
-    fixture
-        .cmd()
-        .args(["--account", "42", "render"])
-        .arg(&t)
-        .arg("--subscriber")
-        .arg(&s)
-        .assert()
-        .code(0)
-        .stdout("Hello n3!\n");
+    fixture.render("42", &t, &s).code(0).stdout("Hello n3!\n");
     for args in [
         vec!["--account", "7", "import", "table", "--once"],
         vec!["--account", "7", "history", "table"],
@@ -377,12 +332,7 @@ fn render_check_and_accounts_through_the_command() {
             .stderr(predicates::str::contains("is not available to account `7`"));
     }
     fixture
-        .cmd()
-        .args(["--account", "7", "render"])
-        .arg(&t)
-        .arg("--subscriber")
-        .arg(&s)
-        .assert()
+        .render("7", &t, &s)
         .code(1)
         .stderr(predicates::str::contains(
             "lookup `customer` is not available to account `7`",
@@ -393,11 +343,7 @@ fn render_check_and_accounts_through_the_command() {
         .unwrap()
         .replace("cache_ttl = \"10m\"", "cache_ttl = \"often\"");
     std::fs::write(&bad, format!("{text}\n[[extras]]\n")).unwrap();
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&bad)
-        .arg("check")
-        .assert()
+    check(&bad)
         .code(2)
         .stdout(predicates::str::contains(
             "tens: cache_ttl: `often` is not a duration",
@@ -408,12 +354,7 @@ fn render_check_and_accounts_through_the_command() {
     let typo = fixture.dir.join("typo.j2");
     std::fs::write(&typo, "Hello\n{{ subscriber.mail }}!").unwrap();
     fixture
-        .cmd()
-        .args(["--account", "42", "render"])
-        .arg(&typo)
-        .arg("--subscriber")
-        .arg(&s)
-        .assert()
+        .render("42", &typo, &s)
         .code(2)
         .stdout("")
         .stderr(predicates::str::contains(format!(
@@ -427,13 +368,7 @@ fn render_check_and_accounts_through_the_command() {
         .unwrap()
         .replace(">= :cursor", "> :cursor");
     std::fs::write(&loose, text).unwrap();
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&loose)
-        .arg("check")
-        .assert()
-        .code(0)
-        .stdout(predicates::str::contains(
-            "warning: import `table`: query: compares with `> :cursor`",
-        ));
+    check(&loose).code(0).stdout(predicates::str::contains(
+        "warning: import `table`: query: compares with `> :cursor`",
+    ));
 }

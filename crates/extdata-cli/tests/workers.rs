@@ -7,17 +7,21 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use extdata::{DbKind, ExternalSource, QueryOptions, Statement};
-use extdata_conformance::require_or_skip;
-use extdata_conformance::support::env;
+use extdata::{ExternalSource, QueryOptions, Statement};
 
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use extdata_conformance::require_or_skip;
+use extdata_conformance::support::{
+    CRM_ACCOUNT, config_entry, env, postgres_from_env, server_toml,
+};
+use support::{command, start_runner};
+
 const WORKERS: usize = 3;
 /// The state store's lease time (`[state] lease`).
 const LEASE: Duration = Duration::from_secs(2);
@@ -25,19 +29,8 @@ const LEASE: Duration = Duration::from_secs(2);
 const CHAOS: Duration = Duration::from_secs(36);
 
 fn postgres() -> Arc<dyn ExternalSource> {
-    let setting = |name: &str| env(&format!("EXTDATA_TEST_POSTGRES_{name}")).unwrap();
-    extdata::connect_with_policy(
-        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
-            .with_host(setting("HOST"))
-            .with_port(setting("PORT").parse().unwrap())
-            .with_database(setting("DATABASE"))
-            .with_username(setting("USER"))
-            .with_password(extdata::SecretSource::Env {
-                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
-            }),
-        &extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
-    )
-    .unwrap()
+    let (config, policy) = postgres_from_env("pg");
+    extdata::connect_with_policy(&config, &policy).unwrap()
 }
 
 async fn exec(db: &dyn ExternalSource, sql: &str) {
@@ -88,16 +81,8 @@ struct Workers {
 impl Workers {
     fn spawn(&mut self) -> Child {
         self.started += 1;
-        let log =
-            std::fs::File::create(self.dir.join(format!("worker-{}.log", self.started))).unwrap();
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap()
+        let log = self.dir.join(format!("worker-{}.log", self.started));
+        start_runner(&self.config, &log)
     }
 
     fn kill(&mut self, slot: usize) {
@@ -139,9 +124,7 @@ struct Run {
 }
 
 fn history(config: &Path) -> Vec<Run> {
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
+    let output = command(config)
         .args([
             "history", "events", "--format", "json", "--limit", "1000000",
         ])
@@ -177,7 +160,6 @@ fn three_workers_share_the_schedule_through_kills() {
     if env("EXTDATA_TEST_POSTGRES_URL").is_none() {
         return require_or_skip("postgres", "EXTDATA_TEST_POSTGRES_URL is not set").unwrap_or(());
     }
-    let setting = |name: &str| env(&format!("EXTDATA_TEST_POSTGRES_{name}")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let db = postgres();
     let schema = format!("extdata_workers_{}", std::process::id());
@@ -207,12 +189,7 @@ env_prefixes = ["EXTDATA_TEST_"]
 
 [[connectors]]
 name = "src"
-type = "postgresql"
-host = "{host}"
-port = {port}
-database = "{database}"
-username = "{user}"
-password = {{ env = "EXTDATA_TEST_POSTGRES_PASSWORD" }}
+{server}password = {{ env = "EXTDATA_TEST_POSTGRES_PASSWORD" }}
 
 [[accounts]]
 id = "42"
@@ -224,21 +201,20 @@ url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}
 schema = "{schema}"
 lease = "{lease}s"
 
-[[imports]]
-name = "events"
-account = "42"
-connector = "src"
-query = "SELECT id, email FROM {schema}.events WHERE id >= :cursor AND pg_sleep(0.0005)::text = '' ORDER BY id"
-key = "id"
-cursor = {{ column = "id", initial = 0 }}
-batch_size = 50
-schedule = {{ cron = "* * * * * *", timezone = "UTC" }}
-sink = {{ type = "postgresql", url = {{ env = "EXTDATA_TEST_POSTGRES_URL" }}, table = "{schema}.profiles" }}
+{import}
 "#,
-            host = setting("HOST"),
-            port = setting("PORT"),
-            database = setting("DATABASE"),
-            user = setting("USER"),
+            server = server_toml("POSTGRES", "postgres", "postgresql").unwrap(),
+            import = config_entry(
+                "imports",
+                "events",
+                ("42", "src"),
+                &format!("SELECT id, email FROM {schema}.events WHERE id >= :cursor AND pg_sleep(0.0005)::text = '' ORDER BY id"),
+                &format!(
+                    "key = \"id\"\ncursor = {{ column = \"id\", initial = 0 }}\nbatch_size = 50\n\
+                     schedule = {{ cron = \"* * * * * *\", timezone = \"UTC\" }}\n\
+                     sink = {{ type = \"postgresql\", url = {{ env = \"EXTDATA_TEST_POSTGRES_URL\" }}, table = \"{schema}.profiles\" }}"
+                ),
+            ),
             lease = LEASE.as_secs(),
         ),
     )
@@ -512,40 +488,25 @@ fn a_second_runner_on_sqlite_waits_and_says_so_once() {
     let config = dir.path().join("extdata.toml");
     std::fs::write(
         &config,
-        r#"
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
+        format!(
+            r#"{CRM_ACCOUNT}
 [[imports]]
 name = "ticks"
 account = "42"
 connector = "crm"
 query = "SELECT 1 AS id"
 key = "id"
-schedule = { cron = "* * * * * *", timezone = "UTC" }
-sink = { type = "jsonl", path = "ticks.jsonl" }
-"#,
+schedule = {{ cron = "* * * * * *", timezone = "UTC" }}
+sink = {{ type = "jsonl", path = "ticks.jsonl" }}
+"#
+        ),
     )
     .unwrap();
     // An empty file is an empty SQLite database.
     std::fs::write(dir.path().join("crm.db"), b"").unwrap();
     let start = |name: &str| {
         let log = dir.path().join(name);
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        (child, log)
+        (start_runner(&config, &log), log)
     };
     let wait_for = |log: &Path, text: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -20,14 +20,9 @@ const DIALECTS: [Dialect; 7] = [
     Dialect::Hive,
 ];
 
+/// proptest's defaults, which read `PROPTEST_CASES` (256 cases when it is not set).
 fn cases() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(256),
-        ..ProptestConfig::default()
-    }
+    ProptestConfig::default()
 }
 
 fn dialect() -> impl Strategy<Value = Dialect> {

@@ -59,7 +59,7 @@ fn postgres_sink() -> Option<()> {
 /// An import by account 9 of `table` (`id`, `seq`, `updated_at`) in `mode`, its cursor
 /// starting at `initial`; `fields` are its other lines.
 fn table_import(name: &str, table: &str, initial: &str, mode: &str, fields: &str) -> String {
-    entry(
+    config_entry(
         "imports",
         name,
         SRC,

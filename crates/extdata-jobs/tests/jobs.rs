@@ -67,7 +67,7 @@ async fn modes_and_increments(kind: SourceKind) {
         ("updateonly", "update_only", "updateonly"),
         ("fresh", "add_and_update", "fresh"),
     ] {
-        body.push_str(&entry(
+        body.push_str(&config_entry(
             "imports",
             name,
             SRC,
@@ -363,7 +363,7 @@ async fn postgres_sink_verifies_the_servers_certificate_by_default() {
 async fn file_sinks_apply_modes_with_the_key_index() {
     let fixture = Fixture::new();
     let by_id = |name: &str, fields: &str| {
-        entry(
+        config_entry(
             "imports",
             name,
             CRM,
@@ -403,7 +403,7 @@ async fn file_sinks_apply_modes_with_the_key_index() {
 
 /// Segment `vip`: the emails of orders of 500 or more, cached for 700 ms.
 fn segment() -> String {
-    entry(
+    config_entry(
         "segments",
         "vip",
         CRM,
@@ -857,7 +857,7 @@ connector = "crm"
 query = "SELECT 1"
 "#
     ));
-    assert_reports(
+    assert_contains_all(
         &problems,
         &[
             "config: state: ",

@@ -188,7 +188,7 @@ fn retry_settings_are_checked() {
     let retry =
         r#"{ attempts = 0, backof = "1s", max_time = "soon", backoff = "2s", max_backoff = "1s" }"#;
     let problems = config_problems(&format!("{SQLITE_CONNECTORS}\n{}", body(retry)));
-    assert_reports(
+    assert_contains_all(
         &problems,
         &[
             "retry.attempts: must be a whole number from 1",

@@ -14,22 +14,22 @@ use support::*;
 fn lookups_config() -> String {
     let broken = "SELECT total FROM no_such_table WHERE email = :email";
     [
-        entry(
+        config_entry(
             "lookups",
             "last_order",
             CRM,
             "SELECT id, total FROM orders WHERE email = :email ORDER BY created_at DESC LIMIT 1",
             "",
         ),
-        entry("lookups", "broken", CRM, broken, "on_error = \"empty\""),
-        entry(
+        config_entry("lookups", "broken", CRM, broken, "on_error = \"empty\""),
+        config_entry(
             "lookups",
             "broken_rows",
             CRM,
             broken,
             "result = \"rows\"\non_error = \"empty\"",
         ),
-        entry("lookups", "broken_fails", CRM, broken, ""),
+        config_entry("lookups", "broken_fails", CRM, broken, ""),
     ]
     .concat()
 }

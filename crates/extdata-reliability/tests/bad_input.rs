@@ -6,12 +6,9 @@ use extdata::{Dialect, Registry, Statement, Value};
 use extdata_reliability::hostile_string;
 use proptest::prelude::*;
 
+/// proptest's defaults, which read `PROPTEST_CASES` (256 cases when it is not set).
 fn cases() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(256),
         // Failures print their minimal input; no regression files in the source tree.
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -6,6 +6,8 @@
 //! repeats, the worst time the call took past its timeout, the worst time until the
 //! server's view showed the query gone, the worst time of the next query.
 
+mod support;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -114,34 +116,21 @@ async fn activity_view_case(backend: Backend, view: &str) {
     worst.print(backend.kind(), view, REPEATS);
 }
 
-#[test]
-fn postgres_query_is_gone_from_pg_stat_activity_within_1s() {
-    let _one = exclusive();
-    block_on(activity_view_case(Backend::Postgres, "pg_stat_activity"));
+support::tests! {
+    postgres_query_is_gone_from_pg_stat_activity_within_1s =>
+        activity_view_test(Backend::Postgres, "pg_stat_activity");
+    mariadb_query_is_gone_from_the_processlist_within_1s =>
+        activity_view_test(Backend::MySql, "information_schema.PROCESSLIST");
+    clickhouse_query_is_gone_from_system_processes_within_1s =>
+        activity_view_test(Backend::ClickHouse, "system.processes");
+    clickhouse26_query_is_gone_from_system_processes_within_1s =>
+        activity_view_test(Backend::ClickHouse26, "system.processes");
 }
 
-#[test]
-fn mariadb_query_is_gone_from_the_processlist_within_1s() {
+/// [`activity_view_case`], alone among the timing cases.
+fn activity_view_test(backend: Backend, view: &str) {
     let _one = exclusive();
-    block_on(activity_view_case(
-        Backend::MySql,
-        "information_schema.PROCESSLIST",
-    ));
-}
-
-#[test]
-fn clickhouse_query_is_gone_from_system_processes_within_1s() {
-    let _one = exclusive();
-    block_on(activity_view_case(Backend::ClickHouse, "system.processes"));
-}
-
-#[test]
-fn clickhouse26_query_is_gone_from_system_processes_within_1s() {
-    let _one = exclusive();
-    block_on(activity_view_case(
-        Backend::ClickHouse26,
-        "system.processes",
-    ));
+    block_on(activity_view_case(backend, view));
 }
 
 /// Spark's Thrift server has no activity view over SQL: its log says when the

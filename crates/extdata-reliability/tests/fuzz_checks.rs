@@ -8,12 +8,9 @@ mod checks;
 use extdata_reliability::hostile_string;
 use proptest::prelude::*;
 
+/// proptest's defaults, which read `PROPTEST_CASES` (256 cases when it is not set).
 fn cases() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(256),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

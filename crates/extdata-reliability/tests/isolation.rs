@@ -6,32 +6,19 @@
 //! another account and get `Forbidden`); this file covers every entry point and the
 //! command line. SQLite only: isolation is decided before any server is reached.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use extdata::{ErrorKind, Registry};
+use extdata_conformance::support::SQLITE_ACCOUNTS;
 use extdata_jobs::Jobs;
+use support::{exit_and_output, extdata_binary};
 
 /// Account 42 owns `crm` and every job; account 7 owns `other` and nothing else.
-const FILE: &str = r#"
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[connectors]]
-name = "other"
-type = "sqlite"
-database = "other.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
-[[accounts]]
-id = "7"
-connectors = ["other"]
-
+/// (The connectors and accounts are [`SQLITE_ACCOUNTS`].)
+const JOBS: &str = r#"
 [[imports]]
 name = "imp"
 account = "42"
@@ -71,7 +58,10 @@ fn fixture() -> Fixture {
     let config = path.join("extdata.toml");
     std::fs::write(
         &config,
-        format!("state = \"{}\"\n{FILE}", path.join("state.db").display()),
+        format!(
+            "state = \"{}\"\n{SQLITE_ACCOUNTS}{JOBS}",
+            path.join("state.db").display()
+        ),
     )
     .expect("write config");
     Fixture {
@@ -156,42 +146,15 @@ fn jobs_entries_belong_to_their_account_and_unknown_names_get_the_same_answer() 
     }
 }
 
-fn extdata_binary() -> Option<PathBuf> {
-    let binary = std::env::current_exe()
-        .ok()?
-        .parent()?
-        .parent()?
-        .join("extdata");
-    if binary.is_file() {
-        Some(binary)
-    } else {
-        extdata_conformance::require_or_skip(
-            "reliability",
-            format!(
-                "{} is not built (cargo build -p extdata-cli)",
-                binary.display()
-            ),
-        )
-    }
-}
-
 fn run(binary: &Path, fixture: &Fixture, args: &[&str]) -> (Option<i32>, String) {
-    let output = std::process::Command::new(binary)
-        .env_remove("EXTDATA_CONFIG")
-        .env_remove("EXTDATA_LOG")
-        .current_dir(&fixture.dir)
-        .arg("--config")
-        .arg(&fixture.config)
-        .args(args)
-        .output()
-        .expect("run extdata");
-    (
-        output.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
+    exit_and_output(
+        std::process::Command::new(binary)
+            .env_remove("EXTDATA_CONFIG")
+            .env_remove("EXTDATA_LOG")
+            .current_dir(&fixture.dir)
+            .arg("--config")
+            .arg(&fixture.config)
+            .args(args),
     )
 }
 

@@ -8,6 +8,8 @@
 //! `assert_no_secret`) and on the facade's single-path test in
 //! `crates/extdata/tests/registry.rs`.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use extdata_conformance::support::{
     SENTINEL_PASSWORD, assert_no_secret, block_on, captured_logs, env, error_texts,
 };
 use extdata_reliability::{Backend, Fault, source};
+use support::{exit_and_output, extdata_binary};
 
 /// A private key nobody has: PEM armour around a searchable body.
 const SENTINEL_KEY_BODY: &str = "ZXh0ZGF0YS1zZW50aW5lbC1rZXktOWYyYg";
@@ -197,29 +200,12 @@ async fn every_failure_path(backend: Backend) {
     );
 }
 
-#[test]
-fn postgres_failure_paths_keep_secrets() {
-    block_on(every_failure_path(Backend::Postgres));
-}
-
-#[test]
-fn mariadb_failure_paths_keep_secrets() {
-    block_on(every_failure_path(Backend::MySql));
-}
-
-#[test]
-fn clickhouse_failure_paths_keep_secrets() {
-    block_on(every_failure_path(Backend::ClickHouse));
-}
-
-#[test]
-fn clickhouse26_failure_paths_keep_secrets() {
-    block_on(every_failure_path(Backend::ClickHouse26));
-}
-
-#[test]
-fn hive_failure_paths_keep_secrets() {
-    block_on(every_failure_path(Backend::Hive));
+support::tests! {
+    postgres_failure_paths_keep_secrets => block_on(every_failure_path(Backend::Postgres));
+    mariadb_failure_paths_keep_secrets => block_on(every_failure_path(Backend::MySql));
+    clickhouse_failure_paths_keep_secrets => block_on(every_failure_path(Backend::ClickHouse));
+    clickhouse26_failure_paths_keep_secrets => block_on(every_failure_path(Backend::ClickHouse26));
+    hive_failure_paths_keep_secrets => block_on(every_failure_path(Backend::Hive));
 }
 
 fn bad_file() -> String {
@@ -255,24 +241,6 @@ fn bad_configuration_keeps_secrets() {
     assert_error_clean(&Error::from(problems), "problems as an error");
 }
 
-/// The `extdata` binary of this build (built by `cargo test --workspace`; for this
-/// package alone, `cargo build -p extdata-cli` first).
-fn extdata_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let binary = exe.parent()?.parent()?.join("extdata");
-    if binary.is_file() {
-        Some(binary)
-    } else {
-        extdata_conformance::require_or_skip(
-            "reliability",
-            format!(
-                "{} is not built (cargo build -p extdata-cli)",
-                binary.display()
-            ),
-        )
-    }
-}
-
 #[test]
 fn check_and_verbose_ping_output_keep_secrets() {
     let Some(binary) = extdata_binary() else {
@@ -282,19 +250,11 @@ fn check_and_verbose_ping_output_keep_secrets() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, bad_file()).expect("write");
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(&binary)
-            .env_remove("EXTDATA_CONFIG")
-            .env("EXTDATA_LOG", "trace")
-            .args(args)
-            .output()
-            .expect("run extdata");
-        (
-            output.status.code(),
-            format!(
-                "{}\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
+        exit_and_output(
+            std::process::Command::new(&binary)
+                .env_remove("EXTDATA_CONFIG")
+                .env("EXTDATA_LOG", "trace")
+                .args(args),
         )
     };
     let bad_path = bad.to_string_lossy().into_owned();

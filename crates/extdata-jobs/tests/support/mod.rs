@@ -1,7 +1,7 @@
 //! Fixtures shared by the jobs tests: a folder with a config file and SQLite databases,
 //! a source wrapper that counts (and delays or fails) queries, server connectors from the
 //! test environment, and small SQL helpers.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +12,10 @@ use extdata::{
     Column, DbKind, Error, ErrorKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream,
     ServerInfo, Statement, async_trait,
 };
-use extdata_conformance::require_or_skip;
-use extdata_conformance::support::env;
+pub use extdata_conformance::support::{
+    SQLITE_ACCOUNTS as SQLITE_CONNECTORS, assert_contains_all, config_entry,
+};
+use extdata_conformance::support::{postgres_from_env, server_toml};
 use extdata_jobs::{ImportSummary, Jobs, Stop};
 use futures::StreamExt as _;
 use tempfile::TempDir;
@@ -112,30 +114,6 @@ pub struct Fixture {
     pub dir: PathBuf,
 }
 
-pub const SQLITE_CONNECTORS: &str = r#"
-# The servers' passwords and URLs are read from the test environment.
-[secrets]
-env_prefixes = ["EXTDATA_TEST_"]
-
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[connectors]]
-name = "other"
-type = "sqlite"
-database = "other.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
-[[accounts]]
-id = "7"
-connectors = ["other"]
-"#;
-
 impl Fixture {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -164,20 +142,6 @@ impl Fixture {
     }
 }
 
-/// One `[[<section>]]` entry (`imports`, `segments`, `lookups`) of `account` over
-/// `connector`; `fields` are its other `key = value` lines.
-pub fn entry(
-    section: &str,
-    name: &str,
-    (account, connector): (&str, &str),
-    query: &str,
-    fields: &str,
-) -> String {
-    format!(
-        "\n[[{section}]]\nname = \"{name}\"\naccount = \"{account}\"\nconnector = \"{connector}\"\nquery = \"{query}\"\n{fields}\n"
-    )
-}
-
 /// Account 9 over its connector `src` (a server's, in [`source_account`]).
 pub const SRC: (&str, &str) = ("9", "src");
 
@@ -192,7 +156,7 @@ pub const CRM: (&str, &str) = ("42", "crm");
 /// An import of the seeded orders (account 42) in `created_at` order, keyed by `id`,
 /// reading `columns`; `fields` are its other lines (at least its `sink`).
 pub fn orders_import(name: &str, columns: &str, fields: &str) -> String {
-    entry(
+    config_entry(
         "imports",
         name,
         CRM,
@@ -206,16 +170,6 @@ pub async fn seeded_import(name: &str, columns: &str, fields: &str) -> (Fixture,
     let fixture = Fixture::new();
     let jobs = fixture.seeded(&orders_import(name, columns, fields)).await;
     (fixture, jobs)
-}
-
-/// Asserts that `problems` mentions every one of `expected`.
-pub fn assert_reports(problems: &str, expected: &[&str]) {
-    for expected in expected {
-        assert!(
-            problems.contains(expected),
-            "missing `{expected}` in:\n{problems}"
-        );
-    }
 }
 
 /// The `sink` line of an import into `table` of the PostgreSQL test server.
@@ -292,37 +246,16 @@ pub async fn seed_orders(jobs: &Jobs) {
 }
 
 pub fn server_connector(prefix: &str, kind: &str, db_type: &str, extra: &str) -> Option<String> {
-    let setting = |name: &str| env(&format!("EXTDATA_TEST_{prefix}_{name}"));
-    let (Some(host), Some(port), Some(database), Some(user)) = (
-        setting("HOST"),
-        setting("PORT"),
-        setting("DATABASE"),
-        setting("USER"),
-    ) else {
-        return require_or_skip(
-            kind,
-            format!("EXTDATA_TEST_{prefix}_HOST/PORT/DATABASE/USER are not set"),
-        );
-    };
+    let fields = server_toml(prefix, kind, db_type)?;
     Some(format!(
-        "[[connectors]]\nname = \"src\"\ntype = \"{db_type}\"\nhost = \"{host}\"\nport = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\npassword = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\nconnect_timeout = \"10s\"\n{extra}"
+        "[[connectors]]\nname = \"src\"\n{fields}password = {{ env = \"EXTDATA_TEST_{prefix}_PASSWORD\" }}\nconnect_timeout = \"10s\"\n{extra}"
     ))
 }
 
 /// The PostgreSQL test server as a source (for checking what a sink wrote).
 pub fn test_postgres() -> Arc<dyn ExternalSource> {
-    extdata::connect_with_policy(
-        &extdata::ConnectorConfig::new("pg", DbKind::Postgres)
-            .with_host(env("EXTDATA_TEST_POSTGRES_HOST").unwrap())
-            .with_port(env("EXTDATA_TEST_POSTGRES_PORT").unwrap().parse().unwrap())
-            .with_database(env("EXTDATA_TEST_POSTGRES_DATABASE").unwrap())
-            .with_username(env("EXTDATA_TEST_POSTGRES_USER").unwrap())
-            .with_password(extdata::SecretSource::Env {
-                env: "EXTDATA_TEST_POSTGRES_PASSWORD".into(),
-            }),
-        &extdata::SecretPolicy::deny_all().with_env_prefix("EXTDATA_TEST_"),
-    )
-    .unwrap()
+    let (config, policy) = postgres_from_env("pg");
+    extdata::connect_with_policy(&config, &policy).unwrap()
 }
 
 /// Wraps every source of `jobs` in a [`Counting`] that fails `failures` streams; returns
