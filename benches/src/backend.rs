@@ -24,6 +24,21 @@ pub(crate) struct Server {
     pub(crate) password: String,
 }
 
+/// sqlx's connect options of type `$options` (`PgConnectOptions`, `MySqlConnectOptions`)
+/// for the [`Server`] `$server`, TLS off (`$no_tls`): the raw drivers compared with.
+macro_rules! sqlx_options {
+    ($options:ty, $server:expr, $no_tls:expr) => {
+        <$options>::new()
+            .host(&$server.host)
+            .port($server.port)
+            .username(&$server.user)
+            .password(&$server.password)
+            .database(&$server.database)
+            .ssl_mode($no_tls)
+    };
+}
+pub(crate) use sqlx_options;
+
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| {
         format!("{name} is not set: run `bash scripts/services.sh` and `set -a; . .services/env`")

@@ -8,12 +8,26 @@ use std::time::{Duration, Instant};
 use extdata::{ExternalSource, QueryOptions, Statement};
 use sqlx::AssertSqlSafe;
 
-use crate::backend::{Backend, COLUMNS};
+use crate::backend::{Backend, COLUMNS, sqlx_options};
 use crate::measure::{load, quantile};
 use crate::stream::{self, sqlx_mysql_payload, sqlx_postgres_payload};
 
 /// Connections in each pool.
 const POOL_SIZE: u32 = 16;
+
+/// The point query `$sql` for `$id` on the sqlx pool `$pool`, its row decoded by
+/// `$payload`.
+macro_rules! sqlx_lookup {
+    ($pool:expr, $sql:expr, $id:expr, $payload:path) => {{
+        let row = sqlx::query(AssertSqlSafe($sql.to_string()))
+            .bind($id)
+            .fetch_one($pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        $payload(&row).map_err(|e| e.to_string())?;
+        Ok(())
+    }};
+}
 
 /// One way to run the point query.
 #[derive(Clone)]
@@ -47,24 +61,8 @@ impl Client {
                     _ => Err(format!("id {id}: {} rows", result.rows.len())),
                 }
             }
-            Client::SqlxPostgres(pool, sql) => {
-                let row = sqlx::query(AssertSqlSafe(sql.to_string()))
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sqlx_postgres_payload(&row).map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            Client::SqlxMysql(pool, sql) => {
-                let row = sqlx::query(AssertSqlSafe(sql.to_string()))
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sqlx_mysql_payload(&row).map_err(|e| e.to_string())?;
-                Ok(())
-            }
+            Client::SqlxPostgres(pool, sql) => sqlx_lookup!(pool, sql, id, sqlx_postgres_payload),
+            Client::SqlxMysql(pool, sql) => sqlx_lookup!(pool, sql, id, sqlx_mysql_payload),
             Client::ClickHouse(client, sql) => {
                 let row = client
                     .query(sql)
@@ -79,39 +77,32 @@ impl Client {
     }
 }
 
+/// A sqlx pool of [`POOL_SIZE`] connections of `options`.
+async fn sqlx_pool<DB: sqlx::Database>(
+    options: <DB::Connection as sqlx::Connection>::Options,
+) -> Result<sqlx::Pool<DB>, String> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(POOL_SIZE)
+        .connect_with(options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn raw_client(backend: Backend, rows: u64) -> Result<Client, String> {
     let server = backend.server()?;
     let table = backend.table(rows);
     match backend {
         Backend::Postgres => {
-            let options = sqlx::postgres::PgConnectOptions::new()
-                .host(&server.host)
-                .port(server.port)
-                .username(&server.user)
-                .password(&server.password)
-                .database(&server.database)
-                .ssl_mode(sqlx::postgres::PgSslMode::Disable);
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(POOL_SIZE)
-                .connect_with(options)
-                .await
-                .map_err(|e| e.to_string())?;
+            use sqlx::postgres::{PgConnectOptions, PgSslMode};
+            let options = sqlx_options!(PgConnectOptions, server, PgSslMode::Disable);
+            let pool = sqlx_pool(options).await?;
             let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = $1");
             Ok(Client::SqlxPostgres(pool, sql.into()))
         }
         Backend::Mysql => {
-            let options = sqlx::mysql::MySqlConnectOptions::new()
-                .host(&server.host)
-                .port(server.port)
-                .username(&server.user)
-                .password(&server.password)
-                .database(&server.database)
-                .ssl_mode(sqlx::mysql::MySqlSslMode::Disabled);
-            let pool = sqlx::mysql::MySqlPoolOptions::new()
-                .max_connections(POOL_SIZE)
-                .connect_with(options)
-                .await
-                .map_err(|e| e.to_string())?;
+            use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+            let options = sqlx_options!(MySqlConnectOptions, server, MySqlSslMode::Disabled);
+            let pool = sqlx_pool(options).await?;
             let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ?");
             Ok(Client::SqlxMysql(pool, sql.into()))
         }
@@ -134,11 +125,28 @@ async fn run(
     concurrency: u64,
     seed: u64,
 ) -> Result<Vec<f64>, String> {
+    let client = client.clone();
+    timed_calls(iterations, concurrency, move |n| {
+        // A fixed pseudo-random walk over the table, the same for every client.
+        let id = ((n + seed).wrapping_mul(2_654_435_761) % rows) as i32 + 1;
+        let client = client.clone();
+        async move { client.lookup(id).await }
+    })
+    .await
+}
+
+/// Makes calls `call(0)` to `call(iterations - 1)` from `concurrency` tasks; returns the
+/// latency of each (µs), the time its future took (what `call` does before it returns
+/// the future is not counted).
+async fn timed_calls<F, Fut>(iterations: u64, concurrency: u64, call: F) -> Result<Vec<f64>, String>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let client = client.clone();
-        let next = next.clone();
+        let (call, next) = (call.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -146,10 +154,9 @@ async fn run(
                 if n >= iterations {
                     break;
                 }
-                // A fixed pseudo-random walk over the table, the same for every client.
-                let id = ((n + seed).wrapping_mul(2_654_435_761) % rows) as i32 + 1;
+                let pending = call(n);
                 let started = Instant::now();
-                client.lookup(id).await?;
+                pending.await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1e6);
             }
             Ok::<_, String>(latencies)
@@ -311,33 +318,19 @@ pub(crate) fn cached_lookups(
         println!("| concurrency | lookups | p50 µs | p99 µs | p99.9 µs |");
         println!("|---:|---:|---:|---:|---:|");
         for &concurrency in concurrencies {
-            let next = Arc::new(AtomicU64::new(0));
-            let mut tasks = Vec::new();
-            for _ in 0..concurrency {
-                let (lookups, next) = (lookups.clone(), next.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= iterations {
-                            break;
-                        }
-                        let id = n.wrapping_mul(2_654_435_761) % keys + 1;
-                        let params = params(id);
-                        let started = Instant::now();
-                        lookups
-                            .get(Some("1"), "point", &params)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        latencies.push(started.elapsed().as_secs_f64() * 1e6);
-                    }
-                    Ok::<_, String>(latencies)
-                }));
-            }
-            let mut all = Vec::new();
-            for task in tasks {
-                all.extend(task.await.map_err(|e| e.to_string())??);
-            }
+            let lookups = lookups.clone();
+            let mut all = timed_calls(iterations, concurrency, move |n| {
+                let id = n.wrapping_mul(2_654_435_761) % keys + 1;
+                let (lookups, params) = (lookups.clone(), params(id));
+                async move {
+                    lookups
+                        .get(Some("1"), "point", &params)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await?;
             all.sort_by(f64::total_cmp);
             println!(
                 "| {concurrency} | {} | {:.1} | {:.1} | {:.1} |",

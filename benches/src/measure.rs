@@ -53,26 +53,20 @@ impl Cpu {
 
 /// The process's peak resident set size (`VmHWM`), in KiB.
 pub(crate) fn peak_rss_kib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(f64::NAN)
+    status_kib("VmHWM:")
 }
 
 /// The process's current resident set size (`VmRSS`), in KiB.
 pub(crate) fn rss_kib() -> f64 {
+    status_kib("VmRSS:")
+}
+
+/// The `field` line of `/proc/self/status` (a size in kB), in KiB; NaN when missing.
+fn status_kib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| {
             rest.trim()
                 .trim_end_matches("kB")

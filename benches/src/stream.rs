@@ -17,7 +17,7 @@ use extdata::{ExternalSource, QueryOptions, Statement, Value};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _};
 
-use crate::backend::{Backend, Server};
+use crate::backend::{Backend, Server, sqlx_options};
 use crate::measure::{Cpu, Measurement, peak_rss_kib};
 
 /// What a method read: rows and the bytes of their values (text and bytes by length,
@@ -133,6 +133,11 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
 type Outcome = Result<(Tally, f64, f64), String>;
 
 /// Wall seconds and own CPU seconds since `started`/`cpu`.
+/// The CPU and the time at the start of a read, and its empty tally.
+fn start() -> (Cpu, Instant, Tally) {
+    (Cpu::now(), Instant::now(), Tally::default())
+}
+
 fn finish(tally: Tally, started: Instant, cpu: Cpu) -> Outcome {
     Ok((
         tally,
@@ -242,99 +247,84 @@ pub(crate) fn hive_beeline() -> Result<String, String> {
     Err(format!("no pyspark beeline under {lib}"))
 }
 
-/// Decodes every column of a standard-table row read by sqlx; returns its payload.
-pub(crate) fn sqlx_postgres_payload(row: &sqlx::postgres::PgRow) -> Result<u64, sqlx::Error> {
-    let id: i32 = row.try_get(0)?;
-    std::hint::black_box(id);
-    let c_int8: Option<i64> = row.try_get(1)?;
-    let c_float8: Option<f64> = row.try_get(2)?;
-    let c_numeric: Option<BigDecimal> = row.try_get(3)?;
-    let c_short: Option<String> = row.try_get(4)?;
-    let c_long: Option<String> = row.try_get(5)?;
-    let c_bool: Option<bool> = row.try_get(6)?;
-    let c_date: Option<NaiveDate> = row.try_get(7)?;
-    let c_ts: Option<DateTime<Utc>> = row.try_get(8)?;
-    let c_uuid: Option<uuid::Uuid> = row.try_get(9)?;
-    std::hint::black_box(&c_numeric);
-    Ok(4 + opt(&c_int8, 8)
-        + opt(&c_float8, 8)
-        + opt(&c_numeric, 8)
-        + opt_len(&c_short)
-        + opt_len(&c_long)
-        + opt(&c_bool, 1)
-        + opt(&c_date, 4)
-        + opt(&c_ts, 8)
-        + opt(&c_uuid, 16))
+/// Decodes every column of a standard-table row (`$row`, a sqlx or tokio-postgres row)
+/// with `$numeric` and `$uuid` for the driver's decimal and UUID types; returns its
+/// payload (`$uuid_size` of the UUID).
+macro_rules! standard_payload {
+    ($row:expr, $numeric:ty, $uuid:ty, $uuid_size:expr) => {{
+        let row = $row;
+        let id: i32 = row.try_get(0)?;
+        let c_int8: Option<i64> = row.try_get(1)?;
+        let c_float8: Option<f64> = row.try_get(2)?;
+        let c_numeric: Option<$numeric> = row.try_get(3)?;
+        let c_short: Option<String> = row.try_get(4)?;
+        let c_long: Option<String> = row.try_get(5)?;
+        let c_bool: Option<bool> = row.try_get(6)?;
+        let c_date: Option<NaiveDate> = row.try_get(7)?;
+        let c_ts: Option<DateTime<Utc>> = row.try_get(8)?;
+        let c_uuid: Option<$uuid> = row.try_get(9)?;
+        std::hint::black_box((id, &c_numeric));
+        Ok(4 + opt(&c_int8, 8)
+            + opt(&c_float8, 8)
+            + opt(&c_numeric, 8)
+            + opt_len(&c_short)
+            + opt_len(&c_long)
+            + opt(&c_bool, 1)
+            + opt(&c_date, 4)
+            + opt(&c_ts, 8)
+            + $uuid_size(&c_uuid))
+    }};
 }
 
-async fn sqlx_postgres(server: &Server, sql: &str) -> Outcome {
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host(&server.host)
-        .port(server.port)
-        .username(&server.user)
-        .password(&server.password)
-        .database(&server.database)
-        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
-    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
-    let mut rows = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch(&mut conn);
-    while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
-        tally.rows += 1;
-        tally.payload += sqlx_postgres_payload(&row).map_err(|e| e.to_string())?;
-    }
-    finish(tally, started, cpu)
+/// Decodes every column of a standard-table row read by sqlx; returns its payload.
+pub(crate) fn sqlx_postgres_payload(row: &sqlx::postgres::PgRow) -> Result<u64, sqlx::Error> {
+    standard_payload!(row, BigDecimal, uuid::Uuid, |u| opt(u, 16))
 }
 
 /// Decodes every column of a standard-table row read by sqlx; returns its payload.
 pub(crate) fn sqlx_mysql_payload(row: &sqlx::mysql::MySqlRow) -> Result<u64, sqlx::Error> {
-    let id: i32 = row.try_get(0)?;
-    std::hint::black_box(id);
-    let c_int8: Option<i64> = row.try_get(1)?;
-    let c_float8: Option<f64> = row.try_get(2)?;
-    let c_numeric: Option<BigDecimal> = row.try_get(3)?;
-    let c_short: Option<String> = row.try_get(4)?;
-    let c_long: Option<String> = row.try_get(5)?;
-    let c_bool: Option<bool> = row.try_get(6)?;
-    let c_date: Option<NaiveDate> = row.try_get(7)?;
-    let c_ts: Option<DateTime<Utc>> = row.try_get(8)?;
-    let c_uuid: Option<Vec<u8>> = row.try_get(9)?;
-    std::hint::black_box(&c_numeric);
-    Ok(4 + opt(&c_int8, 8)
-        + opt(&c_float8, 8)
-        + opt(&c_numeric, 8)
-        + opt_len(&c_short)
-        + opt_len(&c_long)
-        + opt(&c_bool, 1)
-        + opt(&c_date, 4)
-        + opt(&c_ts, 8)
-        + opt_len(&c_uuid))
+    standard_payload!(row, BigDecimal, Vec<u8>, opt_len)
+}
+
+/// Streams `$sql` over one sqlx connection of `$options`, each row decoded by `$payload`.
+macro_rules! sqlx_read {
+    ($options:expr, $sql:expr, $payload:path) => {{
+        let mut conn = $options.connect().await.map_err(|e| e.to_string())?;
+        let (cpu, started, mut tally) = start();
+        let mut rows = sqlx::query(AssertSqlSafe($sql.to_owned())).fetch(&mut conn);
+        while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+            tally.rows += 1;
+            tally.payload += $payload(&row).map_err(|e| e.to_string())?;
+        }
+        finish(tally, started, cpu)
+    }};
+}
+
+async fn sqlx_postgres(server: &Server, sql: &str) -> Outcome {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    sqlx_read!(
+        sqlx_options!(PgConnectOptions, server, PgSslMode::Disable),
+        sql,
+        sqlx_postgres_payload
+    )
 }
 
 async fn sqlx_mysql(server: &Server, sql: &str) -> Outcome {
-    let options = sqlx::mysql::MySqlConnectOptions::new()
-        .host(&server.host)
-        .port(server.port)
-        .username(&server.user)
-        .password(&server.password)
-        .database(&server.database)
-        .ssl_mode(sqlx::mysql::MySqlSslMode::Disabled);
-    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
-    let mut rows = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch(&mut conn);
-    while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
-        tally.rows += 1;
-        tally.payload += sqlx_mysql_payload(&row).map_err(|e| e.to_string())?;
-    }
-    finish(tally, started, cpu)
+    use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+    sqlx_read!(
+        sqlx_options!(MySqlConnectOptions, server, MySqlSslMode::Disabled),
+        sql,
+        sqlx_mysql_payload
+    )
 }
 
 /// PostgreSQL `numeric` in binary form as an exact mantissa and scale (tokio-postgres
 /// has no numeric type of its own without an extra crate).
 #[derive(Debug)]
+#[allow(
+    dead_code,
+    reason = "decoded to be paid for; read through black_box only"
+)]
 struct PgNumeric {
     mantissa: i128,
     scale: u16,
@@ -377,6 +367,12 @@ impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
     }
 }
 
+/// Decodes every column of a standard-table row read by tokio-postgres; returns its
+/// payload.
+fn tokio_postgres_payload(row: &tokio_postgres::Row) -> Result<u64, tokio_postgres::Error> {
+    standard_payload!(row, PgNumeric, uuid::Uuid, |u| opt(u, 16))
+}
+
 async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
     let mut config = tokio_postgres::Config::new();
     config
@@ -390,37 +386,15 @@ async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
+    let (cpu, started, mut tally) = start();
     let rows = client
         .query_raw(sql, std::iter::empty::<i32>())
         .await
         .map_err(|e| e.to_string())?;
     futures::pin_mut!(rows);
     while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
-        let id: i32 = row.try_get(0).map_err(|e| e.to_string())?;
-        let c_int8: Option<i64> = row.try_get(1).map_err(|e| e.to_string())?;
-        let c_float8: Option<f64> = row.try_get(2).map_err(|e| e.to_string())?;
-        let c_numeric: Option<PgNumeric> = row.try_get(3).map_err(|e| e.to_string())?;
-        let c_short: Option<String> = row.try_get(4).map_err(|e| e.to_string())?;
-        let c_long: Option<String> = row.try_get(5).map_err(|e| e.to_string())?;
-        let c_bool: Option<bool> = row.try_get(6).map_err(|e| e.to_string())?;
-        let c_date: Option<NaiveDate> = row.try_get(7).map_err(|e| e.to_string())?;
-        let c_ts: Option<DateTime<Utc>> = row.try_get(8).map_err(|e| e.to_string())?;
-        let c_uuid: Option<uuid::Uuid> = row.try_get(9).map_err(|e| e.to_string())?;
         tally.rows += 1;
-        tally.payload += 4
-            + opt(&c_int8, 8)
-            + opt(&c_float8, 8)
-            + opt(&c_numeric, 8)
-            + opt_len(&c_short)
-            + opt_len(&c_long)
-            + opt(&c_bool, 1)
-            + opt(&c_date, 4)
-            + opt(&c_ts, 8)
-            + opt(&c_uuid, 16);
-        std::hint::black_box((id, c_numeric.map(|n| (n.mantissa, n.scale))));
+        tally.payload += tokio_postgres_payload(&row).map_err(|e| e.to_string())?;
     }
     finish(tally, started, cpu)
 }
@@ -458,9 +432,7 @@ pub(crate) fn clickhouse_client(server: &Server) -> clickhouse::Client {
 
 async fn rowbinary(server: &Server, sql: &str) -> Outcome {
     let client = clickhouse_client(server);
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
+    let (cpu, started, mut tally) = start();
     let mut cursor = client
         .query(sql)
         .fetch::<ClickHouseRow>()
@@ -485,9 +457,7 @@ async fn rowbinary(server: &Server, sql: &str) -> Outcome {
 /// The crate's Native cursor, blocks as it parses them: the layer extdata decodes.
 async fn native(server: &Server, sql: &str) -> Outcome {
     let client = clickhouse_client(server);
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
+    let (cpu, started, mut tally) = start();
     let mut cursor = client
         .query(sql)
         .fetch_native()
@@ -506,9 +476,7 @@ async fn extdata_read(backend: Backend, sql: &str, partitions: Option<usize>) ->
     let source = extdata::connect(&config).map_err(|e| e.to_string())?;
     source.ping().await.map_err(|e| e.to_string())?;
     let options = QueryOptions::default();
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let mut tally = Tally::default();
+    let (cpu, started, mut tally) = start();
     let statement = Statement::new(sql);
     let mut stream = match partitions {
         None => source.stream(&statement, &options).await,

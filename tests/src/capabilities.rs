@@ -153,6 +153,19 @@ pub struct Capabilities {
     pub recovery_slack: Duration,
 }
 
+/// Setters that store their argument as it is: `$setter(value)` sets `$field`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $setter:ident => $field:ident: $ty:ty;)+) => {
+        $(
+            $(#[$doc])*
+            pub fn $setter(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )+
+    };
+}
+
 impl Capabilities {
     /// The strict defaults; see each field.
     pub fn new() -> Self {
@@ -208,51 +221,46 @@ impl Capabilities {
         self
     }
 
-    /// Sets the `CREATE TABLE` spelling.
-    pub fn with_create_table(mut self, create: fn(&str, &[(&str, &str)]) -> String) -> Self {
-        self.create_table = create;
-        self
-    }
-
-    /// Sets the `DROP TABLE` spelling.
-    pub fn with_drop_table(mut self, drop: fn(&str) -> String) -> Self {
-        self.drop_table = drop;
-        self
-    }
-
-    /// Sets how a select list becomes a query.
-    pub fn with_select(mut self, select: fn(&str) -> String) -> Self {
-        self.select = select;
-        self
-    }
-
-    /// Sets how a text parameter is written in a select list.
-    pub fn with_text_parameter(mut self, parameter: fn(&str) -> String) -> Self {
-        self.text_parameter = parameter;
-        self
+    setters! {
+        /// Sets the `CREATE TABLE` spelling.
+        with_create_table => create_table: fn(&str, &[(&str, &str)]) -> String;
+        /// Sets the `DROP TABLE` spelling.
+        with_drop_table => drop_table: fn(&str) -> String;
+        /// Sets how a select list becomes a query.
+        with_select => select: fn(&str) -> String;
+        /// Sets how a text parameter is written in a select list.
+        with_text_parameter => text_parameter: fn(&str) -> String;
+        /// Sets the series query.
+        with_series_sql => series_sql: fn(u64) -> String;
+        /// Sets whether the first row of a huge result arrives early.
+        with_streams_lazily => streams_lazily: bool;
+        /// Sets the number of rows of the streaming case.
+        with_stream_rows => stream_rows: u64;
+        /// Sets how many timeouts in a row must leave the pool serving.
+        with_timeout_repeats => timeout_repeats: usize;
+        /// Sets whether `execute` reports rows affected.
+        with_reports_affected_rows => reports_affected_rows: bool;
+        /// Sets whether `UPDATE`/`DELETE` are supported.
+        with_supports_update => supports_update: bool;
+        /// Sets whether `read_only` is enforced.
+        with_read_only_enforced => read_only_enforced: bool;
+        /// Sets whether the backend authenticates with a password.
+        with_passwords => has_passwords: bool;
+        /// Sets whether text may contain U+0000.
+        with_text_allows_nul => text_allows_nul: bool;
+        /// Sets whether `''` is stored as NULL.
+        with_empty_string_is_null => empty_string_is_null: bool;
+        /// Sets whether column descriptions carry value kinds.
+        with_describe_reports_kinds => describe_reports_kinds: bool;
+        /// Sets the extra time `SELECT 1` may take after cancelled or failed work.
+        with_recovery_slack => recovery_slack: Duration;
+        /// Sets the slack allowed on top of a timed-out batch's timeout.
+        with_batch_timeout_slack => batch_timeout_slack: Duration;
     }
 
     /// Sets the long-running query.
     pub fn with_sleep_sql(mut self, sleep: fn(u64) -> String) -> Self {
         self.sleep_sql = Some(sleep);
-        self
-    }
-
-    /// Sets the series query.
-    pub fn with_series_sql(mut self, series: fn(u64) -> String) -> Self {
-        self.series_sql = series;
-        self
-    }
-
-    /// Sets whether the first row of a huge result arrives early.
-    pub fn with_streams_lazily(mut self, lazily: bool) -> Self {
-        self.streams_lazily = lazily;
-        self
-    }
-
-    /// Sets the number of rows of the streaming case.
-    pub fn with_stream_rows(mut self, rows: u64) -> Self {
-        self.stream_rows = rows;
         self
     }
 
@@ -283,69 +291,9 @@ impl Capabilities {
         self
     }
 
-    /// Sets how many timeouts in a row must leave the pool serving.
-    pub fn with_timeout_repeats(mut self, repeats: usize) -> Self {
-        self.timeout_repeats = repeats;
-        self
-    }
-
-    /// Sets whether `execute` reports rows affected.
-    pub fn with_reports_affected_rows(mut self, reports: bool) -> Self {
-        self.reports_affected_rows = reports;
-        self
-    }
-
-    /// Sets whether `UPDATE`/`DELETE` are supported.
-    pub fn with_supports_update(mut self, supported: bool) -> Self {
-        self.supports_update = supported;
-        self
-    }
-
-    /// Sets whether `read_only` is enforced.
-    pub fn with_read_only_enforced(mut self, enforced: bool) -> Self {
-        self.read_only_enforced = enforced;
-        self
-    }
-
-    /// Sets whether the backend authenticates with a password.
-    pub fn with_passwords(mut self, has_passwords: bool) -> Self {
-        self.has_passwords = has_passwords;
-        self
-    }
-
-    /// Sets whether text may contain U+0000.
-    pub fn with_text_allows_nul(mut self, allows: bool) -> Self {
-        self.text_allows_nul = allows;
-        self
-    }
-
-    /// Sets whether `''` is stored as NULL.
-    pub fn with_empty_string_is_null(mut self, is_null: bool) -> Self {
-        self.empty_string_is_null = is_null;
-        self
-    }
-
-    /// Sets whether column descriptions carry value kinds.
-    pub fn with_describe_reports_kinds(mut self, reports: bool) -> Self {
-        self.describe_reports_kinds = reports;
-        self
-    }
-
     /// Sets the SQLSTATE of a duplicate-key error.
     pub fn with_unique_violation_sql_state(mut self, sql_state: impl Into<String>) -> Self {
         self.unique_violation_sql_state = Some(sql_state.into());
-        self
-    }
-
-    /// Sets the extra time `SELECT 1` may take after cancelled or failed work.
-    pub fn with_recovery_slack(mut self, slack: Duration) -> Self {
-        self.recovery_slack = slack;
-        self
-    }
-
-    /// Sets the slack allowed on top of a timed-out batch's timeout.
-    pub fn with_batch_timeout_slack(mut self, slack: Duration) -> Self {
-        self.batch_timeout_slack = slack;
         self
     }
 

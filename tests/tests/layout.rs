@@ -135,6 +135,17 @@ fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
         .find_map(|node| visit(node, edges, &mut Vec::new(), &mut done))
 }
 
+/// Asserts that `check` finds no problem in any backend's `src/` (the backends
+/// excepted from `rule` left out).
+fn assert_every_backend(rule: &str, check: impl Fn(&str, &Path) -> Vec<String>) {
+    let problems: Vec<String> = backends()
+        .iter()
+        .filter(|(krate, _)| !excepted(krate, rule))
+        .flat_map(|(krate, src)| check(krate, src))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_backend_has_the_contract_files() {
     let backends = backends();
@@ -142,45 +153,32 @@ fn every_backend_has_the_contract_files() {
         backends.len() >= 7,
         "found only {backends:?}: is the SPEC detection broken?"
     );
-    let mut problems = Vec::new();
-    for (krate, src) in &backends {
-        if excepted(krate, "files") {
-            continue;
-        }
-        for file in REQUIRED {
-            if !src.join(file).is_file() {
-                problems.push(format!("{krate}: src/{file} is missing"));
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_every_backend("files", |krate, src| {
+        REQUIRED
+            .iter()
+            .filter(|file| !src.join(file).is_file())
+            .map(|file| format!("{krate}: src/{file} is missing"))
+            .collect()
+    });
 }
 
 #[test]
 fn every_backend_has_one_error_entry_point() {
-    let mut problems = Vec::new();
-    for (krate, src) in backends() {
-        if excepted(&krate, "error entry point") {
-            continue;
-        }
+    assert_every_backend("error entry point", |krate, src| {
         let error = code(&src.join("error.rs"));
-        if error.matches(ERROR_ENTRY).count() != 1 {
-            problems.push(format!(
-                "{krate}: src/error.rs does not define `{ERROR_ENTRY}…`"
-            ));
+        if error.matches(ERROR_ENTRY).count() == 1 {
+            return Vec::new();
         }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+        vec![format!(
+            "{krate}: src/error.rs does not define `{ERROR_ENTRY}…`"
+        )]
+    });
 }
 
 #[test]
 fn no_backend_has_an_import_cycle_between_its_modules() {
-    let mut problems = Vec::new();
-    for (krate, src) in backends() {
-        if excepted(&krate, "import cycles") {
-            continue;
-        }
-        let modules: BTreeSet<String> = fs::read_dir(&src)
+    assert_every_backend("import cycles", |krate, src| {
+        let modules: BTreeSet<String> = fs::read_dir(src)
             .expect("src/")
             .filter_map(|e| {
                 let path = e.ok()?.path();
@@ -198,11 +196,11 @@ fn no_backend_has_an_import_cycle_between_its_modules() {
                 (module.clone(), uses)
             })
             .collect();
-        if let Some(cycle) = find_cycle(&edges) {
-            problems.push(format!("{krate}: {}", cycle.join(" → ")));
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+        find_cycle(&edges)
+            .map(|cycle| format!("{krate}: {}", cycle.join(" → ")))
+            .into_iter()
+            .collect()
+    });
 }
 
 #[test]

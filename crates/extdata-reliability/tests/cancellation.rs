@@ -204,19 +204,10 @@ fn hive_case(backend: Backend) {
     });
 }
 
-#[test]
-fn hive_job_is_killed_on_the_server_within_1s() {
-    hive_case(Backend::Hive);
-}
-
-#[test]
-fn hive_http_job_is_killed_on_the_server_within_1s() {
-    hive_case(Backend::HiveHttp);
-}
-
-#[test]
-fn hive_https_job_is_killed_on_the_server_within_1s() {
-    hive_case(Backend::HiveHttps);
+support::tests! {
+    hive_job_is_killed_on_the_server_within_1s => hive_case(Backend::Hive);
+    hive_http_job_is_killed_on_the_server_within_1s => hive_case(Backend::HiveHttp);
+    hive_https_job_is_killed_on_the_server_within_1s => hive_case(Backend::HiveHttps);
 }
 
 /// Tasks the Spark executor of `backend`'s server killed so far (its log).

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use extdata_core::{
-    ConnectorConfig, DbKind, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar,
-    Statement, Value, ValueKind,
+    Column, ConnectorConfig, DbKind, Error, ErrorKind, ExternalSource, PoolConfig, QueryOptions,
+    ResultSet, Scalar, Statement, Value, ValueKind,
 };
 use extdata_sqlite::{SPEC, SqliteSource};
 use futures::StreamExt;
@@ -55,12 +55,75 @@ async fn exec(source: &SqliteSource, sql: &str) -> u64 {
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
 }
 
-async fn scalar(source: &SqliteSource, sql: &str) -> Value {
-    let result = source
+async fn query(source: &SqliteSource, sql: &str) -> ResultSet {
+    source
         .query(&Statement::new(sql), &opts())
         .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
+}
+
+async fn scalar(source: &SqliteSource, sql: &str) -> Value {
+    query(source, sql).await.rows[0].values()[0].clone()
+}
+
+/// Asserts that the first value of `sql` is `expected`.
+async fn assert_scalar(source: &SqliteSource, sql: &str, expected: Value) {
+    assert_eq!(scalar(source, sql).await, expected, "{sql}");
+}
+
+/// Another program's connection to the file `path` (created when missing).
+async fn other_program(path: &std::path::Path) -> sqlx::SqliteConnection {
+    sqlx::ConnectOptions::connect(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("another connection")
+}
+
+/// Runs `sql` on another program's connection.
+async fn raw(connection: &mut sqlx::SqliteConnection, sql: &'static str) {
+    sqlx::query(sql)
+        .execute(connection)
+        .await
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
-    result.rows[0].values()[0].clone()
+}
+
+/// A source of one connection whose calls time out after `timeout`.
+fn one_connection(config: ConnectorConfig, timeout: Duration) -> Arc<SqliteSource> {
+    source(config.with_pool(pool(1)).with_query_timeout(timeout))
+}
+
+async fn describe(source: &SqliteSource, sql: &str) -> Vec<Column> {
+    source
+        .describe(&Statement::new(sql), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("describe `{sql}` failed: {e}"))
+}
+
+/// The error of `sql`, which must fail (`what` says why it should).
+async fn query_err(source: &SqliteSource, sql: &str, what: &str) -> Error {
+    source
+        .query(&Statement::new(sql), &opts())
+        .await
+        .expect_err(what)
+}
+
+/// The error of `sql` as a write, which must fail (`what` says why it should).
+async fn execute_err(source: &SqliteSource, sql: &str, what: &str) -> Error {
+    source
+        .execute(&Statement::new(sql), &opts())
+        .await
+        .expect_err(what)
+}
+
+/// Each column's name, declared type and value kind.
+fn described(columns: &[Column]) -> Vec<(&str, &str, ValueKind)> {
+    columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.database_type.as_str(), c.value_kind))
+        .collect()
 }
 
 /// Resident memory of this process in bytes.
@@ -77,11 +140,7 @@ fn resident_bytes() -> u64 {
 #[tokio::test]
 async fn timeout_interrupts_a_running_statement_and_the_next_query_works() {
     // One connection: the query after the timeout runs on the interrupted connection.
-    let source = source(
-        memory("interrupt")
-            .with_pool(pool(1))
-            .with_query_timeout(Duration::from_secs(1)),
-    );
+    let source = one_connection(memory("interrupt"), Duration::from_secs(1));
     for operation in ["query", "execute", "stream"] {
         let started = Instant::now();
         let statement = Statement::new(ENDLESS);
@@ -101,7 +160,7 @@ async fn timeout_interrupts_a_running_statement_and_the_next_query_works() {
             "{operation}: took {elapsed:?} with a 1s timeout"
         );
         let started = Instant::now();
-        assert_eq!(scalar(&source, "SELECT 41 + 1").await, Value::I64(42));
+        assert_scalar(&source, "SELECT 41 + 1", Value::I64(42)).await;
         assert!(
             started.elapsed() < Duration::from_millis(500),
             "the next query waited {:?}",
@@ -136,15 +195,8 @@ async fn lock_waits_are_bounded_by_the_call_timeout() {
     let setup = source(file(&dir, "locks"));
     exec(&setup, "CREATE TABLE t (v INTEGER)").await;
     // Another program holds the write lock.
-    let mut holder = sqlx::ConnectOptions::connect(
-        &sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("locks.db")),
-    )
-    .await
-    .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = other_program(&dir.path().join("locks.db")).await;
+    raw(&mut holder, "BEGIN IMMEDIATE").await;
 
     // busy_timeout longer than the call: SQLite sleeps in its busy handler (no VM steps,
     // so no progress handler); the call gives up on time and discards the connection.
@@ -154,10 +206,7 @@ async fn lock_waits_are_bounded_by_the_call_timeout() {
             .with_query_timeout(Duration::from_secs(1)),
     );
     let started = Instant::now();
-    let error = patient
-        .execute(&Statement::new("INSERT INTO t VALUES (2)"), &opts())
-        .await
-        .expect_err("the file is locked");
+    let error = execute_err(&patient, "INSERT INTO t VALUES (2)", "the file is locked").await;
     let elapsed = started.elapsed();
     eprintln!("lock wait with busy_timeout=30s: {elapsed:?}");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
@@ -165,21 +214,12 @@ async fn lock_waits_are_bounded_by_the_call_timeout() {
 
     // Default busy_timeout = the query timeout: SQLITE_BUSY itself is a Timeout.
     let default = source(file(&dir, "locks").with_query_timeout(Duration::from_millis(500)));
-    let error = default
-        .execute(&Statement::new("INSERT INTO t VALUES (3)"), &opts())
-        .await
-        .expect_err("the file is locked");
+    let error = execute_err(&default, "INSERT INTO t VALUES (3)", "the file is locked").await;
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert!(error.message().contains("locked"), "{error}");
 
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    assert_eq!(
-        patient
-            .execute(&Statement::new("INSERT INTO t VALUES (4)"), &opts())
-            .await
-            .unwrap(),
-        1
-    );
+    raw(&mut holder, "ROLLBACK").await;
+    assert_eq!(exec(&patient, "INSERT INTO t VALUES (4)").await, 1);
 }
 
 #[tokio::test]
@@ -236,7 +276,7 @@ async fn stream_memory_stays_bounded_while_the_consumer_waits() {
     // Dropping the stream interrupts the statement: the only connection is free again.
     drop(stream);
     let started = Instant::now();
-    assert_eq!(scalar(&source, "SELECT 1").await, Value::I64(1));
+    assert_scalar(&source, "SELECT 1", Value::I64(1)).await;
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -244,21 +284,10 @@ async fn stream_memory_stays_bounded_while_the_consumer_waits() {
 async fn empty_results_still_have_their_columns() {
     let source = source(memory("empty"));
     exec(&source, "CREATE TABLE t (id INTEGER, born DATE)").await;
-    let result = source
-        .query(
-            &Statement::new("SELECT id, born, 1 + 1 AS two FROM t"),
-            &opts(),
-        )
-        .await
-        .unwrap();
+    let result = query(&source, "SELECT id, born, 1 + 1 AS two FROM t").await;
     assert!(result.rows.is_empty());
-    let described: Vec<(&str, &str, ValueKind)> = result
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.database_type.as_str(), c.value_kind))
-        .collect();
     assert_eq!(
-        described,
+        described(&result.columns),
         [
             ("id", "INTEGER", ValueKind::I64),
             ("born", "DATE", ValueKind::Date),
@@ -283,17 +312,11 @@ async fn read_only_refuses_writes_for_files_and_memory() {
             "DELETE FROM customers",
             "CREATE TABLE other (x INTEGER)",
         ] {
-            let error = reader
-                .execute(&Statement::new(sql), &opts())
-                .await
-                .expect_err("read-only");
+            let error = execute_err(&reader, sql, "read-only").await;
             assert_eq!(error.kind(), ErrorKind::ReadOnly, "{sql}: {error}");
             assert_eq!(error.connector(), Some("ro"));
         }
-        assert_eq!(
-            scalar(&reader, "SELECT count(*) FROM customers").await,
-            Value::I64(1)
-        );
+        assert_scalar(&reader, "SELECT count(*) FROM customers", Value::I64(1)).await;
     }
     // A read-only connector never creates a missing file.
     let missing = source(file(&dir, "missing").with_read_only(true));
@@ -302,10 +325,7 @@ async fn read_only_refuses_writes_for_files_and_memory() {
     assert!(!dir.path().join("missing.db").exists());
 
     let memory = source(memory("ro-memory").with_read_only(true));
-    let error = memory
-        .execute(&Statement::new("CREATE TABLE t (x INTEGER)"), &opts())
-        .await
-        .expect_err("query_only");
+    let error = execute_err(&memory, "CREATE TABLE t (x INTEGER)", "query_only").await;
     assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
 }
 
@@ -345,20 +365,14 @@ async fn memory_database_is_shared_by_every_pool_connection() {
         );
         held.push(stream);
     }
-    assert_eq!(scalar(&source, "SELECT sum(v) FROM t").await, Value::I64(6));
+    assert_scalar(&source, "SELECT sum(v) FROM t", Value::I64(6)).await;
     drop(held);
     // Idle connections would have been closed by now if the pool recycled them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM t").await,
-        Value::I64(3)
-    );
+    assert_scalar(&source, "SELECT count(*) FROM t", Value::I64(3)).await;
     // Two sources never share an in-memory database.
     let other = self::source(memory("shared"));
-    let error = other
-        .query(&Statement::new("SELECT * FROM t"), &opts())
-        .await
-        .expect_err("another database");
+    let error = query_err(&other, "SELECT * FROM t", "another database").await;
     assert_eq!(error.kind(), ErrorKind::Query);
 }
 
@@ -372,26 +386,13 @@ async fn describe_prepares_without_running() {
     )
     .await;
     let started = Instant::now();
-    let columns = source
-        .describe(&Statement::new(ENDLESS), &opts())
-        .await
-        .unwrap();
+    let columns = describe(&source, ENDLESS).await;
     assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(columns[0].name, "n");
 
-    let columns = source
-        .describe(
-            &Statement::new("SELECT *, id * 2 AS twice FROM typed"),
-            &opts(),
-        )
-        .await
-        .unwrap();
-    let described: Vec<(&str, &str, ValueKind)> = columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.database_type.as_str(), c.value_kind))
-        .collect();
+    let columns = describe(&source, "SELECT *, id * 2 AS twice FROM typed").await;
     assert_eq!(
-        described,
+        described(&columns),
         [
             ("id", "INTEGER", ValueKind::I64),
             ("price", "DECIMAL(10,2)", ValueKind::Decimal),
@@ -408,10 +409,7 @@ async fn describe_prepares_without_running() {
     let insert = Statement::new("INSERT INTO typed (id) VALUES (:id)").bind("id", 1_i64);
     let columns = source.describe(&insert, &opts()).await.unwrap();
     assert!(columns.is_empty());
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM typed").await,
-        Value::I64(0)
-    );
+    assert_scalar(&source, "SELECT count(*) FROM typed", Value::I64(0)).await;
 }
 
 #[tokio::test]
@@ -455,10 +453,7 @@ async fn declared_types_choose_the_value_only_when_exact() {
     let nulls = Statement::new("INSERT INTO v DEFAULT VALUES");
     source.execute(&nulls, &opts()).await.unwrap();
 
-    let result = source
-        .query(&Statement::new("SELECT * FROM v ORDER BY rowid"), &opts())
-        .await
-        .unwrap();
+    let result = query(&source, "SELECT * FROM v ORDER BY rowid").await;
     assert_eq!(
         result.rows[0].values(),
         [
@@ -549,18 +544,12 @@ async fn server_errors_are_classified() {
         ("SELECT * FROM nowhere", ErrorKind::Query),
         ("INSERT INTO t (id, v) VALUES (1, NULL)", ErrorKind::Query),
     ] {
-        let error = source
-            .execute(&Statement::new(sql), &opts())
-            .await
-            .expect_err(sql);
+        let error = execute_err(&source, sql, sql).await;
         assert_eq!(error.kind(), kind, "{sql}: {error}");
         assert!(error.sql_state().is_some(), "{sql}: no result code");
         assert!(!error.is_temporary());
     }
-    let error = source
-        .query(&Statement::new("SELECT * FROM nowhere"), &opts())
-        .await
-        .expect_err("missing table");
+    let error = query_err(&source, "SELECT * FROM nowhere", "missing table").await;
     assert!(
         error.message().contains("no such table: nowhere"),
         "{error}"
@@ -614,10 +603,7 @@ async fn a_transaction_cannot_outlive_its_call() {
     let source = source(memory("transactions").with_pool(pool(1)));
     exec(&source, "CREATE TABLE t (v INTEGER)").await;
     for sql in ["BEGIN", "begin immediate", "SAVEPOINT a"] {
-        let error = source
-            .execute(&Statement::new(sql), &opts())
-            .await
-            .expect_err("left open");
+        let error = execute_err(&source, sql, "left open").await;
         assert_eq!(error.kind(), ErrorKind::Query, "{sql}: {error}");
         assert!(error.message().contains("rolled back"), "{sql}: {error}");
         // The one connection is not in a transaction: this write commits on its own.
@@ -625,18 +611,14 @@ async fn a_transaction_cannot_outlive_its_call() {
     }
     // Several statements in one call are refused (one statement per call), so a
     // transaction spans no statements of its own: `execute_batch` is the way.
-    let error = source
-        .execute(
-            &Statement::new("BEGIN; INSERT INTO t VALUES (2); COMMIT"),
-            &opts(),
-        )
-        .await
-        .expect_err("one statement per call");
+    let error = execute_err(
+        &source,
+        "BEGIN; INSERT INTO t VALUES (2); COMMIT",
+        "one statement per call",
+    )
+    .await;
     assert_eq!(error.kind(), ErrorKind::Query, "{error}");
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM t").await,
-        Value::I64(3)
-    );
+    assert_scalar(&source, "SELECT count(*) FROM t", Value::I64(3)).await;
     // A column named like the keyword costs a check, nothing else.
     exec(&source, "CREATE TABLE s (begin_date TEXT)").await;
     assert_eq!(
@@ -693,27 +675,19 @@ async fn concurrent_first_calls_on_a_fresh_wal_file_all_succeed() {
 async fn switching_to_wal_waits_for_another_programs_write_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    let mut writer = sqlx::ConnectOptions::connect(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true),
+    let mut writer = other_program(&path).await;
+    raw(
+        &mut writer,
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)",
     )
-    .await
-    .unwrap();
-    sqlx::query("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
-        .execute(&mut writer)
-        .await
-        .unwrap();
+    .await;
     // A RESERVED lock on the (rollback-journal) file: another program is writing.
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut writer)
-        .await
-        .unwrap();
+    raw(&mut writer, "BEGIN IMMEDIATE").await;
 
     let source = source(file(&dir, "shared").with_options("journal_mode=wal&busy_timeout=5s"));
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+        raw(&mut writer, "COMMIT").await;
         writer
     });
     let started = Instant::now();
@@ -728,10 +702,7 @@ async fn switching_to_wal_waits_for_another_programs_write_lock() {
         started.elapsed()
     );
     drop(release.await.unwrap());
-    assert_eq!(
-        scalar(&source, "PRAGMA journal_mode").await,
-        Value::Text("wal".into())
-    );
+    assert_scalar(&source, "PRAGMA journal_mode", Value::Text("wal".into())).await;
 }
 
 /// A decimal keeps every digit only where SQLite stores it as text: NUMERIC affinity
@@ -753,13 +724,11 @@ async fn long_decimals_keep_their_digits_only_in_text_columns() {
         let statement = Statement::new(insert).bind("v", Value::Decimal(value.clone()));
         source.execute(&statement, &opts()).await.unwrap();
     }
-    let result = source
-        .query(
-            &Statement::new("SELECT numeric, exact, text, untyped FROM d ORDER BY rowid"),
-            &opts(),
-        )
-        .await
-        .unwrap();
+    let result = query(
+        &source,
+        "SELECT numeric, exact, text, untyped FROM d ORDER BY rowid",
+    )
+    .await;
     let lossy = 12_345_678_901_234_567_890.123_456_789_f64;
     assert_eq!(
         result.rows[0].values(),
@@ -787,11 +756,7 @@ async fn long_decimals_keep_their_digits_only_in_text_columns() {
 async fn a_batch_is_one_transaction_even_when_it_times_out() {
     // One connection: whatever the batch leaves behind, the next calls see it.
     let dir = tempfile::tempdir().unwrap();
-    let source = source(
-        file(&dir, "batch")
-            .with_pool(pool(1))
-            .with_query_timeout(Duration::from_secs(1)),
-    );
+    let source = one_connection(file(&dir, "batch"), Duration::from_secs(1));
     assert!(source.batches_are_atomic());
     exec(&source, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
     let insert = |id: i64| Statement::new(format!("INSERT INTO t (id) VALUES ({id})"));
@@ -818,10 +783,7 @@ async fn a_batch_is_one_transaction_even_when_it_times_out() {
         "took {:?} with a 1s timeout",
         started.elapsed()
     );
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM t").await,
-        Value::I64(2)
-    );
+    assert_scalar(&source, "SELECT count(*) FROM t", Value::I64(2)).await;
 
     // Transaction control would end the batch's own transaction: refused before anything
     // runs.
@@ -831,10 +793,7 @@ async fn a_batch_is_one_transaction_even_when_it_times_out() {
         .expect_err("COMMIT inside a batch");
     assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
     assert!(error.message().contains("statement 2"), "{error}");
-    assert_eq!(
-        scalar(&source, "SELECT count(*) FROM t").await,
-        Value::I64(2)
-    );
+    assert_scalar(&source, "SELECT count(*) FROM t", Value::I64(2)).await;
 
     // A failing statement names its place in the batch; the batch is rolled back and the
     // connection is usable (no transaction left open: a later write commits on its own).
@@ -858,11 +817,7 @@ async fn a_batch_is_one_transaction_even_when_it_times_out() {
 #[tokio::test]
 async fn a_dropped_call_interrupts_its_statement_and_frees_the_connection() {
     // One connection and a long timeout: only the drop can stop the statement in time.
-    let source = source(
-        memory("dropped")
-            .with_pool(pool(1))
-            .with_query_timeout(Duration::from_secs(60)),
-    );
+    let source = one_connection(memory("dropped"), Duration::from_secs(60));
     exec(&source, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
     let endless_insert = Statement::new(format!(
         "INSERT INTO t (id) SELECT n + 100 FROM ({ENDLESS})"
@@ -890,10 +845,7 @@ async fn a_dropped_call_interrupts_its_statement_and_frees_the_connection() {
         let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
         assert!(gave_up.is_err(), "{operation}: the endless statement ended");
         let started = Instant::now();
-        assert_eq!(
-            scalar(&source, "SELECT count(*) FROM t").await,
-            Value::I64(0)
-        );
+        assert_scalar(&source, "SELECT count(*) FROM t", Value::I64(0)).await;
         let waited = started.elapsed();
         eprintln!("{operation}: the next call ran {waited:?} after the drop");
         assert!(
@@ -959,22 +911,18 @@ async fn several_statements_in_one_string_are_refused_before_any_runs() {
             refused_by_every_call(source, sql, ErrorKind::Query).await;
         }
     }
-    let error = writer
-        .execute(&Statement::new("SELECT 1\0; DELETE FROM t"), &opts())
-        .await
-        .expect_err("NUL");
+    let error = execute_err(&writer, "SELECT 1\0; DELETE FROM t", "NUL").await;
     assert_eq!(error.kind(), ErrorKind::Query, "{error}");
     // Not even the first statement ran.
-    assert_eq!(
-        scalar(&writer, "SELECT count(*) FROM t").await,
-        Value::I64(1)
-    );
+    assert_scalar(&writer, "SELECT count(*) FROM t", Value::I64(1)).await;
     // One statement with trailing `;`, comments and `;` inside literals still runs.
     exec(&writer, "INSERT INTO t VALUES (length(';x;')) ; ; -- done").await;
-    assert_eq!(
-        scalar(&reader, "SELECT sum(x) FROM t /* ; DELETE */ ;").await,
-        Value::I64(4)
-    );
+    assert_scalar(
+        &reader,
+        "SELECT sum(x) FROM t /* ; DELETE */ ;",
+        Value::I64(4),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1026,12 +974,9 @@ async fn read_only_holds_after_any_earlier_call_on_a_one_connection_pool() {
             "execute `{sql}`: {execute}"
         );
     }
-    let error = memory_reader
-        .execute(&Statement::new("CREATE TABLE t (x INTEGER)"), &opts())
-        .await
-        .expect_err("query_only");
+    let error = execute_err(&memory_reader, "CREATE TABLE t (x INTEGER)", "query_only").await;
     assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
-    assert_eq!(scalar(&writer, "SELECT sum(x) FROM t").await, Value::I64(1));
+    assert_scalar(&writer, "SELECT sum(x) FROM t", Value::I64(1)).await;
 }
 
 #[tokio::test]
@@ -1060,10 +1005,7 @@ async fn attach_and_detach_are_refused_on_every_connector() {
             refused_by_every_call(source, &sql, ErrorKind::Forbidden).await;
         }
         // Nothing was attached: the other file's table cannot be reached or written.
-        let error = source
-            .execute(&Statement::new("INSERT INTO o.t VALUES (2)"), &opts())
-            .await
-            .expect_err("no database o");
+        let error = execute_err(source, "INSERT INTO o.t VALUES (2)", "no database o").await;
         assert!(error.message().contains("no such table: o.t"), "{error}");
         assert_eq!(
             scalar(
@@ -1074,10 +1016,7 @@ async fn attach_and_detach_are_refused_on_every_connector() {
             Value::I64(0)
         );
     }
-    assert_eq!(
-        scalar(&other, "SELECT count(*) FROM t").await,
-        Value::I64(1)
-    );
+    assert_scalar(&other, "SELECT count(*) FROM t", Value::I64(1)).await;
     assert!(
         !std::path::Path::new(new_path).exists(),
         "ATTACH created a file"
@@ -1113,13 +1052,12 @@ async fn extension_loading_and_tokenizer_pointers_stay_out_of_reach() {
     let dir = tempfile::tempdir().unwrap();
     let writer = file_with_table(&dir, "extensions").await;
     // Refused by SQLite itself (the connection never enables extension loading).
-    let error = writer
-        .query(
-            &Statement::new("SELECT load_extension('/nonexistent/evil.so')"),
-            &opts(),
-        )
-        .await
-        .expect_err("load_extension");
+    let error = query_err(
+        &writer,
+        "SELECT load_extension('/nonexistent/evil.so')",
+        "load_extension",
+    )
+    .await;
     assert!(error.message().contains("not authorized"), "{error}");
     refused_by_every_call(
         &writer,
@@ -1166,28 +1104,16 @@ async fn no_session_state_crosses_calls_on_a_one_connection_pool() {
         assert_eq!(scalar(&writer, sql).await, expected, "{sql}");
     }
     // Pragmas that read work, with or without an argument.
-    let columns = writer
-        .query(&Statement::new("PRAGMA table_info(t)"), &opts())
-        .await
-        .unwrap();
+    let columns = query(&writer, "PRAGMA table_info(t)").await;
     assert_eq!(columns.rows.len(), 1);
-    assert_eq!(scalar(&writer, "PRAGMA foreign_keys").await, Value::I64(1));
+    assert_scalar(&writer, "PRAGMA foreign_keys", Value::I64(1)).await;
     // A call whose statement is a PRAGMA (SQLite applies pragmas while preparing) does
     // not hand its connection on: the next call gets a fresh one. Seen through
     // `last_insert_rowid()`, which is per connection.
     exec(&writer, "INSERT INTO t VALUES (7)").await;
-    assert_eq!(
-        scalar(&writer, "SELECT last_insert_rowid()").await,
-        Value::I64(2)
-    );
-    writer
-        .describe(&Statement::new("PRAGMA index_list(t)"), &opts())
-        .await
-        .unwrap();
-    assert_eq!(
-        scalar(&writer, "SELECT last_insert_rowid()").await,
-        Value::I64(0)
-    );
+    assert_scalar(&writer, "SELECT last_insert_rowid()", Value::I64(2)).await;
+    describe(&writer, "PRAGMA index_list(t)").await;
+    assert_scalar(&writer, "SELECT last_insert_rowid()", Value::I64(0)).await;
     // A table named like the keyword, or a column called temp, is not a temp object.
     exec(
         &writer,
