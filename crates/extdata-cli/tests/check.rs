@@ -2,24 +2,14 @@
 //! probably meant: the jobs' problems too while the connectors and accounts have
 //! problems of their own.
 
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use support::{Folder, command};
 
 /// `extdata check` on `toml`: its exit code, and its stdout (the problems) followed by
 /// its stderr (the count).
 fn check(toml: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("extdata.toml");
-    std::fs::write(&config, toml).unwrap();
-    let output = Command::new(BIN)
-        .env_remove("EXTDATA_CONFIG")
-        .env_remove("EXTDATA_LOG")
-        .arg("--config")
-        .arg(&config)
-        .arg("check")
-        .output()
-        .unwrap();
+    let folder = Folder::new(toml);
+    let output = command(&folder.config).arg("check").output().unwrap();
     (
         output.status.code(),
         format!(

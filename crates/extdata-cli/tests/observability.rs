@@ -4,21 +4,19 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_extdata");
+mod support;
+use support::{Folder, command};
 
 /// A subscriber's e-mail address: personal data that must never reach a log line.
 const SECRET_VALUE: &str = "private.subscriber.4711@example.org";
 
-/// A directory with `crm.db` (an empty SQLite database) and `extdata.toml`: connector
+/// A folder with `crm.db` (an empty SQLite database) and `extdata.toml`: connector
 /// `crm`, account `42` and an import `ticks` due every second.
-fn config(dir: &Path) -> PathBuf {
-    let config = dir.join("extdata.toml");
-    std::fs::write(
-        &config,
+fn folder() -> Folder {
+    let folder = Folder::new(
         r#"
 [[connectors]]
 name = "crm"
@@ -38,20 +36,10 @@ key = "id"
 schedule = { cron = "* * * * * *", timezone = "UTC" }
 sink = { type = "jsonl", path = "ticks.jsonl" }
 "#,
-    )
-    .unwrap();
+    );
     // An empty file is an empty SQLite database.
-    std::fs::write(dir.join("crm.db"), b"").unwrap();
-    config
-}
-
-fn extdata(config: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("EXTDATA_CONFIG")
-        .env_remove("EXTDATA_LOG")
-        .arg("--config")
-        .arg(config);
-    cmd
+    folder.write("crm.db", "");
+    folder
 }
 
 /// A loopback port nothing listens on right now.
@@ -95,11 +83,10 @@ fn samples<'a>(body: &'a str, metric: &str) -> Vec<&'a str> {
 
 #[test]
 fn run_serves_prometheus_metrics_labelled_with_the_account() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+    let folder = folder();
     let port = free_port();
-    let log = dir.path().join("run.log");
-    let child = extdata(&config)
+    let log = folder.dir.join("run.log");
+    let child = command(&folder.config)
         .args(["--account", "42", "run", "--metrics-addr"])
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -155,11 +142,10 @@ fn run_serves_prometheus_metrics_labelled_with_the_account() {
 
 #[test]
 fn a_taken_metrics_port_fails_before_anything_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+    let folder = folder();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output = extdata(&config)
+    let output = command(&folder.config)
         .args(["run", "--metrics-addr"])
         .arg(format!("127.0.0.1:{port}"))
         .output()
@@ -171,14 +157,13 @@ fn a_taken_metrics_port_fails_before_anything_runs() {
         "{stderr}"
     );
     assert!(!stderr.contains("started"), "{stderr}");
-    assert!(!dir.path().join("ticks.jsonl").exists());
+    assert!(!folder.dir.join("ticks.jsonl").exists());
 }
 
 #[test]
 fn json_logs_are_one_object_per_line_and_hold_no_parameter_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
-    let output = extdata(&config)
+    let folder = folder();
+    let output = command(&folder.config)
         .args(["-v", "--log-format", "json", "query", "crm"])
         .arg("SELECT :email AS email, length(:email) AS n")
         .args(["--format", "json", "--param"])
@@ -207,7 +192,7 @@ fn json_logs_are_one_object_per_line_and_hold_no_parameter_value() {
     assert_eq!(finished["span"]["operation"], "query", "{finished}");
 
     // The default stays text: the same call without the flag writes no JSON.
-    let text = extdata(&config)
+    let text = command(&folder.config)
         .args(["-v", "query", "crm", "SELECT 1 AS one"])
         .output()
         .unwrap();
@@ -226,9 +211,8 @@ fn json_logs_are_one_object_per_line_and_hold_no_parameter_value() {
 
 #[test]
 fn an_unknown_log_format_names_the_choices() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
-    let output = extdata(&config)
+    let folder = folder();
+    let output = command(&folder.config)
         .args(["--log-format", "xml", "check"])
         .output()
         .unwrap();
