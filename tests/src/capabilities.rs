@@ -153,6 +153,11 @@ pub struct Capabilities {
     pub recovery_slack: Duration,
 }
 
+/// An exact decimal [`Value`] from its text (for type cases); panics on a typo.
+pub fn decimal(text: &str) -> Value {
+    Value::Decimal(text.parse().expect("decimal literal"))
+}
+
 /// Setters that store their argument as it is: `$setter(value)` sets `$field`.
 macro_rules! setters {
     ($($(#[$doc:meta])* $setter:ident => $field:ident: $ty:ty;)+) => {

@@ -5,7 +5,7 @@ pub mod cases;
 mod harness;
 pub mod support;
 
-pub use capabilities::{Capabilities, RunningProbe, TypeCase};
+pub use capabilities::{Capabilities, RunningProbe, TypeCase, decimal};
 pub use harness::{Harness, SourceFactory};
 pub use support::require_or_skip;
 
@@ -14,6 +14,30 @@ pub use support::require_or_skip;
 pub mod __private {
     pub use crate::harness::run_case;
     pub use crate::support::{block_on, exclusive};
+}
+
+/// [`conformance_tests!`] over each transport of a [`support::TestServer`]: modules
+/// `tcp`, `unix_socket` and `tls_verify_full`. `$harness` is the backend's
+/// `async fn(fn(&TestServer) -> ConnectorConfig) -> Option<Harness>`.
+#[macro_export]
+macro_rules! test_server_conformance_tests {
+    ($harness:path) => {
+        async fn over_tcp() -> Option<$crate::Harness> {
+            $harness($crate::support::TestServer::tcp).await
+        }
+
+        async fn over_unix_socket() -> Option<$crate::Harness> {
+            $harness($crate::support::TestServer::unix).await
+        }
+
+        async fn over_verified_tls() -> Option<$crate::Harness> {
+            $harness($crate::support::TestServer::tls).await
+        }
+
+        $crate::conformance_tests!(tcp => over_tcp);
+        $crate::conformance_tests!(unix_socket => over_unix_socket);
+        $crate::conformance_tests!(tls_verify_full => over_verified_tls);
+    };
 }
 
 /// The names of the cases [`conformance_tests!`] generates, in order.

@@ -15,15 +15,6 @@ use proptest::strategy::ValueTree;
 
 use support::Server;
 
-macro_rules! source_or_skip {
-    ($server:expr) => {{
-        let Some(found) = support::source_of($server).await else {
-            return;
-        };
-        found
-    }};
-}
-
 on_every_server!(
     server_types_decode_exactly,
     unsupported_type_is_a_decode_error_not_a_wrong_value,
@@ -410,13 +401,7 @@ async fn composite_columns_round_trip_exactly(server: Server) {
     )
     .await;
     assert_eq!(values, expected);
-    source
-        .execute(
-            &Statement::new(format!("DROP TABLE {table}")),
-            &QueryOptions::default(),
-        )
-        .await
-        .unwrap();
+    support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }
 
 fn rss_kib() -> u64 {

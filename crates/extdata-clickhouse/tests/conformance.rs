@@ -7,14 +7,10 @@ mod support;
 use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate};
-use extdata_conformance::{Capabilities, Harness, TypeCase, require_or_skip};
-use extdata_core::{Decimal, QueryOptions, Statement, Value};
+use extdata_conformance::{Capabilities, Harness, TypeCase, decimal, require_or_skip};
+use extdata_core::{QueryOptions, Statement, Value};
 use support::Server;
 use uuid::Uuid;
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
-}
 
 /// Types 18.16 has (Bool, Int128/256, Date32, DateTime64, Map, IPv4/IPv6 are newer; the
 /// decoder's handling of those is unit-tested in `types.rs`).

@@ -21,15 +21,6 @@ use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
 use support::Server;
 
-macro_rules! source_or_skip {
-    ($server:expr) => {{
-        let Some(found) = support::source_of($server).await else {
-            return;
-        };
-        found
-    }};
-}
-
 on_every_server!(
     hostile_values_in_every_template_shape_come_back_exactly,
     every_byte_comes_back_in_strings_and_bytes,
@@ -452,13 +443,7 @@ async fn null_parameters_of_every_kind_select_as_null(server: Server) {
     )
     .await;
     assert!(values.iter().all(Value::is_null), "{values:?}");
-    source
-        .execute(
-            &Statement::new(format!("DROP TABLE {table}")),
-            &QueryOptions::default(),
-        )
-        .await
-        .unwrap();
+    support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }
 
 async fn sub_second_timestamps_are_bound_exactly(server: Server) {
@@ -468,28 +453,24 @@ async fn sub_second_timestamps_are_bound_exactly(server: Server) {
         .and_hms_nano_opt(23, 59, 58, 123_456_789)
         .unwrap();
     let zoned = DateTime::parse_from_rfc3339("2024-03-01T05:29:58.5+05:30").unwrap();
+    // `sql` with `:a` bound to the naive and `:b` to the zoned timestamp.
+    let bound = |sql: &str| {
+        Statement::new(sql)
+            .bind("a", Value::Timestamp(naive))
+            .bind("b", Value::TimestampTz(zoned))
+    };
     if server == Server::V26 {
         // DateTime64 parameters with the digits the value needs.
-        let values = row(
-            source.as_ref(),
-            &Statement::new("SELECT :a, :b, toTypeName(:a), toTypeName(:b)")
-                .bind("a", Value::Timestamp(naive))
-                .bind("b", Value::TimestampTz(zoned)),
-        )
-        .await;
+        let sql = "SELECT :a, :b, toTypeName(:a), toTypeName(:b)";
+        let values = row(source.as_ref(), &bound(sql)).await;
         assert_eq!(values[0], Value::Timestamp(naive));
         assert_eq!(values[1], Value::TimestampTz(zoned));
         assert_eq!(values[2], Value::Text("DateTime64(9)".into()));
         assert_eq!(values[3], Value::Text("DateTime64(3, 'UTC')".into()));
         return;
     }
-    let values = row(
-        source.as_ref(),
-        &Statement::new("SELECT :a, :b, toDateTime(substring(:a, 1, 19)) AS c")
-            .bind("a", Value::Timestamp(naive))
-            .bind("b", Value::TimestampTz(zoned)),
-    )
-    .await;
+    let sql = "SELECT :a, :b, toDateTime(substring(:a, 1, 19)) AS c";
+    let values = row(source.as_ref(), &bound(sql)).await;
     // 18.16 has no sub-second type: the exact text, never a rounded DateTime.
     assert_eq!(
         values[0],
@@ -577,11 +558,5 @@ async fn read_only_connector_refuses_every_write_and_setting_override(server: Se
         row(reader.as_ref(), &Statement::new("SELECT 1")).await,
         [Value::U8(1)]
     );
-    writer
-        .execute(
-            &Statement::new(format!("DROP TABLE {table}")),
-            &QueryOptions::default(),
-        )
-        .await
-        .unwrap();
+    support::exec(writer.as_ref(), format!("DROP TABLE {table}")).await;
 }

@@ -82,6 +82,11 @@ impl Dirs {
     }
 }
 
+/// Asserts that the error text `error` says `text`.
+fn assert_says(error: &str, text: &str) {
+    assert!(error.contains(text), "`{text}` missing from: {error}");
+}
+
 #[test]
 fn a_file_in_a_granted_directory_is_read_without_its_trailing_newline() {
     let dirs = Dirs::new();
@@ -115,7 +120,7 @@ fn nothing_granted_refuses_every_file_and_variable_and_reveals_no_existence() {
     let existing = password(file(&dirs.granted.join("secret")), &policy).unwrap_err();
     let missing = password(file(Path::new("/surely/not/here")), &policy).unwrap_err();
     for error in [&existing, &missing] {
-        assert!(error.contains("(granted: none)"), "{error}");
+        assert_says(error, "(granted: none)");
         assert!(
             !error.to_lowercase().contains("no such file"),
             "existence leaked: {error}"
@@ -144,13 +149,10 @@ fn nothing_granted_refuses_every_file_and_variable_and_reveals_no_existence() {
 fn a_missing_file_outside_the_granted_directories_is_refused_as_outside() {
     let dirs = Dirs::new();
     let error = password(file(Path::new("/surely/not/here/x")), &dirs.policy()).unwrap_err();
-    assert!(
-        error.contains("is outside the directories granted"),
-        "{error}"
-    );
+    assert_says(&error, "is outside the directories granted");
     // Inside a granted directory, a missing file is reported as such.
     let error = password(file(&dirs.granted.join("missing")), &dirs.policy()).unwrap_err();
-    assert!(error.contains("cannot read file"), "{error}");
+    assert_says(&error, "cannot read file");
 }
 
 #[test]
@@ -158,16 +160,10 @@ fn dot_dot_cannot_leave_a_granted_directory() {
     let dirs = Dirs::new();
     let escape = dirs.granted.join("../outside/secret");
     let error = password(file(&escape), &dirs.policy()).unwrap_err();
-    assert!(
-        error.contains("is outside the directories granted"),
-        "{error}"
-    );
+    assert_says(&error, "is outside the directories granted");
     let deep = dirs.granted.join("../../../../../../../../etc/passwd");
     let error = password(file(&deep), &dirs.policy()).unwrap_err();
-    assert!(
-        error.contains("is outside the directories granted"),
-        "{error}"
-    );
+    assert_says(&error, "is outside the directories granted");
 }
 
 #[test]
@@ -176,18 +172,12 @@ fn a_symlink_in_a_granted_directory_cannot_point_outside_it() {
     let link = dirs.granted.join("link");
     std::os::unix::fs::symlink(dirs.outside.join("secret"), &link).unwrap();
     let error = password(file(&link), &dirs.policy()).unwrap_err();
-    assert!(
-        error.contains("is outside the directories granted"),
-        "{error}"
-    );
+    assert_says(&error, "is outside the directories granted");
     // A linked directory too.
     let dir_link = dirs.granted.join("dir");
     std::os::unix::fs::symlink(&dirs.outside, &dir_link).unwrap();
     let error = password(file(&dir_link.join("secret")), &dirs.policy()).unwrap_err();
-    assert!(
-        error.contains("is outside the directories granted"),
-        "{error}"
-    );
+    assert_says(&error, "is outside the directories granted");
     // A link that stays inside is fine.
     let inner = dirs.granted.join("inner");
     std::os::unix::fs::symlink(dirs.granted.join("secret"), &inner).unwrap();
@@ -216,10 +206,10 @@ fn dev_zero_is_refused_without_reading_it() {
     let policy = SecretPolicy::deny_all().with_file_root("/dev");
     let started = Instant::now();
     let error = password(file(Path::new("/dev/zero")), &policy).unwrap_err();
-    assert!(error.contains("is not a regular file"), "{error}");
+    assert_says(&error, "is not a regular file");
     // Refused without outside access too.
     let error = password(file(Path::new("/dev/zero")), &SecretPolicy::deny_all()).unwrap_err();
-    assert!(error.contains("is outside"), "{error}");
+    assert_says(&error, "is outside");
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -241,14 +231,14 @@ fn a_fifo_is_refused_without_blocking() {
         .recv_timeout(Duration::from_secs(5))
         .expect("reading a FIFO blocked");
     let error = outcome.unwrap_err();
-    assert!(error.contains("is not a regular file"), "{error}");
+    assert_says(&error, "is not a regular file");
 }
 
 #[test]
 fn a_directory_is_refused() {
     let dirs = Dirs::new();
     let error = password(file(&dirs.granted), &dirs.policy()).unwrap_err();
-    assert!(error.contains("is not a regular file"), "{error}");
+    assert_says(&error, "is not a regular file");
 }
 
 #[test]
@@ -262,15 +252,12 @@ fn a_file_larger_than_the_limit_is_refused() {
         "x".repeat(16)
     );
     let error = password(file(&dirs.granted.join("over")), &policy).unwrap_err();
-    assert!(
-        error.contains("is larger than the limit of 16 bytes"),
-        "{error}"
-    );
+    assert_says(&error, "is larger than the limit of 16 bytes");
     // The default bound: 64 KiB.
     assert_eq!(SecretPolicy::deny_all().max_size(), 64 * 1024);
     std::fs::write(dirs.granted.join("big"), vec![b'x'; 64 * 1024 + 1]).unwrap();
     let error = password(file(&dirs.granted.join("big")), &dirs.policy()).unwrap_err();
-    assert!(error.contains("is larger than the limit"), "{error}");
+    assert_says(&error, "is larger than the limit");
 }
 
 #[test]
@@ -280,7 +267,7 @@ fn a_file_that_is_not_utf8_is_refused_without_its_content() {
     bytes.push(0xff);
     std::fs::write(dirs.granted.join("binary"), bytes).unwrap();
     let error = password(file(&dirs.granted.join("binary")), &dirs.policy()).unwrap_err();
-    assert!(error.contains("is not valid UTF-8"), "{error}");
+    assert_says(&error, "is not valid UTF-8");
 }
 
 #[test]
@@ -309,19 +296,13 @@ fn an_environment_variable_outside_the_granted_prefixes_is_refused() {
     // The size bound holds for variables too.
     let small = granted.clone().with_max_size(3);
     let error = password(source(), &small).unwrap_err();
-    assert!(
-        error.contains("is longer than the limit of 3 bytes"),
-        "{error}"
-    );
+    assert_says(&error, "is longer than the limit of 3 bytes");
     assert!(!error.contains(secret), "{error}");
     // Names a variable cannot have.
     for bad in ["", "A=B", "A\0B"] {
         let policy = SecretPolicy::deny_all().with_env_prefix("");
         let error = password(SecretSource::Env { env: bad.into() }, &policy).unwrap_err();
-        assert!(
-            error.contains("is not an environment variable name"),
-            "{error}"
-        );
+        assert_says(&error, "is not an environment variable name");
     }
 }
 
@@ -358,7 +339,7 @@ fn pem_files_and_the_key_file_are_governed_by_the_policy() {
         key.validate_with_policy(Some(&SPEC), &dirs.policy())
             .unwrap_err(),
     );
-    assert!(error.contains("crm: ssl.key: file `"), "{error}");
+    assert_says(&error, "crm: ssl.key: file `");
     // Inside the granted directory the PEM is read (and then judged as PEM).
     let inside = ConnectorConfig::new("crm", DbKind::Postgres)
         .with_host("db.example.com")
@@ -371,10 +352,7 @@ fn pem_files_and_the_key_file_are_governed_by_the_policy() {
             .validate_with_policy(Some(&SPEC), &dirs.policy())
             .unwrap_err(),
     );
-    assert!(
-        error.contains("crm: ssl.ca: contains no PEM certificate"),
-        "{error}"
-    );
+    assert_says(&error, "crm: ssl.ca: contains no PEM certificate");
 }
 
 #[test]
@@ -436,10 +414,7 @@ fn a_malformed_option_string_is_reported_without_its_text() {
     let problems = config.validate_with(Some(&SPEC)).unwrap_err();
     let text = format!("{problems} {problems:?}");
     assert!(!text.contains(hidden), "{text}");
-    assert!(
-        text.contains("part 2 is not of the form key=value"),
-        "{text}"
-    );
+    assert_says(&text, "part 2 is not of the form key=value");
     let bad_value = ConnectorConfig::new("crm", DbKind::Postgres)
         .with_host("db.example.com")
         .with_options(format!("sslpassword={hidden}%ff").as_str());
@@ -448,5 +423,5 @@ fn a_malformed_option_string_is_reported_without_its_text() {
         .unwrap_err()
         .to_string();
     assert!(!text.contains(hidden), "{text}");
-    assert!(text.contains("the value of `sslpassword`"), "{text}");
+    assert_says(&text, "the value of `sslpassword`");
 }

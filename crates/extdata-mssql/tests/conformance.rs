@@ -9,15 +9,11 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use extdata_conformance::{Capabilities, Harness, TypeCase, require_or_skip};
+use extdata_conformance::{Capabilities, Harness, TypeCase, decimal, require_or_skip};
 use extdata_core::{
-    ConnectorConfig, Decimal, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
+    ConnectorConfig, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
 };
 use extdata_mssql::{MsSqlSource, SPEC};
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
-}
 
 fn type_cases() -> Vec<TypeCase> {
     let leap = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");

@@ -10,14 +10,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
+use extdata_conformance::decimal;
 use extdata_core::{
     ConnectorConfig, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
     ValueKind,
 };
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse().expect("decimal literal"))
-}
 
 fn one_connection(config: ConnectorConfig) -> ConnectorConfig {
     config.with_pool(PoolConfig {

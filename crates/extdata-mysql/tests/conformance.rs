@@ -7,19 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use extdata_conformance::{Capabilities, Harness, TypeCase};
-use extdata_core::{
-    ConnectorConfig, Decimal, ExternalSource, Interval, QueryOptions, Statement, Value,
-};
+use extdata_conformance::{Capabilities, Harness, TypeCase, decimal};
+use extdata_core::{ConnectorConfig, ExternalSource, Interval, QueryOptions, Statement, Value};
 use extdata_mysql::{MySqlSource, SPEC};
 
 fn build(config: &ConnectorConfig) -> extdata_core::Result<Arc<dyn ExternalSource>> {
     let valid = config.validate_with(Some(&SPEC))?;
     Ok(Arc::new(MySqlSource::build(valid)?))
-}
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
 }
 
 fn type_cases() -> Vec<TypeCase> {
@@ -152,18 +146,4 @@ async fn harness(config: fn(&support::TestServer) -> ConnectorConfig) -> Option<
     Some(Harness::new(config(&server), capabilities(), build).expect("valid test config"))
 }
 
-async fn over_tcp() -> Option<Harness> {
-    harness(support::TestServer::tcp).await
-}
-
-async fn over_unix_socket() -> Option<Harness> {
-    harness(support::TestServer::unix).await
-}
-
-async fn over_verified_tls() -> Option<Harness> {
-    harness(support::TestServer::tls).await
-}
-
-extdata_conformance::conformance_tests!(tcp => over_tcp);
-extdata_conformance::conformance_tests!(unix_socket => over_unix_socket);
-extdata_conformance::conformance_tests!(tls_verify_full => over_verified_tls);
+extdata_conformance::test_server_conformance_tests!(harness);

@@ -28,20 +28,42 @@ fn single(config: ConnectorConfig) -> ConnectorConfig {
 }
 
 /// A fresh table `name (v INT)`, made by a read-write source.
+/// Runs `sql` (setup), which must succeed.
+async fn setup(writer: &MySqlSource, sql: &str) {
+    writer
+        .execute(&Statement::new(sql), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+}
+
 async fn table(writer: &MySqlSource, hint: &str) -> String {
     let name = unique_name(hint);
-    writer
-        .execute(
-            &Statement::new(format!("CREATE TABLE {name} (v INT) ENGINE = InnoDB")),
-            &opts(),
-        )
-        .await
-        .expect("create table");
+    let create = format!("CREATE TABLE {name} (v INT) ENGINE = InnoDB");
+    setup(writer, &create).await;
     name
 }
 
 async fn rows_in(writer: &MySqlSource, table: &str) -> Option<i128> {
     int_of(&scalar(writer, &format!("SELECT COUNT(*) FROM {table}")).await)
+}
+
+/// A writer, a table of its own (named after the hint) and a read-only reader of one
+/// connection on the test server; the test returns when there is no server.
+macro_rules! read_only_case {
+    ($hint:expr) => {{
+        let server = server!();
+        let writer = source(server.tcp());
+        let name = table(&writer, $hint).await;
+        let reader = source(single(server.tcp().with_read_only(true)));
+        (writer, name, reader)
+    }};
+}
+
+/// The rows of `table`, which is dropped.
+async fn rows_then_drop(writer: &MySqlSource, table: &str) -> Option<i128> {
+    let rows = rows_in(writer, table).await;
+    drop_table(writer, table).await;
+    rows
 }
 
 async fn drop_table(writer: &MySqlSource, table: &str) {
@@ -93,16 +115,12 @@ async fn server_alone_lets_a_compound_statement_commit_out_of_a_read_only_transa
     .await;
     let _ = conn.close().await;
     assert!(prepared.is_ok(), "{prepared:?}");
-    assert_eq!(rows_in(&writer, &name).await, Some(1));
-    drop_table(&writer, &name).await;
+    assert_eq!(rows_then_drop(&writer, &name).await, Some(1));
 }
 
 #[tokio::test]
 async fn read_only_refuses_compound_statements_before_they_run() {
-    let server = server!();
-    let writer = source(server.tcp());
-    let name = table(&writer, "ro_compound").await;
-    let reader = source(single(server.tcp().with_read_only(true)));
+    let (writer, name, reader) = read_only_case!("ro_compound");
     for sql in [
         format!(
             "BEGIN NOT ATOMIC SET SESSION TRANSACTION READ WRITE; \
@@ -129,16 +147,12 @@ async fn read_only_refuses_compound_statements_before_they_run() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
     assert!(err.message().contains("`BEGIN`"), "{err}");
-    assert_eq!(rows_in(&writer, &name).await, Some(0));
-    drop_table(&writer, &name).await;
+    assert_eq!(rows_then_drop(&writer, &name).await, Some(0));
 }
 
 #[tokio::test]
 async fn read_only_transaction_control_is_refused_and_the_next_call_still_cannot_write() {
-    let server = server!();
-    let writer = source(server.tcp());
-    let name = table(&writer, "ro_control").await;
-    let reader = source(single(server.tcp().with_read_only(true)));
+    let (writer, name, reader) = read_only_case!("ro_control");
     let insert = Statement::new(format!("INSERT INTO {name} VALUES (1)"));
     for sql in [
         "COMMIT",
@@ -161,8 +175,7 @@ async fn read_only_transaction_control_is_refused_and_the_next_call_still_cannot
         assert_eq!(err.kind(), ErrorKind::ReadOnly, "after `{sql}`: {err}");
         assert_eq!(err.sql_state(), Some("25006"), "after `{sql}`: {err}");
     }
-    assert_eq!(rows_in(&writer, &name).await, Some(0));
-    drop_table(&writer, &name).await;
+    assert_eq!(rows_then_drop(&writer, &name).await, Some(0));
 }
 
 #[tokio::test]
@@ -486,13 +499,7 @@ async fn a_sequence_used_in_one_call_is_not_seen_by_the_next() {
     let server = server!();
     let writer = source(server.tcp());
     let sequence = unique_name("seq");
-    writer
-        .execute(
-            &Statement::new(format!("CREATE SEQUENCE {sequence}")),
-            &opts(),
-        )
-        .await
-        .expect("create sequence");
+    setup(&writer, &format!("CREATE SEQUENCE {sequence}")).await;
     let shared = source(single(server.tcp()));
     let next = scalar(&shared, &format!("SELECT NEXTVAL({sequence})")).await;
     assert_eq!(int_of(&next), Some(1));

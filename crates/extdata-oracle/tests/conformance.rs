@@ -6,12 +6,8 @@
 mod support;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use extdata_conformance::{Capabilities, Harness, TypeCase};
-use extdata_core::{Decimal, Interval, QueryOptions, Statement, Value};
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
-}
+use extdata_conformance::{Capabilities, Harness, TypeCase, decimal};
+use extdata_core::{Interval, QueryOptions, Statement, Value};
 
 fn type_cases() -> Vec<TypeCase> {
     let date = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();

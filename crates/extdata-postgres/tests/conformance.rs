@@ -6,16 +6,11 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
-use extdata_conformance::{Capabilities, Harness, TypeCase};
+use extdata_conformance::{Capabilities, Harness, TypeCase, decimal};
 use extdata_core::{
-    ConnectorConfig, Decimal, ExternalSource, Interval, PoolConfig, QueryOptions, Scalar,
-    Statement, Value,
+    ConnectorConfig, ExternalSource, Interval, PoolConfig, QueryOptions, Scalar, Statement, Value,
 };
 use extdata_postgres::{PostgresSource, SPEC};
-
-fn decimal(text: &str) -> Value {
-    Value::Decimal(text.parse::<Decimal>().expect("decimal literal"))
-}
 
 fn type_cases() -> Vec<TypeCase> {
     let date = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");
@@ -188,18 +183,4 @@ async fn harness(config: impl FnOnce(&support::TestServer) -> ConnectorConfig) -
     Some(harness)
 }
 
-async fn over_tcp() -> Option<Harness> {
-    harness(support::TestServer::tcp).await
-}
-
-async fn over_unix_socket() -> Option<Harness> {
-    harness(support::TestServer::unix).await
-}
-
-async fn over_verified_tls() -> Option<Harness> {
-    harness(support::TestServer::tls).await
-}
-
-extdata_conformance::conformance_tests!(tcp => over_tcp);
-extdata_conformance::conformance_tests!(unix_socket => over_unix_socket);
-extdata_conformance::conformance_tests!(tls_verify_full => over_verified_tls);
+extdata_conformance::test_server_conformance_tests!(harness);

@@ -27,6 +27,16 @@ fn one_connection(config: ConnectorConfig) -> PostgresSource {
     }))
 }
 
+/// Runs each of `statements`, which must succeed.
+async fn setup(writer: &PostgresSource, statements: impl IntoIterator<Item = String>) {
+    for sql in statements {
+        writer
+            .execute(&Statement::new(sql.as_str()), &defaults())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
 async fn pid(source: &PostgresSource) -> Value {
     scalar(source, "SELECT pg_backend_pid()").await
 }
@@ -42,15 +52,14 @@ impl Fixture {
     async fn new(writer: PostgresSource) -> Fixture {
         let table = unique_name("hostile");
         let sequence = format!("{table}_seq");
-        for sql in [
-            format!("CREATE TABLE {table} (id int)"),
-            format!("CREATE SEQUENCE {sequence}"),
-        ] {
-            writer
-                .execute(&Statement::new(sql.as_str()), &defaults())
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
+        setup(
+            &writer,
+            [
+                format!("CREATE TABLE {table} (id int)"),
+                format!("CREATE SEQUENCE {sequence}"),
+            ],
+        )
+        .await;
         Fixture {
             writer,
             table,
@@ -341,15 +350,14 @@ async fn other_role(writer: &PostgresSource) -> String {
     .await;
     if may_create == Value::Bool(true) {
         let role = unique_name("role");
-        for sql in [
-            format!("CREATE ROLE {role} NOLOGIN"),
-            format!("GRANT {role} TO current_user"),
-        ] {
-            writer
-                .execute(&Statement::new(sql.as_str()), &defaults())
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
+        setup(
+            writer,
+            [
+                format!("CREATE ROLE {role} NOLOGIN"),
+                format!("GRANT {role} TO current_user"),
+            ],
+        )
+        .await;
         role
     } else {
         eprintln!("the test user may not create roles: SET ROLE to itself");
@@ -428,12 +436,7 @@ async fn no_state_crosses_calls(read_only: bool) {
         }
     }
     // A sequence's `currval` is session state too.
-    let currval = pg
-        .query(
-            &Statement::new(format!("SELECT currval('{sequence}')")),
-            &defaults(),
-        )
-        .await;
+    let currval = run(&pg, Via::Query, &format!("SELECT currval('{sequence}')")).await;
     assert!(
         currval.is_err(),
         "currval from an earlier call's nextval: {currval:?}"
@@ -481,12 +484,8 @@ async fn no_state_crosses_calls(read_only: bool) {
         );
     }
 
-    let _ = writer
-        .execute(
-            &Statement::new(format!("DROP SEQUENCE IF EXISTS {sequence}")),
-            &defaults(),
-        )
-        .await;
+    let drop = format!("DROP SEQUENCE IF EXISTS {sequence}");
+    let _ = run(&writer, Via::Execute, &drop).await;
 }
 
 #[tokio::test]

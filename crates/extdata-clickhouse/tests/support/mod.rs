@@ -11,7 +11,7 @@ use std::time::Duration;
 use extdata_clickhouse::{ClickHouseSource, SPEC};
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, password_connector};
-use extdata_core::{ConnectorConfig, DbKind, ExternalSource, SslConfig};
+use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, SslConfig, Statement};
 
 /// One of the test servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +180,26 @@ pub(crate) async fn source_of(server: Server) -> Option<(Settings, Arc<dyn Exter
     let settings = settings_of(server)?;
     let source = reachable(&settings).await?;
     Some((settings, source))
+}
+
+/// Runs `sql`, which must succeed; returns the rows it affected.
+pub(crate) async fn exec(source: &dyn ExternalSource, sql: impl Into<String>) -> u64 {
+    let sql = sql.into();
+    source
+        .execute(&Statement::new(sql.clone()), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
+}
+
+/// The source of a test server, or (by the require-or-skip rule) the end of the test.
+#[allow(unused_macros)] // not every test file needs a source of its own
+macro_rules! source_or_skip {
+    ($server:expr) => {{
+        let Some(found) = support::source_of($server).await else {
+            return;
+        };
+        found
+    }};
 }
 
 /// Runs each `async fn name(server: Server)` listed as its own test on each server:
