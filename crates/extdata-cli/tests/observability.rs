@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Folder, command};
+use support::{Folder, command, ticking_folder};
 
 /// A subscriber's e-mail address: personal data that must never reach a log line.
 const SECRET_VALUE: &str = "private.subscriber.4711@example.org";
@@ -16,30 +16,7 @@ const SECRET_VALUE: &str = "private.subscriber.4711@example.org";
 /// A folder with `crm.db` (an empty SQLite database) and `extdata.toml`: connector
 /// `crm`, account `42` and an import `ticks` due every second.
 fn folder() -> Folder {
-    let folder = Folder::new(
-        r#"
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
-[[imports]]
-name = "ticks"
-account = "42"
-connector = "crm"
-query = "SELECT 1 AS id UNION ALL SELECT 2"
-key = "id"
-schedule = { cron = "* * * * * *", timezone = "UTC" }
-sink = { type = "jsonl", path = "ticks.jsonl" }
-"#,
-    );
-    // An empty file is an empty SQLite database.
-    folder.write("crm.db", "");
-    folder
+    ticking_folder("SELECT 1 AS id UNION ALL SELECT 2")
 }
 
 /// A loopback port nothing listens on right now.

@@ -17,10 +17,8 @@ use extdata::{ExternalSource, QueryOptions, Statement};
 
 mod support;
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{
-    CRM_ACCOUNT, config_entry, env, postgres_from_env, server_toml,
-};
-use support::{command, start_runner};
+use extdata_conformance::support::{config_entry, env, postgres_from_env, server_toml};
+use support::{command, start_runner, ticking_folder};
 
 const WORKERS: usize = 3;
 /// The state store's lease time (`[state] lease`).
@@ -484,28 +482,10 @@ fn stderr_of(path: &Path) -> String {
 /// schedule, runs nothing while it does, and takes over when it stops.
 #[test]
 fn a_second_runner_on_sqlite_waits_and_says_so_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("extdata.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{CRM_ACCOUNT}
-[[imports]]
-name = "ticks"
-account = "42"
-connector = "crm"
-query = "SELECT 1 AS id"
-key = "id"
-schedule = {{ cron = "* * * * * *", timezone = "UTC" }}
-sink = {{ type = "jsonl", path = "ticks.jsonl" }}
-"#
-        ),
-    )
-    .unwrap();
-    // An empty file is an empty SQLite database.
-    std::fs::write(dir.path().join("crm.db"), b"").unwrap();
+    let folder = ticking_folder("SELECT 1 AS id");
+    let config = folder.config.clone();
     let start = |name: &str| {
-        let log = dir.path().join(name);
+        let log = folder.dir.join(name);
         (start_runner(&config, &log), log)
     };
     let wait_for = |log: &Path, text: &str| {

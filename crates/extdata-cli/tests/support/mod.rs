@@ -77,6 +77,26 @@ pub fn start_runner(config: &Path, log: &Path) -> std::process::Child {
         .expect("extdata run starts")
 }
 
+/// A folder with SQLite connector `crm` (an empty `crm.db`) of account 42 and an import
+/// `ticks` of `query` into `ticks.jsonl`, due every second.
+pub fn ticking_folder(query: &str) -> Folder {
+    let import = extdata_conformance::support::config_entry(
+        "imports",
+        "ticks",
+        ("42", "crm"),
+        query,
+        "key = \"id\"\nschedule = { cron = \"* * * * * *\", timezone = \"UTC\" }\n\
+         sink = { type = \"jsonl\", path = \"ticks.jsonl\" }",
+    );
+    let folder = Folder::new(&format!(
+        "{}{import}",
+        extdata_conformance::support::CRM_ACCOUNT
+    ));
+    // An empty file is an empty SQLite database.
+    folder.write("crm.db", "");
+    folder
+}
+
 /// `extdata --config config check`, run.
 pub fn check(config: &Path) -> Assert {
     extdata(config).arg("check").assert()
