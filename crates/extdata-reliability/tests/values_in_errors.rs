@@ -35,6 +35,12 @@ fn assert_value_hidden(error: &Error, value: &str, quoted: bool, what: &str) {
     }
 }
 
+/// [`assert_value_hidden`], and no log line holds `value` either.
+fn assert_hidden_in_error_and_log(error: &Error, value: &str, quoted: bool, what: &str) {
+    assert_value_hidden(error, value, quoted, what);
+    assert_no_secret(&captured_logs(), value, "the log");
+}
+
 /// A cast of a bound text to an integer fails on the server, which quotes the value.
 async fn failed_cast(backend: Backend, db: &Arc<dyn ExternalSource>) {
     let value = subscriber_value(backend, "cast");
@@ -54,13 +60,8 @@ async fn failed_cast(backend: Backend, db: &Arc<dyn ExternalSource>) {
     );
     // PostgreSQL quotes the text it could not cast.
     let quoted = matches!(backend, Backend::Postgres);
-    assert_value_hidden(
-        &error,
-        &value,
-        quoted,
-        &format!("{}: failed cast", backend.kind()),
-    );
-    assert_no_secret(&captured_logs(), &value, "the log");
+    let what = format!("{}: failed cast", backend.kind());
+    assert_hidden_in_error_and_log(&error, &value, quoted, &what);
 }
 
 /// A second insert of the same key fails; servers quote the key.
@@ -99,13 +100,8 @@ async fn duplicate_key(backend: Backend, db: &Arc<dyn ExternalSource>) {
         .expect_err("the second insert of one key fails");
     eprintln!("{}: {error}", backend.kind());
     assert_eq!(error.kind(), ErrorKind::Query, "{error}");
-    assert_value_hidden(
-        &error,
-        &value,
-        true,
-        &format!("{}: duplicate key", backend.kind()),
-    );
-    assert_no_secret(&captured_logs(), &value, "the log");
+    let what = format!("{}: duplicate key", backend.kind());
+    assert_hidden_in_error_and_log(&error, &value, true, &what);
     db.execute(&Statement::new(format!("DROP TABLE {table}")), &options)
         .await
         .expect("drop the table");
