@@ -679,41 +679,33 @@ mod tests {
             .with_password("secret-pw-sentinel")
     }
 
+    /// The problems validation finds in `config`.
+    fn problems_of(config: ConnectorConfig) -> String {
+        config.validate_with(Some(&SPEC)).unwrap_err().to_string()
+    }
+
     #[test]
     fn udp_and_unix_are_refused_with_reasons() {
-        let problems = config()
-            .with_protocol(Protocol::Udp)
-            .validate_with(Some(&SPEC))
-            .unwrap_err()
-            .to_string();
+        let problems = problems_of(config().with_protocol(Protocol::Udp));
         assert!(problems.contains("HTTP over TCP"), "{problems}");
-        let problems = config()
-            .with_protocol(Protocol::Unix)
-            .with_host("/tmp/ch.sock")
-            .validate_with(Some(&SPEC))
-            .unwrap_err()
-            .to_string();
+        let problems = problems_of(
+            config()
+                .with_protocol(Protocol::Unix)
+                .with_host("/tmp/ch.sock"),
+        );
         assert!(problems.contains("TCP only"), "{problems}");
     }
 
     #[test]
     fn unknown_options_list_the_known_ones() {
-        let problems = config()
-            .with_options("max_memroy_usage=1")
-            .validate_with(Some(&SPEC))
-            .unwrap_err()
-            .to_string();
+        let problems = problems_of(config().with_options("max_memroy_usage=1"));
         assert!(
             problems.contains("unknown option `max_memroy_usage`"),
             "{problems}"
         );
         assert!(problems.contains("max_memory_usage"), "{problems}");
         assert!(problems.contains("setting."), "{problems}");
-        let problems = config()
-            .with_options("setting.bad-name=1")
-            .validate_with(Some(&SPEC))
-            .unwrap_err()
-            .to_string();
+        let problems = problems_of(config().with_options("setting.bad-name=1"));
         assert!(problems.contains("options.setting.bad-name"), "{problems}");
     }
 
@@ -743,12 +735,11 @@ mod tests {
 
     #[test]
     fn read_only_cannot_be_weakened_by_options() {
-        let problems = config()
-            .with_options("setting.readonly=0")
-            .with_read_only(true)
-            .validate_with(Some(&SPEC))
-            .unwrap_err()
-            .to_string();
+        let problems = problems_of(
+            config()
+                .with_options("setting.readonly=0")
+                .with_read_only(true),
+        );
         assert!(problems.contains("options.setting.readonly"), "{problems}");
         // Even if such a setting got past validation, readonly = 2 is what is sent.
         let mut valid = config()

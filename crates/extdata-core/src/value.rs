@@ -244,16 +244,12 @@ impl Value {
             Value::I16(v) => J::from(*v),
             Value::I32(v) => J::from(*v),
             Value::I64(v) => J::from(*v),
-            Value::I128(v) => i64::try_from(*v)
-                .map(J::from)
-                .unwrap_or_else(|_| J::String(v.to_string())),
+            Value::I128(v) => wide_int_json(i64::try_from(*v), v),
             Value::U8(v) => J::from(*v),
             Value::U16(v) => J::from(*v),
             Value::U32(v) => J::from(*v),
             Value::U64(v) => J::from(*v),
-            Value::U128(v) => u64::try_from(*v)
-                .map(J::from)
-                .unwrap_or_else(|_| J::String(v.to_string())),
+            Value::U128(v) => wide_int_json(u64::try_from(*v), v),
             Value::F32(v) => float_json(f64::from(*v), &v.to_string()),
             Value::F64(v) => float_json(*v, &v.to_string()),
             Value::Json(v) => v.clone(),
@@ -316,6 +312,17 @@ impl Value {
             Value::Array(_) | Value::Tuple(_) | Value::Map(_) => self.to_json().to_string(),
         }
     }
+}
+
+/// A 128-bit integer as a JSON number when it fits the 64 bits JSON readers keep
+/// (`narrow`), as its exact text otherwise.
+fn wide_int_json<N: Into<serde_json::Value>, E>(
+    narrow: std::result::Result<N, E>,
+    wide: &impl fmt::Display,
+) -> serde_json::Value {
+    narrow
+        .map(Into::into)
+        .unwrap_or_else(|_| serde_json::Value::String(wide.to_string()))
 }
 
 fn float_json(v: f64, text: &str) -> serde_json::Value {
