@@ -574,41 +574,10 @@ impl Sink for TableSink {
         mode: ImportMode,
         _existing: &[bool],
     ) -> Result<WriteOutcome> {
-        let chunk = self.rows_per_statement();
-        let mut outcome = WriteOutcome::default();
         match self.pool.clone() {
-            TablePool::Sqlite(pool) => {
-                let mut tx = pool
-                    .begin()
-                    .await
-                    .map_err(|e| self.error("cannot begin", e))?;
-                for part in rows.chunks(chunk) {
-                    outcome = add(
-                        outcome,
-                        self.write_part::<Sqlite>(&mut tx, part, mode).await?,
-                    );
-                }
-                tx.commit()
-                    .await
-                    .map_err(|e| self.error("cannot commit", e))?;
-            }
-            TablePool::Postgres(pool) => {
-                let mut tx = pool
-                    .begin()
-                    .await
-                    .map_err(|e| self.error("cannot begin", e))?;
-                for part in rows.chunks(chunk) {
-                    outcome = add(
-                        outcome,
-                        self.write_part::<Postgres>(&mut tx, part, mode).await?,
-                    );
-                }
-                tx.commit()
-                    .await
-                    .map_err(|e| self.error("cannot commit", e))?;
-            }
+            TablePool::Sqlite(pool) => self.write_all(&pool, rows, mode).await,
+            TablePool::Postgres(pool) => self.write_all(&pool, rows, mode).await,
         }
-        Ok(outcome)
     }
 
     fn position(&self) -> Option<u64> {
@@ -641,6 +610,35 @@ trait BindValues: sqlx::Database {
 }
 
 impl TableSink {
+    /// Writes `rows` in one transaction, [`rows_per_statement`](Self::rows_per_statement)
+    /// rows a statement.
+    async fn write_all<DB>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+        rows: &[Row],
+        mode: ImportMode,
+    ) -> Result<WriteOutcome>
+    where
+        DB: BindValues,
+        for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+        i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+        usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+        <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    {
+        let mut outcome = WriteOutcome::default();
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| self.error("cannot begin", e))?;
+        for part in rows.chunks(self.rows_per_statement()) {
+            outcome = add(outcome, self.write_part::<DB>(&mut tx, part, mode).await?);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| self.error("cannot commit", e))?;
+        Ok(outcome)
+    }
+
     async fn write_part<DB>(
         &self,
         tx: &mut sqlx::Transaction<'static, DB>,
