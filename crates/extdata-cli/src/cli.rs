@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use extdata::SecretPolicy;
+use extdata::{SecretPolicy, Statement};
 
+use crate::failure::Failure;
 use crate::output::Format;
-use crate::params::{Param, parse_param};
+use crate::params::{self, Param, parse_param};
 
 /// Check, ping, query and describe the external SQL databases named in a connector file,
 /// and run its imports, segments and lookups.
@@ -70,7 +71,8 @@ pub(crate) enum Command {
     /// Run a query and print its rows.
     Query(QueryArgs),
     /// Print the columns a query returns (name, database type, value type, nullable)
-    /// without fetching its rows.
+    /// without fetching its rows. A placeholder without a `--param` is described with
+    /// NULL bound to it.
     Describe(DescribeArgs),
     /// Run an import (`[[imports]]`): with `--once`, one run now; without, on its
     /// schedule until Ctrl-C or SIGTERM (the batch being committed is finished first).
@@ -209,9 +211,9 @@ pub(crate) struct PingArgs {
     pub(crate) name: String,
 }
 
-/// `extdata query NAME SQL`.
+/// `NAME SQL --param ...`: a statement on a connector, as `query` and `describe` take it.
 #[derive(Debug, Args)]
-pub(crate) struct QueryArgs {
+pub(crate) struct StatementArgs {
     /// The connector's name.
     pub(crate) name: String,
 
@@ -222,6 +224,21 @@ pub(crate) struct QueryArgs {
     /// bool, decimal, date, timestamp, bytes (base64), text; or `name:null`.
     #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE", value_parser = parse_param)]
     pub(crate) params: Vec<Param>,
+}
+
+impl StatementArgs {
+    /// The statement with every `--param` bound; a usage error when a parameter is
+    /// given twice.
+    pub(crate) fn bind(&self) -> Result<Statement, Failure> {
+        params::bind_all(&self.sql, &self.params).map_err(Failure::usage)
+    }
+}
+
+/// `extdata query NAME SQL`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    #[command(flatten)]
+    pub(crate) statement: StatementArgs,
 
     /// Output format; `csv`, `jsonl`, `arrow` (Arrow IPC stream) and `parquet` stream
     /// the rows as they arrive. The binary formats are refused on a terminal.
@@ -247,16 +264,8 @@ pub(crate) struct QueryArgs {
 /// `extdata describe NAME SQL`.
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
-    /// The connector's name.
-    pub(crate) name: String,
-
-    /// The SQL, with `:name` placeholders. A placeholder without a `--param` is
-    /// described with NULL bound to it.
-    pub(crate) sql: String,
-
-    /// A parameter, as for `query`.
-    #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE", value_parser = parse_param)]
-    pub(crate) params: Vec<Param>,
+    #[command(flatten)]
+    pub(crate) statement: StatementArgs,
 
     /// Output format of the column list.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
@@ -315,7 +324,7 @@ mod tests {
         let Command::Query(q) = cli.command else {
             panic!("not a query")
         };
-        assert_eq!(q.params.len(), 2);
+        assert_eq!(q.statement.params.len(), 2);
         assert_eq!(q.format, Format::Jsonl);
         assert_eq!(q.max_rows, Some(3));
         assert_eq!(q.timeout, Some(Duration::from_secs(2)));

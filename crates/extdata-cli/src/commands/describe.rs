@@ -8,13 +8,12 @@ use super::Context;
 use crate::cli::DescribeArgs;
 use crate::failure::Failure;
 use crate::output::{self, Format, new_table};
-use crate::params;
 
 /// Prints name, database type, value type and nullability of each column.
 pub(super) async fn run(context: &Context, args: DescribeArgs) -> Result<(), Failure> {
-    let mut statement = params::bind_all(&args.sql, &args.params).map_err(Failure::usage)?;
+    let mut statement = args.statement.bind()?;
     output::check_target(args.format, None)?;
-    let source = context.source(&args.name)?;
+    let source = context.source(&args.statement.name)?;
     // The columns do not depend on the parameters' values: NULL stands in for those not
     // given, so that `describe` works on a lookup query as written.
     for name in statement.placeholder_names(source.kind().dialect()) {

@@ -14,7 +14,6 @@ use super::Context;
 use crate::cli::QueryArgs;
 use crate::failure::Failure;
 use crate::output::{self, RowWriter};
-use crate::params;
 use crate::progress::Progress;
 
 /// How long written rows may wait in the buffer while the server is slow.
@@ -24,9 +23,9 @@ const PROGRESS_EVERY: u64 = 1024;
 
 /// Runs the query and prints it in the asked format.
 pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failure> {
-    let statement = params::bind_all(&args.sql, &args.params).map_err(Failure::usage)?;
+    let statement = args.statement.bind()?;
     output::check_target(args.format, args.output.as_deref())?;
-    let source = context.source(&args.name)?;
+    let source = context.source(&args.statement.name)?;
     let mut options = QueryOptions {
         timeout: args.timeout,
         ..QueryOptions::default()
