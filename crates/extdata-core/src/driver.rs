@@ -161,6 +161,53 @@ impl PoolSettings {
     }
 }
 
+/// Applies a connector's login and TLS to a sqlx connect-options builder: user name,
+/// password and database when given; the SSL mode `$mode` gives for the connector's
+/// verification (`None`: no TLS); the CA through the builder's `$set_ca` setter, the
+/// client certificate and the key. sqlx's PostgreSQL and MySQL builders have these
+/// setters but no trait for them, hence a macro. Evaluates to the builder.
+///
+/// ```text
+/// options = extdata_core::sqlx_login_and_tls!(options, config, ssl_ca_from_pem, |verify| {
+///     match verify {
+///         None => MySqlSslMode::Disabled,
+///         Some(TlsVerify::Full) => MySqlSslMode::VerifyIdentity,
+///         Some(TlsVerify::Ca) => MySqlSslMode::VerifyCa,
+///         Some(TlsVerify::None) => MySqlSslMode::Required,
+///     }
+/// });
+/// ```
+#[macro_export]
+macro_rules! sqlx_login_and_tls {
+    ($options:expr, $config:expr, $set_ca:ident, $mode:expr $(,)?) => {{
+        let config: &$crate::ValidConfig = $config;
+        let mut options = $options;
+        if let Some(user) = &config.username {
+            options = options.username(user);
+        }
+        if let Some(password) = config.password_text() {
+            options = options.password(password);
+        }
+        if let Some(database) = &config.database {
+            options = options.database(database);
+        }
+        let mode: fn(Option<$crate::TlsVerify>) -> _ = $mode;
+        options = options.ssl_mode(mode(config.tls.as_ref().map(|tls| tls.verify)));
+        if let Some(tls) = &config.tls {
+            if let Some(ca) = &tls.ca_pem {
+                options = options.$set_ca(ca.as_bytes().to_vec());
+            }
+            if let Some(cert) = &tls.cert_pem {
+                options = options.ssl_client_cert_from_pem(cert.as_bytes());
+            }
+            if let Some(key) = &tls.key_pem {
+                options = options.ssl_client_key_from_pem($crate::expose(key).as_bytes());
+            }
+        }
+        options
+    }};
+}
+
 /// The error a closed source returns.
 pub fn closed_error(connector: &str) -> Error {
     Error::new(ErrorKind::Closed, "the source is closed").with_connector(connector)
@@ -180,6 +227,34 @@ pub fn pool_busy_error(connector: &str, in_use: usize, max_size: usize, waited: 
         &format!("waiting for a free connection ({in_use} of {max_size} in use)"),
         waited,
     )
+}
+
+/// The error of a deadpool `get` that failed (cargo feature `deadpool`), for a backend
+/// whose manager's error is [`Error`]: the backend's own error as it is, [`closed_error`]
+/// for a closed pool, and for an expired timeout what `on_timeout` words (each backend
+/// says what it waited for); anything else, and a timeout `on_timeout` leaves to it
+/// (`None`), is an [`ErrorKind::Internal`] error of the connection pool.
+#[cfg(feature = "deadpool")]
+pub fn pool_get_error(
+    connector: &str,
+    error: deadpool::managed::PoolError<Error>,
+    on_timeout: impl FnOnce(deadpool::managed::TimeoutType) -> Option<Error>,
+) -> Error {
+    use deadpool::managed::PoolError;
+    let other = match error {
+        PoolError::Backend(e) => return e,
+        PoolError::Closed => return closed_error(connector),
+        PoolError::Timeout(timeout) => match on_timeout(timeout) {
+            Some(e) => return e,
+            None => PoolError::Timeout(timeout),
+        },
+        other => other,
+    };
+    Error::new(
+        ErrorKind::Internal,
+        format!("the connection pool failed: {other}"),
+    )
+    .with_connector(connector)
 }
 
 /// Whether a source is open: every call checks it first, and `close` ends it for good.
@@ -472,5 +547,59 @@ mod tests {
         ensure_crypto_provider();
         ensure_crypto_provider();
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    #[cfg(feature = "deadpool")]
+    #[test]
+    fn pool_get_errors_keep_the_backends_own_and_word_timeouts_as_asked() {
+        use deadpool::managed::{PoolError, TimeoutType};
+        let busy = |_| Some(Error::new(ErrorKind::Timeout, "busy"));
+        // (what, the failure, whether the backend words its timeouts, kind, text)
+        let cases = [
+            (
+                "backend",
+                PoolError::Backend(Error::new(ErrorKind::Auth, "denied")),
+                false,
+                ErrorKind::Auth,
+                "denied",
+            ),
+            (
+                "closed",
+                PoolError::Closed,
+                false,
+                ErrorKind::Closed,
+                "closed",
+            ),
+            (
+                "worded timeout",
+                PoolError::Timeout(TimeoutType::Wait),
+                true,
+                ErrorKind::Timeout,
+                "busy",
+            ),
+            (
+                "timeout left to the pool",
+                PoolError::Timeout(TimeoutType::Recycle),
+                false,
+                ErrorKind::Internal,
+                "the connection pool failed: Timeout occurred while recycling",
+            ),
+            (
+                "no runtime",
+                PoolError::NoRuntimeSpecified,
+                false,
+                ErrorKind::Internal,
+                "the connection pool failed",
+            ),
+        ];
+        for (what, error, worded, kind, text) in cases {
+            let error = if worded {
+                pool_get_error("crm", error, busy)
+            } else {
+                pool_get_error("crm", error, |_| None)
+            };
+            assert_eq!(error.kind(), kind, "{what}: {error}");
+            assert!(error.to_string().contains(text), "{what}: {error}");
+        }
     }
 }

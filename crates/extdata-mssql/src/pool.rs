@@ -9,8 +9,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
-use extdata_core::driver::{Lifecycle, closed_error, pool_busy_error, timeout_error};
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use extdata_core::driver::{Lifecycle, pool_busy_error, pool_get_error, timeout_error};
 use extdata_core::{Error, ErrorKind, Result, Statement, ValidConfig};
 use tiberius::{ColumnData, Query};
 use tokio::sync::{OnceCell, oneshot};
@@ -263,21 +263,15 @@ impl Inner {
         let total = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout_at(deadline, pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(PoolError::Backend(e))) => Err(e),
-            Ok(Err(PoolError::Timeout(_))) => {
+            Ok(Err(e)) => Err(pool_get_error(&self.config.name, e, |_| {
                 let status = pool.status();
-                Err(pool_busy_error(
+                Some(pool_busy_error(
                     &self.config.name,
                     status.size.saturating_sub(status.available),
                     status.max_size,
                     self.config.pool.acquire_timeout,
                 ))
-            }
-            Ok(Err(PoolError::Closed)) => Err(closed_error(&self.config.name)),
-            Ok(Err(other)) => Err(self.config.error(
-                ErrorKind::Internal,
-                format!("the connection pool failed: {other}"),
-            )),
+            })),
             Err(_) => Err(timeout_error(
                 &self.config.name,
                 "waiting for a connection",

@@ -8,9 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::FixedOffset;
-use extdata_core::{
-    Endpoint, Error, ErrorKind, ExposeSecret, OptionCheck, OptionSpec, TlsVerify, ValidConfig,
-};
+use extdata_core::{Endpoint, Error, ErrorKind, OptionCheck, OptionSpec, TlsVerify, ValidConfig};
 use futures::TryStreamExt;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlSslMode};
 use sqlx::{AssertSqlSafe, Row};
@@ -416,38 +414,16 @@ pub(crate) fn connect_options(config: &ValidConfig) -> Result<MySqlConnectOption
             ));
         }
     };
-    if let Some(user) = &config.username {
-        options = options.username(user);
-    }
-    if let Some(password) = config.password_text() {
-        options = options.password(password);
-    }
-    if let Some(database) = &config.database {
-        options = options.database(database);
-    }
-    options = match &config.tls {
-        // sqlx's default is Preferred (TLS if offered, never verified): always say what
-        // we want.
-        None => options.ssl_mode(MySqlSslMode::Disabled),
-        Some(tls) => {
-            let mode = match tls.verify {
-                TlsVerify::Full => MySqlSslMode::VerifyIdentity,
-                TlsVerify::Ca => MySqlSslMode::VerifyCa,
-                TlsVerify::None => MySqlSslMode::Required,
-            };
-            let mut options = options.ssl_mode(mode);
-            if let Some(ca) = &tls.ca_pem {
-                options = options.ssl_ca_from_pem(ca.as_bytes().to_vec());
-            }
-            if let Some(cert) = &tls.cert_pem {
-                options = options.ssl_client_cert_from_pem(cert.as_bytes());
-            }
-            if let Some(key) = &tls.key_pem {
-                options = options.ssl_client_key_from_pem(key.expose_secret().as_bytes());
-            }
-            options
+    options = extdata_core::sqlx_login_and_tls!(options, config, ssl_ca_from_pem, |verify| {
+        match verify {
+            // sqlx's default is Preferred (TLS if offered, never verified): always say
+            // what we want.
+            None => MySqlSslMode::Disabled,
+            Some(TlsVerify::Full) => MySqlSslMode::VerifyIdentity,
+            Some(TlsVerify::Ca) => MySqlSslMode::VerifyCa,
+            Some(TlsVerify::None) => MySqlSslMode::Required,
         }
-    };
+    });
     let opts = &config.options;
     if let Some(charset) = opts.get("charset") {
         options = options.charset(&charset.to_ascii_lowercase());

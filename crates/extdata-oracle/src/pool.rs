@@ -5,10 +5,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use deadpool::managed::{
-    Metrics, Object, Pool, PoolError, RecycleError, RecycleResult, TimeoutType,
-};
-use extdata_core::driver::{Lifecycle, closed_error, pool_busy_error, timeout_error};
+use deadpool::managed::{Metrics, Object, Pool, RecycleError, RecycleResult, TimeoutType};
+use extdata_core::driver::{Lifecycle, pool_busy_error, pool_get_error, timeout_error};
 use extdata_core::{Error, ErrorKind, Result, ValidConfig};
 use tokio::time::Instant;
 
@@ -206,25 +204,22 @@ impl Inner {
                 total,
             )),
             Ok(Ok(object)) => Ok(object),
-            Ok(Err(PoolError::Backend(e))) => Err(e),
-            Ok(Err(PoolError::Timeout(TimeoutType::Wait))) => {
+            Ok(Err(e)) => Err(pool_get_error(&self.config.name, e, |timeout| {
                 let status = pool.status();
-                Err(pool_busy_error(
-                    &self.config.name,
-                    status.size.saturating_sub(status.available),
-                    status.max_size,
-                    self.config.pool.acquire_timeout,
-                ))
-            }
-            Ok(Err(PoolError::Timeout(_))) => Err(timeout_error(
-                &self.config.name,
-                &format!("connecting to {}", connect::endpoint_text(&self.config)),
-                self.config.connect_timeout,
-            )),
-            Ok(Err(PoolError::Closed)) => Err(closed_error(&self.config.name)),
-            Ok(Err(e)) => Err(self
-                .config
-                .error(ErrorKind::Internal, format!("the pool failed: {e}"))),
+                Some(match timeout {
+                    TimeoutType::Wait => pool_busy_error(
+                        &self.config.name,
+                        status.size.saturating_sub(status.available),
+                        status.max_size,
+                        self.config.pool.acquire_timeout,
+                    ),
+                    TimeoutType::Create | TimeoutType::Recycle => timeout_error(
+                        &self.config.name,
+                        &format!("connecting to {}", connect::endpoint_text(&self.config)),
+                        self.config.connect_timeout,
+                    ),
+                })
+            })),
         }
     }
 }

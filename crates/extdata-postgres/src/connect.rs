@@ -124,37 +124,16 @@ pub(crate) fn connect_options(config: &ValidConfig) -> PgConnectOptions {
         }
         Endpoint::Embedded => {}
     }
-    if let Some(user) = &config.username {
-        options = options.username(user);
-    }
-    if let Some(password) = config.password_text() {
-        options = options.password(password);
-    }
-    if let Some(database) = &config.database {
-        options = options.database(database);
-    }
-    options = match &config.tls {
-        // Never sqlx's default `prefer`, which silently falls back to plain text.
-        None => options.ssl_mode(PgSslMode::Disable),
-        Some(tls) => {
-            let mode = match tls.verify {
-                TlsVerify::Full => PgSslMode::VerifyFull,
-                TlsVerify::Ca => PgSslMode::VerifyCa,
-                TlsVerify::None => PgSslMode::Require,
-            };
-            let mut options = options.ssl_mode(mode);
-            if let Some(ca) = &tls.ca_pem {
-                options = options.ssl_root_cert_from_pem(ca.as_bytes().to_vec());
+    options =
+        extdata_core::sqlx_login_and_tls!(options, config, ssl_root_cert_from_pem, |verify| {
+            match verify {
+                // Never sqlx's default `prefer`, which silently falls back to plain text.
+                None => PgSslMode::Disable,
+                Some(TlsVerify::Full) => PgSslMode::VerifyFull,
+                Some(TlsVerify::Ca) => PgSslMode::VerifyCa,
+                Some(TlsVerify::None) => PgSslMode::Require,
             }
-            if let Some(cert) = &tls.cert_pem {
-                options = options.ssl_client_cert_from_pem(cert.as_bytes());
-            }
-            if let Some(key) = &tls.key_pem {
-                options = options.ssl_client_key_from_pem(extdata_core::expose(key).as_bytes());
-            }
-            options
-        }
-    };
+        });
     options = options.application_name(
         config
             .options

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
-use extdata_core::driver::duration_text;
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult, Timeouts};
+use extdata_core::driver::{duration_text, pool_get_error};
 use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
@@ -359,21 +359,19 @@ impl Shared {
         };
         match tokio::time::timeout_at(budget_end, self.pool.timeout_get(&timeouts)).await {
             Ok(Ok(lease)) => Ok(lease),
-            Ok(Err(PoolError::Backend(e))) => Err(e),
-            Ok(Err(PoolError::Closed)) => Err(closed_error(self.connector())),
-            Ok(Err(PoolError::Timeout(managed::TimeoutType::Wait))) => Err(self.manager().error(
-                ErrorKind::Timeout,
-                format!(
-                    "no PostgreSQL connection became free within {} (all {} are in use){}",
-                    duration_text(wait),
-                    config.settings.max_size,
-                    self.manager().last_error_note()
-                ),
-            )),
-            Ok(Err(other)) => Err(self.manager().error(
-                ErrorKind::Internal,
-                format!("the connection pool failed: {other}"),
-            )),
+            Ok(Err(e)) => Err(pool_get_error(self.connector(), e, |timeout| {
+                matches!(timeout, managed::TimeoutType::Wait).then(|| {
+                    self.manager().error(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no PostgreSQL connection became free within {} (all {} are in use){}",
+                            duration_text(wait),
+                            config.settings.max_size,
+                            self.manager().last_error_note()
+                        ),
+                    )
+                })
+            })),
             Err(_) => {
                 let why = if budget_end < deadline {
                     "acquire_timeout"
