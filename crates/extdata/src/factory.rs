@@ -9,26 +9,49 @@ use extdata_core::{
 
 use crate::instrument::Instrumented;
 
-/// The validation rules of `kind`'s backend, or `None` when its cargo feature is off.
-pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
-    match kind {
-        #[cfg(feature = "sqlite")]
-        DbKind::Sqlite => Some(&extdata_sqlite::SPEC),
-        #[cfg(feature = "postgres")]
-        DbKind::Postgres => Some(&extdata_postgres::SPEC),
-        #[cfg(feature = "mysql")]
-        DbKind::MySql => Some(&extdata_mysql::SPEC),
-        #[cfg(feature = "clickhouse")]
-        DbKind::ClickHouse => Some(&extdata_clickhouse::SPEC),
-        #[cfg(feature = "hive")]
-        DbKind::Hive => Some(&extdata_hive::SPEC),
-        #[cfg(feature = "oracle")]
-        DbKind::Oracle => Some(&extdata_oracle::SPEC),
-        #[cfg(feature = "mssql")]
-        DbKind::MsSql => Some(&extdata_mssql::SPEC),
-        _ => None,
-    }
+/// Every backend once: its cargo feature, its type, its crate and its source type.
+/// [`spec`] and `build_backend` are written from this list.
+macro_rules! backends {
+    ($then:ident) => {
+        $then! {
+            "sqlite" Sqlite extdata_sqlite SqliteSource,
+            "postgres" Postgres extdata_postgres PostgresSource,
+            "mysql" MySql extdata_mysql MySqlSource,
+            "clickhouse" ClickHouse extdata_clickhouse ClickHouseSource,
+            "hive" Hive extdata_hive HiveSource,
+            "oracle" Oracle extdata_oracle OracleSource,
+            "mssql" MsSql extdata_mssql MsSqlSource,
+        }
+    };
 }
+
+macro_rules! spec_and_build {
+    ($($feature:literal $kind:ident $krate:ident $source:ident,)*) => {
+        /// The validation rules of `kind`'s backend, or `None` when its cargo feature is
+        /// off.
+        pub fn spec(kind: DbKind) -> Option<&'static BackendSpec> {
+            match kind {
+                $(
+                    #[cfg(feature = $feature)]
+                    DbKind::$kind => Some(&$krate::SPEC),
+                )*
+                _ => None,
+            }
+        }
+
+        fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
+            match config.kind {
+                $(
+                    #[cfg(feature = $feature)]
+                    DbKind::$kind => Ok(Arc::new($krate::$source::build(config)?)),
+                )*
+                kind => Err(not_compiled_in(kind).with_connector(config.name)),
+            }
+        }
+    };
+}
+
+backends!(spec_and_build);
 
 /// Validates a connector with its backend's rules, returning every problem at once.
 ///
@@ -86,28 +109,6 @@ pub fn connect_with_policy(
 /// Builds a source from an already validated connector.
 pub fn connect_valid(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
     Ok(Arc::new(Instrumented::new(build_backend(config)?)))
-}
-
-fn build_backend(config: ValidConfig) -> Result<Arc<dyn ExternalSource>> {
-    match config.kind {
-        #[cfg(feature = "sqlite")]
-        DbKind::Sqlite => Ok(Arc::new(extdata_sqlite::SqliteSource::build(config)?)),
-        #[cfg(feature = "postgres")]
-        DbKind::Postgres => Ok(Arc::new(extdata_postgres::PostgresSource::build(config)?)),
-        #[cfg(feature = "mysql")]
-        DbKind::MySql => Ok(Arc::new(extdata_mysql::MySqlSource::build(config)?)),
-        #[cfg(feature = "clickhouse")]
-        DbKind::ClickHouse => Ok(Arc::new(extdata_clickhouse::ClickHouseSource::build(
-            config,
-        )?)),
-        #[cfg(feature = "hive")]
-        DbKind::Hive => Ok(Arc::new(extdata_hive::HiveSource::build(config)?)),
-        #[cfg(feature = "oracle")]
-        DbKind::Oracle => Ok(Arc::new(extdata_oracle::OracleSource::build(config)?)),
-        #[cfg(feature = "mssql")]
-        DbKind::MsSql => Ok(Arc::new(extdata_mssql::MsSqlSource::build(config)?)),
-        kind => Err(not_compiled_in(kind).with_connector(config.name)),
-    }
 }
 
 /// The error for a type whose backend's cargo feature is off.

@@ -44,6 +44,26 @@ impl Instrumented {
         &self.inner
     }
 
+    /// Runs `work` (a call of the wrapped source) as `operation`: inside its span, with
+    /// its error passed through `redact`, and recorded ([`CallRecord`]) with the rows
+    /// `rows` counts in its value.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T>>,
+        redact: impl FnOnce(Error) -> Error,
+        rows: impl FnOnce(&T) -> Option<u64>,
+    ) -> Result<T> {
+        let span = self.span(operation);
+        let record = CallRecord::new(self.inner.as_ref(), operation, span.clone());
+        let result = work.instrument(span).await.map_err(redact);
+        match &result {
+            Ok(value) => record.finish(rows(value), None),
+            Err(err) => record.finish(None, Some(err)),
+        }
+        result
+    }
+
     fn span(&self, operation: &'static str) -> tracing::Span {
         tracing::info_span!(
             "extdata.call",
@@ -128,27 +148,15 @@ impl ExternalSource for Instrumented {
     }
 
     async fn ping(&self) -> Result<ServerInfo> {
-        let span = self.span("ping");
-        let record = CallRecord::new(self.inner.as_ref(), "ping", span.clone());
-        let result = self.inner.ping().instrument(span).await;
-        record.finish(None, result.as_ref().err());
-        result
+        let ping = self.inner.ping();
+        self.call("ping", ping, |e| e, |_| None).await
     }
 
     async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
-        let span = self.span("query");
-        let record = CallRecord::new(self.inner.as_ref(), "query", span.clone());
-        let result = self
-            .inner
-            .query(statement, options)
-            .instrument(span)
+        let query = self.inner.query(statement, options);
+        let redact = |e: Error| e.redact_parameters(statement);
+        self.call("query", query, redact, |set| Some(set.rows.len() as u64))
             .await
-            .map_err(|e| e.redact_parameters(statement));
-        match &result {
-            Ok(set) => record.finish(Some(set.rows.len() as u64), None),
-            Err(err) => record.finish(None, Some(err)),
-        }
-        result
     }
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
@@ -176,19 +184,10 @@ impl ExternalSource for Instrumented {
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        let span = self.span("execute");
-        let record = CallRecord::new(self.inner.as_ref(), "execute", span.clone());
-        let result = self
-            .inner
-            .execute(statement, options)
-            .instrument(span)
+        let execute = self.inner.execute(statement, options);
+        let redact = |e: Error| e.redact_parameters(statement);
+        self.call("execute", execute, redact, |rows| Some(*rows))
             .await
-            .map_err(|e| e.redact_parameters(statement));
-        match &result {
-            Ok(rows) => record.finish(Some(*rows), None),
-            Err(err) => record.finish(None, Some(err)),
-        }
-        result
     }
 
     async fn execute_batch(
@@ -196,23 +195,16 @@ impl ExternalSource for Instrumented {
         statements: &[Statement],
         options: &QueryOptions,
     ) -> Result<Vec<u64>> {
-        let span = self.span("execute_batch");
-        let record = CallRecord::new(self.inner.as_ref(), "execute_batch", span.clone());
-        let result = self
-            .inner
-            .execute_batch(statements, options)
-            .instrument(span)
-            .await
-            .map_err(|e| {
-                statements
-                    .iter()
-                    .fold(e, |e, statement| e.redact_parameters(statement))
-            });
-        match &result {
-            Ok(rows) => record.finish(Some(rows.iter().sum()), None),
-            Err(err) => record.finish(None, Some(err)),
-        }
-        result
+        let batch = self.inner.execute_batch(statements, options);
+        let redact = |e: Error| {
+            statements
+                .iter()
+                .fold(e, |e, statement| e.redact_parameters(statement))
+        };
+        self.call("execute_batch", batch, redact, |rows| {
+            Some(rows.iter().sum())
+        })
+        .await
     }
 
     fn batches_are_atomic(&self) -> bool {
@@ -220,23 +212,17 @@ impl ExternalSource for Instrumented {
     }
 
     async fn describe(&self, statement: &Statement, options: &QueryOptions) -> Result<Vec<Column>> {
-        let span = self.span("describe");
-        let record = CallRecord::new(self.inner.as_ref(), "describe", span.clone());
-        let result = self
-            .inner
-            .describe(statement, options)
-            .instrument(span)
-            .await
-            .map_err(|e| e.redact_parameters(statement));
-        record.finish(None, result.as_ref().err());
-        result
+        let describe = self.inner.describe(statement, options);
+        let redact = |e: Error| e.redact_parameters(statement);
+        self.call("describe", describe, redact, |_| None).await
     }
 
     async fn close(&self) {
-        let span = self.span("close");
-        let record = CallRecord::new(self.inner.as_ref(), "close", span.clone());
-        self.inner.close().instrument(span).await;
-        record.finish(None, None);
+        let close = async {
+            self.inner.close().await;
+            Ok(())
+        };
+        let _ = self.call("close", close, |e| e, |_| None).await;
     }
 }
 
