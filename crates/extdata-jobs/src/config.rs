@@ -93,15 +93,6 @@ impl ImportMode {
             ImportMode::UpdateOnly => "update_only",
         }
     }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "add_and_update" => Some(ImportMode::AddAndUpdate),
-            "add_only" => Some(ImportMode::AddOnly),
-            "update_only" => Some(ImportMode::UpdateOnly),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for ImportMode {
@@ -587,6 +578,25 @@ impl<'a> Entry<'a> {
         value
     }
 
+    /// The value `options` pairs with the text of `field` (the first when the field is
+    /// missing); a problem `` `text` is {what}; one of: … `` and the first otherwise.
+    fn choice<T: Copy>(&mut self, field: &str, what: &str, options: &[(&str, T)]) -> T {
+        let Some(text) = self.optional(field) else {
+            return options[0].1;
+        };
+        match options.iter().find(|(name, _)| *name == text) {
+            Some((_, value)) => *value,
+            None => {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                self.problem(
+                    field,
+                    format!("`{text}` {what}; one of: {}", names.join(", ")),
+                );
+                options[0].1
+            }
+        }
+    }
+
     fn optional(&mut self, field: &str) -> Option<String> {
         match self.map.get(field)? {
             Json::String(s) if !s.trim().is_empty() => Some(s.clone()),
@@ -751,6 +761,15 @@ fn placeholders(sql: &str, dialect: Option<Dialect>) -> Vec<String> {
     Statement::new(sql).placeholder_names(dialect.unwrap_or(DbKind::Postgres.dialect()))
 }
 
+/// `:a, :b` for the placeholders `names`.
+fn parameter_list<'n>(names: impl IntoIterator<Item = &'n String>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!(":{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn read_import(
     entry: &mut Entry<'_>,
     doc: &ConfigDocument,
@@ -762,16 +781,13 @@ fn read_import(
     let query = entry.required("query");
     let key = entry.required("key");
     let dialect = checker.connector(entry, account.as_deref(), connector.as_deref());
-    let mode = match entry.optional("mode") {
-        None => ImportMode::AddAndUpdate,
-        Some(text) => ImportMode::parse(&text).unwrap_or_else(|| {
-            entry.problem(
-                "mode",
-                format!("`{text}` is not a mode; one of: add_and_update, add_only, update_only"),
-            );
-            ImportMode::AddAndUpdate
-        }),
-    };
+    let modes = [
+        ImportMode::AddAndUpdate,
+        ImportMode::AddOnly,
+        ImportMode::UpdateOnly,
+    ]
+    .map(|mode| (mode.as_str(), mode));
+    let mode = entry.choice("mode", "is not a mode", &modes);
     let cursor = entry.table("cursor").and_then(|map| {
         entry.nested_unknown("cursor", map, &["column", "initial"]);
         let column = entry.nested_string("cursor", map, "column", true);
@@ -814,11 +830,7 @@ fn read_import(
                 "query",
                 format!(
                     "uses parameters that nothing binds: {}; an import binds only `:cursor`",
-                    others
-                        .iter()
-                        .map(|n| format!(":{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    parameter_list(others)
                 ),
             );
         }
@@ -986,11 +998,7 @@ fn read_segment(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<SegmentD
                 "query",
                 format!(
                     "uses parameters that nothing binds: {}",
-                    names
-                        .iter()
-                        .map(|n| format!(":{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    parameter_list(&names)
                 ),
             );
         }
@@ -1080,28 +1088,16 @@ fn read_lookup(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<LookupDef
     let connector = entry.required("connector");
     let query = entry.required("query");
     checker.connector(entry, account.as_deref(), connector.as_deref());
-    let result = match entry.optional("result").as_deref() {
-        None | Some("row") => LookupResult::Row,
-        Some("rows") => LookupResult::Rows,
-        Some(other) => {
-            entry.problem(
-                "result",
-                format!("`{other}` is not a result; one of: row, rows"),
-            );
-            LookupResult::Row
-        }
-    };
-    let on_error = match entry.optional("on_error").as_deref() {
-        None | Some("fail") => OnError::Fail,
-        Some("empty") => OnError::Empty,
-        Some(other) => {
-            entry.problem(
-                "on_error",
-                format!("`{other}` is not allowed; one of: fail, empty"),
-            );
-            OnError::Fail
-        }
-    };
+    let result = entry.choice(
+        "result",
+        "is not a result",
+        &[("row", LookupResult::Row), ("rows", LookupResult::Rows)],
+    );
+    let on_error = entry.choice(
+        "on_error",
+        "is not allowed",
+        &[("fail", OnError::Fail), ("empty", OnError::Empty)],
+    );
     let max_rows = entry.positive("max_rows", DEFAULT_LOOKUP_MAX_ROWS);
     let cache_ttl = entry.duration("cache_ttl", true).unwrap_or_default();
     let timeout = entry
