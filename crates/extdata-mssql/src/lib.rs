@@ -217,7 +217,7 @@ impl ExternalSource for MsSqlSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use extdata_core::{ConnectorConfig, ErrorKind, SecretSource};
+    use extdata_core::{ConnectorConfig, Error, ErrorKind, SecretSource};
 
     fn config() -> ConnectorConfig {
         ConnectorConfig::new("crm", DbKind::MsSql)
@@ -255,27 +255,24 @@ mod tests {
         source.close().await;
         let statement = Statement::new("SELECT 1");
         let options = QueryOptions::default();
-        assert_eq!(source.ping().await.unwrap_err().kind(), ErrorKind::Closed);
-        assert_eq!(
-            source.query(&statement, &options).await.unwrap_err().kind(),
-            ErrorKind::Closed
-        );
-        assert_eq!(
-            source
-                .execute(&statement, &options)
-                .await
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Closed
-        );
-        assert_eq!(
-            source
-                .describe(&statement, &options)
-                .await
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Closed
-        );
+        let kind = |error: Option<Error>| error.map(|e| e.kind());
+        for (call, outcome) in [
+            ("ping", kind(source.ping().await.err())),
+            (
+                "query",
+                kind(source.query(&statement, &options).await.err()),
+            ),
+            (
+                "execute",
+                kind(source.execute(&statement, &options).await.err()),
+            ),
+            (
+                "describe",
+                kind(source.describe(&statement, &options).await.err()),
+            ),
+        ] {
+            assert_eq!(outcome, Some(ErrorKind::Closed), "{call}");
+        }
         assert!(source.stream(&statement, &options).await.is_err());
     }
 

@@ -350,42 +350,50 @@ mod tests {
     #[allow(deprecated)] // the enum variants are the crate's only way to make a DbError error
     fn driver_errors_are_mapped_with_their_code() {
         let config = config();
-        let db = oracle::DbError::new(
-            942,
-            0,
-            "ORA-00942: table or view does not exist",
-            "dpiStmt_execute",
-            "execute",
-        );
-        let err = oracle::Error::OciError(db);
-        let mapped = map_error(&config, Stage::Statement, &err, false);
-        assert_eq!(mapped.kind(), ErrorKind::Query);
-        assert_eq!(mapped.sql_state(), Some("ORA-00942"));
-        assert_eq!(mapped.connector(), Some("crm"));
-
-        let db = oracle::DbError::new(
-            0,
-            0,
-            "DPI-1067: call timeout of 1000 ms exceeded with ORA-3156",
-            "dpiStmt_execute",
-            "execute",
-        );
-        let err = oracle::Error::DpiError(db);
-        let mapped = map_error(&config, Stage::Statement, &err, false);
-        assert_eq!(mapped.kind(), ErrorKind::Timeout);
-        assert_eq!(mapped.sql_state(), Some("DPI-1067"));
-
-        let db = oracle::DbError::new(
-            1013,
-            0,
-            "ORA-01013: user requested cancel of current operation",
-            "dpiStmt_fetchRows",
-            "fetch",
-        );
-        let err = oracle::Error::OciError(db);
-        assert_eq!(
-            map_error(&config, Stage::Statement, &err, true).kind(),
-            ErrorKind::Timeout
-        );
+        // (ORA error (else DPI), code, message, ODPI-C function and action, cancelled by
+        // the call's timeout, kind, SQLSTATE-like code)
+        let cases = [
+            (
+                true,
+                942,
+                "ORA-00942: table or view does not exist",
+                ("dpiStmt_execute", "execute"),
+                false,
+                ErrorKind::Query,
+                Some("ORA-00942"),
+            ),
+            (
+                false,
+                0,
+                "DPI-1067: call timeout of 1000 ms exceeded with ORA-3156",
+                ("dpiStmt_execute", "execute"),
+                false,
+                ErrorKind::Timeout,
+                Some("DPI-1067"),
+            ),
+            (
+                true,
+                1013,
+                "ORA-01013: user requested cancel of current operation",
+                ("dpiStmt_fetchRows", "fetch"),
+                true,
+                ErrorKind::Timeout,
+                None,
+            ),
+        ];
+        for (ora, code, message, (function, action), timed_out, kind, sql_state) in cases {
+            let db = oracle::DbError::new(code, 0, message, function, action);
+            let err = if ora {
+                oracle::Error::OciError(db)
+            } else {
+                oracle::Error::DpiError(db)
+            };
+            let mapped = map_error(&config, Stage::Statement, &err, timed_out);
+            assert_eq!(mapped.kind(), kind, "{message}");
+            if sql_state.is_some() {
+                assert_eq!(mapped.sql_state(), sql_state, "{message}");
+            }
+            assert_eq!(mapped.connector(), Some("crm"), "{message}");
+        }
     }
 }

@@ -597,9 +597,18 @@ mod tests {
     use super::*;
     use extdata_core::{ConnectorConfig, Protocol, SslConfig};
 
+    fn config() -> ConnectorConfig {
+        ConnectorConfig::new("crm", DbKind::Postgres)
+    }
+
+    /// The problems validation finds in `config`.
+    fn problems_of(config: ConnectorConfig) -> extdata_core::Problems {
+        config.validate_with(Some(&SPEC)).unwrap_err()
+    }
+
     #[test]
     fn build_needs_no_runtime_and_debug_hides_the_password() {
-        let config = ConnectorConfig::new("crm", DbKind::Postgres)
+        let config = config()
             .with_host("db.example")
             .with_password("hunter2-sentinel")
             .validate_with(Some(&SPEC))
@@ -613,21 +622,17 @@ mod tests {
 
     #[test]
     fn udp_and_tls_over_unix_are_refused_with_a_reason() {
-        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
-            .with_host("db")
-            .with_protocol(Protocol::Udp)
-            .validate_with(Some(&SPEC))
-            .unwrap_err();
+        let problems = problems_of(config().with_host("db").with_protocol(Protocol::Udp));
         assert!(
             problems.to_string().contains("TCP or unix sockets"),
             "{problems}"
         );
-        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
-            .with_host("/var/run/postgresql")
-            .with_protocol(Protocol::Unix)
-            .with_ssl(SslConfig::default())
-            .validate_with(Some(&SPEC))
-            .unwrap_err();
+        let problems = problems_of(
+            config()
+                .with_host("/var/run/postgresql")
+                .with_protocol(Protocol::Unix)
+                .with_ssl(SslConfig::default()),
+        );
         assert!(problems.to_string().contains("unix socket"), "{problems}");
     }
 
@@ -655,11 +660,11 @@ mod tests {
 
     #[test]
     fn unknown_options_list_the_known_ones() {
-        let problems = ConnectorConfig::new("crm", DbKind::Postgres)
-            .with_host("db")
-            .with_options("sslmode=require&options=-c%20work_mem%3D1MB&lock_timeout=soon")
-            .validate_with(Some(&SPEC))
-            .unwrap_err();
+        let problems = problems_of(
+            config()
+                .with_host("db")
+                .with_options("sslmode=require&options=-c%20work_mem%3D1MB&lock_timeout=soon"),
+        );
         let text = problems.to_string();
         assert!(text.contains("unknown option `sslmode`"), "{text}");
         assert!(text.contains("application_name, search_path"), "{text}");
