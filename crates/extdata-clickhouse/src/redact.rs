@@ -167,20 +167,10 @@ fn collect_texts(value: &Value, found: &mut impl FnMut(String)) {
 /// Replaces the hex digits of every `unhex('…` in `text` (a rendered string, also when
 /// the server cut the echoed query short inside it) with `…`.
 fn without_hex_literals(text: &str) -> String {
-    const OPEN: &str = "unhex('";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(OPEN) {
-        out.push_str(&rest[..at + OPEN.len()]);
-        rest = &rest[at + OPEN.len()..];
+    without_literals_after(text, "unhex('", |rest| {
         let digits = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
-        if digits > 0 {
-            out.push('…');
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
+        (digits > 0).then_some(digits)
+    })
 }
 
 /// Replaces the text of every `_CAST('…'` in `text` with `…`: newer servers put each
@@ -189,27 +179,36 @@ fn without_hex_literals(text: &str) -> String {
 /// bound value matches). The quoted text ends at the first `'` that no backslash
 /// escapes, or at the end of `text` when the server cut it short.
 fn without_cast_literals(text: &str) -> String {
-    const OPEN: &str = "_CAST('";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(OPEN) {
-        out.push_str(&rest[..at + OPEN.len()]);
-        rest = &rest[at + OPEN.len()..];
-        let mut end = rest.len();
+    without_literals_after(text, "_CAST('", |rest| {
         let mut escaped = false;
         for (i, c) in rest.char_indices() {
             match c {
                 _ if escaped => escaped = false,
                 '\\' => escaped = true,
-                '\'' => {
-                    end = i;
-                    break;
-                }
+                '\'' => return Some(i),
                 _ => {}
             }
         }
-        out.push('…');
-        rest = &rest[end..];
+        Some(rest.len())
+    })
+}
+
+/// `text` with the literal after each `open` replaced by `…`: `literal` gives its length
+/// in bytes at the start of the text that follows `open` (`None`: there is none).
+fn without_literals_after(
+    text: &str,
+    open: &str,
+    literal: impl Fn(&str) -> Option<usize>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(open) {
+        out.push_str(&rest[..at + open.len()]);
+        rest = &rest[at + open.len()..];
+        if let Some(len) = literal(rest) {
+            out.push('…');
+            rest = &rest[len..];
+        }
     }
     out.push_str(rest);
     out
