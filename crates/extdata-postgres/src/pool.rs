@@ -198,7 +198,7 @@ impl Manager {
     /// does not know of, or sqlx's ones gone, drops them all and empties sqlx's cache.
     async fn reset(&self, conn: &mut Conn, reset: Reset) -> std::result::Result<(), ResetFailure> {
         let config = &self.config;
-        let sql = session::reset_sql(reset, &config.session, session::fresh_seed());
+        let sql = session::reset_sql(reset, &config.session);
         let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut conn.raw)
             .await;

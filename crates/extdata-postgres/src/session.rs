@@ -20,9 +20,18 @@
 //!   reset: advisory locks taken at session level, statements prepared with SQL
 //!   `PREPARE` (counted by the check), the seed of `random()`. One statement cannot
 //!   both change the session and end the transaction (`DO` blocks and procedures run
-//!   atomic inside a transaction block, so their `COMMIT` fails); a statement that ends
-//!   it is found by `ROLLBACK AND CHAIN` and its connection closed. A batch can (`SET …`
-//!   then `COMMIT AND CHAIN`): batches get the full reset.
+//!   atomic inside a transaction block, so their `COMMIT` fails). A statement that ends
+//!   it (`COMMIT`, `END`, `ROLLBACK`, `ABORT`, `PREPARE TRANSACTION`) is found by
+//!   `ROLLBACK AND CHAIN` and its connection closed; `COMMIT AND CHAIN` or
+//!   `ROLLBACK AND CHAIN` as the statement leaves a new, empty read-only transaction,
+//!   which the reset rolls back like any other. A batch could set something and then
+//!   commit it (`SET …`, `COMMIT AND CHAIN`; transaction control in a batch is also
+//!   refused before it is sent): batches get the full reset.
+//! - The new seed of `random()` is drawn on the server (`gen_random_uuid()`, PostgreSQL
+//!   13 or later), never written into the reset's text: every session of the same role
+//!   can read that text in `pg_stat_activity.query`, and a seed read there would let one
+//!   account predict another's `random()`. On an older server the reset fails and each
+//!   connection is closed after its call instead of reused.
 
 use std::fmt::Write as _;
 
@@ -58,10 +67,10 @@ pub(crate) enum Reset {
 /// transaction is then rolled back too. Everything after runs outside any transaction
 /// block, and the last statement returns the [`Check`] row.
 ///
-/// `seed` (in `[-1, 1]`, fresh for each reset: [`fresh_seed`]) reseeds `random()`: a
-/// `setseed` of one call would otherwise choose the next call's random numbers, and
-/// neither `RESET ALL` nor `DISCARD` reseeds.
-pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)], seed: f64) -> String {
+/// The last statement also reseeds `random()` with [`SERVER_SEED`]: a `setseed` of one
+/// call would otherwise choose the next call's random numbers, and neither `RESET ALL`
+/// nor `DISCARD` reseeds.
+pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)]) -> String {
     let mut sql = String::new();
     if reset != (Reset::Full { read_only: false }) {
         sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
@@ -72,13 +81,13 @@ pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)], seed:
              DISCARD TEMP; DISCARD SEQUENCES; ",
         );
     }
-    // Functions are schema-qualified: the search_path in force here is the server's or
-    // role's default, not necessarily one that finds pg_catalog first.
+    // Functions, aggregates and operators are schema-qualified: the search_path in
+    // force here is the connector's, not necessarily one that finds pg_catalog first.
     sql.push_str(
         "SELECT pg_catalog.concat_ws(',', \
-             pg_catalog.now() = pg_catalog.statement_timestamp(), \
-             count(*) FILTER (WHERE from_sql), \
-             count(*) FILTER (WHERE NOT from_sql)), \
+             pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp(), \
+             pg_catalog.count(*) FILTER (WHERE from_sql), \
+             pg_catalog.count(*) FILTER (WHERE NOT from_sql)), \
          pg_catalog.pg_advisory_unlock_all()",
     );
     // Settings are reapplied only after `RESET ALL`: a rollback leaves the session's own.
@@ -96,24 +105,18 @@ pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)], seed:
     }
     let _ = write!(
         sql,
-        ", pg_catalog.setseed({seed:.17}) FROM pg_catalog.pg_prepared_statements"
+        ", pg_catalog.setseed({SERVER_SEED}) FROM pg_catalog.pg_prepared_statements"
     );
     sql
 }
 
-/// A seed for `setseed` the previous call's SQL cannot predict: 53 bits of SipHash
-/// output under the process's random keys (std's `RandomState`, keyed from the OS).
-pub(crate) fn fresh_seed() -> f64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let bits = hasher.finish() >> 11;
-    (bits as f64 / (1_u64 << 53) as f64) * 2.0 - 1.0
-}
+/// A seed in `[-1, 1)` from 48 random bits of a version-4 UUID drawn by the server's
+/// strong random source: the first 12 hex digits (before the version digit) as a
+/// 48-bit integer, scaled.
+pub(crate) const SERVER_SEED: &str = "('x' OPERATOR(pg_catalog.||) pg_catalog.left(\
+    pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12))\
+    ::pg_catalog.bit(48)::pg_catalog.int8 OPERATOR(pg_catalog./) 140737488355328.0 \
+    OPERATOR(pg_catalog.-) 1";
 
 /// `value` as an escape-string literal (`E'…'`), which reads the same whatever
 /// `standard_conforming_strings` is: only `\` and `'` are special in it.
@@ -187,7 +190,7 @@ mod tests {
             ("statement_timeout", "31000".to_owned()),
             ("search_path", "it's".to_owned()),
         ];
-        let ro = reset_sql(Reset::Full { read_only: true }, &settings, 0.25);
+        let ro = reset_sql(Reset::Full { read_only: true }, &settings);
         assert!(
             ro.starts_with("ROLLBACK AND CHAIN; ROLLBACK; CLOSE ALL;"),
             "{ro}"
@@ -196,7 +199,7 @@ mod tests {
             ro.contains("pg_catalog.set_config('search_path', E'it''s', false)"),
             "{ro}"
         );
-        let rolled_back = reset_sql(Reset::RolledBack, &settings, 0.25);
+        let rolled_back = reset_sql(Reset::RolledBack, &settings);
         assert!(
             rolled_back.starts_with("ROLLBACK AND CHAIN; ROLLBACK; SELECT "),
             "{rolled_back}"
@@ -205,28 +208,20 @@ mod tests {
             assert!(!rolled_back.contains(full_only), "{rolled_back}");
         }
         assert!(
-            rolled_back.contains("pg_advisory_unlock_all()")
-                && rolled_back.contains("pg_catalog.setseed(0.25"),
+            rolled_back.contains("pg_advisory_unlock_all()") && rolled_back.contains(SERVER_SEED),
             "{rolled_back}"
         );
-        let rw = reset_sql(Reset::Full { read_only: false }, &settings, -0.5);
+        let rw = reset_sql(Reset::Full { read_only: false }, &settings);
         assert!(rw.starts_with("CLOSE ALL;"), "{rw}");
         assert!(
             rw.ends_with(
-                "pg_catalog.setseed(-0.50000000000000000) FROM pg_catalog.pg_prepared_statements"
+                "pg_catalog.setseed(('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.replace(\
+                 pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12))::pg_catalog.bit(48)\
+                 ::pg_catalog.int8 OPERATOR(pg_catalog./) 140737488355328.0 OPERATOR(pg_catalog.-) 1) \
+                 FROM pg_catalog.pg_prepared_statements"
             ),
             "{rw}"
         );
-    }
-
-    #[test]
-    fn seeds_are_in_range_and_differ() {
-        let seeds: Vec<f64> = (0..100).map(|_| fresh_seed()).collect();
-        assert!(seeds.iter().all(|s| (-1.0..=1.0).contains(s)), "{seeds:?}");
-        let mut distinct = seeds.clone();
-        distinct.sort_by(f64::total_cmp);
-        distinct.dedup();
-        assert_eq!(distinct.len(), seeds.len(), "{seeds:?}");
     }
 
     #[test]

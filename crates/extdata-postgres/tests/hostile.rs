@@ -514,6 +514,43 @@ async fn a_seed_does_not_reach_the_next_call() {
             draws[0], draws[1],
             "read_only={read_only}: the seed crossed calls"
         );
+        // Another account on the same role reads the reset's text in pg_stat_activity
+        // (the pooled connection's last query): the new seed must not be in it, or
+        // `setseed(<it>)` would predict the next call's random().
+        let pooled = pid(&pg).await;
+        let observer = source(server.tcp());
+        let sql = format!(
+            "SELECT query FROM pg_stat_activity WHERE pid = {}              AND query LIKE '%pg_advisory_unlock_all%'",
+            match pooled {
+                Value::I32(pid) => pid,
+                other => panic!("pid: {other:?}"),
+            }
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reset = loop {
+            let rows = observer
+                .query(&Statement::new(sql.as_str()), &defaults())
+                .await
+                .expect("pg_stat_activity")
+                .rows;
+            if let Some(Value::Text(text)) = rows.first().and_then(|r| r.get(0)).cloned() {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reset never showed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let seeded = reset
+            .split("setseed(")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no setseed in the reset: {reset}"));
+        assert!(
+            !seeded.starts_with(|c: char| c == '-' || c.is_ascii_digit()),
+            "read_only={read_only}: the seed is readable by other sessions: {reset}"
+        );
+        observer.close().await;
         pg.close().await;
     }
 }
