@@ -3,6 +3,7 @@
 //! problems of their own.
 
 mod support;
+use extdata_conformance::support::CRM_ACCOUNT;
 use support::{Folder, command};
 
 /// `extdata check` on `toml`: its exit code, and its stdout (the problems) followed by
@@ -113,16 +114,8 @@ fn every_problem_of_the_file_in_one_run_with_what_was_meant() {
 
 #[test]
 fn a_valid_file_still_checks_clean() {
-    let valid = r#"
-[[connectors]]
-name = "crm"
-type = "sqlite"
-database = "crm.db"
-
-[[accounts]]
-id = "42"
-connectors = ["crm"]
-
+    let valid = format!(
+        r#"{CRM_ACCOUNT}
 [[segments]]
 name = "buyers"
 account = "42"
@@ -133,7 +126,8 @@ key = "email"
 [[segment_sync]]
 segment = "buyers"
 on_add = "INSERT INTO vip (email) VALUES (:key)"
-"#;
-    let (code, said) = check(valid);
+"#
+    );
+    let (code, said) = check(&valid);
     assert_eq!(code, Some(0), "{said}");
 }
