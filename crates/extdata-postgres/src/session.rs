@@ -59,6 +59,13 @@ pub(crate) enum Reset {
     },
 }
 
+impl Reset {
+    /// Whether the call ran in a read-only transaction that the reset rolls back.
+    fn rolls_back(self) -> bool {
+        matches!(self, Reset::RolledBack | Reset::Full { read_only: true })
+    }
+}
+
 /// The reset round trip of a connector whose session settings are `settings`.
 ///
 /// `ROLLBACK AND CHAIN` fails (SQLSTATE [`NO_ACTIVE_TRANSACTION`]) when no transaction
@@ -72,7 +79,7 @@ pub(crate) enum Reset {
 /// nor `DISCARD` reseeds.
 pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)]) -> String {
     let mut sql = String::new();
-    if reset != (Reset::Full { read_only: false }) {
+    if reset.rolls_back() {
         sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
     }
     if let Reset::Full { .. } = reset {
