@@ -5,17 +5,7 @@
 //! (through `#[path]`), which runs it on random inputs in CI, so it depends on the
 //! `extdata` facade only.
 
-use extdata::{Decimal, Dialect, ErrorKind, Registry, Statement, Value};
-
-const DIALECTS: [Dialect; 7] = [
-    Dialect::Postgres,
-    Dialect::MySql,
-    Dialect::Sqlite,
-    Dialect::MsSql,
-    Dialect::Oracle,
-    Dialect::ClickHouse,
-    Dialect::Hive,
-];
+use extdata::{DbKind, Decimal, Dialect, ErrorKind, Registry, Statement, Value};
 
 /// A password written into every input, which must not come back in any problem.
 pub const SENTINEL: &str = "fuzz-sentinel-Pw-0451";
@@ -66,7 +56,7 @@ pub fn statement(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let dialect = DIALECTS[usize::from(selector) % DIALECTS.len()];
+    let dialect = DbKind::ALL[usize::from(selector) % DbKind::ALL.len()].dialect();
     let sql = String::from_utf8_lossy(rest).into_owned();
     let names = Statement::new(sql.clone()).placeholder_names(dialect);
     let mut statement = Statement::new(sql.clone());

@@ -57,11 +57,6 @@ use crate::types::ServerFeatures;
 
 /// The rules of ClickHouse connectors.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::ClickHouse,
-    default_port: Some(8123),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
     unix: Support::No(
         "the ClickHouse HTTP interface listens on TCP only; use protocol = \"tcp\" with the \
          server's HTTP (8123) or HTTPS (8443) port",
@@ -74,6 +69,7 @@ pub const SPEC: BackendSpec = BackendSpec {
     option_prefixes: &[SETTING_PREFIX],
     check: Some(check_config),
     warn: Some(warn_config),
+    ..BackendSpec::server(DbKind::ClickHouse, 8123)
 };
 
 /// How a call reads: the settings it sends differ.

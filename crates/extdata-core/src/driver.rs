@@ -465,19 +465,8 @@ mod tests {
 
     #[test]
     fn a_connector_of_another_kind_is_refused() {
-        const EMBEDDED: crate::BackendSpec = crate::BackendSpec {
-            kind: DbKind::Sqlite,
-            default_port: None,
-            needs_host: false,
-            needs_database: true,
-            tls: crate::Support::No("embedded"),
-            unix: crate::Support::No("embedded"),
-            udp: crate::Support::No("embedded"),
-            options: &[],
-            option_prefixes: &[],
-            check: None,
-            warn: None,
-        };
+        const EMBEDDED: crate::BackendSpec =
+            crate::BackendSpec::embedded(DbKind::Sqlite, "embedded");
         let config = crate::ConnectorConfig::new("crm", DbKind::Sqlite)
             .with_database(":memory:")
             .validate_with(Some(&EMBEDDED))

@@ -311,6 +311,47 @@ pub struct BackendSpec {
     pub warn: Option<fn(&ValidConfig, &mut Vec<(String, String)>)>,
 }
 
+impl BackendSpec {
+    /// The rules of a database server reached over the network on `default_port`:
+    /// `host` required, `database` optional, TLS and unix sockets supported, UDP refused,
+    /// no options and no extra checks. A backend states what differs with struct update
+    /// syntax, e.g. `BackendSpec { options: OPTIONS, ..BackendSpec::server(kind, 5432) }`.
+    pub const fn server(kind: DbKind, default_port: u16) -> Self {
+        BackendSpec {
+            kind,
+            default_port: Some(default_port),
+            needs_host: true,
+            needs_database: false,
+            tls: Support::Yes,
+            unix: Support::Yes,
+            udp: Support::No("this database is reached over TCP, not UDP"),
+            options: &[],
+            option_prefixes: &[],
+            check: None,
+            warn: None,
+        }
+    }
+
+    /// The rules of an embedded database (it runs inside this process): `database` (the
+    /// file) required, no host and no port; TLS, unix sockets and UDP refused with
+    /// `reason`; no options and no extra checks.
+    pub const fn embedded(kind: DbKind, reason: &'static str) -> Self {
+        BackendSpec {
+            kind,
+            default_port: None,
+            needs_host: false,
+            needs_database: true,
+            tls: Support::No(reason),
+            unix: Support::No(reason),
+            udp: Support::No(reason),
+            options: &[],
+            option_prefixes: &[],
+            check: None,
+            warn: None,
+        }
+    }
+}
+
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -1116,32 +1157,13 @@ mod tests {
     ];
 
     const NET: BackendSpec = BackendSpec {
-        kind: DbKind::Postgres,
-        default_port: Some(5432),
-        needs_host: true,
-        needs_database: false,
-        tls: Support::Yes,
-        unix: Support::Yes,
         udp: Support::No("PostgreSQL speaks TCP or unix sockets"),
         options: TEST_OPTIONS,
-        option_prefixes: &[],
-        check: None,
-        warn: None,
+        ..BackendSpec::server(DbKind::Postgres, 5432)
     };
 
-    const EMBEDDED: BackendSpec = BackendSpec {
-        kind: DbKind::Sqlite,
-        default_port: None,
-        needs_host: false,
-        needs_database: true,
-        tls: Support::No("SQLite is an embedded database"),
-        unix: Support::No("SQLite is an embedded database"),
-        udp: Support::No("SQLite is an embedded database"),
-        options: &[],
-        option_prefixes: &[],
-        check: None,
-        warn: None,
-    };
+    const EMBEDDED: BackendSpec =
+        BackendSpec::embedded(DbKind::Sqlite, "SQLite is an embedded database");
 
     fn fields(problems: &Problems) -> Vec<&str> {
         problems.iter().map(|p| p.field.as_str()).collect()

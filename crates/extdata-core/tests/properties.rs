@@ -10,23 +10,13 @@ use extdata_core::{
 };
 use proptest::prelude::*;
 
-const DIALECTS: [Dialect; 7] = [
-    Dialect::Postgres,
-    Dialect::MySql,
-    Dialect::Sqlite,
-    Dialect::MsSql,
-    Dialect::Oracle,
-    Dialect::ClickHouse,
-    Dialect::Hive,
-];
-
 /// proptest's defaults, which read `PROPTEST_CASES` (256 cases when it is not set).
 fn cases() -> ProptestConfig {
     ProptestConfig::default()
 }
 
 fn dialect() -> impl Strategy<Value = Dialect> {
-    proptest::sample::select(DIALECTS.to_vec())
+    proptest::sample::select(DbKind::ALL.map(DbKind::dialect).to_vec())
 }
 
 /// Text made of the characters that matter to the lexer, and any character at all.
@@ -324,17 +314,9 @@ fn spec() -> BackendSpec {
         OptionSpec::new("mode", OptionCheck::OneOf(&["a", "b"]), "a word"),
     ];
     BackendSpec {
-        kind: DbKind::Postgres,
-        default_port: Some(5432),
-        needs_host: true,
-        needs_database: false,
-        tls: Support::Yes,
-        unix: Support::Yes,
         udp: Support::No("no UDP here"),
         options: OPTIONS,
-        option_prefixes: &[],
-        check: None,
-        warn: None,
+        ..BackendSpec::server(DbKind::Postgres, 5432)
     }
 }
 

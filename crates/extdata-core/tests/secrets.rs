@@ -15,17 +15,9 @@ use extdata_core::{
 const SENTINEL: &str = "sentinel-secret-Zq81";
 
 const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::Postgres,
-    default_port: Some(5432),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
-    unix: Support::Yes,
     udp: Support::No("not here"),
-    options: &[],
     option_prefixes: &["ssl", "application_name"],
-    check: None,
-    warn: None,
+    ..BackendSpec::server(DbKind::Postgres, 5432)
 };
 
 fn connector(password: SecretSource) -> ConnectorConfig {

@@ -36,17 +36,13 @@ use stream::Running;
 
 /// The rules of Hive connectors, for validation.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::Hive,
-    default_port: Some(10000),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
     unix: Support::No("HiveServer2 listens on TCP only"),
     udp: Support::No("HiveServer2 listens on TCP only"),
     options: connect::OPTIONS,
     option_prefixes: &["hive.", "spark."],
     check: Some(connect::check),
     warn: Some(connect::warn),
+    ..BackendSpec::server(DbKind::Hive, 10000)
 };
 
 /// A Hive (HiveServer2 protocol) source: Apache Hive, Spark's Thrift server, and other

@@ -26,17 +26,12 @@ pub const DEFAULT_PORT: u16 = 1433;
 
 /// The rules of the SQL Server backend, used by validation.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::MsSql,
-    default_port: Some(DEFAULT_PORT),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
     unix: Support::No(connect::UNIX_REASON),
     udp: Support::Yes,
     options: connect::OPTIONS,
-    option_prefixes: &[],
     check: Some(connect::check),
     warn: Some(connect::warn),
+    ..BackendSpec::server(DbKind::MsSql, DEFAULT_PORT)
 };
 
 /// A Microsoft SQL Server database reached through tiberius, pooled with deadpool.

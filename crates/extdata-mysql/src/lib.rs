@@ -23,19 +23,13 @@ use crate::pool::Inner;
 
 /// The rules of the MySQL / MariaDB backend, used by validation.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::MySql,
-    default_port: Some(3306),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
-    unix: Support::Yes,
     udp: Support::No(
         "MySQL and MariaDB are reached over TCP or a unix socket; they do not speak UDP",
     ),
     options: connect::OPTIONS,
-    option_prefixes: &[],
     check: Some(connect::check),
     warn: Some(connect::warn),
+    ..BackendSpec::server(DbKind::MySql, 3306)
 };
 
 /// A MySQL or MariaDB database reached through a sqlx pool.

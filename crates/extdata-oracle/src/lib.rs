@@ -23,20 +23,14 @@ use crate::pool::Inner;
 use crate::stream::row_stream;
 
 /// The rules of the Oracle backend, used by validation.
+// The service may come from options.service_name, options.sid or options.connect_string
+// instead of `database`: `connect::check` requires one of them.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::Oracle,
-    default_port: Some(1521),
-    needs_host: true,
-    // The service may come from options.service_name, options.sid or
-    // options.connect_string instead; `connect::check` requires one of them.
-    needs_database: false,
-    tls: Support::Yes,
-    unix: Support::Yes,
     udp: Support::No("Oracle Net runs over TCP, TCPS or IPC; it does not speak UDP"),
     options: connect::OPTIONS,
-    option_prefixes: &[],
     check: Some(connect::check),
     warn: Some(connect::warn),
+    ..BackendSpec::server(DbKind::Oracle, 1521)
 };
 
 /// An Oracle database reached through ODPI-C (the `oracle` crate) and a deadpool pool.

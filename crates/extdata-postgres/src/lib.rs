@@ -37,19 +37,12 @@ use crate::types::{Decoder, Param};
 
 /// The rules of PostgreSQL connectors, for [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::Postgres,
-    default_port: Some(5432),
-    needs_host: true,
-    needs_database: false,
-    tls: Support::Yes,
-    unix: Support::Yes,
     udp: Support::No(
         "PostgreSQL speaks TCP or unix sockets only; use protocol = \"tcp\" (or \"unix\" with the socket directory as host)",
     ),
     options: connect::OPTIONS,
-    option_prefixes: &[],
     check: Some(check),
-    warn: None,
+    ..BackendSpec::server(DbKind::Postgres, 5432)
 };
 
 fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {

@@ -31,10 +31,6 @@ use crate::run::{Call, Shared};
 /// SQLite is embedded: no host, port, TLS, unix socket or UDP. `database` is a file path
 /// or `:memory:`. The known options are listed in the crate's README.
 pub const SPEC: BackendSpec = BackendSpec {
-    kind: DbKind::Sqlite,
-    default_port: None,
-    needs_host: false,
-    needs_database: true,
     tls: Support::No(
         "SQLite is an embedded database: it runs inside this process and has no network \
          connection to encrypt",
@@ -42,9 +38,9 @@ pub const SPEC: BackendSpec = BackendSpec {
     unix: Support::No("SQLite is an embedded database: it opens a file, not a socket"),
     udp: Support::No("SQLite is an embedded database: it opens a file, not a network address"),
     options: connect::OPTIONS,
-    option_prefixes: &[],
     check: Some(connect::check),
     warn: Some(connect::warn),
+    ..BackendSpec::embedded(DbKind::Sqlite, "SQLite is an embedded database")
 };
 
 /// A SQLite database (a file or `:memory:`) reached through a pool of sqlx connections.
