@@ -874,6 +874,34 @@ fn ping_prints_version_and_time() {
 }
 
 #[test]
+fn ping_of_a_misspelt_sqlite_path_fails_and_creates_no_file() {
+    let folder = Folder::new(
+        "[[connectors]]\nname = \"local\"\ntype = \"sqlite\"\ndatabase = \"crm.bd\"\n\n\
+         [[connectors]]\nname = \"scratch\"\ntype = \"sqlite\"\ndatabase = \"scratch.db\"\n\
+         options = \"mode=rwc\"\n",
+    );
+    let output = folder.cmd().args(["ping", "local"]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let typo = folder.dir.join("crm.bd");
+    assert_contains_all(
+        &stderr,
+        &[
+            "(stage: database)",
+            "connector `local`",
+            "no such database file",
+            &format!("`{}`", typo.display()),
+            "field `database`",
+            "mode=rwc",
+        ],
+    );
+    assert!(!typo.exists(), "ping created {}", typo.display());
+    // The connector that asks to create its file does.
+    folder.cmd().args(["ping", "scratch"]).assert().success();
+    assert!(folder.dir.join("scratch.db").exists());
+}
+
+#[test]
 fn ping_failure_names_the_stage_and_never_the_password() {
     let fixture = fixture();
     for verbosity in [None, Some("-v"), Some("-vv")] {

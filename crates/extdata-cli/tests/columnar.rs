@@ -57,6 +57,8 @@ impl Fixture {
         }
         let path = dir.path().join("extdata.toml");
         std::fs::write(&path, config).expect("write config");
+        // Connectors open existing files only; an empty file is an empty database.
+        std::fs::write(dir.path().join("local.db"), "").expect("write local.db");
         Fixture { dir, config: path }
     }
 

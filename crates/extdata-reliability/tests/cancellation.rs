@@ -229,7 +229,8 @@ fn sqlite_statement_is_interrupted_and_the_connection_free_within_1s() {
         let path = dir.path().join("cancel.db");
         let config = small_pool(
             ConnectorConfig::new("rel-sqlite", DbKind::Sqlite)
-                .with_database(path.to_string_lossy().into_owned()),
+                .with_database(path.to_string_lossy().into_owned())
+                .with_options("mode=rwc"),
             1,
         );
         let victim = source(&config);

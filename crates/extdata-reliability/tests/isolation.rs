@@ -56,6 +56,10 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().to_path_buf();
     let config = path.join("extdata.toml");
+    // Connectors open existing files only; an empty file is an empty database.
+    for name in ["crm.db", "other.db"] {
+        std::fs::write(path.join(name), "").expect("write database");
+    }
     std::fs::write(
         &config,
         format!(

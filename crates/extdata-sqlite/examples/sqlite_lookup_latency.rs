@@ -19,7 +19,11 @@ async fn main() -> extdata_core::Result<()> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("lookup.db");
     let path = path.to_str().expect("UTF-8 path");
-    let setup = build(ConnectorConfig::new("setup", DbKind::Sqlite).with_database(path))?;
+    let setup = build(
+        ConnectorConfig::new("setup", DbKind::Sqlite)
+            .with_database(path)
+            .with_options("mode=rwc"),
+    )?;
     let options = QueryOptions::default();
     setup
         .execute(

@@ -25,8 +25,8 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new(
         "mode",
         OptionCheck::OneOf(&["rwc", "rw", "ro"]),
-        "rwc (default): read-write, create the file if missing; rw: read-write, the file must \
-         exist; ro: read-only",
+        "rw (default): read-write, the file must exist; rwc: read-write, create the file if \
+         missing; ro: read-only",
     ),
     OptionSpec::new(
         "journal_mode",
@@ -119,6 +119,18 @@ pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
     }
 }
 
+/// What opening a database file that does not exist does, for the connector's
+/// `read_only` and `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnMissing {
+    /// `mode=rwc`, and `:memory:`: the file is created.
+    Create,
+    /// The default (`mode=rw`): the open fails; `mode=rwc` would create it.
+    Fail,
+    /// `read_only` or `mode=ro`: the open fails; a read-only connector never creates.
+    FailReadOnly,
+}
+
 /// Everything needed to open connections, derived from a [`ValidConfig`] without I/O.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -135,6 +147,8 @@ pub(crate) struct Settings {
     pub(crate) memory: bool,
     /// Shown in `Debug` and messages: the file path or `:memory:`.
     pub(crate) display: String,
+    /// What opening a missing file does (and how its error is worded).
+    pub(crate) on_missing: OnMissing,
 }
 
 /// Distinguishes the in-memory databases of different sources in this process.
@@ -163,6 +177,7 @@ impl Settings {
             .row_buffer_size(ROW_BUFFER)
             .thread_name(move |id| format!("{thread_prefix}-{id}"));
 
+        let mut on_missing = OnMissing::Create;
         if memory {
             // A private in-memory database is per connection; a named one in shared-cache
             // mode is seen by every connection of the pool. The name is ours alone (no user
@@ -178,7 +193,14 @@ impl Settings {
         } else {
             let mode = options.get("mode").map(str::to_ascii_lowercase);
             let read_only = config.read_only || mode.as_deref() == Some("ro");
-            let create = !read_only && mode.as_deref().is_none_or(|m| m == "rwc");
+            // Only an explicit `mode=rwc` creates: a connector's `ping` must not turn a
+            // misspelt path into a new, empty database.
+            let create = !read_only && mode.as_deref() == Some("rwc");
+            on_missing = match (create, read_only) {
+                (true, _) => OnMissing::Create,
+                (false, true) => OnMissing::FailReadOnly,
+                (false, false) => OnMissing::Fail,
+            };
             connect = connect
                 .filename(PathBuf::from(&database))
                 .read_only(read_only)
@@ -232,6 +254,7 @@ impl Settings {
             pool: pool_options,
             memory,
             display: database,
+            on_missing,
         }
     }
 }
@@ -332,6 +355,28 @@ mod tests {
         assert_ne!(a.connect.get_filename(), b.connect.get_filename());
         assert_eq!(a.pool.get_idle_timeout(), None);
         assert_eq!(a.pool.get_max_lifetime(), None);
+    }
+
+    #[test]
+    fn only_an_explicit_rwc_creates_a_missing_file() {
+        let on_missing = |options: &str, read_only: bool| {
+            let config = validate(
+                ConnectorConfig::new("f", DbKind::Sqlite)
+                    .with_database("a.db")
+                    .with_options(options)
+                    .with_read_only(read_only),
+            )
+            .unwrap();
+            Settings::from_config(&config).on_missing
+        };
+        assert_eq!(on_missing("", false), OnMissing::Fail);
+        assert_eq!(on_missing("mode=rw", false), OnMissing::Fail);
+        assert_eq!(on_missing("mode=rwc", false), OnMissing::Create);
+        assert_eq!(on_missing("mode=RWC", false), OnMissing::Create);
+        assert_eq!(on_missing("mode=ro", false), OnMissing::FailReadOnly);
+        // read_only wins over the mode: a read-only connector never creates.
+        assert_eq!(on_missing("mode=rwc", true), OnMissing::FailReadOnly);
+        assert_eq!(on_missing("", true), OnMissing::FailReadOnly);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | `SQLITE_BUSY`, `SQLITE_LOCKED` after waiting `busy_timeout` | `Timeout` (a lock was not released in time) |
 //! | `SQLITE_BUSY`, `SQLITE_LOCKED` sooner (no wait: see below) | `Query`, temporary                   |
 //! | `SQLITE_READONLY`                                   | `ReadOnly`                                  |
+//! | `SQLITE_CANTOPEN` for a file that does not exist (and was not to be created) | `Database`: `no such database file` |
 //! | `SQLITE_CANTOPEN`, `SQLITE_NOTADB`, `SQLITE_CORRUPT`, `SQLITE_PERM`, `SQLITE_IOERR`, `SQLITE_FULL` | `Database` |
 //! | `SQLITE_RANGE`, `SQLITE_MISMATCH`                   | `Parameter`                                 |
 //! | `SQLITE_ERROR` (syntax, missing table), `SQLITE_CONSTRAINT`, `SQLITE_TOOBIG`, `SQLITE_ABORT`, `SQLITE_AUTH`, others | `Query` |
@@ -23,6 +24,8 @@
 use std::time::Duration;
 
 use extdata_core::{Error, ErrorKind};
+
+use crate::connect::{MEMORY, OnMissing};
 
 /// SQLite's primary result codes (<https://www.sqlite.org/rescode.html>).
 mod code {
@@ -54,6 +57,9 @@ pub(crate) struct Context<'a> {
     pub(crate) timeout: Duration,
     /// The database file (or `:memory:`), for open errors.
     pub(crate) database: &'a str,
+    /// What opening the file does when it does not exist: tells "no such database file"
+    /// from other reasons SQLite cannot open one.
+    pub(crate) on_missing: OnMissing,
     /// Whether the source is closing (an interrupt then means `Closed`).
     pub(crate) closing: bool,
     /// How long the failed work had run: tells a lock wait that ran out from a lock
@@ -160,6 +166,24 @@ fn classify(primary: Option<i32>, message: &str, context: Context<'_>) -> Error 
         )
         .with_temporary(true),
         Some(code::READONLY) => Error::new(ErrorKind::ReadOnly, format!("{op}: {message}")),
+        Some(code::CANTOPEN) if is_missing(context) => {
+            let what_to_do = match context.on_missing {
+                OnMissing::FailReadOnly => {
+                    "check the path (a read-only connector never creates a database)"
+                }
+                _ => {
+                    "check the path, or set the option `mode=rwc` to create a new, empty \
+                     database there"
+                }
+            };
+            Error::new(
+                ErrorKind::Database,
+                format!(
+                    "no such database file `{}` (field `database`): {what_to_do}",
+                    context.database
+                ),
+            )
+        }
         Some(code::CANTOPEN) => Error::new(
             ErrorKind::Database,
             format!(
@@ -181,6 +205,15 @@ fn classify(primary: Option<i32>, message: &str, context: Context<'_>) -> Error 
     }
 }
 
+/// Whether `SQLITE_CANTOPEN` came from a file that is not there and was not to be created
+/// (SQLite's own text, `unable to open database file`, does not tell).
+fn is_missing(context: Context<'_>) -> bool {
+    context.on_missing != OnMissing::Create
+        && context.database != MEMORY
+        && std::fs::metadata(context.database)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +224,7 @@ mod tests {
             operation: "query",
             timeout: Duration::from_secs(2),
             database: "data.db",
+            on_missing: OnMissing::Create,
             closing,
             waited: Duration::from_millis(1),
             busy_timeout: Duration::from_secs(2),
@@ -276,6 +310,46 @@ mod tests {
         );
         assert!(err.message().contains("data.db"), "{err}");
         assert!(err.message().contains("unable to open"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.db");
+        let path = path.to_str().unwrap();
+        let open = |on_missing| {
+            classify(
+                Some(code::CANTOPEN),
+                "unable to open database file",
+                Context {
+                    database: path,
+                    on_missing,
+                    ..context(false)
+                },
+            )
+        };
+        let error = open(OnMissing::Fail);
+        assert_eq!(error.kind(), ErrorKind::Database);
+        assert!(!error.is_temporary());
+        for expected in [
+            "no such database file",
+            "typo.db",
+            "field `database`",
+            "mode=rwc",
+        ] {
+            assert!(error.message().contains(expected), "{expected}: {error}");
+        }
+        let error = open(OnMissing::FailReadOnly);
+        assert!(error.message().contains("no such database file"), "{error}");
+        assert!(!error.message().contains("mode=rwc"), "{error}");
+        // Created when missing: SQLite failed for another reason (a missing directory,
+        // permissions), which it words itself.
+        let error = open(OnMissing::Create);
+        assert!(error.message().contains("unable to open"), "{error}");
+        // The file is there: not a missing file, whatever the mode.
+        std::fs::write(path, b"").unwrap();
+        let error = open(OnMissing::Fail);
+        assert!(!error.message().contains("no such"), "{error}");
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl SqliteSource {
             shared: Shared {
                 connector: config.name.as_str().into(),
                 database: settings.display.as_str().into(),
+                on_missing: settings.on_missing,
                 busy_timeout: settings.busy_timeout,
                 lifecycle: Arc::new(Lifecycle::new()),
                 close_signal: close_receiver,

@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteConnection};
 use sqlx::{AssertSqlSafe, Column as _, Executor, SqlSafeStr, Sqlite, Statement as _};
 use tokio::sync::watch;
 
+use crate::connect::OnMissing;
 use crate::error::{self, Context};
 use crate::types;
 
@@ -46,6 +47,8 @@ pub(crate) struct Call {
 pub(crate) struct Shared {
     pub(crate) connector: Arc<str>,
     pub(crate) database: Arc<str>,
+    /// What opening the file does when it does not exist (for the error's words).
+    pub(crate) on_missing: OnMissing,
     /// How long SQLite waits for another connection's lock (`busy_timeout`).
     pub(crate) busy_timeout: Duration,
     /// Closed by `close()`: interrupts every running statement.
@@ -68,6 +71,7 @@ impl Shared {
             operation,
             timeout,
             database: &self.database,
+            on_missing: self.on_missing,
             closing: self.lifecycle.is_closed(),
             waited: started.elapsed(),
             busy_timeout: self.busy_timeout,

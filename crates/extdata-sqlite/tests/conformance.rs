@@ -74,6 +74,8 @@ fn type_cases() -> Vec<TypeCase> {
 async fn setup() -> Option<Harness> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("conformance.db");
+    // Connectors open existing files only; an empty file is an empty database.
+    std::fs::write(&path, "").expect("a database file");
     let config = ConnectorConfig::new("sqlite-conformance", DbKind::Sqlite)
         .with_database(path.to_str().expect("UTF-8 temp path"))
         .with_options("journal_mode=wal");

@@ -39,9 +39,22 @@ fn memory(name: &str) -> ConnectorConfig {
     ConnectorConfig::new(name, DbKind::Sqlite).with_database(":memory:")
 }
 
-fn file(dir: &tempfile::TempDir, name: &str) -> ConnectorConfig {
+/// A connector to `<dir>/<name>.db`, which may not exist.
+fn at(dir: &tempfile::TempDir, name: &str) -> ConnectorConfig {
     let path = dir.path().join(format!("{name}.db"));
     ConnectorConfig::new(name, DbKind::Sqlite).with_database(path.to_str().expect("UTF-8 path"))
+}
+
+/// A connector to the database file `<dir>/<name>.db`, created empty (a valid, empty
+/// SQLite database) when missing: connectors open existing files only.
+fn file(dir: &tempfile::TempDir, name: &str) -> ConnectorConfig {
+    let path = dir.path().join(format!("{name}.db"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("a database file");
+    at(dir, name)
 }
 
 fn opts() -> QueryOptions {
@@ -318,29 +331,102 @@ async fn read_only_refuses_writes_for_files_and_memory() {
         }
         assert_scalar(&reader, "SELECT count(*) FROM customers", Value::I64(1)).await;
     }
-    // A read-only connector never creates a missing file.
-    let missing = source(file(&dir, "missing").with_read_only(true));
-    let error = missing.ping().await.expect_err("no such file");
-    assert_eq!(error.kind(), ErrorKind::Database, "{error}");
-    assert!(!dir.path().join("missing.db").exists());
 
     let memory = source(memory("ro-memory").with_read_only(true));
     let error = execute_err(&memory, "CREATE TABLE t (x INTEGER)", "query_only").await;
     assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
 }
 
+/// The files in `dir`, sorted.
+fn files_in(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
-async fn mode_rw_does_not_create_a_missing_file() {
+async fn a_missing_file_fails_with_its_path_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let source = source(file(&dir, "absent").with_options("mode=rw"));
-    let error = source.ping().await.expect_err("missing file");
-    assert_eq!(error.kind(), ErrorKind::Database);
-    assert!(error.message().contains("absent.db"), "{error}");
-    assert!(!dir.path().join("absent.db").exists());
-    // The default (rwc) creates it.
-    let created = self::source(file(&dir, "absent"));
-    assert!(!created.ping().await.unwrap().version.is_empty());
-    assert!(dir.path().join("absent.db").exists());
+    // A typo, however the connector is set up to open it; `mode=rwc` written into the
+    // path is a file name (only `file:` names are URIs, and those are refused).
+    let in_path = dir.path().join("typo.db?mode=rwc&vfs=unix-none");
+    let cases = [
+        ("default", at(&dir, "typo"), true),
+        ("mode=rw", at(&dir, "typo").with_options("mode=rw"), true),
+        ("mode=ro", at(&dir, "typo").with_options("mode=ro"), false),
+        ("read_only", at(&dir, "typo").with_read_only(true), false),
+        (
+            "read_only with mode=rwc",
+            at(&dir, "typo")
+                .with_options("mode=rwc")
+                .with_read_only(true),
+            false,
+        ),
+        (
+            "?mode=rwc in the path",
+            ConnectorConfig::new("typo", DbKind::Sqlite)
+                .with_database(in_path.to_str().unwrap())
+                .with_options("journal_mode=wal"),
+            true,
+        ),
+    ];
+    for (case, config, suggests_rwc) in cases {
+        let source = source(config);
+        let error = source.ping().await.expect_err(case);
+        assert_eq!(error.kind(), ErrorKind::Database, "{case}: {error}");
+        assert!(!error.is_temporary(), "{case}: {error}");
+        assert_eq!(error.connector(), Some(source.name()), "{case}");
+        let text = error.to_string();
+        for expected in [
+            "no such database file",
+            source.database(),
+            "field `database`",
+        ] {
+            assert!(text.contains(expected), "{case}: `{expected}` in {text}");
+        }
+        assert_eq!(text.contains("mode=rwc"), suggests_rwc, "{case}: {text}");
+        // Every call fails the same way, and nothing was created.
+        let error = execute_err(&source, "CREATE TABLE t (x INTEGER)", case).await;
+        assert!(
+            error.message().contains("no such database file"),
+            "{case}: {error}"
+        );
+        source.close().await;
+        assert_eq!(files_in(&dir), Vec::<String>::new(), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn mode_rwc_creates_the_file_and_mode_ro_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let creator = source(at(&dir, "new").with_options("mode=rwc&journal_mode=wal"));
+    assert!(!creator.ping().await.unwrap().version.is_empty());
+    assert!(dir.path().join("new.db").exists());
+    exec(&creator, "CREATE TABLE t (x INTEGER)").await;
+    exec(&creator, "INSERT INTO t VALUES (7)").await;
+    creator.close().await;
+
+    // The default opens the existing file read-write; mode=ro reads it and writes nothing.
+    let default = source(at(&dir, "new"));
+    exec(&default, "INSERT INTO t VALUES (8)").await;
+    let reader = source(at(&dir, "new").with_options("mode=ro"));
+    assert_scalar(&reader, "SELECT sum(x) FROM t", Value::I64(15)).await;
+    let error = execute_err(&reader, "INSERT INTO t VALUES (9)", "mode=ro").await;
+    assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
+
+    // A directory that does not exist is not created, with or without rwc.
+    let nested = source(
+        ConnectorConfig::new("nested", DbKind::Sqlite)
+            .with_database(dir.path().join("no-dir/x.db").to_str().unwrap())
+            .with_options("mode=rwc"),
+    );
+    let error = nested.ping().await.expect_err("no directory");
+    assert_eq!(error.kind(), ErrorKind::Database, "{error}");
+    assert!(error.message().contains("no-dir"), "{error}");
+    assert!(!dir.path().join("no-dir").exists());
 }
 
 #[tokio::test]
@@ -635,7 +721,8 @@ async fn concurrent_first_calls_on_a_fresh_wal_file_all_succeed() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut failures = Vec::new();
     for round in 0..150 {
-        let mut config = file(&dir, &format!("fresh-{round}")).with_options("journal_mode=wal");
+        let mut config =
+            at(&dir, &format!("fresh-{round}")).with_options("journal_mode=wal&mode=rwc");
         config.pool = pool(16);
         let source = source(config);
         let tasks: Vec<_> = (0..48)

@@ -231,6 +231,7 @@ mod tests {
         let path = dir.path().join("p.db");
         let config = ConnectorConfig::new("parts", DbKind::Sqlite)
             .with_database(path.to_string_lossy().into_owned())
+            .with_options("mode=rwc")
             .with_pool(PoolConfig {
                 max_size: Some(Scalar::Int(2)),
                 ..PoolConfig::default()

@@ -57,6 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("extdata.toml");
     std::fs::write(&config, CONFIG)?;
+    // The customer's database exists before its connector opens it (connectors never
+    // create one unless told `mode=rwc`): an empty file is an empty SQLite database.
+    std::fs::write(dir.join("crm.db"), "")?;
     let jobs = Arc::new(Jobs::from_path(&config)?);
 
     // A demo CRM database behind the connector.

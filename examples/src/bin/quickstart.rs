@@ -17,10 +17,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A connector as an administrator would define it, and an account that may use it.
+    // `mode=rwc` creates the demo database; without it a connector opens an existing
+    // file only, so that a misspelt path fails instead of creating an empty database.
     let mut registry = Registry::new();
     registry.add_connector(
         &ConnectorConfig::new("crm", DbKind::Sqlite)
             .with_database(path.display().to_string())
+            .with_options("mode=rwc")
             .with_query_timeout(std::time::Duration::from_secs(5)),
     )?;
     registry.assign("42", "crm")?;

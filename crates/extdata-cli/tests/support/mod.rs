@@ -126,10 +126,12 @@ pub fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A SQLite file as a source.
+/// A SQLite file as a source, created when missing (`mode=rwc`): to set a database up.
 pub fn sqlite(path: &Path) -> Arc<dyn ExternalSource> {
     extdata::connect(
-        &ConnectorConfig::new("setup", DbKind::Sqlite).with_database(path.to_string_lossy()),
+        &ConnectorConfig::new("setup", DbKind::Sqlite)
+            .with_database(path.to_string_lossy())
+            .with_options("mode=rwc"),
     )
     .expect("sqlite source")
 }

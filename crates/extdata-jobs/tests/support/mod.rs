@@ -108,7 +108,8 @@ pub fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
     (jobs, queries)
 }
 
-/// A folder with `crm.db` (customers, orders) and a config file written per test.
+/// A folder with the SQLite databases the tests' connectors name (`crm.db`, `other.db`,
+/// `src.db`; empty until a test fills them) and a config file written per test.
 pub struct Fixture {
     _dir: TempDir,
     pub dir: PathBuf,
@@ -118,6 +119,10 @@ impl Fixture {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
+        // Connectors open existing files only; an empty file is an empty database.
+        for name in ["crm.db", "other.db", "src.db"] {
+            std::fs::write(path.join(name), "").unwrap();
+        }
         Fixture {
             _dir: dir,
             dir: path,
@@ -223,10 +228,13 @@ pub async fn rows(source: &dyn ExternalSource, text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The SQLite file `path` as a source, created when missing (`mode=rwc`): to set a
+/// database up, or to read what a sink wrote.
 pub fn sqlite_file(path: &Path) -> Arc<dyn ExternalSource> {
     extdata::connect(
         &extdata::ConnectorConfig::new("check", DbKind::Sqlite)
-            .with_database(path.to_string_lossy()),
+            .with_database(path.to_string_lossy())
+            .with_options("mode=rwc"),
     )
     .unwrap()
 }
