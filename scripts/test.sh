@@ -44,7 +44,11 @@ cargo clippy -p extdata --features mssql,oracle --all-targets --locked -- -D war
 cargo clippy -p extdata-hive --features gssapi --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo test --workspace --locked --no-fail-fast
-# `cargo test --workspace` leaves the `gssapi` feature off: its live Kerberos test here.
+# `cargo test --workspace` leaves the `gssapi` feature off: its live Kerberos tests here
+# (binary and SPNEGO), then the conformance suite over SPNEGO in the test KDC's Kerberos
+# environment (the library reads it from the process).
 cargo test -p extdata-hive --features gssapi --locked --test gssapi
+KRB5_CONFIG="$EXTDATA_TEST_HIVE_GSSAPI_KRB5_CONFIG" KRB5CCNAME="$EXTDATA_TEST_HIVE_GSSAPI_CCACHE" \
+    cargo test -p extdata-hive --features gssapi --locked --test conformance -- spnego::
 # The facade with the opt-in backends compiled in (their crates' own tests ran above).
 cargo test -p extdata --features mssql,oracle --locked

@@ -69,10 +69,11 @@ pub(crate) struct Settings {
     pub(crate) read_only: bool,
     /// `allow_server_code`: statements that run code on the server are not refused.
     pub(crate) allow_server_code: bool,
+    /// The Kerberos service and host asked for (`hive@host`, `HTTP@host`).
     #[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
     pub(crate) kerberos_service: String,
     #[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
-    pub(crate) kerberos_host: Option<String>,
+    pub(crate) kerberos_host: String,
 }
 
 impl fmt::Debug for Settings {
@@ -131,18 +132,21 @@ impl Settings {
         session_conf
             .entry(format!("set:hiveconf:{LONG_POLLING}"))
             .or_insert_with(|| "200ms".to_owned());
+        let http = config
+            .options
+            .get("transport")
+            .is_some_and(|t| t.eq_ignore_ascii_case("http"));
         let (kerberos_service, kerberos_host) = match config.options.get("principal") {
-            Some(principal) => {
-                let (service, host) = parse_principal(principal, &host);
-                (service, Some(host))
-            }
+            Some(principal) => parse_principal(principal, &host),
             None => (
                 config
                     .options
                     .get("kerberos_service_name")
-                    .unwrap_or("hive")
+                    // SPNEGO's service is HTTP (RFC 4559; HiveServer2's
+                    // hive.server2.authentication.spnego.principal, HTTP/_HOST).
+                    .unwrap_or(if http { "HTTP" } else { "hive" })
                     .to_owned(),
-                None,
+                host.clone(),
             ),
         };
         let tls = match &config.tls {
@@ -161,17 +165,13 @@ impl Settings {
             host,
             port,
             auth,
-            http_path: config
-                .options
-                .get("transport")
-                .is_some_and(|t| t.eq_ignore_ascii_case("http"))
-                .then(|| {
-                    config
-                        .options
-                        .get("http_path")
-                        .unwrap_or("cliservice")
-                        .to_owned()
-                }),
+            http_path: http.then(|| {
+                config
+                    .options
+                    .get("http_path")
+                    .unwrap_or("cliservice")
+                    .to_owned()
+            }),
             tls,
             // HiveServer2 with NONE accepts any user; "anonymous" is what its own
             // clients send when none is given.
@@ -243,7 +243,8 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "transport",
         OptionCheck::OneOf(&["binary", "http"]),
         "how Thrift travels, matching the server's hive.server2.transport.mode: binary (the \
-         default) or http (one POST per call to http_path, HTTP Basic authentication)",
+         default) or http (one POST per call to http_path; HTTP Basic authentication, or \
+         SPNEGO with auth=GSSAPI)",
     ),
     OptionSpec::new(
         "http_path",
@@ -266,13 +267,15 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new(
         "principal",
         OptionCheck::Custom(check_principal),
-        "Kerberos principal of the server, e.g. hive/_HOST@EXAMPLE.COM (_HOST: the host \
+        "Kerberos principal of the server, e.g. hive/_HOST@EXAMPLE.COM, or with \
+         transport=http its SPNEGO principal, e.g. HTTP/_HOST@EXAMPLE.COM (_HOST: the host \
          connected to)",
     ),
     OptionSpec::new(
         "kerberos_service_name",
         OptionCheck::Any,
-        "Kerberos service name when no principal is given (default hive)",
+        "Kerberos service name when no principal is given (default hive; HTTP with \
+         transport=http)",
     ),
 ];
 
@@ -289,21 +292,28 @@ fn check_principal(value: &str) -> std::result::Result<(), String> {
 
 pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
     let auth = config.options.get("auth").and_then(Auth::parse);
-    if auth == Some(Auth::Gssapi) && !cfg!(feature = "gssapi") {
-        problems.push((
-            "options.auth".to_owned(),
-            "GSSAPI needs extdata-hive built with its `gssapi` cargo feature".to_owned(),
-        ));
-    }
     let http = config
         .options
         .get("transport")
         .is_some_and(|t| t.eq_ignore_ascii_case("http"));
-    if http && matches!(auth, Some(Auth::NoSasl) | Some(Auth::Gssapi)) {
+    if auth == Some(Auth::Gssapi) && !cfg!(feature = "gssapi") {
         problems.push((
             "options.auth".to_owned(),
-            "transport=http sends the login by HTTP Basic authentication: auth must be NONE, \
-             PLAIN, LDAP or CUSTOM (NOSASL and GSSAPI over HTTP are not supported)"
+            if http {
+                "GSSAPI over transport=http (SPNEGO) needs extdata-hive built with its \
+                 `gssapi` cargo feature"
+            } else {
+                "GSSAPI needs extdata-hive built with its `gssapi` cargo feature"
+            }
+            .to_owned(),
+        ));
+    }
+    if http && auth == Some(Auth::NoSasl) {
+        problems.push((
+            "options.auth".to_owned(),
+            "transport=http carries the login in each request (HTTP Basic, or SPNEGO for \
+             GSSAPI): auth must be NONE, PLAIN, LDAP, CUSTOM or GSSAPI (HiveServer2 has no \
+             NOSASL over HTTP)"
                 .to_owned(),
         ));
     }
@@ -330,6 +340,20 @@ pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) 
 
 pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
     let auth = config.options.get("auth").and_then(Auth::parse);
+    let http = config
+        .options
+        .get("transport")
+        .is_some_and(|t| t.eq_ignore_ascii_case("http"));
+    if http && auth == Some(Auth::Gssapi) && config.tls.is_none() {
+        warnings.push((
+            "ssl".to_owned(),
+            "SPNEGO over plain HTTP does not authenticate the server (HiveServer2 sends no \
+             mutual-authentication token), and the server's hive.server2.auth cookie, which \
+             stands for the Kerberos login, travels unencrypted: turn ssl on if the server \
+             has hive.server2.use.SSL=true"
+                .to_owned(),
+        ));
+    }
     if auth != Some(Auth::NoSasl)
         && auth != Some(Auth::Gssapi)
         && config.password.is_some()
@@ -356,6 +380,34 @@ mod tests {
         }
         assert_eq!(Auth::parse("kerberos"), Some(Auth::Gssapi));
         assert_eq!(Auth::parse("digest"), None);
+    }
+
+    #[test]
+    fn the_kerberos_service_defaults_to_hive_and_over_http_to_http() {
+        let settings = |options: &str| {
+            let valid = extdata_core::ConnectorConfig::new("k", extdata_core::DbKind::Hive)
+                .with_host("db1.example.com")
+                .with_options(options)
+                .validate_with(Some(&crate::SPEC))
+                .unwrap();
+            let settings = Settings::from_config(&valid).unwrap();
+            (settings.kerberos_service, settings.kerberos_host)
+        };
+        let on = |service: &str, host: &str| (service.to_owned(), host.to_owned());
+        assert_eq!(settings(""), on("hive", "db1.example.com"));
+        assert_eq!(settings("transport=http"), on("HTTP", "db1.example.com"));
+        assert_eq!(
+            settings("transport=http&kerberos_service_name=knox"),
+            on("knox", "db1.example.com")
+        );
+        assert_eq!(
+            settings("transport=http&principal=hive/_HOST@EXAMPLE.COM"),
+            on("hive", "db1.example.com")
+        );
+        assert_eq!(
+            settings("principal=HTTP/gw.example.com@EXAMPLE.COM"),
+            on("HTTP", "gw.example.com")
+        );
     }
 
     #[test]

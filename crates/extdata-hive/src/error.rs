@@ -128,6 +128,9 @@ fn from_transport(error: TransportError, operation: &str) -> Error {
         TransportError::Closed { .. } => {
             format!("{operation}: the server closed the connection")
         }
+        TransportError::Auth(why) => {
+            return Error::new(ErrorKind::Auth, format!("{operation}: {why}"));
+        }
         TransportError::Http {
             status: 401 | 403, ..
         } => {

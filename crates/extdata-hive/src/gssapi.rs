@@ -1,5 +1,7 @@
 //! SASL GSSAPI (RFC 4752) over a GSS-API security context: Kerberos logins to
-//! HiveServer2 with `auth=GSSAPI`.
+//! HiveServer2 with `auth=GSSAPI` on the binary transport. Over `transport=http` the
+//! same Kerberos login travels as SPNEGO tokens instead (`SpnegoTokens`, used by
+//! `http.rs`).
 //!
 //! The SASL part (context tokens, then the wrapped security-layer exchange) is written
 //! against [`GssContext`] so it is tested with a scripted context; the real context is
@@ -118,9 +120,10 @@ impl<C: GssContext> Mechanism for Gssapi<C> {
 mod system {
     use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
     use libgssapi::name::Name;
-    use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
+    use libgssapi::oid::{GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 
     use super::{GssContext, Gssapi};
+    use crate::http::NegotiateTokens;
 
     /// The system's Kerberos (MIT or Heimdal through libgssapi), with the default
     /// credentials (`kinit` or a keytab named by `KRB5_CLIENT_KTNAME`).
@@ -171,7 +174,47 @@ mod system {
             Ok(Gssapi::new(Kerberos { context }))
         }
     }
+
+    /// SPNEGO (RFC 4559) initial tokens for `service@host` (e.g. `HTTP@db1.example.com`)
+    /// with the default credentials, one new security context each. HiveServer2 checks
+    /// the token and sends no token back, so the context is never completed and mutual
+    /// authentication is not asked for (Hive's JDBC driver does the same): over HTTP it
+    /// is TLS that authenticates the server.
+    pub(crate) struct SpnegoTokens {
+        target: String,
+    }
+
+    impl SpnegoTokens {
+        pub(crate) fn new(service: &str, host: &str) -> Self {
+            SpnegoTokens {
+                target: format!("{service}@{host}"),
+            }
+        }
+    }
+
+    impl NegotiateTokens for SpnegoTokens {
+        fn token(&self) -> Result<Vec<u8>, String> {
+            let name = Name::new(self.target.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+                .map_err(|e| format!("Kerberos service name `{}`: {e}", self.target))?;
+            let mut context = ClientCtx::new(None, name, CtxFlags::empty(), Some(GSS_MECH_SPNEGO));
+            match context.step(None, None) {
+                Ok(Some(token)) => Ok(token.to_vec()),
+                Ok(None) => Err(format!(
+                    "Kerberos gave no SPNEGO token for `{}`",
+                    self.target
+                )),
+                Err(e) => Err(format!("Kerberos (SPNEGO for `{}`): {e}", self.target)),
+            }
+        }
+
+        fn target(&self) -> &str {
+            &self.target
+        }
+    }
 }
+
+#[cfg(feature = "gssapi")]
+pub(crate) use system::SpnegoTokens;
 
 #[cfg(test)]
 mod tests {

@@ -347,7 +347,6 @@ mod tests {
         assert!(format!("{source:?}").contains("HiveSource"));
         for (options, field) in [
             ("transport=http&auth=NOSASL", "auth"),
-            ("transport=http&auth=GSSAPI", "auth"),
             ("http_path=cliservice", "http_path"),
             ("transport=thrift", "transport"),
         ] {
@@ -357,6 +356,40 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(problems.contains(field), "{options}: {problems}");
+        }
+    }
+
+    #[test]
+    fn gssapi_over_http_is_spnego_behind_the_feature() {
+        let gssapi = config().with_options("transport=http&auth=GSSAPI");
+        if cfg!(feature = "gssapi") {
+            let valid = gssapi
+                .validate_with(Some(&SPEC))
+                .expect("GSSAPI over HTTP (SPNEGO)");
+            let warning = valid
+                .warnings
+                .iter()
+                .find(|w| w.field == "ssl")
+                .expect("a warning about plain HTTP");
+            assert!(warning.message.contains("SPNEGO"), "{}", warning.message);
+            let with_tls = config()
+                .with_options("transport=http&auth=GSSAPI")
+                .with_ssl(extdata_core::SslConfig::default())
+                .validate_with(Some(&SPEC))
+                .expect("SPNEGO over HTTPS");
+            assert!(
+                with_tls.warnings.iter().all(|w| w.field != "ssl"),
+                "{:?}",
+                with_tls.warnings
+            );
+        } else {
+            let problems = gssapi.validate_with(Some(&SPEC)).unwrap_err().to_string();
+            assert!(
+                problems.contains("options.auth")
+                    && problems.contains("SPNEGO")
+                    && problems.contains("`gssapi` cargo feature"),
+                "{problems}"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! A HiveServer2 session on its own TCP connection: connect, TLS (rustls, from the
-//! connector's PEM material), authenticate (NOSASL, SASL PLAIN or GSSAPI), `OpenSession`, and the calls made on an open session, each
-//! bounded by its deadline.
+//! connector's PEM material), authenticate (NOSASL, SASL PLAIN or GSSAPI on the binary
+//! transport; HTTP Basic or SPNEGO over HTTP), `OpenSession`, and the calls made on an
+//! open session, each bounded by its deadline.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::connect::{Auth, Settings};
 use crate::error::{Failure, map_error};
-use crate::http::HttpLink;
+use crate::http::{HttpAuth, HttpLink};
 use crate::sasl::{self, SaslError};
 use crate::transport::{
     Connection, DEFAULT_MAX_MESSAGE, Exchange, Framing, Io, TransportError, status_ok,
@@ -183,51 +184,33 @@ impl Session {
             Auth::Gssapi => {
                 #[cfg(feature = "gssapi")]
                 {
-                    let host = settings
-                        .kerberos_host
-                        .clone()
-                        .unwrap_or_else(|| settings.host.clone());
                     let service = settings.kerberos_service.clone();
-                    // The first step may ask the KDC for a service ticket: blocking I/O,
-                    // so it runs on a blocking thread, bounded by the connect deadline.
-                    let primed = tokio::task::spawn_blocking(move || {
+                    let host = settings.kerberos_host.clone();
+                    let mut mechanism = kerberos_step(settings, deadline, move || {
                         let mut mechanism = crate::gssapi::Gssapi::kerberos(&service, &host)?;
                         mechanism.prime()?;
-                        Ok::<_, String>(mechanism)
-                    });
-                    let mut mechanism = match timeout_at(deadline, primed).await {
-                        Ok(Ok(Ok(mechanism))) => mechanism,
-                        Ok(Ok(Err(why))) => return Err(settings.error(ErrorKind::Auth, why)),
-                        Ok(Err(join)) => {
-                            return Err(settings.error(
-                                ErrorKind::Internal,
-                                format!("the Kerberos step failed: {join}"),
-                            ));
-                        }
-                        Err(_) => {
-                            return Err(timeout_error(
-                                &settings.name,
-                                "getting a Kerberos service ticket (the KDC did not answer)",
-                                settings.connect_timeout,
-                            ));
-                        }
-                    };
+                        Ok(mechanism)
+                    })
+                    .await?;
                     sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
                     Framing::Sasl
                 }
                 #[cfg(not(feature = "gssapi"))]
                 {
-                    return Err(settings.error(
-                        ErrorKind::Unsupported,
-                        "auth=GSSAPI needs the cargo feature `gssapi` of extdata-hive",
-                    ));
+                    return Err(gssapi_unsupported(settings));
                 }
             }
         };
         let mut connection = match (&settings.http_path, framing) {
             (Some(path), _) => {
-                let login = (settings.auth == Auth::Plain)
-                    .then(|| (settings.username.as_str(), expose(&settings.password)));
+                let auth = match settings.auth {
+                    Auth::NoSasl => HttpAuth::None,
+                    Auth::Plain => HttpAuth::Basic {
+                        user: settings.username.clone(),
+                        password: expose(&settings.password).to_owned(),
+                    },
+                    Auth::Gssapi => negotiate(settings, deadline).await?,
+                };
                 match timeout_at(
                     deadline,
                     HttpLink::open(
@@ -235,7 +218,7 @@ impl Session {
                         &settings.host,
                         settings.port,
                         path,
-                        login,
+                        auth,
                         DEFAULT_MAX_MESSAGE,
                     ),
                 )
@@ -648,6 +631,64 @@ impl Session {
 
 /// A failed TLS handshake: what to fix (the same hints as every backend), or that the
 /// server may not speak TLS.
+/// The error of `auth=GSSAPI` in a build without the `gssapi` feature (validation
+/// says so first).
+#[cfg(not(feature = "gssapi"))]
+fn gssapi_unsupported(settings: &Settings) -> Error {
+    settings.error(
+        ErrorKind::Unsupported,
+        "auth=GSSAPI needs the cargo feature `gssapi` of extdata-hive",
+    )
+}
+
+/// Runs `step` of the Kerberos login (it may ask the KDC for a service ticket: blocking
+/// I/O) on a blocking thread, bounded by the connect deadline; its failure is an
+/// `Auth` error.
+#[cfg(feature = "gssapi")]
+async fn kerberos_step<T: Send + 'static>(
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    step: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
+) -> Result<T> {
+    match timeout_at(deadline, tokio::task::spawn_blocking(step)).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(why))) => Err(settings.error(ErrorKind::Auth, why)),
+        Ok(Err(join)) => Err(settings.error(
+            ErrorKind::Internal,
+            format!("the Kerberos step failed: {join}"),
+        )),
+        Err(_) => Err(timeout_error(
+            &settings.name,
+            "getting a Kerberos service ticket (the KDC did not answer)",
+            settings.connect_timeout,
+        )),
+    }
+}
+
+/// SPNEGO for `auth=GSSAPI` over HTTP: the first token is made here, within the connect
+/// deadline, so that a missing ticket or an unknown principal fails the connect.
+#[cfg(feature = "gssapi")]
+async fn negotiate(settings: &Settings, deadline: tokio::time::Instant) -> Result<HttpAuth> {
+    use crate::http::NegotiateTokens as _;
+    let tokens = std::sync::Arc::new(crate::gssapi::SpnegoTokens::new(
+        &settings.kerberos_service,
+        &settings.kerberos_host,
+    ));
+    let first = {
+        let tokens = tokens.clone();
+        kerberos_step(settings, deadline, move || tokens.token()).await?
+    };
+    Ok(HttpAuth::Negotiate {
+        tokens,
+        first: Some(first),
+    })
+}
+
+#[cfg(not(feature = "gssapi"))]
+async fn negotiate(settings: &Settings, _deadline: tokio::time::Instant) -> Result<HttpAuth> {
+    Err(gssapi_unsupported(settings))
+}
+
 fn tls_failed(settings: &Settings, address: &str, e: std::io::Error) -> Error {
     let text = e.to_string();
     let message = with_tls_hint(format!("TLS with {address} failed: {text}"), &text);

@@ -48,6 +48,8 @@ pub(crate) enum TransportError {
     Application(String),
     /// The HTTP transport's request was answered with bytes that are not HTTP.
     NotHttp(String),
+    /// The HTTP transport could not make its login, or the server refused it (SPNEGO).
+    Auth(String),
     /// The HTTP transport's request was answered with a non-success status.
     Http {
         /// The HTTP status code.
@@ -65,6 +67,7 @@ impl fmt::Display for TransportError {
             TransportError::Protocol(why) => write!(f, "invalid thrift message: {why}"),
             TransportError::Application(why) => write!(f, "server exception: {why}"),
             TransportError::NotHttp(why) => write!(f, "the server's answer is not HTTP ({why})"),
+            TransportError::Auth(why) => f.write_str(why),
             TransportError::Http { status, detail } => {
                 write!(f, "the server answered HTTP {status}")?;
                 if !detail.trim().is_empty() {

@@ -2,7 +2,9 @@
 //! combination that runs here: Spark's Thrift server with
 //! `hive.server2.authentication=NONE` (SASL PLAIN), with `NOSASL` (raw Thrift), with
 //! `LDAP` over TLS (SASL PLAIN, the password checked by the test OpenLDAP server), and
-//! with the HTTP transport: NONE over plain HTTP, LDAP over HTTPS (HTTP Basic).
+//! with the HTTP transport: NONE over plain HTTP, LDAP over HTTPS (HTTP Basic), and —
+//! with the `gssapi` feature, in the test KDC's Kerberos environment (`scripts/test.sh`
+//! runs `spnego::` so) — KERBEROS over HTTP (SPNEGO).
 
 mod common;
 
@@ -170,3 +172,11 @@ extdata_conformance::conformance_tests!(nosasl => setup_nosasl);
 extdata_conformance::conformance_tests!(ldap => setup_ldap);
 extdata_conformance::conformance_tests!(http => setup_http);
 extdata_conformance::conformance_tests!(ldap_http => setup_ldap_http);
+
+#[cfg(feature = "gssapi")]
+async fn setup_spnego() -> Option<Harness> {
+    one_at_a_time(Mode::Spnego).await
+}
+
+#[cfg(feature = "gssapi")]
+extdata_conformance::conformance_tests!(spnego => setup_spnego);

@@ -1,5 +1,7 @@
-//! `auth=GSSAPI` against a live Kerberos-secured Spark Thrift server and a throw-away
-//! MIT KDC (`scripts/services.sh kerberos`, settings `EXTDATA_TEST_HIVE_GSSAPI_*`).
+//! `auth=GSSAPI` against the live Kerberos-secured Spark Thrift servers and a throw-away
+//! MIT KDC (`scripts/services.sh kerberos`): SASL GSSAPI on the binary transport
+//! (settings `EXTDATA_TEST_HIVE_GSSAPI_*`) and SPNEGO over the HTTP transport
+//! (`EXTDATA_TEST_HIVE_SPNEGO_*`).
 //!
 //! The Kerberos library reads its configuration and ticket cache from the process
 //! environment (`KRB5_CONFIG`, `KRB5CCNAME`), which a test cannot change safely while
@@ -12,12 +14,13 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{block_on, env, expect_kind, ok};
 use extdata_core::{
-    ConnectorConfig, DbKind, ErrorKind, ExternalSource, QueryOptions, Statement, Value,
+    ConnectorConfig, DbKind, ErrorKind, ExternalSource, QueryOptions, Scalar, Statement, Value,
 };
 use extdata_hive::{HiveSource, SPEC};
 
@@ -82,6 +85,54 @@ fn settings() -> Option<Settings> {
     Some(settings)
 }
 
+/// The `EXTDATA_TEST_HIVE_SPNEGO_*` settings: the Kerberos server with the HTTP
+/// transport (the host, user and Kerberos files are the binary server's).
+#[derive(Debug)]
+struct Spnego {
+    port: u16,
+    path: String,
+    /// `HTTP/localhost@REALM`: the server's hive.server2.authentication.spnego.principal.
+    principal: String,
+    /// A principal of the realm whose key the server does not have.
+    stranger: String,
+    log: String,
+}
+
+fn read_spnego() -> Result<Spnego, String> {
+    let port_text = var("EXTDATA_TEST_HIVE_SPNEGO_PORT")?;
+    Ok(Spnego {
+        port: port_text
+            .parse()
+            .map_err(|_| format!("EXTDATA_TEST_HIVE_SPNEGO_PORT `{port_text}` is not a port"))?,
+        path: var("EXTDATA_TEST_HIVE_SPNEGO_PATH")?,
+        principal: var("EXTDATA_TEST_HIVE_SPNEGO_PRINCIPAL")?,
+        stranger: var("EXTDATA_TEST_HIVE_SPNEGO_STRANGER_PRINCIPAL")?,
+        log: var("EXTDATA_TEST_HIVE_SPNEGO_LOG")?,
+    })
+}
+
+/// The Kerberos settings and the SPNEGO server's when it is configured and listening,
+/// by the same require-or-skip rule as [`settings`].
+fn spnego_settings() -> Option<(Settings, Spnego)> {
+    let settings = settings()?;
+    let spnego = match read_spnego() {
+        Ok(spnego) => spnego,
+        Err(why) => return require_or_skip(SERVICE, why),
+    };
+    let address = format!("{}:{}", settings.host, spnego.port);
+    let listening = address
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
+    if !listening {
+        return require_or_skip(SERVICE, format!("nothing listens on {address}"));
+    }
+    Some((settings, spnego))
+}
+
+/// The SPNEGO cases run one at a time: the cookie count reads the server's log, where
+/// the other cases' logins would also appear.
+static SPNEGO: Mutex<()> = Mutex::new(());
+
 /// Runs the case `case` of this binary in a child process with `KRB5_CONFIG`
 /// from the settings and `KRB5CCNAME=ccache`, and fails when the child case fails or
 /// did not run.
@@ -110,7 +161,22 @@ fn child_settings() -> Settings {
     read_settings().unwrap_or_else(|why| panic!("child without settings: {why}"))
 }
 
-fn connector(settings: &Settings) -> ConnectorConfig {
+fn child_spnego() -> (Settings, Spnego) {
+    let spnego = read_spnego().unwrap_or_else(|why| panic!("child without settings: {why}"));
+    (child_settings(), spnego)
+}
+
+/// A connector to the SPNEGO server that asks for `principal`'s tickets.
+fn spnego_connector(settings: &Settings, spnego: &Spnego, principal: &str) -> ConnectorConfig {
+    connector(settings)
+        .with_port(spnego.port)
+        .with_option("transport", "http")
+        .with_option("http_path", spnego.path.clone())
+        .with_option("principal", principal.to_owned())
+}
+
+/// A connector to the binary server without a `principal` option.
+fn without_principal(settings: &Settings) -> ConnectorConfig {
     ConnectorConfig::new("hive-gssapi", DbKind::Hive)
         .with_host(settings.host.clone())
         .with_port(settings.port)
@@ -118,7 +184,10 @@ fn connector(settings: &Settings) -> ConnectorConfig {
         .with_connect_timeout(Duration::from_secs(20))
         .with_query_timeout(Duration::from_secs(120))
         .with_option("auth", "GSSAPI")
-        .with_option("principal", settings.principal.clone())
+}
+
+fn connector(settings: &Settings) -> ConnectorConfig {
+    without_principal(settings).with_option("principal", settings.principal.clone())
 }
 
 fn build(config: &ConnectorConfig) -> HiveSource {
@@ -224,4 +293,254 @@ fn child_no_ticket_is_an_auth_error() {
         );
         source.close().await;
     });
+}
+
+#[test]
+fn spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie() {
+    if env(CHILD_VAR).is_some() {
+        return child_spnego_queries_and_keeps_the_cookie();
+    }
+    let Some((settings, _)) = spnego_settings() else {
+        return;
+    };
+    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
+    run_child(
+        "spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie",
+        &settings,
+        &settings.ccache,
+    );
+}
+
+#[test]
+fn spnego_finds_the_http_principal_by_default_and_takes_the_service_principal() {
+    if env(CHILD_VAR).is_some() {
+        return child_spnego_principals();
+    }
+    let Some((settings, _)) = spnego_settings() else {
+        return;
+    };
+    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
+    run_child(
+        "spnego_finds_the_http_principal_by_default_and_takes_the_service_principal",
+        &settings,
+        &settings.ccache,
+    );
+}
+
+#[test]
+fn spnego_without_a_ticket_is_an_auth_error() {
+    if env(CHILD_VAR).is_some() {
+        return child_spnego_no_ticket();
+    }
+    let Some((settings, _)) = spnego_settings() else {
+        return;
+    };
+    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
+    run_child(
+        "spnego_without_a_ticket_is_an_auth_error",
+        &settings,
+        "MEMORY:extdata-no-ticket",
+    );
+}
+
+#[test]
+fn spnego_with_a_wrong_principal_is_an_auth_error() {
+    if env(CHILD_VAR).is_some() {
+        return child_spnego_wrong_principal();
+    }
+    let Some((settings, _)) = spnego_settings() else {
+        return;
+    };
+    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
+    run_child(
+        "spnego_with_a_wrong_principal_is_an_auth_error",
+        &settings,
+        &settings.ccache,
+    );
+}
+
+/// The lines of the server log at `path` that say the server issued a cookie to `user`
+/// (Spark's `ThriftHttpServlet` logs `Cookie added for clientUserName <user>` each time
+/// a request without a valid cookie passes its login check).
+fn cookies_issued(path: &str, user: &str) -> usize {
+    let log = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read the hive server log {path}: {e}"));
+    let line = format!("Cookie added for clientUserName {user}");
+    log.lines()
+        .filter(|l| l.trim_end().ends_with(&line))
+        .count()
+}
+
+/// The child's half of `spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie`:
+/// queries as the ticket's user, and one connection's many requests log in once —
+/// the first request's SPNEGO token gets the server's cookie, which the later requests
+/// send instead of new tokens.
+fn child_spnego_queries_and_keeps_the_cookie() {
+    let (settings, spnego) = child_spnego();
+    block_on(async {
+        let mut config = spnego_connector(&settings, &spnego, &spnego.principal);
+        // One connection: every call below goes over it.
+        config.pool.max_size = Some(Scalar::Int(1));
+        let before = cookies_issued(&spnego.log, &settings.user);
+        let source = build(&config);
+        let info = ok(source.ping().await, "ping over SPNEGO");
+        assert!(
+            info.version.starts_with(|c: char| c.is_ascii_digit()),
+            "version {}",
+            info.version
+        );
+        let calls = 6;
+        for n in 0..calls {
+            let rows = ok(
+                source
+                    .query(
+                        &Statement::new(
+                            "SELECT :n AS n, concat(:prefix, 'x') AS label, current_user() AS who",
+                        )
+                        .bind("n", n)
+                        .bind("prefix", "row-'"),
+                        &QueryOptions::default(),
+                    )
+                    .await,
+                "a query over SPNEGO",
+            );
+            // The server sees the Kerberos principal's short name, not the user name
+            // claimed at OpenSession.
+            assert_eq!(
+                rows.rows[0].values(),
+                &[
+                    Value::I32(n),
+                    Value::Text("row-'x".into()),
+                    Value::Text(settings.user.clone())
+                ]
+            );
+        }
+        source.close().await;
+        // The log line is written before the reply is sent; give the appender a moment.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let issued = cookies_issued(&spnego.log, &settings.user) - before;
+        eprintln!(
+            "{issued} cookie(s) issued to {} for a session, a ping and {calls} queries \
+             (each several HTTP requests) on one connection",
+            settings.user
+        );
+        assert_eq!(
+            issued, 1,
+            "the server issues one cookie for the first request's SPNEGO token and checks \
+             the cookie afterwards; more means the client did not send it back (see {})",
+            spnego.log
+        );
+    });
+}
+
+/// The child's half of
+/// `spnego_finds_the_http_principal_by_default_and_takes_the_service_principal`.
+fn child_spnego_principals() {
+    let (settings, spnego) = child_spnego();
+    block_on(async {
+        // No principal: HTTP@<host> (the SPNEGO convention); the KDC knows
+        // HTTP/localhost.
+        let config = without_principal(&settings)
+            .with_host("localhost")
+            .with_port(spnego.port)
+            .with_option("transport", "http")
+            .with_option("http_path", spnego.path.clone());
+        // HiveServer2 also accepts tickets for its Kerberos service principal (Hive's
+        // JDBC URLs name it): the binary server's.
+        let service = connector(&settings)
+            .with_port(spnego.port)
+            .with_option("transport", "http")
+            .with_option("http_path", spnego.path.clone());
+        for (what, config) in [("no principal", config), ("the service principal", service)] {
+            let source = build(&config);
+            let rows = ok(
+                source
+                    .query(
+                        &Statement::new("SELECT current_user() AS who"),
+                        &QueryOptions::default(),
+                    )
+                    .await,
+                what,
+            );
+            assert_eq!(
+                rows.rows[0].values(),
+                &[Value::Text(settings.user.clone())],
+                "{what}"
+            );
+            source.close().await;
+        }
+    });
+}
+
+/// The child's half of `spnego_without_a_ticket_is_an_auth_error`.
+fn child_spnego_no_ticket() {
+    let (settings, spnego) = child_spnego();
+    block_on(async {
+        let source = build(&spnego_connector(&settings, &spnego, &spnego.principal));
+        let error = expect_kind(
+            source.ping().await,
+            ErrorKind::Auth,
+            "ping over SPNEGO without a ticket",
+        );
+        let text = error.to_string();
+        eprintln!("no ticket: {text}");
+        assert!(text.contains("Kerberos"), "names Kerberos: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("credentials"),
+            "says that credentials are missing: {text}"
+        );
+        source.close().await;
+    });
+}
+
+/// The child's half of `spnego_with_a_wrong_principal_is_an_auth_error`: a principal
+/// the KDC does not know fails at the client; one the KDC knows but the server has no
+/// key for is refused by the server (HTTP 401).
+fn child_spnego_wrong_principal() {
+    let (settings, spnego) = child_spnego();
+    block_on(async {
+        let unknown = format!("HTTP/nowhere@{}", realm(&spnego.principal));
+        let source = build(&spnego_connector(&settings, &spnego, &unknown));
+        let error = expect_kind(
+            source.ping().await,
+            ErrorKind::Auth,
+            "a principal the KDC does not know",
+        );
+        let text = error.to_string();
+        eprintln!("unknown principal: {text}");
+        assert!(
+            text.contains("HTTP@nowhere") && text.contains("not found"),
+            "names the principal and says the KDC does not know it: {text}"
+        );
+        source.close().await;
+
+        let source = build(&spnego_connector(&settings, &spnego, &spnego.stranger));
+        let error = expect_kind(
+            source.ping().await,
+            ErrorKind::Auth,
+            "a principal the server has no key for",
+        );
+        let text = error.to_string();
+        eprintln!("principal of another service: {text}");
+        // HTTP/host@REALM is asked for as the service HTTP@host.
+        let target = spnego
+            .stranger
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .replace('/', "@");
+        assert!(
+            text.contains("refused the Kerberos (SPNEGO) ticket")
+                && text.contains(&target)
+                && text.contains("401")
+                && text.contains("spnego.principal"),
+            "says the server refused the ticket and what to check: {text}"
+        );
+        source.close().await;
+    });
+}
+
+/// The realm of `principal` (`…@REALM`).
+fn realm(principal: &str) -> &str {
+    principal.rsplit('@').next().unwrap_or_default()
 }

@@ -1,5 +1,5 @@
 //! Settings of the live HiveServer2 test servers (`EXTDATA_TEST_HIVE_*`, written by
-//! `scripts/services.sh hive ldap`) and the require-or-skip rule.
+//! `scripts/services.sh hive ldap kerberos`) and the require-or-skip rule.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -29,6 +29,11 @@ pub enum Mode {
     /// HTTP Basic login checked by the test OpenLDAP server (`scripts/services.sh
     /// ldap`), on a path that is not the default (`gateway/cliservice`).
     LdapHttp,
+    /// `hive.server2.transport.mode=http` with `KERBEROS`: Thrift over HTTP, SPNEGO
+    /// tokens for the server's HTTP principal (`scripts/services.sh kerberos`). Needs
+    /// the `gssapi` feature and the test KDC's Kerberos environment in the process
+    /// (`KRB5_CONFIG`, `KRB5CCNAME`: see [`config`]).
+    Spnego,
 }
 
 impl Mode {
@@ -37,6 +42,7 @@ impl Mode {
             Mode::Plain | Mode::Http => "NONE",
             Mode::NoSasl => "NOSASL",
             Mode::Ldap | Mode::LdapHttp => "LDAP",
+            Mode::Spnego => "GSSAPI",
         }
     }
 
@@ -48,16 +54,16 @@ impl Mode {
 
     /// Whether the server speaks the HTTP transport.
     pub fn http(self) -> bool {
-        matches!(self, Mode::Http | Mode::LdapHttp)
+        matches!(self, Mode::Http | Mode::LdapHttp | Mode::Spnego)
     }
 
     /// The service of `scripts/services.sh` that runs this server, as
     /// `EXTDATA_TEST_REQUIRE` names it.
     pub fn service(self) -> &'static str {
-        if self.checks_passwords() {
-            "ldap"
-        } else {
-            "hive"
+        match self {
+            Mode::Ldap | Mode::LdapHttp => "ldap",
+            Mode::Spnego => "kerberos",
+            Mode::Plain | Mode::NoSasl | Mode::Http => "hive",
         }
     }
 
@@ -69,23 +75,26 @@ impl Mode {
             Mode::Ldap => "EXTDATA_TEST_HIVE_LDAP",
             Mode::Http => "EXTDATA_TEST_HIVE_HTTP",
             Mode::LdapHttp => "EXTDATA_TEST_HIVE_LDAP_HTTP",
+            Mode::Spnego => "EXTDATA_TEST_HIVE_SPNEGO",
         }
     }
 
     /// The prefix of the settings shared by the servers of this mode's service (host,
     /// login).
     fn service_prefix(self) -> &'static str {
-        if self.checks_passwords() {
-            "EXTDATA_TEST_HIVE_LDAP"
-        } else {
-            "EXTDATA_TEST_HIVE"
+        match self {
+            Mode::Ldap | Mode::LdapHttp => "EXTDATA_TEST_HIVE_LDAP",
+            Mode::Spnego => "EXTDATA_TEST_HIVE_GSSAPI",
+            Mode::Plain | Mode::NoSasl | Mode::Http => "EXTDATA_TEST_HIVE",
         }
     }
 }
 
 /// The config of the server in `mode`, or `None` (after printing why, or panicking
 /// when `EXTDATA_TEST_REQUIRE` names its service) when it is not configured or
-/// unreachable.
+/// unreachable. [`Mode::Spnego`] also needs this process to run with the test KDC's
+/// Kerberos environment: `KRB5_CONFIG=$EXTDATA_TEST_HIVE_GSSAPI_KRB5_CONFIG` and
+/// `KRB5CCNAME=$EXTDATA_TEST_HIVE_GSSAPI_CCACHE` (as `scripts/test.sh` runs it).
 pub fn config(mode: Mode) -> Option<ConnectorConfig> {
     let service = mode.service();
     let host_var = format!("{}_HOST", mode.service_prefix());
@@ -131,6 +140,28 @@ pub fn config(mode: Mode) -> Option<ConnectorConfig> {
         config = config
             .with_option("transport", "http")
             .with_option("http_path", path);
+    }
+    if mode == Mode::Spnego {
+        for (name, setting) in [
+            ("KRB5_CONFIG", "EXTDATA_TEST_HIVE_GSSAPI_KRB5_CONFIG"),
+            ("KRB5CCNAME", "EXTDATA_TEST_HIVE_GSSAPI_CCACHE"),
+        ] {
+            let wanted = env(setting);
+            if wanted.is_none() || env(name) != wanted {
+                return require_or_skip(
+                    service,
+                    format!("the Kerberos tests need {name}=${setting} in their environment"),
+                );
+            }
+        }
+        let Some(principal) = env("EXTDATA_TEST_HIVE_SPNEGO_PRINCIPAL") else {
+            return require_or_skip(service, "EXTDATA_TEST_HIVE_SPNEGO_PRINCIPAL is not set");
+        };
+        // Kerberos takes no password; OpenSession still carries one, which must not
+        // show anywhere (a text of its own, so that finding it means it leaked).
+        config = config
+            .with_option("principal", principal)
+            .with_password("unused-by-kerberos-pw-7f3a");
     }
     if mode.checks_passwords() {
         // The LDAP servers are also the TLS ones: verified fully against the test CA.
