@@ -26,8 +26,11 @@ KRB_USER=extdata                # the client's principal; the server sees this u
 # by the server (the wrong-principal test).
 KRB_STRANGER_SERVICE=HTTP/elsewhere
 # The SPNEGO server is the seventh JVM of the services: a smaller heap than the others'
-# 1 GB, enough for the tests' results (the conformance suite included).
+# 1 GB, enough for the tests' results (the conformance suite included), the serial
+# collector and two malloc arenas (glibc's default, 8 per core, kept the memory of
+# Spark's compiler and worker threads resident long after the tests).
 KRB_SPNEGO_MEMORY=512m
+KRB_SPNEGO_JAVA_OPTIONS=-XX:+UseSerialGC
 
 # krb_env CMD...: CMD with this KDC's configuration and the client's ticket cache.
 krb_env() {
@@ -56,8 +59,7 @@ krb_server_port() {
     esac
 }
 
-# krb_server_settings KIND: the server's --hiveconf settings, one a line. Kept in
-# DIR/server.conf, so that a server started with other settings is restarted.
+# krb_server_settings KIND: the server's --hiveconf settings, one a line.
 krb_server_settings() {
     printf '%s\n' "hive.server2.authentication.kerberos.principal=$KRB_SERVICE@$KRB_REALM" \
         "hive.server2.authentication.kerberos.keytab=$KRB_DIR/hive.keytab"
@@ -110,22 +112,25 @@ krb_hive_ok() {
 
 # krb_hive_start KIND: starts the server in the background (krb_hive_wait waits).
 krb_hive_start() {
-    local kind=$1 dir port setting settings=() spark_args=()
+    local kind=$1 dir port setting settings=() spark_args=() java_options
+    java_options="-Djava.security.krb5.conf=$KRB_DIR/krb5.conf"
     dir=$(krb_server_dir "$kind")
     port=$(krb_server_port "$kind")
     mkdir -p "$dir"
     while IFS= read -r setting; do
         settings+=("$setting")
     done < <(krb_server_settings "$kind")
-    krb_server_settings "$kind" >"$dir/server.conf"
+    krb_server_conf "$kind" >"$dir/server.conf"
     if [[ $kind == spnego ]]; then
         spark_args=(--driver-memory "$KRB_SPNEGO_MEMORY")
+        java_options="$java_options $KRB_SPNEGO_JAVA_OPTIONS"
+        local -x MALLOC_ARENA_MAX=2
     fi
     note "starting Spark Thrift server (KERBEROS, $kind) on 127.0.0.1:$port (takes ~15-60 s)"
     HADOOP_CONF_DIR=$KRB_DIR/hadoop-conf KRB5_CONFIG=$KRB_DIR/krb5.conf \
         KRB5CCNAME=FILE:$dir/server-ccache \
         spark_thrift_start "$dir" "$port" KERBEROS \
-        --conf "spark.driver.extraJavaOptions=-Djava.security.krb5.conf=$KRB_DIR/krb5.conf" \
+        --conf "spark.driver.extraJavaOptions=$java_options" \
         --conf spark.hadoop.hadoop.security.authentication=kerberos \
         "${spark_args[@]}" \
         -- \
@@ -148,6 +153,15 @@ $(tail -n 30 "$dir/server.log")"
 $(tail -n 30 "$dir/server.log")"
 }
 
+# krb_server_conf KIND: what DIR/server.conf records of the server's start, so that a
+# server started with other settings or JVM options is restarted.
+krb_server_conf() {
+    krb_server_settings "$1"
+    if [[ $1 == spnego ]]; then
+        printf 'jvm: --driver-memory %s %s MALLOC_ARENA_MAX=2\n' "$KRB_SPNEGO_MEMORY" "$KRB_SPNEGO_JAVA_OPTIONS"
+    fi
+}
+
 # krb_hive_ensure KIND CONF_CHANGED: leaves a healthy server with the same settings
 # alone; otherwise (re)starts it without waiting (krb_hive_wait does, so that both
 # servers boot at the same time) and adds KIND to KRB_STARTED.
@@ -158,9 +172,9 @@ krb_hive_ensure() {
     if port_open "$port"; then
         # A server started before server.conf was kept has none: kept if it answers.
         if ((!conf_changed)) && { [[ ! -f $dir/server.conf ]] ||
-            [[ $(cat "$dir/server.conf") == "$(krb_server_settings "$kind")" ]]; } &&
+            [[ $(cat "$dir/server.conf") == "$(krb_server_conf "$kind")" ]]; } &&
             krb_hive_ok "$kind"; then
-            [[ -f $dir/server.conf ]] || krb_server_settings "$kind" >"$dir/server.conf"
+            [[ -f $dir/server.conf ]] || krb_server_conf "$kind" >"$dir/server.conf"
             note "ok       hive KERBEROS server ($kind) on $port is up and logs in with a ticket"
             return 0
         fi
