@@ -7,8 +7,8 @@
 #
 # Services: postgres (alias postgresql, pg), mysql (alias mariadb), clickhouse (18.16),
 # clickhouse26 (ClickHouse 26.x from PyPI chdb-core, beside it), hive (two
-# Spark Thrift servers), kerberos (a throw-away KDC and a Kerberos Spark Thrift server;
-# needs hive's pyspark), ldap (a throw-away OpenLDAP server and two Spark Thrift servers
+# Spark Thrift servers), kerberos (a throw-away KDC and two Kerberos Spark Thrift
+# servers, binary and HTTP with SPNEGO; needs hive's pyspark), ldap (a throw-away OpenLDAP server and two Spark Thrift servers
 # with LDAP authentication over TLS, binary and HTTP; needs hive's pyspark), reliability (restartable PostgreSQL, MariaDB and ClickHouse
 # instances for the restart tests; scripts/reliability.sh).
 # Needs root on Debian 12 (installs packages, writes under /etc). Idempotent: a second
