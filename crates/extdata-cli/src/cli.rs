@@ -29,7 +29,9 @@ pub(crate) struct Cli {
     )]
     pub(crate) config: PathBuf,
 
-    /// Act as this account: a connector not assigned to it is refused.
+    /// Act as this account: a connector, import, segment or lookup that is not its own
+    /// is refused. Names are per account: when several accounts have an import (segment,
+    /// lookup) of the given name, this says whose.
     #[arg(long, global = true, value_name = "ID")]
     pub(crate) account: Option<String>,
 
@@ -198,8 +200,9 @@ pub(crate) enum LogFormat {
 pub(crate) struct RunArgs {
     /// Serve the metrics in Prometheus' text format over HTTP at ADDR (any path), e.g.
     /// `127.0.0.1:9464`: `extdata_calls_total`, `extdata_call_duration_seconds` and
-    /// `extdata_rows_total` by connector, type and operation, with an `account` label
-    /// when `--account` is given. Without it, no port is opened.
+    /// `extdata_rows_total` by account, connector, type and operation (each call
+    /// labelled with the account of the job that made it). Without it, no port is
+    /// opened.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }

@@ -369,6 +369,134 @@ fn render_check_and_accounts_through_the_command() {
         .replace(">= :cursor", "> :cursor");
     std::fs::write(&loose, text).unwrap();
     check(&loose).code(0).stdout(predicates::str::contains(
-        "warning: import `table`: query: compares with `> :cursor`",
+        "warning: import `table` of account `42`: query: compares with `> :cursor`",
     ));
+}
+
+/// Accounts 42 (`crm.db`) and 7 (`other.db`), each with an import `orders` of its own
+/// orders (`rows` of them) into `orders-<account>.jsonl`.
+fn two_accounts_folder(schedule: &str) -> Folder {
+    let mut config = String::from(
+        "[[connectors]]\nname = \"crm\"\ntype = \"sqlite\"\ndatabase = \"crm.db\"\n\n\
+         [[connectors]]\nname = \"other\"\ntype = \"sqlite\"\ndatabase = \"other.db\"\n\n\
+         [[accounts]]\nid = \"42\"\nconnectors = [\"crm\"]\n\n\
+         [[accounts]]\nid = \"7\"\nconnectors = [\"other\"]\n",
+    );
+    for (account, connector) in [("42", "crm"), ("7", "other")] {
+        config += &config_entry(
+            "imports",
+            "orders",
+            (account, connector),
+            "SELECT id, created_at FROM orders WHERE created_at >= :cursor ORDER BY created_at",
+            &format!(
+                "key = \"id\"\ncursor = {{ column = \"created_at\", initial = 0 }}\n{schedule}\
+                 sink = {{ type = \"jsonl\", path = \"orders-{account}.jsonl\" }}"
+            ),
+        );
+    }
+    let folder = Folder::new(&config);
+    for (file, rows) in [("crm.db", 3), ("other.db", 2)] {
+        block_on(async {
+            let source = sqlite(&folder.dir.join(file));
+            for sql in [
+                "CREATE TABLE orders (id INTEGER, created_at INTEGER)".to_owned(),
+                format!(
+                    "INSERT INTO orders WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) SELECT i, i FROM n"
+                ),
+            ] {
+                source
+                    .execute(&Statement::new(sql), &QueryOptions::default())
+                    .await
+                    .unwrap();
+            }
+            source.close().await;
+        });
+    }
+    folder
+}
+
+#[test]
+fn two_accounts_run_imports_of_the_same_name_each_counting_its_own_runs() {
+    let folder = two_accounts_folder("");
+    // Without --account the name is ambiguous: usage error naming both accounts.
+    folder
+        .cmd()
+        .args(["import", "orders", "--once"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "import `orders` exists in several accounts (`42`, `7`); name the account",
+        ));
+    let import = |account: &str| {
+        let output = succeeded(
+            command(&folder.config).args(["--account", account, "import", "orders", "--once"]),
+            "import",
+        );
+        stdout_of(&output)
+    };
+    assert_contains_all(
+        &import("42"),
+        &["import `orders` of account `42` run 1: read 3, inserted 3"],
+    );
+    assert_contains_all(
+        &import("7"),
+        &["import `orders` of account `7` run 1: read 2, inserted 2"],
+    );
+    // Inclusive cursor: 42's second run reads its row at the saved value again only.
+    assert_contains_all(
+        &import("42"),
+        &["import `orders` of account `42` run 2: read 1, inserted 0"],
+    );
+    let lines = |file: &str| {
+        std::fs::read_to_string(folder.dir.join(file))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!((lines("orders-42.jsonl"), lines("orders-7.jsonl")), (3, 2));
+
+    // History: per account, the runs numbered from 1, the account named.
+    let history = succeeded(
+        command(&folder.config).args(["--account", "42", "history", "orders"]),
+        "history",
+    );
+    let text = stdout_of(&history);
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(ids, ["2", "1"], "{text}");
+    assert_contains_all(
+        &stderr_of(&history),
+        &["import `orders` of account `42`: 2 runs, newest first"],
+    );
+    let json = succeeded(
+        command(&folder.config).args(["--account", "7", "history", "orders", "--format", "json"]),
+        "history --format json",
+    );
+    let runs: Vec<serde_json::Value> = stdout_of(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            &runs[0]["account"],
+            &runs[0]["import"],
+            &runs[0]["id"],
+            &runs[0]["read"]
+        ),
+        (
+            &serde_json::json!("7"),
+            &serde_json::json!("orders"),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        )
+    );
+    folder
+        .cmd()
+        .args(["history", "orders"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("exists in several accounts"));
 }

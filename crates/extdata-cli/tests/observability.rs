@@ -117,6 +117,130 @@ fn run_serves_prometheus_metrics_labelled_with_the_account() {
     );
 }
 
+/// Accounts 42 (`crm`) and 7 (`other`) each with an import `ticks` due every second:
+/// the same name, each account's own query (2 rows for 42, 3 for 7).
+fn two_accounts_folder() -> Folder {
+    let mut config = String::from(
+        "[[connectors]]\nname = \"crm\"\ntype = \"sqlite\"\ndatabase = \"crm.db\"\n\n\
+         [[connectors]]\nname = \"other\"\ntype = \"sqlite\"\ndatabase = \"other.db\"\n\n\
+         [[accounts]]\nid = \"42\"\nconnectors = [\"crm\"]\n\n\
+         [[accounts]]\nid = \"7\"\nconnectors = [\"other\"]\n",
+    );
+    for (account, connector, query) in [
+        ("42", "crm", "SELECT 1 AS id UNION ALL SELECT 2"),
+        (
+            "7",
+            "other",
+            "SELECT 1 AS id UNION ALL SELECT 2 UNION ALL SELECT 3",
+        ),
+    ] {
+        config += &extdata_conformance::support::config_entry(
+            "imports",
+            "ticks",
+            (account, connector),
+            query,
+            &format!(
+                "key = \"id\"\nschedule = {{ cron = \"* * * * * *\", timezone = \"UTC\" }}\n\
+                 sink = {{ type = \"jsonl\", path = \"ticks-{account}.jsonl\" }}"
+            ),
+        );
+    }
+    let folder = Folder::new(&config);
+    folder.write("crm.db", "");
+    folder.write("other.db", "");
+    folder
+}
+
+/// The value of a sample line (`name{labels} value`).
+fn value(line: &str) -> f64 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn one_worker_labels_each_call_with_the_account_of_its_import() {
+    let folder = two_accounts_folder();
+    let port = free_port();
+    let log = folder.dir.join("run.log");
+    let child = command(&folder.config)
+        .args(["-v", "--log-format", "json", "run", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+
+    // Both imports ran twice: 42's rows (2 a run) and 7's (3 a run) in series of their own.
+    let rows = |body: &str, account: &str, connector: &str| -> f64 {
+        samples(body, "extdata_rows_total")
+            .iter()
+            .filter(|l| l.contains(r#"operation="stream""#))
+            .filter(|l| l.contains(&format!(r#"account="{account}""#)))
+            .filter(|l| l.contains(&format!(r#"connector="{connector}""#)))
+            .map(|l| value(l))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Some(body) = scrape(port)
+            && rows(&body, "42", "crm") >= 4.0
+            && rows(&body, "7", "other") >= 6.0
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not two runs of each account after 30 s; last scrape: {:?}",
+            scrape(port)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(running);
+    // Every series names its account, and each account only its own connector.
+    for metric in [
+        "extdata_calls_total",
+        "extdata_rows_total",
+        "extdata_call_duration_seconds",
+    ] {
+        let lines = samples(&body, metric);
+        assert!(!lines.is_empty(), "{metric}: {body}");
+        for line in lines {
+            assert!(
+                (line.contains(r#"account="42""#) && line.contains(r#"connector="crm""#))
+                    || (line.contains(r#"account="7""#) && line.contains(r#"connector="other""#)),
+                "{line}"
+            );
+        }
+    }
+    // 7's runs read 3 rows each, 42's 2: counted apart, not mixed.
+    assert_eq!(rows(&body, "7", "other") % 3.0, 0.0, "{body}");
+    assert_eq!(rows(&body, "42", "crm") % 2.0, 0.0, "{body}");
+
+    // The JSON logs carry the account on the import's span and on each call's span.
+    let said = std::fs::read_to_string(&log).unwrap();
+    let events: Vec<serde_json::Value> = said
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    for (account, connector) in [("42", "crm"), ("7", "other")] {
+        let call = events.iter().find(|e| {
+            e["fields"]["message"] == "extdata call finished" && e["span"]["connector"] == connector
+        });
+        let call = call.unwrap_or_else(|| panic!("no call of {connector} in {said}"));
+        assert_eq!(call["span"]["account"], account, "{call}");
+        let spans = call["spans"].as_array().unwrap_or_else(|| panic!("{call}"));
+        assert!(
+            spans.iter().any(|s| s["name"] == "extdata.import"
+                && s["account"] == account
+                && s["import"] == "ticks"),
+            "{call}"
+        );
+    }
+}
+
 #[test]
 fn a_taken_metrics_port_fails_before_anything_runs() {
     let folder = folder();

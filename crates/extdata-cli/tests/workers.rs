@@ -500,7 +500,7 @@ fn a_second_runner_on_sqlite_waits_and_says_so_once() {
         }
     };
     let (mut first, first_log) = start("first.log");
-    wait_for(&first_log, "import `ticks`: started");
+    wait_for(&first_log, "import `ticks` of account `42`: started");
     let (mut second, second_log) = start("second.log");
     wait_for(&second_log, "another runner holds the schedule");
     std::thread::sleep(Duration::from_millis(3500));
@@ -521,7 +521,7 @@ fn a_second_runner_on_sqlite_waits_and_says_so_once() {
         .unwrap();
     first.wait().unwrap();
     wait_for(&second_log, "this runner holds the schedule now");
-    wait_for(&second_log, "import `ticks`: started");
+    wait_for(&second_log, "import `ticks` of account `42`: started");
     second.kill().unwrap();
     second.wait().unwrap();
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::import::RetryPolicy;
 use crate::schedule::Schedule;
-use crate::state::parse_cursor_initial;
+use crate::state::{LegacyOwners, parse_cursor_initial};
 
 /// Top-level sections this crate reads (next to the registry's `connectors` and
 /// `accounts`).
@@ -173,7 +173,7 @@ impl fmt::Debug for SinkConfig {
 /// One `[[imports]]` entry.
 #[derive(Debug, Clone)]
 pub struct ImportJob {
-    /// Unique name.
+    /// Its name, unique among the account's imports (another account may use it too).
     pub name: String,
     /// The account that owns it.
     pub account: String,
@@ -205,7 +205,7 @@ pub struct ImportJob {
 /// One `[[segments]]` entry.
 #[derive(Debug, Clone)]
 pub struct SegmentDef {
-    /// Unique short name.
+    /// Its short name, unique among the account's segments.
     pub name: String,
     /// The account that owns it.
     pub account: String,
@@ -225,11 +225,12 @@ pub struct SegmentDef {
 /// joins or leaves a segment.
 #[derive(Debug, Clone)]
 pub struct SegmentSyncDef {
-    /// Unique name (default: the segment's name).
+    /// Its name, unique among the account's segment syncs (default: the segment's name).
     pub name: String,
-    /// The segment whose changes are written.
+    /// The segment whose changes are written (the account's).
     pub segment: String,
-    /// The account (the segment's).
+    /// The account (the segment's; written as `account` when several accounts have a
+    /// segment of that name).
     pub account: String,
     /// The connector written to (default: the segment's connector).
     pub connector: String,
@@ -264,7 +265,7 @@ pub enum OnError {
 /// One `[[lookups]]` entry.
 #[derive(Debug, Clone)]
 pub struct LookupDef {
-    /// Unique name, used in templates.
+    /// Its name, unique among the account's lookups, used in templates.
     pub name: String,
     /// The account that owns it.
     pub account: String,
@@ -328,19 +329,23 @@ fn strict_cursor_comparison(sql: &str) -> bool {
     false
 }
 
+/// An entry's key: (account, name). Names are unique within an account; two accounts
+/// may use the same names.
+pub type EntryKey = (String, String);
+
 /// The jobs sections of one configuration file, validated.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     /// The state store.
     pub state: StateConfig,
-    /// Imports by name.
-    pub imports: BTreeMap<String, ImportJob>,
-    /// Segments by name.
-    pub segments: BTreeMap<String, SegmentDef>,
-    /// Segment syncs by name.
-    pub segment_syncs: BTreeMap<String, SegmentSyncDef>,
-    /// Lookups by name.
-    pub lookups: BTreeMap<String, LookupDef>,
+    /// Imports by (account, name).
+    pub imports: BTreeMap<EntryKey, ImportJob>,
+    /// Segments by (account, name).
+    pub segments: BTreeMap<EntryKey, SegmentDef>,
+    /// Segment syncs by (account, name).
+    pub segment_syncs: BTreeMap<EntryKey, SegmentSyncDef>,
+    /// Lookups by (account, name).
+    pub lookups: BTreeMap<EntryKey, LookupDef>,
 }
 
 impl JobsConfig {
@@ -365,7 +370,7 @@ impl JobsConfig {
         let segments = read_section(doc, &SEGMENTS, &mut problems, |entry| {
             read_segment(entry, &checker)
         });
-        let declared_segments = doc.declared_names(SEGMENTS.key);
+        let declared_segments = declared_entries(doc, &SEGMENTS);
         let segment_syncs = read_section(doc, &SEGMENT_SYNCS, &mut problems, |entry| {
             read_sync(entry, &segments, &declared_segments, &checker)
         });
@@ -392,10 +397,34 @@ impl JobsConfig {
         self.imports
             .values()
             .filter_map(|job| {
-                job.cursor_warning()
-                    .map(|w| format!("import `{}`: query: {w}", job.name))
+                job.cursor_warning().map(|w| {
+                    format!(
+                        "import `{}` of account `{}`: query: {w}",
+                        job.name, job.account
+                    )
+                })
             })
             .collect()
+    }
+
+    /// Which accounts have each import, segment and segment sync name: how a state
+    /// store from before names were per account is migrated ([`LegacyOwners`]).
+    pub fn legacy_owners(&self) -> LegacyOwners {
+        fn by_name<T>(map: &BTreeMap<EntryKey, T>) -> BTreeMap<String, BTreeSet<String>> {
+            let mut owners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (account, name) in map.keys() {
+                owners
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(account.clone());
+            }
+            owners
+        }
+        LegacyOwners {
+            imports: by_name(&self.imports),
+            segments: by_name(&self.segments),
+            segment_syncs: by_name(&self.segment_syncs),
+        }
     }
 
     /// The number of entries of each kind: imports, segments, syncs, lookups.
@@ -456,6 +485,7 @@ const SEGMENT_SYNCS: Section = Section {
     what: "segment sync",
     fields: &[
         "name",
+        "account",
         "segment",
         "connector",
         "on_add",
@@ -480,59 +510,116 @@ const LOOKUPS: Section = Section {
     ],
 };
 
-/// An entry of a jobs section, known by its name.
+/// An entry of a jobs section, known by its account and name.
 trait Named {
-    fn name(&self) -> &str;
+    fn key(&self) -> EntryKey;
 }
 
 macro_rules! named {
     ($($entry:ty),*) => {
         $(impl Named for $entry {
-            fn name(&self) -> &str {
-                &self.name
+            fn key(&self) -> EntryKey {
+                (self.account.clone(), self.name.clone())
             }
         })*
     };
 }
 named!(ImportJob, SegmentDef, SegmentSyncDef, LookupDef);
 
-/// Reads every entry of `section` with `read`, keyed by name. A name written twice is
-/// reported whether or not the entries are valid; a name that collides only once
-/// known (a sync named after its segment) is reported when the entry is added.
+/// An account id as written: a string or a whole number.
+fn account_text(json: &Json) -> Option<String> {
+    match json {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The (account, name) an entry of `section` declares as written, before it is read
+/// (a sync without `account` or `name` is keyed by its segment's name alone).
+fn declared_key(section: &Section, fields: &Map<String, Json>) -> Option<(Option<String>, String)> {
+    let name = fields.get("name").or_else(|| match section.key {
+        "segment_sync" => fields.get("segment"),
+        _ => None,
+    });
+    let name = name.and_then(Json::as_str)?.to_owned();
+    Some((fields.get("account").and_then(account_text), name))
+}
+
+/// The (account, name) of every entry of `section` as written, valid or not.
+fn declared_entries(doc: &ConfigDocument, section: &Section) -> BTreeSet<(Option<String>, String)> {
+    doc.list(section.key, &mut Problems::default())
+        .iter()
+        .filter_map(|entry| declared_key(section, entry.as_object()?))
+        .collect()
+}
+
+/// Reads every entry of `section` with `read`, keyed by (account, name). A name written
+/// twice for one account is reported whether or not the entries are valid; a name that
+/// collides only once known (a sync named after its segment) is reported when the entry
+/// is added. Another account may use the same name: the problems of an entry whose name
+/// several accounts use are labelled `name (account id)`.
 fn read_section<T: Named>(
     doc: &ConfigDocument,
     section: &Section,
     problems: &mut Problems,
     mut read: impl FnMut(&mut Entry<'_>) -> Option<T>,
-) -> BTreeMap<String, T> {
-    let duplicate = |problems: &mut Problems, name: &str| {
+) -> BTreeMap<EntryKey, T> {
+    let duplicate = |problems: &mut Problems, label: &str, account: &str| {
         problems.push(
-            name,
+            label,
             "name",
-            format!("is used by another {}; names must be unique", section.what),
+            format!(
+                "is used by another {} of account `{account}`; names must be unique within an account",
+                section.what
+            ),
         );
     };
+    let tables = doc.tables(section.key, problems);
+    let mut accounts_of: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
+    for table in &tables {
+        if let Some((account, name)) = declared_key(section, table.fields) {
+            accounts_of.entry(name).or_default().insert(account);
+        }
+    }
     let mut read_entries = BTreeMap::new();
     let mut written = BTreeSet::new();
-    for table in doc.tables(section.key, problems) {
-        let written_twice = table
-            .fields
-            .get("name")
-            .and_then(Json::as_str)
-            .is_some_and(|name| !written.insert(name.to_owned()));
-        if written_twice {
-            duplicate(problems, &table.label);
+    for mut table in tables {
+        let declared = declared_key(section, table.fields);
+        if let Some((Some(account), name)) = &declared
+            && accounts_of.get(name).is_some_and(|a| a.len() > 1)
+            && table.fields.contains_key("name")
+        {
+            table.label = format!("{name} (account {account})");
         }
+        // (A sync's account is its segment's unless written: known once read.)
+        let written_twice = match &declared {
+            Some((Some(account), name)) if table.fields.contains_key("name") => {
+                !written.insert((account.clone(), name.clone()))
+            }
+            _ => false,
+        };
+        if written_twice {
+            let account = declared.and_then(|d| d.0).unwrap_or_default();
+            duplicate(problems, &table.label, &account);
+        }
+        let label = table.label.clone();
         let mut entry = Entry::new(&table, section.fields, problems);
         let Some(value) = read(&mut entry) else {
             continue;
         };
-        match read_entries.entry(value.name().to_owned()) {
+        match read_entries.entry(value.key()) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(value);
             }
             std::collections::btree_map::Entry::Occupied(slot) if !written_twice => {
-                duplicate(problems, slot.key());
+                let (account, name) = slot.key();
+                let label = if label.contains(" (account ") {
+                    format!("{name} (account {account})")
+                } else {
+                    name.clone()
+                };
+                duplicate(problems, &label, account);
             }
             std::collections::btree_map::Entry::Occupied(_) => {}
         }
@@ -1026,21 +1113,71 @@ fn is_short_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The segment a sync names: the one of that name (of `account` when written); a name
+/// several accounts use needs `account`.
+fn sync_segment<'s>(
+    entry: &mut Entry<'_>,
+    name: &str,
+    account: Option<&str>,
+    segments: &'s BTreeMap<EntryKey, SegmentDef>,
+    declared_segments: &BTreeSet<(Option<String>, String)>,
+) -> Option<&'s SegmentDef> {
+    let of_account = |a: Option<&str>| account.is_none_or(|wanted| a == Some(wanted));
+    let found: Vec<&SegmentDef> = segments
+        .values()
+        .filter(|s| s.name == name && of_account(Some(&s.account)))
+        .collect();
+    match found.as_slice() {
+        [one] => Some(one),
+        [] => {
+            // A segment that is declared but has problems of its own is reported there.
+            let declared = declared_segments
+                .iter()
+                .any(|(a, n)| n == name && of_account(a.as_deref()));
+            if !declared {
+                let known = declared_segments
+                    .iter()
+                    .filter(|(a, _)| of_account(a.as_deref()))
+                    .map(|(_, n)| n.as_str());
+                let mut problem = unknown_name("segment", name, known);
+                if let Some(account) = account {
+                    let named = format!("`{name}`");
+                    problem =
+                        problem.replacen(&named, &format!("{named} of account `{account}`"), 1);
+                }
+                entry.problem("segment", problem);
+            }
+            None
+        }
+        several => {
+            let accounts: Vec<String> =
+                several.iter().map(|s| format!("`{}`", s.account)).collect();
+            entry.problem(
+                "account",
+                format!(
+                    "is missing: accounts {} each have a segment `{name}`; say whose",
+                    accounts.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn read_sync(
     entry: &mut Entry<'_>,
-    segments: &BTreeMap<String, SegmentDef>,
-    declared_segments: &BTreeSet<String>,
+    segments: &BTreeMap<EntryKey, SegmentDef>,
+    declared_segments: &BTreeSet<(Option<String>, String)>,
     checker: &Checker<'_>,
 ) -> Option<SegmentSyncDef> {
     let segment_name = entry.required("segment");
-    let segment = segment_name.as_ref().and_then(|name| {
-        let found = segments.get(name);
-        // A segment that is declared but has problems of its own is reported there.
-        if found.is_none() && !declared_segments.contains(name) {
-            let known = declared_segments.iter().map(String::as_str);
-            entry.problem("segment", unknown_name("segment", name, known));
-        }
-        found
+    let account = if entry.map.contains_key("account") {
+        entry.account()
+    } else {
+        None
+    };
+    let segment = segment_name.as_deref().and_then(|name| {
+        sync_segment(entry, name, account.as_deref(), segments, declared_segments)
     });
     let name = entry.optional("name").or_else(|| segment_name.clone());
     let connector = entry
@@ -1119,13 +1256,14 @@ fn read_lookup(entry: &mut Entry<'_>, checker: &Checker<'_>) -> Option<LookupDef
     })
 }
 
-/// The names of entries of every kind, for messages listing what exists.
-pub(crate) fn names<T>(map: &BTreeMap<String, T>) -> String {
+/// The names of entries of every kind, for messages listing what exists (each once,
+/// whatever accounts use it).
+pub(crate) fn names<T>(map: &BTreeMap<EntryKey, T>) -> String {
     if map.is_empty() {
         "none".to_owned()
     } else {
         map.keys()
-            .cloned()
+            .map(|(_, name)| name.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect::<Vec<_>>()

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use extdata::{Error, ErrorKind, QueryOptions, Result, Row, Statement, Value};
 use futures::StreamExt as _;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::Jobs;
 use crate::config::{ImportJob, ImportMode};
@@ -132,7 +133,7 @@ pub enum ImportEvent {
 /// The outcome of one run.
 #[derive(Debug, Clone)]
 pub struct ImportSummary {
-    /// The run's id in the history.
+    /// The run's number in the import's history (1 for its first run).
     pub run: i64,
     /// What it did.
     pub counts: RunCounts,
@@ -155,21 +156,27 @@ impl Heartbeat {
         let Some(lease_time) = state.lease_time().filter(|_| lease.token() > 0) else {
             return Heartbeat(None);
         };
-        let (state, job, token) = (state.clone(), lease.job().to_owned(), lease.token());
+        let (state, token) = (state.clone(), lease.token());
+        let (account, job) = (lease.account().to_owned(), lease.job().to_owned());
         Heartbeat(Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease_time / 3).await;
-                match state.renew(&job, token).await {
+                match state.renew(&account, &job, token).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::error!(
+                            account = %account,
                             import = %job,
                             token,
                             "this worker lost its lease to another worker; the run's next checkpoint will be refused"
                         );
                         return;
                     }
-                    Err(error) => tracing::warn!(import = %job, "cannot renew the lease: {error}"),
+                    Err(error) => tracing::warn!(
+                        account = %account,
+                        import = %job,
+                        "cannot renew the lease: {error}"
+                    ),
                 }
             }
         })))
@@ -198,7 +205,7 @@ impl Jobs {
         let job = self.import(account, name)?;
         self.source(&job.account, &job.connector)?;
         let state = self.state().await?;
-        let lease = match state.acquire(&job.name, Claim::Now).await? {
+        let lease = match state.acquire(&job.account, &job.name, Claim::Now).await? {
             Acquired::Taken(lease) => lease,
             Acquired::Busy { holder, expires_in } => {
                 let until = expires_in
@@ -206,7 +213,10 @@ impl Jobs {
                     .unwrap_or_default();
                 return Err(Error::new(
                     ErrorKind::Query,
-                    format!("import `{name}` is already running ({holder} holds it{until})"),
+                    format!(
+                        "import `{name}` of account `{}` is already running ({holder} holds it{until})",
+                        job.account
+                    ),
                 )
                 .with_temporary(true));
             }
@@ -230,11 +240,17 @@ impl Jobs {
     ) -> Result<ImportSummary> {
         let state = self.state().await?;
         let heartbeat = Heartbeat::start(state, &lease);
-        let result = self.run_under(job, &lease, stop, on_event).await;
+        // The account labels every call's metrics and is in every log line of the run.
+        let span =
+            tracing::info_span!("extdata.import", account = %job.account, import = %job.name);
+        let run = self.run_under(job, &lease, stop, on_event);
+        let result = extdata::for_account(&job.account, run)
+            .instrument(span)
+            .await;
         drop(heartbeat);
         if let Err(error) = state.release(lease).await {
             // The lease then expires on its own.
-            tracing::warn!(import = %job.name, "{error}");
+            tracing::warn!(account = %job.account, import = %job.name, "{error}");
         }
         result
     }
@@ -247,12 +263,16 @@ impl Jobs {
         on_event: &(dyn Fn(&ImportEvent) + Send + Sync),
     ) -> Result<ImportSummary> {
         let state = self.state().await?.as_ref();
-        let run = state.begin_run(lease).await?;
+        let started_run = state.begin_run(lease).await?;
+        let run = started_run.id;
         let prepared = async {
             let source = self.source(&job.account, &job.connector)?;
-            let checkpoint = state.checkpoint(&job.name).await?.unwrap_or_default();
+            let checkpoint = state
+                .checkpoint(&job.account, &job.name)
+                .await?
+                .unwrap_or_default();
             let boundary = match (&job.cursor, &checkpoint.cursor) {
-                (Some(_), Some(_)) => state.boundary(&job.name).await?,
+                (Some(_), Some(_)) => state.boundary(&job.account, &job.name).await?,
                 _ => HashMap::new(),
             };
             Ok::<_, Error>((source, checkpoint, boundary))
@@ -268,7 +288,7 @@ impl Jobs {
             }
         };
         if let Some(warning) = job.cursor_warning() {
-            tracing::warn!(import = %job.name, "{warning}");
+            tracing::warn!(account = %job.account, import = %job.name, "{warning}");
         }
         let started = Instant::now();
         let mut runner = Runner {
@@ -306,8 +326,9 @@ impl Jobs {
                 });
             }
             tracing::warn!(
+                account = %job.account,
                 import = %job.name,
-                run,
+                run = started_run.number,
                 attempt,
                 retry_in_ms = delay.as_millis() as u64,
                 "temporary error, retrying from the last checkpoint: {error}"
@@ -329,7 +350,7 @@ impl Jobs {
             Ok(stopped) => {
                 state.finish_run(run, &counts, stopped, None).await?;
                 Ok(ImportSummary {
-                    run,
+                    run: started_run.number,
                     counts,
                     stopped,
                     cursor: runner.checkpoint.cursor.clone(),
@@ -346,7 +367,8 @@ impl Jobs {
         }
     }
 
-    /// The runs of import `name`, newest first.
+    /// The runs of import `name`, newest first (numbered per import: see
+    /// [`RunRecord::id`](crate::RunRecord::id)).
     pub async fn history(
         &self,
         account: Option<&str>,
@@ -354,7 +376,10 @@ impl Jobs {
         limit: usize,
     ) -> Result<Vec<crate::RunRecord>> {
         let job = self.import(account, name)?;
-        self.state().await?.history(&job.name, limit).await
+        self.state()
+            .await?
+            .history(&job.account, &job.name, limit)
+            .await
     }
 }
 
@@ -493,7 +518,10 @@ impl Runner<'_> {
                 .iter()
                 .map(|r| key_text(&r.values()[key_index]))
                 .collect();
-            let known = self.state.existing_keys(&job.name, &keys).await?;
+            let known = self
+                .state
+                .existing_keys(&job.account, &job.name, &keys)
+                .await?;
             let existing: Vec<bool> = keys.iter().map(|k| known.contains(k)).collect();
             let new_keys = if job.mode == ImportMode::UpdateOnly {
                 Vec::new()

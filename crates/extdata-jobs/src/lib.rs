@@ -19,8 +19,9 @@ use tokio::sync::OnceCell;
 
 pub use config::{
     CursorSpec, DEFAULT_BATCH_SIZE, DEFAULT_LEASE, DEFAULT_LOOKUP_MAX_ROWS, DEFAULT_LOOKUP_TIMEOUT,
-    DEFAULT_STATE_FILE, DEFAULT_SYNC_BATCH_SIZE, ImportJob, ImportMode, JOBS_SECTIONS, JobsConfig,
-    LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig, StateConfig,
+    DEFAULT_STATE_FILE, DEFAULT_SYNC_BATCH_SIZE, EntryKey, ImportJob, ImportMode, JOBS_SECTIONS,
+    JobsConfig, LookupDef, LookupResult, OnError, SegmentDef, SegmentSyncDef, SinkConfig,
+    StateConfig,
 };
 pub use import::{ImportEvent, ImportSummary, RetryPolicy, Stop};
 pub use lookup::{DEFAULT_CACHE_CAPACITY, Lookups, render, render_named};
@@ -29,9 +30,9 @@ pub use scheduler::{SchedulerEvent, run_scheduler};
 pub use segment::{SegmentMembers, SyncSummary};
 pub use sink::{FileSink, Sink, TableSink, WriteOutcome, build as build_sink};
 pub use state::{
-    Acquired, BatchCommit, BoundaryUpdate, CachedSegment, Checkpoint, Claim, Lease,
+    Acquired, BatchCommit, BoundaryUpdate, CachedSegment, Checkpoint, Claim, Lease, LegacyOwners,
     PostgresStateStore, RunCounts, RunRecord, RunStatus, ScheduleGuard, SqliteStateStore,
-    StateStore, open_state_store,
+    StartedRun, StateStore, open_state_store,
 };
 
 /// Every top-level section of a file that holds connectors, accounts and jobs.
@@ -46,11 +47,16 @@ pub fn known_sections() -> Vec<&'static str> {
 /// The registry and the jobs of one configuration file, with the state store opened on
 /// first use.
 ///
+/// Accounts are namespaces: every import, segment, sync and lookup is known by its
+/// account and its name, and two accounts may use the same names; their state, run
+/// numbers, caches and metrics are kept apart.
+///
 /// Every entry point takes the account the caller acts for: `Some(id)` may use only that
 /// account's imports, segments, syncs and lookups (anything else is
 /// [`ErrorKind::Forbidden`], with the same answer for an unknown name so that the answer
-/// does not reveal what exists); `None` is an administrator acting for each entry's own
-/// account.
+/// does not reveal what exists); `None` is an administrator acting for the entry's own
+/// account, which works while one account has an entry of that name (a name several
+/// accounts use is a [`ErrorKind::Config`] error listing them).
 pub struct Jobs {
     registry: Arc<Registry>,
     config: JobsConfig,
@@ -143,40 +149,30 @@ impl Jobs {
     /// The state store, opened (and created) on first use.
     pub async fn state(&self) -> Result<&Arc<dyn StateStore>> {
         self.state
-            .get_or_try_init(|| open_state_store(&self.config.state))
+            .get_or_try_init(|| async {
+                open_state_store(&self.config.state, &self.config.legacy_owners()).await
+            })
             .await
     }
 
     /// The import `name` for `account`.
     pub fn import(&self, account: Option<&str>, name: &str) -> Result<&ImportJob> {
-        owned(&self.config.imports, account, "import", name, |j| {
-            &j.account
-        })
+        owned(&self.config.imports, account, "import", name)
     }
 
     /// The segment `name` for `account`.
     pub fn segment(&self, account: Option<&str>, name: &str) -> Result<&SegmentDef> {
-        owned(&self.config.segments, account, "segment", name, |s| {
-            &s.account
-        })
+        owned(&self.config.segments, account, "segment", name)
     }
 
     /// The segment sync `name` for `account`.
     pub fn segment_sync(&self, account: Option<&str>, name: &str) -> Result<&SegmentSyncDef> {
-        owned(
-            &self.config.segment_syncs,
-            account,
-            "segment sync",
-            name,
-            |s| &s.account,
-        )
+        owned(&self.config.segment_syncs, account, "segment sync", name)
     }
 
     /// The lookup `name` for `account`.
     pub fn lookup(&self, account: Option<&str>, name: &str) -> Result<&LookupDef> {
-        owned(&self.config.lookups, account, "lookup", name, |l| {
-            &l.account
-        })
+        owned(&self.config.lookups, account, "lookup", name)
     }
 
     /// The source of an entry's connector, checked against the entry's account.
@@ -197,23 +193,39 @@ impl Jobs {
     }
 }
 
+/// The entry `name` of `account`; without an account, the one entry of that name.
 fn owned<'a, T>(
-    map: &'a std::collections::BTreeMap<String, T>,
+    map: &'a std::collections::BTreeMap<EntryKey, T>,
     account: Option<&str>,
     what: &str,
     name: &str,
-    account_of: impl Fn(&T) -> &String,
 ) -> Result<&'a T> {
-    match (map.get(name), account) {
-        (Some(entry), None) => Ok(entry),
-        (Some(entry), Some(account)) if account_of(entry) == account => Ok(entry),
-        (_, Some(account)) => Err(Error::new(
-            ErrorKind::Forbidden,
-            format!("{what} `{name}` is not available to account `{account}`"),
-        )),
-        (None, None) => Err(Error::config(format!(
+    if let Some(account) = account {
+        return map
+            .get(&(account.to_owned(), name.to_owned()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Forbidden,
+                    format!("{what} `{name}` is not available to account `{account}`"),
+                )
+            });
+    }
+    let found: Vec<(&EntryKey, &T)> = map.iter().filter(|((_, n), _)| n == name).collect();
+    match found.as_slice() {
+        [(_, entry)] => Ok(entry),
+        [] => Err(Error::config(format!(
             "no {what} named `{name}`; known: {}",
             config::names(map)
         ))),
+        several => {
+            let accounts: Vec<String> = several
+                .iter()
+                .map(|((account, _), _)| format!("`{account}`"))
+                .collect();
+            Err(Error::config(format!(
+                "{what} `{name}` exists in several accounts ({}); name the account",
+                accounts.join(", ")
+            )))
+        }
     }
 }

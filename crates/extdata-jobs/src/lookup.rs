@@ -16,8 +16,9 @@ use crate::config::{LookupResult, OnError};
 /// Entries the cache holds at most by default.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 
-/// A cache key: the lookup's name and its bound parameters (canonical JSON).
-type Key = (String, String);
+/// A cache key: the lookup's account and name, and its bound parameters (canonical
+/// JSON): two accounts' lookups of the same name never share a result.
+type Key = (String, String, String);
 
 #[derive(Clone)]
 struct Cached {
@@ -40,7 +41,7 @@ impl Expiry<Key, Cached> for PerLookupTtl {
 
 /// Runs `[[lookups]]` for templates.
 ///
-/// Results are cached per lookup and parameters for the lookup's `cache_ttl` in a
+/// Results are cached per lookup (account and name) and parameters for the lookup's `cache_ttl` in a
 /// bounded in-memory cache; concurrent identical lookups (same name, same parameters)
 /// share one query, also when nothing is cached. Parameters are always bound, never
 /// spliced into the SQL. Each lookup is bounded by its `timeout`; a failure or timeout
@@ -122,10 +123,14 @@ impl Lookups {
                 }
             )));
         }
-        let key = (def.name.clone(), Json::Object(bound).to_string());
+        let key = (
+            def.account.clone(),
+            def.name.clone(),
+            Json::Object(bound).to_string(),
+        );
         let (result, max_rows, timeout, ttl) =
             (def.result, def.max_rows, def.timeout, def.cache_ttl);
-        let load = async move {
+        let load = extdata::for_account(&def.account, async move {
             let options = QueryOptions::default().with_timeout(timeout).with_max_rows(
                 if result == LookupResult::Row {
                     1
@@ -144,13 +149,13 @@ impl Lookups {
                 value: Arc::new(value),
                 ttl,
             })
-        };
+        });
         match self.cache.try_get_with(key, load).await {
             Ok(cached) => Ok(Fetched::Found((*cached.value).clone())),
             Err(error) => match def.on_error {
                 OnError::Fail => Err(copy_error(&error).context(format!("lookup `{name}`"))),
                 OnError::Empty => {
-                    tracing::warn!(lookup = name, error = %error, "lookup failed; returning nothing (on_error = empty)");
+                    tracing::warn!(account = %def.account, lookup = name, error = %error, "lookup failed; returning nothing (on_error = empty)");
                     Ok(Fetched::Emptied(def.result))
                 }
             },

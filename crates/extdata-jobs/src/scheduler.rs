@@ -38,6 +38,8 @@ pub enum SchedulerEvent {
     Holding,
     /// The next run of `job` is at `at`.
     Scheduled {
+        /// The import's account.
+        account: String,
         /// The import.
         job: String,
         /// When it runs next.
@@ -45,6 +47,8 @@ pub enum SchedulerEvent {
     },
     /// A run started.
     Started {
+        /// The import's account.
+        account: String,
         /// The import.
         job: String,
         /// Whether it takes over from a worker that died (resuming at its checkpoint).
@@ -52,6 +56,8 @@ pub enum SchedulerEvent {
     },
     /// A run ended.
     Finished {
+        /// The import's account.
+        account: String,
         /// The import.
         job: String,
         /// What it did.
@@ -59,6 +65,8 @@ pub enum SchedulerEvent {
     },
     /// A run failed (the scheduler goes on with the next fire time).
     Failed {
+        /// The import's account.
+        account: String,
         /// The import.
         job: String,
         /// Why.
@@ -75,13 +83,13 @@ pub async fn run_scheduler(
     mut stop: Stop,
     on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
 ) -> Result<usize> {
-    let names: Vec<String> = jobs
+    let names: Vec<(String, String)> = jobs
         .config()
         .imports
         .values()
         .filter(|job| account.as_deref().is_none_or(|a| a == job.account))
         .filter(|job| job.schedule.is_some() || job.run_on_start)
-        .map(|job| job.name.clone())
+        .map(|job| (job.account.clone(), job.name.clone()))
         .collect();
     let count = names.len();
     if count == 0 {
@@ -108,11 +116,11 @@ pub async fn run_scheduler(
         on_event(SchedulerEvent::Holding);
     }
     let mut tasks = Vec::new();
-    for name in names {
+    for (account, name) in names {
         let task = JobTask {
             jobs: jobs.clone(),
             state: state.clone(),
-            account: account.clone(),
+            account,
             name,
             stop: stop.clone(),
             on_event: on_event.clone(),
@@ -129,7 +137,8 @@ pub async fn run_scheduler(
 struct JobTask {
     jobs: Arc<Jobs>,
     state: Arc<dyn StateStore>,
-    account: Option<String>,
+    /// The import's own account.
+    account: String,
     name: String,
     stop: Stop,
     on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
@@ -137,7 +146,7 @@ struct JobTask {
 
 impl JobTask {
     async fn follow(mut self) {
-        let Ok(job) = self.jobs.import(self.account.as_deref(), &self.name) else {
+        let Ok(job) = self.jobs.import(Some(&self.account), &self.name) else {
             return;
         };
         let (schedule, run_on_start) = (job.schedule.clone(), job.run_on_start);
@@ -157,6 +166,7 @@ impl JobTask {
             };
             if announced != Some(at) {
                 (self.on_event)(SchedulerEvent::Scheduled {
+                    account: self.account.clone(),
                     job: self.name.clone(),
                     at,
                 });
@@ -184,18 +194,19 @@ impl JobTask {
     /// Tries to take the import and runs it when taken; returns when to look again when
     /// another worker holds it under a lease.
     async fn take(&self, claim: Claim) -> Option<Duration> {
-        match self.state.acquire(&self.name, claim).await {
+        match self.state.acquire(&self.account, &self.name, claim).await {
             Ok(Acquired::Taken(lease)) => {
                 self.run(lease).await;
                 None
             }
             Ok(Acquired::Busy { holder, expires_in }) => {
-                tracing::debug!(import = %self.name, ?claim, "held by {holder}");
+                tracing::debug!(account = %self.account, import = %self.name, ?claim, "held by {holder}");
                 expires_in
             }
             Ok(Acquired::Nothing) => None,
             Err(error) => {
                 (self.on_event)(SchedulerEvent::Failed {
+                    account: self.account.clone(),
                     job: self.name.clone(),
                     error: error.to_string(),
                 });
@@ -205,10 +216,11 @@ impl JobTask {
     }
 
     async fn run(&self, lease: Lease) {
-        let Ok(job) = self.jobs.import(self.account.as_deref(), &self.name) else {
+        let Ok(job) = self.jobs.import(Some(&self.account), &self.name) else {
             return;
         };
         (self.on_event)(SchedulerEvent::Started {
+            account: self.account.clone(),
             job: self.name.clone(),
             takeover: lease.takeover(),
         });
@@ -218,10 +230,12 @@ impl JobTask {
             .await
         {
             Ok(summary) => SchedulerEvent::Finished {
+                account: self.account.clone(),
                 job: self.name.clone(),
                 summary,
             },
             Err(error) => SchedulerEvent::Failed {
+                account: self.account.clone(),
                 job: self.name.clone(),
                 error: error.to_string(),
             },

@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use extdata::{Error, QueryOptions, Result, Statement};
 use futures::StreamExt as _;
+use tracing::Instrument as _;
 
 use crate::Jobs;
-use crate::config::SegmentDef;
+use crate::config::{SegmentDef, SegmentSyncDef};
 use crate::sink::{key_position, key_text};
 use crate::state::{CachedSegment, decode_value};
 
@@ -24,6 +25,8 @@ const BATCH_TIMEOUT_MARGIN: Duration = Duration::from_secs(3);
 /// The members of a segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentMembers {
+    /// The segment's account.
+    pub account: String,
     /// The segment's name.
     pub segment: String,
     /// Member keys in first-seen order, each once.
@@ -64,6 +67,19 @@ impl Jobs {
         on_rows: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<SegmentMembers> {
         let segment = self.segment(account, name)?;
+        let span = tracing::info_span!("extdata.segment", account = %segment.account, segment = %segment.name);
+        let evaluation = self.evaluate(segment, refresh, on_rows);
+        extdata::for_account(&segment.account, evaluation)
+            .instrument(span)
+            .await
+    }
+
+    async fn evaluate(
+        &self,
+        segment: &SegmentDef,
+        refresh: bool,
+        on_rows: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<SegmentMembers> {
         let source = self.source(&segment.account, &segment.connector)?;
         let state = self.state().await?;
         let fingerprint = fingerprint(segment);
@@ -71,10 +87,11 @@ impl Jobs {
         if !refresh
             && !segment.cache_ttl.is_zero()
             && let Some(cached) = state
-                .cached_segment(&segment.name, &fingerprint, now)
+                .cached_segment(&segment.account, &segment.name, &fingerprint, now)
                 .await?
         {
             return Ok(SegmentMembers {
+                account: segment.account.clone(),
                 segment: segment.name.clone(),
                 keys: cached.keys,
                 key_kind: cached.key_kind,
@@ -123,10 +140,17 @@ impl Jobs {
                 .checked_add_signed(ttl)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
             state
-                .store_segment(&segment.name, &fingerprint, &cached, expires)
+                .store_segment(
+                    &segment.account,
+                    &segment.name,
+                    &fingerprint,
+                    &cached,
+                    expires,
+                )
                 .await?;
         }
         Ok(SegmentMembers {
+            account: segment.account.clone(),
             segment: segment.name.clone(),
             keys: cached.keys,
             key_kind: cached.key_kind,
@@ -146,12 +170,20 @@ impl Jobs {
     /// [`ExternalSource::execute_batch`]: extdata::ExternalSource::execute_batch
     pub async fn sync_segment(&self, account: Option<&str>, name: &str) -> Result<SyncSummary> {
         let sync = self.segment_sync(account, name)?;
+        let span =
+            tracing::info_span!("extdata.segment_sync", account = %sync.account, sync = %sync.name);
+        extdata::for_account(&sync.account, self.sync(sync))
+            .instrument(span)
+            .await
+    }
+
+    async fn sync(&self, sync: &SegmentSyncDef) -> Result<SyncSummary> {
         let members = self
             .evaluate_segment(Some(&sync.account), &sync.segment, false, &|_| {})
             .await?;
         let source = self.source(&sync.account, &sync.connector)?;
         let state = self.state().await?;
-        let previous = state.synced_members(&sync.name).await?;
+        let previous = state.synced_members(&sync.account, &sync.name).await?;
         let current: HashSet<&String> = members.keys.iter().collect();
         let added: Vec<String> = members
             .keys
@@ -196,10 +228,14 @@ impl Jobs {
                     summary.batches += 1;
                 }
                 if joining {
-                    state.record_sync(&sync.name, chunk, &[]).await?;
+                    state
+                        .record_sync(&sync.account, &sync.name, chunk, &[])
+                        .await?;
                     summary.added += chunk.len() as u64;
                 } else {
-                    state.record_sync(&sync.name, &[], chunk).await?;
+                    state
+                        .record_sync(&sync.account, &sync.name, &[], chunk)
+                        .await?;
                     summary.removed += chunk.len() as u64;
                 }
             }

@@ -2,9 +2,10 @@
 //! sinks, cached segment evaluations, the members each segment sync has written, and
 //! who runs what. [`StateStore`] is the interface; [`SqliteStateStore`] (one local file,
 //! the embedded default) and [`PostgresStateStore`] (shared by several workers) implement
-//! it over the same statements.
+//! it over the same statements. Every row is keyed by account and name: names are unique
+//! within an account only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,8 @@ impl RunCounts {
 /// One run of an import, from the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
-    /// The run's id (increasing).
+    /// The run's number among the runs of its import: 1 for the first, then 2, 3, …
+    /// (each import of each account counts its own runs).
     pub id: i64,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -162,39 +164,45 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// the schedule (runs are then taken one by one through leases).
     async fn hold_schedule(&self) -> Result<std::result::Result<ScheduleGuard, String>>;
 
-    /// Tries to take import `job` for a run (see [`Claim`]).
-    async fn acquire(&self, job: &str, claim: Claim) -> Result<Acquired>;
+    /// Tries to take import `job` of `account` for a run (see [`Claim`]).
+    async fn acquire(&self, account: &str, job: &str, claim: Claim) -> Result<Acquired>;
 
     /// Extends a lease; `false` when it was lost (another worker took the import after
     /// it expired).
-    async fn renew(&self, job: &str, token: i64) -> Result<bool>;
+    async fn renew(&self, account: &str, job: &str, token: i64) -> Result<bool>;
 
     /// Gives a lease back at the end of a run.
     async fn release(&self, lease: Lease) -> Result<()>;
 
-    /// The last checkpoint of `job`, if it has one.
-    async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>>;
+    /// The last checkpoint of import `job` of `account`, if it has one.
+    async fn checkpoint(&self, account: &str, job: &str) -> Result<Option<Checkpoint>>;
 
-    /// The rows of `job` at its checkpoint's cursor value, as key → digest of the row.
+    /// The rows of import `job` of `account` at its checkpoint's cursor value, as key →
+    /// digest of the row.
     ///
     /// A cursor query compares with `>=`, so the next run reads these rows again; a row
     /// whose key and digest are here was imported already and is not written twice,
     /// while a new row at the same value, or a changed one, is.
-    async fn boundary(&self, job: &str) -> Result<HashMap<String, String>>;
+    async fn boundary(&self, account: &str, job: &str) -> Result<HashMap<String, String>>;
 
     /// Records the start of a run under `lease` (a leased store recorded it with the
-    /// take); returns its id.
-    async fn begin_run(&self, lease: &Lease) -> Result<i64>;
+    /// take).
+    async fn begin_run(&self, lease: &Lease) -> Result<StartedRun>;
 
-    /// Records a committed batch of run `run` in one transaction: the new cursor and file
+    /// Records a committed batch of run `run` ([`StartedRun::id`]) in one transaction: the new cursor and file
     /// position, the rows at the new cursor value, the run's counts so far, and the keys a
     /// file sink wrote for the first time. With a leased store the lease's fencing token
     /// is checked (and the lease extended) in the same transaction: a worker that lost
     /// its lease cannot move the cursor.
     async fn commit_batch(&self, lease: &Lease, run: i64, batch: BatchCommit<'_>) -> Result<()>;
 
-    /// Which of `keys` a file sink of `job` has written before.
-    async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>>;
+    /// Which of `keys` a file sink of import `job` of `account` has written before.
+    async fn existing_keys(
+        &self,
+        account: &str,
+        job: &str,
+        keys: &[String],
+    ) -> Result<HashSet<String>>;
 
     /// Records that try `attempt` of `run` starts (after a temporary error).
     async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()>;
@@ -208,45 +216,93 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         error: Option<&str>,
     ) -> Result<()>;
 
-    /// The runs of `job`, newest first, at most `limit`.
-    async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>>;
+    /// The runs of import `job` of `account`, newest first, at most `limit`.
+    async fn history(&self, account: &str, job: &str, limit: usize) -> Result<Vec<RunRecord>>;
 
-    /// The cached evaluation of `segment` if it was made with the same query
-    /// (`fingerprint`) and has not expired at `now`.
+    /// The cached evaluation of `segment` of `account` if it was made with the same
+    /// query (`fingerprint`) and has not expired at `now`.
     async fn cached_segment(
         &self,
+        account: &str,
         segment: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<CachedSegment>>;
 
-    /// Stores an evaluation of `segment`, valid until `expires_at`.
+    /// Stores an evaluation of `segment` of `account`, valid until `expires_at`.
     async fn store_segment(
         &self,
+        account: &str,
         segment: &str,
         fingerprint: &str,
         cached: &CachedSegment,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// The keys a segment sync has written as members.
-    async fn synced_members(&self, sync: &str) -> Result<HashSet<String>>;
+    /// The keys segment sync `sync` of `account` has written as members.
+    async fn synced_members(&self, account: &str, sync: &str) -> Result<HashSet<String>>;
 
-    /// Records that a batch of a segment sync was applied.
-    async fn record_sync(&self, sync: &str, added: &[String], removed: &[String]) -> Result<()>;
+    /// Records that a batch of segment sync `sync` of `account` was applied.
+    async fn record_sync(
+        &self,
+        account: &str,
+        sync: &str,
+        added: &[String],
+        removed: &[String],
+    ) -> Result<()>;
 
     /// Closes its connections.
     async fn close(&self);
 }
 
-/// Opens (creating its tables when missing) the state store `config` names.
-pub async fn open_state_store(config: &StateConfig) -> Result<Arc<dyn StateStore>> {
+/// Opens (creating its tables when missing) the state store `config` names; the rows of
+/// a store written before names were per account are moved to their `owners`.
+pub async fn open_state_store(
+    config: &StateConfig,
+    owners: &LegacyOwners,
+) -> Result<Arc<dyn StateStore>> {
     Ok(match config {
-        StateConfig::Sqlite { path } => Arc::new(SqliteStateStore::open(path).await?),
+        StateConfig::Sqlite { path } => Arc::new(SqliteStateStore::open(path, owners).await?),
         StateConfig::Postgres { url, schema, lease } => {
-            Arc::new(PostgresStateStore::open(url, schema.as_deref(), *lease).await?)
+            Arc::new(PostgresStateStore::open(url, schema.as_deref(), *lease, owners).await?)
         }
     })
+}
+
+/// Which accounts have an import, a segment or a segment sync of each name: how a state
+/// store written before names were per account (its rows keyed by name alone) is
+/// migrated when it is opened.
+///
+/// A name that exactly one account has moves to that account, with its checkpoint, run
+/// history (numbered 1, 2, … per import in the order the runs started), key index,
+/// segment cache and synced members. The rows of a name that no account has, or that
+/// several accounts have (an ambiguity a file of the older version could not hold), are
+/// kept under the account `""`, which no entry has: they are not read, and a warning
+/// names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyOwners {
+    /// Import name → the accounts that have an import of that name.
+    pub imports: BTreeMap<String, BTreeSet<String>>,
+    /// Segment name → accounts.
+    pub segments: BTreeMap<String, BTreeSet<String>>,
+    /// Segment sync name → accounts.
+    pub segment_syncs: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl LegacyOwners {
+    /// The names of `kind` (`import`, `segment`, `sync`) with their one owner.
+    fn unique(&self, kind: LegacyKind) -> impl Iterator<Item = (&String, &String)> {
+        let map = match kind {
+            LegacyKind::Import => &self.imports,
+            LegacyKind::Segment => &self.segments,
+            LegacyKind::Sync => &self.segment_syncs,
+        };
+        map.iter()
+            .filter_map(|(name, accounts)| match accounts.len() {
+                1 => accounts.first().map(|account| (name, account)),
+                _ => None,
+            })
+    }
 }
 
 /// What a worker asks for when it tries to take an import.
@@ -283,10 +339,11 @@ pub enum Acquired {
 /// [`StateStore::release`].
 #[derive(Debug)]
 pub struct Lease {
+    account: String,
     job: String,
     /// The run recorded with the take (leased stores), so that every take is in the
     /// history even when its worker dies at once.
-    run: Option<i64>,
+    run: Option<StartedRun>,
     token: i64,
     takeover: bool,
     fire: Option<DateTime<Utc>>,
@@ -295,6 +352,11 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The account of the import.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
     /// The import.
     pub fn job(&self) -> &str {
         &self.job
@@ -315,6 +377,17 @@ impl Lease {
     pub fn fire(&self) -> Option<DateTime<Utc>> {
         self.fire
     }
+}
+
+/// A run recorded by [`StateStore::begin_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedRun {
+    /// Its key in the store, for [`StateStore::commit_batch`],
+    /// [`StateStore::record_attempt`] and [`StateStore::finish_run`].
+    pub id: i64,
+    /// Its number among the runs of its import (1 for the first), as the history shows
+    /// it ([`RunRecord::id`]).
+    pub number: i64,
 }
 
 /// Held while a runner has the schedule of a one-runner store (see
@@ -339,27 +412,31 @@ pub struct BatchCommit<'a> {
 
 /// The shared schema; `{id}` is the run id column's definition and `{no_rowid}` a
 /// SQLite table option. Integers are `BIGINT` (PostgreSQL's `int8`, SQLite's integer).
+/// Every row belongs to an account: names are unique within an account only. A run has
+/// a key (`id`, for the store) and a number within its import (`run`, for people).
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_checkpoint (
-        job TEXT PRIMARY KEY, cursor_kind TEXT, cursor_text TEXT, position BIGINT,
-        updated_at TEXT NOT NULL)",
+        account TEXT NOT NULL, job TEXT NOT NULL, cursor_kind TEXT, cursor_text TEXT,
+        position BIGINT, updated_at TEXT NOT NULL, PRIMARY KEY (account, job))",
     "CREATE TABLE IF NOT EXISTS import_run (
-        id {id}, job TEXT NOT NULL, started_at TEXT NOT NULL,
-        ended_at TEXT, rows_read BIGINT NOT NULL DEFAULT 0, inserted BIGINT NOT NULL DEFAULT 0,
-        updated BIGINT NOT NULL DEFAULT 0, skipped BIGINT NOT NULL DEFAULT 0, error TEXT)",
-    "CREATE INDEX IF NOT EXISTS import_run_job ON import_run (job, id)",
-    "CREATE TABLE IF NOT EXISTS import_boundary (job TEXT NOT NULL, key TEXT NOT NULL,
-        digest TEXT NOT NULL, PRIMARY KEY (job, key)){no_rowid}",
-    "CREATE TABLE IF NOT EXISTS file_sink_key (job TEXT NOT NULL, key TEXT NOT NULL,
-        PRIMARY KEY (job, key)){no_rowid}",
+        id {id}, account TEXT NOT NULL, job TEXT NOT NULL, run BIGINT NOT NULL,
+        started_at TEXT NOT NULL, ended_at TEXT, rows_read BIGINT NOT NULL DEFAULT 0,
+        inserted BIGINT NOT NULL DEFAULT 0, updated BIGINT NOT NULL DEFAULT 0,
+        skipped BIGINT NOT NULL DEFAULT 0, error TEXT)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS import_run_number ON import_run (account, job, run)",
+    "CREATE TABLE IF NOT EXISTS import_boundary (account TEXT NOT NULL, job TEXT NOT NULL,
+        key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (account, job, key)){no_rowid}",
+    "CREATE TABLE IF NOT EXISTS file_sink_key (account TEXT NOT NULL, job TEXT NOT NULL,
+        key TEXT NOT NULL, PRIMARY KEY (account, job, key)){no_rowid}",
     "CREATE TABLE IF NOT EXISTS segment_cache (
-        segment TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, key_kind TEXT NOT NULL,
-        keys TEXT NOT NULL, evaluated_at TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS segment_sync_member (sync TEXT NOT NULL, key TEXT NOT NULL,
-        PRIMARY KEY (sync, key)){no_rowid}",
-    "CREATE TABLE IF NOT EXISTS import_lease (job TEXT PRIMARY KEY, owner TEXT,
-        token BIGINT NOT NULL DEFAULT 0, expires_at_ms BIGINT NOT NULL DEFAULT 0,
-        fire_ms BIGINT NOT NULL DEFAULT 0)",
+        account TEXT NOT NULL, segment TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        key_kind TEXT NOT NULL, keys TEXT NOT NULL, evaluated_at TEXT NOT NULL,
+        expires_at_ms BIGINT NOT NULL, PRIMARY KEY (account, segment))",
+    "CREATE TABLE IF NOT EXISTS segment_sync_member (account TEXT NOT NULL, sync TEXT NOT NULL,
+        key TEXT NOT NULL, PRIMARY KEY (account, sync, key)){no_rowid}",
+    "CREATE TABLE IF NOT EXISTS import_lease (account TEXT NOT NULL, job TEXT NOT NULL,
+        owner TEXT, token BIGINT NOT NULL DEFAULT 0, expires_at_ms BIGINT NOT NULL DEFAULT 0,
+        fire_ms BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (account, job))",
 ];
 
 /// Columns added to tables of older state files: (table, column, definition).
@@ -372,6 +449,83 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("import_run", "takeover", "BIGINT NOT NULL DEFAULT 0"),
     ("import_run", "token", "BIGINT"),
 ];
+
+/// What a table written before names were per account is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegacyKind {
+    Import,
+    Segment,
+    Sync,
+}
+
+/// The tables of a store from before names were per account: (table, its name column,
+/// whose name it is, its columns besides `account` as the older version created them;
+/// `import_run` also has its [`ADDED_COLUMNS`]). Such a table has no `account` column.
+const LEGACY_TABLES: &[(&str, &str, LegacyKind, &[&str])] = &[
+    (
+        "import_checkpoint",
+        "job",
+        LegacyKind::Import,
+        &[
+            "job",
+            "cursor_kind",
+            "cursor_text",
+            "position",
+            "updated_at",
+        ],
+    ),
+    (
+        "import_run",
+        "job",
+        LegacyKind::Import,
+        &[
+            "id",
+            "job",
+            "started_at",
+            "ended_at",
+            "rows_read",
+            "inserted",
+            "updated",
+            "skipped",
+            "error",
+        ],
+    ),
+    (
+        "import_boundary",
+        "job",
+        LegacyKind::Import,
+        &["job", "key", "digest"],
+    ),
+    ("file_sink_key", "job", LegacyKind::Import, &["job", "key"]),
+    (
+        "segment_cache",
+        "segment",
+        LegacyKind::Segment,
+        &[
+            "segment",
+            "fingerprint",
+            "key_kind",
+            "keys",
+            "evaluated_at",
+            "expires_at_ms",
+        ],
+    ),
+    (
+        "segment_sync_member",
+        "sync",
+        LegacyKind::Sync,
+        &["sync", "key"],
+    ),
+    (
+        "import_lease",
+        "job",
+        LegacyKind::Import,
+        &["job", "owner", "token", "expires_at_ms", "fire_ms"],
+    ),
+];
+
+/// The index of the older `import_run`, dropped with it (its name would clash).
+const LEGACY_INDEXES: &[&str] = &["import_run_job"];
 
 /// How a committed batch changes the rows remembered at the cursor value (see
 /// [`StateStore::boundary`]).
@@ -429,26 +583,30 @@ where
         sqlx::query::<DB>(AssertSqlSafe(sql.into()))
     }
 
-    /// Inserts `(owner, key)` for every key into `target` (`table (col, col)`), skipping
-    /// pairs already there: [`KEYS_PER_INSERT`] rows per statement, so that a batch of
-    /// keys costs a few round trips on the PostgreSQL store, not one per key.
+    /// Inserts `(account, owner, key)` for every key into `target` (`table (col, col,
+    /// col)`), skipping rows already there: [`KEYS_PER_INSERT`] rows per statement, so
+    /// that a batch of keys costs a few round trips on the PostgreSQL store, not one per
+    /// key.
     async fn insert_keys(
         &self,
         tx: &mut sqlx::Transaction<'static, DB>,
         target: &str,
-        owner: &str,
+        (account, owner): (&str, &str),
         keys: &[String],
     ) -> std::result::Result<(), sqlx::Error> {
         for chunk in keys.chunks(KEYS_PER_INSERT) {
             let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
                 .collect();
             let mut query = self.query(format!(
                 "INSERT INTO {target} VALUES {} ON CONFLICT DO NOTHING",
                 rows.join(", ")
             ));
             for key in chunk {
-                query = query.bind(owner.to_owned()).bind(key.clone());
+                query = query
+                    .bind(account.to_owned())
+                    .bind(owner.to_owned())
+                    .bind(key.clone());
             }
             query.execute(&mut **tx).await?;
         }
@@ -477,12 +635,128 @@ where
             .collect()
     }
 
-    async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>> {
+    /// Moves the tables of a store from before names were per account (`present`: its
+    /// (table, column) pairs) to the current schema, in `tx`: each such table is renamed,
+    /// created anew (by `schema`), copied with the account `""` and runs numbered per
+    /// import in the order they started, and dropped; then each name's rows go to the
+    /// account that alone has that name ([`LegacyOwners`]). `after_copy` runs once the
+    /// rows are copied (PostgreSQL moves its run id sequence past the copied ids).
+    async fn migrate_legacy(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        present: &HashSet<(String, String)>,
+        schema: &[String],
+        owners: &LegacyOwners,
+        after_copy: Option<&str>,
+    ) -> Result<()> {
+        let has =
+            |table: &str, column: &str| present.contains(&(table.to_owned(), column.to_owned()));
+        let legacy: Vec<_> = LEGACY_TABLES
+            .iter()
+            .filter(|(table, name, ..)| has(table, name) && !has(table, "account"))
+            .collect();
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let fail = |e| self.error("cannot move its tables to per-account names", e);
+        let mut statements: Vec<String> = LEGACY_INDEXES
+            .iter()
+            .map(|index| format!("DROP INDEX IF EXISTS {index}"))
+            .collect();
+        for (table, ..) in &legacy {
+            statements.push(format!("ALTER TABLE {table} RENAME TO {table}_legacy"));
+            for (_, column, definition) in ADDED_COLUMNS.iter().filter(|(t, ..)| t == table) {
+                if !has(table, column) {
+                    statements.push(format!(
+                        "ALTER TABLE {table}_legacy ADD COLUMN {column} {definition}"
+                    ));
+                }
+            }
+        }
+        statements.extend(schema.iter().cloned());
+        for (table, _, _, columns) in &legacy {
+            let added: Vec<&str> = ADDED_COLUMNS
+                .iter()
+                .filter(|(t, ..)| t == table)
+                .map(|(_, column, _)| *column)
+                .collect();
+            for (_, column, definition) in ADDED_COLUMNS.iter().filter(|(t, ..)| t == table) {
+                statements.push(format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ));
+            }
+            let columns = columns
+                .iter()
+                .chain(&added)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (run, number) = if *table == "import_run" {
+                (
+                    ", run",
+                    ", ROW_NUMBER() OVER (PARTITION BY job ORDER BY id)",
+                )
+            } else {
+                ("", "")
+            };
+            statements.push(format!(
+                "INSERT INTO {table} (account, {columns}{run})
+                 SELECT '', {columns}{number} FROM {table}_legacy"
+            ));
+            statements.push(format!("DROP TABLE {table}_legacy"));
+        }
+        statements.extend(after_copy.map(str::to_owned));
+        for statement in statements {
+            self.query(statement)
+                .execute(&mut **tx)
+                .await
+                .map_err(fail)?;
+        }
+        let mut unowned = BTreeSet::new();
+        for (table, name, kind, _) in &legacy {
+            for (owned, account) in owners.unique(*kind) {
+                self.query(format!(
+                    "UPDATE {table} SET account = $1 WHERE account = '' AND {name} = $2"
+                ))
+                .bind(account.clone())
+                .bind(owned.clone())
+                .execute(&mut **tx)
+                .await
+                .map_err(fail)?;
+            }
+            let left = self
+                .query(format!(
+                    "SELECT DISTINCT {name} FROM {table} WHERE account = ''"
+                ))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(fail)?;
+            unowned.extend(left.into_iter().map(|row| row.get::<String, _>(0)));
+        }
+        tracing::info!(
+            store = %self.label,
+            tables = legacy.len(),
+            "moved the state store to per-account names"
+        );
+        if !unowned.is_empty() {
+            tracing::warn!(
+                store = %self.label,
+                names = %unowned.into_iter().collect::<Vec<_>>().join(", "),
+                "state of names that no account, or several accounts, have was kept under \
+                 the account \"\" (not used by any job)"
+            );
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, account: &str, job: &str) -> Result<Option<Checkpoint>> {
         let mut conn = self.connection().await?;
         let row = self
             .query(
-                "SELECT cursor_kind, cursor_text, position FROM import_checkpoint WHERE job = $1",
+                "SELECT cursor_kind, cursor_text, position FROM import_checkpoint
+                 WHERE account = $1 AND job = $2",
             )
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .fetch_optional(&mut *conn)
             .await
@@ -501,10 +775,11 @@ where
         }))
     }
 
-    async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
+    async fn boundary(&self, account: &str, job: &str) -> Result<HashMap<String, String>> {
         let mut conn = self.connection().await?;
         let rows = self
-            .query("SELECT key, digest FROM import_boundary WHERE job = $1")
+            .query("SELECT key, digest FROM import_boundary WHERE account = $1 AND job = $2")
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .fetch_all(&mut *conn)
             .await
@@ -515,12 +790,19 @@ where
             .collect())
     }
 
-    /// The statement that records the start of a run under `lease`, returning its id.
+    /// The statement that records the start of a run under `lease`, numbered after the
+    /// import's last run, returning its id and number. (Two runs of one import are never
+    /// recorded at once: the lease or the import's lock file is held; the unique index
+    /// on the number would refuse the second.)
     fn insert_run(&self, lease: &Lease) -> SqlQuery<DB> {
         self.query(
-            "INSERT INTO import_run (job, started_at, worker, fire_at, takeover, token)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO import_run
+               (account, job, run, started_at, worker, fire_at, takeover, token)
+             SELECT $1, $2, COALESCE(MAX(run), 0) + 1, $3, $4, $5, $6, $7 FROM import_run
+             WHERE account = $1 AND job = $2
+             RETURNING id, run",
         )
+        .bind(lease.account.clone())
         .bind(lease.job.clone())
         .bind(Utc::now().to_rfc3339())
         .bind(lease.worker.clone())
@@ -529,7 +811,7 @@ where
         .bind((lease.token > 0).then_some(lease.token))
     }
 
-    async fn begin_run(&self, lease: &Lease) -> Result<i64> {
+    async fn begin_run(&self, lease: &Lease) -> Result<StartedRun> {
         if let Some(run) = lease.run {
             return Ok(run);
         }
@@ -539,14 +821,19 @@ where
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| self.error("cannot record a run", e))?;
-        Ok(row.get(0))
+        Ok(StartedRun {
+            id: row.get(0),
+            number: row.get(1),
+        })
     }
 
-    /// The statement that extends lease `token` of `job` (`$1`, `$2`) by the lease time
-    /// (`$3`, ms), returning the token when the lease is still this worker's.
+    /// The statement that extends lease `token` (`$3`) of import `job` (`$2`) of
+    /// `account` (`$1`) by the lease time (`$4`, ms), returning the token when the
+    /// lease is still this worker's.
     fn extend_sql(&self) -> String {
         format!(
-            "UPDATE import_lease SET expires_at_ms = {} + $3 WHERE job = $1 AND token = $2
+            "UPDATE import_lease SET expires_at_ms = {} + $4
+             WHERE account = $1 AND job = $2 AND token = $3
              RETURNING token",
             self.now_ms
         )
@@ -557,10 +844,11 @@ where
             .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
     }
 
-    async fn renew(&self, job: &str, token: i64) -> Result<bool> {
+    async fn renew(&self, account: &str, job: &str, token: i64) -> Result<bool> {
         let mut conn = self.connection().await?;
         let row = self
             .query(self.extend_sql())
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .bind(token)
             .bind(self.lease_ms())
@@ -576,8 +864,10 @@ where
         }
         let mut conn = self.connection().await?;
         self.query(
-            "UPDATE import_lease SET owner = NULL, expires_at_ms = 0 WHERE job = $1 AND token = $2",
+            "UPDATE import_lease SET owner = NULL, expires_at_ms = 0
+             WHERE account = $1 AND job = $2 AND token = $3",
         )
+        .bind(lease.account.clone())
         .bind(lease.job.clone())
         .bind(lease.token)
         .execute(&mut *conn)
@@ -587,7 +877,7 @@ where
     }
 
     async fn commit_batch(&self, lease: &Lease, run: i64, batch: BatchCommit<'_>) -> Result<()> {
-        let job = lease.job.clone();
+        let (account, job) = (lease.account.clone(), lease.job.clone());
         let (kind, text) = match &batch.checkpoint.cursor {
             Some(value) => {
                 let (k, t) = encode_value(value)?;
@@ -600,6 +890,7 @@ where
             // Fencing: the checkpoint moves only while the lease is this worker's.
             let held = self
                 .query(self.extend_sql())
+                .bind(account.clone())
                 .bind(job.clone())
                 .bind(lease.token)
                 .bind(self.lease_ms())
@@ -610,20 +901,22 @@ where
                 return Err(Error::new(
                     ErrorKind::Internal,
                     format!(
-                        "import `{job}`: this worker lost its lease (token {}) to another \
-                         worker; the batch's checkpoint is not saved",
+                        "import `{job}` of account `{account}`: this worker lost its lease \
+                         (token {}) to another worker; the batch's checkpoint is not saved",
                         lease.token
                     ),
                 ));
             }
         }
         self.query(
-            "INSERT INTO import_checkpoint (job, cursor_kind, cursor_text, position, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (job) DO UPDATE SET cursor_kind = excluded.cursor_kind,
+            "INSERT INTO import_checkpoint
+               (account, job, cursor_kind, cursor_text, position, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account, job) DO UPDATE SET cursor_kind = excluded.cursor_kind,
                cursor_text = excluded.cursor_text, position = excluded.position,
                updated_at = excluded.updated_at",
         )
+        .bind(account.clone())
         .bind(job.clone())
         .bind(kind)
         .bind(text)
@@ -634,7 +927,8 @@ where
         .map_err(|e| self.error("cannot write a checkpoint", e))?;
         if let Some(boundary) = batch.boundary {
             if boundary.replace {
-                self.query("DELETE FROM import_boundary WHERE job = $1")
+                self.query("DELETE FROM import_boundary WHERE account = $1 AND job = $2")
+                    .bind(account.clone())
                     .bind(job.clone())
                     .execute(&mut *tx)
                     .await
@@ -642,9 +936,11 @@ where
             }
             for (key, digest) in boundary.rows {
                 self.query(
-                    "INSERT INTO import_boundary (job, key, digest) VALUES ($1, $2, $3)
-                     ON CONFLICT (job, key) DO UPDATE SET digest = excluded.digest",
+                    "INSERT INTO import_boundary (account, job, key, digest)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (account, job, key) DO UPDATE SET digest = excluded.digest",
                 )
+                .bind(account.clone())
                 .bind(job.clone())
                 .bind(key.clone())
                 .bind(digest.clone())
@@ -667,24 +963,37 @@ where
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error("cannot write a run", e))?;
-        self.insert_keys(&mut tx, "file_sink_key (job, key)", &job, batch.new_keys)
-            .await
-            .map_err(|e| self.error("cannot write the key index", e))?;
+        self.insert_keys(
+            &mut tx,
+            "file_sink_key (account, job, key)",
+            (&account, &job),
+            batch.new_keys,
+        )
+        .await
+        .map_err(|e| self.error("cannot write the key index", e))?;
         tx.commit()
             .await
             .map_err(|e| self.error("cannot commit a checkpoint", e))
     }
 
-    async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>> {
+    async fn existing_keys(
+        &self,
+        account: &str,
+        job: &str,
+        keys: &[String],
+    ) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
         let mut conn = self.connection().await?;
         for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let list: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+            let list: Vec<String> = (3..chunk.len() + 3).map(|n| format!("${n}")).collect();
             let sql = format!(
-                "SELECT key FROM file_sink_key WHERE job = $1 AND key IN ({})",
+                "SELECT key FROM file_sink_key WHERE account = $1 AND job = $2 AND key IN ({})",
                 list.join(",")
             );
-            let mut query = self.query(sql).bind(job.to_owned());
+            let mut query = self
+                .query(sql)
+                .bind(account.to_owned())
+                .bind(job.to_owned());
             for key in chunk {
                 query = query.bind(key.clone());
             }
@@ -735,14 +1044,15 @@ where
         Ok(())
     }
 
-    async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
+    async fn history(&self, account: &str, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let mut conn = self.connection().await?;
         let rows = self
             .query(
-                "SELECT id, started_at, ended_at, rows_read, inserted, updated, skipped, error,
+                "SELECT run, started_at, ended_at, rows_read, inserted, updated, skipped, error,
                  unchanged, attempts, stopped, worker, fire_at, takeover FROM import_run
-                 WHERE job = $1 ORDER BY id DESC LIMIT $2",
+                 WHERE account = $1 AND job = $2 ORDER BY run DESC LIMIT $3",
             )
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .bind(limit.min(i64::MAX as usize) as i64)
             .fetch_all(&mut *conn)
@@ -777,6 +1087,7 @@ where
 
     async fn cached_segment(
         &self,
+        account: &str,
         segment: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
@@ -785,8 +1096,10 @@ where
         let row = self
             .query(
                 "SELECT key_kind, keys, evaluated_at FROM segment_cache
-                 WHERE segment = $1 AND fingerprint = $2 AND expires_at_ms > $3",
+                 WHERE account = $1 AND segment = $2 AND fingerprint = $3
+                   AND expires_at_ms > $4",
             )
+            .bind(account.to_owned())
             .bind(segment.to_owned())
             .bind(fingerprint.to_owned())
             .bind(now.timestamp_millis())
@@ -811,6 +1124,7 @@ where
 
     async fn store_segment(
         &self,
+        account: &str,
         segment: &str,
         fingerprint: &str,
         cached: &CachedSegment,
@@ -820,12 +1134,14 @@ where
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let mut conn = self.connection().await?;
         self.query(
-            "INSERT INTO segment_cache (segment, fingerprint, key_kind, keys, evaluated_at, expires_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (segment) DO UPDATE SET fingerprint = excluded.fingerprint,
+            "INSERT INTO segment_cache
+               (account, segment, fingerprint, key_kind, keys, evaluated_at, expires_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (account, segment) DO UPDATE SET fingerprint = excluded.fingerprint,
                key_kind = excluded.key_kind, keys = excluded.keys,
                evaluated_at = excluded.evaluated_at, expires_at_ms = excluded.expires_at_ms",
         )
+        .bind(account.to_owned())
         .bind(segment.to_owned())
         .bind(fingerprint.to_owned())
         .bind(cached.key_kind.clone())
@@ -838,10 +1154,11 @@ where
         Ok(())
     }
 
-    async fn synced_members(&self, sync: &str) -> Result<HashSet<String>> {
+    async fn synced_members(&self, account: &str, sync: &str) -> Result<HashSet<String>> {
         let mut conn = self.connection().await?;
         let rows = self
-            .query("SELECT key FROM segment_sync_member WHERE sync = $1")
+            .query("SELECT key FROM segment_sync_member WHERE account = $1 AND sync = $2")
+            .bind(account.to_owned())
             .bind(sync.to_owned())
             .fetch_all(&mut *conn)
             .await
@@ -849,18 +1166,32 @@ where
         Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
     }
 
-    async fn record_sync(&self, sync: &str, added: &[String], removed: &[String]) -> Result<()> {
+    async fn record_sync(
+        &self,
+        account: &str,
+        sync: &str,
+        added: &[String],
+        removed: &[String],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        self.insert_keys(&mut tx, "segment_sync_member (sync, key)", sync, added)
+        self.insert_keys(
+            &mut tx,
+            "segment_sync_member (account, sync, key)",
+            (account, sync),
+            added,
+        )
+        .await
+        .map_err(|e| self.error("cannot write the synced members", e))?;
+        for key in removed {
+            self.query(
+                "DELETE FROM segment_sync_member WHERE account = $1 AND sync = $2 AND key = $3",
+            )
+            .bind(account.to_owned())
+            .bind(sync.to_owned())
+            .bind(key.clone())
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.error("cannot write the synced members", e))?;
-        for key in removed {
-            self.query("DELETE FROM segment_sync_member WHERE sync = $1 AND key = $2")
-                .bind(sync.to_owned())
-                .bind(key.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error("cannot write the synced members", e))?;
         }
         tx.commit()
             .await
@@ -868,7 +1199,7 @@ where
     }
 }
 
-/// Rows per multi-row `INSERT` of keys: 2 parameters each, far below SQLite's limit of
+/// Rows per multi-row `INSERT` of keys: 3 parameters each, far below SQLite's limit of
 /// 32,766 parameters per statement and PostgreSQL's 65,535.
 const KEYS_PER_INSERT: usize = 500;
 
@@ -896,27 +1227,27 @@ macro_rules! sql_state_store {
                 self.hold_schedule_here()
             }
 
-            async fn acquire(&self, job: &str, claim: Claim) -> Result<Acquired> {
-                self.acquire_here(job, claim).await
+            async fn acquire(&self, account: &str, job: &str, claim: Claim) -> Result<Acquired> {
+                self.acquire_here(account, job, claim).await
             }
 
-            async fn renew(&self, job: &str, token: i64) -> Result<bool> {
-                self.inner.renew(job, token).await
+            async fn renew(&self, account: &str, job: &str, token: i64) -> Result<bool> {
+                self.inner.renew(account, job, token).await
             }
 
             async fn release(&self, lease: Lease) -> Result<()> {
                 self.inner.release(&lease).await
             }
 
-            async fn checkpoint(&self, job: &str) -> Result<Option<Checkpoint>> {
-                self.inner.checkpoint(job).await
+            async fn checkpoint(&self, account: &str, job: &str) -> Result<Option<Checkpoint>> {
+                self.inner.checkpoint(account, job).await
             }
 
-            async fn boundary(&self, job: &str) -> Result<HashMap<String, String>> {
-                self.inner.boundary(job).await
+            async fn boundary(&self, account: &str, job: &str) -> Result<HashMap<String, String>> {
+                self.inner.boundary(account, job).await
             }
 
-            async fn begin_run(&self, lease: &Lease) -> Result<i64> {
+            async fn begin_run(&self, lease: &Lease) -> Result<StartedRun> {
                 self.inner.begin_run(lease).await
             }
 
@@ -929,8 +1260,13 @@ macro_rules! sql_state_store {
                 self.inner.commit_batch(lease, run, batch).await
             }
 
-            async fn existing_keys(&self, job: &str, keys: &[String]) -> Result<HashSet<String>> {
-                self.inner.existing_keys(job, keys).await
+            async fn existing_keys(
+                &self,
+                account: &str,
+                job: &str,
+                keys: &[String],
+            ) -> Result<HashSet<String>> {
+                self.inner.existing_keys(account, job, keys).await
             }
 
             async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {
@@ -947,42 +1283,52 @@ macro_rules! sql_state_store {
                 self.inner.finish_run(run, counts, stopped, error).await
             }
 
-            async fn history(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
-                self.inner.history(job, limit).await
+            async fn history(
+                &self,
+                account: &str,
+                job: &str,
+                limit: usize,
+            ) -> Result<Vec<RunRecord>> {
+                self.inner.history(account, job, limit).await
             }
 
             async fn cached_segment(
                 &self,
+                account: &str,
                 segment: &str,
                 fingerprint: &str,
                 now: DateTime<Utc>,
             ) -> Result<Option<CachedSegment>> {
-                self.inner.cached_segment(segment, fingerprint, now).await
+                self.inner
+                    .cached_segment(account, segment, fingerprint, now)
+                    .await
             }
 
             async fn store_segment(
                 &self,
+                account: &str,
                 segment: &str,
                 fingerprint: &str,
                 cached: &CachedSegment,
                 expires_at: DateTime<Utc>,
             ) -> Result<()> {
                 self.inner
-                    .store_segment(segment, fingerprint, cached, expires_at)
+                    .store_segment(account, segment, fingerprint, cached, expires_at)
                     .await
             }
 
-            async fn synced_members(&self, sync: &str) -> Result<HashSet<String>> {
-                self.inner.synced_members(sync).await
+            async fn synced_members(&self, account: &str, sync: &str) -> Result<HashSet<String>> {
+                self.inner.synced_members(account, sync).await
             }
 
             async fn record_sync(
                 &self,
+                account: &str,
                 sync: &str,
                 added: &[String],
                 removed: &[String],
             ) -> Result<()> {
-                self.inner.record_sync(sync, added, removed).await
+                self.inner.record_sync(account, sync, added, removed).await
             }
 
             async fn close(&self) {
@@ -1011,8 +1357,9 @@ pub struct SqliteStateStore {
 sql_state_store!(SqliteStateStore);
 
 impl SqliteStateStore {
-    /// Opens (creating when missing) the state store at `path`.
-    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+    /// Opens (creating when missing) the state store at `path`; a file written before
+    /// names were per account is migrated, its rows going to their `owners`.
+    pub async fn open(path: impl AsRef<Path>, owners: &LegacyOwners) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let label = format!("sqlite `{}`", path.display());
         let options = SqliteConnectOptions::new()
@@ -1038,6 +1385,7 @@ impl SqliteStateStore {
         };
         let schema =
             SqlStore::<Sqlite>::schema("INTEGER PRIMARY KEY AUTOINCREMENT", " WITHOUT ROWID");
+        store.migrate(&schema, owners).await?;
         for statement in schema {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&store.inner.pool)
@@ -1048,6 +1396,34 @@ impl SqliteStateStore {
             store.add_column(table, column, definition).await?;
         }
         Ok(store)
+    }
+
+    /// Migrates a file from before names were per account, holding the file's write lock
+    /// from the first look (another process opening it at once waits, then finds it
+    /// migrated).
+    async fn migrate(&self, schema: &[String], owners: &LegacyOwners) -> Result<()> {
+        let inner = &self.inner;
+        let mut tx = inner
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| inner.error("cannot begin a transaction", e))?;
+        let present: HashSet<(String, String)> = sqlx::query(
+            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p
+             WHERE m.type = 'table'",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| inner.error("cannot read its tables", e))?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+        inner
+            .migrate_legacy(&mut tx, &present, schema, owners, None)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| inner.error("cannot move its tables to per-account names", e))
     }
 
     /// Adds `column` to `table` of a state file written by an older version.
@@ -1116,20 +1492,24 @@ impl SqliteStateStore {
         })
     }
 
-    async fn acquire_here(&self, job: &str, claim: Claim) -> Result<Acquired> {
-        let safe: String = job
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = self.lock_path(&format!(".{safe}.lock"));
+    async fn acquire_here(&self, account: &str, job: &str, claim: Claim) -> Result<Acquired> {
+        let safe = |name: &str| -> String {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        // Names that differ only in other characters share a file: their runs then wait
+        // for each other, nothing worse.
+        let path = self.lock_path(&format!(".{}.{}.lock", safe(account), safe(job)));
         Ok(match try_lock(&path)? {
             Ok(file) => Acquired::Taken(Lease {
+                account: account.to_owned(),
                 job: job.to_owned(),
                 run: None,
                 token: 0,
@@ -1203,7 +1583,14 @@ impl PostgresStateStore {
     /// Connects to the database `url` names (a secret: never printed), TLS verified in
     /// full unless the URL names another `sslmode` (as for the PostgreSQL sink), and
     /// creates the tables when missing, in `schema` when given (created too).
-    pub async fn open(url: &SecretSource, schema: Option<&str>, lease: Duration) -> Result<Self> {
+    /// A store written before names were per account is migrated, its rows going to
+    /// their `owners`.
+    pub async fn open(
+        url: &SecretSource,
+        schema: Option<&str>,
+        lease: Duration,
+        owners: &LegacyOwners,
+    ) -> Result<Self> {
         let url = url
             .resolve(&extdata::SecretPolicy::deny_all())
             .map_err(|e| Error::config(format!("state.url: {e}")))?;
@@ -1227,11 +1614,11 @@ impl PostgresStateStore {
                 lease: Some(lease),
             },
         };
-        store.create_tables(schema).await?;
+        store.create_tables(schema, owners).await?;
         Ok(store)
     }
 
-    async fn create_tables(&self, schema: Option<&str>) -> Result<()> {
+    async fn create_tables(&self, schema: Option<&str>, owners: &LegacyOwners) -> Result<()> {
         let inner = &self.inner;
         let mut tx = inner.begin().await?;
         let mut statements = vec![format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")];
@@ -1241,11 +1628,22 @@ impl PostgresStateStore {
                 schema.replace('"', "\"\"")
             ));
         }
-        statements.extend(SqlStore::<Postgres>::schema(
-            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-            "",
-        ));
         for statement in statements {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| inner.error("cannot create its tables", e))?;
+        }
+        let tables =
+            SqlStore::<Postgres>::schema("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "");
+        let present = Self::columns(inner, &mut tx).await?;
+        // The copied runs keep their ids: the identity continues after them.
+        let after_copy = "SELECT setval(pg_get_serial_sequence('import_run', 'id'),
+            (SELECT COALESCE(MAX(id), 0) + 1 FROM import_run), false)";
+        inner
+            .migrate_legacy(&mut tx, &present, &tables, owners, Some(after_copy))
+            .await?;
+        for statement in tables {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await
@@ -1253,16 +1651,7 @@ impl PostgresStateStore {
         }
         // Only the missing columns: ALTER TABLE locks the table even when it changes
         // nothing, and would stall the other workers' runs while they commit.
-        let present: HashSet<(String, String)> = sqlx::query(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns
-             WHERE table_schema = current_schema()",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| inner.error("cannot read its tables", e))?
-        .into_iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+        let present = Self::columns(inner, &mut tx).await?;
         for (table, column, definition) in ADDED_COLUMNS {
             if present.contains(&((*table).to_owned(), (*column).to_owned())) {
                 continue;
@@ -1279,15 +1668,36 @@ impl PostgresStateStore {
             .map_err(|e| inner.error("cannot create its tables", e))
     }
 
+    /// The (table, column) pairs of the store's schema.
+    async fn columns(
+        inner: &SqlStore<Postgres>,
+        tx: &mut sqlx::Transaction<'static, Postgres>,
+    ) -> Result<HashSet<(String, String)>> {
+        Ok(sqlx::query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema()",
+        )
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(|e| inner.error("cannot read its tables", e))?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+    }
+
     fn hold_schedule_here(&self) -> Result<std::result::Result<ScheduleGuard, String>> {
         Ok(Ok(ScheduleGuard { _lock: None }))
     }
 
-    async fn acquire_here(&self, job: &str, claim: Claim) -> Result<Acquired> {
+    async fn acquire_here(&self, account: &str, job: &str, claim: Claim) -> Result<Acquired> {
         let inner = &self.inner;
         let mut tx = inner.begin().await?;
         inner
-            .query("INSERT INTO import_lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+            .query(
+                "INSERT INTO import_lease (account, job) VALUES ($1, $2)
+                 ON CONFLICT (account, job) DO NOTHING",
+            )
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .execute(&mut *tx)
             .await
@@ -1295,9 +1705,10 @@ impl PostgresStateStore {
         let row = inner
             .query(format!(
                 "SELECT owner, token, expires_at_ms, fire_ms, {} FROM import_lease
-                 WHERE job = $1 FOR UPDATE",
+                 WHERE account = $1 AND job = $2 FOR UPDATE",
                 inner.now_ms
             ))
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .fetch_one(&mut *tx)
             .await
@@ -1322,9 +1733,10 @@ impl PostgresStateStore {
         let token = current.token + 1;
         inner
             .query(
-                "UPDATE import_lease SET owner = $2, token = $3, expires_at_ms = $4,
-                 fire_ms = $5 WHERE job = $1",
+                "UPDATE import_lease SET owner = $3, token = $4, expires_at_ms = $5,
+                 fire_ms = $6 WHERE account = $1 AND job = $2",
             )
+            .bind(account.to_owned())
             .bind(job.to_owned())
             .bind(inner.worker.clone())
             .bind(token)
@@ -1334,6 +1746,7 @@ impl PostgresStateStore {
             .await
             .map_err(|e| inner.error("cannot take a lease", e))?;
         let mut lease = Lease {
+            account: account.to_owned(),
             job: job.to_owned(),
             run: None,
             token,
@@ -1348,12 +1761,16 @@ impl PostgresStateStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| inner.error("cannot record a run", e))?;
-        lease.run = Some(run.get(0));
+        lease.run = Some(StartedRun {
+            id: run.get(0),
+            number: run.get(1),
+        });
         tx.commit()
             .await
             .map_err(|e| inner.error("cannot take a lease", e))?;
         if takeover {
             tracing::warn!(
+                account,
                 import = job,
                 worker = %inner.worker,
                 previous = current.owner.as_deref().unwrap_or_default(),

@@ -50,8 +50,10 @@ fn a_strict_cursor_comparison_is_named_with_its_fix() {
     let config = fixture.jobs(&body);
     let warnings = config.config().warnings();
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
-    assert!(warnings[0].starts_with("import `gt`: query: compares with `> :cursor`"));
-    assert!(warnings[1].starts_with("import `lt`: query:"));
+    assert!(
+        warnings[0].starts_with("import `gt` of account `42`: query: compares with `> :cursor`")
+    );
+    assert!(warnings[1].starts_with("import `lt` of account `42`: query:"));
     assert!(warnings.iter().all(|w| w.contains("use `>= :cursor`")));
 }
 

@@ -789,7 +789,7 @@ on_add = "INSERT INTO c VALUES (:key)"
     // Written twice (the second segment is invalid as well), named after the same
     // segment, and written twice among syncs: each reported once.
     assert_eq!(
-        count("vip: name: is used by another segment;"),
+        count("vip: name: is used by another segment of account `42`;"),
         1,
         "{problems}"
     );
@@ -799,12 +799,12 @@ on_add = "INSERT INTO c VALUES (:key)"
         "{problems}"
     );
     assert_eq!(
-        count("vip: name: is used by another segment sync;"),
+        count("vip: name: is used by another segment sync of account `42`;"),
         1,
         "{problems}"
     );
     assert_eq!(
-        count("s: name: is used by another segment sync;"),
+        count("s: name: is used by another segment sync of account `42`;"),
         1,
         "{problems}"
     );

@@ -52,7 +52,8 @@ async fn an_older_state_file_gains_the_new_history_columns() {
 #[tokio::test]
 async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
     use extdata_jobs::{
-        Acquired, BatchCommit, Checkpoint, Claim, PostgresStateStore, RunCounts, StateStore,
+        Acquired, BatchCommit, Checkpoint, Claim, LegacyOwners, PostgresStateStore, RunCounts,
+        StateStore,
     };
     use std::time::Duration;
 
@@ -62,10 +63,11 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
     let url = extdata::SecretSource::literal(url);
     let schema = format!("extdata_leases_{}", std::process::id());
     let lease = Duration::from_secs(1);
-    let a = PostgresStateStore::open(&url, Some(&schema), lease)
+    let owners = LegacyOwners::default();
+    let a = PostgresStateStore::open(&url, Some(&schema), lease, &owners)
         .await
         .unwrap();
-    let b = PostgresStateStore::open(&url, Some(&schema), lease)
+    let b = PostgresStateStore::open(&url, Some(&schema), lease, &owners)
         .await
         .unwrap();
     let fire = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
@@ -75,31 +77,38 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
     };
 
     // A fire time: taken by one, then nothing for the other.
-    let first = taken(a.acquire("orders", Claim::Fire(fire)).await.unwrap());
+    let first = taken(a.acquire("42", "orders", Claim::Fire(fire)).await.unwrap());
     assert_eq!((first.fire(), first.takeover()), (Some(fire), false));
-    match b.acquire("orders", Claim::Fire(fire)).await.unwrap() {
+    match b.acquire("42", "orders", Claim::Fire(fire)).await.unwrap() {
         Acquired::Busy { expires_in, .. } => assert!(expires_in.unwrap() <= lease),
         other => panic!("{other:?}"),
     }
     a.release(first).await.unwrap();
     assert!(matches!(
-        b.acquire("orders", Claim::Fire(fire)).await.unwrap(),
+        b.acquire("42", "orders", Claim::Fire(fire)).await.unwrap(),
         Acquired::Nothing
     ));
     assert!(matches!(
-        b.acquire("orders", Claim::Abandoned).await.unwrap(),
+        b.acquire("42", "orders", Claim::Abandoned).await.unwrap(),
         Acquired::Nothing
     ));
 
     // A lease left to expire is taken over; the old holder is fenced.
-    let old = taken(a.acquire("orders", Claim::Now).await.unwrap());
+    let old = taken(a.acquire("42", "orders", Claim::Now).await.unwrap());
     let old_run = a.begin_run(&old).await.unwrap();
+    // The take of the fire time above recorded run 1.
+    assert_eq!(old_run.number, 2);
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
-    let new = taken(b.acquire("orders", Claim::Abandoned).await.unwrap());
+    let new = taken(b.acquire("42", "orders", Claim::Abandoned).await.unwrap());
     assert!(new.takeover());
     assert!(new.token() > old.token());
     let new_run = b.begin_run(&new).await.unwrap();
     assert_ne!(old_run, new_run);
+    assert_eq!(new_run.number, 3);
+    // The same name in another account is another import: its own lease and numbers.
+    let other = taken(a.acquire("7", "orders", Claim::Now).await.unwrap());
+    assert_eq!(a.begin_run(&other).await.unwrap().number, 1);
+    a.release(other).await.unwrap();
     let checkpoint = |cursor: i64| Checkpoint {
         cursor: Some(extdata::Value::I64(cursor)),
         position: None,
@@ -113,18 +122,26 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
     };
     let (stale, fresh) = (checkpoint(99), checkpoint(7));
     let refused = a
-        .commit_batch(&old, old_run, batch(&stale))
+        .commit_batch(&old, old_run.id, batch(&stale))
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("lost its lease"), "{refused}");
-    assert!(!a.renew("orders", old.token()).await.unwrap());
-    b.commit_batch(&new, new_run, batch(&fresh)).await.unwrap();
+    assert!(!a.renew("42", "orders", old.token()).await.unwrap());
+    b.commit_batch(&new, new_run.id, batch(&fresh))
+        .await
+        .unwrap();
     assert_eq!(
-        a.checkpoint("orders").await.unwrap().unwrap().cursor,
+        a.checkpoint("42", "orders").await.unwrap().unwrap().cursor,
         Some(extdata::Value::I64(7))
     );
-    let history = a.history("orders", 10).await.unwrap();
+    assert_eq!(a.checkpoint("7", "orders").await.unwrap(), None);
+    let history = a.history("42", "orders", 10).await.unwrap();
     assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(
+        history.iter().map(|run| run.id).collect::<Vec<_>>(),
+        [3, 2, 1],
+        "{history:?}"
+    );
     assert!(history[0].takeover && history[0].worker.is_some());
     b.release(new).await.unwrap();
 
@@ -139,7 +156,7 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
 /// already stored among them, all land once, on both stores; synced members likewise.
 async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
     use extdata_jobs::{BatchCommit, Checkpoint, Claim, RunCounts};
-    let lease = match store.acquire("keys", Claim::Now).await.unwrap() {
+    let lease = match store.acquire("42", "keys", Claim::Now).await.unwrap() {
         extdata_jobs::Acquired::Taken(lease) => lease,
         other => panic!("not taken: {other:?}"),
     };
@@ -160,21 +177,37 @@ async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
             counts: &counts,
             new_keys: keys,
         };
-        store.commit_batch(&lease, run, batch).await.unwrap();
+        store.commit_batch(&lease, run.id, batch).await.unwrap();
     }
     let asked: Vec<String> = (0..2_100).map(|i| format!("k{i}")).collect();
-    let found = store.existing_keys("keys", &asked).await.unwrap();
+    let found = store.existing_keys("42", "keys", &asked).await.unwrap();
     assert_eq!(found.len(), 2_003, "k0..k2002 stored once each");
     assert!(found.contains("k0") && found.contains("k2002") && !found.contains("k2003"));
+    // Another account's import of the same name has its own key index.
+    assert!(
+        store
+            .existing_keys("7", "keys", &asked)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store.release(lease).await.unwrap();
 
     let members: Vec<String> = (0..1_100).map(|i| format!("m{i}")).collect();
-    store.record_sync("sync", &members, &[]).await.unwrap();
     store
-        .record_sync("sync", &members[..600], &members[1_000..])
+        .record_sync("42", "sync", &members, &[])
         .await
         .unwrap();
-    let synced = store.synced_members("sync").await.unwrap();
+    store
+        .record_sync("42", "sync", &members[..600], &members[1_000..])
+        .await
+        .unwrap();
+    store
+        .record_sync("7", "sync", &members[..1], &[])
+        .await
+        .unwrap();
+    assert_eq!(store.synced_members("7", "sync").await.unwrap().len(), 1);
+    let synced = store.synced_members("42", "sync").await.unwrap();
     assert_eq!(synced.len(), 1_000);
     assert!(synced.contains("m999") && !synced.contains("m1000"));
 }
@@ -182,7 +215,8 @@ async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
 #[tokio::test]
 async fn sqlite_store_writes_large_key_batches_once() {
     let fixture = Fixture::new();
-    let store = extdata_jobs::SqliteStateStore::open(fixture.path("keys-state.db"))
+    let owners = extdata_jobs::LegacyOwners::default();
+    let store = extdata_jobs::SqliteStateStore::open(fixture.path("keys-state.db"), &owners)
         .await
         .unwrap();
     check_key_batches(&store).await;
@@ -200,12 +234,218 @@ async fn postgres_store_writes_large_key_batches_once() {
         &url,
         Some(&schema),
         std::time::Duration::from_secs(5),
+        &extdata_jobs::LegacyOwners::default(),
     )
     .await
     .unwrap();
     check_key_batches(&store).await;
     extdata_jobs::StateStore::close(&store).await;
     let admin = test_postgres();
+    sql(admin.as_ref(), &format!("DROP SCHEMA {schema} CASCADE")).await;
+    admin.close().await;
+}
+
+/// The tables of a state store from before names were per account, as the older version
+/// created them (with the columns it had added to `import_run`); `{t}` is the schema
+/// prefix of each table, `{id}` the run id column.
+const OLD_TABLES: &[&str] = &[
+    "CREATE TABLE {t}import_checkpoint (
+        job TEXT PRIMARY KEY, cursor_kind TEXT, cursor_text TEXT, position BIGINT,
+        updated_at TEXT NOT NULL)",
+    "CREATE TABLE {t}import_run (
+        id {id}, job TEXT NOT NULL, started_at TEXT NOT NULL,
+        ended_at TEXT, rows_read BIGINT NOT NULL DEFAULT 0, inserted BIGINT NOT NULL DEFAULT 0,
+        updated BIGINT NOT NULL DEFAULT 0, skipped BIGINT NOT NULL DEFAULT 0, error TEXT,
+        unchanged BIGINT NOT NULL DEFAULT 0, attempts BIGINT NOT NULL DEFAULT 1,
+        stopped BIGINT NOT NULL DEFAULT 0, worker TEXT, fire_at TEXT,
+        takeover BIGINT NOT NULL DEFAULT 0, token BIGINT)",
+    "CREATE INDEX import_run_job ON {t}import_run (job, id)",
+    "CREATE TABLE {t}import_boundary (job TEXT NOT NULL, key TEXT NOT NULL,
+        digest TEXT NOT NULL, PRIMARY KEY (job, key))",
+    "CREATE TABLE {t}file_sink_key (job TEXT NOT NULL, key TEXT NOT NULL,
+        PRIMARY KEY (job, key))",
+    "CREATE TABLE {t}segment_cache (
+        segment TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, key_kind TEXT NOT NULL,
+        keys TEXT NOT NULL, evaluated_at TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)",
+    "CREATE TABLE {t}segment_sync_member (sync TEXT NOT NULL, key TEXT NOT NULL,
+        PRIMARY KEY (sync, key))",
+    "CREATE TABLE {t}import_lease (job TEXT PRIMARY KEY, owner TEXT,
+        token BIGINT NOT NULL DEFAULT 0, expires_at_ms BIGINT NOT NULL DEFAULT 0,
+        fire_ms BIGINT NOT NULL DEFAULT 0)",
+    // Run ids were global: `orders` ran as 1 and 3, `gone` (no longer in the file) as 2.
+    "INSERT INTO {t}import_run (id, job, started_at, ended_at, rows_read, inserted) VALUES
+        (1, 'orders', '2024-01-01T00:00:00+00:00', '2024-01-01T00:00:01+00:00', 2, 2),
+        (2, 'gone', '2024-01-01T00:00:02+00:00', '2024-01-01T00:00:03+00:00', 9, 9),
+        (3, 'orders', '2024-01-01T00:00:04+00:00', '2024-01-01T00:00:05+00:00', 1, 0)",
+    "INSERT INTO {t}import_checkpoint VALUES
+        ('orders', 'i64', '2', NULL, '2024-01-01T00:00:05+00:00')",
+    "INSERT INTO {t}import_boundary VALUES ('orders', '2', 'an old digest')",
+    "INSERT INTO {t}file_sink_key VALUES ('orders', '1'), ('orders', '2'), ('gone', '9')",
+    "INSERT INTO {t}segment_cache VALUES ('vip', 'crm
+email
+SELECT email FROM orders WHERE total > 1000', 'text', '[\"old@x.io\"]',
+        '2024-01-01T00:00:00+00:00', 99999999999999)",
+    "INSERT INTO {t}segment_sync_member VALUES ('vip', 'old@x.io'), ('vip', 'older@x.io')",
+    "INSERT INTO {t}import_lease (job, token) VALUES ('orders', 4)",
+];
+
+/// The old state of [`OLD_TABLES`] read back from `store` under the accounts that own
+/// its names: `orders`, `vip` (segment and sync) of account 42; `gone` of nobody.
+async fn check_moved_to_owners(store: &dyn extdata_jobs::StateStore) {
+    use extdata::Value;
+    let checkpoint = store.checkpoint("42", "orders").await.unwrap().unwrap();
+    assert_eq!(checkpoint.cursor, Some(Value::I64(2)));
+    assert_eq!(store.checkpoint("", "orders").await.unwrap(), None);
+    let boundary = store.boundary("42", "orders").await.unwrap();
+    assert_eq!(boundary.get("2").map(String::as_str), Some("an old digest"));
+    let asked = ["1", "2", "9"].map(str::to_owned);
+    let mut known: Vec<String> = store
+        .existing_keys("42", "orders", &asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    known.sort();
+    assert_eq!(known, ["1", "2"]);
+    let mut members: Vec<String> = store
+        .synced_members("42", "vip")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    members.sort();
+    assert_eq!(members, ["old@x.io", "older@x.io"]);
+    // Runs are numbered per import, in the order they started.
+    let history = store.history("42", "orders", 10).await.unwrap();
+    let runs: Vec<(i64, u64)> = history.iter().map(|r| (r.id, r.counts.read)).collect();
+    assert_eq!(runs, [(2, 1), (1, 2)]);
+    // A name no account has is kept under the account "", read by no job.
+    assert!(store.history("42", "gone", 10).await.unwrap().is_empty());
+    let gone = store.history("", "gone", 10).await.unwrap();
+    assert_eq!(gone.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        store.existing_keys("", "gone", &asked).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_old_state_file_moves_to_the_accounts_that_own_its_names() {
+    let fixture = Fixture::new();
+    let old = sqlite_file(&fixture.path("extdata-state.db"));
+    for statement in OLD_TABLES {
+        let statement = statement
+            .replace("{t}", "")
+            .replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT");
+        sql(old.as_ref(), &statement).await;
+    }
+    old.close().await;
+    let body = format!(
+        "{}{}\n[[segment_sync]]\nsegment = \"vip\"\non_add = \"INSERT INTO vip_flags VALUES (:key)\"\n{}",
+        orders_import(
+            "orders",
+            "id, email, created_at",
+            r#"sink = { type = "csv", path = "orders.csv" }"#,
+        ),
+        config_entry(
+            "segments",
+            "vip",
+            CRM,
+            "SELECT email FROM orders WHERE total > 1000",
+            "key = \"email\"\ncache_ttl = \"10m\"",
+        ),
+        // Account 7 has an import of its own; the old rows are not its.
+        orders_import_of(
+            OTHER,
+            "mine",
+            "id, created_at",
+            r#"sink = { type = "csv", path = "mine.csv" }"#
+        ),
+    );
+    let jobs = fixture.seeded(&body).await;
+    seed_orders_of(&jobs, OTHER, "(1,'z@x.io',5,1)").await;
+    check_moved_to_owners(jobs.state().await.unwrap().as_ref()).await;
+
+    // The segment is served from the migrated cache (no query runs).
+    let members = jobs
+        .evaluate_segment(Some("42"), "vip", false, &|_| {})
+        .await
+        .unwrap();
+    assert!(members.from_cache, "{members:?}");
+    assert_eq!(members.keys, ["old@x.io"]);
+    // The import resumes at its migrated cursor (rows at 2 and after), as run 3.
+    let summary = import(&jobs, "orders").await;
+    assert_eq!((summary.run, summary.counts.read), (3, 3));
+    // Account 7's import counts its own runs from 1.
+    assert_eq!(
+        jobs.run_import(Some("7"), "mine", extdata_jobs::Stop::never(), &|_| {})
+            .await
+            .unwrap()
+            .run,
+        1
+    );
+    jobs.close().await;
+
+    // Opened again, the file is not moved twice.
+    let again = fixture.jobs(&body);
+    let history = again.history(Some("42"), "orders", 10).await.unwrap();
+    assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 2, 1]);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn an_old_postgres_state_store_moves_to_the_accounts_that_own_its_names() {
+    let Some(url) = env("EXTDATA_TEST_POSTGRES_URL") else {
+        return require_or_skip("postgres", "EXTDATA_TEST_POSTGRES_URL is not set").unwrap_or(());
+    };
+    let schema = format!("extdata_old_{}", std::process::id());
+    let admin = test_postgres();
+    sql(admin.as_ref(), &format!("CREATE SCHEMA {schema}")).await;
+    for statement in OLD_TABLES {
+        let statement = statement.replace("{t}", &format!("{schema}.")).replace(
+            "{id}",
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        );
+        sql(admin.as_ref(), &statement).await;
+    }
+    let owners = extdata_jobs::LegacyOwners {
+        imports: [("orders".to_owned(), ["42".to_owned()].into())].into(),
+        segments: [("vip".to_owned(), ["42".to_owned()].into())].into(),
+        segment_syncs: [("vip".to_owned(), ["42".to_owned()].into())].into(),
+    };
+    let url = extdata::SecretSource::literal(url);
+    let open = || {
+        extdata_jobs::PostgresStateStore::open(
+            &url,
+            Some(&schema),
+            std::time::Duration::from_secs(5),
+            &owners,
+        )
+    };
+    let store = open().await.unwrap();
+    check_moved_to_owners(&store).await;
+    extdata_jobs::StateStore::close(&store).await;
+    // Opened again: nothing to move.
+    let store = open().await.unwrap();
+    check_moved_to_owners(&store).await;
+    // New runs get new ids (after the copied ones) and the next numbers.
+    let lease =
+        match extdata_jobs::StateStore::acquire(&store, "42", "orders", extdata_jobs::Claim::Now)
+            .await
+            .unwrap()
+        {
+            extdata_jobs::Acquired::Taken(lease) => lease,
+            other => panic!("not taken: {other:?}"),
+        };
+    assert_eq!(lease.token(), 5, "the old lease's token goes on");
+    let run = extdata_jobs::StateStore::begin_run(&store, &lease)
+        .await
+        .unwrap();
+    assert!(run.id > 3 && run.number == 3, "{run:?}");
+    extdata_jobs::StateStore::release(&store, lease)
+        .await
+        .unwrap();
+    extdata_jobs::StateStore::close(&store).await;
     sql(admin.as_ref(), &format!("DROP SCHEMA {schema} CASCADE")).await;
     admin.close().await;
 }

@@ -11,7 +11,7 @@ pub use factory::{
     connect, connect_valid, connect_with_policy, not_compiled_in, spec, validate,
     validate_with_policy,
 };
-pub use instrument::Instrumented;
+pub use instrument::{Instrumented, current_account, for_account};
 pub use partition::stream_partitioned;
 pub use registry::{ConfigDocument, ConfigTable, REGISTRY_SECTIONS, Registry};
 

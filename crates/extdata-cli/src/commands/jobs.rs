@@ -74,9 +74,11 @@ fn account(context: &Context) -> Option<&str> {
 /// `extdata import NAME [--once]`.
 async fn import(context: &Context, args: ImportArgs) -> Result<(), Failure> {
     let stop = stop_on_signals();
+    // The job must exist for this account (and be the only one of its name without
+    // `--account`) before anything runs.
+    let job = context.jobs.import(account(context), &args.name)?;
+    let job_account = job.account.clone();
     if !args.once {
-        // The job must exist for this account before the scheduler waits for it.
-        context.jobs.import(account(context), &args.name)?;
         return schedule(context, Some(args.name), stop).await;
     }
     let progress = Progress::start(!crate::logging::is_enabled());
@@ -92,14 +94,20 @@ async fn import(context: &Context, args: ImportArgs) -> Result<(), Failure> {
     if progress.is_shown() {
         progress.summary(summary.counts.read);
     }
-    println!("{}", summary_line(&args.name, &summary));
+    println!("{}", summary_line(&job_account, &args.name, &summary));
     if summary.stopped {
         return Err(Failure::interrupted());
     }
     Ok(())
 }
 
-fn summary_line(name: &str, summary: &ImportSummary) -> String {
+/// `import `NAME` of account `ID``: how an import is named in messages (names are
+/// unique within an account only).
+fn import_label(account: &str, name: &str) -> String {
+    format!("import `{name}` of account `{account}`")
+}
+
+fn summary_line(account: &str, name: &str, summary: &ImportSummary) -> String {
     let c = &summary.counts;
     let cursor = summary
         .cursor
@@ -107,7 +115,8 @@ fn summary_line(name: &str, summary: &ImportSummary) -> String {
         .map(|v| format!(", cursor {}", v.to_text_lossless()))
         .unwrap_or_default();
     format!(
-        "import `{name}` run {}: read {}, inserted {}, updated {}, skipped {} in {:.2} s{cursor}{}",
+        "{} run {}: read {}, inserted {}, updated {}, skipped {} in {:.2} s{cursor}{}",
+        import_label(account, name),
         summary.run,
         c.read,
         c.inserted,
@@ -121,21 +130,18 @@ fn summary_line(name: &str, summary: &ImportSummary) -> String {
 /// `extdata run`.
 async fn daemon(context: &Context, args: &RunArgs) -> Result<(), Failure> {
     if let Some(addr) = args.metrics_addr {
-        serve_metrics(addr, account(context))?;
+        serve_metrics(addr)?;
         eprintln!("metrics: serving Prometheus text at http://{addr}/metrics");
     }
     schedule(context, None, stop_on_signals()).await
 }
 
 /// Installs the Prometheus recorder with its HTTP listener on `addr` (bound before this
-/// returns, so a taken port is an error here), labelling every series with `account`.
-fn serve_metrics(addr: std::net::SocketAddr, account: Option<&str>) -> Result<(), Failure> {
-    let mut builder =
-        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr);
-    if let Some(account) = account {
-        builder = builder.add_global_label("account", account);
-    }
-    builder
+/// returns, so a taken port is an error here). Each call's series carry the account the
+/// call was made for (`extdata::for_account`: each job's own), not one global label.
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), Failure> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
         .install()
         .map_err(|e| Failure::runtime(format!("--metrics-addr {addr}: {e}")))
 }
@@ -145,25 +151,40 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
     let filter = only.clone();
     let on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync> = Arc::new(move |event| {
         let line = match event {
-            SchedulerEvent::Scheduled { job, at } => {
-                format!("import `{job}`: next run at {}", at.to_rfc3339())
+            SchedulerEvent::Scheduled { account, job, at } => {
+                format!(
+                    "{}: next run at {}",
+                    import_label(&account, &job),
+                    at.to_rfc3339()
+                )
             }
             SchedulerEvent::Waiting { holder } => format!(
                 "another runner holds the schedule: {holder}; this one waits and takes over when it stops"
             ),
             SchedulerEvent::Holding => "this runner holds the schedule now".to_owned(),
             SchedulerEvent::Started {
+                account,
                 job,
                 takeover: false,
-            } => format!("import `{job}`: started"),
+            } => format!("{}: started", import_label(&account, &job)),
             SchedulerEvent::Started {
+                account,
                 job,
                 takeover: true,
             } => format!(
-                "import `{job}`: started, taking over from a worker that stopped renewing its lease"
+                "{}: started, taking over from a worker that stopped renewing its lease",
+                import_label(&account, &job)
             ),
-            SchedulerEvent::Finished { job, summary } => summary_line(&job, &summary),
-            SchedulerEvent::Failed { job, error } => format!("import `{job}`: failed: {error}"),
+            SchedulerEvent::Finished {
+                account,
+                job,
+                summary,
+            } => summary_line(&account, &job, &summary),
+            SchedulerEvent::Failed {
+                account,
+                job,
+                error,
+            } => format!("{}: failed: {error}", import_label(&account, &job)),
         };
         eprintln!("{}", crate::output::terminal_safe(&line));
     });
@@ -177,7 +198,8 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
                     "import `{name}` has no schedule; run it with --once"
                 )));
             }
-            run_one_scheduled(jobs, context.account.clone(), name, stop, on_event).await?
+            let key = (job.account.clone(), job.name.clone());
+            run_one_scheduled(jobs, key, stop, on_event).await?
         }
         None => extdata_jobs::run_scheduler(jobs, context.account.clone(), stop, on_event).await?,
     };
@@ -192,16 +214,16 @@ async fn schedule(context: &Context, only: Option<String>, stop: Stop) -> Result
 
 async fn run_one_scheduled(
     jobs: Arc<extdata_jobs::Jobs>,
-    account: Option<String>,
-    name: String,
+    import: extdata_jobs::EntryKey,
     stop: Stop,
     on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
 ) -> Result<usize, Failure> {
     // The scheduler filters by account; narrowing it to one import is done by running
     // it over a copy of the config that holds only that import.
     let mut config = jobs.config().clone();
-    config.imports.retain(|n, _| *n == name);
+    config.imports.retain(|key, _| *key == import);
     let single = Arc::new(extdata_jobs::Jobs::new(jobs.registry().clone(), config));
+    let account = Some(import.0);
     let count = extdata_jobs::run_scheduler(single.clone(), account, stop, on_event).await;
     single.close().await;
     Ok(count?)
@@ -209,24 +231,34 @@ async fn run_one_scheduled(
 
 /// `extdata history NAME`.
 async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
+    let job = context.jobs.import(account(context), &args.name)?;
     let runs = context
         .jobs
-        .history(account(context), &args.name, args.limit)
+        .history(Some(&job.account), &job.name, args.limit)
         .await?;
+    if args.format == HistoryFormat::Text && !runs.is_empty() {
+        // On stderr, so that stdout holds one line per run.
+        eprintln!(
+            "{}: {} runs, newest first",
+            import_label(&job.account, &job.name),
+            runs.len()
+        );
+    }
     let mut out = io::stdout().lock();
     for run in &runs {
         let line = match args.format {
             HistoryFormat::Text => history_line(run),
-            HistoryFormat::Json => history_json(run).to_string(),
+            HistoryFormat::Json => history_json(&job.account, &job.name, run).to_string(),
         };
         let _ = writeln!(out, "{line}");
     }
     if runs.is_empty() {
-        eprintln!("import `{}` has not run yet", args.name);
+        eprintln!("{} has not run yet", import_label(&job.account, &job.name));
     }
     Ok(())
 }
 
+/// One run: its number within the import, start, end, duration, counts and status.
 fn history_line(run: &RunRecord) -> String {
     let c = &run.counts;
     let (ended, took) = match run.ended_at {
@@ -260,13 +292,16 @@ fn history_line(run: &RunRecord) -> String {
     )
 }
 
-/// One run as a JSON object: times in RFC 3339 (UTC), counts, attempts, `status`
-/// (`ok`, `stopped`, `failed`, `unfinished`), `error` (null unless failed), the `worker`
+/// One run as a JSON object: the `account` and `import`, its `id` (its number within
+/// the import, from 1), times in RFC 3339 (UTC), counts, attempts, `status` (`ok`,
+/// `stopped`, `failed`, `unfinished`), `error` (null unless failed), the `worker`
 /// (`host/pid`) that ran it, the `fire_at` time it was taken for (null on demand) and
 /// whether it was a `takeover` of a run whose worker died.
-fn history_json(run: &RunRecord) -> serde_json::Value {
+fn history_json(account: &str, import: &str, run: &RunRecord) -> serde_json::Value {
     let c = &run.counts;
     serde_json::json!({
+        "account": account,
+        "import": import,
         "id": run.id,
         "started_at": run.started_at.to_rfc3339(),
         "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
@@ -322,8 +357,9 @@ async fn segment(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
         )
     };
     eprintln!(
-        "segment `{}`: {} members ({origin})",
+        "segment `{}` of account `{}`: {} members ({origin})",
         members.segment,
+        members.account,
         members.keys.len()
     );
     Ok(())
@@ -339,13 +375,14 @@ fn write_keys(mut out: impl io::Write, keys: &[String]) -> io::Result<()> {
 
 /// `extdata segment NAME --sync`.
 async fn sync(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
+    let sync = context.jobs.segment_sync(account(context), &args.name)?;
     let summary = context
         .jobs
-        .sync_segment(account(context), &args.name)
+        .sync_segment(Some(&sync.account), &sync.name)
         .await?;
     println!(
-        "segment sync `{}`: {} added, {} removed in {} batches",
-        args.name, summary.added, summary.removed, summary.batches
+        "segment sync `{}` of account `{}`: {} added, {} removed in {} batches",
+        sync.name, sync.account, summary.added, summary.removed, summary.batches
     );
     Ok(())
 }

@@ -23,19 +23,19 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Check => check::run(&cli.config, &policy),
         Command::Ping(args) => {
             let context = Context::load(&cli.config, cli.account, &policy)?;
-            let outcome = ping::run(&context, &args).await;
+            let outcome = context.as_account(ping::run(&context, &args)).await;
             context.close().await;
             outcome
         }
         Command::Query(args) => {
             let context = Context::load(&cli.config, cli.account, &policy)?;
-            let outcome = query::run(&context, args).await;
+            let outcome = context.as_account(query::run(&context, args)).await;
             context.close().await;
             outcome
         }
         Command::Describe(args) => {
             let context = Context::load(&cli.config, cli.account, &policy)?;
-            let outcome = describe::run(&context, args).await;
+            let outcome = context.as_account(describe::run(&context, args)).await;
             context.close().await;
             outcome
         }
@@ -104,6 +104,15 @@ impl Context {
                 Failure::from(error)
             }
         })
+    }
+
+    /// Runs `work` for `--account`, when given: its calls' metrics and spans carry the
+    /// account. (The jobs label each call with their own account themselves.)
+    async fn as_account<F: Future>(&self, work: F) -> F::Output {
+        match &self.account {
+            Some(account) => extdata::for_account(account, work).await,
+            None => work.await,
+        }
     }
 
     /// Closes every source the command opened (pools, SQLite files, the state store).

@@ -158,13 +158,21 @@ pub fn source_account(connector: &str) -> String {
 /// Account 42 over its connector `crm` (the seeded orders).
 pub const CRM: (&str, &str) = ("42", "crm");
 
+/// Account 7 over its connector `other` (`other.db`).
+pub const OTHER: (&str, &str) = ("7", "other");
+
 /// An import of the seeded orders (account 42) in `created_at` order, keyed by `id`,
 /// reading `columns`; `fields` are its other lines (at least its `sink`).
 pub fn orders_import(name: &str, columns: &str, fields: &str) -> String {
+    orders_import_of(CRM, name, columns, fields)
+}
+
+/// [`orders_import`] of another (account, connector).
+pub fn orders_import_of(owner: (&str, &str), name: &str, columns: &str, fields: &str) -> String {
     config_entry(
         "imports",
         name,
-        CRM,
+        owner,
         &format!("SELECT {columns} FROM orders WHERE created_at >= :cursor ORDER BY created_at"),
         &format!("key = \"id\"\ncursor = {{ column = \"created_at\", initial = 0 }}\n{fields}"),
     )
@@ -240,7 +248,18 @@ pub fn sqlite_file(path: &Path) -> Arc<dyn ExternalSource> {
 }
 
 pub async fn seed_orders(jobs: &Jobs) {
-    let source = jobs.registry().source("42", "crm").unwrap();
+    seed_orders_of(
+        jobs,
+        CRM,
+        "(1,'a@x.io',500,1),(2,'a@x.io',700,2),(3,'b@x.io',100,3),(4,'c@x.io',2000,4)",
+    )
+    .await;
+}
+
+/// Creates `orders (id, email, total, created_at)` holding `values` (`(1,'a@x.io',500,1),
+/// …`) in the database of (account, connector) `owner`.
+pub async fn seed_orders_of(jobs: &Jobs, (account, connector): (&str, &str), values: &str) {
+    let source = jobs.registry().source(account, connector).unwrap();
     sql(
         source.as_ref(),
         "CREATE TABLE orders (id INTEGER, email TEXT, total INTEGER, created_at INTEGER)",
@@ -248,7 +267,7 @@ pub async fn seed_orders(jobs: &Jobs) {
     .await;
     sql(
         source.as_ref(),
-        "INSERT INTO orders VALUES (1,'a@x.io',500,1),(2,'a@x.io',700,2),(3,'b@x.io',100,3),(4,'c@x.io',2000,4)",
+        &format!("INSERT INTO orders VALUES {values}"),
     )
     .await;
 }
