@@ -82,6 +82,10 @@ pub enum ImportMode {
     AddOnly,
     /// Update if present: new keys are skipped.
     UpdateOnly,
+    /// Every run reads the whole result (no cursor) and upserts it; the keys this import
+    /// wrote before that the result no longer has are counted as missing (and deleted
+    /// from a table sink with `delete_missing = true`).
+    FullRefresh,
 }
 
 impl ImportMode {
@@ -91,6 +95,7 @@ impl ImportMode {
             ImportMode::AddAndUpdate => "add_and_update",
             ImportMode::AddOnly => "add_only",
             ImportMode::UpdateOnly => "update_only",
+            ImportMode::FullRefresh => "full_refresh",
         }
     }
 }
@@ -187,6 +192,9 @@ pub struct ImportJob {
     pub cursor: Option<CursorSpec>,
     /// How rows meet existing rows.
     pub mode: ImportMode,
+    /// With [`ImportMode::FullRefresh`] and a table sink: delete from the sink the rows
+    /// of the keys that disappeared from the result (they are counted either way).
+    pub delete_missing: bool,
     /// When it runs (`extdata run`); none: only on demand.
     pub schedule: Option<Schedule>,
     /// Rows per committed batch.
@@ -459,6 +467,7 @@ const IMPORTS: Section = Section {
         "key",
         "cursor",
         "mode",
+        "delete_missing",
         "schedule",
         "batch_size",
         "run_on_start",
@@ -872,9 +881,24 @@ fn read_import(
         ImportMode::AddAndUpdate,
         ImportMode::AddOnly,
         ImportMode::UpdateOnly,
+        ImportMode::FullRefresh,
     ]
     .map(|mode| (mode.as_str(), mode));
     let mode = entry.choice("mode", "is not a mode", &modes);
+    let delete_missing = entry.bool("delete_missing");
+    if delete_missing && mode != ImportMode::FullRefresh {
+        entry.problem(
+            "delete_missing",
+            "applies to `mode = \"full_refresh\"` only (the other modes never see a key disappear)",
+        );
+    }
+    if mode == ImportMode::FullRefresh && entry.map.contains_key("cursor") {
+        entry.problem(
+            "cursor",
+            "a full_refresh import reads the whole result on every run: remove `cursor` and \
+             `:cursor` from the query (or use add_and_update for an incremental import)",
+        );
+    }
     let cursor = entry.table("cursor").and_then(|map| {
         entry.nested_unknown("cursor", map, &["column", "initial"]);
         let column = entry.nested_string("cursor", map, "column", true);
@@ -949,6 +973,14 @@ fn read_import(
         }
         Some(map) => read_sink(entry, doc, map),
     };
+    if delete_missing && let Some(SinkConfig::Jsonl { .. } | SinkConfig::Csv { .. }) = &sink {
+        entry.problem(
+            "delete_missing",
+            "a jsonl or csv sink cannot delete rows (a file is a log of row versions); \
+             leave delete_missing out (keys that disappear are still counted as missing) \
+             or write to a sqlite or postgresql table",
+        );
+    }
     if !entry.ok() {
         return None;
     }
@@ -960,6 +992,7 @@ fn read_import(
         key: key?,
         cursor,
         mode,
+        delete_missing,
         schedule,
         batch_size,
         run_on_start,

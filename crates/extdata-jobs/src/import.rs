@@ -28,6 +28,9 @@ use crate::state::{
 /// Rows between progress events.
 const PROGRESS_EVERY: u64 = 256;
 
+/// Missing keys of a `full_refresh` run settled (deleted, forgotten) per round.
+const MISSING_PER_ROUND: usize = 10_000;
+
 /// How an import retries a run that failed with a temporary error
 /// ([`Error::is_temporary`]: a lost connection, a timeout, a refused connect). Each
 /// retry resumes from the last checkpoint, in the same run of the history; an error that
@@ -486,7 +489,49 @@ impl Runner<'_> {
             self.commit(sink, batch, key_index, cursor_index).await?;
         }
         (self.on_event)(&ImportEvent::Rows(read));
+        if job.mode == ImportMode::FullRefresh {
+            self.settle_missing(sink).await?;
+        }
         Ok(false)
+    }
+
+    /// Once a `full_refresh` run has read its whole result: counts the keys an earlier
+    /// run read and this one did not, deletes their rows from the sink with
+    /// `delete_missing`, and forgets them, so that each disappearance is reported once
+    /// (a key that comes back is imported again like any other).
+    async fn settle_missing(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        let job = self.job;
+        loop {
+            let keys = self
+                .state
+                .missing_keys(&job.account, &job.name, self.run, MISSING_PER_ROUND)
+                .await?;
+            if keys.is_empty() {
+                break;
+            }
+            // Deleted before they are forgotten: a crash in between reports (and deletes)
+            // them again, which changes nothing.
+            let deleted = if job.delete_missing {
+                sink.delete(&keys).await?
+            } else {
+                0
+            };
+            self.counts.missing += keys.len() as u64;
+            self.counts.deleted += deleted;
+            self.state
+                .forget_keys(self.lease, self.run, &keys, &self.counts)
+                .await?;
+            (self.on_event)(&ImportEvent::Committed(self.counts.clone()));
+        }
+        if self.counts.missing > 0 {
+            tracing::info!(
+                import = %job.name,
+                missing = self.counts.missing,
+                deleted = self.counts.deleted,
+                "keys read by an earlier run are no longer in the result"
+            );
+        }
+        Ok(())
     }
 
     async fn commit(
@@ -545,6 +590,7 @@ impl Runner<'_> {
             updated: outcome.updated,
             skipped: outcome.skipped + dropped,
             unchanged,
+            ..RunCounts::default()
         });
         let replace = match (&cursor, &self.checkpoint.cursor) {
             (Some(new), Some(old)) => !same_value(new, old),
@@ -559,11 +605,19 @@ impl Runner<'_> {
             cursor: cursor.or_else(|| self.checkpoint.cursor.clone()),
             position: sink.position(),
         };
+        let seen_keys: Vec<String> = if job.mode == ImportMode::FullRefresh {
+            rows.iter()
+                .map(|r| key_text(&r.values()[key_index]))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let batch = BatchCommit {
             checkpoint: &checkpoint,
             boundary,
             counts: &self.counts,
             new_keys: &new_keys,
+            seen_keys: &seen_keys,
         };
         self.state.commit_batch(self.lease, self.run, batch).await?;
         if replace {

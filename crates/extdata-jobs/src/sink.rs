@@ -68,6 +68,16 @@ pub trait Sink: Send + fmt::Debug {
     /// The position to record with the cursor (files: the length after the last write).
     fn position(&self) -> Option<u64>;
 
+    /// Deletes the rows of `keys` (as text, `Value::to_text_lossless`) and makes that
+    /// durable; returns how many rows went. Only tables can: a file is a log of row
+    /// versions, and the default says so.
+    async fn delete(&mut self, keys: &[String]) -> Result<u64> {
+        let _ = keys;
+        Err(Error::unsupported(
+            "a jsonl or csv sink cannot delete rows (a file is a log of row versions)",
+        ))
+    }
+
     /// Releases connections and files.
     async fn close(&mut self);
 }
@@ -246,7 +256,7 @@ impl Sink for FileSink {
             (self.format == FileFormat::Csv).then(|| csv::Writer::from_writer(Vec::new()));
         for (row, &exists) in rows.iter().zip(existing) {
             let wanted = match mode {
-                ImportMode::AddAndUpdate => true,
+                ImportMode::AddAndUpdate | ImportMode::FullRefresh => true,
                 ImportMode::AddOnly => !exists,
                 ImportMode::UpdateOnly => exists,
             };
@@ -339,6 +349,87 @@ const POSTGRES_PARAMS: usize = 60_000;
 /// How long a PostgreSQL sink waits for a connection (a server that is down fails the
 /// run after this).
 const SINK_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keys per `DELETE … IN (…)` (SQLite allows 32766 bound values).
+const DELETES_PER_STATEMENT: usize = 10_000;
+
+/// A column of the sink's table, as its database describes it.
+#[derive(Debug)]
+struct TableColumn {
+    name: String,
+    /// The declared type (SQLite) or `data_type` (PostgreSQL), as the database words it.
+    declared: String,
+    /// NOT NULL without a default (nor an identity or generated value): an insert must
+    /// give it.
+    required: bool,
+}
+
+/// What a column holds, to tell whether a table column takes a query column's values.
+/// Only the types a table sink creates are told apart; others are not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Integer,
+    Float,
+    Decimal,
+    Text,
+    Bool,
+    Bytes,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Uuid,
+    Json,
+}
+
+impl Family {
+    /// The family of a declared type; `None` for a type this sink does not create (on
+    /// SQLite, where any column holds any value, only its four storage types count).
+    fn of(declared: &str, postgres: bool) -> Option<Family> {
+        use Family::*;
+        let declared = declared.trim().to_ascii_lowercase();
+        if !postgres {
+            return Some(match declared.as_str() {
+                "integer" => Integer,
+                "real" => Float,
+                "text" => Text,
+                "blob" => Bytes,
+                _ => return None,
+            });
+        }
+        Some(match declared.as_str() {
+            "smallint" | "integer" | "bigint" => Integer,
+            "real" | "double precision" => Float,
+            "numeric" => Decimal,
+            "text" | "character varying" | "character" => Text,
+            "boolean" => Bool,
+            "bytea" => Bytes,
+            "date" => Date,
+            "time" | "time without time zone" => Time,
+            "timestamp" | "timestamp without time zone" => Timestamp,
+            "timestamptz" | "timestamp with time zone" => TimestampTz,
+            "uuid" => Uuid,
+            "json" | "jsonb" => Json,
+            _ => return None,
+        })
+    }
+
+    /// Whether a column of this family takes values the sink would give a column of
+    /// `wanted`: the same family, text (which takes every value's text), or a widening
+    /// the database does on assignment.
+    fn takes(self, wanted: Family) -> bool {
+        use Family::*;
+        self == wanted
+            || self == Text
+            || matches!(
+                (self, wanted),
+                (Float | Decimal, Integer)
+                    | (Decimal, Float)
+                    | (Timestamp, TimestampTz)
+                    | (TimestampTz, Timestamp)
+            )
+    }
+}
 
 fn split_table(table: &str) -> Vec<String> {
     table.split('.').map(str::to_owned).collect()
@@ -439,6 +530,194 @@ impl TableSink {
             columns.join(", "),
             quote(key)
         )
+    }
+
+    async fn execute(&self, sql: String) -> std::result::Result<(), sqlx::Error> {
+        match &self.pool {
+            TablePool::Sqlite(pool) => sqlx::query(AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(drop),
+            TablePool::Postgres(pool) => sqlx::query(AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+    }
+
+    /// The table's columns, in order.
+    async fn table_columns(&self) -> Result<Vec<TableColumn>> {
+        let (schema, name) = match self.table.as_slice() {
+            [schema, name] => (Some(schema.clone()), name.clone()),
+            _ => (None, self.table.join(".")),
+        };
+        let rows = match &self.pool {
+            TablePool::Sqlite(pool) => {
+                let source = if schema.is_some() {
+                    "pragma_table_info(?1, ?2)"
+                } else {
+                    "pragma_table_info(?1)"
+                };
+                sqlx::query_as::<_, (String, String, bool)>(AssertSqlSafe(format!(
+                    "SELECT name, type, \"notnull\" <> 0 AND dflt_value IS NULL AND pk = 0
+                     FROM {source} ORDER BY cid"
+                )))
+                .bind(name)
+                .bind(schema)
+                .fetch_all(pool)
+                .await
+            }
+            TablePool::Postgres(pool) => {
+                sqlx::query_as::<_, (String, String, bool)>(
+                    "SELECT column_name::text, data_type::text,
+                       is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'
+                         AND is_generated = 'NEVER'
+                     FROM information_schema.columns
+                     WHERE table_name = $1 AND table_schema = COALESCE($2, current_schema())
+                     ORDER BY ordinal_position",
+                )
+                .bind(name)
+                .bind(schema)
+                .fetch_all(pool)
+                .await
+            }
+        };
+        let rows = rows.map_err(|e| self.error("cannot read the table's columns", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, declared, required)| TableColumn {
+                name,
+                declared,
+                required,
+            })
+            .collect())
+    }
+
+    /// Makes the table follow the query: adds the columns the query gained (nullable),
+    /// and fails, naming the column and what to do, where a table sink cannot follow — a
+    /// column whose type does not take the query's values any more, a NOT NULL column
+    /// without a default that the query no longer gives. Nothing is changed unless every
+    /// column can follow. A column the query no longer gives otherwise stays as it is.
+    async fn follow_the_query(&self) -> Result<()> {
+        let existing = self.table_columns().await?;
+        let postgres = self.is_postgres();
+        // PostgreSQL's quoted names are exact; SQLite's are case-insensitive.
+        let same = |a: &str, b: &str| a == b || (!postgres && a.eq_ignore_ascii_case(b));
+        let table = self.table.join(".");
+        let mut gained = Vec::new();
+        for column in self.columns.iter() {
+            let Some(found) = existing.iter().find(|c| same(&c.name, &column.name)) else {
+                gained.push(column);
+                continue;
+            };
+            let wanted = self.column_type(column.value_kind);
+            let fits = column.value_kind == ValueKind::Null
+                || match (
+                    Family::of(&found.declared, postgres),
+                    Family::of(wanted, postgres),
+                ) {
+                    (Some(have), Some(want)) => have.takes(want),
+                    _ => true,
+                };
+            if !fits {
+                let how = if postgres {
+                    format!(
+                        "`ALTER TABLE {table} ALTER COLUMN \"{}\" TYPE {wanted} USING …`",
+                        column.name
+                    )
+                } else {
+                    "SQLite cannot change a column's type: copy the rows into a new table"
+                        .to_owned()
+                };
+                return Err(Error::new(
+                    ErrorKind::Query,
+                    format!(
+                        "sink {}: column `{}` of table `{table}` is {} but the query now gives \
+                         {} values ({wanted} in a new table); a table sink does not change a \
+                         column's type: change it yourself ({how}), or cast the column in the \
+                         query back to {}",
+                        self.label, column.name, found.declared, column.value_kind, found.declared
+                    ),
+                ));
+            }
+        }
+        if let Some(dropped) = existing
+            .iter()
+            .find(|c| c.required && !self.columns.iter().any(|q| same(&q.name, &c.name)))
+        {
+            return Err(Error::new(
+                ErrorKind::Query,
+                format!(
+                    "sink {}: column `{}` of table `{table}` is NOT NULL without a default, and \
+                     the query does not give it (any more); a table sink does not drop columns: \
+                     give it in the query again, or drop the column (or its NOT NULL) yourself",
+                    self.label, dropped.name
+                ),
+            ));
+        }
+        for column in gained {
+            let sql = format!(
+                "ALTER TABLE {} ADD COLUMN {}{} {}",
+                self.table_sql(),
+                if postgres { "IF NOT EXISTS " } else { "" },
+                quote(&column.name),
+                self.column_type(column.value_kind)
+            );
+            match self.execute(sql).await {
+                Ok(()) => tracing::info!(
+                    sink = %self.label,
+                    table = %table,
+                    column = %column.name,
+                    "added the column the query gained"
+                ),
+                // Another run added it first.
+                Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
+                Err(e) => {
+                    return Err(self.error(&format!("cannot add column `{}`", column.name), e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the key column compares with a remembered key (its text) bound as an
+    /// integer or as text; otherwise it is compared as text (`CAST(key AS TEXT)`).
+    fn compares_directly(&self) -> bool {
+        use ValueKind::*;
+        matches!(
+            self.columns[self.key_index].value_kind,
+            I8 | I16 | I32 | I64 | U8 | U16 | U32 | Text
+        )
+    }
+
+    /// `DELETE` of the rows of `keys` keys.
+    fn delete_sql(&self, keys: usize) -> String {
+        let key = quote(&self.columns[self.key_index].name);
+        let column = if self.compares_directly() {
+            key
+        } else {
+            format!("CAST({key} AS TEXT)")
+        };
+        let list: Vec<String> = (1..=keys).map(|n| self.placeholder(n)).collect();
+        format!(
+            "DELETE FROM {} WHERE {column} IN ({})",
+            self.table_sql(),
+            list.join(", ")
+        )
+    }
+
+    /// Binds a remembered key for [`delete_sql`](Self::delete_sql).
+    fn bind_key<'q, DB: BindValues>(
+        &self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+        key: &str,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments> {
+        let integer =
+            self.compares_directly() && self.columns[self.key_index].value_kind != ValueKind::Text;
+        match key.parse::<i64>() {
+            Ok(n) if integer => DB::bind_value(query, &Value::I64(n), ValueKind::I64),
+            _ => DB::bind_value(query, &Value::Text(key.to_owned()), ValueKind::Text),
+        }
     }
 
     fn placeholder(&self, n: usize) -> String {
@@ -554,18 +833,10 @@ impl Sink for TableSink {
     async fn open(&mut self, columns: &Columns, key: &str, _resume_at: Option<u64>) -> Result<()> {
         self.columns = columns.clone();
         self.key_index = key_position(columns, key)?;
-        let sql = self.create_sql();
-        let result = match &self.pool {
-            TablePool::Sqlite(pool) => sqlx::query(AssertSqlSafe(sql))
-                .execute(pool)
-                .await
-                .map(drop),
-            TablePool::Postgres(pool) => sqlx::query(AssertSqlSafe(sql))
-                .execute(pool)
-                .await
-                .map(drop),
-        };
-        result.map_err(|e| self.error("cannot create the table", e))
+        self.execute(self.create_sql())
+            .await
+            .map_err(|e| self.error("cannot create the table", e))?;
+        self.follow_the_query().await
     }
 
     async fn write(
@@ -582,6 +853,31 @@ impl Sink for TableSink {
 
     fn position(&self) -> Option<u64> {
         None
+    }
+
+    async fn delete(&mut self, keys: &[String]) -> Result<u64> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(DELETES_PER_STATEMENT) {
+            let sql = self.delete_sql(chunk.len());
+            let done = match &self.pool {
+                TablePool::Sqlite(pool) => {
+                    let mut query = sqlx::query::<Sqlite>(AssertSqlSafe(sql));
+                    for key in chunk {
+                        query = self.bind_key(query, key);
+                    }
+                    query.execute(pool).await.map(|r| r.rows_affected())
+                }
+                TablePool::Postgres(pool) => {
+                    let mut query = sqlx::query::<Postgres>(AssertSqlSafe(sql));
+                    for key in chunk {
+                        query = self.bind_key(query, key);
+                    }
+                    query.execute(pool).await.map(|r| r.rows_affected())
+                }
+            };
+            deleted += done.map_err(|e| self.error("cannot delete the missing keys", e))?;
+        }
+        Ok(deleted)
     }
 
     async fn close(&mut self) {
@@ -664,7 +960,7 @@ impl TableSink {
             query
         };
         match mode {
-            ImportMode::AddAndUpdate => {
+            ImportMode::AddAndUpdate | ImportMode::FullRefresh => {
                 let mut count =
                     sqlx::query::<DB>(AssertSqlSafe(self.count_existing_sql(rows.len())));
                 let key_kind = self.columns[self.key_index].value_kind;

@@ -38,6 +38,11 @@ pub struct RunCounts {
     /// Rows read again at the saved cursor value that were imported before, unchanged
     /// (the inclusive cursor reads them again; they are not written twice).
     pub unchanged: u64,
+    /// Keys a `full_refresh` import read in an earlier run that this run's whole result
+    /// no longer has.
+    pub missing: u64,
+    /// Rows of missing keys deleted from the sink (`delete_missing = true`).
+    pub deleted: u64,
 }
 
 impl RunCounts {
@@ -48,6 +53,8 @@ impl RunCounts {
         self.updated += other.updated;
         self.skipped += other.skipped;
         self.unchanged += other.unchanged;
+        self.missing += other.missing;
+        self.deleted += other.deleted;
     }
 }
 
@@ -203,6 +210,27 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         job: &str,
         keys: &[String],
     ) -> Result<HashSet<String>>;
+
+    /// At most `limit` keys that a `full_refresh` import `job` read in an earlier run and
+    /// run `run` has not (asked once the run has read its whole result).
+    async fn missing_keys(
+        &self,
+        account: &str,
+        job: &str,
+        run: i64,
+        limit: usize,
+    ) -> Result<Vec<String>>;
+
+    /// Forgets missing `keys` of the import `lease` holds (they are not reported again)
+    /// and records run `run`'s `counts`, in one transaction (fenced like
+    /// [`commit_batch`](Self::commit_batch)).
+    async fn forget_keys(
+        &self,
+        lease: &Lease,
+        run: i64,
+        keys: &[String],
+        counts: &RunCounts,
+    ) -> Result<()>;
 
     /// Records that try `attempt` of `run` starts (after a temporary error).
     async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()>;
@@ -408,6 +436,9 @@ pub struct BatchCommit<'a> {
     pub counts: &'a RunCounts,
     /// Keys a file sink wrote for the first time.
     pub new_keys: &'a [String],
+    /// Keys a `full_refresh` run read in this batch (recorded with the run, so that the
+    /// keys an earlier run read and this one did not can be told at its end).
+    pub seen_keys: &'a [String],
 }
 
 /// The shared schema; `{id}` is the run id column's definition and `{no_rowid}` a
@@ -428,6 +459,8 @@ const SCHEMA: &[&str] = &[
         key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (account, job, key)){no_rowid}",
     "CREATE TABLE IF NOT EXISTS file_sink_key (account TEXT NOT NULL, job TEXT NOT NULL,
         key TEXT NOT NULL, PRIMARY KEY (account, job, key)){no_rowid}",
+    "CREATE TABLE IF NOT EXISTS refresh_key (account TEXT NOT NULL, job TEXT NOT NULL,
+        key TEXT NOT NULL, run BIGINT NOT NULL, PRIMARY KEY (account, job, key)){no_rowid}",
     "CREATE TABLE IF NOT EXISTS segment_cache (
         account TEXT NOT NULL, segment TEXT NOT NULL, fingerprint TEXT NOT NULL,
         key_kind TEXT NOT NULL, keys TEXT NOT NULL, evaluated_at TEXT NOT NULL,
@@ -448,6 +481,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("import_run", "fire_at", "TEXT"),
     ("import_run", "takeover", "BIGINT NOT NULL DEFAULT 0"),
     ("import_run", "token", "BIGINT"),
+    ("import_run", "missing", "BIGINT NOT NULL DEFAULT 0"),
+    ("import_run", "deleted", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// What a table written before names were per account is keyed by.
@@ -949,20 +984,7 @@ where
                 .map_err(|e| self.error("cannot write the rows at the cursor", e))?;
             }
         }
-        let counts = batch.counts;
-        self.query(
-            "UPDATE import_run SET rows_read = $1, inserted = $2, updated = $3, skipped = $4,
-             unchanged = $5 WHERE id = $6",
-        )
-        .bind(counts.read as i64)
-        .bind(counts.inserted as i64)
-        .bind(counts.updated as i64)
-        .bind(counts.skipped as i64)
-        .bind(counts.unchanged as i64)
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.error("cannot write a run", e))?;
+        self.write_counts(&mut tx, run, batch.counts).await?;
         self.insert_keys(
             &mut tx,
             "file_sink_key (account, job, key)",
@@ -971,9 +993,145 @@ where
         )
         .await
         .map_err(|e| self.error("cannot write the key index", e))?;
+        for chunk in batch.seen_keys.chunks(KEYS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("($1, $2, ${}, $3)", i + 4))
+                .collect();
+            let mut query = self
+                .query(format!(
+                    "INSERT INTO refresh_key (account, job, key, run) VALUES {}
+                     ON CONFLICT (account, job, key) DO UPDATE SET run = excluded.run",
+                    rows.join(", ")
+                ))
+                .bind(account.clone())
+                .bind(job.clone())
+                .bind(run);
+            for key in chunk {
+                query = query.bind(key.clone());
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error("cannot write the keys read", e))?;
+        }
         tx.commit()
             .await
             .map_err(|e| self.error("cannot commit a checkpoint", e))
+    }
+
+    /// Fencing: with a leased store, checks (and extends) `lease` inside `tx`, so that
+    /// what `tx` writes is written only while the lease is this worker's; otherwise an
+    /// error saying that `what_is_lost`.
+    async fn check_lease(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        lease: &Lease,
+        what_is_lost: &str,
+    ) -> Result<()> {
+        if lease.token <= 0 {
+            return Ok(());
+        }
+        let held = self
+            .query(self.extend_sql())
+            .bind(lease.account.clone())
+            .bind(lease.job.clone())
+            .bind(lease.token)
+            .bind(self.lease_ms())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.error("cannot check the lease", e))?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "import `{}` of account `{}`: this worker lost its lease (token {}) to \
+                     another worker; {what_is_lost}",
+                    lease.job, lease.account, lease.token
+                ),
+            )),
+        }
+    }
+
+    /// Writes the counts of run `run` so far.
+    async fn write_counts(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        run: i64,
+        counts: &RunCounts,
+    ) -> Result<()> {
+        self.query(
+            "UPDATE import_run SET rows_read = $1, inserted = $2, updated = $3, skipped = $4,
+             unchanged = $5, missing = $6, deleted = $7 WHERE id = $8",
+        )
+        .bind(counts.read as i64)
+        .bind(counts.inserted as i64)
+        .bind(counts.updated as i64)
+        .bind(counts.skipped as i64)
+        .bind(counts.unchanged as i64)
+        .bind(counts.missing as i64)
+        .bind(counts.deleted as i64)
+        .bind(run)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.error("cannot write a run", e))?;
+        Ok(())
+    }
+
+    async fn missing_keys(
+        &self,
+        account: &str,
+        job: &str,
+        run: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut conn = self.connection().await?;
+        let rows = self
+            .query(
+                "SELECT key FROM refresh_key WHERE account = $1 AND job = $2 AND run <> $3
+                 ORDER BY key LIMIT $4",
+            )
+            .bind(account.to_owned())
+            .bind(job.to_owned())
+            .bind(run)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| self.error("cannot read the keys read before", e))?;
+        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    async fn forget_keys(
+        &self,
+        lease: &Lease,
+        run: i64,
+        keys: &[String],
+        counts: &RunCounts,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.check_lease(&mut tx, lease, "the missing keys are not recorded")
+            .await?;
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let list: Vec<String> = (3..chunk.len() + 3).map(|n| format!("${n}")).collect();
+            let mut query = self
+                .query(format!(
+                    "DELETE FROM refresh_key WHERE account = $1 AND job = $2 AND key IN ({})",
+                    list.join(",")
+                ))
+                .bind(lease.account.clone())
+                .bind(lease.job.clone());
+            for key in chunk {
+                query = query.bind(key.clone());
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error("cannot forget the missing keys", e))?;
+        }
+        self.write_counts(&mut tx, run, counts).await?;
+        tx.commit()
+            .await
+            .map_err(|e| self.error("cannot commit the missing keys", e))
     }
 
     async fn existing_keys(
@@ -1027,7 +1185,8 @@ where
         let mut conn = self.connection().await?;
         self.query(
             "UPDATE import_run SET ended_at = $1, rows_read = $2, inserted = $3, updated = $4,
-             skipped = $5, unchanged = $6, stopped = $7, error = $8 WHERE id = $9",
+             skipped = $5, unchanged = $6, stopped = $7, error = $8, missing = $10,
+             deleted = $11 WHERE id = $9",
         )
         .bind(Utc::now().to_rfc3339())
         .bind(counts.read as i64)
@@ -1038,6 +1197,8 @@ where
         .bind(i64::from(stopped))
         .bind(error.map(str::to_owned))
         .bind(run)
+        .bind(counts.missing as i64)
+        .bind(counts.deleted as i64)
         .execute(&mut *conn)
         .await
         .map_err(|e| self.error("cannot write a run", e))?;
@@ -1049,7 +1210,8 @@ where
         let rows = self
             .query(
                 "SELECT run, started_at, ended_at, rows_read, inserted, updated, skipped, error,
-                 unchanged, attempts, stopped, worker, fire_at, takeover FROM import_run
+                 unchanged, attempts, stopped, worker, fire_at, takeover, missing, deleted
+                 FROM import_run
                  WHERE account = $1 AND job = $2 ORDER BY run DESC LIMIT $3",
             )
             .bind(account.to_owned())
@@ -1073,6 +1235,8 @@ where
                         updated: row.get::<i64, _>(5) as u64,
                         skipped: row.get::<i64, _>(6) as u64,
                         unchanged: row.get::<i64, _>(8) as u64,
+                        missing: row.get::<i64, _>(14) as u64,
+                        deleted: row.get::<i64, _>(15) as u64,
                     },
                     error: row.get(7),
                     attempts: row.get::<i64, _>(9).clamp(1, i64::from(u32::MAX)) as u32,
@@ -1267,6 +1431,26 @@ macro_rules! sql_state_store {
                 keys: &[String],
             ) -> Result<HashSet<String>> {
                 self.inner.existing_keys(account, job, keys).await
+            }
+
+            async fn missing_keys(
+                &self,
+                account: &str,
+                job: &str,
+                run: i64,
+                limit: usize,
+            ) -> Result<Vec<String>> {
+                self.inner.missing_keys(account, job, run, limit).await
+            }
+
+            async fn forget_keys(
+                &self,
+                lease: &Lease,
+                run: i64,
+                keys: &[String],
+                counts: &RunCounts,
+            ) -> Result<()> {
+                self.inner.forget_keys(lease, run, keys, counts).await
             }
 
             async fn record_attempt(&self, run: i64, attempt: u32) -> Result<()> {

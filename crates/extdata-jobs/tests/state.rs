@@ -119,6 +119,7 @@ async fn postgres_leases_take_a_fire_time_once_and_fence_a_lost_lease() {
         boundary: None,
         counts: &counts,
         new_keys: &[],
+        seen_keys: &[],
     };
     let (stale, fresh) = (checkpoint(99), checkpoint(7));
     let refused = a
@@ -176,6 +177,7 @@ async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
             boundary: None,
             counts: &counts,
             new_keys: keys,
+            seen_keys: &[],
         };
         store.commit_batch(&lease, run.id, batch).await.unwrap();
     }

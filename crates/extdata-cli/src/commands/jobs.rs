@@ -115,13 +115,14 @@ fn summary_line(account: &str, name: &str, summary: &ImportSummary) -> String {
         .map(|v| format!(", cursor {}", v.to_text_lossless()))
         .unwrap_or_default();
     format!(
-        "{} run {}: read {}, inserted {}, updated {}, skipped {} in {:.2} s{cursor}{}",
+        "{} run {}: read {}, inserted {}, updated {}, skipped {}{} in {:.2} s{cursor}{}",
         import_label(account, name),
         summary.run,
         c.read,
         c.inserted,
         c.updated,
         c.skipped,
+        missing_text(c, ", missing {}, deleted {}"),
         summary.elapsed.as_secs_f64(),
         if summary.stopped { " (stopped)" } else { "" }
     )
@@ -258,6 +259,17 @@ async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The keys a `full_refresh` run found missing and deleted, in `pattern` (two `{}`),
+/// when it found any.
+fn missing_text(counts: &extdata_jobs::RunCounts, pattern: &str) -> String {
+    if counts.missing == 0 && counts.deleted == 0 {
+        return String::new();
+    }
+    pattern
+        .replacen("{}", &counts.missing.to_string(), 1)
+        .replacen("{}", &counts.deleted.to_string(), 1)
+}
+
 /// One run: its number within the import, start, end, duration, counts and status.
 fn history_line(run: &RunRecord) -> String {
     let c = &run.counts;
@@ -282,13 +294,14 @@ fn history_line(run: &RunRecord) -> String {
         (status, _) => status.as_str().to_owned(),
     };
     format!(
-        "{}  {}  {ended}  {took}  read={} inserted={} updated={} skipped={}  {status}",
+        "{}  {}  {ended}  {took}  read={} inserted={} updated={} skipped={}{}  {status}",
         run.id,
         run.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
         c.read,
         c.inserted,
         c.updated,
-        c.skipped
+        c.skipped,
+        missing_text(c, " missing={} deleted={}")
     )
 }
 
@@ -311,6 +324,8 @@ fn history_json(account: &str, import: &str, run: &RunRecord) -> serde_json::Val
         "updated": c.updated,
         "skipped": c.skipped,
         "unchanged": c.unchanged,
+        "missing": c.missing,
+        "deleted": c.deleted,
         "attempts": run.attempts,
         "error": run.error,
         "worker": run.worker,
