@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -1677,19 +1678,20 @@ impl SqliteStateStore {
     }
 
     async fn acquire_here(&self, account: &str, job: &str, claim: Claim) -> Result<Acquired> {
+        // One-to-one: letters, digits and `-` stay, every other byte is `_` and its two
+        // hex digits (so `_` itself too), and `.` separates the parts. Two different
+        // (account, name) pairs never share a lock file, whatever their characters.
         let safe = |name: &str| -> String {
-            name.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
+            let mut out = String::with_capacity(name.len());
+            for byte in name.bytes() {
+                if byte.is_ascii_alphanumeric() || byte == b'-' {
+                    out.push(char::from(byte));
+                } else {
+                    let _ = write!(out, "_{byte:02x}");
+                }
+            }
+            out
         };
-        // Names that differ only in other characters share a file: their runs then wait
-        // for each other, nothing worse.
         let path = self.lock_path(&format!(".{}.{}.lock", safe(account), safe(job)));
         Ok(match try_lock(&path)? {
             Ok(file) => Acquired::Taken(Lease {

@@ -451,3 +451,50 @@ async fn an_old_postgres_state_store_moves_to_the_accounts_that_own_its_names() 
     sql(admin.as_ref(), &format!("DROP SCHEMA {schema} CASCADE")).await;
     admin.close().await;
 }
+
+/// Account ids and import names that differ only in characters a file name cannot hold
+/// as they are (`.`, `_`, a space, non-ASCII letters of the same length) are different
+/// imports: each takes its own lock while the others hold theirs.
+#[tokio::test]
+async fn sqlite_store_locks_imports_whose_names_differ_only_in_odd_characters_apart() {
+    use extdata_jobs::{Acquired, Claim, StateStore};
+    let fixture = Fixture::new();
+    let owners = extdata_jobs::LegacyOwners::default();
+    let store = extdata_jobs::SqliteStateStore::open(fixture.path("locks-state.db"), &owners)
+        .await
+        .unwrap();
+    let pairs = [
+        ("acme.corp", "orders"),
+        ("acme_corp", "orders"),
+        ("acme corp", "orders"),
+        ("acme_2ecorp", "orders"),
+        ("acme", "corp.orders"),
+        ("acme.corp.orders", ""),
+        ("é", "orders"),
+        ("ü", "orders"),
+    ];
+    let mut held = Vec::new();
+    for (account, job) in pairs {
+        match store.acquire(account, job, Claim::Now).await.unwrap() {
+            Acquired::Taken(lease) => held.push(lease),
+            other => {
+                panic!("`{account}`/`{job}` is not taken while the others are held: {other:?}")
+            }
+        }
+    }
+    // The same pair again is busy: the lock still excludes.
+    assert!(
+        matches!(
+            store
+                .acquire("acme.corp", "orders", Claim::Now)
+                .await
+                .unwrap(),
+            Acquired::Busy { .. }
+        ),
+        "a held lock is taken twice"
+    );
+    for lease in held {
+        store.release(lease).await.unwrap();
+    }
+    store.close().await;
+}

@@ -621,20 +621,22 @@ impl Registry {
         Ok(())
     }
 
-    /// Assigns a connector to an account (creating the account when new).
+    /// Assigns a connector to an account (creating the account when new). A blank
+    /// account id or an unknown connector is a [`ErrorKind::Config`] error.
     pub fn assign(
         &mut self,
         account: impl Into<String>,
         connector: impl Into<String>,
     ) -> Result<()> {
-        let connector = connector.into();
+        let (account, connector) = (account.into(), connector.into());
+        // The empty id is no account's: state kept for no account is stored under it.
+        if account.trim().is_empty() {
+            return Err(Error::config("an account id must not be empty"));
+        }
         if !self.connectors.contains_key(&connector) {
             return Err(Error::config(format!("unknown connector `{connector}`")));
         }
-        self.accounts
-            .entry(account.into())
-            .or_default()
-            .insert(connector);
+        self.accounts.entry(account).or_default().insert(connector);
         Ok(())
     }
 

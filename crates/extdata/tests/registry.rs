@@ -114,6 +114,29 @@ fn json_has_the_same_shape() {
     assert!(registry.is_assigned("42", "local"));
 }
 
+/// The empty account id is no account's (the jobs' state keeps rows that belong to no
+/// account under it): a program cannot assign a connector to it, blank or not.
+#[test]
+fn a_blank_account_id_cannot_be_assigned() {
+    let mut registry = Registry::from_toml_str(
+        r#"
+        [[connectors]]
+        name = "a"
+        type = "sqlite"
+        database = ":memory:"
+        "#,
+    )
+    .unwrap();
+    for blank in ["", "  "] {
+        let err = registry.assign(blank, "a").unwrap_err();
+        assert_eq!(err.kind(), extdata::ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("must not be empty"), "{err}");
+    }
+    registry.assign("1", "a").unwrap();
+    assert!(registry.is_assigned("1", "a"));
+    assert!(!registry.is_assigned("", "a"));
+}
+
 #[tokio::test]
 async fn an_account_reaches_only_its_own_connectors() {
     let registry = Registry::from_toml_str(

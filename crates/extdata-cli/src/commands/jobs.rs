@@ -94,7 +94,10 @@ async fn import(context: &Context, args: ImportArgs) -> Result<(), Failure> {
     if progress.is_shown() {
         progress.summary(summary.counts.read);
     }
-    println!("{}", summary_line(&job_account, &args.name, &summary));
+    println!(
+        "{}",
+        safe(&summary_line(&job_account, &args.name, &summary))
+    );
     if summary.stopped {
         return Err(Failure::interrupted());
     }
@@ -103,6 +106,12 @@ async fn import(context: &Context, args: ImportArgs) -> Result<(), Failure> {
 
 /// `import `NAME` of account `ID``: how an import is named in messages (names are
 /// unique within an account only).
+/// Names, account ids and values from the config or the data, with control characters
+/// escaped before they reach a terminal.
+fn safe(text: &str) -> String {
+    crate::output::terminal_safe(text).into_owned()
+}
+
 fn import_label(account: &str, name: &str) -> String {
     format!("import `{name}` of account `{account}`")
 }
@@ -220,7 +229,10 @@ async fn run_one_scheduled(
     on_event: Arc<dyn Fn(SchedulerEvent) + Send + Sync>,
 ) -> Result<usize, Failure> {
     // The scheduler filters by account; narrowing it to one import is done by running
-    // it over a copy of the config that holds only that import.
+    // it over a copy of the config that holds only that import. The state store is
+    // opened first with the whole config: a state file of an older version is migrated
+    // on opening, and only the whole config says which account owns each name.
+    jobs.state().await?;
     let mut config = jobs.config().clone();
     config.imports.retain(|key, _| *key == import);
     let single = Arc::new(extdata_jobs::Jobs::new(jobs.registry().clone(), config));
@@ -241,7 +253,7 @@ async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
         // On stderr, so that stdout holds one line per run.
         eprintln!(
             "{}: {} runs, newest first",
-            import_label(&job.account, &job.name),
+            safe(&import_label(&job.account, &job.name)),
             runs.len()
         );
     }
@@ -254,7 +266,10 @@ async fn history(context: &Context, args: HistoryArgs) -> Result<(), Failure> {
         let _ = writeln!(out, "{line}");
     }
     if runs.is_empty() {
-        eprintln!("{} has not run yet", import_label(&job.account, &job.name));
+        eprintln!(
+            "{} has not run yet",
+            safe(&import_label(&job.account, &job.name))
+        );
     }
     Ok(())
 }
@@ -373,8 +388,8 @@ async fn segment(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
     };
     eprintln!(
         "segment `{}` of account `{}`: {} members ({origin})",
-        members.segment,
-        members.account,
+        safe(&members.segment),
+        safe(&members.account),
         members.keys.len()
     );
     Ok(())
@@ -397,7 +412,11 @@ async fn sync(context: &Context, args: SegmentArgs) -> Result<(), Failure> {
         .await?;
     println!(
         "segment sync `{}` of account `{}`: {} added, {} removed in {} batches",
-        sync.name, sync.account, summary.added, summary.removed, summary.batches
+        safe(&sync.name),
+        safe(&sync.account),
+        summary.added,
+        summary.removed,
+        summary.batches
     );
     Ok(())
 }
