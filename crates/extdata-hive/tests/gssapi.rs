@@ -12,6 +12,8 @@
 
 #![cfg(feature = "gssapi")]
 
+mod common;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Mutex;
@@ -23,6 +25,8 @@ use extdata_core::{
     ConnectorConfig, DbKind, ErrorKind, ExternalSource, QueryOptions, Scalar, Statement, Value,
 };
 use extdata_hive::{HiveSource, SPEC};
+
+use common::cookies_issued;
 
 /// Set in the child process; a child case refuses to run without it.
 const CHILD_VAR: &str = "EXTDATA_TEST_HIVE_GSSAPI_CHILD";
@@ -295,80 +299,54 @@ fn child_no_ticket_is_an_auth_error() {
     });
 }
 
-#[test]
-fn spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie() {
+/// Runs the SPNEGO case `case` (the test's own name): in the child process `child`; in
+/// the test, the child with the ticket cache `ccache` (the user's ticket when `None`),
+/// one SPNEGO case at a time.
+fn spnego_case(case: &str, child: fn(), ccache: Option<&str>) {
     if env(CHILD_VAR).is_some() {
-        return child_spnego_queries_and_keeps_the_cookie();
+        return child();
     }
     let Some((settings, _)) = spnego_settings() else {
         return;
     };
     let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
-    run_child(
+    run_child(case, &settings, ccache.unwrap_or(&settings.ccache));
+}
+
+#[test]
+fn spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie() {
+    spnego_case(
         "spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie",
-        &settings,
-        &settings.ccache,
+        child_spnego_queries_and_keeps_the_cookie,
+        None,
     );
 }
 
 #[test]
 fn spnego_finds_the_http_principal_by_default_and_takes_the_service_principal() {
-    if env(CHILD_VAR).is_some() {
-        return child_spnego_principals();
-    }
-    let Some((settings, _)) = spnego_settings() else {
-        return;
-    };
-    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
-    run_child(
+    spnego_case(
         "spnego_finds_the_http_principal_by_default_and_takes_the_service_principal",
-        &settings,
-        &settings.ccache,
+        child_spnego_principals,
+        None,
     );
 }
 
 #[test]
 fn spnego_without_a_ticket_is_an_auth_error() {
-    if env(CHILD_VAR).is_some() {
-        return child_spnego_no_ticket();
-    }
-    let Some((settings, _)) = spnego_settings() else {
-        return;
-    };
-    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
-    run_child(
+    spnego_case(
         "spnego_without_a_ticket_is_an_auth_error",
-        &settings,
-        "MEMORY:extdata-no-ticket",
+        child_spnego_no_ticket,
+        Some("MEMORY:extdata-no-ticket"),
     );
 }
 
 #[test]
 fn spnego_with_a_wrong_principal_is_an_auth_error() {
-    if env(CHILD_VAR).is_some() {
-        return child_spnego_wrong_principal();
-    }
-    let Some((settings, _)) = spnego_settings() else {
-        return;
-    };
-    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
-    run_child(
+    spnego_case(
         "spnego_with_a_wrong_principal_is_an_auth_error",
-        &settings,
-        &settings.ccache,
+        child_spnego_wrong_principal,
+        None,
     );
-}
-
-/// The lines of the server log at `path` that say the server issued a cookie to `user`
-/// (Spark's `ThriftHttpServlet` logs `Cookie added for clientUserName <user>` each time
-/// a request without a valid cookie passes its login check).
-fn cookies_issued(path: &str, user: &str) -> usize {
-    let log = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read the hive server log {path}: {e}"));
-    let line = format!("Cookie added for clientUserName {user}");
-    log.lines()
-        .filter(|l| l.trim_end().ends_with(&line))
-        .count()
 }
 
 /// The child's half of `spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie`:

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Mode, build, config, query_rows, server_log};
+use common::{Mode, build, config, cookies_issued, query_rows, server_log};
 use extdata_conformance::support::{block_on, expect_kind, ok};
 use extdata_core::{ErrorKind, Scalar, Statement, Value};
 
@@ -61,18 +61,6 @@ fn a_wrong_http_path_and_the_binary_transport_are_clear_errors() {
         );
         binary.close().await;
     });
-}
-
-/// The lines of the server log at `path` that say the server issued a cookie to `user`
-/// (Spark's `ThriftHttpServlet` logs `Cookie added for clientUserName <user>` each time
-/// a request comes without a valid cookie and its login is checked).
-fn cookies_issued(path: &str, user: &str) -> usize {
-    let log = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read the hive server log {path}: {e}"));
-    let line = format!("Cookie added for clientUserName {user}");
-    log.lines()
-        .filter(|l| l.trim_end().ends_with(&line))
-        .count()
 }
 
 /// HiveServer2 checks the login of a request without a valid `hive.server2.auth` cookie

@@ -263,3 +263,15 @@ fn log_probe_follows_an_operation_from_submit_to_close() {
     assert!(!running_in_log(&log, "sleep-8"), "another marker");
     assert!(!running_in_log(&format!("{log}{closed}"), "sleep-7"));
 }
+
+/// The lines of the server log at `path` that say the server issued a cookie to `user`
+/// (Spark's `ThriftHttpServlet` logs `Cookie added for clientUserName <user>` each time
+/// a request comes without a valid cookie and its login is checked).
+pub fn cookies_issued(path: &str, user: &str) -> usize {
+    let log = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read the hive server log {path}: {e}"));
+    let line = format!("Cookie added for clientUserName {user}");
+    log.lines()
+        .filter(|l| l.trim_end().ends_with(&line))
+        .count()
+}
