@@ -81,16 +81,19 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     ),
 ];
 
+/// Whether `value` is 1 to `max_len` bytes, each an ASCII letter, digit or one of `marks`.
+fn is_name(value: &str, max_len: usize, marks: &[u8]) -> bool {
+    (1..=max_len).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || marks.contains(&b))
+}
+
 fn check_instance(value: &str) -> Result<(), String> {
     // SQL Server instance names: at most 16 characters, a letter, digit, `_`, `$` or
     // `#` each (the name travels as a NUL-terminated byte string in the Browser
     // request, so anything else could not be matched anyway).
-    if !value.is_empty()
-        && value.len() <= 16
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_$#".contains(&b))
-    {
+    if is_name(value, 16, b"_$#") {
         Ok(())
     } else {
         Err(format!(
@@ -100,12 +103,7 @@ fn check_instance(value: &str) -> Result<(), String> {
 }
 
 fn check_host_name(value: &str) -> Result<(), String> {
-    if !value.is_empty()
-        && value.len() <= 253
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
-    {
+    if is_name(value, 253, b".-_:") {
         Ok(())
     } else {
         Err(format!("`{value}` is not a host name"))

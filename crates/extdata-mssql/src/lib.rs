@@ -19,7 +19,6 @@ use extdata_core::{
 use tiberius::Query;
 
 use crate::pool::Inner;
-use crate::stream::receiver_stream;
 
 /// SQL Server's TCP port when the form leaves it empty.
 pub const DEFAULT_PORT: u16 = 1433;
@@ -122,22 +121,18 @@ impl ExternalSource for MsSqlSource {
 
     async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
-        let (columns, rows) = self
-            .inner
+        self.inner
             .start_rows(statement, Bound::Total(timeout))
-            .await?;
-        RowStream::new(columns, receiver_stream(rows))
+            .await?
             .collect_limited(Some(options.max_rows_or_default()))
             .await
     }
 
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
         let timeout = options.timeout_or(self.inner.config.query_timeout);
-        let (columns, rows) = self
-            .inner
+        self.inner
             .start_rows(statement, Bound::PerRow(timeout))
-            .await?;
-        Ok(RowStream::new(columns, receiver_stream(rows)))
+            .await
     }
 
     async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {

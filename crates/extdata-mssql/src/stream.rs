@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use deadpool::managed::Object;
 use extdata_core::driver::Bound;
-use extdata_core::{Columns, Error, ErrorKind, Result, Row, Statement};
+use extdata_core::{Columns, Error, ErrorKind, Result, Row, RowStream, Statement};
 use futures::TryStreamExt;
 use tiberius::{ColumnData, ColumnType, Query, QueryItem};
 use tokio::sync::{mpsc, oneshot};
@@ -182,13 +182,13 @@ impl Inner {
         }
     }
 
-    /// Starts a statement whose rows are read by a task; returns once the columns are
-    /// known.
+    /// Starts a statement whose rows are read by a task; returns its rows as a stream
+    /// once the columns are known.
     pub(crate) async fn start_rows(
         self: &Arc<Self>,
         statement: &Statement,
         bound: Bound,
-    ) -> Result<(Columns, mpsc::Receiver<Result<Row>>)> {
+    ) -> Result<RowStream> {
         self.lifecycle.check_open(&self.config.name)?;
         let started = Instant::now();
         let rendered = self.render(statement)?;
@@ -200,7 +200,7 @@ impl Inner {
                 .run_rows(conn, rendered, bound, started, columns_tx, rows_tx),
         );
         match columns_rx.await {
-            Ok(Ok(columns)) => Ok((columns, rows_rx)),
+            Ok(Ok(columns)) => Ok(RowStream::new(columns, receiver_stream(rows_rx))),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(self.config.error(
                 ErrorKind::Internal,
@@ -211,7 +211,7 @@ impl Inner {
 }
 
 /// The rows a [`start_rows`](Inner::start_rows) task sends, as a stream.
-pub(crate) fn receiver_stream(
+fn receiver_stream(
     rows: mpsc::Receiver<Result<Row>>,
 ) -> impl futures::Stream<Item = Result<Row>> + Send + 'static {
     futures::stream::unfold(rows, |mut rows| async move {
