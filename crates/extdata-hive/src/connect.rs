@@ -108,11 +108,7 @@ impl Settings {
                 ));
             }
         };
-        let auth = config
-            .options
-            .get("auth")
-            .and_then(Auth::parse)
-            .unwrap_or(Auth::Plain);
+        let auth = auth_option(config).unwrap_or(Auth::Plain);
         let mut session_conf = BTreeMap::new();
         if let Some(db) = &config.database {
             session_conf.insert("use:database".to_owned(), db.clone());
@@ -132,10 +128,7 @@ impl Settings {
         session_conf
             .entry(format!("set:hiveconf:{LONG_POLLING}"))
             .or_insert_with(|| "200ms".to_owned());
-        let http = config
-            .options
-            .get("transport")
-            .is_some_and(|t| t.eq_ignore_ascii_case("http"));
+        let http = over_http(config);
         let (kerberos_service, kerberos_host) = match config.options.get("principal") {
             Some(principal) => parse_principal(principal, &host),
             None => (
@@ -290,12 +283,22 @@ fn check_principal(value: &str) -> std::result::Result<(), String> {
     }
 }
 
-pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
-    let auth = config.options.get("auth").and_then(Auth::parse);
-    let http = config
+/// The `auth` option, when given and known.
+fn auth_option(config: &ValidConfig) -> Option<Auth> {
+    config.options.get("auth").and_then(Auth::parse)
+}
+
+/// Whether the `transport` option asks for HTTP.
+fn over_http(config: &ValidConfig) -> bool {
+    config
         .options
         .get("transport")
-        .is_some_and(|t| t.eq_ignore_ascii_case("http"));
+        .is_some_and(|t| t.eq_ignore_ascii_case("http"))
+}
+
+pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) {
+    let auth = auth_option(config);
+    let http = over_http(config);
     if auth == Some(Auth::Gssapi) && !cfg!(feature = "gssapi") {
         problems.push((
             "options.auth".to_owned(),
@@ -339,11 +342,8 @@ pub(crate) fn check(config: &ValidConfig, problems: &mut Vec<(String, String)>) 
 }
 
 pub(crate) fn warn(config: &ValidConfig, warnings: &mut Vec<(String, String)>) {
-    let auth = config.options.get("auth").and_then(Auth::parse);
-    let http = config
-        .options
-        .get("transport")
-        .is_some_and(|t| t.eq_ignore_ascii_case("http"));
+    let auth = auth_option(config);
+    let http = over_http(config);
     if http && auth == Some(Auth::Gssapi) && config.tls.is_none() {
         warnings.push((
             "ssl".to_owned(),
