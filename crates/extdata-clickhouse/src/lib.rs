@@ -243,7 +243,7 @@ impl ClickHouseSource {
             query = query.with_setting("max_query_size", size);
         }
         for (name, text) in params {
-            query = query.param(name, text.as_str());
+            query = query.with_setting(format!("param_{name}"), text.as_str());
         }
         quietly(|| query.fetch_native()).map_err(|e| self.error(e, "query"))
     }
@@ -401,34 +401,23 @@ fn render_statement(
     // request cannot raise: past them, everything goes as literals in a plain body.
     if !params.is_empty()
         && (params.len() > FORM_FIELDS_LIMIT
-            || form_field_len(&sql) > FORM_FIELD_LIMIT
-            || params
-                .iter()
-                .any(|(_, text)| form_field_len(text) > FORM_FIELD_LIMIT))
+            || sql.len() > FORM_FIELD_LIMIT
+            || params.iter().any(|(_, text)| text.len() > FORM_FIELD_LIMIT))
     {
         return render_with(statement, features, false);
     }
     Ok((sql, params))
 }
 
-/// The longest form field — the SQL or one parameter's text, as the clickhouse crate
-/// sends it — that a server takes by default (`http_max_field_value_size`, which a
-/// request cannot raise: it is read before the request's settings).
+/// The longest form field — the SQL or one parameter's text, as sent in the request's
+/// `multipart/form-data` body — that a server takes by default
+/// (`http_max_field_value_size`, which a request cannot raise: it is read before the
+/// request's settings).
 const FORM_FIELD_LIMIT: usize = 128 * 1024;
 
 /// Parameters one request may have: the server takes at most 1,000 fields
 /// (`http_max_fields`, also URL settings and headers).
 const FORM_FIELDS_LIMIT: usize = 900;
-
-/// `text`'s length as a form field: the clickhouse crate escapes `\`, `'`, `` ` ``, tab
-/// and newline with a backslash.
-fn form_field_len(text: &str) -> usize {
-    text.len()
-        + text
-            .bytes()
-            .filter(|b| matches!(b, b'\\' | b'\'' | b'`' | b'\t' | b'\n'))
-            .count()
-}
 
 /// The server's default `max_query_size`: it refuses a longer SQL text.
 const DEFAULT_MAX_QUERY_SIZE: usize = 256 * 1024;
@@ -487,7 +476,7 @@ fn parameter_name(statement: &Statement, value: &Value, params: &[(String, Strin
 /// What the errors of a call with `statement` must not show (`None` when it binds
 /// nothing): the literals rendered with `features` (unknown before the first exchange:
 /// then only the values' texts), and with `server_parameters` the `{name:Type}`
-/// placeholders, shown as `:name`.
+/// placeholders, shown as `:name`, and the parameters' texts.
 fn redactor_of(
     statement: &Statement,
     features: Option<ServerFeatures>,
@@ -500,7 +489,7 @@ fn redactor_of(
             server_parameters
                 .then(|| types::server_parameter(value))
                 .flatten()
-                .map(|(data_type, _)| format!("{{{name}:{data_type}}}"))
+                .map(|(data_type, text)| (format!("{{{name}:{data_type}}}"), text))
         },
     )
 }
@@ -648,7 +637,7 @@ impl ClickHouseSource {
             query = query.with_setting("max_query_size", size);
         }
         for (name, text) in &params {
-            query = query.param(name, text.as_str());
+            query = query.with_setting(format!("param_{name}"), text.as_str());
         }
         let deadline = Instant::now() + timeout;
         match tokio::time::timeout_at(deadline, quiet(query.execute())).await {
@@ -762,21 +751,27 @@ mod tests {
 
     #[test]
     fn server_parameters_are_named_after_the_placeholders() {
-        let statement = Statement::new("SELECT :v, length(:v), :n, :bytes, [:n]")
+        let statement = Statement::new("SELECT :v, length(:v), :n, :bytes, [:n], :a")
             .bind("v", "it's")
             .bind("n", 7_i64)
-            .bind("bytes", vec![0xFF_u8]);
+            .bind("bytes", vec![0xFF_u8])
+            .bind(
+                "a",
+                Value::Array(vec![Value::Text("it's".into()), Value::Null]),
+            );
         let modern = ServerFeatures { modern_types: true };
         let (sql, params) = render_statement(&statement, modern, true).unwrap();
         assert_eq!(
             sql,
-            "SELECT {v:String}, length({v:String}), {n:Int64}, unhex('FF'), [{n:Int64}]"
+            "SELECT {v:String}, length({v:String}), {n:Int64}, unhex('FF'), [{n:Int64}], \
+             {a:Array(Nullable(String))}"
         );
         assert_eq!(
             params,
             [
-                ("v".to_owned(), "it's".to_owned()),
-                ("n".to_owned(), "7".to_owned())
+                ("v".to_owned(), r"it\'s".to_owned()),
+                ("n".to_owned(), "7".to_owned()),
+                ("a".to_owned(), r"['it\'s',NULL]".to_owned()),
             ]
         );
         let (sql, params) = render_statement(&statement, modern, false).unwrap();
@@ -784,7 +779,7 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT unhex('69742773'), length(unhex('69742773')), toInt64(7), unhex('FF'), \
-             [toInt64(7)]"
+             [toInt64(7)], [unhex('69742773'), NULL]"
         );
         // Past the server's form-field limit: everything as literals, in a plain body.
         let long = Statement::new("SELECT :v, :n")

@@ -23,12 +23,13 @@ pub(crate) struct Redactor {
 
 impl Redactor {
     /// For a call with `statement`, whose values were rendered by `render` or sent as
-    /// the server parameters that `placeholder(name, value)` names (`{name:Type}`, shown
-    /// as `:name`); `None` when it binds nothing.
+    /// the server parameters that `parameter(name, value)` names (`{name:Type}`, shown
+    /// as `:name`) with their texts (an array's `['a\'b',NULL]`, which the server may
+    /// quote back); `None` when it binds nothing.
     pub(crate) fn new(
         statement: &Statement,
         render: impl Fn(&Value) -> Option<String>,
-        placeholder: impl Fn(&str, &Value) -> Option<String>,
+        parameter: impl Fn(&str, &Value) -> Option<(String, String)>,
     ) -> Option<Self> {
         if statement.params().is_empty() {
             return None;
@@ -38,8 +39,11 @@ impl Redactor {
             if value.is_null() {
                 continue;
             }
-            if let Some(placeholder) = placeholder(name, value) {
+            if let Some((placeholder, text)) = parameter(name, value) {
                 needles.push((placeholder, format!(":{name}")));
+                if text.chars().count() >= MIN_CHARS {
+                    needles.push((text, format!("<value of :{name}>")));
+                }
             }
             if let Some(literal) = render(value) {
                 // What was between quotes in the literal (hex digits, dates, decimals…).
@@ -248,7 +252,7 @@ mod tests {
         let redactor = Redactor::new(
             &statement,
             |_| None,
-            |name, _| Some(format!("{{{name}:String}}")),
+            |name, _| Some((format!("{{{name}:String}}"), String::new())),
         )
         .unwrap();
         let message = "DB::Exception: Invalid IPv4 value: In scope SELECT \

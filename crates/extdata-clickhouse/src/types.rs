@@ -844,69 +844,354 @@ fn datetime_in_range(seconds: i64, modern: bool) -> Result<()> {
 }
 
 /// The server parameter `{name:Type}` type and text for `value`, when it has one
-/// (servers with server-side parameters only). `None`: render it as a literal — arrays,
-/// tuples and maps, bytes that are not UTF-8, NaN and infinities, and values outside
-/// the range of their parameter type (the literal path refuses those with a
-/// `Parameter` error instead of letting the server store another value).
+/// (servers with server-side parameters only). `None`: render it as a literal — a
+/// top-level NULL, bytes that are not UTF-8 and NaN and infinities (outside arrays,
+/// tuples and maps), intervals and times, arrays whose elements have no common type,
+/// and values outside the range of their parameter type (the literal path refuses those
+/// with a `Parameter` error instead of letting the server store another value).
 ///
-/// The text is the value as the HTTP interface reads a `param_<name>` (the clickhouse
-/// crate escapes `\`, `'`, `` ` ``, tab and newline in it); it is never part of the SQL.
+/// The text is the value exactly as the request's `param_<name>` field carries it, in
+/// the server's text format for the type (it reads a parameter as a value of an
+/// escaped, TSV-like field): a top-level string with `\`, `'`, `` ` ``, tab and newline
+/// escaped; arrays, tuples and maps as `['a\'b',NULL]`, `(1,'x')`, `{'k':[1]}`, each
+/// string between quotes with [`quote_string`]'s escapes. It is never part of the SQL.
 pub(crate) fn server_parameter(value: &Value) -> Option<(String, String)> {
-    let typed = |t: &str, text: String| Some((t.to_owned(), text));
     match value {
-        Value::Bool(b) => typed("Bool", b.to_string()),
-        Value::I8(v) => typed("Int8", v.to_string()),
-        Value::I16(v) => typed("Int16", v.to_string()),
-        Value::I32(v) => typed("Int32", v.to_string()),
-        Value::I64(v) => typed("Int64", v.to_string()),
-        Value::I128(v) => typed("Int128", v.to_string()),
-        Value::U8(v) => typed("UInt8", v.to_string()),
-        Value::U16(v) => typed("UInt16", v.to_string()),
-        Value::U32(v) => typed("UInt32", v.to_string()),
-        Value::U64(v) => typed("UInt64", v.to_string()),
-        Value::U128(v) => typed("UInt128", v.to_string()),
-        Value::F64(v) if v.is_finite() => typed("Float64", format!("{v:?}")),
-        Value::F32(v) if v.is_finite() => typed("Float32", format!("{v:?}")),
+        Value::Array(_) | Value::Tuple(_) | Value::Map(_) => {
+            let (data_type, text) = nested_parameter(value)?;
+            data_type
+                .holds_its_values()
+                .then(|| (data_type.name(), text))
+        }
+        Value::Null => None,
+        scalar => {
+            let (data_type, text, _) = scalar_parameter(scalar)?;
+            Some((data_type.name(), escaped(&text)))
+        }
+    }
+}
+
+/// `text` as a top-level `String` parameter: what the server reads as an escaped field
+/// comes back as `text` (the escapes the clickhouse crate's own `param` writes).
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '\\' | '\'' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The type of a parameter value, as far as joining it with its siblings' in an array
+/// (or a map's keys or values) goes.
+#[derive(Debug, Clone, PartialEq)]
+enum ParamType {
+    /// The elements of an empty array: any type.
+    Unknown,
+    /// A NULL: its siblings' type, made `Nullable`.
+    Null,
+    /// A type without parameters that joins only itself (`Int64`, `String`, `UUID`…).
+    Named(&'static str),
+    /// `Decimal(76, scale)`, holding values with up to `integer_digits` digits before
+    /// the point.
+    Decimal {
+        integer_digits: usize,
+        scale: u32,
+    },
+    /// `DateTime` (`precision` `None`) or `DateTime64(precision)`, with `'UTC'` for a
+    /// `TimestampTz`; `past_nanos`: some value is later than `DateTime64(9)` holds.
+    Timestamp {
+        precision: Option<u32>,
+        utc: bool,
+        past_nanos: bool,
+    },
+    Nullable(Box<ParamType>),
+    Array(Box<ParamType>),
+    Tuple(Vec<ParamType>),
+    Map(Box<ParamType>, Box<ParamType>),
+}
+
+impl ParamType {
+    /// The ClickHouse type name.
+    fn name(&self) -> String {
+        match self {
+            ParamType::Unknown => "Nothing".to_owned(),
+            ParamType::Null => "Nullable(Nothing)".to_owned(),
+            ParamType::Named(name) => (*name).to_owned(),
+            ParamType::Decimal { scale, .. } => format!("Decimal(76, {scale})"),
+            ParamType::Timestamp { precision, utc, .. } => match (precision, utc) {
+                (None, false) => "DateTime".to_owned(),
+                (None, true) => "DateTime('UTC')".to_owned(),
+                (Some(p), false) => format!("DateTime64({p})"),
+                (Some(p), true) => format!("DateTime64({p}, 'UTC')"),
+            },
+            ParamType::Nullable(inner) => format!("Nullable({})", inner.name()),
+            ParamType::Array(element) => format!("Array({})", element.name()),
+            ParamType::Tuple(elements) => {
+                let names: Vec<String> = elements.iter().map(ParamType::name).collect();
+                format!("Tuple({})", names.join(", "))
+            }
+            ParamType::Map(key, value) => format!("Map({}, {})", key.name(), value.name()),
+        }
+    }
+
+    /// Whether every value joined into this type fits it: a `DateTime64(9)` ends in
+    /// 2262, where a value with fewer digits may lie beyond.
+    fn holds_its_values(&self) -> bool {
+        match self {
+            ParamType::Timestamp {
+                precision,
+                past_nanos,
+                ..
+            } => !(*past_nanos && *precision == Some(9)),
+            ParamType::Nullable(inner) | ParamType::Array(inner) => inner.holds_its_values(),
+            ParamType::Tuple(elements) => elements.iter().all(ParamType::holds_its_values),
+            ParamType::Map(key, value) => key.holds_its_values() && value.holds_its_values(),
+            _ => true,
+        }
+    }
+
+    /// Whether ClickHouse has `Nullable` of this type (not of arrays, tuples, maps).
+    fn may_be_nullable(&self) -> bool {
+        !matches!(
+            self,
+            ParamType::Array(_) | ParamType::Tuple(_) | ParamType::Map(_, _)
+        )
+    }
+
+    /// The type that holds values of both `self` and `other` exactly, if any: the same
+    /// type; `Nullable` when one is NULL; the larger scale and integer part of two
+    /// decimals; the finer precision of two timestamps of the same kind.
+    fn join(self, other: ParamType) -> Option<ParamType> {
+        use ParamType as T;
+        Some(match (self, other) {
+            (T::Unknown, t) | (t, T::Unknown) => t,
+            (T::Null, T::Null) => T::Null,
+            (T::Null, t) | (t, T::Null) => match t {
+                T::Nullable(_) => t,
+                t if t.may_be_nullable() => T::Nullable(Box::new(t)),
+                _ => return None,
+            },
+            (T::Nullable(a), T::Nullable(b)) => T::Nullable(Box::new(a.join(*b)?)),
+            (T::Nullable(a), b) | (b, T::Nullable(a)) => T::Nullable(Box::new(a.join(b)?)),
+            (T::Named(a), T::Named(b)) if a == b => T::Named(a),
+            (
+                T::Decimal {
+                    integer_digits: i1,
+                    scale: s1,
+                },
+                T::Decimal {
+                    integer_digits: i2,
+                    scale: s2,
+                },
+            ) => {
+                let (integer_digits, scale) = (i1.max(i2), s1.max(s2));
+                if integer_digits + scale as usize > 76 {
+                    return None;
+                }
+                T::Decimal {
+                    integer_digits,
+                    scale,
+                }
+            }
+            (
+                T::Timestamp {
+                    precision: p1,
+                    utc: u1,
+                    past_nanos: n1,
+                },
+                T::Timestamp {
+                    precision: p2,
+                    utc: u2,
+                    past_nanos: n2,
+                },
+            ) if u1 == u2 => T::Timestamp {
+                // `None` (DateTime) is below `Some(0)`.
+                precision: p1.max(p2),
+                utc: u1,
+                past_nanos: n1 || n2,
+            },
+            (T::Array(a), T::Array(b)) => T::Array(Box::new(a.join(*b)?)),
+            (T::Tuple(a), T::Tuple(b)) if a.len() == b.len() => T::Tuple(
+                a.into_iter()
+                    .zip(b)
+                    .map(|(a, b)| a.join(b))
+                    .collect::<Option<_>>()?,
+            ),
+            (T::Map(k1, v1), T::Map(k2, v2)) => {
+                T::Map(Box::new(k1.join(*k2)?), Box::new(v1.join(*v2)?))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The parameter type of a scalar `value`, its text (not escaped) and whether that text
+/// goes between quotes inside an array, tuple or map; `None` where it has none.
+fn scalar_parameter(value: &Value) -> Option<(ParamType, String, bool)> {
+    let named = |t: &'static str, text: String| Some((ParamType::Named(t), text, false));
+    let quoted = |t: &'static str, text: String| Some((ParamType::Named(t), text, true));
+    match value {
+        Value::Bool(b) => named("Bool", b.to_string()),
+        Value::I8(v) => named("Int8", v.to_string()),
+        Value::I16(v) => named("Int16", v.to_string()),
+        Value::I32(v) => named("Int32", v.to_string()),
+        Value::I64(v) => named("Int64", v.to_string()),
+        Value::I128(v) => named("Int128", v.to_string()),
+        Value::U8(v) => named("UInt8", v.to_string()),
+        Value::U16(v) => named("UInt16", v.to_string()),
+        Value::U32(v) => named("UInt32", v.to_string()),
+        Value::U64(v) => named("UInt64", v.to_string()),
+        Value::U128(v) => named("UInt128", v.to_string()),
+        Value::F64(v) if v.is_finite() => named("Float64", format!("{v:?}")),
+        Value::F32(v) if v.is_finite() => named("Float32", format!("{v:?}")),
         Value::Decimal(d) if !d.is_special() => {
             let (digits, scale) = d.mantissa_digits()?;
+            let data_type = ParamType::Decimal {
+                integer_digits: digits.len().saturating_sub(scale as usize),
+                scale,
+            };
             (digits.len() <= 76 && (scale as usize) <= 76)
-                .then(|| (format!("Decimal(76, {scale})"), d.to_string()))
+                .then(|| (data_type, d.to_string(), false))
         }
-        Value::Text(s) => typed("String", s.clone()),
-        Value::Json(j) => typed("String", j.to_string()),
-        Value::Bytes(b) => typed("String", std::str::from_utf8(b).ok()?.to_owned()),
+        Value::Text(s) => quoted("String", s.clone()),
+        Value::Json(j) => quoted("String", j.to_string()),
+        Value::Bytes(b) => quoted("String", std::str::from_utf8(b).ok()?.to_owned()),
         Value::Date(d) => {
             let first = NaiveDate::from_ymd_opt(1900, 1, 1)?;
             let last = NaiveDate::from_ymd_opt(2299, 12, 31)?;
-            (first..=last)
-                .contains(d)
-                .then(|| ("Date32".to_owned(), d.format("%Y-%m-%d").to_string()))
+            (first..=last).contains(d).then(|| {
+                (
+                    ParamType::Named("Date32"),
+                    d.format("%Y-%m-%d").to_string(),
+                    true,
+                )
+            })
         }
-        Value::Timestamp(ts) => timestamp_parameter(ts.and_utc(), ""),
-        Value::TimestampTz(ts) => timestamp_parameter(ts.with_timezone(&Utc), "'UTC'"),
-        Value::Uuid(u) => typed("UUID", u.hyphenated().to_string()),
-        Value::Ip(IpAddr::V4(ip)) => typed("IPv4", ip.to_string()),
-        Value::Ip(IpAddr::V6(ip)) => typed("IPv6", ip.to_string()),
+        Value::Timestamp(ts) => timestamp_parameter(ts.and_utc(), false),
+        Value::TimestampTz(ts) => timestamp_parameter(ts.with_timezone(&Utc), true),
+        Value::Uuid(u) => quoted("UUID", u.hyphenated().to_string()),
+        Value::Ip(IpAddr::V4(ip)) => quoted("IPv4", ip.to_string()),
+        Value::Ip(IpAddr::V6(ip)) => quoted("IPv6", ip.to_string()),
         _ => None,
     }
 }
 
+/// The parameter type and text of `value` inside an array, tuple or map (or of one of
+/// those): scalars as [`scalar_parameter`] has them (strings, dates, timestamps, UUIDs
+/// and addresses between quotes, [`quote_string`]), NULL as `NULL`, bytes that are not
+/// UTF-8 as `\xHH` escapes, NaN and infinities as `nan`, `inf`, `-inf`.
+fn nested_parameter(value: &Value) -> Option<(ParamType, String)> {
+    /// Joins the types of `items` and writes their texts between `open` and `close`.
+    fn list<'v>(
+        items: impl Iterator<Item = &'v Value>,
+        open: char,
+        close: char,
+    ) -> Option<(Vec<ParamType>, String)> {
+        let mut types = Vec::new();
+        let mut text = String::from(open);
+        for (i, item) in items.enumerate() {
+            let (data_type, item_text) = nested_parameter(item)?;
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&item_text);
+            types.push(data_type);
+        }
+        text.push(close);
+        Some((types, text))
+    }
+    fn joined(types: Vec<ParamType>) -> Option<ParamType> {
+        types
+            .into_iter()
+            .try_fold(ParamType::Unknown, ParamType::join)
+    }
+    Some(match value {
+        Value::Null => (ParamType::Null, "NULL".to_owned()),
+        Value::Array(items) => {
+            let (types, text) = list(items.iter(), '[', ']')?;
+            (ParamType::Array(Box::new(joined(types)?)), text)
+        }
+        Value::Tuple(items) if !items.is_empty() => {
+            let (types, text) = list(items.iter(), '(', ')')?;
+            (ParamType::Tuple(types), text)
+        }
+        Value::Map(entries) => {
+            let mut key_type = ParamType::Unknown;
+            let mut value_type = ParamType::Unknown;
+            let mut text = String::from("{");
+            for (i, (key, entry)) in entries.iter().enumerate() {
+                let (k, key_text) = nested_parameter(key)?;
+                let (v, entry_text) = nested_parameter(entry)?;
+                key_type = key_type.join(k)?;
+                value_type = value_type.join(v)?;
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&key_text);
+                text.push(':');
+                text.push_str(&entry_text);
+            }
+            text.push('}');
+            (
+                ParamType::Map(Box::new(key_type), Box::new(value_type)),
+                text,
+            )
+        }
+        Value::Bytes(bytes) if std::str::from_utf8(bytes).is_err() => {
+            let mut text = String::with_capacity(bytes.len() * 4 + 2);
+            text.push('\'');
+            for byte in bytes {
+                text.push_str(&format!("\\x{byte:02X}"));
+            }
+            text.push('\'');
+            (ParamType::Named("String"), text)
+        }
+        Value::F64(v) if !v.is_finite() => (ParamType::Named("Float64"), non_finite(*v)),
+        Value::F32(v) if !v.is_finite() => (ParamType::Named("Float32"), non_finite(f64::from(*v))),
+        scalar => {
+            let (data_type, text, quoted) = scalar_parameter(scalar)?;
+            (data_type, if quoted { quote_string(&text) } else { text })
+        }
+    })
+}
+
+/// NaN or an infinity as the server's text reads it.
+fn non_finite(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_owned()
+    } else if value > 0.0 {
+        "inf".to_owned()
+    } else {
+        "-inf".to_owned()
+    }
+}
+
 /// The parameter type and text of a timestamp whose wall clock is `wall` (read in the
-/// server's zone when `zone` is empty, in `zone` otherwise): `DateTime` for whole seconds
-/// in its range, otherwise `DateTime64(P)` with the fewest digits (0, 3, 6 or 9) that
-/// hold it exactly; `None` outside what that type holds (1900 to 2299; with 9 digits,
-/// to 2262-04-11 23:47:16).
-fn timestamp_parameter(wall: DateTime<Utc>, zone: &str) -> Option<(String, String)> {
+/// server's zone, or in UTC when `utc`): `DateTime` for whole seconds in its range,
+/// otherwise `DateTime64(P)` with the fewest digits (0, 3, 6 or 9) that hold it
+/// exactly; `None` outside what that type holds (1900 to 2299; with 9 digits, to
+/// 2262-04-11 23:47:16). Its text goes between quotes inside arrays.
+fn timestamp_parameter(wall: DateTime<Utc>, utc: bool) -> Option<(ParamType, String, bool)> {
     let seconds = wall.timestamp();
     let nanos = wall.timestamp_subsec_nanos();
     let whole = wall.format("%Y-%m-%d %H:%M:%S").to_string();
+    // DateTime64(9) counts nanoseconds in an Int64: it ends in 2262.
+    let past_nanos = wall.timestamp_nanos_opt().is_none();
+    let timestamp = |precision| ParamType::Timestamp {
+        precision,
+        utc,
+        past_nanos,
+    };
     if nanos == 0 && fits_datetime(seconds) {
-        let data_type = if zone.is_empty() {
-            "DateTime".to_owned()
-        } else {
-            format!("DateTime({zone})")
-        };
-        return Some((data_type, whole));
+        return Some((timestamp(None), whole, true));
     }
     datetime_in_range(seconds, true).ok()?;
     let (precision, fraction) = match nanos {
@@ -915,16 +1200,14 @@ fn timestamp_parameter(wall: DateTime<Utc>, zone: &str) -> Option<(String, Strin
         n if n % 1_000 == 0 => (6, format!(".{:06}", n / 1_000)),
         n => (9, format!(".{n:09}")),
     };
-    // DateTime64(9) counts nanoseconds in an Int64: it ends in 2262.
-    if precision == 9 && wall.timestamp_nanos_opt().is_none() {
+    if precision == 9 && past_nanos {
         return None;
     }
-    let data_type = if zone.is_empty() {
-        format!("DateTime64({precision})")
-    } else {
-        format!("DateTime64({precision}, {zone})")
-    };
-    Some((data_type, format!("{whole}{fraction}")))
+    Some((
+        timestamp(Some(precision)),
+        format!("{whole}{fraction}"),
+        true,
+    ))
 }
 
 /// The zone `name` names (`None`: unknown to the zone database, UTC is used).
@@ -1131,6 +1414,100 @@ mod tests {
         assert_eq!(
             param(Value::Ip("::1".parse().unwrap())),
             pair("IPv6", "::1")
+        );
+    }
+
+    #[test]
+    fn composites_are_parameters_of_their_joined_type() {
+        let param = |value: Value| server_parameter(&value);
+        let pair = |t: &str, v: &str| Some((t.to_owned(), v.to_owned()));
+        let text = |t: &str| Value::Text(t.to_owned());
+        let array = Value::Array;
+        assert_eq!(
+            param(array(vec![text("a'b\\"), Value::Null, text("\t\n\0*/`")])),
+            pair("Array(Nullable(String))", r"['a\'b\\',NULL,'\t\n\0*/`']")
+        );
+        assert_eq!(param(array(vec![])), pair("Array(Nothing)", "[]"));
+        assert_eq!(
+            param(array(vec![Value::Null])),
+            pair("Array(Nullable(Nothing))", "[NULL]")
+        );
+        assert_eq!(
+            param(array(vec![
+                array(vec![]),
+                array(vec![Value::I64(1), Value::Null])
+            ])),
+            pair("Array(Array(Nullable(Int64)))", "[[],[1,NULL]]")
+        );
+        // Decimals join to the larger scale and integer part; timestamps to the finer
+        // precision (DateTime below DateTime64(0)).
+        assert_eq!(
+            param(array(vec![
+                Value::Decimal("-1.5".parse().unwrap()),
+                Value::Decimal("123.001".parse().unwrap()),
+            ])),
+            pair("Array(Decimal(76, 3))", "[-1.5,123.001]")
+        );
+        let at = |text: &str| {
+            Value::Timestamp(
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
+            )
+        };
+        assert_eq!(
+            param(array(vec![
+                at("2024-01-02 03:04:05"),
+                at("2024-01-02 03:04:05.25")
+            ])),
+            pair(
+                "Array(DateTime64(3))",
+                "['2024-01-02 03:04:05','2024-01-02 03:04:05.250']"
+            )
+        );
+        // A 9-digit timestamp cannot join one past 2262: the literal path takes it.
+        assert_eq!(
+            param(array(vec![
+                at("2290-01-01 00:00:00"),
+                at("2000-01-01 00:00:00.000000001")
+            ])),
+            None
+        );
+        assert_eq!(
+            param(Value::Tuple(vec![
+                Value::I8(-1),
+                Value::Bytes(vec![0xFF, 0x27]),
+                Value::F64(f64::NEG_INFINITY),
+                Value::Uuid(Uuid::nil()),
+            ])),
+            pair(
+                "Tuple(Int8, String, Float64, UUID)",
+                r"(-1,'\xFF\x27',-inf,'00000000-0000-0000-0000-000000000000')"
+            )
+        );
+        assert_eq!(
+            param(Value::Map(vec![
+                (text("k"), array(vec![Value::U8(255), Value::Null])),
+                (text("l'"), array(vec![])),
+            ])),
+            pair(
+                "Map(String, Array(Nullable(UInt8)))",
+                r"{'k':[255,NULL],'l\'':[]}"
+            )
+        );
+        // No common type: rendered as a literal (which the server refuses in turn).
+        assert_eq!(param(array(vec![Value::I8(1), text("a")])), None);
+        assert_eq!(
+            param(array(vec![Value::Null, array(vec![Value::I8(1)])])),
+            None
+        );
+        assert_eq!(
+            param(array(vec![Value::Interval(Interval::default())])),
+            None
+        );
+        assert_eq!(param(Value::Tuple(vec![])), None);
+        // Top-level strings carry the escapes of an escaped field.
+        assert_eq!(
+            param(text("a'\\`\t\n\r")),
+            pair("String", "a\\'\\\\\\`\\t\\n\r")
         );
     }
 

@@ -26,6 +26,7 @@ on_every_server!(
     read_only_connector_gets_the_servers_refusal,
     hostile_strings_round_trip_through_binding,
     composite_columns_round_trip_exactly,
+    composite_parameters_round_trip_exactly,
 );
 
 /// The cases that stream millions of rows or assert wall-clock bounds run one at a time
@@ -402,6 +403,202 @@ async fn composite_columns_round_trip_exactly(server: Server) {
     .await;
     assert_eq!(values, expected);
     support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
+}
+
+/// Strings with everything that ends a quoted string, an array, a tuple or a map, or an
+/// escaped field.
+fn hostile_texts() -> Vec<Value> {
+    [
+        "",
+        "it's",
+        "\\",
+        "\\'",
+        "a\tb\nc\rd\0e",
+        "*/ /* -- # `x` \"y\"",
+        "],[NULL,'",
+        "}{':,)(",
+        "NULL",
+        "\\N",
+        "\x01\x7f é 🎉",
+        "\\x41\\t",
+    ]
+    .into_iter()
+    .map(|text| Value::Text(text.to_owned()))
+    .collect()
+}
+
+/// Arrays, tuples and maps bound as parameters — on 26.x server-side `{name:Type}`
+/// parameters of the type their values join to, on 18.16 literals — come back exactly,
+/// hostile strings, NULLs and nesting included.
+async fn composite_parameters_round_trip_exactly(server: Server) {
+    let (_, source) = source_or_skip!(server);
+    let array = Value::Array;
+    let hostile = hostile_texts();
+    let mut with_nulls = hostile.clone();
+    with_nulls.insert(1, Value::Null);
+    with_nulls.push(Value::Null);
+    // (value, its parameter type on 26.x)
+    let mut cases = vec![
+        (array(hostile.clone()), "Array(String)"),
+        (array(with_nulls), "Array(Nullable(String))"),
+        (
+            array(vec![
+                array(hostile.clone()),
+                array(vec![]),
+                array(vec![Value::Text("x".into())]),
+            ]),
+            "Array(Array(String))",
+        ),
+        (
+            array(vec![
+                Value::I64(i64::MIN),
+                Value::I64(0),
+                Value::I64(i64::MAX),
+            ]),
+            "Array(Int64)",
+        ),
+        (
+            Value::Tuple(vec![
+                Value::I64(-1),
+                Value::Text("t'\\\t".into()),
+                array(vec![Value::U8(1), Value::U8(2)]),
+            ]),
+            "Tuple(Int64, String, Array(UInt8))",
+        ),
+    ];
+    if server == Server::V26 {
+        let at = |text: &str| {
+            Value::Timestamp(
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
+            )
+        };
+        let zoned =
+            |text: &str| Value::TimestampTz(chrono::DateTime::parse_from_rfc3339(text).unwrap());
+        let decimal = |text: &str| Value::Decimal(text.parse().unwrap());
+        let map = Value::Map;
+        cases.extend([
+            (
+                array(vec![
+                    array(vec![Value::I64(1), Value::Null]),
+                    array(vec![]),
+                    array(vec![Value::Null]),
+                ]),
+                "Array(Array(Nullable(Int64)))",
+            ),
+            (
+                array(vec![
+                    decimal("-1.500"),
+                    decimal("123.001"),
+                    decimal("0.000"),
+                ]),
+                "Array(Decimal(76, 3))",
+            ),
+            (
+                array(vec![
+                    at("2024-02-29 23:59:58"),
+                    at("1900-01-01 00:00:00.000001"),
+                    Value::Null,
+                ]),
+                "Array(Nullable(DateTime64(6)))",
+            ),
+            (
+                array(vec![zoned("2024-03-01T05:29:58.5+05:30")]),
+                "Array(DateTime64(3, 'UTC'))",
+            ),
+            (
+                array(vec![
+                    Value::Date(chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()),
+                    Value::Null,
+                ]),
+                "Array(Nullable(Date32))",
+            ),
+            (
+                array(vec![
+                    Value::Uuid("61f0c404-5cb3-11e7-907b-a6006ad3dba0".parse().unwrap()),
+                    Value::Null,
+                ]),
+                "Array(Nullable(UUID))",
+            ),
+            (
+                array(vec![Value::Ip("::ffff:1.2.3.4".parse().unwrap())]),
+                "Array(IPv6)",
+            ),
+            (
+                array(vec![Value::Ip("10.0.0.1".parse().unwrap())]),
+                "Array(IPv4)",
+            ),
+            (
+                array(vec![Value::Bool(true), Value::Bool(false)]),
+                "Array(Bool)",
+            ),
+            (
+                array(vec![Value::I128(i128::MIN), Value::I128(i128::MAX)]),
+                "Array(Int128)",
+            ),
+            (
+                array(vec![
+                    Value::F64(f64::INFINITY),
+                    Value::F64(f64::NEG_INFINITY),
+                    Value::F64(5e-324),
+                    Value::F64(0.1),
+                ]),
+                "Array(Float64)",
+            ),
+            (
+                array(vec![Value::Bytes(vec![0xFF, 0x00, b'\'', b'\\'])]),
+                "Array(String)",
+            ),
+            (
+                map(vec![
+                    (
+                        Value::Text("k'\\".into()),
+                        array(vec![Value::U8(255), Value::Null]),
+                    ),
+                    (Value::Text("],{".into()), array(vec![])),
+                ]),
+                "Map(String, Array(Nullable(UInt8)))",
+            ),
+            (
+                map(hostile
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        let value = if i % 2 == 0 {
+                            text.clone()
+                        } else {
+                            Value::Null
+                        };
+                        (text.clone(), value)
+                    })
+                    .collect()),
+                "Map(String, Nullable(String))",
+            ),
+            (map(vec![]), "Map(Nothing, Nothing)"),
+            (
+                Value::Tuple(vec![
+                    Value::Null,
+                    map(vec![(Value::I32(-1), Value::Text("v".into()))]),
+                    Value::Decimal("-0.5".parse().unwrap()),
+                ]),
+                "Tuple(Nullable(Nothing), Map(Int32, String), Decimal(76, 1))",
+            ),
+        ]);
+    }
+    for (value, parameter_type) in cases {
+        let statement = Statement::new("SELECT :v AS v, toTypeName(:v) AS t, 'after' AS tail")
+            .bind("v", value.clone());
+        let result = source
+            .query(&statement, &QueryOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{parameter_type}: {e}"));
+        let row = result.rows[0].values();
+        // Bytes that are not UTF-8 come back as bytes; every other value as it went.
+        assert_eq!(row[0], value, "{parameter_type}");
+        if server.server_parameters() {
+            assert_eq!(row[1], Value::Text(parameter_type.into()));
+        }
+        assert_eq!(row[2], Value::Text("after".into()));
+    }
 }
 
 fn rss_kib() -> u64 {

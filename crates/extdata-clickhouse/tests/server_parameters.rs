@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 on_every_server!(
     the_request_carries_placeholders_or_hex_never_the_value,
     server_parameters_never_renders_literals,
+    arrays_tuples_and_maps_are_parameters_or_hex,
     the_server_sees_parameters_or_hex,
     hostile_and_huge_values_come_back_exactly,
 );
@@ -92,6 +93,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// What a source on `server` (through a recording proxy; `never`: with
 /// `server_parameters = never`) sends for `SELECT :v AS v, length(:v) AS n`.
 async fn sent_for(settings: &support::Settings, never: bool) -> Vec<u8> {
+    let statement = Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", VALUE);
+    let (row, sent) = recorded(settings, never, &statement).await;
+    assert_eq!(
+        row,
+        [Value::Text(VALUE.into()), Value::U64(VALUE.len() as u64)]
+    );
+    sent
+}
+
+/// The first row of `statement` run by a source on `settings`' server through a
+/// recording proxy (`never`: with `server_parameters = never`), and what it sent.
+async fn recorded(
+    settings: &support::Settings,
+    never: bool,
+    statement: &Statement,
+) -> (Vec<Value>, Vec<u8>) {
     let (port, sent) = recording_proxy(settings.port).await;
     let mut config = settings
         .http("ch-wire")
@@ -101,14 +118,12 @@ async fn sent_for(settings: &support::Settings, never: bool) -> Vec<u8> {
         config = config.with_option("server_parameters", "never");
     }
     let source = support::build(&config).unwrap();
-    let statement = Statement::new("SELECT :v AS v, length(:v) AS n").bind("v", VALUE);
     let result = source
-        .query(&statement, &QueryOptions::default())
+        .query(statement, &QueryOptions::default())
         .await
         .expect("through the proxy");
-    assert_eq!(result.rows[0].get(0), Some(&Value::Text(VALUE.into())));
-    assert_eq!(result.rows[0].get(1), Some(&Value::U64(VALUE.len() as u64)));
-    sent.lock().unwrap().clone()
+    let row = result.rows[0].values().to_vec();
+    (row, sent.lock().unwrap().clone())
 }
 
 /// The client-side rendering: the value as hex digits only, no parameter field.
@@ -141,6 +156,79 @@ async fn the_request_carries_placeholders_or_hex_never_the_value(server: Server)
             assert_eq!(find(&sent, hex.as_bytes()), None);
         }
         Server::V18 => assert_rendered_as_hex(&sent),
+    }
+}
+
+/// An array, a tuple and a map of hostile strings and NULLs: on 26.x `{name:Type}`
+/// placeholders of their joined types, each value once in its own `param_` field in the
+/// server's text format for the type (strings quoted and escaped); on 18.16 literals of
+/// hex digits. Never the text in the SQL; back exactly either way.
+async fn arrays_tuples_and_maps_are_parameters_or_hex(server: Server) {
+    let Some((settings, _)) = support::source_of(server).await else {
+        return;
+    };
+    let text = Value::Text(VALUE.into());
+    let array = Value::Array(vec![text.clone(), Value::Null]);
+    let tuple = Value::Tuple(vec![Value::I64(7), text.clone()]);
+    let nested = Value::Array(vec![Value::Array(vec![text.clone()]), Value::Array(vec![])]);
+    let mut values = vec![array.clone(), tuple.clone(), nested.clone()];
+    let mut statement = Statement::new("SELECT :a AS a, :t AS t, :n AS n, :a AS again")
+        .bind("a", array)
+        .bind("t", tuple)
+        .bind("n", nested);
+    if server.modern() {
+        let map = Value::Map(vec![(
+            text.clone(),
+            Value::Array(vec![Value::I64(1), Value::Null]),
+        )]);
+        statement = Statement::new(format!("{} , :m AS m", statement.sql()))
+            .bind("a", values[0].clone())
+            .bind("t", values[1].clone())
+            .bind("n", values[2].clone())
+            .bind("m", map.clone());
+        values.push(map);
+    }
+    let (row, sent) = recorded(&settings, false, &statement).await;
+    let mut expected = values.clone();
+    expected.insert(3, values[0].clone());
+    assert_eq!(row, expected);
+    let hex = hex(VALUE.as_bytes());
+    // The value as a quoted string inside a composite's text.
+    let quoted = r#"'it\'s */ a `pii-7e5a` \\ value\0 -- "x" /* #'"#;
+    match server {
+        Server::V26 => {
+            let sql = "SELECT {a:Array(Nullable(String))} AS a, {t:Tuple(Int64, String)} AS t, \
+                       {n:Array(Array(String))} AS n, {a:Array(Nullable(String))} AS again , \
+                       {m:Map(String, Array(Nullable(Int64)))} AS m";
+            let at_sql = find(&sent, sql.as_bytes()).expect("the SQL with its placeholders");
+            let fields = [
+                ("param_a", format!("[{quoted},NULL]")),
+                ("param_t", format!("(7,{quoted})")),
+                ("param_n", format!("[[{quoted}],[]]")),
+                ("param_m", format!("{{{quoted}:[1,NULL]}}")),
+            ];
+            let mut first_field = sent.len();
+            for (field, content) in fields {
+                let header = format!("name=\"{field}\"\r\n\r\n{content}\r\n");
+                let at = find(&sent, header.as_bytes())
+                    .unwrap_or_else(|| panic!("{field} with {content}"));
+                assert!(at_sql < at);
+                first_field = first_field.min(at);
+            }
+            // The value only in the parameter fields, once each (`a` is used twice).
+            assert_eq!(find(&sent[..first_field], b"pii-7e5a"), None);
+            assert_eq!(sent.windows(8).filter(|w| w == b"pii-7e5a").count(), 4);
+            assert_eq!(find(&sent, hex.as_bytes()), None);
+        }
+        Server::V18 => {
+            assert_eq!(find(&sent, b"pii-7e5a"), None, "the value's text was sent");
+            assert_eq!(find(&sent, b"param_"), None, "a parameter field was sent");
+            let rendered = format!(
+                "SELECT [unhex('{hex}'), NULL] AS a, tuple(toInt64(7), unhex('{hex}')) AS t, \
+                 [[unhex('{hex}')], []] AS n"
+            );
+            assert!(find(&sent, rendered.as_bytes()).is_some());
+        }
     }
 }
 
