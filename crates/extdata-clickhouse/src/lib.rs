@@ -50,8 +50,8 @@ use tokio::time::Instant;
 use crate::connect::{OPTIONS, SETTING_OPTIONS, check_config, warn_config};
 use crate::pool::ServerState;
 use crate::stream::{
-    ChunkedRows, KillGuard, Producer, ReadError, block_columns, kill_deadline, kill_query, quiet,
-    quietly, read_all,
+    ChunkedRows, KillGuard, Producer, ReadError, block_columns, has_plain_datetime, kill_deadline,
+    kill_query, quiet, quietly, read_all, zoned_types,
 };
 use crate::types::ServerFeatures;
 
@@ -309,7 +309,23 @@ impl ClickHouseSource {
             };
             return Ok(RowStream::new(columns.into(), futures::stream::empty()));
         };
+        if described.is_none() && has_plain_datetime(&first) {
+            // The header may have dropped a zone: the result's DESCRIBE names it (one
+            // more round trip, only for results with a `DateTime` column). A statement
+            // that cannot be described keeps the header's types.
+            described = self.describe_sql(&sql, &params, timeout).await.ok();
+        }
+        let zoned = described
+            .as_deref()
+            .map(|described| zoned_types(&first, described))
+            .unwrap_or_default();
         let mut columns: Vec<Column> = block_columns(&first).iter().cloned().collect();
+        for (column, zoned) in columns.iter_mut().zip(&zoned) {
+            if let Some(zoned) = zoned {
+                column.database_type = zoned.to_string();
+                column.value_kind = ValueKind::TimestampTz;
+            }
+        }
         let mut json_columns = Vec::new();
         if let Some(described) = &described {
             for (i, (column, original)) in columns.iter_mut().zip(described).enumerate() {
@@ -337,6 +353,7 @@ impl ClickHouseSource {
             features: server.features,
             server_parameters: server.server_parameters,
             json_columns,
+            zoned,
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))

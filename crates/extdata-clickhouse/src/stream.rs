@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use clickhouse::Client;
-use clickhouse::native::Block;
+use clickhouse::native::{Block, DataTypeNode};
 use clickhouse::query::NativeCursor;
 use extdata_core::{Column, Columns, Error, Result, Row, Statement, Value};
 use futures::Stream;
@@ -34,7 +34,7 @@ pub(crate) async fn read_all(
     let mut rows = Vec::new();
     while let Some(block) = quiet(cursor.next()).await.map_err(ReadError::Driver)? {
         let width = block.columns().len();
-        let mut readers = column_readers(&block, width).map_err(ReadError::Decode)?;
+        let mut readers = column_readers(&block, width, &[]).map_err(ReadError::Decode)?;
         types::with_server_zone(zone, || {
             for _ in 0..block.num_rows() {
                 rows.push(next_values(&mut readers)?);
@@ -63,9 +63,57 @@ pub(crate) fn block_columns(block: &Block) -> Columns {
         .into()
 }
 
+/// By column of `header`, the type `described` (the result's `DESCRIBE`) gives a
+/// `DateTime` column that the header names without its zone, when it has one: a Native
+/// answer over HTTP names a top-level `DateTime('Zone')` as plain `DateTime` (the
+/// server's compatibility with clients before protocol revision 54337; a client can
+/// only raise the revision with `client_protocol_version`, which also changes the block
+/// layout and which the clickhouse crate refuses). Empty when no column is such, or
+/// `described` does not match the header.
+pub(crate) fn zoned_types(header: &Block, described: &[Column]) -> Vec<Option<DataTypeNode>> {
+    let columns = header.columns();
+    if columns.len() != described.len() {
+        return Vec::new();
+    }
+    let zoned: Vec<Option<DataTypeNode>> = columns
+        .iter()
+        .zip(described)
+        .map(|(column, described)| {
+            if !matches!(column.data_type(), DataTypeNode::DateTime(None))
+                || column.name_bytes() != described.name.as_bytes()
+            {
+                return None;
+            }
+            DataTypeNode::new(&described.database_type)
+                .ok()
+                .filter(|t| matches!(t, DataTypeNode::DateTime(Some(_))))
+        })
+        .collect();
+    if zoned.iter().any(Option::is_some) {
+        zoned
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `header` has a `DateTime` column named without a zone (which may have one:
+/// see [`zoned_types`]).
+pub(crate) fn has_plain_datetime(header: &Block) -> bool {
+    header
+        .columns()
+        .iter()
+        .any(|column| matches!(column.data_type(), DataTypeNode::DateTime(None)))
+}
+
 /// One reader per column of `block`, each at the block's first row; `width`: the number
-/// of columns the result has (every block must have it).
-pub(crate) fn column_readers(block: &Block, width: usize) -> Result<Vec<types::ColumnReader<'_>>> {
+/// of columns the result has (every block must have it); `zoned`: by column, the type
+/// with its zone of a `DateTime` column whose header named it without (see
+/// [`zoned_types`]).
+pub(crate) fn column_readers<'a>(
+    block: &'a Block,
+    width: usize,
+    zoned: &'a [Option<DataTypeNode>],
+) -> Result<Vec<types::ColumnReader<'a>>> {
     if block.columns().len() != width {
         return Err(Error::decode(format!(
             "a block has {} columns, the first had {width}",
@@ -75,7 +123,8 @@ pub(crate) fn column_readers(block: &Block, width: usize) -> Result<Vec<types::C
     block
         .columns()
         .iter()
-        .map(types::ColumnReader::new)
+        .enumerate()
+        .map(|(i, column)| types::ColumnReader::new(column, zoned.get(i).and_then(Option::as_ref)))
         .collect()
 }
 
@@ -208,6 +257,9 @@ pub(crate) struct Producer {
     pub(crate) server_parameters: bool,
     /// The columns read as the text of a `JSON` column.
     pub(crate) json_columns: Vec<usize>,
+    /// By column, the zoned type of a `DateTime` column the header names without its
+    /// zone ([`zoned_types`]).
+    pub(crate) zoned: Vec<Option<DataTypeNode>>,
 }
 
 impl Producer {
@@ -227,9 +279,15 @@ impl Producer {
     pub(crate) async fn produce(&mut self, first: Block, slot: &SharedSlot) -> Result<()> {
         let mut next = Some(first);
         while let Some(block) = next.take() {
-            let decoded =
-                Self::decode_block(&self.columns, &self.json_columns, self.zone, &block, slot)
-                    .await;
+            let decoded = Self::decode_block(
+                &self.columns,
+                &self.json_columns,
+                &self.zoned,
+                self.zone,
+                &block,
+                slot,
+            )
+            .await;
             if let Err(e) = decoded {
                 self.guard.kill().await;
                 return Err(e);
@@ -241,17 +299,18 @@ impl Producer {
 
     /// Hands `block` over [`CHUNK_ROWS`] rows at a time, waiting for the consumer to
     /// take each chunk before decoding the next; the `json` columns (read as their
-    /// text) become `Value::Json`.
+    /// text) become `Value::Json`, the `zoned` ones are read with their zone.
     /// (An associated function: the cursor is not `Sync`, so the future may not hold
     /// `&self` across the hand-over points.)
     pub(crate) async fn decode_block(
         columns: &Columns,
         json: &[usize],
+        zoned: &[Option<DataTypeNode>],
         zone: Tz,
         block: &Block,
         slot: &SharedSlot,
     ) -> Result<()> {
-        let mut readers = column_readers(block, columns.len())?;
+        let mut readers = column_readers(block, columns.len(), zoned)?;
         let mut left = block.num_rows();
         while left > 0 {
             let n = left.min(CHUNK_ROWS);

@@ -1240,8 +1240,12 @@ enum Values<'a> {
 }
 
 impl<'a> ColumnReader<'a> {
-    /// A reader at the first value of `column`.
-    pub(crate) fn new(column: &'a clickhouse::native::Column) -> Result<Self> {
+    /// A reader at the first value of `column`; `zoned`: its type with the zone its
+    /// header left out (a `DateTime('Zone')` named `DateTime`, the same layout).
+    pub(crate) fn new(
+        column: &'a clickhouse::native::Column,
+        zoned: Option<&'a DataTypeNode>,
+    ) -> Result<Self> {
         let fail = |e| Self::wrap(column, e);
         macro_rules! cell_of {
             ($v:ident) => {
@@ -1258,7 +1262,7 @@ impl<'a> ColumnReader<'a> {
                 ))
             }};
         }
-        let unwrapped = unwrap_type(column.data_type());
+        let unwrapped = unwrap_type(zoned.unwrap_or(column.data_type()));
         let values = if let Ok(scalar) = Scalar::of(unwrapped) {
             Values::Scalars {
                 raw: column.iter::<Raw<'a>>().map_err(fail)?,

@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use extdata_conformance::support::{assert_error_has_no_secret, unique_name};
-use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
+use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value, ValueKind};
 use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -27,6 +27,7 @@ on_every_server!(
     hostile_strings_round_trip_through_binding,
     composite_columns_round_trip_exactly,
     composite_parameters_round_trip_exactly,
+    top_level_zoned_datetime_keeps_its_zone,
 );
 
 /// The cases that stream millions of rows or assert wall-clock bounds run one at a time
@@ -61,10 +62,7 @@ async fn server_types_decode_exactly(server: Server) {
         values[2],
         Value::Decimal("-12345678901234567890123456.0123456789".parse().unwrap())
     );
-    // Both servers name a top-level `DateTime('Zone')` without its zone in the Native
-    // header of an HTTP answer (a Nullable or nested one keeps it: see the conformance
-    // type cases): the same instant, as the server's UTC wall clock.
-    assert_eq!(values[3], Value::Timestamp(tokyo.naive_utc()));
+    assert_eq!(values[3], Value::TimestampTz(tokyo));
     assert_eq!(values[4], Value::Text("b".into()));
     assert_eq!(
         values[5],
@@ -599,6 +597,89 @@ async fn composite_parameters_round_trip_exactly(server: Server) {
         }
         assert_eq!(row[2], Value::Text("after".into()));
     }
+}
+
+/// A top-level, non-`Nullable` `DateTime('Zone')` — a table column or a computed value —
+/// comes back as a `TimestampTz` with the zone's offset, though a Native header over
+/// HTTP names it plain `DateTime`; a `DateTime` without a zone stays a `Timestamp`.
+async fn top_level_zoned_datetime_keeps_its_zone(server: Server) {
+    let (_, source) = source_or_skip!(server);
+    let table = unique_name("zoned");
+    support::exec(
+        source.as_ref(),
+        format!(
+            "CREATE TABLE {table} (id UInt8, tokyo DateTime('Asia/Tokyo'), plain DateTime, \
+             maybe Nullable(DateTime('Asia/Tokyo'))) ENGINE = Memory"
+        ),
+    )
+    .await;
+    support::exec(
+        source.as_ref(),
+        format!(
+            "INSERT INTO {table} VALUES (1, 1700000000, 1700000000, 1700000000), (2, 0, 0, NULL)"
+        ),
+    )
+    .await;
+    let instant = |seconds: i64, offset_hours: i32| {
+        let offset = chrono::FixedOffset::east_opt(offset_hours * 3600).unwrap();
+        Value::TimestampTz(
+            chrono::DateTime::from_timestamp(seconds, 0)
+                .unwrap()
+                .with_timezone(&offset),
+        )
+    };
+    // The server's zone is UTC here.
+    let wall = |seconds: i64| {
+        Value::Timestamp(
+            chrono::DateTime::from_timestamp(seconds, 0)
+                .unwrap()
+                .naive_utc(),
+        )
+    };
+    let sql = format!(
+        "SELECT tokyo, plain, maybe, toDateTime(tokyo, 'America/New_York') AS york \
+         FROM {table} ORDER BY id"
+    );
+    let expected = [
+        vec![
+            instant(1_700_000_000, 9),
+            wall(1_700_000_000),
+            instant(1_700_000_000, 9),
+            instant(1_700_000_000, -5),
+        ],
+        vec![instant(0, 9), wall(0), Value::Null, instant(0, -5)],
+    ];
+    let result = source
+        .query(&Statement::new(sql.clone()), &QueryOptions::default())
+        .await
+        .unwrap();
+    let rows: Vec<Vec<Value>> = result.rows.iter().map(|r| r.values().to_vec()).collect();
+    assert_eq!(rows, expected);
+    let types: Vec<(&str, ValueKind)> = result
+        .columns
+        .iter()
+        .map(|c| (c.database_type.as_str(), c.value_kind))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("DateTime('Asia/Tokyo')", ValueKind::TimestampTz),
+            ("DateTime", ValueKind::Timestamp),
+            ("Nullable(DateTime('Asia/Tokyo'))", ValueKind::TimestampTz),
+            ("DateTime('America/New_York')", ValueKind::TimestampTz),
+        ]
+    );
+    // The stream reads them the same way, block after block.
+    let stream = source
+        .stream(&Statement::new(sql), &QueryOptions::default())
+        .await
+        .unwrap();
+    let streamed: Vec<Vec<Value>> = stream
+        .map(|row| row.unwrap().values().to_vec())
+        .collect()
+        .await;
+    assert_eq!(streamed, expected);
+    support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }
 
 fn rss_kib() -> u64 {
