@@ -707,11 +707,7 @@ impl TableSink {
     }
 
     /// Binds a remembered key for [`delete_sql`](Self::delete_sql).
-    fn bind_key<'q, DB: BindValues>(
-        &self,
-        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-        key: &str,
-    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments> {
+    fn bind_key<'q, DB: BindValues>(&self, query: SqlQuery<'q, DB>, key: &str) -> SqlQuery<'q, DB> {
         let integer =
             self.compares_directly() && self.columns[self.key_index].value_kind != ValueKind::Text;
         match key.parse::<i64>() {
@@ -846,8 +842,8 @@ impl Sink for TableSink {
         _existing: &[bool],
     ) -> Result<WriteOutcome> {
         match self.pool.clone() {
-            TablePool::Sqlite(pool) => self.write_all(&pool, rows, mode).await,
-            TablePool::Postgres(pool) => self.write_all(&pool, rows, mode).await,
+            TablePool::Sqlite(pool) => TableWrite::all(self, &pool, rows, mode).await,
+            TablePool::Postgres(pool) => TableWrite::all(self, &pool, rows, mode).await,
         }
     }
 
@@ -896,64 +892,67 @@ fn add(a: WriteOutcome, b: WriteOutcome) -> WriteOutcome {
     }
 }
 
+/// A query of the sqlx database `DB`.
+type SqlQuery<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>;
+
 /// Binding of [`Value`]s for one sqlx database.
 trait BindValues: sqlx::Database {
     fn bind_value<'q>(
-        query: sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments>,
+        query: SqlQuery<'q, Self>,
         value: &Value,
         kind: ValueKind,
-    ) -> sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments>;
+    ) -> SqlQuery<'q, Self>;
 }
 
-impl TableSink {
-    /// Writes `rows` in one transaction, [`rows_per_statement`](Self::rows_per_statement)
-    /// rows a statement.
-    async fn write_all<DB>(
-        &self,
+/// A [`TableSink`]'s write of a batch, in one transaction of the sqlx database `DB`;
+/// what `DB` must offer is said once, here.
+struct TableWrite<'s, DB: sqlx::Database> {
+    sink: &'s TableSink,
+    tx: sqlx::Transaction<'static, DB>,
+}
+
+impl<'s, DB> TableWrite<'s, DB>
+where
+    DB: BindValues,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    /// Writes `rows` in one transaction,
+    /// [`rows_per_statement`](TableSink::rows_per_statement) rows a statement.
+    async fn all(
+        sink: &'s TableSink,
         pool: &sqlx::Pool<DB>,
         rows: &[Row],
         mode: ImportMode,
-    ) -> Result<WriteOutcome>
-    where
-        DB: BindValues,
-        for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
-        i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
-        usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
-        <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-    {
-        let mut outcome = WriteOutcome::default();
-        let mut tx = pool
+    ) -> Result<WriteOutcome> {
+        let tx = pool
             .begin()
             .await
-            .map_err(|e| self.error("cannot begin", e))?;
-        for part in rows.chunks(self.rows_per_statement()) {
-            outcome = add(outcome, self.write_part::<DB>(&mut tx, part, mode).await?);
+            .map_err(|e| sink.error("cannot begin", e))?;
+        let mut write = TableWrite { sink, tx };
+        let mut outcome = WriteOutcome::default();
+        for part in rows.chunks(sink.rows_per_statement()) {
+            outcome = add(outcome, write.part(part, mode).await?);
         }
-        tx.commit()
+        write
+            .tx
+            .commit()
             .await
-            .map_err(|e| self.error("cannot commit", e))?;
+            .map_err(|e| sink.error("cannot commit", e))?;
         Ok(outcome)
     }
 
-    async fn write_part<DB>(
-        &self,
-        tx: &mut sqlx::Transaction<'static, DB>,
-        rows: &[Row],
-        mode: ImportMode,
-    ) -> Result<WriteOutcome>
-    where
-        DB: BindValues,
-        for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
-        i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
-        usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
-        <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-    {
+    /// Writes `rows` with one statement (two when counting the keys already there).
+    async fn part(&mut self, rows: &[Row], mode: ImportMode) -> Result<WriteOutcome> {
         use sqlx::Row as _;
+        let sink = self.sink;
         let n = rows.len() as u64;
         let bind_rows = |sql: String| {
             let mut query = sqlx::query::<DB>(AssertSqlSafe(sql));
             for row in rows {
-                for (value, column) in row.values().iter().zip(self.columns.iter()) {
+                for (value, column) in row.values().iter().zip(sink.columns.iter()) {
                     query = DB::bind_value(query, value, column.value_kind);
                 }
             }
@@ -962,21 +961,21 @@ impl TableSink {
         match mode {
             ImportMode::AddAndUpdate | ImportMode::FullRefresh => {
                 let mut count =
-                    sqlx::query::<DB>(AssertSqlSafe(self.count_existing_sql(rows.len())));
-                let key_kind = self.columns[self.key_index].value_kind;
+                    sqlx::query::<DB>(AssertSqlSafe(sink.count_existing_sql(rows.len())));
+                let key_kind = sink.columns[sink.key_index].value_kind;
                 for row in rows {
-                    count = DB::bind_value(count, &row.values()[self.key_index], key_kind);
+                    count = DB::bind_value(count, &row.values()[sink.key_index], key_kind);
                 }
                 let existing: i64 = count
-                    .fetch_one(&mut **tx)
+                    .fetch_one(&mut *self.tx)
                     .await
-                    .map_err(|e| self.error("cannot count existing keys", e))?
+                    .map_err(|e| sink.error("cannot count existing keys", e))?
                     .try_get(0)
-                    .map_err(|e| self.error("cannot count existing keys", e))?;
-                bind_rows(self.insert_sql(rows.len(), mode))
-                    .execute(&mut **tx)
+                    .map_err(|e| sink.error("cannot count existing keys", e))?;
+                bind_rows(sink.insert_sql(rows.len(), mode))
+                    .execute(&mut *self.tx)
                     .await
-                    .map_err(|e| self.error("cannot upsert", e))?;
+                    .map_err(|e| sink.error("cannot upsert", e))?;
                 let existing = (existing as u64).min(n);
                 Ok(WriteOutcome {
                     inserted: n - existing,
@@ -985,10 +984,10 @@ impl TableSink {
                 })
             }
             ImportMode::AddOnly => {
-                let done = bind_rows(self.insert_sql(rows.len(), mode))
-                    .execute(&mut **tx)
+                let done = bind_rows(sink.insert_sql(rows.len(), mode))
+                    .execute(&mut *self.tx)
                     .await
-                    .map_err(|e| self.error("cannot insert", e))?;
+                    .map_err(|e| sink.error("cannot insert", e))?;
                 let inserted = rows_affected::<DB>(&done).min(n);
                 Ok(WriteOutcome {
                     inserted,
@@ -997,19 +996,19 @@ impl TableSink {
                 })
             }
             ImportMode::UpdateOnly => {
-                let query = if self.columns.len() == 1 {
-                    let mut query = sqlx::query::<DB>(AssertSqlSafe(self.update_sql(rows.len())));
+                let query = if sink.columns.len() == 1 {
+                    let mut query = sqlx::query::<DB>(AssertSqlSafe(sink.update_sql(rows.len())));
                     for row in rows {
-                        query = DB::bind_value(query, &row.values()[0], self.columns[0].value_kind);
+                        query = DB::bind_value(query, &row.values()[0], sink.columns[0].value_kind);
                     }
                     query
                 } else {
-                    bind_rows(self.update_sql(rows.len()))
+                    bind_rows(sink.update_sql(rows.len()))
                 };
                 let done = query
-                    .execute(&mut **tx)
+                    .execute(&mut *self.tx)
                     .await
-                    .map_err(|e| self.error("cannot update", e))?;
+                    .map_err(|e| sink.error("cannot update", e))?;
                 let updated = rows_affected::<DB>(&done).min(n);
                 Ok(WriteOutcome {
                     inserted: 0,
@@ -1094,10 +1093,10 @@ fn postgres_type(kind: ValueKind) -> &'static str {
 
 impl BindValues for Sqlite {
     fn bind_value<'q>(
-        query: sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments>,
+        query: SqlQuery<'q, Self>,
         value: &Value,
         _kind: ValueKind,
-    ) -> sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments> {
+    ) -> SqlQuery<'q, Self> {
         match value {
             Value::Null => query.bind(None::<String>),
             Value::Bool(v) => query.bind(*v),
@@ -1119,10 +1118,10 @@ impl BindValues for Sqlite {
 
 impl BindValues for Postgres {
     fn bind_value<'q>(
-        query: sqlx::query::Query<'q, Postgres, <Postgres as sqlx::Database>::Arguments>,
+        query: SqlQuery<'q, Self>,
         value: &Value,
         kind: ValueKind,
-    ) -> sqlx::query::Query<'q, Postgres, <Postgres as sqlx::Database>::Arguments> {
+    ) -> SqlQuery<'q, Self> {
         use sqlx::types::{BigDecimal, Json, Uuid};
         use std::str::FromStr as _;
         let numeric = |text: String| BigDecimal::from_str(&text).ok();
