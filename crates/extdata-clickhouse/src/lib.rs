@@ -50,8 +50,8 @@ use tokio::time::Instant;
 use crate::connect::{OPTIONS, SETTING_OPTIONS, check_config, warn_config};
 use crate::pool::ServerState;
 use crate::stream::{
-    ChunkedRows, KillGuard, Producer, ReadError, block_columns, has_plain_datetime, kill_deadline,
-    kill_query, quiet, quietly, read_all, zoned_types,
+    ChunkedRows, KillGuard, Producer, ReadError, ZonedStatements, block_columns,
+    has_plain_datetime, kill_deadline, kill_query, quiet, quietly, read_all, zoned_types,
 };
 use crate::types::ServerFeatures;
 
@@ -89,6 +89,9 @@ pub struct ClickHouseSource {
     client: Client,
     server: OnceCell<ServerState>,
     lifecycle: Lifecycle,
+    /// Statements whose result had a `DateTime` column named without its zone: their
+    /// next call describes the result while it runs (see [`ZonedStatements`]).
+    zoned_statements: ZonedStatements,
 }
 
 impl fmt::Debug for ClickHouseSource {
@@ -113,6 +116,7 @@ impl ClickHouseSource {
             client,
             server: OnceCell::new(),
             lifecycle: Lifecycle::new(),
+            zoned_statements: ZonedStatements::default(),
         })
     }
 
@@ -261,48 +265,64 @@ impl ClickHouseSource {
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
         let settings = self.settings(call, timeout, max_rows);
-        let mut guard = KillGuard {
+        let guard = KillGuard {
             client: self.client.clone(),
             query_id,
             armed: true,
         };
-        let mut sql = sql;
-        // The columns as described, when the query had to be read through a cast.
-        let mut described: Option<Vec<Column>> = None;
-        let (cursor, first) = loop {
-            let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
-            match tokio::time::timeout(timeout, quiet(cursor.next())).await {
-                Err(_) => {
-                    guard.kill().await;
-                    return Err(timeout_error(&self.config.name, "query", timeout));
-                }
-                Ok(Err(e)) if described.is_none() && error::names_castable_type(&e) => {
-                    // `NULL` (a NULL parameter too) and `[]` have types with `Nothing`,
-                    // which the clickhouse crate cannot read, nor `JSON`: ask for the
-                    // types and read those columns through a cast (`Nothing` → `UInt8`;
-                    // the values are NULLs and empty arrays either way; `JSON` → its
-                    // text, parsed back into `Value::Json`).
-                    drop(cursor);
-                    guard.kill().await;
-                    let columns = self.describe_sql(&sql, &params, timeout).await?;
-                    sql = read_through_casts(&sql, &columns);
-                    described = Some(columns);
-                    guard.query_id = Self::new_query_id();
-                    guard.armed = true;
-                }
-                Ok(Err(e)) => {
-                    guard.armed = false;
-                    return Err(self.error(e, "query"));
-                }
-                Ok(Ok(block)) => break (cursor, block),
+        // A statement whose result had a plain `DateTime` column is described while
+        // the query runs (a second request, concurrent with the first block), not
+        // after it: the description is fresh on every call, and the call waits for
+        // the slower of the two rather than for both in turn.
+        let early_describe = async {
+            if self.zoned_statements.contains(&sql) {
+                Some(self.describe_sql(&sql, &params, timeout).await)
+            } else {
+                None
             }
         };
+        let open = async {
+            let mut guard = guard;
+            let mut sql = sql.clone();
+            // The columns as described, when the query had to be read through a cast.
+            let mut described: Option<Vec<Column>> = None;
+            loop {
+                let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
+                match tokio::time::timeout(timeout, quiet(cursor.next())).await {
+                    Err(_) => {
+                        guard.kill().await;
+                        return Err(timeout_error(&self.config.name, "query", timeout));
+                    }
+                    Ok(Err(e)) if described.is_none() && error::names_castable_type(&e) => {
+                        // `NULL` (a NULL parameter too) and `[]` have types with `Nothing`,
+                        // which the clickhouse crate cannot read, nor `JSON`: ask for the
+                        // types and read those columns through a cast (`Nothing` → `UInt8`;
+                        // the values are NULLs and empty arrays either way; `JSON` → its
+                        // text, parsed back into `Value::Json`).
+                        drop(cursor);
+                        guard.kill().await;
+                        let columns = self.describe_sql(&sql, &params, timeout).await?;
+                        sql = read_through_casts(&sql, &columns);
+                        described = Some(columns);
+                        guard.query_id = Self::new_query_id();
+                        guard.armed = true;
+                    }
+                    Ok(Err(e)) => {
+                        guard.armed = false;
+                        return Err(self.error(e, "query"));
+                    }
+                    Ok(Ok(block)) => break Ok((guard, sql, described, cursor, block)),
+                }
+            }
+        };
+        let (opened, early) = futures::future::join(open, early_describe).await;
+        let (mut guard, sql, mut described, cursor, first) = opened?;
         let Some(first) = first else {
             guard.armed = false;
             // An empty result sends no block at all: ask the server for the columns.
-            let columns = match described {
-                Some(columns) => columns,
-                None => self
+            let columns = match (described, early) {
+                (Some(columns), _) | (None, Some(Ok(columns))) => columns,
+                (None, _) => self
                     .describe_sql(&sql, &params, timeout)
                     .await
                     .unwrap_or_default(),
@@ -311,9 +331,16 @@ impl ClickHouseSource {
         };
         if described.is_none() && has_plain_datetime(&first) {
             // The header may have dropped a zone: the result's DESCRIBE names it (one
-            // more round trip, only for results with a `DateTime` column). A statement
-            // that cannot be described keeps the header's types.
-            described = self.describe_sql(&sql, &params, timeout).await.ok();
+            // more round trip on a statement's first call, concurrent with the query
+            // on the next ones). A statement that cannot be described keeps the
+            // header's types.
+            self.zoned_statements.insert(&sql);
+            described = match early {
+                Some(early) => early.ok(),
+                None => self.describe_sql(&sql, &params, timeout).await.ok(),
+            };
+        } else if early.is_some() && !has_plain_datetime(&first) {
+            self.zoned_statements.remove(&sql);
         }
         let zoned = described
             .as_deref()

@@ -2,8 +2,10 @@
 //! Native blocks into rows a chunk at a time with back-pressure ([`ChunkedRows`]); a
 //! [`KillGuard`] sends `KILL QUERY` for a query whose reader stopped early.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
@@ -93,6 +95,50 @@ pub(crate) fn zoned_types(header: &Block, described: &[Column]) -> Vec<Option<Da
         zoned
     } else {
         Vec::new()
+    }
+}
+
+/// How many statements [`ZonedStatements`] remembers before it starts over.
+const ZONED_STATEMENTS: usize = 4096;
+
+/// The statements (by a hash of their SQL text) whose result had a `DateTime` column
+/// named without its zone (see [`zoned_types`]), so that their next call asks for the
+/// result's `DESCRIBE` while the query runs instead of after its first block. Only the
+/// timing depends on it: a statement it does not know (or a hash collision) is
+/// described after its first block, as on its first call, and every description is
+/// fresh, so a column whose zone changed is read with its new zone. Bounded: past
+/// [`ZONED_STATEMENTS`] entries it starts over.
+#[derive(Debug, Default)]
+pub(crate) struct ZonedStatements(Mutex<HashSet<u64>>);
+
+impl ZonedStatements {
+    fn key(sql: &str) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        sql.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn set(&self) -> MutexGuard<'_, HashSet<u64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `sql`'s result had a `DateTime` column named without its zone.
+    pub(crate) fn contains(&self, sql: &str) -> bool {
+        self.set().contains(&Self::key(sql))
+    }
+
+    /// Remembers that `sql`'s result had such a column.
+    pub(crate) fn insert(&self, sql: &str) {
+        let mut set = self.set();
+        if set.len() >= ZONED_STATEMENTS {
+            set.clear();
+        }
+        set.insert(Self::key(sql));
+    }
+
+    /// Forgets `sql` (its result has no such column any more).
+    pub(crate) fn remove(&self, sql: &str) {
+        self.set().remove(&Self::key(sql));
     }
 }
 

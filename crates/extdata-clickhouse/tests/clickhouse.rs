@@ -671,7 +671,7 @@ async fn top_level_zoned_datetime_keeps_its_zone(server: Server) {
     );
     // The stream reads them the same way, block after block.
     let stream = source
-        .stream(&Statement::new(sql), &QueryOptions::default())
+        .stream(&Statement::new(sql.clone()), &QueryOptions::default())
         .await
         .unwrap();
     let streamed: Vec<Vec<Value>> = stream
@@ -679,6 +679,53 @@ async fn top_level_zoned_datetime_keeps_its_zone(server: Server) {
         .collect()
         .await;
     assert_eq!(streamed, expected);
+    // The source now describes this statement while it runs; the description is
+    // fresh on every call: the same SQL over a table whose column changed zone, then
+    // lost it, reads the new types.
+    for (column, expected_type, expected_value) in [
+        (
+            "DateTime('Europe/Berlin')",
+            ("DateTime('Europe/Berlin')", ValueKind::TimestampTz),
+            instant(1_700_000_000, 1),
+        ),
+        (
+            "DateTime",
+            ("DateTime", ValueKind::Timestamp),
+            wall(1_700_000_000),
+        ),
+        (
+            "DateTime('Asia/Tokyo')",
+            ("DateTime('Asia/Tokyo')", ValueKind::TimestampTz),
+            instant(1_700_000_000, 9),
+        ),
+    ] {
+        support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
+        support::exec(
+            source.as_ref(),
+            format!(
+                "CREATE TABLE {table} (id UInt8, tokyo {column}, plain DateTime, \
+                 maybe Nullable(DateTime('Asia/Tokyo'))) ENGINE = Memory"
+            ),
+        )
+        .await;
+        support::exec(
+            source.as_ref(),
+            format!("INSERT INTO {table} VALUES (1, 1700000000, 1700000000, NULL)"),
+        )
+        .await;
+        for _ in 0..2 {
+            let result = source
+                .query(&Statement::new(sql.clone()), &QueryOptions::default())
+                .await
+                .unwrap();
+            let first = &result.columns[0];
+            assert_eq!(
+                (first.database_type.as_str(), first.value_kind),
+                expected_type
+            );
+            assert_eq!(result.rows[0].values()[0], expected_value, "{column}");
+        }
+    }
     support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }
 
