@@ -6,7 +6,8 @@
 //! ([`Lifecycle`], [`closed_error`]), refuses a connector of another kind
 //! ([`check_kind`]), bounds calls by their timeout ([`Bound`], [`timeout_error`],
 //! [`pool_busy_error`]), retires pooled connections ([`PoolSettings::retired`]) and
-//! prints durations one way ([`duration_text`]). With the
+//! prints durations one way ([`duration_text`]). With the `deadpool` feature,
+//! `pool_build_error` and `pool_get_error` word a deadpool pool's failures; with the
 //! `rustls` feature, `ensure_crypto_provider` settles rustls' process-wide provider.
 //!
 //! Users of the library need none of this; it is public so that every backend crate
@@ -227,6 +228,17 @@ pub fn pool_busy_error(connector: &str, in_use: usize, max_size: usize, waited: 
         &format!("waiting for a free connection ({in_use} of {max_size} in use)"),
         waited,
     )
+}
+
+/// The error of a deadpool pool that could not be built (cargo feature `deadpool`): an
+/// [`ErrorKind::Internal`] error of `connector`.
+#[cfg(feature = "deadpool")]
+pub fn pool_build_error(connector: &str, error: deadpool::managed::BuildError) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("cannot build the pool: {error}"),
+    )
+    .with_connector(connector)
 }
 
 /// The error of a deadpool `get` that failed (cargo feature `deadpool`), for a backend

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
-use extdata_core::driver::{closed_error, duration_text, timeout_error};
+use extdata_core::driver::{closed_error, duration_text, pool_build_error, timeout_error};
 use extdata_core::{Error, ErrorKind, PoolSettings, Result};
 use hive::service::rpc::thrift::TGetInfoType;
 use tokio::time::Instant;
@@ -150,10 +150,7 @@ impl Pool {
         .create_timeout(None)
         .recycle_timeout(Some(recycle))
         .build()
-        .map_err(|e| {
-            Error::new(ErrorKind::Internal, format!("cannot build the pool: {e}"))
-                .with_connector(name)
-        })?;
+        .map_err(|e| pool_build_error(&name, e))?;
         Ok(Pool { pool })
     }
 

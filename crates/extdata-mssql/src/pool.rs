@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
-use extdata_core::driver::{Lifecycle, pool_busy_error, pool_get_error, timeout_error};
+use extdata_core::driver::{
+    Lifecycle, pool_build_error, pool_busy_error, pool_get_error, timeout_error,
+};
 use extdata_core::{Error, ErrorKind, Result, Statement, ValidConfig};
 use tiberius::{ColumnData, Query};
 use tokio::sync::{OnceCell, oneshot};
@@ -234,10 +236,7 @@ impl Inner {
                     .create_timeout(None)
                     .recycle_timeout(Some(self.config.connect_timeout))
                     .build()
-                    .map_err(|e| {
-                        self.config
-                            .error(ErrorKind::Internal, format!("cannot build the pool: {e}"))
-                    })?;
+                    .map_err(|e| pool_build_error(&self.config.name, e))?;
                 if settings.min_idle > 0 {
                     let warm = pool.clone();
                     let count = settings.min_idle;

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool::managed::{Metrics, Object, Pool, RecycleError, RecycleResult, TimeoutType};
-use extdata_core::driver::{Lifecycle, pool_busy_error, pool_get_error, timeout_error};
+use extdata_core::driver::{
+    Lifecycle, pool_build_error, pool_busy_error, pool_get_error, timeout_error,
+};
 use extdata_core::{Error, ErrorKind, Result, ValidConfig};
 use tokio::time::Instant;
 
@@ -182,10 +184,7 @@ impl Inner {
             .recycle_timeout(Some(self.config.connect_timeout + CALL_TIMEOUT_MARGIN))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| {
-                self.config
-                    .error(ErrorKind::Internal, format!("cannot build the pool: {e}"))
-            })?;
+            .map_err(|e| pool_build_error(&self.config.name, e))?;
         Ok(self.pool.get_or_init(|| pool))
     }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult, Timeouts};
-use extdata_core::driver::{duration_text, pool_get_error};
+use extdata_core::driver::{duration_text, pool_build_error, pool_get_error};
 use extdata_core::{Error, ErrorKind, PoolSettings, Result, closed_error};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row as _};
@@ -274,10 +274,7 @@ impl Pool {
             .create_timeout(None)
             .recycle_timeout(Some(connect_timeout))
             .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Internal, format!("cannot build the pool: {e}"))
-                    .with_connector(connector)
-            })?;
+            .map_err(|e| pool_build_error(&connector, e))?;
         let shared = Arc::new(Shared {
             pool,
             resetting: AtomicU32::new(0),
