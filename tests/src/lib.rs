@@ -3,6 +3,7 @@
 mod capabilities;
 pub mod cases;
 mod harness;
+pub mod latency;
 pub mod support;
 
 pub use capabilities::{Capabilities, RunningProbe, TypeCase, decimal};

@@ -12,15 +12,9 @@
 //! Reads the server from `EXTDATA_TEST_<PREFIX>_{HOST,PORT,DATABASE,USER,PASSWORD}`,
 //! the prefix being the second argument (`CLICKHOUSE`, the 18.16 server, by default).
 
-use std::time::{Duration, Instant};
-
 use extdata_clickhouse::{ClickHouseSource, SPEC};
+use extdata_conformance::latency::{self, Lookup};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> extdata_core::Result<()> {
@@ -70,36 +64,18 @@ async fn main() -> extdata_core::Result<()> {
             format!("SELECT id, email, seen FROM {table} WHERE id = :id"),
         ),
     ];
-    // Alternate the lookups round by round, so that both see the same machine load.
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); lookups.len()];
-    for round in 0..rounds {
-        for (index, (_, lookup)) in lookups.iter().enumerate() {
-            let warm_up: u32 = if round == 0 { 100 } else { 20 };
-            for i in 0..warm_up {
-                let statement = Statement::new(lookup.as_str()).bind("id", i % 10000 + 1);
-                source.query(&statement, &QueryOptions::default()).await?;
-            }
-            for i in 0..calls {
-                let id = (i * 7919 % 10000 + 1) as u32;
-                let statement = Statement::new(lookup.as_str()).bind("id", id);
-                let started = Instant::now();
-                let rows = source.query(&statement, &QueryOptions::default()).await?;
-                samples[index].push(started.elapsed());
-                assert_eq!(rows.rows.len(), 1);
-            }
-        }
-    }
-    let mut medians = Vec::new();
-    for ((name, _), mut times) in lookups.iter().zip(samples) {
-        times.sort();
-        medians.push(percentile(&times, 0.50));
-        println!(
-            "{name:>22}: {} calls, p50 {:>5} µs, p99 {:>5} µs",
-            times.len(),
-            percentile(&times, 0.50).as_micros(),
-            percentile(&times, 0.99).as_micros(),
-        );
-    }
+    let lookups: Vec<Lookup<'_>> = lookups
+        .iter()
+        .map(|(label, sql)| Lookup {
+            label,
+            source: &source,
+            statement: Box::new(|n| {
+                Statement::new(sql.as_str()).bind("id", (n % 10000 + 1) as u32)
+            }),
+        })
+        .collect();
+    let samples = latency::sample(&lookups, calls, rounds, 20).await?;
+    let medians = latency::report(&lookups, &samples);
     println!(
         "p50 with the zoned column / without: {:.2}",
         medians[1].as_secs_f64() / medians[0].as_secs_f64()

@@ -6,8 +6,9 @@
 //! cargo run --release -p extdata-mysql --example mysql_lookup_latency -- 2000
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use extdata_conformance::latency::quantile;
 use extdata_core::{
     ConnectorConfig, DbKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement,
 };
@@ -37,11 +38,6 @@ fn source(config: ConnectorConfig) -> MySqlSource {
         .validate_with(Some(&SPEC))
         .unwrap_or_else(|problems| panic!("{problems}"));
     MySqlSource::build(valid).expect("build")
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[index]
 }
 
 #[tokio::main]

@@ -9,19 +9,13 @@
 //!
 //! Reads the server from `EXTDATA_TEST_POSTGRES_{HOST,PORT,DATABASE,USER,PASSWORD}`.
 
-use std::time::{Duration, Instant};
-
+use extdata_conformance::latency::{self, Lookup};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement};
 use extdata_postgres::{PostgresSource, SPEC};
 
 fn env(name: &str) -> String {
     std::env::var(format!("EXTDATA_TEST_POSTGRES_{name}"))
         .unwrap_or_else(|_| panic!("EXTDATA_TEST_POSTGRES_{name} is not set"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -64,38 +58,21 @@ async fn main() -> extdata_core::Result<()> {
         ),
     ];
     let lookup = format!("SELECT id, email, score FROM {table} WHERE id = :id");
-    // Alternate the sources round by round, so that both see the same machine load.
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); sources.len()];
-    for round in 0..rounds {
-        for (index, (_, source)) in sources.iter().enumerate() {
-            let warm_up: i32 = if round == 0 { 500 } else { 50 };
-            for i in 0..warm_up {
-                let statement = Statement::new(lookup.as_str()).bind("id", i % 10000 + 1);
-                source.query(&statement, &QueryOptions::default()).await?;
-            }
-            for i in 0..calls {
-                let id = (i * 7919 % 10000 + 1) as i32;
-                let statement = Statement::new(lookup.as_str()).bind("id", id);
-                let started = Instant::now();
-                let rows = source.query(&statement, &QueryOptions::default()).await?;
-                samples[index].push(started.elapsed());
-                assert_eq!(rows.rows.len(), 1);
-            }
-        }
-    }
+    let lookups: Vec<Lookup<'_>> = sources
+        .iter()
+        .map(|(label, source)| Lookup {
+            label,
+            source,
+            statement: Box::new(|n| {
+                Statement::new(lookup.as_str()).bind("id", (n % 10000 + 1) as i32)
+            }),
+        })
+        .collect();
+    let samples = latency::sample(&lookups, calls, rounds, 50).await?;
     for (name, source) in &sources {
         println!("{name:>9}: pool afterwards {:?}", source.pool_state());
     }
-    for ((name, _), mut times) in sources.iter().zip(samples) {
-        times.sort();
-        println!(
-            "{name:>9}: {} calls, p50 {:>4} µs, p99 {:>4} µs, p99.9 {:>5} µs",
-            times.len(),
-            percentile(&times, 0.50).as_micros(),
-            percentile(&times, 0.99).as_micros(),
-            percentile(&times, 0.999).as_micros(),
-        );
-    }
+    latency::report(&lookups, &samples);
     writer
         .execute(
             &Statement::new(format!("DROP TABLE {table}")),
