@@ -206,7 +206,12 @@ impl Settings {
                 .read_only(read_only)
                 .create_if_missing(create);
         }
-        if let Some(level) = options.get("synchronous").and_then(synchronous) {
+        // Validation admitted only the values of the options table, which sqlx parses
+        // (any case).
+        if let Some(level) = options
+            .get("synchronous")
+            .and_then(|v| v.parse::<SqliteSynchronous>().ok())
+        {
             connect = connect.synchronous(level);
         }
         if config.read_only {
@@ -218,7 +223,10 @@ impl Settings {
         // does not wait for: pool connections switching at once fail with SQLITE_BUSY.
         // So the first connection sets the mode; WAL is stored in the file, and the other
         // modes are per connection but change without a lock once the file is out of WAL.
-        let (setup, connect) = match options.get("journal_mode").and_then(journal_mode) {
+        let journal_mode = options
+            .get("journal_mode")
+            .and_then(|v| v.parse::<SqliteJournalMode>().ok());
+        let (setup, connect) = match journal_mode {
             Some(SqliteJournalMode::Wal) if !memory => (
                 connect.clone().journal_mode(SqliteJournalMode::Wal),
                 connect,
@@ -259,28 +267,6 @@ impl Settings {
     }
 }
 
-fn journal_mode(value: &str) -> Option<SqliteJournalMode> {
-    Some(match value.to_ascii_lowercase().as_str() {
-        "delete" => SqliteJournalMode::Delete,
-        "truncate" => SqliteJournalMode::Truncate,
-        "persist" => SqliteJournalMode::Persist,
-        "memory" => SqliteJournalMode::Memory,
-        "wal" => SqliteJournalMode::Wal,
-        "off" => SqliteJournalMode::Off,
-        _ => return None,
-    })
-}
-
-fn synchronous(value: &str) -> Option<SqliteSynchronous> {
-    Some(match value.to_ascii_lowercase().as_str() {
-        "off" => SqliteSynchronous::Off,
-        "normal" => SqliteSynchronous::Normal,
-        "full" => SqliteSynchronous::Full,
-        "extra" => SqliteSynchronous::Extra,
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,13 +278,18 @@ mod tests {
 
     #[test]
     fn every_option_value_maps_to_a_driver_setting() {
-        for value in [
-            "delete", "truncate", "persist", "memory", "wal", "off", "WAL",
-        ] {
-            assert!(journal_mode(value).is_some(), "{value}");
+        let values = |name: &str| match OPTIONS.iter().find(|o| o.key == name) {
+            Some(OptionSpec {
+                check: OptionCheck::OneOf(values),
+                ..
+            }) => *values,
+            _ => panic!("`{name}` is not a choice in OPTIONS"),
+        };
+        for value in values("journal_mode").iter().chain(&["WAL"]) {
+            assert!(value.parse::<SqliteJournalMode>().is_ok(), "{value}");
         }
-        for value in ["off", "normal", "full", "extra"] {
-            assert!(synchronous(value).is_some(), "{value}");
+        for value in values("synchronous").iter().chain(&["NORMAL"]) {
+            assert!(value.parse::<SqliteSynchronous>().is_ok(), "{value}");
         }
     }
 
