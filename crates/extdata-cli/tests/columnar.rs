@@ -62,6 +62,19 @@ impl Fixture {
         Fixture { dir, config: path }
     }
 
+    /// A fixture with the `postgres` connector, or `None` (skip; a failure when
+    /// `EXTDATA_TEST_REQUIRE` names postgres) when its settings are not there.
+    fn with_postgres() -> Option<Self> {
+        let fixture = Fixture::new();
+        if fixture.has_postgres() {
+            return Some(fixture);
+        }
+        require_or_skip(
+            "postgres",
+            "EXTDATA_TEST_POSTGRES_HOST/PORT/DATABASE/USER are not set",
+        )
+    }
+
     fn has_postgres(&self) -> bool {
         std::fs::read_to_string(&self.config)
             .expect("config")
@@ -394,14 +407,9 @@ fn binary_formats_are_refused_on_a_terminal() {
 
 #[test]
 fn postgres_arrow_and_parquet_hold_what_jsonl_prints() {
-    let fixture = Fixture::new();
-    if !fixture.has_postgres() {
-        require_or_skip::<()>(
-            "postgres",
-            "EXTDATA_TEST_POSTGRES_HOST/PORT/DATABASE/USER are not set",
-        );
+    let Some(fixture) = Fixture::with_postgres() else {
         return;
-    }
+    };
     let sql = "SELECT i::int4 AS id, \
          (i * 1000)::int8 AS big, \
          (i - 2)::int2 AS small, \
@@ -426,9 +434,10 @@ fn postgres_arrow_and_parquet_hold_what_jsonl_prints() {
         ("small", DataType::Int16),
         ("f8", DataType::Float64),
         ("f4", DataType::Float32),
-        // The PostgreSQL backend names the type `NUMERIC` without its precision and
-        // scale, so numerics keep their exact digits as text (the extdata-arrow type
-        // table's "decimal without declared precision").
+        // Computed numerics (casts included) have no declared precision in a result:
+        // the PostgreSQL backend names them `NUMERIC`, so they keep their exact digits
+        // as text (the extdata-arrow type table's "decimal without declared
+        // precision"); table columns: see the next test.
         ("amount", DataType::Utf8),
         ("huge", DataType::Utf8),
         ("free", DataType::Utf8),
@@ -443,6 +452,74 @@ fn postgres_arrow_and_parquet_hold_what_jsonl_prints() {
     ] {
         assert_eq!(field_type(&schema, name), expected, "{name}");
     }
+}
+
+/// `numeric(p,s)` table and view columns are read back from `--format arrow` and
+/// `--format parquet` as `Decimal128(p, s)` / `Decimal256(p, s)` with every digit
+/// (negative, zero, NULL, the largest values); plain `numeric` and computed columns as
+/// their exact text.
+#[test]
+fn postgres_numeric_columns_are_decimals_in_arrow_and_parquet() {
+    let Some(fixture) = Fixture::with_postgres() else {
+        return;
+    };
+    let table = extdata_conformance::support::unique_name("columnar_numeric");
+    let run = |sql: &str| {
+        fixture.run("postgres", sql, "jsonl", &[]);
+    };
+    run(&format!(
+        "CREATE TABLE {table} (id int, amount numeric(20,4), wide numeric(60,10), \
+         whole numeric(38,0), free numeric)"
+    ));
+    run(&format!(
+        "CREATE VIEW {table}_v AS SELECT id, amount AS view_amount FROM {table}"
+    ));
+    run(&format!(
+        "INSERT INTO {table} VALUES \
+         (1, 1234567890123456.7890, 12345678901234567890123456789012345678901234567890.0123456789, \
+          99999999999999999999999999999999999999, 1.5), \
+         (2, -9999999999999999.9999, -0.0000000001, -99999999999999999999999999999999999999, -2), \
+         (3, 0, 0, 0, 0), \
+         (4, 0.0001, 1, 1, 123456789012345678901234567890.123456789), \
+         (5, NULL, NULL, NULL, NULL)"
+    ));
+    let sql = format!(
+        "SELECT t.id, amount, wide, whole, free, view_amount, amount * 2 AS doubled \
+         FROM {table} t JOIN {table}_v v ON v.id = t.id ORDER BY t.id"
+    );
+    let schema = assert_formats_agree(&fixture, "postgres", &sql);
+    for (name, expected) in [
+        ("amount", DataType::Decimal128(20, 4)),
+        ("wide", DataType::Decimal256(60, 10)),
+        ("whole", DataType::Decimal128(38, 0)),
+        ("free", DataType::Utf8),
+        ("view_amount", DataType::Decimal128(20, 4)),
+        ("doubled", DataType::Utf8),
+    ] {
+        assert_eq!(field_type(&schema, name), expected, "{name}");
+    }
+    // The digits themselves, not only their agreement with the JSON output.
+    let arrow = fixture.run("postgres", &sql, "arrow", &[]);
+    let (_, batches) = ipc_batches(&arrow.stdout);
+    let amounts: Vec<J> = batches
+        .iter()
+        .flat_map(|batch| {
+            let column = batch.column_by_name("amount").unwrap().clone();
+            (0..batch.num_rows()).map(move |row| cell(column.as_ref(), row))
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            J::from("1234567890123456.789"),
+            J::from("-9999999999999999.9999"),
+            J::from("0"),
+            J::from("0.0001"),
+            J::Null
+        ]
+    );
+    run(&format!("DROP VIEW {table}_v"));
+    run(&format!("DROP TABLE {table}"));
 }
 
 /// Peak RSS of `extdata query local SQL --format FORMAT [extra]` in KiB (GNU time's

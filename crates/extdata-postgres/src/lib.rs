@@ -7,6 +7,7 @@ mod pool;
 mod session;
 mod stream;
 mod types;
+mod typmod;
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use types::decode_binary_for_bench;
 
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
+use crate::typmod::{NumericTypmods, Origins};
 
 /// The rules of PostgreSQL connectors, for [`ConnectorConfig::validate_with`](extdata_core::ConnectorConfig::validate_with).
 pub const SPEC: BackendSpec = BackendSpec {
@@ -81,6 +83,8 @@ pub struct PostgresSource {
     config: Arc<ValidConfig>,
     pool: OnceCell<Pool>,
     lifecycle: Lifecycle,
+    /// The declared precision and scale of the `numeric` table columns results had.
+    typmods: NumericTypmods,
 }
 
 impl fmt::Debug for PostgresSource {
@@ -133,6 +137,7 @@ impl PostgresSource {
             config: Arc::new(config),
             pool: OnceCell::new(),
             lifecycle: Lifecycle::new(),
+            typmods: NumericTypmods::default(),
         })
     }
 
@@ -262,8 +267,14 @@ impl PostgresSource {
     }
 
     /// Prepares (or finds in the cache) the statement and works out its columns,
-    /// wrapping it when some columns are of types without a binary decoder.
-    async fn shape(conn: &mut pool::Conn, prepared: &Prepared) -> Result<Shape, sqlx::Error> {
+    /// wrapping it when some columns are of types without a binary decoder; a
+    /// `numeric` column of a table column is named with its declared precision and
+    /// scale (`NUMERIC(20,4)`, see [`typmod`]).
+    async fn shape(
+        conn: &mut pool::Conn,
+        prepared: &Prepared,
+        typmods: &NumericTypmods,
+    ) -> Result<Shape, sqlx::Error> {
         let statement = conn
             .raw
             .prepare_with(
@@ -276,14 +287,21 @@ impl PostgresSource {
             .iter()
             .map(|c| Decoder::for_type(sqlx::Column::type_info(c)))
             .collect();
+        let origins = Origins::of(statement.columns());
+        let missing = typmods.missing(&origins);
+        if !missing.is_empty() {
+            typmods.read(&mut conn.raw, &missing).await?;
+        }
+        let numeric_types = typmods.type_names(&origins);
         let columns: Columns = statement
             .columns()
             .iter()
             .zip(&decoders)
-            .map(|(c, d)| {
+            .zip(numeric_types)
+            .map(|((c, d), numeric_type)| {
                 Column::new(
                     sqlx::Column::name(c),
-                    types::type_name(sqlx::Column::type_info(c)),
+                    numeric_type.unwrap_or_else(|| types::type_name(sqlx::Column::type_info(c))),
                     d.value_kind(),
                 )
             })
@@ -467,7 +485,7 @@ impl ExternalSource for PostgresSource {
         let max_rows = options.max_rows_or_default();
         let ((shape, rows, truncated), conn) = self
             .bounded(budget, Call::guarded(budget), async |c: &mut pool::Conn| {
-                let shape = Self::shape(c, &prepared).await?;
+                let shape = Self::shape(c, &prepared, &self.typmods).await?;
                 let mut rows = Vec::new();
                 let mut truncated = false;
                 let mut stream = prepared.query(&shape.sql).fetch(&mut c.raw);
@@ -514,7 +532,7 @@ impl ExternalSource for PostgresSource {
         };
         let (shape, conn) = self
             .bounded(budget, unguarded, async |c: &mut pool::Conn| {
-                Self::shape(c, &prepared).await
+                Self::shape(c, &prepared, &self.typmods).await
             })
             .await?;
         let columns = shape.columns.clone();
@@ -570,7 +588,7 @@ impl ExternalSource for PostgresSource {
         let budget = Budget::from_now("describe", options.timeout_or(self.config.query_timeout));
         let (shape, conn) = self
             .bounded(budget, Call::guarded(budget), async |c: &mut pool::Conn| {
-                Self::shape(c, &prepared).await
+                Self::shape(c, &prepared, &self.typmods).await
             })
             .await?;
         conn.end_call();

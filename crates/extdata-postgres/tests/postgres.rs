@@ -733,3 +733,107 @@ async fn closed_source_refuses_calls() {
     let err = pg.ping().await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed);
 }
+
+/// A `numeric(p,s)` column read straight from a table or view is named with its
+/// declared precision and scale (`NUMERIC(20,4)`), by `query`, `stream` and `describe`
+/// alike, so that columnar writers can give it a decimal type; computed columns (casts,
+/// arithmetic, `UNION`s) and plain `numeric` stay `NUMERIC`.
+#[tokio::test]
+async fn numeric_table_columns_carry_their_precision_and_scale() {
+    let server = server!();
+    let pg = source(server.tcp());
+    let table = extdata_conformance::support::unique_name("typmod");
+    let view = format!("{table}_v");
+    let run = |sql: String| {
+        let pg = &pg;
+        async move {
+            pg.execute(&Statement::new(sql.as_str()), &QueryOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    };
+    run(format!(
+        "CREATE TABLE {table} (id int, a numeric(20,4), b numeric, c numeric(5,-2), \
+         d numeric(60,10), e numeric(2,5))"
+    ))
+    .await;
+    run(format!(
+        "CREATE VIEW {view} AS SELECT a AS va, b AS vb FROM {table}"
+    ))
+    .await;
+    run(format!(
+        "INSERT INTO {table} VALUES (1, -9999999999999999.9999, 1.5, 12300, 0.5, 0.00042), \
+         (2, NULL, NULL, NULL, NULL, NULL)"
+    ))
+    .await;
+    let cases = [
+        (
+            format!("SELECT a, b, c, d, e, a AS renamed FROM {table} WHERE id = :id"),
+            vec![
+                "NUMERIC(20,4)",
+                "NUMERIC",
+                "NUMERIC(5,-2)",
+                "NUMERIC(60,10)",
+                "NUMERIC(2,5)",
+                "NUMERIC(20,4)",
+            ],
+        ),
+        (
+            format!(
+                "SELECT v.va, s.a, w.a FROM {view} v, (SELECT a FROM {table}) s, \
+                 (WITH q AS (SELECT a FROM {table}) SELECT a FROM q) w WHERE :id > 0 LIMIT 1"
+            ),
+            vec!["NUMERIC(20,4)"; 3],
+        ),
+        (
+            format!(
+                "SELECT a::numeric(30,2) AS cast, a + 1 AS sum, vb FROM {table}, {view} \
+                 WHERE id = :id LIMIT 1"
+            ),
+            vec!["NUMERIC", "NUMERIC", "NUMERIC"],
+        ),
+        (
+            format!("SELECT a FROM {table} WHERE id = :id UNION ALL SELECT d FROM {table}"),
+            vec!["NUMERIC"],
+        ),
+    ];
+    for (sql, expected) in cases {
+        let statement = Statement::new(sql.as_str()).bind("id", 1_i32);
+        let result = pg
+            .query(&statement, &QueryOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let types = |columns: &[extdata_core::Column]| -> Vec<String> {
+            columns.iter().map(|c| c.database_type.clone()).collect()
+        };
+        assert_eq!(types(&result.columns), expected, "{sql}");
+        let described = pg
+            .describe(&statement, &QueryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(types(&described), expected, "describe {sql}");
+        let stream = pg
+            .stream(&statement, &QueryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(types(stream.columns()), expected, "stream {sql}");
+    }
+    // The values themselves are as before: every digit.
+    let row = pg
+        .query(
+            &Statement::new(format!("SELECT a, c, e FROM {table} WHERE id = 1")),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.rows[0].values(),
+        [
+            Value::Decimal("-9999999999999999.9999".parse().unwrap()),
+            Value::Decimal("12300".parse().unwrap()),
+            Value::Decimal("0.00042".parse().unwrap()),
+        ]
+    );
+    run(format!("DROP VIEW {view}")).await;
+    run(format!("DROP TABLE {table}")).await;
+}
