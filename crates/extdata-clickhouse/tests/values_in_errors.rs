@@ -44,7 +44,10 @@ fn assert_no_value(error: &Error, what: &str) {
     }
 }
 
-on_every_server!(errors_and_logs_show_placeholders_never_values);
+on_every_server!(
+    errors_and_logs_show_placeholders_never_values,
+    composite_elements_stay_out_of_errors_and_logs,
+);
 
 async fn errors_and_logs_show_placeholders_never_values(server: Server) {
     captured_logs();
@@ -148,5 +151,81 @@ async fn errors_and_logs_show_placeholders_never_values(server: Server) {
     assert!(
         !logs.contains("03:04:05.678"),
         "a log line holds the timestamp:\n{logs}"
+    );
+}
+
+/// Elements of arrays, tuples and maps — strings and numbers — in no error and no log
+/// line when the server refuses the composite: a type mismatch (26.x echoes the whole
+/// value as `_CAST([…], 'Array(T)')`), a conversion of an element, an element out of
+/// range, a syntax error after the placeholder.
+async fn composite_elements_stay_out_of_errors_and_logs(server: Server) {
+    const ELEMENT: &str = "pii-elem-2718@example.com";
+    const NUMBER: i64 = 4_155_550_123;
+    captured_logs();
+    async {
+        let Some((settings, _)) = support::source_of(server).await else {
+            return;
+        };
+        let source = support::build(&settings.http("ch-pii-composite")).unwrap();
+        let strings = Value::Array(vec![Value::Text(ELEMENT.into()), Value::Text("ab".into())]);
+        let numbers = Value::Array(vec![Value::I64(NUMBER), Value::I64(-NUMBER)]);
+        let tuple = Value::Tuple(vec![Value::Text(ELEMENT.into()), Value::I64(NUMBER)]);
+        let map = Value::Map(vec![(Value::Text(ELEMENT.into()), Value::I64(NUMBER))]);
+        let mut failing = vec![
+            ("type mismatch", "SELECT :a + 1", strings.clone()),
+            (
+                "numbers type mismatch",
+                "SELECT toUInt8(:a)",
+                numbers.clone(),
+            ),
+            (
+                "numbers out of range",
+                "SELECT arrayMap(x -> toDate(x), :a) AS d, throwIf(1)",
+                numbers.clone(),
+            ),
+            (
+                "element conversion",
+                "SELECT arrayMap(x -> toUInt64(x), :a)",
+                strings.clone(),
+            ),
+            ("syntax error after", "SELECT :a,, 1", strings.clone()),
+            ("tuple mismatch", "SELECT :a + 1", tuple.clone()),
+        ];
+        if server.modern() {
+            failing.push(("map mismatch", "SELECT :a + 1", map.clone()));
+            failing.push(("map keys", "SELECT toUInt8(mapKeys(:a))", map.clone()));
+        }
+        for (what, sql, value) in failing {
+            let statement = Statement::new(sql).bind("a", value);
+            let error = source
+                .query(&statement, &QueryOptions::default())
+                .await
+                .expect_err(what);
+            for text in texts(&error) {
+                assert!(!text.contains(ELEMENT), "{what}: an element is in `{text}`");
+                assert!(
+                    !text.contains("pii-elem"),
+                    "{what}: part of an element is in `{text}`"
+                );
+                assert!(
+                    !text.contains(&NUMBER.to_string()),
+                    "{what}: a number element is in `{text}`"
+                );
+                assert!(
+                    !text.contains(&hex(ELEMENT)[..16]),
+                    "{what}: hex in `{text}`"
+                );
+            }
+        }
+    }
+    .await;
+    let logs = captured_logs();
+    assert!(
+        !logs.contains(ELEMENT),
+        "a log line holds an element:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&NUMBER.to_string()),
+        "a log line holds a number element:\n{logs}"
     );
 }
