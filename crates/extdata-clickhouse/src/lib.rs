@@ -28,7 +28,13 @@ pub use types::decode_scalar_for_bench;
 ///     "unhex('61272A2F')"
 /// );
 /// ```
+///
+/// A value nesting arrays, tuples and maps more than 100 levels deep is a `Parameter`
+/// error (see the README's "Parameters").
 pub fn literal(value: &Value, modern_types: bool) -> Result<String> {
+    if types::too_deep(value) {
+        return Err(too_deep_error("a value"));
+    }
     types::literal(value, ServerFeatures { modern_types })
 }
 
@@ -395,7 +401,9 @@ impl ClickHouseSource {
         let server = self.server().await?.clone();
         let settings = self.settings(Call::Buffered, timeout, None);
         let query_id = Self::new_query_id();
-        let describe = format!("DESCRIBE TABLE ({sql})");
+        // The newline ends a trailing `--` or `#` comment of `sql`, which would otherwise
+        // take the closing parenthesis with it.
+        let describe = format!("DESCRIBE TABLE ({sql}\n)");
         let cursor = self.cursor(&describe, params, &settings, &query_id)?;
         let deadline = Instant::now() + timeout;
         let rows = match tokio::time::timeout_at(deadline, read_all(cursor, server.zone)).await {
@@ -482,6 +490,9 @@ fn render_with(
     features: ServerFeatures,
     server_parameters: bool,
 ) -> Result<(String, Vec<(String, String)>)> {
+    if let Some((name, _)) = statement.params().iter().find(|(_, v)| types::too_deep(v)) {
+        return Err(too_deep_error(&format!("parameter `:{name}`")));
+    }
     let mut params: Vec<(String, String)> = Vec::new();
     let sql = statement.render_inline(Dialect::ClickHouse, |value| {
         if server_parameters && let Some((data_type, text)) = types::server_parameter(value) {
@@ -494,6 +505,16 @@ fn render_with(
         types::literal(value, features)
     })?;
     Ok((sql, params))
+}
+
+/// The error for `what` (a value, a parameter) nesting arrays, tuples and maps deeper
+/// than [`types::MAX_NESTING`] levels.
+fn too_deep_error(what: &str) -> Error {
+    Error::parameter(format!(
+        "{what} nests arrays, tuples or maps more than {} levels deep, which ClickHouse \
+         does not take",
+        types::MAX_NESTING
+    ))
 }
 
 /// The server parameter name of `value`, one of `statement`'s values: its own `:name`
@@ -526,6 +547,11 @@ fn redactor_of(
     features: Option<ServerFeatures>,
     server_parameters: bool,
 ) -> Option<redact::Redactor> {
+    // A value nested too deep is refused before any request (`render_with`): no error
+    // holds it, and walking it here would recurse once per level.
+    if statement.params().values().any(types::too_deep) {
+        return None;
+    }
     redact::Redactor::new(
         statement,
         |value| features.and_then(|features| types::literal(value, features).ok()),
@@ -841,6 +867,25 @@ mod tests {
         let configured = [("max_query_size".to_owned(), "1".to_owned())];
         assert_eq!(query_size_setting(&sql, &configured), None);
         assert_eq!(query_size_setting("SELECT 1", &[]), None);
+    }
+
+    #[test]
+    fn values_nested_too_deep_are_refused_before_rendering() {
+        let mut value = Value::Text("deep-secret".into());
+        for _ in 0..=types::MAX_NESTING {
+            value = Value::Array(vec![value]);
+        }
+        let statement = Statement::new("SELECT :deep").bind("deep", value);
+        let modern = ServerFeatures { modern_types: true };
+        for server_parameters in [false, true] {
+            let error = render_statement(&statement, modern, server_parameters).unwrap_err();
+            assert_eq!(error.kind(), extdata_core::ErrorKind::Parameter);
+            assert!(error.message().contains("`:deep`"), "{error}");
+            assert!(!error.message().contains("secret"), "{error}");
+        }
+        assert!(redactor_of(&statement, Some(modern), true).is_none());
+        let deep = statement.params()["deep"].clone();
+        assert!(crate::literal(&deep, true).is_err());
     }
 
     #[test]

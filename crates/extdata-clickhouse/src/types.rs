@@ -843,6 +843,30 @@ fn datetime_in_range(seconds: i64, modern: bool) -> Result<()> {
     }
 }
 
+/// The deepest nesting of arrays, tuples and maps a bound value may have. 26.x refuses
+/// an expression deeper than 300 AST levels (an array parameter between 100 and 200
+/// levels deep), and an 18.16 server crashes on a literal 1,000 arrays deep (a stack
+/// overflow that ends its process); rendering and redacting recurse once per level too.
+pub(crate) const MAX_NESTING: usize = 100;
+
+/// Whether `value` nests arrays, tuples and maps more than [`MAX_NESTING`] levels deep
+/// (a scalar is level 0). Walks the value without recursing, so any depth is safe.
+pub(crate) fn too_deep(value: &Value) -> bool {
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) | Value::Tuple(items) => Box::new(items.iter()),
+            Value::Map(entries) => Box::new(entries.iter().flat_map(|(k, v)| [k, v])),
+            _ => continue,
+        };
+        if depth + 1 > MAX_NESTING {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
 /// The server parameter `{name:Type}` type and text for `value`, when it has one
 /// (servers with server-side parameters only). `None`: render it as a literal — a
 /// top-level NULL, bytes that are not UTF-8 and NaN and infinities (outside arrays,
@@ -1513,6 +1537,33 @@ mod tests {
             param(text("a'\\`\t\n\r")),
             pair("String", "a\\'\\\\\\`\\t\\n\r")
         );
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion() {
+        let nest = |depth: usize, wrap: fn(Value) -> Value| {
+            let mut value = Value::I8(1);
+            for _ in 0..depth {
+                value = wrap(value);
+            }
+            value
+        };
+        let array = |v| Value::Array(vec![v]);
+        let tuple = |v| Value::Tuple(vec![Value::Null, v]);
+        let map = |v| Value::Map(vec![(Value::I8(0), v)]);
+        assert!(!too_deep(&Value::I8(1)));
+        assert!(!too_deep(&Value::Array(vec![])));
+        for wrap in [array, tuple, map] {
+            assert!(!too_deep(&nest(MAX_NESTING, wrap)));
+            assert!(too_deep(&nest(MAX_NESTING + 1, wrap)));
+        }
+        // A map's key counts as deep as its value.
+        let deep_key = Value::Map(vec![(nest(MAX_NESTING, array), Value::Null)]);
+        assert!(too_deep(&deep_key));
+        // Far deeper than any stack would take recursively.
+        let deep = nest(200_000, array);
+        assert!(too_deep(&deep));
+        std::mem::forget(deep);
     }
 
     #[test]
