@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use extdata_conformance::support::unique_name;
-use extdata_core::{Decimal, ErrorKind, ExternalSource, QueryOptions, Statement, Value};
+use extdata_core::{Decimal, ErrorKind, QueryOptions, Statement, Value};
 use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
-use support::Server;
+use support::{Server, expected, hostile_text, proptest_cases, proptest_seed, row};
 
 on_every_server!(
     hostile_values_in_every_template_shape_come_back_exactly,
@@ -29,15 +29,6 @@ on_every_server!(
     sub_second_timestamps_are_bound_exactly,
     read_only_connector_refuses_every_write_and_setting_override,
 );
-
-async fn row(source: &dyn ExternalSource, statement: &Statement) -> Vec<Value> {
-    let result = source
-        .query(statement, &QueryOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    assert_eq!(result.rows.len(), 1, "{}", statement.sql());
-    result.rows[0].values().to_vec()
-}
 
 /// Templates whose placeholders the lexer places with certainty: each selects the value
 /// `:v` as its first column and the text `after` as its second, with strings, escaped
@@ -68,73 +59,27 @@ const DOUBTFUL: &[&str] = &[
     "SELECT :v /* unterminated",
 ];
 
-/// Text full of what ends or starts strings, identifiers and comments.
-fn hostile_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        proptest::collection::vec(
-            prop_oneof![
-                Just("'"),
-                Just("\\"),
-                Just("`"),
-                Just("\""),
-                Just("*/"),
-                Just("/*"),
-                Just("--"),
-                Just("//"),
-                Just("#"),
-                Just("$$"),
-                Just("\n"),
-                Just("\r"),
-                Just("\0"),
-                Just(":v"),
-                Just("?"),
-                Just(")"),
-                Just(";"),
-                Just(" "),
-                Just("é🎉"),
-                Just("\u{7f}"),
-                Just("\u{2028}"),
-                Just("x"),
-            ],
-            0..16,
-        )
-        .prop_map(|parts| parts.concat()),
-    ]
-}
+/// What ends or starts strings, identifiers and comments.
+const PIECES: &[&str] = &[
+    "'", "\\", "`", "\"", "*/", "/*", "--", "//", "#", "$$", "\n", "\r", "\0", ":v", "?", ")", ";",
+    " ", "é🎉", "\u{7f}", "\u{2028}", "x",
+];
 
 /// A text or byte value (bytes that are not UTF-8 come back as `Bytes`, others as text).
 fn hostile_value() -> impl Strategy<Value = Value> {
     prop_oneof![
-        4 => hostile_text().prop_map(Value::Text),
+        4 => hostile_text(PIECES).prop_map(Value::Text),
         1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
     ]
-}
-
-fn expected(value: &Value) -> Value {
-    match value {
-        Value::Bytes(bytes) => match String::from_utf8(bytes.clone()) {
-            Ok(text) => Value::Text(text),
-            Err(_) => value.clone(),
-        },
-        other => other.clone(),
-    }
-}
-
-fn cases() -> u32 {
-    std::env::var("EXTDATA_PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300)
 }
 
 async fn hostile_values_in_every_template_shape_come_back_exactly(server: Server) {
     let (settings, _) = source_or_skip!(server);
     let source = support::build(&settings.http("ch-hostile-shapes")).unwrap();
-    let cases = cases();
+    let cases = proptest_cases(300);
     let mut runner = TestRunner::new_with_rng(
         ProptestConfig::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &rand_seed()),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &proptest_seed()),
     );
     let strategy = (0..SHAPES.len(), hostile_value());
     let inputs: Vec<(usize, Value)> = (0..cases)
@@ -175,25 +120,6 @@ async fn hostile_values_in_every_template_shape_come_back_exactly(server: Server
             .expect_err(sql);
         assert_eq!(error.kind(), ErrorKind::Parameter, "{sql}: {error}");
     }
-}
-
-/// A fresh seed per run (printed), or `EXTDATA_PROPTEST_SEED` (hex) to repeat one.
-fn rand_seed() -> [u8; 32] {
-    let seed = std::env::var("EXTDATA_PROPTEST_SEED")
-        .ok()
-        .unwrap_or_else(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            format!("{nanos:064x}")
-        });
-    eprintln!("EXTDATA_PROPTEST_SEED={seed}");
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(seed.get(i * 2..i * 2 + 2).unwrap_or("00"), 16).unwrap_or(0);
-    }
-    bytes
 }
 
 async fn every_byte_comes_back_in_strings_and_bytes(server: Server) {
@@ -267,7 +193,7 @@ async fn numbers_dates_and_arrays_round_trip_exactly(server: Server) {
         assert_eq!(got[0], want);
     }
     // Floats: random bit patterns (normal, subnormal, ±0, ±inf, NaN), bit for bit.
-    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &rand_seed());
+    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &proptest_seed());
     let mut floats: Vec<f64> = (0..2000).map(|_| f64::from_bits(rng.next_u64())).collect();
     floats.extend([
         0.0,

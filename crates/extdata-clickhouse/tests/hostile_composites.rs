@@ -15,13 +15,13 @@ mod support;
 
 use std::sync::Arc;
 
-use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value, ValueKind};
+use extdata_core::{ErrorKind, QueryOptions, Statement, Value, ValueKind};
 use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
-use support::Server;
+use support::{Server, expected, hostile_text, proptest_cases, proptest_seed, row};
 
 on_every_server!(
     hostile_elements_come_back_exactly_in_every_composite_shape,
@@ -32,48 +32,16 @@ on_every_server!(
     edge_composites_come_back_or_fail_typed,
 );
 
-/// Text full of what ends strings, identifiers, comments, arrays, tuples and maps.
-fn hostile_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        proptest::collection::vec(
-            prop_oneof![
-                Just("'"),
-                Just("\\"),
-                Just("\\'"),
-                Just("\t"),
-                Just("\n"),
-                Just("\r"),
-                Just("\0"),
-                Just("]"),
-                Just("["),
-                Just(","),
-                Just(")"),
-                Just("("),
-                Just("}"),
-                Just("{"),
-                Just(":"),
-                Just("NULL"),
-                Just("\\N"),
-                Just("`"),
-                Just("\""),
-                Just("*/"),
-                Just("--"),
-                Just("é🎉"),
-                Just("\u{7f}"),
-                Just("\u{2028}"),
-                Just("x"),
-            ],
-            0..16,
-        )
-        .prop_map(|parts| parts.concat()),
-    ]
-}
+/// What ends strings, identifiers, comments, arrays, tuples and maps.
+const PIECES: &[&str] = &[
+    "'", "\\", "\\'", "\t", "\n", "\r", "\0", "]", "[", ",", ")", "(", "}", "{", ":", "NULL",
+    "\\N", "`", "\"", "*/", "--", "é🎉", "\u{7f}", "\u{2028}", "x",
+];
 
 /// A hostile string element: text, or bytes (often not UTF-8).
 fn element() -> impl Strategy<Value = Value> {
     prop_oneof![
-        4 => hostile_text().prop_map(Value::Text),
+        4 => hostile_text(PIECES).prop_map(Value::Text),
         1 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(Value::Bytes),
     ]
 }
@@ -119,61 +87,6 @@ const SHAPE_NAMES: &[&str] = &[
     "Map(String, Array(Nullable(String)))",
 ];
 
-/// What the server gives back for `value`: bytes that are UTF-8 come back as text.
-fn expected(value: &Value) -> Value {
-    match value {
-        Value::Bytes(bytes) => match String::from_utf8(bytes.clone()) {
-            Ok(text) => Value::Text(text),
-            Err(_) => value.clone(),
-        },
-        Value::Array(items) => Value::Array(items.iter().map(expected).collect()),
-        Value::Tuple(items) => Value::Tuple(items.iter().map(expected).collect()),
-        Value::Map(entries) => Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (expected(k), expected(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// Cases per shape: `EXTDATA_PROPTEST_CASES`, 256 when unset.
-fn cases() -> u32 {
-    std::env::var("EXTDATA_PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
-}
-
-/// A fresh seed per run (printed), or `EXTDATA_PROPTEST_SEED` (hex) to repeat one.
-fn rand_seed() -> [u8; 32] {
-    let seed = std::env::var("EXTDATA_PROPTEST_SEED")
-        .ok()
-        .unwrap_or_else(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            format!("{nanos:064x}")
-        });
-    eprintln!("EXTDATA_PROPTEST_SEED={seed}");
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(seed.get(i * 2..i * 2 + 2).unwrap_or("00"), 16).unwrap_or(0);
-    }
-    bytes
-}
-
-async fn row(source: &dyn ExternalSource, statement: &Statement) -> Vec<Value> {
-    let result = source
-        .query(statement, &QueryOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    assert_eq!(result.rows.len(), 1, "{}", statement.sql());
-    result.rows[0].values().to_vec()
-}
-
 /// A value's element count at every level, for the message of a break-out.
 fn counts(value: &Value) -> String {
     match value {
@@ -191,10 +104,10 @@ async fn hostile_elements_come_back_exactly_in_every_composite_shape(server: Ser
     let (settings, _) = source_or_skip!(server);
     let source = support::build(&settings.http("ch-hostile-composites")).unwrap();
     let shapes = if server.modern() { 5 } else { 4 };
-    let cases = cases();
+    let cases = proptest_cases(256);
     let mut runner = TestRunner::new_with_rng(
         ProptestConfig::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &rand_seed()),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &proptest_seed()),
     );
     let mut inputs = Vec::new();
     for index in 0..shapes {

@@ -11,7 +11,10 @@ use std::time::Duration;
 use extdata_clickhouse::{ClickHouseSource, SPEC};
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, password_connector};
-use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, SslConfig, Statement};
+use extdata_core::{
+    ConnectorConfig, DbKind, ExternalSource, QueryOptions, SslConfig, Statement, Value,
+};
+use proptest::prelude::*;
 
 /// One of the test servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +192,73 @@ pub(crate) async fn exec(source: &dyn ExternalSource, sql: impl Into<String>) ->
         .execute(&Statement::new(sql.clone()), &QueryOptions::default())
         .await
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
+}
+
+/// The values of `statement`'s single row, which must succeed.
+pub(crate) async fn row(source: &dyn ExternalSource, statement: &Statement) -> Vec<Value> {
+    let result = source
+        .query(statement, &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    assert_eq!(result.rows.len(), 1, "{}", statement.sql());
+    result.rows[0].values().to_vec()
+}
+
+/// What the server gives back for a bound `value`: bytes that are UTF-8 come back as
+/// text, inside arrays, tuples and maps too.
+pub(crate) fn expected(value: &Value) -> Value {
+    match value {
+        Value::Bytes(bytes) => match String::from_utf8(bytes.clone()) {
+            Ok(text) => Value::Text(text),
+            Err(_) => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(expected).collect()),
+        Value::Tuple(items) => Value::Tuple(items.iter().map(expected).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (expected(k), expected(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Any text, or up to 15 of `pieces` (what ends or starts strings, comments…) run
+/// together.
+pub(crate) fn hostile_text(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        proptest::collection::vec(proptest::sample::select(pieces), 0..16)
+            .prop_map(|parts| parts.concat()),
+    ]
+}
+
+/// The cases of a live property test: `EXTDATA_PROPTEST_CASES`, `default` when unset.
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("EXTDATA_PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A fresh seed per run (printed), or `EXTDATA_PROPTEST_SEED` (hex) to repeat one.
+pub(crate) fn proptest_seed() -> [u8; 32] {
+    let seed = std::env::var("EXTDATA_PROPTEST_SEED")
+        .ok()
+        .unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            format!("{nanos:064x}")
+        });
+    eprintln!("EXTDATA_PROPTEST_SEED={seed}");
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(seed.get(i * 2..i * 2 + 2).unwrap_or("00"), 16).unwrap_or(0);
+    }
+    bytes
 }
 
 /// The source of a test server, or (by the require-or-skip rule) the end of the test.
