@@ -30,6 +30,7 @@ on_every_server!(
     deeply_nested_arrays_are_a_typed_error_or_exact,
     zoned_datetime_survives_a_trailing_comment,
     edge_composites_come_back_or_fail_typed,
+    the_zone_describe_runs_under_the_queries_settings,
 );
 
 /// What ends strings, identifiers, comments, arrays, tuples and maps.
@@ -392,5 +393,74 @@ async fn edge_composites_come_back_or_fail_typed(server: Server) {
             !format!("{error} {error:?}").contains("secret-key"),
             "{error:?}"
         );
+    }
+}
+
+/// The `DESCRIBE` that names a zone is the template's own SQL run once more: on a
+/// read-only connector it must carry the query's `readonly = 2`, time limit and the
+/// connector's settings, seen from the server's own `system.processes` while a scalar
+/// subquery keeps it running (26.x: its `Settings` map).
+async fn the_zone_describe_runs_under_the_queries_settings(server: Server) {
+    let (settings, probe) = source_or_skip!(server);
+    if !server.modern() {
+        return; // 18.16's system.processes has no Settings map
+    }
+    let config = settings
+        .http("ch-describe-settings")
+        .with_read_only(true)
+        .with_options("setting.max_threads=3");
+    let source = support::build(&config).unwrap();
+    let marker = format!("describe-mark-{}", std::process::id());
+    let sql = format!(
+        "SELECT toDateTime(0, 'Asia/Tokyo') AS t, (SELECT sleep(0.8)) AS s, :v AS v, \
+         '{marker}' AS m"
+    );
+    let statement = Statement::new(sql).bind("v", "x");
+    // The server shows each query formatted, its parameters put in.
+    let watch = Statement::new(format!(
+        "SELECT position(query, 'DESCRIBE TABLE') = 1, Settings['readonly'], \
+         Settings['max_execution_time'], Settings['max_threads'] FROM system.processes \
+         WHERE position(query, '{marker}') > 0 AND position(query, 'system.processes') = 0"
+    ));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let run = async {
+        for _ in 0..2 {
+            let result = source
+                .query(&statement, &QueryOptions::default())
+                .await
+                .expect("the query");
+            assert_eq!(
+                result.columns.first().map(|c| c.value_kind),
+                Some(ValueKind::TimestampTz)
+            );
+        }
+    };
+    let poll = async {
+        loop {
+            let result = probe
+                .query(&watch, &QueryOptions::default())
+                .await
+                .expect("system.processes");
+            seen.lock()
+                .unwrap()
+                .extend(result.rows.iter().map(|row| row.values().to_vec()));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        () = run => {}
+        () = poll => {}
+    }
+    let seen = seen.into_inner().unwrap();
+    let (describes, queries): (Vec<_>, Vec<_>) = seen
+        .into_iter()
+        .partition(|row| matches!(row[0], Value::Bool(true) | Value::U8(1)));
+    assert!(!describes.is_empty(), "no DESCRIBE was seen running");
+    assert!(!queries.is_empty(), "the query was not seen running");
+    let text = |t: &str| Value::Text(t.to_owned());
+    for row in describes.iter().chain(&queries) {
+        assert_eq!(row[1], text("2"), "readonly: {row:?}");
+        assert_eq!(row[3], text("3"), "the connector's setting: {row:?}");
+        assert_eq!(row[2], queries[0][2], "max_execution_time: {row:?}");
     }
 }
