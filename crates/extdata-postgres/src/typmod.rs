@@ -104,6 +104,11 @@ impl NumericTypmods {
         if known.len() + rows.len() > CAPACITY {
             known.clear();
         }
+        // A column the catalog no longer has (dropped meanwhile) counts as `numeric`
+        // without a precision, so that it is not asked for on every call.
+        for origin in missing {
+            known.insert(*origin, (-1, now));
+        }
         for (relation, number, typmod) in rows {
             if let Ok(relation) = u32::try_from(relation) {
                 known.insert((relation, number), (typmod, now));
