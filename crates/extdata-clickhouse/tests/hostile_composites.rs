@@ -30,6 +30,7 @@ on_every_server!(
     deeply_nested_arrays_are_a_typed_error_or_exact,
     zoned_datetime_survives_a_trailing_comment,
     edge_composites_come_back_or_fail_typed,
+    many_settings_and_parameters_stay_under_the_field_limit,
     the_zone_describe_runs_under_the_queries_settings,
 );
 
@@ -227,7 +228,8 @@ async fn composites_next_to_comments_identifiers_and_in_functions(server: Server
 }
 
 /// A composite past the server's form-field limit (128 KiB) goes as a literal, a
-/// thousand parameters past its field count do too; both come back exactly.
+/// thousand parameters past its field count do too; both come back exactly, and so do
+/// 900 parameters, the most sent as server parameters.
 async fn huge_composites_and_many_parameters_come_back_exactly(server: Server) {
     let (_, source) = source_or_skip!(server);
     let items: Vec<Value> = (0..3000)
@@ -240,26 +242,30 @@ async fn huge_composites_and_many_parameters_come_back_exactly(server: Server) {
     )
     .await;
     assert_eq!(values, [big, Value::U64(3000)]);
-    let mut sql = String::from("SELECT [");
-    let mut statement_params = Vec::new();
-    for i in 0..1000 {
-        if i > 0 {
-            sql.push_str(", ");
+    // 900: the most sent as server parameters (with the request's settings, under the
+    // server's 1,000 form fields); 1,000: as literals.
+    for count in [900, 1000] {
+        let mut sql = String::from("SELECT [");
+        let mut statement_params = Vec::new();
+        for i in 0..count {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(":p{i}"));
+            statement_params.push((
+                format!("p{i}"),
+                Value::Array(vec![Value::Text(format!("{i}']"))]),
+            ));
         }
-        sql.push_str(&format!(":p{i}"));
-        statement_params.push((
-            format!("p{i}"),
-            Value::Array(vec![Value::Text(format!("{i}']"))]),
-        ));
+        sql.push(']');
+        let mut statement = Statement::new(sql);
+        for (name, value) in &statement_params {
+            statement = statement.bind(name.as_str(), value.clone());
+        }
+        let values = row(source.as_ref(), &statement).await;
+        let want = Value::Array(statement_params.into_iter().map(|(_, v)| v).collect());
+        assert_eq!(values, [want], "{count} parameters");
     }
-    sql.push(']');
-    let mut statement = Statement::new(sql);
-    for (name, value) in &statement_params {
-        statement = statement.bind(name.as_str(), value.clone());
-    }
-    let values = row(source.as_ref(), &statement).await;
-    let want = Value::Array(statement_params.into_iter().map(|(_, v)| v).collect());
-    assert_eq!(values, [want]);
 }
 
 /// Arrays nested deeper than the server takes — an 18.16 server crashes on a literal
@@ -462,5 +468,62 @@ async fn the_zone_describe_runs_under_the_queries_settings(server: Server) {
         assert_eq!(row[1], text("2"), "readonly: {row:?}");
         assert_eq!(row[3], text("3"), "the connector's setting: {row:?}");
         assert_eq!(row[2], queries[0][2], "max_execution_time: {row:?}");
+    }
+}
+
+/// A connector with 150 `setting.*` options (each at its default value) binding 900
+/// arrays: the request's settings and parameters together stay under the server's
+/// 1,000 form fields (`http_max_fields`), or the call is a typed error naming no value.
+async fn many_settings_and_parameters_stay_under_the_field_limit(server: Server) {
+    let (settings, probe) = source_or_skip!(server);
+    if !server.server_parameters() {
+        return; // literals in a plain body: no form fields (and no system.settings.type)
+    }
+    let defaults = probe
+        .query(
+            &Statement::new(
+                "SELECT name, value FROM system.settings WHERE type IN ('UInt64', 'Bool') \
+                 AND changed = 0 AND name NOT LIKE '%readonly%' ORDER BY name LIMIT 150",
+            ),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("system.settings");
+    let options: Vec<String> = defaults
+        .rows
+        .iter()
+        .filter_map(|row| match (row.get(0), row.get(1)) {
+            (Some(Value::Text(name)), Some(Value::Text(value))) => {
+                Some(format!("setting.{name}={value}"))
+            }
+            _ => None,
+        })
+        .collect();
+    let config = settings
+        .http("ch-many-settings")
+        .with_options(options.join("&").as_str());
+    let source = support::build(&config).unwrap();
+    assert!(options.len() >= 100, "{} settings", options.len());
+    let mut sql = String::from("SELECT [");
+    let mut want = Vec::new();
+    for i in 0..900 {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(":p{i}"));
+        want.push(Value::Array(vec![Value::Text(format!("secret-{i}']"))]));
+    }
+    sql.push(']');
+    let mut statement = Statement::new(sql);
+    for (i, value) in want.iter().enumerate() {
+        statement = statement.bind(format!("p{i}").as_str(), value.clone());
+    }
+    match source.query(&statement, &QueryOptions::default()).await {
+        Ok(result) => assert_eq!(result.rows[0].values(), [Value::Array(want)]),
+        Err(error) => {
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains("secret-"), "{text}");
+            panic!("{} settings and 900 parameters: {error}", options.len());
+        }
     }
 }
