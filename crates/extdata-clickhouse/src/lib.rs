@@ -46,8 +46,8 @@ use clickhouse::native::DataTypeNode;
 use clickhouse::query::NativeCursor;
 use extdata_core::driver::{Lifecycle, check_kind, timeout_error};
 use extdata_core::{
-    BackendSpec, Column, Columns, DbKind, Dialect, Error, ExternalSource, QueryOptions, Result,
-    ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, Value, ValueKind,
+    BackendSpec, Column, Columns, DbKind, Dialect, Error, ErrorKind, ExternalSource, QueryOptions,
+    Result, ResultSet, RowStream, ServerInfo, Statement, Support, ValidConfig, Value, ValueKind,
     async_trait,
 };
 use tokio::sync::OnceCell;
@@ -271,6 +271,8 @@ impl ClickHouseSource {
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
         let settings = self.settings(call, timeout, max_rows);
+        // The query's first block and every DESCRIBE the call needs share one deadline.
+        let deadline = Instant::now() + timeout;
         let guard = KillGuard {
             client: self.client.clone(),
             query_id,
@@ -282,7 +284,7 @@ impl ClickHouseSource {
         // the slower of the two rather than for both in turn.
         let early_describe = async {
             if self.zoned_statements.contains(&sql) {
-                Some(self.describe_sql(&sql, &params, timeout).await)
+                Some(self.describe_by(&sql, &params, deadline, timeout).await)
             } else {
                 None
             }
@@ -294,7 +296,7 @@ impl ClickHouseSource {
             let mut described: Option<Vec<Column>> = None;
             loop {
                 let mut cursor = self.cursor(&sql, &params, &settings, &guard.query_id)?;
-                match tokio::time::timeout(timeout, quiet(cursor.next())).await {
+                match tokio::time::timeout_at(deadline, quiet(cursor.next())).await {
                     Err(_) => {
                         guard.kill().await;
                         return Err(timeout_error(&self.config.name, "query", timeout));
@@ -307,7 +309,7 @@ impl ClickHouseSource {
                         // text, parsed back into `Value::Json`).
                         drop(cursor);
                         guard.kill().await;
-                        let columns = self.describe_sql(&sql, &params, timeout).await?;
+                        let columns = self.describe_by(&sql, &params, deadline, timeout).await?;
                         sql = read_through_casts(&sql, &columns);
                         described = Some(columns);
                         guard.query_id = Self::new_query_id();
@@ -327,12 +329,13 @@ impl ClickHouseSource {
             guard.armed = false;
             // An empty result sends no block at all: ask the server for the columns.
             let columns = match (described, early) {
-                (Some(columns), _) | (None, Some(Ok(columns))) => columns,
-                (None, _) => self
-                    .describe_sql(&sql, &params, timeout)
-                    .await
-                    .unwrap_or_default(),
+                (Some(columns), _) => Some(columns),
+                (None, Some(early)) => undescribed(early)?,
+                (None, None) => {
+                    undescribed(self.describe_by(&sql, &params, deadline, timeout).await)?
+                }
             };
+            let columns = columns.unwrap_or_default();
             return Ok(RowStream::new(columns.into(), futures::stream::empty()));
         };
         if described.is_none() && has_plain_datetime(&first) {
@@ -341,9 +344,16 @@ impl ClickHouseSource {
             // on the next ones). A statement that cannot be described keeps the
             // header's types.
             self.zoned_statements.insert(&sql);
-            described = match early {
-                Some(early) => early.ok(),
-                None => self.describe_sql(&sql, &params, timeout).await.ok(),
+            let description = match early {
+                Some(early) => early,
+                None => self.describe_by(&sql, &params, deadline, timeout).await,
+            };
+            described = match undescribed(description) {
+                Ok(described) => described,
+                Err(e) => {
+                    guard.kill().await;
+                    return Err(e);
+                }
             };
         } else if early.is_some() && !has_plain_datetime(&first) {
             self.zoned_statements.remove(&sql);
@@ -390,6 +400,24 @@ impl ClickHouseSource {
         };
         let rows = ChunkedRows::new(producer, first).first_chunk().await?;
         Ok(RowStream::new(columns, rows))
+    }
+
+    /// [`describe_sql`](Self::describe_sql) in the time left until `deadline`, the
+    /// deadline of a call whose timeout is `timeout`: past it, the call's timeout error.
+    async fn describe_by(
+        &self,
+        sql: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Vec<Column>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.describe_sql(sql, params, left).await {
+            Err(e) if e.kind() == ErrorKind::Timeout => {
+                Err(timeout_error(&self.config.name, "query", timeout))
+            }
+            described => described,
+        }
     }
 
     async fn describe_sql(
@@ -459,6 +487,16 @@ fn render_statement(
         return render_with(statement, features, false);
     }
     Ok((sql, params))
+}
+
+/// A DESCRIBE's columns; `None` when the statement cannot be described (`SHOW …`):
+/// the call keeps the header's types. A timeout is the call's error.
+fn undescribed(description: Result<Vec<Column>>) -> Result<Option<Vec<Column>>> {
+    match description {
+        Ok(columns) => Ok(Some(columns)),
+        Err(e) if e.kind() == ErrorKind::Timeout => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The longest form field — the SQL or one parameter's text, as sent in the request's
@@ -726,6 +764,22 @@ mod tests {
     use super::*;
     use crate::pool::parse_version;
     use extdata_core::{ConnectorConfig, Protocol};
+
+    #[test]
+    fn a_describe_that_runs_out_of_time_fails_the_call_and_any_other_failure_keeps_the_header() {
+        let columns = vec![Column::new("t", "DateTime('UTC')", ValueKind::TimestampTz)];
+        assert_eq!(
+            undescribed(Ok(columns.clone())).unwrap().as_deref(),
+            Some(&columns[..])
+        );
+        let late = timeout_error("ch", "query", Duration::from_secs(1));
+        assert_eq!(
+            undescribed(Err(late)).unwrap_err().kind(),
+            ErrorKind::Timeout
+        );
+        let refused = Error::new(ErrorKind::Query, "SHOW cannot be described");
+        assert_eq!(undescribed(Err(refused)).unwrap(), None);
+    }
 
     fn config() -> ConnectorConfig {
         ConnectorConfig::new("ch", DbKind::ClickHouse)
