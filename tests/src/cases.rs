@@ -24,6 +24,42 @@ fn defaults() -> QueryOptions {
     QueryOptions::default()
 }
 
+/// `statement` queried with the default options; it must succeed (`what` says what it
+/// was for).
+async fn query_ok(h: &Harness, statement: &Statement, what: &str) -> ResultSet {
+    ok(h.source().query(statement, &defaults()).await, what)
+}
+
+/// `statement` executed with the default options: the rows affected. It must succeed.
+async fn execute_ok(h: &Harness, statement: &Statement, what: &str) -> u64 {
+    ok(h.source().execute(statement, &defaults()).await, what)
+}
+
+/// The columns `statement` would return, described with the default options.
+async fn describe_ok(h: &Harness, statement: &Statement, what: &str) -> Vec<Column> {
+    ok(h.source().describe(statement, &defaults()).await, what)
+}
+
+/// A new table `(id, v)`: the backend's integer and text types.
+async fn id_text_table(h: &Harness, hint: &str) -> String {
+    let caps = h.capabilities();
+    h.create_table(
+        hint,
+        &[
+            ("id", caps.integer_type.as_str()),
+            ("v", caps.text_type.as_str()),
+        ],
+    )
+    .await
+}
+
+/// `INSERT INTO <table> (id, v) VALUES (:id, :v)` with `id` and `v` bound.
+fn insert_id_text(table: &str, id: i64, v: impl Into<Value>) -> Statement {
+    Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
+        .bind("id", id)
+        .bind("v", v)
+}
+
 /// The only value of a one-row, one-column result.
 #[track_caller]
 fn single(result: &ResultSet, what: &str) -> Value {
@@ -53,11 +89,36 @@ async fn count_rows(h: &Harness, table: &str, filter: Option<Statement>) -> i128
         }
         None => Statement::new(format!("SELECT COUNT(*) AS n FROM {table}")),
     };
-    let result = ok(
-        h.source().query(&statement, &defaults()).await,
-        &format!("counting rows of {table}"),
-    );
+    let result = query_ok(h, &statement, &format!("counting rows of {table}")).await;
     single_int(&result, "COUNT(*)")
+}
+
+/// Rows of the `(id, v)` `table` whose `v` is `v`.
+async fn count_v(h: &Harness, table: &str, v: impl Into<Value>) -> i128 {
+    count_rows(h, table, Some(Statement::new("v = :v").bind("v", v))).await
+}
+
+/// Sets `v` to `updated` in the rows of the `(id, v)` `table` whose `id` is above `min`.
+fn update_above(table: &str, min: i64) -> Statement {
+    Statement::new(format!("UPDATE {table} SET v = :v WHERE id > :min"))
+        .bind("v", "updated")
+        .bind("min", min)
+}
+
+/// [`assert_serves`] of the harness's own source.
+async fn serves(h: &Harness, within: Duration, what: &str) {
+    assert_serves(h.source(), h, within, what).await;
+}
+
+/// [`assert_serves`] of `source`, then closes it.
+async fn serves_then_close(
+    source: Arc<dyn ExternalSource>,
+    h: &Harness,
+    within: Duration,
+    what: &str,
+) {
+    assert_serves(&source, h, within, what).await;
+    source.close().await;
 }
 
 /// Asserts `SELECT 1` answers on `source` within `within` (plus the backend's
@@ -222,23 +283,22 @@ pub async fn values_round_trip_exactly(h: &Harness) {
             let statement = Statement::new(insert.clone())
                 .bind("id", i as i64)
                 .bind("v", bound.clone());
-            let affected = ok(
-                h.source().execute(&statement, &defaults()).await,
+            let affected = execute_ok(
+                h,
+                &statement,
                 &format!("inserting {bound:?} into a `{}` column", case.sql_type),
-            );
+            )
+            .await;
             if caps.reports_affected_rows {
                 assert_eq!(affected, 1, "rows affected by one INSERT");
             }
         }
-        let result = ok(
-            h.source()
-                .query(
-                    &Statement::new(format!("SELECT id, v FROM {table} ORDER BY id")),
-                    &defaults(),
-                )
-                .await,
+        let result = query_ok(
+            h,
+            &Statement::new(format!("SELECT id, v FROM {table} ORDER BY id")),
             &format!("reading back the `{}` column", case.sql_type),
-        );
+        )
+        .await;
         assert_eq!(
             result.rows.len(),
             case.values.len(),
@@ -327,26 +387,17 @@ pub async fn nulls_round_trip_in_every_column_type(h: &Harness) {
     nulls.set("ct", Value::Null);
     values.set("ct", "x");
     expected_values.push(Value::Text("x".to_owned()));
-    ok(
-        h.source().execute(&nulls, &defaults()).await,
-        "inserting NULL into every column type",
-    );
-    ok(
-        h.source().execute(&values, &defaults()).await,
-        "inserting a value into every column type",
-    );
-    let result = ok(
-        h.source()
-            .query(
-                &Statement::new(format!(
-                    "SELECT {} FROM {table} ORDER BY id",
-                    names.join(", ")
-                )),
-                &defaults(),
-            )
-            .await,
+    execute_ok(h, &nulls, "inserting NULL into every column type").await;
+    execute_ok(h, &values, "inserting a value into every column type").await;
+    let result = query_ok(
+        h,
+        &Statement::new(format!(
+            "SELECT {} FROM {table} ORDER BY id",
+            names.join(", ")
+        )),
         "reading back NULLs",
-    );
+    )
+    .await;
     assert_eq!(result.rows.len(), 2, "rows read back");
     let types = caps
         .type_cases
@@ -364,15 +415,12 @@ pub async fn nulls_round_trip_in_every_column_type(h: &Harness) {
     }
     // An untyped NULL parameter in a select list is NULL too, not text or zero.
     let param = h.text_parameter("p");
-    let result = ok(
-        h.source()
-            .query(
-                &Statement::new(h.select(&format!("{param} AS v"))).bind("p", Value::Null),
-                &defaults(),
-            )
-            .await,
+    let result = query_ok(
+        h,
+        &Statement::new(h.select(&format!("{param} AS v"))).bind("p", Value::Null),
         "selecting a NULL parameter",
-    );
+    )
+    .await;
     assert_eq!(single(&result, "SELECT NULL parameter"), Value::Null);
 }
 
@@ -386,15 +434,12 @@ pub async fn parameters_are_bound_by_name(h: &Harness) {
     let a = h.text_parameter("a");
     let b = h.text_parameter("b");
     let sql = h.select(&format!("{a} AS x, {b} AS y, {a} AS z, ':a' AS lit"));
-    let result = ok(
-        h.source()
-            .query(
-                &Statement::new(sql).bind("a", "first").bind("b", "second"),
-                &defaults(),
-            )
-            .await,
+    let result = query_ok(
+        h,
+        &Statement::new(sql).bind("a", "first").bind("b", "second"),
         "selecting named parameters",
-    );
+    )
+    .await;
     assert_eq!(result.rows.len(), 1);
     assert_eq!(
         result.rows[0].values(),
@@ -414,50 +459,28 @@ pub async fn parameters_are_bound_by_name(h: &Harness) {
     assert_eq!(names, ["x", "y", "z", "lit"], "column names");
 
     let sql = format!("{} /* :b */ -- :c\n", h.select(&format!("{a} AS x")));
-    let result = ok(
-        h.source()
-            .query(&Statement::new(sql).bind("a", "only"), &defaults())
-            .await,
+    let result = query_ok(
+        h,
+        &Statement::new(sql).bind("a", "only"),
         "a parameter name inside comments",
-    );
+    )
+    .await;
     assert_eq!(single(&result, "comment"), Value::Text("only".into()));
 
-    let caps = h.capabilities();
-    let table = h
-        .create_table(
-            "params",
-            &[
-                ("id", caps.integer_type.as_str()),
-                ("v", caps.text_type.as_str()),
-            ],
-        )
-        .await;
+    let table = id_text_table(h, "params").await;
     for (id, v) in [(1_i64, "one"), (2, "two"), (3, "three")] {
-        ok(
-            h.source()
-                .execute(
-                    &Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
-                        .bind("id", id)
-                        .bind("v", v),
-                    &defaults(),
-                )
-                .await,
-            "inserting a row",
-        );
+        execute_ok(h, &insert_id_text(&table, id, v), "inserting a row").await;
     }
-    let result = ok(
-        h.source()
-            .query(
-                &Statement::new(format!(
-                    "SELECT v FROM {table} WHERE id = :id OR (id > :id AND v = :v) ORDER BY id"
-                ))
-                .bind("id", 2_i64)
-                .bind("v", "three"),
-                &defaults(),
-            )
-            .await,
+    let result = query_ok(
+        h,
+        &Statement::new(format!(
+            "SELECT v FROM {table} WHERE id = :id OR (id > :id AND v = :v) ORDER BY id"
+        ))
+        .bind("id", 2_i64)
+        .bind("v", "three"),
         "filtering by bound parameters",
-    );
+    )
+    .await;
     let got: Vec<&Value> = result.rows.iter().map(|r| &r.values()[0]).collect();
     assert_eq!(
         got,
@@ -503,13 +526,7 @@ pub async fn missing_or_unused_parameter_is_rejected(h: &Harness) {
             &format!("stream with a {what}"),
         );
     }
-    assert_serves(
-        h.source(),
-        h,
-        Duration::from_secs(5),
-        "SELECT 1 after parameter errors",
-    )
-    .await;
+    serves(h, Duration::from_secs(5), "SELECT 1 after parameter errors").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -523,15 +540,12 @@ pub async fn hostile_parameter_is_bound_not_spliced(h: &Harness) {
     let param = h.text_parameter("p");
     let select = h.select(&format!("{param} AS v"));
     for text in hostile_strings(caps.text_allows_nul) {
-        let result = ok(
-            h.source()
-                .query(
-                    &Statement::new(select.clone()).bind("p", text.clone()),
-                    &defaults(),
-                )
-                .await,
+        let result = query_ok(
+            h,
+            &Statement::new(select.clone()).bind("p", text.clone()),
             &format!("SELECT of the bound string {:?}", preview(&text)),
-        );
+        )
+        .await;
         let got = single(&result, "SELECT :p");
         assert_eq!(
             got,
@@ -546,15 +560,7 @@ pub async fn hostile_parameter_is_bound_not_spliced(h: &Harness) {
 /// as text: the table still exists, holds every row, and each row reads back exactly.
 pub async fn hostile_value_in_insert_cannot_drop_table(h: &Harness) {
     let caps = h.capabilities();
-    let table = h
-        .create_table(
-            "hostile",
-            &[
-                ("id", caps.integer_type.as_str()),
-                ("v", caps.text_type.as_str()),
-            ],
-        )
-        .await;
+    let table = id_text_table(h, "hostile").await;
     let mut strings = vec![
         format!("'); DROP TABLE {table}; --"),
         format!("\"); DROP TABLE {table}; --"),
@@ -563,34 +569,25 @@ pub async fn hostile_value_in_insert_cannot_drop_table(h: &Harness) {
         format!("$$); DROP TABLE {table}; --"),
     ];
     strings.extend(hostile_strings(caps.text_allows_nul));
-    let insert = format!("INSERT INTO {table} (id, v) VALUES (:id, :v)");
     for (i, text) in strings.iter().enumerate() {
-        ok(
-            h.source()
-                .execute(
-                    &Statement::new(insert.clone())
-                        .bind("id", i as i64)
-                        .bind("v", text.clone()),
-                    &defaults(),
-                )
-                .await,
+        execute_ok(
+            h,
+            &insert_id_text(&table, i as i64, text.clone()),
             &format!("inserting the string {:?}", preview(text)),
-        );
+        )
+        .await;
     }
     assert_eq!(
         count_rows(h, &table, None).await,
         strings.len() as i128,
         "rows in the table after inserting hostile strings"
     );
-    let result = ok(
-        h.source()
-            .query(
-                &Statement::new(format!("SELECT v FROM {table} ORDER BY id")),
-                &defaults(),
-            )
-            .await,
+    let result = query_ok(
+        h,
+        &Statement::new(format!("SELECT v FROM {table} ORDER BY id")),
         "reading back hostile strings",
-    );
+    )
+    .await;
     for (row, text) in result.rows.iter().zip(&strings) {
         assert_eq!(
             row.values()[0],
@@ -599,12 +596,7 @@ pub async fn hostile_value_in_insert_cannot_drop_table(h: &Harness) {
             preview(text)
         );
     }
-    let matches = count_rows(
-        h,
-        &table,
-        Some(Statement::new("v = :v").bind("v", strings[0].clone())),
-    )
-    .await;
+    let matches = count_v(h, &table, strings[0].clone()).await;
     assert_eq!(matches, 1, "WHERE v = :v with the DROP TABLE string");
 }
 
@@ -665,13 +657,7 @@ pub async fn errors_have_kind_and_connector(h: &Harness) {
             }
         }
     }
-    assert_serves(
-        h.source(),
-        h,
-        Duration::from_secs(5),
-        "SELECT 1 after query errors",
-    )
-    .await;
+    serves(h, Duration::from_secs(5), "SELECT 1 after query errors").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -757,13 +743,7 @@ pub async fn timeout_returns_promptly_and_cancels_on_server(h: &Harness) {
             "the query was still running on the server 1 s after its timeout"
         );
     }
-    assert_serves(
-        h.source(),
-        h,
-        Duration::from_secs(2),
-        "SELECT 1 right after a timeout",
-    )
-    .await;
+    serves(h, Duration::from_secs(2), "SELECT 1 right after a timeout").await;
 }
 
 /// Many timeouts in a row on a 2-connection pool leave the pool serving: no
@@ -800,14 +780,13 @@ pub async fn repeated_timeouts_do_not_leak_connections(h: &Harness) {
         "{repeats} timeouts of {timeout:?} took {:?}",
         started_all.elapsed()
     );
-    assert_serves(
-        &source,
+    serves_then_close(
+        source,
         h,
         Duration::from_secs(3),
         "SELECT 1 on a 2-connection pool after repeated timeouts",
     )
     .await;
-    source.close().await;
 }
 
 /// The connector's own `query_timeout` bounds `query`, `execute` and `stream` when the
@@ -857,14 +836,13 @@ pub async fn connector_query_timeout_applies(h: &Harness) {
         "stream past the connector's query_timeout",
     );
     support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "stream timeout");
-    assert_serves(
-        &source,
+    serves_then_close(
+        source,
         h,
         Duration::from_secs(3),
         "SELECT 1 after connector timeouts",
     )
     .await;
-    source.close().await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -946,8 +924,7 @@ pub async fn stream_starts_before_result_is_complete(h: &Harness) {
     );
     assert_eq!(first.get(0).and_then(int_of), Some(1), "first row");
     drop(stream);
-    assert_serves(
-        h.source(),
+    serves(
         h,
         Duration::from_secs(3),
         "SELECT 1 after dropping a billion-row stream",
@@ -985,14 +962,13 @@ pub async fn dropped_stream_leaves_source_usable(h: &Harness) {
             &format!("opening stream #{round} and reading 10 rows"),
         );
     }
-    assert_serves(
-        &source,
+    serves_then_close(
+        source,
         h,
         Duration::from_secs(3),
         "SELECT 1 on a 1-connection pool after dropped streams",
     )
     .await;
-    source.close().await;
 }
 
 /// `query` returns at most `max_rows` rows and says whether more were available.
@@ -1033,12 +1009,12 @@ pub async fn query_max_rows_truncates(h: &Harness) {
     assert!(result.truncated, "max_rows + 1 rows are truncated");
 
     let default_max = QueryOptions::DEFAULT_MAX_ROWS;
-    let result = ok(
-        h.source()
-            .query(&series(h, default_max as u64 + 5), &defaults())
-            .await,
+    let result = query_ok(
+        h,
+        &series(h, default_max as u64 + 5),
         "query with the default max_rows",
-    );
+    )
+    .await;
     assert_eq!(result.rows.len(), default_max, "default max_rows");
     assert!(result.truncated);
 }
@@ -1050,45 +1026,24 @@ pub async fn query_max_rows_truncates(h: &Harness) {
 /// `DELETE` (0 when nothing matched), and the table holds what the counts say.
 pub async fn execute_reports_affected_rows(h: &Harness) {
     let caps = h.capabilities();
-    let table = h
-        .create_table(
-            "exec",
-            &[
-                ("id", caps.integer_type.as_str()),
-                ("v", caps.text_type.as_str()),
-            ],
-        )
-        .await;
+    let table = id_text_table(h, "exec").await;
     let check = |affected: u64, expected: u64, what: &str| {
         if caps.reports_affected_rows {
             assert_eq!(affected, expected, "rows affected by {what}");
         }
     };
     for id in 1..=3_i64 {
-        let affected = ok(
-            h.source()
-                .execute(
-                    &Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
-                        .bind("id", id)
-                        .bind("v", format!("v{id}")),
-                    &defaults(),
-                )
-                .await,
-            "INSERT",
-        );
+        let affected = execute_ok(h, &insert_row(&table, id), "INSERT").await;
         check(affected, 1, "a one-row INSERT");
     }
-    let affected = ok(
-        h.source()
-            .execute(
-                &Statement::new(format!(
-                    "INSERT INTO {table} (id, v) SELECT id + 10, v FROM {table}"
-                )),
-                &defaults(),
-            )
-            .await,
+    let affected = execute_ok(
+        h,
+        &Statement::new(format!(
+            "INSERT INTO {table} (id, v) SELECT id + 10, v FROM {table}"
+        )),
         "INSERT … SELECT",
-    );
+    )
+    .await;
     check(affected, 3, "INSERT … SELECT of 3 rows");
     assert_eq!(
         count_rows(h, &table, None).await,
@@ -1099,51 +1054,26 @@ pub async fn execute_reports_affected_rows(h: &Harness) {
         support::skip_case("UPDATE/DELETE", "the backend does not support them");
         return;
     }
-    let affected = ok(
-        h.source()
-            .execute(
-                &Statement::new(format!("UPDATE {table} SET v = :v WHERE id > :min"))
-                    .bind("v", "updated")
-                    .bind("min", 10_i64),
-                &defaults(),
-            )
-            .await,
-        "UPDATE",
-    );
+    let affected = execute_ok(h, &update_above(&table, 10_i64), "UPDATE").await;
     check(affected, 3, "UPDATE of 3 rows");
-    let affected = ok(
-        h.source()
-            .execute(
-                &Statement::new(format!("UPDATE {table} SET v = :v WHERE id = :id"))
-                    .bind("v", "nothing")
-                    .bind("id", -1_i64),
-                &defaults(),
-            )
-            .await,
+    let affected = execute_ok(
+        h,
+        &Statement::new(format!("UPDATE {table} SET v = :v WHERE id = :id"))
+            .bind("v", "nothing")
+            .bind("id", -1_i64),
         "UPDATE matching nothing",
-    );
+    )
+    .await;
     check(affected, 0, "UPDATE matching no row");
-    let affected = ok(
-        h.source()
-            .execute(
-                &Statement::new(format!("DELETE FROM {table} WHERE id = :id")).bind("id", 1_i64),
-                &defaults(),
-            )
-            .await,
+    let affected = execute_ok(
+        h,
+        &Statement::new(format!("DELETE FROM {table} WHERE id = :id")).bind("id", 1_i64),
         "DELETE",
-    );
+    )
+    .await;
     check(affected, 1, "DELETE of one row");
     assert_eq!(count_rows(h, &table, None).await, 5, "rows after DELETE");
-    assert_eq!(
-        count_rows(
-            h,
-            &table,
-            Some(Statement::new("v = :v").bind("v", "updated"))
-        )
-        .await,
-        3,
-        "rows updated"
-    );
+    assert_eq!(count_v(h, &table, "updated").await, 3, "rows updated");
 }
 
 /// `execute_batch` returns each statement's rows affected. When a statement fails, a
@@ -1152,21 +1082,8 @@ pub async fn execute_reports_affected_rows(h: &Harness) {
 /// failing one and runs none after it (the trait's documented default).
 pub async fn batch_is_atomic_where_supported(h: &Harness) {
     let caps = h.capabilities();
-    let table = h
-        .create_table(
-            "batch",
-            &[
-                ("id", caps.integer_type.as_str()),
-                ("v", caps.text_type.as_str()),
-            ],
-        )
-        .await;
-    let insert_into = |table: &str, id: i64| {
-        Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
-            .bind("id", id)
-            .bind("v", format!("v{id}"))
-    };
-    let insert = |id: i64| insert_into(&table, id);
+    let table = id_text_table(h, "batch").await;
+    let insert = |id: i64| insert_row(&table, id);
     let affected = ok(
         h.source()
             .execute_batch(&[insert(1), insert(2)], &defaults())
@@ -1186,7 +1103,7 @@ pub async fn batch_is_atomic_where_supported(h: &Harness) {
     let error = expect_kind(
         h.source()
             .execute_batch(
-                &[insert(3), insert(4), insert_into(&missing, 5), insert(6)],
+                &[insert(3), insert(4), insert_row(&missing, 5), insert(6)],
                 &defaults(),
             )
             .await,
@@ -1206,13 +1123,7 @@ pub async fn batch_is_atomic_where_supported(h: &Harness) {
         )
     };
     assert_eq!(count_rows(h, &table, None).await, expected, "{meaning}");
-    assert_serves(
-        h.source(),
-        h,
-        Duration::from_secs(5),
-        "SELECT 1 after a failed batch",
-    )
-    .await;
+    serves(h, Duration::from_secs(5), "SELECT 1 after a failed batch").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1251,17 +1162,30 @@ async fn create_keyed_table(h: &Harness) -> String {
     .await
 }
 
+/// [`insert_id_text`] of `id` and the text `v<id>`.
 fn insert_row(table: &str, id: i64) -> Statement {
-    Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
-        .bind("id", id)
-        .bind("v", format!("v{id}"))
+    insert_id_text(table, id, format!("v{id}"))
+}
+
+/// The `table` of a failed batch holds no row (`what` says why), then
+/// [`assert_autocommits_and_close`].
+async fn assert_left_nothing(
+    h: &Harness,
+    source: Arc<dyn ExternalSource>,
+    table: &str,
+    what: &str,
+) {
+    assert_eq!(count_rows(h, table, None).await, 0, "{what}");
+    assert_autocommits_and_close(h, source, table).await;
 }
 
 /// The one-connection `source` is out of any transaction: it serves, and a write
 /// through it is visible at once from the harness's own source (another session).
-async fn assert_autocommits(h: &Harness, source: &Arc<dyn ExternalSource>, table: &str, id: i64) {
+/// Then closes `source`.
+async fn assert_autocommits_and_close(h: &Harness, source: Arc<dyn ExternalSource>, table: &str) {
+    let id = 10;
     assert_serves(
-        source,
+        &source,
         h,
         Duration::from_secs(5),
         "SELECT 1 on the batch's connection",
@@ -1277,6 +1201,18 @@ async fn assert_autocommits(h: &Harness, source: &Arc<dyn ExternalSource>, table
         1,
         "a write after the batch must commit on its own (the connection was left in a transaction)"
     );
+    source.close().await;
+}
+
+/// The error of the batch `statements` on `source`, which must fail with `kind`.
+async fn batch_error(
+    source: &Arc<dyn ExternalSource>,
+    statements: &[Statement],
+    options: &QueryOptions,
+    kind: ErrorKind,
+    what: &str,
+) -> Error {
+    expect_kind(source.execute_batch(statements, options).await, kind, what)
 }
 
 /// Waits up to 5 s until the running-query probe no longer sees `marker` (when the
@@ -1314,9 +1250,7 @@ pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness)
                 &[
                     insert_row(&table, 1),
                     insert_row(&table, 2),
-                    Statement::new(format!("UPDATE {table} SET v = :v WHERE id > :min"))
-                        .bind("v", "updated")
-                        .bind("min", 0_i64),
+                    update_above(&table, 0_i64),
                 ],
                 &defaults(),
             )
@@ -1326,12 +1260,7 @@ pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness)
     assert_eq!(affected, vec![1, 1, 2], "rows affected by each statement");
     assert_eq!(count_rows(h, &table, None).await, 2, "rows after the batch");
     assert_eq!(
-        count_rows(
-            h,
-            &table,
-            Some(Statement::new("v = :v").bind("v", "updated"))
-        )
-        .await,
+        count_v(h, &table, "updated").await,
         2,
         "rows the batch's UPDATE changed"
     );
@@ -1343,8 +1272,7 @@ pub async fn batch_commits_every_statement_and_returns_their_counts(h: &Harness)
         Vec::<u64>::new(),
         "an empty batch returns no counts"
     );
-    assert_autocommits(h, &source, &table, 10).await;
-    source.close().await;
+    assert_autocommits_and_close(h, source, &table).await;
 }
 
 /// A batch whose third statement repeats the first one's key fails with
@@ -1354,20 +1282,18 @@ pub async fn failed_batch_statement_leaves_no_row(h: &Harness) {
     let Some((table, source)) = transactional_batch_setup(h, "batch rollback").await else {
         return;
     };
-    let error = expect_kind(
-        source
-            .execute_batch(
-                &[
-                    insert_row(&table, 1),
-                    insert_row(&table, 2),
-                    insert_row(&table, 1),
-                ],
-                &defaults(),
-            )
-            .await,
+    let error = batch_error(
+        &source,
+        &[
+            insert_row(&table, 1),
+            insert_row(&table, 2),
+            insert_row(&table, 1),
+        ],
+        &defaults(),
         ErrorKind::Query,
         "a batch whose third statement repeats a key",
-    );
+    )
+    .await;
     if let Some(expected) = &h.capabilities().unique_violation_sql_state {
         assert_eq!(
             error.sql_state(),
@@ -1379,9 +1305,7 @@ pub async fn failed_batch_statement_leaves_no_row(h: &Harness) {
         error.to_string().contains("statement 3 of 3"),
         "the error says which statement failed: {error}"
     );
-    assert_eq!(count_rows(h, &table, None).await, 0, "rolled back");
-    assert_autocommits(h, &source, &table, 10).await;
-    source.close().await;
+    assert_left_nothing(h, source, &table, "rolled back").await;
 }
 
 /// A batch that runs past its 1 s timeout fails with [`ErrorKind::Timeout`] promptly
@@ -1400,16 +1324,14 @@ pub async fn timed_out_batch_is_cancelled_on_server_and_leaves_no_row(h: &Harnes
     let bound = timeout + h.capabilities().batch_timeout_slack;
     for round in 0..3 {
         let started = Instant::now();
-        let error = expect_kind(
-            source
-                .execute_batch(
-                    &[insert_row(&table, 1), sleep.clone(), insert_row(&table, 2)],
-                    &defaults().with_timeout(timeout),
-                )
-                .await,
+        let error = batch_error(
+            &source,
+            &[insert_row(&table, 1), sleep.clone(), insert_row(&table, 2)],
+            &defaults().with_timeout(timeout),
             ErrorKind::Timeout,
             &format!("round {round}: a batch running past its timeout"),
-        );
+        )
+        .await;
         let elapsed = started.elapsed();
         assert!(
             elapsed < bound,
@@ -1423,8 +1345,7 @@ pub async fn timed_out_batch_is_cancelled_on_server_and_leaves_no_row(h: &Harnes
             "round {round}: rolled back"
         );
     }
-    assert_autocommits(h, &source, &table, 10).await;
-    source.close().await;
+    assert_autocommits_and_close(h, source, &table).await;
 }
 
 /// A batch call its caller gives up on (the future is dropped mid-statement) is
@@ -1458,9 +1379,7 @@ pub async fn dropped_batch_call_is_cancelled_not_pooled_inside_its_transaction(h
         "the batch with a 30 s sleep finished within 500 ms"
     );
     assert_stopped_on_server(h, &marker, "dropped call").await;
-    assert_eq!(count_rows(h, &table, None).await, 0, "rolled back");
-    assert_autocommits(h, &source, &table, 10).await;
-    source.close().await;
+    assert_left_nothing(h, source, &table, "rolled back").await;
 }
 
 /// `BEGIN`, `COMMIT`, `ROLLBACK` (also after a comment) and the backend's own
@@ -1476,28 +1395,24 @@ pub async fn batch_refuses_transaction_control_before_running(h: &Harness) {
         .iter()
         .chain(&h.capabilities().batch_transaction_control)
     {
-        let error = expect_kind(
-            source
-                .execute_batch(
-                    &[
-                        insert_row(&table, 1),
-                        Statement::new(control.clone()),
-                        insert_row(&table, 2),
-                    ],
-                    &defaults(),
-                )
-                .await,
+        let error = batch_error(
+            &source,
+            &[
+                insert_row(&table, 1),
+                Statement::new(control.clone()),
+                insert_row(&table, 2),
+            ],
+            &defaults(),
             ErrorKind::Unsupported,
             &format!("`{control}` inside a batch"),
-        );
+        )
+        .await;
         assert!(
             error.to_string().contains("statement 2"),
             "{control}: the error names the statement: {error}"
         );
     }
-    assert_eq!(count_rows(h, &table, None).await, 0, "nothing ran");
-    assert_autocommits(h, &source, &table, 10).await;
-    source.close().await;
+    assert_left_nothing(h, source, &table, "nothing ran").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1508,15 +1423,12 @@ pub async fn batch_refuses_transaction_control_before_running(h: &Harness) {
 pub async fn describe_reports_columns_without_running(h: &Harness) {
     let caps = h.capabilities();
     let (table, names, firsts) = create_wide_table(h).await;
-    let columns: Vec<Column> = ok(
-        h.source()
-            .describe(
-                &Statement::new(format!("SELECT {} FROM {table}", names.join(", "))),
-                &defaults(),
-            )
-            .await,
+    let columns: Vec<Column> = describe_ok(
+        h,
+        &Statement::new(format!("SELECT {} FROM {table}", names.join(", "))),
         "describe of a SELECT",
-    );
+    )
+    .await;
     let got: Vec<String> = columns
         .iter()
         .map(|c| c.name.to_ascii_lowercase())
@@ -1559,12 +1471,7 @@ pub async fn describe_reports_columns_without_running(h: &Harness) {
 
     if let Some(sleep) = caps.sleep_sql {
         let started = Instant::now();
-        ok(
-            h.source()
-                .describe(&Statement::new(sleep(30)), &defaults())
-                .await,
-            "describe of a long query",
-        );
+        describe_ok(h, &Statement::new(sleep(30)), "describe of a long query").await;
         support::assert_elapsed_below(
             started,
             Duration::from_secs(10),
@@ -1585,22 +1492,12 @@ pub async fn read_only_connector_refuses_writes(h: &Harness) {
         support::skip_case("read_only", "the backend cannot enforce read-only sessions");
         return;
     }
-    let table = h
-        .create_table(
-            "ro",
-            &[
-                ("id", caps.integer_type.as_str()),
-                ("v", caps.text_type.as_str()),
-            ],
-        )
-        .await;
+    let table = id_text_table(h, "ro").await;
     let read_only = ok(
         h.variant(|config| config.with_read_only(true)),
         "building a read-only variant",
     );
-    let insert = Statement::new(format!("INSERT INTO {table} (id, v) VALUES (:id, :v)"))
-        .bind("id", 1_i64)
-        .bind("v", "written");
+    let insert = insert_id_text(&table, 1, "written");
     let error = expect_kind(
         read_only.execute(&insert, &defaults()).await,
         ErrorKind::ReadOnly,
@@ -1759,8 +1656,7 @@ pub async fn closed_source_refuses_calls(h: &Harness) {
         assert_connector(&error, h, call);
     }
     source.close().await;
-    assert_serves(
-        h.source(),
+    serves(
         h,
         Duration::from_secs(5),
         "the main source after closing another",

@@ -393,6 +393,32 @@ pub async fn first_value<S: ExternalSource + ?Sized>(
     row.values().first().cloned().unwrap_or(Value::Null)
 }
 
+/// The call of [`ExternalSource`] that [`call_error`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// [`ExternalSource::query`].
+    Query,
+    /// [`ExternalSource::execute`].
+    Execute,
+}
+
+/// `statement` run by `call` with the default options, which must fail with `kind`:
+/// the error. A panic names the SQL.
+pub async fn call_error<S: ExternalSource + ?Sized>(
+    source: &S,
+    call: Call,
+    statement: impl Into<Statement>,
+    kind: ErrorKind,
+) -> Error {
+    let statement = statement.into();
+    let options = QueryOptions::default();
+    let outcome = match call {
+        Call::Query => (source.query(&statement, &options).await).map(|result| result.rows.len()),
+        Call::Execute => (source.execute(&statement, &options).await).map(|rows| rows as usize),
+    };
+    expect_kind(outcome, kind, statement.sql())
+}
+
 /// How long until `count` (a query whose first value counts something, e.g. the
 /// server's sessions running a marked query) returns 0, polled every 20 ms; `None`
 /// when it is still not 0 after `limit`.
