@@ -70,6 +70,20 @@ async fn next_query(source: &Arc<dyn ExternalSource>) -> Duration {
     started.elapsed()
 }
 
+/// How long until `still_there` answers no (asked every 20 ms); fails, saying `what`,
+/// when it still answers yes [`GONE_WITHIN`] after the call's timeout returned.
+async fn time_until_gone(what: &str, mut still_there: impl AsyncFnMut() -> bool) -> Duration {
+    let gone_since = Instant::now();
+    while still_there().await {
+        assert!(
+            gone_since.elapsed() < GONE_WITHIN,
+            "{what} {GONE_WITHIN:?} after its timeout returned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gone_since.elapsed()
+}
+
 /// PostgreSQL, MariaDB, ClickHouse: the activity view asked over SQL by an observer.
 async fn activity_view_case(backend: Backend, view: &str) {
     let Some(server) = backend.server() else {
@@ -101,17 +115,15 @@ async fn activity_view_case(backend: Backend, view: &str) {
         let returned = started.elapsed();
         expect_kind(call.await.expect("task"), ErrorKind::Timeout, "query");
         assert!(seen, "the query was never seen running on the server");
-        let gone_since = Instant::now();
-        while ok(backend.running(observer.as_ref(), &marker).await, "probe") {
-            assert!(
-                gone_since.elapsed() < GONE_WITHIN,
-                "the query still runs on the server {GONE_WITHIN:?} after its timeout returned"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let gone = gone_since.elapsed();
-        let next = next_query(&victim).await;
-        worst.add(returned.saturating_sub(timeout), gone, next);
+        let gone = time_until_gone("the query still runs on the server", async || {
+            ok(backend.running(observer.as_ref(), &marker).await, "probe")
+        })
+        .await;
+        worst.add(
+            returned.saturating_sub(timeout),
+            gone,
+            next_query(&victim).await,
+        );
     }
     worst.print(backend.kind(), view, REPEATS);
 }
@@ -184,17 +196,15 @@ fn hive_case(backend: Backend) {
                 "a 60 s job with a 2 s timeout",
             );
             let returned = started.elapsed();
-            let gone_since = Instant::now();
-            while killed_tasks(backend) <= killed_before {
-                assert!(
-                    gone_since.elapsed() < GONE_WITHIN,
-                    "no task of the job was killed {GONE_WITHIN:?} after its timeout returned"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let gone = gone_since.elapsed();
-            let next = next_query(&victim).await;
-            worst.add(returned.saturating_sub(timeout), gone, next);
+            let gone = time_until_gone("no task of the job was killed", async || {
+                killed_tasks(backend) <= killed_before
+            })
+            .await;
+            worst.add(
+                returned.saturating_sub(timeout),
+                gone,
+                next_query(&victim).await,
+            );
         }
         worst.print(
             backend.kind(),

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use extdata::{ErrorKind, ExternalSource, PoolConfig, QueryOptions, Statement};
+use extdata::{ConnectorConfig, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Statement};
 use extdata_conformance::support::{block_on, error_texts, unique_name};
 use extdata_reliability::{Backend, Fault, FaultProxy, Server, source};
 use futures::StreamExt as _;
@@ -67,6 +67,7 @@ async fn time_until_serving(source: &Arc<dyn ExternalSource>, within: Duration) 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
     BlackholeMidQuery,
+    RefusedConnect,
     SilentConnect,
     SlowPath,
 }
@@ -80,37 +81,85 @@ fn assert_bound(backend: Backend, case: Case, elapsed: Duration, required: Durat
     );
 }
 
-fn report(backend: Backend, case: &str, figures: std::fmt::Arguments<'_>) {
-    eprintln!("measured: {} {case}: {figures}", backend.kind());
+/// What a fault case gets: its backend, the server and a proxy in front of it.
+struct Setup {
+    backend: Backend,
+    server: Server,
+    proxy: FaultProxy,
 }
 
-async fn setup(backend: Backend) -> Option<(Server, FaultProxy)> {
-    let server = backend.server()?;
-    let proxy = server.proxy().await;
-    Some((server, proxy))
+impl Setup {
+    /// The server's connector, through the proxy.
+    fn through(&self) -> ConnectorConfig {
+        self.server.through(&self.proxy)
+    }
 }
 
-async fn blackhole_mid_query_fails_within_query_timeout(backend: Backend) {
-    let Some((server, proxy)) = setup(backend).await else {
-        return;
-    };
+/// Runs the fault case `case` against `backend` (one at a time per backend) through a
+/// fresh [`FaultProxy`] to its server, then prints the figures it measured.
+fn run<F: Future<Output = String>>(backend: Backend, case: &str, body: impl FnOnce(Setup) -> F) {
+    let _one = exclusive(backend);
+    block_on(async {
+        let Some(server) = backend.server() else {
+            return;
+        };
+        let proxy = server.proxy().await;
+        let figures = body(Setup {
+            backend,
+            server,
+            proxy,
+        })
+        .await;
+        eprintln!("measured: {} {case}: {figures}", backend.kind());
+    });
+}
+
+/// Pings `setup`'s server through its proxy, which lets no connection through, with a 2 s acquire
+/// timeout and a longer (5 s) connect timeout on purpose: the acquire timeout must bound
+/// the call (+250 ms). The source, the error and how long the ping took.
+async fn ping_fails_within_acquire_timeout(
+    setup: &Setup,
+    case: Case,
+) -> (Arc<dyn ExternalSource>, extdata::Error, Duration) {
+    let acquire_timeout = Duration::from_secs(2);
+    let config = setup
+        .through()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_pool(pool("2s"));
+    let source = source(&config);
+    let started = Instant::now();
+    let error = bounded(&format!("ping ({case:?})"), source.ping())
+        .await
+        .expect_err("the server cannot be reached");
+    let elapsed = started.elapsed();
+    assert_bound(
+        setup.backend,
+        case,
+        elapsed,
+        acquire_timeout + Duration::from_millis(250),
+        &format!("acquiring failed ({error})"),
+    );
+    (source, error, elapsed)
+}
+
+async fn blackhole_mid_query_fails_within_query_timeout(setup: Setup) -> String {
     let query_timeout = Duration::from_secs(2);
-    let config = server
-        .through(&proxy)
+    let config = setup
+        .through()
         .with_query_timeout(query_timeout)
         .with_pool(pool("2s"));
     let source = source(&config);
     bounded("warm-up ping", source.ping()).await.expect("ping");
 
     let marker = unique_name("blackhole");
-    let statement = Statement::new(backend.sleep_sql(6, &marker));
+    let statement = Statement::new(setup.backend.sleep_sql(6, &marker));
     let started = Instant::now();
     let call = tokio::spawn({
         let source = Arc::clone(&source);
         async move { source.query(&statement, &QueryOptions::default()).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    proxy.set(Fault::Blackhole);
+    setup.proxy.set(Fault::Blackhole);
     let outcome = bounded("the blackholed query", call)
         .await
         .expect("query task");
@@ -122,44 +171,24 @@ async fn blackhole_mid_query_fails_within_query_timeout(backend: Backend) {
         error.kind()
     );
     assert_bound(
-        backend,
+        setup.backend,
         Case::BlackholeMidQuery,
         elapsed,
         query_timeout + Duration::from_secs(1),
         &format!("the call returned ({error})"),
     );
-    proxy.set(Fault::Pass);
+    setup.proxy.set(Fault::Pass);
     let recovered = time_until_serving(&source, Duration::from_secs(10)).await;
-    report(
-        backend,
-        "blackhole mid-query",
-        format_args!(
-            "failed after {elapsed:?} ({}), serving again {recovered:?} after the path healed",
-            error.kind()
-        ),
-    );
+    format!(
+        "failed after {elapsed:?} ({}), serving again {recovered:?} after the path healed",
+        error.kind()
+    )
 }
 
-async fn refused_connect_fails_within_acquire_timeout_and_says_why(backend: Backend) {
-    let Some((server, proxy)) = setup(backend).await else {
-        return;
-    };
-    proxy.refuse().await;
-    let acquire_timeout = Duration::from_secs(2);
-    let config = server
-        .through(&proxy)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_pool(pool("2s"));
-    let source = source(&config);
-    let started = Instant::now();
-    let error = bounded("ping of a down server", source.ping())
-        .await
-        .expect_err("nothing listens");
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed < acquire_timeout + Duration::from_millis(250),
-        "failed after {elapsed:?}: {error}"
-    );
+async fn refused_connect_fails_within_acquire_timeout_and_says_why(setup: Setup) -> String {
+    setup.proxy.refuse().await;
+    let (source, error, elapsed) =
+        ping_fails_within_acquire_timeout(&setup, Case::RefusedConnect).await;
     assert!(
         matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout),
         "{}: {error}",
@@ -170,41 +199,15 @@ async fn refused_connect_fails_within_acquire_timeout_and_says_why(backend: Back
         texts.contains("refused"),
         "the error does not say the connection was refused: {error}"
     );
-    proxy.accept().await.expect("listen again");
+    setup.proxy.accept().await.expect("listen again");
     let recovered = time_until_serving(&source, Duration::from_secs(10)).await;
-    report(
-        backend,
-        "server refusing",
-        format_args!(
-            "failed after {elapsed:?}: {error}; serving {recovered:?} after it listened again"
-        ),
-    );
+    format!("failed after {elapsed:?}: {error}; serving {recovered:?} after it listened again")
 }
 
-async fn silent_server_fails_within_acquire_timeout(backend: Backend) {
-    let Some((server, proxy)) = setup(backend).await else {
-        return;
-    };
-    proxy.set(Fault::Blackhole);
-    let acquire_timeout = Duration::from_secs(2);
-    // The connect timeout is longer on purpose: the acquire timeout bounds the call.
-    let config = server
-        .through(&proxy)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_pool(pool("2s"));
-    let source = source(&config);
-    let started = Instant::now();
-    let error = bounded("ping of a silent server", source.ping())
-        .await
-        .expect_err("the server never answers");
-    let elapsed = started.elapsed();
-    assert_bound(
-        backend,
-        Case::SilentConnect,
-        elapsed,
-        acquire_timeout + Duration::from_millis(250),
-        &format!("acquiring failed ({error})"),
-    );
+async fn silent_server_fails_within_acquire_timeout(setup: Setup) -> String {
+    setup.proxy.set(Fault::Blackhole);
+    let (source, error, elapsed) =
+        ping_fails_within_acquire_timeout(&setup, Case::SilentConnect).await;
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     let texts = error_texts(&error).join("\n").to_lowercase();
     assert!(
@@ -217,26 +220,19 @@ async fn silent_server_fails_within_acquire_timeout(backend: Backend) {
             .any(|words| texts.contains(words)),
         "the error does not say the server did not answer in time: {error}"
     );
-    proxy.set(Fault::Pass);
+    setup.proxy.set(Fault::Pass);
     let recovered = time_until_serving(&source, Duration::from_secs(10)).await;
-    report(
-        backend,
-        "server silent at connect",
-        format_args!("failed after {elapsed:?}: {error}; serving {recovered:?} after it answered"),
-    );
+    format!("failed after {elapsed:?}: {error}; serving {recovered:?} after it answered")
 }
 
-async fn reset_mid_stream_ends_with_an_error(backend: Backend) {
-    let Some((server, proxy)) = setup(backend).await else {
-        return;
-    };
-    let config = server.through(&proxy).with_pool(pool("5s"));
+async fn reset_mid_stream_ends_with_an_error(setup: Setup) -> String {
+    let config = setup.through().with_pool(pool("5s"));
     let source = source(&config);
-    let total = backend.long_stream_rows();
+    let total = setup.backend.long_stream_rows();
     // Opening is not what this test measures. A Spark server may still be finishing the
     // job of this backend's previous fault test (a blackholed or slowed query runs on
     // to its end on the server, holding its two task slots): Hive gets a minute.
-    let open_within = if backend.is_hive() {
+    let open_within = if setup.backend.is_hive() {
         Duration::from_secs(60)
     } else {
         Duration::from_secs(10)
@@ -244,7 +240,7 @@ async fn reset_mid_stream_ends_with_an_error(backend: Backend) {
     let mut stream = tokio::time::timeout(
         open_within + Duration::from_secs(5),
         source.stream(
-            &Statement::new(backend.series_sql(total)),
+            &Statement::new(setup.backend.series_sql(total)),
             &QueryOptions::default().with_timeout(open_within),
         ),
     )
@@ -259,7 +255,7 @@ async fn reset_mid_stream_ends_with_an_error(backend: Backend) {
             None => panic!("the stream ended after {rows} rows before the reset"),
         }
     }
-    proxy.reset_all();
+    setup.proxy.reset_all();
     let reset_at = Instant::now();
     let error = loop {
         match bounded("the stream after the reset", stream.next()).await {
@@ -275,25 +271,18 @@ async fn reset_mid_stream_ends_with_an_error(backend: Backend) {
     assert!(rows < total, "all rows arrived despite the reset");
     drop(stream);
     let recovered = time_until_serving(&source, Duration::from_secs(10)).await;
-    report(
-        backend,
-        "reset mid-stream",
-        format_args!(
-            "error after {rows} rows, {noticed:?} after the reset ({}): {error}; serving again {recovered:?} later",
-            error.kind()
-        ),
-    );
+    format!(
+        "error after {rows} rows, {noticed:?} after the reset ({}): {error}; serving again {recovered:?} later",
+        error.kind()
+    )
 }
 
-async fn latency_slows_calls_and_a_slower_path_times_out(backend: Backend) {
-    let Some((server, proxy)) = setup(backend).await else {
-        return;
-    };
-    let config = server.through(&proxy).with_pool(pool("5s"));
+async fn latency_slows_calls_and_a_slower_path_times_out(setup: Setup) -> String {
+    let config = setup.through().with_pool(pool("5s"));
     let source = source(&config);
     bounded("warm-up ping", source.ping()).await.expect("ping");
     let delay = Duration::from_millis(100);
-    proxy.set(Fault::Delay(delay));
+    setup.proxy.set(Fault::Delay(delay));
     let started = Instant::now();
     let rows = bounded(
         "a query over a slow path",
@@ -305,7 +294,7 @@ async fn latency_slows_calls_and_a_slower_path_times_out(backend: Backend) {
     assert_eq!(rows.rows.len(), 1);
     assert!(slow >= delay, "the delay was not applied ({slow:?})");
 
-    proxy.set(Fault::Delay(Duration::from_secs(3)));
+    setup.proxy.set(Fault::Delay(Duration::from_secs(3)));
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let error = bounded(
@@ -320,21 +309,17 @@ async fn latency_slows_calls_and_a_slower_path_times_out(backend: Backend) {
     let elapsed = started.elapsed();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert_bound(
-        backend,
+        setup.backend,
         Case::SlowPath,
         elapsed,
         timeout + Duration::from_secs(1),
         "timed out",
     );
-    proxy.set(Fault::Pass);
+    setup.proxy.set(Fault::Pass);
     let recovered = time_until_serving(&source, Duration::from_secs(15)).await;
-    report(
-        backend,
-        "latency",
-        format_args!(
-            "SELECT 1 with 100 ms per chunk took {slow:?}; with 3 s per chunk timed out after {elapsed:?}; serving again {recovered:?} later"
-        ),
-    );
+    format!(
+        "SELECT 1 with 100 ms per chunk took {slow:?}; with 3 s per chunk timed out after {elapsed:?}; serving again {recovered:?} later"
+    )
 }
 
 macro_rules! fault_tests {
@@ -344,38 +329,47 @@ macro_rules! fault_tests {
 
             #[test]
             fn blackhole_mid_query_fails_within_query_timeout_plus_1s() {
-                let _one = exclusive($backend);
-                block_on(super::blackhole_mid_query_fails_within_query_timeout(
+                run(
                     $backend,
-                ));
+                    "blackhole mid-query",
+                    blackhole_mid_query_fails_within_query_timeout,
+                );
             }
 
             #[test]
             fn refused_connect_fails_within_acquire_timeout_and_says_why() {
-                let _one = exclusive($backend);
-                block_on(
-                    super::refused_connect_fails_within_acquire_timeout_and_says_why($backend),
+                run(
+                    $backend,
+                    "server refusing",
+                    super::refused_connect_fails_within_acquire_timeout_and_says_why,
                 );
             }
 
             #[test]
             fn silent_server_fails_within_acquire_timeout() {
-                let _one = exclusive($backend);
-                block_on(super::silent_server_fails_within_acquire_timeout($backend));
+                run(
+                    $backend,
+                    "server silent at connect",
+                    super::silent_server_fails_within_acquire_timeout,
+                );
             }
 
             #[test]
             fn reset_mid_stream_ends_with_an_error_not_a_shorter_result() {
-                let _one = exclusive($backend);
-                block_on(super::reset_mid_stream_ends_with_an_error($backend));
+                run(
+                    $backend,
+                    "reset mid-stream",
+                    reset_mid_stream_ends_with_an_error,
+                );
             }
 
             #[test]
             fn latency_slows_calls_and_a_slower_path_times_out() {
-                let _one = exclusive($backend);
-                block_on(super::latency_slows_calls_and_a_slower_path_times_out(
+                run(
                     $backend,
-                ));
+                    "latency",
+                    super::latency_slows_calls_and_a_slower_path_times_out,
+                );
             }
         }
     };

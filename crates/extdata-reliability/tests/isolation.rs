@@ -12,39 +12,40 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use extdata::{ErrorKind, Registry};
-use extdata_conformance::support::SQLITE_ACCOUNTS;
+use extdata_conformance::support::{SQLITE_ACCOUNTS, config_entry};
 use extdata_jobs::Jobs;
 use support::{exit_and_output, extdata_binary};
 
-/// Account 42 owns `crm` and every job; account 7 owns `other` and nothing else.
-/// (The connectors and accounts are [`SQLITE_ACCOUNTS`].)
-const JOBS: &str = r#"
-[[imports]]
-name = "imp"
-account = "42"
-connector = "crm"
-query = "SELECT 1 AS id, 'a@x.io' AS email"
-key = "email"
-sink = { type = "jsonl", path = "imp.jsonl" }
-
-[[segments]]
-name = "vip"
-account = "42"
-connector = "crm"
-query = "SELECT 'a@x.io' AS email"
-key = "email"
-cache_ttl = "1s"
-
-[[segment_sync]]
-segment = "vip"
-on_add = "SELECT :key"
-
-[[lookups]]
-name = "last_order"
-account = "42"
-connector = "crm"
-query = "SELECT 1 AS id WHERE :email IS NOT NULL"
-"#;
+/// Account 42's import, segment (with its sync) and lookup over `crm`. Account 7 owns
+/// `other` and nothing else. (The connectors and accounts are [`SQLITE_ACCOUNTS`].)
+fn jobs_config() -> String {
+    let of_42 = ("42", "crm");
+    [
+        config_entry(
+            "imports",
+            "imp",
+            of_42,
+            "SELECT 1 AS id, 'a@x.io' AS email",
+            "key = \"email\"\nsink = { type = \"jsonl\", path = \"imp.jsonl\" }",
+        ),
+        config_entry(
+            "segments",
+            "vip",
+            of_42,
+            "SELECT 'a@x.io' AS email",
+            "key = \"email\"\ncache_ttl = \"1s\"",
+        ),
+        "[[segment_sync]]\nsegment = \"vip\"\non_add = \"SELECT :key\"\n".to_owned(),
+        config_entry(
+            "lookups",
+            "last_order",
+            of_42,
+            "SELECT 1 AS id WHERE :email IS NOT NULL",
+            "",
+        ),
+    ]
+    .concat()
+}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -63,8 +64,9 @@ fn fixture() -> Fixture {
     std::fs::write(
         &config,
         format!(
-            "state = \"{}\"\n{SQLITE_ACCOUNTS}{JOBS}",
-            path.join("state.db").display()
+            "state = \"{}\"\n{SQLITE_ACCOUNTS}{}",
+            path.join("state.db").display(),
+            jobs_config()
         ),
     )
     .expect("write config");
@@ -190,32 +192,20 @@ fn every_command_refuses_another_accounts_entries() {
         vec!["segment", "vip", "--sync"],
         vec!["render", &template, "--subscriber", &subscriber],
     ];
-    for command in &commands {
-        let mut args = vec!["--account", "7"];
-        args.extend(command);
-        let (code, text) = run(&binary, &fixture, &args);
-        assert_eq!(
-            code,
-            Some(1),
-            "`{}` as account 7: {text}",
-            command.join(" ")
-        );
-        assert!(
-            text.contains("not assigned") || text.contains("not available"),
-            "`{}` as account 7 does not say it is refused: {text}",
-            command.join(" ")
-        );
-    }
-    // The owner gets through on the same commands.
-    for command in &commands {
-        let mut args = vec!["--account", "42"];
-        args.extend(command);
-        let (code, text) = run(&binary, &fixture, &args);
-        assert_eq!(
-            code,
-            Some(0),
-            "`{}` as account 42: {text}",
-            command.join(" ")
-        );
+    // Account 7 is refused every command; the owner, 42, gets through on the same ones.
+    for (account, refused) in [("7", true), ("42", false)] {
+        for command in &commands {
+            let mut args = vec!["--account", account];
+            args.extend(command);
+            let (code, text) = run(&binary, &fixture, &args);
+            let what = format!("`{}` as account {account}", command.join(" "));
+            assert_eq!(code, Some(if refused { 1 } else { 0 }), "{what}: {text}");
+            if refused {
+                assert!(
+                    text.contains("not assigned") || text.contains("not available"),
+                    "{what} does not say it is refused: {text}"
+                );
+            }
+        }
     }
 }
