@@ -148,6 +148,34 @@ pub fn config_entry(
     )
 }
 
+/// Connectors of a config file with a mistake each, for the tests that every problem of
+/// a file is reported (and that none shows a secret): `crm` (PostgreSQL) with the port
+/// 70000 and the lines `crm` (its other fields), `local` (SQLite) asking for SSL, and
+/// one without a name.
+pub fn mistaken_connectors(crm: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "crm"
+type = "postgresql"
+host = "127.0.0.1"
+port = 70000
+{crm}
+
+[[connectors]]
+name = "local"
+type = "sqlite"
+database = ":memory:"
+ssl = {{ enabled = true }}
+
+[[connectors]]
+name = ""
+type = "sqlite"
+database = ":memory:"
+"#
+    )
+}
+
 /// Asserts that `text` holds every one of `expected`.
 pub fn assert_contains_all(text: &str, expected: &[&str]) {
     for expected in expected {

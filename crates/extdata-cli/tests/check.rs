@@ -3,8 +3,8 @@
 //! problems of their own.
 
 mod support;
-use extdata_conformance::support::CRM_ACCOUNT;
-use support::{Folder, command};
+use extdata_conformance::support::{CRM_ACCOUNT, config_entry};
+use support::{Folder, assert_contains_all, command};
 
 /// `extdata check` on `toml`: its exit code, and its stdout (the problems) followed by
 /// its stderr (the count).
@@ -23,7 +23,26 @@ fn check(toml: &str) -> (Option<i32>, String) {
 
 /// One misspelt or unknown name in every place a name is looked up, and a broken
 /// connector: each is reported, in one run.
-const EVERY_MISTAKE: &str = r#"
+fn every_mistake() -> String {
+    let [customers, invoices] =
+        [("customers", "crmm"), ("invoices", "billing")].map(|(name, connector)| {
+            config_entry(
+                "imports",
+                name,
+                ("42", connector),
+                "SELECT 1 AS id",
+                &format!("key = \"id\"\nsink = {{ type = \"jsonl\", path = \"{name}.jsonl\" }}"),
+            )
+        });
+    let buyers = config_entry(
+        "segments",
+        "buyers",
+        ("42", "warehouse"),
+        "SELECT 'a' AS email",
+        "key = \"email\"",
+    );
+    format!(
+        r#"
 [[connectors]]
 name = "crm"
 type = "sqlite"
@@ -38,30 +57,7 @@ port = 99999
 [[accounts]]
 id = "42"
 connectors = ["crm", "biling"]
-
-[[imports]]
-name = "customers"
-account = "42"
-connector = "crmm"
-query = "SELECT 1 AS id"
-key = "id"
-sink = { type = "jsonl", path = "x.jsonl" }
-
-[[imports]]
-name = "invoices"
-account = "42"
-connector = "billing"
-query = "SELECT 1 AS id"
-key = "id"
-sink = { type = "jsonl", path = "y.jsonl" }
-
-[[segments]]
-name = "buyers"
-account = "42"
-connector = "warehouse"
-query = "SELECT 'a' AS email"
-key = "email"
-
+{customers}{invoices}{buyers}
 [[segments]]
 name = "broken"
 account = "42"
@@ -86,26 +82,29 @@ query = "SELECT 1"
 
 [[segmnts]]
 name = "s"
-"#;
+"#
+    )
+}
 
 #[test]
 fn every_problem_of_the_file_in_one_run_with_what_was_meant() {
-    let (code, said) = check(EVERY_MISTAKE);
+    let (code, said) = check(&every_mistake());
     assert_eq!(code, Some(2), "{said}");
-    for expected in [
-        "segmnts: unknown section; did you mean `segments`?",
-        "billing: port:",
-        "account 42: connectors: unknown connector `biling`; did you mean `billing`?",
-        // The jobs are checked although the connectors and accounts have problems.
-        "customers: connector: unknown connector `crmm`; did you mean `crm`?",
-        "invoices: connector: connector `billing` is not assigned to account `42`",
-        "buyers: connector: unknown connector `warehouse`",
-        "broken: query: is missing",
-        "to-crm: segment: unknown segment `buyer`; did you mean `buyers`?",
-        "customer: connector: unknown connector `crn`; did you mean `crm`?",
-    ] {
-        assert!(said.contains(expected), "no `{expected}` in:\n{said}");
-    }
+    assert_contains_all(
+        &said,
+        &[
+            "segmnts: unknown section; did you mean `segments`?",
+            "billing: port:",
+            "account 42: connectors: unknown connector `biling`; did you mean `billing`?",
+            // The jobs are checked although the connectors and accounts have problems.
+            "customers: connector: unknown connector `crmm`; did you mean `crm`?",
+            "invoices: connector: connector `billing` is not assigned to account `42`",
+            "buyers: connector: unknown connector `warehouse`",
+            "broken: query: is missing",
+            "to-crm: segment: unknown segment `buyer`; did you mean `buyers`?",
+            "customer: connector: unknown connector `crn`; did you mean `crm`?",
+        ],
+    );
     // No suggestion that nothing is close to, and no "unknown" for a segment that is
     // declared but has problems of its own (those are reported on the segment).
     assert!(!said.contains("warehouse`; did you mean"), "{said}");

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use extdata::{QueryOptions, Statement};
-use extdata_conformance::support::{SENTINEL_PASSWORD as SENTINEL, server_toml};
+use extdata_conformance::support::{
+    SENTINEL_PASSWORD as SENTINEL, assert_elapsed_below, mistaken_connectors, server_toml,
+};
 use predicates::prelude::*;
 
 mod support;
@@ -111,30 +113,11 @@ impl Folder {
 #[test]
 fn check_reports_every_mistake_in_one_run() {
     let fixture = fixture();
-    let bad = fixture.write(
-        "bad.toml",
-        r#"
-[[connectors]]
-name = "crm"
-type = "postgresql"
-host = "127.0.0.1"
-port = 70000
-database = "crm"
+    let crm = r#"database = "crm"
 username = "reader"
 password = { env = "EXTDATA_CLI_TEST_UNSET_PASSWORD" }
-options = { colation = "utf8" }
-
-[[connectors]]
-name = "local"
-type = "sqlite"
-database = ":memory:"
-ssl = { enabled = true }
-
-[[connectors]]
-name = ""
-type = "sqlite"
-database = ":memory:"
-
+options = { colation = "utf8" }"#;
+    let duplicates = r#"
 [[connectors]]
 name = "dup"
 type = "sqlite"
@@ -144,7 +127,10 @@ database = ":memory:"
 name = "dup"
 type = "sqlite"
 database = ":memory:"
-"#,
+"#;
+    let bad = fixture.write(
+        "bad.toml",
+        &format!("{}{duplicates}", mistaken_connectors(crm)),
     );
     let output = Command::new(BIN)
         .env_remove("EXTDATA_CLI_TEST_UNSET_PASSWORD")
@@ -666,11 +652,7 @@ fn query_timeout_stops_a_runaway_query() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("timed out"));
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_elapsed_below(started, Duration::from_secs(10), "the timed-out query");
 }
 
 /// Starts `query local <sql> --format <format>` with its output piped.

@@ -4,6 +4,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,50 @@ impl Drop for Running {
     }
 }
 
+/// Starts `extdata <flags> run --metrics-addr 127.0.0.1:<a free port>` on `folder`'s
+/// config, its log written to `run.log` in the folder: the runner (killed when dropped),
+/// the port and the log's path.
+fn run_with_metrics(folder: &Folder, flags: &[&str]) -> (Running, u16, PathBuf) {
+    let port = free_port();
+    let log = folder.dir.join("run.log");
+    let child = command(&folder.config)
+        .args(flags)
+        .args(["run", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    (Running(child), port, log)
+}
+
+/// The first body `GET /metrics` on `port` answers for which `done` holds, scraped every
+/// 200 ms; fails, with the last scrape and the runner's `log`, when there is no `what`
+/// within `within`.
+fn scrape_until(
+    port: u16,
+    log: &Path,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(body) = scrape(port)
+            && done(&body)
+        {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in the metrics after {within:?}; last scrape: {:?}; stderr: {}",
+            scrape(port),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The sample lines of `metric` (`name{labels} value`).
 fn samples<'a>(body: &'a str, metric: &str) -> Vec<&'a str> {
     body.lines()
@@ -61,38 +106,17 @@ fn samples<'a>(body: &'a str, metric: &str) -> Vec<&'a str> {
 #[test]
 fn run_serves_prometheus_metrics_labelled_with_the_account() {
     let folder = folder();
-    let port = free_port();
-    let log = folder.dir.join("run.log");
-    let child = command(&folder.config)
-        .args(["--account", "42", "run", "--metrics-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let _running = Running(child);
+    let (_running, port, log) = run_with_metrics(&folder, &["--account", "42"]);
 
     // Two runs of `ticks` (each reads its 2 rows) show up as labelled series.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        if let Some(body) = scrape(port) {
-            let runs = samples(&body, "extdata_rows_total")
-                .iter()
-                .filter(|l| l.contains(r#"operation="stream""#))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>();
-            if runs >= 4.0 {
-                break body;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no two runs in the metrics after 20 s; last scrape: {:?}; stderr: {}",
-            scrape(port),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let body = scrape_until(port, &log, Duration::from_secs(20), "two runs", |body| {
+        let runs: f64 = samples(body, "extdata_rows_total")
+            .iter()
+            .filter(|l| l.contains(r#"operation="stream""#))
+            .map(|l| value(l))
+            .sum();
+        runs >= 4.0
+    });
     let calls = samples(&body, "extdata_calls_total");
     assert!(!calls.is_empty(), "{body}");
     for line in calls
@@ -120,12 +144,7 @@ fn run_serves_prometheus_metrics_labelled_with_the_account() {
 /// Accounts 42 (`crm`) and 7 (`other`) each with an import `ticks` due every second:
 /// the same name, each account's own query (2 rows for 42, 3 for 7).
 fn two_accounts_folder() -> Folder {
-    let mut config = String::from(
-        "[[connectors]]\nname = \"crm\"\ntype = \"sqlite\"\ndatabase = \"crm.db\"\n\n\
-         [[connectors]]\nname = \"other\"\ntype = \"sqlite\"\ndatabase = \"other.db\"\n\n\
-         [[accounts]]\nid = \"42\"\nconnectors = [\"crm\"]\n\n\
-         [[accounts]]\nid = \"7\"\nconnectors = [\"other\"]\n",
-    );
+    let mut config = String::from(extdata_conformance::support::SQLITE_ACCOUNTS);
     for (account, connector, query) in [
         ("42", "crm", "SELECT 1 AS id UNION ALL SELECT 2"),
         (
@@ -162,16 +181,7 @@ fn value(line: &str) -> f64 {
 #[test]
 fn one_worker_labels_each_call_with_the_account_of_its_import() {
     let folder = two_accounts_folder();
-    let port = free_port();
-    let log = folder.dir.join("run.log");
-    let child = command(&folder.config)
-        .args(["-v", "--log-format", "json", "run", "--metrics-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let running = Running(child);
+    let (running, port, log) = run_with_metrics(&folder, &["-v", "--log-format", "json"]);
 
     // Both imports ran twice: 42's rows (2 a run) and 7's (3 a run) in series of their own.
     let rows = |body: &str, account: &str, connector: &str| -> f64 {
@@ -183,21 +193,13 @@ fn one_worker_labels_each_call_with_the_account_of_its_import() {
             .map(|l| value(l))
             .sum()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let body = loop {
-        if let Some(body) = scrape(port)
-            && rows(&body, "42", "crm") >= 4.0
-            && rows(&body, "7", "other") >= 6.0
-        {
-            break body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not two runs of each account after 30 s; last scrape: {:?}",
-            scrape(port)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let body = scrape_until(
+        port,
+        &log,
+        Duration::from_secs(30),
+        "two runs of each account",
+        |body| rows(body, "42", "crm") >= 4.0 && rows(body, "7", "other") >= 6.0,
+    );
     drop(running);
     // Every series names its account, and each account only its own connector.
     for metric in [

@@ -19,6 +19,7 @@ use extdata::{
 };
 use extdata_conformance::support::{
     SENTINEL_PASSWORD, assert_no_secret, block_on, captured_logs, env, error_texts,
+    mistaken_connectors,
 };
 use extdata_reliability::{Backend, Fault, source};
 use support::{exit_and_output, extdata_binary};
@@ -208,18 +209,17 @@ support::tests! {
     hive_failure_paths_keep_secrets => block_on(every_failure_path(Backend::Hive));
 }
 
+/// The [`mistaken_connectors`], `crm` with the sentinel as its password, in its options
+/// and its client key, and `dw` with a literal sentinel password and an empty pool.
 fn bad_file() -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "crm"
-type = "postgresql"
-host = "127.0.0.1"
-port = 70000
-password = "{SENTINEL_PASSWORD}"
+    let crm = format!(
+        r#"password = "{SENTINEL_PASSWORD}"
 options = "sslmode=require&password={SENTINEL_PASSWORD}"
-ssl = {{ cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key = """{key}""" }}
-
+ssl = {{ cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key = """{key}""" }}"#,
+        key = sentinel_key()
+    );
+    format!(
+        r#"{}
 [[connectors]]
 name = "dw"
 type = "mysql"
@@ -227,7 +227,7 @@ host = "127.0.0.1"
 password = {{ literal = "{SENTINEL_PASSWORD}" }}
 pool = {{ max_size = 0 }}
 "#,
-        key = sentinel_key()
+        mistaken_connectors(&crm)
     )
 }
 

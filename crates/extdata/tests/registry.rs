@@ -6,6 +6,7 @@ use extdata::{
     ConfigDocument, ConnectorConfig, DbKind, ErrorKind, QueryOptions, Registry, SecretPolicy,
     SecretSource, Statement,
 };
+use extdata_conformance::support::mistaken_connectors;
 
 const SENTINEL: &str = "sentinel-pw-7f3a9c";
 
@@ -18,29 +19,13 @@ fn problems_of(text: &str) -> Vec<String> {
 
 #[test]
 fn every_mistake_in_a_file_is_reported_at_once() {
-    let text = r#"
+    let crm = r#"options = "application_name=x&colation=utf8"
+password = { env = "EXTDATA_SURELY_UNSET_PASSWORD_VAR" }"#;
+    let text = format!(
+        r#"
         [secrets]
         env_prefixes = ["EXTDATA_SURELY_"]
-
-        [[connectors]]
-        name = "crm"
-        type = "postgresql"
-        host = "127.0.0.1"
-        port = 70000
-        options = "application_name=x&colation=utf8"
-        password = { env = "EXTDATA_SURELY_UNSET_PASSWORD_VAR" }
-
-        [[connectors]]
-        name = "local"
-        type = "sqlite"
-        database = ":memory:"
-        ssl = { enabled = true }
-
-        [[connectors]]
-        name = ""
-        type = "sqlite"
-        database = ":memory:"
-
+        {}
         [[connectors]]
         name = "local"
         type = "sqlite"
@@ -50,8 +35,10 @@ fn every_mistake_in_a_file_is_reported_at_once() {
         [[accounts]]
         id = "42"
         connectors = ["crm", "missing"]
-    "#;
-    let problems = problems_of(text);
+    "#,
+        mistaken_connectors(crm)
+    );
+    let problems = problems_of(&text);
     let expect = [
         "crm: port: `70000` is not a port number",
         "crm: options: unknown option `colation`",
@@ -286,13 +273,28 @@ async fn a_failing_connectors_password_is_in_no_error_debug_or_log_line() {
 
 // ------------------------------------------------------------------ secret policy
 
-/// A folder with `extdata.toml` (the given text), `secrets/crm` and `elsewhere/crm`,
-/// both files holding the sentinel.
-fn secret_fixture(config: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+/// A file reading `secrets/crm`.
+const FROM_SECRETS: &str = r#"{ file = "secrets/crm" }"#;
+/// A file reading `elsewhere/crm`.
+const FROM_ELSEWHERE: &str = r#"{ file = "elsewhere/crm" }"#;
+/// A password read from `CARGO_PKG_NAME`.
+const FROM_ENV: &str = r#"{ env = "CARGO_PKG_NAME" }"#;
+
+/// A folder with `secrets/crm` and `elsewhere/crm`, both files holding the sentinel,
+/// and `extdata.toml`: the text `secrets` (its `[secrets]` section), then one
+/// PostgreSQL connector per `(name, password)` of `connectors`.
+fn secret_fixture(
+    secrets: &str,
+    connectors: &[(&str, &str)],
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["secrets", "elsewhere"] {
         std::fs::create_dir(dir.path().join(sub)).unwrap();
         std::fs::write(dir.path().join(sub).join("crm"), format!("{SENTINEL}\n")).unwrap();
+    }
+    let mut config = format!("{secrets}\n");
+    for (name, password) in connectors {
+        config += &postgres_with_password(name, password);
     }
     let path = dir.path().join("extdata.toml");
     std::fs::write(&path, config).unwrap();
@@ -306,61 +308,75 @@ fn postgres_with_password(name: &str, password: &str) -> String {
     )
 }
 
+/// The problems of the [`secret_fixture`] of `secrets` and `connectors`, which must
+/// have some, none of them showing the sentinel.
+fn secret_problems(secrets: &str, connectors: &[(&str, &str)]) -> String {
+    let (_dir, path) = secret_fixture(secrets, connectors);
+    let problems = Registry::from_path(&path).unwrap_err().to_string();
+    assert_no_sentinel(&problems);
+    problems
+}
+
+/// Asserts that `problems` mentions every one of `expected`.
+#[track_caller]
+fn assert_mentions(problems: &str, expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            problems.contains(expected),
+            "missing {expected:?} in:\n{problems}"
+        );
+    }
+}
+
+/// Asserts that connector `name` of `registry` has the password `expected`.
+fn assert_password(registry: &Registry, name: &str, expected: Option<&str>) {
+    assert_eq!(
+        registry.connector(name).unwrap().password_text(),
+        expected,
+        "password of {name}"
+    );
+}
+
 fn assert_no_sentinel(text: &str) {
     assert!(!text.contains(SENTINEL), "the secret in: {text}");
 }
 
 #[test]
 fn a_config_file_grants_nothing_without_a_secrets_section() {
-    let (_dir, path) = secret_fixture(&format!(
-        "{}{}",
-        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
-        postgres_with_password("env", r#"{ env = "CARGO_PKG_NAME" }"#),
-    ));
-    let problems = Registry::from_path(&path).unwrap_err().to_string();
-    assert_no_sentinel(&problems);
-    assert!(
-        problems.contains("crm: password: file `")
-            && problems
-                .contains("is outside the directories granted for secret files (granted: none)")
-            && problems.contains("grant it in the config file's [secrets] section"),
-        "{problems}"
-    );
-    assert!(
-        problems.contains("env: password: environment variable `CARGO_PKG_NAME` is outside"),
-        "{problems}"
+    let problems = secret_problems("", &[("crm", FROM_SECRETS), ("env", FROM_ENV)]);
+    assert_mentions(
+        &problems,
+        &[
+            "crm: password: file `",
+            "is outside the directories granted for secret files (granted: none)",
+            "grant it in the config file's [secrets] section",
+            "env: password: environment variable `CARGO_PKG_NAME` is outside",
+        ],
     );
 }
 
 #[test]
 fn the_secrets_section_grants_folders_relative_to_the_file_and_variable_prefixes() {
-    let (_dir, path) = secret_fixture(&format!(
-        "[secrets]\ndirs = [\"secrets\"]\nenv_prefixes = [\"CARGO_PKG_\"]\n\n{}{}",
-        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
-        postgres_with_password("env", r#"{ env = "CARGO_PKG_NAME" }"#),
-    ));
+    let (_dir, path) = secret_fixture(
+        "[secrets]\ndirs = [\"secrets\"]\nenv_prefixes = [\"CARGO_PKG_\"]",
+        &[("crm", FROM_SECRETS), ("env", FROM_ENV)],
+    );
     let registry = Registry::from_path(&path).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(
-        registry.connector("crm").unwrap().password_text(),
-        Some(SENTINEL)
-    );
-    assert_eq!(
-        registry.connector("env").unwrap().password_text(),
-        Some(env!("CARGO_PKG_NAME"))
-    );
+    assert_password(&registry, "crm", Some(SENTINEL));
+    assert_password(&registry, "env", Some(env!("CARGO_PKG_NAME")));
     let debug = format!("{registry:?}");
     assert_no_sentinel(&debug);
 }
 
 #[test]
 fn the_secrets_section_does_not_grant_the_folder_beside_it() {
-    let (_dir, path) = secret_fixture(&format!(
-        "[secrets]\ndirs = [\"secrets\"]\n\n{}{}",
-        postgres_with_password("crm", r#"{ file = "elsewhere/crm" }"#),
-        postgres_with_password("dots", r#"{ file = "secrets/../elsewhere/crm" }"#),
-    ));
-    let problems = Registry::from_path(&path).unwrap_err().to_string();
-    assert_no_sentinel(&problems);
+    let problems = secret_problems(
+        "[secrets]\ndirs = [\"secrets\"]",
+        &[
+            ("crm", FROM_ELSEWHERE),
+            ("dots", r#"{ file = "secrets/../elsewhere/crm" }"#),
+        ],
+    );
     for name in ["crm", "dots"] {
         assert!(
             problems.contains(&format!("{name}: password: file `"))
@@ -377,32 +393,26 @@ fn mistakes_in_the_secrets_section_are_reported_with_the_rest() {
         postgres_with_password("crm", "\"literal\"").replace("db.example.com", "")
     );
     let problems = problems_of(&text).join("\n");
-    for expected in [
-        "config: secrets.dirs: must be a list of directory paths",
-        "config: secrets.env_prefixes: must be a list of variable-name prefixes",
-        "config: secrets.max_size: must be a whole number of bytes greater than zero",
-        "config: secrets.roots: unknown field; known fields: dirs, env_prefixes, max_size",
-        "crm: host: must not be empty",
-    ] {
-        assert!(
-            problems.contains(expected),
-            "missing {expected:?} in:\n{problems}"
-        );
-    }
-    let problems = problems_of("secrets = 5\n").join("\n");
-    assert!(
-        problems.contains("config: secrets: must be a table"),
-        "{problems}"
+    assert_mentions(
+        &problems,
+        &[
+            "config: secrets.dirs: must be a list of directory paths",
+            "config: secrets.env_prefixes: must be a list of variable-name prefixes",
+            "config: secrets.max_size: must be a whole number of bytes greater than zero",
+            "config: secrets.roots: unknown field; known fields: dirs, env_prefixes, max_size",
+            "crm: host: must not be empty",
+        ],
     );
+    let problems = problems_of("secrets = 5\n").join("\n");
+    assert_mentions(&problems, &["config: secrets: must be a table"]);
 }
 
 #[test]
 fn the_programs_policy_and_the_files_section_add_up() {
-    let (dir, path) = secret_fixture(&format!(
-        "[secrets]\ndirs = [\"secrets\"]\nmax_size = 4096\n\n{}{}",
-        postgres_with_password("crm", r#"{ file = "secrets/crm" }"#),
-        postgres_with_password("other", r#"{ file = "elsewhere/crm" }"#),
-    ));
+    let (dir, path) = secret_fixture(
+        "[secrets]\ndirs = [\"secrets\"]\nmax_size = 4096",
+        &[("crm", FROM_SECRETS), ("other", FROM_ELSEWHERE)],
+    );
     let doc = ConfigDocument::from_path(&path)
         .unwrap()
         .with_secret_policy(SecretPolicy::deny_all().with_file_root(dir.path().join("elsewhere")));
@@ -410,10 +420,7 @@ fn the_programs_policy_and_the_files_section_add_up() {
     assert_eq!(policy.file_roots().len(), 2);
     assert_eq!(policy.max_size(), 4096);
     let registry = Registry::from_document(&doc).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(
-        registry.connector("other").unwrap().password_text(),
-        Some(SENTINEL)
-    );
+    assert_password(&registry, "other", Some(SENTINEL));
     // The registry keeps the policy for connectors added later.
     assert_eq!(registry.secret_policy(), &policy);
 }
@@ -434,9 +441,6 @@ fn connectors_added_in_code_get_the_registrys_policy() {
     let policy = SecretPolicy::deny_all().with_env_prefix("CARGO_PKG_");
     let mut registry = Registry::new().with_secret_policy(policy.clone());
     registry.add_connector(&config).unwrap();
-    assert_eq!(
-        registry.connector("crm").unwrap().password_text(),
-        Some(env!("CARGO_PKG_NAME"))
-    );
+    assert_password(&registry, "crm", Some(env!("CARGO_PKG_NAME")));
     assert!(extdata::connect_with_policy(&config, &policy).is_ok());
 }
