@@ -16,17 +16,15 @@ mod common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{block_on, env, expect_kind, ok};
-use extdata_core::{
-    ConnectorConfig, DbKind, ErrorKind, ExternalSource, QueryOptions, Scalar, Statement, Value,
-};
+use extdata_core::{ConnectorConfig, DbKind, ErrorKind, ExternalSource, Scalar, Statement, Value};
 use extdata_hive::{HiveSource, SPEC};
 
-use common::cookies_issued;
+use common::{cookies_issued, query_rows};
 
 /// Set in the child process; a child case refuses to run without it.
 const CHILD_VAR: &str = "EXTDATA_TEST_HIVE_GSSAPI_CHILD";
@@ -50,13 +48,17 @@ fn var(name: &str) -> Result<String, String> {
     env(name).ok_or_else(|| format!("{name} is not set"))
 }
 
+/// The setting `name`, a port number.
+fn port_var(name: &str) -> Result<u16, String> {
+    let text = var(name)?;
+    text.parse()
+        .map_err(|_| format!("{name} `{text}` is not a port"))
+}
+
 fn read_settings() -> Result<Settings, String> {
-    let port_text = var("EXTDATA_TEST_HIVE_GSSAPI_PORT")?;
     Ok(Settings {
         host: var("EXTDATA_TEST_HIVE_GSSAPI_HOST")?,
-        port: port_text
-            .parse()
-            .map_err(|_| format!("EXTDATA_TEST_HIVE_GSSAPI_PORT `{port_text}` is not a port"))?,
+        port: port_var("EXTDATA_TEST_HIVE_GSSAPI_PORT")?,
         principal: var("EXTDATA_TEST_HIVE_GSSAPI_PRINCIPAL")?,
         user: var("EXTDATA_TEST_HIVE_GSSAPI_USER")?,
         krb5_config: var("EXTDATA_TEST_HIVE_GSSAPI_KRB5_CONFIG")?,
@@ -103,11 +105,8 @@ struct Spnego {
 }
 
 fn read_spnego() -> Result<Spnego, String> {
-    let port_text = var("EXTDATA_TEST_HIVE_SPNEGO_PORT")?;
     Ok(Spnego {
-        port: port_text
-            .parse()
-            .map_err(|_| format!("EXTDATA_TEST_HIVE_SPNEGO_PORT `{port_text}` is not a port"))?,
+        port: port_var("EXTDATA_TEST_HIVE_SPNEGO_PORT")?,
         path: var("EXTDATA_TEST_HIVE_SPNEGO_PATH")?,
         principal: var("EXTDATA_TEST_HIVE_SPNEGO_PRINCIPAL")?,
         stranger: var("EXTDATA_TEST_HIVE_SPNEGO_STRANGER_PRINCIPAL")?,
@@ -194,37 +193,31 @@ fn connector(settings: &Settings) -> ConnectorConfig {
     without_principal(settings).with_option("principal", settings.principal.clone())
 }
 
-fn build(config: &ConnectorConfig) -> HiveSource {
+fn build(config: &ConnectorConfig) -> Arc<dyn ExternalSource> {
     let valid = config
         .validate_with(Some(&SPEC))
         .unwrap_or_else(|e| panic!("the test connector is invalid: {e}"));
-    ok(HiveSource::build(valid), "building the source")
+    Arc::new(ok(HiveSource::build(valid), "building the source"))
 }
 
 #[test]
 fn queries_with_a_kerberos_ticket() {
-    if env(CHILD_VAR).is_some() {
-        return child_queries_with_a_ticket();
-    }
-    let Some(settings) = settings() else { return };
-    run_child(
+    kerberos_case(
         "queries_with_a_kerberos_ticket",
-        &settings,
-        &settings.ccache,
+        Transport::Binary,
+        child_queries_with_a_ticket,
+        None,
     );
 }
 
 #[test]
 fn no_ticket_is_an_auth_error() {
-    if env(CHILD_VAR).is_some() {
-        return child_no_ticket_is_an_auth_error();
-    }
-    let Some(settings) = settings() else { return };
     // An in-memory cache exists only in the child, and is empty there.
-    run_child(
+    kerberos_case(
         "no_ticket_is_an_auth_error",
-        &settings,
-        "MEMORY:extdata-no-ticket",
+        Transport::Binary,
+        child_no_ticket_is_an_auth_error,
+        Some(NO_TICKET),
     );
 }
 
@@ -233,36 +226,23 @@ fn child_queries_with_a_ticket() {
     let settings = child_settings();
     block_on(async {
         let source = build(&connector(&settings));
-        let info = ok(source.ping().await, "ping over GSSAPI");
-        assert!(
-            info.version.starts_with(|c: char| c.is_ascii_digit()),
-            "version {}",
-            info.version
-        );
-        let rows = ok(
-            source
-                .query(&Statement::new("SELECT 1"), &QueryOptions::default())
-                .await,
-            "SELECT 1",
-        );
+        ping_reports_a_version(&source, "ping over GSSAPI").await;
+        let rows = query_rows(&source, Statement::new("SELECT 1"), "SELECT 1").await;
         assert_eq!(rows.rows.len(), 1);
         assert_eq!(rows.rows[0].values(), &[Value::I32(1)]);
 
         // A parameter, several rows, and the identity the server sees: the Kerberos
         // principal's short name, not the user name claimed at OpenSession.
-        let rows = ok(
-            source
-                .query(
-                    &Statement::new(
-                        "SELECT id, concat(:prefix, CAST(id AS STRING)) AS label, \
+        let rows = query_rows(
+            &source,
+            Statement::new(
+                "SELECT id, concat(:prefix, CAST(id AS STRING)) AS label, \
                          current_user() AS who FROM range(0, 3, 1, 1) ORDER BY id",
-                    )
-                    .bind("prefix", "row-'"),
-                    &QueryOptions::default(),
-                )
-                .await,
+            )
+            .bind("prefix", "row-'"),
             "a small query",
-        );
+        )
+        .await;
         let got: Vec<&[Value]> = rows.rows.iter().map(|row| row.values()).collect();
         let expected: Vec<Vec<Value>> = (0..3)
             .map(|id| {
@@ -281,42 +261,85 @@ fn child_queries_with_a_ticket() {
 /// The child's half of `no_ticket_is_an_auth_error`.
 fn child_no_ticket_is_an_auth_error() {
     let settings = child_settings();
-    block_on(async {
-        let source = build(&connector(&settings));
-        let error = expect_kind(
-            source.ping().await,
-            ErrorKind::Auth,
-            "ping without a ticket",
-        );
-        let text = error.to_string();
-        eprintln!("no ticket: {text}");
-        assert!(text.contains("Kerberos"), "names Kerberos: {text}");
-        assert!(
-            text.to_ascii_lowercase().contains("credentials"),
-            "says that credentials are missing: {text}"
-        );
-        source.close().await;
-    });
+    block_on(no_ticket_is_an_auth_error_with(
+        &connector(&settings),
+        "ping without a ticket",
+    ));
 }
 
-/// Runs the SPNEGO case `case` (the test's own name): in the child process `child`; in
-/// the test, the child with the ticket cache `ccache` (the user's ticket when `None`),
-/// one SPNEGO case at a time.
-fn spnego_case(case: &str, child: fn(), ccache: Option<&str>) {
+/// Without a ticket, a ping with `config` is an auth error that names Kerberos and
+/// says that credentials are missing.
+async fn no_ticket_is_an_auth_error_with(config: &ConnectorConfig, what: &str) {
+    let text = auth_error_text(config, what).await;
+    assert!(text.contains("Kerberos"), "names Kerberos: {text}");
+    assert!(
+        text.to_ascii_lowercase().contains("credentials"),
+        "says that credentials are missing: {text}"
+    );
+}
+
+/// A ping with `config` must fail with an auth error: its text (printed, `what` first).
+async fn auth_error_text(config: &ConnectorConfig, what: &str) -> String {
+    let source = build(config);
+    let error = expect_kind(source.ping().await, ErrorKind::Auth, what);
+    let text = error.to_string();
+    eprintln!("{what}: {text}");
+    source.close().await;
+    text
+}
+
+/// Pings `source`: the server's version must start with a digit.
+async fn ping_reports_a_version(source: &Arc<dyn ExternalSource>, what: &str) {
+    let info = ok(source.ping().await, what);
+    assert!(
+        info.version.starts_with(|c: char| c.is_ascii_digit()),
+        "version {}",
+        info.version
+    );
+}
+
+/// The server a case talks to: the binary transport's (SASL GSSAPI) or the HTTP
+/// transport's (SPNEGO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Binary,
+    Spnego,
+}
+
+/// The ticket cache of a child without a ticket: an in-memory cache exists only in
+/// the child, and is empty there.
+const NO_TICKET: &str = "MEMORY:extdata-no-ticket";
+
+/// Runs the case `case` (the test's own name) against `transport`'s server: in the
+/// child process `child`; in the test, the child with the ticket cache `ccache` (the
+/// user's ticket when `None`). The SPNEGO cases run one at a time.
+fn kerberos_case(case: &str, transport: Transport, child: fn(), ccache: Option<&str>) {
     if env(CHILD_VAR).is_some() {
         return child();
     }
-    let Some((settings, _)) = spnego_settings() else {
-        return;
+    let (settings, _turn) = match transport {
+        Transport::Binary => {
+            let Some(settings) = settings() else { return };
+            (settings, None)
+        }
+        Transport::Spnego => {
+            let Some((settings, _)) = spnego_settings() else {
+                return;
+            };
+            (
+                settings,
+                Some(SPNEGO.lock().unwrap_or_else(|e| e.into_inner())),
+            )
+        }
     };
-    let _turn = SPNEGO.lock().unwrap_or_else(|e| e.into_inner());
     run_child(case, &settings, ccache.unwrap_or(&settings.ccache));
 }
 
 #[test]
 fn spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie() {
-    spnego_case(
+    kerberos_case(
         "spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie",
+        Transport::Spnego,
         child_spnego_queries_and_keeps_the_cookie,
         None,
     );
@@ -324,8 +347,9 @@ fn spnego_queries_with_a_kerberos_ticket_and_keeps_the_cookie() {
 
 #[test]
 fn spnego_finds_the_http_principal_by_default_and_takes_the_service_principal() {
-    spnego_case(
+    kerberos_case(
         "spnego_finds_the_http_principal_by_default_and_takes_the_service_principal",
+        Transport::Spnego,
         child_spnego_principals,
         None,
     );
@@ -333,17 +357,19 @@ fn spnego_finds_the_http_principal_by_default_and_takes_the_service_principal() 
 
 #[test]
 fn spnego_without_a_ticket_is_an_auth_error() {
-    spnego_case(
+    kerberos_case(
         "spnego_without_a_ticket_is_an_auth_error",
+        Transport::Spnego,
         child_spnego_no_ticket,
-        Some("MEMORY:extdata-no-ticket"),
+        Some(NO_TICKET),
     );
 }
 
 #[test]
 fn spnego_with_a_wrong_principal_is_an_auth_error() {
-    spnego_case(
+    kerberos_case(
         "spnego_with_a_wrong_principal_is_an_auth_error",
+        Transport::Spnego,
         child_spnego_wrong_principal,
         None,
     );
@@ -361,27 +387,19 @@ fn child_spnego_queries_and_keeps_the_cookie() {
         config.pool.max_size = Some(Scalar::Int(1));
         let before = cookies_issued(&spnego.log, &settings.user);
         let source = build(&config);
-        let info = ok(source.ping().await, "ping over SPNEGO");
-        assert!(
-            info.version.starts_with(|c: char| c.is_ascii_digit()),
-            "version {}",
-            info.version
-        );
+        ping_reports_a_version(&source, "ping over SPNEGO").await;
         let calls = 6;
         for n in 0..calls {
-            let rows = ok(
-                source
-                    .query(
-                        &Statement::new(
-                            "SELECT :n AS n, concat(:prefix, 'x') AS label, current_user() AS who",
-                        )
-                        .bind("n", n)
-                        .bind("prefix", "row-'"),
-                        &QueryOptions::default(),
-                    )
-                    .await,
+            let rows = query_rows(
+                &source,
+                Statement::new(
+                    "SELECT :n AS n, concat(:prefix, 'x') AS label, current_user() AS who",
+                )
+                .bind("n", n)
+                .bind("prefix", "row-'"),
                 "a query over SPNEGO",
-            );
+            )
+            .await;
             // The server sees the Kerberos principal's short name, not the user name
             // claimed at OpenSession.
             assert_eq!(
@@ -431,15 +449,12 @@ fn child_spnego_principals() {
             .with_option("http_path", spnego.path.clone());
         for (what, config) in [("no principal", config), ("the service principal", service)] {
             let source = build(&config);
-            let rows = ok(
-                source
-                    .query(
-                        &Statement::new("SELECT current_user() AS who"),
-                        &QueryOptions::default(),
-                    )
-                    .await,
+            let rows = query_rows(
+                &source,
+                Statement::new("SELECT current_user() AS who"),
                 what,
-            );
+            )
+            .await;
             assert_eq!(
                 rows.rows[0].values(),
                 &[Value::Text(settings.user.clone())],
@@ -453,22 +468,10 @@ fn child_spnego_principals() {
 /// The child's half of `spnego_without_a_ticket_is_an_auth_error`.
 fn child_spnego_no_ticket() {
     let (settings, spnego) = child_spnego();
-    block_on(async {
-        let source = build(&spnego_connector(&settings, &spnego, &spnego.principal));
-        let error = expect_kind(
-            source.ping().await,
-            ErrorKind::Auth,
-            "ping over SPNEGO without a ticket",
-        );
-        let text = error.to_string();
-        eprintln!("no ticket: {text}");
-        assert!(text.contains("Kerberos"), "names Kerberos: {text}");
-        assert!(
-            text.to_ascii_lowercase().contains("credentials"),
-            "says that credentials are missing: {text}"
-        );
-        source.close().await;
-    });
+    block_on(no_ticket_is_an_auth_error_with(
+        &spnego_connector(&settings, &spnego, &spnego.principal),
+        "ping over SPNEGO without a ticket",
+    ));
 }
 
 /// The child's half of `spnego_with_a_wrong_principal_is_an_auth_error`: a principal
@@ -478,28 +481,21 @@ fn child_spnego_wrong_principal() {
     let (settings, spnego) = child_spnego();
     block_on(async {
         let unknown = format!("HTTP/nowhere@{}", realm(&spnego.principal));
-        let source = build(&spnego_connector(&settings, &spnego, &unknown));
-        let error = expect_kind(
-            source.ping().await,
-            ErrorKind::Auth,
+        let text = auth_error_text(
+            &spnego_connector(&settings, &spnego, &unknown),
             "a principal the KDC does not know",
-        );
-        let text = error.to_string();
-        eprintln!("unknown principal: {text}");
+        )
+        .await;
         assert!(
             text.contains("HTTP@nowhere") && text.contains("not found"),
             "names the principal and says the KDC does not know it: {text}"
         );
-        source.close().await;
 
-        let source = build(&spnego_connector(&settings, &spnego, &spnego.stranger));
-        let error = expect_kind(
-            source.ping().await,
-            ErrorKind::Auth,
+        let text = auth_error_text(
+            &spnego_connector(&settings, &spnego, &spnego.stranger),
             "a principal the server has no key for",
-        );
-        let text = error.to_string();
-        eprintln!("principal of another service: {text}");
+        )
+        .await;
         // HTTP/host@REALM is asked for as the service HTTP@host.
         let target = spnego
             .stranger
@@ -514,7 +510,6 @@ fn child_spnego_wrong_principal() {
                 && text.contains("spnego.principal"),
             "says the server refused the ticket and what to check: {text}"
         );
-        source.close().await;
     });
 }
 

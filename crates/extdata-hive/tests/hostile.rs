@@ -13,8 +13,8 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
-use common::{Mode, build, config, query_rows};
-use extdata_conformance::support::{block_on, captured_logs, ok};
+use common::{Mode, build, config, on_server, query_rows};
+use extdata_conformance::support::{Call, call_error, captured_logs, expect_kind, ok};
 use extdata_core::{
     Dialect, ErrorKind, ExternalSource, HiveTokenKind, QueryOptions, Statement, Value,
 };
@@ -164,10 +164,7 @@ async fn count(source: &Arc<dyn ExternalSource>, table: &str) -> Value {
 
 #[test]
 fn read_only_attacks_are_refused_and_write_nothing() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let writer = build(&config).unwrap();
         let reader = build(&config.clone().with_read_only(true)).unwrap();
         let table = unique("extdata_hostile_target");
@@ -254,10 +251,7 @@ fn read_only_attacks_are_refused_and_write_nothing() {
 
 #[test]
 fn server_code_is_refused_on_a_writable_connector() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let writer = build(&config).unwrap();
         let marker = format!("/tmp/{}", unique("extdata-hostile-writable"));
         let _ = std::fs::remove_file(&marker);
@@ -267,11 +261,13 @@ fn server_code_is_refused_on_a_writable_connector() {
             "SELECT IDENTIFIER('reflect')('java.lang.System', 'getProperty', 'user.name')"
                 .to_owned(),
         ] {
-            let error = writer
-                .query(&Statement::new(attack.as_str()), &QueryOptions::default())
-                .await
-                .expect_err(&attack);
-            assert_eq!(error.kind(), ErrorKind::Unsupported, "{attack:?}: {error}");
+            let error = call_error(
+                writer.as_ref(),
+                Call::Query,
+                attack.as_str(),
+                ErrorKind::Unsupported,
+            )
+            .await;
             assert!(error.to_string().contains("allow_server_code"), "{error}");
         }
         assert!(
@@ -287,10 +283,7 @@ fn server_code_is_refused_on_a_writable_connector() {
 /// account's: the session they ran on is closed, not reused.
 #[test]
 fn session_changes_do_not_reach_the_next_call_on_a_writable_connector() {
-    block_on(async {
-        let Some(mut config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |mut config| {
         config.pool.max_size = Some(1.into());
         let shared = build(&config).unwrap();
         let options = QueryOptions::default();
@@ -343,10 +336,7 @@ fn session_changes_do_not_reach_the_next_call_on_a_writable_connector() {
 #[test]
 fn parameter_values_appear_in_no_error_and_no_log() {
     captured_logs();
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let source = build(&config).unwrap();
         let value = "Zorblax-PII-7731@example.com";
         let hex: String = value.bytes().map(|b| format!("{b:02X}")).collect();
@@ -400,10 +390,7 @@ fn parameter_values_appear_in_no_error_and_no_log() {
 
 #[test]
 fn timestamp_with_offset_is_its_instant_and_nanoseconds_are_refused() {
-    block_on(async {
-        let Some(config) = config(Mode::NoSasl) else {
-            return;
-        };
+    on_server(Mode::NoSasl, async |config| {
         let source =
             build(&config.with_option("spark.sql.session.timeZone", "Asia/Tokyo")).unwrap();
         let with_offset = DateTime::parse_from_rfc3339("2024-01-01T12:00:00.123456+02:00").unwrap();
@@ -436,14 +423,16 @@ fn timestamp_with_offset_is_its_instant_and_nanoseconds_are_refused() {
             ),
             Value::Timestamp(naive + chrono::Duration::nanoseconds(1)),
         ] {
-            let error = source
-                .query(
-                    &Statement::new("SELECT :t").bind("t", value),
-                    &QueryOptions::default(),
-                )
-                .await
-                .expect_err("nanoseconds");
-            assert_eq!(error.kind(), ErrorKind::Parameter, "{error}");
+            expect_kind(
+                source
+                    .query(
+                        &Statement::new("SELECT :t").bind("t", value),
+                        &QueryOptions::default(),
+                    )
+                    .await,
+                ErrorKind::Parameter,
+                "nanoseconds",
+            );
         }
     });
 }

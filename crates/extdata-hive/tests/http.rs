@@ -8,16 +8,13 @@
 
 mod common;
 
-use common::{Mode, build, config, cookies_issued, query_rows, server_log};
+use common::{Mode, build, config, cookies_issued, on_server, query_rows, server_log};
 use extdata_conformance::support::{block_on, expect_kind, ok};
 use extdata_core::{ErrorKind, Scalar, Statement, Value};
 
 #[test]
 fn queries_run_over_http_and_the_session_keeps_its_settings() {
-    block_on(async {
-        let Some(config) = config(Mode::Http) else {
-            return;
-        };
+    on_server(Mode::Http, async |config| {
         let source = build(&config).unwrap();
         ok(source.ping().await, "ping over HTTP");
         for n in [1, 2, 3] {
@@ -39,10 +36,7 @@ fn queries_run_over_http_and_the_session_keeps_its_settings() {
 
 #[test]
 fn a_wrong_http_path_and_the_binary_transport_are_clear_errors() {
-    block_on(async {
-        let Some(config) = config(Mode::Http) else {
-            return;
-        };
+    on_server(Mode::Http, async |config| {
         let wrong_path = build(&config.clone().with_option("http_path", "nowhere")).unwrap();
         let error = expect_kind(wrong_path.ping().await, ErrorKind::Connect, "a wrong path");
         eprintln!("wrong path: {error}");

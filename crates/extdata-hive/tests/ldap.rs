@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{Mode, build, config, query_rows};
+use common::{Mode, build, config, on_server, query_rows};
 use extdata_conformance::support::{
-    assert_error_has_no_secret, assert_no_secret, block_on, captured_logs, expect_kind, ok,
+    assert_error_has_no_secret, assert_no_secret, captured_logs, expect_kind, ok,
 };
 use extdata_core::{ConnectorConfig, ErrorKind, QueryOptions, Statement, Value};
 
@@ -18,6 +18,13 @@ const WRONG_PASSWORD: &str = "Wr0ng-LDAP-pw-5150";
 
 /// The servers that check passwords: one per transport.
 const MODES: [Mode; 2] = [Mode::Ldap, Mode::LdapHttp];
+
+/// Runs `case` on each server of [`MODES`] that is configured here.
+fn on_each_server(case: impl AsyncFn(Mode, ConnectorConfig)) {
+    for mode in MODES {
+        on_server(mode, async |config| case(mode, config).await);
+    }
+}
 
 fn password(config: &ConnectorConfig) -> String {
     let valid = config
@@ -31,44 +38,31 @@ fn password(config: &ConnectorConfig) -> String {
 
 #[test]
 fn the_right_password_logs_in_and_queries() {
-    block_on(async {
-        for mode in MODES {
-            right_password(mode).await;
-        }
-    });
+    on_each_server(right_password);
 }
 
-async fn right_password(mode: Mode) {
-    {
-        let Some(config) = config(mode) else {
-            return;
-        };
-        let user = config.username.clone().expect("a user name");
-        let source = build(&config).unwrap();
-        ok(source.ping().await, "ping");
-        let rows = query_rows(
-            &source,
-            Statement::new("SELECT current_user() AS who, :n + 1 AS n").bind("n", 41),
-            "a query with a parameter",
-        )
-        .await;
-        assert_eq!(
-            rows.rows[0].values(),
-            &[Value::Text(user), Value::I32(42)],
-            "{mode:?}: the server saw the LDAP user"
-        );
-        source.close().await;
-    }
+async fn right_password(mode: Mode, config: ConnectorConfig) {
+    let user = config.username.clone().expect("a user name");
+    let source = build(&config).unwrap();
+    ok(source.ping().await, "ping");
+    let rows = query_rows(
+        &source,
+        Statement::new("SELECT current_user() AS who, :n + 1 AS n").bind("n", 41),
+        "a query with a parameter",
+    )
+    .await;
+    assert_eq!(
+        rows.rows[0].values(),
+        &[Value::Text(user), Value::I32(42)],
+        "{mode:?}: the server saw the LDAP user"
+    );
+    source.close().await;
 }
 
 #[test]
 fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
     captured_logs();
-    block_on(async {
-        for mode in MODES {
-            wrong_logins(mode).await;
-        }
-    });
+    on_each_server(wrong_logins);
     let logs = captured_logs();
     assert_no_secret(&logs, WRONG_PASSWORD, "the logs");
     if let Some(config) = config(Mode::Ldap) {
@@ -76,10 +70,7 @@ fn a_wrong_password_and_an_unknown_user_are_auth_errors_without_the_password() {
     }
 }
 
-async fn wrong_logins(mode: Mode) {
-    let Some(config) = config(mode) else {
-        return;
-    };
+async fn wrong_logins(mode: Mode, config: ConnectorConfig) {
     let real = password(&config);
     let user = config.username.clone().expect("a user name");
     for (what, user) in [
@@ -121,17 +112,10 @@ async fn wrong_logins(mode: Mode) {
 
 #[test]
 fn tls_is_verified_fully_and_a_plain_client_is_told_to_turn_ssl_on() {
-    block_on(async {
-        for mode in MODES {
-            tls_checks(mode).await;
-        }
-    });
+    on_each_server(tls_checks);
 }
 
-async fn tls_checks(mode: Mode) {
-    let Some(config) = config(mode) else {
-        return;
-    };
+async fn tls_checks(mode: Mode, config: ConnectorConfig) {
     let real = password(&config);
     let wrong_ca = extdata_conformance::support::env_file("EXTDATA_TEST_WRONG_CA")
         .expect("EXTDATA_TEST_WRONG_CA names the unrelated CA (scripts/services.sh)");
@@ -140,12 +124,21 @@ async fn tls_checks(mode: Mode) {
     if let Some(ssl) = untrusted.ssl.as_mut() {
         ssl.ca = Some(wrong_ca);
     }
-    let source = build(&untrusted).unwrap();
-    let error = expect_kind(source.ping().await, ErrorKind::Tls, "the wrong CA");
-    eprintln!("{mode:?}: wrong CA: {error}");
-    assert!(error.to_string().contains("set ssl.ca"), "{error}");
-    assert_error_has_no_secret(&error, &real, "the wrong CA");
-    source.close().await;
+    // Without TLS, the server's TLS port looks like a server that does not speak
+    // SASL (binary) or HTTP: the error says to turn ssl on.
+    let mut plain = config.clone();
+    plain.ssl = None;
+    for (what, config, kind, hint) in [
+        ("the wrong CA", untrusted, ErrorKind::Tls, "set ssl.ca"),
+        ("no TLS", plain, ErrorKind::Connect, "turn ssl on"),
+    ] {
+        let source = build(&config).unwrap();
+        let error = expect_kind(source.ping().await, kind, what);
+        eprintln!("{mode:?}: {what}: {error}");
+        assert!(error.to_string().contains(hint), "{error}");
+        assert_error_has_no_secret(&error, &real, what);
+        source.close().await;
+    }
 
     // Verification by CA only: the chain is checked, the name is not.
     let mut chain_only = config.clone();
@@ -154,16 +147,5 @@ async fn tls_checks(mode: Mode) {
     }
     let source = build(&chain_only.with_host("127.0.0.1")).unwrap();
     ok(source.ping().await, "verify = ca");
-    source.close().await;
-
-    // Without TLS, the server's TLS port looks like a server that does not speak
-    // SASL (binary) or HTTP: the error says to turn ssl on.
-    let mut plain = config.clone();
-    plain.ssl = None;
-    let source = build(&plain).unwrap();
-    let error = expect_kind(source.ping().await, ErrorKind::Connect, "no TLS");
-    eprintln!("{mode:?}: no TLS: {error}");
-    assert!(error.to_string().contains("turn ssl on"), "{error}");
-    assert_error_has_no_secret(&error, &real, "no TLS");
     source.close().await;
 }

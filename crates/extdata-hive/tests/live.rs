@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, build, config, query_rows};
+use common::{Mode, build, config, on_server, query_rows};
 use extdata_conformance::support::{block_on, env, expect_kind, ok};
 use extdata_core::{ErrorKind, QueryOptions, Statement, Value};
 use futures::StreamExt;
@@ -46,10 +46,7 @@ fn both_modes_answer_queries_and_ping() {
 // (BENCHMARKS.md: RSS(10M) − RSS(1M) = 0.4 MiB). Here, other tests share the process,
 // so its RSS says nothing about this stream.
 fn streaming_a_million_rows_delivers_every_row_in_order() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let source = build(&config).unwrap();
         let started = Instant::now();
         let mut stream = ok(
@@ -80,10 +77,7 @@ fn cancels_in_log() -> Option<usize> {
 
 #[test]
 fn timeout_cancels_query_on_server_and_session_stays_usable() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         // One session: the next query must reuse the one that timed out.
         let config = config.with_pool(extdata_core::PoolConfig {
             max_size: Some(1.into()),
@@ -164,10 +158,7 @@ fn wrong_mode_is_a_clear_error_within_the_connect_timeout() {
 
 #[test]
 fn session_settings_and_database_are_applied() {
-    block_on(async {
-        let Some(config) = config(Mode::NoSasl) else {
-            return;
-        };
+    on_server(Mode::NoSasl, async |config| {
         let source = build(
             &config
                 .clone()
@@ -189,10 +180,7 @@ fn session_settings_and_database_are_applied() {
 
 #[test]
 fn hostile_strings_come_back_verbatim_from_the_server() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let source = build(&config).unwrap();
         for hostile in [
             "'; SELECT 1; --",
@@ -226,10 +214,7 @@ fn hostile_strings_come_back_verbatim_from_the_server() {
 
 #[test]
 fn complex_types_arrive_as_json() {
-    block_on(async {
-        let Some(config) = config(Mode::Plain) else {
-            return;
-        };
+    on_server(Mode::Plain, async |config| {
         let source = build(&config).unwrap();
         let rows = query_rows(
             &source,

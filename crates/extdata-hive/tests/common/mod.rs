@@ -7,11 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{env, env_file, ok};
+use extdata_conformance::support::{block_on, env, env_file, ok};
 use extdata_core::{
     ConnectorConfig, DbKind, ExternalSource, QueryOptions, Result, ResultSet, SslConfig, Statement,
 };
 use extdata_hive::{HiveSource, SPEC};
+
+/// Runs `case` with the connector of `mode`'s server, on a fresh runtime; does nothing
+/// more when the server is not configured here (by the require-or-skip rule of
+/// [`config`]).
+pub fn on_server(mode: Mode, case: impl AsyncFnOnce(ConnectorConfig)) {
+    block_on(async {
+        if let Some(config) = config(mode) {
+            case(config).await;
+        }
+    });
+}
 
 /// Which of the test servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
