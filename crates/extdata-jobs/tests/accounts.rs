@@ -2,9 +2,9 @@
 //! names in one file, and their runs, state, caches and calls stay apart; without an
 //! account, a name that several accounts use is an error naming them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use extdata::{ErrorKind, ExternalSource, QueryOptions, Result, ResultSet, RowStream, Statement};
+use extdata::ErrorKind;
 use extdata_jobs::{Jobs, Lookups, Stop};
 use serde_json::{Map, Value as Json, json};
 
@@ -45,83 +45,16 @@ fn both_accounts() -> String {
     body
 }
 
-/// Records the account each call to the database is made for
-/// ([`extdata::current_account`], the `account` label of its metrics).
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<dyn ExternalSource>,
-    calls: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Recording {
-    fn record(&self, operation: &str) {
-        let account = extdata::current_account().map_or_else(|| "-".to_owned(), |a| a.to_string());
-        self.calls.lock().unwrap().push((
-            self.inner.name().to_owned(),
-            format!("{operation} for {account}"),
-        ));
-    }
-}
-
-#[extdata::async_trait]
-impl ExternalSource for Recording {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn kind(&self) -> extdata::DbKind {
-        self.inner.kind()
-    }
-    async fn ping(&self) -> Result<extdata::ServerInfo> {
-        self.inner.ping().await
-    }
-    async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
-        self.record("query");
-        self.inner.query(statement, options).await
-    }
-    async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
-        self.record("stream");
-        self.inner.stream(statement, options).await
-    }
-    async fn execute(&self, statement: &Statement, options: &QueryOptions) -> Result<u64> {
-        self.inner.execute(statement, options).await
-    }
-    async fn execute_batch(
-        &self,
-        statements: &[Statement],
-        options: &QueryOptions,
-    ) -> Result<Vec<u64>> {
-        self.record("execute_batch");
-        self.inner.execute_batch(statements, options).await
-    }
-    async fn describe(
-        &self,
-        statement: &Statement,
-        options: &QueryOptions,
-    ) -> Result<Vec<extdata::Column>> {
-        self.inner.describe(statement, options).await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
 /// The jobs of [`both_accounts`] over their seeded orders (42: the usual four; 7: two
 /// big spenders), each database with a `vip_flags` table, their calls recorded.
-async fn two_accounts(fixture: &Fixture) -> (Arc<Jobs>, Arc<Mutex<Vec<(String, String)>>>) {
+async fn two_accounts(fixture: &Fixture) -> (Arc<Jobs>, Calls) {
     let jobs = fixture.seeded(&both_accounts()).await;
     seed_orders_of(&jobs, OTHER, "(1,'a@x.io',5000,1),(2,'z@x.io',3000,2)").await;
     for (account, connector) in [CRM, OTHER] {
         let source = jobs.registry().source(account, connector).unwrap();
         sql(source.as_ref(), "CREATE TABLE vip_flags (email TEXT)").await;
     }
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let recorded = calls.clone();
-    let jobs = jobs.with_source_layer(Arc::new(move |inner| {
-        Arc::new(Recording {
-            inner,
-            calls: recorded.clone(),
-        }) as Arc<dyn ExternalSource>
-    }));
+    let (jobs, calls) = recording(jobs);
     (Arc::new(jobs), calls)
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use extdata::ErrorKind;
 use extdata_conformance::require_or_skip;
-use extdata_conformance::support::{assert_error_has_no_secret, env, unique_name};
+use extdata_conformance::support::{
+    assert_elapsed_below, assert_error_has_no_secret, env, unique_name,
+};
 use extdata_jobs::{Lookups, Stop};
 
 use serde_json::json;
@@ -112,15 +114,12 @@ async fn modes_and_increments(kind: SourceKind) {
             "{name}: the second run reads the changed rows and, again, the row at the saved cursor"
         );
     }
-    let names = |t: &'static str| {
-        let check = check.clone();
-        async move {
-            rows(
-                check.as_ref(),
-                &format!("SELECT email, name FROM {t} ORDER BY email"),
-            )
-            .await
-        }
+    let names = async |t: &str| {
+        rows(
+            check.as_ref(),
+            &format!("SELECT email, name FROM {t} ORDER BY email"),
+        )
+        .await
     };
     assert_eq!(
         names("upsert").await,
@@ -623,11 +622,7 @@ async fn lookup_over_its_timeout_follows_on_error() {
         let result = lookups
             .get(Some("42"), "last_order", &email("a@x.io"))
             .await;
-        assert!(
-            started.elapsed() < Duration::from_millis(350),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_elapsed_below(started, Duration::from_millis(350), "the lookup");
         if expect_empty {
             assert_eq!(result.unwrap(), serde_json::Value::Null);
         } else {

@@ -4,6 +4,7 @@
 use extdata::ErrorKind;
 use extdata_conformance::require_or_skip;
 use extdata_conformance::support::{env, unique_name};
+use extdata_jobs::{ImportSummary, Jobs};
 
 mod support;
 use support::*;
@@ -107,15 +108,12 @@ async fn full_refresh_counts_missing_keys_once_and_deletes_them_only_when_asked(
             );
         }
         let reader = target.reader(&fixture);
-        let contents = |table: String| {
-            let reader = reader.clone();
-            async move {
-                rows(
-                    reader.as_ref(),
-                    &format!("SELECT id, total FROM {table} ORDER BY id"),
-                )
-                .await
-            }
+        let contents = async |table: String| {
+            rows(
+                reader.as_ref(),
+                &format!("SELECT id, total FROM {table} ORDER BY id"),
+            )
+            .await
         };
         assert_eq!(
             contents(kept.clone()).await,
@@ -187,30 +185,41 @@ fn full_refresh_options_are_checked() {
     );
 }
 
+/// A new folder whose import `name` into a new table of `target` ran once with the
+/// query columns `before`: the folder, the table, that run's summary, and the jobs of the
+/// same import now reading the columns `after`.
+async fn changed_query(
+    target: Target,
+    name: &str,
+    before: &str,
+    after: &str,
+) -> (Fixture, String, ImportSummary, Jobs) {
+    let fixture = Fixture::new();
+    let table = unique_name("profiles");
+    let jobs = fixture
+        .seeded(&orders_import(name, before, &target.sink(&table)))
+        .await;
+    let first = import(&jobs, name).await;
+    jobs.close().await;
+    let jobs = fixture.jobs(&orders_import(name, after, &target.sink(&table)));
+    (fixture, table, first, jobs)
+}
+
 /// A query that gains a column: the table sink adds it (nullable), fills it for the
 /// rows written, and leaves it NULL for the rows not written since.
 #[tokio::test]
 async fn table_sinks_add_the_columns_the_query_gains() {
     for target in Target::all() {
-        let fixture = Fixture::new();
-        let table = unique_name("profiles");
-        let jobs = fixture
-            .seeded(&orders_import(
-                "grow",
-                "id, email, created_at",
-                &target.sink(&table),
-            ))
-            .await;
-        assert_eq!(import(&jobs, "grow").await.counts.inserted, 4);
-        jobs.close().await;
-
-        // The query now also reads `total` and a computed `balance`. The run reads the
+        // The query then also reads `total` and a computed `balance`. The run reads the
         // row at the saved cursor again (changed: it has more columns) and writes it.
-        let jobs = fixture.jobs(&orders_import(
+        let (fixture, table, first, jobs) = changed_query(
+            target,
             "grow",
+            "id, email, created_at",
             "id, email, created_at, total, total * 2 AS balance",
-            &target.sink(&table),
-        ));
+        )
+        .await;
+        assert_eq!(first.counts.inserted, 4);
         let c = import(&jobs, "grow").await.counts;
         assert_eq!((c.read, c.updated), (1, 1), "{target:?}");
         let reader = target.reader(&fixture);
@@ -238,24 +247,14 @@ async fn table_sinks_add_the_columns_the_query_gains() {
 #[tokio::test]
 async fn table_sinks_refuse_a_type_change_or_a_dropped_required_column_by_name() {
     for target in Target::all() {
-        let fixture = Fixture::new();
-        let table = unique_name("profiles");
-        let jobs = fixture
-            .seeded(&orders_import(
-                "shape",
-                "id, email, total, created_at",
-                &target.sink(&table),
-            ))
-            .await;
-        import(&jobs, "shape").await;
-        jobs.close().await;
-
-        // `total` was an integer column; the query now gives text.
-        let jobs = fixture.jobs(&orders_import(
+        // `total` was an integer column; the query then gives text.
+        let (fixture, table, _, jobs) = changed_query(
+            target,
             "shape",
+            "id, email, total, created_at",
             "id, email, 'EUR ' || total AS total, created_at",
-            &target.sink(&table),
-        ));
+        )
+        .await;
         let error = try_import(&jobs, "shape").await.expect_err("a type change");
         assert_eq!(error.kind(), ErrorKind::Query, "{target:?}: {error}");
         let mut expected = vec![

@@ -214,13 +214,19 @@ async fn check_key_batches(store: &dyn extdata_jobs::StateStore) {
     assert!(synced.contains("m999") && !synced.contains("m1000"));
 }
 
-#[tokio::test]
-async fn sqlite_store_writes_large_key_batches_once() {
+/// A new SQLite state store `file` in a new folder (kept while the folder lives).
+async fn sqlite_store(file: &str) -> (Fixture, extdata_jobs::SqliteStateStore) {
     let fixture = Fixture::new();
     let owners = extdata_jobs::LegacyOwners::default();
-    let store = extdata_jobs::SqliteStateStore::open(fixture.path("keys-state.db"), &owners)
+    let store = extdata_jobs::SqliteStateStore::open(fixture.path(file), &owners)
         .await
         .unwrap();
+    (fixture, store)
+}
+
+#[tokio::test]
+async fn sqlite_store_writes_large_key_batches_once() {
+    let (_fixture, store) = sqlite_store("keys-state.db").await;
     check_key_batches(&store).await;
     extdata_jobs::StateStore::close(&store).await;
 }
@@ -291,6 +297,13 @@ SELECT email FROM orders WHERE total > 1000', 'text', '[\"old@x.io\"]',
     "INSERT INTO {t}import_lease (job, token) VALUES ('orders', 4)",
 ];
 
+/// The strings of `set`, sorted.
+fn sorted(set: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut sorted: Vec<String> = set.into_iter().collect();
+    sorted.sort();
+    sorted
+}
+
 /// The old state of [`OLD_TABLES`] read back from `store` under the accounts that own
 /// its names: `orders`, `vip` (segment and sync) of account 42; `gone` of nobody.
 async fn check_moved_to_owners(store: &dyn extdata_jobs::StateStore) {
@@ -301,21 +314,9 @@ async fn check_moved_to_owners(store: &dyn extdata_jobs::StateStore) {
     let boundary = store.boundary("42", "orders").await.unwrap();
     assert_eq!(boundary.get("2").map(String::as_str), Some("an old digest"));
     let asked = ["1", "2", "9"].map(str::to_owned);
-    let mut known: Vec<String> = store
-        .existing_keys("42", "orders", &asked)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    known.sort();
+    let known = sorted(store.existing_keys("42", "orders", &asked).await.unwrap());
     assert_eq!(known, ["1", "2"]);
-    let mut members: Vec<String> = store
-        .synced_members("42", "vip")
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    members.sort();
+    let members = sorted(store.synced_members("42", "vip").await.unwrap());
     assert_eq!(members, ["old@x.io", "older@x.io"]);
     // Runs are numbered per import, in the order they started.
     let history = store.history("42", "orders", 10).await.unwrap();
@@ -458,11 +459,7 @@ async fn an_old_postgres_state_store_moves_to_the_accounts_that_own_its_names() 
 #[tokio::test]
 async fn sqlite_store_locks_imports_whose_names_differ_only_in_odd_characters_apart() {
     use extdata_jobs::{Acquired, Claim, StateStore};
-    let fixture = Fixture::new();
-    let owners = extdata_jobs::LegacyOwners::default();
-    let store = extdata_jobs::SqliteStateStore::open(fixture.path("locks-state.db"), &owners)
-        .await
-        .unwrap();
+    let (_fixture, store) = sqlite_store("locks-state.db").await;
     let pairs = [
         ("acme.corp", "orders"),
         ("acme_corp", "orders"),

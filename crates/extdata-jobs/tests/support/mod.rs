@@ -4,8 +4,8 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use extdata::{
@@ -23,7 +23,8 @@ use tempfile::TempDir;
 /// Wraps a source for the jobs tests: counts the queries and streams that reach the
 /// database, after an optional delay, and fails the first `failures` streams with an
 /// error of `kind` (temporary when the kind is), each after `after_rows` rows of the
-/// real result.
+/// real result. With `calls`, records the account each query, stream and batch is made
+/// for ([`extdata::current_account`], the `account` label of its metrics).
 #[derive(Debug)]
 pub struct Counting {
     pub inner: Arc<dyn ExternalSource>,
@@ -32,6 +33,36 @@ pub struct Counting {
     pub failures: Arc<AtomicUsize>,
     pub kind: ErrorKind,
     pub after_rows: usize,
+    pub calls: Option<Calls>,
+}
+
+/// The calls a [`Counting`] source recorded: (connector, `<operation> for <account>`).
+pub type Calls = Arc<Mutex<Vec<(String, String)>>>;
+
+impl Counting {
+    /// A source that only counts (and, with `calls`, records) what passes through.
+    fn passing(inner: Arc<dyn ExternalSource>, queries: Arc<AtomicUsize>) -> Self {
+        Counting {
+            inner,
+            queries,
+            delay: Duration::ZERO,
+            failures: Arc::new(AtomicUsize::new(0)),
+            kind: ErrorKind::Internal,
+            after_rows: 0,
+            calls: None,
+        }
+    }
+
+    fn record(&self, operation: &str) {
+        if let Some(calls) = &self.calls {
+            let account =
+                extdata::current_account().map_or_else(|| "-".to_owned(), |a| a.to_string());
+            calls.lock().unwrap().push((
+                self.inner.name().to_owned(),
+                format!("{operation} for {account}"),
+            ));
+        }
+    }
 }
 
 #[async_trait]
@@ -46,11 +77,13 @@ impl ExternalSource for Counting {
         self.inner.ping().await
     }
     async fn query(&self, statement: &Statement, options: &QueryOptions) -> Result<ResultSet> {
+        self.record("query");
         self.queries.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.query(statement, options).await
     }
     async fn stream(&self, statement: &Statement, options: &QueryOptions) -> Result<RowStream> {
+        self.record("stream");
         self.queries.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         let fail = self
@@ -79,6 +112,7 @@ impl ExternalSource for Counting {
         statements: &[Statement],
         options: &QueryOptions,
     ) -> Result<Vec<u64>> {
+        self.record("execute_batch");
         self.inner.execute_batch(statements, options).await
     }
     fn batches_are_atomic(&self) -> bool {
@@ -97,15 +131,24 @@ pub fn counting(jobs: Jobs, delay: Duration) -> (Jobs, Arc<AtomicUsize>) {
     let counter = queries.clone();
     let jobs = jobs.with_source_layer(Arc::new(move |inner| {
         Arc::new(Counting {
-            inner,
-            queries: counter.clone(),
             delay,
-            failures: Arc::new(AtomicUsize::new(0)),
-            kind: ErrorKind::Internal,
-            after_rows: 0,
+            ..Counting::passing(inner, counter.clone())
         }) as Arc<dyn ExternalSource>
     }));
     (jobs, queries)
+}
+
+/// `jobs` whose sources record the account of each call ([`Counting::calls`]).
+pub fn recording(jobs: Jobs) -> (Jobs, Calls) {
+    let calls: Calls = Arc::default();
+    let recorded = calls.clone();
+    let jobs = jobs.with_source_layer(Arc::new(move |inner| {
+        Arc::new(Counting {
+            calls: Some(recorded.clone()),
+            ..Counting::passing(inner, Arc::default())
+        }) as Arc<dyn ExternalSource>
+    }));
+    (jobs, calls)
 }
 
 /// A folder with the SQLite databases the tests' connectors name (`crm.db`, `other.db`,
@@ -298,12 +341,10 @@ pub fn flaky(
     let (l, s) = (left.clone(), streams.clone());
     let jobs = jobs.with_source_layer(Arc::new(move |inner| {
         Arc::new(Counting {
-            inner,
-            queries: s.clone(),
-            delay: Duration::ZERO,
             failures: l.clone(),
             kind,
             after_rows,
+            ..Counting::passing(inner, s.clone())
         }) as Arc<dyn ExternalSource>
     }));
     (jobs, left, streams)
