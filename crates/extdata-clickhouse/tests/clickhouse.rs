@@ -7,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_conformance::support::{assert_error_has_no_secret, unique_name};
+use extdata_conformance::support::{
+    Call, assert_error_has_no_secret, call_error, expect_kind, unique_name,
+};
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value, ValueKind};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -89,14 +91,13 @@ async fn server_types_decode_exactly(server: Server) {
 async fn unsupported_type_is_a_decode_error_not_a_wrong_value(server: Server) {
     let (_, source) = source_or_skip!(server);
     // AggregateFunction states have no reader in the clickhouse crate.
-    let error = source
-        .query(
-            &Statement::new("SELECT uniqState(1) AS x"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("AggregateFunction is not decodable");
-    assert_eq!(error.kind(), ErrorKind::Decode, "{error}");
+    call_error(
+        source.as_ref(),
+        Call::Query,
+        "SELECT uniqState(1) AS x",
+        ErrorKind::Decode,
+    )
+    .await;
     // `NULL` alone is Nullable(Nothing), which the crate cannot read either: it is
     // read through a cast, and comes back as NULL.
     let values = one(source.as_ref(), "SELECT NULL AS x, [] AS y").await;
@@ -799,14 +800,16 @@ async fn error_after_streaming_began_is_an_error(server: Server) {
     let sql = "SELECT number, throwIf(number = 900000) FROM system.numbers LIMIT 1000000 \
                SETTINGS max_block_size = 1000";
     // query: buffered on the server, so the server's own error comes back.
-    let error = source
-        .query(
-            &Statement::new(sql),
-            &QueryOptions::default().with_max_rows(2_000_000),
-        )
-        .await
-        .expect_err("throwIf must fail the query");
-    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
+    let error = expect_kind(
+        source
+            .query(
+                &Statement::new(sql),
+                &QueryOptions::default().with_max_rows(2_000_000),
+            )
+            .await,
+        ErrorKind::Query,
+        "throwIf must fail the query",
+    );
     assert_eq!(error.sql_state(), Some("395"), "{error}");
     // stream: rows arrive first, then the stream must end with an error.
     let mut stream = source
@@ -834,15 +837,17 @@ async fn connection_errors_are_classified_without_password(server: Server) {
     let (settings, _) = source_or_skip!(server);
     let secret = "wrong-password-sentinel-1234";
     let wrong = support::build(&settings.http("ch-wrong-pw").with_password(secret)).unwrap();
-    let error = wrong.ping().await.expect_err("wrong password");
-    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+    let error = expect_kind(wrong.ping().await, ErrorKind::Auth, "wrong password");
     assert_error_has_no_secret(&error, secret, "wrong password");
     assert!(!format!("{wrong:?}").contains(secret));
 
     let database =
         support::build(&settings.http("ch-no-db").with_database("no_such_db_x")).unwrap();
-    let error = database.ping().await.expect_err("unknown database");
-    assert_eq!(error.kind(), ErrorKind::Database, "{error}");
+    expect_kind(
+        database.ping().await,
+        ErrorKind::Database,
+        "unknown database",
+    );
 
     // 26.x here has no HTTPS listener: TLS is the 18.16 server's.
     if let Some(config) = settings
@@ -851,8 +856,7 @@ async fn connection_errors_are_classified_without_password(server: Server) {
         .and_then(|wrong_ca| settings.https("ch-wrong-ca", wrong_ca))
     {
         let tls = support::build(&config).unwrap();
-        let error = tls.ping().await.expect_err("wrong CA");
-        assert_eq!(error.kind(), ErrorKind::Tls, "{error}");
+        let error = expect_kind(tls.ping().await, ErrorKind::Tls, "wrong CA");
         assert_error_has_no_secret(&error, &settings.password, "wrong CA");
     }
 
@@ -860,16 +864,11 @@ async fn connection_errors_are_classified_without_password(server: Server) {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let refused = support::build(&settings.http("ch-closed").with_port(port)).unwrap();
-    let error = refused.ping().await.expect_err("closed port");
-    assert_eq!(error.kind(), ErrorKind::Connect, "{error}");
+    let error = expect_kind(refused.ping().await, ErrorKind::Connect, "closed port");
     assert_error_has_no_secret(&error, &settings.password, "closed port");
 
     let source = support::build(&settings.http("ch-syntax")).unwrap();
-    let error = source
-        .query(&Statement::new("SELEC 1"), &QueryOptions::default())
-        .await
-        .expect_err("syntax error");
-    assert_eq!(error.kind(), ErrorKind::Query, "{error}");
+    let error = call_error(source.as_ref(), Call::Query, "SELEC 1", ErrorKind::Query).await;
     assert_eq!(error.sql_state(), Some("62"));
 }
 
@@ -877,14 +876,13 @@ async fn read_only_connector_gets_the_servers_refusal(server: Server) {
     let (settings, _) = source_or_skip!(server);
     let source = support::build(&settings.http("ch-ro").with_read_only(true)).unwrap();
     let table = unique_name("ro");
-    let error = source
-        .execute(
-            &Statement::new(format!("CREATE TABLE {table} (a Int8) ENGINE = Memory")),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("read-only");
-    assert_eq!(error.kind(), ErrorKind::ReadOnly, "{error}");
+    let error = call_error(
+        source.as_ref(),
+        Call::Execute,
+        format!("CREATE TABLE {table} (a Int8) ENGINE = Memory"),
+        ErrorKind::ReadOnly,
+    )
+    .await;
     assert_eq!(error.sql_state(), Some("164"));
     assert_eq!(one(source.as_ref(), "SELECT 1").await, vec![Value::U8(1)]);
 }

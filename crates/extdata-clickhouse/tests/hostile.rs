@@ -12,7 +12,7 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
-use extdata_conformance::support::unique_name;
+use extdata_conformance::support::{Call, call_error, expect_kind, unique_name};
 use extdata_core::{Decimal, ErrorKind, QueryOptions, Statement, Value};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -111,14 +111,13 @@ async fn hostile_values_in_every_template_shape_come_back_exactly(server: Server
         started.elapsed()
     );
     for sql in DOUBTFUL {
-        let error = source
-            .query(
-                &Statement::new(*sql).bind("v", "x"),
-                &QueryOptions::default(),
-            )
-            .await
-            .expect_err(sql);
-        assert_eq!(error.kind(), ErrorKind::Parameter, "{sql}: {error}");
+        call_error(
+            source.as_ref(),
+            Call::Query,
+            Statement::new(*sql).bind("v", "x"),
+            ErrorKind::Parameter,
+        )
+        .await;
     }
 }
 
@@ -296,14 +295,16 @@ async fn numbers_dates_and_arrays_round_trip_exactly(server: Server) {
         ),
     ];
     for value in far {
-        let error = source
-            .query(
-                &Statement::new("SELECT :d").bind("d", value.clone()),
-                &QueryOptions::default(),
-            )
-            .await
-            .expect_err("out of range");
-        assert_eq!(error.kind(), ErrorKind::Parameter, "{value:?}: {error}");
+        expect_kind(
+            source
+                .query(
+                    &Statement::new("SELECT :d").bind("d", value.clone()),
+                    &QueryOptions::default(),
+                )
+                .await,
+            ErrorKind::Parameter,
+            &format!("{value:?} out of range"),
+        );
     }
 }
 

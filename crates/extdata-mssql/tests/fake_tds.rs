@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use extdata_conformance::support::{assert_error_has_no_secret, expect_kind};
+use extdata_conformance::support::{
+    Call, assert_elapsed_below, assert_error_has_no_secret, call_error, expect_kind,
+};
 use extdata_core::{
     ConnectorConfig, DbKind, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar,
     Statement, Value, ValueKind,
@@ -101,6 +103,13 @@ impl FakeServer {
     fn source(&self, config: ConnectorConfig) -> MsSqlSource {
         MsSqlSource::build(config.validate_with(Some(&SPEC)).expect("valid")).expect("build")
     }
+
+    /// A server in `mode` and a source of its [`config`](Self::config).
+    async fn with_source(mode: Mode) -> (FakeServer, MsSqlSource) {
+        let server = FakeServer::start(mode).await;
+        let source = server.source(server.config());
+        (server, source)
+    }
 }
 
 /// One request: its packet type and payload.
@@ -152,6 +161,14 @@ async fn send(socket: &mut TcpStream, payload: &[u8], end: bool) -> std::io::Res
 
 fn utf16(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// `text` as UTF-16 after its length in bytes (a 2-byte prefix: an NVARCHAR value).
+fn nvarchar(text: &str) -> Vec<u8> {
+    let bytes = utf16(text);
+    let mut out = (bytes.len() as u16).to_le_bytes().to_vec();
+    out.extend(bytes);
+    out
 }
 
 fn b_varchar(text: &str) -> Vec<u8> {
@@ -213,10 +230,8 @@ fn int_row(value: i64, width: u8) -> Vec<u8> {
 }
 
 fn text_row(text: &str) -> Vec<u8> {
-    let bytes = utf16(text);
     let mut out = vec![0xD1];
-    out.extend((bytes.len() as u16).to_le_bytes());
-    out.extend(bytes);
+    out.extend(nvarchar(text));
     out
 }
 
@@ -292,12 +307,7 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                 *seen.last_request.lock().expect("lock") = text.clone();
                 if text.contains("WAITFOR") {
                     // Run "forever": only an ATTENTION ends it.
-                    let (kind, _) = read_message(&mut socket).await?;
-                    assert_eq!(kind, 0x06, "expected an ATTENTION during WAITFOR");
-                    seen.attentions.fetch_add(1, Ordering::SeqCst);
-                    if mode != Mode::IgnoreAttention {
-                        reply(&mut socket, &done(0x0020, 0)).await?;
-                    }
+                    attention(&mut socket, mode, seen, "WAITFOR").await?;
                 } else if text.contains("sp_describe_first_result_set") {
                     // is_hidden, column_ordinal, name, is_nullable, system_type_name
                     let mut out = columns(&[
@@ -316,17 +326,11 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                         out.extend([4]);
                         out.extend(i32::to_le_bytes(ordinal));
                         match name {
-                            Some(name) => {
-                                let bytes = utf16(name);
-                                out.extend((bytes.len() as u16).to_le_bytes());
-                                out.extend(bytes);
-                            }
+                            Some(name) => out.extend(nvarchar(name)),
                             None => out.extend(0xFFFF_u16.to_le_bytes()),
                         }
                         out.extend([1, nullable]);
-                        let bytes = utf16(type_name);
-                        out.extend((bytes.len() as u16).to_le_bytes());
-                        out.extend(bytes);
+                        out.extend(nvarchar(type_name));
                     }
                     out.extend(done(0x0010, 3));
                     reply(&mut socket, &out).await?;
@@ -334,9 +338,7 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                     let mut out = columns(&[("spid", 4), ("login_time", 0)]);
                     out.extend([0xD1, 4]);
                     out.extend(SPID.to_le_bytes());
-                    let login_time = utf16(LOGIN_TIME);
-                    out.extend((login_time.len() as u16).to_le_bytes());
-                    out.extend(login_time);
+                    out.extend(nvarchar(LOGIN_TIME));
                     out.extend(done(0x0010, 1));
                     reply(&mut socket, &out).await?;
                 } else if text.contains("KILL") {
@@ -359,12 +361,7 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
                         out.extend(int_row(n, 8));
                     }
                     send(&mut socket, &out, false).await?;
-                    let (kind, _) = read_message(&mut socket).await?;
-                    assert_eq!(kind, 0x06, "expected an ATTENTION during endless_rows");
-                    seen.attentions.fetch_add(1, Ordering::SeqCst);
-                    if mode != Mode::IgnoreAttention {
-                        reply(&mut socket, &done(0x0020, 0)).await?;
-                    }
+                    attention(&mut socket, mode, seen, "endless_rows").await?;
                 } else if text.contains("many_rows") {
                     let mut out = columns(&[("n", 8)]);
                     for n in 1..=2_000 {
@@ -384,21 +381,38 @@ async fn serve(mut socket: TcpStream, mode: Mode, seen: &Seen) -> std::io::Resul
     }
 }
 
-async fn eventually(within: Duration, check: impl Fn() -> bool) -> bool {
+/// Reads the ATTENTION the client must send during `during` and counts it; acknowledges
+/// it unless the server ignores attentions.
+async fn attention(
+    socket: &mut TcpStream,
+    mode: Mode,
+    seen: &Seen,
+    during: &str,
+) -> std::io::Result<()> {
+    let (kind, _) = read_message(socket).await?;
+    assert_eq!(kind, 0x06, "expected an ATTENTION during {during}");
+    seen.attentions.fetch_add(1, Ordering::SeqCst);
+    if mode != Mode::IgnoreAttention {
+        reply(socket, &done(0x0020, 0)).await?;
+    }
+    Ok(())
+}
+
+/// Whether `counter` reaches `expected` within `within` (checked every 20 ms).
+async fn eventually_counts(counter: &AtomicUsize, expected: usize, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if check() {
+        if counter.load(Ordering::SeqCst) == expected {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    check()
+    counter.load(Ordering::SeqCst) == expected
 }
 
 #[tokio::test]
 async fn refused_login_is_an_auth_error_without_the_password() {
-    let server = FakeServer::start(Mode::RejectLogin).await;
-    let source = server.source(server.config());
+    let (_server, source) = FakeServer::with_source(Mode::RejectLogin).await;
     let err = expect_kind(source.ping().await, ErrorKind::Auth, "login refused");
     assert_eq!(err.sql_state(), Some("18456"));
     assert!(!err.is_temporary());
@@ -410,8 +424,7 @@ async fn refused_login_is_an_auth_error_without_the_password() {
 
 #[tokio::test]
 async fn ping_and_rows_over_a_real_tds_exchange() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
+    let (server, source) = FakeServer::with_source(Mode::Normal).await;
     let info = source.ping().await.expect("ping");
     assert_eq!(info.version, "Microsoft SQL Server 2022 (fake TDS)");
     let result = source
@@ -442,38 +455,21 @@ async fn ping_and_rows_over_a_real_tds_exchange() {
 
 #[tokio::test]
 async fn server_error_is_a_query_error_and_keeps_the_connection() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
-    let err = expect_kind(
-        source
-            .query(
-                &Statement::new("SELECT * FROM no_such_table"),
-                &QueryOptions::default(),
-            )
-            .await,
-        ErrorKind::Query,
-        "missing table",
-    );
-    assert_eq!(err.sql_state(), Some("208"));
-    let err = expect_kind(
-        source
-            .execute(
-                &Statement::new("DELETE FROM no_such_table"),
-                &QueryOptions::default(),
-            )
-            .await,
-        ErrorKind::Query,
-        "missing table via execute",
-    );
-    assert_eq!(err.sql_state(), Some("208"));
+    let (server, source) = FakeServer::with_source(Mode::Normal).await;
+    for (call, sql) in [
+        (Call::Query, "SELECT * FROM no_such_table"),
+        (Call::Execute, "DELETE FROM no_such_table"),
+    ] {
+        let err = call_error(&source, call, sql, ErrorKind::Query).await;
+        assert_eq!(err.sql_state(), Some("208"), "{sql}");
+    }
     source.ping().await.expect("still serving");
     assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn timeout_sends_attention_and_reuses_the_acknowledged_connection() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
+    let (server, source) = FakeServer::with_source(Mode::Normal).await;
     source.ping().await.expect("ping");
     for call in ["query", "execute", "describe"] {
         let statement = Statement::new("WAITFOR DELAY '00:00:30'");
@@ -523,22 +519,13 @@ async fn unacknowledged_cancel_closes_the_connection_and_kills_its_session() {
         "query",
     );
     // The caller waits at most a second for the acknowledgement.
-    assert!(
-        started.elapsed() < Duration::from_millis(1_600),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_elapsed_below(started, Duration::from_millis(1_600), "the timed-out query");
     // A second connection serves meanwhile; the silent one is closed, not pooled.
     source.ping().await.expect("ping on another connection");
     assert_eq!(server.seen.connections.load(Ordering::SeqCst), 2);
     // Then its session is ended from a third, fresh connection, which is closed too.
     assert!(
-        eventually(Duration::from_secs(8), || server
-            .seen
-            .closed
-            .load(Ordering::SeqCst)
-            == 2)
-        .await,
+        eventually_counts(&server.seen.closed, 2, Duration::from_secs(8)).await,
         "the connection whose cancel was not acknowledged, and the one that sent KILL, \
          were not closed"
     );
@@ -557,8 +544,7 @@ async fn unacknowledged_cancel_closes_the_connection_and_kills_its_session() {
 
 #[tokio::test]
 async fn dropped_stream_is_cancelled_and_the_connection_reused() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
+    let (server, source) = FakeServer::with_source(Mode::Normal).await;
     let mut stream = source
         .stream(
             &Statement::new("SELECT n FROM endless_rows"),
@@ -572,12 +558,7 @@ async fn dropped_stream_is_cancelled_and_the_connection_reused() {
     }
     drop(stream);
     assert!(
-        eventually(Duration::from_secs(3), || server
-            .seen
-            .attentions
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        eventually_counts(&server.seen.attentions, 1, Duration::from_secs(3)).await,
         "no ATTENTION after the stream was dropped"
     );
     source
@@ -589,8 +570,7 @@ async fn dropped_stream_is_cancelled_and_the_connection_reused() {
 
 #[tokio::test]
 async fn closed_source_refuses_calls_and_closes_the_pool() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
+    let (_server, source) = FakeServer::with_source(Mode::Normal).await;
     source.ping().await.expect("ping");
     source.close().await;
     expect_kind(source.ping().await, ErrorKind::Closed, "ping after close");
@@ -681,8 +661,7 @@ async fn udp_protocol_asks_the_browser_then_connects_over_tcp() {
 
 #[tokio::test]
 async fn describe_reads_sp_describe_first_result_set() {
-    let server = FakeServer::start(Mode::Normal).await;
-    let source = server.source(server.config());
+    let (server, source) = FakeServer::with_source(Mode::Normal).await;
     let columns = source
         .describe(
             &Statement::new("SELECT CAST(1 AS decimal(38,10)) AS d, :p + 1").bind("p", 5_i64),

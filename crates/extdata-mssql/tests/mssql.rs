@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
 use extdata_conformance::decimal;
+use extdata_conformance::support::{Call, assert_elapsed_below, call_error, expect_kind};
 use extdata_core::{
     ConnectorConfig, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
     ValueKind,
@@ -121,11 +122,7 @@ async fn timeout_cancels_with_attention_and_keeps_the_connection() {
         .await
         .expect_err("timeout");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_elapsed_below(started, Duration::from_secs(3), "the timed-out query");
     // The server acknowledged the ATTENTION: the same session serves the next call.
     assert_eq!(support::scalar(&source, "SELECT @@SPID").await, spid);
     let err = source
@@ -149,20 +146,18 @@ async fn server_errors_carry_their_number_and_kind() {
         ("SELECT no_such_column FROM sys.objects", "207"),
     ];
     for (sql, number) in cases {
-        let err = source
-            .query(&Statement::new(sql), &QueryOptions::default())
-            .await
-            .expect_err(sql);
-        assert_eq!(err.kind(), ErrorKind::Query, "{sql}: {err}");
+        let err = call_error(&source, Call::Query, sql, ErrorKind::Query).await;
         assert_eq!(err.sql_state(), Some(number), "{sql}: {err}");
         assert!(!err.is_temporary());
     }
     let missing_db = support::source(server.tcp().with_database("extdata_no_such_database"));
-    let err = missing_db.ping().await.expect_err("no such database");
-    assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+    expect_kind(
+        missing_db.ping().await,
+        ErrorKind::Database,
+        "no such database",
+    );
     let wrong = support::source(server.tcp().with_password("extdata-wrong-Pw-1"));
-    let err = wrong.ping().await.expect_err("wrong password");
-    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    let err = expect_kind(wrong.ping().await, ErrorKind::Auth, "wrong password");
     assert_eq!(err.sql_state(), Some("18456"));
     assert!(!format!("{err:?}").contains("extdata-wrong-Pw-1"));
 }

@@ -6,7 +6,12 @@ mod support;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use extdata_core::{Decimal, ExternalSource, Interval, QueryOptions, Statement, Value};
 
-use support::source;
+use support::{execute_sql, source};
+
+/// A column whose value comes back as it was bound: (column, bound, expected).
+fn same(column: &str, value: Value) -> (&str, Value, Value) {
+    (column, value.clone(), value)
+}
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -17,17 +22,10 @@ async fn every_type_round_trips_exactly() {
     let server = server!();
     let source = source(server.tcp());
     let opts = QueryOptions::default();
-    source
-        .execute(
-            &Statement::new("DROP TABLE IF EXISTS type_round_trip"),
-            &opts,
-        )
-        .await
-        .unwrap();
-    source
-        .execute(
-            &Statement::new(
-                "CREATE TABLE type_round_trip (
+    execute_sql(&source, "DROP TABLE IF EXISTS type_round_trip").await;
+    execute_sql(
+        &source,
+        "CREATE TABLE type_round_trip (
                     t_tiny TINYINT, t_utiny TINYINT UNSIGNED, t_bool BOOL,
                     t_small SMALLINT, t_usmall SMALLINT UNSIGNED,
                     t_medium MEDIUMINT, t_umedium MEDIUMINT UNSIGNED,
@@ -41,11 +39,8 @@ async fn every_type_round_trips_exactly() {
                     t_year YEAR, t_json JSON, t_enum ENUM('red','green'),
                     t_set SET('a','b','c'), t_null INT
                  )",
-            ),
-            &opts,
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let decimal: Decimal = "-12345678901234567890123456789012345.123456789012345678901234567890"
         .parse()
         .unwrap();
@@ -66,69 +61,33 @@ async fn every_type_round_trips_exactly() {
     };
     let json = serde_json::json!({"a": [1, 2.5, "x"], "b": null});
     let values: Vec<(&str, Value, Value)> = vec![
-        ("t_tiny", Value::I8(-128), Value::I8(-128)),
-        ("t_utiny", Value::U8(255), Value::U8(255)),
+        same("t_tiny", Value::I8(-128)),
+        same("t_utiny", Value::U8(255)),
         ("t_bool", Value::Bool(true), Value::I8(1)),
-        ("t_small", Value::I16(i16::MIN), Value::I16(i16::MIN)),
-        ("t_usmall", Value::U16(u16::MAX), Value::U16(u16::MAX)),
-        ("t_medium", Value::I32(-8_388_608), Value::I32(-8_388_608)),
-        ("t_umedium", Value::U32(16_777_215), Value::U32(16_777_215)),
-        ("t_int", Value::I32(i32::MIN), Value::I32(i32::MIN)),
-        ("t_uint", Value::U32(u32::MAX), Value::U32(u32::MAX)),
-        ("t_big", Value::I64(i64::MIN), Value::I64(i64::MIN)),
-        ("t_ubig", Value::U64(u64::MAX), Value::U64(u64::MAX)),
-        (
-            "t_dec",
-            Value::Decimal(decimal.clone()),
-            Value::Decimal(decimal.clone()),
-        ),
-        ("t_float", Value::F32(1.5e-7), Value::F32(1.5e-7)),
-        (
-            "t_double",
-            Value::F64(-1.7976931348623157e308),
-            Value::F64(-1.7976931348623157e308),
-        ),
-        (
-            "t_bit",
-            Value::U64(0b1010_0000_0101),
-            Value::U64(0b1010_0000_0101),
-        ),
-        ("t_char", Value::Text("ab".into()), Value::Text("ab".into())),
-        (
-            "t_varchar",
-            Value::Text("Grüße ✓ '\" \\".into()),
-            Value::Text("Grüße ✓ '\" \\".into()),
-        ),
-        (
-            "t_text",
-            Value::Text("x".repeat(5000)),
-            Value::Text("x".repeat(5000)),
-        ),
-        (
-            "t_bin_text",
-            Value::Text("Case".into()),
-            Value::Text("Case".into()),
-        ),
+        same("t_small", Value::I16(i16::MIN)),
+        same("t_usmall", Value::U16(u16::MAX)),
+        same("t_medium", Value::I32(-8_388_608)),
+        same("t_umedium", Value::U32(16_777_215)),
+        same("t_int", Value::I32(i32::MIN)),
+        same("t_uint", Value::U32(u32::MAX)),
+        same("t_big", Value::I64(i64::MIN)),
+        same("t_ubig", Value::U64(u64::MAX)),
+        same("t_dec", Value::Decimal(decimal.clone())),
+        same("t_float", Value::F32(1.5e-7)),
+        same("t_double", Value::F64(-1.7976931348623157e308)),
+        same("t_bit", Value::U64(0b1010_0000_0101)),
+        same("t_char", Value::Text("ab".into())),
+        same("t_varchar", Value::Text("Grüße ✓ '\" \\".into())),
+        same("t_text", Value::Text("x".repeat(5000))),
+        same("t_bin_text", Value::Text("Case".into())),
         (
             "t_binary",
             Value::Bytes(vec![0, 1, 2]),
             Value::Bytes(vec![0, 1, 2, 0]),
         ),
-        (
-            "t_varbinary",
-            Value::Bytes(vec![0, 255, 10]),
-            Value::Bytes(vec![0, 255, 10]),
-        ),
-        (
-            "t_blob",
-            Value::Bytes((0..=255).collect()),
-            Value::Bytes((0..=255).collect()),
-        ),
-        (
-            "t_date",
-            Value::Date(date(1000, 1, 1)),
-            Value::Date(date(1000, 1, 1)),
-        ),
+        same("t_varbinary", Value::Bytes(vec![0, 255, 10])),
+        same("t_blob", Value::Bytes((0..=255).collect())),
+        same("t_date", Value::Date(date(1000, 1, 1))),
         (
             "t_time",
             Value::Time(time),
@@ -138,44 +97,20 @@ async fn every_type_round_trips_exactly() {
                 microseconds: (13 * 3600 + 14 * 60 + 15) * 1_000_000 + 16,
             }),
         ),
-        (
-            "t_neg_time",
-            Value::Interval(neg_time),
-            Value::Interval(neg_time),
-        ),
-        (
-            "t_long_time",
-            Value::Interval(long_time),
-            Value::Interval(long_time),
-        ),
-        (
-            "t_datetime",
-            Value::Timestamp(datetime),
-            Value::Timestamp(datetime),
-        ),
-        (
-            "t_timestamp",
-            Value::TimestampTz(ts),
-            Value::TimestampTz(ts),
-        ),
-        ("t_year", Value::U16(2155), Value::U16(2155)),
+        same("t_neg_time", Value::Interval(neg_time)),
+        same("t_long_time", Value::Interval(long_time)),
+        same("t_datetime", Value::Timestamp(datetime)),
+        same("t_timestamp", Value::TimestampTz(ts)),
+        same("t_year", Value::U16(2155)),
         // MariaDB's JSON is LONGTEXT: the document comes back as its text.
         (
             "t_json",
             Value::Json(json.clone()),
             Value::Text(json.to_string()),
         ),
-        (
-            "t_enum",
-            Value::Text("green".into()),
-            Value::Text("green".into()),
-        ),
-        (
-            "t_set",
-            Value::Text("a,c".into()),
-            Value::Text("a,c".into()),
-        ),
-        ("t_null", Value::Null, Value::Null),
+        same("t_enum", Value::Text("green".into())),
+        same("t_set", Value::Text("a,c".into())),
+        same("t_null", Value::Null),
     ];
     let names: Vec<&str> = values.iter().map(|(n, _, _)| *n).collect();
     let mut insert = Statement::new(format!(

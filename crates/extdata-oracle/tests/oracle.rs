@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use extdata_conformance::support::{Call, call_error, expect_kind, int_of};
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use futures::StreamExt;
 
@@ -22,38 +23,53 @@ fn source(config: extdata_core::ConnectorConfig) -> std::sync::Arc<dyn ExternalS
     support::build(&config).expect("valid config")
 }
 
+/// `SELECT 1 AS n FROM dual` on `ora` returns the one row `1`.
+async fn assert_selects_one(ora: &dyn ExternalSource, what: &str) {
+    let rows = ora
+        .query(
+            &Statement::new("SELECT 1 AS n FROM dual"),
+            &QueryOptions::default(),
+        )
+        .await
+        .expect(what);
+    assert_eq!(rows.rows.len(), 1, "{what}");
+    assert_eq!(rows.rows[0].get(0).and_then(int_of), Some(1), "{what}");
+}
+
 #[tokio::test]
 async fn server_errors_have_their_kinds() {
     let server = server!("server_errors_have_their_kinds");
     let ora = source(server.config("ora-errors"));
-    let missing = ora
-        .query(
-            &Statement::new("SELECT * FROM extdata_no_such_table"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("ORA-00942");
-    assert_eq!(missing.kind(), ErrorKind::Query, "{missing}");
+    let missing = call_error(
+        ora.as_ref(),
+        Call::Query,
+        "SELECT * FROM extdata_no_such_table",
+        ErrorKind::Query,
+    )
+    .await;
     assert_eq!(missing.sql_state(), Some("ORA-00942"));
-    let syntax = ora
-        .execute(
-            &Statement::new("SELEKT 1 FROM dual"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("ORA-00900");
-    assert_eq!(syntax.kind(), ErrorKind::Query, "{syntax}");
-    let wrong = source(server.config("ora-wrong").with_password("not-the-Pw-1"))
-        .ping()
-        .await
-        .expect_err("ORA-01017");
-    assert_eq!(wrong.kind(), ErrorKind::Auth, "{wrong}");
+    call_error(
+        ora.as_ref(),
+        Call::Execute,
+        "SELEKT 1 FROM dual",
+        ErrorKind::Query,
+    )
+    .await;
+    let wrong = expect_kind(
+        source(server.config("ora-wrong").with_password("not-the-Pw-1"))
+            .ping()
+            .await,
+        ErrorKind::Auth,
+        "ORA-01017",
+    );
     assert!(!wrong.to_string().contains("not-the-Pw-1"));
-    let refused = source(server.config("ora-refused").with_port(9))
-        .ping()
-        .await
-        .expect_err("ORA-12541");
-    assert_eq!(refused.kind(), ErrorKind::Connect, "{refused}");
+    expect_kind(
+        source(server.config("ora-refused").with_port(9))
+            .ping()
+            .await,
+        ErrorKind::Connect,
+        "ORA-12541",
+    );
 }
 
 #[tokio::test]
@@ -76,26 +92,17 @@ async fn timeout_breaks_the_call_and_discards_the_connection() {
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     for _ in 0..5 {
-        let error = ora
-            .execute(
+        expect_kind(
+            ora.execute(
                 &Statement::new("BEGIN DBMS_SESSION.SLEEP(30); END;"),
                 &QueryOptions::default().with_timeout(Duration::from_millis(500)),
             )
-            .await
-            .expect_err("timeout");
-        assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+            .await,
+            ErrorKind::Timeout,
+            "timeout",
+        );
     }
-    let one = ora
-        .query(
-            &Statement::new("SELECT 1 AS n FROM dual"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect("the pool still serves");
-    let n = one.rows[0]
-        .get(0)
-        .and_then(extdata_conformance::support::int_of);
-    assert_eq!(n, Some(1));
+    assert_selects_one(ora.as_ref(), "the pool still serves").await;
 }
 
 #[tokio::test]
@@ -116,14 +123,7 @@ async fn read_only_connector_refuses_dml_ddl_and_plsql() {
             "{sql}: {error}"
         );
     }
-    let rows = ora
-        .query(
-            &Statement::new("SELECT 1 AS n FROM dual"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect("reads work");
-    assert_eq!(rows.rows.len(), 1);
+    assert_selects_one(ora.as_ref(), "reads work").await;
 }
 
 #[tokio::test]

@@ -7,24 +7,14 @@
 mod support;
 
 use extdata_conformance::support::unique_name;
-use extdata_core::{
-    ConnectorConfig, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
-};
+use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use extdata_postgres::PostgresSource;
 use futures::StreamExt;
 
-use support::{scalar, source};
+use support::{one_connection, scalar, source};
 
 fn defaults() -> QueryOptions {
     QueryOptions::default()
-}
-
-/// A source whose pool holds one connection, so that every call reuses it.
-fn one_connection(config: ConnectorConfig) -> PostgresSource {
-    source(config.with_pool(PoolConfig {
-        max_size: Some(Scalar::Int(1)),
-        ..Default::default()
-    }))
 }
 
 /// Runs each of `statements`, which must succeed.

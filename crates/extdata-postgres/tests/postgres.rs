@@ -5,14 +5,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_conformance::support::{SENTINEL_PASSWORD, assert_error_has_no_secret};
+use extdata_conformance::support::{
+    Call, SENTINEL_PASSWORD, assert_error_has_no_secret, call_error, expect_kind,
+};
 use extdata_core::{
     Decimal, ErrorKind, ExternalSource, Interval, PoolConfig, QueryOptions, Scalar, Statement,
     Value,
 };
 use futures::StreamExt;
 
-use support::{scalar, source, time_until_gone};
+use support::{first_row, one_connection, scalar, source, time_until_gone};
 
 const SESSION_TLS: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 
@@ -67,8 +69,11 @@ async fn wrong_ca_is_a_tls_error() {
     if let Some(ssl) = config.ssl.as_mut() {
         ssl.ca = Some(server.wrong_ca_pem.clone());
     }
-    let err = source(config).ping().await.expect_err("wrong CA must fail");
-    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    let err = expect_kind(
+        source(config).ping().await,
+        ErrorKind::Tls,
+        "wrong CA must fail",
+    );
     assert_error_has_no_secret(&err, &server.password, "wrong-CA error");
 }
 
@@ -93,11 +98,11 @@ async fn host_name_mismatch_fails_full_verification_but_passes_ca_mode() {
         return;
     };
     let mut config = server.tls().with_host(alias.clone());
-    let full = source(config.clone())
-        .ping()
-        .await
-        .expect_err("wrong host name");
-    assert_eq!(full.kind(), ErrorKind::Tls, "{alias}: {full}");
+    expect_kind(
+        source(config.clone()).ping().await,
+        ErrorKind::Tls,
+        &format!("wrong host name {alias}"),
+    );
     if let Some(ssl) = config.ssl.as_mut() {
         ssl.verify = Some("ca".into());
     }
@@ -110,11 +115,13 @@ async fn host_name_mismatch_fails_full_verification_but_passes_ca_mode() {
 #[tokio::test]
 async fn wrong_password_is_auth_error_without_the_password() {
     let server = server!();
-    let err = source(server.tcp().with_password(SENTINEL_PASSWORD))
-        .ping()
-        .await
-        .expect_err("wrong password must fail");
-    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    let err = expect_kind(
+        source(server.tcp().with_password(SENTINEL_PASSWORD))
+            .ping()
+            .await,
+        ErrorKind::Auth,
+        "wrong password must fail",
+    );
     assert_eq!(err.sql_state(), Some("28P01"));
     assert_error_has_no_secret(&err, SENTINEL_PASSWORD, "wrong-password error");
     let debug = format!(
@@ -132,17 +139,19 @@ async fn closed_port_is_connect_error() {
         listener.local_addr().expect("addr").port()
     };
     let started = Instant::now();
-    let err = source(
-        server
-            .tcp()
-            .with_host("127.0.0.1")
-            .with_port(port)
-            .with_password(SENTINEL_PASSWORD),
-    )
-    .ping()
-    .await
-    .expect_err("closed port");
-    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    let err = expect_kind(
+        source(
+            server
+                .tcp()
+                .with_host("127.0.0.1")
+                .with_port(port)
+                .with_password(SENTINEL_PASSWORD),
+        )
+        .ping()
+        .await,
+        ErrorKind::Connect,
+        "closed port",
+    );
     assert!(err.is_temporary());
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -155,33 +164,30 @@ async fn closed_port_is_connect_error() {
 #[tokio::test]
 async fn unknown_database_is_database_error() {
     let server = server!();
-    let err = source(server.tcp().with_database("extdata_no_such_db"))
-        .ping()
-        .await
-        .expect_err("missing database");
-    assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+    expect_kind(
+        source(server.tcp().with_database("extdata_no_such_db"))
+            .ping()
+            .await,
+        ErrorKind::Database,
+        "missing database",
+    );
 }
 
 #[tokio::test]
 async fn syntax_error_is_query_error_without_the_password() {
     let server = server!();
     let pg = source(server.tcp());
-    let err = pg
-        .query(&Statement::new("SELEKT 1"), &QueryOptions::default())
-        .await
-        .expect_err("syntax error");
-    assert_eq!(err.kind(), ErrorKind::Query, "{err}");
+    let err = call_error(&pg, Call::Query, "SELEKT 1", ErrorKind::Query).await;
     assert_eq!(err.sql_state(), Some("42601"));
     assert_eq!(err.connector(), Some("pg-test"));
     assert_error_has_no_secret(&err, &server.password, "syntax error");
-    let err = pg
-        .query(
-            &Statement::new("SELECT * FROM extdata_no_such_table"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("missing table");
-    assert_eq!(err.kind(), ErrorKind::Query);
+    let err = call_error(
+        &pg,
+        Call::Query,
+        "SELECT * FROM extdata_no_such_table",
+        ErrorKind::Query,
+    )
+    .await;
     assert_eq!(err.sql_state(), Some("42P01"));
     // The connection is still good after server errors.
     assert_eq!(scalar(&pg, "SELECT 2").await, Value::I32(2));
@@ -228,11 +234,11 @@ async fn fifty_timeouts_in_a_row_leave_the_pool_serving() {
     let options = QueryOptions::default().with_timeout(Duration::from_millis(500));
     let started = Instant::now();
     for i in 0..50 {
-        let err = pg
-            .query(&Statement::new(marker.clone()), &options)
-            .await
-            .expect_err("must time out");
-        assert_eq!(err.kind(), ErrorKind::Timeout, "timeout {i}: {err}");
+        expect_kind(
+            pg.query(&Statement::new(marker.clone()), &options).await,
+            ErrorKind::Timeout,
+            &format!("timeout {i}"),
+        );
     }
     let total = started.elapsed();
     let state = pg.pool_state().expect("pool in use");
@@ -258,14 +264,13 @@ async fn connector_query_timeout_applies_and_statement_timeout_guards_the_server
         Value::Text("4s".into())
     );
     let started = Instant::now();
-    let err = pg
-        .execute(
-            &Statement::new("SELECT pg_sleep(10)"),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("timeout");
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    call_error(
+        &pg,
+        Call::Execute,
+        "SELECT pg_sleep(10)",
+        ErrorKind::Timeout,
+    )
+    .await;
     assert!(started.elapsed() < Duration::from_millis(3900));
 }
 
@@ -281,14 +286,13 @@ async fn read_only_connector_refuses_writes_with_the_servers_error() {
     .await
     .expect("create");
     let ro = source(server.tcp().with_read_only(true));
-    let err = ro
-        .execute(
-            &Statement::new(format!("INSERT INTO {table} VALUES (1)")),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect_err("read-only");
-    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    let err = call_error(
+        &ro,
+        Call::Execute,
+        format!("INSERT INTO {table} VALUES (1)"),
+        ErrorKind::ReadOnly,
+    )
+    .await;
     assert_eq!(err.sql_state(), Some("25006"));
     assert_eq!(
         scalar(&ro, format!("SELECT count(*) FROM {table}").as_str()).await,
@@ -309,20 +313,15 @@ async fn options_set_the_session() {
         "application_name=crm-import&search_path=pg_catalog,public&timezone=Asia/Tokyo\
          &lock_timeout=1500ms&statement_cache_capacity=5&options=-c%20work_mem%3D7MB%20--geqo%3Doff",
     ));
-    let row = pg
-        .query(
-            &Statement::new(
-                "SELECT current_setting('application_name'), current_setting('search_path'), \
+    let row = first_row(
+        &pg,
+        &Statement::new(
+            "SELECT current_setting('application_name'), current_setting('search_path'), \
                  current_setting('TimeZone'), current_setting('lock_timeout'), \
                  current_setting('work_mem'), current_setting('geqo')",
-            ),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect("settings")
-        .rows
-        .remove(0)
-        .into_values();
+        ),
+    )
+    .await;
     let text = |s: &str| Value::Text(s.to_owned());
     assert_eq!(
         row,
@@ -342,10 +341,10 @@ async fn server_values_of_every_type_decode_exactly() {
     let server = server!();
     let pg = source(server.tcp());
     let forty = "1234567890123456789012345678901234567890.0123456789";
-    let row = pg
-        .query(
-            &Statement::new(format!(
-                "SELECT true, 32767::int2, (-2147483648)::int4, 9223372036854775807::int8, \
+    let row = first_row(
+        &pg,
+        &Statement::new(format!(
+            "SELECT true, 32767::int2, (-2147483648)::int4, 9223372036854775807::int8, \
                  1.5::float4, 'NaN'::float8, '{forty}'::numeric, 'NaN'::numeric, \
                  'abc'::varchar(5), 'ab'::char(4), 'x'::name, '\\x00ff'::bytea, \
                  '2024-02-29'::date, '23:59:59.999999'::time, '10:00:00+05:30'::timetz, \
@@ -357,14 +356,9 @@ async fn server_values_of_every_type_decode_exactly() {
                  ARRAY[1, NULL, 3]::int4[], ARRAY['x', 'y']::text[], \
                  ARRAY[[1, 2], [3, 4]]::int8[], '12.34'::money, point(1, 2), \
                  'infinity'::timestamp, 'Infinity'::numeric"
-            )),
-            &QueryOptions::default(),
-        )
-        .await
-        .expect("select")
-        .rows
-        .remove(0)
-        .into_values();
+        )),
+    )
+    .await;
     let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
     let expected = vec![
         Value::Bool(true),
@@ -529,13 +523,7 @@ async fn bound_values_round_trip_exactly() {
     for (name, value) in statement.params() {
         bound.set(name.clone(), value.clone());
     }
-    let row = pg
-        .query(&bound, &QueryOptions::default())
-        .await
-        .expect("round trip")
-        .rows
-        .remove(0)
-        .into_values();
+    let row = first_row(&pg, &bound).await;
     assert_eq!(row, values);
     // u64::MAX does not fit int8: it is sent as numeric and comes back exactly.
     assert_eq!(
@@ -547,10 +535,7 @@ async fn bound_values_round_trip_exactly() {
 #[tokio::test]
 async fn same_sql_with_other_parameter_types_is_not_confused() {
     let server = server!();
-    let pg = source(server.tcp().with_pool(PoolConfig {
-        max_size: Some(Scalar::Int(1)),
-        ..Default::default()
-    }));
+    let pg = one_connection(server.tcp());
     let sql = "SELECT :v::text IS NULL";
     for value in [
         Value::I64(5),
@@ -688,20 +673,13 @@ async fn stream_delivers_every_row_then_ends() {
 #[tokio::test]
 async fn transaction_control_is_refused_not_leaked_into_the_pool() {
     let server = server!();
-    let pg = source(server.tcp().with_pool(PoolConfig {
-        max_size: Some(Scalar::Int(1)),
-        ..Default::default()
-    }));
+    let pg = one_connection(server.tcp());
     for sql in [
         "BEGIN",
         "  /* c */ start transaction",
         "-- x\nBegin Isolation Level Serializable",
     ] {
-        let err = pg
-            .execute(&Statement::new(sql), &QueryOptions::default())
-            .await
-            .expect_err(sql);
-        assert_eq!(err.kind(), ErrorKind::Unsupported, "{sql}: {err}");
+        call_error(&pg, Call::Execute, sql, ErrorKind::Unsupported).await;
     }
     // Nothing was started, so the single connection still autocommits: a write
     // from one call is visible to the next connection.
@@ -730,8 +708,7 @@ async fn closed_source_refuses_calls() {
     let pg = source(server.tcp());
     pg.ping().await.expect("ping");
     pg.close().await;
-    let err = pg.ping().await.expect_err("closed");
-    assert_eq!(err.kind(), ErrorKind::Closed);
+    expect_kind(pg.ping().await, ErrorKind::Closed, "closed");
 }
 
 /// A `numeric(p,s)` column read straight from a table or view is named with its

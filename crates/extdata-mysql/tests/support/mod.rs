@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use extdata_conformance::support as shared;
-use extdata_core::{ConnectorConfig, DbKind, Statement, Value};
+use extdata_core::{ConnectorConfig, DbKind, ExternalSource, QueryOptions, Statement, Value};
 use extdata_mysql::{MySqlSource, SPEC};
 
 pub use shared::TestServer;
@@ -39,6 +39,14 @@ pub fn source(config: ConnectorConfig) -> MySqlSource {
 /// The first value of the first row.
 pub async fn scalar(source: &MySqlSource, sql: &str) -> Value {
     shared::first_value(source, sql).await
+}
+
+/// Executes `sql` with the default options; panics, naming the SQL, when it fails.
+pub async fn execute_sql(source: &MySqlSource, sql: &str) -> u64 {
+    source
+        .execute(&Statement::new(sql), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// How long until no statement whose text starts with `prefix` is left in the process

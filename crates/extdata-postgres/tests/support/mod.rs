@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use extdata_conformance::support as shared;
-use extdata_core::{ConnectorConfig, DbKind, Statement};
+use extdata_core::{
+    ConnectorConfig, DbKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
+};
 use extdata_postgres::{PostgresSource, SPEC};
 
 pub use shared::TestServer;
@@ -34,6 +36,25 @@ macro_rules! server {
 /// Validates and builds (panics on a config mistake: tests build valid configs).
 pub fn source(config: ConnectorConfig) -> PostgresSource {
     PostgresSource::build(shared::validated(config, &SPEC)).expect("build")
+}
+
+/// A source whose pool holds one connection, so that every call reuses it.
+pub fn one_connection(config: ConnectorConfig) -> PostgresSource {
+    source(config.with_pool(PoolConfig {
+        max_size: Some(Scalar::Int(1)),
+        ..Default::default()
+    }))
+}
+
+/// The values of the first row of `statement`; panics, naming the SQL, when the query
+/// fails or returns no row.
+pub async fn first_row(source: &PostgresSource, statement: &Statement) -> Vec<Value> {
+    let mut result = source
+        .query(statement, &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    assert!(!result.rows.is_empty(), "{}: no row", statement.sql());
+    result.rows.remove(0).into_values()
 }
 
 /// The first value of the first row.
