@@ -374,15 +374,7 @@ pub struct BatchBuilder {
     variable_bytes: usize,
 }
 
-impl std::fmt::Debug for BatchBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchBuilder")
-            .field("schema", &self.schema)
-            .field("rows", &self.rows)
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
+extdata_core::debug_fields!(BatchBuilder |builder| { schema, rows, limits });
 
 impl BatchBuilder {
     /// A builder for `columns` that fills batches of `batch_rows` rows (and at most

@@ -82,14 +82,7 @@ impl<E: Encoder> Batches<E> {
     }
 }
 
-impl<E> std::fmt::Debug for Batches<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batches")
-            .field("builder", &self.builder)
-            .field("rows", &self.rows)
-            .finish()
-    }
-}
+extdata_core::debug_fields!(Batches<E> |batches| { builder, rows });
 
 #[cfg(feature = "ipc")]
 pub use ipc::IpcStreamWriter;

@@ -713,20 +713,14 @@ impl SslConfig {
     }
 }
 
-impl fmt::Debug for SslConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SslConfig")
-            .field("enabled", &self.enabled)
-            .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
-            .field("ca_file", &self.ca_file)
-            .field("cert", &self.cert.as_ref().map(|_| "<pem>"))
-            .field("cert_file", &self.cert_file)
-            .field("key", &self.key)
-            .field("key_file", &self.key_file)
-            .field("verify", &self.verify)
-            .finish()
-    }
-}
+// `key` prints as its own `SecretSource` `Debug` does: a literal key is redacted.
+crate::debug_fields!(SslConfig |ssl| {
+    enabled,
+    ca: ssl.ca.as_ref().map(|_| "<pem>"),
+    ca_file,
+    cert: ssl.cert.as_ref().map(|_| "<pem>"),
+    cert_file, key, key_file, verify,
+});
 
 /// Connection pool settings (durations as `"5s"`, `"10m"`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod debug;
 pub mod driver;
 mod error;
 mod source;

@@ -176,13 +176,7 @@ impl Stream for RowStream {
     }
 }
 
-impl fmt::Debug for RowStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RowStream")
-            .field("columns", &self.columns)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(RowStream |stream| { columns, .. });
 
 /// Per-call options: override the connector's query timeout, bound the rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! [`Statement`]: SQL with named `:name` parameters, rendered per dialect.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -374,15 +373,11 @@ impl From<String> for Statement {
     }
 }
 
-impl fmt::Debug for Statement {
-    // Values are left out: they may be personal data of a subscriber.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Statement")
-            .field("sql", &self.sql)
-            .field("params", &self.params.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
+// Values are left out: they may be personal data of a subscriber.
+crate::debug_fields!(Statement |statement| {
+    sql,
+    params: statement.params.keys().collect::<Vec<_>>(),
+});
 
 /// A statement rendered for one dialect: SQL with positional placeholders and the
 /// values in placeholder order.
@@ -394,14 +389,7 @@ pub struct RenderedStatement {
     pub params: Vec<Value>,
 }
 
-impl fmt::Debug for RenderedStatement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RenderedStatement")
-            .field("sql", &self.sql)
-            .field("params", &self.params.len())
-            .finish()
-    }
-}
+crate::debug_fields!(RenderedStatement |rendered| { sql, params: rendered.params.len() });
 
 #[derive(Debug, PartialEq)]
 enum Token<'a> {

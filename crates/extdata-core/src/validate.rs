@@ -403,16 +403,12 @@ pub struct TlsSettings {
     pub key_pem: Option<SecretString>,
 }
 
-impl fmt::Debug for TlsSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSettings")
-            .field("verify", &self.verify)
-            .field("ca", &self.ca_pem.is_some())
-            .field("client_cert", &self.cert_pem.is_some())
-            .field("client_key", &self.key_pem.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
-}
+crate::debug_fields!(TlsSettings |tls| {
+    verify,
+    ca: tls.ca_pem.is_some(),
+    client_cert: tls.cert_pem.is_some(),
+    client_key: tls.key_pem.as_ref().map(|_| crate::driver::REDACTED),
+});
 
 /// Pool settings with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,24 +524,11 @@ impl ValidConfig {
     }
 }
 
-impl fmt::Debug for ValidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("database", &self.database)
-            .field("endpoint", &self.endpoint)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
-            .field("connect_timeout", &self.connect_timeout)
-            .field("query_timeout", &self.query_timeout)
-            .field("options", &self.options)
-            .field("read_only", &self.read_only)
-            .field("tls", &self.tls)
-            .field("pool", &self.pool)
-            .finish()
-    }
-}
+crate::debug_fields!(ValidConfig |config| {
+    name, kind, database, endpoint, username,
+    password: secret,
+    connect_timeout, query_timeout, options, read_only, tls, pool,
+});
 
 /// Collects problems for one connector.
 struct Report<'a> {

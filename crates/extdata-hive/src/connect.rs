@@ -3,7 +3,6 @@
 //! `OpenSession` (the session itself is in `session.rs`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,25 +75,13 @@ pub(crate) struct Settings {
     pub(crate) kerberos_host: String,
 }
 
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("name", &self.name)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("auth", &self.auth)
-            .field("tls", &self.tls.is_some())
-            .field("http_path", &self.http_path)
-            .field("username", &self.username)
-            .field("database", &self.database)
-            .field(
-                "session_conf",
-                &self.session_conf.keys().collect::<Vec<_>>(),
-            )
-            .field("fetch_size", &self.fetch_size)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Settings |settings| {
+    name, host, port, auth,
+    tls: settings.tls.is_some(),
+    http_path, username, database,
+    session_conf: settings.session_conf.keys().collect::<Vec<_>>(),
+    fetch_size, ..
+});
 
 impl Settings {
     /// Reads the validated config (validation already checked every option).

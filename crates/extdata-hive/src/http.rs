@@ -16,7 +16,6 @@
 //!   restarted, or a balancer sent the request to another instance) the cookie is
 //!   dropped and the request sent again, once, with a fresh token.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
@@ -79,14 +78,7 @@ pub(crate) struct HttpLink {
     max_message: usize,
 }
 
-impl fmt::Debug for HttpLink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpLink")
-            .field("path", &self.path)
-            .field("cookies", &self.cookies.len())
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(HttpLink |link| { path, cookies: link.cookies.len(), .. });
 
 fn io_error(e: impl std::error::Error + Send + Sync + 'static) -> TransportError {
     TransportError::Io(io::Error::other(e))

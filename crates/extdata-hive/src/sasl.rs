@@ -90,13 +90,7 @@ impl Plain {
     }
 }
 
-impl fmt::Debug for Plain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plain")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Plain |plain| { username, .. });
 
 impl Mechanism for Plain {
     fn name(&self) -> &'static str {

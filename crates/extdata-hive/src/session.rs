@@ -3,7 +3,6 @@
 //! transport; HTTP Basic or SPNEGO over HTTP), `OpenSession`, and the calls made on an
 //! open session, each bounded by its deadline.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use extdata_core::driver::{duration_text, timeout_error};
@@ -46,14 +45,7 @@ pub(crate) struct Session {
     connector: String,
 }
 
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("protocol", &self.protocol)
-            .field("broken", &self.broken)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Session |session| { protocol, broken, .. });
 
 /// How the session's calls travel: thrift messages on the socket (binary transport), or
 /// one HTTP request each.

@@ -377,14 +377,7 @@ pub(crate) struct Connection<S> {
     max_message: usize,
 }
 
-impl<S> fmt::Debug for Connection<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection")
-            .field("framing", &self.framing)
-            .field("sequence", &self.sequence)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Connection<S> |connection| { framing, sequence, .. });
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Exchange for Connection<S> {
     fn sequence(&mut self) -> &mut i32 {

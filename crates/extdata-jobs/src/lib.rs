@@ -68,15 +68,7 @@ pub struct Jobs {
 pub type SourceLayer =
     Arc<dyn Fn(Arc<dyn ExternalSource>) -> Arc<dyn ExternalSource> + Send + Sync>;
 
-impl std::fmt::Debug for Jobs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Jobs")
-            .field("registry", &self.registry)
-            .field("config", &self.config)
-            .field("layered", &self.layer.is_some())
-            .finish()
-    }
-}
+extdata::debug_fields!(Jobs |jobs| { registry, config, layered: jobs.layer.is_some() });
 
 impl Jobs {
     /// Loads a file: connectors, accounts and jobs, every problem at once (unknown

@@ -52,17 +52,10 @@ pub struct Lookups {
     cache: Cache<Key, Cached>,
 }
 
-impl std::fmt::Debug for Lookups {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lookups")
-            .field(
-                "lookups",
-                &self.jobs.config().lookups.keys().collect::<Vec<_>>(),
-            )
-            .field("cached", &self.cache.entry_count())
-            .finish()
-    }
-}
+extdata::debug_fields!(Lookups |lookups| {
+    lookups: lookups.jobs.config().lookups.keys().collect::<Vec<_>>(),
+    cached: lookups.cache.entry_count(),
+});
 
 impl Lookups {
     /// A service over the lookups of `jobs`, caching at most `capacity` results.

@@ -5,7 +5,6 @@
 //! `0 30 2 * * *` in a zone that skips 02:00–03:00 fires once, at the first instant after
 //! the gap, and a repeated hour (autumn) fires once, at its first occurrence.
 
-use std::fmt;
 use std::str::FromStr as _;
 
 use chrono::{DateTime, Timelike as _, Utc};
@@ -302,14 +301,10 @@ impl Schedule {
     }
 }
 
-impl fmt::Debug for Schedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Schedule")
-            .field("cron", &self.expression)
-            .field("timezone", &self.zone.name())
-            .finish()
-    }
-}
+extdata::debug_fields!(Schedule |schedule| {
+    cron: schedule.expression,
+    timezone: schedule.zone.name(),
+});
 
 #[cfg(test)]
 mod tests {

@@ -158,15 +158,7 @@ pub struct FileSink {
     columns: Columns,
 }
 
-impl fmt::Debug for FileSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileSink")
-            .field("path", &self.path)
-            .field("format", &self.format)
-            .field("position", &self.position)
-            .finish()
-    }
-}
+extdata::debug_fields!(FileSink |sink| { path, format, position });
 
 impl FileSink {
     fn new(path: PathBuf, format: FileFormat) -> Self {
@@ -333,14 +325,7 @@ pub struct TableSink {
     key_index: usize,
 }
 
-impl fmt::Debug for TableSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TableSink")
-            .field("sink", &self.label)
-            .field("table", &self.table.join("."))
-            .finish()
-    }
-}
+extdata::debug_fields!(TableSink |sink| { sink: sink.label, table: sink.table.join(".") });
 
 /// Bound values per statement (SQLite allows 32766, PostgreSQL 65535).
 const SQLITE_PARAMS: usize = 30_000;

@@ -216,23 +216,13 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("instance", &self.instance)
-            .field("database", &self.database)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
-            .field("application_name", &self.application_name)
-            .field("read_only_intent", &self.read_only_intent)
-            .field("encryption", &self.encryption)
-            .field("trust", &self.trust)
-            .field("client_identity", &self.client_identity.is_some())
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Settings |settings| {
+    host, port, instance, database, username,
+    password: secret,
+    application_name, read_only_intent, encryption, trust,
+    client_identity: settings.client_identity.is_some(),
+    ..
+});
 
 impl Settings {
     /// Reads the validated config. Fails only on what validation cannot see (a unix

@@ -4,7 +4,6 @@
 //! acknowledge it in time — the connection closed and its session ended with `KILL`
 //! from a fresh connection.
 
-use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,13 +110,7 @@ pub(crate) struct ConnectionManager {
     files: Option<TlsFiles>,
 }
 
-impl fmt::Debug for ConnectionManager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionManager")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(ConnectionManager |manager| { settings, .. });
 
 impl ConnectionManager {
     fn map(&self, stage: Stage, err: tiberius::error::Error) -> Error {

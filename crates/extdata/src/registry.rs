@@ -2,7 +2,6 @@
 //! that an account reaches only the connectors assigned to it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -807,14 +806,10 @@ impl Default for Registry {
     }
 }
 
-impl fmt::Debug for Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry")
-            .field("connectors", &self.connectors.keys().collect::<Vec<_>>())
-            .field("accounts", &self.accounts)
-            .finish()
-    }
-}
+extdata_core::debug_fields!(Registry |registry| {
+    connectors: registry.connectors.keys().collect::<Vec<_>>(),
+    accounts,
+});
 
 #[cfg(test)]
 mod tests {
