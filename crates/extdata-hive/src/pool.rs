@@ -3,11 +3,14 @@
 //! (`GetInfo`) before it is handed out again.
 //!
 //! A session handed back after a failed call, or after a statement that may have
-//! changed it ([`Session::reusable`]), is taken out of the pool and dropped (closing its
-//! socket makes the server close the session and its operations).
+//! changed it ([`Session::reusable`]), is taken out of the pool and dropped: over the
+//! binary transport closing its socket makes the server close the session and its
+//! operations; over HTTP, where a session outlives its connection, dropping it sends
+//! `CloseSession` from a spawned task (see [`Session`]).
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
@@ -34,7 +37,7 @@ tokio::task_local! {
 
 /// Opens sessions and checks them before reuse.
 struct Manager {
-    settings: Settings,
+    settings: Arc<Settings>,
     limits: PoolSettings,
 }
 
@@ -142,7 +145,7 @@ impl Pool {
         let recycle = settings.connect_timeout;
         let pool = managed::Pool::builder(Manager {
             limits: limits.clone(),
-            settings,
+            settings: Arc::new(settings),
         })
         .max_size(limits.max_size.max(1) as usize)
         .runtime(deadpool::Runtime::Tokio1)

@@ -3,6 +3,7 @@
 //! transport; HTTP Basic or SPNEGO over HTTP), `OpenSession`, and the calls made on an
 //! open session, each bounded by its deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use extdata_core::driver::{duration_text, timeout_error};
@@ -32,9 +33,20 @@ use crate::transport::{
 const STATUS_GRACE: Duration = Duration::from_millis(300);
 
 /// An open HiveServer2 session on its own TCP connection.
+///
+/// Over the binary transport the server closes a session when its socket closes. Over
+/// HTTP a session outlives its connection (each call is a request; the server keeps the
+/// session until `CloseSession`, or until `hive.server2.idle.session.timeout`, days by
+/// default): a session dropped without [`close`](Session::close) is closed on the
+/// server by a task spawned on the current runtime — over its own connection when that
+/// is still in sync, else over a new one ([`close_detached`]).
 pub(crate) struct Session {
-    connection: Link,
+    /// `None` only while [`Drop`] hands it to the closing task.
+    connection: Option<Link>,
     handle: TSessionHandle,
+    /// HTTP transport: what a new connection needs to close the session on the server
+    /// once this one is dropped; `None` over the binary transport or once closed.
+    close_on_drop: Option<Arc<Settings>>,
     pub(crate) protocol: i32,
     pub(crate) last_used: Instant,
     /// Set when a call failed midway: the connection's state is unknown.
@@ -115,7 +127,7 @@ fn mismatch(settings: &Settings, detail: &str) -> Error {
 impl Session {
     /// Connects, authenticates and opens a session, all within the connect timeout and
     /// `limit` (what is left of the call's acquire budget).
-    pub(crate) async fn open(settings: &Settings, limit: Duration) -> Result<Session> {
+    pub(crate) async fn open(settings: &Arc<Settings>, limit: Duration) -> Result<Session> {
         // Whole milliseconds: the figure appears in messages.
         let limit = Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
         let timeout = settings.connect_timeout.min(limit);
@@ -124,120 +136,15 @@ impl Session {
         // say which stage was stuck instead of guessing an authentication mismatch.
         let budget = (timeout < settings.connect_timeout).then_some(timeout);
         let timed_out = |what: &str| timeout_error(&settings.name, what, timeout);
-        let address = format!("{}:{}", settings.host, settings.port);
-        let stream = match timeout_at(deadline, TcpStream::connect(&address)).await {
-            Err(_) => return Err(timed_out(&format!("TCP connect to {address}"))),
-            Ok(Err(e)) => {
-                let kind = if e.kind() == std::io::ErrorKind::NotFound
-                    || e.to_string().contains("failed to lookup")
-                {
-                    ErrorKind::Resolve
-                } else {
-                    ErrorKind::Connect
-                };
-                return Err(settings
-                    .error(kind, format!("cannot connect to {address}: {e}"))
-                    .with_source(e));
-            }
-            Ok(Ok(stream)) => stream,
-        };
-        let _ = stream.set_nodelay(true);
-        let mut stream = match &settings.tls {
-            None => Box::new(stream) as Box<dyn Io>,
-            Some(tls) => {
-                let name = ServerName::try_from(settings.host.clone()).map_err(|e| {
-                    settings.error(
-                        ErrorKind::Config,
-                        format!("`{}` is not a host name for TLS: {e}", settings.host),
-                    )
-                })?;
-                let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                match timeout_at(deadline, connector.connect(name, stream)).await {
-                    Err(_) => {
-                        return Err(timed_out(&format!(
-                            "the TLS handshake with {address} (is TLS on at the server? \
-                             hive.server2.use.SSL)"
-                        )));
-                    }
-                    Ok(Err(e)) => return Err(tls_failed(settings, &address, e)),
-                    Ok(Ok(stream)) => Box::new(stream),
-                }
-            }
-        };
-        let framing = match settings.auth {
-            // Over HTTP the login travels with each request (Basic), not by SASL.
-            _ if settings.http_path.is_some() => Framing::Raw,
-            Auth::NoSasl => Framing::Raw,
-            Auth::Plain => {
-                let mut plain = sasl::Plain::new(&settings.username, expose(&settings.password));
-                sasl_handshake(settings, &mut stream, &mut plain, deadline, budget).await?;
-                Framing::Sasl
-            }
-            Auth::Gssapi => {
-                #[cfg(feature = "gssapi")]
-                {
-                    let service = settings.kerberos_service.clone();
-                    let host = settings.kerberos_host.clone();
-                    let mut mechanism = kerberos_step(settings, deadline, move || {
-                        let mut mechanism = crate::gssapi::Gssapi::kerberos(&service, &host)?;
-                        mechanism.prime()?;
-                        Ok(mechanism)
-                    })
-                    .await?;
-                    sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
-                    Framing::Sasl
-                }
-                #[cfg(not(feature = "gssapi"))]
-                {
-                    return Err(gssapi_unsupported(settings));
-                }
-            }
-        };
-        let mut connection = match (&settings.http_path, framing) {
-            (Some(path), _) => {
-                let auth = match settings.auth {
-                    Auth::NoSasl => HttpAuth::None,
-                    Auth::Plain => HttpAuth::Basic {
-                        user: settings.username.clone(),
-                        password: expose(&settings.password).to_owned(),
-                    },
-                    Auth::Gssapi => negotiate(settings, deadline).await?,
-                };
-                match timeout_at(
-                    deadline,
-                    HttpLink::open(
-                        stream,
-                        &settings.host,
-                        settings.port,
-                        path,
-                        auth,
-                        DEFAULT_MAX_MESSAGE,
-                    ),
-                )
-                .await
-                {
-                    Err(_) => return Err(timed_out("starting HTTP")),
-                    Ok(Err(e)) => {
-                        return Err(map_error(Failure::Transport(e), "starting HTTP")
-                            .with_connector(settings.name.clone()));
-                    }
-                    Ok(Ok(link)) => Link::Http(link),
-                }
-            }
-            (None, framing) => Link::Socket(Connection::new(stream, framing, DEFAULT_MAX_MESSAGE)),
-        };
+        let connection = connect(settings, deadline, timeout, budget).await?;
         let request = TOpenSessionReq::new(
             TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V10,
             Some(settings.username.clone()),
             Some(expose(&settings.password).to_owned()),
             Some(settings.session_conf.clone()),
         );
-        let response: TOpenSessionResp = match timeout_at(
-            deadline,
-            connection.call("OpenSession", &request),
-        )
-        .await
-        {
+        let (connection, answer) = open_session(connection, request, deadline, settings).await;
+        let response: TOpenSessionResp = match answer {
             Err(_) if budget.is_some() => {
                 return Err(timed_out(
                     "opening a session: the server accepted TCP but did not answer OpenSession \
@@ -298,27 +205,31 @@ impl Session {
         let handle = response.session_handle.ok_or_else(|| {
             settings.error(ErrorKind::Connect, "OpenSession returned no session handle")
         })?;
-        let protocol = response.server_protocol_version.0;
-        if protocol < TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V6.0 {
+        let connection = connection
+            .ok_or_else(|| settings.error(ErrorKind::Connect, "OpenSession lost its connection"))?;
+        let close_on_drop = matches!(connection, Link::Http(_)).then(|| settings.clone());
+        let session = Session {
+            connection: Some(connection),
+            handle,
+            close_on_drop,
+            protocol: response.server_protocol_version.0,
+            last_used: Instant::now(),
+            broken: false,
+            reusable: true,
+            connector: settings.name.clone(),
+        };
+        if session.protocol < TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V6.0 {
+            // Dropping the session closes it on the server.
             return Err(settings.error(
                 ErrorKind::Unsupported,
                 format!(
                     "the server speaks HiveServer2 protocol V{}; columnar results need V6 \
                      (Hive 0.13) or later",
-                    protocol + 1
+                    session.protocol + 1
                 ),
             ));
         }
-        let now = Instant::now();
-        Ok(Session {
-            connection,
-            handle,
-            protocol,
-            last_used: now,
-            broken: false,
-            reusable: true,
-            connector: settings.name.clone(),
-        })
+        Ok(session)
     }
 
     /// One call with a deadline. Any failure but a server status leaves the
@@ -335,12 +246,12 @@ impl Session {
         Req: TSerializable + Sync,
         Resp: TSerializable,
     {
-        if self.broken {
+        let (false, Some(connection)) = (self.broken, self.connection.as_mut()) else {
             return Err(Error::new(ErrorKind::Connect, "the session is broken")
                 .with_connector(self.connector.clone()));
-        }
+        };
         self.last_used = Instant::now();
-        match timeout_at(deadline, self.connection.call(method, request)).await {
+        match timeout_at(deadline, connection.call(method, request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 self.broken = true;
@@ -602,12 +513,14 @@ impl Session {
         })
     }
 
-    /// Closes the session on the server and the connection.
+    /// Closes the session on the server and the connection. A session whose
+    /// connection broke, or whose `CloseSession` failed, is closed over a new connection
+    /// by [`Drop`] where the transport needs it (HTTP).
     pub(crate) async fn close(mut self, budget: Duration) {
         if !self.broken {
             let deadline = tokio::time::Instant::now() + budget;
             let request = TCloseSessionReq::new(self.handle.clone());
-            let _: Result<TCloseSessionResp> = self
+            let closed: Result<TCloseSessionResp> = self
                 .rpc(
                     "CloseSession",
                     &request,
@@ -616,8 +529,245 @@ impl Session {
                     budget,
                 )
                 .await;
+            if closed.is_ok_and(|response| status_ok(&response.status)) {
+                self.close_on_drop = None;
+            }
         }
-        let _ = tokio::time::timeout(budget, self.connection.shutdown()).await;
+        if let Some(connection) = self.connection.as_mut() {
+            let _ = tokio::time::timeout(budget, connection.shutdown()).await;
+        }
+    }
+}
+
+/// Connects, sets up TLS and authenticates (SASL over the binary transport; over HTTP
+/// the link sends the login with each request), by `deadline`: the connection a session
+/// is opened on, or a dropped HTTP session is closed over. `timeout` is the figure in
+/// messages; `budget` is set when the call's acquire budget, not the connect timeout,
+/// cut the attempt short.
+async fn connect(
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    budget: Option<Duration>,
+) -> Result<Link> {
+    let timed_out = |what: &str| timeout_error(&settings.name, what, timeout);
+    let address = format!("{}:{}", settings.host, settings.port);
+    let stream = match timeout_at(deadline, TcpStream::connect(&address)).await {
+        Err(_) => return Err(timed_out(&format!("TCP connect to {address}"))),
+        Ok(Err(e)) => {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound
+                || e.to_string().contains("failed to lookup")
+            {
+                ErrorKind::Resolve
+            } else {
+                ErrorKind::Connect
+            };
+            return Err(settings
+                .error(kind, format!("cannot connect to {address}: {e}"))
+                .with_source(e));
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let _ = stream.set_nodelay(true);
+    let mut stream = match &settings.tls {
+        None => Box::new(stream) as Box<dyn Io>,
+        Some(tls) => {
+            let name = ServerName::try_from(settings.host.clone()).map_err(|e| {
+                settings.error(
+                    ErrorKind::Config,
+                    format!("`{}` is not a host name for TLS: {e}", settings.host),
+                )
+            })?;
+            let connector = tokio_rustls::TlsConnector::from(tls.clone());
+            match timeout_at(deadline, connector.connect(name, stream)).await {
+                Err(_) => {
+                    return Err(timed_out(&format!(
+                        "the TLS handshake with {address} (is TLS on at the server? \
+                         hive.server2.use.SSL)"
+                    )));
+                }
+                Ok(Err(e)) => return Err(tls_failed(settings, &address, e)),
+                Ok(Ok(stream)) => Box::new(stream),
+            }
+        }
+    };
+    let framing = match settings.auth {
+        // Over HTTP the login travels with each request (Basic), not by SASL.
+        _ if settings.http_path.is_some() => Framing::Raw,
+        Auth::NoSasl => Framing::Raw,
+        Auth::Plain => {
+            let mut plain = sasl::Plain::new(&settings.username, expose(&settings.password));
+            sasl_handshake(settings, &mut stream, &mut plain, deadline, budget).await?;
+            Framing::Sasl
+        }
+        Auth::Gssapi => {
+            #[cfg(feature = "gssapi")]
+            {
+                let service = settings.kerberos_service.clone();
+                let host = settings.kerberos_host.clone();
+                let mut mechanism = kerberos_step(settings, deadline, move || {
+                    let mut mechanism = crate::gssapi::Gssapi::kerberos(&service, &host)?;
+                    mechanism.prime()?;
+                    Ok(mechanism)
+                })
+                .await?;
+                sasl_handshake(settings, &mut stream, &mut mechanism, deadline, budget).await?;
+                Framing::Sasl
+            }
+            #[cfg(not(feature = "gssapi"))]
+            {
+                return Err(gssapi_unsupported(settings));
+            }
+        }
+    };
+    let connection = match (&settings.http_path, framing) {
+        (Some(path), _) => {
+            let auth = match settings.auth {
+                Auth::NoSasl => HttpAuth::None,
+                Auth::Plain => HttpAuth::Basic {
+                    user: settings.username.clone(),
+                    password: expose(&settings.password).to_owned(),
+                },
+                Auth::Gssapi => negotiate(settings, deadline).await?,
+            };
+            match timeout_at(
+                deadline,
+                HttpLink::open(
+                    stream,
+                    &settings.host,
+                    settings.port,
+                    path,
+                    auth,
+                    DEFAULT_MAX_MESSAGE,
+                ),
+            )
+            .await
+            {
+                Err(_) => return Err(timed_out("starting HTTP")),
+                Ok(Err(e)) => {
+                    return Err(map_error(Failure::Transport(e), "starting HTTP")
+                        .with_connector(settings.name.clone()));
+                }
+                Ok(Ok(link)) => Link::Http(link),
+            }
+        }
+        (None, framing) => Link::Socket(Connection::new(stream, framing, DEFAULT_MAX_MESSAGE)),
+    };
+    Ok(connection)
+}
+
+/// The answer to `OpenSession`, or `Err` when `deadline` passed first.
+type OpenAnswer = std::result::Result<
+    std::result::Result<TOpenSessionResp, TransportError>,
+    tokio::time::error::Elapsed,
+>;
+
+/// Sends `OpenSession` on `connection` and waits for the answer until `deadline`; hands
+/// the connection back with it (`None` when the call did not give it back).
+///
+/// The call runs in a task of its own. A server may open the session after the client
+/// stopped waiting (the deadline passed, or the caller dropped the acquire): over HTTP
+/// that session would stay open on the server, since no socket close ends it, so the
+/// task then closes it, within the connect timeout.
+async fn open_session(
+    connection: Link,
+    request: TOpenSessionReq,
+    deadline: tokio::time::Instant,
+    settings: &Settings,
+) -> (Option<Link>, OpenAnswer) {
+    let (answer_to, answer) = tokio::sync::oneshot::channel();
+    let connector = settings.name.clone();
+    let close_budget = settings.connect_timeout;
+    tokio::spawn(async move {
+        let mut connection = connection;
+        // Bounded even when nobody waits any more: twice the time the opener had.
+        let limit = deadline + close_budget;
+        let reply: std::result::Result<TOpenSessionResp, TransportError> =
+            match timeout_at(limit, connection.call("OpenSession", &request)).await {
+                Ok(reply) => reply,
+                // The opener gave up long ago; dropping the connection is all that is left.
+                Err(_) => return,
+            };
+        let Err((mut connection, Ok(response))) = answer_to.send((connection, reply)) else {
+            return;
+        };
+        // The opener is gone and the server opened a session: close it.
+        if let Some(handle) = response.session_handle {
+            let close_by = tokio::time::Instant::now() + close_budget;
+            let request = TCloseSessionReq::new(handle);
+            let closed: std::result::Result<std::result::Result<TCloseSessionResp, _>, _> =
+                timeout_at(close_by, connection.call("CloseSession", &request)).await;
+            tracing::debug!(connector = %connector, closed = matches!(closed, Ok(Ok(_))),
+                "closed a session the server opened after its caller stopped waiting");
+        }
+    });
+    match timeout_at(deadline, answer).await {
+        Err(elapsed) => (None, Err(elapsed)),
+        Ok(Ok((connection, reply))) => (Some(connection), Ok(reply)),
+        // The task ended without an answer (it cannot outlive its own bound otherwise).
+        Ok(Err(_)) => (
+            None,
+            Ok(Err(TransportError::Closed {
+                partial: Vec::new(),
+            })),
+        ),
+    }
+}
+
+/// Closes the session `handle` on the server: over `link` when it is still in sync, else
+/// over a new connection; within the connect timeout. The end of a dropped HTTP
+/// session (see [`Session`]): nobody waits for it, so failures are only logged.
+async fn close_detached(settings: Arc<Settings>, handle: TSessionHandle, link: Option<Link>) {
+    let budget = settings.connect_timeout;
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut link = match link {
+        Some(link) => link,
+        None => match connect(&settings, deadline, budget, None).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::debug!(connector = %settings.name, error = %e,
+                    "cannot reach the server to close a dropped session");
+                return;
+            }
+        },
+    };
+    let request = TCloseSessionReq::new(handle);
+    let closed: std::result::Result<std::result::Result<TCloseSessionResp, _>, _> =
+        timeout_at(deadline, link.call("CloseSession", &request)).await;
+    match closed {
+        Ok(Ok(response)) if status_ok(&response.status) => {
+            tracing::debug!(connector = %settings.name, "closed a dropped session on the server");
+        }
+        Ok(Ok(_)) => {
+            tracing::debug!(connector = %settings.name, "the server refused to close a dropped session");
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(connector = %settings.name, error = %e,
+                "closing a dropped session on the server failed");
+        }
+        Err(_) => {
+            tracing::debug!(connector = %settings.name,
+                "closing a dropped session on the server timed out");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(settings) = self.close_on_drop.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(connector = %self.connector,
+                "no runtime to close a dropped session on the server");
+            return;
+        };
+        let link = if self.broken {
+            None
+        } else {
+            self.connection.take()
+        };
+        runtime.spawn(close_detached(settings, self.handle.clone(), link));
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -285,4 +287,47 @@ pub fn cookies_issued(path: &str, user: &str) -> usize {
     log.lines()
         .filter(|l| l.trim_end().ends_with(&line))
         .count()
+}
+
+/// The sessions the server whose log is at `path` has open, as their operation-log
+/// directories: HiveServer2 creates one per session when it opens it (and logs
+/// `Operation log session directory is created: <dir>`) and deletes it when the session
+/// closes. `(created, open)`: every directory the log names, and those still present.
+pub fn server_sessions(path: &str) -> (BTreeSet<PathBuf>, BTreeSet<PathBuf>) {
+    let log = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read the hive server log {path}: {e}"));
+    let created: BTreeSet<PathBuf> = log
+        .lines()
+        .filter_map(|l| {
+            l.split("Operation log session directory is created: ")
+                .nth(1)
+        })
+        .map(|dir| PathBuf::from(dir.trim()))
+        .collect();
+    let open = created.iter().filter(|dir| dir.exists()).cloned().collect();
+    (created, open)
+}
+
+#[test]
+fn server_sessions_reads_created_and_open_sessions_from_the_log() {
+    let dir = std::env::temp_dir().join(format!("extdata-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gone = dir.with_extension("gone");
+    let log = dir.with_extension("log");
+    std::fs::write(
+        &log,
+        format!(
+            "26/12/03 14:06:15 INFO HiveSessionImpl: Operation log session directory is \
+             created: {}\n26/12/03 14:06:16 INFO Other: unrelated\n26/12/03 14:06:17 INFO \
+             HiveSessionImpl: Operation log session directory is created: {}\n",
+            dir.display(),
+            gone.display()
+        ),
+    )
+    .unwrap();
+    let (created, open) = server_sessions(log.to_str().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(created, BTreeSet::from([dir.clone(), gone]));
+    assert_eq!(open, BTreeSet::from([dir]));
 }
