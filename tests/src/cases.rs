@@ -110,14 +110,10 @@ async fn serves(h: &Harness, within: Duration, what: &str) {
     assert_serves(h.source(), h, within, what).await;
 }
 
-/// [`assert_serves`] of `source`, then closes it.
-async fn serves_then_close(
-    source: Arc<dyn ExternalSource>,
-    h: &Harness,
-    within: Duration,
-    what: &str,
-) {
-    assert_serves(&source, h, within, what).await;
+/// [`assert_serves`] of `source` within 3 s (a variant that ran into timeouts or
+/// dropped streams), then closes it.
+async fn serves_then_close(source: Arc<dyn ExternalSource>, h: &Harness, what: &str) {
+    assert_serves(&source, h, Duration::from_secs(3), what).await;
     source.close().await;
 }
 
@@ -143,6 +139,30 @@ async fn assert_serves(
     );
     support::assert_elapsed_below(started, within, what);
     assert_eq!(single_int(&result, what), 1, "{what}: SELECT 1");
+}
+
+/// The errors of `statement` from every call (`query`, `execute`, `describe`, and
+/// `stream` read to its end), in that order, each checked to be of `kind`; `what` names
+/// the statement.
+async fn every_call_fails(
+    h: &Harness,
+    statement: &Statement,
+    kind: ErrorKind,
+    what: &str,
+) -> [Error; 4] {
+    let source = h.source();
+    let query = source.query(statement, &defaults()).await;
+    let query = expect_kind(query, kind, &format!("query with {what}"));
+    let execute = source.execute(statement, &defaults()).await;
+    let execute = expect_kind(execute, kind, &format!("execute with {what}"));
+    let describe = source.describe(statement, &defaults()).await;
+    let describe = expect_kind(describe, kind, &format!("describe with {what}"));
+    let streamed = match source.stream(statement, &defaults()).await {
+        Ok(stream) => stream.collect_limited(None).await.map(|r| r.rows.len()),
+        Err(error) => Err(error),
+    };
+    let stream = expect_kind(streamed, kind, &format!("stream with {what}"));
+    [query, execute, describe, stream]
 }
 
 #[track_caller]
@@ -497,34 +517,11 @@ pub async fn missing_or_unused_parameter_is_rejected(h: &Harness) {
     let missing = Statement::new(h.select(&format!("{a} AS x, {b} AS y"))).bind("a", "x");
     let unused = Statement::new(h.select("1 AS one")).bind("a", "x");
     for (statement, what) in [
-        (&missing, "missing parameter"),
-        (&unused, "unused parameter"),
+        (&missing, "a missing parameter"),
+        (&unused, "an unused parameter"),
     ] {
-        let error = expect_kind(
-            h.source().query(statement, &defaults()).await,
-            ErrorKind::Parameter,
-            &format!("query with a {what}"),
-        );
-        assert_connector(&error, h, what);
-        expect_kind(
-            h.source().execute(statement, &defaults()).await,
-            ErrorKind::Parameter,
-            &format!("execute with a {what}"),
-        );
-        expect_kind(
-            h.source().describe(statement, &defaults()).await,
-            ErrorKind::Parameter,
-            &format!("describe with a {what}"),
-        );
-        let streamed = match h.source().stream(statement, &defaults()).await {
-            Ok(stream) => stream.collect_limited(None).await.map(|r| r.rows.len()),
-            Err(error) => Err(error),
-        };
-        expect_kind(
-            streamed,
-            ErrorKind::Parameter,
-            &format!("stream with a {what}"),
-        );
+        let [query, ..] = every_call_fails(h, statement, ErrorKind::Parameter, what).await;
+        assert_connector(&query, h, what);
     }
     serves(h, Duration::from_secs(5), "SELECT 1 after parameter errors").await;
 }
@@ -629,27 +626,7 @@ pub async fn errors_have_kind_and_connector(h: &Harness) {
     ];
     let password = h.password();
     for (statement, what) in &statements {
-        let query = expect_kind(
-            h.source().query(statement, &defaults()).await,
-            ErrorKind::Query,
-            &format!("query with {what}"),
-        );
-        let execute = expect_kind(
-            h.source().execute(statement, &defaults()).await,
-            ErrorKind::Query,
-            &format!("execute with {what}"),
-        );
-        let describe = expect_kind(
-            h.source().describe(statement, &defaults()).await,
-            ErrorKind::Query,
-            &format!("describe with {what}"),
-        );
-        let streamed = match h.source().stream(statement, &defaults()).await {
-            Ok(stream) => stream.collect_limited(None).await.map(|r| r.rows.len()),
-            Err(error) => Err(error),
-        };
-        let stream = expect_kind(streamed, ErrorKind::Query, &format!("stream with {what}"));
-        for error in [&query, &execute, &describe, &stream] {
+        for error in &every_call_fails(h, statement, ErrorKind::Query, what).await {
             assert_connector(error, h, what);
             assert!(!error.is_temporary(), "{what} is not temporary: {error}");
             if let Some(password) = &password {
@@ -783,7 +760,6 @@ pub async fn repeated_timeouts_do_not_leak_connections(h: &Harness) {
     serves_then_close(
         source,
         h,
-        Duration::from_secs(3),
         "SELECT 1 on a 2-connection pool after repeated timeouts",
     )
     .await;
@@ -836,13 +812,7 @@ pub async fn connector_query_timeout_applies(h: &Harness) {
         "stream past the connector's query_timeout",
     );
     support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "stream timeout");
-    serves_then_close(
-        source,
-        h,
-        Duration::from_secs(3),
-        "SELECT 1 after connector timeouts",
-    )
-    .await;
+    serves_then_close(source, h, "SELECT 1 after connector timeouts").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -965,7 +935,6 @@ pub async fn dropped_stream_leaves_source_usable(h: &Harness) {
     serves_then_close(
         source,
         h,
-        Duration::from_secs(3),
         "SELECT 1 on a 1-connection pool after dropped streams",
     )
     .await;

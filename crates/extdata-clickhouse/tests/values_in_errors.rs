@@ -8,7 +8,7 @@
 #[macro_use]
 mod support;
 
-use extdata_conformance::support::captured_logs;
+use extdata_conformance::support::{captured_logs, error_texts};
 use extdata_core::{Error, QueryOptions, Statement, Value};
 use futures::StreamExt;
 use support::Server;
@@ -19,28 +19,22 @@ fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02X}")).collect()
 }
 
-fn texts(error: &Error) -> Vec<String> {
-    let mut texts = vec![error.to_string(), format!("{error:?}")];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        texts.push(cause.to_string());
-        texts.push(format!("{cause:?}"));
-        source = cause.source();
+/// Panics when `text` holds one of `needles` (each with what it is, for the message);
+/// `what` names the text.
+fn assert_holds_none(text: &str, needles: &[(&str, &str)], what: &str) {
+    for (needle, name) in needles {
+        assert!(!text.contains(needle), "{what}: {name} is in `{text}`");
     }
-    texts
 }
 
 fn assert_no_value(error: &Error, what: &str) {
-    for text in texts(error) {
-        assert!(!text.contains(SECRET), "{what}: the value is in `{text}`");
-        assert!(
-            !text.contains("pii-sentinel"),
-            "{what}: part of the value is in `{text}`"
-        );
-        assert!(
-            !text.contains(&hex(SECRET)[..16]),
-            "{what}: the value's hex is in `{text}`"
-        );
+    let needles = [
+        (SECRET, "the value"),
+        ("pii-sentinel", "part of the value"),
+        (&hex(SECRET)[..16], "the value's hex"),
+    ];
+    for text in error_texts(error) {
+        assert_holds_none(&text, &needles, what);
     }
 }
 
@@ -134,24 +128,17 @@ async fn errors_and_logs_show_placeholders_never_values(server: Server) {
             )
             .await
             .expect_err("the timestamp makes the query fail");
-        for text in texts(&error) {
+        for text in error_texts(&error) {
             assert!(!text.contains("03:04:05.678"), "{text}");
         }
     }
     .await;
-    let logs = captured_logs();
-    assert!(
-        !logs.contains(SECRET),
-        "a log line holds the value:\n{logs}"
-    );
-    assert!(
-        !logs.contains(&hex(SECRET)[..16]),
-        "a log line holds the value's hex:\n{logs}"
-    );
-    assert!(
-        !logs.contains("03:04:05.678"),
-        "a log line holds the timestamp:\n{logs}"
-    );
+    let needles = [
+        (SECRET, "the value"),
+        (&hex(SECRET)[..16], "the value's hex"),
+        ("03:04:05.678", "the timestamp"),
+    ];
+    assert_holds_none(&captured_logs(), &needles, "the log");
 }
 
 /// Elements of arrays, tuples and maps — strings and numbers — in no error and no log
@@ -201,31 +188,21 @@ async fn composite_elements_stay_out_of_errors_and_logs(server: Server) {
                 .query(&statement, &QueryOptions::default())
                 .await
                 .expect_err(what);
-            for text in texts(&error) {
-                assert!(!text.contains(ELEMENT), "{what}: an element is in `{text}`");
-                assert!(
-                    !text.contains("pii-elem"),
-                    "{what}: part of an element is in `{text}`"
-                );
-                assert!(
-                    !text.contains(&NUMBER.to_string()),
-                    "{what}: a number element is in `{text}`"
-                );
-                assert!(
-                    !text.contains(&hex(ELEMENT)[..16]),
-                    "{what}: hex in `{text}`"
-                );
+            let needles = [
+                (ELEMENT, "an element"),
+                ("pii-elem", "part of an element"),
+                (&NUMBER.to_string(), "a number element"),
+                (&hex(ELEMENT)[..16], "an element's hex"),
+            ];
+            for text in error_texts(&error) {
+                assert_holds_none(&text, &needles, what);
             }
         }
     }
     .await;
-    let logs = captured_logs();
-    assert!(
-        !logs.contains(ELEMENT),
-        "a log line holds an element:\n{logs}"
-    );
-    assert!(
-        !logs.contains(&NUMBER.to_string()),
-        "a log line holds a number element:\n{logs}"
-    );
+    let needles = [
+        (ELEMENT, "an element"),
+        (&NUMBER.to_string(), "a number element"),
+    ];
+    assert_holds_none(&captured_logs(), &needles, "the log");
 }
