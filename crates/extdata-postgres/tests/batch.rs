@@ -7,20 +7,16 @@ mod support;
 
 use std::time::Duration;
 
-use extdata_core::{ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value};
+use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 
-use support::{scalar, source};
+use support::{bounded_pool, scalar};
 
 /// Timed-out batches on a one-connection pool give the connection back: the pool's own
 /// state shows none in use and no second one opened.
 #[tokio::test]
 async fn timed_out_batches_return_their_connection_to_the_pool() {
     let server = server!();
-    let pg = source(server.tcp().with_pool(PoolConfig {
-        max_size: Some(Scalar::Int(1)),
-        acquire_timeout: Some("5s".into()),
-        ..Default::default()
-    }));
+    let pg = bounded_pool(server.tcp(), 1, "5s");
     for round in 0..3 {
         let err = pg
             .execute_batch(

@@ -46,6 +46,20 @@ pub fn one_connection(config: ConnectorConfig) -> PostgresSource {
     }))
 }
 
+/// A source whose pool holds at most `max_size` connections and waits at most
+/// `acquire_timeout` (e.g. `"2s"`) for a free one.
+pub fn bounded_pool(
+    config: ConnectorConfig,
+    max_size: i64,
+    acquire_timeout: &str,
+) -> PostgresSource {
+    source(config.with_pool(PoolConfig {
+        max_size: Some(Scalar::Int(max_size)),
+        acquire_timeout: Some(acquire_timeout.into()),
+        ..Default::default()
+    }))
+}
+
 /// The values of the first row of `statement`; panics, naming the SQL, when the query
 /// fails or returns no row.
 pub async fn first_row(source: &PostgresSource, statement: &Statement) -> Vec<Value> {
