@@ -15,7 +15,9 @@ use futures::StreamExt;
 
 use crate::capabilities::TypeCase;
 use crate::harness::Harness;
-use crate::support::{self, SENTINEL_PASSWORD, expect_kind, int_of, ok, same_value};
+use crate::support::{
+    self, Call, SENTINEL_PASSWORD, call_error, expect_kind, int_of, ok, same_value,
+};
 
 /// Slack allowed on top of a timeout before the call must have returned.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
@@ -778,14 +780,8 @@ pub async fn connector_query_timeout_applies(h: &Harness) {
         "building a variant with query_timeout = 1s",
     );
     let started = Instant::now();
-    let error = expect_kind(
-        source
-            .query(&statement, &defaults())
-            .await
-            .map(|r| r.rows.len()),
-        ErrorKind::Timeout,
-        "query past the connector's query_timeout",
-    );
+    // The query past the connector's query_timeout.
+    let error = call_error(&*source, Call::Query, statement.clone(), ErrorKind::Timeout).await;
     support::assert_elapsed_below(started, timeout + TIMEOUT_SLACK, "query timeout");
     assert_connector(&error, h, "connector timeout");
 
@@ -1467,20 +1463,10 @@ pub async fn read_only_connector_refuses_writes(h: &Harness) {
         "building a read-only variant",
     );
     let insert = insert_id_text(&table, 1, "written");
-    let error = expect_kind(
-        read_only.execute(&insert, &defaults()).await,
-        ErrorKind::ReadOnly,
-        "INSERT through execute on a read-only connector",
-    );
-    assert_connector(&error, h, "read-only INSERT");
-    expect_kind(
-        read_only
-            .query(&insert, &defaults())
-            .await
-            .map(|r| r.rows.len()),
-        ErrorKind::ReadOnly,
-        "INSERT through query on a read-only connector",
-    );
+    for call in [Call::Execute, Call::Query] {
+        let error = call_error(&*read_only, call, insert.clone(), ErrorKind::ReadOnly).await;
+        assert_connector(&error, h, &format!("read-only INSERT through {call:?}"));
+    }
     let other = support::unique_name("rocreate");
     let create = (caps.create_table)(&other, &[("id", caps.integer_type.as_str())]);
     let created = read_only

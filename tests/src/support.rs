@@ -421,7 +421,7 @@ pub async fn first_value<S: ExternalSource + ?Sized>(
     row.values().first().cloned().unwrap_or(Value::Null)
 }
 
-/// The call of [`ExternalSource`] that [`call_error`] makes.
+/// The call of [`ExternalSource`] that [`call_error`] and [`timed_out`] make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// [`ExternalSource::query`].
@@ -439,12 +439,34 @@ pub async fn call_error<S: ExternalSource + ?Sized>(
     kind: ErrorKind,
 ) -> Error {
     let statement = statement.into();
-    let options = QueryOptions::default();
-    let outcome = match call {
-        Call::Query => (source.query(&statement, &options).await).map(|result| result.rows.len()),
-        Call::Execute => (source.execute(&statement, &options).await).map(|rows| rows as usize),
-    };
+    let outcome = run_call(source, call, &statement, &QueryOptions::default()).await;
     expect_kind(outcome, kind, statement.sql())
+}
+
+/// `sql` run by `call` with `timeout`, which must fail with [`ErrorKind::Timeout`]:
+/// the error. A panic names the SQL.
+pub async fn timed_out<S: ExternalSource + ?Sized>(
+    source: &S,
+    call: Call,
+    sql: &str,
+    timeout: Duration,
+) -> Error {
+    let options = QueryOptions::default().with_timeout(timeout);
+    let outcome = run_call(source, call, &Statement::new(sql), &options).await;
+    expect_kind(outcome, ErrorKind::Timeout, sql)
+}
+
+/// What `call` of `statement` returned: the rows read or affected, or the error.
+async fn run_call<S: ExternalSource + ?Sized>(
+    source: &S,
+    call: Call,
+    statement: &Statement,
+    options: &QueryOptions,
+) -> Result<usize> {
+    match call {
+        Call::Query => (source.query(statement, options).await).map(|result| result.rows.len()),
+        Call::Execute => (source.execute(statement, options).await).map(|rows| rows as usize),
+    }
 }
 
 /// How long until `count` (a query whose first value counts something, e.g. the

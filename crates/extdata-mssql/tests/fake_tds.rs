@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use extdata_conformance::support::{
-    Call, assert_elapsed_below, assert_error_has_no_secret, call_error, expect_kind,
+    Call, assert_elapsed_below, assert_error_has_no_secret, call_error, expect_kind, timed_out,
 };
 use extdata_core::{
     ConnectorConfig, DbKind, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar,
@@ -508,16 +508,8 @@ async fn unacknowledged_cancel_closes_the_connection_and_kills_its_session() {
     }));
     source.ping().await.expect("ping");
     let started = Instant::now();
-    expect_kind(
-        source
-            .query(
-                &Statement::new("WAITFOR DELAY '00:00:30'"),
-                &QueryOptions::default().with_timeout(Duration::from_millis(300)),
-            )
-            .await,
-        ErrorKind::Timeout,
-        "query",
-    );
+    let wait = "WAITFOR DELAY '00:00:30'";
+    timed_out(&source, Call::Query, wait, Duration::from_millis(300)).await;
     // The caller waits at most a second for the acknowledgement.
     assert_elapsed_below(started, Duration::from_millis(1_600), "the timed-out query");
     // A second connection serves meanwhile; the silent one is closed, not pooled.

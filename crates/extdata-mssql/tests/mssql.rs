@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
 use extdata_conformance::decimal;
-use extdata_conformance::support::{Call, assert_elapsed_below, call_error, expect_kind};
+use extdata_conformance::support::{
+    Call, assert_elapsed_below, call_error, expect_kind, timed_out,
+};
 use extdata_core::{
     ConnectorConfig, ErrorKind, ExternalSource, PoolConfig, QueryOptions, Scalar, Statement, Value,
     ValueKind,
@@ -114,25 +116,12 @@ async fn timeout_cancels_with_attention_and_keeps_the_connection() {
     let source = support::source(one_connection(server.tcp()));
     let spid = support::scalar(&source, "SELECT @@SPID").await;
     let started = Instant::now();
-    let err = source
-        .query(
-            &Statement::new("WAITFOR DELAY '00:00:30'"),
-            &QueryOptions::default().with_timeout(Duration::from_secs(1)),
-        )
-        .await
-        .expect_err("timeout");
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    let wait = "WAITFOR DELAY '00:00:30'";
+    timed_out(&source, Call::Query, wait, Duration::from_secs(1)).await;
     assert_elapsed_below(started, Duration::from_secs(3), "the timed-out query");
     // The server acknowledged the ATTENTION: the same session serves the next call.
     assert_eq!(support::scalar(&source, "SELECT @@SPID").await, spid);
-    let err = source
-        .execute(
-            &Statement::new("WAITFOR DELAY '00:00:30'"),
-            &QueryOptions::default().with_timeout(Duration::from_millis(300)),
-        )
-        .await
-        .expect_err("timeout");
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    timed_out(&source, Call::Execute, wait, Duration::from_millis(300)).await;
     assert_eq!(support::scalar(&source, "SELECT 1").await, Value::I32(1));
 }
 

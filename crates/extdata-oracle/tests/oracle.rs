@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_conformance::support::{Call, call_error, expect_kind, int_of};
+use extdata_conformance::support::{Call, call_error, expect_kind, int_of, timed_out};
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use futures::StreamExt;
 
@@ -76,31 +76,21 @@ async fn server_errors_have_their_kinds() {
 async fn timeout_breaks_the_call_and_discards_the_connection() {
     let server = server!("timeout_breaks_the_call_and_discards_the_connection");
     let ora = source(server.config("ora-timeout"));
-    let sleep = Statement::new(
-        "WITH FUNCTION s(n NUMBER) RETURN NUMBER IS BEGIN DBMS_SESSION.SLEEP(n); RETURN n; END; \
-         SELECT s(30) AS n FROM dual",
-    );
+    let sleep = "WITH FUNCTION s(n NUMBER) RETURN NUMBER IS BEGIN DBMS_SESSION.SLEEP(n); \
+                 RETURN n; END; SELECT s(30) AS n FROM dual";
     let started = Instant::now();
-    let error = ora
-        .query(
-            &sleep,
-            &QueryOptions::default().with_timeout(Duration::from_secs(1)),
-        )
-        .await
-        .expect_err("timeout");
+    timed_out(ora.as_ref(), Call::Query, sleep, Duration::from_secs(1)).await;
     let elapsed = started.elapsed();
-    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     for _ in 0..5 {
-        expect_kind(
-            ora.execute(
-                &Statement::new("BEGIN DBMS_SESSION.SLEEP(30); END;"),
-                &QueryOptions::default().with_timeout(Duration::from_millis(500)),
-            )
-            .await,
-            ErrorKind::Timeout,
-            "timeout",
-        );
+        let sleep = "BEGIN DBMS_SESSION.SLEEP(30); END;";
+        timed_out(
+            ora.as_ref(),
+            Call::Execute,
+            sleep,
+            Duration::from_millis(500),
+        )
+        .await;
     }
     assert_selects_one(ora.as_ref(), "the pool still serves").await;
 }
