@@ -204,6 +204,34 @@ pub(crate) async fn row(source: &dyn ExternalSource, statement: &Statement) -> V
     result.rows[0].values().to_vec()
 }
 
+/// `SELECT :v AS v, <function>(:v) AS n, 'after' AS tail` with `value` bound: the values
+/// of `v` and `n`, once the literal after the placeholders came back whole (a value that
+/// escaped its placeholder would shift or swallow it). `what` names the value.
+pub(crate) async fn echo_with_tail(
+    source: &dyn ExternalSource,
+    function: &str,
+    value: impl Into<Value>,
+    what: &str,
+) -> [Value; 2] {
+    let sql = format!("SELECT :v AS v, {function}(:v) AS n, 'after' AS tail");
+    let result = source
+        .query(
+            &Statement::new(sql).bind("v", value),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let row = result
+        .rows
+        .first()
+        .unwrap_or_else(|| panic!("{what}: no row"));
+    let [v, n, tail] = row.values() else {
+        panic!("{what}: {} columns, expected 3", row.values().len());
+    };
+    assert_eq!(tail, &Value::Text("after".into()), "{what}");
+    [v.clone(), n.clone()]
+}
+
 /// What the server gives back for a bound `value`: bytes that are UTF-8 come back as
 /// text, inside arrays, tuples and maps too.
 pub(crate) fn expected(value: &Value) -> Value {
