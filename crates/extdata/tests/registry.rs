@@ -17,6 +17,21 @@ fn problems_of(text: &str) -> Vec<String> {
     }
 }
 
+/// A config file of in-memory SQLite connectors named `connectors`, and `accounts`
+/// (an id and the connectors it owns).
+fn memory_connectors(connectors: &[&str], accounts: &[(&str, &[&str])]) -> String {
+    let mut text = String::new();
+    for name in connectors {
+        text += &format!(
+            "[[connectors]]\nname = {name:?}\ntype = \"sqlite\"\ndatabase = \":memory:\"\n"
+        );
+    }
+    for (id, owned) in accounts {
+        text += &format!("[[accounts]]\nid = {id:?}\nconnectors = {owned:?}\n");
+    }
+    text
+}
+
 #[test]
 fn every_mistake_in_a_file_is_reported_at_once() {
     let crm = r#"options = "application_name=x&colation=utf8"
@@ -31,12 +46,9 @@ password = { env = "EXTDATA_SURELY_UNSET_PASSWORD_VAR" }"#;
         type = "sqlite"
         database = "other.db"
         hots = "typo"
-
-        [[accounts]]
-        id = "42"
-        connectors = ["crm", "missing"]
-    "#,
-        mistaken_connectors(crm)
+        {}"#,
+        mistaken_connectors(crm),
+        memory_connectors(&[], &[("42", &["crm", "missing"])]),
     );
     let problems = problems_of(&text);
     let expect = [
@@ -105,15 +117,7 @@ fn json_has_the_same_shape() {
 /// account under it): a program cannot assign a connector to it, blank or not.
 #[test]
 fn a_blank_account_id_cannot_be_assigned() {
-    let mut registry = Registry::from_toml_str(
-        r#"
-        [[connectors]]
-        name = "a"
-        type = "sqlite"
-        database = ":memory:"
-        "#,
-    )
-    .unwrap();
+    let mut registry = Registry::from_toml_str(&memory_connectors(&["a"], &[])).unwrap();
     for blank in ["", "  "] {
         let err = registry.assign(blank, "a").unwrap_err();
         assert_eq!(err.kind(), extdata::ErrorKind::Config, "{err}");
@@ -126,28 +130,8 @@ fn a_blank_account_id_cannot_be_assigned() {
 
 #[tokio::test]
 async fn an_account_reaches_only_its_own_connectors() {
-    let registry = Registry::from_toml_str(
-        r#"
-        [[connectors]]
-        name = "a"
-        type = "sqlite"
-        database = ":memory:"
-
-        [[connectors]]
-        name = "b"
-        type = "sqlite"
-        database = ":memory:"
-
-        [[accounts]]
-        id = "1"
-        connectors = ["a", "b"]
-
-        [[accounts]]
-        id = "2"
-        connectors = ["b"]
-        "#,
-    )
-    .unwrap();
+    let config = memory_connectors(&["a", "b"], &[("1", &["a", "b"]), ("2", &["b"])]);
+    let registry = Registry::from_toml_str(&config).unwrap();
     for (account, connector, allowed) in [
         ("1", "a", true),
         ("1", "b", true),
