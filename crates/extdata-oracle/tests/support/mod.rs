@@ -11,51 +11,43 @@ use extdata_conformance::support::{env, password_connector};
 use extdata_core::{ConnectorConfig, DbKind, ExternalSource};
 use extdata_oracle::{OracleSource, SPEC};
 
-/// The server named by the environment.
+/// The server named by the environment: what every connector to it shares (`Debug`
+/// shows no password: the config's own leaves it out).
 #[derive(Debug, Clone)]
-pub(crate) struct TestServer {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    /// The service name (the connector's `database`).
-    pub(crate) service: String,
-    pub(crate) user: String,
-    pub(crate) password: String,
-}
+pub(crate) struct TestServer(ConnectorConfig);
 
 /// The configured server, or `None` after printing why (`test` names the test);
 /// panics when `EXTDATA_TEST_REQUIRE` names oracle and nothing is configured.
 pub(crate) fn server(test: &str) -> Option<TestServer> {
     let var = |name: &str| env(&format!("EXTDATA_TEST_ORACLE_{name}"));
-    match (var("HOST"), var("USER"), var("PASSWORD")) {
-        (Some(host), Some(user), Some(password)) => Some(TestServer {
-            host,
-            port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1521),
-            service: var("DATABASE").unwrap_or_else(|| "FREEPDB1".to_owned()),
-            user,
-            password,
-        }),
-        _ => require_or_skip(
+    let (Some(host), Some(user), Some(password)) = (var("HOST"), var("USER"), var("PASSWORD"))
+    else {
+        return require_or_skip(
             "oracle",
             format!(
                 "{test}: EXTDATA_TEST_ORACLE_HOST, _USER and _PASSWORD are not all set; see \
                  crates/extdata-oracle/README.md"
             ),
-        ),
-    }
+        );
+    };
+    let port = var("PORT").and_then(|p| p.parse().ok()).unwrap_or(1521);
+    // The service name is the connector's `database`.
+    let service = var("DATABASE").unwrap_or_else(|| "FREEPDB1".to_owned());
+    let login = (user.as_str(), password.as_str());
+    let timeout = Duration::from_secs(10);
+    let config = password_connector("oracle-test", DbKind::Oracle, (&host, port), login, timeout)
+        .with_database(service)
+        .with_query_timeout(Duration::from_secs(30));
+    Some(TestServer(config))
 }
 
 impl TestServer {
-    /// A connector for this server over TCP.
+    /// A connector named `name` for this server over TCP.
     pub(crate) fn config(&self, name: &str) -> ConnectorConfig {
-        password_connector(
-            name,
-            DbKind::Oracle,
-            (&self.host, self.port),
-            (&self.user, &self.password),
-            Duration::from_secs(10),
-        )
-        .with_database(self.service.clone())
-        .with_query_timeout(Duration::from_secs(30))
+        ConnectorConfig {
+            name: name.to_owned(),
+            ..self.0.clone()
+        }
     }
 }
 
