@@ -1,6 +1,5 @@
 //! [`Capabilities`]: what a backend can do and how it spells things.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -319,35 +318,29 @@ impl Default for Capabilities {
     }
 }
 
-impl fmt::Debug for Capabilities {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Capabilities")
-            .field("integer_type", &self.integer_type)
-            .field("text_type", &self.text_type)
-            .field("type_cases", &self.type_cases.len())
-            .field("sleep_sql", &self.sleep_sql.map(|sleep| sleep(30)))
-            .field("series_sql", &(self.series_sql)(3))
-            .field("streams_lazily", &self.streams_lazily)
-            .field("stream_rows", &self.stream_rows)
-            .field("running_probe", &self.running_probe.is_some())
-            .field("timeout_repeats", &self.timeout_repeats)
-            .field("recovery_slack", &self.recovery_slack)
-            .field("reports_affected_rows", &self.reports_affected_rows)
-            .field("supports_update", &self.supports_update)
-            .field("read_only_enforced", &self.read_only_enforced)
-            .field("has_passwords", &self.has_passwords)
-            .field("text_allows_nul", &self.text_allows_nul)
-            .field("empty_string_is_null", &self.empty_string_is_null)
-            .field("describe_reports_kinds", &self.describe_reports_kinds)
-            .field(
-                "unique_violation_sql_state",
-                &self.unique_violation_sql_state,
-            )
-            .field("batch_timeout_slack", &self.batch_timeout_slack)
-            .field("batch_transaction_control", &self.batch_transaction_control)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Capabilities |caps| {
+    integer_type,
+    text_type,
+    type_cases: caps.type_cases.len(),
+    sleep_sql: caps.sleep_sql.map(|sleep| sleep(30)),
+    series_sql: (caps.series_sql)(3),
+    streams_lazily,
+    stream_rows,
+    running_probe: caps.running_probe.is_some(),
+    timeout_repeats,
+    recovery_slack,
+    reports_affected_rows,
+    supports_update,
+    read_only_enforced,
+    has_passwords,
+    text_allows_nul,
+    empty_string_is_null,
+    describe_reports_kinds,
+    unique_violation_sql_state,
+    batch_timeout_slack,
+    batch_transaction_control,
+    ..
+});
 
 fn default_create_table(table: &str, columns: &[(&str, &str)]) -> String {
     let columns: Vec<String> = columns

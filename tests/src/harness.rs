@@ -1,7 +1,6 @@
 //! [`Harness`]: one backend's source, its capabilities, and a way to build variants.
 
 use std::any::Any;
-use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -165,15 +164,7 @@ impl Harness {
     }
 }
 
-impl fmt::Debug for Harness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Harness")
-            .field("source", &self.source)
-            .field("config", &self.config)
-            .field("capabilities", &self.capabilities)
-            .finish_non_exhaustive()
-    }
-}
+extdata_core::debug_fields!(Harness |harness| { source, config, capabilities, .. });
 
 /// Runs one case against `harness`, then drops its tables even when the case
 /// panicked, then re-raises the panic.

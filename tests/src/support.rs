@@ -381,20 +381,10 @@ impl TestServer {
     }
 }
 
-impl fmt::Debug for TestServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestServer")
-            .field("connector", &self.connector)
-            .field("kind", &self.kind)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("socket", &self.socket)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("cert_user", &self.cert_user)
-            .finish_non_exhaustive()
-    }
-}
+// The password, the key and the PEM texts are left out.
+extdata_core::debug_fields!(TestServer |server| {
+    connector, kind, host, port, socket, database, user, cert_user, ..
+});
 
 /// `config` validated with a backend's rules; panics (with every problem) on a mistake,
 /// since tests build valid configs.
