@@ -14,8 +14,8 @@ pub(crate) enum Backend {
     Hive,
 }
 
-/// Where a server is and who to log in as.
-#[derive(Debug, Clone)]
+/// Where a server is and who to log in as; its `Debug` leaves the password out.
+#[derive(Clone)]
 pub(crate) struct Server {
     pub(crate) host: String,
     pub(crate) port: u16,
@@ -23,6 +23,8 @@ pub(crate) struct Server {
     pub(crate) user: String,
     pub(crate) password: String,
 }
+
+extdata::debug_fields!(Server |server| { host, port, database, user, .. });
 
 /// sqlx's connect options of type `$options` (`PgConnectOptions`, `MySqlConnectOptions`)
 /// for the [`Server`] `$server`, TLS off (`$no_tls`): the raw drivers compared with.
