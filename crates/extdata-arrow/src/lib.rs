@@ -2,18 +2,21 @@
 
 use std::sync::Arc;
 
+use arrow_array::ArrayRef;
 use arrow_array::builder::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int8Builder,
     Int16Builder, Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
     TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::i256;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{NaiveDate, NaiveTime, Timelike};
-use extdata_core::{Column, Error, Result, Row, RowStream, Value, ValueKind};
+use extdata_core::{Column, Columns, Error, Result, Row, RowStream, Value, ValueKind};
 use futures::{Stream, StreamExt};
+
+/// The Arrow record batch type the batches are (re-exported from `arrow-array`).
+pub use arrow_array::RecordBatch;
 
 #[cfg(any(feature = "ipc", feature = "parquet"))]
 mod write;
@@ -362,6 +365,63 @@ impl Builder {
     }
 }
 
+/// One Arrow column built from [`Value`]s, exactly as [`BatchBuilder`] builds that
+/// column (the same [`data_type`], the same checks). For a columnar reader that decodes
+/// most columns straight into arrays and the rest value by value, and must give the same
+/// array either way.
+pub struct ColumnBuilder {
+    name: String,
+    builder: Builder,
+    len: usize,
+}
+
+impl std::fmt::Debug for ColumnBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnBuilder")
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ColumnBuilder {
+    /// A builder for `column` with room for `capacity` values.
+    pub fn new(column: &Column, capacity: usize) -> ColumnBuilder {
+        ColumnBuilder {
+            name: column.name.clone(),
+            builder: Builder::new(&data_type(column), capacity),
+            len: 0,
+        }
+    }
+
+    /// Appends one value; a value that does not fit the column is a
+    /// [`extdata_core::ErrorKind::Decode`] error naming the column (the text
+    /// [`BatchBuilder::push_values`] gives).
+    pub fn push(&mut self, value: &Value) -> Result<()> {
+        self.builder
+            .append(value)
+            .map_err(|why| Error::decode(format!("arrow column `{}`: {why}", self.name)))?;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Values appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no value was appended since the last [`finish`](Self::finish).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The values appended so far as an array; the builder starts over.
+    pub fn finish(&mut self) -> ArrayRef {
+        self.len = 0;
+        self.builder.finish()
+    }
+}
+
 /// Builds [`RecordBatch`]es of one schema from rows, cut at [`BatchLimits`].
 pub struct BatchBuilder {
     schema: SchemaRef,
@@ -515,6 +575,91 @@ pub fn batches(
         }
     });
     (schema, batches)
+}
+
+/// A result as a stream of [`RecordBatch`]es: its columns, its Arrow schema
+/// ([`schema`] of the columns) and the batches, each of that schema. Built from rows
+/// ([`BatchStream::from_rows`]) or by a backend that decodes its wire format straight
+/// into Arrow arrays. Like a [`RowStream`], it holds about one batch at a time,
+/// dropping it stops the query, and an error ends it.
+pub struct BatchStream {
+    columns: Columns,
+    schema: SchemaRef,
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>,
+}
+
+impl BatchStream {
+    /// Wraps `inner`, whose batches have the schema of `columns`.
+    pub fn new(
+        columns: Columns,
+        inner: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    ) -> BatchStream {
+        BatchStream {
+            schema: schema(&columns),
+            columns,
+            inner: Box::pin(inner),
+        }
+    }
+
+    /// The rows of `stream` gathered into batches cut at `limits` (the row path).
+    pub fn from_rows(stream: RowStream, limits: BatchLimits) -> BatchStream {
+        let columns = stream.columns().clone();
+        let builder = BatchBuilder::with_limits(&columns, limits);
+        let batches = futures::stream::unfold(Some((stream, builder)), |state| async move {
+            let (mut stream, mut builder) = state?;
+            loop {
+                match stream.next().await {
+                    Some(Ok(row)) => match builder.push(&row) {
+                        Ok(Some(batch)) => return Some((Ok(batch), Some((stream, builder)))),
+                        Ok(None) => {}
+                        Err(e) => return Some((Err(e), None)),
+                    },
+                    Some(Err(e)) => return Some((Err(e), None)),
+                    None if builder.is_empty() => return None,
+                    None => return Some((builder.finish(), None)),
+                }
+            }
+        });
+        BatchStream::new(columns, batches)
+    }
+
+    /// The result's columns.
+    pub fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
+    /// The Arrow schema of every batch.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Reads every batch (the whole result in memory).
+    pub async fn collect_all(mut self) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.inner.next().await {
+            batches.push(batch?);
+        }
+        Ok((self.schema, batches))
+    }
+}
+
+impl Stream for BatchStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for BatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchStream")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads the whole stream into batches of at most `batch_rows` rows.

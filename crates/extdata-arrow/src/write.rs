@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use extdata_core::{Column, RowStream, Value};
 use futures::StreamExt as _;
 
-use crate::{BatchBuilder, BatchLimits};
+use crate::{BatchBuilder, BatchLimits, BatchStream};
 
 /// A columnar writer fed one row at a time: it writes a batch each time one fills up
 /// ([`BatchLimits`]). Implemented by `IpcStreamWriter` and `ParquetFileWriter`.
@@ -19,6 +19,10 @@ use crate::{BatchBuilder, BatchLimits};
 pub trait RowSink: Send {
     /// Appends one row, values in column order; writes a batch when it is full.
     fn push(&mut self, values: &[Value]) -> io::Result<()>;
+
+    /// Writes a whole batch (one of a [`BatchStream`] of the same columns), after the
+    /// rows pushed so far. A batch of another schema is [`io::ErrorKind::InvalidData`].
+    fn push_batch(&mut self, batch: &RecordBatch) -> io::Result<()>;
 
     /// Pushes out what can be pushed out now, for a reader of a slow result: the Arrow
     /// stream writes the rows so far as a (short) batch; Parquet, whose row groups are
@@ -41,6 +45,18 @@ pub async fn write_stream(mut stream: RowStream, sink: &mut dyn RowSink) -> io::
     while let Some(row) = stream.next().await {
         let row = row.map_err(io::Error::other)?;
         sink.push(row.values())?;
+    }
+    sink.finish()?;
+    Ok(sink.rows())
+}
+
+/// Writes every batch of `stream` to `sink`, then finishes it; returns the row count.
+/// A failing batch ends it with that error (as [`io::ErrorKind::Other`] wrapping the
+/// [`extdata_core::Error`]); the output is then left unfinished.
+pub async fn write_batches(mut stream: BatchStream, sink: &mut dyn RowSink) -> io::Result<u64> {
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(io::Error::other)?;
+        sink.push_batch(&batch)?;
     }
     sink.finish()?;
     Ok(sink.rows())
@@ -69,6 +85,21 @@ impl<E: Encoder> Batches<E> {
             self.encoder.encode(&batch)?;
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Encodes the rows gathered so far, then `batch`, which must have the schema.
+    fn push_batch(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        if batch.schema().fields() != self.builder.schema().fields() {
+            return Err(data_error(extdata_core::Error::decode(
+                "a batch whose schema is not the writer's",
+            )));
+        }
+        self.encode_rest()?;
+        if batch.num_rows() > 0 {
+            self.encoder.encode(batch)?;
+        }
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
@@ -141,6 +172,10 @@ mod ipc {
     impl<W: Write + Send> RowSink for IpcStreamWriter<W> {
         fn push(&mut self, values: &[Value]) -> io::Result<()> {
             self.0.push(values)
+        }
+
+        fn push_batch(&mut self, batch: &RecordBatch) -> io::Result<()> {
+            self.0.push_batch(batch)
         }
 
         fn flush(&mut self) -> io::Result<()> {
@@ -262,6 +297,10 @@ mod parquet_file {
     impl<W: Write + Send> RowSink for ParquetFileWriter<W> {
         fn push(&mut self, values: &[Value]) -> io::Result<()> {
             self.0.push(values)
+        }
+
+        fn push_batch(&mut self, batch: &RecordBatch) -> io::Result<()> {
+            self.0.push_batch(batch)
         }
 
         fn flush(&mut self) -> io::Result<()> {
@@ -457,6 +496,61 @@ mod tests {
         let error = ipc.push(&bad).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         assert!(error.to_string().contains("amount"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn whole_batches_follow_the_rows_and_keep_the_schema() {
+        let columns = columns();
+        // Rows 1–2 pushed as rows, 3–6 as a batch stream of the row path's batches.
+        let rows: Vec<extdata_core::Result<Row>> = (3..=6)
+            .map(|id| Ok(Row::new(columns.clone(), values(id))))
+            .collect();
+        let stream = BatchStream::from_rows(
+            RowStream::new(columns.clone(), futures::stream::iter(rows)),
+            limits(3),
+        );
+        assert_eq!(stream.schema(), &crate::schema(&columns));
+        let mut writer = IpcStreamWriter::try_new(Vec::new(), &columns, limits(100)).unwrap();
+        writer.push(&values(1)).unwrap();
+        writer.push(&values(2)).unwrap();
+        assert_eq!(write_batches(stream, &mut writer).await.unwrap(), 6);
+        let bytes = writer.into_inner().unwrap();
+        let reader = arrow_ipc::reader::StreamReader::try_new(bytes.as_slice(), None).unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [2, 3, 1]);
+        assert_holds(&batches, &expected(6));
+        // A batch of other columns is refused, not written.
+        let other: Columns = vec![Column::new("x", "int4", ValueKind::I32)].into();
+        let mut builder = BatchBuilder::new(&other, 10);
+        builder.push_values(&[Value::I32(1)]).unwrap();
+        let foreign = builder.finish().unwrap();
+        let mut writer =
+            ParquetFileWriter::try_new(Vec::new(), &columns, ParquetLimits::default()).unwrap();
+        let error = writer.push_batch(&foreign).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(writer.rows(), 0);
+    }
+
+    #[test]
+    fn a_column_builder_builds_the_batch_builders_column() {
+        let columns = columns();
+        let mut batch = BatchBuilder::new(&columns, 100);
+        let mut column = crate::ColumnBuilder::new(&columns[1], 4);
+        for id in 1..=4 {
+            batch.push_values(&values(id)).unwrap();
+            column.push(&values(id)[1]).unwrap();
+        }
+        assert_eq!(column.len(), 4);
+        assert_eq!(&column.finish(), batch.finish().unwrap().column(1));
+        assert!(column.is_empty());
+        let error = column
+            .push(&Value::Decimal("1.0001".parse().unwrap()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("arrow column `amount`"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
