@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod connect;
 mod error;
 mod pool;
@@ -42,7 +44,7 @@ use std::fmt;
 use std::time::Duration;
 
 use clickhouse::Client;
-use clickhouse::native::DataTypeNode;
+use clickhouse::native::{Block, DataTypeNode};
 use clickhouse::query::NativeCursor;
 use extdata_core::driver::{Lifecycle, check_kind, timeout_error};
 use extdata_core::{
@@ -77,6 +79,18 @@ pub const SPEC: BackendSpec = BackendSpec {
     warn: Some(warn_config),
     ..BackendSpec::server(DbKind::ClickHouse, 8123)
 };
+
+/// A query opened up to its first block ([`ClickHouseSource::open`]).
+enum Opened {
+    /// No block came: the columns, as the result's `DESCRIBE` gave them.
+    Empty(Columns),
+    /// The first block, and the producer that reads the next ones (its `columns` are
+    /// the result's).
+    Blocks {
+        producer: Box<Producer>,
+        first: Block,
+    },
+}
 
 /// How a call reads: the settings it sends differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +272,8 @@ impl ClickHouseSource {
         quietly(|| query.fetch_native()).map_err(|e| self.error(e, "query"))
     }
 
-    /// Opens a query and reads up to its first block (to learn the columns).
+    /// Opens a query and reads up to its first block (to learn the columns), then
+    /// decodes it into rows.
     async fn open_stream(
         &self,
         statement: &Statement,
@@ -267,6 +282,29 @@ impl ClickHouseSource {
         max_rows: Option<usize>,
         query_id: String,
     ) -> Result<RowStream> {
+        match self
+            .open(statement, call, timeout, max_rows, query_id)
+            .await?
+        {
+            Opened::Empty(columns) => Ok(RowStream::new(columns, futures::stream::empty())),
+            Opened::Blocks { producer, first } => {
+                let columns = producer.columns.clone();
+                let rows = ChunkedRows::new(*producer, first).first_chunk().await?;
+                Ok(RowStream::new(columns, rows))
+            }
+        }
+    }
+
+    /// Opens a query and reads up to its first block: the result's columns (described
+    /// when no block came) and, when a block came, the producer that reads the rest.
+    async fn open(
+        &self,
+        statement: &Statement,
+        call: Call,
+        timeout: Duration,
+        max_rows: Option<usize>,
+        query_id: String,
+    ) -> Result<Opened> {
         self.check_call(statement)?;
         let server = self.server().await?.clone();
         let (sql, params) = self.render(statement, &server)?;
@@ -336,7 +374,7 @@ impl ClickHouseSource {
                 }
             };
             let columns = columns.unwrap_or_default();
-            return Ok(RowStream::new(columns.into(), futures::stream::empty()));
+            return Ok(Opened::Empty(columns.into()));
         };
         if described.is_none() && has_plain_datetime(&first) {
             // The header may have dropped a zone: the result's DESCRIBE names it (one
@@ -382,10 +420,9 @@ impl ClickHouseSource {
                 }
             }
         }
-        let columns: Columns = columns.into();
         let producer = Producer {
             cursor,
-            columns: columns.clone(),
+            columns: columns.into(),
             zone: server.zone,
             timeout,
             guard,
@@ -398,8 +435,10 @@ impl ClickHouseSource {
             json_columns,
             zoned,
         };
-        let rows = ChunkedRows::new(producer, first).first_chunk().await?;
-        Ok(RowStream::new(columns, rows))
+        Ok(Opened::Blocks {
+            producer: Box::new(producer),
+            first,
+        })
     }
 
     /// [`describe_sql`](Self::describe_sql) in the time left until `deadline`, the
@@ -723,6 +762,12 @@ impl ExternalSource for ClickHouseSource {
 
     async fn close(&self) {
         self.lifecycle.close();
+    }
+
+    /// `Some(self)`: the facade reaches [`ClickHouseSource::stream_batches`] (feature
+    /// `arrow`) through it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

@@ -311,14 +311,20 @@ pub(crate) struct Producer {
 impl Producer {
     pub(crate) async fn run(mut self, first: Block, slot: SharedSlot) {
         if let Err(error) = self.produce(first, &slot).await {
-            let error = error.with_connector(self.connector.clone());
-            let redactor = self.statement.as_ref().and_then(|statement| {
-                redactor_of(statement, Some(self.features), self.server_parameters)
-            });
-            lock(&slot).error = Some(match redactor {
-                Some(redactor) => redactor.error(error),
-                None => error,
-            });
+            lock(&slot).error = Some(self.failed(error));
+        }
+    }
+
+    /// `error`, which ended the stream, as its reader gets it: with the connector's
+    /// name, without the values bound into the statement.
+    pub(crate) fn failed(&self, error: Error) -> Error {
+        let error = error.with_connector(self.connector.clone());
+        let redactor = self.statement.as_ref().and_then(|statement| {
+            redactor_of(statement, Some(self.features), self.server_parameters)
+        });
+        match redactor {
+            Some(redactor) => redactor.error(error),
+            None => error,
         }
     }
 

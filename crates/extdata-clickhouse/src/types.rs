@@ -88,7 +88,7 @@ impl<'a> Decode<'a> for Cell {
 }
 
 /// One value's Native bytes (`None`: NULL), for [`Scalar`] to decode.
-struct Raw<'a>(Option<&'a [u8]>);
+pub(crate) struct Raw<'a>(pub(crate) Option<&'a [u8]>);
 
 impl<'a> Decode<'a> for Raw<'a> {
     fn compatible(_data_type: &DataTypeNode) -> bool {
@@ -113,7 +113,7 @@ fn collect(reader: ArrayReader<'_, Cell>) -> std::result::Result<Vec<Value>, Box
 }
 
 /// Removes the wrappers that do not change how a value is stored.
-fn unwrap_type(data_type: &DataTypeNode) -> &DataTypeNode {
+pub(crate) fn unwrap_type(data_type: &DataTypeNode) -> &DataTypeNode {
     match data_type {
         DataTypeNode::Nullable(inner)
         | DataTypeNode::LowCardinality(inner)
@@ -422,7 +422,7 @@ fn decimal(mantissa: i128, scale: u32) -> Decimal {
         .unwrap_or_else(|| Decimal::from_mantissa(mantissa, scale))
 }
 
-fn precision_digits(precision: &DateTimePrecision) -> u32 {
+pub(crate) fn precision_digits(precision: &DateTimePrecision) -> u32 {
     // The enum's variants are Precision0 … Precision9, in order.
     let text = format!("{precision:?}");
     text.trim_start_matches("Precision").parse().unwrap_or(0)

@@ -286,4 +286,13 @@ pub trait ExternalSource: Send + Sync + fmt::Debug {
 
     /// Closes the pool; later calls fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     async fn close(&self);
+
+    /// This source as [`Any`](std::any::Any), so that a caller holding an
+    /// `Arc<dyn ExternalSource>` can reach a backend's own API — e.g. the facade's
+    /// `extdata::stream_batches` finds a ClickHouse source (through its instrumentation
+    /// wrapper) to read Arrow batches column by column. `None` (the default): the source
+    /// offers nothing beyond this trait, and such callers use its rows.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
