@@ -16,6 +16,7 @@ use std::path::Path;
 
 use clap::ValueEnum;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use extdata::arrow::RecordBatch;
 use extdata::{Column, Value, ValueKind};
 use extdata_arrow::{BatchLimits, IpcStreamWriter, ParquetFileWriter, ParquetLimits, RowSink};
 
@@ -150,6 +151,11 @@ pub(crate) trait RowWriter {
     fn finish(&mut self) -> io::Result<()>;
     /// Pushes buffered output to the reader (for slow streams).
     fn flush(&mut self) -> io::Result<()>;
+    /// A whole Arrow batch of rows (after `begin`): for the binary formats, which write
+    /// it as it is; the text formats do not take batches.
+    fn batch(&mut self, _batch: &RecordBatch) -> io::Result<()> {
+        Err(io::Error::other("this format is written row by row"))
+    }
 }
 
 /// A writer for `format` over `out`.
@@ -217,6 +223,10 @@ impl<'a, W: Write + Send + 'a> RowWriter for ColumnarWriter<'a, W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.sink()?.flush()
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        self.sink()?.push_batch(batch)
     }
 }
 

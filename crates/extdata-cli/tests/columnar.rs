@@ -55,6 +55,24 @@ impl Fixture {
                  password = {{ env = \"EXTDATA_TEST_POSTGRES_PASSWORD\" }}\nconnect_timeout = \"5s\"\n"
             ));
         }
+        for (name, prefix) in [
+            ("clickhouse", "EXTDATA_TEST_CLICKHOUSE"),
+            ("clickhouse26", "EXTDATA_TEST_CLICKHOUSE26"),
+        ] {
+            let setting = |key: &str| env(&format!("{prefix}_{key}"));
+            if let (Some(host), Some(port), Some(database), Some(user)) = (
+                setting("HOST"),
+                setting("PORT"),
+                setting("DATABASE"),
+                setting("USER"),
+            ) {
+                config.push_str(&format!(
+                    "\n[[connectors]]\nname = \"{name}\"\ntype = \"clickhouse\"\nhost = \"{host}\"\n\
+                     port = {port}\ndatabase = \"{database}\"\nusername = \"{user}\"\n\
+                     password = {{ env = \"{prefix}_PASSWORD\" }}\nconnect_timeout = \"5s\"\n"
+                ));
+            }
+        }
         let path = dir.path().join("extdata.toml");
         std::fs::write(&path, config).expect("write config");
         // Connectors open existing files only; an empty file is an empty database.
@@ -76,9 +94,26 @@ impl Fixture {
     }
 
     fn has_postgres(&self) -> bool {
+        self.has("postgres")
+    }
+
+    fn has(&self, connector: &str) -> bool {
         std::fs::read_to_string(&self.config)
             .expect("config")
-            .contains("name = \"postgres\"")
+            .contains(&format!("name = \"{connector}\""))
+    }
+
+    /// A fixture with the ClickHouse connector `connector` (`clickhouse` for 18.16,
+    /// `clickhouse26`), or `None` (skip; a failure when `EXTDATA_TEST_REQUIRE` names it).
+    fn with_clickhouse(connector: &str) -> Option<Self> {
+        let fixture = Fixture::new();
+        if fixture.has(connector) {
+            return Some(fixture);
+        }
+        require_or_skip(
+            connector,
+            format!("the settings of the `{connector}` test server are not set"),
+        )
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -652,4 +687,57 @@ fn an_arrow_reader_gets_the_first_rows_while_the_server_is_still_busy() {
         "the rows ready before the wait, as one batch"
     );
     assert!(still_running, "the batch came only when the query ended");
+}
+
+/// ClickHouse decodes `--format arrow` and `--format parquet` column by column from its
+/// Native blocks (`extdata::stream_batches`); the files hold exactly what `--format jsonl`
+/// prints (through the row path), over several blocks, NULLs and zoned timestamps
+/// included, on 18.16 and on 26.x.
+#[test]
+fn clickhouse_arrow_and_parquet_hold_what_jsonl_prints() {
+    for connector in ["clickhouse", "clickhouse26"] {
+        let Some(fixture) = Fixture::with_clickhouse(connector) else {
+            continue;
+        };
+        let sql = "SELECT number AS n, toInt64(number) - 5 AS i, number / 4 AS f, \
+             toDecimal64(number, 4) / 7 AS d, concat('line ', toString(number), '\\n\"q\", ✓') AS s, \
+             if(number % 3 = 0, NULL, toString(number)) AS ns, \
+             toDateTime(1700000000 + number * 61, 'Asia/Tokyo') AS tz, \
+             toDateTime(1700000000 + number * 61) AS wall, toDate(17000 + number % 1000) AS day, \
+             toUUID(UUIDNumToString(MD5(toString(number)))) AS u, \
+             if(number % 5 = 0, NULL, toDecimal128(number, 10)) AS big \
+             FROM numbers(20000) SETTINGS max_block_size = 7000";
+        let schema = assert_formats_agree(&fixture, connector, sql);
+        for (name, expected) in [
+            ("n", DataType::UInt64),
+            ("i", DataType::Int64),
+            ("f", DataType::Float64),
+            ("d", DataType::Decimal128(18, 4)),
+            ("s", DataType::Utf8),
+            ("ns", DataType::Utf8),
+            ("tz", DataType::Timestamp(TimeUnit::Microsecond, utc())),
+            ("wall", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ("day", DataType::Date32),
+            ("u", DataType::FixedSizeBinary(16)),
+            ("big", DataType::Decimal128(38, 10)),
+        ] {
+            assert_eq!(field_type(&schema, name), expected, "{connector}: {name}");
+        }
+        let output = fixture.run(connector, sql, "arrow", &["--max-rows", "7001"]);
+        let (_, batches) = ipc_batches(&output.stdout);
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            7001,
+            "{connector}"
+        );
+        assert!(
+            batches.iter().all(|batch| batch.num_rows() <= 8192),
+            "{connector}: bounded batches"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("cut at 7001 rows"),
+            "{connector}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

@@ -92,7 +92,7 @@ impl Instrumented {
         result
     }
 
-    fn span(&self, operation: &'static str) -> tracing::Span {
+    pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
         let span = tracing::info_span!(
             "extdata.call",
             account = tracing::field::Empty,
@@ -111,7 +111,7 @@ impl Instrumented {
 }
 
 /// Records the end of one call: span fields, a log event, metrics.
-struct CallRecord {
+pub(crate) struct CallRecord {
     /// Taken when the call starts: a stream may end (or be dropped) outside the scope.
     account: Option<Arc<str>>,
     connector: String,
@@ -122,7 +122,11 @@ struct CallRecord {
 }
 
 impl CallRecord {
-    fn new(source: &dyn ExternalSource, operation: &'static str, span: tracing::Span) -> Self {
+    pub(crate) fn new(
+        source: &dyn ExternalSource,
+        operation: &'static str,
+        span: tracing::Span,
+    ) -> Self {
         CallRecord {
             account: current_account(),
             connector: source.name().to_owned(),
@@ -133,7 +137,7 @@ impl CallRecord {
         }
     }
 
-    fn finish(&self, rows: Option<u64>, error: Option<&Error>) {
+    pub(crate) fn finish(&self, rows: Option<u64>, error: Option<&Error>) {
         let elapsed = self.started.elapsed();
         let millis = elapsed.as_secs_f64() * 1000.0;
         self.span.record("duration_ms", millis);
@@ -263,6 +267,12 @@ impl ExternalSource for Instrumented {
             Ok(())
         };
         let _ = self.call("close", close, |e| e, |_| None).await;
+    }
+
+    /// `Some(self)`: [`crate::stream_batches`] instruments its call and reaches the
+    /// wrapped source through [`Instrumented::inner`].
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "arrow")]
+mod columnar;
 mod factory;
 mod instrument;
 mod partition;
@@ -14,6 +16,16 @@ pub use factory::{
 pub use instrument::{Instrumented, current_account, for_account};
 pub use partition::stream_partitioned;
 pub use registry::{ConfigDocument, ConfigTable, REGISTRY_SECTIONS, Registry};
+
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub use columnar::{decodes_columnar, stream_batches};
+
+/// Arrow record batches from results (feature `arrow`): [`stream_batches`]'s
+/// `BatchLimits` and `BatchStream`, the schema mapping and the IPC/Parquet writers.
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub use extdata_arrow as arrow;
 
 /// The SQLite backend (feature `sqlite`).
 #[cfg(feature = "sqlite")]

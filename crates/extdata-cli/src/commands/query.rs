@@ -2,11 +2,14 @@
 //!
 //! `table` and `json` read a bounded result with `query`; `csv`, `jsonl`, `arrow` and
 //! `parquet` read with `stream` and write rows as they arrive (the binary formats a
-//! batch at a time), so memory stays flat however many rows come back.
+//! batch at a time) — except `arrow` and `parquet` from ClickHouse, which read Arrow
+//! batches decoded column by column (`extdata::stream_batches`). Memory stays flat
+//! however many rows come back.
 
 use std::io;
 use std::time::Duration;
 
+use extdata::arrow::{BatchLimits, BatchStream};
 use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
 use futures::{FutureExt as _, StreamExt as _};
 
@@ -30,7 +33,9 @@ pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failur
         timeout: args.timeout,
         ..QueryOptions::default()
     };
-    if args.format.streams() {
+    if args.format.is_binary() && extdata::decodes_columnar(source.as_ref()) {
+        stream_batches(source.as_ref(), &statement, options, &args).await
+    } else if args.format.streams() {
         stream_rows(source.as_ref(), &statement, options, &args).await
     } else {
         options.max_rows = Some(args.max_rows.unwrap_or(QueryOptions::DEFAULT_MAX_ROWS));
@@ -79,6 +84,35 @@ async fn stream_rows(
     let mut writer = output::writer(args.format, out);
     let outcome = copy_rows(&mut stream, writer.as_mut(), args.max_rows, &progress).await;
     progress.finish();
+    finish_copy(outcome, writer.as_mut(), &progress)
+}
+
+/// `arrow`, `parquet` from a source that decodes columnar (ClickHouse): stream the
+/// result as Arrow batches and write each as it arrives. Other sources keep
+/// [`stream_rows`], whose writer also writes a short batch whenever the server makes
+/// it wait.
+async fn stream_batches(
+    source: &dyn ExternalSource,
+    statement: &Statement,
+    options: QueryOptions,
+    args: &QueryArgs,
+) -> Result<(), Failure> {
+    let mut batches =
+        extdata::stream_batches(source, statement, &options, BatchLimits::default()).await?;
+    let out = output::open(args.output.as_deref())?;
+    let progress = Progress::start(!crate::logging::is_enabled());
+    let mut writer = output::writer(args.format, out);
+    let outcome = copy_batches(&mut batches, writer.as_mut(), args.max_rows, &progress).await;
+    progress.finish();
+    finish_copy(outcome, writer.as_mut(), &progress)
+}
+
+/// Ends a copy: finishes the output and reports the rows, or the error.
+fn finish_copy(
+    outcome: Result<Copied, CopyError>,
+    writer: &mut dyn RowWriter,
+    progress: &Progress,
+) -> Result<(), Failure> {
     match outcome {
         Ok(Copied { rows, truncated }) => {
             finish_output(writer.finish())?;
@@ -95,6 +129,68 @@ async fn stream_rows(
             // Rows written so far stay written; the error says the result is incomplete.
             let _ = writer.flush();
             Err(Failure::from(error.context("the result is incomplete")))
+        }
+    }
+}
+
+/// Writes batches until the stream ends or `max_rows` were written (a batch past the
+/// bound is cut; then one more batch is peeked to tell whether the result was cut).
+async fn copy_batches(
+    stream: &mut BatchStream,
+    writer: &mut dyn RowWriter,
+    max_rows: Option<usize>,
+    progress: &Progress,
+) -> Result<Copied, CopyError> {
+    writer.begin(stream.columns()).map_err(CopyError::Output)?;
+    let max_rows = max_rows.map(|n| n as u64);
+    let mut rows: u64 = 0;
+    let mut dirty = false;
+    loop {
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None if dirty => match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    writer.flush().map_err(CopyError::Output)?;
+                    dirty = false;
+                    stream.next().await
+                }
+            },
+            None => stream.next().await,
+        };
+        let Some(batch) = next else {
+            return Ok(Copied {
+                rows,
+                truncated: false,
+            });
+        };
+        let batch = batch.map_err(CopyError::Source)?;
+        let len = batch.num_rows() as u64;
+        if len == 0 {
+            continue;
+        }
+        let room = max_rows.map_or(len, |max| max.saturating_sub(rows));
+        if room == 0 {
+            return Ok(Copied {
+                rows,
+                truncated: true,
+            });
+        }
+        let take = room.min(len);
+        let written = if take < len {
+            writer.batch(&batch.slice(0, take as usize))
+        } else {
+            writer.batch(&batch)
+        };
+        written.map_err(CopyError::Output)?;
+        rows += take;
+        dirty = true;
+        progress.set(rows);
+        if take < len {
+            return Ok(Copied {
+                rows,
+                truncated: true,
+            });
         }
     }
 }
