@@ -75,6 +75,12 @@ impl Backend {
         match self {
             Backend::Postgres => "EXTDATA_TEST_POSTGRES",
             Backend::Mysql => "EXTDATA_TEST_MYSQL",
+            // EXTDATA_BENCH_CLICKHOUSE=26: the 26.x server of `clickhouse26`.
+            Backend::ClickHouse
+                if std::env::var("EXTDATA_BENCH_CLICKHOUSE").as_deref() == Ok("26") =>
+            {
+                "EXTDATA_TEST_CLICKHOUSE26"
+            }
             Backend::ClickHouse => "EXTDATA_TEST_CLICKHOUSE",
             Backend::Hive => "EXTDATA_TEST_HIVE",
         }
@@ -129,6 +135,34 @@ impl Backend {
     /// The standard table holding `rows` rows.
     pub(crate) fn table(self, rows: u64) -> String {
         format!("bench_{rows}")
+    }
+
+    /// The ClickHouse table of the Arrow comparison (`arrow-ch`), holding `rows` rows.
+    pub(crate) fn arrow_table(self, rows: u64) -> String {
+        format!("bench_arrow_{rows}")
+    }
+
+    /// The statements that create and fill [`Backend::arrow_table`] (ClickHouse): seven
+    /// typical columns, generated on the server.
+    pub(crate) fn arrow_seed_statements(self, rows: u64) -> Vec<String> {
+        let t = self.arrow_table(rows);
+        vec![
+            format!("DROP TABLE IF EXISTS {t}"),
+            format!(
+                "CREATE TABLE {t} (id UInt64, c_int Int32, c_float Float64, c_text String, \
+                 c_time DateTime, c_maybe Nullable(String), c_amount Decimal(18, 4)) \
+                 ENGINE = MergeTree ORDER BY id"
+            ),
+            format!(
+                "INSERT INTO {t} SELECT number + 1, toInt32(number % 2000000) - 1000000, \
+                 number * 0.001 + 0.5, concat('user-', toString(number)), \
+                 toDateTime(1577836800 + number), \
+                 if(number % 10 = 5, NULL, lower(hex(MD5(toString(number))))), \
+                 toDecimal64((toInt64(number) * 7919) % 2000000000 - 1000000000, 4) / 10000 \
+                 FROM numbers({rows})"
+            ),
+            format!("OPTIMIZE TABLE {t} FINAL"),
+        ]
     }
 
     /// The query every W1 method runs: all ten columns of the table.

@@ -11,6 +11,8 @@
 //! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 \
 //!     --methods extdata,partitioned-1,partitioned-2,partitioned-4
 //! cargo run --release -p extdata-bench -- stream-sqlite 100000 1000000
+//! cargo run --release -p extdata-bench -- seed-arrow --rows 1000000
+//! cargo run --release -p extdata-bench -- arrow-ch --rows 1000000 --reps 3
 //! ```
 //!
 //! Every measurement of a whole-table read runs in a fresh child process (this program
@@ -36,7 +38,9 @@ const USAGE: &str = "usage:
   extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
   extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16] [--cached true]
   extdata-bench measure --backend B --method M --rows N      (one child measurement)
-  extdata-bench stream-sqlite ROWS [ROWS…]";
+  extdata-bench stream-sqlite ROWS [ROWS…]
+  extdata-bench seed-arrow --rows N                   (ClickHouse; EXTDATA_BENCH_CLICKHOUSE=26 for 26.x)
+  extdata-bench arrow-ch --rows N [--reps 3]          (row path vs columnar path into Arrow)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +95,12 @@ fn run(args: &[String]) -> Result<(), String> {
             Backend::parse(flag(&flags, "backend")?)?,
             numbers(flag(&flags, "rows")?)?,
         ),
+        "seed-arrow" => seed_arrow(numbers(flag(&flags, "rows")?)?[0]),
+        "arrow-ch" => {
+            let rows = numbers(flag(&flags, "rows")?)?[0];
+            let reps = flags.get("reps").map_or(Ok(vec![3]), |r| numbers(r))?[0];
+            arrow_ch(rows, reps)
+        }
         "measure" => {
             let backend = Backend::parse(flag(&flags, "backend")?)?;
             let rows = numbers(flag(&flags, "rows")?)?[0];
@@ -187,6 +197,67 @@ fn seed(backend: Backend, sizes: Vec<u64>) -> Result<(), String> {
         source.close().await;
         Ok(())
     })
+}
+
+/// Creates and fills the ClickHouse table of the Arrow comparison.
+fn seed_arrow(rows: u64) -> Result<(), String> {
+    let backend = Backend::ClickHouse;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async {
+        let source = stream::connect(backend, 1).await?;
+        let options = QueryOptions::default().with_timeout(Duration::from_secs(3600));
+        for sql in backend.arrow_seed_statements(rows) {
+            source
+                .execute(&Statement::new(sql.clone()), &options)
+                .await
+                .map_err(|e| format!("{e}\nin: {sql}"))?;
+        }
+        println!("seeded {}", backend.arrow_table(rows));
+        source.close().await;
+        Ok(())
+    })
+}
+
+/// The ClickHouse row path against the columnar path producing Arrow batches, `reps`
+/// interleaved runs each (fresh child processes); medians and their ratios.
+fn arrow_ch(rows: u64, reps: u64) -> Result<(), String> {
+    let backend = Backend::ClickHouse;
+    let methods = ["arrow-rows", "arrow-columnar"];
+    let load_before = load();
+    let mut results: BTreeMap<&str, Vec<Measurement>> = BTreeMap::new();
+    for _ in 0..reps {
+        for method in methods {
+            let m = run_child(&child_args(backend, method, rows))?;
+            eprintln!("{}", m.line());
+            results.entry(method).or_default().push(m);
+        }
+    }
+    let load_after = load();
+    let summary = |method: &str, key: &str| -> f64 {
+        let mut values: Vec<f64> = results
+            .get(method)
+            .map(|ms| ms.iter().map(|m| m.num(key)).collect())
+            .unwrap_or_default();
+        median(&mut values)
+    };
+    println!(
+        "arrow-ch {} ({rows} rows), median of {reps}, load {load_before} → {load_after}",
+        backend.arrow_table(rows)
+    );
+    println!();
+    println!("| path | wall s | CPU s | peak RSS MiB | wall / row path | CPU / row path |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let (row_wall, row_cpu) = (summary("arrow-rows", "wall"), summary("arrow-rows", "cpu"));
+    for method in methods {
+        let (wall, cpu) = (summary(method, "wall"), summary(method, "cpu"));
+        println!(
+            "| {method} | {wall:.3} | {cpu:.3} | {:.1} | {:.2} | {:.2} |",
+            summary(method, "hwm_kib") / 1024.0,
+            wall / row_wall,
+            cpu / row_cpu,
+        );
+    }
+    Ok(())
 }
 
 fn child_args(backend: Backend, method: &str, rows: u64) -> Vec<String> {

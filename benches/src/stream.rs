@@ -93,6 +93,10 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
             "rowbinary" if backend == Backend::ClickHouse => rowbinary(&server, &sql).await,
             "native" if backend == Backend::ClickHouse => native(&server, &sql).await,
             "extdata" => extdata_read(backend, &sql, None).await,
+            "arrow-rows" | "arrow-columnar" => {
+                let sql = format!("SELECT * FROM {}", backend.arrow_table(rows));
+                arrow_stream(backend, &sql, method == "arrow-columnar").await
+            }
             m if m.starts_with("arrow-") => {
                 let partitions = m["arrow-".len()..]
                     .parse()
@@ -504,6 +508,37 @@ pub(crate) async fn connect(
     let source = extdata::connect(&config).map_err(|e| e.to_string())?;
     source.ping().await.map_err(|e| e.to_string())?;
     Ok(source)
+}
+
+/// Streams the result as Arrow record batches of 8,192 rows, each dropped once counted:
+/// through the rows (`ExternalSource::stream` gathered by `BatchStream::from_rows`), or
+/// `columnar` through `extdata::stream_batches` (ClickHouse: Native blocks decoded
+/// column by column).
+async fn arrow_stream(backend: Backend, sql: &str, columnar: bool) -> Outcome {
+    let source = connect(backend, 1).await?;
+    let options = QueryOptions::default();
+    let limits = extdata::arrow::BatchLimits::default();
+    let (cpu, started, mut tally) = start();
+    let statement = Statement::new(sql);
+    let mut batches = if columnar {
+        extdata::stream_batches(source.as_ref(), &statement, &options, limits)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        let rows = source
+            .stream(&statement, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        extdata::arrow::BatchStream::from_rows(rows, limits)
+    };
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| e.to_string())?;
+        tally.rows += batch.num_rows() as u64;
+        tally.payload += batch.get_array_memory_size() as u64;
+    }
+    let outcome = finish(tally, started, cpu);
+    source.close().await;
+    outcome
 }
 
 /// Loads the whole result into Arrow record batches (kept until the end, as a data
