@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use extdata::arrow::{BatchLimits, BatchStream};
 use extdata::{ExternalSource, QueryOptions, RowStream, Statement};
-use futures::{FutureExt as _, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _};
 
 use super::Context;
 use crate::cli::QueryArgs;
@@ -146,19 +146,7 @@ async fn copy_batches(
     let mut rows: u64 = 0;
     let mut dirty = false;
     loop {
-        let next = match stream.next().now_or_never() {
-            Some(next) => next,
-            None if dirty => match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    writer.flush().map_err(CopyError::Output)?;
-                    dirty = false;
-                    stream.next().await
-                }
-            },
-            None => stream.next().await,
-        };
-        let Some(batch) = next else {
+        let Some(batch) = next_flushing(stream, writer, &mut dirty).await? else {
             return Ok(Copied {
                 rows,
                 truncated: false,
@@ -195,6 +183,27 @@ async fn copy_batches(
     }
 }
 
+/// The stream's next item. What is ready is taken at once; when the server makes us
+/// wait and something was written since the last flush (`dirty`), the output is flushed
+/// after [`FLUSH_AFTER`], so that a reader of a slow query sees what came so far.
+async fn next_flushing<S: Stream + Unpin>(
+    stream: &mut S,
+    writer: &mut dyn RowWriter,
+    dirty: &mut bool,
+) -> Result<Option<S::Item>, CopyError> {
+    if let Some(next) = stream.next().now_or_never() {
+        return Ok(next);
+    }
+    if *dirty {
+        if let Ok(next) = tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+            return Ok(next);
+        }
+        writer.flush().map_err(CopyError::Output)?;
+        *dirty = false;
+    }
+    Ok(stream.next().await)
+}
+
 struct Copied {
     rows: u64,
     truncated: bool,
@@ -218,20 +227,7 @@ async fn copy_rows(
     let mut rows: u64 = 0;
     let mut dirty = false;
     loop {
-        // Rows that are ready are written at once; when the server makes us wait, what
-        // was written so far is flushed soon, so a reader of a slow query sees it.
-        let next = match stream.next().now_or_never() {
-            Some(next) => next,
-            None if dirty => match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    writer.flush().map_err(CopyError::Output)?;
-                    stream.next().await
-                }
-            },
-            None => stream.next().await,
-        };
-        let Some(row) = next else {
+        let Some(row) = next_flushing(stream, writer, &mut dirty).await? else {
             return Ok(Copied {
                 rows,
                 truncated: false,
