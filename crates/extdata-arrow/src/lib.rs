@@ -369,10 +369,27 @@ impl Builder {
 /// column (the same [`data_type`], the same checks). For a columnar reader that decodes
 /// most columns straight into arrays and the rest value by value, and must give the same
 /// array either way.
+///
+/// # Typed appends
+///
+/// Besides [`push`](Self::push), a reader that decoded a value from its wire format
+/// appends it without building a [`Value`]: [`append_null`](Self::append_null),
+/// [`append_bool`](Self::append_bool), `append_i8` … `append_u64`,
+/// [`append_f32`](Self::append_f32), [`append_f64`](Self::append_f64),
+/// [`append_str`](Self::append_str), [`append_bytes`](Self::append_bytes),
+/// [`append_uuid`](Self::append_uuid), [`append_decimal`](Self::append_decimal),
+/// [`append_date_days`](Self::append_date_days) and
+/// [`append_timestamp_micros`](Self::append_timestamp_micros). Each writes straight
+/// into the array when the column's Arrow type is the one that value has in the type
+/// table (e.g. `append_i64` into an `Int64` column); into any other column it appends
+/// exactly what [`push`](Self::push) of the equivalent [`Value`] does — its text in a
+/// `Utf8` column, or the same [`extdata_core::ErrorKind::Decode`] error.
 pub struct ColumnBuilder {
     name: String,
     builder: Builder,
     len: usize,
+    /// Bytes of the text and binary values appended since the last `finish`.
+    variable_bytes: usize,
 }
 
 impl std::fmt::Debug for ColumnBuilder {
@@ -384,13 +401,35 @@ impl std::fmt::Debug for ColumnBuilder {
     }
 }
 
+/// A typed append: straight into the builder of `$variant`, else as `push` of the
+/// `Value` of `$value`.
+macro_rules! typed_append {
+    ($(#[$doc:meta])* $name:ident($ty:ty) => $variant:ident, $value:ident) => {
+        $(#[$doc])*
+        pub fn $name(&mut self, value: $ty) -> Result<()> {
+            if let Builder::$variant(b) = &mut self.builder {
+                b.append_value(value);
+                self.len += 1;
+                Ok(())
+            } else {
+                self.push(&Value::$value(value))
+            }
+        }
+    };
+}
+
 impl ColumnBuilder {
     /// A builder for `column` with room for `capacity` values.
     pub fn new(column: &Column, capacity: usize) -> ColumnBuilder {
+        ColumnBuilder::of_type(&column.name, &data_type(column), capacity)
+    }
+
+    fn of_type(name: &str, data_type: &DataType, capacity: usize) -> ColumnBuilder {
         ColumnBuilder {
-            name: column.name.clone(),
-            builder: Builder::new(&data_type(column), capacity),
+            name: name.to_owned(),
+            builder: Builder::new(data_type, capacity),
             len: 0,
+            variable_bytes: 0,
         }
     }
 
@@ -398,11 +437,174 @@ impl ColumnBuilder {
     /// [`extdata_core::ErrorKind::Decode`] error naming the column (the text
     /// [`BatchBuilder::push_values`] gives).
     pub fn push(&mut self, value: &Value) -> Result<()> {
-        self.builder
+        let added = self
+            .builder
             .append(value)
             .map_err(|why| Error::decode(format!("arrow column `{}`: {why}", self.name)))?;
+        self.variable_bytes = self.variable_bytes.saturating_add(added);
         self.len += 1;
         Ok(())
+    }
+
+    /// Appends a NULL (every column takes one).
+    pub fn append_null(&mut self) {
+        self.builder.append_null();
+        self.len += 1;
+    }
+
+    typed_append!(
+        /// Appends a `bool` (a `Boolean` column).
+        append_bool(bool) => Bool, Bool
+    );
+    typed_append!(
+        /// Appends an `i8` (an `Int8` column).
+        append_i8(i8) => I8, I8
+    );
+    typed_append!(
+        /// Appends an `i16` (an `Int16` column).
+        append_i16(i16) => I16, I16
+    );
+    typed_append!(
+        /// Appends an `i32` (an `Int32` column).
+        append_i32(i32) => I32, I32
+    );
+    typed_append!(
+        /// Appends an `i64` (an `Int64` column).
+        append_i64(i64) => I64, I64
+    );
+    typed_append!(
+        /// Appends a `u8` (a `UInt8` column).
+        append_u8(u8) => U8, U8
+    );
+    typed_append!(
+        /// Appends a `u16` (a `UInt16` column).
+        append_u16(u16) => U16, U16
+    );
+    typed_append!(
+        /// Appends a `u32` (a `UInt32` column).
+        append_u32(u32) => U32, U32
+    );
+    typed_append!(
+        /// Appends a `u64` (a `UInt64` column).
+        append_u64(u64) => U64, U64
+    );
+    typed_append!(
+        /// Appends an `f32` (a `Float32` column).
+        append_f32(f32) => F32, F32
+    );
+    typed_append!(
+        /// Appends an `f64` (a `Float64` column).
+        append_f64(f64) => F64, F64
+    );
+
+    /// Appends text (a `Utf8` column; elsewhere as [`Value::Text`]).
+    pub fn append_str(&mut self, value: &str) -> Result<()> {
+        if let Builder::Text(b) = &mut self.builder {
+            b.append_value(value);
+            self.variable_bytes = self.variable_bytes.saturating_add(value.len());
+            self.len += 1;
+            Ok(())
+        } else {
+            self.push(&Value::Text(value.to_owned()))
+        }
+    }
+
+    /// Appends bytes (a `Binary` column; elsewhere as [`Value::Bytes`]).
+    pub fn append_bytes(&mut self, value: &[u8]) -> Result<()> {
+        if let Builder::Binary(b) = &mut self.builder {
+            b.append_value(value);
+            self.variable_bytes = self.variable_bytes.saturating_add(value.len());
+            self.len += 1;
+            Ok(())
+        } else {
+            self.push(&Value::Bytes(value.to_vec()))
+        }
+    }
+
+    /// Appends a UUID given as its 16 bytes (a `FixedSizeBinary(16)` column; elsewhere
+    /// as [`Value::Uuid`]).
+    pub fn append_uuid(&mut self, value: [u8; 16]) -> Result<()> {
+        match &mut self.builder {
+            Builder::Uuid(b) => {
+                b.append_value(value)
+                    .map_err(|e| Error::decode(format!("arrow column `{}`: {e}", self.name)))?;
+                self.len += 1;
+                Ok(())
+            }
+            _ => self.push(&Value::Uuid(uuid::Uuid::from_bytes(value))),
+        }
+    }
+
+    /// Appends the decimal `mantissa × 10^-scale`. Into a `Decimal128`/`Decimal256`
+    /// column of scale `scale` or more, the mantissa is scaled up to the column's scale;
+    /// otherwise (more fraction digits than the column has, a column of another type,
+    /// a mantissa that overflows) it is [`push`](Self::push) of
+    /// [`Decimal::from_mantissa`](extdata_core::Decimal::from_mantissa)`(mantissa, scale)`.
+    pub fn append_decimal(&mut self, mantissa: i128, scale: u32) -> Result<()> {
+        let appended = match &mut self.builder {
+            Builder::Decimal128(b, column_scale) => u32::try_from(*column_scale)
+                .ok()
+                .and_then(|s| s.checked_sub(scale))
+                .and_then(|up| mantissa.checked_mul(10i128.checked_pow(up)?))
+                .map(|m| b.append_value(m))
+                .is_some(),
+            Builder::Decimal256(b, column_scale) => u32::try_from(*column_scale)
+                .ok()
+                .and_then(|s| s.checked_sub(scale))
+                .and_then(|up| {
+                    i256::from_i128(mantissa).checked_mul(i256::from_i128(10).checked_pow(up)?)
+                })
+                .map(|m| b.append_value(m))
+                .is_some(),
+            _ => false,
+        };
+        if appended {
+            self.len += 1;
+            Ok(())
+        } else {
+            self.push(&Value::Decimal(extdata_core::Decimal::from_mantissa(
+                mantissa, scale,
+            )))
+        }
+    }
+
+    /// Appends a date given as days since 1970-01-01 (a `Date32` column; elsewhere as
+    /// [`Value::Date`], a decode error when chrono cannot hold the date).
+    pub fn append_date_days(&mut self, days: i32) -> Result<()> {
+        if let Builder::Date(b) = &mut self.builder {
+            b.append_value(days);
+            self.len += 1;
+            return Ok(());
+        }
+        const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+        match days
+            .checked_add(EPOCH_DAYS_FROM_CE)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+        {
+            Some(date) => self.push(&Value::Date(date)),
+            None => Err(Error::decode(format!(
+                "arrow column `{}`: date {days} days from 1970-01-01 is out of range",
+                self.name
+            ))),
+        }
+    }
+
+    /// Appends a timestamp given as microseconds since 1970-01-01 00:00 UTC (a
+    /// `Timestamp(Microsecond, _)` column, with or without its zone; elsewhere as
+    /// [`Value::Timestamp`], a decode error when chrono cannot hold it).
+    pub fn append_timestamp_micros(&mut self, micros: i64) -> Result<()> {
+        if let Builder::Timestamp(b) = &mut self.builder {
+            b.append_value(micros);
+            self.len += 1;
+            return Ok(());
+        }
+        match chrono::DateTime::from_timestamp_micros(micros) {
+            Some(at) => self.push(&Value::Timestamp(at.naive_utc())),
+            None => Err(Error::decode(format!(
+                "arrow column `{}`: timestamp {micros} µs from 1970-01-01 is out of range",
+                self.name
+            ))),
+        }
     }
 
     /// Values appended since the last [`finish`](Self::finish).
@@ -418,6 +620,7 @@ impl ColumnBuilder {
     /// The values appended so far as an array; the builder starts over.
     pub fn finish(&mut self) -> ArrayRef {
         self.len = 0;
+        self.variable_bytes = 0;
         self.builder.finish()
     }
 }
@@ -425,13 +628,11 @@ impl ColumnBuilder {
 /// Builds [`RecordBatch`]es of one schema from rows, cut at [`BatchLimits`].
 pub struct BatchBuilder {
     schema: SchemaRef,
-    builders: Vec<Builder>,
+    builders: Vec<ColumnBuilder>,
     rows: usize,
     limits: BatchLimits,
     /// Bytes of one row's fixed-width part (see [`BatchLimits::bytes`]).
     row_width: usize,
-    /// Bytes of the text and binary values appended since the last batch.
-    variable_bytes: usize,
 }
 
 extdata_core::debug_fields!(BatchBuilder |builder| { schema, rows, limits });
@@ -467,7 +668,7 @@ impl BatchBuilder {
         let builders = schema
             .fields()
             .iter()
-            .map(|f| Builder::new(f.data_type(), capacity))
+            .map(|f| ColumnBuilder::of_type(f.name(), f.data_type(), capacity))
             .collect();
         BatchBuilder {
             schema,
@@ -475,7 +676,6 @@ impl BatchBuilder {
             rows: 0,
             limits,
             row_width,
-            variable_bytes: 0,
         }
     }
 
@@ -502,9 +702,13 @@ impl BatchBuilder {
     /// Bytes of values appended since the last batch, about (see
     /// [`BatchLimits::bytes`]).
     pub fn bytes(&self) -> usize {
+        let variable = self
+            .builders
+            .iter()
+            .fold(0usize, |sum, b| sum.saturating_add(b.variable_bytes));
         self.rows
             .saturating_mul(self.row_width)
-            .saturating_add(self.variable_bytes)
+            .saturating_add(variable)
     }
 
     /// Appends one row; returns a batch when it is full.
@@ -525,15 +729,24 @@ impl BatchBuilder {
                 self.builders.len()
             )));
         }
-        for (index, (builder, value)) in self.builders.iter_mut().zip(values).enumerate() {
-            let added = builder.append(value).map_err(|why| {
-                Error::decode(format!(
-                    "arrow column `{}`: {why}",
-                    self.schema.field(index).name()
-                ))
-            })?;
-            self.variable_bytes = self.variable_bytes.saturating_add(added);
+        for (builder, value) in self.builders.iter_mut().zip(values) {
+            builder.push(value)?;
         }
+        self.end_row()
+    }
+
+    /// The builders of the columns, in column order, for a reader that appends a row
+    /// value by value (with [`ColumnBuilder`]'s typed appends or
+    /// [`push`](ColumnBuilder::push)): exactly one value to each column, then
+    /// [`end_row`](Self::end_row). A column left with another count of values makes
+    /// [`finish`](Self::finish) fail with a decode error.
+    pub fn columns_mut(&mut self) -> &mut [ColumnBuilder] {
+        &mut self.builders
+    }
+
+    /// Counts the row appended through [`columns_mut`](Self::columns_mut); returns a
+    /// batch when it is full, as [`push_values`](Self::push_values) does.
+    pub fn end_row(&mut self) -> Result<Option<RecordBatch>> {
         self.rows += 1;
         if self.rows >= self.limits.rows || self.bytes() >= self.limits.bytes {
             return self.finish().map(Some);
@@ -543,9 +756,12 @@ impl BatchBuilder {
 
     /// The rows appended so far as a batch (possibly empty).
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect();
         self.rows = 0;
-        self.variable_bytes = 0;
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::decode(format!("arrow batch: {e}")))
     }
@@ -826,6 +1042,81 @@ mod tests {
             vec![Value::I32(4), Value::Text("y".repeat(1000))],
         );
         assert_eq!(builder.push(&huge).unwrap().expect("a batch").num_rows(), 1);
+    }
+
+    /// Typed appends give the arrays and errors `push` gives, and count their bytes.
+    #[test]
+    fn typed_appends_build_what_push_builds() {
+        let columns: Columns = vec![
+            Column::new("id", "int4", ValueKind::I32),
+            Column::new("amount", "numeric(18,4)", ValueKind::Decimal),
+            Column::new("big", "Decimal(50, 2)", ValueKind::Decimal),
+            Column::new("day", "date", ValueKind::Date),
+            Column::new("at", "timestamptz", ValueKind::TimestampTz),
+            Column::new("name", "text", ValueKind::Text),
+        ]
+        .into();
+        let limits = BatchLimits {
+            rows: 3,
+            bytes: usize::MAX,
+        };
+        let mut pushed = BatchBuilder::with_limits(&columns, limits);
+        let mut typed = BatchBuilder::with_limits(&columns, limits);
+        let at = DateTime::parse_from_rfc3339("2020-01-01T00:00:00.000001+00:00").unwrap();
+        for id in 1..=2 {
+            pushed
+                .push(&Row::new(
+                    columns.clone(),
+                    vec![
+                        Value::I32(id),
+                        Value::Decimal("-1.5".parse().unwrap()),
+                        Value::Decimal("12.3".parse().unwrap()),
+                        Value::Date(NaiveDate::from_ymd_opt(1970, 1, 11).unwrap()),
+                        Value::TimestampTz(at),
+                        if id == 1 {
+                            Value::Text("héllo".into())
+                        } else {
+                            Value::Null
+                        },
+                    ],
+                ))
+                .unwrap();
+            let row = typed.columns_mut();
+            row[0].append_i32(id).unwrap();
+            row[1].append_decimal(-15, 1).unwrap();
+            row[2].append_decimal(123, 1).unwrap();
+            row[3].append_date_days(10).unwrap();
+            row[4]
+                .append_timestamp_micros(1_577_836_800_000_001)
+                .unwrap();
+            if id == 1 {
+                row[5].append_str("héllo").unwrap();
+            } else {
+                row[5].append_null();
+            }
+            assert!(typed.end_row().unwrap().is_none());
+        }
+        assert_eq!(typed.bytes(), pushed.bytes());
+        assert_eq!(typed.finish().unwrap(), pushed.finish().unwrap());
+        // Into a column of another type: what `push` of the value does.
+        let mut id = ColumnBuilder::new(&columns[0], 1);
+        let typed_error = id.append_str("x").unwrap_err().to_string();
+        let pushed_error = id.push(&Value::Text("x".into())).unwrap_err().to_string();
+        assert_eq!(typed_error, pushed_error);
+        assert!(typed_error.contains("arrow column `id`"), "{typed_error}");
+        let mut name = ColumnBuilder::new(&columns[5], 1);
+        name.append_i64(7).unwrap();
+        name.append_decimal(-15, 1).unwrap();
+        let names = name.finish();
+        assert_eq!(names.as_string::<i32>().value(0), "7");
+        assert_eq!(names.as_string::<i32>().value(1), "-1.5");
+        // More fraction digits than the column's scale: `push`'s error.
+        let mut amount = ColumnBuilder::new(&columns[1], 1);
+        let err = amount.append_decimal(123_456, 5).unwrap_err().to_string();
+        assert!(
+            err.contains("1.23456 does not fit a decimal of scale 4"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
