@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod batch;
 mod connect;
 mod error;
@@ -338,6 +340,39 @@ impl PostgresSource {
     }
 }
 
+impl PostgresSource {
+    /// Prepares `statement` and works out its result's columns on a pooled connection,
+    /// whose query a [`stream::batches`] generator then runs (for `stream` and
+    /// `stream_batches` alike).
+    async fn open_stream(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+    ) -> extdata_core::Result<stream::Query> {
+        let prepared = self.prepare_statement(statement)?;
+        let budget = Budget::from_now("query", options.timeout_or(self.config.query_timeout));
+        // An import may stream for longer than the query timeout, which bounds the wait
+        // for each row instead: no statement_timeout on the server for streams.
+        let unguarded = Call::Account {
+            statement_timeout_ms: 0,
+            several: false,
+        };
+        let (shape, conn) = self
+            .bounded(budget, unguarded, async |c: &mut pool::Conn| {
+                Self::shape(c, &prepared, &self.typmods).await
+            })
+            .await?;
+        Ok(stream::Query {
+            conn,
+            prepared,
+            shape,
+            first_deadline: budget.deadline,
+            timeout: budget.timeout,
+            connector: self.config.name.clone(),
+        })
+    }
+}
+
 /// What a [`PostgresSource::bounded`] call runs.
 #[derive(Debug, Clone, Copy)]
 enum Call {
@@ -428,29 +463,39 @@ fn opens_transaction(sql: &str) -> bool {
 }
 
 fn decode_row(row: &PgRow, shape: &Shape) -> extdata_core::Result<Row> {
-    let mut values = Vec::with_capacity(shape.decoders.len());
-    for (index, decoder) in shape.decoders.iter().enumerate() {
-        let raw = row
-            .try_get_raw(index)
-            .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
-        if raw.is_null() {
-            values.push(Value::Null);
-            continue;
-        }
-        let bytes = raw
-            .as_bytes()
-            .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
-        let value = decoder.decode(bytes).map_err(|why| {
-            let column = shape.columns.get(index);
-            Error::decode(format!(
-                "column `{}` ({}): {why}",
-                column.map_or("?", |c| c.name.as_str()),
-                column.map_or("?", |c| c.database_type.as_str()),
-            ))
-        })?;
-        values.push(value);
-    }
+    let values = (0..shape.decoders.len())
+        .map(|index| decode_cell(shape, index, raw_bytes(row, index)?))
+        .collect::<extdata_core::Result<Vec<_>>>()?;
     Ok(Row::new(shape.columns.clone(), values))
+}
+
+/// The wire bytes of column `index` of `row` (`None`: NULL).
+fn raw_bytes(row: &PgRow, index: usize) -> extdata_core::Result<Option<&[u8]>> {
+    let raw = row
+        .try_get_raw(index)
+        .map_err(|e| Error::decode(format!("column {index}: {e}")))?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    raw.as_bytes()
+        .map(Some)
+        .map_err(|e| Error::decode(format!("column {index}: {e}")))
+}
+
+/// The value of column `index` whose wire bytes are `bytes` (`None`: NULL), decoded by
+/// the row decoder.
+fn decode_cell(shape: &Shape, index: usize, bytes: Option<&[u8]>) -> extdata_core::Result<Value> {
+    let (Some(bytes), Some(decoder)) = (bytes, shape.decoders.get(index)) else {
+        return Ok(Value::Null);
+    };
+    decoder.decode(bytes).map_err(|why| {
+        let column = shape.columns.get(index);
+        Error::decode(format!(
+            "column `{}` ({}): {why}",
+            column.map_or("?", |c| c.name.as_str()),
+            column.map_or("?", |c| c.database_type.as_str()),
+        ))
+    })
 }
 
 #[async_trait]
@@ -522,29 +567,9 @@ impl ExternalSource for PostgresSource {
         statement: &Statement,
         options: &QueryOptions,
     ) -> extdata_core::Result<RowStream> {
-        let prepared = self.prepare_statement(statement)?;
-        let budget = Budget::from_now("query", options.timeout_or(self.config.query_timeout));
-        // An import may stream for longer than the query timeout, which bounds the wait
-        // for each row instead: no statement_timeout on the server for streams.
-        let unguarded = Call::Account {
-            statement_timeout_ms: 0,
-            several: false,
-        };
-        let (shape, conn) = self
-            .bounded(budget, unguarded, async |c: &mut pool::Conn| {
-                Self::shape(c, &prepared, &self.typmods).await
-            })
-            .await?;
-        let columns = shape.columns.clone();
-        let rows = stream::rows(stream::Query {
-            conn,
-            prepared,
-            shape,
-            first_deadline: budget.deadline,
-            timeout: budget.timeout,
-            connector: self.config.name.clone(),
-        });
-        Ok(RowStream::new(columns, rows))
+        let query = self.open_stream(statement, options).await?;
+        let columns = query.shape.columns.clone();
+        Ok(RowStream::new(columns, stream::rows(query)))
     }
 
     async fn execute(
@@ -600,6 +625,12 @@ impl ExternalSource for PostgresSource {
         if let Some(pool) = self.pool.get() {
             pool.close().await;
         }
+    }
+
+    /// `Some(self)`: the facade reaches `PostgresSource::stream_batches` (feature
+    /// `arrow`) through it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

@@ -4,8 +4,11 @@
 //! No task reads ahead: the rows come from an [`async_stream`] generator that owns the
 //! pooled connection and the driver's stream borrowing it, so the consumer's poll drives
 //! the driver and the server is read only as fast as rows are taken. The generator
-//! yields batches of the rows the driver had already received (at most
-//! [`STREAM_BATCH_ROWS`]; it never waits to fill one), flattened into single rows.
+//! appends each driver row to a [`Sink`] and yields the sink's batches: for
+//! [`rows`], batches of the rows the driver had already received (at most
+//! [`STREAM_BATCH_ROWS`]; it never waits to fill one), flattened into single rows; for
+//! the Arrow batches of `stream_batches` (feature `arrow`), record batches filled up to
+//! their limits before they are handed out.
 //!
 //! Dropping the stream drops the generator with its connection still marked busy, and
 //! [`Pooled`]'s `Drop` cancels the query on the server and discards the connection. A
@@ -21,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::pool::Pooled;
 use crate::{Prepared, Shape, decode_row};
+use sqlx::postgres::PgRow;
 
 /// Most rows decoded per batch: the rows the driver has already received, taken in one
 /// go so that the generator suspends once per batch rather than once per row.
@@ -38,10 +42,59 @@ pub(crate) struct Query {
     pub(crate) connector: String,
 }
 
+/// What the reading loop appends the driver's rows to, and the batches it hands out.
+pub(crate) trait Sink: Send + 'static {
+    /// What the stream yields.
+    type Batch: Send + 'static;
+    /// Whether a batch that is not full is handed out as soon as the driver has no row
+    /// ready (rather than waiting for the rows that fill it).
+    const YIELD_WHEN_WAITING: bool;
+    /// Appends one row; returns a batch when it is full. An error ends the stream and
+    /// is yielded as it is.
+    fn append(&mut self, row: &PgRow, shape: &Shape) -> Result<Option<Self::Batch>, Error>;
+    /// Whether no row was appended since the last batch.
+    fn is_empty(&self) -> bool;
+    /// The rows appended since the last batch, as a batch; `failed`: the stream is
+    /// ending with an error (a sink may then drop them).
+    fn take(&mut self, failed: bool) -> Option<extdata_core::Result<Self::Batch>>;
+}
+
+/// The row stream's sink: decoded rows, handed out as soon as the driver makes us wait.
+struct RowBatch {
+    rows: Vec<Row>,
+    /// Named in decode errors.
+    connector: String,
+}
+
+impl Sink for RowBatch {
+    type Batch = Vec<Row>;
+    const YIELD_WHEN_WAITING: bool = true;
+
+    fn append(&mut self, row: &PgRow, shape: &Shape) -> Result<Option<Vec<Row>>, Error> {
+        let row = decode_row(row, shape).map_err(|e| e.with_connector(&self.connector))?;
+        self.rows.push(row);
+        Ok((self.rows.len() == STREAM_BATCH_ROWS)
+            .then(|| std::mem::replace(&mut self.rows, Vec::with_capacity(STREAM_BATCH_ROWS))))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn take(&mut self, _failed: bool) -> Option<extdata_core::Result<Vec<Row>>> {
+        // The rows before an error were decoded: the consumer gets them, then the error.
+        (!self.rows.is_empty()).then(|| Ok(std::mem::take(&mut self.rows)))
+    }
+}
+
 /// Streams the decoded rows of `query`; the first error ends it. Sends nothing to the
 /// server until first polled.
 pub(crate) fn rows(query: Query) -> impl Stream<Item = extdata_core::Result<Row>> + Send {
-    batches(query)
+    let sink = RowBatch {
+        rows: Vec::with_capacity(STREAM_BATCH_ROWS),
+        connector: query.connector.clone(),
+    };
+    batches(query, sink)
         .map_ok(|batch| futures::stream::iter(batch.into_iter().map(Ok)))
         .try_flatten()
 }
@@ -58,9 +111,12 @@ enum End {
     TimedOut,
 }
 
-/// Runs the query and yields its decoded rows batch by batch until the result ends or
-/// fails; then leaves the connection healthy in the pool, or cancels and closes it.
-fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> + Send {
+/// Runs the query and yields the batches of `sink` until the result ends or fails; then
+/// leaves the connection healthy in the pool, or cancels and closes it.
+pub(crate) fn batches<S: Sink>(
+    query: Query,
+    mut sink: S,
+) -> impl Stream<Item = extdata_core::Result<S::Batch>> + Send {
     let Query {
         mut conn,
         prepared,
@@ -71,7 +127,6 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
     } = query;
     async_stream::stream! {
         conn.begin();
-        let mut batch = Vec::with_capacity(STREAM_BATCH_ROWS);
         let end = 'read: {
             let mut rows = prepared.query(&shape.sql).fetch(&mut conn.conn().raw);
             // Until a row arrives, the wait is bounded by the first row's deadline.
@@ -80,11 +135,10 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                 // A row already received needs no timer.
                 let next = match rows.next().now_or_never() {
                     Some(next) => next,
-                    None if !batch.is_empty() => {
-                        yield Ok(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(STREAM_BATCH_ROWS),
-                        ));
+                    None if S::YIELD_WHEN_WAITING && !sink.is_empty() => {
+                        if let Some(batch) = sink.take(false) {
+                            yield batch;
+                        }
                         continue;
                     }
                     None => {
@@ -96,20 +150,17 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                         }
                     }
                 };
-                match next {
-                    Some(Ok(row)) => match decode_row(&row, &shape) {
-                        Ok(row) => batch.push(row),
+                let full = match next {
+                    Some(Ok(row)) => match sink.append(&row, &shape) {
+                        Ok(full) => full,
                         Err(err) => break 'read End::BadRow(err),
                     },
                     Some(Err(e)) => break 'read End::Failed(e),
                     None => break 'read End::Done,
-                }
+                };
                 deadline = None;
-                if batch.len() == STREAM_BATCH_ROWS {
-                    yield Ok(std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(STREAM_BATCH_ROWS),
-                    ));
+                if let Some(batch) = full {
+                    yield Ok(batch);
                 }
             }
         };
@@ -126,7 +177,7 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                 // The rest of the result is not read: dropped while busy, the connection
                 // is cancelled on the server and discarded in the background.
                 drop(conn);
-                Err(err.with_connector(&connector))
+                Err(err)
             }
             End::TimedOut => {
                 conn.abort().await;
@@ -135,11 +186,14 @@ fn batches(query: Query) -> impl Stream<Item = extdata_core::Result<Vec<Row>>> +
                     .context("the query was cancelled on the server"))
             }
         };
-        if !batch.is_empty() {
-            yield Ok(batch);
-        }
-        if let Err(err) = result {
-            yield Err(err);
+        match (sink.take(result.is_err()), result) {
+            (Some(batch), Ok(())) => yield batch,
+            (Some(Ok(batch)), Err(err)) => {
+                yield Ok(batch);
+                yield Err(err);
+            }
+            (_, Err(err)) => yield Err(err),
+            (None, Ok(())) => {}
         }
     }
 }

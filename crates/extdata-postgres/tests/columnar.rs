@@ -1,0 +1,394 @@
+//! The columnar read path (feature `arrow`) against the real server:
+//! `PostgresSource::stream_batches` gives exactly the record batches the row path gives
+//! (`BatchStream::from_rows` over `stream`) for every type of the backend's type table
+//! and their edge values, or the same error; it cuts batches at the limits, keeps the
+//! read-only transaction, cancels on timeout and on drop, and resets the session.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use extdata_arrow::{BatchLimits, BatchStream, RecordBatch};
+use extdata_conformance::support::{expect_kind, unique_name};
+use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
+use extdata_postgres::PostgresSource;
+use futures::StreamExt;
+
+use support::{one_connection, scalar, source, time_until_gone};
+
+/// One-row batches: both paths cut there, so a failing row leaves the same batches.
+const ONE_ROW: BatchLimits = BatchLimits {
+    rows: 1,
+    bytes: usize::MAX,
+};
+
+/// The batches of `statement` read by the row path and by the columnar path with
+/// `limits` (an error as its text); asserts that both have the same schema.
+async fn both(
+    pg: &PostgresSource,
+    statement: &Statement,
+    limits: BatchLimits,
+) -> (
+    Result<Vec<RecordBatch>, String>,
+    Result<Vec<RecordBatch>, String>,
+) {
+    let options = QueryOptions::default();
+    let rows = pg
+        .stream(statement, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    let by_rows = BatchStream::from_rows(rows, limits);
+    let row_schema = by_rows.schema().clone();
+    let by_rows = by_rows.collect_all().await;
+    let columnar = pg
+        .stream_batches(statement, &options, limits)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
+    assert_eq!(
+        columnar.schema(),
+        &row_schema,
+        "{}: schema",
+        statement.sql()
+    );
+    let by_columns = columnar.collect_all().await;
+    (
+        by_rows.map(|(_, b)| b).map_err(|e| e.to_string()),
+        by_columns.map(|(_, b)| b).map_err(|e| e.to_string()),
+    )
+}
+
+/// Asserts that `sql` reads the same on both paths, batch for batch, at one row per
+/// batch and at the default limits; returns the number of rows.
+async fn assert_same(pg: &PostgresSource, sql: &str) -> usize {
+    let statement = Statement::new(sql);
+    let mut rows = 0;
+    for limits in [ONE_ROW, BatchLimits::default()] {
+        let (by_rows, by_columns) = both(pg, &statement, limits).await;
+        let by_rows = by_rows.unwrap_or_else(|e| panic!("{sql}: rows: {e}"));
+        let by_columns = by_columns.unwrap_or_else(|e| panic!("{sql}: batches: {e}"));
+        assert_eq!(by_columns.len(), by_rows.len(), "{sql}: batches");
+        for (i, (columns, rows)) in by_columns.iter().zip(&by_rows).enumerate() {
+            for (c, field) in rows.schema().fields().iter().enumerate() {
+                assert_eq!(
+                    columns.column(c).as_ref(),
+                    rows.column(c).as_ref(),
+                    "{sql}: batch {i}, column `{}` ({})",
+                    field.name(),
+                    field.data_type()
+                );
+            }
+        }
+        rows = by_rows.iter().map(RecordBatch::num_rows).sum();
+    }
+    rows
+}
+
+/// Asserts that `sql` fails the same way on both paths, after the same batches.
+async fn assert_same_error(pg: &PostgresSource, sql: &str) -> String {
+    let (by_rows, by_columns) = both(pg, &Statement::new(sql), ONE_ROW).await;
+    let error = by_rows.expect_err(sql);
+    assert_eq!(by_columns.expect_err(sql), error, "{sql}");
+    error
+}
+
+async fn run(pg: &PostgresSource, sql: &str) {
+    pg.execute(&Statement::new(sql), &QueryOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Every type of the type table, in a table (so `numeric(p,s)` columns carry their
+/// precision and scale) and as computed columns, with NULLs and edge values.
+#[tokio::test]
+async fn every_type_reads_as_the_row_path_reads_it() {
+    let server = server!();
+    let pg = source(server.tcp());
+    let table = unique_name("columnar_types");
+    let mood = format!("{table}_mood");
+    run(&pg, &format!("CREATE TYPE {mood} AS ENUM ('sad', 'happy')")).await;
+    run(
+        &pg,
+        &format!(
+            "CREATE TABLE {table} (id int, b bool, i2 int2, i4 int4, i8 int8, o oid, \
+             f4 float4, f8 float8, n numeric, n12 numeric(12,4), n38 numeric(38,10), \
+             n60 numeric(60,20), nneg numeric(5,-2), t text, v varchar(5), c char(4), \
+             nm name, ch \"char\", x xml, by bytea, d date, tm time, ttz timetz, \
+             ts timestamp, tstz timestamptz, iv interval, u uuid, j json, jb jsonb, \
+             ip inet, cd cidr, ai int4[], at text[], m money, md {mood}, r int4range)"
+        ),
+    )
+    .await;
+    run(
+        &pg,
+        &format!(
+            "INSERT INTO {table} VALUES \
+             (1, true, 32767, -2147483648, 9223372036854775807, 4294967295, \
+              1.5, 'NaN', '1234567890123456789012345678901234567890.0123456789', \
+              -12345678.1234, 1234567890123456789012345678.0123456789, \
+              -1234567890123456789012345678901234567890.01234567890123456789, 12300, \
+              'héllo ✓', 'abc', 'ab', 'x', 'y', '<a/>', '\\x00ff', '2024-02-29', \
+              '23:59:59.999999', '10:00:00+05:30', '2024-02-29 12:34:56.789012', \
+              '2024-02-29 12:34:56.789012+03', '1 year 2 mons 3 days 04:05:06.5', \
+              'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{\"a\": [1, 2.5]}}', \
+              '{{\"b\": null}}', '10.1.2.3', '10.0.0.0/8', '{{1,NULL,3}}', '{{x,y}}', \
+              12.34, 'happy', '[1,5)'), \
+             (2, false, -32768, 0, -9223372036854775808, 0, '-Infinity', 'Infinity', \
+              'NaN', 0, 0.0000000001, 0, -100, '', '', '', '', '', '<c/>', '', \
+              '4713-01-01 BC', '00:00', '00:00+00', '0001-01-01 00:00:00', \
+              '1970-01-01 00:00:00+00', '0', '00000000-0000-0000-0000-000000000000', \
+              'null', '[]', '::1', '::/0', '{{}}', '{{}}', -0.01, 'sad', 'empty'), \
+             (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+              NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+              NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), \
+             (4, true, 1, 1, 1, 1, 3.4028235e38, 1e-320, 1.5, 9999.9999, -0.5, \
+              -0.00000000000000000001, 0, 'Ω', 'ünï', 'ö', 'ä', 'é', '<b>ü</b>', \
+              '\\x', '200000-12-31', '24:00', '12:00-12', '200000-12-31 23:59:59.999999', \
+              '1900-01-01 00:00:00.000001+00', '-177000000 years', \
+              'ffffffff-ffff-ffff-ffff-ffffffffffff', '\"ü\"', '{{\"k\": 1.5}}', \
+              '255.255.255.255/32', '192.168.0.0/16', '{{2147483647}}', '{{NULL}}', \
+              -92233720368547758.08, 'happy', '(,)')"
+        ),
+    )
+    .await;
+    let rows = assert_same(&pg, &format!("SELECT * FROM {table} ORDER BY id")).await;
+    assert_eq!(rows, 4);
+    // Computed columns: plain `numeric` (also `NaN`, `-Infinity`), arrays of several
+    // dimensions, geometry, `void`, bits, and far dates/timestamps past the native
+    // ranges (`±infinity` fails both paths: see the next test).
+    assert_same(
+        &pg,
+        "SELECT 1.50::numeric(10,2) * 2 AS n, 'NaN'::numeric AS nan, \
+         '-Infinity'::numeric AS ninf, ARRAY[[1, 2], [3, 4]]::int8[] AS a2, \
+         point(1, 2) AS p, '8000-01-01'::date AS d8000, '-infinity'::numeric AS m, \
+         '3000-06-01 00:00:00'::timestamp AS ts3000, \
+         '1000-06-01 00:00:00+00'::timestamptz AS tz1000, pg_sleep(0) AS v, \
+         B'101' AS bits, '12:00'::time AS t, 'x'::unknown AS unk",
+    )
+    .await;
+    // Many rows of mixed native columns, cut into several default-limit batches.
+    let many = assert_same(
+        &pg,
+        "SELECT g, g::int8 * 1000003, (g % 7 = 0), g::float8 / 3, md5(g::text), \
+         (g / 100.0)::numeric(12,4), CASE WHEN g % 5 = 0 THEN NULL ELSE g END, \
+         date '2000-01-01' + g, timestamptz '2000-01-01 00:00:00+00' + g * interval '1 s' \
+         FROM generate_series(1, 20000) g",
+    )
+    .await;
+    assert_eq!(many, 20000);
+    run(&pg, &format!("DROP TABLE {table}")).await;
+    run(&pg, &format!("DROP TYPE {mood}")).await;
+}
+
+/// A value the Arrow column cannot hold (a `NaN` in a `numeric(p,s)` column, more
+/// fraction digits than declared, `infinity` in a timestamp column, a year chrono
+/// cannot hold) fails both paths with the same error after the same rows.
+#[tokio::test]
+async fn values_arrow_cannot_hold_fail_as_on_the_row_path() {
+    let server = server!();
+    let pg = source(server.tcp());
+    let table = unique_name("columnar_edges");
+    run(
+        &pg,
+        &format!("CREATE TABLE {table} (id int, n numeric(10,2), ts timestamp, d date)"),
+    )
+    .await;
+    run(
+        &pg,
+        &format!(
+            "INSERT INTO {table} VALUES (1, 1.25, '2020-01-01', '2020-01-01'), \
+             (2, 'NaN', '2020-01-01', '2020-01-01'), (3, 1, 'infinity', '2020-01-01'), \
+             (4, 1, '2020-01-01', '5874897-12-31')"
+        ),
+    )
+    .await;
+    for id in [2, 3] {
+        let error = assert_same_error(
+            &pg,
+            &format!("SELECT * FROM {table} WHERE id IN (1, {id}) ORDER BY id"),
+        )
+        .await;
+        assert!(error.contains("arrow column"), "{error}");
+    }
+    // A date chrono cannot hold: the row decoder's error.
+    let error = assert_same_error(&pg, &format!("SELECT * FROM {table} WHERE id = 4")).await;
+    assert!(error.contains("out of range"), "{error}");
+    // A later cell the row decoder refuses is the error, as on the row path, also
+    // when an earlier cell does not fit its Arrow column.
+    let error = assert_same_error(
+        &pg,
+        "SELECT 'infinity'::timestamp AS ts, '5874897-12-31'::date AS d",
+    )
+    .await;
+    assert!(!error.contains("arrow column"), "{error}");
+    run(&pg, &format!("DROP TABLE {table}")).await;
+}
+
+/// Batches hold `limits.rows` rows, or fewer once their values take about
+/// `limits.bytes`; the last holds the rest; an empty result has the schema and no batch.
+#[tokio::test]
+async fn batches_are_cut_at_the_row_and_byte_limits() {
+    let server = server!();
+    let pg = source(server.tcp());
+    let sql = "SELECT g, repeat('x', 92) AS t FROM generate_series(1, 10) g";
+    let sizes = |batches: Vec<RecordBatch>| -> Vec<usize> {
+        batches.iter().map(RecordBatch::num_rows).collect()
+    };
+    let by_rows = BatchLimits {
+        rows: 4,
+        bytes: usize::MAX,
+    };
+    let (expected, got) = both(&pg, &Statement::new(sql), by_rows).await;
+    assert_eq!(sizes(got.clone().unwrap()), [4, 4, 2]);
+    assert_eq!(got, expected);
+    // A row is 4 + 4 fixed bytes and 92 bytes of text: 100 bytes.
+    let by_bytes = BatchLimits {
+        rows: 1000,
+        bytes: 250,
+    };
+    let (expected, got) = both(&pg, &Statement::new(sql), by_bytes).await;
+    assert_eq!(sizes(got.clone().unwrap()), [3, 3, 3, 1]);
+    assert_eq!(got, expected);
+    let (expected, got) = both(
+        &pg,
+        &Statement::new("SELECT 1 AS one WHERE false"),
+        BatchLimits::default(),
+    )
+    .await;
+    assert_eq!(got.unwrap(), Vec::<RecordBatch>::new());
+    assert_eq!(expected.unwrap(), Vec::<RecordBatch>::new());
+}
+
+/// On a `read_only` connector a write through `stream_batches` fails with the
+/// server's read-only error and writes nothing.
+#[tokio::test]
+async fn read_only_holds_for_stream_batches() {
+    let server = server!();
+    let rw = source(server.tcp());
+    let table = unique_name("columnar_ro");
+    run(&rw, &format!("CREATE TABLE {table} (id int)")).await;
+    let ro = source(server.tcp().with_read_only(true));
+    let statement = Statement::new(format!("INSERT INTO {table} VALUES (1) RETURNING id"));
+    let outcome = match ro
+        .stream_batches(&statement, &QueryOptions::default(), BatchLimits::default())
+        .await
+    {
+        Ok(batches) => batches.collect_all().await.map(|_| ()),
+        Err(err) => Err(err),
+    };
+    let err = expect_kind(
+        outcome,
+        ErrorKind::ReadOnly,
+        "insert through stream_batches",
+    );
+    assert_eq!(err.sql_state(), Some("25006"));
+    assert_eq!(
+        scalar(&rw, format!("SELECT count(*) FROM {table}").as_str()).await,
+        Value::I64(0)
+    );
+    run(&rw, &format!("DROP TABLE {table}")).await;
+}
+
+/// The wait for the first row, and for each later one, is bounded by the timeout; when
+/// it runs out the query is cancelled on the server and the source serves again.
+#[tokio::test]
+async fn timeout_cancels_the_query_on_the_server() {
+    let server = server!();
+    let pg = one_connection(server.tcp());
+    let observer = source(server.tcp());
+    let options = QueryOptions::default().with_timeout(Duration::from_secs(1));
+    for (what, marker) in [
+        (
+            "first row",
+            format!(
+                "SELECT pg_sleep(30) /* columnar first {} */",
+                std::process::id()
+            ),
+        ),
+        (
+            "later row",
+            format!(
+                "SELECT g, repeat('x', 1000), pg_sleep(CASE WHEN g = 100 THEN 30 ELSE 0 END) \
+                 FROM generate_series(1, 200) g /* columnar later {} */",
+                std::process::id()
+            ),
+        ),
+    ] {
+        let started = Instant::now();
+        let outcome = match pg
+            .stream_batches(&Statement::new(marker.as_str()), &options, ONE_ROW)
+            .await
+        {
+            Ok(mut batches) => {
+                let mut rows = 0;
+                loop {
+                    match batches.next().await {
+                        Some(Ok(batch)) => rows += batch.num_rows(),
+                        Some(Err(err)) => break Err((rows, err)),
+                        None => break Ok(rows),
+                    }
+                }
+            }
+            Err(err) => Err((0, err)),
+        };
+        let (rows, err) = outcome.expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{what}: {err}");
+        // The server sends rows as its output buffer fills: some of the 99 before the
+        // slow one came, so the timeout bounded the wait for a later row.
+        assert_eq!(rows > 0, what == "later row", "{what}: {rows} rows");
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(3), "{what}: took {elapsed:?}");
+        let gone = time_until_gone(&observer, &marker, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{what}: the query still runs on the server"));
+        assert!(gone < Duration::from_secs(1), "{what}: gone after {gone:?}");
+        assert_eq!(scalar(&pg, "SELECT 1").await, Value::I32(1));
+    }
+}
+
+/// A stream dropped early cancels its query and leaves the pool serving; a stream read
+/// to its end resets the session before the connection serves the next call.
+#[tokio::test]
+async fn dropped_or_finished_streams_leave_a_clean_pool() {
+    let server = server!();
+    let pg = one_connection(server.tcp());
+    let observer = source(server.tcp());
+    let marker = format!(
+        "SELECT set_config('application_name', 'columnar-dirty', false) AS a, \
+         generate_series(1, 1000000000) AS g /* columnar drop {} */",
+        std::process::id()
+    );
+    let mut batches = pg
+        .stream_batches(
+            &Statement::new(marker.as_str()),
+            &QueryOptions::default(),
+            BatchLimits {
+                rows: 100,
+                bytes: usize::MAX,
+            },
+        )
+        .await
+        .expect("stream_batches");
+    let first = batches.next().await.expect("a batch").expect("ok");
+    assert_eq!(first.num_rows(), 100);
+    drop(batches);
+    time_until_gone(&observer, &marker, Duration::from_secs(5))
+        .await
+        .expect("the query still runs after the stream was dropped");
+    let clean = "SELECT current_setting('application_name') <> 'columnar-dirty'";
+    assert_eq!(scalar(&pg, clean).await, Value::Bool(true));
+    let finished = pg
+        .stream_batches(
+            &Statement::new("SELECT set_config('application_name', 'columnar-dirty', false) AS a"),
+            &QueryOptions::default(),
+            BatchLimits::default(),
+        )
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    assert_eq!(finished.1.len(), 1);
+    assert_eq!(scalar(&pg, clean).await, Value::Bool(true));
+    let state = pg.pool_state().expect("pool");
+    assert_eq!(state.in_use, 0, "{state:?}");
+}
