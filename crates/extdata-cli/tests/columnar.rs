@@ -741,3 +741,35 @@ fn clickhouse_arrow_and_parquet_hold_what_jsonl_prints() {
         );
     }
 }
+
+/// PostgreSQL decodes columnar, but its batches wait to be full: `--format arrow` keeps
+/// its rows, so a slow result's first rows are written (a short batch) while the server
+/// makes the command wait, not only when the query ends.
+#[test]
+fn postgres_arrow_writes_a_slow_results_first_rows_while_it_waits() {
+    let Some(fixture) = Fixture::with_postgres() else {
+        return;
+    };
+    // 100 rows of 1000 bytes fill the server's output buffer before the slow row.
+    let sql = "SELECT g, repeat('x', 1000) AS pad, \
+               CASE WHEN g = 101 THEN pg_sleep(4) END AS slow FROM generate_series(1, 101) g";
+    let started = std::time::Instant::now();
+    let mut child = fixture
+        .command("postgres", sql, "arrow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = arrow_ipc::reader::StreamReader::try_new(stdout, None).expect("a stream");
+    let first = reader.next().expect("a batch").expect("readable");
+    let waited = started.elapsed();
+    assert!(first.num_rows() > 0 && first.num_rows() < 101);
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "the first rows came after {waited:?}"
+    );
+    let rest: usize = reader.map(|b| b.expect("a batch").num_rows()).sum();
+    assert_eq!(first.num_rows() + rest, 101);
+    assert!(child.wait().expect("wait").success());
+}

@@ -1,5 +1,6 @@
-//! Results as Arrow batches (feature `arrow`): [`stream_batches`] reads a ClickHouse
-//! source column by column (`extdata_clickhouse::ClickHouseSource::stream_batches`) and
+//! Results as Arrow batches (feature `arrow`): [`stream_batches`] reads a ClickHouse or
+//! PostgreSQL source through its own columnar path (`ClickHouseSource::stream_batches`,
+//! `PostgresSource::stream_batches`: wire values decoded straight into Arrow arrays) and
 //! every other source through its rows (`ExternalSource::stream` gathered by
 //! `extdata_arrow::BatchStream::from_rows`); the schema and values are the same either
 //! way.
@@ -18,9 +19,10 @@ use crate::instrument::{CallRecord, Instrumented};
 /// most `limits.rows` rows (and about `limits.bytes` bytes), one batch in memory at a
 /// time.
 ///
-/// A ClickHouse source (feature `clickhouse`, also behind the instrumentation of
-/// [`crate::connect`] and [`crate::Registry`]) decodes its Native blocks straight into
-/// Arrow arrays; any other source's rows are gathered into batches. The schema is
+/// A ClickHouse source (feature `clickhouse`) decodes its Native blocks straight into
+/// Arrow arrays, a PostgreSQL source (feature `postgres`) its binary wire values, also behind the instrumentation of [`crate::connect`] and
+/// [`crate::Registry`] (see [`decodes_columnar`]); any other source's rows are gathered
+/// into batches. The schema is
 /// `extdata_arrow::schema` of the result's columns, the values are those of the row path,
 /// and timeouts, server-side cancel and `read_only` hold as for
 /// [`ExternalSource::stream`]. An instrumented source records the call as operation
@@ -59,20 +61,49 @@ pub async fn stream_batches(
     {
         return clickhouse.stream_batches(statement, options, limits).await;
     }
+    #[cfg(feature = "postgres")]
+    if let Some(postgres) =
+        any.and_then(|any| any.downcast_ref::<extdata_postgres::PostgresSource>())
+    {
+        return postgres.stream_batches(statement, options, limits).await;
+    }
     let rows = source.stream(statement, options).await?;
     Ok(BatchStream::from_rows(rows, limits))
 }
 
-/// Whether [`stream_batches`] reads `source` column by column (a ClickHouse source, also
-/// behind the instrumentation) rather than gathering its rows into batches. A caller
-/// that must see the rows of a slow result as they come (e.g. writing a short batch
-/// whenever the server makes it wait) keeps the rows of the other sources.
+/// Whether [`stream_batches`] decodes `source`'s wire format straight into Arrow arrays
+/// (a ClickHouse or PostgreSQL source whose feature is on, also behind
+/// the instrumentation) rather than gathering its rows into batches.
 pub fn decodes_columnar(source: &dyn ExternalSource) -> bool {
     let Some(any) = source.as_any() else {
         return false;
     };
     if let Some(instrumented) = any.downcast_ref::<Instrumented>() {
         return decodes_columnar(instrumented.inner().as_ref());
+    }
+    #[cfg(feature = "clickhouse")]
+    if any.is::<extdata_clickhouse::ClickHouseSource>() {
+        return true;
+    }
+    #[cfg(feature = "postgres")]
+    if any.is::<extdata_postgres::PostgresSource>() {
+        return true;
+    }
+    false
+}
+
+/// Whether [`stream_batches`] hands out what the server sent as soon as it arrives (a
+/// ClickHouse source, also behind the instrumentation: a batch never waits for the next
+/// Native block). Every other source's batches, columnar or gathered from rows, wait
+/// until they are full or the result ends; a caller that must show the rows of a slow
+/// result as they come (e.g. writing a short batch whenever the server makes it wait)
+/// reads those sources' rows instead.
+pub fn batches_as_received(source: &dyn ExternalSource) -> bool {
+    let Some(any) = source.as_any() else {
+        return false;
+    };
+    if let Some(instrumented) = any.downcast_ref::<Instrumented>() {
+        return batches_as_received(instrumented.inner().as_ref());
     }
     #[cfg(feature = "clickhouse")]
     if any.is::<extdata_clickhouse::ClickHouseSource>() {

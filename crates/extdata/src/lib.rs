@@ -19,7 +19,10 @@ pub use registry::{ConfigDocument, ConfigTable, REGISTRY_SECTIONS, Registry};
 
 #[cfg(feature = "arrow")]
 #[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
-pub use columnar::{decodes_columnar, stream_batches};
+pub use columnar::{batches_as_received, decodes_columnar, stream_batches};
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub use partition::stream_batches_partitioned;
 
 /// Arrow record batches from results (feature `arrow`): [`stream_batches`]'s
 /// `BatchLimits` and `BatchStream`, the schema mapping and the IPC/Parquet writers.

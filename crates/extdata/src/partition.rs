@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use extdata_core::{
@@ -48,6 +49,84 @@ pub async fn stream_partitioned(
     partitions: usize,
     options: &QueryOptions,
 ) -> Result<RowStream> {
+    let Some(statements) =
+        partition_statements(source.as_ref(), statement, column, partitions, options).await?
+    else {
+        return source.stream(statement, options).await;
+    };
+    // The first partition opens now: its columns are the result's, and a statement the
+    // server refuses fails here rather than mid-stream.
+    let mut statements = statements.into_iter();
+    let first = match statements.next() {
+        Some(first) => source.stream(&first, options).await?,
+        None => return source.stream(statement, options).await,
+    };
+    let columns = first.columns().clone();
+    let options = *options;
+    let rest = statements.map(move |partition| {
+        let source = Arc::clone(source);
+        futures::stream::once(async move { source.stream(&partition, &options).await })
+            .try_flatten()
+            .boxed()
+    });
+    Ok(RowStream::new(
+        columns,
+        merge(first.boxed(), rest.collect()),
+    ))
+}
+
+/// As [`stream_partitioned`], into Arrow record batches: each partition is read with
+/// [`crate::stream_batches`] (columnar where the source decodes columnar) and the
+/// partitions' batches are merged as they come (in no particular order across
+/// partitions). The same splitting, the same rules: with one partition, or when the
+/// result is empty, the statement runs as it is; the first error ends the stream;
+/// dropping it stops every partition's query. Each partition holds one batch of at most
+/// `limits` in memory at a time.
+#[cfg(feature = "arrow")]
+pub async fn stream_batches_partitioned(
+    source: &Arc<dyn ExternalSource>,
+    statement: &Statement,
+    column: &str,
+    partitions: usize,
+    options: &QueryOptions,
+    limits: extdata_arrow::BatchLimits,
+) -> Result<extdata_arrow::BatchStream> {
+    let Some(statements) =
+        partition_statements(source.as_ref(), statement, column, partitions, options).await?
+    else {
+        return crate::stream_batches(source.as_ref(), statement, options, limits).await;
+    };
+    let mut statements = statements.into_iter();
+    let first = match statements.next() {
+        Some(first) => crate::stream_batches(source.as_ref(), &first, options, limits).await?,
+        None => return crate::stream_batches(source.as_ref(), statement, options, limits).await,
+    };
+    let columns = first.columns().clone();
+    let options = *options;
+    let rest = statements.map(move |partition| {
+        let source = Arc::clone(source);
+        futures::stream::once(async move {
+            crate::stream_batches(source.as_ref(), &partition, &options, limits).await
+        })
+        .try_flatten()
+        .boxed()
+    });
+    Ok(extdata_arrow::BatchStream::new(
+        columns,
+        merge(first.boxed(), rest.collect()),
+    ))
+}
+
+/// The statements of the partitions of `statement` on `column` (see
+/// [`stream_partitioned`]), or `None` when it must run as it is (one partition, an empty
+/// result, only NULLs in the column).
+async fn partition_statements(
+    source: &dyn ExternalSource,
+    statement: &Statement,
+    column: &str,
+    partitions: usize,
+    options: &QueryOptions,
+) -> Result<Option<Vec<Statement>>> {
     if !is_plain_identifier(column) {
         return Err(Error::new(
             ErrorKind::Config,
@@ -58,7 +137,7 @@ pub async fn stream_partitioned(
         .with_connector(source.name()));
     }
     if partitions <= 1 {
-        return source.stream(statement, options).await;
+        return Ok(None);
     }
     let inner = statement
         .sql()
@@ -77,7 +156,7 @@ pub async fn stream_partitioned(
     let (low, high) = match (low, high) {
         (Ok(Some(low)), Ok(Some(high))) => (low, high),
         // No rows, or only NULLs in the column: nothing to split.
-        (Ok(None), _) | (_, Ok(None)) => return source.stream(statement, options).await,
+        (Ok(None), _) | (_, Ok(None)) => return Ok(None),
         (Err(kind), _) | (_, Err(kind)) => {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -115,26 +194,18 @@ pub async fn stream_partitioned(
         }
         statements.push(partition);
     }
-    // The first partition opens now: its columns are the result's, and a statement the
-    // server refuses fails here rather than mid-stream.
-    let mut statements = statements.into_iter();
-    let first = match statements.next() {
-        Some(first) => source.stream(&first, options).await?,
-        None => return source.stream(statement, options).await,
-    };
-    let columns = first.columns().clone();
-    let options = *options;
-    // The others open when first polled, so that a partition waiting for a connection
-    // does not hold up those already reading.
-    let rest = statements.map(|partition| {
-        let source = Arc::clone(source);
-        futures::stream::once(async move { source.stream(&partition, &options).await })
-            .try_flatten()
-            .boxed()
-    });
-    let merged = futures::stream::select_all(std::iter::once(first.boxed()).chain(rest));
-    let rows = merged.scan(false, |failed, item| {
-        // An error ends the stream (dropping the other partitions stops their queries).
+    Ok(Some(statements))
+}
+
+/// The items of the first partition (already open) and of the `rest` (each opening when
+/// first polled, so that a partition waiting for a connection does not hold up those
+/// already reading), as they come; the first error ends the stream (dropping the other
+/// partitions stops their queries).
+fn merge<T: Send + 'static>(
+    first: BoxStream<'static, Result<T>>,
+    rest: Vec<BoxStream<'static, Result<T>>>,
+) -> impl futures::Stream<Item = Result<T>> + Send {
+    futures::stream::select_all(std::iter::once(first).chain(rest)).scan(false, |failed, item| {
         let next = if *failed {
             None
         } else {
@@ -142,8 +213,7 @@ pub async fn stream_partitioned(
             Some(item)
         };
         std::future::ready(next)
-    });
-    Ok(RowStream::new(columns, rows))
+    })
 }
 
 /// A statement with `sql` and the parameters of `original`.

@@ -33,7 +33,7 @@ pub(super) async fn run(context: &Context, args: QueryArgs) -> Result<(), Failur
         timeout: args.timeout,
         ..QueryOptions::default()
     };
-    if args.format.is_binary() && extdata::decodes_columnar(source.as_ref()) {
+    if args.format.is_binary() && extdata::batches_as_received(source.as_ref()) {
         stream_batches(source.as_ref(), &statement, options, &args).await
     } else if args.format.streams() {
         stream_rows(source.as_ref(), &statement, options, &args).await
@@ -87,10 +87,11 @@ async fn stream_rows(
     finish_copy(outcome, writer.as_mut(), &progress)
 }
 
-/// `arrow`, `parquet` from a source that decodes columnar (ClickHouse): stream the
-/// result as Arrow batches and write each as it arrives. Other sources keep
-/// [`stream_rows`], whose writer also writes a short batch whenever the server makes
-/// it wait.
+/// `arrow`, `parquet` from a source whose batches come as the server sends them
+/// (ClickHouse, see `extdata::batches_as_received`): stream the result as Arrow
+/// batches and write each as it arrives. Other sources keep [`stream_rows`], whose
+/// writer also writes a short batch whenever the server makes it wait (their columnar
+/// batches, PostgreSQL's and MySQL's, wait to be full).
 async fn stream_batches(
     source: &dyn ExternalSource,
     statement: &Statement,

@@ -1,0 +1,162 @@
+//! The facade's Arrow reads (feature `arrow`) against the real PostgreSQL server:
+//! `extdata::stream_batches` takes its columnar path behind
+//! the instrumentation, redacts bound values from its errors, and
+//! `extdata::stream_batches_partitioned` reads the same rows as one unpartitioned read.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use extdata::arrow::{BatchLimits, BatchStream};
+use extdata::{DbKind, ExternalSource, QueryOptions, Statement};
+use extdata_conformance::support::{TestServer, error_texts};
+
+/// The test server of `kind` (`None`: skipped, unless the run requires it).
+async fn server(kind: DbKind) -> Option<TestServer> {
+    match kind {
+        DbKind::Postgres => {
+            TestServer::from_env("pg-test", kind, "POSTGRES", (5432, "/var/run/postgresql")).await
+        }
+        _ => {
+            TestServer::from_env(
+                "mysql-test",
+                kind,
+                "MYSQL",
+                (3306, "/var/run/mysqld/mysqld.sock"),
+            )
+            .await
+        }
+    }
+}
+
+/// The instrumented source (as `extdata::connect` builds it) of the `kind` test server.
+async fn connected(kind: DbKind) -> Option<Arc<dyn ExternalSource>> {
+    let server = server(kind).await?;
+    Some(extdata::connect(&server.tcp()).expect("connect"))
+}
+
+/// The rows of `batches` sorted, each as the text of its values, to compare results
+/// read in another order.
+fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow_cast_display(c.as_ref()))
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| c[row].clone())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Each value of `array` as its debug text (`None` for NULL).
+fn arrow_cast_display(array: &dyn arrow_array::Array) -> Vec<String> {
+    (0..array.len())
+        .map(|i| format!("{:?}", array.slice(i, 1)))
+        .collect()
+}
+
+async fn partitioned_load_equals_the_unpartitioned_one(kind: DbKind) {
+    let Some(source) = connected(kind).await else {
+        return;
+    };
+    assert!(extdata::decodes_columnar(source.as_ref()));
+    assert!(!extdata::batches_as_received(source.as_ref()));
+    let sql = match kind {
+        DbKind::Postgres => {
+            "SELECT g AS id, md5(g::text) AS name, (g / 7.0)::numeric(12,4) AS amount \
+             FROM generate_series(1, 5000) g"
+        }
+        _ => {
+            "WITH RECURSIVE c(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM c WHERE id < 5000) \
+             SELECT id, md5(id) AS name, CAST(id / 7 AS DECIMAL(12,4)) AS amount FROM c"
+        }
+    };
+    let statement = Statement::new(sql);
+    let options = QueryOptions::default();
+    let limits = BatchLimits {
+        rows: 700,
+        ..BatchLimits::default()
+    };
+    let (schema, whole) = extdata::stream_batches(source.as_ref(), &statement, &options, limits)
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    let rows = source.stream(&statement, &options).await.expect("stream");
+    let (_, by_rows) = BatchStream::from_rows(rows, limits)
+        .collect_all()
+        .await
+        .expect("row batches");
+    assert_eq!(whole, by_rows, "{kind:?}: columnar and row batches");
+    for partitions in [1, 2, 4] {
+        let (partitioned_schema, parts) = extdata::stream_batches_partitioned(
+            &source, &statement, "id", partitions, &options, limits,
+        )
+        .await
+        .expect("stream_batches_partitioned")
+        .collect_all()
+        .await
+        .expect("partitioned batches");
+        assert_eq!(
+            partitioned_schema, schema,
+            "{kind:?}: {partitions} partitions"
+        );
+        assert!(parts.iter().all(|b| b.num_rows() <= 700));
+        let rows = sorted_rows(&parts);
+        assert_eq!(rows.len(), 5000, "{kind:?}: {partitions} partitions");
+        assert_eq!(
+            rows,
+            sorted_rows(&whole),
+            "{kind:?}: {partitions} partitions"
+        );
+    }
+}
+
+async fn errors_hold_no_bound_value(kind: DbKind) {
+    let Some(source) = connected(kind).await else {
+        return;
+    };
+    const SECRET: &str = "pii-sentinel-2718@example.com";
+    let sql = match kind {
+        // The servers quote the text they could not convert.
+        DbKind::Postgres => "SELECT CAST(:v AS int) AS n",
+        _ => "SELECT JSON_EXTRACT(:v, '$.a') AS n",
+    };
+    let statement = Statement::new(sql).bind("v", SECRET);
+    let outcome = match extdata::stream_batches(
+        source.as_ref(),
+        &statement,
+        &QueryOptions::default(),
+        BatchLimits::default(),
+    )
+    .await
+    {
+        Ok(batches) => batches.collect_all().await.map(|_| ()),
+        Err(err) => Err(err),
+    };
+    let err = outcome.expect_err("a conversion error");
+    for text in error_texts(&err) {
+        assert!(!text.contains("pii-sentinel"), "{kind:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_partitioned_load_equals_the_unpartitioned_one() {
+    partitioned_load_equals_the_unpartitioned_one(DbKind::Postgres).await;
+}
+
+#[tokio::test]
+async fn postgres_errors_hold_no_bound_value() {
+    errors_hold_no_bound_value(DbKind::Postgres).await;
+}
