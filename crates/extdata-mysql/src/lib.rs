@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod batch;
 mod classify;
 mod connect;
@@ -194,5 +196,11 @@ impl ExternalSource for MySqlSource {
         if let Some(pool) = self.inner.pool.get() {
             pool.close().await;
         }
+    }
+
+    /// `Some(self)`: the facade reaches `MySqlSource::stream_batches` (feature `arrow`)
+    /// through it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

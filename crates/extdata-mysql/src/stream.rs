@@ -1,13 +1,17 @@
 //! `query` and `stream`: a statement's rows read straight from its pooled connection
 //! (no task in between), each wait bounded; a stream dropped before its end stops the
 //! statement on the server in the background.
+//!
+//! The reading loop ([`read_rows`]) appends each driver row to a [`Sink`]: decoded
+//! [`Row`]s for `stream` (each handed out at once), or the Arrow column builders of
+//! `stream_batches` (feature `arrow`, batches handed out when full).
 
 use std::sync::Arc;
 
 use extdata_core::driver::Bound;
 use extdata_core::{Column, Columns, Error, ErrorKind, Result, Row, RowStream, Statement};
 use futures::{FutureExt, StreamExt};
-use sqlx::mysql::MySqlArguments;
+use sqlx::mysql::{MySqlArguments, MySqlRow};
 use sqlx::{AssertSqlSafe, Executor, Row as _, SqlSafeStr, Statement as _};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -15,6 +19,52 @@ use tokio::time::Instant;
 use crate::error::{Stage, is_connection_broken};
 use crate::pool::{Inner, Lease, Recover, kill_wait};
 use crate::types;
+
+/// What the reading loop appends the driver's rows to, and what it hands out.
+pub(crate) trait Sink: Send + 'static {
+    /// What the stream yields.
+    type Item: Send + 'static;
+    /// The result's columns are known: called once, before the first row.
+    fn start(&mut self, columns: &Columns);
+    /// Appends one row (`decoder`: the row path's decoder of this result); returns an
+    /// item when one is ready. An error ends the stream as it is.
+    fn append(
+        &mut self,
+        row: &MySqlRow,
+        columns: &Columns,
+        decoder: &mut types::RowDecoder,
+    ) -> Result<Option<Self::Item>>;
+    /// What is left once the result was read to its end.
+    fn finish(&mut self) -> Option<Result<Self::Item>>;
+}
+
+/// The row stream's sink: each row decoded and handed out at once.
+struct Rows {
+    /// Named in decode errors.
+    connector: String,
+}
+
+impl Sink for Rows {
+    type Item = Row;
+
+    fn start(&mut self, _columns: &Columns) {}
+
+    fn append(
+        &mut self,
+        row: &MySqlRow,
+        columns: &Columns,
+        decoder: &mut types::RowDecoder,
+    ) -> Result<Option<Row>> {
+        decoder
+            .decode_row(row)
+            .map(|values| Some(Row::new(columns.clone(), values)))
+            .map_err(|e| e.with_connector(self.connector.clone()))
+    }
+
+    fn finish(&mut self) -> Option<Result<Row>> {
+        None
+    }
+}
 
 impl Inner {
     /// Starts a statement and returns its rows as a stream that reads the connection
@@ -25,6 +75,24 @@ impl Inner {
         statement: &Statement,
         bound: Bound,
     ) -> Result<RowStream> {
+        let rows = Rows {
+            connector: self.config.name.clone(),
+        };
+        let (columns, rows) = self.start(statement, bound, rows).await?;
+        Ok(RowStream::new(columns, rows))
+    }
+
+    /// Starts a statement whose rows go to `sink`; returns the result's columns and the
+    /// sink's items, once the columns are known.
+    pub(crate) async fn start<S: Sink>(
+        self: &Arc<Self>,
+        statement: &Statement,
+        bound: Bound,
+        sink: S,
+    ) -> Result<(
+        Columns,
+        impl futures::Stream<Item = Result<S::Item>> + Send + 'static,
+    )> {
         self.lifecycle.check_open(&self.config.name)?;
         let started = Instant::now();
         let effect = self.admit(statement)?;
@@ -40,11 +108,11 @@ impl Inner {
             lease: Some(lease),
             runtime: tokio::runtime::Handle::current(),
         };
-        let mut items = Box::pin(read_rows(reading, (sql, args), bound, started));
+        let mut items = Box::pin(read_rows(reading, (sql, args), bound, started, sink));
         let columns = match items.next().await {
             Some(Ok(Read::Columns(columns))) => columns,
             Some(Err(e)) => return Err(e),
-            Some(Ok(Read::Row(_))) | None => {
+            Some(Ok(Read::Item(_))) | None => {
                 return Err(self.config.error(
                     ErrorKind::Internal,
                     "the statement's rows ended before its columns",
@@ -53,19 +121,19 @@ impl Inner {
         };
         let rows = items.filter_map(|item| {
             std::future::ready(match item {
-                Ok(Read::Row(row)) => Some(Ok(row)),
+                Ok(Read::Item(item)) => Some(Ok(item)),
                 Ok(Read::Columns(_)) => None,
                 Err(e) => Some(Err(e)),
             })
         });
-        Ok(RowStream::new(columns, rows))
+        Ok((columns, rows))
     }
 }
 
-/// What [`read_rows`] yields: the columns once, first, then the rows.
-enum Read {
+/// What [`read_rows`] yields: the columns once, first, then the sink's items.
+enum Read<T> {
     Columns(Columns),
-    Row(Row),
+    Item(T),
 }
 
 /// The connection of a statement being read. Dropped before the result ended (the
@@ -86,13 +154,15 @@ impl Drop for Reading {
     }
 }
 
-/// Runs a statement and yields its columns, then its rows. The first error ends it.
-fn read_rows(
+/// Runs a statement and yields its columns, then the items of `sink` its rows make.
+/// The first error ends it.
+fn read_rows<S: Sink>(
     mut reading: Reading,
     (sql, args): (String, MySqlArguments),
     bound: Bound,
     started: Instant,
-) -> impl futures::Stream<Item = Result<Read>> + Send + 'static {
+    mut sink: S,
+) -> impl futures::Stream<Item = Result<Read<S::Item>>> + Send + 'static {
     enum End {
         Done,
         Failed { broken: bool, error: Error },
@@ -148,6 +218,7 @@ fn read_rows(
                 let row = match next {
                     None => {
                         if columns.is_none() {
+                            sink.start(&prepared_columns);
                             yield Ok(Read::Columns(prepared_columns));
                         }
                         break 'run End::Done;
@@ -171,20 +242,26 @@ fn read_rows(
                             .map(|c| types::column(c, timestamps))
                             .collect::<Vec<Column>>()
                             .into();
+                        sink.start(&cols);
                         yield Ok(Read::Columns(cols.clone()));
                         columns.insert((cols, types::RowDecoder::new(row.columns(), timestamps)))
                     }
                 };
-                match decoder.decode_row(&row) {
-                    Ok(values) => yield Ok(Read::Row(Row::new(cols.clone(), values))),
-                    Err(e) => break 'run End::Stopped(e.with_connector(inner.config.name.clone())),
+                match sink.append(&row, cols, decoder) {
+                    Ok(Some(item)) => yield Ok(Read::Item(item)),
+                    Ok(None) => {}
+                    Err(e) => break 'run End::Stopped(e),
                 }
             }
         };
         match end {
             End::Done => {
-                // The result was read to its end: the connection goes back to the pool.
+                // The result was read to its end: the connection goes back to the pool
+                // before the last items are handed out.
                 drop(reading.lease.take());
+                if let Some(item) = sink.finish() {
+                    yield item.map(Read::Item);
+                }
             }
             End::Failed { broken, error } => {
                 if let Some(mut lease) = reading.lease.take()

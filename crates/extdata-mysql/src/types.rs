@@ -154,6 +154,28 @@ impl RowDecoder {
         }
     }
 
+    /// The type of each column, as the decoder reads it.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn natives(&self) -> &[Native] {
+        &self.natives
+    }
+
+    /// How TIMESTAMP values are read.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn timestamps(&self) -> TimestampMode {
+        self.timestamps
+    }
+
+    /// Decodes the value of column `index` of a row of this result, as
+    /// [`decode_row`](Self::decode_row) does.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn decode_cell(&self, row: &MySqlRow, index: usize) -> Result<Value> {
+        match self.natives.get(index) {
+            Some(native) => decode(row, index, *native, self.timestamps),
+            None => Err(Error::decode(format!("column {index}: no such column"))),
+        }
+    }
+
     /// Decodes every value of a row.
     pub(crate) fn decode_row(&mut self, row: &MySqlRow) -> Result<Vec<Value>> {
         if row.len() != self.natives.len() {
