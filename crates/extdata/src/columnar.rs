@@ -1,6 +1,7 @@
-//! Results as Arrow batches (feature `arrow`): [`stream_batches`] reads a ClickHouse or
-//! PostgreSQL source through its own columnar path (`ClickHouseSource::stream_batches`,
-//! `PostgresSource::stream_batches`: wire values decoded straight into Arrow arrays) and
+//! Results as Arrow batches (feature `arrow`): [`stream_batches`] reads a ClickHouse,
+//! PostgreSQL or MySQL/MariaDB source through its own columnar path
+//! (`ClickHouseSource::stream_batches`, `PostgresSource::stream_batches`,
+//! `MySqlSource::stream_batches`: wire values decoded straight into Arrow arrays) and
 //! every other source through its rows (`ExternalSource::stream` gathered by
 //! `extdata_arrow::BatchStream::from_rows`); the schema and values are the same either
 //! way.
@@ -20,7 +21,8 @@ use crate::instrument::{CallRecord, Instrumented};
 /// time.
 ///
 /// A ClickHouse source (feature `clickhouse`) decodes its Native blocks straight into
-/// Arrow arrays, a PostgreSQL source (feature `postgres`) its binary wire values, also behind the instrumentation of [`crate::connect`] and
+/// Arrow arrays, a PostgreSQL (feature `postgres`) or MySQL/MariaDB (feature `mysql`)
+/// source its wire values, also behind the instrumentation of [`crate::connect`] and
 /// [`crate::Registry`] (see [`decodes_columnar`]); any other source's rows are gathered
 /// into batches. The schema is
 /// `extdata_arrow::schema` of the result's columns, the values are those of the row path,
@@ -67,12 +69,16 @@ pub async fn stream_batches(
     {
         return postgres.stream_batches(statement, options, limits).await;
     }
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = any.and_then(|any| any.downcast_ref::<extdata_mysql::MySqlSource>()) {
+        return mysql.stream_batches(statement, options, limits).await;
+    }
     let rows = source.stream(statement, options).await?;
     Ok(BatchStream::from_rows(rows, limits))
 }
 
 /// Whether [`stream_batches`] decodes `source`'s wire format straight into Arrow arrays
-/// (a ClickHouse or PostgreSQL source whose feature is on, also behind
+/// (a ClickHouse, PostgreSQL or MySQL/MariaDB source whose feature is on, also behind
 /// the instrumentation) rather than gathering its rows into batches.
 pub fn decodes_columnar(source: &dyn ExternalSource) -> bool {
     let Some(any) = source.as_any() else {
@@ -87,6 +93,10 @@ pub fn decodes_columnar(source: &dyn ExternalSource) -> bool {
     }
     #[cfg(feature = "postgres")]
     if any.is::<extdata_postgres::PostgresSource>() {
+        return true;
+    }
+    #[cfg(feature = "mysql")]
+    if any.is::<extdata_mysql::MySqlSource>() {
         return true;
     }
     false
