@@ -325,6 +325,7 @@ impl<W: Write> RowWriter for JsonWriter<W> {
 
 struct CsvWriter<W: Write> {
     out: csv::Writer<W>,
+    /// The text of each field of the row being written.
     record: Vec<String>,
 }
 
@@ -345,9 +346,12 @@ impl<W: Write> RowWriter for CsvWriter<W> {
     }
 
     fn row(&mut self, values: &[Value]) -> io::Result<()> {
-        self.record.clear();
-        self.record
-            .extend(values.iter().map(Value::to_text_lossless));
+        // One buffer per column, reused from row to row.
+        self.record.resize_with(values.len(), String::new);
+        for (field, value) in self.record.iter_mut().zip(values) {
+            field.clear();
+            value.write_text_lossless(field);
+        }
         self.out.write_record(&self.record).map_err(csv_io_error)
     }
 

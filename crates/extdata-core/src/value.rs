@@ -281,36 +281,151 @@ impl Value {
     /// Renders the value as text for CSV and tables: NULL is the empty string, the rest
     /// as in [`Value::to_json`] without JSON quoting.
     pub fn to_text_lossless(&self) -> String {
-        match self {
-            Value::Null => String::new(),
-            Value::Bool(b) => b.to_string(),
-            Value::I8(v) => v.to_string(),
-            Value::I16(v) => v.to_string(),
-            Value::I32(v) => v.to_string(),
-            Value::I64(v) => v.to_string(),
-            Value::I128(v) => v.to_string(),
-            Value::U8(v) => v.to_string(),
-            Value::U16(v) => v.to_string(),
-            Value::U32(v) => v.to_string(),
-            Value::U64(v) => v.to_string(),
-            Value::U128(v) => v.to_string(),
-            Value::F32(v) => v.to_string(),
-            Value::F64(v) => v.to_string(),
-            Value::Decimal(d) => d.to_string(),
-            Value::Text(s) => s.clone(),
-            Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
-            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
-            Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
-            Value::TimeTz(t, off) => format!("{}{}", t.format("%H:%M:%S%.f"), off),
-            Value::Timestamp(ts) => ts.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
-            Value::TimestampTz(ts) => ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            Value::Interval(i) => i.to_string(),
-            Value::Uuid(u) => u.hyphenated().to_string(),
-            Value::Json(j) => j.to_string(),
-            Value::Ip(ip) => ip.to_string(),
-            Value::IpNetwork(ip, prefix) => format!("{ip}/{prefix}"),
-            Value::Array(_) | Value::Tuple(_) | Value::Map(_) => self.to_json().to_string(),
+        let mut text = String::new();
+        self.write_text_lossless(&mut text);
+        text
+    }
+
+    /// Appends the text of [`Value::to_text_lossless`] to `out`. For a writer that
+    /// formats many values into one reused buffer: integers, floats, text, decimals,
+    /// dates, times and timestamps (years 0–9999; `TimestampTz` at offset zero) are
+    /// written without a `String` of their own.
+    pub fn write_text_lossless(&self, out: &mut String) {
+        use fmt::Write as _;
+        // Writing into a `String` cannot fail.
+        macro_rules! display {
+            ($v:expr) => {{
+                let _ = write!(out, "{}", $v);
+            }};
         }
+        match self {
+            Value::Null => {}
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::I8(v) => display!(v),
+            Value::I16(v) => display!(v),
+            Value::I32(v) => display!(v),
+            Value::I64(v) => display!(v),
+            Value::I128(v) => display!(v),
+            Value::U8(v) => display!(v),
+            Value::U16(v) => display!(v),
+            Value::U32(v) => display!(v),
+            Value::U64(v) => display!(v),
+            Value::U128(v) => display!(v),
+            Value::F32(v) => display!(v),
+            Value::F64(v) => display!(v),
+            Value::Decimal(d) => out.push_str(d.as_str()),
+            Value::Text(s) => out.push_str(s),
+            Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode_string(b, out),
+            Value::Date(d) => text::date(out, d),
+            Value::Time(t) => text::time(out, t),
+            Value::TimeTz(t, off) => {
+                text::time(out, t);
+                display!(off);
+            }
+            Value::Timestamp(ts) => text::timestamp(out, ts),
+            Value::TimestampTz(ts) => text::timestamp_tz(out, ts),
+            Value::Interval(i) => display!(i),
+            Value::Uuid(u) => display!(u.hyphenated()),
+            Value::Json(j) => display!(j),
+            Value::Ip(ip) => display!(ip),
+            Value::IpNetwork(ip, prefix) => {
+                let _ = write!(out, "{ip}/{prefix}");
+            }
+            Value::Array(_) | Value::Tuple(_) | Value::Map(_) => display!(self.to_json()),
+        }
+    }
+}
+
+/// The text of dates, times and timestamps, as chrono's `%Y-%m-%d`, `%H:%M:%S%.f` and
+/// `to_rfc3339_opts(SecondsFormat::AutoSi, true)` write them, digit by digit for the
+/// usual range (years 0–9999, no leap second) and through chrono otherwise.
+mod text {
+    use std::fmt::Write as _;
+
+    use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+    /// `n` in decimal, left-padded with zeros to `width` digits (`n` < 10^width).
+    fn digits(out: &mut String, n: u32, width: u32) {
+        let mut unit = 10u32.pow(width - 1);
+        while unit > 0 {
+            out.push(char::from(b'0' + (n / unit % 10) as u8));
+            unit /= 10;
+        }
+    }
+
+    /// Whether the fast path writes `date` as chrono would.
+    fn usual(date: &NaiveDate) -> bool {
+        (0..=9999).contains(&date.year())
+    }
+
+    pub(super) fn date(out: &mut String, date: &NaiveDate) {
+        if !usual(date) {
+            let _ = write!(out, "{}", date.format("%Y-%m-%d"));
+            return;
+        }
+        digits(out, date.year() as u32, 4);
+        out.push('-');
+        digits(out, date.month(), 2);
+        out.push('-');
+        digits(out, date.day(), 2);
+    }
+
+    /// `HH:MM:SS` and the fraction chrono's `%.f` gives: none, 3, 6 or 9 digits.
+    /// `None` for a leap second (nanoseconds ≥ 10⁹), which the caller leaves to chrono.
+    fn clock(out: &mut String, time: &NaiveTime) -> Option<()> {
+        let nanos = time.nanosecond();
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        digits(out, time.hour(), 2);
+        out.push(':');
+        digits(out, time.minute(), 2);
+        out.push(':');
+        digits(out, time.second(), 2);
+        if nanos == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
+            out.push('.');
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos.is_multiple_of(1_000) {
+            out.push('.');
+            digits(out, nanos / 1_000, 6);
+        } else {
+            out.push('.');
+            digits(out, nanos, 9);
+        }
+        Some(())
+    }
+
+    pub(super) fn time(out: &mut String, time: &NaiveTime) {
+        if time.nanosecond() >= 1_000_000_000 {
+            let _ = write!(out, "{}", time.format("%H:%M:%S%.f"));
+        } else {
+            let _ = clock(out, time);
+        }
+    }
+
+    pub(super) fn timestamp(out: &mut String, ts: &NaiveDateTime) {
+        if !usual(&ts.date()) || ts.time().nanosecond() >= 1_000_000_000 {
+            let _ = write!(out, "{}", ts.format("%Y-%m-%dT%H:%M:%S%.f"));
+            return;
+        }
+        date(out, &ts.date());
+        out.push('T');
+        let _ = clock(out, &ts.time());
+    }
+
+    /// A timestamp at offset zero as `…Z`; any other offset through chrono.
+    pub(super) fn timestamp_tz(out: &mut String, ts: &DateTime<FixedOffset>) {
+        let naive = ts.naive_utc();
+        if ts.offset().local_minus_utc() != 0
+            || !usual(&naive.date())
+            || naive.time().nanosecond() >= 1_000_000_000
+        {
+            out.push_str(&ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+            return;
+        }
+        timestamp(out, &naive);
+        out.push('Z');
     }
 }
 
@@ -659,6 +774,60 @@ impl fmt::Display for Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod text_of_time {
+        use super::*;
+        use chrono::{Datelike as _, FixedOffset, NaiveDateTime, TimeZone as _};
+        use proptest::prelude::*;
+
+        /// Any timestamp chrono has, with any nanoseconds (a leap second too).
+        fn any_timestamp() -> impl Strategy<Value = NaiveDateTime> {
+            let min = NaiveDateTime::MIN.and_utc().timestamp();
+            let max = NaiveDateTime::MAX.and_utc().timestamp();
+            (
+                prop_oneof![min..=max, -62_167_219_200i64..253_402_300_800],
+                prop_oneof![
+                    Just(0u32),
+                    (0u32..1000).prop_map(|ms| ms * 1_000_000),
+                    (0u32..1_000_000).prop_map(|us| us * 1_000),
+                    0u32..2_000_000_000,
+                ],
+            )
+                .prop_filter_map("in chrono's range", |(secs, nanos)| {
+                    DateTime::from_timestamp(secs, nanos).map(|t| t.naive_utc())
+                })
+        }
+
+        proptest! {
+            /// The digit-by-digit text is chrono's, for every date, time and timestamp.
+            #[test]
+            fn is_what_chrono_writes(ts in any_timestamp(), offset in -86_399i32..86_400) {
+                let text = |v: Value| {
+                    let mut out = String::from("x");
+                    v.write_text_lossless(&mut out);
+                    out[1..].to_owned()
+                };
+                prop_assert_eq!(text(Value::Date(ts.date())), ts.date().format("%Y-%m-%d").to_string());
+                prop_assert_eq!(text(Value::Time(ts.time())), ts.time().format("%H:%M:%S%.f").to_string());
+                prop_assert_eq!(
+                    text(Value::Timestamp(ts)),
+                    ts.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+                );
+                // A non-zero offset only where the local time stays in chrono's range.
+                let far = !(1..=9998).contains(&ts.date().year());
+                for offset in [0, offset] {
+                    if offset != 0 && far {
+                        continue;
+                    }
+                    let tz = FixedOffset::east_opt(offset).unwrap().from_utc_datetime(&ts);
+                    prop_assert_eq!(
+                        text(Value::TimestampTz(tz)),
+                        tz.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn decimal_keeps_every_digit() {
