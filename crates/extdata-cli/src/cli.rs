@@ -183,6 +183,15 @@ impl Command {
     pub(crate) fn handles_signals(&self) -> bool {
         matches!(self, Command::Import(_) | Command::Run(_))
     }
+
+    /// Whether the command runs one statement at a time (`query`, `describe`, `ping`),
+    /// so that one thread runs it best.
+    pub(crate) fn runs_one_statement(&self) -> bool {
+        matches!(
+            self,
+            Command::Query(_) | Command::Describe(_) | Command::Ping(_)
+        )
+    }
 }
 
 /// The format of the logs on stderr (`--log-format`).
