@@ -86,6 +86,43 @@ impl Backend {
         }
     }
 
+    /// The port of the server's native TCP protocol (the one `clickhouse-client` speaks):
+    /// `<prefix>_TCP_PORT` when set, 9000 otherwise.
+    pub(crate) fn native_tcp_port(self) -> Result<u16, String> {
+        let name = format!("{}_TCP_PORT", self.prefix());
+        match std::env::var(&name) {
+            Err(_) => Ok(9000),
+            Ok(port) => port
+                .parse()
+                .map_err(|_| format!("{name} = `{port}` is not a port")),
+        }
+    }
+
+    /// A `[secrets]` section granting the `EXTDATA_TEST_` variables and a `[[connectors]]`
+    /// section for the server, named `name`, with a pool of `pool` connections, for an
+    /// `extdata` configuration file. The password stays in the environment: the file names
+    /// its variable.
+    pub(crate) fn connector_toml(self, name: &str, pool: u32) -> Result<String, String> {
+        let server = self.server()?;
+        let kind = match self {
+            Backend::Postgres => "postgresql",
+            Backend::Mysql => "mysql",
+            Backend::ClickHouse => "clickhouse",
+            Backend::Hive => "hive",
+        };
+        Ok(format!(
+            "[secrets]\nenv_prefixes = [\"EXTDATA_TEST_\"]\n\n\
+             [[connectors]]\nname = \"{name}\"\ntype = \"{kind}\"\n\
+             host = \"{}\"\nport = {}\ndatabase = \"{}\"\nusername = \"{}\"\n\
+             password = {{ env = \"{}_PASSWORD\" }}\npool = {{ max_size = {pool} }}\n",
+            server.host,
+            server.port,
+            server.database,
+            server.user,
+            self.prefix(),
+        ))
+    }
+
     /// The server's settings from the environment.
     pub(crate) fn server(self) -> Result<Server, String> {
         let prefix = self.prefix();

@@ -258,33 +258,18 @@ pub(crate) fn cached_lookups(
     iterations: u64,
     concurrencies: &[u64],
 ) -> Result<(), String> {
-    let server = backend.server()?;
-    let kind = match backend {
-        Backend::Postgres => "postgresql",
-        Backend::Mysql => "mysql",
-        Backend::ClickHouse => "clickhouse",
-        Backend::Hive => "hive",
-    };
     let keys = 1000u64.min(rows);
     let dir = std::env::temp_dir().join(format!("extdata-bench-jobs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config = dir.join("extdata.toml");
-    // The password stays in the environment: the file names the variable.
-    let password_var = format!("EXTDATA_TEST_{}_PASSWORD", backend_env(backend));
     std::fs::write(
         &config,
         format!(
-            "state = \"state.db\"\n\n[secrets]\nenv_prefixes = [\"EXTDATA_TEST_\"]\n\n\
-             [[connectors]]\nname = \"bench\"\ntype = \"{kind}\"\n\
-             host = \"{}\"\nport = {}\ndatabase = \"{}\"\nusername = \"{}\"\n\
-             password = {{ env = \"{password_var}\" }}\npool = {{ max_size = {POOL_SIZE} }}\n\n\
+            "state = \"state.db\"\n\n{}\n\
              [[accounts]]\nid = \"1\"\nconnectors = [\"bench\"]\n\n\
              [[lookups]]\nname = \"point\"\naccount = \"1\"\nconnector = \"bench\"\n\
              query = \"{}\"\nresult = \"row\"\ncache_ttl = \"10m\"\ntimeout = \"5s\"\n",
-            server.host,
-            server.port,
-            server.database,
-            server.user,
+            backend.connector_toml("bench", POOL_SIZE)?,
             backend.point_query(rows)
         ),
     )
@@ -344,13 +329,4 @@ pub(crate) fn cached_lookups(
     });
     let _ = std::fs::remove_dir_all(&dir);
     result
-}
-
-fn backend_env(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => "POSTGRES",
-        Backend::Mysql => "MYSQL",
-        Backend::ClickHouse => "CLICKHOUSE",
-        Backend::Hive => "HIVE",
-    }
 }

@@ -13,12 +13,15 @@
 //! cargo run --release -p extdata-bench -- stream-sqlite 100000 1000000
 //! cargo run --release -p extdata-bench -- seed-arrow --rows 1000000
 //! cargo run --release -p extdata-bench -- arrow-ch --rows 1000000 --reps 3
+//! cargo build --release -p extdata-bench -p extdata-cli   # then, CSV of the CLI:
+//! target/release/extdata-bench w1 --backend clickhouse --rows 1000000 --methods cli-csv,extdata-csv
 //! ```
 //!
 //! Every measurement of a whole-table read runs in a fresh child process (this program
 //! again, `measure …`), so CPU seconds and peak RSS are that method's own.
 
 mod backend;
+mod csv;
 mod lookup;
 mod measure;
 mod sqlite;
@@ -35,6 +38,7 @@ use crate::measure::{Measurement, load, median, run_child};
 const USAGE: &str = "usage:
   extdata-bench seed    --backend pg|mysql|clickhouse|hive --rows N
   extdata-bench w1      --backend B --rows N [--reps 3] [--methods cli,sqlx,…,extdata]
+                        (also cli-csv,extdata-csv: the server's client and the extdata CLI writing CSV)
   extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
   extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16] [--cached true]
   extdata-bench measure --backend B --method M --rows N      (one child measurement)

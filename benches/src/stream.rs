@@ -2,7 +2,8 @@
 //! report wall time, CPU and peak RSS.
 //!
 //! Methods: `cli` (the server's command-line client, its CPU measured as a reaped
-//! child), `sqlx`, `tokio-postgres`, `rowbinary` and `native` (the `clickhouse` crate,
+//! child), `cli-csv` (the same client writing CSV) and `extdata-csv` (the `extdata`
+//! command-line program writing CSV, see `csv.rs`), `sqlx`, `tokio-postgres`, `rowbinary` and `native` (the `clickhouse` crate,
 //! typed RowBinary and its raw Native blocks), `extdata` (`ExternalSource::stream`).
 //! Every method decodes every value (the raw ones into their natural Rust types) and
 //! folds it into a checksum, so nothing is skipped.
@@ -81,7 +82,9 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
     let sql = backend.select_all(rows);
     let (tally, wall, cpu) = runtime.block_on(async {
         match method {
-            "cli" => cli(backend, &server, &sql),
+            "cli" => cli(backend, &server, &sql, ClientOutput::Native),
+            "cli-csv" => cli(backend, &server, &sql, ClientOutput::Csv),
+            "extdata-csv" => crate::csv::extdata_cli(backend, &server, &sql),
             "sqlx" => match backend {
                 Backend::Postgres => sqlx_postgres(&server, &sql).await,
                 Backend::Mysql => sqlx_mysql(&server, &sql).await,
@@ -113,7 +116,7 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
         }
     })?;
     let mut tally = tally;
-    if method == "cli" {
+    if matches!(method, "cli" | "cli-csv" | "extdata-csv") {
         // The client's output is not parsed: its row count is the table's.
         tally.rows = rows;
     } else if tally.rows != rows {
@@ -134,7 +137,7 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
     Ok(m)
 }
 
-type Outcome = Result<(Tally, f64, f64), String>;
+pub(crate) type Outcome = Result<(Tally, f64, f64), String>;
 
 /// Wall seconds and own CPU seconds since `started`/`cpu`.
 /// The CPU and the time at the start of a read, and its empty tally.
@@ -150,10 +153,21 @@ fn finish(tally: Tally, started: Instant, cpu: Cpu) -> Outcome {
     ))
 }
 
+/// What the server's command-line client writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientOutput {
+    /// Its fastest whole-table output: PostgreSQL binary `COPY`, MariaDB `--batch`
+    /// (tab-separated), ClickHouse `FORMAT Native`.
+    Native,
+    /// CSV: PostgreSQL `COPY … (FORMAT csv)`, ClickHouse `FORMAT CSV`; MariaDB's client
+    /// has no CSV output, so `--batch` (tab-separated, escaped) stands in for it.
+    Csv,
+}
+
 /// The command-line client writes the result to a pipe this process drains; the CPU
 /// is the client's (a reaped child), the payload the bytes it wrote.
-fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
-    let mut command = match backend {
+fn cli(backend: Backend, server: &Server, sql: &str, output: ClientOutput) -> Outcome {
+    let command = match backend {
         Backend::Postgres => {
             let mut c = Command::new("psql");
             c.args([
@@ -165,7 +179,10 @@ fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
                 &server.port.to_string(),
             ])
             .args(["-U", &server.user, "-d", &server.database, "-c"])
-            .arg(format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+            .arg(match output {
+                ClientOutput::Native => format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+                ClientOutput::Csv => format!("COPY ({sql}) TO STDOUT (FORMAT csv)"),
+            })
             .env("PGPASSWORD", &server.password);
             c
         }
@@ -178,16 +195,21 @@ fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
             c
         }
         Backend::ClickHouse => {
-            // The native TCP port (9000), which clickhouse-client speaks.
+            // The native TCP port, which clickhouse-client speaks.
+            let format = match output {
+                ClientOutput::Native => "Native",
+                ClientOutput::Csv => "CSV",
+            };
             let mut c = Command::new("clickhouse-client");
             c.args(["--host", &server.host, "--user", &server.user])
+                .args(["--port", &backend.native_tcp_port()?.to_string()])
                 .args([
                     "--password",
                     &server.password,
                     "--database",
                     &server.database,
                 ])
-                .args(["--query", &format!("{sql} FORMAT Native")]);
+                .args(["--query", &format!("{sql} FORMAT {format}")]);
             c
         }
         Backend::Hive => {
@@ -209,13 +231,19 @@ fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
             c
         }
     };
+    drain(command, &format!("the {} client", backend.name()))
+}
+
+/// Runs `command` (`what` names it in errors), drains what it writes to stdout and
+/// counts it as the payload; the CPU is the child's.
+pub(crate) fn drain(mut command: Command, what: &str) -> Outcome {
     let cpu = Cpu::now();
     let started = Instant::now();
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("start the {} client: {e}", backend.name()))?;
+        .map_err(|e| format!("start {what}: {e}"))?;
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let mut buffer = vec![0u8; 1 << 16];
     let mut tally = Tally::default();
@@ -230,8 +258,7 @@ fn cli(backend: Backend, server: &Server, sql: &str) -> Outcome {
     let wall = started.elapsed().as_secs_f64();
     if !output.status.success() {
         return Err(format!(
-            "{} client failed: {}",
-            backend.name(),
+            "{what} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
