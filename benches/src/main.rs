@@ -15,6 +15,10 @@
 //! cargo run --release -p extdata-bench -- arrow-ch --rows 1000000 --reps 3
 //! cargo build --release -p extdata-bench -p extdata-cli   # then, CSV of the CLI:
 //! target/release/extdata-bench w1 --backend clickhouse --rows 1000000 --methods cli-csv,extdata-csv
+//! # Loads into Arrow kept until the end: the row path (`arrow-N`), the columnar path
+//! # (`arrow-columnar-N`, `extdata::stream_batches_partitioned`) and ConnectorX.
+//! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 --reps 3 \
+//!     --methods arrow-1,arrow-columnar-1,arrow-4,arrow-columnar-4,connectorx-1,connectorx-4
 //! ```
 //!
 //! Every measurement of a whole-table read runs in a fresh child process (this program
@@ -39,6 +43,7 @@ const USAGE: &str = "usage:
   extdata-bench seed    --backend pg|mysql|clickhouse|hive --rows N
   extdata-bench w1      --backend B --rows N [--reps 3] [--methods cli,sqlx,…,extdata]
                         (also cli-csv,extdata-csv: the server's client and the extdata CLI writing CSV)
+                        (also arrow-N, arrow-columnar-N, connectorx-N: loads into Arrow on N partitions)
   extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
   extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16] [--cached true]
   extdata-bench measure --backend B --method M --rows N      (one child measurement)

@@ -100,6 +100,12 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
                 let sql = format!("SELECT * FROM {}", backend.arrow_table(rows));
                 arrow_stream(backend, &sql, method == "arrow-columnar").await
             }
+            m if m.starts_with("arrow-columnar-") => {
+                let partitions = m["arrow-columnar-".len()..]
+                    .parse()
+                    .map_err(|_| format!("`{m}`: arrow-columnar-N needs a number"))?;
+                arrow_load_columnar(backend, &sql, partitions).await
+            }
             m if m.starts_with("arrow-") => {
                 let partitions = m["arrow-".len()..]
                     .parse()
@@ -582,6 +588,41 @@ async fn arrow_load(backend: Backend, sql: &str, partitions: usize) -> Outcome {
     let (_, batches) = extdata_arrow::collect(stream, extdata_arrow::DEFAULT_BATCH_ROWS)
         .await
         .map_err(|e| e.to_string())?;
+    let tally = Tally {
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+        payload: batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum(),
+    };
+    let outcome = finish(tally, started, cpu);
+    drop(batches);
+    source.close().await;
+    outcome
+}
+
+/// As [`arrow_load`], through the columnar path: `extdata::stream_batches_partitioned`
+/// on `id` (PostgreSQL, MySQL and ClickHouse decode their wire values straight into the
+/// arrays), the batches kept until the end.
+async fn arrow_load_columnar(backend: Backend, sql: &str, partitions: usize) -> Outcome {
+    let source = connect(backend, partitions as i64).await?;
+    let options = QueryOptions::default();
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let statement = Statement::new(sql);
+    let (_, batches) = extdata::stream_batches_partitioned(
+        &source,
+        &statement,
+        "id",
+        partitions,
+        &options,
+        extdata::arrow::BatchLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .collect_all()
+    .await
+    .map_err(|e| e.to_string())?;
     let tally = Tally {
         rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
         payload: batches
