@@ -6,15 +6,11 @@
 //! `extdata_arrow::BatchStream::from_rows`); the schema and values are the same either
 //! way.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use extdata_arrow::{BatchLimits, BatchStream};
 use extdata_core::{ExternalSource, QueryOptions, Result, Statement};
-use futures::Stream;
 use tracing::Instrument as _;
 
-use crate::instrument::{CallRecord, Instrumented};
+use crate::instrument::{CallRecord, Counting, Instrumented, RowCount};
 
 /// Runs `statement` on `source` and streams its result as Arrow record batches of at
 /// most `limits.rows` rows (and about `limits.bytes` bytes), one batch in memory at a
@@ -140,12 +136,7 @@ async fn instrumented_batches(
             let columns = batches.columns().clone();
             Ok(BatchStream::new(
                 columns,
-                CountingBatches {
-                    inner: batches,
-                    rows: 0,
-                    record: Some(record),
-                    statement: statement.clone(),
-                },
+                Counting::new(batches, record, statement),
             ))
         }
         Err(err) => {
@@ -156,51 +147,9 @@ async fn instrumented_batches(
     }
 }
 
-/// Counts the rows of a batch stream and records the call when it ends (or is dropped
-/// early).
-struct CountingBatches {
-    inner: BatchStream,
-    rows: u64,
-    record: Option<CallRecord>,
-    /// For redacting its values from an error mid-stream.
-    statement: Statement,
-}
-
-impl Stream for CountingBatches {
-    type Item = Result<arrow_array::RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let polled = match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Err(err))) => {
-                Poll::Ready(Some(Err(err.redact_parameters(&this.statement))))
-            }
-            other => other,
-        };
-        match &polled {
-            Poll::Ready(Some(Ok(batch))) => this.rows += batch.num_rows() as u64,
-            Poll::Ready(Some(Err(err))) => {
-                if let Some(record) = this.record.take() {
-                    record.finish(Some(this.rows), Some(err));
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(record) = this.record.take() {
-                    record.finish(Some(this.rows), None);
-                }
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-}
-
-impl Drop for CountingBatches {
-    fn drop(&mut self) {
-        // Dropped before the end: the consumer stopped early, which is not an error.
-        if let Some(record) = self.record.take() {
-            record.finish(Some(self.rows), None);
-        }
+impl RowCount for arrow_array::RecordBatch {
+    fn row_count(&self) -> u64 {
+        self.num_rows() as u64
     }
 }
 

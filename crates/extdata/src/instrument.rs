@@ -211,12 +211,7 @@ impl ExternalSource for Instrumented {
                 let columns = stream.columns().clone();
                 Ok(RowStream::new(
                     columns,
-                    CountingStream {
-                        inner: stream,
-                        rows: 0,
-                        record: Some(record),
-                        statement: statement.clone(),
-                    },
+                    Counting::new(stream, record, statement),
                 ))
             }
             Err(err) => {
@@ -276,17 +271,46 @@ impl ExternalSource for Instrumented {
     }
 }
 
-/// Counts a stream's rows and records the call when it ends (or is dropped early).
-struct CountingStream {
-    inner: RowStream,
+/// What a counted stream yields: something of a number of rows.
+pub(crate) trait RowCount {
+    /// The rows it holds.
+    fn row_count(&self) -> u64;
+}
+
+impl RowCount for Row {
+    fn row_count(&self) -> u64 {
+        1
+    }
+}
+
+/// A stream of a call's result (rows, or Arrow batches) that counts its rows, redacts
+/// the bound values from an error mid-stream and records the call when it ends, fails
+/// or is dropped early.
+pub(crate) struct Counting<S> {
+    inner: S,
     rows: u64,
     record: Option<CallRecord>,
     /// For redacting its values from an error mid-stream.
     statement: Statement,
 }
 
-impl Stream for CountingStream {
-    type Item = Result<Row>;
+impl<S> Counting<S> {
+    pub(crate) fn new(inner: S, record: CallRecord, statement: &Statement) -> Counting<S> {
+        Counting {
+            inner,
+            rows: 0,
+            record: Some(record),
+            statement: statement.clone(),
+        }
+    }
+}
+
+impl<S, T> Stream for Counting<S>
+where
+    S: Stream<Item = Result<T>> + Unpin,
+    T: RowCount,
+{
+    type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -297,7 +321,7 @@ impl Stream for CountingStream {
             other => other,
         };
         match &polled {
-            Poll::Ready(Some(Ok(_))) => this.rows += 1,
+            Poll::Ready(Some(Ok(item))) => this.rows += item.row_count(),
             Poll::Ready(Some(Err(err))) => {
                 if let Some(record) = this.record.take() {
                     record.finish(Some(this.rows), Some(err));
@@ -314,7 +338,7 @@ impl Stream for CountingStream {
     }
 }
 
-impl Drop for CountingStream {
+impl<S> Drop for Counting<S> {
     fn drop(&mut self) {
         // Dropped before the end: the consumer stopped early, which is not an error.
         if let Some(record) = self.record.take() {
