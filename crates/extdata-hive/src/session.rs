@@ -771,8 +771,6 @@ impl Drop for Session {
     }
 }
 
-/// A failed TLS handshake: what to fix (the same hints as every backend), or that the
-/// server may not speak TLS.
 /// The error of `auth=GSSAPI` in a build without the `gssapi` feature (validation
 /// says so first).
 #[cfg(not(feature = "gssapi"))]
@@ -831,6 +829,8 @@ async fn negotiate(settings: &Settings, _deadline: tokio::time::Instant) -> Resu
     Err(gssapi_unsupported(settings))
 }
 
+/// A failed TLS handshake: what to fix (the same hints as every backend), or that the
+/// server may not speak TLS.
 fn tls_failed(settings: &Settings, address: &str, e: std::io::Error) -> Error {
     let text = e.to_string();
     let message = with_tls_hint(format!("TLS with {address} failed: {text}"), &text);
