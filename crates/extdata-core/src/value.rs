@@ -576,6 +576,20 @@ impl Decimal {
     /// The most digits after the decimal point a parsed decimal may have (exponent
     /// applied).
     pub const MAX_SCALE: u32 = 1000;
+
+    /// Whether parsing `text` gives a decimal whose text is `text` itself: a canonical
+    /// decimal (optional `-`, no leading zero, no `+`, no exponent, no negative zero)
+    /// within the limits above. A reader that only needs the text of a decimal a
+    /// server sent (e.g. into a text column) can then take `text` as it is, without
+    /// building a `Decimal`.
+    pub fn is_canonical(text: &str) -> bool {
+        if text.len() > Decimal::MAX_TEXT_LEN || !is_canonical_decimal(text) {
+            return false;
+        }
+        let unsigned = text.trim_start_matches('-');
+        let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        check_decimal_size(int.trim_start_matches('0').len(), frac.len() as i128).is_ok()
+    }
 }
 
 /// Parses decimal text: `-123.4500`, `+.5`, `1.5E+3`, `NaN`, `Infinity`, `-inf`.
@@ -599,10 +613,7 @@ impl FromStr for Decimal {
             )));
         }
         // What servers print (`-123.4500`) is usually canonical already: one copy.
-        if is_canonical_decimal(s) {
-            let unsigned = s.trim_start_matches('-');
-            let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-            check_decimal_size(int.trim_start_matches('0').len(), frac.len() as i128)?;
+        if Decimal::is_canonical(s) {
             return Ok(Decimal { text: s.to_owned() });
         }
         let trimmed = s.trim();
@@ -774,6 +785,31 @@ impl fmt::Display for Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod canonical_decimals {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// `is_canonical` says exactly when parsing keeps the text as it is.
+            #[test]
+            fn is_exactly_when_parsing_keeps_the_text(
+                text in "[-+ ]?[0-9]{0,4}(\\.[0-9]{0,4})?([eE][-+]?[0-9])?|-?0+(\\.0*)?|.{0,6}"
+            ) {
+                let kept = text.parse::<Decimal>().is_ok_and(|d| d.as_str() == text);
+                prop_assert_eq!(Decimal::is_canonical(&text), kept, "{:?}", text);
+            }
+        }
+
+        #[test]
+        fn past_the_limits_is_not_canonical() {
+            let long = "9".repeat(Decimal::MAX_INTEGER_DIGITS + 1);
+            assert!(!Decimal::is_canonical(&long));
+            assert!(long.parse::<Decimal>().is_err());
+            let at_limit = "9".repeat(Decimal::MAX_INTEGER_DIGITS);
+            assert!(Decimal::is_canonical(&at_limit));
+        }
+    }
 
     mod text_of_time {
         use super::*;

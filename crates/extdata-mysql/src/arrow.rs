@@ -23,7 +23,7 @@ use arrow_schema::DataType;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use extdata_arrow::{BatchBuilder, BatchLimits, BatchStream, ColumnBuilder, RecordBatch};
 use extdata_core::driver::Bound;
-use extdata_core::{Columns, Error, QueryOptions, Result, Statement};
+use extdata_core::{Columns, Decimal, Error, QueryOptions, Result, Statement};
 use sqlx::mysql::{MySql, MySqlRow, MySqlValueRef};
 use sqlx::{Decode, Row as _, ValueRef as _};
 
@@ -82,6 +82,10 @@ enum Cell {
     F64,
     /// A `DECIMAL` into a decimal column of this scale.
     Decimal(u32),
+    /// A `DECIMAL` into a text column (sqlx does not tell a column's precision and
+    /// scale, so `extdata_arrow::data_type` makes a MySQL `DECIMAL` text): the server's
+    /// text when it is what the row path's `Decimal` keeps.
+    DecimalText,
     Text,
     Bytes,
     Date,
@@ -107,6 +111,7 @@ impl Cell {
             (Native::Decimal, DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) => {
                 u32::try_from(*scale).map_or(Cell::RowDecoder, Cell::Decimal)
             }
+            (Native::Decimal, DataType::Utf8) => Cell::DecimalText,
             (Native::Text, _) => Cell::Text,
             (Native::Bytes, _) => Cell::Bytes,
             (Native::Date, _) => Cell::Date,
@@ -142,6 +147,10 @@ impl Cell {
                 Some((mantissa, scale)) if scale <= column_scale => {
                     column.append_decimal(mantissa, scale)?
                 }
+                _ => return Ok(false),
+            },
+            Cell::DecimalText => match get!(&str) {
+                text if Decimal::is_canonical(text) => column.append_str(text)?,
                 _ => return Ok(false),
             },
             Cell::Text => column.append_str(get!(&str))?,
