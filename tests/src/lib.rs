@@ -2,6 +2,8 @@
 
 mod capabilities;
 pub mod cases;
+#[cfg(feature = "arrow")]
+pub mod columnar;
 mod harness;
 pub mod latency;
 pub mod support;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use extdata_arrow::{BatchLimits, BatchStream, RecordBatch};
 use extdata_clickhouse::ClickHouseSource;
+use extdata_conformance::columnar::{ONE_ROW, Paths};
 use extdata_conformance::support::unique_name;
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use futures::StreamExt;
@@ -26,12 +27,6 @@ on_every_server!(
     batches_are_bounded_and_a_dropped_stream_stops_the_query,
 );
 
-/// One-row batches: both paths cut there, so their batches can be compared one by one.
-const ONE_ROW: BatchLimits = BatchLimits {
-    rows: 1,
-    bytes: usize::MAX,
-};
-
 /// The source of `server` as a `ClickHouseSource`.
 async fn clickhouse(server: Server) -> Option<std::sync::Arc<dyn ExternalSource>> {
     let (_, source) = support::source_of(server).await?;
@@ -45,50 +40,11 @@ fn concrete(source: &dyn ExternalSource) -> &ClickHouseSource {
         .expect("a ClickHouse source")
 }
 
-/// The batches of `statement` by the row path and by the columnar path, with `limits`.
-async fn both(
-    source: &dyn ExternalSource,
-    statement: &Statement,
-    limits: BatchLimits,
-) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
-    let options = QueryOptions::default();
-    let rows = source
-        .stream(statement, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    let (row_schema, by_rows) = BatchStream::from_rows(rows, limits)
-        .collect_all()
-        .await
-        .unwrap_or_else(|e| panic!("{}: rows: {e}", statement.sql()));
-    let columnar = concrete(source)
-        .stream_batches(statement, &options, limits)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    let (schema, by_columns) = columnar
-        .collect_all()
-        .await
-        .unwrap_or_else(|e| panic!("{}: batches: {e}", statement.sql()));
-    assert_eq!(schema, row_schema, "{}: schema", statement.sql());
-    (by_rows, by_columns)
-}
-
-/// Asserts that `sql` reads the same on both paths, one row at a time; returns the rows.
-async fn assert_same(source: &dyn ExternalSource, sql: &str) -> usize {
-    let (by_rows, by_columns) = both(source, &Statement::new(sql), ONE_ROW).await;
-    assert_eq!(by_columns.len(), by_rows.len(), "{sql}: rows");
-    for (i, (columns, rows)) in by_columns.iter().zip(&by_rows).enumerate() {
-        for (c, field) in rows.schema().fields().iter().enumerate() {
-            assert_eq!(
-                columns.column(c),
-                rows.column(c),
-                "{sql}: row {i}, column `{}` ({})",
-                field.name(),
-                field.data_type()
-            );
-        }
-        assert_eq!(columns, rows, "{sql}: row {i}");
-    }
-    by_rows.len()
+/// The source read both ways: by its rows and by `ClickHouseSource::stream_batches`.
+fn paths<'a>(source: &'a (dyn ExternalSource + 'static)) -> Paths<'a, dyn ExternalSource> {
+    Paths::new(source, |source, statement, options, limits| {
+        Box::pin(concrete(source).stream_batches(statement, options, limits))
+    })
 }
 
 /// Every type of the type table the server has, as a column of `n` rows, NULL in every
@@ -193,7 +149,13 @@ async fn every_type_reads_as_the_row_path_reads_it(server: Server) {
         .collect();
     for settings in ["", " SETTINGS max_block_size = 7"] {
         let sql = format!("SELECT {} FROM numbers(50){settings}", list.join(", "));
-        assert_eq!(assert_same(source.as_ref(), &sql).await, 50, "{sql}");
+        assert_eq!(
+            paths(source.as_ref())
+                .assert_same_at(&sql, &[ONE_ROW])
+                .await,
+            50,
+            "{sql}"
+        );
     }
 }
 
@@ -208,7 +170,12 @@ async fn many_blocks_read_as_the_row_path_reads_them(server: Server) {
             "SELECT number AS n, toString(number) AS s, if(number % 5 = 0, NULL, toDecimal64(number, 4)) AS d \
              FROM numbers({rows}) SETTINGS max_block_size = {block}"
         );
-        assert_eq!(assert_same(source.as_ref(), &sql).await as u64, rows);
+        assert_eq!(
+            paths(source.as_ref())
+                .assert_same_at(&sql, &[ONE_ROW])
+                .await as u64,
+            rows
+        );
     }
     let limits = BatchLimits {
         rows: 1_000,
@@ -218,7 +185,8 @@ async fn many_blocks_read_as_the_row_path_reads_them(server: Server) {
         "SELECT number AS n, toString(number) AS s, toDateTime(number, 'UTC') AS t \
          FROM numbers(100000)",
     );
-    let (by_rows, by_columns) = both(source.as_ref(), &statement, limits).await;
+    let (by_rows, by_columns) = paths(source.as_ref()).both(&statement, limits).await;
+    let (by_rows, by_columns) = (by_rows.unwrap(), by_columns.unwrap());
     let sizes: Vec<usize> = by_columns.iter().map(RecordBatch::num_rows).collect();
     assert!(sizes.iter().all(|&n| n > 0 && n <= 1_000), "{sizes:?}");
     assert_eq!(sizes.iter().sum::<usize>(), 100_000);
@@ -249,8 +217,10 @@ async fn empty_results_have_the_row_paths_schema(server: Server) {
     };
     let sql = "SELECT number AS n, toString(number) AS s, toDateTime(number, 'Asia/Tokyo') AS t, \
                if(number = 0, NULL, toDecimal64(number, 4)) AS d FROM numbers(10) WHERE n > 100";
-    let (by_rows, by_columns) = both(source.as_ref(), &Statement::new(sql), ONE_ROW).await;
-    assert!(by_rows.is_empty() && by_columns.is_empty());
+    let (by_rows, by_columns) = paths(source.as_ref())
+        .both(&Statement::new(sql), ONE_ROW)
+        .await;
+    assert!(by_rows.unwrap().is_empty() && by_columns.unwrap().is_empty());
     let batches = concrete(source.as_ref())
         .stream_batches(&Statement::new(sql), &QueryOptions::default(), ONE_ROW)
         .await
@@ -306,7 +276,12 @@ async fn zoned_table_columns_read_as_the_row_path_reads_them(server: Server) {
     let sql = format!("SELECT * FROM {table} ORDER BY id SETTINGS max_block_size = 9");
     // Twice: the second call describes the statement while it runs.
     for _ in 0..2 {
-        assert_eq!(assert_same(source.as_ref(), &sql).await, 100);
+        assert_eq!(
+            paths(source.as_ref())
+                .assert_same_at(&sql, &[ONE_ROW])
+                .await,
+            100
+        );
     }
     support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }

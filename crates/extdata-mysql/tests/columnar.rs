@@ -8,87 +8,20 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_arrow::{BatchLimits, BatchStream, RecordBatch};
+use extdata_arrow::{BatchLimits, RecordBatch};
+use extdata_conformance::columnar::{ONE_ROW, Paths};
 use extdata_conformance::support::{expect_kind, unique_name};
-use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement};
+use extdata_core::{ErrorKind, QueryOptions, Statement};
 use extdata_mysql::MySqlSource;
 use futures::StreamExt;
 
 use support::{execute_sql, scalar, source, time_until_gone};
 
-/// One-row batches: both paths cut there, so a failing row leaves the same batches.
-const ONE_ROW: BatchLimits = BatchLimits {
-    rows: 1,
-    bytes: usize::MAX,
-};
-
-/// The batches of `statement` read by the row path and by the columnar path with
-/// `limits` (an error as its text); asserts that both have the same schema.
-async fn both(
-    source: &MySqlSource,
-    statement: &Statement,
-    limits: BatchLimits,
-) -> (
-    Result<Vec<RecordBatch>, String>,
-    Result<Vec<RecordBatch>, String>,
-) {
-    let options = QueryOptions::default();
-    let rows = source
-        .stream(statement, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    let by_rows = BatchStream::from_rows(rows, limits);
-    let row_schema = by_rows.schema().clone();
-    let by_rows = by_rows.collect_all().await;
-    let columnar = source
-        .stream_batches(statement, &options, limits)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    assert_eq!(
-        columnar.schema(),
-        &row_schema,
-        "{}: schema",
-        statement.sql()
-    );
-    let by_columns = columnar.collect_all().await;
-    (
-        by_rows.map(|(_, b)| b).map_err(|e| e.to_string()),
-        by_columns.map(|(_, b)| b).map_err(|e| e.to_string()),
-    )
-}
-
-/// Asserts that `sql` reads the same on both paths, at one row per batch and at the
-/// default limits; returns the number of rows.
-async fn assert_same(source: &MySqlSource, sql: &str) -> usize {
-    let statement = Statement::new(sql);
-    let mut rows = 0;
-    for limits in [ONE_ROW, BatchLimits::default()] {
-        let (by_rows, by_columns) = both(source, &statement, limits).await;
-        let by_rows = by_rows.unwrap_or_else(|e| panic!("{sql}: rows: {e}"));
-        let by_columns = by_columns.unwrap_or_else(|e| panic!("{sql}: batches: {e}"));
-        assert_eq!(by_columns.len(), by_rows.len(), "{sql}: batches");
-        for (i, (columns, rows)) in by_columns.iter().zip(&by_rows).enumerate() {
-            for (c, field) in rows.schema().fields().iter().enumerate() {
-                assert_eq!(
-                    columns.column(c).as_ref(),
-                    rows.column(c).as_ref(),
-                    "{sql}: batch {i}, column `{}` ({})",
-                    field.name(),
-                    field.data_type()
-                );
-            }
-        }
-        rows = by_rows.iter().map(RecordBatch::num_rows).sum();
-    }
-    rows
-}
-
-/// Asserts that `sql` fails the same way on both paths, after the same batches.
-async fn assert_same_error(source: &MySqlSource, sql: &str) -> String {
-    let (by_rows, by_columns) = both(source, &Statement::new(sql), ONE_ROW).await;
-    let error = by_rows.expect_err(sql);
-    assert_eq!(by_columns.expect_err(sql), error, "{sql}");
-    error
+/// The source read both ways: by its rows and by `stream_batches`.
+fn paths(my: &MySqlSource) -> Paths<'_, MySqlSource> {
+    Paths::new(my, |source, statement, options, limits| {
+        Box::pin(source.stream_batches(statement, options, limits))
+    })
 }
 
 /// Every type of the type table, in a table and as literals, with NULLs and edge values
@@ -141,27 +74,29 @@ async fn every_type_reads_as_the_row_path_reads_it() {
         ),
     )
     .await;
-    let rows = assert_same(&my, &format!("SELECT * FROM {table} ORDER BY id")).await;
+    let rows = paths(&my)
+        .assert_same(&format!("SELECT * FROM {table} ORDER BY id"))
+        .await;
     assert_eq!(rows, 3);
     // Literals and computed columns: decimals without a table's precision, JSON
     // functions, NULL columns, zero dates (NULL on the row path).
-    assert_same(
-        &my,
-        "SELECT 1.50 * 2 AS n, CAST(1 AS DECIMAL(5,2)) / 3 AS q, JSON_OBJECT('k', 1) AS j, \
+    paths(&my)
+        .assert_same(
+            "SELECT 1.50 * 2 AS n, CAST(1 AS DECIMAL(5,2)) / 3 AS q, JSON_OBJECT('k', 1) AS j, \
          NULL AS nothing, CAST('2024-02-29 12:00:00.5' AS DATETIME(3)) AS dt3, \
          CAST('0000-00-00' AS DATE) AS zero, 'x' COLLATE utf8mb4_bin AS b, \
          CAST(-5 AS UNSIGNED) AS u, YEAR('2024-01-01') AS y",
-    )
-    .await;
-    let many = assert_same(
-        &my,
-        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000), \
+        )
+        .await;
+    let many = paths(&my)
+        .assert_same(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000), \
          s(g) AS (SELECT (a.n - 1) * 20 + b.n FROM c a, c b WHERE b.n <= 20) \
          SELECT g, g * 1000003, g % 7 = 0, g / 3e0, MD5(g), CAST(g / 100 AS DECIMAL(12,4)), \
          IF(g % 5 = 0, NULL, g), DATE_ADD('2000-01-01', INTERVAL g DAY), \
          TIMESTAMP('2000-01-01 00:00:00') + INTERVAL g SECOND FROM s",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(many, 20000);
     execute_sql(&my, &format!("DROP TABLE {table}")).await;
 }
@@ -172,26 +107,24 @@ async fn every_type_reads_as_the_row_path_reads_it() {
 async fn row_decoder_types_and_mid_result_errors_are_the_row_paths() {
     let server = server!();
     let my = source(server.tcp());
-    assert_same(
-        &my,
-        "SELECT CAST('-838:59:59' AS TIME(6)) AS t, JSON_ARRAY(1, 'ü') AS j, \
+    paths(&my)
+        .assert_same(
+            "SELECT CAST('-838:59:59' AS TIME(6)) AS t, JSON_ARRAY(1, 'ü') AS j, \
          CAST('12:00' AS TIME) AS noon",
-    )
-    .await;
+        )
+        .await;
     // A TIME past the range sqlx reads: the row decoder's error, also when an earlier
     // natively decoded cell is fine.
-    let error = assert_same_error(
-        &my,
-        "SELECT 1 AS one, CAST('-838:59:59.000001' AS TIME(6)) AS t",
-    )
-    .await;
+    let error = paths(&my)
+        .assert_same_error("SELECT 1 AS one, CAST('-838:59:59.000001' AS TIME(6)) AS t")
+        .await;
     assert!(error.contains("838:59:59"), "{error}");
-    let error = assert_same_error(
-        &my,
-        "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < 5) \
+    let error = paths(&my)
+        .assert_same_error(
+            "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < 5) \
          SELECT g, IF(g = 3, (SELECT 1 UNION SELECT 2), g) AS bad FROM c",
-    )
-    .await;
+        )
+        .await;
     assert!(error.contains("more than 1 row"), "{error}");
 }
 
@@ -210,7 +143,7 @@ async fn batches_are_cut_at_the_row_and_byte_limits() {
         rows: 4,
         bytes: usize::MAX,
     };
-    let (expected, got) = both(&my, &Statement::new(sql), by_rows).await;
+    let (expected, got) = paths(&my).both(&Statement::new(sql), by_rows).await;
     assert_eq!(sizes(got.clone().unwrap()), [4, 4, 2]);
     assert_eq!(got, expected);
     // A row is 8 + 4 fixed bytes and 92 bytes of text: 104 bytes.
@@ -218,15 +151,15 @@ async fn batches_are_cut_at_the_row_and_byte_limits() {
         rows: 1000,
         bytes: 250,
     };
-    let (expected, got) = both(&my, &Statement::new(sql), by_bytes).await;
+    let (expected, got) = paths(&my).both(&Statement::new(sql), by_bytes).await;
     assert_eq!(sizes(got.clone().unwrap()), [3, 3, 3, 1]);
     assert_eq!(got, expected);
-    let (expected, got) = both(
-        &my,
-        &Statement::new("SELECT 1 AS one FROM DUAL WHERE FALSE"),
-        BatchLimits::default(),
-    )
-    .await;
+    let (expected, got) = paths(&my)
+        .both(
+            &Statement::new("SELECT 1 AS one FROM DUAL WHERE FALSE"),
+            BatchLimits::default(),
+        )
+        .await;
     assert_eq!(got.unwrap(), Vec::<RecordBatch>::new());
     assert_eq!(expected.unwrap(), Vec::<RecordBatch>::new());
 }

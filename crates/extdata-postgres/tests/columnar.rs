@@ -8,7 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_arrow::{BatchLimits, BatchStream, RecordBatch};
+use extdata_arrow::{BatchLimits, RecordBatch};
+use extdata_conformance::columnar::{ONE_ROW, Paths};
 use extdata_conformance::support::{expect_kind, unique_name};
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use extdata_postgres::PostgresSource;
@@ -16,79 +17,11 @@ use futures::StreamExt;
 
 use support::{one_connection, scalar, source, time_until_gone};
 
-/// One-row batches: both paths cut there, so a failing row leaves the same batches.
-const ONE_ROW: BatchLimits = BatchLimits {
-    rows: 1,
-    bytes: usize::MAX,
-};
-
-/// The batches of `statement` read by the row path and by the columnar path with
-/// `limits` (an error as its text); asserts that both have the same schema.
-async fn both(
-    pg: &PostgresSource,
-    statement: &Statement,
-    limits: BatchLimits,
-) -> (
-    Result<Vec<RecordBatch>, String>,
-    Result<Vec<RecordBatch>, String>,
-) {
-    let options = QueryOptions::default();
-    let rows = pg
-        .stream(statement, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    let by_rows = BatchStream::from_rows(rows, limits);
-    let row_schema = by_rows.schema().clone();
-    let by_rows = by_rows.collect_all().await;
-    let columnar = pg
-        .stream_batches(statement, &options, limits)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", statement.sql()));
-    assert_eq!(
-        columnar.schema(),
-        &row_schema,
-        "{}: schema",
-        statement.sql()
-    );
-    let by_columns = columnar.collect_all().await;
-    (
-        by_rows.map(|(_, b)| b).map_err(|e| e.to_string()),
-        by_columns.map(|(_, b)| b).map_err(|e| e.to_string()),
-    )
-}
-
-/// Asserts that `sql` reads the same on both paths, batch for batch, at one row per
-/// batch and at the default limits; returns the number of rows.
-async fn assert_same(pg: &PostgresSource, sql: &str) -> usize {
-    let statement = Statement::new(sql);
-    let mut rows = 0;
-    for limits in [ONE_ROW, BatchLimits::default()] {
-        let (by_rows, by_columns) = both(pg, &statement, limits).await;
-        let by_rows = by_rows.unwrap_or_else(|e| panic!("{sql}: rows: {e}"));
-        let by_columns = by_columns.unwrap_or_else(|e| panic!("{sql}: batches: {e}"));
-        assert_eq!(by_columns.len(), by_rows.len(), "{sql}: batches");
-        for (i, (columns, rows)) in by_columns.iter().zip(&by_rows).enumerate() {
-            for (c, field) in rows.schema().fields().iter().enumerate() {
-                assert_eq!(
-                    columns.column(c).as_ref(),
-                    rows.column(c).as_ref(),
-                    "{sql}: batch {i}, column `{}` ({})",
-                    field.name(),
-                    field.data_type()
-                );
-            }
-        }
-        rows = by_rows.iter().map(RecordBatch::num_rows).sum();
-    }
-    rows
-}
-
-/// Asserts that `sql` fails the same way on both paths, after the same batches.
-async fn assert_same_error(pg: &PostgresSource, sql: &str) -> String {
-    let (by_rows, by_columns) = both(pg, &Statement::new(sql), ONE_ROW).await;
-    let error = by_rows.expect_err(sql);
-    assert_eq!(by_columns.expect_err(sql), error, "{sql}");
-    error
+/// The source read both ways: by its rows and by `stream_batches`.
+fn paths(pg: &PostgresSource) -> Paths<'_, PostgresSource> {
+    Paths::new(pg, |source, statement, options, limits| {
+        Box::pin(source.stream_batches(statement, options, limits))
+    })
 }
 
 async fn run(pg: &PostgresSource, sql: &str) {
@@ -150,30 +83,32 @@ async fn every_type_reads_as_the_row_path_reads_it() {
         ),
     )
     .await;
-    let rows = assert_same(&pg, &format!("SELECT * FROM {table} ORDER BY id")).await;
+    let rows = paths(&pg)
+        .assert_same(&format!("SELECT * FROM {table} ORDER BY id"))
+        .await;
     assert_eq!(rows, 4);
     // Computed columns: plain `numeric` (also `NaN`, `-Infinity`), arrays of several
     // dimensions, geometry, `void`, bits, and far dates/timestamps past the native
     // ranges (`±infinity` fails both paths: see the next test).
-    assert_same(
-        &pg,
-        "SELECT 1.50::numeric(10,2) * 2 AS n, 'NaN'::numeric AS nan, \
+    paths(&pg)
+        .assert_same(
+            "SELECT 1.50::numeric(10,2) * 2 AS n, 'NaN'::numeric AS nan, \
          '-Infinity'::numeric AS ninf, ARRAY[[1, 2], [3, 4]]::int8[] AS a2, \
          point(1, 2) AS p, '8000-01-01'::date AS d8000, '-infinity'::numeric AS m, \
          '3000-06-01 00:00:00'::timestamp AS ts3000, \
          '1000-06-01 00:00:00+00'::timestamptz AS tz1000, pg_sleep(0) AS v, \
          B'101' AS bits, '12:00'::time AS t, 'x'::unknown AS unk",
-    )
-    .await;
+        )
+        .await;
     // Many rows of mixed native columns, cut into several default-limit batches.
-    let many = assert_same(
-        &pg,
-        "SELECT g, g::int8 * 1000003, (g % 7 = 0), g::float8 / 3, md5(g::text), \
+    let many = paths(&pg)
+        .assert_same(
+            "SELECT g, g::int8 * 1000003, (g % 7 = 0), g::float8 / 3, md5(g::text), \
          (g / 100.0)::numeric(12,4), CASE WHEN g % 5 = 0 THEN NULL ELSE g END, \
          date '2000-01-01' + g, timestamptz '2000-01-01 00:00:00+00' + g * interval '1 s' \
          FROM generate_series(1, 20000) g",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(many, 20000);
     run(&pg, &format!("DROP TABLE {table}")).await;
     run(&pg, &format!("DROP TYPE {mood}")).await;
@@ -202,23 +137,23 @@ async fn values_arrow_cannot_hold_fail_as_on_the_row_path() {
     )
     .await;
     for id in [2, 3] {
-        let error = assert_same_error(
-            &pg,
-            &format!("SELECT * FROM {table} WHERE id IN (1, {id}) ORDER BY id"),
-        )
-        .await;
+        let error = paths(&pg)
+            .assert_same_error(&format!(
+                "SELECT * FROM {table} WHERE id IN (1, {id}) ORDER BY id"
+            ))
+            .await;
         assert!(error.contains("arrow column"), "{error}");
     }
     // A date chrono cannot hold: the row decoder's error.
-    let error = assert_same_error(&pg, &format!("SELECT * FROM {table} WHERE id = 4")).await;
+    let error = paths(&pg)
+        .assert_same_error(&format!("SELECT * FROM {table} WHERE id = 4"))
+        .await;
     assert!(error.contains("out of range"), "{error}");
     // A later cell the row decoder refuses is the error, as on the row path, also
     // when an earlier cell does not fit its Arrow column.
-    let error = assert_same_error(
-        &pg,
-        "SELECT 'infinity'::timestamp AS ts, '5874897-12-31'::date AS d",
-    )
-    .await;
+    let error = paths(&pg)
+        .assert_same_error("SELECT 'infinity'::timestamp AS ts, '5874897-12-31'::date AS d")
+        .await;
     assert!(!error.contains("arrow column"), "{error}");
     run(&pg, &format!("DROP TABLE {table}")).await;
 }
@@ -237,7 +172,7 @@ async fn batches_are_cut_at_the_row_and_byte_limits() {
         rows: 4,
         bytes: usize::MAX,
     };
-    let (expected, got) = both(&pg, &Statement::new(sql), by_rows).await;
+    let (expected, got) = paths(&pg).both(&Statement::new(sql), by_rows).await;
     assert_eq!(sizes(got.clone().unwrap()), [4, 4, 2]);
     assert_eq!(got, expected);
     // A row is 4 + 4 fixed bytes and 92 bytes of text: 100 bytes.
@@ -245,15 +180,15 @@ async fn batches_are_cut_at_the_row_and_byte_limits() {
         rows: 1000,
         bytes: 250,
     };
-    let (expected, got) = both(&pg, &Statement::new(sql), by_bytes).await;
+    let (expected, got) = paths(&pg).both(&Statement::new(sql), by_bytes).await;
     assert_eq!(sizes(got.clone().unwrap()), [3, 3, 3, 1]);
     assert_eq!(got, expected);
-    let (expected, got) = both(
-        &pg,
-        &Statement::new("SELECT 1 AS one WHERE false"),
-        BatchLimits::default(),
-    )
-    .await;
+    let (expected, got) = paths(&pg)
+        .both(
+            &Statement::new("SELECT 1 AS one WHERE false"),
+            BatchLimits::default(),
+        )
+        .await;
     assert_eq!(got.unwrap(), Vec::<RecordBatch>::new());
     assert_eq!(expected.unwrap(), Vec::<RecordBatch>::new());
 }
