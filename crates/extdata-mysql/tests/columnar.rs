@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use extdata_arrow::{BatchLimits, RecordBatch};
 use extdata_conformance::columnar::{ONE_ROW, Paths};
 use extdata_conformance::support::{expect_kind, unique_name};
-use extdata_core::{ErrorKind, QueryOptions, Statement};
+use extdata_core::{ErrorKind, PoolConfig, QueryOptions, Scalar, Statement};
 use extdata_mysql::MySqlSource;
 use futures::StreamExt;
 
@@ -255,4 +255,67 @@ async fn a_dropped_stream_stops_the_statement() {
         .await
         .expect("the statement still runs after the stream was dropped");
     assert_eq!(scalar(&my, "SELECT 3").await.as_i64(), Some(3));
+}
+
+/// On a `read_only` connector whose pool holds one connection, what a statement leaves
+/// in its session through `stream_batches` — a user variable, a named lock — does not
+/// reach the next call, whether the stream was dropped early or read to its end.
+#[tokio::test]
+async fn read_only_streams_leave_no_session_state() {
+    let server = server!();
+    let ro = source(server.tcp().with_read_only(true).with_pool(PoolConfig {
+        max_size: Some(Scalar::Int(1)),
+        ..Default::default()
+    }));
+    let lock = unique_name("columnar_lock");
+    let dirty = |from: &str| {
+        format!(
+            "SELECT @columnar_dirty := 7 AS a, GET_LOCK('{lock}', 0) AS l, \
+             x.ORDINAL_POSITION AS p FROM {from}"
+        )
+    };
+    let clean = format!("SELECT @columnar_dirty IS NULL AND IS_USED_LOCK('{lock}') IS NULL");
+    let limits = BatchLimits {
+        rows: 10,
+        bytes: usize::MAX,
+    };
+    // Dropped after its first batch.
+    let mut batches = ro
+        .stream_batches(
+            &Statement::new(dirty(
+                "information_schema.COLUMNS x, information_schema.COLUMNS y",
+            )),
+            &QueryOptions::default(),
+            limits,
+        )
+        .await
+        .expect("stream_batches");
+    assert_eq!(
+        batches
+            .next()
+            .await
+            .expect("a batch")
+            .expect("ok")
+            .num_rows(),
+        10
+    );
+    drop(batches);
+    assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
+    // Read to its end.
+    let (_, read) = ro
+        .stream_batches(
+            &Statement::new(format!(
+                "{} LIMIT 25",
+                dirty("information_schema.COLUMNS x")
+            )),
+            &QueryOptions::default(),
+            limits,
+        )
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+    assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
 }

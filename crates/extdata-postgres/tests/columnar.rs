@@ -327,3 +327,74 @@ async fn dropped_or_finished_streams_leave_a_clean_pool() {
     let state = pg.pool_state().expect("pool");
     assert_eq!(state.in_use, 0, "{state:?}");
 }
+
+/// On a `read_only` connector (whose calls end with a rollback rather than the full
+/// reset), what a hostile statement sets through `stream_batches` — a session setting,
+/// a session advisory lock — does not reach the next call on the same connection,
+/// whether the stream was dropped early or read to its end; a data-modifying CTE
+/// writes nothing.
+#[tokio::test]
+async fn read_only_streams_leave_no_session_state() {
+    let server = server!();
+    let rw = source(server.tcp());
+    let table = unique_name("columnar_ro_state");
+    run(&rw, &format!("CREATE TABLE {table} (id int)")).await;
+    run(&rw, &format!("INSERT INTO {table} VALUES (1)")).await;
+    let ro = one_connection(server.tcp().with_read_only(true));
+    let dirty = "SELECT set_config('application_name', 'columnar-ro-dirty', false) AS a, \
+                 pg_advisory_lock(424242) AS l, g FROM generate_series(1, 100000) g";
+    let limits = BatchLimits {
+        rows: 10,
+        bytes: usize::MAX,
+    };
+    let clean = "SELECT current_setting('application_name') <> 'columnar-ro-dirty' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid())";
+    // Dropped after its first batch.
+    let mut batches = ro
+        .stream_batches(&Statement::new(dirty), &QueryOptions::default(), limits)
+        .await
+        .expect("stream_batches");
+    assert_eq!(
+        batches
+            .next()
+            .await
+            .expect("a batch")
+            .expect("ok")
+            .num_rows(),
+        10
+    );
+    drop(batches);
+    assert_eq!(scalar(&ro, clean).await, Value::Bool(true));
+    // Read to its end.
+    let (_, read) = ro
+        .stream_batches(
+            &Statement::new(dirty.replace("100000", "25")),
+            &QueryOptions::default(),
+            limits,
+        )
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+    assert_eq!(scalar(&ro, clean).await, Value::Bool(true));
+    // A write hidden in a CTE.
+    let delete = Statement::new(format!(
+        "WITH d AS (DELETE FROM {table} RETURNING id) SELECT id FROM d"
+    ));
+    let outcome = match ro
+        .stream_batches(&delete, &QueryOptions::default(), limits)
+        .await
+    {
+        Ok(batches) => batches.collect_all().await.map(|_| ()),
+        Err(err) => Err(err),
+    };
+    expect_kind(outcome, ErrorKind::ReadOnly, "delete in a CTE");
+    assert_eq!(
+        scalar(&rw, format!("SELECT count(*) FROM {table}").as_str()).await,
+        Value::I64(1)
+    );
+    run(&rw, &format!("DROP TABLE {table}")).await;
+}
