@@ -203,3 +203,92 @@ async fn mysql_partitioned_load_equals_the_unpartitioned_one() {
 async fn mysql_errors_hold_no_bound_value() {
     errors_hold_no_bound_value(DbKind::MySql).await;
 }
+
+/// On a `read_only` connector, SQL shaped to break out of the partition wrapper
+/// (`SELECT * FROM (<sql>) extdata_p WHERE …`) — a `;` splicing a `DELETE` between
+/// the wrapper's parentheses, a trailing `--` comment — writes nothing; and on PostgreSQL an
+/// error of the partitioning's bounds query holds no bound value.
+async fn partition_wrapper_cannot_write_or_leak(kind: DbKind) {
+    let Some(server) = server(kind).await else {
+        return;
+    };
+    let rw = extdata::connect(&server.tcp()).expect("connect");
+    let ro = extdata::connect(&server.tcp().with_read_only(true)).expect("connect");
+    let table = extdata_conformance::support::unique_name("columnar_wrap");
+    let options = QueryOptions::default();
+    for sql in [
+        format!("CREATE TABLE {table} (id INT)"),
+        format!("INSERT INTO {table} VALUES (1), (2), (3)"),
+    ] {
+        rw.execute(&Statement::new(sql), &options)
+            .await
+            .expect("setup");
+    }
+    let count = async || {
+        rw.query(
+            &Statement::new(format!("SELECT COUNT(*) AS n FROM {table}")),
+            &options,
+        )
+        .await
+        .expect("count")
+        .rows[0]
+            .get(0)
+            .and_then(extdata::Value::as_i64)
+    };
+    for sql in [
+        format!("SELECT 1 AS id) x; DELETE FROM {table}; SELECT * FROM (SELECT 1 AS id"),
+        format!("SELECT id FROM {table}) x; DELETE FROM {table}; --"),
+        format!("SELECT id FROM {table} -- ) extdata_p; DELETE FROM {table}"),
+    ] {
+        let outcome = match extdata::stream_batches_partitioned(
+            &ro,
+            &Statement::new(sql.as_str()),
+            "id",
+            2,
+            &options,
+            BatchLimits::default(),
+        )
+        .await
+        {
+            Ok(batches) => batches.collect_all().await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        assert!(outcome.is_err(), "{kind:?}: {sql}");
+        assert_eq!(count().await, Some(3), "{kind:?}: {sql}");
+    }
+    // PostgreSQL's error of the bounds query quotes the value (MariaDB/MySQL casts only
+    // warn, and a `CALL` cannot be wrapped).
+    if kind == DbKind::Postgres {
+        const SECRET: &str = "pii-sentinel-3141@example.com";
+        let statement = Statement::new("SELECT CAST(:v AS int) AS id").bind("v", SECRET);
+        let outcome = match extdata::stream_batches_partitioned(
+            &ro,
+            &statement,
+            "id",
+            2,
+            &options,
+            BatchLimits::default(),
+        )
+        .await
+        {
+            Ok(batches) => batches.collect_all().await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        let text = error_texts(&outcome.expect_err("an error")).join("\n");
+        assert!(text.contains("<value of :v>"), "{text}");
+        assert!(!text.contains("pii-sentinel"), "{text}");
+    }
+    rw.execute(&Statement::new(format!("DROP TABLE {table}")), &options)
+        .await
+        .expect("drop");
+}
+
+#[tokio::test]
+async fn postgres_partition_wrapper_cannot_write_or_leak() {
+    partition_wrapper_cannot_write_or_leak(DbKind::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_partition_wrapper_cannot_write_or_leak() {
+    partition_wrapper_cannot_write_or_leak(DbKind::MySql).await;
+}
