@@ -398,3 +398,46 @@ async fn read_only_streams_leave_no_session_state() {
     );
     run(&rw, &format!("DROP TABLE {table}")).await;
 }
+
+/// A hostile result of large cells is cut into batches of one row each once a row
+/// passes `limits.bytes`, and a result of many tiny rows at `limits.rows`: no batch
+/// holds more than the limits allow (one row past the bytes, at most).
+#[tokio::test]
+async fn large_cells_and_tiny_rows_stay_within_the_batch_limits() {
+    let server = server!();
+    let pg = source(server.tcp());
+    let limits = BatchLimits {
+        rows: 1000,
+        bytes: 1 << 20,
+    };
+    let (_, large) = pg
+        .stream_batches(
+            &Statement::new("SELECT g, repeat('x', 8000000) AS t FROM generate_series(1, 3) g"),
+            &QueryOptions::default(),
+            limits,
+        )
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    assert_eq!(
+        large.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    let (_, tiny) = pg
+        .stream_batches(
+            &Statement::new("SELECT NULL::int AS n FROM generate_series(1, 2500)"),
+            &QueryOptions::default(),
+            limits,
+        )
+        .await
+        .expect("stream_batches")
+        .collect_all()
+        .await
+        .expect("batches");
+    assert_eq!(
+        tiny.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+        [1000, 1000, 500]
+    );
+}
