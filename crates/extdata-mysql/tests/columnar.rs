@@ -319,3 +319,43 @@ async fn read_only_streams_leave_no_session_state() {
     assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
     assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
 }
+
+/// A hostile result of large cells is cut into batches of one row each once a row
+/// passes `limits.bytes`, and a result of many tiny rows at `limits.rows`.
+#[tokio::test]
+async fn large_cells_and_tiny_rows_stay_within_the_batch_limits() {
+    let server = server!();
+    let my = source(server.tcp());
+    let limits = BatchLimits {
+        rows: 1000,
+        bytes: 1 << 20,
+    };
+    let batch_sizes = async |sql: &str| -> Vec<usize> {
+        let (_, batches) = my
+            .stream_batches(&Statement::new(sql), &QueryOptions::default(), limits)
+            .await
+            .expect("stream_batches")
+            .collect_all()
+            .await
+            .expect("batches");
+        batches.iter().map(RecordBatch::num_rows).collect()
+    };
+    assert_eq!(
+        batch_sizes(
+            "SELECT n, REPEAT('x', 4000000) AS t FROM (SELECT 1 AS n UNION ALL SELECT 2 \
+             UNION ALL SELECT 3) s"
+        )
+        .await,
+        [1, 1, 1]
+    );
+    assert_eq!(
+        batch_sizes(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 250) \
+             SELECT NULL AS z FROM c a, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+             UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+             UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) b"
+        )
+        .await,
+        [1000, 1000, 500]
+    );
+}
