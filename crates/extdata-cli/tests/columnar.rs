@@ -773,3 +773,57 @@ fn postgres_arrow_writes_a_slow_results_first_rows_while_it_waits() {
     assert_eq!(first.num_rows() + rest, 101);
     assert!(child.wait().expect("wait").success());
 }
+
+/// How many queries of the server's other sessions contain `marker` (the text is built
+/// on the server, so that this query does not count itself).
+fn running_with(fixture: &Fixture, marker: &str) -> u64 {
+    let (head, tail) = marker.split_at(marker.len() / 2);
+    let sql = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND query LIKE '%' || '{head}' || '{tail}' || '%'"
+    );
+    let output = fixture.run("postgres", &sql, "jsonl", &[]);
+    let rows = jsonl_rows(&output.stdout);
+    rows[0][0].as_u64().expect("a count")
+}
+
+/// Ctrl-C stops a running query on the server too, not only the command: the dropped
+/// stream's cancel reaches PostgreSQL before the program exits.
+#[test]
+fn ctrl_c_stops_the_query_on_the_server() {
+    let Some(fixture) = Fixture::with_postgres() else {
+        return;
+    };
+    let marker = format!("ctrl_c_marker_{}", std::process::id());
+    let sql = format!("SELECT pg_sleep(60) AS {marker}");
+    let mut child = fixture
+        .command("postgres", &sql, "csv")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let started = std::time::Instant::now();
+    while running_with(&fixture, &marker) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the query never showed up on the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exited = child.wait().expect("wait");
+    assert_eq!(exited.code(), Some(130));
+    // The cancel was sent before the exit; the server ends the backend's query at once.
+    let stopped = std::time::Instant::now();
+    while running_with(&fixture, &marker) > 0 {
+        assert!(
+            stopped.elapsed() < std::time::Duration::from_secs(2),
+            "the query still runs on the server after the command exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
