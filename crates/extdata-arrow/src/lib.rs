@@ -154,6 +154,13 @@ fn mantissa256(text: &str, scale: i8) -> Option<i256> {
     i256::from_string(&format!("{int}{frac}{}", "0".repeat(pad)))
 }
 
+/// The error of a decimal that does not fit its column. Without the value: a value may
+/// be a bound parameter the server echoed (`SELECT :amount::numeric(10,2)`), which must
+/// not reach an error.
+fn too_wide_decimal(scale: i8) -> String {
+    format!("a decimal with more digits than its column holds (scale {scale})")
+}
+
 fn days_since_epoch(date: &NaiveDate) -> i32 {
     // The unix epoch as days from 0001-01-01 (chrono's day count).
     const EPOCH_DAYS_FROM_CE: i32 = 719_163;
@@ -268,14 +275,12 @@ impl Builder {
             (Builder::Decimal128(b, _), Value::I128(v)) => push!(b, *v),
             (Builder::Decimal128(b, scale), Value::Decimal(d)) => {
                 let scale = *scale;
-                let m = mantissa128(d.as_str(), scale)
-                    .ok_or_else(|| format!("{d} does not fit a decimal of scale {scale}"))?;
+                let m = mantissa128(d.as_str(), scale).ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
             (Builder::Decimal256(b, scale), Value::Decimal(d)) => {
                 let scale = *scale;
-                let m = mantissa256(d.as_str(), scale)
-                    .ok_or_else(|| format!("{d} does not fit a decimal of scale {scale}"))?;
+                let m = mantissa256(d.as_str(), scale).ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
             (Builder::Text(b), Value::Text(v)) => {
@@ -583,7 +588,7 @@ impl ColumnBuilder {
         {
             Some(date) => self.push(&Value::Date(date)),
             None => Err(Error::decode(format!(
-                "arrow column `{}`: date {days} days from 1970-01-01 is out of range",
+                "arrow column `{}`: a date out of range",
                 self.name
             ))),
         }
@@ -601,7 +606,7 @@ impl ColumnBuilder {
         match chrono::DateTime::from_timestamp_micros(micros) {
             Some(at) => self.push(&Value::Timestamp(at.naive_utc())),
             None => Err(Error::decode(format!(
-                "arrow column `{}`: timestamp {micros} µs from 1970-01-01 is out of range",
+                "arrow column `{}`: a timestamp out of range",
                 self.name
             ))),
         }
@@ -1114,8 +1119,12 @@ mod tests {
         let mut amount = ColumnBuilder::new(&columns[1], 1);
         let err = amount.append_decimal(123_456, 5).unwrap_err().to_string();
         assert!(
-            err.contains("1.23456 does not fit a decimal of scale 4"),
+            err.contains("more digits than its column holds (scale 4)"),
             "{err}"
+        );
+        assert!(
+            !err.contains("23456"),
+            "the value is not in the error: {err}"
         );
     }
 
