@@ -3,7 +3,7 @@
 //! `BatchStream::from_rows` over `ExternalSource::stream` — the same schema, the same
 //! arrays batch for batch, or the same error after the same batches.
 //!
-//! ```ignore
+//! ```text
 //! let paths = Paths::new(&pg, |source, statement, options, limits| {
 //!     Box::pin(source.stream_batches(statement, options, limits))
 //! });
