@@ -104,13 +104,13 @@ pub(crate) fn measure(backend: Backend, method: &str, rows: u64) -> Result<Measu
                 let partitions = m["arrow-columnar-".len()..]
                     .parse()
                     .map_err(|_| format!("`{m}`: arrow-columnar-N needs a number"))?;
-                arrow_load_columnar(backend, &sql, partitions).await
+                arrow_load(backend, &sql, partitions, true).await
             }
             m if m.starts_with("arrow-") => {
                 let partitions = m["arrow-".len()..]
                     .parse()
                     .map_err(|_| format!("`{m}`: arrow-N needs a number"))?;
-                arrow_load(backend, &sql, partitions).await
+                arrow_load(backend, &sql, partitions, false).await
             }
             m if m.starts_with("partitioned-") => {
                 let partitions = m["partitioned-".len()..]
@@ -575,54 +575,36 @@ async fn arrow_stream(backend: Backend, sql: &str, columnar: bool) -> Outcome {
 }
 
 /// Loads the whole result into Arrow record batches (kept until the end, as a data
-/// frame would be), with `stream_partitioned` on `id` when `partitions` > 1.
-async fn arrow_load(backend: Backend, sql: &str, partitions: usize) -> Outcome {
+/// frame would be), partitioned on `id` into `partitions`: through the rows
+/// (`collect` over `stream_partitioned`), or `columnar` through
+/// `extdata::stream_batches_partitioned` (PostgreSQL, MySQL and ClickHouse decode their
+/// wire values straight into the arrays).
+async fn arrow_load(backend: Backend, sql: &str, partitions: usize, columnar: bool) -> Outcome {
     let source = connect(backend, partitions as i64).await?;
     let options = QueryOptions::default();
     let cpu = Cpu::now();
     let started = Instant::now();
     let statement = Statement::new(sql);
-    let stream = extdata::stream_partitioned(&source, &statement, "id", partitions, &options)
+    let batches = if columnar {
+        extdata::stream_batches_partitioned(
+            &source,
+            &statement,
+            "id",
+            partitions,
+            &options,
+            extdata::arrow::BatchLimits::default(),
+        )
         .await
-        .map_err(|e| e.to_string())?;
-    let (_, batches) = extdata_arrow::collect(stream, extdata_arrow::DEFAULT_BATCH_ROWS)
+        .map_err(|e| e.to_string())?
+        .collect_all()
         .await
-        .map_err(|e| e.to_string())?;
-    let tally = Tally {
-        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
-        payload: batches
-            .iter()
-            .map(|b| b.get_array_memory_size() as u64)
-            .sum(),
+    } else {
+        let stream = extdata::stream_partitioned(&source, &statement, "id", partitions, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        extdata_arrow::collect(stream, extdata_arrow::DEFAULT_BATCH_ROWS).await
     };
-    let outcome = finish(tally, started, cpu);
-    drop(batches);
-    source.close().await;
-    outcome
-}
-
-/// As [`arrow_load`], through the columnar path: `extdata::stream_batches_partitioned`
-/// on `id` (PostgreSQL, MySQL and ClickHouse decode their wire values straight into the
-/// arrays), the batches kept until the end.
-async fn arrow_load_columnar(backend: Backend, sql: &str, partitions: usize) -> Outcome {
-    let source = connect(backend, partitions as i64).await?;
-    let options = QueryOptions::default();
-    let cpu = Cpu::now();
-    let started = Instant::now();
-    let statement = Statement::new(sql);
-    let (_, batches) = extdata::stream_batches_partitioned(
-        &source,
-        &statement,
-        "id",
-        partitions,
-        &options,
-        extdata::arrow::BatchLimits::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    .collect_all()
-    .await
-    .map_err(|e| e.to_string())?;
+    let (_, batches) = batches.map_err(|e| e.to_string())?;
     let tally = Tally {
         rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
         payload: batches
