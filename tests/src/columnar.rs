@@ -20,6 +20,18 @@ pub const ONE_ROW: BatchLimits = BatchLimits {
     bytes: usize::MAX,
 };
 
+/// The batches of a `stream_batches` call: the error of the call, or of any batch.
+pub async fn all_batches(
+    call: impl std::future::Future<Output = Result<BatchStream>>,
+) -> Result<Vec<RecordBatch>> {
+    call.await?.collect_all().await.map(|(_, batches)| batches)
+}
+
+/// The number of rows of each batch.
+pub fn batch_sizes(batches: &[RecordBatch]) -> Vec<usize> {
+    batches.iter().map(RecordBatch::num_rows).collect()
+}
+
 /// How a test reads a result column by column: the backend's `stream_batches`.
 pub type Columnar<S> = for<'a> fn(
     &'a S,
@@ -113,6 +125,61 @@ impl<'s, S: ExternalSource + ?Sized> Paths<'s, S> {
     pub async fn assert_same(&self, sql: &str) -> usize {
         self.assert_same_at(sql, &[ONE_ROW, BatchLimits::default()])
             .await
+    }
+
+    /// The columnar read of `statement` (see [`all_batches`]).
+    pub async fn columnar(
+        &self,
+        statement: &Statement,
+        options: &QueryOptions,
+        limits: BatchLimits,
+    ) -> Result<Vec<RecordBatch>> {
+        all_batches((self.columnar)(self.source, statement, options, limits)).await
+    }
+
+    /// The row counts of the columnar batches of `sql` at `limits`; panics on an error.
+    pub async fn sizes(&self, sql: &str, limits: BatchLimits) -> Vec<usize> {
+        let batches = self
+            .columnar(&Statement::new(sql), &QueryOptions::default(), limits)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        batch_sizes(&batches)
+    }
+
+    /// Asserts how batches are cut, on both paths alike: `ten_rows` — 10 rows of an
+    /// integer column of 4 or 8 bytes and a text column of 92 bytes, 100 to 104 bytes a
+    /// row — at 4 rows a batch is `[4, 4, 2]` and at 250 bytes `[3, 3, 3, 1]` (a batch
+    /// ends with the row that reaches the limit); `empty`, a result of no rows, has no
+    /// batch at all.
+    pub async fn assert_cut_at_the_limits(&self, ten_rows: &str, empty: &str) {
+        let cases = [
+            (4, usize::MAX, vec![4, 4, 2]),
+            (1000, 250, vec![3, 3, 3, 1]),
+        ];
+        for (rows, bytes, expected) in cases {
+            let limits = BatchLimits { rows, bytes };
+            let (by_rows, by_columns) = self.both(&Statement::new(ten_rows), limits).await;
+            let by_columns = by_columns.unwrap_or_else(|e| panic!("{ten_rows}: {e}"));
+            assert_eq!(batch_sizes(&by_columns), expected, "{limits:?}");
+            assert_eq!(Ok(by_columns), by_rows, "{limits:?}");
+        }
+        let (by_rows, by_columns) = self
+            .both(&Statement::new(empty), BatchLimits::default())
+            .await;
+        assert_eq!(by_columns, Ok(Vec::new()), "{empty}");
+        assert_eq!(by_rows, Ok(Vec::new()), "{empty}");
+    }
+
+    /// Asserts that a hostile result stays within the limits of 1,000 rows and 1 MiB a
+    /// batch: `three_large` — 3 rows of a cell larger than 1 MiB each — comes one row a
+    /// batch, and `tiny` — 2,500 rows of one NULL — in batches of 1,000.
+    pub async fn assert_large_and_tiny_rows_bounded(&self, three_large: &str, tiny: &str) {
+        let limits = BatchLimits {
+            rows: 1000,
+            bytes: 1 << 20,
+        };
+        assert_eq!(self.sizes(three_large, limits).await, [1, 1, 1]);
+        assert_eq!(self.sizes(tiny, limits).await, [1000, 1000, 500]);
     }
 
     /// Asserts that `sql` fails the same way on both paths, after the same one-row

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use extdata_arrow::{BatchLimits, BatchStream, RecordBatch};
 use extdata_clickhouse::ClickHouseSource;
-use extdata_conformance::columnar::{ONE_ROW, Paths};
+use extdata_conformance::columnar::{ONE_ROW, Paths, all_batches};
 use extdata_conformance::support::unique_name;
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
 use futures::StreamExt;
@@ -318,16 +318,10 @@ async fn errors_are_the_row_paths(server: Server) {
                 .await
                 .expect_err("the row path fails"),
         };
-        let columns = match concrete(source.as_ref())
-            .stream_batches(&statement, &options, ONE_ROW)
+        let columns = paths(source.as_ref())
+            .columnar(&statement, &options, ONE_ROW)
             .await
-        {
-            Err(e) => e,
-            Ok(batches) => batches
-                .collect_all()
-                .await
-                .expect_err("the columnar path fails"),
-        };
+            .expect_err("the columnar path fails");
         assert_eq!(rows.kind(), kind, "{}: {rows}", statement.sql());
         assert_eq!(columns.kind(), kind, "{}: {columns}", statement.sql());
         // The row path's Arrow error (a timestamp with nanoseconds) comes from
@@ -385,13 +379,8 @@ async fn batches_are_bounded_and_a_dropped_stream_stops_the_query(server: Server
         "SELECT sleep(2), '{slow}' AS m FROM numbers(10) SETTINGS max_block_size = 1"
     ));
     let options = QueryOptions::default().with_timeout(Duration::from_millis(1500));
-    let outcome = match clickhouse
-        .stream_batches(&statement, &options, BatchLimits::default())
-        .await
-    {
-        Err(e) => Err(e),
-        Ok(batches) => batches.collect_all().await.map(|_| ()),
-    };
+    let outcome =
+        all_batches(clickhouse.stream_batches(&statement, &options, BatchLimits::default())).await;
     assert_eq!(outcome.unwrap_err().kind(), ErrorKind::Timeout);
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(source.as_ref(), &slow).await {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use extdata_arrow::{BatchLimits, RecordBatch};
 use extdata_conformance::columnar::{ONE_ROW, Paths};
-use extdata_conformance::support::{expect_kind, unique_name};
+use extdata_conformance::support::{eventually, expect_kind, unique_name};
 use extdata_core::{ErrorKind, PoolConfig, QueryOptions, Scalar, Statement};
 use extdata_mysql::MySqlSource;
 use futures::StreamExt;
@@ -134,34 +134,14 @@ async fn row_decoder_types_and_mid_result_errors_are_the_row_paths() {
 async fn batches_are_cut_at_the_row_and_byte_limits() {
     let server = server!();
     let my = source(server.tcp());
-    let sql = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < 10) \
-               SELECT CAST(g AS SIGNED INT) AS g, REPEAT('x', 92) AS t FROM c";
-    let sizes = |batches: Vec<RecordBatch>| -> Vec<usize> {
-        batches.iter().map(RecordBatch::num_rows).collect()
-    };
-    let by_rows = BatchLimits {
-        rows: 4,
-        bytes: usize::MAX,
-    };
-    let (expected, got) = paths(&my).both(&Statement::new(sql), by_rows).await;
-    assert_eq!(sizes(got.clone().unwrap()), [4, 4, 2]);
-    assert_eq!(got, expected);
     // A row is 8 + 4 fixed bytes and 92 bytes of text: 104 bytes.
-    let by_bytes = BatchLimits {
-        rows: 1000,
-        bytes: 250,
-    };
-    let (expected, got) = paths(&my).both(&Statement::new(sql), by_bytes).await;
-    assert_eq!(sizes(got.clone().unwrap()), [3, 3, 3, 1]);
-    assert_eq!(got, expected);
-    let (expected, got) = paths(&my)
-        .both(
-            &Statement::new("SELECT 1 AS one FROM DUAL WHERE FALSE"),
-            BatchLimits::default(),
+    paths(&my)
+        .assert_cut_at_the_limits(
+            "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < 10) \
+             SELECT CAST(g AS SIGNED INT) AS g, REPEAT('x', 92) AS t FROM c",
+            "SELECT 1 AS one FROM DUAL WHERE FALSE",
         )
         .await;
-    assert_eq!(got.unwrap(), Vec::<RecordBatch>::new());
-    assert_eq!(expected.unwrap(), Vec::<RecordBatch>::new());
 }
 
 /// On a `read_only` connector a write through `stream_batches` fails and writes nothing.
@@ -176,17 +156,13 @@ async fn read_only_holds_for_stream_batches() {
         format!("INSERT INTO {table} VALUES (1)"),
         format!("INSERT INTO {table} VALUES (1) RETURNING id"),
     ] {
-        let outcome = match ro
-            .stream_batches(
+        let outcome = paths(&ro)
+            .columnar(
                 &Statement::new(sql.as_str()),
                 &QueryOptions::default(),
                 BatchLimits::default(),
             )
-            .await
-        {
-            Ok(batches) => batches.collect_all().await.map(|_| ()),
-            Err(err) => Err(err),
-        };
+            .await;
         expect_kind(outcome, ErrorKind::ReadOnly, &sql);
     }
     assert_eq!(
@@ -209,13 +185,9 @@ async fn timeout_stops_the_statement_on_the_server() {
     let options = QueryOptions::default().with_timeout(Duration::from_secs(1));
     let marker = format!("SELECT SLEEP(30) /* columnar {} */", std::process::id());
     let started = Instant::now();
-    let outcome = match my
-        .stream_batches(&Statement::new(marker.as_str()), &options, ONE_ROW)
-        .await
-    {
-        Ok(batches) => batches.collect_all().await.map(|_| ()),
-        Err(err) => Err(err),
-    };
+    let outcome = paths(&my)
+        .columnar(&Statement::new(marker.as_str()), &options, ONE_ROW)
+        .await;
     expect_kind(outcome, ErrorKind::Timeout, "a slow first row");
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
@@ -283,16 +255,13 @@ async fn read_only_streams_leave_no_session_state() {
     let clean = format!(
         "SELECT @columnar_dirty IS NULL AND NOT (IS_USED_LOCK('{lock}') <=> CONNECTION_ID())"
     );
+    let free = format!("SELECT IS_FREE_LOCK('{lock}')");
     let freed = async || {
-        let free = format!("SELECT IS_FREE_LOCK('{lock}')");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while scalar(&ro, &free).await.as_i64() != Some(1) {
-            assert!(
-                Instant::now() < deadline,
-                "the named lock of a closed session was not freed"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let freed = eventually(Duration::from_secs(10), || async {
+            scalar(&ro, &free).await.as_i64() == Some(1)
+        })
+        .await;
+        assert!(freed, "the named lock of a closed session was not freed");
     };
     let limits = BatchLimits {
         rows: 10,
@@ -322,21 +291,13 @@ async fn read_only_streams_leave_no_session_state() {
     assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
     freed().await;
     // Read to its end.
-    let (_, read) = ro
-        .stream_batches(
-            &Statement::new(format!(
-                "{} LIMIT 25",
-                dirty("information_schema.COLUMNS x")
-            )),
-            &QueryOptions::default(),
+    let read = paths(&ro)
+        .sizes(
+            &format!("{} LIMIT 25", dirty("information_schema.COLUMNS x")),
             limits,
         )
-        .await
-        .expect("stream_batches")
-        .collect_all()
-        .await
-        .expect("batches");
-    assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+        .await;
+    assert_eq!(read.iter().sum::<usize>(), 25);
     assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
     freed().await;
 }
@@ -347,36 +308,14 @@ async fn read_only_streams_leave_no_session_state() {
 async fn large_cells_and_tiny_rows_stay_within_the_batch_limits() {
     let server = server!();
     let my = source(server.tcp());
-    let limits = BatchLimits {
-        rows: 1000,
-        bytes: 1 << 20,
-    };
-    let batch_sizes = async |sql: &str| -> Vec<usize> {
-        let (_, batches) = my
-            .stream_batches(&Statement::new(sql), &QueryOptions::default(), limits)
-            .await
-            .expect("stream_batches")
-            .collect_all()
-            .await
-            .expect("batches");
-        batches.iter().map(RecordBatch::num_rows).collect()
-    };
-    assert_eq!(
-        batch_sizes(
+    paths(&my)
+        .assert_large_and_tiny_rows_bounded(
             "SELECT n, REPEAT('x', 4000000) AS t FROM (SELECT 1 AS n UNION ALL SELECT 2 \
-             UNION ALL SELECT 3) s"
-        )
-        .await,
-        [1, 1, 1]
-    );
-    assert_eq!(
-        batch_sizes(
+             UNION ALL SELECT 3) s",
             "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 250) \
              SELECT NULL AS z FROM c a, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
              UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
-             UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) b"
+             UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) b",
         )
-        .await,
-        [1000, 1000, 500]
-    );
+        .await;
 }

@@ -287,16 +287,22 @@ async fn every_call_is_one_prepared_statement() {
     assert!(err.to_string().contains("1064"), "{err}");
 }
 
-/// The session as a call sees it: settings, variables, role, the named locks `lock`
-/// and `{lock}_b`, transaction mode.
+/// The session as a call sees it: settings, variables, role, whether it holds the
+/// named locks `lock` and `{lock}_b`, transaction mode.
+///
+/// Named locks are server-wide, and a connection that is closed rather than reset
+/// (after `DO`, say) lets go of its locks when the server's thread for it ends, which
+/// can be a moment after the next call started on a new connection: this asks whether
+/// the caller's own session holds them; [`locks_freed`] waits for them to be free.
 async fn session_of(source: &MySqlSource, lock: &str) -> String {
     let sql = format!(
         "SELECT CONCAT_WS('|', @@sql_mode, @@time_zone, @@collation_connection, \
          @@character_set_client, @@autocommit, @@tx_read_only, @@sql_select_limit, \
          @@div_precision_increment, IFNULL(@x, 'no @x'), IFNULL(@y, 'no @y'), \
-         IFNULL(CURRENT_ROLE(), 'no role'), IFNULL(IS_USED_LOCK('{lock}'), 'free'), \
-         IFNULL(IS_USED_LOCK('{lock}_b'), 'free'), @@in_transaction, \
-         YEAR(NOW()) > 2000, LAST_INSERT_ID())"
+         IFNULL(CURRENT_ROLE(), 'no role'), \
+         IF(IS_USED_LOCK('{lock}') <=> CONNECTION_ID(), 'holds lock', 'no lock'), \
+         IF(IS_USED_LOCK('{lock}_b') <=> CONNECTION_ID(), 'holds lock_b', 'no lock_b'), \
+         @@in_transaction, YEAR(NOW()) > 2000, LAST_INSERT_ID())"
     );
     match scalar(source, &sql).await {
         Value::Text(text) => text,
@@ -304,6 +310,16 @@ async fn session_of(source: &MySqlSource, lock: &str) -> String {
         Value::Bytes(bytes) => String::from_utf8(bytes).expect("utf-8"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Asserts that the named locks `lock` and `{lock}_b` are free within 5 s.
+async fn locks_freed(source: &MySqlSource, lock: &str, after: &str) {
+    let sql = format!("SELECT IS_FREE_LOCK('{lock}') AND IS_FREE_LOCK('{lock}_b')");
+    let freed = eventually(Duration::from_secs(5), || async {
+        int_of(&scalar(source, &sql).await) == Some(1)
+    })
+    .await;
+    assert!(freed, "a named lock is still held 5 s after `{after}`");
 }
 
 async fn connection_id(source: &MySqlSource) -> Value {
@@ -354,6 +370,7 @@ async fn session_state_does_not_cross_calls(config: ConnectorConfig) {
             ran.push(sql.as_str());
         }
         assert_eq!(session_of(&source, &lock).await, pristine, "after `{sql}`");
+        locks_freed(&source, &lock, sql).await;
         let err = source
             .query(
                 &Statement::new(format!("SELECT * FROM {temporary}")),
@@ -444,6 +461,7 @@ async fn stored_functions_cannot_leave_session_state_for_the_next_call() {
             pristine,
             "read_only = {read_only}"
         );
+        locks_freed(&single, &lock, &function).await;
     }
     let _ = writer
         .execute(

@@ -164,33 +164,13 @@ async fn values_arrow_cannot_hold_fail_as_on_the_row_path() {
 async fn batches_are_cut_at_the_row_and_byte_limits() {
     let server = server!();
     let pg = source(server.tcp());
-    let sql = "SELECT g, repeat('x', 92) AS t FROM generate_series(1, 10) g";
-    let sizes = |batches: Vec<RecordBatch>| -> Vec<usize> {
-        batches.iter().map(RecordBatch::num_rows).collect()
-    };
-    let by_rows = BatchLimits {
-        rows: 4,
-        bytes: usize::MAX,
-    };
-    let (expected, got) = paths(&pg).both(&Statement::new(sql), by_rows).await;
-    assert_eq!(sizes(got.clone().unwrap()), [4, 4, 2]);
-    assert_eq!(got, expected);
     // A row is 4 + 4 fixed bytes and 92 bytes of text: 100 bytes.
-    let by_bytes = BatchLimits {
-        rows: 1000,
-        bytes: 250,
-    };
-    let (expected, got) = paths(&pg).both(&Statement::new(sql), by_bytes).await;
-    assert_eq!(sizes(got.clone().unwrap()), [3, 3, 3, 1]);
-    assert_eq!(got, expected);
-    let (expected, got) = paths(&pg)
-        .both(
-            &Statement::new("SELECT 1 AS one WHERE false"),
-            BatchLimits::default(),
+    paths(&pg)
+        .assert_cut_at_the_limits(
+            "SELECT g, repeat('x', 92) AS t FROM generate_series(1, 10) g",
+            "SELECT 1 AS one WHERE false",
         )
         .await;
-    assert_eq!(got.unwrap(), Vec::<RecordBatch>::new());
-    assert_eq!(expected.unwrap(), Vec::<RecordBatch>::new());
 }
 
 /// On a `read_only` connector a write through `stream_batches` fails with the
@@ -203,13 +183,9 @@ async fn read_only_holds_for_stream_batches() {
     run(&rw, &format!("CREATE TABLE {table} (id int)")).await;
     let ro = source(server.tcp().with_read_only(true));
     let statement = Statement::new(format!("INSERT INTO {table} VALUES (1) RETURNING id"));
-    let outcome = match ro
-        .stream_batches(&statement, &QueryOptions::default(), BatchLimits::default())
-        .await
-    {
-        Ok(batches) => batches.collect_all().await.map(|_| ()),
-        Err(err) => Err(err),
-    };
+    let outcome = paths(&ro)
+        .columnar(&statement, &QueryOptions::default(), BatchLimits::default())
+        .await;
     let err = expect_kind(
         outcome,
         ErrorKind::ReadOnly,
@@ -311,18 +287,13 @@ async fn dropped_or_finished_streams_leave_a_clean_pool() {
         .expect("the query still runs after the stream was dropped");
     let clean = "SELECT current_setting('application_name') <> 'columnar-dirty'";
     assert_eq!(scalar(&pg, clean).await, Value::Bool(true));
-    let finished = pg
-        .stream_batches(
-            &Statement::new("SELECT set_config('application_name', 'columnar-dirty', false) AS a"),
-            &QueryOptions::default(),
+    let finished = paths(&pg)
+        .sizes(
+            "SELECT set_config('application_name', 'columnar-dirty', false) AS a",
             BatchLimits::default(),
         )
-        .await
-        .expect("stream_batches")
-        .collect_all()
-        .await
-        .expect("batches");
-    assert_eq!(finished.1.len(), 1);
+        .await;
+    assert_eq!(finished, [1]);
     assert_eq!(scalar(&pg, clean).await, Value::Bool(true));
     let state = pg.pool_state().expect("pool");
     assert_eq!(state.in_use, 0, "{state:?}");
@@ -367,30 +338,18 @@ async fn read_only_streams_leave_no_session_state() {
     drop(batches);
     assert_eq!(scalar(&ro, clean).await, Value::Bool(true));
     // Read to its end.
-    let (_, read) = ro
-        .stream_batches(
-            &Statement::new(dirty.replace("100000", "25")),
-            &QueryOptions::default(),
-            limits,
-        )
-        .await
-        .expect("stream_batches")
-        .collect_all()
-        .await
-        .expect("batches");
-    assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+    let read = paths(&ro)
+        .sizes(&dirty.replace("100000", "25"), limits)
+        .await;
+    assert_eq!(read.iter().sum::<usize>(), 25);
     assert_eq!(scalar(&ro, clean).await, Value::Bool(true));
     // A write hidden in a CTE.
     let delete = Statement::new(format!(
         "WITH d AS (DELETE FROM {table} RETURNING id) SELECT id FROM d"
     ));
-    let outcome = match ro
-        .stream_batches(&delete, &QueryOptions::default(), limits)
-        .await
-    {
-        Ok(batches) => batches.collect_all().await.map(|_| ()),
-        Err(err) => Err(err),
-    };
+    let outcome = paths(&ro)
+        .columnar(&delete, &QueryOptions::default(), limits)
+        .await;
     expect_kind(outcome, ErrorKind::ReadOnly, "delete in a CTE");
     assert_eq!(
         scalar(&rw, format!("SELECT count(*) FROM {table}").as_str()).await,
@@ -406,38 +365,10 @@ async fn read_only_streams_leave_no_session_state() {
 async fn large_cells_and_tiny_rows_stay_within_the_batch_limits() {
     let server = server!();
     let pg = source(server.tcp());
-    let limits = BatchLimits {
-        rows: 1000,
-        bytes: 1 << 20,
-    };
-    let (_, large) = pg
-        .stream_batches(
-            &Statement::new("SELECT g, repeat('x', 8000000) AS t FROM generate_series(1, 3) g"),
-            &QueryOptions::default(),
-            limits,
+    paths(&pg)
+        .assert_large_and_tiny_rows_bounded(
+            "SELECT g, repeat('x', 8000000) AS t FROM generate_series(1, 3) g",
+            "SELECT NULL::int AS n FROM generate_series(1, 2500)",
         )
-        .await
-        .expect("stream_batches")
-        .collect_all()
-        .await
-        .expect("batches");
-    assert_eq!(
-        large.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
-        [1, 1, 1]
-    );
-    let (_, tiny) = pg
-        .stream_batches(
-            &Statement::new("SELECT NULL::int AS n FROM generate_series(1, 2500)"),
-            &QueryOptions::default(),
-            limits,
-        )
-        .await
-        .expect("stream_batches")
-        .collect_all()
-        .await
-        .expect("batches");
-    assert_eq!(
-        tiny.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
-        [1000, 1000, 500]
-    );
+        .await;
 }

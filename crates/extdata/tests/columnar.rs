@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use extdata::arrow::{BatchLimits, BatchStream};
 use extdata::{DbKind, ExternalSource, QueryOptions, Statement};
+use extdata_conformance::columnar::all_batches;
 use extdata_conformance::support::{TestServer, error_texts};
 
 /// The test server of `kind` (`None`: skipped, unless the run requires it).
@@ -148,17 +149,13 @@ async fn errors_hold_no_bound_value(kind: DbKind) {
     };
     let statement = Statement::new(sql).bind("v", SECRET);
     let error_of = async |source: &dyn ExternalSource| {
-        let outcome = match extdata::stream_batches(
+        let outcome = all_batches(extdata::stream_batches(
             source,
             &statement,
             &QueryOptions::default(),
             BatchLimits::default(),
-        )
-        .await
-        {
-            Ok(batches) => batches.collect_all().await.map(|_| ()),
-            Err(err) => Err(err),
-        };
+        ))
+        .await;
         error_texts(&outcome.expect_err("an error quoting the value")).join("\n")
     };
     // The backend's own error quotes the value (else this test would prove nothing)…
@@ -240,19 +237,15 @@ async fn partition_wrapper_cannot_write_or_leak(kind: DbKind) {
         format!("SELECT id FROM {table}) x; DELETE FROM {table}; --"),
         format!("SELECT id FROM {table} -- ) extdata_p; DELETE FROM {table}"),
     ] {
-        let outcome = match extdata::stream_batches_partitioned(
+        let outcome = all_batches(extdata::stream_batches_partitioned(
             &ro,
             &Statement::new(sql.as_str()),
             "id",
             2,
             &options,
             BatchLimits::default(),
-        )
-        .await
-        {
-            Ok(batches) => batches.collect_all().await.map(|_| ()),
-            Err(err) => Err(err),
-        };
+        ))
+        .await;
         assert!(outcome.is_err(), "{kind:?}: {sql}");
         assert_eq!(count().await, Some(3), "{kind:?}: {sql}");
     }
@@ -261,19 +254,15 @@ async fn partition_wrapper_cannot_write_or_leak(kind: DbKind) {
     if kind == DbKind::Postgres {
         const SECRET: &str = "pii-sentinel-3141@example.com";
         let statement = Statement::new("SELECT CAST(:v AS int) AS id").bind("v", SECRET);
-        let outcome = match extdata::stream_batches_partitioned(
+        let outcome = all_batches(extdata::stream_batches_partitioned(
             &ro,
             &statement,
             "id",
             2,
             &options,
             BatchLimits::default(),
-        )
-        .await
-        {
-            Ok(batches) => batches.collect_all().await.map(|_| ()),
-            Err(err) => Err(err),
-        };
+        ))
+        .await;
         let text = error_texts(&outcome.expect_err("an error")).join("\n");
         assert!(text.contains("<value of :v>"), "{text}");
         assert!(!text.contains("pii-sentinel"), "{text}");
