@@ -190,8 +190,10 @@ enum Builder {
     U64(UInt64Builder),
     F32(Float32Builder),
     F64(Float64Builder),
-    Decimal128(Decimal128Builder, i8),
-    Decimal256(Decimal256Builder, i8),
+    /// With the column's scale and `10^precision`, the bound of its mantissas.
+    Decimal128(Decimal128Builder, i8, i128),
+    /// With the column's scale and `10^precision`.
+    Decimal256(Decimal256Builder, i8, i256),
     Text(StringBuilder),
     Binary(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
@@ -214,13 +216,17 @@ impl Builder {
             DataType::UInt64 => Builder::U64(UInt64Builder::with_capacity(capacity)),
             DataType::Float32 => Builder::F32(Float32Builder::with_capacity(capacity)),
             DataType::Float64 => Builder::F64(Float64Builder::with_capacity(capacity)),
-            DataType::Decimal128(_, s) => Builder::Decimal128(
+            DataType::Decimal128(p, s) => Builder::Decimal128(
                 Decimal128Builder::with_capacity(capacity).with_data_type(data_type.clone()),
                 *s,
+                10i128.checked_pow(u32::from(*p)).unwrap_or(i128::MAX),
             ),
-            DataType::Decimal256(_, s) => Builder::Decimal256(
+            DataType::Decimal256(p, s) => Builder::Decimal256(
                 Decimal256Builder::with_capacity(capacity).with_data_type(data_type.clone()),
                 *s,
+                i256::from_i128(10)
+                    .checked_pow(u32::from(*p))
+                    .unwrap_or(i256::MAX),
             ),
             DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(capacity, 0)),
             DataType::FixedSizeBinary(_) => {
@@ -272,15 +278,21 @@ impl Builder {
             (Builder::U64(b), Value::U64(v)) => push!(b, *v),
             (Builder::F32(b), Value::F32(v)) => push!(b, *v),
             (Builder::F64(b), Value::F64(v)) => push!(b, *v),
-            (Builder::Decimal128(b, _), Value::I128(v)) => push!(b, *v),
-            (Builder::Decimal128(b, scale), Value::Decimal(d)) => {
-                let scale = *scale;
-                let m = mantissa128(d.as_str(), scale).ok_or_else(|| too_wide_decimal(scale))?;
+            // `Decimal128(38, 0)` is the column of `I128`: its 16 bytes hold every
+            // i128, the few past 38 digits included.
+            (Builder::Decimal128(b, _, _), Value::I128(v)) => push!(b, *v),
+            (Builder::Decimal128(b, scale, limit), Value::Decimal(d)) => {
+                let (scale, limit) = (*scale, *limit);
+                let m = mantissa128(d.as_str(), scale)
+                    .filter(|m| -limit < *m && *m < limit)
+                    .ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
-            (Builder::Decimal256(b, scale), Value::Decimal(d)) => {
-                let scale = *scale;
-                let m = mantissa256(d.as_str(), scale).ok_or_else(|| too_wide_decimal(scale))?;
+            (Builder::Decimal256(b, scale, limit), Value::Decimal(d)) => {
+                let (scale, limit) = (*scale, *limit);
+                let m = mantissa256(d.as_str(), scale)
+                    .filter(|m| limit.wrapping_neg() < *m && *m < limit)
+                    .ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
             (Builder::Text(b), Value::Text(v)) => {
@@ -334,8 +346,8 @@ impl Builder {
             Builder::U64(b) => b.append_null(),
             Builder::F32(b) => b.append_null(),
             Builder::F64(b) => b.append_null(),
-            Builder::Decimal128(b, _) => b.append_null(),
-            Builder::Decimal256(b, _) => b.append_null(),
+            Builder::Decimal128(b, ..) => b.append_null(),
+            Builder::Decimal256(b, ..) => b.append_null(),
             Builder::Text(b) => b.append_null(),
             Builder::Binary(b) => b.append_null(),
             Builder::Uuid(b) => b.append_null(),
@@ -358,8 +370,8 @@ impl Builder {
             Builder::U64(b) => ArrayBuilder::finish(b),
             Builder::F32(b) => ArrayBuilder::finish(b),
             Builder::F64(b) => ArrayBuilder::finish(b),
-            Builder::Decimal128(b, _) => ArrayBuilder::finish(b),
-            Builder::Decimal256(b, _) => ArrayBuilder::finish(b),
+            Builder::Decimal128(b, ..) => ArrayBuilder::finish(b),
+            Builder::Decimal256(b, ..) => ArrayBuilder::finish(b),
             Builder::Text(b) => ArrayBuilder::finish(b),
             Builder::Binary(b) => ArrayBuilder::finish(b),
             Builder::Uuid(b) => ArrayBuilder::finish(b),
@@ -542,23 +554,25 @@ impl ColumnBuilder {
 
     /// Appends the decimal `mantissa × 10^-scale`. Into a `Decimal128`/`Decimal256`
     /// column of scale `scale` or more, the mantissa is scaled up to the column's scale;
-    /// otherwise (more fraction digits than the column has, a column of another type,
-    /// a mantissa that overflows) it is [`push`](Self::push) of
+    /// otherwise (more fraction digits than the column has, more digits than its
+    /// precision, a column of another type, a mantissa that overflows) it is [`push`](Self::push) of
     /// [`Decimal::from_mantissa`](extdata_core::Decimal::from_mantissa)`(mantissa, scale)`.
     pub fn append_decimal(&mut self, mantissa: i128, scale: u32) -> Result<()> {
         let appended = match &mut self.builder {
-            Builder::Decimal128(b, column_scale) => u32::try_from(*column_scale)
+            Builder::Decimal128(b, column_scale, limit) => u32::try_from(*column_scale)
                 .ok()
                 .and_then(|s| s.checked_sub(scale))
                 .and_then(|up| mantissa.checked_mul(10i128.checked_pow(up)?))
+                .filter(|m| -*limit < *m && *m < *limit)
                 .map(|m| b.append_value(m))
                 .is_some(),
-            Builder::Decimal256(b, column_scale) => u32::try_from(*column_scale)
+            Builder::Decimal256(b, column_scale, limit) => u32::try_from(*column_scale)
                 .ok()
                 .and_then(|s| s.checked_sub(scale))
                 .and_then(|up| {
                     i256::from_i128(mantissa).checked_mul(i256::from_i128(10).checked_pow(up)?)
                 })
+                .filter(|m| limit.wrapping_neg() < *m && *m < *limit)
                 .map(|m| b.append_value(m))
                 .is_some(),
             _ => false,
@@ -1126,6 +1140,52 @@ mod tests {
             !err.contains("23456"),
             "the value is not in the error: {err}"
         );
+    }
+
+    /// A decimal with more integer digits than its column's precision is an error on
+    /// both append paths, never an array that holds more digits than its type says (a
+    /// Parquet writer stores `Decimal128(5, 2)` as a 32-bit integer, and would cut it):
+    /// what a server may send while a column's cached type is older than the column
+    /// (PostgreSQL after `ALTER … TYPE`), or with its overflow checks off (ClickHouse).
+    #[test]
+    fn decimals_past_their_precision_are_refused() {
+        for (type_name, fits, too_wide) in [
+            ("numeric(5,2)", "-999.99", "1000.00"),
+            ("numeric(5,2)", "999.99", "-1000"),
+            (
+                "Decimal(40, 0)",
+                &*"9".repeat(40),
+                &*format!("1{}", "0".repeat(40)),
+            ),
+            (
+                "Decimal(40, 0)",
+                &*format!("-{}", "9".repeat(40)),
+                &*format!("-1{}", "0".repeat(40)),
+            ),
+        ] {
+            let column = Column::new("d", type_name, ValueKind::Decimal);
+            let mut builder = ColumnBuilder::new(&column, 2);
+            builder
+                .push(&Value::Decimal(fits.parse().unwrap()))
+                .unwrap();
+            let err = builder
+                .push(&Value::Decimal(too_wide.parse().unwrap()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("more digits than its column holds"), "{err}");
+            assert_eq!(builder.finish().len(), 1, "{type_name} {fits}");
+        }
+        let column = Column::new("d", "numeric(5,2)", ValueKind::Decimal);
+        let mut builder = ColumnBuilder::new(&column, 2);
+        builder.append_decimal(-99_999, 2).unwrap();
+        builder.append_decimal(9_999, 1).unwrap();
+        let err = builder.append_decimal(100_000, 2).unwrap_err().to_string();
+        assert!(err.contains("more digits than its column holds"), "{err}");
+        assert!(builder.append_decimal(10_000, 1).is_err());
+        let array = builder.finish();
+        let values = array.as_primitive::<Decimal128Type>();
+        assert_eq!(values.values().to_vec(), [-99_999, 99_990]);
+        values.validate_decimal_precision(5).unwrap();
     }
 
     #[tokio::test]

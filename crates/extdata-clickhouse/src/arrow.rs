@@ -390,6 +390,23 @@ pub(crate) fn decode_values<'a>(
             primitive::<$type>(values, rows, data_type, $convert)
         };
     }
+    // A decimal with more digits than the column's precision (a server with its
+    // overflow checks off can send one) goes to the row decoder, whose error it is.
+    let (limit128, limit256) = match data_type {
+        DataType::Decimal128(p, _) => (
+            10i128.checked_pow(u32::from(*p)).unwrap_or(i128::MAX),
+            i256::MAX,
+        ),
+        DataType::Decimal256(p, _) => (
+            i128::MAX,
+            i256::from_i128(10)
+                .checked_pow(u32::from(*p))
+                .unwrap_or(i256::MAX),
+        ),
+        _ => (i128::MAX, i256::MAX),
+    };
+    let within128 = |m: i128| (-limit128 < m && m < limit128).then_some(m);
+    let within256 = |m: i256| (limit256.wrapping_neg() < m && m < limit256).then_some(m);
     match native {
         Native::Bool => {
             let mut builder = BooleanBuilder::with_capacity(rows);
@@ -417,12 +434,16 @@ pub(crate) fn decode_values<'a>(
         Native::I128 => primitive!(Decimal128Type, |b| le(b).map(i128::from_le_bytes)),
         Native::Decimal128(4) => primitive!(Decimal128Type, |b| le(b)
             .map(i32::from_le_bytes)
-            .map(i128::from)),
+            .and_then(|m| within128(i128::from(m)))),
         Native::Decimal128(8) => primitive!(Decimal128Type, |b| le(b)
             .map(i64::from_le_bytes)
-            .map(i128::from)),
-        Native::Decimal128(_) => primitive!(Decimal128Type, |b| le(b).map(i128::from_le_bytes)),
-        Native::Decimal256 => primitive!(Decimal256Type, |b| le(b).map(i256::from_le_bytes)),
+            .and_then(|m| within128(i128::from(m)))),
+        Native::Decimal128(_) => primitive!(Decimal128Type, |b| le(b)
+            .map(i128::from_le_bytes)
+            .and_then(within128)),
+        Native::Decimal256 => primitive!(Decimal256Type, |b| le(b)
+            .map(i256::from_le_bytes)
+            .and_then(within256)),
         Native::Text => {
             let mut builder = StringBuilder::with_capacity(rows, rows.saturating_mul(8));
             for value in values {
@@ -650,6 +671,53 @@ mod tests {
         ];
         agree("Nullable(String)", &text, Tz::UTC);
         assert!(natively("String", &[Some(vec![0xFF])], Tz::UTC).is_none());
+    }
+
+    /// `Decimal32(2)` is `Decimal(9, 2)` stored in 32 bits, which hold ten digits: a
+    /// value past nine (made with `decimal_check_overflow = 0`) goes to the row decoder,
+    /// which refuses it rather than make an array with more digits than its type.
+    #[test]
+    fn decimals_past_their_precision_go_to_the_row_decoder_which_refuses_them() {
+        for (type_name, fits, too_wide) in [
+            (
+                "Decimal(9, 2)",
+                999_999_999_i32.to_le_bytes().to_vec(),
+                1_000_000_000_i32.to_le_bytes().to_vec(),
+            ),
+            (
+                "Decimal(18, 4)",
+                (-999_999_999_999_999_999_i64).to_le_bytes().to_vec(),
+                (-1_000_000_000_000_000_000_i64).to_le_bytes().to_vec(),
+            ),
+            (
+                "Decimal(38, 10)",
+                (10_i128.pow(38) - 1).to_le_bytes().to_vec(),
+                10_i128.pow(38).to_le_bytes().to_vec(),
+            ),
+            (
+                "Decimal(76, 30)",
+                (i256::from_i128(10).wrapping_pow(76) - i256::ONE)
+                    .to_le_bytes()
+                    .to_vec(),
+                i256::from_i128(10).wrapping_pow(76).to_le_bytes().to_vec(),
+            ),
+        ] {
+            let fits = [Some(fits)];
+            assert!(natively(type_name, &fits, Tz::UTC).is_some(), "{type_name}");
+            agree(type_name, &fits, Tz::UTC);
+            let too_wide = [Some(too_wide)];
+            assert!(
+                natively(type_name, &too_wide, Tz::UTC).is_none(),
+                "{type_name}"
+            );
+            let error = by_rows(type_name, &too_wide, Tz::UTC).unwrap_err();
+            assert!(
+                error
+                    .message()
+                    .contains("more digits than its column holds"),
+                "{type_name}: {error}"
+            );
+        }
     }
 
     #[test]
