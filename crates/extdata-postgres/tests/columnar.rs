@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use extdata_arrow::{BatchLimits, RecordBatch};
+use extdata_arrow::BatchLimits;
 use extdata_conformance::columnar::{ONE_ROW, Paths};
 use extdata_conformance::support::{expect_kind, unique_name};
 use extdata_core::{ErrorKind, ExternalSource, QueryOptions, Statement, Value};
