@@ -380,6 +380,37 @@ fn sqlite_arrow_and_parquet_hold_what_jsonl_prints() {
     assert_eq!(field_type(&schema, "ok"), DataType::Boolean);
 }
 
+/// SQLite does not enforce a declared `DECIMAL(5,2)`: a value with more digits than the
+/// column's type makes `--format parquet` (and `arrow`) fail with an error naming the
+/// column, rather than write it into a 32-bit Parquet decimal that would cut it; the
+/// text formats print it as stored.
+#[test]
+fn sqlite_decimals_wider_than_their_declared_type_are_refused_not_cut() {
+    let fixture = Fixture::new();
+    fixture.execute("CREATE TABLE t (d DECIMAL(5,2))");
+    fixture.execute("INSERT INTO t VALUES ('1.5'), ('123456789012.50')");
+    let sql = "SELECT d FROM t ORDER BY rowid";
+    for format in ["parquet", "arrow"] {
+        let output = fixture
+            .command("local", sql, format)
+            .args(["--output", &fixture.path("out.bin").to_string_lossy()])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{format}: {stderr}");
+        assert!(
+            stderr.contains("arrow column `d`")
+                && stderr.contains("more digits than its column holds"),
+            "{format}: {stderr}"
+        );
+    }
+    let csv = fixture.run("local", sql, "csv", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "d\n1.5\n123456789012.5\n"
+    );
+}
+
 #[test]
 fn max_rows_cuts_a_binary_result_and_says_so() {
     let fixture = Fixture::new();

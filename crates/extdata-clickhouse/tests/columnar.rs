@@ -286,9 +286,12 @@ async fn zoned_table_columns_read_as_the_row_path_reads_them(server: Server) {
     support::exec(source.as_ref(), format!("DROP TABLE {table}")).await;
 }
 
-/// A statement the server refuses, a type without a reader and (26.x) a timestamp with
-/// nanoseconds fail the columnar path with the row path's error kind, naming the
-/// connector; the bound values are not in its errors.
+/// A statement the server refuses, a type without a reader, (26.x) a timestamp with
+/// nanoseconds, and a `Decimal(9, 2)` holding ten digits — what an account's SQL gets
+/// from 18.16's wrapping conversion, or from 26.x with `decimal_check_overflow = 0` —
+/// fail the columnar path with the row path's error kind, naming the connector, rather
+/// than make an array with more digits than its type; the bound values are not in its
+/// errors.
 async fn errors_are_the_row_paths(server: Server) {
     let Some(source) = clickhouse(server).await else {
         return;
@@ -307,6 +310,17 @@ async fn errors_are_the_row_paths(server: Server) {
     if server.modern() {
         cases.push((
             Statement::new("SELECT toDateTime64('2024-01-01 00:00:00.123456789', 9) AS t"),
+            ErrorKind::Decode,
+        ));
+        cases.push((
+            Statement::new(
+                "SELECT toDecimal32(5000000, 2) * 1000 AS d SETTINGS decimal_check_overflow = 0",
+            ),
+            ErrorKind::Decode,
+        ));
+    } else {
+        cases.push((
+            Statement::new("SELECT toDecimal32(99999999.99, 2) AS d"),
             ErrorKind::Decode,
         ));
     }
