@@ -9,6 +9,7 @@ use arrow_array::builder::{
     Int16Builder, Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
     TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
+use arrow_array::types::{Decimal128Type, Decimal256Type, DecimalType};
 use arrow_buffer::i256;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{NaiveDate, NaiveTime, Timelike};
@@ -190,10 +191,10 @@ enum Builder {
     U64(UInt64Builder),
     F32(Float32Builder),
     F64(Float64Builder),
-    /// With the column's scale and `10^precision`, the bound of its mantissas.
-    Decimal128(Decimal128Builder, i8, i128),
-    /// With the column's scale and `10^precision`.
-    Decimal256(Decimal256Builder, i8, i256),
+    /// With the column's scale and precision.
+    Decimal128(Decimal128Builder, i8, u8),
+    /// With the column's scale and precision.
+    Decimal256(Decimal256Builder, i8, u8),
     Text(StringBuilder),
     Binary(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
@@ -219,14 +220,12 @@ impl Builder {
             DataType::Decimal128(p, s) => Builder::Decimal128(
                 Decimal128Builder::with_capacity(capacity).with_data_type(data_type.clone()),
                 *s,
-                10i128.checked_pow(u32::from(*p)).unwrap_or(i128::MAX),
+                *p,
             ),
             DataType::Decimal256(p, s) => Builder::Decimal256(
                 Decimal256Builder::with_capacity(capacity).with_data_type(data_type.clone()),
                 *s,
-                i256::from_i128(10)
-                    .checked_pow(u32::from(*p))
-                    .unwrap_or(i256::MAX),
+                *p,
             ),
             DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(capacity, 0)),
             DataType::FixedSizeBinary(_) => {
@@ -281,17 +280,17 @@ impl Builder {
             // `Decimal128(38, 0)` is the column of `I128`: its 16 bytes hold every
             // i128, the few past 38 digits included.
             (Builder::Decimal128(b, _, _), Value::I128(v)) => push!(b, *v),
-            (Builder::Decimal128(b, scale, limit), Value::Decimal(d)) => {
-                let (scale, limit) = (*scale, *limit);
+            (Builder::Decimal128(b, scale, precision), Value::Decimal(d)) => {
+                let (scale, precision) = (*scale, *precision);
                 let m = mantissa128(d.as_str(), scale)
-                    .filter(|m| -limit < *m && *m < limit)
+                    .filter(|m| Decimal128Type::is_valid_decimal_precision(*m, precision))
                     .ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
-            (Builder::Decimal256(b, scale, limit), Value::Decimal(d)) => {
-                let (scale, limit) = (*scale, *limit);
+            (Builder::Decimal256(b, scale, precision), Value::Decimal(d)) => {
+                let (scale, precision) = (*scale, *precision);
                 let m = mantissa256(d.as_str(), scale)
-                    .filter(|m| limit.wrapping_neg() < *m && *m < limit)
+                    .filter(|m| Decimal256Type::is_valid_decimal_precision(*m, precision))
                     .ok_or_else(|| too_wide_decimal(scale))?;
                 push!(b, m)
             }
@@ -559,20 +558,20 @@ impl ColumnBuilder {
     /// [`Decimal::from_mantissa`](extdata_core::Decimal::from_mantissa)`(mantissa, scale)`.
     pub fn append_decimal(&mut self, mantissa: i128, scale: u32) -> Result<()> {
         let appended = match &mut self.builder {
-            Builder::Decimal128(b, column_scale, limit) => u32::try_from(*column_scale)
+            Builder::Decimal128(b, column_scale, precision) => u32::try_from(*column_scale)
                 .ok()
                 .and_then(|s| s.checked_sub(scale))
                 .and_then(|up| mantissa.checked_mul(10i128.checked_pow(up)?))
-                .filter(|m| -*limit < *m && *m < *limit)
+                .filter(|m| Decimal128Type::is_valid_decimal_precision(*m, *precision))
                 .map(|m| b.append_value(m))
                 .is_some(),
-            Builder::Decimal256(b, column_scale, limit) => u32::try_from(*column_scale)
+            Builder::Decimal256(b, column_scale, precision) => u32::try_from(*column_scale)
                 .ok()
                 .and_then(|s| s.checked_sub(scale))
                 .and_then(|up| {
                     i256::from_i128(mantissa).checked_mul(i256::from_i128(10).checked_pow(up)?)
                 })
-                .filter(|m| limit.wrapping_neg() < *m && *m < *limit)
+                .filter(|m| Decimal256Type::is_valid_decimal_precision(*m, *precision))
                 .map(|m| b.append_value(m))
                 .is_some(),
             _ => false,

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow_array::builder::{ArrayBuilder, BooleanBuilder, FixedSizeBinaryBuilder, StringBuilder};
+use arrow_array::types::DecimalType as _;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int8Type, Int16Type,
     Int32Type, Int64Type, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -392,21 +393,12 @@ pub(crate) fn decode_values<'a>(
     }
     // A decimal with more digits than the column's precision (a server with its
     // overflow checks off can send one) goes to the row decoder, whose error it is.
-    let (limit128, limit256) = match data_type {
-        DataType::Decimal128(p, _) => (
-            10i128.checked_pow(u32::from(*p)).unwrap_or(i128::MAX),
-            i256::MAX,
-        ),
-        DataType::Decimal256(p, _) => (
-            i128::MAX,
-            i256::from_i128(10)
-                .checked_pow(u32::from(*p))
-                .unwrap_or(i256::MAX),
-        ),
-        _ => (i128::MAX, i256::MAX),
+    let precision = match data_type {
+        DataType::Decimal128(p, _) | DataType::Decimal256(p, _) => *p,
+        _ => 0,
     };
-    let within128 = |m: i128| (-limit128 < m && m < limit128).then_some(m);
-    let within256 = |m: i256| (limit256.wrapping_neg() < m && m < limit256).then_some(m);
+    let within128 = |m: i128| Decimal128Type::is_valid_decimal_precision(m, precision).then_some(m);
+    let within256 = |m: i256| Decimal256Type::is_valid_decimal_precision(m, precision).then_some(m);
     match native {
         Native::Bool => {
             let mut builder = BooleanBuilder::with_capacity(rows);
