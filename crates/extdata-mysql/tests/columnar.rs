@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use extdata_arrow::BatchLimits;
 use extdata_conformance::columnar::{ONE_ROW, Paths};
-use extdata_conformance::support::{eventually, expect_kind, unique_name};
+use extdata_conformance::support::{expect_kind, unique_name};
 use extdata_core::{ErrorKind, PoolConfig, QueryOptions, Scalar, Statement};
 use extdata_mysql::MySqlSource;
 use futures::StreamExt;
 
-use support::{execute_sql, scalar, source, time_until_gone};
+use support::{assert_locks_freed, execute_sql, scalar, source, time_until_gone};
 
 /// The source read both ways: by its rows and by `stream_batches`.
 fn paths(my: &MySqlSource) -> Paths<'_, MySqlSource> {
@@ -255,14 +255,6 @@ async fn read_only_streams_leave_no_session_state() {
     let clean = format!(
         "SELECT @columnar_dirty IS NULL AND NOT (IS_USED_LOCK('{lock}') <=> CONNECTION_ID())"
     );
-    let free = format!("SELECT IS_FREE_LOCK('{lock}')");
-    let freed = async || {
-        let freed = eventually(Duration::from_secs(10), || async {
-            scalar(&ro, &free).await.as_i64() == Some(1)
-        })
-        .await;
-        assert!(freed, "the named lock of a closed session was not freed");
-    };
     let limits = BatchLimits {
         rows: 10,
         bytes: usize::MAX,
@@ -289,7 +281,7 @@ async fn read_only_streams_leave_no_session_state() {
     );
     drop(batches);
     assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
-    freed().await;
+    assert_locks_freed(&ro, &[&lock], Duration::from_secs(10)).await;
     // Read to its end.
     let read = paths(&ro)
         .sizes(
@@ -299,7 +291,7 @@ async fn read_only_streams_leave_no_session_state() {
         .await;
     assert_eq!(read.iter().sum::<usize>(), 25);
     assert_eq!(scalar(&ro, &clean).await.as_i64(), Some(1));
-    freed().await;
+    assert_locks_freed(&ro, &[&lock], Duration::from_secs(10)).await;
 }
 
 /// A hostile result of large cells is cut into batches of one row each once a row

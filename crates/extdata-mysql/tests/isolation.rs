@@ -13,7 +13,7 @@ use extdata_core::{
 use extdata_mysql::MySqlSource;
 use sqlx::{AssertSqlSafe, Connection};
 
-use support::{scalar, source};
+use support::{assert_locks_freed, scalar, source};
 
 fn opts() -> QueryOptions {
     QueryOptions::default()
@@ -293,7 +293,7 @@ async fn every_call_is_one_prepared_statement() {
 /// Named locks are server-wide, and a connection that is closed rather than reset
 /// (after `DO`, say) lets go of its locks when the server's thread for it ends, which
 /// can be a moment after the next call started on a new connection: this asks whether
-/// the caller's own session holds them; [`locks_freed`] waits for them to be free.
+/// the caller's own session holds them; `assert_locks_freed` waits for them to be free.
 async fn session_of(source: &MySqlSource, lock: &str) -> String {
     let sql = format!(
         "SELECT CONCAT_WS('|', @@sql_mode, @@time_zone, @@collation_connection, \
@@ -310,16 +310,6 @@ async fn session_of(source: &MySqlSource, lock: &str) -> String {
         Value::Bytes(bytes) => String::from_utf8(bytes).expect("utf-8"),
         other => panic!("{other:?}"),
     }
-}
-
-/// Asserts that the named locks `lock` and `{lock}_b` are free within 5 s.
-async fn locks_freed(source: &MySqlSource, lock: &str, after: &str) {
-    let sql = format!("SELECT IS_FREE_LOCK('{lock}') AND IS_FREE_LOCK('{lock}_b')");
-    let freed = eventually(Duration::from_secs(5), || async {
-        int_of(&scalar(source, &sql).await) == Some(1)
-    })
-    .await;
-    assert!(freed, "a named lock is still held 5 s after `{after}`");
 }
 
 async fn connection_id(source: &MySqlSource) -> Value {
@@ -370,7 +360,8 @@ async fn session_state_does_not_cross_calls(config: ConnectorConfig) {
             ran.push(sql.as_str());
         }
         assert_eq!(session_of(&source, &lock).await, pristine, "after `{sql}`");
-        locks_freed(&source, &lock, sql).await;
+        let lock_b = format!("{lock}_b");
+        assert_locks_freed(&source, &[&lock, &lock_b], Duration::from_secs(5)).await;
         let err = source
             .query(
                 &Statement::new(format!("SELECT * FROM {temporary}")),
@@ -461,7 +452,8 @@ async fn stored_functions_cannot_leave_session_state_for_the_next_call() {
             pristine,
             "read_only = {read_only}"
         );
-        locks_freed(&single, &lock, &function).await;
+        let lock_b = format!("{lock}_b");
+        assert_locks_freed(&single, &[&lock, &lock_b], Duration::from_secs(5)).await;
     }
     let _ = writer
         .execute(

@@ -41,6 +41,26 @@ pub async fn scalar(source: &MySqlSource, sql: &str) -> Value {
     shared::first_value(source, sql).await
 }
 
+/// Asserts that each named lock of `locks` is free within `within`. Named locks are
+/// server-wide, and a connection closed rather than reset lets go of its locks only
+/// when the server's thread for it ends, a moment after the next call may start.
+pub async fn assert_locks_freed(source: &MySqlSource, locks: &[&str], within: Duration) {
+    let sql = locks
+        .iter()
+        .map(|lock| format!("IS_FREE_LOCK('{lock}')"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!("SELECT {sql}");
+    let freed = shared::eventually(within, || async {
+        shared::int_of(&scalar(source, &sql).await) == Some(1)
+    })
+    .await;
+    assert!(
+        freed,
+        "a named lock of {locks:?} is still held after {within:?}"
+    );
+}
+
 /// Executes `sql` with the default options; panics, naming the SQL, when it fails.
 pub async fn execute_sql(source: &MySqlSource, sql: &str) -> u64 {
     source
