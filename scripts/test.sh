@@ -15,6 +15,8 @@ fi
 mapfile -t shell_scripts < <(find scripts -name '*.sh' | sort)
 shellcheck -x "${shell_scripts[@]}" .ci/run
 
+# The disk the build has to work with, for the log of a run that runs out of it.
+echo "free disk for the build: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 bash scripts/services.sh
 set -a
 # shellcheck disable=SC1091
