@@ -1,5 +1,7 @@
 //! W3: a parametrised point query (`WHERE id = :id`) through a pool of 16 connections,
-//! extdata's `query` against the raw driver's own pool, at a given concurrency.
+//! extdata's `query` against the raw driver's own pool, at a given concurrency. On
+//! PostgreSQL also against tokio-postgres, raw and with extdata's session isolation
+//! sent one round trip at a time or pipelined ([`crate::pipelined`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +12,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::backend::{Backend, COLUMNS, sqlx_options};
 use crate::measure::{load, quantile};
+use crate::pipelined;
 use crate::stream::{self, sqlx_mysql_payload, sqlx_postgres_payload};
 
 /// Connections in each pool.
@@ -32,25 +35,28 @@ macro_rules! sqlx_lookup {
 /// One way to run the point query.
 #[derive(Clone)]
 enum Client {
-    Extdata(Arc<dyn ExternalSource>, Arc<str>),
+    /// extdata's `query`; the label says whether the connector is `read_only`.
+    Extdata(Arc<dyn ExternalSource>, Arc<str>, &'static str),
     SqlxPostgres(sqlx::PgPool, Arc<str>),
     SqlxMysql(sqlx::MySqlPool, Arc<str>),
     ClickHouse(Box<clickhouse::Client>, Arc<str>),
+    TokioPostgres(Arc<pipelined::Pool>),
 }
 
 impl Client {
     fn label(&self) -> &'static str {
         match self {
-            Client::Extdata(..) => "extdata",
+            Client::Extdata(_, _, label) => label,
             Client::SqlxPostgres(..) | Client::SqlxMysql(..) => "sqlx pool",
             Client::ClickHouse(..) => "clickhouse crate",
+            Client::TokioPostgres(pool) => pool.label(),
         }
     }
 
     /// One lookup; checks that exactly the row asked for came back.
     async fn lookup(&self, id: i32) -> Result<(), String> {
         match self {
-            Client::Extdata(source, sql) => {
+            Client::Extdata(source, sql, _) => {
                 let statement = Statement::new(sql.as_ref()).bind("id", id);
                 let result = source
                     .query(&statement, &QueryOptions::default())
@@ -73,6 +79,7 @@ impl Client {
                 std::hint::black_box(row);
                 Ok(())
             }
+            Client::TokioPostgres(pool) => pool.lookup(id).await,
         }
     }
 }
@@ -169,18 +176,58 @@ where
     Ok(all)
 }
 
-/// Prints the W3 table for `backend`.
+/// The client `name` of `--clients`: `extdata`, `extdata-ro` (a `read_only`
+/// connector), `raw` (the driver's own pool), and on PostgreSQL the tokio-postgres
+/// modes of [`pipelined::Mode::parse`].
+async fn client(backend: Backend, rows: u64, name: &str) -> Result<Client, String> {
+    let sql = || Arc::<str>::from(backend.point_query(rows));
+    match name {
+        "extdata" => Ok(Client::Extdata(
+            stream::connect(backend, i64::from(POOL_SIZE)).await?,
+            sql(),
+            "extdata",
+        )),
+        "extdata-ro" => {
+            let config = backend
+                .connector(i64::from(POOL_SIZE))?
+                .with_read_only(true);
+            let source = extdata::connect(&config).map_err(|e| e.to_string())?;
+            source.ping().await.map_err(|e| e.to_string())?;
+            Ok(Client::Extdata(source, sql(), "extdata read-only"))
+        }
+        "raw" => raw_client(backend, rows).await,
+        other => match (backend, pipelined::Mode::parse(other)) {
+            (Backend::Postgres, Some(mode)) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM {} WHERE id = $1",
+                    backend.table(rows)
+                );
+                let pool =
+                    pipelined::Pool::connect(&backend.server()?, mode, POOL_SIZE as usize, &sql)
+                        .await?;
+                Ok(Client::TokioPostgres(pool))
+            }
+            _ => Err(format!("no client `{other}` for {}", backend.name())),
+        },
+    }
+}
+
+/// Prints the W3 table for `backend`: each of `clients` (names as for [`client`]) at
+/// each concurrency, the clients alternating in rounds.
 pub(crate) fn lookups(
     backend: Backend,
     rows: u64,
     iterations: u64,
     concurrencies: &[u64],
+    clients: &[&str],
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(async {
-        let source = stream::connect(backend, i64::from(POOL_SIZE)).await?;
-        let extdata = Client::Extdata(source, backend.point_query(rows).into());
-        let raw = raw_client(backend, rows).await?;
+        let mut all = Vec::new();
+        for name in clients {
+            all.push(client(backend, rows, name).await?);
+        }
+        let clients = all;
         println!(
             "W3 {} lookups on {} ({} rows), load before: {}",
             backend.name(),
@@ -189,20 +236,19 @@ pub(crate) fn lookups(
             load()
         );
         println!();
-        println!("| concurrency | client | lookups | p50 µs | p99 µs | p99.9 µs | lookups/s |");
-        println!("|---:|---|---:|---:|---:|---:|---:|");
-        let mut p99 = Vec::new();
+        println!("| concurrency | client | lookups | p50 µs | p99 µs | p99.9 µs | lookups/s | lookups/s ÷ first |");
+        println!("|---:|---|---:|---:|---:|---:|---:|---:|");
         for &concurrency in concurrencies {
             let warm_up = (iterations / 10).max(1000);
-            for client in [&extdata, &raw] {
+            for client in &clients {
                 run(client, rows, warm_up, concurrency, 7).await?;
             }
-            // Alternate the two clients in rounds, so that a noisy moment hits both.
+            // Alternate the clients in rounds, so that a noisy moment hits all of them.
             let rounds = 4;
-            let mut samples = [Vec::new(), Vec::new()];
-            let mut seconds = [Duration::ZERO, Duration::ZERO];
+            let mut samples = vec![Vec::new(); clients.len()];
+            let mut seconds = vec![Duration::ZERO; clients.len()];
             for round in 0..rounds {
-                for (slot, client) in [&extdata, &raw].into_iter().enumerate() {
+                for (slot, client) in clients.iter().enumerate() {
                     let started = Instant::now();
                     let latencies = run(
                         client,
@@ -216,35 +262,24 @@ pub(crate) fn lookups(
                     samples[slot].extend(latencies);
                 }
             }
-            for (slot, client) in [&extdata, &raw].into_iter().enumerate() {
+            let mut first = None;
+            for (slot, client) in clients.iter().enumerate() {
                 let sorted = &mut samples[slot];
                 sorted.sort_by(f64::total_cmp);
-                let (p50, p99v, p999) = (
+                let rate = sorted.len() as f64 / seconds[slot].as_secs_f64();
+                let first = *first.get_or_insert(rate);
+                println!(
+                    "| {concurrency} | {} | {} | {:.0} | {:.0} | {:.0} | {rate:.0} | {:.2} |",
+                    client.label(),
+                    sorted.len(),
                     quantile(sorted, 0.5),
                     quantile(sorted, 0.99),
                     quantile(sorted, 0.999),
+                    rate / first
                 );
-                println!(
-                    "| {concurrency} | {} | {} | {p50:.0} | {p99v:.0} | {p999:.0} | {:.0} |",
-                    client.label(),
-                    sorted.len(),
-                    sorted.len() as f64 / seconds[slot].as_secs_f64()
-                );
-                p99.push((concurrency, slot, p99v));
             }
         }
         println!();
-        for &concurrency in concurrencies {
-            let get = |slot| {
-                p99.iter()
-                    .find(|(c, s, _)| *c == concurrency && *s == slot)
-                    .map_or(f64::NAN, |(_, _, v)| *v)
-            };
-            println!(
-                "concurrency {concurrency}: p99 extdata / raw = {:.2}",
-                get(0) / get(1)
-            );
-        }
         println!("load after: {}", load());
         Ok(())
     })

@@ -8,6 +8,8 @@
 //! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 --reps 3
 //! cargo run --release -p extdata-bench -- w2 --backend pg --rows 1000000,10000000
 //! cargo run --release -p extdata-bench -- lookup --backend pg --rows 1000000
+//! cargo run --release -p extdata-bench -- lookup --backend pg --rows 1000000 \
+//!     --clients extdata,raw,tokio-postgres,tp-reset,tp-reset-pipelined
 //! cargo run --release -p extdata-bench -- w1 --backend pg --rows 1000000 \
 //!     --methods extdata,partitioned-1,partitioned-2,partitioned-4
 //! cargo run --release -p extdata-bench -- stream-sqlite 100000 1000000
@@ -28,6 +30,7 @@ mod backend;
 mod csv;
 mod lookup;
 mod measure;
+mod pipelined;
 mod sqlite;
 mod stream;
 
@@ -46,6 +49,8 @@ const USAGE: &str = "usage:
                         (also arrow-N, arrow-columnar-N, connectorx-N: loads into Arrow on N partitions)
   extdata-bench w2      --backend B --rows N[,N…] [--methods extdata,…]
   extdata-bench lookup  --backend B --rows N [--iterations 10000] [--concurrency 1,16] [--cached true]
+                        [--clients extdata,raw]   (also extdata-ro; PostgreSQL: tokio-postgres,
+                         tp-reset, tp-reset-pipelined, tp-ro, tp-ro-pipelined)
   extdata-bench measure --backend B --method M --rows N      (one child measurement)
   extdata-bench stream-sqlite ROWS [ROWS…]
   extdata-bench seed-arrow --rows N                   (ClickHouse; EXTDATA_BENCH_CLICKHOUSE=26 for 26.x)
@@ -147,7 +152,12 @@ fn run(args: &[String]) -> Result<(), String> {
             if flags.get("cached").is_some_and(|c| c == "true") {
                 lookup::cached_lookups(backend, rows, iterations, &concurrency)
             } else {
-                lookup::lookups(backend, rows, iterations, &concurrency)
+                let clients = flags
+                    .get("clients")
+                    .map_or("extdata,raw", String::as_str)
+                    .split(',')
+                    .collect::<Vec<_>>();
+                lookup::lookups(backend, rows, iterations, &concurrency, &clients)
             }
         }
         _ => Err(USAGE.into()),

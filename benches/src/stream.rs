@@ -406,7 +406,9 @@ impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
 
 /// Decodes every column of a standard-table row read by tokio-postgres; returns its
 /// payload.
-fn tokio_postgres_payload(row: &tokio_postgres::Row) -> Result<u64, tokio_postgres::Error> {
+pub(crate) fn tokio_postgres_payload(
+    row: &tokio_postgres::Row,
+) -> Result<u64, tokio_postgres::Error> {
     standard_payload!(row, PgNumeric, uuid::Uuid, |u| opt(u, 16))
 }
 

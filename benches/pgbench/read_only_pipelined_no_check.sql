@@ -1,0 +1,6 @@
+\set id random(1, 1000000)
+\startpipeline
+BEGIN READ ONLY;
+SELECT * FROM bench_1000000 WHERE id = :id;
+ROLLBACK;
+\endpipeline
