@@ -33,7 +33,11 @@ PG_PORT=5433
 MY_PORT=3307
 MY_BASE=/var/lib/extdata-reliability
 MY_DATADIR=$MY_BASE/mysql
-MY_RUN=/run/extdata-reliability
+# Each server has a run directory of its own, owned by its user: in one shared
+# directory, each start took it over from the other server, whose stop could then not
+# remove its socket and pid file.
+REL_RUN=/run/extdata-reliability
+MY_RUN=$REL_RUN/mysql
 MY_SOCKET=$MY_RUN/mysqld.sock
 MY_PIDFILE=$MY_RUN/mysqld.pid
 MY_LOG=$MY_DATADIR/mysqld.err
@@ -43,7 +47,8 @@ CH_HTTPS_PORT=8444
 CH_BASE=$MY_BASE/clickhouse
 CH_CONFIG=$CH_BASE/config.xml
 CH_TLS_CONFIG=$CH_BASE/config.d/extdata-tls.xml
-CH_PIDFILE=$MY_RUN/clickhouse.pid
+CH_RUN=$REL_RUN/clickhouse
+CH_PIDFILE=$CH_RUN/clickhouse.pid
 CH_LOG=$CH_BASE/console.log
 REL_USER=extdata_rel
 REL_PASSWORD=extdata-rel-pw
@@ -136,25 +141,27 @@ pg_setup() {
 
 # --------------------------------------------------------------------------- MariaDB
 
-# pidfile_pid FILE: the pid FILE holds, when that process is alive; fails otherwise.
-pidfile_pid() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null && cat "$1"; }
-
-# pidfile_stop WHAT FILE: stops the live process FILE names (TERM, then up to 30 s).
+# pidfile_stop WHAT FILE PROGRAM: stops the live PROGRAM FILE names (TERM, then up to
+# 30 s).
 pidfile_stop() {
     local what=$1 pid
-    pid=$(pidfile_pid "$2" || true)
+    pid=$(pidfile_pid "$2" "$3" || true)
     [[ -n $pid ]] || return 0
     kill -TERM "$pid"
     wait_exit "$pid" 300 0.1 || die "$what did not stop within 30 s"
 }
 
-my_pid() { pidfile_pid "$MY_PIDFILE"; }
+my_pid() { pidfile_pid "$MY_PIDFILE" mariadbd; }
 
 my_ready() { mariadb-admin --no-defaults --socket="$MY_SOCKET" -uroot ping >/dev/null 2>&1; }
 
 my_start() {
     if [[ -z $(my_pid || true) ]]; then
+        install -d -o root -g root -m 755 "$REL_RUN"
         install -d -o mysql -g mysql -m 755 "$MY_RUN"
+        # What a server that did not stop cleanly left: its socket file makes the next
+        # start fail ("Bind on unix socket: Address already in use").
+        rm -f "$MY_SOCKET" "$MY_SOCKET.lock" "$MY_PIDFILE"
         setsid nohup mariadbd --no-defaults --user=mysql --datadir="$MY_DATADIR" \
             --socket="$MY_SOCKET" --pid-file="$MY_PIDFILE" --port="$MY_PORT" \
             --bind-address=127.0.0.1 --skip-name-resolve --log-error="$MY_LOG" \
@@ -165,7 +172,7 @@ my_start() {
     retry 200 0.1 my_ready || die "MariaDB on $MY_PORT did not start within 20 s; see $MY_LOG"
 }
 
-my_stop() { pidfile_stop "MariaDB on $MY_PORT" "$MY_PIDFILE"; }
+my_stop() { pidfile_stop "MariaDB on $MY_PORT" "$MY_PIDFILE" mariadbd; }
 
 my_setup() {
     command -v mariadbd >/dev/null || die "MariaDB is not installed (run scripts/services.sh mysql first)"
@@ -198,13 +205,15 @@ my_setup() {
 
 # ------------------------------------------------------------------------ ClickHouse
 
-ch_pid() { pidfile_pid "$CH_PIDFILE"; }
+ch_pid() { pidfile_pid "$CH_PIDFILE" 'clickhouse*'; }
 
 ch_ready() { [[ $(curl -s --max-time 1 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]; }
 
 ch_start() {
     if [[ -z $(ch_pid || true) ]]; then
-        install -d -o clickhouse -g clickhouse -m 755 "$MY_RUN"
+        install -d -o root -g root -m 755 "$REL_RUN"
+        install -d -o clickhouse -g clickhouse -m 755 "$CH_RUN"
+        rm -f "$CH_PIDFILE"
         start-stop-daemon --start --oknodo --background --chuid clickhouse:clickhouse \
             --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_LOG" --chdir "$CH_BASE" \
             --exec /usr/sbin/clickhouse-server -- --config-file="$CH_CONFIG"
@@ -214,7 +223,7 @@ ch_start() {
 
 ch_stop() {
     [[ -n $(ch_pid || true) ]] || return 0
-    pidfile_stop "ClickHouse on $CH_HTTP_PORT" "$CH_PIDFILE"
+    pidfile_stop "ClickHouse on $CH_HTTP_PORT" "$CH_PIDFILE" 'clickhouse*'
     rm -f "$CH_PIDFILE"
 }
 
@@ -252,6 +261,14 @@ ch_setup() {
     note "ok       ClickHouse answers on 127.0.0.1:$CH_HTTP_PORT and HTTPS on $CH_HTTPS_PORT (expired certificate)"
 }
 
+# Servers started while both kept their socket and pid files in $REL_RUN itself: stopped,
+# and their files removed, so that the setup starts them from the new places.
+old_run_dir_cleanup() {
+    pidfile_stop "MariaDB on $MY_PORT (old run directory)" "$REL_RUN/mysqld.pid" mariadbd
+    pidfile_stop "ClickHouse on $CH_HTTP_PORT (old run directory)" "$REL_RUN/clickhouse.pid" 'clickhouse*'
+    rm -f "$REL_RUN/mysqld.pid" "$REL_RUN/mysqld.sock" "$REL_RUN/mysqld.sock.lock" "$REL_RUN/clickhouse.pid"
+}
+
 # ----------------------------------------------------------------------------- main
 
 [[ $(id -u) == 0 ]] || die "run as root: it starts and stops database servers"
@@ -261,6 +278,7 @@ case ${1:-} in
         # and the tools below print notes of their own (pg_ctlcluster, for one, says
         # "Removed stale pid file." after an unclean shutdown).
         {
+            old_run_dir_cleanup
             tls_setup
             pg_setup
             my_setup

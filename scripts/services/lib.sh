@@ -186,12 +186,27 @@ retry() {
     return 1
 }
 
-# True when PIDFILE names a process that exists.
-pid_alive() {
-    local pid
-    pid=$(cat "$1" 2>/dev/null || true)
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+# pidfile_pid FILE [PROGRAM]: prints the pid FILE holds when that process is alive and,
+# given PROGRAM (an executable's name, or a pattern of one), runs it; fails otherwise.
+# The name guards against a reused pid (this kind of machine has pid_max 32768, and a
+# build goes through thousands): a stale file in a directory that outlives a checkout
+# would otherwise pass for a running server.
+pidfile_pid() {
+    local pid exe
+    [[ -s $1 ]] || return 1
+    pid=$(cat "$1")
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -n ${2:-} ]]; then
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+        # shellcheck disable=SC2053 # PROGRAM may be a pattern (clickhouse*).
+        [[ ${exe##*/} == $2 ]] || return 1
+    fi
+    echo "$pid"
 }
+
+# pid_alive PIDFILE [PROGRAM]: true when PIDFILE names a process that exists (and runs
+# PROGRAM).
+pid_alive() { pidfile_pid "$@" >/dev/null; }
 
 # True when process PID exists and is not a zombie (PID 1 here may be slow to reap).
 pid_running() {
