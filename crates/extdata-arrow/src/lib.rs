@@ -155,11 +155,14 @@ fn mantissa256(text: &str, scale: i8) -> Option<i256> {
     i256::from_string(&format!("{int}{frac}{}", "0".repeat(pad)))
 }
 
-/// The error of a decimal that does not fit its column. Without the value: a value may
-/// be a bound parameter the server echoed (`SELECT :amount::numeric(10,2)`), which must
-/// not reach an error.
-fn too_wide_decimal(scale: i8) -> String {
-    format!("a decimal with more digits than its column holds (scale {scale})")
+/// The error of a decimal that does not fit its column, with what to do about it.
+/// Without the value: a value may be a bound parameter the server echoed
+/// (`SELECT :amount::numeric(10,2)`), which must not reach an error.
+fn too_wide_decimal(precision: u8, scale: i8) -> String {
+    format!(
+        "a decimal with more digits than its column holds (Decimal({precision}, {scale})); \
+         to read such values, cast the column in the query to text or to a wider decimal"
+    )
 }
 
 fn days_since_epoch(date: &NaiveDate) -> i32 {
@@ -284,14 +287,14 @@ impl Builder {
                 let (scale, precision) = (*scale, *precision);
                 let m = mantissa128(d.as_str(), scale)
                     .filter(|m| Decimal128Type::is_valid_decimal_precision(*m, precision))
-                    .ok_or_else(|| too_wide_decimal(scale))?;
+                    .ok_or_else(|| too_wide_decimal(precision, scale))?;
                 push!(b, m)
             }
             (Builder::Decimal256(b, scale, precision), Value::Decimal(d)) => {
                 let (scale, precision) = (*scale, *precision);
                 let m = mantissa256(d.as_str(), scale)
                     .filter(|m| Decimal256Type::is_valid_decimal_precision(*m, precision))
-                    .ok_or_else(|| too_wide_decimal(scale))?;
+                    .ok_or_else(|| too_wide_decimal(precision, scale))?;
                 push!(b, m)
             }
             (Builder::Text(b), Value::Text(v)) => {
@@ -1132,7 +1135,8 @@ mod tests {
         let mut amount = ColumnBuilder::new(&columns[1], 1);
         let err = amount.append_decimal(123_456, 5).unwrap_err().to_string();
         assert!(
-            err.contains("more digits than its column holds (scale 4)"),
+            err.contains("more digits than its column holds (Decimal(18, 4))")
+                && err.contains("cast the column in the query"),
             "{err}"
         );
         assert!(

@@ -400,7 +400,8 @@ fn sqlite_decimals_wider_than_their_declared_type_are_refused_not_cut() {
         assert!(!output.status.success(), "{format}: {stderr}");
         assert!(
             stderr.contains("arrow column `d`")
-                && stderr.contains("more digits than its column holds"),
+                && stderr.contains("more digits than its column holds (Decimal(5, 2))")
+                && stderr.contains("cast the column in the query to text"),
             "{format}: {stderr}"
         );
     }
