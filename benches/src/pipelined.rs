@@ -7,8 +7,8 @@
 //! sqlx, which `extdata-postgres` is built on, cannot pipeline; tokio-postgres sends
 //! each request when its future is first polled, so polling the requests of a call in
 //! order before awaiting any of them writes them back to back. The statements and the
-//! check are copies of `extdata-postgres`'s (crate-private there): this is a measurement
-//! of a possible design, not a second implementation of the reset.
+//! check are `extdata-postgres`'s own (its `session_for_bench`): this measures a
+//! possible design with the same SQL, not a second implementation of the reset.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,12 +16,14 @@ use futures::future::maybe_done;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::SimpleQueryMessage;
 
+use extdata::postgres::session_for_bench as session;
+
 use crate::backend::Server;
-use crate::stream::tokio_postgres_payload;
+use crate::stream::{self, tokio_postgres_payload};
 
 /// The connector's settings after connecting, as `extdata-postgres` applies them for
 /// the bench connector (query timeout 600 s plus its 1 s margin).
-const STATEMENT_TIMEOUT_MS: &str = "601000";
+const STATEMENT_TIMEOUT_MS: u64 = 601_000;
 
 /// How a call runs on its tokio-postgres connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,45 +70,22 @@ impl Mode {
     }
 }
 
-/// `extdata-postgres`'s `session::begin_read_only`.
+/// `extdata-postgres`'s start of a read-only call.
 fn begin_read_only() -> String {
-    format!(
-        "BEGIN READ ONLY; \
-         SELECT pg_catalog.set_config('statement_timeout', '{STATEMENT_TIMEOUT_MS}', true)"
-    )
+    session::begin_read_only(STATEMENT_TIMEOUT_MS)
 }
 
-/// `extdata-postgres`'s `session::reset_sql`: `Reset::RolledBack` for a read-only call,
+/// `extdata-postgres`'s reset after a call: `Reset::RolledBack` for a read-only call,
 /// `Reset::Full { read_only: false }` (with the connector's one setting) otherwise.
 fn reset_sql(read_only: bool) -> String {
-    let mut sql = String::new();
     if read_only {
-        sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
+        session::reset_sql(session::Reset::RolledBack, &[])
     } else {
-        sql.push_str(
-            "CLOSE ALL; UNLISTEN *; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-             DISCARD TEMP; DISCARD SEQUENCES; ",
-        );
+        session::reset_sql(
+            session::Reset::Full { read_only: false },
+            &[("statement_timeout", STATEMENT_TIMEOUT_MS.to_string())],
+        )
     }
-    sql.push_str(
-        "SELECT pg_catalog.concat_ws(',', \
-             pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp(), \
-             pg_catalog.count(*) FILTER (WHERE from_sql), \
-             pg_catalog.count(*) FILTER (WHERE NOT from_sql)), \
-         pg_catalog.pg_advisory_unlock_all()",
-    );
-    if !read_only {
-        sql.push_str(&format!(
-            ", pg_catalog.set_config('statement_timeout', '{STATEMENT_TIMEOUT_MS}', false)"
-        ));
-    }
-    sql.push_str(
-        ", pg_catalog.setseed(('x' OPERATOR(pg_catalog.||) pg_catalog.left(\
-         pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12))\
-         ::pg_catalog.bit(48)::pg_catalog.int8 OPERATOR(pg_catalog./) 140737488355328.0 \
-         OPERATOR(pg_catalog.-) 1) FROM pg_catalog.pg_prepared_statements",
-    );
-    sql
 }
 
 /// Whether the reset's answer is the clean one (`t,0,<sqlx's count>`): no transaction
@@ -154,18 +133,7 @@ impl Pool {
     ) -> Result<Arc<Pool>, String> {
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size {
-            let mut config = tokio_postgres::Config::new();
-            config
-                .host(&server.host)
-                .port(server.port)
-                .user(&server.user)
-                .password(&server.password)
-                .dbname(&server.database);
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
+            let client = stream::tokio_postgres_connect(server).await?;
             if mode != Mode::Raw {
                 let mut settings = format!(
                     "SELECT pg_catalog.set_config('statement_timeout', '{STATEMENT_TIMEOUT_MS}', false)"

@@ -412,7 +412,10 @@ pub(crate) fn tokio_postgres_payload(
     standard_payload!(row, PgNumeric, uuid::Uuid, |u| opt(u, 16))
 }
 
-async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
+/// A tokio-postgres client of `server`, TLS off, its connection task spawned.
+pub(crate) async fn tokio_postgres_connect(
+    server: &Server,
+) -> Result<tokio_postgres::Client, String> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&server.host)
@@ -425,6 +428,11 @@ async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn tokio_postgres_read(server: &Server, sql: &str) -> Outcome {
+    let client = tokio_postgres_connect(server).await?;
     let (cpu, started, mut tally) = start();
     let rows = client
         .query_raw(sql, std::iter::empty::<i32>())

@@ -35,6 +35,14 @@ pub use pool::PoolState;
 #[doc(hidden)]
 pub use types::decode_binary_for_bench;
 
+/// The SQL this backend sends around each call — the start of a read-only call and the
+/// session reset — for the benchmarks, which send the same statements through another
+/// driver (`benches/src/pipelined.rs`). Not API.
+#[doc(hidden)]
+pub mod session_for_bench {
+    pub use crate::session::{Reset, begin_read_only, reset_sql};
+}
+
 use crate::pool::{Pool, PoolConfig, Pooled};
 use crate::types::{Decoder, Param};
 use crate::typmod::{NumericTypmods, Origins};

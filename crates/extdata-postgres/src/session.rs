@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 pub(crate) const NO_ACTIVE_TRANSACTION: &str = "25P01";
 
 /// The round trip that starts a call on a `read_only` connector.
-pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
+pub fn begin_read_only(statement_timeout_ms: u64) -> String {
     format!(
         "BEGIN READ ONLY; \
          SELECT pg_catalog.set_config('statement_timeout', '{statement_timeout_ms}', true)"
@@ -49,7 +49,7 @@ pub(crate) fn begin_read_only(statement_timeout_ms: u64) -> String {
 
 /// How much of a session a call may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reset {
+pub enum Reset {
     /// One statement in a `read_only` connector's read-only transaction.
     RolledBack,
     /// Anything: a call on a writable connector, or a batch.
@@ -77,7 +77,7 @@ impl Reset {
 /// The last statement also reseeds `random()` with [`SERVER_SEED`]: a `setseed` of one
 /// call would otherwise choose the next call's random numbers, and neither `RESET ALL`
 /// nor `DISCARD` reseeds.
-pub(crate) fn reset_sql(reset: Reset, settings: &[(&'static str, String)]) -> String {
+pub fn reset_sql(reset: Reset, settings: &[(&'static str, String)]) -> String {
     let mut sql = String::new();
     if reset.rolls_back() {
         sql.push_str("ROLLBACK AND CHAIN; ROLLBACK; ");
