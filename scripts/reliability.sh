@@ -159,6 +159,8 @@ my_start() {
     if [[ -z $(my_pid || true) ]]; then
         install -d -o root -g root -m 755 "$REL_RUN"
         install -d -o mysql -g mysql -m 755 "$MY_RUN"
+        # A server this script does not know of is not touched: its files stay.
+        ! port_open "$MY_PORT" || die "port $MY_PORT is taken by a server without a live pid in $MY_PIDFILE"
         # What a server that did not stop cleanly left: its socket file makes the next
         # start fail ("Bind on unix socket: Address already in use").
         rm -f "$MY_SOCKET" "$MY_SOCKET.lock" "$MY_PIDFILE"
@@ -205,7 +207,7 @@ my_setup() {
 
 # ------------------------------------------------------------------------ ClickHouse
 
-ch_pid() { pidfile_pid "$CH_PIDFILE" 'clickhouse*'; }
+ch_pid() { pidfile_pid "$CH_PIDFILE" '@(clickhouse|clickhouse-server)'; }
 
 ch_ready() { [[ $(curl -s --max-time 1 "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null) == "Ok." ]]; }
 
@@ -213,6 +215,7 @@ ch_start() {
     if [[ -z $(ch_pid || true) ]]; then
         install -d -o root -g root -m 755 "$REL_RUN"
         install -d -o clickhouse -g clickhouse -m 755 "$CH_RUN"
+        ! port_open "$CH_HTTP_PORT" || die "port $CH_HTTP_PORT is taken by a server without a live pid in $CH_PIDFILE"
         rm -f "$CH_PIDFILE"
         start-stop-daemon --start --oknodo --background --chuid clickhouse:clickhouse \
             --make-pidfile --pidfile "$CH_PIDFILE" --output "$CH_LOG" --chdir "$CH_BASE" \
@@ -223,7 +226,7 @@ ch_start() {
 
 ch_stop() {
     [[ -n $(ch_pid || true) ]] || return 0
-    pidfile_stop "ClickHouse on $CH_HTTP_PORT" "$CH_PIDFILE" 'clickhouse*'
+    pidfile_stop "ClickHouse on $CH_HTTP_PORT" "$CH_PIDFILE" '@(clickhouse|clickhouse-server)'
     rm -f "$CH_PIDFILE"
 }
 
@@ -265,7 +268,7 @@ ch_setup() {
 # and their files removed, so that the setup starts them from the new places.
 old_run_dir_cleanup() {
     pidfile_stop "MariaDB on $MY_PORT (old run directory)" "$REL_RUN/mysqld.pid" mariadbd
-    pidfile_stop "ClickHouse on $CH_HTTP_PORT (old run directory)" "$REL_RUN/clickhouse.pid" 'clickhouse*'
+    pidfile_stop "ClickHouse on $CH_HTTP_PORT (old run directory)" "$REL_RUN/clickhouse.pid" '@(clickhouse|clickhouse-server)'
     rm -f "$REL_RUN/mysqld.pid" "$REL_RUN/mysqld.sock" "$REL_RUN/mysqld.sock.lock" "$REL_RUN/clickhouse.pid"
 }
 

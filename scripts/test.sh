@@ -16,7 +16,9 @@ mapfile -t shell_scripts < <(find scripts -name '*.sh' | sort)
 shellcheck -x "${shell_scripts[@]}" .ci/run
 
 # The disk the build has to work with, for the log of a run that runs out of it.
-echo "free disk for the build: $(df -h --output=avail . | tail -1 | tr -d ' ')"
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+echo "free disk for the build: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ')"
 bash scripts/services.sh
 set -a
 # shellcheck disable=SC1091

@@ -44,7 +44,7 @@ $(ch_log_tail)"
 
 ch_stop() {
     local pid
-    pid=$(cat "$CH_PIDFILE" 2>/dev/null || true)
+    pid=$(pidfile_pid "$CH_PIDFILE" '@(clickhouse|clickhouse-server)' || true)
     [[ -n $pid ]] || return 0
     kill "$pid" 2>/dev/null || return 0
     wait_exit "$pid" 120 0.5 || die "ClickHouse (pid $pid) did not stop within 60 s"

@@ -243,17 +243,17 @@ setup_kerberos() {
         fi
     done
 
-    if port_open "$KRB_KDC_PORT" && ! pid_alive "$KRB_DIR/kdc.pid"; then
+    if port_open "$KRB_KDC_PORT" && ! pid_alive "$KRB_DIR/kdc.pid" krb5kdc; then
         die "port $KRB_KDC_PORT is taken by something that is not this checkout's KDC ($KRB_DIR/kdc.pid)"
     fi
-    if pid_alive "$KRB_DIR/kdc.pid" && ((conf_changed)); then
+    if pid_alive "$KRB_DIR/kdc.pid" krb5kdc && ((conf_changed)); then
         local pid
-        pid=$(cat "$KRB_DIR/kdc.pid")
+        pid=$(pidfile_pid "$KRB_DIR/kdc.pid" krb5kdc)
         kill -TERM "$pid"
         wait_exit "$pid" 20 0.25 || true
         changed "stopped the KDC (its configuration or database changed)"
     fi
-    if ! pid_alive "$KRB_DIR/kdc.pid"; then
+    if ! pid_alive "$KRB_DIR/kdc.pid" krb5kdc; then
         krb_env krb5kdc -P "$KRB_DIR/kdc.pid" >/dev/null 2>&1 ||
             die "krb5kdc did not start; see $KRB_DIR/kdc.log:
 $(tail -n 20 "$KRB_DIR/kdc.log" 2>/dev/null)"

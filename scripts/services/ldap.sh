@@ -65,8 +65,8 @@ ldap_bind_ok() {
 
 ldap_stop() {
     local pid
-    pid=$(cat "$LDAP_DIR/slapd.pid" 2>/dev/null || true)
-    [[ -n $pid ]] || return 0
+    pid=$(pidfile_pid "$LDAP_DIR/slapd.pid" slapd || true)
+    [[ -n $pid ]] || { rm -f "$LDAP_DIR/slapd.pid"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
     wait_exit "$pid" 40 0.25 || die "slapd ($pid) did not stop"
     rm -f "$LDAP_DIR/slapd.pid"
@@ -113,14 +113,14 @@ setup_ldap() {
     chown -R openldap:openldap "$LDAP_DIR"
     chmod 700 "$LDAP_DIR/db"
 
-    if port_open "$LDAP_PORT" && ! pid_alive "$LDAP_DIR/slapd.pid"; then
+    if port_open "$LDAP_PORT" && ! pid_alive "$LDAP_DIR/slapd.pid" slapd; then
         die "port $LDAP_PORT is taken by something that is not this machine's test slapd ($LDAP_DIR/slapd.pid)"
     fi
-    if ((restart)) && pid_alive "$LDAP_DIR/slapd.pid"; then
+    if ((restart)) && pid_alive "$LDAP_DIR/slapd.pid" slapd; then
         ldap_stop
         changed "stopped slapd (its configuration or directory changed)"
     fi
-    if ! pid_alive "$LDAP_DIR/slapd.pid"; then
+    if ! pid_alive "$LDAP_DIR/slapd.pid" slapd; then
         local out
         out=$(slapd -f "$LDAP_DIR/slapd.conf" -h "$(ldap_url)" -u openldap -g openldap 2>&1) ||
             die "slapd did not start: $out"

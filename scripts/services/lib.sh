@@ -187,7 +187,8 @@ retry() {
 }
 
 # pidfile_pid FILE [PROGRAM]: prints the pid FILE holds when that process is alive and,
-# given PROGRAM (an executable's name, or a pattern of one), runs it; fails otherwise.
+# given PROGRAM (an executable's name, or an extended pattern of names), runs it; fails
+# otherwise.
 # The name guards against a reused pid (this kind of machine has pid_max 32768, and a
 # build goes through thousands): a stale file in a directory that outlives a checkout
 # would otherwise pass for a running server.
@@ -198,7 +199,9 @@ pidfile_pid() {
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
     if [[ -n ${2:-} ]]; then
         exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-        # shellcheck disable=SC2053 # PROGRAM may be a pattern (clickhouse*).
+        # A program replaced on disk while it runs (a package upgrade) reads "(deleted)".
+        exe=${exe% (deleted)}
+        # shellcheck disable=SC2053 # PROGRAM may be a pattern: @(clickhouse|clickhouse-server).
         [[ ${exe##*/} == $2 ]] || return 1
     fi
     echo "$pid"

@@ -160,8 +160,10 @@ fn mantissa256(text: &str, scale: i8) -> Option<i256> {
 /// (`SELECT :amount::numeric(10,2)`), which must not reach an error.
 fn too_wide_decimal(precision: u8, scale: i8) -> String {
     format!(
-        "a decimal with more digits than its column holds (Decimal({precision}, {scale})); \
-         to read such values, cast the column in the query to text or to a wider decimal"
+        "a decimal with more digits than its column holds (Decimal({precision}, {scale})): \
+         where the server does not enforce the column's type (SQLite), cast the column in \
+         the query to text or to a wider decimal; where a calculation overflowed \
+         (ClickHouse without overflow checks), fix the calculation"
     )
 }
 

@@ -68,13 +68,13 @@ impl Reset {
 
 /// The reset round trip of a connector whose session settings are `settings`.
 ///
-/// `ROLLBACK AND CHAIN` fails (SQLSTATE [`NO_ACTIVE_TRANSACTION`]) when no transaction
+/// `ROLLBACK AND CHAIN` fails (SQLSTATE `NO_ACTIVE_TRANSACTION`) when no transaction
 /// block is open, which on a read-only connector means that the call's statement ended
 /// the transaction the call runs in; it succeeds on an open or a failed one. The chained
 /// transaction is then rolled back too. Everything after runs outside any transaction
-/// block, and the last statement returns the [`Check`] row.
+/// block, and the last statement returns the `Check` row.
 ///
-/// The last statement also reseeds `random()` with [`SERVER_SEED`]: a `setseed` of one
+/// The last statement also reseeds `random()` with `SERVER_SEED`: a `setseed` of one
 /// call would otherwise choose the next call's random numbers, and neither `RESET ALL`
 /// nor `DISCARD` reseeds.
 pub fn reset_sql(reset: Reset, settings: &[(&'static str, String)]) -> String {
