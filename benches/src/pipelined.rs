@@ -88,17 +88,14 @@ fn reset_sql(read_only: bool) -> String {
     }
 }
 
-/// Whether the reset's answer is the clean one (`t,0,<sqlx's count>`): no transaction
-/// left open, no statement prepared by SQL.
+/// Whether the reset's answer, read as `extdata-postgres` reads it, is the clean one: no
+/// transaction left open, no statement prepared by SQL.
 fn reset_is_clean(messages: &[SimpleQueryMessage]) -> bool {
     let check = messages.iter().rev().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0),
+        SimpleQueryMessage::Row(row) => row.get(0).and_then(session::Check::parse),
         _ => None,
     });
-    check.is_some_and(|text| {
-        let mut parts = text.split(',');
-        parts.next() == Some("t") && parts.next() == Some("0")
-    })
+    check.is_some_and(|check| check.outside_transaction && check.prepared_by_sql == 0)
 }
 
 struct Conn {
@@ -187,7 +184,7 @@ impl Pool {
 
     /// One lookup of `id`; checks that exactly that row came back. The reset of the
     /// isolated modes finishes in a background task that then returns the connection
-    /// (a failed reset ends the process: it would mean the copy is wrong).
+    /// (a failed reset ends the process: it would mean this sends the isolation wrongly).
     pub(crate) async fn lookup(self: &Arc<Pool>, id: i32) -> Result<(), String> {
         let (conn, permit) = self.take().await?;
         let mode = self.mode;

@@ -40,7 +40,7 @@ pub use types::decode_binary_for_bench;
 /// driver (`benches/src/pipelined.rs`). Not API.
 #[doc(hidden)]
 pub mod session_for_bench {
-    pub use crate::session::{Reset, begin_read_only, reset_sql};
+    pub use crate::session::{Check, Reset, begin_read_only, reset_sql};
 }
 
 use crate::pool::{Pool, PoolConfig, Pooled};

@@ -143,19 +143,19 @@ fn literal(value: &str) -> String {
 
 /// What the reset found, from the first column of its last row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Check {
+pub struct Check {
     /// The reset ran in a transaction it started itself: no transaction block was left
     /// open by the call (`now() = statement_timestamp()`).
-    pub(crate) outside_transaction: bool,
+    pub outside_transaction: bool,
     /// Prepared statements made with SQL `PREPARE` (sqlx never makes these).
-    pub(crate) prepared_by_sql: u64,
+    pub prepared_by_sql: u64,
     /// Prepared statements made through the protocol (sqlx's).
-    pub(crate) prepared_by_protocol: u64,
+    pub prepared_by_protocol: u64,
 }
 
 impl Check {
     /// Parses `t,0,3`.
-    pub(crate) fn parse(text: &str) -> Option<Check> {
+    pub fn parse(text: &str) -> Option<Check> {
         let mut parts = text.split(',');
         let outside_transaction = match parts.next()? {
             "t" | "true" => true,
